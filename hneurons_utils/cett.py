@@ -68,6 +68,8 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     norms = column_norms(m) if norms is None else norms
     dev = m.device if not m.remote else "cpu"
     k, norms_d = k.to(dev), norms.to(dev)
+    # Fully masked (padding) positions can hold NaN activations; 0 * NaN would leak into sums.
+    used = k.bool().any(0)[..., None]  # [B, T, 1]
     scale = scale or {}
     with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote):
         per_layer = []
@@ -76,7 +78,7 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
             if i in scale:
                 idx, alpha = scale[i]
                 down.input[..., idx] *= alpha
-            ratio = _cett_ratio(down.input, down.output)  # [B, T, N]
+            ratio = torch.where(used, _cett_ratio(down.input, down.output), 0.0)  # [B, T, N]
             per_layer.append(torch.einsum("kbt,btn->kbn", k, ratio) * norms_d[i])
         sums = nnsight.save(per_layer)
     total = torch.stack([s.cpu() for s in sums], dim=2)  # [K, B, L, N]

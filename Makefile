@@ -1,0 +1,16 @@
+# The two commands of the README. Both create .venv and install the pinned environment if needed.
+PROFILE ?= default
+
+.PHONY: book test bench clean
+book:  ## execute every chapter on PROFILE (default: embedded model, CPU) and render book/_build/html
+	PROFILE=$(PROFILE) scripts/build_book.sh
+
+test:  ## unit tests, real-model tests, and the smoke build of the whole book
+	scripts/run_tests.sh
+
+bench:  ## print the speed figures (CETT vs forward pass, steering overhead)
+	scripts/setup_env.sh && . .venv/bin/activate && OMP_NUM_THREADS=1 python bench/bench_cett.py && \
+	  for f in bench/bench_*.py; do [ "$$f" = bench/bench_cett.py ] || OMP_NUM_THREADS=1 python $$f; done
+
+clean:
+	rm -rf book/_build book/*.ipynb results

@@ -1,0 +1,174 @@
+"""Where the answer sits in a response: the tokens whose CETT is averaged (paper Section 2.2).
+
+The paper computes CETT features on the answer tokens only (Section 2.2, "answer tokens"),
+found there by asking an LLM to extract the answer string. Here a rule does it, in order:
+
+1. ``alias``: a gold alias occurs in the response (case/accent-insensitive, whole tokens, the
+   same normalisation as the rule judge); its shortest occurrence, preferring one inside the
+   content span below, mapped back to the response's own character offsets.
+2. ``content``: otherwise the answer-bearing part of the first sentence: filler ("The answer
+   is", "I think", "It is") and the trailing period dropped; for "X is Y." sentences, Y, less
+   leading prepositions and words echoed from X or the question ("The constellation Aldebaran
+   is in the constellation Sagittarius." -> "Sagittarius").
+3. ``fallback``: the whole response, when nothing else is left (empty or filler-only replies).
+
+``span_stats`` counts the methods so a chapter can report how often the heuristics fell back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+
+from .judges import alias_token_lists, normalized_tokens
+
+Method = Literal["alias", "content", "fallback"]
+
+
+@dataclass(frozen=True)
+class AnswerSpan:
+    """Character offsets ``[start, end)`` into the response and how they were found."""
+
+    start: int
+    end: int
+    method: Method
+
+    def text(self, response: str) -> str:
+        return response[self.start:self.end]
+
+
+_FILLER = re.compile(
+    r"(?:(?:the |my )?(?:correct |final |short |best )?answer(?: is:?|:)"
+    r"|i (?:think|believe|guess|would say|'d say)(?: that)?|(?:it|this|that) (?:is|was|would be|'s)"
+    r"|it's|(?:sure|well|okay|ok|yes|so|hmm)[,!.]|probably|perhaps|maybe|answer\s*:)(?:\s+|$)",
+    re.IGNORECASE)
+_COPULA = re.compile(r"\b(?:is|are|was|were)\s+", re.IGNORECASE)
+_CLAUSE_BREAK = re.compile(r",\s|;|\(|\s(?:which|who|where|whose)\s")
+_ABBREV = frozenset({"dr", "mr", "mrs", "ms", "st", "jr", "sr", "no", "vs", "mt", "ft", "prof"})
+_LEADING_STOP = frozenset({"a", "an", "the", "in", "on", "at", "of", "from", "by", "to", "for",
+                           "with", "as", "called", "named", "known"})
+_TRIM = " \t\n\"'*`.,;:!?\u201c\u201d\u2018\u2019"
+
+
+def _first_sentence(text: str) -> tuple[int, int]:
+    """Bounds of the first sentence: up to the first ``.!?`` + space that ends no abbreviation."""
+    start = len(text) - len(text.lstrip())
+    line_end = text.find("\n", start)
+    end = len(text) if line_end < 0 else line_end
+    for m in re.finditer(r"[.!?](?=\s|$)", text[:end]):
+        word = re.findall(r"[^\W_]+$", text[start:m.start()])
+        if m.start() <= start or (word and (len(word[0]) == 1 or word[0].lower() in _ABBREV)):
+            continue
+        return start, m.start()
+    return start, end
+
+
+def _trim(text: str, s: int, e: int) -> tuple[int, int]:
+    """Shrink ``[s, e)`` past surrounding whitespace, quotes, asterisks and punctuation."""
+    while s < e and text[s] in _TRIM:
+        s += 1
+    while e > s and text[e - 1] in _TRIM:
+        e -= 1
+    return s, e
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[^\W_]+", text.lower()))
+
+
+def _strip_leading(text: str, s: int, e: int, echo: set[str]) -> int:
+    """New start after dropping leading stopwords and echoed words, keeping at least one word."""
+    words = list(re.finditer(r"\S+", text[s:e]))
+    for w in words[:-1]:
+        key = re.sub(r"[\W_]+", "", w.group().lower())
+        if key not in _LEADING_STOP and key not in echo:
+            return s + w.start()
+    return s + words[-1].start() if words else s
+
+
+def content_span(response: str, question: str | None = None) -> tuple[int, int] | None:
+    """The answer-bearing part of the first sentence (see the module docstring), or None if empty."""
+    s, e = _first_sentence(response)
+    while (m := _FILLER.match(response, s, e)) is not None and m.end() > s:
+        s = m.end()
+    if (b := _CLAUSE_BREAK.search(response, s, e)) is not None and b.start() > s:
+        e = b.start()
+    q_words = _words(question or "")
+    echo = set(q_words)
+    if (m := _COPULA.search(response, s, e)) is not None and m.start() > s:
+        x, y = (s, m.start()), _trim(response, m.end(), e)
+        x_words = _words(response[x[0]:x[1]]) - _LEADING_STOP
+        y_words = _words(response[y[0]:y[1]]) - _LEADING_STOP
+        if question and y_words and y_words <= q_words and not x_words <= q_words:
+            s, e = x  # "Lyon is the capital of France." answering "What is the capital of France?"
+        elif y[1] > y[0]:
+            s, e = y
+            echo |= x_words
+    s, e = _trim(response, s, e)
+    s = _strip_leading(response, s, e, echo)
+    s, e = _trim(response, s, e)
+    return (s, e) if e > s else None
+
+
+def alias_occurrences(response: str, answers: Sequence[str]) -> list[tuple[int, int]]:
+    """Every ``(start, end)`` where a normalised gold alias occurs in ``response`` as whole tokens."""
+    toks = normalized_tokens(response)
+    words = [t for t, _, _ in toks]
+    found = []
+    for alias in alias_token_lists(answers):
+        n = len(alias)
+        for i in range(len(words) - n + 1):
+            if words[i:i + n] == alias:
+                found.append((toks[i][1], toks[i + n - 1][2]))
+    return found
+
+
+def locate_answer_span(response: str, answers: Sequence[str],
+                       question: str | None = None) -> AnswerSpan:
+    """The shortest span of ``response`` that carries the answer (alias, content, or fallback).
+
+    Implements the paper's "answer tokens" (Section 2.2) by rule. Passing ``question`` lets
+    the content heuristic tell the answer from an echo of the question ("Lyon is the capital
+    of France." -> "Lyon"); without it, "X is Y" sentences give Y.
+    """
+    content = content_span(response, question)
+    occ = alias_occurrences(response, answers) if answers else []
+    if occ:
+        if content is not None:
+            inside = [o for o in occ if o[0] < content[1] and o[1] > content[0]]
+            occ = inside or occ
+        start, end = min(occ, key=lambda o: (o[1] - o[0], -o[0]))
+        return AnswerSpan(start, end, "alias")
+    if content is not None:
+        return AnswerSpan(content[0], content[1], "content")
+    return AnswerSpan(0, len(response), "fallback")
+
+
+def token_mask_from_span(offsets: Sequence[tuple[int, int]], span: AnswerSpan) -> np.ndarray:
+    """Boolean mask ``[tokens]`` of the tokens whose character range overlaps ``span``.
+
+    ``offsets`` are per-token ``(start, end)`` character offsets into the response text alone,
+    as a fast tokenizer's ``return_offsets_mapping=True`` gives; zero-width tokens (special
+    tokens, ``(0, 0)``) never count. Raises if no token overlaps, since a CETT mean over zero
+    answer tokens (Section 2.2) is undefined.
+    """
+    arr = np.asarray(offsets, dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"offsets must be a [tokens, 2] sequence of (start, end), got shape {arr.shape}")
+    mask = (arr[:, 0] < span.end) & (arr[:, 1] > span.start) & (arr[:, 1] > arr[:, 0])
+    if not mask.any():
+        raise ValueError(f"no token overlaps the answer span [{span.start}, {span.end}) "
+                         f"({span.method}); are the offsets for the response text alone?")
+    return mask
+
+
+def span_stats(spans: Iterable[AnswerSpan]) -> dict[str, int]:
+    """Counts of spans per method (``alias``, ``content``, ``fallback``) and their ``total``."""
+    counts = Counter(sp.method for sp in spans)
+    out = {m: counts.get(m, 0) for m in ("alias", "content", "fallback")}
+    out["total"] = sum(out.values())
+    return out

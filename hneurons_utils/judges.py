@@ -1,0 +1,240 @@
+"""Judging answers: correct, incorrect (a hallucination) or refusal (paper Section 2.2).
+
+The paper labels each sampled TriviaQA answer with a judge and keeps questions answered
+correctly in all 10 samples (the "faithful" class) or incorrectly in all 10, where an incorrect
+answer is a real attempt, not "I don't know" or a similar refusal. For NonExist (fabricated
+entities) every non-refusal answer is a hallucination. Two judges are offered:
+
+* ``rule_judge``: refusal phrases, then gold-alias containment after SQuAD/TriviaQA
+  normalisation, word-boundary aware (alias "au" does not match "australia"). Free, offline,
+  deterministic; it misses paraphrases ("the Bard" for Shakespeare) that no alias lists.
+* ``LLMJudge``: an OpenAI-compatible chat endpoint (the paper used GPT-4o), reached with the
+  standard library; the key is read from an environment variable and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+import urllib.error
+import urllib.request
+from typing import Callable, Literal, Sequence
+
+Label = Literal["correct", "incorrect", "refusal"]
+LABELS: tuple[str, ...] = ("correct", "incorrect", "refusal")
+ARTICLES = frozenset({"a", "an", "the"})
+
+
+def normalized_tokens(text: str, drop_articles: bool = True) -> list[tuple[str, int, int]]:
+    """Tokens of ``text`` after TriviaQA-style normalisation, each with its char span in ``text``.
+
+    Every character is NFKD-decomposed, combining marks are dropped (accents), letters are
+    lowercased, punctuation/symbols/whitespace separate tokens (TriviaQA's ``handle_punc``
+    replaces punctuation by a space), and the articles a/an/the are dropped. The offsets
+    ``(start, end)`` index the original string, so a match can be mapped back (answer spans).
+    """
+    tokens: list[tuple[str, int, int]] = []
+    buf, start, end = [], -1, -1
+    for i, ch in enumerate(text):
+        pieces = [c for c in unicodedata.normalize("NFKD", ch).lower()
+                  if unicodedata.category(c)[0] != "M"]
+        for c in pieces:
+            if c.isspace() or unicodedata.category(c)[0] in "PSZC":
+                if buf:
+                    tokens.append(("".join(buf), start, end))
+                    buf = []
+            else:
+                if not buf:
+                    start = i
+                buf.append(c)
+                end = i + 1
+    if buf:
+        tokens.append(("".join(buf), start, end))
+    if drop_articles:
+        tokens = [t for t in tokens if t[0] not in ARTICLES]
+    return tokens
+
+
+def normalize_answer(s: str) -> str:
+    """SQuAD/TriviaQA answer normalisation: NFKD, lowercase, no punctuation or articles, single spaces.
+
+    This is the string compared by the rule judge (Section 2.2); ``"The Beatles!"`` and
+    ``"beatles"`` normalise alike, ``"Campbell-Bannerman"`` becomes ``"campbell bannerman"``.
+    """
+    return " ".join(tok for tok, _, _ in normalized_tokens(s))
+
+
+# Refusal / abstention phrases. Bare "I cannot" is NOT a refusal ("I cannot stress enough that
+# Paris is ..."): it counts only when followed by a verb of answering, helping or knowing.
+_CANNOT = (r"\bi (?:cannot|can't|can not|am unable to|'m unable to|am not able to|'m not able to"
+           r"|could not|couldn't|do not have enough information to|don't have enough information to)"
+           r" (?:provide|answer|give|find|determine|confirm|verify|say|tell|help|assist|identify"
+           r"|locate|comply|fulfil|fulfill|be sure|be certain|know|access|share|offer|speculate)\b")
+REFUSAL_PATTERNS: tuple[str, ...] = (
+    _CANNOT,
+    r"\bi (?:do not|don't|really don't) know\b",
+    r"\bi(?: am|'m) (?:not sure|unsure|not certain|not aware|not familiar|sorry)\b",
+    r"\bi apologi[sz]e\b", r"\bsorry, (?:but )?i\b",
+    r"\bi (?:have|possess) no (?:information|knowledge|data|record|details)\b",
+    r"\bi (?:do not|don't) have (?:any )?(?:information|knowledge|data|details|records?)\b",
+    r"\bno (?:reliable |available |specific )?(?:information|records?|data) (?:about|on|available|regarding)\b",
+    r"\b(?:not|isn't|is not) aware of\b", r"\bunknown to me\b",
+    r"\b(?:does|do) not (?:appear to |seem to )?exist\b", r"\b(?:doesn't|don't) (?:appear to |seem to )?exist\b",
+    r"\bthere (?:is|are) no (?:such|known|record|information|evidence)\b",
+    r"\bno such (?:medicine|drug|company|person|place|town|species|entity|thing)\b",
+    r"\b(?:fictional|fictitious|made[- ]up|non-?existent|not a real)\b",
+    r"\bunable to (?:find|locate|verify|determine|answer)\b",
+    r"\b(?:could not|couldn't|can't|cannot) find\b", r"\bas an ai\b",
+)
+_REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
+
+
+def is_refusal(response: str) -> bool:
+    """Whether ``response`` declines to answer ("I don't know", "does not exist", "I'm sorry").
+
+    The paper excludes refusals from both classes (Section 2.2) and counts them as the good
+    outcome on NonExist. Precision is kept on purpose: phrases are matched as whole words,
+    curly apostrophes are straightened, and "I cannot" needs a verb of answering after it.
+    An empty or whitespace-only response carries no answer and counts as a refusal.
+    A hedged attempt ("I'm not sure, but I think it is Paris") counts as a refusal.
+    """
+    text = response.replace("\u2019", "'").replace("\u2018", "'").strip()
+    if not text:
+        return True
+    return _REFUSAL_RE.search(text) is not None
+
+
+def alias_token_lists(answers: Sequence[str]) -> list[list[str]]:
+    """Normalised token lists of the gold aliases; raises if aliases exist but none survives."""
+    if isinstance(answers, str):
+        raise TypeError("answers must be a list of alias strings, not one string")
+    lists = [[t for t, _, _ in normalized_tokens(a)] for a in answers]
+    lists = [toks for toks in lists if toks]
+    if answers and not lists:
+        raise ValueError(f"no gold alias has letters or digits after normalisation: {list(answers)!r}")
+    return lists
+
+
+def contains_alias(response: str, answers: Sequence[str]) -> bool:
+    """Whether a normalised gold alias occurs in the normalised response as whole tokens."""
+    text = " " + normalize_answer(response) + " "
+    return any(f" {' '.join(toks)} " in text for toks in alias_token_lists(answers))
+
+
+def rule_judge(response: str, answers: Sequence[str]) -> Label:
+    """Label one answer: "refusal" first, then "correct" if a gold alias is contained, else "incorrect".
+
+    Implements the paper's correct / incorrect split (Section 2.2) with TriviaQA's alias
+    containment. An empty ``answers`` list means no answer exists (NonExist): any
+    non-refusal answer is then a hallucination, "incorrect".
+    """
+    if is_refusal(response):
+        return "refusal"
+    if not answers:
+        return "incorrect"
+    return "correct" if contains_alias(response, answers) else "incorrect"
+
+
+class MissingAPIKeyError(RuntimeError):
+    """The environment variable that should hold the LLM judge's API key is unset or empty."""
+
+
+class JudgeReplyError(ValueError):
+    """The LLM judge replied with something that is not one of the three labels."""
+
+
+JUDGE_SYSTEM = ("You grade answers to trivia questions. Reply with exactly one word: "
+                "correct, incorrect, or refusal.")
+JUDGE_TEMPLATE = """Question: {question}
+Gold answers (any one is right): {gold}
+Model response: {response}
+
+Reply "correct" if the response gives one of the gold answers (paraphrases count),
+"refusal" if it declines, says it does not know, or says the thing does not exist,
+and "incorrect" if it gives any other answer. One word only."""
+
+
+def parse_verdict(reply: str) -> Label:
+    """The label in a judge's reply: its first word, lowercased, without punctuation; else an error."""
+    words = re.findall(r"[a-z]+", reply.lower())
+    if not words or words[0] not in LABELS:
+        raise JudgeReplyError(f"LLM judge reply is not one of {LABELS}: {reply[:200]!r}")
+    return words[0]  # type: ignore[return-value]
+
+
+class LLMJudge:
+    """A judge on an OpenAI-compatible ``/chat/completions`` endpoint (the paper used GPT-4o).
+
+    The key is read once, at construction, from the environment variable ``api_key_env``
+    (never passed as an argument, never printed: ``repr`` shows only the variable's name).
+    ``base_url`` is e.g. ``https://api.openai.com/v1`` or a local vLLM server's ``/v1``.
+    """
+
+    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY",
+                 timeout: float = 60) -> None:
+        key = os.environ.get(api_key_env, "").strip()
+        if not key:
+            raise MissingAPIKeyError(f"the LLM judge reads its API key from ${api_key_env}, which "
+                                     "is unset or empty; export it (or pick another variable "
+                                     "with api_key_env=...), or use the rule judge")
+        self.base_url, self.model = base_url.rstrip("/"), model
+        self.api_key_env, self.timeout = api_key_env, timeout
+        self.__key = key  # name-mangled; deliberately absent from repr and messages
+
+    def __repr__(self) -> str:
+        return (f"LLMJudge(base_url={self.base_url!r}, model={self.model!r}, "
+                f"api_key_env={self.api_key_env!r})")
+
+    def _post(self, payload: dict) -> dict:
+        """POST ``payload`` to the chat endpoint; HTTP and network errors name the URL, never the key."""
+        url = f"{self.base_url}/chat/completions"
+        req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {self.__key}"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read().decode("utf-8"))
+        except urllib.error.HTTPError as e:
+            body = e.read().decode("utf-8", "replace")[:300]
+            raise RuntimeError(f"LLM judge at {url} answered HTTP {e.code}: {body}") from None
+        except (urllib.error.URLError, TimeoutError) as e:
+            raise RuntimeError(f"LLM judge at {url} is unreachable: {e}") from None
+
+    def judge(self, question: str, response: str, answers: Sequence[str]) -> Label:
+        """Label one answer "correct", "incorrect" or "refusal" by asking the model (Section 2.2)."""
+        if not response.strip():  # nothing to grade: no request spent
+            return "refusal"
+        gold = "; ".join(answers) if answers else "none: the entity asked about does not exist"
+        prompt = JUDGE_TEMPLATE.format(question=question, gold=gold, response=response)
+        out = self._post({"model": self.model, "temperature": 0, "max_tokens": 5,
+                          "messages": [{"role": "system", "content": JUDGE_SYSTEM},
+                                       {"role": "user", "content": prompt}]})
+        try:
+            reply = out["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise JudgeReplyError(f"LLM judge reply has no choices[0].message.content: "
+                                  f"{json.dumps(out)[:300]}") from None
+        return parse_verdict(reply or "")
+
+    def __call__(self, question: str, response: str, answers: Sequence[str]) -> Label:
+        return self.judge(question, response, answers)
+
+
+JudgeFn = Callable[[str, str, Sequence[str]], Label]
+
+
+def make_judge(kind: str = "rule", **cfg) -> JudgeFn:
+    """A judge callable ``(question, response, answers) -> label`` of the given kind.
+
+    ``kind="rule"`` takes no settings and ignores the question; ``kind="llm"`` passes ``cfg``
+    (``base_url``, ``model``, ``api_key_env``, ``timeout``) to :class:`LLMJudge`.
+    """
+    if kind == "rule":
+        if cfg:
+            raise TypeError(f"the rule judge takes no settings, got {sorted(cfg)}")
+        return lambda question, response, answers: rule_judge(response, answers)
+    if kind == "llm":
+        return LLMJudge(**cfg)
+    raise ValueError(f"unknown judge kind {kind!r}: use 'rule' or 'llm'")

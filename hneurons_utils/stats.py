@@ -1,0 +1,110 @@
+"""Metrics with uncertainty: accuracy, AUROC, proportions and their 95% intervals.
+
+Every number the book reports carries an interval. Detection metrics (Table 1, Section 2.4) use
+a percentile bootstrap over examples, resampled within each class so a balanced evaluation set
+stays balanced; rates (compliance, accuracy of generated answers, Section 3) use the Wilson
+score interval, which behaves at 0 and 1 where the normal approximation does not.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy.stats import norm
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+def _binary(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y).ravel()
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise ValueError(f"labels must be 0/1, got values {np.unique(y)[:5]}")
+    return y.astype(np.int64)
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Share of predictions equal to the label (NaN on an empty set)."""
+    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
+
+
+def auroc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties count one half); NaN with one class only."""
+    y = _binary(y_true)
+    s = np.asarray(score, dtype=np.float64).ravel()
+    pos, neg = s[y == 1], s[y == 0]
+    if not pos.size or not neg.size:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([pos, neg]))
+    u = ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2
+    return float(u / (pos.size * neg.size))
+
+
+def bootstrap_ci(metric: Metric, y_true: np.ndarray, y_other: np.ndarray, n_boot: int = 1000,
+                 level: float = 0.95, seed: int = 0, stratified: bool = True
+                 ) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric(y_true, y_other)`` over examples.
+
+    ``stratified`` resamples each class separately (balanced sets stay balanced). Resamples on
+    which the metric is undefined (NaN) are dropped; returns ``(nan, nan)`` if all are.
+    """
+    y_true, y_other = np.asarray(y_true).ravel(), np.asarray(y_other).ravel()
+    if y_true.shape != y_other.shape:
+        raise ValueError(f"y_true {y_true.shape} and scores {y_other.shape} differ in length")
+    if not y_true.size:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y_true == c) for c in np.unique(y_true)] if stratified \
+        else [np.arange(y_true.size)]
+    stats = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = np.concatenate([rng.choice(g, size=g.size, replace=True) for g in groups])
+        stats[b] = metric(y_true[idx], y_other[idx])
+    if np.isnan(stats).all():
+        return float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    lo, hi = np.nanquantile(stats, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def detection_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.0,
+                      n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Accuracy (``score > threshold`` predicts 1) and AUROC with bootstrap intervals.
+
+    The paper's Table 1 reports both for a probe that predicts "hallucinated" (label 1).
+    """
+    y = _binary(y_true)
+    s = np.asarray(score, dtype=np.float64).ravel()
+    pred = (s > threshold).astype(np.int64)
+    acc_ci = bootstrap_ci(accuracy, y, pred, n_boot, level, seed)
+    auc_ci = bootstrap_ci(auroc, y, s, n_boot, level, seed)
+    return {"n": int(y.size), "n_pos": int(y.sum()), "n_neg": int((1 - y).sum()),
+            "accuracy": accuracy(y, pred), "accuracy_ci": list(acc_ci),
+            "auroc": auroc(y, s), "auroc_ci": list(auc_ci), "ci_level": level}
+
+
+def wilson_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k / n`` (``(nan, nan)`` when ``n == 0``)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    if not 0 <= k <= n:
+        raise ValueError(f"k={k} must lie in [0, n={n}]")
+    z = float(norm.ppf(0.5 + level / 2))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def mean_spread(values: np.ndarray) -> dict:
+    """Mean, sample standard deviation, min and max of repeated runs (e.g. random seeds)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[~np.isnan(v)]
+    if not v.size:
+        return {"mean": float("nan"), "std": float("nan"), "min": float("nan"),
+                "max": float("nan"), "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+            "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}

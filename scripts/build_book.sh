@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Build the whole book: set up the environment, execute every chapter with papermill on the
+# chosen profile (default: the embedded model on this CPU), then render the site with
+# jupyter-book into book/_build/html.
+#
+#   scripts/build_book.sh                  # PROFILE=default
+#   PROFILE=smoke scripts/build_book.sh    # what CI runs (minutes)
+#   NOTEBOOKS="01_cett" scripts/build_book.sh   # only some chapters (others must exist already)
+set -eo pipefail
+cd "$(dirname "$0")/.."
+PROFILE=${PROFILE:-default}
+scripts/setup_env.sh
+scripts/fetch_mathjax.sh
+. .venv/bin/activate
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false
+if [ -z "${HNEURONS_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
+  export HNEURONS_DATA_DIR=$(cd ../shared/data && pwd)
+fi
+[ -f "params/$PROFILE.yaml" ] || { echo "unknown profile $PROFILE (no params/$PROFILE.yaml)" >&2; exit 2; }
+names=${NOTEBOOKS:-$(cd notebooks && ls [0-9][0-9]_*.py | sed 's/\.py$//')}
+for name in $names; do
+  echo "== executing notebooks/$name.py (profile $PROFILE)"
+  start=$(date +%s)
+  jupytext --to ipynb -o - "notebooks/$name.py" \
+    | papermill - "book/$name.ipynb" -k python3 --cwd . -f "params/$PROFILE.yaml" --no-progress-bar
+  echo "== $name: $(( $(date +%s) - start )) s"
+done
+jupyter-book build --builder html -W -n --keep-going \
+  --config _config.yml --toc _toc.yml --path-output book book
+echo "Book: $(pwd)/book/_build/html/index.html"

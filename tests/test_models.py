@@ -1,0 +1,107 @@
+"""The architecture adapter and model loading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hneurons_utils import models
+
+
+def test_adapter_llama_paths():
+    """Gated Llama-family models resolve mlp.down_proj / up_proj / gate_proj."""
+    from conftest import tiny_llama
+
+    a = models.ffn_adapter(tiny_llama(neurons=40))
+    assert (a.down_path, a.up_path, a.gate_path) == ("mlp.down_proj", "mlp.up_proj", "mlp.gate_proj")
+    assert (a.n_layers, a.n_neurons, a.total_neurons) == (2, 40, 80)
+
+
+def test_adapter_gpt2_transposed_weights():
+    """GPT-2's Conv1D c_proj is stored [N, d]; the adapter returns W_down as [d, N]."""
+    from conftest import tiny_gpt2
+
+    hf = tiny_gpt2()
+    a = models.ffn_adapter(hf)
+    assert a.down_path == "mlp.c_proj" and a.down_transposed and a.gate_path is None
+    w = a.down_weight(hf, 0)
+    assert w.shape == (32, a.n_neurons)
+    assert torch.equal(w, hf.transformer.h[0].mlp.c_proj.weight.T)
+    assert a.up_weight(hf, 0).shape == (a.n_neurons, 32)
+
+
+@pytest.mark.parametrize("family", ["gpt_neox", "opt"])
+def test_adapter_other_families(family):
+    """GPT-NeoX/Pythia (dense_4h_to_h) and OPT (fc2) resolve to their down-projections."""
+    if family == "gpt_neox":
+        from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+        hf = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+                                              num_attention_heads=4, intermediate_size=64))
+        want = "mlp.dense_4h_to_h"
+    else:
+        from transformers import OPTConfig, OPTForCausalLM
+
+        hf = OPTForCausalLM(OPTConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+                                      num_attention_heads=4, ffn_dim=64, word_embed_proj_dim=32))
+        want = "fc2"
+    a = models.ffn_adapter(hf)
+    assert a.down_path == want and a.n_neurons == 64
+    assert a.down_weight(hf, 1).shape == (32, 64)
+
+
+def test_unknown_architecture_names_class_and_paths():
+    """A model without a known block list gets an error naming its class and what was tried."""
+
+    class Strange(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList([torch.nn.Linear(2, 2)])
+
+    with pytest.raises(models.UnsupportedArchitectureError, match=r"Strange.*model\.layers"):
+        models.ffn_adapter(Strange())
+
+
+def test_missing_down_projection_names_modules():
+    """Blocks without a known down-projection get an error listing the module names looked for."""
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ffn = torch.nn.Linear(2, 2)
+
+    class Odd(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = torch.nn.Module()
+            self.transformer.h = torch.nn.ModuleList([Block()])
+
+    with pytest.raises(models.UnsupportedArchitectureError,
+                       match=r"Odd: no FFN down-projection.*mlp\.down_proj.*fc2"):
+        models.ffn_adapter(Odd())
+
+
+def test_wrap_model_reaches_down_proj_through_nnsight(tiny_model):
+    """The adapter resolves the same path on the nnsight envoy as on the HF module."""
+    import nnsight
+
+    batch = {"input_ids": torch.tensor([[5, 6, 7]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+    with tiny_model.lm.trace(batch):
+        z = nnsight.save(tiny_model.adapter.down_proj(tiny_model.lm, 1).input)
+    assert z.shape == (1, 3, tiny_model.adapter.n_neurons)
+
+
+def test_model_key_is_filesystem_safe():
+    """Hub ids become folder names without slashes."""
+    from hneurons_utils.profiles import model_key
+
+    assert model_key("meta-llama/Llama-3.1-8B-Instruct") == "meta-llama--Llama-3.1-8B-Instruct"
+
+
+@pytest.mark.slow
+def test_embedded_model_loads_with_expected_shape(real_model):
+    """The embedded SmolLM2-135M-Instruct: LlamaForCausalLM, 30 layers x 1536 neurons, chat template."""
+    a = real_model.adapter
+    assert (a.model_class, a.n_layers, a.n_neurons) == ("LlamaForCausalLM", 30, 1536)
+    assert real_model.tokenizer.chat_template
+    assert (models.cache_dir() / "smollm2-135m-instruct" / "config.json").exists()

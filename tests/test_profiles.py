@@ -1,0 +1,75 @@
+"""Profiles, parameter cells and data-directory resolution."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hneurons_utils import profiles
+
+NOTEBOOKS = sorted((profiles.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+def parameters_of(path: Path) -> dict:
+    """The flat globals assigned in a notebook's single ``parameters`` cell."""
+    cells = re.split(r"^# %%", path.read_text(), flags=re.M)
+    params = [c for c in cells if c.startswith(' tags=["parameters"]')]
+    assert len(params) == 1, f"{path.name}: expected exactly one parameters cell"
+    tree = ast.parse(params[0].split("\n", 1)[1])
+    return {t.id: ast.literal_eval(node.value) for node in tree.body
+            if isinstance(node, ast.Assign) for t in node.targets}
+
+
+def test_every_notebook_has_the_shared_parameters():
+    """Each chapter exposes the shared parameter names with the default profile's values."""
+    assert NOTEBOOKS, "no notebooks found"
+    for nb in NOTEBOOKS:
+        p = parameters_of(nb)
+        assert p.get("PROFILE") == "default", nb.name
+        assert p.get("OUTPUT_DIR") == "results/default", nb.name
+        for name in ("DATA_DIR", "SEED"):
+            assert name in p, f"{nb.name} lacks {name}"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default", "paper"])
+def test_profile_keys_are_real_parameters(profile):
+    """A typo in params/<profile>.yaml would be silently injected by papermill: catch it."""
+    known = set().union(*(parameters_of(nb) for nb in NOTEBOOKS))
+    unknown = set(profiles.load_profile(profile)) - known
+    assert not unknown, f"params/{profile}.yaml sets unknown parameters {sorted(unknown)}"
+
+
+def test_profile_values_keep_parameter_types():
+    """Overrides keep the type of the notebook default (an int stays an int, a list a list)."""
+    defaults = {}
+    for nb in NOTEBOOKS:
+        defaults.update(parameters_of(nb))
+    for profile in ("smoke", "paper"):
+        for key, value in profiles.load_profile(profile).items():
+            d = defaults.get(key)
+            if d is None or value is None:
+                continue
+            ok = isinstance(value, type(d)) or (isinstance(d, float) and isinstance(value, int))
+            assert ok, f"{profile}.{key}: {value!r} is not a {type(d).__name__}"
+
+
+def test_unknown_profile_names_known_ones():
+    """Asking for a profile that does not exist lists the ones that do."""
+    with pytest.raises(FileNotFoundError, match="known profiles"):
+        profiles.load_profile("nonesuch")
+
+
+def test_data_dir_resolution(tmp_path, monkeypatch):
+    """Explicit beats the environment; a missing folder is an error naming its source."""
+    monkeypatch.setenv("HNEURONS_DATA_DIR", str(tmp_path))
+    assert profiles.data_dir() == tmp_path
+    assert profiles.data_dir(str(tmp_path)) == tmp_path
+    monkeypatch.setenv("HNEURONS_DATA_DIR", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="HNEURONS_DATA_DIR"):
+        profiles.data_dir()
+    monkeypatch.delenv("HNEURONS_DATA_DIR")
+    assert profiles.data_dir() is None
