@@ -6,3 +6,9 @@ contribution measure, Eq. 1-2), ``data``, ``sampling``, ``judges``, ``answer_spa
 """
 
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# Jupyter kernels without ipywidgets: tqdm.auto (imported by transformers) warns once per
+# notebook; the text progress bar it falls back to is what we want in executed notebooks.
+_warnings.filterwarnings("ignore", message="IProgress not found")

@@ -38,13 +38,15 @@ class AnswerSpan:
     method: Method
 
     def text(self, response: str) -> str:
+        """The span's text in ``response``."""
         return response[self.start:self.end]
 
 
 _FILLER = re.compile(
     r"(?:(?:the |my )?(?:correct |final |short |best )?answer(?: is:?|:)"
-    r"|i (?:think|believe|guess|would say|'d say)(?: that)?|(?:it|this|that) (?:is|was|would be|'s)"
-    r"|it's|(?:sure|well|okay|ok|yes|so|hmm)[,!.]|probably|perhaps|maybe|answer\s*:)(?:\s+|$)",
+    r"|i(?: think| believe| guess| would say|['\u2019]d say)(?: that)?"
+    r"|(?:it|this|that)(?: is| was| would be|['\u2019]s)"
+    r"|(?:sure|well|okay|ok|yes|so|hmm)[,!.]|probably|perhaps|maybe|answer\s*:)(?:\s+|$)",
     re.IGNORECASE)
 _COPULA = re.compile(r"\b(?:is|are|was|were)\s+", re.IGNORECASE)
 _CLAUSE_BREAK = re.compile(r",\s|;|\(|\s(?:which|who|where|whose)\s")
@@ -77,6 +79,7 @@ def _trim(text: str, s: int, e: int) -> tuple[int, int]:
 
 
 def _words(text: str) -> set[str]:
+    """Lowercase word set of ``text``."""
     return set(re.findall(r"[^\W_]+", text.lower()))
 
 

@@ -1,15 +1,26 @@
-"""Response generation: prompts, batched sampling, stop-at-newline (paper Section 2.2).
+"""Response generation and collection: prompts, batched sampling, the consistency filter
+(paper Section 2.2).
 
 The paper samples 10 answers per TriviaQA question at temperature 1.0, top_k 50, top_p 0.9,
-with the question followed by "Respond with the answer only, without any explanation."
+with the question followed by "Respond with the answer only, without any explanation.", and
+keeps the questions answered correctly in all 10 samples or incorrectly in all 10.
+:func:`collect_responses` writes one JSONL record per question as it goes and resumes after an
+interruption; :func:`consistency_split` and :func:`balanced_sample` build the training set.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import random
+from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from .models import LoadedModel
 
@@ -57,6 +68,31 @@ def _cut(text: str, stop_at_newline: bool) -> str:
     return text.split("\n", 1)[0].strip() if stop_at_newline else text.strip()
 
 
+def _can_share_prefill(m: LoadedModel, cfg: GenConfig, enc: dict) -> bool:
+    """Whether the prompt can be encoded once for all ``num_return_sequences`` samples."""
+    return (cfg.num_return_sequences > 1 and not m.remote and enc["input_ids"].shape[1] > 1
+            and m.hf.config.model_type != "gpt2")  # GPT-2's absolute positions need position_ids
+
+
+def _generate_shared_prefill(m: LoadedModel, enc: dict, kw: dict) -> torch.Tensor:
+    """``generate`` with ``num_return_sequences`` copies sharing one prefill of the prompt.
+
+    ``generate`` copies each prompt n times *before* the forward pass, so the prompt (the
+    dominant cost for short answers on a CPU) would be encoded n times. Here all but the last
+    prompt token are encoded once, the KV cache is repeated n times, and ``generate`` continues
+    from it: the same distribution of samples for about 1/n of the prompt cost.
+    """
+    n = kw.pop("num_return_sequences")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    prefix = m.hf(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
+                  use_cache=True, logits_to_keep=1).past_key_values
+    prefix.batch_repeat_interleave(n)
+    return m.hf.generate(input_ids=ids.repeat_interleave(n, 0),
+                         attention_mask=mask.repeat_interleave(n, 0),
+                         past_key_values=prefix, num_return_sequences=1, **kw)
+
+
 def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREEDY,
                    seed: int | None = None) -> list[list[str]]:
     """Generate for one batch of prompts; returns ``num_return_sequences`` answers per prompt.
@@ -78,8 +114,142 @@ def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREE
     if cfg.stop_at_newline:
         kw.update(stop_strings=["\n"], tokenizer=m.tokenizer)
     with torch.no_grad():
-        out = m.hf.generate(**enc, **kw)
+        out = _generate_shared_prefill(m, enc, kw) if _can_share_prefill(m, cfg, enc) \
+            else m.hf.generate(**enc, **kw)
     texts = m.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     n = cfg.num_return_sequences
     return [[_cut(t, cfg.stop_at_newline) for t in texts[i * n:(i + 1) * n]]
             for i in range(len(prompts))]
+
+
+# ---------------------------------------------------------------- collection (Section 2.2)
+
+PAPER_SAMPLING = GenConfig(num_return_sequences=10)  # 10 samples, T=1.0, top_k 50, top_p 0.9
+
+
+class EmptyBalancedSetError(ValueError):
+    """A class of a balanced set has no example, so no balanced set can be built."""
+
+
+def settings_hash(settings: dict) -> str:
+    """A short, stable hash of a JSON-able settings dict (keys sorted): the key of an artefact."""
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _chunk_seed(seed: int, qids: Sequence[str]) -> int:
+    """The RNG seed of one batch: a function of the run seed and the batch's questions only,
+    so a resumed run draws exactly what an uninterrupted one would have drawn."""
+    return int(settings_hash({"seed": seed, "qids": list(qids)}), 16) % (2**31)
+
+
+def read_jsonl(path: str | Path, repair: bool = False) -> list[dict]:
+    """The records of a JSONL file ([] if absent). A torn last line (an interrupted write) is
+    dropped, and with ``repair=True`` cut from the file so that appending continues cleanly."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    good = raw[: raw.rfind(b"\n") + 1]  # everything up to the last complete line
+    records = []
+    for i, line in enumerate(good.decode("utf-8").splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {i}: not JSON ({e}); delete the file to recollect")
+    if repair and len(good) < len(raw):
+        with open(path, "r+b") as f:
+            f.truncate(len(good))
+    return records
+
+
+def _append_jsonl(path: Path, records: Sequence[dict]) -> None:
+    """Append records as complete lines in one write, flushed to disk."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
+                      cfg: GenConfig = PAPER_SAMPLING, judge: Callable | None = None,
+                      batch_size: int = 16, seed: int = 0, on_batch: Callable | None = None,
+                      desc: str = "sampling") -> list[dict]:
+    """Sample ``cfg.num_return_sequences`` answers per question, judge them, append to JSONL.
+
+    Section 2.2: the question plus :data:`INSTRUCTION` in the chat template, sampled with the
+    paper's decoding settings. One record per question (``qid, dataset, question, answers,
+    prompt, responses, labels, settings``) is written after each batch of ``batch_size``
+    questions, so an interrupted run resumes where it stopped: questions already in ``path``
+    are skipped, none is lost or written twice. ``judge(question, response, answers)`` returns
+    "correct"/"incorrect"/"refusal" (default: the rule judge). ``on_batch(i, records)`` is called
+    after batch ``i`` is written. Returns the records of ``items``, in their order.
+    """
+    from .judges import make_judge
+
+    judge = judge or make_judge("rule")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = settings_hash({"gen": cfg.as_dict(), "instruction": INSTRUCTION, "model": m.name})
+    done = {r["qid"]: r for r in read_jsonl(path, repair=True)}
+    for r in done.values():
+        if r.get("settings") != key:
+            raise ValueError(f"{path} holds question {r['qid']} sampled with other settings "
+                             f"({r.get('settings')} != {key}); delete it or use another OUTPUT_DIR")
+    todo = [it for it in dict((it.qid, it) for it in items).values() if it.qid not in done]
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    bar = tqdm(batches, desc=desc, unit="batch", disable=not batches)
+    for i, batch in enumerate(bar):
+        prompts = [build_prompt(m.tokenizer, it.question) for it in batch]
+        texts = generate_texts(m, prompts, cfg, seed=_chunk_seed(seed, [it.qid for it in batch]))
+        recs = [{"qid": it.qid, "dataset": it.dataset, "question": it.question,
+                 "answers": list(it.answers), "prompt": p, "responses": rs,
+                 "labels": [judge(it.question, r, it.answers) for r in rs], "settings": key}
+                for it, p, rs in zip(batch, prompts, texts)]
+        _append_jsonl(path, recs)
+        done.update((r["qid"], r) for r in recs)
+        if on_batch is not None:
+            on_batch(i, recs)
+    return [done[it.qid] for it in items if it.qid in done]
+
+
+def label_counts(records: Iterable[dict]) -> dict[str, int]:
+    """How many sampled answers were judged correct / incorrect / refusal."""
+    c = Counter(lab for r in records for lab in r["labels"])
+    return {k: c.get(k, 0) for k in ("correct", "incorrect", "refusal")}
+
+
+def consistency_split(records: Iterable[dict]) -> dict[str, list[dict]]:
+    """The paper's consistency filter (Section 2.2): questions answered correctly in every
+    sample ("correct"), incorrectly in every sample ("incorrect", refusals not allowed), and the
+    rest ("mixed", including any question with a refusal)."""
+    out: dict[str, list[dict]] = {"correct": [], "incorrect": [], "mixed": []}
+    for r in records:
+        labels = set(r["labels"])
+        out[labels.pop() if len(labels) == 1 and labels <= {"correct", "incorrect"} else "mixed"
+            ].append(r)
+    return out
+
+
+def representative_response(responses: Sequence[str]) -> str:
+    """The most frequent of a question's sampled answers (first on ties), as the official
+    code picks the one response per consistent question whose features are used."""
+    if not responses:
+        raise ValueError("a question with no sampled response has no representative")
+    counts = Counter(responses)
+    return max(responses, key=lambda r: (counts[r], -responses.index(r)))
+
+
+def balanced_sample(pos: Sequence, neg: Sequence, n_per_class: int | None, seed: int,
+                    what: str = "set") -> tuple[list, list]:
+    """``min(len(pos), len(neg), n_per_class)`` random examples of each class (seeded).
+
+    Raises :class:`EmptyBalancedSetError` naming ``what`` and both counts when a class is empty.
+    """
+    n = min(len(pos), len(neg), n_per_class if n_per_class is not None else len(pos))
+    if n <= 0:
+        raise EmptyBalancedSetError(
+            f"cannot balance the {what}: {len(pos)} examples of class 1 (hallucinated) and "
+            f"{len(neg)} of class 0 (faithful) (cap {n_per_class}); screen more questions")
+    rng = random.Random(seed)
+    return rng.sample(list(pos), n), rng.sample(list(neg), n)

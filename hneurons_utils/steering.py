@@ -1,0 +1,230 @@
+"""Scaling H-Neurons during generation (paper Section 3, "Impact").
+
+The paper's intervention multiplies the activations of the selected neurons by a factor alpha
+before the down-projection, at every token the model reads or writes::
+
+    z'_{j,t} = alpha * z_{j,t}   for every H-Neuron j of a layer,   h_t = W_down z'_t
+
+alpha < 1 suppresses the neurons (alpha = 0 silences them), alpha > 1 amplifies them. Since
+``W_down z'`` only sees ``z_j`` through column j, the same map is ``(W_down with column j scaled
+by alpha) z``, so three implementations exist here, all with one meaning:
+
+- ``"weights"``: :func:`scaled_down_proj` scales the columns of W_down in place for the length of
+  a ``with`` block and restores them bit for bit afterwards (no run-time cost; the fast path).
+- ``"nnsight"``: the paper's equation written as an nnsight intervention on the down-projection's
+  input at every generation step (also runs remotely on NDIF, where weights cannot be edited).
+- ``"hook"``: a plain PyTorch forward pre-hook, the reference the other two are tested against.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+
+from .models import LoadedModel
+from .probe import NeuronSet
+from .sampling import GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt
+
+METHODS = ("weights", "nnsight", "hook")
+# Greedy short answers, cut at the first newline: the identification chapter's screening setting.
+SHORT_GREEDY = GenConfig(do_sample=False, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=16)
+
+
+def layer_indices(m: LoadedModel, neurons: NeuronSet | None) -> dict[int, torch.Tensor]:
+    """``{layer: neuron index tensor}`` of ``neurons``, checked against the model's shape.
+
+    Raises if the set was built for another model (different layer count or FFN width): that
+    usually means a probe from another ``MODEL_ID`` was loaded.
+    """
+    if neurons is None:
+        return {}
+    a = m.adapter
+    if (neurons.n_layers, neurons.n_neurons) != (a.n_layers, a.n_neurons):
+        raise ValueError(
+            f"neuron set is for {neurons.n_layers} layers x {neurons.n_neurons} neurons but "
+            f"{m.name} ({a.model_class}) has {a.n_layers} x {a.n_neurons}: was the probe "
+            "identified on another MODEL_ID?")
+    return {layer: torch.as_tensor(idx, dtype=torch.long)
+            for layer, idx in neurons.by_layer().items()}
+
+
+def _columns(m: LoadedModel, layer: int, idx: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    """The stored weight of ``layer``'s down-projection and the index selecting neurons ``idx``.
+
+    ``nn.Linear`` keeps W_down as ``[d_model, N]`` (neuron j = column j); GPT-2's Conv1D keeps
+    it as ``[N, d_model]`` (neuron j = row j).
+    """
+    w = m.adapter.down_proj(m.hf, layer).weight
+    idx = idx.to(w.device)
+    return w, ((idx, slice(None)) if m.adapter.down_transposed else (slice(None), idx))
+
+
+@contextmanager
+def scaled_down_proj(m: LoadedModel, neurons: NeuronSet | None, alpha: float
+                     ) -> Iterator[LoadedModel]:
+    """Scale the W_down columns of ``neurons`` by ``alpha`` inside the block (Section 3).
+
+    Equivalent to multiplying those neurons' activations by ``alpha`` at every token. The
+    original columns are copied first and written back on exit, also when the block raises, so
+    the model is restored bit for bit (dividing by alpha would not be exact, nor possible at 0).
+    """
+    if m.remote:
+        raise ValueError("weights cannot be edited on a remote (NDIF) model: use method='nnsight'")
+    saved: list[tuple[torch.Tensor, tuple, torch.Tensor]] = []
+    try:
+        with torch.no_grad():
+            for layer, idx in layer_indices(m, neurons).items():
+                w, sel = _columns(m, layer, idx)
+                saved.append((w, sel, w[sel].clone()))
+                w[sel] = w[sel] * alpha
+        yield m
+    finally:
+        with torch.no_grad():
+            for w, sel, orig in reversed(saved):
+                w[sel] = orig
+
+
+@contextmanager
+def scaled_by_hook(m: LoadedModel, neurons: NeuronSet | None, alpha: float
+                   ) -> Iterator[LoadedModel]:
+    """The same intervention as a forward pre-hook on each down-projection (the reference)."""
+    handles = []
+
+    def make_hook(idx: torch.Tensor):
+        def hook(_module: torch.nn.Module, args: tuple) -> tuple:
+            z = args[0].clone()  # [B, T, N]
+            z[..., idx.to(z.device)] *= alpha
+            return (z, *args[1:])
+        return hook
+
+    try:
+        for layer, idx in layer_indices(m, neurons).items():
+            module = m.adapter.down_proj(m.hf, layer)
+            handles.append(module.register_forward_pre_hook(make_hook(idx)))
+        yield m
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _scale_step(m: LoadedModel, scale: Mapping[int, torch.Tensor], alpha: float) -> None:
+    """Inside an nnsight trace: ``down_proj.input[..., H-Neurons of layer l] *= alpha``."""
+    for layer, idx in scale.items():
+        m.adapter.down_proj(m.lm, layer).input[..., idx] *= alpha
+
+
+def gen_kwargs(m: LoadedModel, cfg: GenConfig) -> dict[str, Any]:
+    """``generate`` keyword arguments for ``cfg`` (the same as ``sampling.generate_texts``)."""
+    kw: dict[str, Any] = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
+                              num_return_sequences=cfg.num_return_sequences,
+                              pad_token_id=m.tokenizer.pad_token_id)
+    if cfg.do_sample:
+        kw.update(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p)
+    else:
+        kw.update(temperature=None, top_k=None, top_p=None)
+    if cfg.stop_at_newline:
+        kw.update(stop_strings=["\n"], tokenizer=m.tokenizer)
+    return kw
+
+
+def _generate_nnsight(m: LoadedModel, enc: dict[str, torch.Tensor], kw: dict[str, Any],
+                      scale: Mapping[int, torch.Tensor], alpha: float) -> torch.Tensor:
+    """Generate through nnsight, scaling at each of up to ``max_new_tokens`` steps.
+
+    A generation that stops early (EOS, stop string) cuts the step loop short; the result is
+    therefore read in a second ``invoke`` so that it is still saved (see toolchain notes).
+    """
+    n = kw["max_new_tokens"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*was never reached.*")
+        with m.lm.generate(remote=m.remote, **kw) as tracer:
+            with tracer.invoke(dict(enc)):
+                for _ in tracer.iter[:n]:
+                    _scale_step(m, scale, alpha)
+            with tracer.invoke():
+                out = tracer.result.save()
+    return out
+
+
+def generate_ids_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], cfg: GenConfig,
+                        neurons: NeuronSet | None, alpha: float, method: str = "weights",
+                        seed: int | None = None) -> torch.Tensor:
+    """Token ids ``[B * num_return_sequences, T_prompt + T_new]`` generated with the neurons scaled.
+
+    ``enc``: left-padded ``input_ids`` / ``attention_mask`` ``[B, T_prompt]``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
+    kw = gen_kwargs(m, cfg)
+    enc = {k: v.to(m.device) for k, v in enc.items()}
+    if seed is not None:
+        torch.manual_seed(seed)
+    if method == "nnsight":
+        return _generate_nnsight(m, enc, kw, layer_indices(m, neurons), alpha).cpu()
+    ctx = scaled_down_proj if method == "weights" else scaled_by_hook
+    with torch.no_grad(), ctx(m, neurons, alpha):
+        return m.hf.generate(**enc, **kw).cpu()
+
+
+def generate_scaled(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREEDY,
+                    neurons: NeuronSet | None = None, alpha: float = 1.0,
+                    method: str = "weights", seed: int | None = None) -> list[list[str]]:
+    """``sampling.generate_texts`` with ``neurons`` scaled by ``alpha`` (Section 3).
+
+    Returns ``num_return_sequences`` answers per prompt. Chat prompts carry their own special
+    tokens, so none are added.
+    """
+    enc = m.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    out = generate_ids_scaled(m, enc, cfg, neurons, alpha, method, seed)
+    texts = m.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    n = cfg.num_return_sequences
+    return [[_cut(t, cfg.stop_at_newline) for t in texts[i * n:(i + 1) * n]]
+            for i in range(len(prompts))]
+
+
+def logits_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], neurons: NeuronSet | None,
+                  alpha: float, method: str = "weights") -> torch.Tensor:
+    """Next-token logits ``[B, T, vocab]`` of one forward pass with the neurons scaled.
+
+    Positions are counted from each left-padded row's first token (as ``generate`` does), so an
+    absolute-position model (GPT-2) reads a padded row as it would read it alone.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
+    enc = {k: v.to(m.device) for k, v in enc.items()}
+    enc["position_ids"] = (enc["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+    if method == "nnsight":
+        with torch.no_grad(), m.lm.trace(enc, remote=m.remote):
+            _scale_step(m, layer_indices(m, neurons), alpha)
+            logits = m.lm.output.logits.save()
+        return logits.cpu()
+    ctx = scaled_down_proj if method == "weights" else scaled_by_hook
+    with torch.no_grad(), ctx(m, neurons, alpha):
+        return m.hf(**enc).logits.cpu()
+
+
+def suppression_accuracy(m: LoadedModel, neurons: NeuronSet | None, items: Sequence[Any],
+                         alpha: float = 0.0, batch_size: int = 16, cfg: GenConfig = SHORT_GREEDY,
+                         method: str = "weights") -> float:
+    """Greedy QA accuracy with ``neurons`` scaled by ``alpha`` (the cost of suppression, Sec. 3).
+
+    ``items``: objects with ``question`` and ``answers`` (``data.QAItem``); answers are judged
+    with ``judges.rule_judge``. At ``alpha=0`` this tells how much factual recall survives
+    silencing the H-Neurons; the identification chapter can use it to choose among probes of
+    similar accuracy (the paper picks the L1 strength that keeps the model's ability intact).
+    """
+    from .judges import rule_judge
+
+    if not items:
+        raise ValueError("suppression_accuracy needs at least one QA item")
+    correct = 0
+    for i in range(0, len(items), batch_size):
+        chunk = items[i:i + batch_size]
+        prompts = [build_prompt(m.tokenizer, it.question, INSTRUCTION) for it in chunk]
+        answers = generate_scaled(m, prompts, cfg, neurons, alpha, method)
+        correct += sum(rule_judge(a[0], it.answers) == "correct" for a, it in zip(answers, chunk))
+    return correct / len(items)

@@ -1,0 +1,95 @@
+"""Locating the answer inside a response and mapping it to tokens (hneurons_utils.answer_spans)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hneurons_utils.answer_spans import (AnswerSpan, locate_answer_span, span_stats,
+                                         token_mask_from_span)
+
+
+def _span(response, answers, question=None):
+    sp = locate_answer_span(response, answers, question)
+    return sp.text(response), sp.method
+
+
+@pytest.mark.parametrize("response,answers,expected", [
+    # real greedy outputs of the embedded SmolLM2-135M-Instruct
+    ("The capital of Australia is Canberra.", ["Canberra"], ("Canberra", "alias")),
+    ("The chemical symbol for gold is Au.", ["Au", "Gold"], ("Au", "alias")),
+    ("The constellation Aldebaran is in the constellation Sagittarius.", ["Taurus"],
+     ("Sagittarius", "content")),
+    ("Capricorn", ["Taurus"], ("Capricorn", "content")),
+    # accents and case in the response map back to its own characters
+    ("It is in Zürich, Switzerland.", ["zurich"], ("Zürich", "alias")),
+    ("**Boxing**", ["Boxing match", "Boxing"], ("Boxing", "alias")),
+    ("The answer is: Sunset Boulevard.", ["Sunset Blvd", "Sunset Boulevard"], ("Sunset Boulevard", "alias")),
+])
+def test_alias_and_content_spans(response, answers, expected):
+    """The span is the gold alias when present, else the content after the question echo."""
+    assert _span(response, answers) == expected
+
+
+@pytest.mark.parametrize("response,expected", [
+    ("The answer is Lyon.", "Lyon"),
+    ("I think it's Canberra, which is a planned city.", "Canberra"),
+    ("It is Taurus.", "Taurus"),
+    ("I\u2019d say it\u2019s Paris", "Paris"),
+    ("The Chipmunks were created by Ross Bagdasarian.", "created by Ross Bagdasarian"),
+    ("Dr. No was directed by Terence Young. It was released in 1962.", "directed by Terence Young"),
+    ("1,000 metres", "1,000 metres"),
+])
+def test_content_span_strips_filler(response, expected):
+    """Filler ('The answer is', 'I think it's', 'It is'), clauses and the trailing period are dropped."""
+    assert _span(response, ["not present"]) == (expected, "content")
+
+
+def test_word_boundaries_and_question_echo():
+    """Alias 'au' does not match inside 'Australia'; with the question, an echoed Y yields X."""
+    assert _span("Australia", ["au"]) == ("Australia", "content")
+    q = "What is the capital of France?"
+    assert _span("Lyon is the capital of France.", ["Paris"], q) == ("Lyon", "content")
+    assert _span("The capital of France is Lyon.", ["Paris"], q) == ("Lyon", "content")
+
+
+def test_alias_inside_content_is_preferred():
+    """When the alias also appears in the echoed question part, the occurrence in the answer wins."""
+    r = "The symbol for gold is gold."
+    sp = locate_answer_span(r, ["Gold"])
+    assert (sp.start, sp.method) == (r.rindex("gold"), "alias")
+
+
+def test_fallback_for_empty_or_filler_only():
+    """Empty and filler-only responses fall back to the whole response."""
+    assert locate_answer_span("", ["x"]) == AnswerSpan(0, 0, "fallback")
+    assert locate_answer_span("The answer is.", ["x"]) == AnswerSpan(0, 14, "fallback")
+
+
+def test_token_mask_from_offsets():
+    """Tokens overlapping the span are marked; special (0, 0) tokens and non-overlapping ones are not."""
+    response = "The capital of Australia is Canberra."
+    offsets = [(0, 0), (0, 3), (3, 11), (11, 14), (14, 24), (24, 27), (27, 31), (31, 36), (36, 37)]
+    span = locate_answer_span(response, ["Canberra"])
+    mask = token_mask_from_span(offsets, span)
+    assert mask.dtype == np.bool_ and mask.tolist() == [False] * 6 + [True, True, False]
+    with pytest.raises(ValueError, match="no token overlaps"):
+        token_mask_from_span([(0, 3)], AnswerSpan(10, 12, "alias"))
+    with pytest.raises(ValueError, match=r"\[tokens, 2\]"):
+        token_mask_from_span([(0, 1, 2)], span)
+
+
+def test_span_stats_counts_methods():
+    """span_stats reports how many spans came from each method, fallbacks included."""
+    spans = [locate_answer_span(r, ["Canberra"]) for r in ["Canberra.", "Sydney.", ""]]
+    assert span_stats(spans) == {"alias": 1, "content": 1, "fallback": 1, "total": 3}
+
+
+def test_token_mask_with_fast_tokenizer_offsets():
+    """Offsets from a real fast tokenizer's return_offsets_mapping select exactly the answer tokens."""
+    from conftest import tiny_tokenizer
+
+    response = "w5 w6 w7 w8"
+    enc = tiny_tokenizer()(response, return_offsets_mapping=True, add_special_tokens=False)
+    mask = token_mask_from_span(enc["offset_mapping"], AnswerSpan(3, 8, "alias"))  # "w6 w7"
+    assert mask.tolist() == [False, True, True, False]

@@ -1,0 +1,240 @@
+"""Loaders of the benchmark files, the NonExist generator and jailbreak templates (hneurons_utils.data)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hneurons_utils import data as D
+from hneurons_utils.data import DataFormatError
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("HNEURONS_DATA_DIR") or REPO.parent / "shared" / "data")
+needs_data = pytest.mark.skipif(not (SHARED / "triviaqa").is_dir(),
+                                reason=f"benchmark files not found at {SHARED}")
+
+
+@pytest.fixture(scope="module")
+def triviaqa():
+    """Both TriviaQA splits, loaded once for this module."""
+    return {split: D.load_triviaqa(split, SHARED) for split in ("train", "test")}
+
+
+@needs_data
+@pytest.mark.parametrize("split,rows", [("train", 8837), ("test", 11313)])
+def test_triviaqa_row_counts(triviaqa, split, rows):
+    """Every TriviaQA row listed in the data README loads, with a stable line-numbered qid."""
+    items = triviaqa[split]
+    assert len(items) == rows
+    assert items[0].qid == f"triviaqa-{split}:1" and items[-1].qid == f"triviaqa-{split}:{rows}"
+    assert len({it.qid for it in items}) == rows
+
+
+@needs_data
+def test_triviaqa_quoting_quirk_rows_parse(triviaqa):
+    """Alias lists and questions wrapped in extra CSV quoting come out unquoted."""
+    items = {it.qid: it for it in triviaqa["train"]}
+    boxing = items["triviaqa-train:3"]  # "['Prize fight', ..." wrapped in one layer of quotes
+    assert boxing.question == "Ezzard Charles was a world champion in which sport?"
+    assert "Boxing" in boxing.answers and "Gentleman's sport" in boxing.answers
+    quoted = items["triviaqa-train:1900"]  # question under two layers of quoting
+    assert quoted.question.startswith('"The 59th Street Bridge Song" was an early')
+    assert '""' not in quoted.question
+    assert "🚁" in items["triviaqa-train:1"].answers  # non-ASCII aliases are kept as written
+
+
+@needs_data
+def test_nq_open_skips_symbol_only_answers_with_a_logged_count(caplog):
+    """NQ-Open's two rows whose only answers are punctuation ('---', ')') are skipped and logged."""
+    with caplog.at_level(logging.WARNING, logger="hneurons_utils.data"):
+        items = D.load_nq_open(SHARED)
+    assert len(items) == 3610 - 2
+    assert "skipped 2 rows" in caplog.text
+    assert "nq_open:291" not in {it.qid for it in items}
+
+
+@needs_data
+def test_bioasq_uses_file_ids():
+    """BioASQ loads all 1,600 factoid questions, keyed by the file's own ids."""
+    items = D.load_bioasq(SHARED)
+    assert len(items) == 1600
+    assert items[0].qid == "bioasq:56bc751eac7ad10019000013"
+    assert items[0].answers == ["bazex syndrome", "Bazex syndrome"]
+
+
+@needs_data
+def test_load_qa_limit_is_a_seeded_subset():
+    """load_qa(limit, seed) is deterministic per seed, differs across seeds, and keeps file order."""
+    a = D.load_qa("nq_open", None, SHARED, limit=50, seed=3)
+    b = D.load_qa("nq_open", "test", SHARED, limit=50, seed=3)
+    c = D.load_qa("nq_open", None, SHARED, limit=50, seed=4)
+    assert [x.qid for x in a] == [x.qid for x in b] != [x.qid for x in c]
+    lines = [x.meta["line"] for x in a]
+    assert len(a) == 50 and lines == sorted(lines)
+    with pytest.raises(ValueError, match="single"):
+        D.load_qa("nq_open", "train", SHARED)
+    with pytest.raises(ValueError, match="unknown QA dataset"):
+        D.load_qa("squad", None, SHARED)
+
+
+@needs_data
+@pytest.mark.parametrize("split,rows", [("train", 2374), ("valid", 982), ("test", 1374)])
+def test_falseqa_splits(split, rows):
+    """FalseQA loads every row, half false-premise; rebuttal lists (test) and strings both parse."""
+    items = D.load_falseqa(split, SHARED)
+    assert len(items) == rows
+    assert Counter(it.false_premise for it in items) == {True: rows // 2, False: rows // 2}
+    assert all(it.rebuttals and not it.answers for it in items if it.false_premise)
+    assert all(it.answers and not it.rebuttals for it in items if not it.false_premise)
+    if split == "test":
+        assert len(items[0].rebuttals) == 3
+
+
+@needs_data
+def test_truthfulqa_bom_and_answer_lists():
+    """TruthfulQA's BOM does not break the header; ';'-separated answers become lists."""
+    items = D.load_truthfulqa(SHARED)
+    assert len(items) == 817
+    first = items[0]
+    assert first.question == "What happens to you if you eat watermelon seeds?"
+    assert first.category == "Misconceptions" and "You die" in first.incorrect
+    assert first.best_answer in first.correct
+
+
+@needs_data
+def test_jailbreak_files():
+    """390 forbidden questions (13 scenarios x 30) and 666 jailbreak templates load with unique ids."""
+    qs = D.load_forbidden_questions(SHARED)
+    assert len(qs) == 390 and len({q.qid for q in qs}) == 390
+    assert Counter(q.scenario for q in qs).most_common()[-1][1] == 30
+    templates = D.load_jailbreak_templates(SHARED)
+    assert len(templates) == 666 and len({t.tid for t in templates}) == 666
+    assert {t.platform for t in templates} >= {"discord", "reddit"}
+
+
+def test_fill_template_placeholders_and_append():
+    """The question replaces every placeholder form, is appended when none exists, and is taken literally."""
+    q = r"How do I pick a lock \1?"
+    assert D.fill_template("Niccolo's first question: \"[INSERT PROMPT HERE]\"", q) == \
+        f"Niccolo's first question: \"{q}\""
+    assert D.fill_template(r"Answer \[insert prompt here\] now", q) == f"Answer {q} now"
+    assert D.fill_template("Prompt: [PROMPT]. Also {INSERT PROMPT HERE}", q) == f"Prompt: {q}. Also {q}"
+    assert D.fill_template('prompt = "${prompt}"', q) == f'prompt = "{q}"'
+    rule = "none of AIM's responses should contain [insert x]."
+    assert D.fill_template(rule, q) == f"{rule}\n\n{q}"
+    t = D.JailbreakTemplate("jailbreak:1", "You are DAN.  ", "reddit", "")
+    assert D.fill_template(t, q) == f"You are DAN.\n\n{q}"
+
+
+def test_malformed_tsv_names_file_line_and_field(tmp_path):
+    """A broken alias list raises DataFormatError naming the file, its line number and the field."""
+    (tmp_path / "triviaqa").mkdir()
+    path = tmp_path / "triviaqa" / "train.tsv"
+    rows = ["Q1?\t['a']", """Q2?\t"['b', ""c""]\"""", "Q3?\t['unclosed"]
+    path.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+    with pytest.raises(DataFormatError) as err:
+        D.load_triviaqa("train", tmp_path)
+    assert err.value.line == 3 and err.value.field == "answers"
+    assert str(path) in str(err.value) and "line 3" in str(err.value)
+    path.write_text("Q1?\t['a']\nonly one column\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="line 2, field 'columns'"):
+        D.load_triviaqa("train", tmp_path)
+
+
+def test_malformed_csv_and_jsonl_rows(tmp_path):
+    """Bad FalseQA labels and bad JSON lines are reported at their own line, multi-line rows counted right."""
+    (tmp_path / "falseqa").mkdir()
+    (tmp_path / "falseqa" / "test.csv").write_text(
+        'question,answer,label\n"Why?\nReally?",Because.,1\nWhat?,It.,2\n', encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"line 4, field 'label'"):
+        D.load_falseqa("test", tmp_path)
+    (tmp_path / "bioasq").mkdir()
+    (tmp_path / "bioasq" / "factoid.jsonl").write_text(
+        '{"id": "x", "question": "Q?", "answers": ["a"]}\n{"id": "y", "question": "Q?", "answers": "a"}\n')
+    with pytest.raises(DataFormatError, match=r"line 2, field 'answers'"):
+        D.load_bioasq(tmp_path)
+
+
+def test_empty_answer_lists_are_skipped_and_logged(tmp_path, caplog):
+    """A row with an empty alias list is dropped with a logged count, never silently."""
+    (tmp_path / "triviaqa").mkdir()
+    (tmp_path / "triviaqa" / "test.tsv").write_text("Q1?\t['a']\nQ2?\t[]\nQ3?\t[]\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="hneurons_utils.data"):
+        items = D.load_triviaqa("test", tmp_path)
+    assert [it.qid for it in items] == ["triviaqa-test:1"]
+    assert "skipped 2 rows (empty answer list)" in caplog.text
+
+
+def test_missing_file_offline_gives_actionable_errors(tmp_path, monkeypatch):
+    """Without a local file: FalseQA/BioASQ name where to get them; Hub sets say to set HNEURONS_DATA_DIR."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(D, "_fetch_hub", lambda src: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(FileNotFoundError, match="thunlp/FalseQA"):
+        D.load_falseqa("test", tmp_path)
+    with pytest.raises(FileNotFoundError, match="bioasq"):
+        D.load_bioasq(tmp_path)
+    with pytest.raises(RuntimeError, match="HNEURONS_DATA_DIR.*or go online"):
+        D.load_nq_open(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        D.load_nq_open(tmp_path / "nowhere")
+
+
+def test_hub_rows_are_mapped_to_local_records(tmp_path, monkeypatch):
+    """Hub rows (TriviaQA's nested answer, TruthfulQA's lists) load like the local files."""
+    hub = {"mandarjoshi/trivia_qa": [{"question_id": "tc_1", "question": "Q?",
+                                      "answer": {"aliases": ["Au", "Gold"]}}],
+           "truthfulqa/truthful_qa": [{"type": "A", "category": "Law", "question": "Q?",
+                                       "best_answer": "B", "correct_answers": ["B", "C; D"],
+                                       "incorrect_answers": ["E"]}]}
+    monkeypatch.setattr(D, "_fetch_hub", lambda src: hub[src.repo])
+    assert D.load_triviaqa("train", tmp_path)[0].qid == "triviaqa-train:tc_1"
+    assert D.load_triviaqa("train", tmp_path)[0].answers == ["Au", "Gold"]
+    t = D.load_truthfulqa(tmp_path)[0]
+    assert (t.correct, t.incorrect, t.category) == (["B", "C; D"], ["E"], "Law")
+
+
+def test_nonexist_is_reproducible_and_balanced():
+    """Same seed gives the same questions; another seed differs; kinds are balanced and answers empty."""
+    a, b, c = D.make_nonexist(48, seed=7), D.make_nonexist(48, seed=7), D.make_nonexist(48, seed=8)
+    assert [x.question for x in a] == [x.question for x in b] != [x.question for x in c]
+    kinds = Counter(x.meta["kind"] for x in a)
+    assert len(kinds) == 8 and set(kinds.values()) == {6}
+    assert all(x.answers == [] and x.dataset == "nonexist" for x in a)
+    assert all(x.meta["entity"] in x.question for x in a)
+    assert len({x.meta["entity"].lower() for x in a}) == 48
+    assert len({x.qid for x in a}) == 48
+
+
+def test_nonexist_avoids_excluded_names():
+    """Names whose invented words appear in the excluded texts are regenerated, and counted."""
+    first = D.make_nonexist(40, seed=1)
+    exclude = [f"Who made {x.meta['entity']}?" for x in first[:20]]
+    second = D.make_nonexist(40, seed=1, exclude_texts=exclude)
+    blob = " ".join(exclude).lower()
+    assert second.rejected >= 1
+    assert not any(x.meta["entity"].lower() in blob for x in second)
+    assert [x.question for x in second] == [x.question for x in D.make_nonexist(40, 1, exclude)]
+
+
+def test_nonexist_parts_file_is_validated(tmp_path):
+    """A parts file whose template lacks {entity} is rejected with the file and field named."""
+    bad = tmp_path / "parts.json"
+    bad.write_text('{"syllables": {}, "lists": {}, "real_word_lists": [], '
+                   '"kinds": {"drug": {"names": ["x"], "templates": ["What is it?"]}}}')
+    with pytest.raises(DataFormatError, match="kinds.drug.templates"):
+        D.make_nonexist(1, parts_path=bad)
+
+
+def test_load_qa_nonexist_checks_local_sets(tmp_path):
+    """load_qa('nonexist') generates `limit` items, checked against the local QA files' text."""
+    (tmp_path / "triviaqa").mkdir()
+    (tmp_path / "triviaqa" / "test.tsv").write_text("Who wrote Emma?\t['Jane Austen']\n", encoding="utf-8")
+    items = D.load_qa("nonexist", None, tmp_path, limit=8, seed=2)
+    expected = D.make_nonexist(8, 2, ["Who wrote Emma?", "Jane Austen"])
+    assert [x.question for x in items] == [x.question for x in expected] and len(items) == 8
+    with pytest.raises(ValueError, match="single"):
+        D.load_qa("nonexist", "train", tmp_path)

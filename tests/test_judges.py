@@ -1,0 +1,143 @@
+"""Answer normalisation, refusal detection, the rule judge and the LLM judge (hneurons_utils.judges)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from hneurons_utils.judges import (JudgeReplyError, LLMJudge, MissingAPIKeyError, is_refusal,
+                                   make_judge, normalize_answer, rule_judge)
+
+
+def test_normalize_answer_squad_style():
+    """Lowercase, accents, punctuation, articles and whitespace are normalised the TriviaQA way."""
+    assert normalize_answer("  The Beatles!  ") == "beatles"
+    assert normalize_answer("Zürich") == normalize_answer("ZURICH") == "zurich"
+    assert normalize_answer("Campbell-Bannerman") == "campbell bannerman"
+    assert normalize_answer("A  Tale of\tTwo Cities.") == "tale of two cities"
+    assert normalize_answer("ﬁne 🚁") == "fine"
+    assert normalize_answer("Theatre") == "theatre"  # an article only as a whole word
+
+
+@pytest.mark.parametrize("text", [
+    "I don't know.", "I’m not sure.", "I cannot answer that question.", "I'm sorry, but I can't help.",
+    "There is no such medicine.", "The town of Brelvanitz does not exist.", "I am not aware of any such company.",
+    "I have no information about that species.", "That appears to be a fictional person.", "", "   ",
+])
+def test_refusals_detected(text):
+    """Common refusal and abstention phrasings (and empty answers) count as refusals."""
+    assert is_refusal(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Canberra", "I cannot stress enough that Paris is the capital.", "The answer is Au.",
+    "Sorry Seems to Be the Hardest Word", "Knowledge is power", "It exists in Norway.",
+])
+def test_answers_not_mistaken_for_refusals(text):
+    """Real answers, including ones holding 'I cannot' or 'sorry', are not refusals."""
+    assert not is_refusal(text)
+
+
+def test_rule_judge_labels():
+    """Alias containment is word-boundary aware; refusal wins; empty answers make any answer incorrect."""
+    assert rule_judge("The capital of Australia is Canberra.", ["Canberra"]) == "correct"
+    assert rule_judge("The chemical symbol for gold is Au.", ["AU"]) == "correct"
+    assert rule_judge("Australia", ["au"]) == "incorrect"
+    assert rule_judge("It is in the constellation Capricorn.", ["Taurus", "Taurus (constellation)"]) == "incorrect"
+    assert rule_judge("Campbell Bannerman", ["Campbell-Bannerman"]) == "correct"
+    assert rule_judge("Zurich", ["Zürich"]) == "correct"
+    assert rule_judge("I don't know, maybe Canberra.", ["Canberra"]) == "refusal"
+    assert rule_judge("Volor pri octacap is made by Pfizer.", []) == "incorrect"
+    assert rule_judge("That medicine does not exist.", []) == "refusal"
+    assert rule_judge("Helicopter", ["🚁", "Helicopter"]) == "correct"
+
+
+def test_rule_judge_rejects_unusable_answers():
+    """A bare string or alias list with no letters/digits is a caller error, not a silent 'incorrect'."""
+    with pytest.raises(TypeError):
+        rule_judge("Paris", "Paris")
+    with pytest.raises(ValueError, match="no gold alias"):
+        rule_judge("Paris", ["---"])
+
+
+class _StubHandler(BaseHTTPRequestHandler):
+    """An OpenAI-compatible /chat/completions stub replying with the server's canned content."""
+
+    def do_POST(self):  # noqa: N802 (http.server API)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.seen.append((self.path, self.headers.get("Authorization"), body))
+        reply = self.server.reply
+        if reply is None:
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"boom")
+            return
+        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub_server():
+    server = HTTPServer(("127.0.0.1", 0), _StubHandler)
+    server.seen, server.reply = [], "Correct."
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_llm_judge_against_local_stub(stub_server, monkeypatch):
+    """The LLM judge posts to /chat/completions with the key as a bearer token and parses the verdict."""
+    monkeypatch.setenv("JUDGE_TEST_KEY", "sk-secret-123")
+    base = f"http://127.0.0.1:{stub_server.server_port}/v1"
+    judge = make_judge("llm", base_url=base, model="gpt-4o", api_key_env="JUDGE_TEST_KEY", timeout=5)
+    assert judge("Capital of Australia?", "Canberra", ["Canberra"]) == "correct"
+    path, auth, body = stub_server.seen[-1]
+    assert path == "/v1/chat/completions" and auth == "Bearer sk-secret-123"
+    assert body["model"] == "gpt-4o" and "Canberra" in body["messages"][-1]["content"]
+    stub_server.reply = "refusal"
+    assert judge.judge("Who makes volor pri octacap?", "No idea.", []) == "refusal"
+    assert "does not exist" in stub_server.seen[-1][2]["messages"][-1]["content"]
+    assert "sk-secret" not in repr(judge)
+
+
+def test_llm_judge_errors(stub_server, monkeypatch):
+    """Unparseable replies and HTTP errors raise clear errors that never contain the key."""
+    monkeypatch.setenv("JUDGE_TEST_KEY", "sk-secret-123")
+    judge = LLMJudge(f"http://127.0.0.1:{stub_server.server_port}/v1", "m", "JUDGE_TEST_KEY", timeout=5)
+    stub_server.reply = "Probably right"
+    with pytest.raises(JudgeReplyError, match="Probably right"):
+        judge.judge("Q?", "A", ["A"])
+    stub_server.reply = None
+    with pytest.raises(RuntimeError, match="HTTP 500") as err:
+        judge.judge("Q?", "A", ["A"])
+    assert "sk-secret" not in str(err.value)
+
+
+def test_missing_api_key_names_the_variable(monkeypatch):
+    """Constructing an LLM judge without its key fails at once, naming the environment variable."""
+    monkeypatch.delenv("NO_SUCH_JUDGE_KEY", raising=False)
+    with pytest.raises(MissingAPIKeyError, match="NO_SUCH_JUDGE_KEY"):
+        LLMJudge("http://127.0.0.1:9/v1", "m", api_key_env="NO_SUCH_JUDGE_KEY")
+
+
+def test_make_judge_rule_and_unknown():
+    """make_judge('rule') ignores the question; unknown kinds and stray settings are refused."""
+    judge = make_judge("rule")
+    assert judge("ignored", "Canberra", ["Canberra"]) == "correct"
+    with pytest.raises(ValueError, match="unknown judge kind"):
+        make_judge("gpt")
+    with pytest.raises(TypeError):
+        make_judge("rule", model="x")

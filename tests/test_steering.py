@@ -1,0 +1,151 @@
+"""Tests for hneurons_utils.steering: the three implementations of Section 3's scaling agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hneurons_utils.probe import NeuronSet
+from hneurons_utils.sampling import GREEDY, GenConfig
+from hneurons_utils.steering import (generate_ids_scaled, generate_scaled, layer_indices,
+                                     logits_scaled, scaled_down_proj, suppression_accuracy)
+
+
+def _amplify_ffn(m, factor: float = 20.0) -> None:
+    """Make the tiny model's FFN matter, so scaling neurons visibly changes its output."""
+    with torch.no_grad():
+        for layer in range(m.adapter.n_layers):
+            m.adapter.down_proj(m.hf, layer).weight.mul_(factor)
+
+
+def _neurons(m, step: int = 2) -> NeuronSet:
+    """Every ``step``-th neuron of layer 0 and a few of the last layer."""
+    a = m.adapter
+    first = np.arange(0, a.n_neurons, step)
+    last = np.array([1, 5, 9])
+    return NeuronSet(np.r_[np.zeros_like(first), np.full(3, a.n_layers - 1)], np.r_[first, last],
+                     a.n_layers, a.n_neurons)
+
+
+def _reference_hooks(m, neurons: NeuronSet, alpha: float) -> list:
+    """An independent reference: pre-hooks multiplying the down-projection input's columns."""
+    handles = []
+    for layer, idx in neurons.by_layer().items():
+        idx = torch.as_tensor(idx)
+
+        def hook(_mod, args, idx=idx):
+            z = args[0].clone()
+            z[:, :, idx] = z[:, :, idx] * alpha
+            return (z,)
+        handles.append(m.adapter.down_proj(m.hf, layer).register_forward_pre_hook(hook))
+    return handles
+
+
+def _batch(m):
+    enc = m.tokenizer(["w1 w2 w3 w4", "w5 w6", "w7 w8 w9"], return_tensors="pt", padding=True)
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def _weights(m) -> list[torch.Tensor]:
+    return [m.adapter.down_proj(m.hf, i).weight.detach().clone() for i in range(m.adapter.n_layers)]
+
+
+@pytest.mark.parametrize("alpha", [0.0, 3.0])
+def test_logits_match_reference_hook(tiny_model, alpha):
+    """Weight edit, nnsight and hook give the reference's logits, and differ from no scaling."""
+    _amplify_ffn(tiny_model)
+    ns, enc = _neurons(tiny_model), _batch(tiny_model)
+    handles = _reference_hooks(tiny_model, ns, alpha)
+    positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # left padding, as generate
+    with torch.no_grad():
+        ref = tiny_model.hf(**enc, position_ids=positions).logits
+    for h in handles:
+        h.remove()
+    plain = logits_scaled(tiny_model, enc, None, 1.0)
+    assert not torch.allclose(plain, ref, atol=1e-3)
+    for method in ("weights", "nnsight", "hook"):
+        got = logits_scaled(tiny_model, enc, ns, alpha, method)
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5, msg=method)
+
+
+@pytest.mark.parametrize("cfg", [GREEDY, GenConfig(max_new_tokens=8, stop_at_newline=False)],
+                         ids=["greedy", "sampled"])
+def test_generated_tokens_match_reference_hook(tiny_model, cfg):
+    """All three methods generate the reference's tokens (greedy and seeded sampling)."""
+    _amplify_ffn(tiny_model)
+    ns, enc = _neurons(tiny_model), _batch(tiny_model)
+    cfg = GenConfig(**{**cfg.as_dict(), "max_new_tokens": 8, "stop_at_newline": False})
+    handles = _reference_hooks(tiny_model, ns, 2.5)
+    ref = generate_ids_scaled(tiny_model, enc, cfg, None, 1.0, "weights", seed=7)
+    for h in handles:
+        h.remove()
+    plain = generate_ids_scaled(tiny_model, enc, cfg, None, 1.0, "weights", seed=7)
+    assert not torch.equal(plain, ref)
+    for method in ("weights", "nnsight", "hook"):
+        got = generate_ids_scaled(tiny_model, enc, cfg, ns, 2.5, method, seed=7)
+        assert torch.equal(got, ref), method
+
+
+def test_nnsight_result_survives_early_stop(tiny_model):
+    """nnsight generation that stops at EOS before max_new_tokens still returns its tokens."""
+    _amplify_ffn(tiny_model)
+    ns, enc = _neurons(tiny_model), _batch(tiny_model)
+    full = generate_ids_scaled(tiny_model, enc, GenConfig(do_sample=False, max_new_tokens=6,
+                                                          stop_at_newline=False), ns, 0.0, "hook")
+    eos = int(full[0, enc["input_ids"].shape[1] + 1])  # the 2nd token of row 0 becomes EOS
+    tiny_model.hf.generation_config.eos_token_id = eos
+    cfg = GenConfig(do_sample=False, max_new_tokens=6, stop_at_newline=False)
+    ref = generate_ids_scaled(tiny_model, enc, cfg, ns, 0.0, "hook")
+    got = generate_ids_scaled(tiny_model, enc, cfg, ns, 0.0, "nnsight")
+    assert torch.equal(got, ref)
+
+
+def test_weights_restored_bit_exactly(tiny_model):
+    """scaled_down_proj edits only the chosen columns, then restores W_down bit for bit."""
+    before = _weights(tiny_model)
+    ns = _neurons(tiny_model)
+    with scaled_down_proj(tiny_model, ns, 1.5):
+        inside = _weights(tiny_model)
+        w0 = tiny_model.adapter.down_weight(tiny_model.hf, 0)
+        assert torch.equal(w0[:, 0], before[0].T[:, 0] * 1.5 if tiny_model.adapter.down_transposed
+                           else before[0][:, 0] * 1.5)
+    changed = (inside[0] != before[0]).any(dim=1 if tiny_model.adapter.down_transposed else 0)
+    assert changed.nonzero().ravel().tolist() == ns.by_layer()[0].tolist()
+    for b, a in zip(before, _weights(tiny_model)):
+        assert torch.equal(a, b)
+
+
+def test_weights_restored_after_exception(tiny_model):
+    """An exception inside the block still restores W_down bit for bit (alpha=0 included)."""
+    before = _weights(tiny_model)
+    with pytest.raises(RuntimeError, match="boom"):
+        with scaled_down_proj(tiny_model, _neurons(tiny_model), 0.0):
+            assert not torch.equal(_weights(tiny_model)[0], before[0])
+            raise RuntimeError("boom")
+    for b, a in zip(before, _weights(tiny_model)):
+        assert torch.equal(a, b)
+
+
+def test_neuron_set_for_another_model_is_refused(tiny_model):
+    """A probe identified on a model of another shape is rejected with a clear message."""
+    wrong = NeuronSet(np.array([0]), np.array([1]), tiny_model.adapter.n_layers + 5, 4096)
+    with pytest.raises(ValueError, match="another MODEL_ID"):
+        layer_indices(tiny_model, wrong)
+    with pytest.raises(ValueError, match="unknown steering method"):
+        generate_scaled(tiny_model, ["w1"], GREEDY, None, 1.0, method="magic")
+
+
+def test_suppression_accuracy_counts_correct_answers(tiny_model, monkeypatch):
+    """suppression_accuracy is the share of items whose generated answer the judge calls correct."""
+    from types import SimpleNamespace
+
+    import hneurons_utils.steering as steering
+
+    monkeypatch.setattr(steering, "build_prompt", lambda tok, q, instr: q)
+    cfg = GenConfig(do_sample=False, max_new_tokens=3, stop_at_newline=False)
+    ns = _neurons(tiny_model)
+    answers = [a[0] for a in generate_scaled(tiny_model, ["w1 w2", "w3"], cfg, ns, 0.0)]
+    items = [SimpleNamespace(question="w1 w2", answers=[answers[0]]),
+             SimpleNamespace(question="w3", answers=["nothing-like-this"])]
+    assert suppression_accuracy(tiny_model, ns, items, 0.0, batch_size=1, cfg=cfg) == 0.5
