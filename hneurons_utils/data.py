@@ -311,8 +311,9 @@ def _qa_items(rows: Iterable[Row], dataset: str, prefix: str, answers_key: str =
             skipped["no alias with a letter or digit"] += 1
         else:
             key = rec["id"] if "id" in rec else line
+            # the file's name only: absolute local paths do not belong in shared results
             items.append(QAItem(f"{prefix}:{key}", question, answers, dataset,
-                                {"source": src, "line": line}))
+                                {"source": "/".join(Path(src).parts[-2:]), "line": line}))
     _log_skips(prefix, skipped, len(items))
     return items
 

@@ -238,3 +238,55 @@ def normalized_rank(score: np.ndarray) -> np.ndarray:
         raise ValueError("ranking needs at least two neurons")
     ascending = rankdata(flat)  # 1 = smallest drift
     return ((flat.size - ascending) / (flat.size - 1)).reshape(np.shape(score))
+
+
+def _flat_mask(neurons: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean ``[L * N]`` mask of a :class:`probe.NeuronSet` (shape checked against ``shape``)."""
+    if (neurons.n_layers, neurons.n_neurons) != tuple(shape):
+        raise ValueError(f"neuron set is for {neurons.n_layers} x {neurons.n_neurons} neurons, "
+                         f"the drift table is {shape[0]} x {shape[1]}: different models?")
+    mask = np.zeros(shape[0] * shape[1], dtype=bool)
+    mask[neurons.flat] = True
+    return mask
+
+
+def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int = 0,
+                n_boot: int = 1000) -> dict:
+    """Did the H-Neurons change less than other neurons? (Section 4, Figure 4b.)
+
+    ``score``: combined drift ``[L, N]``; ``neurons``: the H-Neurons (a ``NeuronSet``).
+    Returns the H-Neurons' mean normalised rank with a bootstrap interval; the paper's
+    one-sided Welch t-test (H-Neurons' drift smaller than the others') and a one-sided
+    Mann-Whitney U test; and the mean rank of ``n_random`` random sets of as many neurons,
+    drawn uniformly and drawn with the same count per layer (drift differs between layers, so
+    the layer-matched draw separates "these neurons" from "these layers"), each with an
+    empirical one-sided p-value.
+    """
+    from scipy.stats import mannwhitneyu, ttest_ind
+
+    from .probe import random_neuron_set
+
+    rank = normalized_rank(score).ravel()
+    flat = np.asarray(score, dtype=np.float64).ravel()
+    h = _flat_mask(neurons, score.shape)
+    k = int(h.sum())
+    if k == 0 or k == h.size:
+        raise ValueError(f"need some H-Neurons and some other neurons, got {k} of {h.size}")
+    rng = np.random.default_rng(seed)
+    boot = [rng.choice(rank[h], size=k).mean() for _ in range(n_boot)]
+    out = {"n_h_neurons": k, "n_neurons": int(h.size), "mean_rank": float(rank[h].mean()),
+           "mean_rank_ci": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+           "t_test": _test(ttest_ind(flat[h], flat[~h], equal_var=False, alternative="less")),
+           "mann_whitney": _test(mannwhitneyu(flat[h], flat[~h], alternative="less"))}
+    L, N = score.shape
+    for name, like in (("random", None), ("random_layer_matched", neurons)):
+        means = np.array([rank[random_neuron_set(k, L, N, seed + 1 + i, like=like).flat].mean()
+                          for i in range(n_random)])
+        out[name] = {"mean_rank_mean": float(means.mean()),
+                     "mean_rank_95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
+                     "p_value": float((1 + (means >= out["mean_rank"]).sum()) / (n_random + 1))}
+    return out
+
+
+def _test(res: Any) -> dict:
+    return {"statistic": float(res.statistic), "p_value": float(res.pvalue)}

@@ -26,5 +26,5 @@ for name in $names; do
   echo "== $name: $(( $(date +%s) - start )) s"
 done
 jupyter-book build --builder html -W -n --keep-going \
-  --config _config.yml --toc _toc.yml --path-output book book
+  --config "$PWD/_config.yml" --toc "$PWD/_toc.yml" --path-output book book
 echo "Book: $(pwd)/book/_build/html/index.html"
