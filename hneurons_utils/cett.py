@@ -64,12 +64,18 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     """
     names = list(masks)
     k = torch.stack([masks[n].float() for n in names])  # [K, B, T]
+    n_k, n_b = k.shape[:2]
     counts = k.sum(-1)  # [K, B]
     norms = column_norms(m) if norms is None else norms
     dev = m.device if not m.remote else "cpu"
-    k, norms_d = k.to(dev), norms.to(dev)
-    # Fully masked (padding) positions can hold NaN activations; 0 * NaN would leak into sums.
-    used = k.bool().any(0)[..., None]  # [B, T, 1]
+    # Only tokens inside some mask are read: padding (which can hold NaN) never enters a sum.
+    used = k.bool().any(0)  # [B, T]
+    rows = used.nonzero()[:, 0]  # [M]: batch row of each used token
+    # weights[k * B + b, m] = mask_k of used token m if it belongs to row b, else 0
+    onehot = torch.zeros(n_b, rows.numel()).index_put_((rows, torch.arange(rows.numel())),
+                                                       torch.tensor(1.0))
+    weights = (k[:, used][:, None, :] * onehot[None]).reshape(n_k * n_b, -1).to(dev)
+    used, norms_d = used.to(dev), norms.to(dev)
     scale = scale or {}
     with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote):
         per_layer = []
@@ -78,11 +84,12 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
             if i in scale:
                 idx, alpha = scale[i]
                 down.input[..., idx] *= alpha
-            ratio = torch.where(used, _cett_ratio(down.input, down.output), 0.0)  # [B, T, N]
-            per_layer.append(torch.einsum("kbt,btn->kbn", k, ratio) * norms_d[i])
+            z = down.input[used].float().abs_()  # [M, N]: |z_j,t| of the used tokens
+            h_norm = down.output[used].float().norm(dim=-1).clamp_min(EPS)  # [M]: ||h_t||
+            per_layer.append((weights / h_norm) @ z * norms_d[i])  # [K*B, N]
         sums = nnsight.save(per_layer)
-    total = torch.stack([s.cpu() for s in sums], dim=2)  # [K, B, L, N]
-    means = total / counts[:, :, None, None]
+    total = torch.stack([s.cpu() for s in sums], dim=1).reshape(n_k, n_b, -1, norms.shape[1])
+    means = total / counts[:, :, None, None]  # [K, B, L, N]
     return {n: means[i] for i, n in enumerate(names)}
 
 

@@ -290,3 +290,64 @@ def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int
 
 def _test(res: Any) -> dict:
     return {"statistic": float(res.statistic), "p_value": float(res.pvalue)}
+
+
+# ---------------------------------------------------------------- base-model decoding (Figure 4a)
+
+BASE_SUFFIX = "\nAnswer:"
+
+
+def base_prompt(question: str) -> str:
+    """The paper's base-model prompt: the question followed by ``"\\nAnswer:"`` (Section 6.3.1)."""
+    if not question.strip():
+        raise ValueError("empty question")
+    return question.strip() + BASE_SUFFIX
+
+
+def first_line(text: str) -> str:
+    """The answer a base model gave: its continuation up to the first newline after any text.
+
+    Leading blank lines are skipped (small base models often start ``"\\nAnswer:"`` with a
+    line break); the paper's rule "stop at the first newline" then applies.
+    """
+    return text.lstrip().split("\n", 1)[0].strip()
+
+
+class FirstLineStop:
+    """Stopping criterion: a row is done once its continuation holds a newline after some text.
+
+    Works as a ``transformers`` ``StoppingCriteria`` (returns one bool per row).
+    """
+
+    def __init__(self, tokenizer: Any, prompt_len: int) -> None:
+        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any = None, **kw: Any) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
+        return torch.tensor(["\n" in t.lstrip() for t in texts], device=input_ids.device)
+
+
+def generate_base(m: Any, questions: list[str], cfg: Any, seed: int | None = None) -> list[str]:
+    """One answer per question from a base model (``m``: a ``LoadedModel``), one batch.
+
+    Prompt :func:`base_prompt`, decoding settings from ``cfg`` (a ``sampling.GenConfig``;
+    ``num_return_sequences`` must be 1), each answer cut by :func:`first_line`.
+    """
+    from transformers import StoppingCriteriaList
+
+    if cfg.num_return_sequences != 1:
+        raise ValueError("generate_base draws one answer per question (num_return_sequences=1)")
+    if seed is not None:
+        torch.manual_seed(seed)
+    enc = m.tokenizer([base_prompt(q) for q in questions], return_tensors="pt", padding=True)
+    enc = {k: v.to(m.device) for k, v in enc.items()}
+    n = enc["input_ids"].shape[1]
+    kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
+              pad_token_id=m.tokenizer.pad_token_id,
+              stopping_criteria=StoppingCriteriaList([FirstLineStop(m.tokenizer, n)]))
+    kw.update(dict(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p) if cfg.do_sample
+              else dict(temperature=None, top_k=None, top_p=None))
+    with torch.no_grad():
+        out = m.hf.generate(**enc, **kw)
+    texts = m.tokenizer.batch_decode(out[:, n:], skip_special_tokens=True)
+    return [first_line(t) for t in texts]

@@ -1,14 +1,23 @@
-"""Neuron sets and the sparse hallucination probe (paper Section 2.3).
+"""Neuron sets and the sparse hallucination probe (paper Section 2.3, Eq. 4).
 
 A neuron is addressed by (layer, index in the FFN intermediate layer). Features are laid out
-layer-major: flat index = layer * n_neurons + neuron.
+layer-major: flat index = layer * n_neurons + neuron. The probe is an L1-regularised logistic
+regression on response-level CETT features,
+
+    min_w  sum_i log(1 + exp(-y_i (w . x_i + b))) + lambda ||w||_1,    C = 1 / lambda,
+
+and the H-Neurons are the neurons it gives a positive weight. :class:`Probe` is saved as JSON.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 
 @dataclass(frozen=True)
@@ -94,3 +103,207 @@ def random_neuron_set(k: int, n_layers: int, n_neurons: int, seed: int,
     if not layers:
         return NeuronSet(np.array([], int), np.array([], int), n_layers, n_neurons)
     return NeuronSet(np.concatenate(layers), np.concatenate(neurons), n_layers, n_neurons)
+
+
+# ---------------------------------------------------------------- the probe (Section 2.3)
+
+LABEL_SCHEMES = ("3-vs-1", "1-vs-1")
+
+
+def training_rows(answer: np.ndarray, other: np.ndarray | None, y: np.ndarray,
+                  scheme: str = "3-vs-1") -> tuple[np.ndarray, np.ndarray]:
+    """Rows and labels of the classifier's training set (Section 2.3, Eq. 4).
+
+    ``y``: 1 = hallucinated response, 0 = faithful. "3-vs-1" (the paper): hallucinated
+    answer-token features are 1; faithful answer-token features and the other-token features
+    of every response are 0. "1-vs-1": answer-token features only, labelled ``y``. Rows with a
+    NaN (a response with no token of that kind) are dropped.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    if scheme not in LABEL_SCHEMES:
+        raise ValueError(f"unknown label scheme {scheme!r}; choose one of {LABEL_SCHEMES}")
+    if answer.shape[0] != y.shape[0]:
+        raise ValueError(f"{answer.shape[0]} feature rows but {y.shape[0]} labels")
+    X, labels = answer, y
+    if scheme == "3-vs-1":
+        if other is None:
+            raise ValueError("the 3-vs-1 scheme needs the other-token features")
+        X, labels = np.concatenate([answer, other]), np.concatenate([y, np.zeros_like(y)])
+    keep = ~np.isnan(X).any(axis=1)
+    return X[keep], labels[keep]
+
+
+@dataclass
+class Probe:
+    """A sparse linear hallucination classifier over all FFN neurons (Section 2.3).
+
+    Only the neurons with a non-zero weight are stored (``flat``: layer-major indices).
+    ``decision_function`` takes full-width features ``[n, n_layers * n_neurons]``; with
+    ``standardize`` the used columns are first centred and scaled by the training ``mean`` and
+    ``std``. Saved as plain JSON (float64 values written exactly); never pickled.
+    """
+
+    model_id: str
+    n_layers: int
+    n_neurons: int
+    flat: np.ndarray  # [k] int64, layer-major neuron indices with non-zero weight
+    weights: np.ndarray  # [k] float64
+    intercept: float
+    C: float
+    mean: np.ndarray  # [k] float64 (zeros without standardisation)
+    std: np.ndarray  # [k] float64 (ones without standardisation)
+    standardize: bool = False
+    label_scheme: str = "3-vs-1"
+    config: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.flat = np.asarray(self.flat, dtype=np.int64).ravel()
+        for name in ("weights", "mean", "std"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64).ravel())
+            if getattr(self, name).shape != self.flat.shape:
+                raise ValueError(f"Probe.{name} has {getattr(self, name).size} values for "
+                                 f"{self.flat.size} neurons")
+
+    @property
+    def n_features(self) -> int:
+        return self.n_layers * self.n_neurons
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Logit of "hallucinated" for full-width features ``[n, n_layers * n_neurons]``."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"expected features [n, {self.n_features}] ({self.n_layers} layers x "
+                             f"{self.n_neurons} neurons), got {X.shape}")
+        Z = (X[:, self.flat].astype(np.float64) - self.mean) / self.std
+        return Z @ self.weights + self.intercept
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return (self.decision_function(X) > 0).astype(np.int64)
+
+    def neurons(self, sign: int = 1) -> NeuronSet:
+        """Neurons with positive (``sign=1``), negative (-1) or any non-zero (0) weight."""
+        keep = self.weights > 0 if sign > 0 else self.weights < 0 if sign < 0 else self.weights != 0
+        return NeuronSet.from_flat(self.flat[keep], self.n_layers, self.n_neurons)
+
+    def h_neurons(self) -> NeuronSet:
+        """The H-Neurons: the neurons with a positive weight (Section 3, official code)."""
+        return self.neurons(1)
+
+    def to_dict(self) -> dict:
+        return {"model_id": self.model_id, "n_layers": self.n_layers, "n_neurons": self.n_neurons,
+                "flat": self.flat.tolist(), "weights": self.weights.tolist(),
+                "intercept": float(self.intercept), "C": float(self.C), "mean": self.mean.tolist(),
+                "std": self.std.tolist(), "standardize": self.standardize,
+                "label_scheme": self.label_scheme, "config": self.config, "format": "hneurons-probe/1"}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Probe":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no probe at {path}: run the identification chapter "
+                                    "(notebooks/02_identification.py) for this model first")
+        d = json.loads(path.read_text())
+        if d.get("format") != "hneurons-probe/1":
+            raise ValueError(f"{path} is not a probe file (format {d.get('format')!r})")
+        d.pop("format")
+        return cls(**d)
+
+
+def _penalty_kw(penalty: str) -> dict:
+    """scikit-learn >= 1.8 spells the penalty ``l1_ratio`` (``penalty`` is deprecated there)."""
+    import sklearn
+
+    major, minor = (int(x) for x in sklearn.__version__.split(".")[:2])
+    if (major, minor) >= (1, 8):
+        return {"l1_ratio": 1.0 if penalty == "l1" else 0.0}
+    return {"penalty": penalty}
+
+
+def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
+              standardize: bool = False, solver: str = "liblinear", seed: int = 0,
+              columns: np.ndarray | None = None, n_layers: int = 0, n_neurons: int = 0,
+              model_id: str = "", label_scheme: str = "3-vs-1", config: dict | None = None,
+              ) -> Probe:
+    """Fit the logistic regression of Eq. 4 on ``X`` ``[n, features]`` and return a :class:`Probe`.
+
+    ``penalty="l1"`` gives the paper's sparse probe (``C`` = 1/lambda). ``standardize=False``
+    (the paper and official code) fits raw CETT means, so the L1 penalty favours neurons with
+    large CETT; ``True`` centres and scales each neuron first, so all compete on equal terms.
+    ``columns`` restricts the fit to those flat neuron indices (the random-neuron baseline).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y, dtype=np.int64)
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"the probe needs both labels in its training set, got {np.unique(y)}")
+    cols = np.arange(X.shape[1]) if columns is None else np.asarray(columns, dtype=np.int64)
+    Xc = X[:, cols].astype(np.float64)
+    mean = Xc.mean(0) if standardize else np.zeros(cols.size)
+    std = Xc.std(0) if standardize else np.ones(cols.size)
+    std[std == 0] = 1.0
+    if penalty not in ("l1", "l2"):
+        raise ValueError(f"penalty must be 'l1' or 'l2', got {penalty!r}")
+    clf = LogisticRegression(C=C, solver=solver, max_iter=2000, random_state=seed,
+                             **_penalty_kw(penalty))
+    clf.fit((Xc - mean) / std, y)
+    w = clf.coef_[0]
+    nz = np.flatnonzero(w)
+    return Probe(model_id, n_layers, n_neurons, cols[nz], w[nz], float(clf.intercept_[0]), C,
+                 mean[nz], std[nz], standardize, label_scheme,
+                 dict(config or {}, penalty=penalty, solver=solver, seed=seed))
+
+
+def select_C(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+             Cs: Sequence[float], suppression_score: Callable[[Probe], float] | None = None,
+             **fit_kw) -> tuple[Probe, list[dict]]:
+    """Grid search over ``C`` (Section 6.1.3): fit on ``X, y``, score on held-out answers.
+
+    Score = held-out accuracy (``X_val``: answer-token features, ``y_val``: 1 = hallucinated)
+    plus, when given, ``suppression_score(probe)`` (the paper adds the model's TriviaQA accuracy
+    with the probe's H-Neurons suppressed). Ties go to the higher held-out AUROC, then to the
+    sparser probe. Returns the chosen probe and one row per ``C``.
+    """
+    from .stats import accuracy, auroc
+
+    if not len(Cs):
+        raise ValueError("the C grid is empty")
+    rows, probes = [], []
+    for C in tqdm(list(Cs), desc="C grid", unit="C"):
+        p = fit_probe(X, y, C, **fit_kw)
+        s = p.decision_function(X_val)
+        row = {"C": float(C), "n_nonzero": int(p.flat.size), "n_h_neurons": p.h_neurons().size,
+               "per_mille": p.h_neurons().per_mille, "train_accuracy": accuracy(y, p.predict(X)),
+               "val_accuracy": accuracy(y_val, (s > 0).astype(int)), "val_auroc": auroc(y_val, s)}
+        row["suppression"] = float(suppression_score(p)) if suppression_score else None
+        row["score"] = row["val_accuracy"] + (row["suppression"] or 0.0)
+        rows.append(row)
+        probes.append(p)
+    key = [(r["score"], np.nan_to_num(r["val_auroc"], nan=0.0), -r["n_h_neurons"]) for r in rows]
+    best = max(range(len(rows)), key=lambda i: key[i])
+    for i, r in enumerate(rows):
+        r["chosen"] = i == best
+    return probes[best], rows
+
+
+def subset_probes(X: np.ndarray, y: np.ndarray, neuron_sets: Sequence[NeuronSet], C: float = 1.0,
+                  penalty: str = "l2", standardize: bool = True, **fit_kw) -> list[Probe]:
+    """One classifier per neuron set, trained on those neurons only (Table 1's baseline).
+
+    The paper's random baseline is "a classifier trained on as many randomly selected neurons
+    as there are H-Neurons". By default an L2 classifier on standardised features: with a
+    handful of neurons sparsity is not wanted, and this gives the baseline its best chance.
+    Training the H-Neurons themselves the same way gives the like-for-like comparison.
+    """
+    out = []
+    for ns in neuron_sets:
+        if ns.size == 0:
+            raise ValueError("cannot train a classifier on an empty neuron set")
+        out.append(fit_probe(X, y, C, penalty=penalty, standardize=standardize, columns=ns.flat,
+                             n_layers=ns.n_layers, n_neurons=ns.n_neurons, **fit_kw))
+    return out

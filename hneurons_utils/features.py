@@ -1,0 +1,225 @@
+"""Response-level CETT features: the classifier's input (paper Section 2.2, Eq. 3).
+
+For each response the paper averages CETT (Eq. 2) over its answer tokens and, separately, over
+all other tokens, in every layer, giving two vectors of ``layers x neurons`` values::
+
+    x_answer = mean_{t in A} CETT_{., t},     x_other = mean_{t not in A} CETT_{., t}
+
+The answer tokens ``A`` come from :mod:`answer_spans` (a rule stands in for the paper's GPT-4o
+extraction); "other" is every other token of prompt and response (``other_tokens="all"``, as in
+Eq. 3 and the official code) or only the response's other tokens (``"output"``), including the
+end-of-turn marker so that the set is never empty. One traced forward pass per batch over
+prompt + response gives both means (:func:`cett.cett_means`). Features are stored as float16
+npz, keyed by example, with a hash of the settings inside that is checked on load, so a rerun
+reuses them and an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .answer_spans import AnswerSpan, locate_answer_span, span_stats, token_mask_from_span
+from .cett import cett_means, column_norms
+from .models import LoadedModel
+from .sampling import settings_hash
+
+OTHER_TOKENS = ("all", "output")
+_MARK = "\u2063RESPONSE\u2063"
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How features are computed; everything here is part of the cache key."""
+
+    other_tokens: str = "all"  # "all" (paper, Eq. 3) or "output" (response tokens only)
+    batch_size: int = 8  # responses per traced forward pass
+    save_every_s: float = 60.0  # rewrite the npz at most this often while extracting
+
+    def __post_init__(self) -> None:
+        if self.other_tokens not in OTHER_TOKENS:
+            raise ValueError(f"other_tokens must be one of {OTHER_TOKENS}, got {self.other_tokens!r}")
+
+
+@dataclass
+class Example:
+    """One response to featurise: ``key`` is unique (e.g. ``qid#0``); ``label`` 1 = hallucinated."""
+
+    key: str
+    prompt: str
+    response: str
+    answers: list[str]
+    question: str
+    label: int = -1
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class FeatureSet:
+    """Features of many responses: ``answer`` and ``other`` are ``[n, layers, neurons]`` float16."""
+
+    keys: np.ndarray  # [n] str
+    answer: np.ndarray  # [n, L, N] float16
+    other: np.ndarray  # [n, L, N] float16
+    methods: np.ndarray  # [n] str: how the answer span was found
+    n_tokens: np.ndarray  # [n, 2] int: answer tokens, other tokens
+    settings: dict
+
+    def index(self, keys: Sequence[str]) -> np.ndarray:
+        """Row numbers of ``keys`` (KeyError naming the first missing one)."""
+        pos = {k: i for i, k in enumerate(self.keys.tolist())}
+        missing = [k for k in keys if k not in pos]
+        if missing:
+            raise KeyError(f"no features for {missing[0]!r} ({len(missing)} keys missing)")
+        return np.array([pos[k] for k in keys], dtype=np.int64)
+
+    def flat(self, which: str, keys: Sequence[str]) -> np.ndarray:
+        """``[len(keys), layers * neurons]`` float32, layer-major (``probe.NeuronSet`` order)."""
+        arr = getattr(self, which)[self.index(keys)]
+        return arr.reshape(len(keys), -1).astype(np.float32)
+
+    def span_stats(self) -> dict[str, int]:
+        """How each answer span was found: counts of ``alias``/``content``/``fallback``."""
+        return span_stats(AnswerSpan(0, 0, m) for m in self.methods.tolist())
+
+
+def feature_settings(m: LoadedModel, cfg: FeatureConfig) -> dict:
+    """What the cached features depend on (their cache key)."""
+    return {"model": m.name, "n_layers": m.adapter.n_layers, "n_neurons": m.adapter.n_neurons,
+            "other_tokens": cfg.other_tokens, "dtype": str(next(m.hf.parameters()).dtype),
+            "feature": "mean CETT (Eq. 2) over answer / other tokens", "version": 1}
+
+
+def turn_suffix(tokenizer) -> str:
+    """What the chat template writes after an assistant message (e.g. ``<|im_end|>\\n``)."""
+    if getattr(tokenizer, "chat_template", None) is None:
+        return tokenizer.eos_token or ""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "q"},
+                                          {"role": "assistant", "content": _MARK}], tokenize=False)
+    return text[text.index(_MARK) + len(_MARK):] if _MARK in text else ""
+
+
+def token_masks(tokenizer, ex: Example, other_tokens: str, suffix: str
+                ) -> tuple[list[int], np.ndarray, np.ndarray, str]:
+    """Token ids of prompt + response + suffix, the answer and other masks, and the span method."""
+    if not ex.response.strip():
+        raise ValueError(f"{ex.key}: empty response, no answer tokens to average (Eq. 3)")
+    sep = "" if ex.prompt[-1:].isspace() or ex.response[:1].isspace() else " "
+    start = len(ex.prompt) + len(sep)
+    enc = tokenizer(ex.prompt + sep + ex.response + suffix, add_special_tokens=False,
+                    return_offsets_mapping=True)
+    offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2) - start
+    span = locate_answer_span(ex.response, ex.answers, ex.question)
+    answer = token_mask_from_span(offsets, span)
+    other = ~answer if other_tokens == "all" else (~answer & (offsets[:, 1] > 0))
+    return list(enc["input_ids"]), answer, other, span.method
+
+
+def _batch(tokenizer, rows: list[tuple[list[int], np.ndarray, np.ndarray]]
+           ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Left-pad a batch: ``input_ids``/``attention_mask``/``position_ids`` and the two masks."""
+    T = max(len(ids) for ids, _, _ in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), T), pad, dtype=torch.long)
+    att = torch.zeros((len(rows), T), dtype=torch.long)
+    masks = {"answer": torch.zeros((len(rows), T), dtype=torch.bool),
+             "other": torch.zeros((len(rows), T), dtype=torch.bool)}
+    for i, (row_ids, a, o) in enumerate(rows):
+        n = len(row_ids)
+        ids[i, T - n:], att[i, T - n:] = torch.tensor(row_ids), 1
+        masks["answer"][i, T - n:], masks["other"][i, T - n:] = torch.from_numpy(a), torch.from_numpy(o)
+    pos = (att.cumsum(-1) - 1).clamp(min=0)  # positions from each row's first real token
+    return {"input_ids": ids, "attention_mask": att, "position_ids": pos}, masks
+
+
+def load_features(path: str | Path, settings: dict | None = None) -> FeatureSet | None:
+    """Features stored at ``path`` (None if absent); raises if stored with other settings."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        stored = json.loads(str(z["settings"]))
+        if settings is not None and str(z["settings_hash"]) != settings_hash(settings):
+            raise ValueError(f"{path} was computed with other settings ({stored}); delete it or "
+                             f"use another OUTPUT_DIR to compute features for {settings}")
+        return FeatureSet(z["keys"], z["answer"], z["other"], z["methods"], z["n_tokens"], stored)
+
+
+def save_features(path: str | Path, fs: FeatureSet) -> None:
+    """Write ``fs`` atomically as npz (float16 features, settings and their hash inside)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial.npz")
+    np.savez(tmp, keys=fs.keys.astype(str), answer=fs.answer, other=fs.other,
+             methods=fs.methods.astype(str), n_tokens=fs.n_tokens,
+             settings=np.array(json.dumps(fs.settings, sort_keys=True)),
+             settings_hash=np.array(settings_hash(fs.settings)))
+    os.replace(tmp, path)
+
+
+def _concat(fs: FeatureSet | None, parts: list[dict], settings: dict) -> FeatureSet:
+    """``fs`` with the newly computed ``parts`` appended."""
+    new = FeatureSet(np.array([k for p in parts for k in p["keys"]], dtype=str),
+                     np.concatenate([p["answer"] for p in parts]),
+                     np.concatenate([p["other"] for p in parts]),
+                     np.array([x for p in parts for x in p["methods"]], dtype=str),
+                     np.concatenate([p["n_tokens"] for p in parts]), settings)
+    if fs is None:
+        return new
+    return FeatureSet(*(np.concatenate([getattr(fs, a), getattr(new, a)])
+                        for a in ("keys", "answer", "other", "methods", "n_tokens")), settings)
+
+
+def _featurise_batch(m: LoadedModel, batch: Sequence[Example], cfg: FeatureConfig, suffix: str,
+                     norms: torch.Tensor) -> dict:
+    """CETT means of one batch of responses (one traced forward pass)."""
+    rows, methods = [], []
+    for ex in batch:
+        ids, a, o, method = token_masks(m.tokenizer, ex, cfg.other_tokens, suffix)
+        rows.append((ids, a, o))
+        methods.append(method)
+    enc, masks = _batch(m.tokenizer, rows)
+    means = cett_means(m, enc, masks, norms=norms)  # name -> [B, L, N]
+    return {"keys": [ex.key for ex in batch], "methods": methods,
+            "answer": means["answer"].numpy().astype(np.float16),
+            "other": means["other"].numpy().astype(np.float16),
+            "n_tokens": np.array([[a.sum(), o.sum()] for _, a, o in rows], dtype=np.int64)}
+
+
+def extract_features(m: LoadedModel, examples: Sequence[Example], path: str | Path,
+                     cfg: FeatureConfig = FeatureConfig(), desc: str = "CETT features"
+                     ) -> FeatureSet:
+    """Answer-token and other-token CETT means for every example, cached at ``path``.
+
+    Examples already in the file (same settings) are not recomputed; new ones are appended and
+    the file is rewritten at most every ``cfg.save_every_s`` seconds and at the end, so an
+    interrupted extraction loses at most that much work. Returns the whole stored set.
+    """
+    keys = [ex.key for ex in examples]
+    if len(set(keys)) != len(keys):
+        raise ValueError("example keys must be unique (e.g. 'qid#k' for the k-th response)")
+    settings = feature_settings(m, cfg)
+    fs = load_features(path, settings)
+    have = set(fs.keys.tolist()) if fs is not None else set()
+    todo = [ex for ex in examples if ex.key not in have]
+    suffix, norms = turn_suffix(m.tokenizer), column_norms(m)
+    parts, last = [], time.monotonic()
+    batches = [todo[i:i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
+    for batch in tqdm(batches, desc=desc, unit="batch", disable=not batches):
+        parts.append(_featurise_batch(m, batch, cfg, suffix, norms))
+        if time.monotonic() - last > cfg.save_every_s:
+            fs, parts, last = _concat(fs, parts, settings), [], time.monotonic()
+            save_features(path, fs)
+    if parts:
+        fs = _concat(fs, parts, settings)
+        save_features(path, fs)
+    if fs is None:
+        raise ValueError(f"no examples to featurise and no features stored at {path}")
+    return fs

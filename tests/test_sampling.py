@@ -1,0 +1,143 @@
+"""Collection of sampled answers (Section 2.2): batching, resumption, the consistency filter."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from hneurons_utils.data import QAItem
+from hneurons_utils.sampling import (EmptyBalancedSetError, GenConfig, balanced_sample,
+                                     collect_responses, consistency_split, generate_texts,
+                                     read_jsonl, representative_response)
+
+CHAT = ("{% for m in messages %}{{ m['content'] }} {% endfor %}"
+        "{% if add_generation_prompt %}w2 {% endif %}")
+TINY_GEN = GenConfig(num_return_sequences=2, max_new_tokens=3, stop_at_newline=False)
+
+
+def with_chat(m):
+    """The tiny tokenizer with a minimal chat template, so build_prompt works as for SmolLM2."""
+    m.tokenizer.chat_template = CHAT
+    return m
+
+
+def items(n: int) -> list[QAItem]:
+    return [QAItem(f"q{i}", f"w{3 + i} w{4 + i}", [f"w{10 + i}"], "toy") for i in range(n)]
+
+
+def test_collect_resumes_with_exact_contents(tiny_model, tmp_path):
+    """An interrupted collection, resumed, writes exactly what an uninterrupted one writes."""
+    m = with_chat(tiny_model)
+    full = tmp_path / "full.jsonl"
+    ref = collect_responses(m, items(7), full, TINY_GEN, batch_size=3, seed=5)
+
+    part = tmp_path / "part.jsonl"
+
+    def stop_after_two(i, recs):
+        if i == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        collect_responses(m, items(7), part, TINY_GEN, batch_size=3, seed=5, on_batch=stop_after_two)
+    assert len(read_jsonl(part)) == 6  # two whole batches were written before the interruption
+    with open(part, "a") as f:
+        f.write('{"qid": "q6", "trunc')  # a torn line, as a kill in mid-write leaves it
+    got = collect_responses(m, items(7), part, TINY_GEN, batch_size=3, seed=5)
+    assert part.read_text() == full.read_text()
+    assert [r["qid"] for r in got] == [r["qid"] for r in ref] == [f"q{i}" for i in range(7)]
+    assert all(len(r["responses"]) == len(r["labels"]) == 2 for r in got)
+
+
+def test_collect_skips_done_questions(tiny_model, tmp_path):
+    """A rerun generates nothing for questions already on disk and adds no duplicate line."""
+    m = with_chat(tiny_model)
+    path = tmp_path / "r.jsonl"
+    collect_responses(m, items(4), path, TINY_GEN, batch_size=2)
+    calls = []
+    collect_responses(m, items(5), path, TINY_GEN, batch_size=2, on_batch=lambda i, r: calls.append(r))
+    assert [r["qid"] for batch in calls for r in batch] == ["q4"]
+    qids = [json.loads(line)["qid"] for line in path.read_text().splitlines()]
+    assert sorted(qids) == [f"q{i}" for i in range(5)]
+
+
+def test_collect_refuses_other_settings(tiny_model, tmp_path):
+    """Appending samples drawn with other decoding settings to a file is an error, not a mix."""
+    m = with_chat(tiny_model)
+    path = tmp_path / "r.jsonl"
+    collect_responses(m, items(2), path, TINY_GEN, batch_size=2)
+    with pytest.raises(ValueError, match="other settings"):
+        collect_responses(m, items(3), path, replace(TINY_GEN, temperature=0.5), batch_size=2)
+
+
+def test_judge_labels_are_stored(tiny_model, tmp_path):
+    """Each response is judged with (question, response, answers) and the label stored beside it."""
+    m = with_chat(tiny_model)
+    seen = []
+
+    def judge(q, r, a):
+        seen.append((q, a))
+        return "refusal"
+
+    recs = collect_responses(m, items(2), tmp_path / "r.jsonl", TINY_GEN, judge=judge)
+    assert [r["labels"] for r in recs] == [["refusal"] * 2] * 2
+    assert seen[0] == ("w3 w4", ["w10"])
+
+
+def test_shared_prefill_matches_generate(tiny_model):
+    """One prefill shared by the n samples gives the same tokens as generate's own copies."""
+    import hneurons_utils.sampling as S
+
+    if tiny_model.hf.config.model_type == "gpt2":
+        pytest.skip("GPT-2 takes the plain path")
+    m = with_chat(tiny_model)
+    prompts = [S.build_prompt(m.tokenizer, q.question) for q in items(3)]
+    cfg = GenConfig(num_return_sequences=4, max_new_tokens=5, stop_at_newline=False)
+    shared = generate_texts(m, prompts, cfg, seed=3)
+    enc = m.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(3)
+    out = m.hf.generate(**enc, max_new_tokens=5, do_sample=True, temperature=1.0, top_k=50,
+                        top_p=0.9, num_return_sequences=4, pad_token_id=0)
+    plain = m.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert [t for row in shared for t in row] == [t.strip() for t in plain]
+
+
+def rec(qid, labels):
+    return {"qid": qid, "labels": labels, "responses": ["x"] * len(labels)}
+
+
+def test_consistency_split():
+    """10/10 correct and 10/10 incorrect are kept; a mix or any refusal is not."""
+    recs = [rec("a", ["correct"] * 3), rec("b", ["incorrect"] * 3),
+            rec("c", ["correct", "incorrect", "correct"]), rec("d", ["incorrect", "refusal", "incorrect"]),
+            rec("e", ["refusal"] * 3)]
+    split = consistency_split(recs)
+    assert [r["qid"] for r in split["correct"]] == ["a"]
+    assert [r["qid"] for r in split["incorrect"]] == ["b"]
+    assert [r["qid"] for r in split["mixed"]] == ["c", "d", "e"]
+
+
+def test_balanced_sample_sizes_and_seed():
+    """Both classes get min(|pos|, |neg|, cap) examples, the same ones for the same seed."""
+    pos, neg = list(range(10)), list(range(100, 104))
+    p, n = balanced_sample(pos, neg, None, seed=1)
+    assert len(p) == len(n) == 4 and set(n) == set(neg)
+    p2, _ = balanced_sample(pos, neg, 3, seed=1)
+    assert len(p2) == 3
+    assert balanced_sample(pos, neg, None, seed=1) == (p, n)
+
+
+def test_empty_balanced_set_is_a_clear_error():
+    """A class with no example raises, naming the set and both counts."""
+    with pytest.raises(EmptyBalancedSetError, match=r"NQ-Open evaluation set: 3 .* and 0"):
+        balanced_sample([1, 2, 3], [], 10, seed=0, what="NQ-Open evaluation set")
+
+
+def test_representative_response():
+    """The most frequent sampled answer represents the question; ties go to the first drawn."""
+    assert representative_response(["b", "a", "a", "b", "a"]) == "a"
+    assert representative_response(["x", "y"]) == "x"
+    with pytest.raises(ValueError):
+        representative_response([])

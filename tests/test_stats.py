@@ -1,0 +1,65 @@
+"""Metrics and their intervals (Table 1's accuracy and AUROC, rates in Section 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hneurons_utils.stats import (accuracy, auroc, bootstrap_ci, detection_metrics, mean_spread,
+                                  wilson_ci)
+
+
+def test_auroc_matches_sklearn_with_ties():
+    """AUROC equals scikit-learn's, ties included; one class only gives NaN, not an error."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.normal(size=200) + y, 1)
+    assert auroc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert np.isnan(auroc(np.ones(5), np.arange(5)))
+
+
+def test_bootstrap_ci_brackets_and_narrows():
+    """The interval contains the point estimate and shrinks as n grows; stratified keeps balance."""
+    rng = np.random.default_rng(1)
+
+    def width(n):
+        y = np.repeat([0, 1], n)
+        s = rng.normal(size=2 * n) + y
+        lo, hi = bootstrap_ci(auroc, y, s, n_boot=300, seed=0)
+        assert lo <= auroc(y, s) <= hi
+        return hi - lo
+
+    assert width(200) < width(20)
+    seen = []
+    bootstrap_ci(lambda yt, yp: seen.append(yt.mean()) or 0.0, np.repeat([0, 1], 5),
+                 np.zeros(10), n_boot=20)
+    assert set(seen) == {0.5}
+
+
+def test_detection_metrics_threshold_and_counts():
+    """Accuracy uses score > threshold as 'hallucinated'; counts are reported."""
+    y = np.array([1, 1, 0, 0])
+    d = detection_metrics(y, np.array([2.0, -1.0, -3.0, 0.5]), n_boot=50)
+    assert d["accuracy"] == 0.5 and d["auroc"] == 0.75
+    assert (d["n"], d["n_pos"], d["n_neg"]) == (4, 2, 2)
+    assert accuracy(y, y) == 1.0
+    with pytest.raises(ValueError, match="0/1"):
+        detection_metrics(np.array([2, 0]), np.zeros(2))
+
+
+def test_wilson_ci_known_values():
+    """Wilson interval for 0/10 and 5/10 (textbook values) and a clear error for k > n."""
+    lo, hi = wilson_ci(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = wilson_ci(5, 10)
+    assert (lo, hi) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    with pytest.raises(ValueError):
+        wilson_ci(11, 10)
+
+
+def test_mean_spread():
+    """Mean and sample SD over seeds, NaNs ignored."""
+    d = mean_spread([0.5, 0.7, np.nan])
+    assert d["mean"] == pytest.approx(0.6) and d["std"] == pytest.approx(np.sqrt(0.02)) and d["n"] == 2
