@@ -141,7 +141,7 @@ class SFTConfig:
     steps: int = 120
     batch_size: int = 8
     lr: float = 3e-5
-    warmup_steps: int = 10
+    warmup_fraction: float = 0.125  # share of the steps with a linear warm-up
     weight_decay: float = 0.0
     seed: int = 0
     max_len: int = 96
@@ -208,9 +208,10 @@ def trainable_parameters(model: torch.nn.Module, cfg: SFTConfig) -> dict[str, to
 
 def _lr_factor(step: int, cfg: SFTConfig) -> float:
     """Linear warm-up, then cosine decay to zero."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    done = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    warm = max(1, round(cfg.warmup_fraction * cfg.steps))
+    if step < warm:
+        return (step + 1) / warm
+    done = (step - warm) / max(1, cfg.steps - warm)
     return 0.5 * (1 + math.cos(math.pi * done))
 
 
@@ -343,3 +344,21 @@ def instruct_twin(base_source: str | Path, items: Sequence[Any], cfg: SFTConfig,
     tmp.rename(folder)
     shutil.rmtree(ckpt, ignore_errors=True)
     return folder
+
+
+def disjoint_items(pool: Sequence[Any], n: int, exclude: Sequence[Any], seed: int = 0) -> list:
+    """``n`` seeded items of ``pool`` sharing neither id nor question text with ``exclude``.
+
+    The tuning questions must never be identification or evaluation questions: a question
+    seen in tuning would be answered from memory, not from the knowledge the probe reads.
+    Question texts are compared after answer normalisation (case, punctuation, articles).
+    """
+    import random
+
+    ids = {it.qid for it in exclude}
+    texts = {normalize_answer(it.question) for it in exclude}
+    free = [it for it in pool if it.qid not in ids and normalize_answer(it.question) not in texts]
+    if n > len(free):
+        raise ValueError(f"asked for {n} tuning questions, only {len(free)} of {len(pool)} are "
+                         "disjoint from the identification and evaluation questions")
+    return random.Random(seed).sample(free, n)

@@ -126,13 +126,25 @@ class SafetensorsFolder:
                                     "model.safetensors.index.json; is this a model folder?")
         self.reads = 0
 
+    def resolve(self, name: str) -> str:
+        """The checkpoint key of module weight ``name``: the name itself, or the one key ending in
+        its ``layers.<i>...`` part (checkpoints of multimodal models nest the text model
+        differently from the loaded module tree)."""
+        if name in self.files:
+            return name
+        tail = name[name.rfind("layers."):] if "layers." in name else name
+        found = [k for k in self.files if k.endswith("." + tail)]
+        if len(found) != 1:
+            near = [k for k in self.files if k.split(".")[-2:] == name.split(".")[-2:]][:3]
+            raise KeyError(f"{self.folder}: {len(found)} tensors match {name!r} "
+                           f"(tensors with a similar name: {near})")
+        return found[0]
+
     def get(self, name: str) -> torch.Tensor:
         """One tensor, read from disk (float32 on the CPU)."""
         from safetensors import safe_open
 
-        if name not in self.files:
-            near = [k for k in self.files if k.split(".")[-2:] == name.split(".")[-2:]][:3]
-            raise KeyError(f"{self.folder}: no tensor {name!r} (tensors with a similar name: {near})")
+        name = self.resolve(name)
         with safe_open(str(self.files[name]), "pt") as f:
             self.reads += 1
             return f.get_tensor(name).float()
@@ -327,10 +339,21 @@ class FirstLineStop:
         return torch.tensor(["\n" in t.lstrip() for t in texts], device=input_ids.device)
 
 
+def base_prompt_text(tokenizer: Any, question: str) -> str:
+    """:func:`base_prompt` with the tokenizer's BOS written out when it adds one by default.
+
+    Features and generation both tokenise this text without adding special tokens, so both see
+    exactly the tokens a plain ``tokenizer(prompt)`` call would give (Gemma needs its BOS).
+    """
+    bos = tokenizer.bos_token
+    adds_bos = bos is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
+    return (bos if adds_bos else "") + base_prompt(question)
+
+
 def generate_base(m: Any, questions: list[str], cfg: Any, seed: int | None = None) -> list[str]:
     """One answer per question from a base model (``m``: a ``LoadedModel``), one batch.
 
-    Prompt :func:`base_prompt`, decoding settings from ``cfg`` (a ``sampling.GenConfig``;
+    Prompt :func:`base_prompt_text`, decoding settings from ``cfg`` (a ``sampling.GenConfig``;
     ``num_return_sequences`` must be 1), each answer cut by :func:`first_line`.
     """
     from transformers import StoppingCriteriaList
@@ -339,7 +362,8 @@ def generate_base(m: Any, questions: list[str], cfg: Any, seed: int | None = Non
         raise ValueError("generate_base draws one answer per question (num_return_sequences=1)")
     if seed is not None:
         torch.manual_seed(seed)
-    enc = m.tokenizer([base_prompt(q) for q in questions], return_tensors="pt", padding=True)
+    prompts = [base_prompt_text(m.tokenizer, q) for q in questions]
+    enc = m.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     enc = {k: v.to(m.device) for k, v in enc.items()}
     n = enc["input_ids"].shape[1]
     kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
@@ -351,3 +375,216 @@ def generate_base(m: Any, questions: list[str], cfg: Any, seed: int | None = Non
         out = m.hf.generate(**enc, **kw)
     texts = m.tokenizer.batch_decode(out[:, n:], skip_special_tokens=True)
     return [first_line(t) for t in texts]
+
+
+def collect_base_responses(m: Any, items: list, path: str | Path, cfg: Any,
+                           judge: Callable | None = None, batch_size: int = 16, seed: int = 0,
+                           desc: str = "base answers") -> list[dict]:
+    """One base-model answer per question, judged, appended to JSONL as it goes (resumable).
+
+    Records have the fields of ``sampling.collect_responses`` (``qid, dataset, question,
+    answers, prompt, responses, labels, settings``); questions already in ``path`` with the
+    same settings are skipped, so an interrupted run continues where it stopped.
+    """
+    from tqdm.auto import tqdm
+
+    from .judges import make_judge
+    from .sampling import read_jsonl, settings_hash
+
+    judge, path = judge or make_judge("rule"), Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = settings_hash({"gen": cfg.as_dict(), "prompt": BASE_SUFFIX, "model": m.name})
+    done = {r["qid"]: r for r in read_jsonl(path, repair=True)}
+    stale = [q for q, r in done.items() if r.get("settings") != key]
+    if stale:
+        raise ValueError(f"{path} holds {stale[0]} answered with other settings; delete it or "
+                         "use another OUTPUT_DIR")
+    todo = [it for it in items if it.qid not in done]
+    for i in tqdm(range(0, len(todo), batch_size), desc=desc, unit="batch", disable=not todo):
+        batch = todo[i:i + batch_size]
+        answers = generate_base(m, [it.question for it in batch], cfg,
+                                seed=int(settings_hash({"s": seed, "q": [it.qid for it in batch]}), 16) % 2**31)
+        recs = [{"qid": it.qid, "dataset": it.dataset, "question": it.question,
+                 "answers": list(it.answers), "prompt": base_prompt_text(m.tokenizer, it.question),
+                 "responses": [a], "labels": [judge(it.question, a, it.answers)], "settings": key}
+                for it, a in zip(batch, answers)]
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
+        done.update((r["qid"], r) for r in recs)
+    return [done[it.qid] for it in items if it.qid in done]
+
+
+def build_base_eval_set(m: Any, items: list, cfg: Any, out_dir: str | Path, name: str,
+                        judge: Callable | None = None) -> Any:
+    """A balanced evaluation set of base-model answers with their CETT features (Figure 4a).
+
+    ``detection.build_eval_set`` with the base-model prompt and decoding: one sampled answer
+    per question (``cfg``: a ``pipeline.EvalConfig``), refusals and empty answers left out,
+    classes balanced, answer-token CETT features read from the base model. Raises
+    ``sampling.EmptyBalancedSetError`` when a class has no answer at all.
+    """
+    from dataclasses import replace
+
+    from .detection import split_by_label
+    from .features import extract_features
+    from .pipeline import EvalSet, examples_of, span_counts
+    from .sampling import PAPER_SAMPLING, balanced_sample
+
+    out_dir = Path(out_dir)
+    gen = replace(PAPER_SAMPLING, num_return_sequences=1, max_new_tokens=cfg.max_new_tokens)
+    records = collect_base_responses(m, items, out_dir / f"responses_{name}.jsonl", gen, judge,
+                                     cfg.gen_batch, cfg.seed, desc=f"base answers {name}")
+    hall, faith, counts = split_by_label(records)
+    hall, faith = balanced_sample(hall, faith, cfg.per_class, cfg.seed, what=f"base {name} set")
+    exs = [ex for y, recs in ((1, hall), (0, faith)) for r in recs for ex in examples_of(r, y, 1)]
+    fs = extract_features(m, exs, out_dir / f"features_{name}.npz", cfg.features,
+                          desc=f"base features {name}")
+    keys = [e.key for e in exs]
+    counts.update(balanced_per_class=len(hall), answer_spans=span_counts(fs, keys))
+    return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts)
+
+
+def base_eval_sets(m: Any, sizes: dict[str, int], cfg: Any, out_dir: str | Path,
+                   data_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[str, dict]]:
+    """The base model's evaluation sets ``{dataset: EvalSet}`` (TriviaQA from its test split),
+    plus ``{dataset: counts}`` where one class has no answer and no balanced set exists."""
+    from .data import load_qa
+    from .detection import split_by_label
+    from .sampling import EmptyBalancedSetError, read_jsonl
+
+    sets, empty = {}, {}
+    for name, n in sizes.items():
+        items = load_qa(name, "test" if name == "triviaqa" else None, data_dir, limit=n, seed=cfg.seed)
+        try:
+            sets[name] = build_base_eval_set(m, items, cfg, out_dir, name)
+        except EmptyBalancedSetError as e:
+            counts = split_by_label(read_jsonl(Path(out_dir) / f"responses_{name}.jsonl"))[2]
+            empty[name] = {**counts, "balanced_per_class": 0, "error": str(e)}
+    return sets, empty
+
+
+def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
+                   n_boot: int = 1000, seed: int = 0) -> Any:
+    """Figure 4a's numbers: per dataset, the instruct model's probe applied unchanged to the
+    base model's features (AUROC and accuracy with bootstrap 95% intervals), then the
+    H-Neuron refit and the random-neuron probes (``detection.baseline_metrics`` rows; random:
+    mean and 2.5-97.5% range over seeds). AUROC in %."""
+    import pandas as pd
+
+    from .stats import detection_metrics
+
+    rows = []
+    for name, es in sets.items():
+        d = detection_metrics(es.y, probe.decision_function(es.X), n_boot=n_boot, seed=seed)
+        rows.append({"dataset": name, "probe": "H-Neuron probe (unchanged)", "n": d["n"],
+                     "auroc": 100 * d["auroc"], "lo": 100 * d["auroc_ci"][0],
+                     "hi": 100 * d["auroc_ci"][1], "accuracy": 100 * d["accuracy"]})
+    base = pd.DataFrame(baselines)
+    for name, g in base.groupby("dataset", sort=False):
+        for label, part in (("H-Neurons refit (L2)", g[g.kind == "h_neurons_refit"]),
+                            ("random neurons (L2)", g[g.kind.str.startswith("random")])):
+            auc = 100 * part.auroc.to_numpy()
+            rows.append({"dataset": name, "probe": label, "n": int(part.n.iloc[0]),
+                         "auroc": auc.mean(), "lo": np.quantile(auc, 0.025),
+                         "hi": np.quantile(auc, 0.975), "accuracy": 100 * part.accuracy.mean()})
+    return pd.DataFrame(rows)
+
+
+def compare_answers(base: Any, tuned: Any, questions: list[str], max_new_tokens: int = 16) -> Any:
+    """Greedy continuations of the same questions, before and after instruction tuning.
+
+    Columns: the base model on the chat prompt (the tuned model's template), the tuned model
+    on the chat prompt, and the base model on its own prompt ``question + "\\nAnswer:"``.
+    Chat continuations are shown raw (newlines as a return sign) to show whether the turn ends.
+    """
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from .sampling import GREEDY, build_prompt, generate_texts
+
+    cfg = replace(GREEDY, max_new_tokens=max_new_tokens)
+    raw = replace(cfg, stop_at_newline=False)
+    chat = [build_prompt(tuned.tokenizer, q) for q in questions]
+    show = lambda texts: [t[0].replace("\n", "\u23ce") for t in texts]  # noqa: E731
+    return pd.DataFrame({"question": questions,
+                         "base, chat prompt": show(generate_texts(base, chat, raw)),
+                         "tuned, chat prompt": show(generate_texts(tuned, chat, raw)),
+                         "base, base prompt": generate_base(base, questions, cfg)})
+
+
+def model_folder(model_id: str | Path) -> Path:
+    """A local folder holding ``model_id``'s config and safetensors (downloads a hub id once)."""
+    if Path(model_id).is_dir():
+        return Path(model_id)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(str(model_id), allow_patterns=["*.json", "*.safetensors"]))
+
+
+# ---------------------------------------------------------------- figures (Figure 4)
+
+
+def paper_transfer_marks(frame: Any, chance: float = 50.0) -> dict[str, tuple[float, str]]:
+    """``{dataset: (bound, label)}`` for the paper's stated Figure 4a bounds above chance.
+
+    ``frame``: ``paper.backward_auroc_frame()``; e.g. the Mistral pair's "above 86" on TriviaQA.
+    """
+    marks = {}
+    for ds, g in frame[frame.auroc_above > chance].groupby("dataset", sort=False):
+        top = g[g.auroc_above == g.auroc_above.max()]
+        marks[ds] = (float(top.auroc_above.iloc[0]),
+                     f"paper: {', '.join(top.model)} above {top.auroc_above.iloc[0]:g}")
+    return marks
+
+
+def paper_rank_lines(frame: Any) -> dict[str, float]:
+    """Label -> value of the average drift ranks the paper's text states (``paper.drift_frame()``)."""
+    lines = {f"{r.model} {'≈' if r.avg_rank_approx else '='}": float(r.avg_rank)
+             for r in frame.dropna(subset=["avg_rank"]).itertuples()}
+    for value, g in frame.dropna(subset=["avg_rank_above"]).groupby("avg_rank_above"):
+        lines[f"{', '.join(g.model)} >"] = float(value)
+    return lines
+
+
+def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]] | None = None) -> None:
+    """Figure 4a: AUROC (%) on the base model per dataset and probe, with 95% intervals.
+
+    ``table``: rows with ``dataset, probe, auroc, lo, hi`` (AUROC in %); ``paper_marks``: the
+    paper's stated bounds per dataset (:func:`paper_transfer_marks`), drawn as dashed segments.
+    """
+    probes = list(dict.fromkeys(table["probe"]))
+    datasets = list(dict.fromkeys(table["dataset"]))
+    width = 0.8 / len(probes)
+    for i, p in enumerate(probes):
+        rows = table[table["probe"] == p].set_index("dataset").reindex(datasets)
+        x = np.arange(len(datasets)) + (i - (len(probes) - 1) / 2) * width
+        err = np.vstack([rows["auroc"] - rows["lo"], rows["hi"] - rows["auroc"]])
+        ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err), capsize=3, label=p)
+    ax.axhline(50, color="k", lw=1, label="chance (50)")
+    for ds, (value, label) in (paper_marks or {}).items():
+        if ds in datasets:
+            i = datasets.index(ds)
+            ax.hlines(value, i - 0.45, i + 0.45, color="0.35", ls="--", lw=1.5, label=label)
+    ax.set_xticks(np.arange(len(datasets)), datasets)
+    ax.set_ylabel("AUROC on the base model (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
+                           paper: dict[str, float] | None = None, bins: int = 20) -> None:
+    """Figure 4b: histogram of the H-Neurons' normalised drift ranks, their mean, 0.5 and the paper's.
+
+    ``paper``: label -> value of the paper's stated averages (e.g. Mistral-Small's 0.97).
+    """
+    ax.hist(ranks, bins=bins, range=(0, 1), density=True, color="C0", alpha=0.7,
+            label=f"H-Neurons (ours, n={len(ranks)})")
+    ax.axhline(1.0, color="k", lw=1, label="uniform (any random set)")
+    ax.axvline(mean_rank, color="C0", lw=2, label=f"our mean {mean_rank:.3f}")
+    ax.axvline(0.5, color="k", ls=":", lw=1)
+    for i, (label, value) in enumerate((paper or {}).items()):
+        ax.axvline(value, color="0.35", ls="--", lw=1, label=f"paper: {label} {value:g}")
+    ax.set_xlabel("normalised drift rank (0 = changed most, 1 = changed least)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8, loc="upper left")

@@ -1,16 +1,17 @@
-"""The identification pipeline end to end, and detection on evaluation sets (paper Section 2).
+"""The identification pipeline end to end (paper Section 2.2-2.3, 6.1).
 
-:func:`identify` runs Section 2.2-2.3 on one model: sample TriviaQA answers, keep consistent
-questions, balance the classes, compute CETT features, fit the L1 probe with a grid over C,
-and write ``probe.json``, ``split.json`` and ``results.json`` to the chapter's folder.
-:func:`build_eval_set` and :func:`evaluate_detection` give Table 1's numbers for one dataset.
-Every step writes to disk and resumes, so the origin chapter can rerun this on another model.
+:func:`identify` runs it on one model: sample TriviaQA answers, keep consistent questions,
+balance the classes, compute CETT features, fit the L1 probe with a grid over C, and write
+``probe.json``, ``split.json`` and ``results.json`` to the chapter's folder. Every step writes
+to disk and resumes, so the origin chapter can rerun it on another model. The evaluation-set
+records (:class:`EvalConfig`, :class:`EvalSet`) live here too; :mod:`detection` builds them.
 
 On a CPU, sampling 10 answers for every question is out of reach, and a question whose greedy
 answer is wrong is almost never answered correctly 10 times out of 10. With ``screen=True`` all
 questions are first answered greedily; the 10 samples are drawn for every greedy-correct
 question and for just enough greedy-incorrect ones to balance the classes. The consistency
-filter itself is the paper's, applied to the 10 samples.
+filter is then applied to the samples, with the paper's rule (all samples agree) unless
+``min_agreement`` is set lower.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from . import plots
 from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
 from .models import LoadedModel
 from .probe import Probe, select_C, training_rows
-from .sampling import (GREEDY, PAPER_SAMPLING, balanced_sample, collect_responses,
-                       consistency_split, label_counts, read_jsonl, representative_response)
-from .stats import detection_metrics
+from .sampling import (GREEDY, PAPER_SAMPLING, GenConfig, balanced_sample, collect_responses,
+                       consistency_split, label_counts, representative_response)
 
 DEFAULT_CS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
@@ -41,6 +41,7 @@ class IdentifyConfig:
     """Settings of :func:`identify`; the defaults are the paper's where it states them."""
 
     n_samples: int = 10  # sampled answers per question (Section 2.2)
+    min_agreement: float = 1.0  # share of samples that must agree (paper: 1.0, all 10)
     train_per_class: int | None = 1000  # cap per class of the balanced set (paper: 1,000)
     val_fraction: float = 0.2  # questions per class held out to choose C
     responses_per_question: int = 1  # 1: the most frequent response (official code)
@@ -49,6 +50,7 @@ class IdentifyConfig:
     screen_batch: int = 64  # questions per greedy generate call
     gen_batch: int = 8  # questions per sampling call (x n_samples sequences)
     max_new_tokens: int = 24
+    stop_at_newline: bool = True  # answers end at their first newline
     label_scheme: str = "3-vs-1"
     penalty: str = "l1"
     standardize: bool = False  # the paper fits raw CETT means
@@ -70,14 +72,16 @@ class IdentificationResult:
     out_dir: Path
 
 
-def _sampling_cfg(n: int, max_new_tokens: int):
-    return replace(PAPER_SAMPLING, num_return_sequences=n, max_new_tokens=max_new_tokens)
+def sampling_cfg(n: int, cfg) -> GenConfig:
+    """The paper's sampling settings with ``n`` samples and ``cfg``'s answer length."""
+    return replace(PAPER_SAMPLING, num_return_sequences=n, max_new_tokens=cfg.max_new_tokens,
+                   stop_at_newline=cfg.stop_at_newline)
 
 
 def screen_greedy(m: LoadedModel, items: Sequence, out_dir: Path, cfg: IdentifyConfig,
                   name: str = "triviaqa", judge: Callable | None = None) -> list[dict]:
     """Greedy answers to every question (``responses_<name>_greedy.jsonl``), judged."""
-    gen = replace(GREEDY, max_new_tokens=cfg.max_new_tokens)
+    gen = replace(GREEDY, max_new_tokens=cfg.max_new_tokens, stop_at_newline=cfg.stop_at_newline)
     return collect_responses(m, items, out_dir / f"responses_{name}_greedy.jsonl", gen,
                              judge, cfg.screen_batch, cfg.seed, desc="greedy screen")
 
@@ -91,7 +95,7 @@ def sample_consistency(m: LoadedModel, items: Sequence, greedy: Sequence[dict] |
     greedy-incorrect ones in rounds until as many are consistently incorrect as are
     consistently correct (capped by ``train_per_class``), or the pool runs out.
     """
-    path, gen = out_dir / f"responses_{name}.jsonl", _sampling_cfg(cfg.n_samples, cfg.max_new_tokens)
+    path, gen = out_dir / f"responses_{name}.jsonl", sampling_cfg(cfg.n_samples, cfg)
     run = lambda its, d: collect_responses(m, its, path, gen, judge, cfg.gen_batch,  # noqa: E731
                                            cfg.seed, desc=d)
     if greedy is None:
@@ -102,11 +106,12 @@ def sample_consistency(m: LoadedModel, items: Sequence, greedy: Sequence[dict] |
         if r["labels"][0] in first:
             first[r["labels"][0]].append(by_qid[r["qid"]])
     records = run(first["correct"], "sampling greedy-correct")
-    need = len(consistency_split(records)["correct"])
+    n_wrong = lambda recs: len(consistency_split(recs, cfg.min_agreement)["incorrect"])  # noqa: E731
+    need = len(consistency_split(records, cfg.min_agreement)["correct"])
     need = min(need, cfg.train_per_class or need) or 1  # at least one round, to report yields
     pool, taken, wrong = first["incorrect"], 0, []
-    while len(consistency_split(wrong)["incorrect"]) < need and taken < len(pool):
-        missing = need - len(consistency_split(wrong)["incorrect"])
+    while n_wrong(wrong) < need and taken < len(pool):
+        missing = need - n_wrong(wrong)
         step = max(1, math.ceil(missing * cfg.pool_factor))
         wrong += run(pool[taken:taken + step], "sampling greedy-incorrect")
         taken += step
@@ -118,7 +123,8 @@ def split_examples(consistent: dict[str, list[dict]], cfg: IdentifyConfig
     """Balanced train/validation examples from consistent questions, split by question.
 
     Label 1 = consistently hallucinated, 0 = consistently correct. Each question contributes
-    ``responses_per_question`` distinct responses, most frequent first.
+    ``responses_per_question`` distinct responses carrying the question's label, most
+    frequent first (1: the official code's single representative response).
     """
     hall, faith = balanced_sample(consistent["incorrect"], consistent["correct"],
                                   cfg.train_per_class, cfg.seed, what="TriviaQA training set")
@@ -128,14 +134,22 @@ def split_examples(consistent: dict[str, list[dict]], cfg: IdentifyConfig
         rng.shuffle(recs)
         n_val = max(1, round(cfg.val_fraction * len(recs))) if len(recs) > 1 else 0
         for part, chunk in (("val", recs[:n_val]), ("train", recs[n_val:])):
-            out[part] += [ex for r in chunk for ex in _examples(r, label, cfg.responses_per_question)]
+            out[part] += [ex for r in chunk for ex in examples_of(
+                r, label, cfg.responses_per_question, ("correct", "incorrect")[label])]
     return out
 
 
-def _examples(r: dict, label: int, k: int) -> list[Example]:
-    """Up to ``k`` distinct responses of record ``r`` as :class:`Example` s (most frequent first)."""
-    first = representative_response(r["responses"])
-    rest = sorted(set(r["responses"]) - {first}, key=lambda s: (-r["responses"].count(s), s))
+def examples_of(r: dict, label: int, k: int, judged: str | None = None) -> list[Example]:
+    """Up to ``k`` distinct responses of record ``r`` as :class:`Example` s, most frequent first;
+    with ``judged``, only responses the judge labelled so (a 9/10-correct question gives its
+    correct answers)."""
+    pool = [x for x, lab in zip(r["responses"], r["labels"]) if judged in (None, lab)]
+    first = representative_response(pool)
+    rest = sorted(set(pool) - {first}, key=lambda s: (-pool.count(s), s))
+    if not first.strip():
+        raise ValueError(f"{r['qid']}: its most frequent response is empty; the judge should "
+                         "call an empty response a refusal (judges.rule_judge does)")
+    rest = [x for x in rest if x.strip()]
     return [Example(f"{r['qid']}#{i}", r["prompt"], resp, r["answers"], r["question"], label,
                     {"qid": r["qid"]}) for i, resp in enumerate([first, *rest][:k])]
 
@@ -147,7 +161,8 @@ def identify(m: LoadedModel, train_items: Sequence, cfg: IdentifyConfig, out_dir
 
     ``suppression_score(probe)``, when given, is added to held-out accuracy when choosing C
     (the paper's criterion); without it C is chosen on held-out accuracy alone. ``judge``:
-    ``(question, response, answers) -> label``, the rule judge by default.
+    ``(question, response, answers) -> label``, the rule judge by default. Each step resumes
+    from its files, so a rerun after an interruption redoes only what is missing.
     """
     out_dir, t = Path(out_dir), {}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,28 +171,27 @@ def identify(m: LoadedModel, train_items: Sequence, cfg: IdentifyConfig, out_dir
     t["screen_s"], t0 = time.monotonic() - t0, time.monotonic()
     sampled = sample_consistency(m, train_items, greedy, out_dir, cfg, judge=judge)
     t["sampling_s"], t0 = time.monotonic() - t0, time.monotonic()
-    consistent = consistency_split(sampled)
+    consistent = consistency_split(sampled, cfg.min_agreement)
     counts = yield_counts(train_items, greedy, sampled, consistent)
     split = split_examples(consistent, cfg)
     fs = extract_features(m, split["train"] + split["val"], out_dir / "features_triviaqa.npz",
                           cfg.features)
     t["features_s"], t0 = time.monotonic() - t0, time.monotonic()
-    X, y = scheme_rows(fs, split["train"], cfg.label_scheme)
-    val = split["val"] or split["train"]  # no held-out question: C is chosen on training answers
-    Xv, yv = answer_matrix(fs, val)
-    probe, grid = select_C(X, y, Xv, yv, cfg.Cs, suppression_score, penalty=cfg.penalty,
-                           standardize=cfg.standardize, seed=cfg.seed, n_layers=m.adapter.n_layers,
-                           n_neurons=m.adapter.n_neurons, model_id=m.name,
-                           label_scheme=cfg.label_scheme, config=_jsonable_cfg(cfg))
+    probe, grid = fit_identification(m, fs, split, cfg, suppression_score)
     t["probe_s"] = time.monotonic() - t0
-    counts["split"] = {p: {"examples": len(v), "hallucinated": sum(e.label for e in v)}
-                       for p, v in split.items()}
-    counts["answer_spans"] = _span_counts(fs, [e.key for e in split["train"] + split["val"]])
-    counts["c_selected_on"] = "held-out questions" if split["val"] else "training answers"
-    split_keys = {p: {"keys": [e.key for e in v], "labels": [e.label for e in v]}
-                  for p, v in split.items()}
-    _write_identification(out_dir, probe, grid, counts, split_keys, t, suppression_score)
-    return IdentificationResult(probe, grid, counts, split_keys, fs, t, out_dir)
+    return write_identification(out_dir, probe, grid, counts, split, fs, t, suppression_score)
+
+
+def fit_identification(m: LoadedModel, fs: FeatureSet, split: dict[str, list[Example]],
+                       cfg: IdentifyConfig, suppression_score: Callable | None = None
+                       ) -> tuple[Probe, list[dict]]:
+    """The probe of Eq. 4 with C chosen on the held-out questions (Section 6.1.3)."""
+    X, y = scheme_rows(fs, split["train"], cfg.label_scheme)
+    Xv, yv = answer_matrix(fs, split["val"] or split["train"])  # no held-out question: training
+    return select_C(X, y, Xv, yv, cfg.Cs, suppression_score, penalty=cfg.penalty,
+                    standardize=cfg.standardize, seed=cfg.seed, n_layers=m.adapter.n_layers,
+                    n_neurons=m.adapter.n_neurons, model_id=m.name,
+                    label_scheme=cfg.label_scheme, config=_jsonable_cfg(cfg))
 
 
 def answer_matrix(fs: FeatureSet, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
@@ -196,14 +210,22 @@ def scheme_rows(fs: FeatureSet, examples: Sequence[Example], scheme: str
 
 def yield_counts(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequence[dict],
                  consistent: dict[str, list[dict]]) -> dict:
-    """How many questions survive each step (the yields the chapter reports)."""
+    """How many questions survive each step (the yields the chapter reports); the paper's
+    strict filter (every sample agrees) is counted too when a looser one was used."""
     out = {"questions": len(items)}
     if greedy is not None:
         out["greedy"] = {"answered": len(greedy), **label_counts(greedy)}
     out["sampled"] = {"questions": len(sampled), "samples": sum(len(r["responses"]) for r in sampled),
                       **label_counts(sampled)}
     out["consistent"] = {k: len(v) for k, v in consistent.items()}
+    out["consistent_all_samples"] = {k: len(v) for k, v in consistency_split(sampled).items()}
     return out
+
+
+def agreement_yields(sampled: Sequence[dict], thresholds: Sequence[float]) -> list[dict]:
+    """Consistent questions per class for each agreement threshold (1.0 = the paper's filter)."""
+    return [{"min_agreement": t, **{k: len(v) for k, v in consistency_split(sampled, t).items()}}
+            for t in thresholds]
 
 
 def _jsonable_cfg(cfg: IdentifyConfig) -> dict:
@@ -212,16 +234,25 @@ def _jsonable_cfg(cfg: IdentifyConfig) -> dict:
     return d
 
 
-def _write_identification(out_dir: Path, probe: Probe, grid: list[dict], counts: dict,
-                          split: dict, timings: dict, hook: Callable | None) -> None:
+def write_identification(out_dir: Path, probe: Probe, grid: list[dict], counts: dict,
+                         split: dict[str, list[Example]], fs: FeatureSet, timings: dict,
+                         suppression_score: Callable | None = None) -> IdentificationResult:
+    """Write ``probe.json``, ``split.json`` and ``results.json``; return everything as one record."""
+    counts = dict(counts, split={p: {"examples": len(v), "hallucinated": sum(e.label for e in v)}
+                                 for p, v in split.items()},
+                  answer_spans=span_counts(fs, [e.key for e in split["train"] + split["val"]]),
+                  c_selected_on="held-out questions" if split["val"] else "training answers")
+    keys = {p: {"keys": [e.key for e in v], "labels": [e.label for e in v]} for p, v in split.items()}
     probe.save(out_dir / "probe.json")
-    plots.write_results(out_dir, "split", split)
+    plots.write_results(out_dir, "split", keys)
     h = probe.h_neurons()
     plots.write_results(out_dir, "results", {
         "counts": counts, "grid": grid, "C": probe.C, "n_h_neurons": h.size,
         "n_nonzero": int(probe.flat.size), "per_mille": h.per_mille,
         "layer_counts": h.layer_counts(), "timings_s": timings, "config": probe.config,
-        "c_criterion": "held-out accuracy + suppression score" if hook else "held-out accuracy"})
+        "c_criterion": ("held-out accuracy + suppression score" if suppression_score
+                        else "held-out accuracy")})
+    return IdentificationResult(probe, grid, counts, keys, fs, timings, out_dir)
 
 
 def load_identification(out_dir: str | Path) -> tuple[Probe, dict, FeatureSet]:
@@ -241,7 +272,13 @@ def stored_examples(split: dict, part: str = "train") -> list[Example]:
             for k, lab in zip(split[part]["keys"], split[part]["labels"])]
 
 
-# ---------------------------------------------------------------- evaluation sets (Table 1)
+def span_counts(fs: FeatureSet, keys: Sequence[str]) -> dict:
+    """How the answer spans of ``keys`` were found: counts of alias / content / fallback."""
+    methods = fs.methods[fs.index(keys)].tolist()
+    return {k: methods.count(k) for k in ("alias", "content", "fallback")}
+
+
+# ---------------------------------------------------------------- evaluation sets (Table 1; see detection)
 
 
 @dataclass
@@ -251,6 +288,7 @@ class EvalConfig:
     per_class: int | None = 500  # cap per class
     gen_batch: int = 32
     max_new_tokens: int = 24
+    stop_at_newline: bool = True
     features: FeatureConfig = field(default_factory=FeatureConfig)
     n_boot: int = 1000
     seed: int = 0
@@ -274,41 +312,3 @@ def eval_label(dataset: str, label: str) -> int | None:
     if dataset == "nonexist":
         return {"refusal": 0, "incorrect": 1, "correct": 0}[label]
     return {"correct": 0, "incorrect": 1}.get(label)
-
-
-def build_eval_set(m: LoadedModel, items: Sequence, cfg: EvalConfig, out_dir: str | Path,
-                   name: str, judge: Callable | None = None) -> EvalSet:
-    """Sample one answer per question, label, balance and featurise (``*_<name>.*`` files).
-
-    Raises :class:`sampling.EmptyBalancedSetError` when a class has no response at all.
-    """
-    out_dir = Path(out_dir)
-    records = collect_responses(m, items, out_dir / f"responses_{name}.jsonl",
-                                _sampling_cfg(1, cfg.max_new_tokens), judge, cfg.gen_batch,
-                                cfg.seed, desc=f"sampling {name}")
-    labelled = [(r, eval_label(r["dataset"], r["labels"][0])) for r in records]
-    hall = [r for r, y in labelled if y == 1]
-    faith = [r for r, y in labelled if y == 0]
-    counts = {"questions": len(records), **label_counts(records),
-              "hallucinated": len(hall), "faithful": len(faith)}
-    hall, faith = balanced_sample(hall, faith, cfg.per_class, cfg.seed, what=f"{name} evaluation set")
-    exs = [ex for y, recs in ((1, hall), (0, faith)) for r in recs for ex in _examples(r, y, 1)]
-    fs = extract_features(m, exs, out_dir / f"features_{name}.npz", cfg.features,
-                          desc=f"features {name}")
-    keys = [e.key for e in exs]
-    counts.update(balanced_per_class=len(hall), answer_spans=_span_counts(fs, keys))
-    return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts)
-
-
-def _span_counts(fs: FeatureSet, keys: Sequence[str]) -> dict:
-    methods = fs.methods[fs.index(keys)].tolist()
-    return {k: methods.count(k) for k in ("alias", "content", "fallback")}
-
-
-def evaluate_detection(m: LoadedModel, probe: Probe, items: Sequence, cfg: EvalConfig,
-                       out_dir: str | Path, name: str, judge: Callable | None = None) -> dict:
-    """Table 1 for one dataset: accuracy and AUROC of ``probe`` with bootstrap 95% CIs."""
-    es = build_eval_set(m, items, cfg, out_dir, name, judge)
-    return {"dataset": name, **detection_metrics(es.y, probe.decision_function(es.X),
-                                                 n_boot=cfg.n_boot, seed=cfg.seed),
-            "counts": es.counts}

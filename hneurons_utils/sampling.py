@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 from collections import Counter
@@ -181,26 +182,29 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     paper's decoding settings. One record per question (``qid, dataset, question, answers,
     prompt, responses, labels, settings``) is written after each batch of ``batch_size``
     questions, so an interrupted run resumes where it stopped: questions already in ``path``
-    are skipped, none is lost or written twice. ``judge(question, response, answers)`` returns
-    "correct"/"incorrect"/"refusal" (default: the rule judge). ``on_batch(i, records)`` is called
-    after batch ``i`` is written. Returns the records of ``items``, in their order.
+    are skipped, none is lost or written twice. Questions are batched by prompt length (a
+    stable sort), so a resumed run forms the same batches and draws the same samples.
+    ``judge(question, response, answers)`` returns "correct"/"incorrect"/"refusal" (default:
+    :func:`echo_free_rule_judge`). ``on_batch(i, records)`` is called after batch ``i`` is
+    written. Returns the records of ``items``, in their order.
     """
-    from .judges import make_judge
-
-    judge = judge or make_judge("rule")
+    judge = judge or echo_free_rule_judge
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = settings_hash({"gen": cfg.as_dict(), "instruction": INSTRUCTION, "model": m.name})
+    key = settings_hash({"gen": cfg.as_dict(), "instruction": INSTRUCTION, "model": m.name,
+                         "judge": getattr(judge, "__qualname__", repr(judge))})
     done = {r["qid"]: r for r in read_jsonl(path, repair=True)}
     for r in done.values():
         if r.get("settings") != key:
             raise ValueError(f"{path} holds question {r['qid']} sampled with other settings "
                              f"({r.get('settings')} != {key}); delete it or use another OUTPUT_DIR")
     todo = [it for it in dict((it.qid, it) for it in items).values() if it.qid not in done]
+    prompt = {it.qid: build_prompt(m.tokenizer, it.question) for it in todo}
+    todo.sort(key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch: less padding
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     bar = tqdm(batches, desc=desc, unit="batch", disable=not batches)
     for i, batch in enumerate(bar):
-        prompts = [build_prompt(m.tokenizer, it.question) for it in batch]
+        prompts = [prompt[it.qid] for it in batch]
         texts = generate_texts(m, prompts, cfg, seed=_chunk_seed(seed, [it.qid for it in batch]))
         recs = [{"qid": it.qid, "dataset": it.dataset, "question": it.question,
                  "answers": list(it.answers), "prompt": p, "responses": rs,
@@ -213,21 +217,47 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     return [done[it.qid] for it in items if it.qid in done]
 
 
+def echo_free_rule_judge(question: str, response: str, answers: Sequence[str]) -> str:
+    """``judges.rule_judge``, ignoring gold aliases that the question itself contains.
+
+    Some TriviaQA alias lists repeat words of the question ("How is the Chilean Pine ...
+    known in the UK?" lists "Chilean pine"), so a response that merely echoes the question
+    would count as correct. Such aliases are dropped unless no other alias is left.
+    """
+    from .judges import normalize_answer, normalized_tokens, rule_judge
+
+    q = f" {normalize_answer(question)} "
+    words = {a: " ".join(t for t, _, _ in normalized_tokens(a)) for a in answers}
+    kept = [a for a in answers if words[a] and f" {words[a]} " not in q]
+    return rule_judge(response, kept or answers)
+
+
 def label_counts(records: Iterable[dict]) -> dict[str, int]:
     """How many sampled answers were judged correct / incorrect / refusal."""
     c = Counter(lab for r in records for lab in r["labels"])
     return {k: c.get(k, 0) for k in ("correct", "incorrect", "refusal")}
 
 
-def consistency_split(records: Iterable[dict]) -> dict[str, list[dict]]:
-    """The paper's consistency filter (Section 2.2): questions answered correctly in every
-    sample ("correct"), incorrectly in every sample ("incorrect", refusals not allowed), and the
-    rest ("mixed", including any question with a refusal)."""
+def consistent_label(labels: Sequence[str], min_agreement: float = 1.0) -> str:
+    """"correct" or "incorrect" if at least ``min_agreement`` of the samples carry that label,
+    else "mixed". ``min_agreement=1.0`` is the paper's filter (Section 2.2): every sample
+    correct, or every sample incorrect (a refusal breaks consistency)."""
+    if not 0.5 < min_agreement <= 1.0:
+        raise ValueError(f"min_agreement must be in (0.5, 1], got {min_agreement}")
+    need = math.ceil(min_agreement * len(labels) - 1e-9)
+    for lab in ("correct", "incorrect"):
+        if labels and list(labels).count(lab) >= need:
+            return lab
+    return "mixed"
+
+
+def consistency_split(records: Iterable[dict], min_agreement: float = 1.0
+                      ) -> dict[str, list[dict]]:
+    """Questions answered consistently correctly, consistently incorrectly, and the rest
+    ("mixed"), by :func:`consistent_label` on each question's sampled labels."""
     out: dict[str, list[dict]] = {"correct": [], "incorrect": [], "mixed": []}
     for r in records:
-        labels = set(r["labels"])
-        out[labels.pop() if len(labels) == 1 and labels <= {"correct", "incorrect"} else "mixed"
-            ].append(r)
+        out[consistent_label(r["labels"], min_agreement)].append(r)
     return out
 
 

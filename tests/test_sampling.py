@@ -141,3 +141,37 @@ def test_representative_response():
     assert representative_response(["x", "y"]) == "x"
     with pytest.raises(ValueError):
         representative_response([])
+
+
+def test_consistent_label_thresholds():
+    """min_agreement=1 is the paper's all-10 rule; 0.8 accepts 8/10; refusals count against."""
+    from hneurons_utils.sampling import consistent_label
+
+    eight = ["correct"] * 8 + ["incorrect", "refusal"]
+    assert consistent_label(eight) == "mixed"
+    assert consistent_label(eight, 0.8) == "correct"
+    assert consistent_label(["incorrect"] * 7 + ["refusal"] * 3, 0.8) == "mixed"
+    assert consistent_label(["incorrect"] * 10, 1.0) == "incorrect"
+    with pytest.raises(ValueError, match="min_agreement"):
+        consistent_label(eight, 0.5)
+
+
+def test_echo_free_rule_judge():
+    """An alias that the question already contains does not make an echo "correct"."""
+    from hneurons_utils.judges import rule_judge
+    from hneurons_utils.sampling import echo_free_rule_judge
+
+    q = "How is the Chilean Pine or auricaria known more familiarly in the UK?"
+    gold = ["Monkey-puzzle tree", "Chilean pine"]
+    echo = "The Chilean Pine is known in the UK as the Leopardate Apero."
+    assert rule_judge(echo, gold) == "correct"  # the plain rule is fooled
+    assert echo_free_rule_judge(q, echo, gold) == "incorrect"
+    assert echo_free_rule_judge(q, "It is the monkey puzzle tree.", gold) == "correct"
+    assert echo_free_rule_judge("What is x?", "I don't know.", gold) == "refusal"
+
+
+def test_echo_free_rule_judge_with_symbol_alias():
+    """An alias with no letters (TriviaQA has emoji aliases) neither crashes nor counts as echo."""
+    from hneurons_utils.sampling import echo_free_rule_judge
+
+    assert echo_free_rule_judge("Which fruit is a tomato?", "A berry.", ["🍅", "berry"]) == "correct"

@@ -149,3 +149,39 @@ def test_suppression_accuracy_counts_correct_answers(tiny_model, monkeypatch):
     items = [SimpleNamespace(question="w1 w2", answers=[answers[0]]),
              SimpleNamespace(question="w3", answers=["nothing-like-this"])]
     assert suppression_accuracy(tiny_model, ns, items, 0.0, batch_size=1, cfg=cfg) == 0.5
+
+
+def test_rows_method_matches_one_condition_at_a_time(tiny_model):
+    """scaled_rows gives each row its own (neurons, alpha): same tokens as separate weight edits."""
+    from hneurons_utils.probe import random_neuron_set
+    from hneurons_utils.steering import generate_rows
+
+    _amplify_ffn(tiny_model)
+    a = tiny_model.adapter
+    h, r = _neurons(tiny_model), random_neuron_set(10, a.n_layers, a.n_neurons, seed=3)
+    prompts = ["w1 w2 w3 w4", "w5 w6"]
+    conds = [(None, 1.0), (h, 0.0), (h, 3.0), (r, 3.0)]
+    cfg = GenConfig(do_sample=False, max_new_tokens=6, stop_at_newline=False)
+    rows = [(ns, al) for ns, al in conds for _ in prompts]
+    got = generate_rows(tiny_model, [p for _ in conds for p in prompts], cfg, rows)
+    want = [t[0] for ns, al in conds for t in generate_scaled(tiny_model, prompts, cfg, ns, al)]
+    assert got == want
+    assert len(set(got)) > 2  # the conditions really differ
+
+
+def test_qa_accuracy_counts_each_condition(tiny_model, monkeypatch):
+    """qa_accuracy scores every condition on every item, matching suppression_accuracy."""
+    from types import SimpleNamespace
+
+    import hneurons_utils.steering as steering
+
+    monkeypatch.setattr(steering, "build_prompt", lambda tok, q, instr: q)
+    _amplify_ffn(tiny_model)
+    cfg = GenConfig(do_sample=False, max_new_tokens=3, stop_at_newline=False)
+    ns = _neurons(tiny_model)
+    plain = [a[0] for a in generate_scaled(tiny_model, ["w1 w2", "w3"], cfg, None, 1.0)]
+    items = [SimpleNamespace(question="w1 w2", answers=[plain[0]]),
+             SimpleNamespace(question="w3", answers=[plain[1]])]
+    got = steering.qa_accuracy(tiny_model, items, [(None, 1.0), (ns, 0.0)], cfg, batch_size=3)
+    assert got[0] == (2, 2)
+    assert got[1][0] == round(2 * suppression_accuracy(tiny_model, ns, items, 0.0, cfg=cfg))

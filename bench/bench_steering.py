@@ -1,0 +1,85 @@
+"""Overhead of each H-Neuron scaling method versus plain generation (paper Section 3).
+
+Prints, for the embedded SmolLM2-135M-Instruct (or ``--model``) on this machine: the wall time
+of plain greedy generation, of the same generation with neurons scaled by the weight edit, the
+forward pre-hook and nnsight, and of a sweep of K conditions run one call at a time (weight edit)
+versus in one wide call (``scaled_rows``). alpha = 1 is used for the per-method timings so every
+method generates exactly the plain tokens (same number of steps); the script checks that.
+
+    OMP_NUM_THREADS=1 python bench/bench_steering.py [--model ID] [--prompts 8] [--tokens 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from hneurons_utils.models import load_model
+from hneurons_utils.probe import random_neuron_set
+from hneurons_utils.sampling import GenConfig, build_prompt, generate_texts
+from hneurons_utils.steering import generate_rows, generate_scaled
+
+QUESTIONS = ["How many legs does a fish have?", "Why is the sun cold at noon?",
+             "When did Shakespeare write his first novel on a computer?",
+             "What colour are the feathers of a cat?", "How do I water a plastic plant?",
+             "Which ocean lies between Paris and Berlin?", "Why do stones grow in summer?",
+             "Who was the first person to walk on the sun?"]
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    """Median wall time of ``repeats`` calls (after one warm-up call) and the last result."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="SmolLM2-135M-Instruct")
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--tokens", type=int, default=24)
+    ap.add_argument("--neurons", type=int, default=40, help="size of the scaled set")
+    ap.add_argument("--conditions", type=int, default=6, help="K for the sweep comparison")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+
+    m = load_model(args.model)
+    a = m.adapter
+    ns = random_neuron_set(args.neurons, a.n_layers, a.n_neurons, seed=0)
+    questions = (QUESTIONS * (args.prompts // len(QUESTIONS) + 1))[:args.prompts]
+    prompts = [build_prompt(m.tokenizer, q, instruction=None) for q in questions]
+    cfg = GenConfig(do_sample=False, top_k=0, top_p=1.0, max_new_tokens=args.tokens,
+                    stop_at_newline=False)
+    print(f"{m.name}: {a.n_layers} x {a.n_neurons} neurons; {args.neurons} scaled; "
+          f"{args.prompts} prompts x {args.tokens} new tokens; torch threads = 1")
+
+    base, ref = timed(lambda: generate_texts(m, prompts, cfg), args.repeats)
+    print(f"{'plain generate':<28} {base:7.2f} s")
+    for method in ("weights", "hook", "nnsight"):
+        t, out = timed(lambda: generate_scaled(m, prompts, cfg, ns, 1.0, method), args.repeats)
+        same = "same tokens" if out == ref else "DIFFERENT TOKENS"
+        print(f"{method + ' (alpha=1)':<28} {t:7.2f} s  {100 * (t / base - 1):+6.1f} %  {same}")
+
+    alphas = [0.0, 0.5, 1.5, 2.0, 2.5, 3.0][:args.conditions]
+    seq = lambda: [generate_scaled(m, prompts, cfg, ns, al, "weights") for al in alphas]
+    rows = [(ns, al) for al in alphas for _ in prompts]
+    wide = lambda: generate_rows(m, [p for _ in alphas for p in prompts], cfg, rows)
+    t_seq, out_seq = timed(seq, 1)
+    t_wide, out_wide = timed(wide, 1)
+    flat_seq = [x[0] for o in out_seq for x in o]
+    agree = sum(x == y for x, y in zip(flat_seq, out_wide))
+    print(f"{len(alphas)} alphas one call each (weights) {t_seq:7.2f} s")
+    print(f"{len(alphas)} alphas in one wide call (rows)  {t_wide:7.2f} s  "
+          f"x{t_seq / t_wide:.2f} faster; {agree}/{len(out_wide)} answers identical")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Detection on unseen questions: Table 1's evaluation sets, metrics and baselines (Section 2.3).
+
+Each dataset is answered once per question with the identification settings; responses are
+labelled hallucinated (1) or faithful (0), balanced, and featurised on their answer tokens.
+The probe's accuracy and AUROC come with bootstrap 95% intervals; the baseline is a classifier
+on as many random neurons as there are H-Neurons, over several seeds (Table 1's "Random").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .features import FeatureSet, extract_features
+from .models import LoadedModel
+from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, sampling_cfg, scheme_rows,
+                       span_counts, stored_examples)
+from .probe import Probe
+from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
+from .stats import detection_metrics, mean_spread
+
+def split_by_label(records: Sequence[dict]) -> tuple[list[dict], list[dict], dict]:
+    """Hallucinated and faithful single-answer records (:func:`eval_label`), and the counts."""
+    labelled = [(r, eval_label(r["dataset"], r["labels"][0]) if r["responses"][0].strip() else None)
+                for r in records]  # an empty answer has no answer token to read
+    hall = [r for r, y in labelled if y == 1]
+    faith = [r for r, y in labelled if y == 0]
+    return hall, faith, {"questions": len(records), **label_counts(records),
+                         "hallucinated": len(hall), "faithful": len(faith)}
+
+
+def build_eval_set(m: LoadedModel, items: Sequence, cfg: EvalConfig, out_dir: str | Path,
+                   name: str, judge: Callable | None = None) -> EvalSet:
+    """Sample one answer per question, label, balance and featurise (``*_<name>.*`` files).
+
+    Raises :class:`sampling.EmptyBalancedSetError` when a class has no response at all.
+    """
+    out_dir = Path(out_dir)
+    records = collect_responses(m, items, out_dir / f"responses_{name}.jsonl",
+                                sampling_cfg(1, cfg), judge, cfg.gen_batch,
+                                cfg.seed, desc=f"sampling {name}")
+    hall, faith, counts = split_by_label(records)
+    hall, faith = balanced_sample(hall, faith, cfg.per_class, cfg.seed, what=f"{name} evaluation set")
+    exs = [ex for y, recs in ((1, hall), (0, faith)) for r in recs for ex in examples_of(r, y, 1)]
+    fs = extract_features(m, exs, out_dir / f"features_{name}.npz", cfg.features,
+                          desc=f"features {name}")
+    keys = [e.key for e in exs]
+    counts.update(balanced_per_class=len(hall), answer_spans=span_counts(fs, keys))
+    return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts)
+
+
+def evaluate_detection(m: LoadedModel, probe: Probe, items: Sequence, cfg: EvalConfig,
+                       out_dir: str | Path, name: str, judge: Callable | None = None) -> dict:
+    """Table 1 for one dataset: accuracy and AUROC of ``probe`` with bootstrap 95% CIs."""
+    es = build_eval_set(m, items, cfg, out_dir, name, judge)
+    return {"dataset": name, **detection_metrics(es.y, probe.decision_function(es.X),
+                                                 n_boot=cfg.n_boot, seed=cfg.seed),
+            "counts": es.counts}
+
+
+def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir: str | Path,
+                data_dir: str | Path | None = None) -> tuple[dict[str, EvalSet], dict[str, dict]]:
+    """Table 1's evaluation sets: ``{dataset: EvalSet}``, plus ``{dataset: counts}`` for the
+    datasets where one class has no response at all (no balanced set can be formed)."""
+    from .data import load_qa
+    from .sampling import EmptyBalancedSetError
+
+    sets, empty = {}, {}
+    for name, n in sizes.items():
+        items = load_qa(name, "test" if name == "triviaqa" else None, data_dir, limit=n, seed=cfg.seed)
+        try:
+            sets[name] = build_eval_set(m, items, cfg, out_dir, name)
+        except EmptyBalancedSetError as e:
+            counts = split_by_label(read_jsonl(Path(out_dir) / f"responses_{name}.jsonl"))[2]
+            empty[name] = {**counts, "balanced_per_class": 0, "error": str(e)}
+    return sets, empty
+
+
+def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict[str, EvalSet],
+                     seeds: Sequence[int]) -> list[dict]:
+    """Table 1's random-neuron baseline, and the H-Neurons refit the same way (Section 2.3).
+
+    For each seed, a classifier on as many random neurons as there are H-Neurons, trained on
+    the identification training rows (same label scheme); the H-Neurons get the same recipe
+    (``kind="h_neurons_refit"``). Returns one row per classifier and dataset.
+    """
+    from .probe import random_neuron_set, subset_probes
+
+    h = probe.h_neurons()
+    if h.size == 0:
+        raise ValueError("the probe selected no H-Neuron: there is nothing to compare with "
+                         "random neurons (try a larger C in the identification chapter)")
+    X, y = scheme_rows(train_fs, stored_examples(split, "train"), probe.label_scheme)
+    sets_ = [h] + [random_neuron_set(h.size, h.n_layers, h.n_neurons, seed=s) for s in seeds]
+    kinds = ["h_neurons_refit"] + [f"random_{s}" for s in seeds]
+    rows = []
+    for kind, clf in zip(kinds, subset_probes(X, y, sets_)):
+        for name, es in sets.items():
+            d = detection_metrics(es.y, clf.decision_function(es.X), n_boot=0)
+            rows.append({"kind": kind, "dataset": name, "accuracy": d["accuracy"],
+                         "auroc": d["auroc"], "n": d["n"]})
+    return rows
+
+
+def counts_frame(sets: dict[str, EvalSet], empty: dict[str, dict]) -> pd.DataFrame:
+    """One row per dataset: answers judged, hallucinated / faithful, balanced size, span methods."""
+    rows = {}
+    for k, es in sets.items():
+        spans = {f"span_{a}": n for a, n in es.counts["answer_spans"].items()}
+        rows[k] = {**{c: v for c, v in es.counts.items() if c != "answer_spans"}, **spans}
+    rows.update({k: {c: v for c, v in d.items() if c != "error"} for k, d in empty.items()})
+    return pd.DataFrame(rows).T.astype("Int64")
+
+
+def baseline_summary(rows: Sequence[dict]) -> pd.DataFrame:
+    """Per dataset: random-neuron accuracy and AUROC (mean, sd over seeds) and the H-Neuron refit."""
+    df = pd.DataFrame(rows)
+    out = {}
+    for name, g in df.groupby("dataset", sort=False):
+        rand, refit = g[g.kind.str.startswith("random")], g[g.kind == "h_neurons_refit"]
+        acc, auc = mean_spread(rand.accuracy), mean_spread(rand.auroc)
+        out[name] = {"random accuracy": acc["mean"], "random accuracy sd": acc["std"],
+                     "random AUROC": auc["mean"], "random AUROC sd": auc["std"], "seeds": acc["n"],
+                     "H-Neurons refit accuracy": float(refit.accuracy.iloc[0]),
+                     "H-Neurons refit AUROC": float(refit.auroc.iloc[0])}
+    return pd.DataFrame(out).T
+
+
+def metrics_frame(ours: dict[str, dict]) -> pd.DataFrame:
+    """Our probe's Table 1 cells: n per class, accuracy and AUROC with their 95% intervals."""
+    return pd.DataFrame({k: {"n per class": d["n_pos"], "accuracy": d["accuracy"],
+                             "accuracy CI low": d["accuracy_ci"][0], "accuracy CI high": d["accuracy_ci"][1],
+                             "AUROC": d["auroc"], "AUROC CI low": d["auroc_ci"][0],
+                             "AUROC CI high": d["auroc_ci"][1]} for k, d in ours.items()}).T
+
+
+def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille: float,
+                      label: str, datasets: Sequence[str]) -> pd.DataFrame:
+    """Table 1 (accuracy, %) with the paper's rows and ours, each row labelled by its source."""
+    from .paper import table1_frame
+
+    ref = table1_frame()
+    rows = {}
+    for model, g in ref.groupby("model", sort=False):
+        g = g.set_index("dataset")
+        for col, what in (("h_neurons", "H-Neurons"), ("random", "random")):
+            rows[f"paper: {model}, {what}"] = {**g[col].to_dict(), "ratio (per mille)": g.ratio_permille.iloc[0]}
+    rows[f"{label}, H-Neurons"] = {**{k: 100 * d["accuracy"] for k, d in ours.items()},
+                                   "ratio (per mille)": per_mille}
+    if len(baselines):
+        rows[f"{label}, random (mean over seeds)"] = {**(100 * baselines["random accuracy"]).to_dict(),
+                                                      "ratio (per mille)": per_mille}
+    return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)"])
+
+
+def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dict],
+            min_per_class: int = 10) -> list[str]:
+    """One sentence per dataset saying what the numbers support, and when they are too few.
+
+    "Above chance" needs the AUROC interval's lower end above 0.5; "above random neurons" needs
+    it above the random classifiers' mean AUROC. Under ``min_per_class`` responses per class
+    the percentile bootstrap is unreliable, so no verdict is given.
+    """
+    out = []
+    for k, d in ours.items():
+        lo, hi = d["auroc_ci"]
+        rnd = baselines.loc[k, "random AUROC"] if k in baselines.index else float("nan")
+        if d["n_pos"] < min_per_class:
+            verdict = f"too few responses to conclude (fewer than {min_per_class} per class)"
+        elif lo > 0.5:
+            verdict = "above chance, " + ("and above random neurons" if lo > rnd else
+                                          "but not distinguishable from random neurons")
+        else:
+            verdict = "not distinguishable from chance"
+        base = (f"; random neurons {rnd:.2f} ± {baselines.loc[k, 'random AUROC sd']:.2f}"
+                if k in baselines.index else "")
+        out.append(f"{k}: AUROC {d['auroc']:.2f} [{lo:.2f}, {hi:.2f}] with {d['n_pos']} per class, "
+                   f"{verdict}{base}; accuracy {d['accuracy']:.2f}.")
+    for k, d in empty.items():
+        out.append(f"{k}: no balanced set ({d['hallucinated']} hallucinated, {d['faithful']} faithful "
+                   f"among {d['questions']} answers).")
+    return out

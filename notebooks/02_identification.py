@@ -1,0 +1,323 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Finding the H-Neurons
+#
+# **The paper's question.** Is there a small set of FFN neurons whose activity tells, from
+# the inside, whether the model is about to state a falsehood? Gao et al. (2025, Section 2)
+# answer yes: a sparse logistic regression on per-neuron CETT features, trained on answers
+# the model gets consistently right or consistently wrong, keeps fewer than one neuron in a
+# thousand, and those neurons (the *H-Neurons*) predict hallucination.
+#
+# **This chapter regenerates** the identification pipeline of Section 2.2-2.3 (and 6.1) on
+# the embedded SmolLM2-135M-Instruct: sampling with the paper's settings, the consistency
+# filter, answer-token CETT features, the L1 probe and its choice of $C$, the H-Neuron count
+# as a per-mille ratio (Table 1's "Ratio" column) and where in the network the H-Neurons sit.
+# It writes `probe.json`, which the next three chapters read.
+#
+# **Inputs:** TriviaQA training questions; the CETT definition of the previous chapter.
+
+# %% tags=["parameters"]
+PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
+MODEL_ID = "SmolLM2-135M-Instruct"  # HF hub id, local folder, or the embedded default
+DEVICE = "cpu"  # "cuda" for GPUs
+DTYPE = "float32"  # "bfloat16" for 7B+ models on GPUs
+REMOTE = False  # True: run the traces on NDIF through nnsight (remote=True)
+DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging Face Hub
+OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<model>/<chapter>
+SEED = 0  # every random choice in the chapter
+N_SCREEN = 1500  # TriviaQA training questions considered (paper: all of them)
+SCREEN = True  # answer greedily first, sample only candidates (CPU budget; paper: no screening)
+N_SAMPLES = 10  # sampled answers per candidate question (paper: 10)
+MIN_AGREEMENT = 0.6  # share of the samples that must agree (paper: 1.0; see the filter below)
+TRAIN_PER_CLASS = 1000  # cap on consistent questions per class (paper: 1,000)
+VAL_FRACTION = 0.25  # share of each class's questions held out to choose C
+RESPONSES_PER_QUESTION = 4  # distinct same-label responses per question (paper: 1)
+SCREEN_BATCH = 64  # questions per greedy generate call
+SAMPLE_BATCH = 8  # questions per sampling call (each with N_SAMPLES sequences)
+QA_MAX_NEW_TOKENS = 24  # answer length cap (answers also stop at their first newline)
+FEATURE_BATCH = 8  # responses per traced forward pass
+OTHER_TOKENS = "all"  # "all": every non-answer token (paper, Eq. 3); "output": response only
+LABEL_SCHEME = "3-vs-1"  # the paper's labels; "1-vs-1": answer tokens only
+STANDARDIZE = False  # True: z-score each neuron before the L1 fit (paper: raw CETT)
+C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
+SUPPRESSION_QUESTIONS = 40  # >0: add accuracy with H-Neurons silenced to the C score (paper)
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from hneurons_utils import answer_spans, data, features, models, paper, pipeline, plots, profiles
+from hneurons_utils import sampling
+
+plots.setup_style()
+OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
+m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
+cfg = pipeline.IdentifyConfig(
+    n_samples=N_SAMPLES, min_agreement=MIN_AGREEMENT, train_per_class=TRAIN_PER_CLASS,
+    val_fraction=VAL_FRACTION, responses_per_question=RESPONSES_PER_QUESTION, screen=SCREEN,
+    screen_batch=SCREEN_BATCH, gen_batch=SAMPLE_BATCH, max_new_tokens=QA_MAX_NEW_TOKENS,
+    label_scheme=LABEL_SCHEME, standardize=STANDARDIZE, Cs=tuple(C_GRID), seed=SEED,
+    features=features.FeatureConfig(OTHER_TOKENS, batch_size=FEATURE_BATCH))
+if PROFILE == "smoke":
+    display(Markdown("**Smoke profile.** A few dozen questions and a few samples each: every "
+                     "number below only shows that the code runs. None of them means anything."))
+print(f"{MODEL_ID}: {m.adapter.total_neurons:,} FFN neurons ({m.adapter.n_layers} layers)")
+
+# %% [markdown]
+# ## Step 1: sampling answers
+#
+# Each question is put to the model in its chat template, followed by *"Respond with the
+# answer only, without any explanation."*, and answered with the paper's decoding settings:
+# temperature 1.0, top-$k$ 50, top-$p$ 0.9, 10 samples per question (Section 6.1.1). A rule
+# judge labels each answer *correct* (a gold TriviaQA alias occurs in it), *incorrect*, or
+# *refusal*; aliases that the question itself contains are ignored, so that echoing the
+# question does not count as knowing the answer.
+#
+# **The CPU budget.** The paper samples 10 answers for every question on GPUs. Here that would
+# take hours, and this small model answers only a few percent of TriviaQA correctly, so almost
+# all of that work would be thrown away. With `SCREEN = True` every question is first answered
+# greedily; the 10 samples are then drawn for every question answered correctly and for just
+# as many answered incorrectly as are needed to balance the classes. Collection is written to
+# JSONL question by question and resumes where it stopped.
+
+# %%
+items = data.load_qa("triviaqa", "train", DATA_DIR, limit=N_SCREEN, seed=SEED)
+t0 = time.monotonic()
+greedy = pipeline.screen_greedy(m, items, OUT, cfg) if SCREEN else None
+timings = {"screen_s": time.monotonic() - t0}
+if greedy is not None:
+    g = sampling.label_counts(greedy)
+    print(f"{len(greedy)} questions answered greedily in {timings['screen_s']:.0f} s: {g}; "
+          f"greedy accuracy {g['correct'] / len(greedy):.1%}")
+
+# %%
+t0 = time.monotonic()
+sampled = pipeline.sample_consistency(m, items, greedy, OUT, cfg)
+timings["sampling_s"] = time.monotonic() - t0
+consistent = sampling.consistency_split(sampled, MIN_AGREEMENT)
+counts = pipeline.yield_counts(items, greedy, sampled, consistent)
+print(f"{counts['sampled']['samples']} answers sampled for {len(sampled)} questions "
+      f"in {timings['sampling_s']:.0f} s")
+
+# %% [markdown]
+# ## Step 2: the consistency filter
+#
+# The paper keeps a question only if all 10 sampled answers are correct, or all 10 are
+# incorrect (refusals are neither), so that a label describes what the model *knows* rather
+# than a lucky or unlucky draw. Write $c_q$ for the number of correct answers among the
+# $n$ samples of question $q$ and $w_q$ for the incorrect ones; the filter with agreement
+# threshold $\tau$ keeps
+#
+# ```{math}
+# :label: eq-ident-consistency
+# \text{faithful: } c_q \ge \lceil \tau n \rceil, \qquad
+# \text{hallucinated: } w_q \ge \lceil \tau n \rceil, \qquad \tau_\text{paper} = 1 .
+# ```
+#
+# The histogram shows $c_q$ for the sampled questions, split by what the greedy answer was.
+
+# %%
+greedy_label = {r["qid"]: r["labels"][0] for r in (greedy or [])}
+per_q = pd.DataFrame([{"qid": r["qid"], "greedy": greedy_label.get(r["qid"], "not screened"),
+                       "n_correct": r["labels"].count("correct")} for r in sampled])
+fig, ax = plt.subplots(figsize=(7, 4))
+bins = np.arange(N_SAMPLES + 2) - 0.5
+for name, grp in per_q.groupby("greedy"):
+    ax.hist(grp.n_correct, bins=bins, alpha=0.7, label=f"greedy {name} ({len(grp)})")
+ax.axvline(np.ceil(MIN_AGREEMENT * N_SAMPLES) - 0.5, color="0.3", ls="--", label="threshold used")
+ax.set(xlabel=f"correct answers among {N_SAMPLES} samples", ylabel="questions",
+       title="How consistently the model answers")
+ax.legend()
+plots.save_figure(fig, OUT, "consistency_histogram",
+                  {"n_correct_by_greedy": per_q.groupby("greedy").n_correct.apply(list).to_dict()})
+plt.show()
+
+# %%
+plots.write_results(OUT, "yields", counts)
+print({k: v for k, v in counts.items() if k in ("questions", "greedy", "sampled")})
+pd.DataFrame(pipeline.agreement_yields(sampled, [1.0, 0.9, 0.8, 0.7, 0.6])).set_index("min_agreement")
+
+# %% [markdown]
+# The table counts the consistent questions for several thresholds $\tau$ on the same samples
+# (the first row is the paper's filter). On GPUs the paper obtains 1,000 questions per class
+# with $\tau = 1$. For a 135M-parameter model the binding constraint is the *faithful* class:
+# only a few percent of questions are answered correctly even greedily, and at temperature 1.0
+# most of those are answered correctly only some of the time, so the strict rule keeps almost
+# none (in our default run, none at all). That is a property of the small model, not of the
+# method. The default profile therefore lowers the threshold to `MIN_AGREEMENT` (a majority
+# of the samples, {eq}`eq-ident-consistency`) and uses only the responses that carry the question's
+# label; the `paper` profile keeps $\tau = 1$. A few kept questions of each class, with the
+# answer the model gave most often:
+
+# %%
+def show(recs, k=4):
+    return [(r["question"][:70], sampling.representative_response(r["responses"])[:70],
+             f"{r['labels'].count('correct')}/{len(r['labels'])}") for r in recs[:k]]
+
+
+pd.DataFrame(show(consistent["correct"]) + show(consistent["incorrect"]),
+             columns=["question", "most frequent answer", "correct samples"])
+
+# %% [markdown]
+# ## Step 3: a balanced set, and the answer tokens
+#
+# Both classes are cut to the same number of questions (at most `TRAIN_PER_CLASS`), and a
+# share `VAL_FRACTION` of each class is held out, by question, to choose $C$ later. The
+# official code uses one response per question, the most frequent one; with so few questions
+# the default profile also uses up to `RESPONSES_PER_QUESTION` distinct responses of the
+# question's label (samples of one question share a label, never a split).
+#
+# The features are read on the **answer tokens**, the part of the response that states the
+# fact. The paper asks GPT-4o to mark them; here a rule does (`answer_spans`): the gold alias
+# where the response contains one, otherwise the content of the first sentence with filler
+# such as "The answer is" removed, and the whole response as a last resort.
+
+# %%
+split = pipeline.split_examples(consistent, cfg)
+examples = split["train"] + split["val"]
+spans = [answer_spans.locate_answer_span(e.response, e.answers, e.question) for e in examples]
+print({p: len(v) for p, v in split.items()}, "examples;", answer_spans.span_stats(spans))
+shown = list(zip(examples, spans))[::max(1, len(examples) // 8)]  # about 8, both classes
+pd.DataFrame([(e.label, f"{e.response[:sp.start]}[[{sp.text(e.response)}]]{e.response[sp.end:]}",
+               sp.method) for e, sp in shown],
+             columns=["hallucinated", "response with [[answer span]]", "found by"])
+
+# %% [markdown]
+# ## Step 4: CETT features
+#
+# For each response and each neuron $j$ (all layers), the CETT of the previous chapter is
+# averaged over the answer tokens $A$ and, separately, over all other tokens (Eq. 3):
+#
+# ```{math}
+# :label: eq-ident-features
+# x^{\text{ans}}_j = \frac{1}{|A|}\sum_{t \in A} \mathrm{CETT}_{j,t}, \qquad
+# x^{\text{other}}_j = \frac{1}{|\bar A|}\sum_{t \notin A} \mathrm{CETT}_{j,t}.
+# ```
+#
+# One traced forward pass per batch over prompt + response gives both vectors; they are stored
+# as float16 in `features_triviaqa.npz` with a hash of the settings, so a rerun reuses them.
+
+# %%
+t0 = time.monotonic()
+fs = features.extract_features(m, examples, OUT / "features_triviaqa.npz", cfg.features)
+timings["features_s"] = time.monotonic() - t0
+print(f"{len(examples)} responses x 2 x {fs.answer.shape[1]} layers x {fs.answer.shape[2]} "
+      f"neurons in {timings['features_s']:.0f} s; mean answer tokens "
+      f"{fs.n_tokens[fs.index([e.key for e in examples]), 0].mean():.1f}")
+
+# %% [markdown]
+# ## Step 5: the sparse probe
+#
+# The classifier is a logistic regression with an L1 penalty over all
+# $L \times N$ features (Eq. 4), with $\sigma$ the logistic function:
+#
+# ```{math}
+# :label: eq-ident-probe
+# \min_{w, b}\; \sum_i -\big[y_i \log \sigma(w^\top x_i + b) + (1 - y_i) \log (1 - \sigma(w^\top x_i + b))\big]
+#   + \tfrac{1}{C}\, \lVert w \rVert_1 .
+# ```
+#
+# The paper's labels ("3-vs-1") make hallucinated answer tokens the positive class and put
+# faithful answer tokens *and* the other tokens of every response in the negative class, so a
+# neuron earns a positive weight only by firing on false answers specifically. The H-Neurons
+# are the neurons with $w_j > 0$.
+#
+# **Choosing $C$.** The paper picks $C$ by grid search, maximising the sum of (1) accuracy on
+# held-out questions and (2) the model's TriviaQA accuracy when the selected H-Neurons are
+# suppressed ($\alpha = 0$, Section 6.1.3): a larger $C$ admits more neurons, which may detect
+# a little better but, silenced, damage the model's knowledge. We implement exactly that sum:
+# term (2) is the greedy accuracy, with the candidate probe's H-Neurons silenced, on
+# `SUPPRESSION_QUESTIONS` questions the model answered correctly in screening
+# (`steering.suppression_accuracy`); with `SUPPRESSION_QUESTIONS = 0` only term (1) is used.
+# Ties go to the higher held-out AUROC, then to fewer neurons. The next cell prints which
+# criterion ran.
+
+# %%
+hook = None
+if SUPPRESSION_QUESTIONS:
+    from hneurons_utils import steering
+
+    keep = [it for it in items if greedy and greedy_label.get(it.qid) == "correct"][:SUPPRESSION_QUESTIONS]
+    hook = lambda p: steering.suppression_accuracy(m, p.h_neurons(), keep, alpha=0.0,  # noqa: E731
+                                                   batch_size=len(keep))
+t0 = time.monotonic()
+probe, grid = pipeline.fit_identification(m, fs, split, cfg, hook)
+timings["probe_s"] = time.monotonic() - t0
+print("C chosen by", "held-out accuracy + suppression accuracy" if hook else "held-out accuracy only")
+pd.DataFrame(grid).set_index("C").round(3)
+
+# %%
+g = pd.DataFrame(grid)
+fig, ax = plt.subplots(figsize=(7, 4))
+ax.plot(g.C, g.val_accuracy, marker="o", label="held-out accuracy")
+ax.plot(g.C, g.val_auroc, marker="s", label="held-out AUROC")
+ax.set(xscale="log", xlabel="C (inverse L1 strength)", ylabel="held-out score", ylim=(0, 1.05))
+ax2 = ax.twinx()
+ax2.plot(g.C, g.n_h_neurons, color="C3", marker="^", label="H-Neurons")
+ax2.set(yscale="symlog", ylabel="H-Neurons (positive weights)")
+ax.axvline(probe.C, color="0.3", ls="--")
+fig.legend(loc="upper left", bbox_to_anchor=(0.12, 0.88))
+plots.save_figure(fig, OUT, "c_grid", {"grid": grid, "chosen_C": probe.C})
+plt.show()
+
+# %%
+res = pipeline.write_identification(OUT, probe, grid, counts, split, fs, timings, hook)
+h = probe.h_neurons()
+ours = pd.DataFrame([{"model": f"ours ({MODEL_ID}, {len(split['train'])} training responses)",
+                      "H-Neurons": h.size, "ratio_permille": h.per_mille}])
+ref = paper.table1_frame().drop_duplicates("model")[["model", "ratio_permille"]]
+ref["model"] = "paper: " + ref.model
+print(f"{h.size} H-Neurons of {m.adapter.total_neurons:,} ({h.per_mille:.3f} per mille) "
+      f"at C = {probe.C}; {probe.flat.size} non-zero weights; saved {OUT / 'probe.json'}")
+pd.concat([ours, ref], ignore_index=True)
+
+# %%
+counts_by_layer = h.layer_counts()
+fig, ax = plt.subplots(figsize=(8, 3.5))
+ax.bar(np.arange(m.adapter.n_layers), counts_by_layer, color="C3")
+ax.set(xlabel="layer", ylabel="H-Neurons", title=f"Where the {h.size} H-Neurons sit")
+plots.save_figure(fig, OUT, "h_neurons_by_layer", {"layer_counts": counts_by_layer,
+                                                    "n_h_neurons": h.size, "per_mille": h.per_mille})
+plt.show()
+
+# %% [markdown]
+# ## Reading the result
+#
+# The paper finds that fewer than one neuron in a thousand carries the signal, across six
+# models of 4B to 70B parameters (0.01 to 0.35 per mille, table above). Whether our ratio
+# lands in that range depends mostly on $C$, and $C$ was chosen on a held-out set of a few
+# dozen questions at most: on this little data the held-out scores of neighbouring $C$ values
+# are within noise of each other (the grid above), so the count of H-Neurons is fragile and
+# should be read as an order of magnitude. The held-out numbers are not yet evidence that
+# these neurons *detect* hallucination; the next chapter tests the probe on unseen TriviaQA
+# questions, on NQ-Open, BioASQ and NonExist, against random neurons.
+#
+# Caveats that apply to every number in this chapter:
+# - the model has 135M parameters and knows little trivia: the correct class is small, and the
+#   default profile loosens the paper's all-10 consistency rule to have one at all;
+# - answer tokens are found by rule, not by GPT-4o, and correctness is judged by alias match;
+# - the C criterion is held-out accuracy unless `SUPPRESSION_QUESTIONS > 0`.
+#
+# ## Exercises
+#
+# 1. Set `MIN_AGREEMENT = 1.0` (the paper's rule) and rerun. How many questions per class
+#    survive, and what does that tell you about using 10/10 consistency on small models?
+# 2. Set `LABEL_SCHEME = "1-vs-1"`. The official README says it detects better; does it
+#    select more or fewer neurons, and in which layers?
+# 3. With `STANDARDIZE = True` every neuron competes on equal terms under the L1 penalty. Do the
+#    H-Neurons move to other layers?

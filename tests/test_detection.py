@@ -1,0 +1,75 @@
+"""Table 1 machinery (Section 2.3): evaluation sets, metrics, random baselines, the comparison table."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from hneurons_utils.detection import (EvalConfig, baseline_metrics, baseline_summary, build_eval_set,
+                                      eval_label, evaluate_detection, reading, table1_comparison)
+from hneurons_utils.pipeline import identify, load_identification
+from test_pipeline import CFG, CHAT, judge, qa
+
+
+@pytest.fixture
+def chat_model(tiny_model):
+    tiny_model.tokenizer.chat_template = CHAT
+    return tiny_model
+
+
+EVAL = EvalConfig(per_class=3, gen_batch=4, max_new_tokens=3, stop_at_newline=False, n_boot=50)
+
+
+def test_eval_set_balanced_and_scored(chat_model, tmp_path):
+    """One sample per question, balanced classes, and Table 1's metrics with intervals."""
+    res = identify(chat_model, qa(16), CFG, tmp_path / "id", judge=judge)
+    cfg = EVAL
+    es = build_eval_set(chat_model, qa(10, start=30, dataset="ev"), cfg, tmp_path, "ev", judge=judge)
+    assert es.y.tolist().count(1) == es.y.tolist().count(0) == 3
+    assert es.X.shape == (6, chat_model.adapter.total_neurons)
+    assert es.counts["questions"] == 10 and es.counts["correct"] == 5
+    d = evaluate_detection(chat_model, res.probe, qa(10, start=30, dataset="ev"), cfg, tmp_path, "ev", judge)
+    assert d["n"] == 6 and 0 <= d["accuracy"] <= 1 and len(d["auroc_ci"]) == 2
+
+
+def test_nonexist_labels():
+    """On NonExist a refusal is the faithful answer; elsewhere refusals are left out."""
+    assert eval_label("nonexist", "refusal") == 0 and eval_label("nonexist", "incorrect") == 1
+    assert eval_label("triviaqa", "refusal") is None and eval_label("bioasq", "correct") == 0
+
+
+
+
+def test_random_baselines_and_table(chat_model, tmp_path):
+    """Baselines train on as many random neurons as H-Neurons; the table keeps paper and ours apart."""
+    res = identify(chat_model, qa(16), replace(CFG, Cs=(1e6,)), tmp_path / "id", judge=judge)
+    probe, split, fs = load_identification(tmp_path / "id")
+    assert probe.h_neurons().size > 0
+    es = build_eval_set(chat_model, qa(10, start=30, dataset="ev"), EVAL, tmp_path, "ev", judge=judge)
+    rows = baseline_metrics(probe, fs, split, {"triviaqa": es}, seeds=[1, 2])
+    assert [r["kind"] for r in rows] == ["h_neurons_refit", "random_1", "random_2"]
+    summary = baseline_summary(rows)
+    assert summary.loc["triviaqa", "seeds"] == 2
+    ours = {"triviaqa": {"accuracy": 0.75, "n_pos": 3, "auroc": 0.8, "auroc_ci": [0.6, 0.9]}}
+    table = table1_comparison(ours, summary, res.probe.h_neurons().per_mille, "ours (tiny, n=3)",
+                              ["triviaqa", "nq_open", "bioasq", "nonexist"])
+    assert table.loc["ours (tiny, n=3), H-Neurons", "triviaqa"] == 75.0
+    assert table.loc["paper: Mistral-7B-v0.3, H-Neurons", "triviaqa"] == 78.4
+    assert table.loc["paper: Mistral-7B-v0.3, random", "ratio (per mille)"] == 0.35
+    assert sum(i.startswith("paper: ") for i in table.index) == 12
+
+
+def test_reading_verdicts():
+    """Too few per class: no verdict; otherwise chance and random neurons are judged by the CI."""
+    d = {"accuracy": 1.0, "n_pos": 3, "auroc": 1.0, "auroc_ci": [1.0, 1.0]}
+    weak = dict(d, n_pos=50, auroc_ci=[0.45, 0.7])
+    mid = dict(d, n_pos=50, auroc_ci=[0.6, 0.8])
+    strong = dict(d, n_pos=50, auroc_ci=[0.75, 0.9])
+    base = pd.DataFrame({"random AUROC": [0.7, 0.7], "random AUROC sd": [0.05, 0.05]}, index=["m", "s"])
+    text = reading({"a": d, "b": weak, "m": mid, "s": strong}, base,
+                   {"c": {"hallucinated": 5, "faithful": 0, "questions": 5}})
+    assert "too few" in text[0] and "not distinguishable from chance" in text[1]
+    assert "not distinguishable from random" in text[2] and "and above random" in text[3]
+    assert "no balanced set" in text[4]

@@ -1,0 +1,93 @@
+"""Section 2 end to end on a tiny model: screening, consistency filter, features, probe, Table 1 cell."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import hneurons_utils.sampling as S
+from hneurons_utils.data import QAItem
+from hneurons_utils.pipeline import IdentifyConfig, identify, load_identification
+from hneurons_utils.sampling import EmptyBalancedSetError
+
+CHAT = "{% for m in messages %}{{ m['content'] }} {% endfor %}{% if add_generation_prompt %}w2 {% endif %}"
+
+
+def judge(question, response, answers):
+    """Even-numbered questions are always answered right, odd ones always wrong."""
+    if not response.strip():
+        return "refusal"
+    return "correct" if int(question.split()[0][1:]) % 2 == 0 else "incorrect"
+
+
+def qa(n: int, start: int = 3, dataset: str = "toy") -> list[QAItem]:
+    return [QAItem(f"{dataset}{i}", f"w{start + i} w{start + i + 1}", [f"w{start + i}"], dataset)
+            for i in range(n)]
+
+
+CFG = IdentifyConfig(n_samples=2, train_per_class=5, val_fraction=0.4, max_new_tokens=3,
+                     stop_at_newline=False, gen_batch=4, screen_batch=8, Cs=(0.1, 1e4))
+
+
+@pytest.fixture
+def chat_model(tiny_model):
+    tiny_model.tokenizer.chat_template = CHAT
+    return tiny_model
+
+
+def test_identify_end_to_end_and_rerun(chat_model, tmp_path, monkeypatch):
+    """Yields add up, the split is balanced and by question, artefacts load, a rerun generates nothing."""
+    res = identify(chat_model, qa(16), CFG, tmp_path, judge=judge)
+    c = res.counts
+    assert c["greedy"] == {"answered": 16, "correct": 8, "incorrect": 8, "refusal": 0}
+    assert c["consistent"]["correct"] == 8 and c["consistent"]["mixed"] == 0
+    assert c["consistent"]["incorrect"] >= 5  # incorrect candidates are sampled only as needed
+    for part in ("train", "val"):
+        labels = res.split[part]["labels"]
+        assert labels.count(0) == labels.count(1) > 0
+    qids = [set(k.split("#")[0] for k in res.split[p]["keys"]) for p in ("train", "val")]
+    assert not qids[0] & qids[1]
+    probe, split, fs = load_identification(tmp_path)
+    assert np.array_equal(probe.weights, res.probe.weights) and split == res.split
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["n_h_neurons"] == res.probe.h_neurons().size
+    assert results["c_criterion"] == "held-out accuracy"
+
+    monkeypatch.setattr(S, "generate_texts", lambda *a, **k: pytest.fail("regenerated"))
+    again = identify(chat_model, qa(16), CFG, tmp_path, judge=judge)
+    assert np.array_equal(again.probe.weights, res.probe.weights)
+
+
+def test_no_consistent_correct_question_is_a_clear_error(chat_model, tmp_path):
+    """When no question is answered right every time, identification stops and says why."""
+    with pytest.raises(EmptyBalancedSetError, match="TriviaQA training set: .* 0 of class 0"):
+        identify(chat_model, qa(6), CFG, tmp_path, judge=lambda q, r, a: "incorrect")
+
+
+def test_split_uses_responses_of_the_class_label():
+    """With a looser filter, a 2/3-correct question contributes only its correct answers."""
+    from hneurons_utils.pipeline import split_examples
+    from hneurons_utils.sampling import consistency_split
+
+    def r(qid, resp, labels):
+        return {"qid": qid, "prompt": "p ", "question": "q", "answers": ["a"],
+                "responses": resp, "labels": labels}
+
+    recs = [r("c", ["wrong", "right", "right"], ["incorrect", "correct", "correct"]),
+            r("h", ["x", "y", "x"], ["incorrect"] * 3)]
+    cfg = IdentifyConfig(min_agreement=0.6, val_fraction=0.0, responses_per_question=3)
+    split = split_examples(consistency_split(recs, 0.6), cfg)
+    got = {(e.meta["qid"], e.response, e.label) for e in split["train"]}
+    assert got == {("c", "right", 0), ("h", "x", 1), ("h", "y", 1)}
+
+
+def test_agreement_yields_shrink_with_threshold():
+    """Consistent questions per class at each threshold: the paper's 1.0 keeps the fewest."""
+    from hneurons_utils.pipeline import agreement_yields
+
+    recs = [{"labels": ["correct"] * 10}, {"labels": ["correct"] * 7 + ["incorrect"] * 3},
+            {"labels": ["incorrect"] * 9 + ["refusal"]}, {"labels": ["correct"] * 5 + ["incorrect"] * 5}]
+    rows = agreement_yields(recs, [1.0, 0.9, 0.7])
+    assert [(r["correct"], r["incorrect"], r["mixed"]) for r in rows] == [(1, 0, 3), (1, 1, 2), (2, 1, 1)]
