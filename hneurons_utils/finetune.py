@@ -264,17 +264,17 @@ def train_sft(model: torch.nn.Module, examples: Sequence[SFTExample], cfg: SFTCo
     torch.manual_seed(cfg.seed)
     params = trainable_parameters(model, cfg)
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg))
     start, losses = (load_checkpoint(ckpt, params, opt) if ckpt and (ckpt / "state.json").exists()
                      else (0, []))
-    for _ in range(start):
-        sched.step()
     schedule, t0 = batch_schedule(len(examples), cfg), time.perf_counter()
     model.train()
     for step in range(start, cfg.steps):
+        for group in opt.param_groups:  # the schedule is a function of the step: exact on resume
+            group["lr"] = cfg.lr * _lr_factor(step, cfg)
         loss = answer_loss(model, collate([examples[i] for i in schedule[step]], pad_id))
         loss.backward()
-        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
         done = step + 1
         if log and (done % max(1, cfg.steps // 10) == 0 or done == cfg.steps):

@@ -384,7 +384,9 @@ def collect_base_responses(m: Any, items: list, path: str | Path, cfg: Any,
 
     Records have the fields of ``sampling.collect_responses`` (``qid, dataset, question,
     answers, prompt, responses, labels, settings``); questions already in ``path`` with the
-    same settings are skipped, so an interrupted run continues where it stopped.
+    same settings are skipped, so an interrupted run continues where it stopped. Questions are
+    batched in order of length (less padding: on a CPU the prompts cost as much as the
+    answers); each batch's seed depends only on its questions, so a resumed run draws the same.
     """
     from tqdm.auto import tqdm
 
@@ -399,7 +401,7 @@ def collect_base_responses(m: Any, items: list, path: str | Path, cfg: Any,
     if stale:
         raise ValueError(f"{path} holds {stale[0]} answered with other settings; delete it or "
                          "use another OUTPUT_DIR")
-    todo = [it for it in items if it.qid not in done]
+    todo = sorted((it for it in items if it.qid not in done), key=lambda it: len(it.question))
     for i in tqdm(range(0, len(todo), batch_size), desc=desc, unit="batch", disable=not todo):
         batch = todo[i:i + batch_size]
         answers = generate_base(m, [it.question for it in batch], cfg,

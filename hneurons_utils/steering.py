@@ -14,6 +14,12 @@ by alpha) z``, so three implementations exist here, all with one meaning:
 - ``"nnsight"``: the paper's equation written as an nnsight intervention on the down-projection's
   input at every generation step (also runs remotely on NDIF, where weights cannot be edited).
 - ``"hook"``: a plain PyTorch forward pre-hook, the reference the other two are tested against.
+
+:func:`scaled_rows` is the hook form with one factor table per batch row, so one generate call
+can hold several conditions (neuron set, alpha) of a sweep; :func:`generate_rows` uses it.
+The weight edit computes ``z_j (alpha w_ij)`` instead of ``(alpha z_j) w_ij``: equal up to float
+rounding (bit-equal for alpha = 0, 0.5, 1, 2), so the tests compare logits with a tolerance
+and tokens exactly.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from .probe import NeuronSet
 from .sampling import GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt
 
 METHODS = ("weights", "nnsight", "hook")
-# Greedy short answers, cut at the first newline: the identification chapter's screening setting.
+# Greedy short answers cut at the first newline, as in the identification chapter's screening.
 SHORT_GREEDY = GenConfig(do_sample=False, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=16)
 
 

@@ -69,6 +69,7 @@ N_EVAL_NQ = 150  # NQ-Open questions answered by the base model
 N_EVAL_BIOASQ = 150  # BioASQ factoid questions answered by the base model
 EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
 EVAL_BATCH = 32  # questions per base-model generate call
+BASE_MAX_NEW_TOKENS = 16  # base-model answer cap (answers also stop at their first newline)
 N_RANDOM_SEEDS = 5  # random-neuron probes (the paper's random baseline)
 N_BOOT = 1000  # bootstrap resamples for the 95% intervals
 DRIFT_N_RANDOM = 1000  # random neuron sets for the drift rank's null distribution
@@ -218,7 +219,7 @@ plt.show()
 # The base model answers each evaluation question once, prompted with `question +
 # "\nAnswer:"` and sampled with the paper's settings (temperature 1.0, top-$k$ 50, top-$p$
 # 0.9); its answer is cut at the first newline (leading blank lines are skipped: small base
-# models often begin with one). The same rule judge labels it; refusals and empty answers are
+# models often begin with one) and capped at `BASE_MAX_NEW_TOKENS` tokens. The same rule judge labels it; refusals and empty answers are
 # left out and each set is balanced. The instruct model's probe then reads the **base
 # model's** CETT features on the answer tokens, with its weights, intercept and neuron
 # indices unchanged. Two baselines use the same instruct-model training responses: probes on
@@ -228,7 +229,7 @@ plt.show()
 
 # %%
 ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH,
-                            max_new_tokens=QA_MAX_NEW_TOKENS, n_boot=N_BOOT, seed=SEED,
+                            max_new_tokens=BASE_MAX_NEW_TOKENS, n_boot=N_BOOT, seed=SEED,
                             features=id_cfg.features)
 sizes = {"triviaqa": N_EVAL_TRIVIAQA, "nq_open": N_EVAL_NQ, "bioasq": N_EVAL_BIOASQ}
 t0 = time.monotonic()

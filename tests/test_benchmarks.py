@@ -256,7 +256,8 @@ def test_hand_label_files_are_valid(bench):
 def test_hand_labels_reject_unknown_label(tmp_path):
     """A hand-label file with a label outside comply/not_comply/unclear is refused by line."""
     (tmp_path / "falseqa.jsonl").write_text(json.dumps(
-        {"prompt_id": "x", "response": "r", "label": "maybe", "note": "", "rule": True}) + "\n")
+        {"prompt_id": "x", "split": "dev", "response": "r", "label": "maybe", "note": "",
+         "rule": True}) + "\n")
     with pytest.raises(ValueError, match="line 1"):
         B.load_hand_labels("falseqa", tmp_path)
 
