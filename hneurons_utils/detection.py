@@ -22,6 +22,7 @@ from .probe import Probe
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
 from .stats import detection_metrics, mean_spread
 
+
 def split_by_label(records: Sequence[dict]) -> tuple[list[dict], list[dict], dict]:
     """Hallucinated and faithful single-answer records (:func:`eval_label`), and the counts."""
     labelled = [(r, eval_label(r["dataset"], r["labels"][0]) if r["responses"][0].strip() else None)
@@ -147,7 +148,8 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille:
     for model, g in ref.groupby("model", sort=False):
         g = g.set_index("dataset")
         for col, what in (("h_neurons", "H-Neurons"), ("random", "random")):
-            rows[f"paper: {model}, {what}"] = {**g[col].to_dict(), "ratio (per mille)": g.ratio_permille.iloc[0]}
+            rows[f"paper: {model}, {what}"] = {**g[col].to_dict(),
+                                               "ratio (per mille)": g.ratio_permille.iloc[0]}
     rows[f"{label}, H-Neurons"] = {**{k: 100 * d["accuracy"] for k, d in ours.items()},
                                    "ratio (per mille)": per_mille}
     if len(baselines):

@@ -36,7 +36,7 @@ from .sampling import GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt
 
 METHODS = ("weights", "nnsight", "hook")
 # Greedy short answers cut at the first newline, as in the identification chapter's screening.
-SHORT_GREEDY = GenConfig(do_sample=False, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=16)
+SHORT_GREEDY = GenConfig(do_sample=False, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=24)
 
 
 def layer_indices(m: LoadedModel, neurons: NeuronSet | None) -> dict[int, torch.Tensor]:

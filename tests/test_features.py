@@ -61,7 +61,11 @@ def test_cache_is_reused_and_extended(tiny_model, tmp_path, monkeypatch):
     first = extract_features(tiny_model, [ex("a", "w6 w7"), ex("b", "w7 w8")], path)
     calls = []
     real = F._featurise_batch
-    monkeypatch.setattr(F, "_featurise_batch", lambda m, b, *a: calls.append([e.key for e in b]) or real(m, b, *a))
+    def spy(m, batch, *args):
+        calls.append([e.key for e in batch])
+        return real(m, batch, *args)
+
+    monkeypatch.setattr(F, "_featurise_batch", spy)
     again = extract_features(tiny_model, [ex("a", "w6 w7"), ex("b", "w7 w8"), ex("c", "w7")], path)
     assert calls == [["c"]]
     assert again.keys.tolist() == ["a", "b", "c"]

@@ -377,3 +377,89 @@ def test_disjoint_items_exclude_ids_and_question_texts():
     assert {it.qid for it in got} == {f"q{i}" for i in range(2, 10)}
     with pytest.raises(ValueError, match="only 8"):
         ft.disjoint_items(pool, 9, exclude)
+
+
+# ---------------------------------------------------------------- base-model collection and Figure 4a numbers
+
+
+def _bos_tokenizer():
+    from tokenizers import processors
+
+    tok = _newline_tokenizer()
+    tok.add_special_tokens({"bos_token": "<bos>"})
+    tok._tokenizer.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", tok.bos_token_id)])
+    return tok
+
+
+def test_base_prompt_text_writes_bos_only_when_the_tokenizer_adds_one():
+    """Gemma-like tokenizers get their BOS written out; others get the bare prompt."""
+    assert origin.base_prompt_text(_newline_tokenizer(), "a b") == "a b\nAnswer:"
+    tok = _bos_tokenizer()
+    text = origin.base_prompt_text(tok, "a b")
+    assert text == "<bos>a b\nAnswer:"
+    assert tok(text, add_special_tokens=False)["input_ids"] == tok("a b\nAnswer:")["input_ids"]
+
+
+def _qa(i):
+    return SimpleNamespace(qid=f"q{i}", question="a " * (i + 1), answers=["b"], dataset="triviaqa")
+
+
+def test_collect_base_responses_resumes_with_identical_records(tmp_path):
+    """A resumed collection keeps the records already written and adds only the new questions."""
+    from hneurons_utils.models import wrap_model
+    from hneurons_utils.sampling import GenConfig, read_jsonl
+
+    m = wrap_model(tiny_llama(), _newline_tokenizer())
+    m.tokenizer.padding_side = "left"
+    path, cfg = tmp_path / "r.jsonl", GenConfig(max_new_tokens=4)
+    first = origin.collect_base_responses(m, [_qa(i) for i in range(3)], path, cfg, batch_size=2)
+    again = origin.collect_base_responses(m, [_qa(i) for i in range(5)], path, cfg, batch_size=2)
+    assert again[:3] == first and len(read_jsonl(path)) == 5
+    assert all(r["prompt"].endswith("\nAnswer:") and len(r["responses"]) == 1 for r in again)
+    with pytest.raises(ValueError, match="other settings"):
+        origin.collect_base_responses(m, [_qa(0)], path, GenConfig(max_new_tokens=5))
+
+
+def test_transfer_table_scores_the_unchanged_probe():
+    """A probe whose score is the label gets AUROC 100; baseline rows are summarised per probe."""
+    from hneurons_utils.pipeline import EvalSet
+    from hneurons_utils.probe import Probe
+
+    y = np.array([1, 1, 1, 0, 0, 0])
+    X = np.zeros((6, 2 * 4)); X[:, 5] = y  # neuron 5 fires exactly on hallucinations
+    probe = Probe("m", 2, 4, np.array([5]), np.array([2.0]), -1.0, 1.0, np.zeros(1), np.ones(1))
+    sets = {"triviaqa": EvalSet("triviaqa", [str(i) for i in range(6)], X, y, {})}
+    rows = [{"kind": "h_neurons_refit", "dataset": "triviaqa", "accuracy": 1.0, "auroc": 1.0, "n": 6},
+            {"kind": "random_1", "dataset": "triviaqa", "accuracy": 0.5, "auroc": 0.4, "n": 6},
+            {"kind": "random_2", "dataset": "triviaqa", "accuracy": 0.5, "auroc": 0.6, "n": 6}]
+    t = origin.transfer_table(probe, sets, rows, n_boot=50).set_index("probe")
+    assert t.loc["H-Neuron probe (unchanged)", "auroc"] == pytest.approx(100.0)
+    assert t.loc["H-Neuron probe (unchanged)", "accuracy"] == pytest.approx(100.0)
+    assert t.loc["random neurons (L2)", "auroc"] == pytest.approx(50.0)
+
+
+def test_paper_reference_lines_come_from_the_reference_file():
+    """The paper's stated Figure 4 bounds are read from data/paper_reference.json, not typed in."""
+    from hneurons_utils import paper
+
+    marks = origin.paper_transfer_marks(paper.backward_auroc_frame())
+    ref = paper.load_reference()["figure4"]
+    stated = {b["auroc_above"] for b in ref["backward_auroc"]["text_bounds"]} - {50.0}
+    assert {v for v, _ in marks.values()} == stated and "triviaqa" in marks
+    lines = origin.paper_rank_lines(paper.drift_frame())
+    per_model = ref["drift"]["per_model"].values()
+    assert set(lines.values()) == ({d["avg_rank"] for d in per_model if d.get("avg_rank")}
+                                   | {d["avg_rank_above"] for d in per_model if d.get("avg_rank_above")})
+
+
+def test_compare_answers_has_one_row_per_question():
+    """The before/after table holds one row per question and the three prompt/model columns."""
+    from hneurons_utils.models import wrap_model
+
+    tok = ft.set_chat_template(_newline_tokenizer())
+    tok.padding_side = "left"
+    base, tuned = wrap_model(tiny_llama(seed=1), tok), wrap_model(tiny_llama(seed=2), tok)
+    df = origin.compare_answers(base, tuned, ["a b", "b"], max_new_tokens=3)
+    assert list(df.columns) == ["question", "base, chat prompt", "tuned, chat prompt", "base, base prompt"]
+    assert len(df) == 2
