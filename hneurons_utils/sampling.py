@@ -88,6 +88,8 @@ def _generate_shared_prefill(m: LoadedModel, enc: dict, kw: dict) -> torch.Tenso
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
     prefix = m.hf(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
                   use_cache=True, logits_to_keep=1).past_key_values
+    if not hasattr(prefix, "batch_repeat_interleave"):  # a cache type that cannot be copied
+        return m.hf.generate(**enc, num_return_sequences=n, **kw)
     prefix.batch_repeat_interleave(n)
     return m.hf.generate(input_ids=ids.repeat_interleave(n, 0),
                          attention_mask=mask.repeat_interleave(n, 0),

@@ -53,7 +53,8 @@ def test_profile_values_keep_parameter_types():
             d = defaults.get(key)
             if d is None or value is None:
                 continue
-            ok = isinstance(value, type(d)) or (isinstance(d, float) and isinstance(value, int))
+            ok = (isinstance(value, type(d)) or (isinstance(d, float) and isinstance(value, int))
+                  or (d == "auto" and isinstance(value, bool)))  # tri-state True/False/"auto"
             assert ok, f"{profile}.{key}: {value!r} is not a {type(d).__name__}"
 
 
