@@ -171,7 +171,7 @@ m_base = models.load_model(str(BASE_SRC), dtype=DTYPE, device=DEVICE)
 if (m_base.adapter.n_layers, m_base.adapter.n_neurons) != (m_inst.adapter.n_layers, m_inst.adapter.n_neurons):
     raise ValueError(f"{BASE_SRC} and {INSTRUCT_SRC} have different FFN shapes: not a matched pair")
 shown = origin.compare_answers(m_base, m_inst, [it.question for it in test_items[:N_EXAMPLES]])
-shown["gold (first alias)"] = [it.answers[0] for it in test_items[:N_EXAMPLES]]
+shown["gold (one alias)"] = [finetune.pick_answer(it.answers) or it.answers[0] for it in test_items[:N_EXAMPLES]]
 shown
 
 # %% [markdown]
