@@ -9,8 +9,10 @@ profile; the other files override what they change.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
+import sys
 from pathlib import Path
 
 import yaml
@@ -30,6 +32,23 @@ def load_profile(name: str) -> dict:
     if not isinstance(params, dict):
         raise ValueError(f"{path}: a profile must be a mapping of parameter names to values")
     return params
+
+
+def notebook_parameters(path: str | os.PathLike) -> dict:
+    """The globals assigned in a jupytext notebook's single ``parameters`` cell, with values."""
+    cells = re.split(r"^# %%", Path(path).read_text(encoding="utf-8"), flags=re.M)
+    found = [c for c in cells if c.startswith(' tags=["parameters"]')]
+    if len(found) != 1:
+        raise ValueError(f"{path}: expected exactly one parameters cell, found {len(found)}")
+    tree = ast.parse(found[0].split("\n", 1)[1])
+    return {t.id: ast.literal_eval(node.value) for node in tree.body
+            if isinstance(node, ast.Assign) for t in node.targets}
+
+
+def profile_for_notebook(name: str, notebook: str | os.PathLike) -> dict:
+    """Profile ``name`` restricted to the parameters ``notebook`` declares (what papermill gets)."""
+    known = notebook_parameters(notebook)
+    return {k: v for k, v in load_profile(name).items() if k in known}
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
@@ -62,3 +81,9 @@ def run_dir(output_dir: str | os.PathLike, model_id: str, *parts: str) -> Path:
         path = path / p
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+if __name__ == "__main__":  # python -m hneurons_utils.profiles PROFILE NOTEBOOK.py -> YAML
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m hneurons_utils.profiles PROFILE NOTEBOOK.py")
+    print(yaml.safe_dump(profile_for_notebook(sys.argv[1], sys.argv[2]), sort_keys=False), end="")

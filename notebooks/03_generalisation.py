@@ -32,7 +32,7 @@ PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell ho
 MODEL_ID = "SmolLM2-135M-Instruct"  # HF hub id, local folder, or the embedded default
 DEVICE = "cpu"  # "cuda" for GPUs
 DTYPE = "float32"  # "bfloat16" for 7B+ models on GPUs
-REMOTE = False  # True: run the traces on NDIF through nnsight (remote=True)
+REMOTE = False  # True: run the traces on NDIF through nnsight (remote execution)
 DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging Face Hub
 OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<model>/<chapter>
 SEED = 0  # every random choice in the chapter

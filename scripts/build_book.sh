@@ -21,8 +21,12 @@ names=${NOTEBOOKS:-$(cd notebooks && ls [0-9][0-9]_*.py | sed 's/\.py$//')}
 for name in $names; do
   echo "== executing notebooks/$name.py (profile $PROFILE)"
   start=$(date +%s)
-  jupytext --to ipynb -o - "notebooks/$name.py" \
-    | papermill - "book/$name.ipynb" -k python3 --cwd . -f "params/$PROFILE.yaml" --no-progress-bar
+  # each chapter gets only the profile parameters its own parameters cell declares
+  python -m hneurons_utils.profiles "$PROFILE" "notebooks/$name.py" > "book/.params-$name.yaml"
+  jupytext --quiet --to ipynb -o "book/.src-$name.ipynb" "notebooks/$name.py"
+  papermill "book/.src-$name.ipynb" "book/$name.ipynb" -k python3 --cwd . \
+    -f "book/.params-$name.yaml" --no-progress-bar
+  rm -f "book/.params-$name.yaml" "book/.src-$name.ipynb"
   echo "== $name: $(( $(date +%s) - start )) s"
 done
 jupyter-book build --builder html -W -n --keep-going \

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
@@ -14,14 +13,7 @@ from hneurons_utils import profiles
 NOTEBOOKS = sorted((profiles.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 
 
-def parameters_of(path: Path) -> dict:
-    """The flat globals assigned in a notebook's single ``parameters`` cell."""
-    cells = re.split(r"^# %%", path.read_text(), flags=re.M)
-    params = [c for c in cells if c.startswith(' tags=["parameters"]')]
-    assert len(params) == 1, f"{path.name}: expected exactly one parameters cell"
-    tree = ast.parse(params[0].split("\n", 1)[1])
-    return {t.id: ast.literal_eval(node.value) for node in tree.body
-            if isinstance(node, ast.Assign) for t in node.targets}
+parameters_of = profiles.notebook_parameters
 
 
 def test_every_notebook_has_the_shared_parameters():
@@ -74,3 +66,22 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
         profiles.data_dir()
     monkeypatch.delenv("HNEURONS_DATA_DIR")
     assert profiles.data_dir() is None
+
+
+def test_parameter_lines_are_readable_by_papermill():
+    """papermill's parameter inspector skips any line holding more than one '=' (even in a
+    comment), so such a parameter would vanish from `papermill --help-notebook`."""
+    for nb in NOTEBOOKS:
+        cell = [c for c in re.split(r"^# %%", nb.read_text(), flags=re.M)
+                if c.startswith(' tags=["parameters"]')][0]
+        bad = [ln for ln in cell.splitlines()[1:] if ln.strip() and not ln.lstrip().startswith("#")
+               and ln.count("=") > 1]
+        assert not bad, f"{nb.name}: papermill cannot parse {bad}"
+
+
+def test_profile_for_notebook_keeps_only_declared_parameters():
+    """The build passes each chapter only its own parameters (no papermill warnings)."""
+    nb = profiles.REPO_ROOT / "notebooks" / "01_cett.py"
+    sub = profiles.profile_for_notebook("smoke", nb)
+    assert sub["PROFILE"] == "smoke" and set(sub) <= set(parameters_of(nb))
+    assert "SFT_STEPS" in profiles.load_profile("smoke") and "SFT_STEPS" not in sub
