@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from .progress import progress
 
 from .answer_spans import AnswerSpan, locate_answer_span, span_stats, token_mask_from_span
 from .cett import cett_means, column_norms
@@ -212,7 +212,7 @@ def extract_features(m: LoadedModel, examples: Sequence[Example], path: str | Pa
     suffix, norms = turn_suffix(m.tokenizer), column_norms(m)
     parts, last = [], time.monotonic()
     batches = [todo[i:i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
-    for batch in tqdm(batches, desc=desc, unit="batch", disable=not batches):
+    for batch in progress(batches, desc, "batches"):
         parts.append(_featurise_batch(m, batch, cfg, suffix, norms))
         if time.monotonic() - last > cfg.save_every_s:
             fs, parts, last = _concat(fs, parts, settings), [], time.monotonic()

@@ -388,7 +388,7 @@ def collect_base_responses(m: Any, items: list, path: str | Path, cfg: Any,
     batched in order of length (less padding: on a CPU the prompts cost as much as the
     answers); each batch's seed depends only on its questions, so a resumed run draws the same.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress
 
     from .judges import make_judge
     from .sampling import read_jsonl, settings_hash
@@ -402,7 +402,7 @@ def collect_base_responses(m: Any, items: list, path: str | Path, cfg: Any,
         raise ValueError(f"{path} holds {stale[0]} answered with other settings; delete it or "
                          "use another OUTPUT_DIR")
     todo = sorted((it for it in items if it.qid not in done), key=lambda it: len(it.question))
-    for i in tqdm(range(0, len(todo), batch_size), desc=desc, unit="batch", disable=not todo):
+    for i in progress(range(0, len(todo), batch_size), desc, "batches"):
         batch = todo[i:i + batch_size]
         answers = generate_base(m, [it.question for it in batch], cfg,
                                 seed=int(settings_hash({"s": seed, "q": [it.qid for it in batch]}), 16) % 2**31)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
+from .progress import progress
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ def select_C(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
     if not len(Cs):
         raise ValueError("the C grid is empty")
     rows, probes = [], []
-    for C in tqdm(list(Cs), desc="C grid", unit="C"):
+    for C in progress(list(Cs), "C grid", "C values"):
         p = fit_probe(X, y, C, **fit_kw)
         s = p.decision_function(X_val)
         row = {"C": float(C), "n_nonzero": int(p.flat.size), "n_h_neurons": p.h_neurons().size,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from .progress import progress
 
 from .models import LoadedModel
 
@@ -204,7 +204,7 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     prompt = {it.qid: build_prompt(m.tokenizer, it.question) for it in todo}
     todo.sort(key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch: less padding
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    bar = tqdm(batches, desc=desc, unit="batch", disable=not batches)
+    bar = progress(batches, desc, "batches")
     for i, batch in enumerate(bar):
         prompts = [prompt[it.qid] for it in batch]
         texts = generate_texts(m, prompts, cfg, seed=_chunk_seed(seed, [it.qid for it in batch]))
