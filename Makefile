@@ -9,8 +9,7 @@ test:  ## unit tests, real-model tests, and the smoke build of the whole book
 	scripts/run_tests.sh
 
 bench:  ## print the speed figures (CETT vs forward pass, steering overhead)
-	scripts/setup_env.sh && . .venv/bin/activate && OMP_NUM_THREADS=1 python bench/bench_cett.py && \
-	  for f in bench/bench_*.py; do [ "$$f" = bench/bench_cett.py ] || OMP_NUM_THREADS=1 python $$f; done
+	scripts/run_bench.sh
 
 clean:
 	rm -rf book/_build book/*.ipynb results
