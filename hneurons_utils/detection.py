@@ -63,7 +63,8 @@ def evaluate_detection(m: LoadedModel, probe: Probe, items: Sequence, cfg: EvalC
 
 
 def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir: str | Path,
-                data_dir: str | Path | None = None) -> tuple[dict[str, EvalSet], dict[str, dict]]:
+                data_dir: str | Path | None = None, judge: Callable | None = None
+                ) -> tuple[dict[str, EvalSet], dict[str, dict]]:
     """Table 1's evaluation sets: ``{dataset: EvalSet}``, plus ``{dataset: counts}`` for the
     datasets where one class has no response at all (no balanced set can be formed)."""
     from .data import load_qa
@@ -73,7 +74,7 @@ def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir:
     for name, n in sizes.items():
         items = load_qa(name, "test" if name == "triviaqa" else None, data_dir, limit=n, seed=cfg.seed)
         try:
-            sets[name] = build_eval_set(m, items, cfg, out_dir, name)
+            sets[name] = build_eval_set(m, items, cfg, out_dir, name, judge)
         except EmptyBalancedSetError as e:
             counts = split_by_label(read_jsonl(Path(out_dir) / f"responses_{name}.jsonl"))[2]
             empty[name] = {**counts, "balanced_per_class": 0, "error": str(e)}

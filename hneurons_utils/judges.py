@@ -225,6 +225,17 @@ class LLMJudge:
 JudgeFn = Callable[[str, str, Sequence[str]], Label]
 
 
+def from_params(kind: str, base_url: str, model: str, api_key_env: str) -> JudgeFn | None:
+    """The judge a notebook's ``JUDGE*`` parameters ask for: None means the pipeline's default
+    rule judge (``sampling.echo_free_rule_judge``); ``"llm"`` builds an :class:`LLMJudge`,
+    which fails at once, naming the variable, when the API key is missing."""
+    if kind == "rule":
+        return None
+    if kind == "llm":
+        return LLMJudge(base_url, model, api_key_env)
+    raise ValueError(f"unknown JUDGE {kind!r}: use 'rule' (offline default) or 'llm'")
+
+
 def make_judge(kind: str = "rule", **cfg) -> JudgeFn:
     """A judge callable ``(question, response, answers) -> label`` of the given kind.
 

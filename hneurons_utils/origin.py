@@ -389,13 +389,13 @@ def collect_base_responses(m: Any, items: list, path: str | Path, cfg: Any,
     answers); each batch's seed depends only on its questions, so a resumed run draws the same.
     """
     from .progress import progress
+    from .sampling import echo_free_rule_judge, read_jsonl, settings_hash
 
-    from .judges import make_judge
-    from .sampling import read_jsonl, settings_hash
-
-    judge, path = judge or make_judge("rule"), Path(path)
+    # the instruct side's default judge, so both models are graded by the same rule
+    judge, path = judge or echo_free_rule_judge, Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = settings_hash({"gen": cfg.as_dict(), "prompt": BASE_SUFFIX, "model": m.name})
+    key = settings_hash({"gen": cfg.as_dict(), "prompt": BASE_SUFFIX, "model": m.name,
+                         "judge": getattr(judge, "__qualname__", repr(judge))})
     done = {r["qid"]: r for r in read_jsonl(path, repair=True)}
     stale = [q for q, r in done.items() if r.get("settings") != key]
     if stale:
@@ -447,7 +447,8 @@ def build_base_eval_set(m: Any, items: list, cfg: Any, out_dir: str | Path, name
 
 
 def base_eval_sets(m: Any, sizes: dict[str, int], cfg: Any, out_dir: str | Path,
-                   data_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[str, dict]]:
+                   data_dir: str | Path | None = None, judge: Callable | None = None
+                   ) -> tuple[dict[str, Any], dict[str, dict]]:
     """The base model's evaluation sets ``{dataset: EvalSet}`` (TriviaQA from its test split),
     plus ``{dataset: counts}`` where one class has no answer and no balanced set exists."""
     from .data import load_qa
@@ -458,7 +459,7 @@ def base_eval_sets(m: Any, sizes: dict[str, int], cfg: Any, out_dir: str | Path,
     for name, n in sizes.items():
         items = load_qa(name, "test" if name == "triviaqa" else None, data_dir, limit=n, seed=cfg.seed)
         try:
-            sets[name] = build_base_eval_set(m, items, cfg, out_dir, name)
+            sets[name] = build_base_eval_set(m, items, cfg, out_dir, name, judge)
         except EmptyBalancedSetError as e:
             counts = split_by_label(read_jsonl(Path(out_dir) / f"responses_{name}.jsonl"))[2]
             empty[name] = {**counts, "balanced_per_class": 0, "error": str(e)}

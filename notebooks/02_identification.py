@@ -52,6 +52,10 @@ LABEL_SCHEME = "3-vs-1"  # the paper's labels; "1-vs-1": answer tokens only
 STANDARDIZE = False  # True: z-score each neuron before the L1 fit (paper: raw CETT)
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
 SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C score (paper)
+JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
+JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
+JUDGE_MODEL = "gpt-4o"  # the paper's judge
+JUDGE_KEY_ENV = "OPENAI_API_KEY"  # environment variable holding the key (never a parameter)
 
 # %%
 import time
@@ -61,11 +65,12 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from hneurons_utils import answer_spans, data, features, models, paper, pipeline, plots, profiles
+from hneurons_utils import answer_spans, data, features, judges, models, paper, pipeline, plots, profiles
 from hneurons_utils import sampling
 
 plots.setup_style()
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
+judge = judges.from_params(JUDGE, JUDGE_BASE_URL, JUDGE_MODEL, JUDGE_KEY_ENV)  # None: rule judge
 m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
 cfg = pipeline.IdentifyConfig(
     n_samples=N_SAMPLES, min_agreement=MIN_AGREEMENT, train_per_class=TRAIN_PER_CLASS,
@@ -98,7 +103,7 @@ print(f"{MODEL_ID}: {m.adapter.total_neurons:,} FFN neurons ({m.adapter.n_layers
 # %%
 items = data.load_qa("triviaqa", "train", DATA_DIR, limit=N_SCREEN, seed=SEED)
 t0 = time.monotonic()
-greedy = pipeline.screen_greedy(m, items, OUT, cfg) if SCREEN else None
+greedy = pipeline.screen_greedy(m, items, OUT, cfg, judge=judge) if SCREEN else None
 timings = {"screen_s": time.monotonic() - t0}
 if greedy is not None:
     g = sampling.label_counts(greedy)
@@ -107,7 +112,7 @@ if greedy is not None:
 
 # %%
 t0 = time.monotonic()
-sampled = pipeline.sample_consistency(m, items, greedy, OUT, cfg)
+sampled = pipeline.sample_consistency(m, items, greedy, OUT, cfg, judge=judge)
 timings["sampling_s"] = time.monotonic() - t0
 consistent = sampling.consistency_split(sampled, MIN_AGREEMENT)
 counts = pipeline.yield_counts(items, greedy, sampled, consistent)

@@ -44,6 +44,10 @@ EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
 EVAL_BATCH = 32  # questions per sampling call
 N_RANDOM_SEEDS = 5  # random-neuron classifiers (Table 1's "Random" row)
 N_BOOT = 1000  # bootstrap resamples for the 95% intervals
+JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
+JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
+JUDGE_MODEL = "gpt-4o"  # the paper's judge
+JUDGE_KEY_ENV = "OPENAI_API_KEY"  # environment variable holding the key (never a parameter)
 
 # %%
 import matplotlib.pyplot as plt
@@ -51,13 +55,14 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from hneurons_utils import detection, features, models, paper, pipeline, plots, profiles, stats
+from hneurons_utils import detection, features, judges, models, paper, pipeline, plots, profiles, stats
 
 plots.setup_style()
 ID_DIR = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "generalisation")
 probe, split, train_fs = pipeline.load_identification(ID_DIR)
 h = probe.h_neurons()
+judge = judges.from_params(JUDGE, JUDGE_BASE_URL, JUDGE_MODEL, JUDGE_KEY_ENV)  # None: rule judge
 m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
 if PROFILE == "smoke":
     display(Markdown("**Smoke profile.** Tiny evaluation sets: every number below only shows "
@@ -84,7 +89,7 @@ ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH, max_
                             features=features.FeatureConfig(**idc["features"]))
 sizes = {"triviaqa": N_EVAL_TRIVIAQA, "nq_open": N_EVAL_NQ, "bioasq": N_EVAL_BIOASQ,
          "nonexist": N_EVAL_NONEXIST}
-sets, empty = detection.table1_sets(m, sizes, ecfg, OUT, DATA_DIR)
+sets, empty = detection.table1_sets(m, sizes, ecfg, OUT, DATA_DIR, judge)
 detection.counts_frame(sets, empty)
 
 # %% [markdown]

@@ -73,6 +73,10 @@ BASE_MAX_NEW_TOKENS = 16  # base-model answer cap (answers also stop at their fi
 N_RANDOM_SEEDS = 5  # random-neuron probes (the paper's random baseline)
 N_BOOT = 1000  # bootstrap resamples for the 95% intervals
 DRIFT_N_RANDOM = 1000  # random neuron sets for the drift rank's null distribution
+JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
+JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
+JUDGE_MODEL = "gpt-4o"  # the paper's judge
+JUDGE_KEY_ENV = "OPENAI_API_KEY"  # environment variable holding the key (never a parameter)
 N_EXAMPLES = 6  # questions shown before and after tuning
 
 # %%
@@ -85,11 +89,12 @@ import torch
 from IPython.display import Markdown, display
 
 from hneurons_utils import data, detection, features, finetune, models, origin, paper, pipeline
-from hneurons_utils import plots, profiles, sampling
+from hneurons_utils import judges, plots, profiles, sampling
 from hneurons_utils.probe import NeuronSet
 
 plots.setup_style()
 torch.manual_seed(SEED)
+judge = judges.from_params(JUDGE, JUDGE_BASE_URL, JUDGE_MODEL, JUDGE_KEY_ENV)  # None: rule judge
 OFFLINE = origin.use_offline_pair(OFFLINE_PAIR, BASE_MODEL_ID)
 timings = {}
 if PROFILE == "smoke":
@@ -191,7 +196,7 @@ id_cfg = pipeline.IdentifyConfig(
     Cs=tuple(C_GRID), seed=SEED, features=features.FeatureConfig(batch_size=FEATURE_BATCH))
 t0 = time.monotonic()
 try:
-    ident = pipeline.identify(m_inst, ident_items, id_cfg, OUT / "identification")
+    ident = pipeline.identify(m_inst, ident_items, id_cfg, OUT / "identification", judge=judge)
     probe, h = ident.probe, ident.probe.h_neurons()
 except sampling.EmptyBalancedSetError as e:  # too weak a model or too few questions
     ident, probe = None, None
@@ -233,7 +238,7 @@ ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH,
                             features=id_cfg.features)
 sizes = {"triviaqa": N_EVAL_TRIVIAQA, "nq_open": N_EVAL_NQ, "bioasq": N_EVAL_BIOASQ}
 t0 = time.monotonic()
-sets, empty = origin.base_eval_sets(m_base, sizes, ecfg, OUT / "base", DATA_DIR)
+sets, empty = origin.base_eval_sets(m_base, sizes, ecfg, OUT / "base", DATA_DIR, judge)
 timings["base_eval_s"] = time.monotonic() - t0
 print(f"base-model answers and features: {timings['base_eval_s'] / 60:.1f} min")
 detection.counts_frame(sets, empty)

@@ -141,3 +141,19 @@ def test_make_judge_rule_and_unknown():
         make_judge("gpt")
     with pytest.raises(TypeError):
         make_judge("rule", model="x")
+
+
+def test_from_params_rule_is_the_pipeline_default_and_llm_needs_its_key(monkeypatch):
+    """JUDGE="rule" hands the pipelines None (their echo-free rule judge); "llm" without the
+    key fails at once naming the variable; anything else is named in the error."""
+    from hneurons_utils import judges
+
+    assert judges.from_params("rule", "http://x/v1", "m", "SOME_KEY") is None
+    monkeypatch.delenv("HNEURONS_TEST_KEY", raising=False)
+    with pytest.raises(judges.MissingAPIKeyError, match="HNEURONS_TEST_KEY"):
+        judges.from_params("llm", "http://x/v1", "m", "HNEURONS_TEST_KEY")
+    monkeypatch.setenv("HNEURONS_TEST_KEY", "sk-secret")
+    j = judges.from_params("llm", "http://x/v1", "m", "HNEURONS_TEST_KEY")
+    assert "sk-secret" not in repr(j)
+    with pytest.raises(ValueError, match="unknown JUDGE 'gpt'"):
+        judges.from_params("gpt", "http://x/v1", "m", "HNEURONS_TEST_KEY")
