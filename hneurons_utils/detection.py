@@ -50,7 +50,29 @@ def build_eval_set(m: LoadedModel, items: Sequence, cfg: EvalConfig, out_dir: st
                           desc=f"features {name}")
     keys = [e.key for e in exs]
     counts.update(balanced_per_class=len(hall), answer_spans=span_counts(fs, keys))
-    return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts)
+    return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts,
+                   tuple(r["qid"] for r in records))
+
+
+def full_eval_set(m: LoadedModel, es: EvalSet, cfg: EvalConfig, out_dir: str | Path) -> EvalSet:
+    """Every judged answer of ``es``'s dataset, not only the balanced subset.
+
+    A balanced set is capped by the smaller class; a small model answers few questions
+    correctly, so most hallucinated answers go unused. AUROC does not depend on the class
+    ratio, so scoring all of them narrows its interval. Features of the balanced subset are
+    reused from the same cache file; the others are appended to it.
+    """
+    out_dir, asked = Path(out_dir), set(es.questions)
+    if not asked:
+        raise ValueError(f"{es.name}: the evaluation set does not list its questions")
+    records = [r for r in read_jsonl(out_dir / f"responses_{es.name}.jsonl") if r["qid"] in asked]
+    hall, faith, counts = split_by_label(records)
+    exs = [ex for y, recs in ((1, hall), (0, faith)) for r in recs for ex in examples_of(r, y, 1)]
+    fs = extract_features(m, exs, out_dir / f"features_{es.name}.npz", cfg.features,
+                          desc=f"features {es.name} (all answers)")
+    keys = [e.key for e in exs]
+    return EvalSet(es.name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]),
+                   {**counts, "answer_spans": span_counts(fs, keys)}, es.questions)
 
 
 def evaluate_detection(m: LoadedModel, probe: Probe, items: Sequence, cfg: EvalConfig,
@@ -171,7 +193,8 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
     for k, d in ours.items():
         lo, hi = d["auroc_ci"]
         rnd = baselines.loc[k, "random AUROC"] if k in baselines.index else float("nan")
-        if d["n_pos"] < min_per_class:
+        n_neg = d.get("n_neg", d["n_pos"])  # balanced sets: as many faithful as hallucinated
+        if min(d["n_pos"], n_neg) < min_per_class:
             verdict = f"too few responses to conclude (fewer than {min_per_class} per class)"
         elif lo > 0.5:
             verdict = "above chance, " + ("and above random neurons" if lo > rnd else
@@ -180,7 +203,9 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
             verdict = "not distinguishable from chance"
         base = (f"; random neurons {rnd:.2f} ± {baselines.loc[k, 'random AUROC sd']:.2f}"
                 if k in baselines.index else "")
-        out.append(f"{k}: AUROC {d['auroc']:.2f} [{lo:.2f}, {hi:.2f}] with {d['n_pos']} per class, "
+        size = (f"{d['n_pos']} per class" if n_neg == d["n_pos"] else
+                f"{d['n_pos']} hallucinated / {n_neg} faithful answers")
+        out.append(f"{k}: AUROC {d['auroc']:.2f} [{lo:.2f}, {hi:.2f}] with {size}, "
                    f"{verdict}{base}; accuracy {d['accuracy']:.2f}.")
     for k, d in empty.items():
         out.append(f"{k}: no balanced set ({d['hallucinated']} hallucinated, {d['faithful']} faithful "

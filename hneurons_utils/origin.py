@@ -443,7 +443,8 @@ def build_base_eval_set(m: Any, items: list, cfg: Any, out_dir: str | Path, name
                           desc=f"base features {name}")
     keys = [e.key for e in exs]
     counts.update(balanced_per_class=len(hall), answer_spans=span_counts(fs, keys))
-    return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts)
+    return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts,
+                   tuple(r["qid"] for r in records))
 
 
 def base_eval_sets(m: Any, sizes: dict[str, int], cfg: Any, out_dir: str | Path,

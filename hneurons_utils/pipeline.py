@@ -303,6 +303,7 @@ class EvalSet:
     X: np.ndarray
     y: np.ndarray
     counts: dict
+    questions: tuple = ()  # qids of every question answered for this set (balanced or not)
 
 
 def eval_label(dataset: str, label: str) -> int | None:

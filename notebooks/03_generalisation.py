@@ -44,6 +44,7 @@ EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
 EVAL_BATCH = 32  # questions per sampling call
 N_RANDOM_SEEDS = 5  # random-neuron classifiers (Table 1's "Random" row)
 N_BOOT = 1000  # bootstrap resamples for the 95% intervals
+ALL_ANSWERS = True  # also score every judged answer, not only the balanced subset (AUROC)
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
 JUDGE_MODEL = "gpt-4o"  # the paper's judge
@@ -126,6 +127,35 @@ baselines = detection.baseline_summary(rows) if rows else pd.DataFrame()
 print("baselines:", f"{N_RANDOM_SEEDS} seeds x {h.size} random neurons" if rows else
       "none (no H-Neuron was selected, or no dataset could be balanced)")
 baselines.round(3)
+
+# %% [markdown]
+# ## Every answer, not only a balanced subset
+#
+# A balanced set is as large as its smaller class, and this model answers few questions
+# correctly, so most of its hallucinated answers are left out above. AUROC does not depend on
+# the ratio of the classes: scoring every judged answer (`ALL_ANSWERS`) uses all of them and
+# narrows the interval, at the price of departing from the paper's balanced protocol (whose
+# accuracy, in Table 1, needs balance to have 50% as chance). Same probe, same random
+# classifiers; only the evaluation sets grow.
+
+# %%
+if ALL_ANSWERS and sets:
+    full = {k: detection.full_eval_set(m, es, ecfg, OUT) for k, es in sets.items()}
+    ours_all = {k: stats.detection_metrics(es.y, probe.decision_function(es.X), n_boot=N_BOOT,
+                                           seed=SEED) for k, es in full.items()}
+    rows_all = detection.baseline_metrics(probe, train_fs, split, full, seeds) if h.size else []
+    base_all = detection.baseline_summary(rows_all) if rows_all else pd.DataFrame()
+    all_table = pd.DataFrame({k: {"hallucinated": d["n_pos"], "faithful": d["n_neg"],
+                                  "AUROC": d["auroc"], "AUROC CI low": d["auroc_ci"][0],
+                                  "AUROC CI high": d["auroc_ci"][1],
+                                  "random AUROC": base_all["random AUROC"].get(k, np.nan) if len(base_all) else np.nan,
+                                  "random AUROC sd": base_all["random AUROC sd"].get(k, np.nan) if len(base_all) else np.nan}
+                              for k, d in ours_all.items()}).T
+    plots.write_results(OUT, "all_answers", {"ours": ours_all, "baselines": rows_all})
+    print("\n".join(detection.reading(ours_all, base_all, {})))
+    display(all_table.round(3))
+else:
+    print("skipped (ALL_ANSWERS = False, or no dataset could be balanced)")
 
 # %% [markdown]
 # ## Our Table 1 beside the paper's

@@ -328,8 +328,7 @@ cost
 #   hour on a laptop CPU; `params/paper.yaml` runs the paper's scale on a GPU.
 # - **Shortened answers.** 24–48 new tokens instead of the paper's 256–512. A refusal or a
 #   premise correction that would come after the cut is missed; so is harmful content after a
-#   long preamble (a replication on Gemma-3-4B found the 256-token jailbreak setting itself
-#   truncates answers).
+#   long preamble.
 # - **Offline FaithEval.** Our TruthfulQA-built contexts are one assertion, not FaithEval's
 #   edited passages, and the options are restated as text (`MC_FORMAT`), not letters.
 # - **Rule judges.** Their precision on our hand labels is shown above; the LLM judge

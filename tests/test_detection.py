@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+
+import numpy as np
 
 import pandas as pd
 import pytest
@@ -30,6 +33,7 @@ def test_eval_set_balanced_and_scored(chat_model, tmp_path):
     assert es.y.tolist().count(1) == es.y.tolist().count(0) == 3
     assert es.X.shape == (6, chat_model.adapter.total_neurons)
     assert es.counts["questions"] == 10 and es.counts["correct"] == 5
+    assert len(es.questions) == 10  # every question asked, for the all-answers set
     d = evaluate_detection(chat_model, res.probe, qa(10, start=30, dataset="ev"), cfg, tmp_path, "ev", judge)
     assert d["n"] == 6 and 0 <= d["accuracy"] <= 1 and len(d["auroc_ci"]) == 2
 
@@ -73,3 +77,29 @@ def test_reading_verdicts():
     assert "too few" in text[0] and "not distinguishable from chance" in text[1]
     assert "not distinguishable from random" in text[2] and "and above random" in text[3]
     assert "no balanced set" in text[4]
+    unbalanced = dict(strong, n_pos=300, n_neg=8)  # the smaller class decides
+    assert "too few" in reading({"s": unbalanced}, base, {})[0]
+    assert "300 hallucinated / 8 faithful" in reading({"s": unbalanced}, base, {})[0]
+
+
+def test_full_eval_set_scores_every_judged_answer_of_the_asked_questions(chat_model, tmp_path):
+    """The all-answers set holds every hallucinated and faithful answer of the questions the
+    balanced set was drawn from (not other questions in the same file), reusing features."""
+    from hneurons_utils import detection, features
+    from hneurons_utils.pipeline import EvalConfig, EvalSet
+
+    recs = [{"qid": f"q{i}", "dataset": "triviaqa", "question": f"Who is person {i}?",
+             "answers": ["Paris"], "prompt": "", "responses": [r], "labels": [lab],
+             "settings": "x"}
+            for i, (r, lab) in enumerate([("Paris", "correct"), ("Rome", "incorrect"),
+                                          ("Berlin", "incorrect"), ("Madrid", "incorrect"),
+                                          ("I don't know", "refusal"), ("Oslo", "incorrect")])]
+    (tmp_path / "responses_triviaqa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    es = EvalSet("triviaqa", [], np.zeros((0, 1)), np.zeros(0), {}, tuple(f"q{i}" for i in range(5)))
+    cfg = EvalConfig(per_class=10, features=features.FeatureConfig(batch_size=4))
+    full = detection.full_eval_set(chat_model, es, cfg, tmp_path)
+    assert sorted(full.y.tolist()) == [0, 1, 1, 1]  # q5 was not asked for this set; q4 refused
+    assert full.counts["hallucinated"] == 3 and full.counts["faithful"] == 1
+    assert full.X.shape[0] == 4 and np.isfinite(full.X).all()
+    with pytest.raises(ValueError, match="does not list its questions"):
+        detection.full_eval_set(chat_model, EvalSet("triviaqa", [], full.X, full.y, {}), cfg, tmp_path)
