@@ -277,6 +277,7 @@ if hook is not None:
 ax2 = ax.twinx()
 ax2.plot(g.C, g.n_h_neurons, color="C3", marker="^", label="H-Neurons")
 ax2.set(yscale="symlog", ylabel="H-Neurons (positive weights)")
+ax2.grid(False)  # one grid (the left axis) is enough
 ax.axvline(probe.C, color="0.3", ls="--")
 fig.legend(loc="lower right", bbox_to_anchor=(0.88, 0.15), fontsize=8)
 plots.save_figure(fig, OUT, "c_grid", {"grid": grid, "chosen_C": probe.C})
@@ -299,6 +300,7 @@ counts_by_layer = h.layer_counts()
 fig, ax = plt.subplots(figsize=(8, 3.5))
 ax.bar(np.arange(m.adapter.n_layers), counts_by_layer, color="C3")
 ax.set(xlabel="layer", ylabel="H-Neurons", title=f"Where the {h.size} H-Neurons sit")
+ax.yaxis.get_major_locator().set_params(integer=True)  # whole neurons
 plots.save_figure(fig, OUT, "h_neurons_by_layer", {"layer_counts": counts_by_layer,
                                                     "n_h_neurons": h.size, "per_mille": h.per_mille})
 plt.show()
@@ -319,9 +321,9 @@ plt.show()
 #   several responses each), so neighbouring $C$ values are within noise of each other and
 #   the count of H-Neurons is an order of magnitude, not a measurement;
 # - the suppression term is greedy accuracy on `SUPPRESSION_QUESTIONS` questions the model
-#   answered correctly when screened (some are training questions). It is below 100% even
-#   with nothing silenced because that check answers in at most 16 tokens with the plain rule
-#   judge (`steering.suppression_accuracy`);
+#   answered correctly when screened (some are training questions). It can fall below 100%
+#   even with nothing silenced, because that check answers in at most 16 tokens and is judged
+#   by the plain rule judge (`steering.suppression_accuracy`);
 # - the model knows little trivia, so the default profile loosens the paper's all-10
 #   consistency rule to have a faithful class at all; answer tokens are found by rule rather
 #   than by GPT-4o, and correctness is judged by alias match;

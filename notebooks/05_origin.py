@@ -73,6 +73,7 @@ BASE_MAX_NEW_TOKENS = 16  # base-model answer cap (answers also stop at their fi
 N_RANDOM_SEEDS = 5  # random-neuron probes (the paper's random baseline)
 N_BOOT = 1000  # bootstrap resamples for the 95% intervals
 DRIFT_N_RANDOM = 1000  # random neuron sets for the drift rank's null distribution
+ALL_ANSWERS = True  # also score every judged base-model answer, not only the balanced subset
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
 JUDGE_MODEL = "gpt-4o"  # the paper's judge
@@ -214,6 +215,7 @@ if ident:
 fig, ax = plt.subplots(figsize=(8, 3))
 ax.bar(np.arange(m_inst.adapter.n_layers), h.layer_counts(), color="C3")
 ax.set(xlabel="layer", ylabel="H-Neurons", title=f"Where the instruct model's {h.size} H-Neurons sit")
+ax.yaxis.get_major_locator().set_params(integer=True)  # whole neurons
 plots.save_figure(fig, OUT, "h_neurons_by_layer", {"layer_counts": h.layer_counts(),
                                                     "C": probe.C if probe else None})
 plt.show()
@@ -279,6 +281,28 @@ for name, g in (transfer.groupby("dataset", sort=False) if len(transfer) else []
           f"chance and {beats} the random neurons' range [{rnd.lo:.1f}, {rnd.hi:.1f}]")
 for name, d in empty.items():
     print(f"{name}: no balanced set ({d['faithful']} faithful, {d['hallucinated']} hallucinated answers)")
+
+# %% [markdown]
+# The balanced sets are as large as their smaller class. AUROC does not depend on the class
+# ratio, so the same probes are also scored on **every** judged base-model answer
+# (`ALL_ANSWERS`), which narrows the intervals where one class is much larger.
+
+# %%
+if ALL_ANSWERS and sets and rows:
+    full = {k: detection.full_eval_set(m_base, es, ecfg, OUT / "base") for k, es in sets.items()}
+    rows_all = detection.baseline_metrics(probe, ident.features, ident.split, full, seeds)
+    transfer_all = origin.transfer_table(probe, full, rows_all, n_boot=N_BOOT, seed=SEED)
+    plots.write_results(OUT, "transfer_all_answers", {"table": transfer_all.to_dict("records"),
+                                                      "counts": {k: s.counts for k, s in full.items()}})
+    for name, g in transfer_all.groupby("dataset", sort=False):
+        r = g.set_index("probe")
+        main, rnd = r.loc["H-Neuron probe (unchanged)"], r.loc["random neurons (L2)"]
+        print(f"{name}, all {full[name].y.sum()} hallucinated / {(1 - full[name].y).sum()} faithful "
+              f"answers: AUROC {main.auroc:.1f} [{main.lo:.1f}, {main.hi:.1f}]; random neurons "
+              f"[{rnd.lo:.1f}, {rnd.hi:.1f}]")
+    display(transfer_all.round(1))
+else:
+    print("skipped (ALL_ANSWERS = False, or no balanced set / no H-Neuron)")
 
 # %% [markdown]
 # ## Figure 4b: how much did each neuron change?
