@@ -184,7 +184,8 @@ for i, (k, r) in enumerate(baselines.iterrows()):
     ax.errorbar(x[k] + 0.25, 100 * r["random accuracy"], 100 * r["random accuracy sd"], fmt="s",
                 color="C0", capsize=3, label=None if i else "ours, random (mean ± sd over seeds)")
 ax.axhline(50, color="0.3", ls=":", lw=1)
-ax.set(xticks=list(x.values()), xticklabels=list(x), ylabel="detection accuracy (%)", ylim=(0, 105),
+ticks = [f"{k}\n(ours: {ours[k]['n_pos']} per class)" if k in ours else f"{k}\n(ours: none)" for k in x]
+ax.set(xticks=list(x.values()), xticklabels=ticks, ylabel="detection accuracy (%)", ylim=(0, 105),
        title="Table 1: hallucination detection on balanced sets (chance = 50%)")
 ax.legend(fontsize=8, loc="lower left")
 plots.save_figure(fig, OUT, "table1_accuracy", {"ours": ours, "baselines": rows})
