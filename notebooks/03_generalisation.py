@@ -199,3 +199,33 @@ plt.show()
 
 # %%
 print("\n".join(detection.reading(ours, baselines, empty)))
+
+# %% [markdown]
+# ## What this can and cannot show
+#
+# - **The faithful class decides.** A balanced set is as large as its smaller class, and for a
+#   135M-parameter model that is the *correct* answers: the counts table shows how few
+#   questions of each dataset it answers correctly with one sample at temperature 1.0. Only
+#   datasets with at least ten answers per class get a verdict above; the others are shown for
+#   completeness and carry no evidence either way. The all-answers AUROC uses every
+#   hallucinated answer but cannot create faithful ones.
+# - **NonExist needs refusals.** On fabricated entities the faithful response is to decline.
+#   Small chat models rarely do, so the paper's most striking column (H-Neurons detecting
+#   invented-entity answers they were never trained on) is the one this model can test least.
+#   The `paper` profile on a 7B+ model is the way to test it.
+# - **Accuracy versus AUROC.** The probe's threshold comes from its training labels, where the
+#   negative class also holds every non-answer token ("3-vs-1"); on a differently balanced
+#   evaluation set the threshold may sit off-centre, so accuracy can stay near 50% while AUROC
+#   (which needs no threshold) is well above it. The paper reports accuracy; we report both.
+# - **Random neurons.** The random classifiers use exactly as many neurons, drawn uniformly
+#   over all layers, and are trained on the same rows; "above random neurons" requires the
+#   H-Neuron interval to clear their mean.
+#
+# ## Exercises
+#
+# 1. Raise `N_EVAL_NQ` and `N_EVAL_BIOASQ` until each has ten correct answers. How many
+#    questions does that take for this model, and does the verdict change?
+# 2. Rerun chapter 02 with `LABEL_SCHEME = "1-vs-1"` and then this chapter: which scheme
+#    transfers better to NQ-Open?
+# 3. Replace the rule judge with the LLM judge (`JUDGE = "llm"`). How many labels change, and
+#    in which direction?
