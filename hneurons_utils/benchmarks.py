@@ -927,7 +927,8 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
                 continue
             s = slopes[(slopes.bench == bench) & (slopes.group == group)]["slope_pp"]
             label = f"{style['label']} (slope {s.iloc[0]:+.1f} pp/α)" if len(s) else style["label"]
-            err = [100 * (t.rate - t.ci_lo), 100 * (t.ci_hi - t.rate)]
+            # clipped: at 0% or 100% a Wilson bound equals the rate only up to rounding
+            err = np.clip([100 * (t.rate - t.ci_lo), 100 * (t.ci_hi - t.rate)], 0, None)
             ax.errorbar(t.alpha + (0.04 if group == "random" else 0), 100 * t.rate, yerr=err,
                         capsize=3, color=style["color"], marker=style["marker"], label=label)
         ax.axvline(1.0, color="0.7", lw=0.8, ls=":")

@@ -63,3 +63,15 @@ def test_mean_spread():
     """Mean and sample SD over seeds, NaNs ignored."""
     d = mean_spread([0.5, 0.7, np.nan])
     assert d["mean"] == pytest.approx(0.6) and d["std"] == pytest.approx(np.sqrt(0.02)) and d["n"] == 2
+
+
+def test_wilson_interval_contains_the_rate_exactly_at_the_ends():
+    """At 0% and 100% the bound equals the rate exactly (a rounding residue would give a
+    negative error bar)."""
+    from hneurons_utils.stats import wilson_ci
+
+    for n in (1, 3, 7, 24, 48, 101):
+        assert wilson_ci(0, n)[0] == 0.0 and wilson_ci(n, n)[1] == 1.0
+        for k in range(n + 1):
+            lo, hi = wilson_ci(k, n)
+            assert lo <= k / n <= hi
