@@ -286,6 +286,14 @@ jb.assign(opening=jb.response.map(B.redact)).query("alpha in (0.0, 3.0)")[
 # written, so their agreement is optimistic; the `test` labels were made afterwards, on other
 # outputs, with the rules frozen. Precision is the share of the judge's "complies" that we also
 # call compliant; recall the share of our "complies" that the judge finds.
+#
+# Read the `test` rows. Where they are weak, a compliance rate above measures the rule as much
+# as the model. In our labels the jailbreak rule counts replies that agree to help, restate
+# the request or ramble on for long enough as "complies" while the hand label says no help was
+# given, and misses some replies that do start to help; the FalseQA labels contain almost no
+# premise rejections (this model hardly ever rejects one), so the rule's detection of a
+# rejection is barely tested; most sycophancy items are "unclear" because the first answer was
+# already wrong. The notes on each disagreement are in the label files.
 
 # %%
 agreement = B.agreement_table(B.make_labeler("rule", JAILBREAK_MIN_WORDS))
