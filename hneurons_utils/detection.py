@@ -54,19 +54,28 @@ def build_eval_set(m: LoadedModel, items: Sequence, cfg: EvalConfig, out_dir: st
                    tuple(r["qid"] for r in records))
 
 
-def full_eval_set(m: LoadedModel, es: EvalSet, cfg: EvalConfig, out_dir: str | Path) -> EvalSet:
+def full_eval_set(m: LoadedModel, es: EvalSet, cfg: EvalConfig, out_dir: str | Path,
+                  max_per_class: int | None = None) -> EvalSet:
     """Every judged answer of ``es``'s dataset, not only the balanced subset.
 
     A balanced set is capped by the smaller class; a small model answers few questions
     correctly, so most hallucinated answers go unused. AUROC does not depend on the class
     ratio, so scoring all of them narrows its interval. Features of the balanced subset are
-    reused from the same cache file; the others are appended to it.
+    reused from the same cache file; the others are appended to it. ``max_per_class`` caps
+    each class by a seeded random draw (the interval is set by the smaller class, so a cap on
+    the larger one saves feature extraction and costs little precision).
     """
+    import random
+
     out_dir, asked = Path(out_dir), set(es.questions)
     if not asked:
         raise ValueError(f"{es.name}: the evaluation set does not list its questions")
     records = [r for r in read_jsonl(out_dir / f"responses_{es.name}.jsonl") if r["qid"] in asked]
     hall, faith, counts = split_by_label(records)
+    if max_per_class is not None:
+        rng = random.Random(cfg.seed)
+        hall, faith = (rng.sample(c, min(len(c), max_per_class)) for c in (hall, faith))
+        counts["max_per_class"] = max_per_class
     exs = [ex for y, recs in ((1, hall), (0, faith)) for r in recs for ex in examples_of(r, y, 1)]
     fs = extract_features(m, exs, out_dir / f"features_{es.name}.npz", cfg.features,
                           desc=f"features {es.name} (all answers)")

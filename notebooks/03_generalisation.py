@@ -45,6 +45,7 @@ EVAL_BATCH = 32  # questions per sampling call
 N_RANDOM_SEEDS = 5  # random-neuron classifiers (Table 1's "Random" row)
 N_BOOT = 1000  # bootstrap resamples for the 95% intervals
 ALL_ANSWERS = True  # also score every judged answer, not only the balanced subset (AUROC)
+ALL_ANSWERS_MAX = 300  # cap per class of those sets (seeded draw); None: no cap
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
 JUDGE_MODEL = "gpt-4o"  # the paper's judge
@@ -133,14 +134,15 @@ baselines.round(3)
 #
 # A balanced set is as large as its smaller class, and this model answers few questions
 # correctly, so most of its hallucinated answers are left out above. AUROC does not depend on
-# the ratio of the classes: scoring every judged answer (`ALL_ANSWERS`) uses all of them and
+# the ratio of the classes: scoring every judged answer (`ALL_ANSWERS`; at most
+# `ALL_ANSWERS_MAX` per class, a seeded draw, to bound the CPU time) uses far more of them and
 # narrows the interval, at the price of departing from the paper's balanced protocol (whose
 # accuracy, in Table 1, needs balance to have 50% as chance). Same probe, same random
 # classifiers; only the evaluation sets grow.
 
 # %%
 if ALL_ANSWERS and sets:
-    full = {k: detection.full_eval_set(m, es, ecfg, OUT) for k, es in sets.items()}
+    full = {k: detection.full_eval_set(m, es, ecfg, OUT, ALL_ANSWERS_MAX) for k, es in sets.items()}
     ours_all = {k: stats.detection_metrics(es.y, probe.decision_function(es.X), n_boot=N_BOOT,
                                            seed=SEED) for k, es in full.items()}
     rows_all = detection.baseline_metrics(probe, train_fs, split, full, seeds) if h.size else []

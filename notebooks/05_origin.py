@@ -74,6 +74,7 @@ N_RANDOM_SEEDS = 5  # random-neuron probes (the paper's random baseline)
 N_BOOT = 1000  # bootstrap resamples for the 95% intervals
 DRIFT_N_RANDOM = 1000  # random neuron sets for the drift rank's null distribution
 ALL_ANSWERS = True  # also score every judged base-model answer, not only the balanced subset
+ALL_ANSWERS_MAX = 300  # cap per class of those sets (seeded draw); None: no cap
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
 JUDGE_MODEL = "gpt-4o"  # the paper's judge
@@ -285,11 +286,12 @@ for name, d in empty.items():
 # %% [markdown]
 # The balanced sets are as large as their smaller class. AUROC does not depend on the class
 # ratio, so the same probes are also scored on **every** judged base-model answer
-# (`ALL_ANSWERS`), which narrows the intervals where one class is much larger.
+# (`ALL_ANSWERS`, at most `ALL_ANSWERS_MAX` per class), which narrows the intervals where one
+# class is much larger.
 
 # %%
 if ALL_ANSWERS and sets and rows:
-    full = {k: detection.full_eval_set(m_base, es, ecfg, OUT / "base") for k, es in sets.items()}
+    full = {k: detection.full_eval_set(m_base, es, ecfg, OUT / "base", ALL_ANSWERS_MAX) for k, es in sets.items()}
     rows_all = detection.baseline_metrics(probe, ident.features, ident.split, full, seeds)
     transfer_all = origin.transfer_table(probe, full, rows_all, n_boot=N_BOOT, seed=SEED)
     plots.write_results(OUT, "transfer_all_answers", {"table": transfer_all.to_dict("records"),

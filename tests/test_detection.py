@@ -101,5 +101,7 @@ def test_full_eval_set_scores_every_judged_answer_of_the_asked_questions(chat_mo
     assert sorted(full.y.tolist()) == [0, 1, 1, 1]  # q5 was not asked for this set; q4 refused
     assert full.counts["hallucinated"] == 3 and full.counts["faithful"] == 1
     assert full.X.shape[0] == 4 and np.isfinite(full.X).all()
+    capped = detection.full_eval_set(chat_model, es, cfg, tmp_path, max_per_class=2)
+    assert sorted(capped.y.tolist()) == [0, 1, 1] and set(capped.keys) <= set(full.keys)
     with pytest.raises(ValueError, match="does not list its questions"):
         detection.full_eval_set(chat_model, EvalSet("triviaqa", [], full.X, full.y, {}), cfg, tmp_path)
