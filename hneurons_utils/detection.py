@@ -70,7 +70,11 @@ def full_eval_set(m: LoadedModel, es: EvalSet, cfg: EvalConfig, out_dir: str | P
     out_dir, asked = Path(out_dir), set(es.questions)
     if not asked:
         raise ValueError(f"{es.name}: the evaluation set does not list its questions")
-    records = [r for r in read_jsonl(out_dir / f"responses_{es.name}.jsonl") if r["qid"] in asked]
+    records = {}
+    for r in read_jsonl(out_dir / f"responses_{es.name}.jsonl"):
+        if r["qid"] in asked:
+            records[r["qid"]] = r  # one answer per question, the one the collector itself keeps
+    records = list(records.values())
     hall, faith, counts = split_by_label(records)
     if max_per_class is not None:
         rng = random.Random(cfg.seed)
