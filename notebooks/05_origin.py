@@ -364,6 +364,9 @@ ref_drift
 # about 0.97; Gemma and Llama models above 0.58 with $p < 0.001$). The cell below reads ours.
 
 # %%
+if h.size < 2:
+    print(f"Only {h.size} H-Neuron(s): a mean rank is one neuron's rank, the t-test is undefined "
+          "(nan) and the tests below carry almost no information.")
 for name, t in tests.items():
     side = "changed less" if t["mean_rank"] > 0.5 else "changed more"
     print(f"{name}: mean rank {t['mean_rank']:.3f} {np.round(t['mean_rank_ci'], 3)} "
@@ -397,6 +400,12 @@ print({k: f"{v / 60:.1f} min" for k, v in timings.items()})
 #   among the *less changed* neurons, a relative statement that holds at any scale of change,
 #   and the layer-matched comparison checks that it is not just because the H-Neurons lie in
 #   layers that changed less overall.
+# - *The probe is the weak link at this scale.* If the base-model AUROC comes out at or below
+#   50 despite the small drift, look first at the identification table above: a probe fitted
+#   on a few dozen responses that keeps one or two neurons carries little signal, and an
+#   AUROC below 50 with such a probe says that its one neuron's sign does not carry over, not
+#   that H-Neurons in general do not. The transfer test is then uninformative rather than a
+#   refutation, and so is a drift rank computed from one or two neurons.
 # - *Our tuning data are trivia answers*: the same kind of question the probe is trained
 #   on. If anything, this should make the tuning touch knowledge-recall neurons more than
 #   general instruction tuning would, so inertia of the H-Neurons here would be the harder
