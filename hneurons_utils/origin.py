@@ -573,7 +573,7 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
     ax.set_xticks(np.arange(len(datasets)), datasets)
     ax.set_ylabel("AUROC on the base model (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # never over a bar
 
 
 def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
