@@ -2,7 +2,8 @@
 
 One module per pipeline step: ``models`` (loading, architecture adapters), ``cett`` (the
 contribution measure, Eq. 1-2), ``data``, ``sampling``, ``judges``, ``answer_spans``,
-``probe``, ``steering``, ``benchmarks``, ``origin``, ``plots``, ``profiles``.
+``features``, ``probe``, ``pipeline``, ``detection``, ``stats``, ``steering``, ``benchmarks``,
+``origin``, ``finetune``, ``paper``, ``plots``, ``profiles``, ``progress``.
 """
 
 __version__ = "0.1.0"
