@@ -43,15 +43,34 @@ def build_eval_set(m: LoadedModel, items: Sequence, cfg: EvalConfig, out_dir: st
     records = collect_responses(m, items, out_dir / f"responses_{name}.jsonl",
                                 sampling_cfg(1, cfg), judge, cfg.gen_batch,
                                 cfg.seed, desc=f"sampling {name}")
-    hall, faith, counts = split_by_label(records)
-    hall, faith = balanced_sample(hall, faith, cfg.per_class, cfg.seed, what=f"{name} evaluation set")
+    return balanced_eval_set(m, name, records, cfg, out_dir, f"{name} evaluation set",
+                             f"features {name}")
+
+
+def featurised_set(m: LoadedModel, name: str, hall: Sequence[dict], faith: Sequence[dict],
+                   counts: dict, questions: Sequence[str], cfg: EvalConfig, out_dir: str | Path,
+                   desc: str) -> EvalSet:
+    """An :class:`EvalSet` of hallucinated (1) and faithful (0) single-answer records, with
+    answer-token CETT features from ``out_dir/features_<name>.npz`` (computed if missing)."""
     exs = [ex for y, recs in ((1, hall), (0, faith)) for r in recs for ex in examples_of(r, y, 1)]
-    fs = extract_features(m, exs, out_dir / f"features_{name}.npz", cfg.features,
-                          desc=f"features {name}")
+    fs = extract_features(m, exs, Path(out_dir) / f"features_{name}.npz", cfg.features, desc=desc)
     keys = [e.key for e in exs]
-    counts.update(balanced_per_class=len(hall), answer_spans=span_counts(fs, keys))
+    counts = {**counts, "answer_spans": span_counts(fs, keys)}
     return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts,
-                   tuple(r["qid"] for r in records))
+                   tuple(questions))
+
+
+def balanced_eval_set(m: LoadedModel, name: str, records: Sequence[dict], cfg: EvalConfig,
+                      out_dir: str | Path, what: str, desc: str) -> EvalSet:
+    """Judged records -> balanced classes (at most ``cfg.per_class``) -> :func:`featurised_set`.
+
+    Raises :class:`sampling.EmptyBalancedSetError` (naming ``what``) when a class is empty.
+    """
+    hall, faith, counts = split_by_label(records)
+    hall, faith = balanced_sample(hall, faith, cfg.per_class, cfg.seed, what=what)
+    counts["balanced_per_class"] = len(hall)
+    return featurised_set(m, name, hall, faith, counts, [r["qid"] for r in records], cfg,
+                          out_dir, desc)
 
 
 def full_eval_set(m: LoadedModel, es: EvalSet, cfg: EvalConfig, out_dir: str | Path,
@@ -80,12 +99,8 @@ def full_eval_set(m: LoadedModel, es: EvalSet, cfg: EvalConfig, out_dir: str | P
         rng = random.Random(cfg.seed)
         hall, faith = (rng.sample(c, min(len(c), max_per_class)) for c in (hall, faith))
         counts["max_per_class"] = max_per_class
-    exs = [ex for y, recs in ((1, hall), (0, faith)) for r in recs for ex in examples_of(r, y, 1)]
-    fs = extract_features(m, exs, out_dir / f"features_{es.name}.npz", cfg.features,
-                          desc=f"features {es.name} (all answers)")
-    keys = [e.key for e in exs]
-    return EvalSet(es.name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]),
-                   {**counts, "answer_spans": span_counts(fs, keys)}, es.questions)
+    return featurised_set(m, es.name, hall, faith, counts, es.questions, cfg, out_dir,
+                          f"features {es.name} (all answers)")
 
 
 def evaluate_detection(m: LoadedModel, probe: Probe, items: Sequence, cfg: EvalConfig,

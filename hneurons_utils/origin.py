@@ -427,24 +427,15 @@ def build_base_eval_set(m: Any, items: list, cfg: Any, out_dir: str | Path, name
     """
     from dataclasses import replace
 
-    from .detection import split_by_label
-    from .features import extract_features
-    from .pipeline import EvalSet, examples_of, span_counts
-    from .sampling import PAPER_SAMPLING, balanced_sample
+    from .detection import balanced_eval_set
+    from .sampling import PAPER_SAMPLING
 
     out_dir = Path(out_dir)
     gen = replace(PAPER_SAMPLING, num_return_sequences=1, max_new_tokens=cfg.max_new_tokens)
     records = collect_base_responses(m, items, out_dir / f"responses_{name}.jsonl", gen, judge,
                                      cfg.gen_batch, cfg.seed, desc=f"base answers {name}")
-    hall, faith, counts = split_by_label(records)
-    hall, faith = balanced_sample(hall, faith, cfg.per_class, cfg.seed, what=f"base {name} set")
-    exs = [ex for y, recs in ((1, hall), (0, faith)) for r in recs for ex in examples_of(r, y, 1)]
-    fs = extract_features(m, exs, out_dir / f"features_{name}.npz", cfg.features,
-                          desc=f"base features {name}")
-    keys = [e.key for e in exs]
-    counts.update(balanced_per_class=len(hall), answer_spans=span_counts(fs, keys))
-    return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts,
-                   tuple(r["qid"] for r in records))
+    return balanced_eval_set(m, name, records, cfg, out_dir, f"base {name} set",
+                             f"base features {name}")
 
 
 def base_eval_sets(m: Any, sizes: dict[str, int], cfg: Any, out_dir: str | Path,

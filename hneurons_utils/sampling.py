@@ -18,7 +18,7 @@ import random
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from .progress import progress
@@ -96,6 +96,20 @@ def _generate_shared_prefill(m: LoadedModel, enc: dict, kw: dict) -> torch.Tenso
                          past_key_values=prefix, num_return_sequences=1, **kw)
 
 
+def generate_kwargs(m: LoadedModel, cfg: GenConfig) -> dict[str, Any]:
+    """``generate`` keyword arguments for ``cfg`` (shared by sampling and steering)."""
+    kw: dict[str, Any] = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
+                              num_return_sequences=cfg.num_return_sequences,
+                              pad_token_id=m.tokenizer.pad_token_id)
+    if cfg.do_sample:
+        kw.update(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p)
+    else:
+        kw.update(temperature=None, top_k=None, top_p=None)
+    if cfg.stop_at_newline:
+        kw.update(stop_strings=["\n"], tokenizer=m.tokenizer)
+    return kw
+
+
 def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREEDY,
                    seed: int | None = None) -> list[list[str]]:
     """Generate for one batch of prompts; returns ``num_return_sequences`` answers per prompt.
@@ -107,15 +121,7 @@ def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREE
         torch.manual_seed(seed)
     enc = m.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
     enc = {k: v.to(m.device) for k, v in enc.items()}
-    kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
-              num_return_sequences=cfg.num_return_sequences,
-              pad_token_id=m.tokenizer.pad_token_id)
-    if cfg.do_sample:
-        kw.update(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p)
-    else:
-        kw.update(temperature=None, top_k=None, top_p=None)
-    if cfg.stop_at_newline:
-        kw.update(stop_strings=["\n"], tokenizer=m.tokenizer)
+    kw = generate_kwargs(m, cfg)
     with torch.no_grad():
         out = _generate_shared_prefill(m, enc, kw) if _can_share_prefill(m, cfg, enc) \
             else m.hf.generate(**enc, **kw)

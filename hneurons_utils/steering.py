@@ -32,7 +32,7 @@ import torch
 
 from .models import LoadedModel
 from .probe import NeuronSet
-from .sampling import GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt
+from .sampling import GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, generate_kwargs
 
 METHODS = ("weights", "nnsight", "hook")
 # Greedy short answers cut at the first newline, as in the identification chapter's screening.
@@ -94,11 +94,22 @@ def scaled_down_proj(m: LoadedModel, neurons: NeuronSet | None, alpha: float
 
 
 @contextmanager
+def _down_proj_pre_hooks(m: LoadedModel, hooks: Mapping[int, Any]) -> Iterator[None]:
+    """Forward pre-hooks ``{layer: hook}`` on the down-projections, always removed on exit."""
+    handles = []
+    try:
+        for layer, hook in hooks.items():
+            handles.append(m.adapter.down_proj(m.hf, layer).register_forward_pre_hook(hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
 def scaled_by_hook(m: LoadedModel, neurons: NeuronSet | None, alpha: float
                    ) -> Iterator[LoadedModel]:
     """The same intervention as a forward pre-hook on each down-projection (the reference)."""
-    handles = []
-
     def make_hook(idx: torch.Tensor):
         def hook(_module: torch.nn.Module, args: tuple) -> tuple:
             z = args[0].clone()  # [B, T, N]
@@ -106,14 +117,9 @@ def scaled_by_hook(m: LoadedModel, neurons: NeuronSet | None, alpha: float
             return (z, *args[1:])
         return hook
 
-    try:
-        for layer, idx in layer_indices(m, neurons).items():
-            module = m.adapter.down_proj(m.hf, layer)
-            handles.append(module.register_forward_pre_hook(make_hook(idx)))
+    with _down_proj_pre_hooks(m, {layer: make_hook(idx)
+                                  for layer, idx in layer_indices(m, neurons).items()}):
         yield m
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @contextmanager
@@ -142,15 +148,8 @@ def scaled_rows(m: LoadedModel, rows: Sequence[tuple[NeuronSet | None, float]]
             return (z * table.to(z.device, z.dtype)[:, None, :], *args[1:])
         return hook
 
-    handles = []
-    try:
-        for layer, table in factors.items():
-            module = m.adapter.down_proj(m.hf, layer)
-            handles.append(module.register_forward_pre_hook(make_hook(table)))
+    with _down_proj_pre_hooks(m, {layer: make_hook(table) for layer, table in factors.items()}):
         yield m
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def generate_rows(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig,
@@ -166,7 +165,7 @@ def generate_rows(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig,
     if seed is not None:
         torch.manual_seed(seed)
     with torch.no_grad(), scaled_rows(m, rows):
-        out = m.hf.generate(**enc, **gen_kwargs(m, cfg))
+        out = m.hf.generate(**enc, **generate_kwargs(m, cfg))
     texts = m.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return [_cut(t, cfg.stop_at_newline) for t in texts]
 
@@ -175,20 +174,6 @@ def _scale_step(m: LoadedModel, scale: Mapping[int, torch.Tensor], alpha: float)
     """Inside an nnsight trace: ``down_proj.input[..., H-Neurons of layer l] *= alpha``."""
     for layer, idx in scale.items():
         m.adapter.down_proj(m.lm, layer).input[..., idx] *= alpha
-
-
-def gen_kwargs(m: LoadedModel, cfg: GenConfig) -> dict[str, Any]:
-    """``generate`` keyword arguments for ``cfg`` (the same as ``sampling.generate_texts``)."""
-    kw: dict[str, Any] = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
-                              num_return_sequences=cfg.num_return_sequences,
-                              pad_token_id=m.tokenizer.pad_token_id)
-    if cfg.do_sample:
-        kw.update(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p)
-    else:
-        kw.update(temperature=None, top_k=None, top_p=None)
-    if cfg.stop_at_newline:
-        kw.update(stop_strings=["\n"], tokenizer=m.tokenizer)
-    return kw
 
 
 def _generate_nnsight(m: LoadedModel, enc: dict[str, torch.Tensor], kw: dict[str, Any],
@@ -219,7 +204,7 @@ def generate_ids_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], cfg: Ge
     """
     if method not in METHODS:
         raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
-    kw = gen_kwargs(m, cfg)
+    kw = generate_kwargs(m, cfg)
     enc = {k: v.to(m.device) for k, v in enc.items()}
     if seed is not None:
         torch.manual_seed(seed)
