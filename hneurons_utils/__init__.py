@@ -3,7 +3,7 @@
 One module per pipeline step: ``models`` (loading, architecture adapters), ``cett`` (the
 contribution measure, Eq. 1-2), ``data``, ``sampling``, ``judges``, ``answer_spans``,
 ``features``, ``probe``, ``pipeline``, ``detection``, ``stats``, ``steering``, ``benchmarks``,
-``origin``, ``finetune``, ``paper``, ``plots``, ``profiles``, ``progress``.
+``origin``, ``finetune``, ``summary`` (the scorecard page), ``paper``, ``plots``, ``profiles``, ``progress``.
 """
 
 __version__ = "0.1.0"

@@ -209,6 +209,25 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille:
     return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)"])
 
 
+def auroc_verdict(lo: float, random_level: float, n_min: int, min_per_class: int = 10,
+                  chance: float = 0.5) -> str:
+    """What an AUROC interval supports (``lo``, ``random_level`` and ``chance`` in one unit:
+    fractions, or pass ``chance=50`` for percentages).
+
+    "Above chance" needs the interval's lower end ``lo`` above chance; "above random neurons"
+    needs it above ``random_level`` (NaN: no comparison). Under ``min_per_class`` responses in
+    the smaller class (``n_min``) the percentile bootstrap is unreliable: no verdict.
+    """
+    if n_min < min_per_class:
+        return f"too few responses to conclude (fewer than {min_per_class} per class)"
+    if lo <= chance:
+        return "not distinguishable from chance"
+    if np.isnan(random_level):
+        return "above chance"
+    return "above chance, " + ("and above random neurons" if lo > random_level else
+                               "but not distinguishable from random neurons")
+
+
 def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dict],
             min_per_class: int = 10) -> list[str]:
     """One sentence per dataset saying what the numbers support, and when they are too few.
@@ -222,13 +241,7 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
         lo, hi = d["auroc_ci"]
         rnd = baselines.loc[k, "random AUROC"] if k in baselines.index else float("nan")
         n_neg = d.get("n_neg", d["n_pos"])  # balanced sets: as many faithful as hallucinated
-        if min(d["n_pos"], n_neg) < min_per_class:
-            verdict = f"too few responses to conclude (fewer than {min_per_class} per class)"
-        elif lo > 0.5:
-            verdict = "above chance, " + ("and above random neurons" if lo > rnd else
-                                          "but not distinguishable from random neurons")
-        else:
-            verdict = "not distinguishable from chance"
+        verdict = auroc_verdict(lo, rnd, min(d["n_pos"], n_neg), min_per_class)
         base = (f"; random neurons {rnd:.2f} ± {baselines.loc[k, 'random AUROC sd']:.2f}"
                 if k in baselines.index else "")
         size = (f"{d['n_pos']} per class" if n_neg == d["n_pos"] else

@@ -485,6 +485,30 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
     return pd.DataFrame(rows)
 
 
+def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
+                     min_per_class: int = 10) -> list[dict]:
+    """Per dataset of a :func:`transfer_table`: the unchanged probe's AUROC against chance and
+    against the random-neuron probes' 97.5% level, as a verdict (``detection.auroc_verdict``).
+
+    ``n_min``: responses in the smaller class per dataset (default: half of each balanced set).
+    """
+    from .detection import auroc_verdict
+
+    out = []
+    for name, g in table.groupby("dataset", sort=False):
+        r = g.set_index("probe")
+        main = r.loc["H-Neuron probe (unchanged)"]
+        rnd = r.loc["random neurons (L2)"] if "random neurons (L2)" in r.index else None
+        k = (n_min or {}).get(name, int(main.n) // 2)
+        rnd_hi = float(rnd.hi) if rnd is not None else float("nan")
+        out.append({"dataset": name, "auroc": float(main.auroc), "lo": float(main.lo),
+                    "hi": float(main.hi), "n": int(main.n), "n_min": k,
+                    "random_lo": float(rnd.lo) if rnd is not None else float("nan"),
+                    "random_hi": rnd_hi,
+                    "verdict": auroc_verdict(float(main.lo), rnd_hi, k, min_per_class, chance=50.0)})
+    return out
+
+
 def compare_answers(base: Any, tuned: Any, questions: list[str], max_new_tokens: int = 16) -> Any:
     """Greedy continuations of the same questions, before and after instruction tuning.
 

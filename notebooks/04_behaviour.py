@@ -71,7 +71,6 @@ N_BOOT = 1000  # bootstrap resamples for slope intervals
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 

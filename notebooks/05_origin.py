@@ -270,16 +270,13 @@ ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")
 # models score well above 50 on all three datasets, and the Mistral pair above 86 on TriviaQA
 # (the last table). The cell below reads our numbers against chance and against the random
 # neurons: an interval entirely above 50 means the H-Neurons' signal is present in the base
-# model; an H-Neuron AUROC above the random probes' range means it is specific to these neurons.
+# model; an interval above the random probes' range (their 97.5% level) means it is specific to
+# these neurons. Under ten answers per class no verdict is given.
 
 # %%
-for name, g in (transfer.groupby("dataset", sort=False) if len(transfer) else []):
-    r = g.set_index("probe")
-    main, rnd = r.loc["H-Neuron probe (unchanged)"], r.loc["random neurons (L2)"]
-    above = "above" if main.lo > 50 else "not clearly above"
-    beats = "above" if main.lo > rnd.hi else "not clearly above"
-    print(f"{name}: AUROC {main.auroc:.1f} [{main.lo:.1f}, {main.hi:.1f}] on {main.n} answers is {above} "
-          f"chance and {beats} the random neurons' range [{rnd.lo:.1f}, {rnd.hi:.1f}]")
+for r in (origin.transfer_reading(transfer) if len(transfer) else []):
+    print(f"{r['dataset']}: AUROC {r['auroc']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}] on {r['n']} answers, "
+          f"{r['verdict']} (random neurons' range [{r['random_lo']:.1f}, {r['random_hi']:.1f}])")
 for name, d in empty.items():
     print(f"{name}: no balanced set ({d['faithful']} faithful, {d['hallucinated']} hallucinated answers)")
 
@@ -296,12 +293,12 @@ if ALL_ANSWERS and sets and rows:
     transfer_all = origin.transfer_table(probe, full, rows_all, n_boot=N_BOOT, seed=SEED)
     plots.write_results(OUT, "transfer_all_answers", {"table": transfer_all.to_dict("records"),
                                                       "counts": {k: s.counts for k, s in full.items()}})
-    for name, g in transfer_all.groupby("dataset", sort=False):
-        r = g.set_index("probe")
-        main, rnd = r.loc["H-Neuron probe (unchanged)"], r.loc["random neurons (L2)"]
-        print(f"{name}, all {full[name].y.sum()} hallucinated / {(1 - full[name].y).sum()} faithful "
-              f"answers: AUROC {main.auroc:.1f} [{main.lo:.1f}, {main.hi:.1f}]; random neurons "
-              f"[{rnd.lo:.1f}, {rnd.hi:.1f}]")
+    n_min = {k: int(min(es.y.sum(), (1 - es.y).sum())) for k, es in full.items()}
+    for r in origin.transfer_reading(transfer_all, n_min):
+        es = full[r["dataset"]]
+        print(f"{r['dataset']}, all {es.y.sum()} hallucinated / {(1 - es.y).sum()} faithful answers: "
+              f"AUROC {r['auroc']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}], {r['verdict']} "
+              f"(random neurons' range [{r['random_lo']:.1f}, {r['random_hi']:.1f}])")
     display(transfer_all.round(1))
 else:
     print("skipped (ALL_ANSWERS = False, or no balanced set / no H-Neuron)")

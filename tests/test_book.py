@@ -28,7 +28,8 @@ def smoke_book():
 def test_every_chapter_renders(smoke_book):
     """Each chapter of _toc.yml has an executed notebook and an HTML page."""
     assert (BUILD / "index.html").exists()
-    for name in ("01_cett", "02_identification", "03_generalisation", "04_behaviour", "05_origin"):
+    for name in ("01_cett", "02_identification", "03_generalisation", "04_behaviour", "05_origin",
+                 "06_summary"):
         nb = json.loads((REPO_ROOT / "book" / f"{name}.ipynb").read_text())
         errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{name} has error outputs"

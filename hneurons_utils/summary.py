@@ -1,0 +1,258 @@
+"""The scorecard: each claim of the paper beside what this run's stored results support.
+
+Nothing is recomputed from activations: :func:`scorecard` reads the JSON files chapters 2-5
+write under ``OUTPUT_DIR`` and applies the same verdict rules as the chapters themselves
+(:func:`detection.auroc_verdict`, :func:`origin.transfer_reading`, :func:`slope_verdict`,
+:func:`drift_verdict`). A chapter whose results are missing gets a row that says which chapter
+to run, never a guessed number.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import paper
+from .detection import auroc_verdict, baseline_summary
+from .origin import transfer_reading
+from .profiles import model_key
+
+COLUMNS = ["section", "claim", "paper (Gao et al. 2025)", "ours", "reading"]
+CHAPTERS = {"identification": "02_identification", "generalisation": "03_generalisation",
+            "behaviour": "04_behaviour", "origin": "05_origin"}
+
+
+class ResultsFileError(ValueError):
+    """A chapter's result file exists but is not what that chapter writes."""
+
+
+def read_results(path: Path) -> dict | None:
+    """A chapter's JSON result, or None when the file does not exist (chapter not run)."""
+    if not path.exists():
+        return None
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ResultsFileError(f"{path}: not valid JSON ({e}); rerun the chapter that writes it") from e
+    if not isinstance(d, dict):
+        raise ResultsFileError(f"{path}: expected a JSON object, got {type(d).__name__}")
+    return d
+
+
+def _need(d: dict, path: Path, *keys: str) -> None:
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise ResultsFileError(f"{path}: missing field(s) {missing}; rerun the chapter that writes it")
+
+
+def _missing(section: str, chapter: str, path: Path) -> dict:
+    return {"section": section, "claim": "(not run)", "paper (Gao et al. 2025)": "",
+            "ours": f"no {path.name} in {path.parent}",
+            "reading": f"run notebooks/{CHAPTERS[chapter]}.py with the same OUTPUT_DIR first"}
+
+
+def _num(v: float, fmt: str) -> str:
+    out = f"{v:{fmt}}"
+    return out[1:] if out.startswith("-") and float(out) == 0 else out  # never "-0.0"
+
+
+def _ci(x: float, lo: float, hi: float, scale: float = 1.0, fmt: str = ".1f") -> str:
+    return f"{_num(scale * x, fmt)} [{_num(scale * lo, fmt)}, {_num(scale * hi, fmt)}]"
+
+
+def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: float = 1e-9) -> str:
+    """What a benchmark's slopes support: the paired H-minus-random interval decides.
+
+    Under ``min_items`` items no verdict; interval ends within ``tol`` of 0 count as 0 (a flat
+    curve's bootstrap gives rounding noise, not a direction).
+    """
+    if h is None:
+        return "not measured"
+    if h["n_items"] < min_items:
+        return f"too few items to conclude (fewer than {min_items})"
+    if diff is None or np.isnan(diff["ci_lo"]) or np.isnan(diff["ci_hi"]):
+        return "no random-neuron control to compare with"
+    if diff["ci_lo"] > tol:
+        return "H-Neurons raise compliance more than random neurons do (as the paper)"
+    if diff["ci_hi"] < -tol:
+        return "H-Neurons raise compliance less than random neurons do (against the paper)"
+    return "no difference from random neurons detectable (neither confirms nor refutes)"
+
+
+def drift_verdict(t: dict, alpha: float = 0.05) -> str:
+    """What the drift tests support: the t-test as the paper, checked by layer-matched sets."""
+    if t.get("n_h_neurons", 0) < 2:
+        return "too few H-Neurons to test (a mean of one rank)"
+    p_t, p_layer = t["t_test"]["p_value"], t["random_layer_matched"]["p_value"]
+    if p_t < alpha and t["mean_rank"] > 0.5:
+        extra = ("; also against layer-matched random sets" if p_layer < alpha else
+                 "; but not against layer-matched random sets (a layer effect)")
+        return f"changed less than other neurons (t-test p = {p_t:.2g}){extra}"
+    return f"no evidence that they changed less (t-test p = {p_t:.2g})"
+
+
+def _identification(folder: Path) -> tuple[list[dict], dict | None]:
+    path = folder / "results.json"
+    d = read_results(path)
+    if d is None:
+        return [_missing("2 Existence", "identification", path)], None
+    _need(d, path, "n_h_neurons", "per_mille", "C")
+    lo, hi = paper.table1_frame().ratio_permille.agg(["min", "max"])
+    n, pm = d["n_h_neurons"], d["per_mille"]
+    reading = ("no H-Neuron selected" if n == 0 else
+               "within the paper's range" if lo <= pm <= hi else
+               "sparse (under 1 per mille), but outside the paper's range" if pm < 1 else
+               "not sparse: more than 1 per mille")
+    return [{"section": "2 Existence", "claim": "H-Neurons are a sparse set (< 1 per mille)",
+             "paper (Gao et al. 2025)": f"{lo:g}-{hi:g} per mille (six models)",
+             "ours": f"{n} neurons, {pm:.3f} per mille (C = {d['C']:g})", "reading": reading}], d
+
+
+def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
+    path = folder / "table1.json"
+    d = read_results(path)
+    if d is None:
+        return [_missing("3 Table 1", "generalisation", path)]
+    _need(d, path, "ours", "baselines", "empty")
+    ref = paper.table1_frame()
+    base = baseline_summary(d["baselines"]) if d["baselines"] else pd.DataFrame()
+    everyone = read_results(folder / "all_answers.json") or {}
+    rows = []
+    for k in paper.load_reference()["datasets"]:
+        g = ref[ref.dataset == k]
+        claim = f"H-Neurons detect hallucinations on {k} better than random neurons"
+        theirs = (f"accuracy {g.h_neurons.min():.1f}-{g.h_neurons.max():.1f} vs random "
+                  f"{g.random.min():.1f}-{g.random.max():.1f} (six models)")
+        if k in d["ours"]:
+            m = d["ours"][k]
+            rnd = float(base.loc[k, "random AUROC"]) if k in base.index else float("nan")
+            ours = (f"AUROC {_ci(m['auroc'], *m['auroc_ci'], scale=100)}, accuracy "
+                    f"{100 * m['accuracy']:.1f}, {m['n_pos']} per class; random AUROC {100 * rnd:.1f}")
+            verdict = auroc_verdict(m["auroc_ci"][0], rnd, m["n_pos"], min_per_class)
+            if k in everyone.get("ours", {}):
+                a = everyone["ours"][k]
+                ours += (f"; all {a['n_pos']} / {a['n_neg']} answers: AUROC "
+                         f"{_ci(a['auroc'], *a['auroc_ci'], scale=100)}")
+                verdict += ("; all answers: " + auroc_verdict(a["auroc_ci"][0], rnd,
+                                                             min(a["n_pos"], a["n_neg"]), min_per_class))
+        elif k in d["empty"]:
+            e = d["empty"][k]
+            ours = f"no balanced set: {e['faithful']} faithful, {e['hallucinated']} hallucinated answers"
+            verdict = "cannot be scored on this model"
+        else:
+            ours, verdict = "not evaluated", "not run"
+        rows.append({"section": "3 Table 1", "claim": claim, "paper (Gao et al. 2025)": theirs,
+                     "ours": ours, "reading": verdict})
+    return rows
+
+
+def _behaviour(folder: Path) -> list[dict]:
+    path = folder / "figure3.json"
+    d = read_results(path)
+    if d is None:
+        return [_missing("3 Figure 3", "behaviour", path)]
+    _need(d, path, "slopes", "table")
+    slopes = {(r["bench"], r["group"]): r for r in d["slopes"]}
+    table = pd.DataFrame(d["table"])
+    rows = []
+    for bench in ("falseqa", "faitheval", "sycophancy", "jailbreak"):
+        h, diff = slopes.get((bench, "h_neurons")), slopes.get((bench, "diff"))
+        if h is None:
+            ours = "not measured"
+        else:
+            ours = f"slope {_ci(h['slope_pp'], h['ci_lo'], h['ci_hi'])} pp per unit alpha"
+            if diff is not None:
+                ours += f"; minus random {_ci(diff['slope_pp'], diff['ci_lo'], diff['ci_hi'])}"
+            at1 = table[(table.bench == bench) & (table.alpha == 1.0) & (table.group == "h_neurons")]
+            if len(at1):
+                ours += f"; {100 * at1.rate.iloc[0]:.0f}% at alpha 1 ({int(at1.n_scored.iloc[0])} items)"
+        rows.append({"section": "3 Figure 3", "claim": f"amplifying H-Neurons raises compliance ({bench})",
+                     "paper (Gao et al. 2025)": "positive slope for all six models",
+                     "ours": ours, "reading": slope_verdict(diff, h)})
+    return rows
+
+
+def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
+    if folder is None:
+        return [_missing("4 Figure 4", "origin", Path("<OUTPUT_DIR>/<instruct model>/origin/results.json"))]
+    res, tr = read_results(folder / "results.json"), read_results(folder / "transfer.json")
+    if res is None or tr is None:
+        return [_missing("4 Figure 4", "origin", folder / "results.json")]
+    _need(res, folder / "results.json", "drift", "n_h_neurons", "offline_pair")
+    pair = "offline Gemma-3-270M twin" if res["offline_pair"] else "hub pair"
+    rows = []
+    table = pd.DataFrame(tr.get("table", []))
+    readings = {r["dataset"]: r for r in (transfer_reading(table, min_per_class=min_per_class)
+                                          if len(table) else [])}
+    for k in ("triviaqa", "nq_open", "bioasq"):
+        if k in readings:
+            r = readings[k]
+            ours = (f"AUROC {_ci(r['auroc'], r['lo'], r['hi'])} on {r['n']} answers ({pair}); "
+                    f"random probes up to {r['random_hi']:.1f}")
+            verdict = r["verdict"]
+        elif k in tr.get("empty", {}):
+            e = tr["empty"][k]
+            ours = f"no balanced set: {e['faithful']} faithful, {e['hallucinated']} hallucinated answers"
+            verdict = "cannot be scored on this pair"
+        else:
+            ours, verdict = "not evaluated", ("no H-Neuron to apply" if res["n_h_neurons"] == 0 else "not run")
+        rows.append({"section": "4 Figure 4a", "claim": f"the instruct probe transfers to the base model ({k})",
+                     "paper (Gao et al. 2025)": "AUROC well above 50 (six pairs; Mistral > 86 on TriviaQA)",
+                     "ours": ours, "reading": verdict})
+    t = res["drift"].get("up + down (paper)")
+    if t is None:
+        ours, verdict = f"{res['n_h_neurons']} H-Neurons: not tested", "too few H-Neurons to test"
+    else:
+        ours = (f"mean rank {_ci(t['mean_rank'], *t['mean_rank_ci'], fmt='.2f')} of "
+                f"{t['n_h_neurons']} H-Neurons ({pair})")
+        verdict = drift_verdict(t)
+    rows.append({"section": "4 Figure 4b", "claim": "H-Neurons changed less than other neurons in tuning",
+                 "paper (Gao et al. 2025)": "mean rank > 0.58 (Gemma, Llama; p < 0.001); "
+                                            "about 0.97 (Mistral-Small)", "ours": ours,
+                 "reading": verdict})
+    return rows
+
+
+def origin_folder(output_dir: str | Path) -> Path | None:
+    """The origin chapter's folder under ``output_dir`` (it is named by the instruct model,
+    which the chapter chooses): the most recently written one, or None."""
+    found = sorted(Path(output_dir).glob("*/origin/results.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1].parent if found else None
+
+
+def _chapter_dir(output_dir: str | Path, model_id: str, chapter: str) -> Path:
+    return Path(output_dir) / model_key(model_id) / chapter  # read only: never created here
+
+
+def scorecard(output_dir: str | Path, model_id: str, origin_dir: str | Path | None = None,
+              min_per_class: int = 10) -> pd.DataFrame:
+    """One row per claim: the paper's number, ours (with 95% intervals), and what ours support.
+
+    ``model_id`` names the model of chapters 2-4; ``origin_dir`` the origin chapter's folder
+    (default: :func:`origin_folder`).
+    """
+    rows, _ = _identification(_chapter_dir(output_dir, model_id, "identification"))
+    rows += _generalisation(_chapter_dir(output_dir, model_id, "generalisation"), min_per_class)
+    rows += _behaviour(_chapter_dir(output_dir, model_id, "behaviour"))
+    folder = Path(origin_dir) if origin_dir else origin_folder(output_dir)
+    rows += _origin(folder, min_per_class)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def as_markdown(card: pd.DataFrame) -> str:
+    """The scorecard as a Markdown table (pipes in cells escaped)."""
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(esc(r[c]) for c in COLUMNS) + " |" for _, r in card.iterrows()]
+    return "\n".join(lines)
+
+
+def summary_inputs(output_dir: str | Path, model_id: str) -> dict[str, Any]:
+    """Which result files the scorecard found (for the chapter's provenance note)."""
+    paths = {c: _chapter_dir(output_dir, model_id, c) for c in ("identification", "generalisation", "behaviour")}
+    paths["origin"] = origin_folder(output_dir)
+    return {k: (str(v) if v else None) for k, v in paths.items()}

@@ -1,0 +1,71 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Scorecard: the paper's claims on this model
+#
+# **What this page is.** One row per claim of the paper, with the paper's published number,
+# ours from this build (95% intervals), and what ours support. Nothing is recomputed here: the
+# table is read from the result files that chapters 2 to 5 wrote under `OUTPUT_DIR`, and each
+# reading applies the same rule as the chapter it comes from. Rerun the chapters on another
+# model (same `OUTPUT_DIR`, same `MODEL_ID`), then this page, and the scorecard follows.
+#
+# **The rules.** Detection (Table 1, Figure 4a): an AUROC interval whose lower end is above 50
+# is *above chance*; above the random-neuron probes' level as well, *above random neurons*; with
+# fewer than `MIN_PER_CLASS` answers in the smaller class, no verdict. Behaviour (Figure 3): the
+# paired interval of the slope difference, H-Neurons minus layer-matched random neurons, must
+# exclude 0. Drift (Figure 4b): the paper's one-sided t-test at 5%, checked against random
+# neuron sets drawn with the H-Neurons' layer counts. "Not distinguishable" and "too few" mean
+# that this run neither confirms nor refutes the claim; they are not evidence against it.
+
+# %% tags=["parameters"]
+PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
+MODEL_ID = "SmolLM2-135M-Instruct"  # the model of chapters 2-4 (as there)
+OUTPUT_DIR = "results/default"  # where chapters 2-5 wrote their results
+ORIGIN_DIR = None  # chapter 5's folder; None: the newest OUTPUT_DIR/*/origin
+MIN_PER_CLASS = 10  # fewer answers in the smaller class (or benchmark items): no verdict
+
+# %%
+from IPython.display import Markdown, display
+
+from hneurons_utils import plots, profiles, summary
+
+if PROFILE == "smoke":
+    display(Markdown("**Smoke profile.** The chapters ran on a handful of items: the table shows "
+                     "that the scorecard is assembled; none of its numbers means anything."))
+card = summary.scorecard(OUTPUT_DIR, MODEL_ID, ORIGIN_DIR, MIN_PER_CLASS)
+sources = summary.summary_inputs(OUTPUT_DIR, MODEL_ID)
+plots.write_results(profiles.run_dir(OUTPUT_DIR, MODEL_ID, "summary"), "scorecard",
+                    {"rows": card.to_dict("records"), "sources": sources, "min_per_class": MIN_PER_CLASS})
+print("read from:", *(f"  {k}: {v}" for k, v in sources.items()), sep="\n")
+
+# %% [markdown]
+# ## The scorecard
+
+# %%
+display(Markdown(summary.as_markdown(card)))
+
+# %% [markdown]
+# ## How to read it
+#
+# - **Scale first.** The default build runs a 135M-parameter model (chapters 2-4) and a
+#   270M-parameter pair (chapter 5) against the paper's 4B-70B models. Few questions are
+#   answered correctly, so the faithful class, and with it every interval, is small. Where a
+#   row says *too few*, the chapter's exercises say how to grow it.
+# - **Each row links to its chapter.** The full tables, figures and caveats are there:
+#   {doc}`02_identification`, {doc}`03_generalisation`, {doc}`04_behaviour` and
+#   {doc}`05_origin`.
+# - **The paper's column** quotes its Table 1 ranges over six models and the bounds its text
+#   states for Figures 3 and 4 (per-model values of those figures are not in the text); the
+#   source of every number is in `data/paper_reference.json`.
+# - **On a 7B+ model** (`params/paper.yaml`, a GPU) the same page gives the paper-scale
+#   scorecard; nothing here is specific to the default model.

@@ -1,0 +1,147 @@
+"""The scorecard page: it reads the chapters' result files and applies their verdict rules."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hneurons_utils import summary
+from hneurons_utils.detection import auroc_verdict
+from hneurons_utils.origin import transfer_reading
+
+MODEL = "tiny-model"
+
+
+def write(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def metric(auroc, lo, hi, n_pos, n_neg=None, accuracy=0.6):
+    return {"accuracy": accuracy, "accuracy_ci": [0.5, 0.7], "auroc": auroc, "auroc_ci": [lo, hi],
+            "n": n_pos + (n_neg or n_pos), "n_pos": n_pos, "n_neg": n_neg or n_pos}
+
+
+def slope(bench, group, s, lo, hi, n=20):
+    return {"bench": bench, "group": group, "slope_pp": s, "ci_lo": lo, "ci_hi": hi, "n_items": n}
+
+
+def drift(mean_rank, p_t, p_layer, k=5):
+    return {"n_h_neurons": k, "mean_rank": mean_rank, "mean_rank_ci": [mean_rank - 0.1, mean_rank + 0.1],
+            "t_test": {"p_value": p_t}, "mann_whitney": {"p_value": p_t},
+            "random_layer_matched": {"p_value": p_layer}}
+
+
+@pytest.fixture
+def results(tmp_path):
+    """A results folder as chapters 2-5 write it, with one case of each verdict."""
+    root = tmp_path / "results"
+    m = root / MODEL
+    write(m / "identification" / "results.json", {"n_h_neurons": 9, "per_mille": 0.2, "C": 3.0})
+    base = [{"dataset": d, "kind": k, "accuracy": 0.55, "auroc": 0.6, "n": 40}
+            for d in ("triviaqa", "nq_open") for k in ("random_0", "random_1", "h_neurons_refit")]
+    write(m / "generalisation" / "table1.json", {
+        "ours": {"triviaqa": metric(0.8, 0.7, 0.9, 30), "nq_open": metric(0.55, 0.4, 0.7, 20)},
+        "baselines": base,
+        "empty": {"bioasq": {"faithful": 0, "hallucinated": 12, "questions": 12}}})
+    write(m / "generalisation" / "all_answers.json",
+          {"ours": {"triviaqa": metric(0.78, 0.72, 0.85, 200, 30)}, "baselines": []})
+    write(m / "behaviour" / "figure3.json", {
+        "slopes": [slope("falseqa", "h_neurons", 5, 2, 8), slope("falseqa", "diff", 4, 1, 7),
+                   slope("faitheval", "h_neurons", 1, -3, 5), slope("faitheval", "diff", 0, -4, 4),
+                   slope("sycophancy", "h_neurons", 1e-16, -1e-15, 1e-15),
+                   slope("sycophancy", "diff", 1e-16, 1e-16, 1e-15),
+                   slope("jailbreak", "h_neurons", 2, 0, 4, n=4), slope("jailbreak", "diff", 2, 1, 3, n=4)],
+        "table": [{"bench": "falseqa", "group": "h_neurons", "alpha": 1.0, "rate": 0.9, "n_scored": 20}]})
+    o = root / "twin-sft" / "origin"
+    write(o / "results.json", {"n_h_neurons": 5, "offline_pair": True,
+                               "drift": {"up + down (paper)": drift(0.7, 0.01, 0.2)}})
+    table = [{"dataset": "triviaqa", "probe": "H-Neuron probe (unchanged)", "n": 60, "auroc": 70.0,
+              "lo": 58.0, "hi": 80.0, "accuracy": 60.0},
+             {"dataset": "triviaqa", "probe": "random neurons (L2)", "n": 60, "auroc": 52.0,
+              "lo": 45.0, "hi": 56.0, "accuracy": 50.0},
+             {"dataset": "nq_open", "probe": "H-Neuron probe (unchanged)", "n": 8, "auroc": 90.0,
+              "lo": 70.0, "hi": 100.0, "accuracy": 60.0}]
+    write(o / "transfer.json", {"table": table, "empty": {"bioasq": {"faithful": 1, "hallucinated": 30}}})
+    return root
+
+
+def row(card, section, contains):
+    hit = card[(card.section == section) & card.claim.str.contains(contains)]
+    assert len(hit) == 1, (section, contains, card.claim.tolist())
+    return hit.iloc[0]
+
+
+def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
+    card = summary.scorecard(results, MODEL)
+    assert list(card.columns) == summary.COLUMNS
+    assert row(card, "2 Existence", "sparse").reading == "within the paper's range"
+    assert "9 neurons, 0.200 per mille" in row(card, "2 Existence", "sparse").ours
+    tq = row(card, "3 Table 1", "triviaqa")
+    assert tq.reading.startswith("above chance, and above random neurons")
+    assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all 200 / 30 answers" in tq.ours
+    assert row(card, "3 Table 1", "nq_open").reading == "not distinguishable from chance"
+    assert row(card, "3 Table 1", "bioasq").reading == "cannot be scored on this model"
+    assert row(card, "3 Table 1", "nonexist").reading == "not run"
+    assert "(as the paper)" in row(card, "3 Figure 3", "falseqa").reading
+    assert "90% at alpha 1" in row(card, "3 Figure 3", "falseqa").ours
+    assert row(card, "3 Figure 3", "faitheval").reading.startswith("no difference")
+    assert row(card, "3 Figure 3", "sycophancy").reading.startswith("no difference")  # rounding noise
+    assert row(card, "3 Figure 3", "jailbreak").reading.startswith("too few items")
+    assert row(card, "4 Figure 4a", "triviaqa").reading == "above chance, and above random neurons"
+    assert row(card, "4 Figure 4a", "nq_open").reading.startswith("too few")  # 4 per class
+    assert row(card, "4 Figure 4a", "bioasq").reading == "cannot be scored on this pair"
+    b = row(card, "4 Figure 4b", "changed less")
+    assert "changed less" in b.reading and "not against layer-matched" in b.reading
+    assert "offline Gemma-3-270M twin" in b.ours
+    assert not (results / MODEL / "summary").exists()  # reading creates nothing
+
+
+def test_missing_chapters_say_which_to_run(tmp_path):
+    card = summary.scorecard(tmp_path / "nothing", MODEL)
+    assert (card.claim == "(not run)").all() and len(card) == 4
+    assert card.reading.str.contains("02_identification").any()
+    assert card.reading.str.contains("05_origin").any()
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_malformed_result_files_are_named(results):
+    path = results / MODEL / "behaviour" / "figure3.json"
+    path.write_text("{not json")
+    with pytest.raises(summary.ResultsFileError, match="figure3.json.*not valid JSON"):
+        summary.scorecard(results, MODEL)
+    path.write_text(json.dumps({"slopes": []}))
+    with pytest.raises(summary.ResultsFileError, match=r"figure3.json: missing field\(s\) \['table'\]"):
+        summary.scorecard(results, MODEL)
+
+
+def test_drift_and_slope_verdicts():
+    assert summary.drift_verdict(drift(0.7, 0.001, 0.01)).endswith("also against layer-matched random sets")
+    assert summary.drift_verdict(drift(0.4, 0.9, 0.9)).startswith("no evidence")
+    assert summary.drift_verdict(drift(0.9, float("nan"), 0.5, k=1)).startswith("too few H-Neurons")
+    h = slope("x", "h_neurons", 1, 0, 2)
+    assert "against the paper" in summary.slope_verdict(slope("x", "diff", -3, -5, -1), h)
+    assert summary.slope_verdict(None, h) == "no random-neuron control to compare with"
+    assert summary.slope_verdict(None, None) == "not measured"
+
+
+def test_auroc_verdict_units_and_transfer_reading():
+    assert auroc_verdict(0.6, np.nan, 20) == "above chance"
+    assert auroc_verdict(60.0, 55.0, 20, chance=50.0) == "above chance, and above random neurons"
+    assert auroc_verdict(60.0, 65.0, 20, chance=50.0).endswith("not distinguishable from random neurons")
+    assert auroc_verdict(49.0, 40.0, 20, chance=50.0) == "not distinguishable from chance"
+    table = pd.DataFrame([{"dataset": "t", "probe": "H-Neuron probe (unchanged)", "n": 40, "auroc": 70.0,
+                           "lo": 55.0, "hi": 80.0, "accuracy": 60.0}])
+    (r,) = transfer_reading(table)
+    assert r["n_min"] == 20 and r["verdict"] == "above chance" and np.isnan(r["random_hi"])
+    (r,) = transfer_reading(table, n_min={"t": 5})
+    assert r["verdict"].startswith("too few")
+
+
+def test_markdown_escapes_pipes():
+    card = pd.DataFrame([{c: "a|b" for c in summary.COLUMNS}])
+    md = summary.as_markdown(card).splitlines()
+    assert len(md) == 3 and md[2].count("a\\|b") == len(summary.COLUMNS)
