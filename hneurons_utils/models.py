@@ -163,10 +163,18 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
 
 
 def resolve_model_source(model_id: str) -> str:
-    """Map the embedded default name to its cached folder; pass hub ids and folders through."""
+    """Map the embedded default name to its cached folder; pass hub ids and folders through.
+
+    A path (absolute, or starting with ``.`` or ``~``) that is not a folder is an error here,
+    not a confusing "invalid repo id" from the Hub client.
+    """
     if model_id in (EMBEDDED_DEFAULT, "embedded", f"HuggingFaceTB/{EMBEDDED_DEFAULT}:embedded"):
         return str(convert_gguf(embedded_gguf_path(), cache_dir() / "smollm2-135m-instruct"))
-    return model_id
+    text = str(model_id)
+    if text.startswith(("/", ".", "~")) and not Path(text).expanduser().is_dir():
+        raise FileNotFoundError(f"model folder {text!r} does not exist (give a Hugging Face id, "
+                                f"an existing folder, or {EMBEDDED_DEFAULT!r})")
+    return str(Path(text).expanduser()) if text.startswith("~") else model_id
 
 
 @dataclass

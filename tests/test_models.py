@@ -91,6 +91,14 @@ def test_wrap_model_reaches_down_proj_through_nnsight(tiny_model):
     assert z.shape == (1, 3, tiny_model.adapter.n_neurons)
 
 
+def test_missing_model_folder_is_named(tmp_path):
+    """A path that is not a folder fails with its name, before any Hub lookup."""
+    with pytest.raises(FileNotFoundError, match="model folder .*nope.* does not exist"):
+        models.load_model(str(tmp_path / "nope"))
+    assert models.resolve_model_source(str(tmp_path)) == str(tmp_path)
+    assert models.resolve_model_source("org/name") == "org/name"  # hub ids pass through
+
+
 def test_model_key_is_filesystem_safe():
     """Hub ids become folder names without slashes."""
     from hneurons_utils.profiles import model_key
