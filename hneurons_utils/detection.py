@@ -126,9 +126,16 @@ def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir:
         try:
             sets[name] = build_eval_set(m, items, cfg, out_dir, name, judge)
         except EmptyBalancedSetError as e:
-            counts = split_by_label(read_jsonl(Path(out_dir) / f"responses_{name}.jsonl"))[2]
-            empty[name] = {**counts, "balanced_per_class": 0, "error": str(e)}
+            empty[name] = empty_counts(Path(out_dir) / f"responses_{name}.jsonl", items, e)
     return sets, empty
+
+
+def empty_counts(path: Path, items: Sequence, error: Exception) -> dict:
+    """Counts of a dataset that could not be balanced: only the asked ``items``' records in
+    ``path`` count (a file kept from a larger earlier run holds more questions)."""
+    asked = {it.qid for it in items}
+    counts = split_by_label([r for r in read_jsonl(path) if r["qid"] in asked])[2]
+    return {**counts, "balanced_per_class": 0, "error": str(error)}
 
 
 def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict[str, EvalSet],

@@ -444,8 +444,8 @@ def base_eval_sets(m: Any, sizes: dict[str, int], cfg: Any, out_dir: str | Path,
     """The base model's evaluation sets ``{dataset: EvalSet}`` (TriviaQA from its test split),
     plus ``{dataset: counts}`` where one class has no answer and no balanced set exists."""
     from .data import load_qa
-    from .detection import split_by_label
-    from .sampling import EmptyBalancedSetError, read_jsonl
+    from .detection import empty_counts
+    from .sampling import EmptyBalancedSetError
 
     sets, empty = {}, {}
     for name, n in sizes.items():
@@ -453,8 +453,7 @@ def base_eval_sets(m: Any, sizes: dict[str, int], cfg: Any, out_dir: str | Path,
         try:
             sets[name] = build_base_eval_set(m, items, cfg, out_dir, name, judge)
         except EmptyBalancedSetError as e:
-            counts = split_by_label(read_jsonl(Path(out_dir) / f"responses_{name}.jsonl"))[2]
-            empty[name] = {**counts, "balanced_per_class": 0, "error": str(e)}
+            empty[name] = empty_counts(Path(out_dir) / f"responses_{name}.jsonl", items, e)
     return sets, empty
 
 

@@ -52,7 +52,7 @@ SFT_STEPS = 48  # optimiser steps of the offline tuning run
 SFT_BATCH_SIZE = 8  # chat examples per step
 SFT_LR = 5e-5  # peak AdamW learning rate (linear warm-up, cosine decay)
 SFT_QUESTIONS = 1000  # TriviaQA training questions reserved for tuning (never identified or evaluated on)
-N_SCREEN = 400  # TriviaQA training questions screened to identify H-Neurons on the instruct model
+N_SCREEN = 1200  # TriviaQA training questions screened on the instruct model (the 270M twin knows few)
 SCREEN = True  # answer greedily first, sample only candidates (CPU budget; paper: no screening)
 N_SAMPLES = 10  # sampled answers per candidate question (paper: 10)
 MIN_AGREEMENT = 0.6  # share of the samples that must agree (paper: 1.0)
@@ -65,8 +65,8 @@ QA_MAX_NEW_TOKENS = 24  # answer length cap (answers also stop at their first ne
 FEATURE_BATCH = 8  # responses per traced forward pass
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
 N_EVAL_TRIVIAQA = 150  # TriviaQA test questions answered once by the base model
-N_EVAL_NQ = 100  # NQ-Open questions answered by the base model
-N_EVAL_BIOASQ = 100  # BioASQ factoid questions answered by the base model
+N_EVAL_NQ = 60  # NQ-Open questions answered by the base model (Gemma-3-270M: almost none right)
+N_EVAL_BIOASQ = 60  # BioASQ factoid questions answered by the base model (likewise)
 EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
 EVAL_BATCH = 32  # questions per base-model generate call
 BASE_MAX_NEW_TOKENS = 16  # base-model answer cap (answers also stop at their first newline)
@@ -397,16 +397,19 @@ print({k: f"{v / 60:.1f} min" for k, v in timings.items()})
 #   among the *less changed* neurons, a relative statement that holds at any scale of change,
 #   and the layer-matched comparison checks that it is not just because the H-Neurons lie in
 #   layers that changed less overall.
-# - *The probe is the weak link at this scale.* If the base-model AUROC comes out at or below
-#   50 despite the small drift, look first at the identification table above: a probe fitted
-#   on a few dozen responses that keeps one or two neurons carries little signal, and an
-#   AUROC below 50 with such a probe says that its one neuron's sign does not carry over, not
-#   that H-Neurons in general do not. The transfer test is then uninformative rather than a
-#   refutation, and so is a drift rank computed from one or two neurons.
+# - *The probe is the weak link at this scale.* The twin answers few trivia questions
+#   correctly, so the faithful class (in identification, and among the base model's answers)
+#   holds a few dozen responses at most; the identification table above and the counts
+#   table of Figure 4a say how many. If the base-model AUROC interval straddles 50, the
+#   transfer test is uninformative rather than a refutation. With only one or two H-Neurons
+#   (lower `N_SCREEN`), so is the drift rank: it is then one neuron's rank.
 # - *Our tuning data are trivia answers*: the same kind of question the probe is trained
-#   on. If anything, this should make the tuning touch knowledge-recall neurons more than
-#   general instruction tuning would, so inertia of the H-Neurons here would be the harder
-#   result; a lack of it would not contradict the paper.
+#   on. This should make the tuning touch the neurons that carry trivia answers more than
+#   general instruction tuning would. Inertia of the H-Neurons here would be the harder
+#   result; a mean rank *below* 0.5 (H-Neurons among the *more* changed neurons) is what
+#   such task-matched tuning produces if these neurons carry the answer. It shows that our
+#   tuning step acted on them; it says nothing about how vendor alignment, trained on
+#   broad instructions, acts on them, and so does not contradict the paper.
 # - *Scale*: 270M parameters (or SmolLM2's 135M with internet) against the paper's 4B to 70B.
 #   Small models know little trivia, so the faithful class is small and the probe is fitted on
 #   few examples; whether H-Neurons form in pre-training at this scale is a question of its

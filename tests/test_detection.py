@@ -105,3 +105,19 @@ def test_full_eval_set_scores_every_judged_answer_of_the_asked_questions(chat_mo
     assert sorted(capped.y.tolist()) == [0, 1, 1] and set(capped.keys) <= set(full.keys)
     with pytest.raises(ValueError, match="does not list its questions"):
         detection.full_eval_set(chat_model, EvalSet("triviaqa", [], full.X, full.y, {}), cfg, tmp_path)
+
+
+def test_empty_counts_only_count_the_asked_questions(tmp_path):
+    """A responses file kept from a larger run holds more questions; only the asked ones count."""
+    from types import SimpleNamespace
+
+    from hneurons_utils.detection import empty_counts
+
+    path = tmp_path / "responses_x.jsonl"
+    recs = [{"qid": f"q{i}", "dataset": "triviaqa", "responses": ["a"], "labels": ["incorrect"]}
+            for i in range(5)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    items = [SimpleNamespace(qid="q0"), SimpleNamespace(qid="q3")]
+    c = empty_counts(path, items, ValueError("no faithful answer"))
+    assert c["questions"] == 2 and c["hallucinated"] == 2 and c["faithful"] == 0
+    assert c["balanced_per_class"] == 0 and c["error"] == "no faithful answer"
