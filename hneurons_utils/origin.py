@@ -565,14 +565,18 @@ def paper_rank_lines(frame: Any) -> dict[str, float]:
     return lines
 
 
-def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]] | None = None) -> None:
+def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]] | None = None,
+                  empty: dict[str, dict] | None = None) -> None:
     """Figure 4a: AUROC (%) on the base model per dataset and probe, with 95% intervals.
 
     ``table``: rows with ``dataset, probe, auroc, lo, hi`` (AUROC in %); ``paper_marks``: the
-    paper's stated bounds per dataset (:func:`paper_transfer_marks`), drawn as dashed segments.
+    paper's stated bounds per dataset (:func:`paper_transfer_marks`), drawn as dashed segments;
+    ``empty``: datasets without a balanced set (``base_eval_sets``' counts), kept on the axis
+    with their class counts instead of bars.
     """
     probes = list(dict.fromkeys(table["probe"]))
-    datasets = list(dict.fromkeys(table["dataset"]))
+    scored = list(dict.fromkeys(table["dataset"]))
+    datasets = scored + [k for k in (empty or {}) if k not in scored]
     width = 0.8 / len(probes)
     for i, p in enumerate(probes):
         rows = table[table["probe"] == p].set_index("dataset").reindex(datasets)
@@ -584,6 +588,9 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         if ds in datasets:
             i = datasets.index(ds)
             ax.hlines(value, i - 0.45, i + 0.45, color="0.35", ls="--", lw=1.5, label=label)
+    for k, c in (empty or {}).items():
+        ax.text(datasets.index(k), 52, f"no balanced set:\n{c['faithful']} faithful,\n"
+                f"{c['hallucinated']} hallucinated", ha="center", va="bottom", fontsize=8, color="0.3")
     ax.set_xticks(np.arange(len(datasets)), datasets)
     ax.set_ylabel("AUROC on the base model (%)")
     ax.set_ylim(0, 100)

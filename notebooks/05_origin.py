@@ -258,7 +258,7 @@ transfer.round(1)
 ref = paper.backward_auroc_frame()
 fig, ax = plt.subplots(figsize=(8, 4.5))
 if len(transfer):
-    origin.plot_transfer(ax, transfer, origin.paper_transfer_marks(ref))
+    origin.plot_transfer(ax, transfer, origin.paper_transfer_marks(ref), empty)
 ax.set_title("Figure 4a (ours): the instruct model's probe, unchanged, on the base model")
 plots.save_figure(fig, OUT, "figure4a_transfer", {"ours": transfer.to_dict("records"),
                                                   "paper": ref.to_dict("records")})

@@ -463,3 +463,20 @@ def test_compare_answers_has_one_row_per_question():
     df = origin.compare_answers(base, tuned, ["a b", "b"], max_new_tokens=3)
     assert list(df.columns) == ["question", "base, chat prompt", "tuned, chat prompt", "base, base prompt"]
     assert len(df) == 2
+
+
+def test_plot_transfer_keeps_unscored_datasets_on_the_axis():
+    """Datasets without a balanced set stay on Figure 4a's axis, with their counts as text."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.DataFrame([{"dataset": "triviaqa", "probe": p, "auroc": 60.0, "lo": 50.0, "hi": 70.0}
+                          for p in ("H-Neuron probe (unchanged)", "random neurons (L2)")])
+    fig, ax = plt.subplots()
+    origin.plot_transfer(ax, table, None, {"bioasq": {"faithful": 0, "hallucinated": 60}})
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["triviaqa", "bioasq"]
+    assert any("0 faithful" in t.get_text() and "60 hallucinated" in t.get_text() for t in ax.texts)
+    plt.close(fig)
