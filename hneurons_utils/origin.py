@@ -592,6 +592,7 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         ax.text(datasets.index(k), 52, f"no balanced set:\n{c['faithful']} faithful,\n"
                 f"{c['hallucinated']} hallucinated", ha="center", va="bottom", fontsize=8, color="0.3")
     ax.set_xticks(np.arange(len(datasets)), datasets)
+    ax.set_xlim(-0.5, len(datasets) - 0.5)
     ax.set_ylabel("AUROC on the base model (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # never over a bar
