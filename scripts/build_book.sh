@@ -19,6 +19,7 @@ if [ -z "${HNEURONS_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
 fi
 [ -f "params/$PROFILE.yaml" ] || { echo "unknown profile $PROFILE (no params/$PROFILE.yaml)" >&2; exit 2; }
 names=${NOTEBOOKS:-$(cd notebooks && ls [0-9][0-9]_*.py | sed 's/\.py$//')}
+names=$(echo $names)  # one line, single spaces
 
 run_chapter() {  # execute one chapter with papermill into book/<name>.ipynb
   local name=$1 start
