@@ -35,9 +35,10 @@ run_chapter() {  # execute one chapter with papermill into book/<name>.ipynb
 }
 
 # Chapter 5 identifies its own probe on its own model pair, so it needs no other chapter: with
-# a second core (JOBS=2, the default where nproc > 1) it runs beside chapters 1-4, one torch
+# a second core (JOBS=2, the default with two or more cores) it runs beside chapters 1-4, one torch
 # thread each, and its log goes to book/.log-05_origin.txt. The scorecard (06) waits for both.
-JOBS=${JOBS:-$([ "$(nproc)" -gt 1 ] && echo 2 || echo 1)}
+cores=$(python -c 'import os; print(len(os.sched_getaffinity(0)))')  # nproc obeys OMP_NUM_THREADS
+JOBS=${JOBS:-$([ "$cores" -gt 1 ] && echo 2 || echo 1)}
 side=""
 if [ "$JOBS" -gt 1 ] && [ "$(echo $names | wc -w)" -gt 1 ] && echo " $names " | grep -q " 05_origin "; then
   side=05_origin
