@@ -92,6 +92,9 @@ def drift_verdict(t: dict, alpha: float = 0.05) -> str:
         extra = ("; also against layer-matched random sets" if p_layer < alpha else
                  "; but not against layer-matched random sets (a layer effect)")
         return f"changed less than other neurons (t-test p = {p_t:.2g}){extra}"
+    if t["mean_rank_ci"][1] < 0.5:
+        return (f"changed more than other neurons (mean rank interval below 0.5; t-test p = "
+                f"{p_t:.2g} for 'less'): the paper's opposite, in this pair")
     return f"no evidence that they changed less (t-test p = {p_t:.2g})"
 
 
