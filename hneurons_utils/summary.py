@@ -246,14 +246,6 @@ def scorecard(output_dir: str | Path, model_id: str, origin_dir: str | Path | No
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def as_markdown(card: pd.DataFrame) -> str:
-    """The scorecard as a Markdown table (pipes in cells escaped)."""
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(esc(r[c]) for c in COLUMNS) + " |" for _, r in card.iterrows()]
-    return "\n".join(lines)
-
-
 def summary_inputs(output_dir: str | Path, model_id: str) -> dict[str, Any]:
     """Which result files the scorecard found (for the chapter's provenance note)."""
     paths = {c: _chapter_dir(output_dir, model_id, c) for c in ("identification", "generalisation", "behaviour")}

@@ -35,7 +35,7 @@ ORIGIN_DIR = None  # chapter 5's folder; None: the newest OUTPUT_DIR/*/origin
 MIN_PER_CLASS = 10  # fewer answers in the smaller class (or benchmark items): no verdict
 
 # %%
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from hneurons_utils import plots, profiles, summary
 
@@ -52,7 +52,7 @@ print("read from:", *(f"  {k}: {v}" for k, v in sources.items()), sep="\n")
 # ## The scorecard
 
 # %%
-display(Markdown(summary.as_markdown(card)))
+display(HTML(card.to_html(index=False, escape=True)))  # an HTML table: renders in the book as is
 
 # %% [markdown]
 # ## How to read it

@@ -140,9 +140,3 @@ def test_auroc_verdict_units_and_transfer_reading():
     assert r["n_min"] == 20 and r["verdict"] == "above chance" and np.isnan(r["random_hi"])
     (r,) = transfer_reading(table, n_min={"t": 5})
     assert r["verdict"].startswith("too few")
-
-
-def test_markdown_escapes_pipes():
-    card = pd.DataFrame([{c: "a|b" for c in summary.COLUMNS}])
-    md = summary.as_markdown(card).splitlines()
-    assert len(md) == 3 and md[2].count("a\\|b") == len(summary.COLUMNS)
