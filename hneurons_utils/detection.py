@@ -113,10 +113,15 @@ def evaluate_detection(m: LoadedModel, probe: Probe, items: Sequence, cfg: EvalC
 
 
 def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir: str | Path,
-                data_dir: str | Path | None = None, judge: Callable | None = None
+                data_dir: str | Path | None = None, judge: Callable | None = None,
+                build: Callable[..., EvalSet] = build_eval_set
                 ) -> tuple[dict[str, EvalSet], dict[str, dict]]:
     """Table 1's evaluation sets: ``{dataset: EvalSet}``, plus ``{dataset: counts}`` for the
-    datasets where one class has no response at all (no balanced set can be formed)."""
+    datasets where one class has no response at all (no balanced set can be formed).
+
+    ``build(m, items, cfg, out_dir, name, judge)`` makes one set (Figure 4a passes
+    ``origin.build_base_eval_set``); TriviaQA comes from its test split.
+    """
     from .data import load_qa
     from .sampling import EmptyBalancedSetError
 
@@ -124,7 +129,7 @@ def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir:
     for name, n in sizes.items():
         items = load_qa(name, "test" if name == "triviaqa" else None, data_dir, limit=n, seed=cfg.seed)
         try:
-            sets[name] = build_eval_set(m, items, cfg, out_dir, name, judge)
+            sets[name] = build(m, items, cfg, out_dir, name, judge)
         except EmptyBalancedSetError as e:
             empty[name] = empty_counts(Path(out_dir) / f"responses_{name}.jsonl", items, e)
     return sets, empty

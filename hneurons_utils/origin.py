@@ -300,6 +300,21 @@ def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int
     return out
 
 
+def drift_verdict(t: dict, alpha: float = 0.05) -> str:
+    """What the drift tests support: the t-test as the paper, checked by layer-matched sets."""
+    if t.get("n_h_neurons", 0) < 2:
+        return "too few H-Neurons to test (a mean of one rank)"
+    p_t, p_layer = t["t_test"]["p_value"], t["random_layer_matched"]["p_value"]
+    if p_t < alpha and t["mean_rank"] > 0.5:
+        extra = ("; also against layer-matched random sets" if p_layer < alpha else
+                 "; but not against layer-matched random sets (a layer effect)")
+        return f"changed less than other neurons (t-test p = {p_t:.2g}){extra}"
+    if t["mean_rank_ci"][1] < 0.5:
+        return (f"changed more than other neurons (mean rank interval below 0.5; t-test p = "
+                f"{p_t:.2g} for 'less'): the paper's opposite, in this pair")
+    return f"no evidence that they changed less (t-test p = {p_t:.2g})"
+
+
 def _test(res: Any) -> dict:
     return {"statistic": float(res.statistic), "p_value": float(res.pvalue)}
 
@@ -443,18 +458,9 @@ def base_eval_sets(m: Any, sizes: dict[str, int], cfg: Any, out_dir: str | Path,
                    ) -> tuple[dict[str, Any], dict[str, dict]]:
     """The base model's evaluation sets ``{dataset: EvalSet}`` (TriviaQA from its test split),
     plus ``{dataset: counts}`` where one class has no answer and no balanced set exists."""
-    from .data import load_qa
-    from .detection import empty_counts
-    from .sampling import EmptyBalancedSetError
+    from .detection import table1_sets
 
-    sets, empty = {}, {}
-    for name, n in sizes.items():
-        items = load_qa(name, "test" if name == "triviaqa" else None, data_dir, limit=n, seed=cfg.seed)
-        try:
-            sets[name] = build_base_eval_set(m, items, cfg, out_dir, name, judge)
-        except EmptyBalancedSetError as e:
-            empty[name] = empty_counts(Path(out_dir) / f"responses_{name}.jsonl", items, e)
-    return sets, empty
+    return table1_sets(m, sizes, cfg, out_dir, data_dir, judge, build=build_base_eval_set)
 
 
 def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],

@@ -2,9 +2,9 @@
 
 Nothing is recomputed from activations: :func:`scorecard` reads the JSON files chapters 2-5
 write under ``OUTPUT_DIR`` and applies the same verdict rules as the chapters themselves
-(:func:`detection.auroc_verdict`, :func:`origin.transfer_reading`, :func:`slope_verdict`,
-:func:`drift_verdict`). A chapter whose results are missing gets a row that says which chapter
-to run, never a guessed number.
+(:func:`detection.auroc_verdict`, :func:`origin.transfer_reading`,
+:func:`origin.drift_verdict`, :func:`slope_verdict`). A chapter whose results are missing
+gets a row that says which chapter to run, never a guessed number.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import pandas as pd
 
 from . import paper
 from .detection import auroc_verdict, baseline_summary
-from .origin import transfer_reading
+from .benchmarks import BENCHMARKS
+from .origin import drift_verdict, transfer_reading
 from .profiles import model_key
 
 COLUMNS = ["section", "claim", "paper (Gao et al. 2025)", "ours", "reading"]
@@ -83,26 +84,11 @@ def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: f
     return "no difference from random neurons detectable (neither confirms nor refutes)"
 
 
-def drift_verdict(t: dict, alpha: float = 0.05) -> str:
-    """What the drift tests support: the t-test as the paper, checked by layer-matched sets."""
-    if t.get("n_h_neurons", 0) < 2:
-        return "too few H-Neurons to test (a mean of one rank)"
-    p_t, p_layer = t["t_test"]["p_value"], t["random_layer_matched"]["p_value"]
-    if p_t < alpha and t["mean_rank"] > 0.5:
-        extra = ("; also against layer-matched random sets" if p_layer < alpha else
-                 "; but not against layer-matched random sets (a layer effect)")
-        return f"changed less than other neurons (t-test p = {p_t:.2g}){extra}"
-    if t["mean_rank_ci"][1] < 0.5:
-        return (f"changed more than other neurons (mean rank interval below 0.5; t-test p = "
-                f"{p_t:.2g} for 'less'): the paper's opposite, in this pair")
-    return f"no evidence that they changed less (t-test p = {p_t:.2g})"
-
-
-def _identification(folder: Path) -> tuple[list[dict], dict | None]:
+def _identification(folder: Path) -> list[dict]:
     path = folder / "results.json"
     d = read_results(path)
     if d is None:
-        return [_missing("2 Existence", "identification", path)], None
+        return [_missing("2 Existence", "identification", path)]
     _need(d, path, "n_h_neurons", "per_mille", "C")
     lo, hi = paper.table1_frame().ratio_permille.agg(["min", "max"])
     n, pm = d["n_h_neurons"], d["per_mille"]
@@ -112,7 +98,7 @@ def _identification(folder: Path) -> tuple[list[dict], dict | None]:
                "not sparse: more than 1 per mille")
     return [{"section": "2 Existence", "claim": "H-Neurons are a sparse set (< 1 per mille)",
              "paper (Gao et al. 2025)": f"{lo:g}-{hi:g} per mille (six models)",
-             "ours": f"{n} neurons, {pm:.3f} per mille (C = {d['C']:g})", "reading": reading}], d
+             "ours": f"{n} neurons, {pm:.3f} per mille (C = {d['C']:g})", "reading": reading}]
 
 
 def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
@@ -162,7 +148,7 @@ def _behaviour(folder: Path) -> list[dict]:
     slopes = {(r["bench"], r["group"]): r for r in d["slopes"]}
     table = pd.DataFrame(d["table"])
     rows = []
-    for bench in ("falseqa", "faitheval", "sycophancy", "jailbreak"):
+    for bench in BENCHMARKS:
         h, diff = slopes.get((bench, "h_neurons")), slopes.get((bench, "diff"))
         if h is None:
             ours = "not measured"
@@ -191,7 +177,7 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
     table = pd.DataFrame(tr.get("table", []))
     readings = {r["dataset"]: r for r in (transfer_reading(table, min_per_class=min_per_class)
                                           if len(table) else [])}
-    for k in ("triviaqa", "nq_open", "bioasq"):
+    for k in paper.load_reference()["figure4"]["backward_auroc"]["datasets"]:
         if k in readings:
             r = readings[k]
             ours = (f"AUROC {_ci(r['auroc'], r['lo'], r['hi'])} on {r['n']} answers ({pair}); "
@@ -238,7 +224,7 @@ def scorecard(output_dir: str | Path, model_id: str, origin_dir: str | Path | No
     ``model_id`` names the model of chapters 2-4; ``origin_dir`` the origin chapter's folder
     (default: :func:`origin_folder`).
     """
-    rows, _ = _identification(_chapter_dir(output_dir, model_id, "identification"))
+    rows = _identification(_chapter_dir(output_dir, model_id, "identification"))
     rows += _generalisation(_chapter_dir(output_dir, model_id, "generalisation"), min_per_class)
     rows += _behaviour(_chapter_dir(output_dir, model_id, "behaviour"))
     folder = Path(origin_dir) if origin_dir else origin_folder(output_dir)

@@ -364,12 +364,11 @@ ref_drift
 if h.size < 2:
     print(f"Only {h.size} H-Neuron(s): a mean rank is one neuron's rank, the t-test is undefined "
           "(nan) and the tests below carry almost no information.")
-for name, t in tests.items():
-    side = "changed less" if t["mean_rank"] > 0.5 else "changed more"
-    print(f"{name}: mean rank {t['mean_rank']:.3f} {np.round(t['mean_rank_ci'], 3)} "
-          f"({side} than a random set's 0.5); one-sided t-test p = {t['t_test']['p_value']:.2g}, "
-          f"Mann-Whitney p = {t['mann_whitney']['p_value']:.2g}; layer-matched random sets: "
-          f"p = {t['random_layer_matched']['p_value']:.2g}")
+for name, t in tests.items():  # the verdict is the scorecard's (origin.drift_verdict)
+    print(f"{name}: mean rank {t['mean_rank']:.3f} {np.round(t['mean_rank_ci'], 3)} (a random set: "
+          f"0.5); one-sided t-test p = {t['t_test']['p_value']:.2g}, Mann-Whitney p = "
+          f"{t['mann_whitney']['p_value']:.2g}; layer-matched random sets: p = "
+          f"{t['random_layer_matched']['p_value']:.2g}\n  -> {origin.drift_verdict(t)}")
 plots.write_results(OUT, "results", {"drift": tests, "timings_s": timings, "offline_pair": OFFLINE,
                                      "base": str(BASE_SRC), "instruct": str(INSTRUCT_SRC),
                                      "n_h_neurons": h.size, "per_mille": h.per_mille})

@@ -48,17 +48,16 @@ if [ "$JOBS" -gt 1 ] && [ "$(echo $names | wc -w)" -gt 1 ] && echo " $names " | 
   side_pid=$!
   trap 'pkill -TERM -P "$side_pid" 2>/dev/null; kill "$side_pid" 2>/dev/null; true' EXIT  # a failed chapter stops it
 fi
+wait_side() {  # wait for the side chapter (if any) and fail loudly with its log if it failed
+  [ -n "$side" ] || return 0
+  wait "$side_pid" || { tail -50 "book/.log-$side.txt"; echo "== $side failed" >&2; exit 1; }
+  tail -1 "book/.log-$side.txt"; side=""
+}
 for name in $names; do
-  if [ -n "$side" ] && [[ "$name" > "$side" ]]; then  # later chapters may read its results
-    wait "$side_pid" || { tail -50 "book/.log-$side.txt"; echo "== $side failed" >&2; exit 1; }
-    tail -1 "book/.log-$side.txt"; side=""
-  fi
+  [[ "$name" > "$side" ]] && wait_side  # a later chapter may read its results (no-op once waited)
   run_chapter "$name"
 done
-if [ -n "$side" ]; then
-  wait "$side_pid" || { tail -50 "book/.log-$side.txt"; echo "== $side failed" >&2; exit 1; }
-  tail -1 "book/.log-$side.txt"
-fi
+wait_side
 trap - EXIT
 jupyter-book build --builder html -W -n --keep-going \
   --config "$PWD/_config.yml" --toc "$PWD/_toc.yml" --path-output book book

@@ -10,6 +10,7 @@ import pytest
 
 from hneurons_utils import summary
 from hneurons_utils.detection import auroc_verdict
+from hneurons_utils import origin
 from hneurons_utils.origin import transfer_reading
 
 MODEL = "tiny-model"
@@ -119,10 +120,10 @@ def test_malformed_result_files_are_named(results):
 
 
 def test_drift_and_slope_verdicts():
-    assert summary.drift_verdict(drift(0.7, 0.001, 0.01)).endswith("also against layer-matched random sets")
-    assert summary.drift_verdict(drift(0.45, 0.9, 0.9)).startswith("no evidence")  # CI holds 0.5
-    assert summary.drift_verdict(drift(0.3, 0.99, 0.99)).startswith("changed more")  # CI below 0.5
-    assert summary.drift_verdict(drift(0.9, float("nan"), 0.5, k=1)).startswith("too few H-Neurons")
+    assert origin.drift_verdict(drift(0.7, 0.001, 0.01)).endswith("also against layer-matched random sets")
+    assert origin.drift_verdict(drift(0.45, 0.9, 0.9)).startswith("no evidence")  # CI holds 0.5
+    assert origin.drift_verdict(drift(0.3, 0.99, 0.99)).startswith("changed more")  # CI below 0.5
+    assert origin.drift_verdict(drift(0.9, float("nan"), 0.5, k=1)).startswith("too few H-Neurons")
     h = slope("x", "h_neurons", 1, 0, 2)
     assert "against the paper" in summary.slope_verdict(slope("x", "diff", -3, -5, -1), h)
     assert summary.slope_verdict(None, h) == "no random-neuron control to compare with"
