@@ -619,4 +619,4 @@ def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
         ax.axvline(value, color="0.35", ls="--", lw=1, label=f"paper: {label} {value:g}")
     ax.set_xlabel("normalised drift rank (0 = changed most, 1 = changed least)")
     ax.set_ylabel("density")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # never over a bar
