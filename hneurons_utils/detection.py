@@ -20,7 +20,7 @@ from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, sampling_cf
                        span_counts, stored_examples)
 from .probe import Probe
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
-from .stats import detection_metrics, mean_spread
+from .stats import auroc, detection_metrics, mean_spread
 
 
 def split_by_label(records: Sequence[dict]) -> tuple[list[dict], list[dict], dict]:
@@ -55,9 +55,29 @@ def featurised_set(m: LoadedModel, name: str, hall: Sequence[dict], faith: Seque
     exs = [ex for y, recs in ((1, hall), (0, faith)) for r in recs for ex in examples_of(r, y, 1)]
     fs = extract_features(m, exs, Path(out_dir) / f"features_{name}.npz", cfg.features, desc=desc)
     keys = [e.key for e in exs]
-    counts = {**counts, "answer_spans": span_counts(fs, keys)}
+    counts, idx = {**counts, "answer_spans": span_counts(fs, keys)}, fs.index(keys)
     return EvalSet(name, keys, fs.flat("answer", keys), np.array([e.label for e in exs]), counts,
-                   tuple(questions))
+                   tuple(questions), fs.n_tokens[idx, 0].copy(), tuple(fs.methods[idx].tolist()))
+
+
+def span_diagnostic(y: np.ndarray, answer_tokens: np.ndarray, methods: Sequence[str]) -> dict:
+    """How the answer spans of the two classes differ, and what that alone would detect.
+
+    The default span rule takes the gold alias where a response contains one, which a correct
+    answer does by definition; hallucinated answers get the content rule's (longer) span. If
+    span length alone separates the classes (its AUROC far from 0.5), part of any
+    detector's success may come from where the span sits rather than from hallucination; the
+    ``content`` span rule (``features.SPAN_RULES``) removes that difference.
+    """
+    y, n = np.asarray(y), np.asarray(answer_tokens, dtype=np.float64)
+    meth = np.asarray(methods)
+    out = {}
+    for lab, name in ((1, "hallucinated"), (0, "faithful")):
+        sel = y == lab
+        out[f"{name}: alias spans"] = float((meth[sel] == "alias").mean()) if sel.any() else np.nan
+        out[f"{name}: answer tokens"] = float(n[sel].mean()) if sel.any() else np.nan
+    out["AUROC of span length alone"] = auroc(y, n)
+    return out
 
 
 def balanced_eval_set(m: LoadedModel, name: str, records: Sequence[dict], cfg: EvalConfig,
@@ -145,26 +165,32 @@ def empty_counts(path: Path, items: Sequence, error: Exception) -> dict:
 
 def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict[str, EvalSet],
                      seeds: Sequence[int]) -> list[dict]:
-    """Table 1's random-neuron baseline, and the H-Neurons refit the same way (Section 2.3).
+    """Table 1's random-neuron baselines, each matched in neuron count (Section 2.3).
 
-    For each seed, a classifier on as many random neurons as there are H-Neurons, trained on
-    the identification training rows (same label scheme); the H-Neurons get the same recipe
-    (``kind="h_neurons_refit"``). Returns one row per classifier and dataset.
+    Per seed, two classifiers trained on the identification training rows (same label scheme,
+    an L2 logistic regression on standardised features): ``kind="random_<seed>"`` on as many
+    random neurons as the probe uses (every non-zero weight: the H-Neurons and the
+    negative-weight neurons), the baseline of the probe itself; ``kind="hsize_random_<seed>"``
+    on as many as there are H-Neurons, the baseline of ``kind="h_neurons_refit"``, the
+    H-Neurons alone refit with the same recipe. One row per classifier and dataset, with the
+    number of neurons it reads (``k``).
     """
     from .probe import random_neuron_set, subset_probes
 
-    h = probe.h_neurons()
+    h, used = probe.h_neurons(), probe.neurons(0)
     if h.size == 0:
         raise ValueError("the probe selected no H-Neuron: there is nothing to compare with "
                          "random neurons (try a larger C in the identification chapter)")
     X, y = scheme_rows(train_fs, stored_examples(split, "train"), probe.label_scheme)
-    sets_ = [h] + [random_neuron_set(h.size, h.n_layers, h.n_neurons, seed=s) for s in seeds]
-    kinds = ["h_neurons_refit"] + [f"random_{s}" for s in seeds]
+    sets_, kinds = [h], ["h_neurons_refit"]
+    for prefix, k in (("random", used.size), ("hsize_random", h.size)):
+        sets_ += [random_neuron_set(k, h.n_layers, h.n_neurons, seed=s) for s in seeds]
+        kinds += [f"{prefix}_{s}" for s in seeds]
     rows = []
-    for kind, clf in zip(kinds, subset_probes(X, y, sets_)):
+    for kind, ns, clf in zip(kinds, sets_, subset_probes(X, y, sets_)):
         for name, es in sets.items():
             d = detection_metrics(es.y, clf.decision_function(es.X), n_boot=0)
-            rows.append({"kind": kind, "dataset": name, "accuracy": d["accuracy"],
+            rows.append({"kind": kind, "dataset": name, "k": ns.size, "accuracy": d["accuracy"],
                          "auroc": d["auroc"], "n": d["n"]})
     return rows
 
@@ -180,16 +206,21 @@ def counts_frame(sets: dict[str, EvalSet], empty: dict[str, dict]) -> pd.DataFra
 
 
 def baseline_summary(rows: Sequence[dict]) -> pd.DataFrame:
-    """Per dataset: random-neuron accuracy and AUROC (mean, sd over seeds) and the H-Neuron refit."""
+    """Per dataset: random-neuron accuracy and AUROC (mean, sd over seeds) at the probe's neuron
+    count, and the H-Neuron refit beside random neurons of the H-Neurons' count."""
     df = pd.DataFrame(rows)
     out = {}
     for name, g in df.groupby("dataset", sort=False):
         rand, refit = g[g.kind.str.startswith("random")], g[g.kind == "h_neurons_refit"]
-        acc, auc = mean_spread(rand.accuracy), mean_spread(rand.auroc)
+        small = g[g.kind.str.startswith("hsize_random")]
+        acc, auc, auc_h = mean_spread(rand.accuracy), mean_spread(rand.auroc), mean_spread(small.auroc)
         out[name] = {"random accuracy": acc["mean"], "random accuracy sd": acc["std"],
                      "random AUROC": auc["mean"], "random AUROC sd": auc["std"], "seeds": acc["n"],
+                     "random neurons": float(rand.k.iloc[0]) if "k" in rand else float("nan"),
                      "H-Neurons refit accuracy": float(refit.accuracy.iloc[0]),
-                     "H-Neurons refit AUROC": float(refit.auroc.iloc[0])}
+                     "H-Neurons refit AUROC": float(refit.auroc.iloc[0]),
+                     "random (H-Neuron count) AUROC": auc_h["mean"],
+                     "random (H-Neuron count) AUROC sd": auc_h["std"]}
     return pd.DataFrame(out).T
 
 
@@ -202,8 +233,13 @@ def metrics_frame(ours: dict[str, dict]) -> pd.DataFrame:
 
 
 def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille: float,
-                      label: str, datasets: Sequence[str]) -> pd.DataFrame:
-    """Table 1 (accuracy, %) with the paper's rows and ours, each row labelled by its source."""
+                      label: str, datasets: Sequence[str], n_used: int | None = None) -> pd.DataFrame:
+    """Table 1 (accuracy, %) with the paper's rows and ours, each row labelled by its source.
+
+    "ratio (per mille)" is the H-Neurons' share (the paper's column); "neurons read" is how many
+    neurons each of our classifiers uses (``n_used``: the probe's non-zero weights), which the
+    paper does not state for its rows.
+    """
     from .paper import table1_frame
 
     ref = table1_frame()
@@ -213,12 +249,13 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille:
         for col, what in (("h_neurons", "H-Neurons"), ("random", "random")):
             rows[f"paper: {model}, {what}"] = {**g[col].to_dict(),
                                                "ratio (per mille)": g.ratio_permille.iloc[0]}
-    rows[f"{label}, H-Neurons"] = {**{k: 100 * d["accuracy"] for k, d in ours.items()},
-                                   "ratio (per mille)": per_mille}
+    rows[f"{label}, H-Neuron probe"] = {**{k: 100 * d["accuracy"] for k, d in ours.items()},
+                                        "ratio (per mille)": per_mille, "neurons read": n_used}
     if len(baselines):
-        rows[f"{label}, random (mean over seeds)"] = {**(100 * baselines["random accuracy"]).to_dict(),
-                                                      "ratio (per mille)": per_mille}
-    return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)"])
+        rows[f"{label}, random (mean over seeds)"] = {
+            **(100 * baselines["random accuracy"]).to_dict(), "ratio (per mille)": per_mille,
+            "neurons read": baselines["random neurons"].iloc[0]}
+    return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)", "neurons read"])
 
 
 def auroc_verdict(lo: float, random_level: float, n_min: int, min_per_class: int = 10,
@@ -254,12 +291,20 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
         rnd = baselines.loc[k, "random AUROC"] if k in baselines.index else float("nan")
         n_neg = d.get("n_neg", d["n_pos"])  # balanced sets: as many faithful as hallucinated
         verdict = auroc_verdict(lo, rnd, min(d["n_pos"], n_neg), min_per_class)
-        base = (f"; random neurons {rnd:.2f} ± {baselines.loc[k, 'random AUROC sd']:.2f}"
-                if k in baselines.index else "")
+        base = ""
+        if k in baselines.index:
+            b = baselines.loc[k]
+            base = f"; random neurons {rnd:.2f} ± {b['random AUROC sd']:.2f}"
+            if not np.isnan(b.get("random (H-Neuron count) AUROC", np.nan)):
+                base += (f"; the H-Neurons alone (refit) {b['H-Neurons refit AUROC']:.2f} vs as many "
+                         f"random neurons {b['random (H-Neuron count) AUROC']:.2f} ± "
+                         f"{b['random (H-Neuron count) AUROC sd']:.2f}")
+        ci = f"[{lo:.2f}, {hi:.2f}]" if min(d["n_pos"], n_neg) >= 2 else "[no interval: one per class]"
         size = (f"{d['n_pos']} per class" if n_neg == d["n_pos"] else
                 f"{d['n_pos']} hallucinated / {n_neg} faithful answers")
-        out.append(f"{k}: AUROC {d['auroc']:.2f} [{lo:.2f}, {hi:.2f}] with {size}, "
-                   f"{verdict}{base}; accuracy {d['accuracy']:.2f}.")
+        acc = (f"accuracy {d['accuracy']:.2f}" if n_neg == d["n_pos"] else
+               f"accuracy {d['accuracy']:.2f} (not comparable with 0.5: classes unbalanced)")
+        out.append(f"{k}: AUROC {d['auroc']:.2f} {ci} with {size}, {verdict}{base}; {acc}.")
     for k, d in empty.items():
         out.append(f"{k}: no balanced set ({d['hallucinated']} hallucinated, {d['faithful']} faithful "
                    f"among {d['questions']} answers).")

@@ -33,6 +33,9 @@ from .models import LoadedModel
 from .sampling import settings_hash
 
 OTHER_TOKENS = ("all", "output")
+# "alias": the gold alias where the response holds one, else the content rule (answer_spans);
+# "content": the content rule for every response, so both classes' spans come from one rule
+SPAN_RULES = ("alias", "content")
 _MARK = "\u2063RESPONSE\u2063"
 
 
@@ -43,10 +46,13 @@ class FeatureConfig:
     other_tokens: str = "all"  # "all" (paper, Eq. 3) or "output" (response tokens only)
     batch_size: int = 8  # responses per traced forward pass
     save_every_s: float = 60.0  # rewrite the npz at most this often while extracting
+    span_rule: str = "alias"  # "alias": gold alias first (the default rule); "content": one rule for all
 
     def __post_init__(self) -> None:
         if self.other_tokens not in OTHER_TOKENS:
             raise ValueError(f"other_tokens must be one of {OTHER_TOKENS}, got {self.other_tokens!r}")
+        if self.span_rule not in SPAN_RULES:
+            raise ValueError(f"span_rule must be one of {SPAN_RULES}, got {self.span_rule!r}")
 
 
 @dataclass
@@ -95,7 +101,8 @@ def feature_settings(m: LoadedModel, cfg: FeatureConfig) -> dict:
     """What the cached features depend on (their cache key)."""
     return {"model": m.name, "n_layers": m.adapter.n_layers, "n_neurons": m.adapter.n_neurons,
             "other_tokens": cfg.other_tokens, "dtype": str(next(m.hf.parameters()).dtype),
-            "feature": "mean CETT (Eq. 2) over answer / other tokens", "version": 1}
+            "feature": "mean CETT (Eq. 2) over answer / other tokens", "version": 1,
+            **({"span_rule": cfg.span_rule} if cfg.span_rule != "alias" else {})}  # old keys stay valid
 
 
 def turn_suffix(tokenizer) -> str:
@@ -107,9 +114,10 @@ def turn_suffix(tokenizer) -> str:
     return text[text.index(_MARK) + len(_MARK):] if _MARK in text else ""
 
 
-def token_masks(tokenizer, ex: Example, other_tokens: str, suffix: str
+def token_masks(tokenizer, ex: Example, other_tokens: str, suffix: str, span_rule: str = "alias"
                 ) -> tuple[list[int], np.ndarray, np.ndarray, str]:
-    """Token ids of prompt + response + suffix, the answer and other masks, and the span method."""
+    """Token ids of prompt + response + suffix, the answer and other masks, and the span method
+    (``span_rule="content"`` ignores the gold aliases: see ``SPAN_RULES``)."""
     if not ex.response.strip():
         raise ValueError(f"{ex.key}: empty response, no answer tokens to average (Eq. 3)")
     sep = "" if ex.prompt[-1:].isspace() or ex.response[:1].isspace() else " "
@@ -117,7 +125,7 @@ def token_masks(tokenizer, ex: Example, other_tokens: str, suffix: str
     enc = tokenizer(ex.prompt + sep + ex.response + suffix, add_special_tokens=False,
                     return_offsets_mapping=True)
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2) - start
-    span = locate_answer_span(ex.response, ex.answers, ex.question)
+    span = locate_answer_span(ex.response, ex.answers if span_rule == "alias" else [], ex.question)
     answer = token_mask_from_span(offsets, span)
     other = ~answer if other_tokens == "all" else (~answer & (offsets[:, 1] > 0))
     return list(enc["input_ids"]), answer, other, span.method
@@ -182,7 +190,7 @@ def _featurise_batch(m: LoadedModel, batch: Sequence[Example], cfg: FeatureConfi
     """CETT means of one batch of responses (one traced forward pass)."""
     rows, methods = [], []
     for ex in batch:
-        ids, a, o, method = token_masks(m.tokenizer, ex, cfg.other_tokens, suffix)
+        ids, a, o, method = token_masks(m.tokenizer, ex, cfg.other_tokens, suffix, cfg.span_rule)
         rows.append((ids, a, o))
         methods.append(method)
     enc, masks = _batch(m.tokenizer, rows)

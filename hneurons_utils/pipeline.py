@@ -222,6 +222,18 @@ def yield_counts(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequen
     return out
 
 
+def known_correct(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequence[dict],
+                  n: int) -> list:
+    """Up to ``n`` questions the model answers correctly, for the suppression term of C
+    selection (Sec. 6.1.3): greedy-correct ones when screening ran, otherwise those whose
+    samples are mostly correct (more than half); in ``items`` order."""
+    if greedy is not None:
+        ok = {r["qid"] for r in greedy if r["labels"][0] == "correct"}
+    else:
+        ok = {r["qid"] for r in sampled if 2 * r["labels"].count("correct") > len(r["labels"])}
+    return [it for it in items if it.qid in ok][:n]
+
+
 def agreement_yields(sampled: Sequence[dict], thresholds: Sequence[float]) -> list[dict]:
     """Consistent questions per class for each agreement threshold (1.0 = the paper's filter)."""
     return [{"min_agreement": t, **{k: len(v) for k, v in consistency_split(sampled, t).items()}}
@@ -304,6 +316,8 @@ class EvalSet:
     y: np.ndarray
     counts: dict
     questions: tuple = ()  # qids of every question answered for this set (balanced or not)
+    answer_tokens: np.ndarray | None = None  # [n] answer-span length in tokens
+    span_methods: tuple = ()  # [n] how each answer span was found (alias / content / fallback)
 
 
 def eval_label(dataset: str, label: str) -> int | None:

@@ -48,6 +48,7 @@ SAMPLE_BATCH = 8  # questions per sampling call (each with N_SAMPLES sequences)
 QA_MAX_NEW_TOKENS = 24  # answer length cap (answers also stop at their first newline)
 FEATURE_BATCH = 8  # responses per traced forward pass
 OTHER_TOKENS = "all"  # "all": every non-answer token (paper, Eq. 3); "output": response only
+SPAN_RULE = "alias"  # answer tokens: "alias" (gold alias first) or "content" (one rule for both classes)
 LABEL_SCHEME = "3-vs-1"  # the paper's labels; "1-vs-1": answer tokens only
 STANDARDIZE = False  # True: z-score each neuron before the L1 fit (paper: raw CETT)
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
@@ -65,8 +66,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from hneurons_utils import answer_spans, data, features, judges, models, paper, pipeline, plots, profiles
-from hneurons_utils import sampling
+from hneurons_utils import answer_spans, data, detection, features, judges, models, paper, pipeline
+from hneurons_utils import plots, profiles, sampling
 
 plots.setup_style()
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
@@ -77,7 +78,7 @@ cfg = pipeline.IdentifyConfig(
     val_fraction=VAL_FRACTION, responses_per_question=RESPONSES_PER_QUESTION, screen=SCREEN,
     screen_batch=SCREEN_BATCH, gen_batch=SAMPLE_BATCH, max_new_tokens=QA_MAX_NEW_TOKENS,
     label_scheme=LABEL_SCHEME, standardize=STANDARDIZE, Cs=tuple(C_GRID), seed=SEED,
-    features=features.FeatureConfig(OTHER_TOKENS, batch_size=FEATURE_BATCH))
+    features=features.FeatureConfig(OTHER_TOKENS, batch_size=FEATURE_BATCH, span_rule=SPAN_RULE))
 if PROFILE == "smoke":
     display(Markdown("**Smoke profile.** A few dozen questions and a few samples each: every "
                      "number below only shows that the code runs. None of them means anything."))
@@ -191,11 +192,19 @@ pd.DataFrame(show(consistent["correct"]) + show(consistent["incorrect"]),
 # fact. The paper asks GPT-4o to mark them; here a rule does (`answer_spans`): the gold alias
 # where the response contains one, otherwise the content of the first sentence with filler
 # such as "The answer is" removed, and the whole response as a last resort.
+#
+# **A caveat this rule brings.** A correct answer contains a gold alias by definition, so the
+# faithful class gets alias spans (a name, often one or two tokens) while most hallucinated
+# answers get the content rule's span (often a longer phrase). Span length and position then
+# differ *by class*, and a probe could in part pick that up. Chapter 3 measures how well span
+# length alone would detect; `SPAN_RULE = "content"` applies the content rule to both classes
+# (the paper's GPT-4o extraction is also one rule for both) at the price of looser spans.
 
 # %%
 split = pipeline.split_examples(consistent, cfg)
 examples = split["train"] + split["val"]
-spans = [answer_spans.locate_answer_span(e.response, e.answers, e.question) for e in examples]
+gold = lambda e: e.answers if SPAN_RULE == "alias" else []  # noqa: E731
+spans = [answer_spans.locate_answer_span(e.response, gold(e), e.question) for e in examples]
 print({p: len(v) for p, v in split.items()}, "examples;", answer_spans.span_stats(spans))
 shown = list(zip(examples, spans))[::max(1, len(examples) // 8)]  # about 8, both classes
 pd.DataFrame([(e.label, f"{e.response[:sp.start]}[[{sp.text(e.response)}]]{e.response[sp.end:]}",
@@ -221,9 +230,11 @@ pd.DataFrame([(e.label, f"{e.response[:sp.start]}[[{sp.text(e.response)}]]{e.res
 t0 = time.monotonic()
 fs = features.extract_features(m, examples, OUT / "features_triviaqa.npz", cfg.features)
 timings["features_s"] = time.monotonic() - t0
+idx = fs.index([e.key for e in examples])
 print(f"{len(examples)} responses x 2 x {fs.answer.shape[1]} layers x {fs.answer.shape[2]} "
-      f"neurons in {timings['features_s']:.0f} s; mean answer tokens "
-      f"{fs.n_tokens[fs.index([e.key for e in examples]), 0].mean():.1f}")
+      f"neurons in {timings['features_s']:.0f} s; mean answer tokens {fs.n_tokens[idx, 0].mean():.1f}")
+diag = detection.span_diagnostic([e.label for e in examples], fs.n_tokens[idx, 0], fs.methods[idx])
+print("answer spans by class (the caveat above):", {k: round(v, 2) for k, v in diag.items()})
 
 # %% [markdown]
 # ## Step 5: the sparse probe
@@ -254,12 +265,14 @@ print(f"{len(examples)} responses x 2 x {fs.answer.shape[1]} layers x {fs.answer
 
 # %%
 hook = None
-if SUPPRESSION_QUESTIONS:
+keep = pipeline.known_correct(items, greedy, sampled, SUPPRESSION_QUESTIONS)
+if keep:
     from hneurons_utils import steering
 
-    keep = [it for it in items if greedy and greedy_label.get(it.qid) == "correct"][:SUPPRESSION_QUESTIONS]
     hook = lambda p: steering.suppression_accuracy(m, p.h_neurons(), keep, alpha=0.0,  # noqa: E731
-                                                   batch_size=len(keep))
+                                                   batch_size=min(len(keep), SCREEN_BATCH))
+elif SUPPRESSION_QUESTIONS:
+    print("no question is known to be answered correctly: the suppression term cannot be measured")
 t0 = time.monotonic()
 probe, grid = pipeline.fit_identification(m, fs, split, cfg, hook)
 timings["probe_s"] = time.monotonic() - t0

@@ -7,6 +7,7 @@
 #   PROFILE=smoke scripts/build_book.sh    # what CI runs (minutes)
 #   NOTEBOOKS="01_cett" scripts/build_book.sh   # only some chapters (others must exist already)
 #   JOBS=1 scripts/build_book.sh           # strictly one chapter at a time
+#   BOOK_OUT=/tmp/b scripts/build_book.sh  # executed notebooks and site there, book/ untouched
 set -eo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-default}
@@ -20,38 +21,43 @@ fi
 [ -f "params/$PROFILE.yaml" ] || { echo "unknown profile $PROFILE (no params/$PROFILE.yaml)" >&2; exit 2; }
 names=${NOTEBOOKS:-$(cd notebooks && ls [0-9][0-9]_*.py | sed 's/\.py$//')}
 names=$(echo $names)  # one line, single spaces
+BOOK_OUT=${BOOK_OUT:-book}  # where executed notebooks and the site go (the tests use a temporary one)
+if [ "$(cd "$(dirname "$BOOK_OUT")" 2>/dev/null && pwd)/$(basename "$BOOK_OUT")" != "$PWD/book" ]; then
+  mkdir -p "$BOOK_OUT"
+  cp -r book/*.md book/references.bib book/_static "$BOOK_OUT"/  # the pages that are not notebooks
+fi
 
-run_chapter() {  # execute one chapter with papermill into book/<name>.ipynb
+run_chapter() {  # execute one chapter with papermill into $BOOK_OUT/<name>.ipynb
   local name=$1 start
   start=$(date +%s)
   echo "== executing notebooks/$name.py (profile $PROFILE)"
   # each chapter gets only the profile parameters its own parameters cell declares
-  python -m hneurons_utils.profiles "$PROFILE" "notebooks/$name.py" > "book/.params-$name.yaml"
-  jupytext --quiet --to ipynb -o "book/.src-$name.ipynb" "notebooks/$name.py"
-  papermill "book/.src-$name.ipynb" "book/$name.ipynb" -k python3 --cwd . \
-    -f "book/.params-$name.yaml" --no-progress-bar
-  rm -f "book/.params-$name.yaml" "book/.src-$name.ipynb"
+  python -m hneurons_utils.profiles "$PROFILE" "notebooks/$name.py" > "$BOOK_OUT/.params-$name.yaml"
+  jupytext --quiet --to ipynb -o "$BOOK_OUT/.src-$name.ipynb" "notebooks/$name.py"
+  papermill "$BOOK_OUT/.src-$name.ipynb" "$BOOK_OUT/$name.ipynb" -k python3 --cwd . \
+    -f "$BOOK_OUT/.params-$name.yaml" --no-progress-bar
+  rm -f "$BOOK_OUT/.params-$name.yaml" "$BOOK_OUT/.src-$name.ipynb"
   echo "== $name: $(( $(date +%s) - start )) s"
 }
 
 # Chapter 5 identifies its own probe on its own model pair, so it needs no other chapter: with
 # a second core (JOBS=2, the default with two or more cores) it runs beside chapters 1-4, one torch
-# thread each, and its log goes to book/.log-05_origin.txt. The scorecard (06) waits for both.
+# thread each, and its log goes to $BOOK_OUT/.log-05_origin.txt. The scorecard (06) waits for both.
 cores=$(python -c 'import os; print(len(os.sched_getaffinity(0)))')  # nproc obeys OMP_NUM_THREADS
 JOBS=${JOBS:-$([ "$cores" -gt 1 ] && echo 2 || echo 1)}
 side=""
 if [ "$JOBS" -gt 1 ] && [ "$(echo $names | wc -w)" -gt 1 ] && echo " $names " | grep -q " 05_origin "; then
   side=05_origin
   names=$(echo " $names " | sed 's/ 05_origin / /')
-  echo "== running $side alongside the other chapters (log: book/.log-$side.txt)"
-  run_chapter "$side" > "book/.log-$side.txt" 2>&1 &
+  echo "== running $side alongside the other chapters (log: $BOOK_OUT/.log-$side.txt)"
+  run_chapter "$side" > "$BOOK_OUT/.log-$side.txt" 2>&1 &
   side_pid=$!
   trap 'pkill -TERM -P "$side_pid" 2>/dev/null; kill "$side_pid" 2>/dev/null; true' EXIT  # a failed chapter stops it
 fi
 wait_side() {  # wait for the side chapter (if any) and fail loudly with its log if it failed
   [ -n "$side" ] || return 0
-  wait "$side_pid" || { tail -50 "book/.log-$side.txt"; echo "== $side failed" >&2; exit 1; }
-  tail -1 "book/.log-$side.txt"; side=""
+  wait "$side_pid" || { tail -50 "$BOOK_OUT/.log-$side.txt"; echo "== $side failed" >&2; exit 1; }
+  tail -1 "$BOOK_OUT/.log-$side.txt"; side=""
 }
 for name in $names; do
   [[ "$name" > "$side" ]] && wait_side  # a later chapter may read its results (no-op once waited)
@@ -60,5 +66,5 @@ done
 wait_side
 trap - EXIT
 jupyter-book build --builder html -W -n --keep-going \
-  --config "$PWD/_config.yml" --toc "$PWD/_toc.yml" --path-output book book
-echo "Book: $(pwd)/book/_build/html/index.html"
+  --config "$PWD/_config.yml" --toc "$PWD/_toc.yml" --path-output "$BOOK_OUT" "$BOOK_OUT"
+echo "Book: $(cd "$BOOK_OUT" && pwd)/_build/html/index.html"

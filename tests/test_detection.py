@@ -53,13 +53,21 @@ def test_random_baselines_and_table(chat_model, tmp_path):
     assert probe.h_neurons().size > 0
     es = build_eval_set(chat_model, qa(10, start=30, dataset="ev"), EVAL, tmp_path, "ev", judge=judge)
     rows = baseline_metrics(probe, fs, split, {"triviaqa": es}, seeds=[1, 2])
-    assert [r["kind"] for r in rows] == ["h_neurons_refit", "random_1", "random_2"]
+    assert [r["kind"] for r in rows] == ["h_neurons_refit", "random_1", "random_2",
+                                         "hsize_random_1", "hsize_random_2"]
+    n_h, n_used = probe.h_neurons().size, probe.neurons(0).size
+    # each baseline reads as many neurons as the classifier it is compared with
+    assert [r["k"] for r in rows] == [n_h, n_used, n_used, n_h, n_h]
     summary = baseline_summary(rows)
     assert summary.loc["triviaqa", "seeds"] == 2
+    assert summary.loc["triviaqa", "random neurons"] == n_used
+    hs = [r["auroc"] for r in rows if r["kind"].startswith("hsize")]
+    assert summary.loc["triviaqa", "random (H-Neuron count) AUROC"] == pytest.approx(np.mean(hs))
     ours = {"triviaqa": {"accuracy": 0.75, "n_pos": 3, "auroc": 0.8, "auroc_ci": [0.6, 0.9]}}
     table = table1_comparison(ours, summary, res.probe.h_neurons().per_mille, "ours (tiny, n=3)",
-                              ["triviaqa", "nq_open", "bioasq", "nonexist"])
-    assert table.loc["ours (tiny, n=3), H-Neurons", "triviaqa"] == 75.0
+                              ["triviaqa", "nq_open", "bioasq", "nonexist"], n_used=n_used)
+    assert table.loc["ours (tiny, n=3), H-Neuron probe", "triviaqa"] == 75.0
+    assert table.loc["ours (tiny, n=3), random (mean over seeds)", "neurons read"] == n_used
     assert table.loc["paper: Mistral-7B-v0.3, H-Neurons", "triviaqa"] == 78.4
     assert table.loc["paper: Mistral-7B-v0.3, random", "ratio (per mille)"] == 0.35
     assert sum(i.startswith("paper: ") for i in table.index) == 12
@@ -80,6 +88,13 @@ def test_reading_verdicts():
     unbalanced = dict(strong, n_pos=300, n_neg=8)  # the smaller class decides
     assert "too few" in reading({"s": unbalanced}, base, {})[0]
     assert "300 hallucinated / 8 faithful" in reading({"s": unbalanced}, base, {})[0]
+    assert "not comparable with 0.5" in reading({"s": unbalanced}, base, {})[0]
+    one = dict(d, n_pos=1)  # a bootstrap of one response per class is no interval
+    assert "[1.00, 1.00]" not in reading({"a": one}, base, {})[0]
+    refit = base.assign(**{"H-Neurons refit AUROC": 0.66, "random (H-Neuron count) AUROC": 0.61,
+                           "random (H-Neuron count) AUROC sd": 0.02})
+    assert "H-Neurons alone (refit) 0.66 vs as many random neurons 0.61 ± 0.02" in \
+        reading({"s": strong}, refit, {})[0]
 
 
 def test_full_eval_set_scores_every_judged_answer_of_the_asked_questions(chat_model, tmp_path):
@@ -101,6 +116,8 @@ def test_full_eval_set_scores_every_judged_answer_of_the_asked_questions(chat_mo
     assert sorted(full.y.tolist()) == [0, 1, 1, 1]  # q5 was not asked for this set; q4 refused
     assert full.counts["hallucinated"] == 3 and full.counts["faithful"] == 1
     assert full.X.shape[0] == 4 and np.isfinite(full.X).all()
+    assert full.answer_tokens.shape == (4,) and (full.answer_tokens >= 1).all()
+    assert full.span_methods[full.y.tolist().index(0)] == "alias"  # "Paris" is the gold answer
     capped = detection.full_eval_set(chat_model, es, cfg, tmp_path, max_per_class=2)
     assert sorted(capped.y.tolist()) == [0, 1, 1] and set(capped.keys) <= set(full.keys)
     with pytest.raises(ValueError, match="does not list its questions"):
@@ -121,3 +138,17 @@ def test_empty_counts_only_count_the_asked_questions(tmp_path):
     c = empty_counts(path, items, ValueError("no faithful answer"))
     assert c["questions"] == 2 and c["hallucinated"] == 2 and c["faithful"] == 0
     assert c["balanced_per_class"] == 0 and c["error"] == "no faithful answer"
+
+
+def test_span_diagnostic_reports_the_class_difference_in_spans():
+    """Per class: share of alias spans and mean span length; span length alone as a detector."""
+    from hneurons_utils.detection import span_diagnostic
+
+    d = span_diagnostic(np.array([1, 1, 1, 0, 0]), np.array([5, 4, 6, 1, 2]),
+                        ["content", "content", "alias", "alias", "alias"])
+    assert d["hallucinated: alias spans"] == pytest.approx(1 / 3)
+    assert d["faithful: alias spans"] == 1.0 and d["faithful: answer tokens"] == 1.5
+    assert d["hallucinated: answer tokens"] == 5.0
+    assert d["AUROC of span length alone"] == 1.0  # longer spans = hallucinated, perfectly
+    same = span_diagnostic(np.array([1, 0]), np.array([3, 3]), ["content", "content"])
+    assert same["AUROC of span length alone"] == 0.5

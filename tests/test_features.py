@@ -27,6 +27,20 @@ def test_token_masks_answer_and_other(tiny_model):
     assert out.tolist() == [0, 0, 0, 1, 0, 1, 1]
 
 
+def test_content_span_rule_ignores_the_gold_alias(tiny_model):
+    """span_rule="content" finds the span by the content rule even when an alias occurs, and
+    keys its cache apart from the default rule (old caches keep their key)."""
+    tok = tiny_model.tokenizer
+    e = ex("a", "w6 w7 w8")
+    _, ans, _, method = token_masks(tok, e, "all", " <eos>", span_rule="content")
+    assert method == "content" and ans.tolist() == [0, 0, 0, 1, 1, 1, 0]
+    default = F.feature_settings(tiny_model, FeatureConfig())
+    assert "span_rule" not in default
+    assert F.feature_settings(tiny_model, FeatureConfig(span_rule="content"))["span_rule"] == "content"
+    with pytest.raises(ValueError, match="span_rule must be one of"):
+        FeatureConfig(span_rule="gold")
+
+
 def test_token_masks_reject_empty_response(tiny_model):
     """An empty response has no answer token: a clear error naming the example."""
     with pytest.raises(ValueError, match="k1: empty response"):

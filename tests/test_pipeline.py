@@ -91,3 +91,19 @@ def test_agreement_yields_shrink_with_threshold():
             {"labels": ["incorrect"] * 9 + ["refusal"]}, {"labels": ["correct"] * 5 + ["incorrect"] * 5}]
     rows = agreement_yields(recs, [1.0, 0.9, 0.7])
     assert [(r["correct"], r["incorrect"], r["mixed"]) for r in rows] == [(1, 0, 3), (1, 1, 2), (2, 1, 1)]
+
+
+def test_known_correct_uses_greedy_labels_or_sample_majority():
+    """The suppression questions: greedy-correct when screened, else mostly-correct samples
+    (the paper profile does not screen, and used to get an empty list)."""
+    from hneurons_utils.pipeline import known_correct
+
+    items = qa(4)
+    greedy = [{"qid": "toy0", "labels": ["incorrect"]}, {"qid": "toy1", "labels": ["correct"]},
+              {"qid": "toy3", "labels": ["correct"]}]
+    sampled = [{"qid": "toy0", "labels": ["correct"] * 3 + ["incorrect"]},
+               {"qid": "toy2", "labels": ["correct", "incorrect"]}]
+    assert [it.qid for it in known_correct(items, greedy, sampled, 10)] == ["toy1", "toy3"]
+    assert [it.qid for it in known_correct(items, greedy, sampled, 1)] == ["toy1"]
+    assert [it.qid for it in known_correct(items, None, sampled, 10)] == ["toy0"]  # 1 of 2 is no majority
+    assert known_correct(items, None, [], 10) == []
