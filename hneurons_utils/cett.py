@@ -64,6 +64,15 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     """
     names = list(masks)
     k = torch.stack([masks[n].float() for n in names])  # [K, B, T]
+    if "attention_mask" in batch and (k.bool() & ~batch["attention_mask"].bool()).any():
+        bad = [n for n in names if (masks[n].bool() & ~batch["attention_mask"].bool()).any()]
+        raise ValueError(f"token masks {bad} include padding positions; AND them with the "
+                         "attention mask (padding CETT is meaningless)")
+    scale = scale or {}
+    outside = [l for l in scale if not 0 <= l < m.adapter.n_layers]
+    if outside:
+        raise ValueError(f"scale names layers {outside}, but the model has layers "
+                         f"0..{m.adapter.n_layers - 1}")
     n_k, n_b = k.shape[:2]
     counts = k.sum(-1)  # [K, B]
     norms = column_norms(m) if norms is None else norms
@@ -76,7 +85,6 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
                                                        torch.tensor(1.0))
     weights = (k[:, used][:, None, :] * onehot[None]).reshape(n_k * n_b, -1).to(dev)
     used, norms_d = used.to(dev), norms.to(dev)
-    scale = scale or {}
     with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote):
         per_layer = []
         for i in range(m.adapter.n_layers):

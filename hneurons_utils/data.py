@@ -181,7 +181,17 @@ def _hub_rows(rel: str, why: str) -> Iterator[Row]:
         raise RuntimeError(f"{why}, and its public copy {src} could not be fetched "
                            f"({type(e).__name__}: {e}). Set HNEURONS_DATA_DIR (or the DATA_DIR "
                            f"parameter) to a folder holding {rel}, or go online.") from e
-    return ((str(src), i, _hub_record(rel, r)) for i, r in enumerate(rows, 1))
+    return ((str(src), i, _checked_hub_record(rel, r, src, i)) for i, r in enumerate(rows, 1))
+
+
+def _checked_hub_record(rel: str, r: dict, src: Any, i: int) -> dict:
+    """:func:`_hub_record`, with a malformed row named by source, row number and field."""
+    try:
+        return _hub_record(rel, r)
+    except (KeyError, TypeError) as e:
+        field = e.args[0] if isinstance(e, KeyError) else type(e).__name__
+        raise ValueError(f"{src}, row {i}: field {field!r} is missing or malformed "
+                         f"(fields present: {sorted(r)})") from e
 
 
 def _source_rows(rel: str, data_dir: str | Path | None,

@@ -78,6 +78,11 @@ class FeatureSet:
     methods: np.ndarray  # [n] str: how the answer span was found
     n_tokens: np.ndarray  # [n, 2] int: answer tokens, other tokens
     settings: dict
+    digests: np.ndarray | None = None  # [n] str: what each row was computed on ("" = unknown)
+
+    def __post_init__(self) -> None:
+        if self.digests is None:  # files written before digests were stored
+            self.digests = np.full(len(self.keys), "", dtype="<U1")
 
     def index(self, keys: Sequence[str]) -> np.ndarray:
         """Row numbers of ``keys`` (KeyError naming the first missing one)."""
@@ -158,7 +163,9 @@ def load_features(path: str | Path, settings: dict | None = None) -> FeatureSet 
         if settings is not None and str(z["settings_hash"]) != settings_hash(settings):
             raise ValueError(f"{path} was computed with other settings ({stored}); delete it or "
                              f"use another OUTPUT_DIR to compute features for {settings}")
-        return FeatureSet(z["keys"], z["answer"], z["other"], z["methods"], z["n_tokens"], stored)
+        digests = z["digests"] if "digests" in z.files else None
+        return FeatureSet(z["keys"], z["answer"], z["other"], z["methods"], z["n_tokens"], stored,
+                          digests)
 
 
 def save_features(path: str | Path, fs: FeatureSet) -> None:
@@ -166,7 +173,7 @@ def save_features(path: str | Path, fs: FeatureSet) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".partial.npz")
     np.savez(tmp, keys=fs.keys.astype(str), answer=fs.answer, other=fs.other,
-             methods=fs.methods.astype(str), n_tokens=fs.n_tokens,
+             methods=fs.methods.astype(str), n_tokens=fs.n_tokens, digests=fs.digests.astype(str),
              settings=np.array(json.dumps(fs.settings, sort_keys=True)),
              settings_hash=np.array(settings_hash(fs.settings)))
     os.replace(tmp, path)
@@ -178,11 +185,21 @@ def _concat(fs: FeatureSet | None, parts: list[dict], settings: dict) -> Feature
                      np.concatenate([p["answer"] for p in parts]),
                      np.concatenate([p["other"] for p in parts]),
                      np.array([x for p in parts for x in p["methods"]], dtype=str),
-                     np.concatenate([p["n_tokens"] for p in parts]), settings)
+                     np.concatenate([p["n_tokens"] for p in parts]), settings,
+                     np.array([x for p in parts for x in p["digests"]], dtype=str))
     if fs is None:
         return new
-    return FeatureSet(*(np.concatenate([getattr(fs, a), getattr(new, a)])
-                        for a in ("keys", "answer", "other", "methods", "n_tokens")), settings)
+    cat = {a: np.concatenate([getattr(fs, a), getattr(new, a)])
+           for a in ("keys", "answer", "other", "methods", "n_tokens", "digests")}
+    return FeatureSet(cat["keys"], cat["answer"], cat["other"], cat["methods"], cat["n_tokens"],
+                      settings, cat["digests"])
+
+
+def example_digest(ex: Example) -> str:
+    """What a row's features depend on besides the settings: prompt, response, question, gold
+    answers. A cached row is reused only for an example with the same digest."""
+    return settings_hash({"prompt": ex.prompt, "response": ex.response, "question": ex.question,
+                          "answers": list(ex.answers)})
 
 
 def _featurise_batch(m: LoadedModel, batch: Sequence[Example], cfg: FeatureConfig, suffix: str,
@@ -196,6 +213,7 @@ def _featurise_batch(m: LoadedModel, batch: Sequence[Example], cfg: FeatureConfi
     enc, masks = _batch(m.tokenizer, rows)
     means = cett_means(m, enc, masks, norms=norms)  # name -> [B, L, N]
     return {"keys": [ex.key for ex in batch], "methods": methods,
+            "digests": [example_digest(ex) for ex in batch],
             "answer": means["answer"].numpy().astype(np.float16),
             "other": means["other"].numpy().astype(np.float16),
             "n_tokens": np.array([[a.sum(), o.sum()] for _, a, o in rows], dtype=np.int64)}
@@ -215,7 +233,11 @@ def extract_features(m: LoadedModel, examples: Sequence[Example], path: str | Pa
         raise ValueError("example keys must be unique (e.g. 'qid#k' for the k-th response)")
     settings = feature_settings(m, cfg)
     fs = load_features(path, settings)
-    have = set(fs.keys.tolist()) if fs is not None else set()
+    have = dict(zip(fs.keys.tolist(), fs.digests.tolist())) if fs is not None else {}
+    for ex in examples:
+        if have.get(ex.key) and have[ex.key] != example_digest(ex):
+            raise ValueError(f"{path} holds features for {ex.key!r} computed on another response "
+                             "or prompt (the responses changed); delete the file to recompute")
     todo = [ex for ex in examples if ex.key not in have]
     suffix, norms = turn_suffix(m.tokenizer), column_norms(m)
     parts, last = [], time.monotonic()

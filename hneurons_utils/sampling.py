@@ -206,7 +206,17 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
         if r.get("settings") != key:
             raise ValueError(f"{path} holds question {r['qid']} sampled with other settings "
                              f"({r.get('settings')} != {key}); delete it or use another OUTPUT_DIR")
-    todo = [it for it in dict((it.qid, it) for it in items).values() if it.qid not in done]
+    seen: dict[str, Any] = {}
+    for it in items:
+        if it.qid in seen:
+            raise ValueError(f"question id {it.qid!r} occurs twice in the items to sample; "
+                             "ids must be unique (each is one record of the JSONL)")
+        seen[it.qid] = it
+        if it.qid in done and done[it.qid]["question"] != it.question:
+            raise ValueError(f"{path} holds {it.qid!r} as {done[it.qid]['question']!r}, but it is now "
+                             f"{it.question!r}: the dataset changed; delete the file or use another "
+                             "OUTPUT_DIR")
+    todo = [it for it in items if it.qid not in done]
     prompt = {it.qid: build_prompt(m.tokenizer, it.question) for it in todo}
     todo.sort(key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch: less padding
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]

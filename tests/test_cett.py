@@ -88,6 +88,17 @@ def test_scaling_one_neuron_scales_its_numerator(tiny_model):
     assert not torch.allclose(got[:, 1], base[:, 1])
 
 
+def test_bad_masks_and_layers_are_refused(tiny_model):
+    """A mask reaching into padding, or a scaled layer the model lacks, is an error, not a
+    silently wrong mean or an intervention that never happens."""
+    batch = _batch(pad=True)
+    with pytest.raises(ValueError, match=r"\['ans'\] include padding"):
+        cett.cett_means(tiny_model, batch, {"ans": torch.ones(3, 9, dtype=torch.bool)})
+    mask = {"all": batch["attention_mask"].bool()}
+    with pytest.raises(ValueError, match=r"layers \[7\].*0\.\.1"):
+        cett.cett_means(tiny_model, batch, mask, scale={7: (torch.tensor([0]), 2.0)})
+
+
 def test_column_norms_shape_and_values(tiny_model):
     """||W_down[:, j]|| per layer, with GPT-2's transposed Conv1D handled."""
     norms = cett.column_norms(tiny_model)

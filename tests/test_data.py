@@ -197,6 +197,15 @@ def test_hub_rows_are_mapped_to_local_records(tmp_path, monkeypatch):
     assert (t.correct, t.incorrect, t.category) == (["B", "C; D"], ["E"], "Law")
 
 
+def test_malformed_hub_row_names_source_row_and_field(tmp_path, monkeypatch):
+    """A Hub row without a needed field is a ValueError naming the dataset, the row and the field."""
+    rows = [{"question_id": "tc_1", "question": "Q?", "answer": {"aliases": ["Au"]}},
+            {"question_id": "tc_2", "question": "R?"}]  # row 2 lacks "answer"
+    monkeypatch.setattr(D, "_fetch_hub", lambda src: rows)
+    with pytest.raises(ValueError, match=r"trivia_qa.*row 2: field 'answer' is missing"):
+        D.load_triviaqa("train", tmp_path)
+
+
 def test_nonexist_is_reproducible_and_balanced():
     """Same seed gives the same questions; another seed differs; kinds are balanced and answers empty."""
     a, b, c = D.make_nonexist(48, seed=7), D.make_nonexist(48, seed=7), D.make_nonexist(48, seed=8)

@@ -109,3 +109,14 @@ def test_missing_key_is_named(tiny_model, tmp_path):
     fs = extract_features(tiny_model, [ex("a", "w6 w7")], tmp_path / "f.npz")
     with pytest.raises(KeyError, match="'zz'"):
         fs.flat("answer", ["a", "zz"])
+
+
+def test_cached_row_for_a_changed_response_is_an_error(tiny_model, tmp_path):
+    """Features are keyed by example key; a key whose response changed since it was cached
+    must not silently reuse the old row."""
+    path = tmp_path / "f.npz"
+    extract_features(tiny_model, [ex("a", "w6 w7")], path, FeatureConfig("all"))
+    again = extract_features(tiny_model, [ex("a", "w6 w7")], path, FeatureConfig("all"))
+    assert again.digests.tolist() == [F.example_digest(ex("a", "w6 w7"))]
+    with pytest.raises(ValueError, match="'a' computed on another response"):
+        extract_features(tiny_model, [ex("a", "w6 w8")], path, FeatureConfig("all"))

@@ -72,6 +72,19 @@ def test_collect_refuses_other_settings(tiny_model, tmp_path):
         collect_responses(m, items(3), path, replace(TINY_GEN, temperature=0.5), batch_size=2)
 
 
+def test_collect_refuses_duplicate_or_changed_questions(tiny_model, tmp_path):
+    """Two items with one id, or an id whose stored question differs from the item's (the
+    dataset changed under the same OUTPUT_DIR), are errors, never a silent reuse."""
+    m = with_chat(tiny_model)
+    path = tmp_path / "r.jsonl"
+    with pytest.raises(ValueError, match="'q1' occurs twice"):
+        collect_responses(m, items(3) + items(2)[1:], path, TINY_GEN, batch_size=2)
+    collect_responses(m, items(2), path, TINY_GEN, batch_size=2)
+    changed = [items(2)[0], QAItem("q1", "w20 w21", ["w9"], "toy")]
+    with pytest.raises(ValueError, match="'q1'.*the dataset changed"):
+        collect_responses(m, changed, path, TINY_GEN, batch_size=2)
+
+
 def test_judge_labels_are_stored(tiny_model, tmp_path):
     """Each response is judged with (question, response, answers) and the label stored beside it."""
     m = with_chat(tiny_model)
