@@ -2,11 +2,15 @@
 
 Prints, for the embedded SmolLM2-135M-Instruct (or ``--model``) on this machine: the wall time
 of plain greedy generation, of the same generation with neurons scaled by the weight edit, the
-forward pre-hook and nnsight, and of a sweep of K conditions run one call at a time (weight edit)
-versus in one wide call (``scaled_rows``). alpha = 1 is used for the per-method timings so every
-method generates exactly the plain tokens (same number of steps); the script checks that.
+forward pre-hook, nnsight and the per-row factor tables (``"rows"``, :func:`steering.generate_rows`,
+the method the behaviour chapter uses), and of a sweep of K conditions run one call at a time
+(weight edit) versus in one wide call (``"rows"``). alpha = 1 is used for the per-method timings
+so every method generates exactly the plain tokens (same number of steps); the script checks
+that. ``--widths`` also times plain generation at several batch widths (seconds per row), to
+show how much a wide call saves per row on this machine.
 
     OMP_NUM_THREADS=1 python bench/bench_steering.py [--model ID] [--prompts 8] [--tokens 24]
+        [--widths 16,96]
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def main() -> None:
     ap.add_argument("--neurons", type=int, default=40, help="size of the scaled set")
     ap.add_argument("--conditions", type=int, default=6, help="K for the sweep comparison")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--widths", default="", help="comma-separated batch widths to time, e.g. 16,96")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -67,6 +72,9 @@ def main() -> None:
         t, out = timed(lambda: generate_scaled(m, prompts, cfg, ns, 1.0, method), args.repeats)
         same = "same tokens" if out == ref else "DIFFERENT TOKENS"
         print(f"{method + ' (alpha=1)':<28} {t:7.2f} s  {100 * (t / base - 1):+6.1f} %  {same}")
+    t, out = timed(lambda: generate_rows(m, prompts, cfg, [(ns, 1.0)] * len(prompts)), args.repeats)
+    same = "same tokens" if out == [r[0] for r in ref] else "DIFFERENT TOKENS"
+    print(f"{'rows (alpha=1)':<28} {t:7.2f} s  {100 * (t / base - 1):+6.1f} %  {same}")
 
     alphas = [0.0, 0.5, 1.5, 2.0, 2.5, 3.0][:args.conditions]
     seq = lambda: [generate_scaled(m, prompts, cfg, ns, al, "weights") for al in alphas]
@@ -79,6 +87,11 @@ def main() -> None:
     print(f"{len(alphas)} alphas one call each (weights) {t_seq:7.2f} s")
     print(f"{len(alphas)} alphas in one wide call (rows)  {t_wide:7.2f} s  "
           f"x{t_seq / t_wide:.2f} faster; {agree}/{len(out_wide)} answers identical")
+
+    for width in [int(w) for w in args.widths.split(",") if w.strip()]:
+        batch = (prompts * (width // len(prompts) + 1))[:width]
+        t, _ = timed(lambda: generate_texts(m, batch, cfg), 1)
+        print(f"plain generate, {width:>4} rows       {t:7.2f} s  {1000 * t / width:7.1f} ms per row")
 
 
 if __name__ == "__main__":

@@ -110,3 +110,32 @@ def mean_spread(values: np.ndarray) -> dict:
                 "max": float("nan"), "n": 0}
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
             "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
+
+
+def item_bootstrap_means(values: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                         draws: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Column means of ``values [items, cols]`` and their item-bootstrap replicates ``[n_boot, cols]``.
+
+    Rows are the resampling unit (benchmark items): each replicate draws ``items`` rows with
+    replacement (``draws [n_boot, items]`` holds how often each row is drawn; pass the same
+    ``draws`` to several calls for paired replicates). NaN entries (an item not scored at that
+    column) are left out of that column's mean; a column with no scored item drawn is NaN.
+    Take percentiles of the replicates for an interval; a column whose every value is 0 (or 1)
+    has a zero-width interval, the known limit of a percentile bootstrap of a proportion.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"values must be [items, cols], got shape {v.shape}")
+    if draws is None:
+        rng = np.random.default_rng(seed)
+        draws = rng.multinomial(v.shape[0], np.full(v.shape[0], 1 / v.shape[0]), size=n_boot) \
+            if v.shape[0] else np.zeros((n_boot, 0))
+    draws = np.asarray(draws, dtype=np.float64)
+    if draws.shape[1] != v.shape[0]:
+        raise ValueError(f"draws cover {draws.shape[1]} items but values have {v.shape[0]}")
+    ok = ~np.isnan(v)
+    filled = np.where(ok, v, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = filled.sum(0) / ok.sum(0)
+        boot = (draws @ filled) / (draws @ ok)
+    return point, boot

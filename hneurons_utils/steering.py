@@ -77,8 +77,7 @@ def scaled_down_proj(m: LoadedModel, neurons: NeuronSet | None, alpha: float
     original columns are copied first and written back on exit, also when the block raises, so
     the model is restored bit for bit (dividing by alpha would not be exact, nor possible at 0).
     """
-    if m.remote:
-        raise ValueError("weights cannot be edited on a remote (NDIF) model: use method='nnsight'")
+    require_local(m, "weights")
     saved: list[tuple[torch.Tensor, tuple, torch.Tensor]] = []
     try:
         with torch.no_grad():
@@ -91,6 +90,18 @@ def scaled_down_proj(m: LoadedModel, neurons: NeuronSet | None, alpha: float
         with torch.no_grad():
             for w, sel, orig in reversed(saved):
                 w[sel] = orig
+
+
+def require_local(m: LoadedModel, method: str) -> None:
+    """Raise if ``method`` needs the local PyTorch module but ``m`` runs remotely (NDIF).
+
+    Weight edits and hooks act on ``m.hf``; on a remote model that copy is not what runs, so
+    they would silently leave the remote model unsteered. Only ``"nnsight"`` runs remotely.
+    """
+    if m.remote:
+        raise ValueError(f"steering method {method!r} edits weights or installs hooks on the local "
+                         "model and cannot act on a remote (NDIF) model; use method 'nnsight' "
+                         "(STEER_METHOD = \"nnsight\")")
 
 
 @contextmanager
@@ -110,6 +121,8 @@ def _down_proj_pre_hooks(m: LoadedModel, hooks: Mapping[int, Any]) -> Iterator[N
 def scaled_by_hook(m: LoadedModel, neurons: NeuronSet | None, alpha: float
                    ) -> Iterator[LoadedModel]:
     """The same intervention as a forward pre-hook on each down-projection (the reference)."""
+    require_local(m, "hook")
+
     def make_hook(idx: torch.Tensor):
         def hook(_module: torch.nn.Module, args: tuple) -> tuple:
             z = args[0].clone()  # [B, T, N]
@@ -128,11 +141,13 @@ def scaled_rows(m: LoadedModel, rows: Sequence[tuple[NeuronSet | None, float]]
     """Row ``r`` of every batch gets its own intervention ``rows[r] = (neurons, alpha)``.
 
     One generate call can then cover several conditions of a sweep (the same prompts under
-    H-Neurons and random sets at several alphas), which keeps the batch wide: on a CPU a decode
-    step costs about the same for 16 rows as for 128. Implemented as pre-hooks multiplying
+    H-Neurons and random sets at several alphas), which keeps the batch wide: a decode step
+    costs less per row in a wide batch (``bench/bench_steering.py`` measures by how much on the
+    machine at hand). Implemented as pre-hooks multiplying
     ``z [B, T, N]`` by a per-row factor table ``[B, N]`` (1 for untouched neurons, so an
     unscaled row is reproduced exactly).
     """
+    require_local(m, "rows")
     factors: dict[int, torch.Tensor] = {}
     for r, (neurons, alpha) in enumerate(rows):
         for layer, idx in layer_indices(m, neurons).items():
@@ -156,6 +171,7 @@ def generate_rows(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig,
                   rows: Sequence[tuple[NeuronSet | None, float]], seed: int | None = None
                   ) -> list[str]:
     """One answer per prompt, prompt ``r`` generated under intervention ``rows[r]``."""
+    require_local(m, "rows")
     if len(prompts) != len(rows):
         raise ValueError(f"{len(prompts)} prompts but {len(rows)} row interventions")
     if cfg.num_return_sequences != 1:
@@ -204,6 +220,8 @@ def generate_ids_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], cfg: Ge
     """
     if method not in METHODS:
         raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
+    if method != "nnsight":
+        require_local(m, method)
     kw = generate_kwargs(m, cfg)
     enc = {k: v.to(m.device) for k, v in enc.items()}
     if seed is not None:
@@ -278,13 +296,19 @@ def suppression_accuracy(m: LoadedModel, neurons: NeuronSet | None, items: Seque
 
 def qa_accuracy(m: LoadedModel, items: Sequence[Any],
                 conditions: Sequence[tuple[NeuronSet | None, float]], cfg: GenConfig = SHORT_GREEDY,
-                batch_size: int = 64) -> list[tuple[int, int]]:
-    """``(correct, n)`` of greedy QA answers under each condition, all in wide calls (Sec. 3).
+                batch_size: int = 64, method: str = "rows") -> list[tuple[int, int]]:
+    """``(correct, n)`` of greedy QA answers under each condition (the cost of suppression, Sec. 3).
 
     The many-conditions form of :func:`suppression_accuracy`: every ``(neurons, alpha)`` pair
-    answers every item, rows of one generate call mixing conditions (:func:`scaled_rows`).
+    answers every item. ``method="rows"``: rows of one generate call mix conditions
+    (:func:`scaled_rows`); any of :data:`METHODS` instead runs one condition at a time with it
+    (``"nnsight"`` also on a remote model).
     """
     from .judges import rule_judge
+
+    if method != "rows":
+        return [(round(suppression_accuracy(m, ns, items, alpha, batch_size, cfg, method)
+                       * len(items)), len(items)) for ns, alpha in conditions]
 
     pairs = [(c, it) for c in range(len(conditions)) for it in range(len(items))]
     correct = [0] * len(conditions)

@@ -75,3 +75,23 @@ def test_wilson_interval_contains_the_rate_exactly_at_the_ends():
         for k in range(n + 1):
             lo, hi = wilson_ci(k, n)
             assert lo <= k / n <= hi
+
+
+def test_item_bootstrap_means_resamples_items_and_skips_unscored():
+    """Column means skip NaN (unscored) entries; replicates resample rows, paired across calls."""
+    from hneurons_utils.stats import item_bootstrap_means
+
+    v = np.array([[1.0, 0.0], [0.0, np.nan], [1.0, 1.0], [0.5, 1.0]])
+    point, boot = item_bootstrap_means(v, n_boot=400, seed=1)
+    assert point == pytest.approx([0.625, 2 / 3])
+    assert boot.shape == (400, 2) and np.nanmin(boot) >= 0 and np.nanmax(boot) <= 1
+    # the same draws give paired replicates: a copy of the data gives identical replicates
+    draws = np.random.default_rng(0).multinomial(4, [0.25] * 4, size=50)
+    _, b1 = item_bootstrap_means(v, draws=draws)
+    _, b2 = item_bootstrap_means(v.copy(), draws=draws)
+    np.testing.assert_array_equal(b1, b2)
+    # all items equal: zero-width interval (the documented limit of the percentile bootstrap)
+    _, flat = item_bootstrap_means(np.ones((5, 1)), n_boot=100)
+    assert np.ptp(flat) == 0
+    with pytest.raises(ValueError, match="draws cover 3 items"):
+        item_bootstrap_means(v, draws=np.ones((2, 3)))

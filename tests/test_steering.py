@@ -185,3 +185,46 @@ def test_qa_accuracy_counts_each_condition(tiny_model, monkeypatch):
     got = steering.qa_accuracy(tiny_model, items, [(None, 1.0), (ns, 0.0)], cfg, batch_size=3)
     assert got[0] == (2, 2)
     assert got[1][0] == round(2 * suppression_accuracy(tiny_model, ns, items, 0.0, cfg=cfg))
+
+
+
+@pytest.mark.parametrize("method", ["weights", "hook", "rows"])
+def test_local_methods_refuse_a_remote_model(tiny_model, method, monkeypatch):
+    """On a remote (NDIF) model weight edits and hooks would steer nothing: they raise, naming
+    the method and pointing to 'nnsight' (qa_accuracy's default wide call too)."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import hneurons_utils.steering as steering
+
+    monkeypatch.setattr(steering, "build_prompt", lambda tok, q, instr: q)
+    remote = dataclasses.replace(tiny_model, remote=True)
+    ns = _neurons(tiny_model)
+    with pytest.raises(ValueError, match=f"'{method}'.*nnsight"):
+        if method == "rows":
+            steering.generate_rows(remote, ["w1 w2"], GREEDY, [(ns, 0.0)])
+        else:
+            generate_scaled(remote, ["w1 w2"], GREEDY, ns, 0.0, method)
+    item = SimpleNamespace(question="w1 w2", answers=["w3"])
+    with pytest.raises(ValueError, match="'rows'.*nnsight"):
+        steering.qa_accuracy(remote, [item], [(ns, 0.0)], GREEDY)
+
+
+def test_qa_accuracy_per_condition_method_matches_rows(tiny_model, monkeypatch):
+    """qa_accuracy's one-condition-at-a-time path (any method; nnsight runs remotely) counts
+    the same as the wide 'rows' call on greedy answers."""
+    from types import SimpleNamespace
+
+    import hneurons_utils.steering as steering
+
+    monkeypatch.setattr(steering, "build_prompt", lambda tok, q, instr: q)
+    _amplify_ffn(tiny_model)
+    cfg = GenConfig(do_sample=False, max_new_tokens=3, stop_at_newline=False)
+    ns = _neurons(tiny_model)
+    plain = [a[0] for a in generate_scaled(tiny_model, ["w1 w2", "w3"], cfg, None, 1.0)]
+    items = [SimpleNamespace(question="w1 w2", answers=[plain[0]]),
+             SimpleNamespace(question="w3", answers=[plain[1]])]
+    conds = [(None, 1.0), (ns, 0.0)]
+    wide = steering.qa_accuracy(tiny_model, items, conds, cfg, batch_size=4)
+    assert steering.qa_accuracy(tiny_model, items, conds, cfg, 4, "hook") == wide
+    assert wide[0] == (2, 2)
