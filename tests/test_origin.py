@@ -138,6 +138,74 @@ def test_drift_tests_reject_neurons_of_another_model():
         origin.drift_tests(np.zeros((4, 50)), NeuronSet.from_flat(np.arange(3), 5, 50))
 
 
+def _drift_in_memory(base, tuned) -> dict[str, np.ndarray]:
+    """Reference drift from two loaded models, through the architecture adapter."""
+    from hneurons_utils.models import ffn_adapter
+
+    ad = ffn_adapter(base)
+    out = {"up": [], "down": []} | ({"gate": []} if ad.gate_path else {})
+    with torch.no_grad():
+        for i in range(ad.n_layers):
+            out["up"].append(origin.cosine_drift(ad.up_weight(base, i), ad.up_weight(tuned, i), dim=1))
+            out["down"].append(origin.cosine_drift(ad.down_weight(base, i), ad.down_weight(tuned, i), dim=0))
+            if ad.gate_path:
+                out["gate"].append(origin.cosine_drift(ad.up_weight(base, i, gate=True),
+                                                       ad.up_weight(tuned, i, gate=True), dim=1))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+@pytest.mark.parametrize("shard", [None, "20KB"])
+def test_drift_from_folders_equals_drift_from_loaded_models(tmp_path, family, shard):
+    """Streaming from (sharded) safetensors folders gives the drift of the two loaded models."""
+    make = (lambda seed: tiny_llama(seed=seed, layers=3, neurons=16)) if family == "llama" else \
+        (lambda seed: tiny_gpt2(seed=seed, layers=3))
+    base, tuned = make(1), make(1)
+    with torch.no_grad():
+        for p_ in tuned.parameters():
+            p_.add_(0.05 * torch.randn_like(p_))
+    kw = {"max_shard_size": shard} if shard else {}
+    base.save_pretrained(tmp_path / "b", **kw)
+    tuned.save_pretrained(tmp_path / "t", **kw)
+    if shard:
+        assert (tmp_path / "b" / "model.safetensors.index.json").exists()
+        assert len(list((tmp_path / "b").glob("model-*.safetensors"))) > 1
+    got = origin.parameter_drift(tmp_path / "b", tmp_path / "t")
+    ref = _drift_in_memory(base, tuned)
+    assert set(got) == set(ref)
+    for k in ref:
+        assert got[k].shape == ref[k].shape and (ref[k] > 0).all()
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-9, atol=1e-15)
+
+
+def test_cosine_drift_of_zero_slices_is_nan_and_drift_refuses_it(tmp_path):
+    """The cosine of an all-zero slice is undefined: NaN there, never 0 or 0.5; the drift table
+    refuses such neurons, naming the count."""
+    a = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [2.0, 1.0]])
+    b = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [2.0, 1.0]])
+    d = origin.cosine_drift(a, b, dim=1)
+    assert d[0] == pytest.approx(1 - math.cos(math.pi / 4)) and d[3] == pytest.approx(0.0, abs=1e-12)
+    assert np.isnan(d[1]) and np.isnan(d[2])
+    model = tiny_llama(seed=4, layers=2, neurons=16)
+    model.save_pretrained(tmp_path / "b")
+    with torch.no_grad():
+        model.model.layers[1].mlp.up_proj.weight[3] = 0.0
+    model.save_pretrained(tmp_path / "t")
+    with pytest.raises(ValueError, match=r"all-zero.*'up': 1"):
+        origin.parameter_drift(tmp_path / "b", tmp_path / "t")
+
+
+def test_drift_refuses_pairs_of_different_shape(tmp_path):
+    """Checkpoints with different layer counts or FFN widths are not a matched pair."""
+    tiny_llama(layers=3, neurons=16).save_pretrained(tmp_path / "a")
+    tiny_llama(layers=2, neurons=16).save_pretrained(tmp_path / "b")
+    tiny_llama(layers=3, neurons=32).save_pretrained(tmp_path / "c")
+    with pytest.raises(ValueError, match="not a matched pair.*3 layers.*2"):
+        origin.parameter_drift(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(ValueError, match=r"not a matched pair: layer 0 .*\(16, 32\).*\(32, 32\)"):
+        origin.parameter_drift(tmp_path / "a", tmp_path / "c")
+
+
 def test_drift_is_streamed_one_tensor_pair_at_a_time(tmp_path, monkeypatch):
     """Drift reads each FFN tensor once and never holds more than one tensor per model."""
     model = tiny_llama(seed=2, layers=4, neurons=16)
@@ -186,6 +254,142 @@ def test_use_offline_pair_flags(monkeypatch):
         origin.use_offline_pair("yes")
 
 
+def _hub_error(cls, msg="boom", cause=None):
+    err = cls.__new__(cls)
+    Exception.__init__(err, msg)
+    err.__cause__ = cause
+    return err
+
+
+@pytest.fixture
+def online(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls = []
+    monkeypatch.setattr(origin, "_hub_config", lambda mid: calls.append(mid) or "config.json")
+    return calls
+
+
+def test_use_offline_pair_auto_keeps_a_reachable_hub_pair(online):
+    """Reachable hub ids keep the named pair (both are checked) and say so."""
+    said = []
+    assert origin.use_offline_pair("auto", "org/base", "org/inst", log=said.append) is False
+    assert online == ["org/base", "org/inst"] and "org/base / org/inst" in said[0]
+
+
+def test_use_offline_pair_auto_falls_back_only_when_offline(online, monkeypatch):
+    """Connection failures and HF_HUB_OFFLINE give the offline pair, with the reason printed."""
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    for err in (_hub_error(LocalEntryNotFoundError, cause=ConnectionError("no route")),
+                OfflineModeIsEnabled("offline"), ConnectionError("refused"), TimeoutError()):
+        def fail(mid, err=err):
+            raise err
+        monkeypatch.setattr(origin, "_hub_config", fail)
+        said = []
+        assert origin.use_offline_pair("auto", "org/base", "org/inst", log=said.append) is True
+        assert "offline" in said[0] and "cannot be reached" in said[0]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    said = []
+    assert origin.use_offline_pair("auto", "org/base", "org/inst", log=said.append) is True
+    assert "HF_HUB_OFFLINE" in said[0]
+
+
+@pytest.mark.parametrize("cls", ["RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"])
+def test_use_offline_pair_auto_raises_on_a_wrong_or_gated_id(online, monkeypatch, cls):
+    """A typo or a gated repo is an error naming the id, never a silent switch of models."""
+    import huggingface_hub.errors as errors
+
+    def fail(mid):
+        if mid == "org/inst-typo":
+            raise _hub_error(getattr(errors, cls), "404 Client Error")
+        return "config.json"
+
+    monkeypatch.setattr(origin, "_hub_config", fail)
+    with pytest.raises(origin.PairUnavailableError, match="org/inst-typo"):
+        origin.use_offline_pair("auto", "org/base", "org/inst-typo", log=None)
+
+
+def test_use_offline_pair_auto_accepts_local_folders(tmp_path, monkeypatch):
+    """Existing folders are used as they are, even offline; a missing folder raises, named."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(origin, "_hub_config", lambda mid: pytest.fail("no hub call for folders"))
+    (tmp_path / "b").mkdir(), (tmp_path / "i").mkdir()
+    assert origin.use_offline_pair("auto", str(tmp_path / "b"), str(tmp_path / "i"), log=None) is False
+    with pytest.raises(origin.PairUnavailableError, match=r"nope'? does not exist"):
+        origin.use_offline_pair("auto", str(tmp_path / "b"), str(tmp_path / "nope"), log=None)
+
+
+def test_paper_pairs_cover_the_papers_models():
+    """Every model of the paper's Figure 4 has a base / instruct pair of hub ids."""
+    from hneurons_utils import paper
+
+    models = set(paper.drift_frame().model)
+    assert set(origin.PAPER_PAIRS) == models
+    assert origin.PAPER_PAIRS["Mistral-7B-v0.3"] == ("mistralai/Mistral-7B-v0.3", "mistralai/Mistral-7B-Instruct-v0.3")
+    frame = origin.paper_pairs_frame()
+    assert list(frame.columns) == ["model", "BASE_MODEL_ID", "INSTRUCT_MODEL_ID", "note"] and len(frame) == 6
+
+
+def test_loader_files_skip_consolidated_weights():
+    """Only the loader's files are fetched: shards from the index, not consolidated.safetensors."""
+    repo = ["config.json", "params.json", "consolidated.safetensors", "tokenizer.json", "tokenizer.model",
+            "tokenizer_config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+            "model.safetensors.index.json", "README.md", "pytorch_model.bin"]
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    got = origin.loader_files(repo, index)
+    assert "consolidated.safetensors" not in got and "pytorch_model.bin" not in got and "params.json" not in got
+    assert {"config.json", "tokenizer.json", "tokenizer.model", "model.safetensors.index.json",
+            "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"} <= set(got)
+    assert origin.loader_files(["config.json", "model.safetensors", "x.safetensors"]) == ["config.json", "model.safetensors"]
+    with pytest.raises(FileNotFoundError, match="safetensors"):
+        origin.loader_files(["config.json", "pytorch_model.bin"])
+
+
+def _fake_gemma_package(monkeypatch, content=b"GGUF-complete", interrupt=False):
+    """Stand-ins for the Gemma part packages: ``assemble`` behaves like the real one (refuses
+    to overwrite a file with the wrong content), optionally dying half-way through."""
+    import sys
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: SimpleNamespace(name=name)
+                        if name.startswith(origin.GEMMA_PACKAGE) else real(name, *a, **k))
+
+    def assemble(output_path, overwrite=False):
+        target = __import__("pathlib").Path(output_path)
+        if target.exists() and not overwrite:
+            if target.read_bytes() != content:
+                raise FileExistsError(f"{target} already exists with an unexpected sha256; pass overwrite=True")
+            return target
+        with target.open("wb") as f:
+            f.write(content[:4])
+            if interrupt:
+                raise KeyboardInterrupt
+            f.write(content[4:])
+        return target
+
+    monkeypatch.setitem(sys.modules, origin.GEMMA_PACKAGE, SimpleNamespace(assemble=assemble))
+
+
+def test_interrupted_gemma_assembly_leaves_no_partial_file(tmp_path, monkeypatch):
+    """An interrupted assembly leaves nothing under the final name; the next run completes."""
+    _fake_gemma_package(monkeypatch, interrupt=True)
+    with pytest.raises(KeyboardInterrupt):
+        origin.gemma_gguf_path(tmp_path)
+    assert list((tmp_path / "gguf").iterdir()) == []
+    _fake_gemma_package(monkeypatch)
+    path = origin.gemma_gguf_path(tmp_path)
+    assert path.read_bytes() == b"GGUF-complete" and path.name == origin.GEMMA_GGUF
+
+
+def test_partial_gemma_file_of_an_older_run_is_redone(tmp_path, monkeypatch):
+    """A truncated file under the final name (older versions) is replaced, not an error."""
+    _fake_gemma_package(monkeypatch)
+    (tmp_path / "gguf").mkdir()
+    (tmp_path / "gguf" / origin.GEMMA_GGUF).write_bytes(b"GGUF")
+    assert origin.gemma_gguf_path(tmp_path).read_bytes() == b"GGUF-complete"
+    assert origin.gemma_gguf_path(tmp_path).read_bytes() == b"GGUF-complete"  # complete: kept
+
+
 def test_missing_safetensors_folder_is_named(tmp_path):
     """Drift on a folder without weights names the folder."""
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
@@ -228,6 +432,38 @@ def test_first_line_stop_per_row():
     assert stop(ids).tolist() == [False, True, False]
 
 
+def _scripted(model, script):
+    """Make ``model`` emit ``script[i]`` as its i-th generated token (then the last entry):
+    a forward hook on the output layer counts the calls of one ``generate``."""
+    calls = [0]
+
+    def hook(module, inputs, out):
+        tok = script[min(calls[0], len(script) - 1)]
+        calls[0] += 1
+        forced = torch.full_like(out[:, -1], -1e9)
+        forced[:, tok] = 0.0
+        out = out.clone()
+        out[:, -1] = forced
+        return out
+
+    model.lm_head.register_forward_hook(hook)
+    return calls
+
+
+def _spy_generate(m):
+    """Record the ``input_ids`` fed to ``m.hf.generate`` and the ids it returned."""
+    seen = []
+    real = m.hf.generate
+
+    def spy(**kw):
+        out = real(**kw)
+        seen.append((kw["input_ids"].clone(), out.clone(), kw["stopping_criteria"]))
+        return out
+
+    m.hf.generate = spy
+    return seen
+
+
 def test_generate_base_returns_one_line_per_question():
     """Base decoding gives one newline-free answer per question, reproducibly under a seed."""
     from hneurons_utils.models import wrap_model
@@ -241,6 +477,47 @@ def test_generate_base_returns_one_line_per_question():
     assert origin.generate_base(m, ["a b", "b"], cfg, seed=0) == a
     with pytest.raises(ValueError, match="num_return_sequences"):
         origin.generate_base(m, ["a"], GenConfig(num_return_sequences=2))
+
+
+@pytest.mark.parametrize("script, n_new, answer", [
+    ([4, 3, 5], 2, "a"),  # "a", newline: generation stops after 2 of 6 tokens
+    ([3, 4, 3, 5], 3, "a"),  # a leading newline does not stop it; the next one does
+])
+def test_generate_base_stops_at_the_first_newline_after_text(script, n_new, answer):
+    """Generation itself stops at the newline (the stopping criterion is passed and acts),
+    instead of running to ``max_new_tokens`` and being cut afterwards."""
+    from hneurons_utils.models import wrap_model
+    from hneurons_utils.sampling import GenConfig
+
+    hf = tiny_llama()
+    _scripted(hf, script)
+    m = wrap_model(hf, _newline_tokenizer())
+    m.tokenizer.padding_side = "left"
+    seen = _spy_generate(m)
+    got = origin.generate_base(m, ["a b"], GenConfig(max_new_tokens=6), seed=0)
+    (ids, out, criteria), = seen
+    assert any(isinstance(c, origin.FirstLineStop) for c in criteria)
+    assert out.shape[1] - ids.shape[1] == n_new < 6
+    assert got == [answer]
+
+
+def test_stored_base_prompt_is_the_one_fed_to_generate(tmp_path):
+    """Each record's ``prompt`` tokenises to exactly the ids the model was given."""
+    from hneurons_utils.models import wrap_model
+    from hneurons_utils.sampling import GenConfig
+
+    m = wrap_model(tiny_llama(), _bos_tokenizer())
+    m.tokenizer.padding_side = "left"
+    seen = _spy_generate(m)
+    recs = origin.collect_base_responses(m, [_qa(0), _qa(2)], tmp_path / "r.jsonl",
+                                         GenConfig(max_new_tokens=3), batch_size=2)
+    (ids, _, _), = seen
+    pad = m.tokenizer.pad_token_id
+    fed = sorted([t for t in row.tolist() if t != pad] for row in ids)
+    stored = sorted(m.tokenizer(r["prompt"], add_special_tokens=False)["input_ids"] for r in recs)
+    assert fed == stored
+    assert all(r["prompt"] == origin.base_prompt_text(m.tokenizer, r["question"]) for r in recs)
+    assert all(ids_[0] == m.tokenizer.bos_token_id for ids_ in stored)  # BOS written out once
 
 
 # ---------------------------------------------------------------- the tuning run (finetune.py)
@@ -480,3 +757,64 @@ def test_plot_transfer_keeps_unscored_datasets_on_the_axis():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["triviaqa", "bioasq"]
     assert any("0 faithful" in t.get_text() and "60 hallucinated" in t.get_text() for t in ax.texts)
     plt.close(fig)
+
+
+def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_sd():
+    """The refit (one classifier) has no interval; the random probes are mean ± sd over seeds,
+    and transfer_reading compares the probe's interval with the random mean."""
+    from hneurons_utils.pipeline import EvalSet
+    from hneurons_utils.probe import Probe
+
+    y = np.array([1, 1, 1, 0, 0, 0] * 4)
+    X = np.zeros((24, 8)); X[:, 5] = y
+    probe = Probe("m", 2, 4, np.array([5]), np.array([2.0]), -1.0, 1.0, np.zeros(1), np.ones(1))
+    sets = {"triviaqa": EvalSet("triviaqa", [str(i) for i in range(24)], X, y, {})}
+    aucs = [0.4, 0.5, 0.6, 0.7]
+    rows = [{"kind": "h_neurons_refit", "dataset": "triviaqa", "accuracy": 0.9, "auroc": 0.8, "n": 24}] + \
+        [{"kind": f"random_{i}", "dataset": "triviaqa", "accuracy": 0.5, "auroc": a, "n": 24} for i, a in enumerate(aucs)]
+    t = origin.transfer_table(probe, sets, rows, n_boot=50).set_index("probe")
+    refit, rnd = t.loc[origin.REFIT], t.loc[origin.RANDOM]
+    assert refit.auroc == pytest.approx(80.0) and np.isnan(refit.lo) and np.isnan(refit.hi)
+    assert refit.interval.startswith("point estimate")
+    sd = np.std(np.array(aucs) * 100, ddof=1)
+    assert rnd.auroc == pytest.approx(55.0) and rnd.sd == pytest.approx(sd)
+    assert (rnd.lo, rnd.hi) == (pytest.approx(55.0 - sd), pytest.approx(55.0 + sd)) and rnd.n_probes == 4
+    (r,) = origin.transfer_reading(t.reset_index())
+    assert r["random_mean"] == pytest.approx(55.0) and r["random_sd"] == pytest.approx(sd)
+
+
+def test_unscored_reading_says_why_and_how_many_questions():
+    """Datasets without a balanced set are explained from their counts (rule of three at 0)."""
+    lines = origin.unscored_reading({"nq_open": {"faithful": 0, "hallucinated": 59},
+                                     "bioasq": {"faithful": 2, "hallucinated": 58}},
+                                    {"nq_open": 60, "bioasq": 60})
+    assert lines[0].startswith("nq_open: not scored: 0 faithful and 59 hallucinated answers of 60 questions")
+    assert "below 5%" in lines[0] and "at least 197 questions" in lines[0]
+    assert "observed faithful rate of 3.3%" in lines[1] and "about 300 questions" in lines[1]
+
+
+def _drift_result(mean, lo, hi, p_t, p_layer=0.5, k=30):
+    return {"n_h_neurons": k, "mean_rank": mean, "mean_rank_ci": [lo, hi],
+            "t_test": {"p_value": p_t}, "mann_whitney": {"p_value": p_t},
+            "random_layer_matched": {"p_value": p_layer}}
+
+
+def test_discussion_follows_the_results():
+    """The written reading changes with the numbers: no outcome is pre-framed."""
+    chance = [{"dataset": "triviaqa", "auroc": 60.2, "lo": 43.7, "hi": 75.9, "n": 48, "n_min": 24,
+               "random_mean": 52.3, "random_sd": 8.0, "verdict": "not distinguishable from chance"}]
+    empty = {"bioasq": {"faithful": 0, "hallucinated": 60}}
+    more = origin.discussion(chance, empty, {"up + down (paper)": _drift_result(0.31, 0.18, 0.45, 0.96)},
+                             True, 14)
+    assert "includes 50" in more[0] and "bioasq could not be scored" in more[0]
+    assert "opposite of the paper" in more[1] and "does not support" in more[1]
+    assert "does not contradict" not in " ".join(more)
+    good = [dict(chance[0], lo=70.0, verdict="above chance, and above random neurons")]
+    less = origin.discussion(good, {}, {"up + down (paper)": _drift_result(0.8, 0.7, 0.9, 1e-4, 1e-3)},
+                             True, 30)
+    assert "above random neurons on triviaqa" in less[0] and "easier test" in less[0]
+    assert "paper's direction" in less[1] and "opposite" not in less[1]
+    neither = origin.discussion(good, {}, {"up + down (paper)": _drift_result(0.52, 0.4, 0.6, 0.3)}, False, 30)
+    assert "no evidence either way" in neither[1]
+    assert "Not tested: 1 H-Neuron" in origin.discussion([], {}, {}, True, 1)[1]
+    assert "not applied to any dataset (no H-Neuron was identified)" in origin.discussion([], empty, {}, True, 0)[0]

@@ -138,6 +138,6 @@ def test_auroc_verdict_units_and_transfer_reading():
     table = pd.DataFrame([{"dataset": "t", "probe": "H-Neuron probe (unchanged)", "n": 40, "auroc": 70.0,
                            "lo": 55.0, "hi": 80.0, "accuracy": 60.0}])
     (r,) = transfer_reading(table)
-    assert r["n_min"] == 20 and r["verdict"] == "above chance" and np.isnan(r["random_hi"])
+    assert r["n_min"] == 20 and r["verdict"] == "above chance" and np.isnan(r["random_mean"])
     (r,) = transfer_reading(table, n_min={"t": 5})
     assert r["verdict"].startswith("too few")
