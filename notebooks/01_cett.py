@@ -135,7 +135,7 @@ neuron_mean = torch.cat(per_prompt).mean(0).numpy()  # [L, N]: mean over prompts
 print(f"{len(prompts)} prompts; mean CETT per neuron: median {np.median(neuron_mean):.2e}, "
       f"max {neuron_mean.max():.2e}")
 
-# %%
+# %% mystnb={"figure": {"caption": "CETT across layers: quantiles of each neuron's mean CETT over the prompts (left, log scale) and the share of each layer's summed CETT held by its top 1% of neurons (right; a uniform layer gives 1%).", "name": "fig-cett-layers"}}
 q = np.quantile(neuron_mean, [0.5, 0.9, 0.99, 1.0], axis=1)  # [4, L]
 top1 = np.sort(neuron_mean, axis=1)[:, ::-1]
 top_share = top1[:, : max(1, m.adapter.n_neurons // 100)].sum(1) / top1.sum(1)
@@ -154,7 +154,7 @@ plots.save_figure(fig, OUT, "cett_by_layer", {
     "model": MODEL_ID, "n_prompts": len(prompts), "quantiles": q, "top1pct_share": top_share})
 plt.show()
 
-# %%
+# %% mystnb={"figure": {"caption": "The mean CETT of every FFN neuron over the chapter's prompts (log10 scale).", "name": "fig-cett-histogram"}}
 flat = neuron_mean.ravel()
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.hist(np.log10(flat), bins=100, color="C0")
@@ -215,7 +215,7 @@ eq7["ratio"] = eq7.cett / eq7.neuron.map(base)
 eq7["error"] = eq7.ratio - eq7.alpha
 eq7.pivot(index="neuron", columns="alpha", values="ratio").round(3)
 
-# %%
+# %% mystnb={"figure": {"caption": "Eq. 7 measured: CETT(alpha) / CETT(1) against alpha for each checked layer's highest-CETT neurons, scaled together (left; dashed: Eq. 7's ratio = alpha), and the approximation error ratio - alpha (right).", "name": "fig-eq7"}}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 for name, g in eq7.groupby("neuron"):
     axes[0].plot(g.alpha, g.ratio, marker="o", ms=3, label=name)

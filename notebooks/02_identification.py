@@ -137,7 +137,7 @@ print(f"{counts['sampled']['samples']} answers sampled for {len(sampled)} questi
 #
 # The histogram shows $c_q$ for the sampled questions, split by what the greedy answer was.
 
-# %%
+# %% mystnb={"figure": {"caption": "How consistently the model answers: correct answers among each question's samples, split by the label of its greedy answer; the dashed line is the agreement threshold used.", "name": "fig-consistency"}}
 greedy_label = {r["qid"]: r["labels"][0] for r in (greedy or [])}
 per_q = pd.DataFrame([{"qid": r["qid"], "greedy": greedy_label.get(r["qid"], "not screened"),
                        "n_correct": r["labels"].count("correct")} for r in sampled])
@@ -279,7 +279,7 @@ timings["probe_s"] = time.monotonic() - t0
 print("C chosen by", "held-out accuracy + suppression accuracy" if hook else "held-out accuracy only")
 pd.DataFrame(grid).set_index("C").round(3)
 
-# %%
+# %% mystnb={"figure": {"caption": "Choosing C: held-out accuracy and AUROC (and, when measured, accuracy with the candidate H-Neurons silenced) against C; right axis: the number of H-Neurons; dashed: the chosen C.", "name": "fig-c-grid"}}
 g = pd.DataFrame(grid)
 fig, ax = plt.subplots(figsize=(7, 4))
 ax.plot(g.C, g.val_accuracy, marker="o", label="held-out accuracy")
@@ -308,7 +308,7 @@ print(f"{h.size} H-Neurons of {m.adapter.total_neurons:,} ({h.per_mille:.3f} per
       f"vote 'faithful'); saved {OUT / 'probe.json'}")
 pd.concat([ours, ref], ignore_index=True)
 
-# %%
+# %% mystnb={"figure": {"caption": "Where the H-Neurons sit: their number in each layer of the model.", "name": "fig-h-neurons-by-layer"}}
 counts_by_layer = h.layer_counts()
 fig, ax = plt.subplots(figsize=(8, 3.5))
 ax.bar(np.arange(m.adapter.n_layers), counts_by_layer, color="C3")

@@ -189,7 +189,7 @@ plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": em
                                     "table": table.reset_index().to_dict("records")})
 table.round(2)
 
-# %%
+# %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, mean and sd over seeds), the paper's six models in grey; below each dataset, our number of responses per class.", "name": "fig-table1"}}
 ref, x = paper.table1_frame(), {k: i for i, k in enumerate(sizes)}
 fig, ax = plt.subplots(figsize=(9, 4.5))
 for col, marker, name in (("h_neurons", "x", "H-Neurons"), ("random", "o", "random")):
