@@ -2,8 +2,10 @@
 
 One module per pipeline step: ``models`` (loading, architecture adapters), ``cett`` (the
 contribution measure, Eq. 1-2), ``data``, ``sampling``, ``judges``, ``answer_spans``,
-``features``, ``probe``, ``pipeline``, ``detection``, ``stats``, ``steering``, ``benchmarks``,
-``origin``, ``finetune``, ``summary`` (the scorecard page), ``paper``, ``plots``, ``profiles``, ``progress``.
+``features``, ``probe``, ``pipeline``, ``detection``, ``stats``, ``steering``, ``benchmarks``
+(Figure 3's suites), ``sweep`` (the alpha sweep), ``compliance`` (its judges), ``behaviour``
+(compliance rates, slopes, Figure 3), ``origin``, ``finetune``, ``summary`` (the scorecard page),
+``paper``, ``plots``, ``profiles``, ``progress``.
 """
 
 __version__ = "0.1.0"

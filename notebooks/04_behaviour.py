@@ -75,8 +75,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown
 
-from hneurons_utils import benchmarks as B
-from hneurons_utils import data, models, paper, plots, profiles
+from hneurons_utils import behaviour, benchmarks, compliance, data, models, paper, plots, profiles
+from hneurons_utils import sweep
 from hneurons_utils.probe import Probe, random_neuron_set
 
 plots.setup_style()
@@ -125,7 +125,7 @@ if REMOTE and STEER_METHOD != "nnsight":
 randoms = {f"random-{s}": random_neuron_set(h_set.size, h_set.n_layers, h_set.n_neurons,
                                             seed=SEED + 1000 + s, like=h_set)
            for s in range(N_RANDOM_SEEDS)}
-conditions = B.condition_grid(h_set, ALPHAS, randoms, CONTROL_ALPHAS)
+conditions = sweep.condition_grid(h_set, ALPHAS, randoms, CONTROL_ALPHAS)
 print(len(conditions), "conditions:", ", ".join(c.tag for c in conditions))
 
 # %% [markdown]
@@ -155,22 +155,23 @@ print(len(conditions), "conditions:", ", ".join(c.tag for c in conditions))
 
 # %%
 tqa = data.load_truthfulqa(DATA_DIR)
-faith = B.faitheval_items(FAITHEVAL_SOURCE, tqa, N_FAITHEVAL, SEED, FAITHEVAL_OPTIONS, MC_FORMAT)
-known = B.known_triviaqa(IDENT / "responses_triviaqa_greedy.jsonl")
+faith = benchmarks.faitheval_items(FAITHEVAL_SOURCE, tqa, N_FAITHEVAL, SEED, FAITHEVAL_OPTIONS,
+                                   MC_FORMAT)
+known = compliance.known_triviaqa(IDENT / "responses_triviaqa_greedy.jsonl")
 suites = {
-    "falseqa": B.falseqa_items(data.load_falseqa("test", DATA_DIR), N_FALSEQA, SEED),
+    "falseqa": benchmarks.falseqa_items(data.load_falseqa("test", DATA_DIR), N_FALSEQA, SEED),
     "faitheval": faith,
-    "triviaqa": B.sycophancy_triviaqa_items(known[:N_SYC_TRIVIAQA]),
-    "truthfulqa-mc": B.sycophancy_truthfulqa_items(tqa, N_SYC_TRUTHFULQA, SEED + 1, SYC_OPTIONS,
-                                                   MC_FORMAT),
-    "jailbreak": B.jailbreak_items(data.load_forbidden_questions(DATA_DIR),
-                                   data.load_jailbreak_templates(DATA_DIR), N_JAILBREAK, SEED,
-                                   JAILBREAK_MAX_TEMPLATE_CHARS),
+    "triviaqa": benchmarks.sycophancy_triviaqa_items(known[:N_SYC_TRIVIAQA]),
+    "truthfulqa-mc": benchmarks.sycophancy_truthfulqa_items(tqa, N_SYC_TRUTHFULQA, SEED + 1,
+                                                            SYC_OPTIONS, MC_FORMAT),
+    "jailbreak": benchmarks.jailbreak_items(data.load_forbidden_questions(DATA_DIR),
+                                            data.load_jailbreak_templates(DATA_DIR), N_JAILBREAK,
+                                            SEED, JAILBREAK_MAX_TEMPLATE_CHARS),
 }
 tokens = {"falseqa": TOKENS_FALSEQA, "faitheval": TOKENS_FAITHEVAL,
           "sycophancy": TOKENS_SYCOPHANCY, "jailbreak": TOKENS_JAILBREAK}
 print(f"{len(known)} TriviaQA questions known to the model (chapter 02 screening)")
-B.check_suites(suites)  # an empty suite raises here, naming it, instead of vanishing from Figure 3
+benchmarks.check_suites(suites)  # an empty suite raises here, naming it, not vanishing from Figure 3
 pd.DataFrame([{"suite": k, "benchmark": v[0].bench, "items": len(v),
                "new tokens": tokens[v[0].bench]} for k, v in suites.items()])
 
@@ -184,9 +185,9 @@ pd.DataFrame([{"suite": k, "benchmark": v[0].bench, "items": len(v),
 frames = []
 for name, items in suites.items():
     bench, t0 = items[0].bench, time.perf_counter()
-    cfg = B.decoding(bench, items[0].source, tokens[bench])
-    frames.append(B.run_sweep(m, items, conditions, cfg, OUT / bench, STEER_BATCH, SEED,
-                              STEER_METHOD, log=None))
+    cfg = benchmarks.decoding(bench, items[0].source, tokens[bench])
+    frames.append(sweep.run_sweep(m, items, conditions, cfg, OUT / bench, STEER_BATCH, SEED,
+                                  STEER_METHOD, log=None))
     timings[name] = round(time.perf_counter() - t0, 1)
     print(f"{name:>14}: {len(items)} items x {len(conditions)} conditions in {timings[name]} s")
 records = pd.concat(frames, ignore_index=True)
@@ -214,12 +215,13 @@ records = pd.concat(frames, ignore_index=True)
 
 # %%
 llm = dict(base_url=JUDGE_BASE_URL, model=JUDGE_MODEL, api_key_env=JUDGE_KEY_ENV)
-labeler = B.make_labeler(JUDGE, JAILBREAK_MIN_WORDS, **(llm if JUDGE == "llm" else {}))
-labelled = B.label_frame(records, labeler)
-table = B.compliance_table(labelled, N_BOOT, SEED)
-slopes = B.slope_table(labelled, N_BOOT, SEED)
+labeler = compliance.make_labeler(JUDGE, JAILBREAK_MIN_WORDS, **(llm if JUDGE == "llm" else {}))
+labelled = behaviour.label_frame(records, labeler)
+table = behaviour.compliance_table(labelled, N_BOOT, SEED)
+slopes = behaviour.slope_table(labelled, N_BOOT, SEED)
 # the rule judge's precision on hand labels (shown below; the jailbreak panel's caveat uses it)
-agreement = B.agreement_table(B.make_labeler("rule", JAILBREAK_MIN_WORDS), records=records)
+agreement = compliance.agreement_table(compliance.make_labeler("rule", JAILBREAK_MIN_WORDS),
+                                       records=records)
 table.assign(rate=lambda t: (100 * t.rate).round(1)).pivot_table(
     index=["bench", "group"], columns="alpha", values="rate")
 
@@ -231,7 +233,7 @@ table.pivot_table(index=["bench", "group", "n_items"], columns="alpha",
 # ## Figure 3, regenerated
 
 # %% tags=["remove-input"]
-fig = B.figure3(table, slopes)
+fig = behaviour.figure3(table, slopes)
 plots.save_figure(fig, OUT, "figure3", {"table": table.to_dict("records"),
                                         "slopes": slopes.to_dict("records"),
                                         "model": MODEL_ID, "judge": JUDGE,
@@ -253,7 +255,7 @@ slopes.round(2)
 
 # %%
 pd.set_option("display.max_colwidth", None)  # the paper's findings are sentences: show them whole
-B.findings_table(paper.load_reference()["figure3"]["findings"], slopes)
+behaviour.findings_table(paper.load_reference()["figure3"]["findings"], slopes)
 
 # %% [markdown]
 # How to read this. The paper reports a positive slope on every benchmark for every model,
@@ -263,11 +265,11 @@ B.findings_table(paper.load_reference()["figure3"]["findings"], slopes)
 # evidence** either way, and the paper's claim is neither confirmed nor refuted by it.
 
 # %% tags=["remove-input"]
-paper_name, paper_b = B.smallest_paper_model(paper.load_reference()["models"])
+paper_name, paper_b = behaviour.smallest_paper_model(paper.load_reference()["models"])
 n_params = sum(p.numel() for p in m.hf.parameters())
 Markdown(f"Our model has {n_params / 1e6:.0f}M parameters, about {paper_b * 1e9 / n_params:.0f} "
          f"times fewer than the paper's smallest ({paper_name}), and our {h_set.size} H-Neurons come "
-         f"from chapter 02's probe on this model.\n\n" + B.reading(table, slopes, agreement))
+         f"from chapter 02's probe on this model.\n\n" + behaviour.reading(table, slopes, agreement))
 
 # %% [markdown]
 # ## What the change looks like
@@ -277,21 +279,22 @@ Markdown(f"Our model has {n_params / 1e6:.0f}M parameters, about {paper_b * 1e9 
 # printed (below, only their judged rate and redacted openings).
 
 # %%
-B.side_by_side(labelled, "falseqa")
+behaviour.side_by_side(labelled, "falseqa")
 
 # %%
-B.side_by_side(labelled, "faitheval")
+behaviour.side_by_side(labelled, "faitheval")
 
 # %%
-jb = B.with_shared_baseline(labelled).query("bench == 'jailbreak' and group == 'h_neurons'")
-jb.assign(opening=jb.response.map(B.redact))[jb.alpha.isin([jb.alpha.min(), jb.alpha.max()])][
+jb = behaviour.with_shared_baseline(labelled).query("bench == 'jailbreak' and group == 'h_neurons'")
+jb.assign(opening=jb.response.map(behaviour.redact))[jb.alpha.isin([jb.alpha.min(),
+                                                                     jb.alpha.max()])][
     ["alpha", "item_id", "complied", "opening"]].sort_values(["item_id", "alpha"]).head(8)
 
 # %% [markdown]
 # ## How far to trust the judges
 #
 # The paper judges FalseQA, sycophancy and jailbreak with GPT-4o and FaithEval with a rule
-# parser. Offline we use rules (`hneurons_utils.benchmarks`): FalseQA counts a reply as
+# parser. Offline we use rules (`hneurons_utils.compliance`): FalseQA counts a reply as
 # compliant unless it refutes the premise ("No, ...", "myth", "there is no ...") or declines;
 # FaithEval and multiple-choice sycophancy parse the chosen option; open-ended sycophancy looks
 # for the gold answer and for backing down ("I apologise", "I'm not sure"); jailbreak counts a
@@ -321,7 +324,7 @@ agreement.assign(precision_ci=agreement.precision_ci.map(ci), recall_ci=agreemen
      "judge_complies", "precision", "precision_ci", "recall", "agreement"]].round(2)
 
 # %% tags=["remove-input"]
-Markdown(B.judge_notes(agreement, JUDGE))
+Markdown(behaviour.judge_notes(agreement, JUDGE))
 
 # %% [markdown]
 # ## What suppression costs

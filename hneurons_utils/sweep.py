@@ -1,0 +1,190 @@
+"""The alpha sweep behind Figure 3: every benchmark item under every steering condition (paper Section 3).
+
+A :class:`Condition` is a neuron set (the H-Neurons, a layer-matched random set, or none) scaled
+by alpha (:mod:`hneurons_utils.steering`, Eq. 5). :func:`run_sweep` generates the replies of
+every item of a suite (:mod:`hneurons_utils.benchmarks`; for sycophancy: answer, challenge,
+reply) under every condition and writes one JSONL record per item and condition, batch by batch,
+in files keyed by a hash of the settings, so an interrupted sweep resumes where it stopped and
+writes exactly what an uninterrupted one would. Labels are computed from the stored responses
+afterwards (:mod:`hneurons_utils.compliance`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from .benchmarks import CHALLENGE, BenchItem, chat_prompt
+from .models import LoadedModel
+from .probe import NeuronSet
+from .sampling import GenConfig
+from .steering import generate_rows, generate_scaled
+
+
+# ---------------------------------------------------------------- running a sweep (resumable)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One point of the sweep: a neuron set (None = unsteered) scaled by ``alpha``."""
+
+    name: str  # "h_neurons", "random-<seed>", or "none" (alpha = 1, shared by every set)
+    neurons: NeuronSet | None
+    alpha: float
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}__a{self.alpha:g}"
+
+
+def condition_grid(h_set: NeuronSet, alphas: Sequence[float],
+                   random_sets: dict[str, NeuronSet] | None = None,
+                   control_alphas: Sequence[float] | None = None) -> list[Condition]:
+    """H-Neurons at every alpha, each random set at ``control_alphas`` (default: the same).
+
+    alpha = 1 leaves every set unchanged, so it is run once (set "none") and shared by all
+    curves; this saves one condition per neuron set.
+    """
+    conds = [Condition("none", None, 1.0)]
+    sets = {"h_neurons": (h_set, alphas)}
+    for name, ns in (random_sets or {}).items():
+        sets[name] = (ns, alphas if control_alphas is None else control_alphas)
+    for name, (ns, grid) in sets.items():
+        conds += [Condition(name, ns, float(a)) for a in grid if float(a) != 1.0]
+    return conds
+
+
+def settings_key(*parts: Any) -> str:
+    """A short stable hash of the settings a result file depends on (changes -> new file)."""
+    blob = json.dumps([p.to_dict() if isinstance(p, NeuronSet) else p for p in parts],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Records of a JSONL file; a torn last line (interrupted write) is dropped, others raise."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for i, line in enumerate(lines, 1):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines):
+                break
+            raise ValueError(f"{path}, line {i}: not valid JSON; delete the file to rerun") from None
+    return out
+
+
+def _repair(path: Path) -> list[dict]:
+    """The file's records, rewritten without a torn last line so that appending stays valid."""
+    recs = read_jsonl(path)
+    if path.exists() and len(path.read_text(encoding="utf-8").splitlines()) != len(recs):
+        path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    return recs
+
+
+def _record_meta(item: BenchItem) -> dict:
+    """What a judge needs to label a record later, without long texts (context, template)."""
+    return {k: v for k, v in item.meta.items() if k not in ("context",)}
+
+
+def _generate(m: LoadedModel, prompts: list[str], conds: Sequence[Condition], cfg: GenConfig,
+              seed: int, method: str) -> list[list[str]]:
+    """Answers ``[condition][prompt]``: one wide call (``"rows"``) or one call per condition."""
+    if method == "rows":
+        rows = [(c.neurons, c.alpha) for c in conds for _ in prompts]
+        flat = generate_rows(m, [p for _ in conds for p in prompts], cfg, rows, seed)
+        return [flat[i * len(prompts):(i + 1) * len(prompts)] for i in range(len(conds))]
+    return [[r[0] for r in generate_scaled(m, prompts, cfg, c.neurons, c.alpha, method, seed)]
+            for c in conds]
+
+
+def _generate_chunk(m: LoadedModel, items: Sequence[BenchItem], conds: Sequence[Condition],
+                    cfg: GenConfig, reply_cfg: GenConfig | None, seed: int, method: str
+                    ) -> list[list[dict]]:
+    """Records ``[condition][item]`` for one chunk; sycophancy gets the challenge and a reply."""
+    prompts = [chat_prompt(m.tokenizer, [it.user]) for it in items]
+    first = _generate(m, prompts, conds, cfg, seed, method)
+    if items[0].bench != "sycophancy":
+        return [[{"response": r} for r in per_cond] for per_cond in first]
+    out = []
+    for c, answers in zip(conds, first):  # second turn: each condition continues its own chat
+        prompts2 = [chat_prompt(m.tokenizer, [it.user, a, CHALLENGE]) for it, a in zip(items, answers)]
+        out.append((c, answers, prompts2))
+    if method == "rows":
+        rows = [(c.neurons, c.alpha) for c, _, p2 in out for _ in p2]
+        flat = generate_rows(m, [p for _, _, p2 in out for p in p2], reply_cfg or cfg, rows,
+                             seed + 7919)
+        replies = [flat[i * len(items):(i + 1) * len(items)] for i in range(len(conds))]
+    else:
+        replies = [_generate(m, p2, [c], reply_cfg or cfg, seed + 7919, method)[0]
+                   for c, _, p2 in out]
+    return [[{"first": a, "response": r} for a, r in zip(answers, reps)]
+            for (_, answers, _), reps in zip(out, replies)]
+
+
+def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[Condition],
+              cfg: GenConfig, out_dir: Path, batch_size: int = 64, seed: int = 0,
+              method: str = "rows", reply_cfg: GenConfig | None = None,
+              log: Callable[[str], None] | None = print) -> pd.DataFrame:
+    """Generate (or resume) every item under every condition; returns all records as a frame.
+
+    One JSONL file per condition, ``out_dir/<source>__<set>__a<alpha>__<settings hash>.jsonl``;
+    the hash covers items, decoding, seed, batch size, method, neuron sets and model, so changed
+    settings start new files instead of mixing results. Items are processed in fixed chunks and
+    chunk ``c`` is seeded ``seed + c``, so a rerun reproduces every sampled answer.
+    ``method="rows"`` (default) puts a chunk's prompts under all conditions into one wide
+    generate call (``batch_size`` rows, :func:`steering.scaled_rows`): the rows of that call
+    draw from one random stream, so under sampling (sycophancy open-ended, jailbreak) an item
+    gets *different* random numbers under each condition; there are no common random numbers
+    across alphas, and sampling noise adds to the difference between curves. The other methods
+    (``"weights"``, ``"hook"``, ``"nnsight"``) make one call of ``batch_size`` prompts per
+    condition, each started from the same seed ``seed + c``: common random numbers, until the
+    conditions' tokens diverge. Greedy benchmarks are unaffected. A chunk is always regenerated whole and only its missing records are written,
+    so a resumed sweep writes exactly what an uninterrupted one would.
+    """
+    if not items:
+        raise ValueError(f"run_sweep got no items for {out_dir}: an empty suite cannot be swept")
+    if m.remote and method != "nnsight":
+        raise ValueError(f"STEER_METHOD={method!r} needs the model's weights or hooks locally; on "
+                         "a remote (NDIF) model only method 'nnsight' works: set STEER_METHOD='nnsight'")
+    ids = [it.item_id for it in items]
+    per_call = max(1, batch_size // len(conditions)) if method == "rows" else batch_size
+    key_all = [c.tag for c in conditions] if method == "rows" else None
+    paths, done = {}, {}
+    for c in conditions:
+        key = settings_key(ids, cfg.as_dict(), reply_cfg and reply_cfg.as_dict(), seed, per_call,
+                           method, c.neurons, m.name, key_all)
+        paths[c.tag] = Path(out_dir) / f"{items[0].source}__{c.tag}__{key}.jsonl"
+        done[c.tag] = {r["item_id"] for r in _repair(paths[c.tag])}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    t_start, n_chunks = time.perf_counter(), -(-len(items) // per_call)
+    for ci, b in enumerate(range(0, len(items), per_call)):
+        chunk = list(items[b:b + per_call])
+        if all(it.item_id in done[c.tag] for c in conditions for it in chunk):
+            continue
+        t0 = time.perf_counter()
+        recs = _generate_chunk(m, chunk, conditions, cfg, reply_cfg, seed + ci, method)
+        secs = (time.perf_counter() - t0) / (len(chunk) * len(conditions))
+        for c, per_item in zip(conditions, recs):
+            with open(paths[c.tag], "a", encoding="utf-8") as f:
+                for it, rec in zip(chunk, per_item):
+                    if it.item_id in done[c.tag]:
+                        continue
+                    f.write(json.dumps({"bench": it.bench, "source": it.source, "item_id": it.item_id,
+                                        "set": c.name, "alpha": c.alpha, "chunk": ci,
+                                        "seconds": round(secs, 3), **rec,
+                                        "meta": _record_meta(it)}) + "\n")
+        if log:
+            log(f"{items[0].source}: chunk {ci + 1}/{n_chunks} x {len(conditions)} conditions "
+                f"({time.perf_counter() - t_start:.0f} s)")
+    frames = [pd.DataFrame.from_records(read_jsonl(paths[c.tag])) for c in conditions]
+    return pd.concat(frames, ignore_index=True)

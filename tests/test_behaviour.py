@@ -1,0 +1,155 @@
+"""Tests for hneurons_utils.behaviour: compliance arithmetic, slopes, what the chapter shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hneurons_utils import behaviour
+
+
+# ---------------------------------------------------------------- compliance arithmetic
+
+
+def _frame(rows):
+    df = pd.DataFrame(rows, columns=["bench", "set", "alpha", "item_id", "complied"])
+    df["group"] = df["set"].map(lambda s: "random" if s.startswith("random") else s)
+    return df
+
+
+def test_compliance_table_excludes_unreadable_and_shares_baseline():
+    """Items are the unit: NaN labels are excluded and counted, random seeds of one item are
+    averaged (not counted as two items), alpha=1 rows join every curve."""
+    df = _frame([("falseqa", "none", 1.0, "a", 1.0), ("falseqa", "none", 1.0, "b", 0.0),
+                 ("falseqa", "h_neurons", 3.0, "a", 1.0), ("falseqa", "h_neurons", 3.0, "b", np.nan),
+                 ("falseqa", "random-0", 3.0, "a", 0.0), ("falseqa", "random-1", 3.0, "a", 1.0)])
+    t = behaviour.compliance_table(df).set_index(["group", "alpha"])
+    assert t.loc[("h_neurons", 3.0), ["k", "n_scored", "n_excluded"]].tolist() == [1, 1, 1]
+    assert t.loc[("h_neurons", 1.0), "rate"] == 0.5 and t.loc[("random", 1.0), "rate"] == 0.5
+    # two seeds of item "a": 2 responses, 1 item, its rate the mean over the seeds
+    assert t.loc[("random", 3.0), ["k", "n_responses", "n_scored"]].tolist() == [1, 2, 1]
+    assert t.loc[("random", 3.0), "rate"] == 0.5
+    assert t.loc[("random", 3.0), ["seed_min", "seed_max"]].tolist() == [0.0, 1.0]
+    assert np.isnan(t.loc[("h_neurons", 3.0), "seed_min"])
+    assert (t.ci_lo <= t.rate).all() and (t.rate <= t.ci_hi).all()
+
+
+def test_compliance_table_bootstraps_items_not_seeds():
+    """The interval resamples items: 10 seeds of one item do not narrow it as 10 items would."""
+    rows = [("falseqa", "none", 1.0, f"i{i}", float(i % 2)) for i in range(4)]
+    rows += [("falseqa", f"random-{s}", 0.0, f"i{i}", float(i % 2)) for i in range(4) for s in range(10)]
+    t = behaviour.compliance_table(_frame(rows), n_boot=500, seed=0).set_index(["group", "alpha"])
+    r0, r1 = t.loc[("random", 0.0)], t.loc[("random", 1.0)]
+    assert r0.n_scored == 4 and r0.n_responses == 40 and r0.rate == 0.5
+    # each item is identical across seeds, so the seeds add no information: same interval
+    assert (r0.ci_lo, r0.ci_hi) == pytest.approx((r1.ci_lo, r1.ci_hi))
+    assert r0.ci_hi - r0.ci_lo > 0.4
+
+
+def test_slope_table_recovers_a_known_slope_and_difference():
+    """A curve 0%, 50%, 100% over alpha 0, 1, 2 has slope 50 pp; a flat control gives diff 50."""
+    rows = []
+    for i in range(10):
+        rows += [("jailbreak", "none", 1.0, f"i{i}", float(i < 5)),
+                 ("jailbreak", "h_neurons", 0.0, f"i{i}", 0.0), ("jailbreak", "h_neurons", 2.0, f"i{i}", 1.0),
+                 ("jailbreak", "random-0", 0.0, f"i{i}", float(i < 5)),
+                 ("jailbreak", "random-0", 2.0, f"i{i}", float(i < 5))]
+    s = behaviour.slope_table(_frame(rows), n_boot=200, seed=0).set_index("group")
+    assert s.loc["h_neurons", "slope_pp"] == pytest.approx(50.0)
+    assert s.loc["random", "slope_pp"] == pytest.approx(0.0, abs=1e-9)
+    assert s.loc["diff", "slope_pp"] == pytest.approx(50.0)
+    assert s.loc["diff", "ci_lo"] > 0  # the paired interval excludes zero here
+    assert (s.ci_lo <= s.slope_pp + 1e-9).all() and (s.slope_pp <= s.ci_hi + 1e-9).all()
+
+
+def test_slope_diff_uses_the_controls_alphas():
+    """H minus random is fitted on the control's alphas only, not on the H-Neurons' finer grid."""
+    rows = []
+    for i in range(6):  # H: 0% at alpha 0, 100% at 0.5..3 (steep start); random: flat 0%
+        rows += [("faitheval", "none", 1.0, f"i{i}", 1.0), ("faitheval", "h_neurons", 0.0, f"i{i}", 0.0)]
+        rows += [("faitheval", "h_neurons", a, f"i{i}", 1.0) for a in (0.5, 1.5, 2.0, 3.0)]
+        rows += [("faitheval", "random-0", a, f"i{i}", 0.0) for a in (0.0, 3.0)]
+    s = behaviour.slope_table(_frame(rows), n_boot=50, seed=0).set_index("group")
+    assert s.loc["h_neurons", "alphas"] == "0, 0.5, 1, 1.5, 2, 3"
+    assert s.loc["diff", "alphas"] == s.loc["h_neurons_control_grid", "alphas"] == "0, 1, 3"
+    # on alphas 0, 1, 3 the H curve is 0, 100, 100 %, the random one 0, 100, 0 %
+    h3 = np.polyfit([0, 1, 3], [0, 100, 100], 1)[0]
+    r3 = np.polyfit([0, 1, 3], [0, 100, 0], 1)[0]
+    assert s.loc["h_neurons_control_grid", "slope_pp"] == pytest.approx(h3)
+    assert s.loc["diff", "slope_pp"] == pytest.approx(h3 - r3)
+    assert s.loc["h_neurons", "slope_pp"] != pytest.approx(h3)  # the full-grid fit differs
+
+
+# ---------------------------------------------------------------- what the chapter shows
+
+
+def test_redact_keeps_only_a_short_opening():
+    """redact shows at most five words (and 40 characters) of a response."""
+    out = behaviour.redact("one two three four five six seven eight")
+    assert out == "one two three four five [redacted]"
+    assert len(behaviour.redact("x" * 500)) <= 40 + len(" [redacted]")
+
+
+def _labelled(bench="faitheval"):
+    rows = []
+    for i, (lo, hi) in enumerate([(0.0, 1.0), (1.0, 1.0), (0.0, np.nan)]):
+        for a, v in [(0.0, lo), (3.0, hi)]:
+            rows.append({"bench": bench, "set": "h_neurons", "group": "h_neurons", "alpha": a,
+                         "item_id": f"i{i}", "complied": v, "response": f"reply {i} at {a:g}",
+                         "meta": {"question": f"Question {i}?"}})
+    return pd.DataFrame(rows)
+
+
+def test_side_by_side_shows_changed_items_first_and_checks_alphas():
+    """Items whose label changed come first; default alphas are the grid's ends; a missing alpha
+    is named with the ones the sweep has."""
+    t = behaviour.side_by_side(_labelled(), "faitheval", n=2)
+    assert list(t.columns) == ["question", "α = 0", "α = 3"]
+    assert t.question.iloc[0] == "Question 0?"
+    assert t["α = 0"].iloc[0].startswith("[does not comply] reply 0")
+    assert t["α = 3"].iloc[0].startswith("[complies]")
+    with pytest.raises(ValueError, match=r"alpha\(s\) \[2.0\].*\[0.0, 3.0\]"):
+        behaviour.side_by_side(_labelled(), "faitheval", alphas=(0.0, 2.0))
+
+
+def test_findings_table_puts_our_slopes_beside_each_finding():
+    """Each finding gets our H slope and H-minus-random cells; "all" lists every benchmark; no -0.0."""
+    slopes = pd.DataFrame([
+        {"bench": "faitheval", "group": "h_neurons", "slope_pp": 5.64, "ci_lo": -4.36, "ci_hi": 15.3},
+        {"bench": "faitheval", "group": "diff", "slope_pp": -0.01, "ci_lo": -0.04, "ci_hi": 2.0}])
+    findings = [{"benchmark": "faitheval", "claim": "c1", "where": "w1"},
+                {"benchmark": "all", "claim": "c2", "where": "w2"}]
+    t = behaviour.findings_table(findings, slopes)
+    assert t["ours: H-Neurons slope"].iloc[0] == "faitheval: +5.6 [-4.4, +15.3]"
+    assert t["ours: H minus random (control's alphas)"].iloc[0] == "faitheval: +0.0 [+0.0, +2.0]"
+    assert "falseqa: n/a" in t["ours: H-Neurons slope"].iloc[1] and t["paper (Gao et al. 2025)"].iloc[1] == "c2"
+
+
+def test_reading_is_computed_from_the_results():
+    """The reading states each slope's direction against the paper and the control, the number
+    of scored items where it changes, and the jailbreak judge's precision."""
+    rows = []
+    for i in range(6):
+        rows += [("jailbreak", "none", 1.0, f"i{i}", float(i < 3)),
+                 ("jailbreak", "h_neurons", 0.0, f"i{i}", 1.0), ("jailbreak", "h_neurons", 3.0, f"i{i}", 0.0),
+                 ("jailbreak", "random-0", 0.0, f"i{i}", float(i < 3)),
+                 ("jailbreak", "random-0", 3.0, f"i{i}", float(i < 3) if i else np.nan)]
+    df = _frame(rows)
+    agreement = pd.DataFrame([{"benchmark": "jailbreak", "split": "test", "judge_complies": 9,
+                               "precision": 2 / 9, "precision_ci": (0.06, 0.55), "n_frozen": 20,
+                               "n_labelled": 20}])
+    text = behaviour.reading(behaviour.compliance_table(df, 200), behaviour.slope_table(df, 200), agreement)
+    assert "**jailbreak**" in text and "a negative slope, the opposite of the paper's" in text
+    assert "the H-Neurons' slope lies below the random neurons'" in text
+    assert "0.22 [0.06, 0.55]" in text and "20 of 20 verdicts frozen" in text
+    notes = behaviour.judge_notes(pd.DataFrame([{"benchmark": "falseqa", "human_not_complies": 0,
+                                                 "human_complies": 22, "n_frozen": 0,
+                                                 "n_labelled": 24}]), "llm")
+    assert "measures the **rule** judge" in notes and "no non-compliant" in notes
+
+
+def test_smallest_paper_model_reads_sizes_from_names():
+    """The paper's smallest model is found from the "<n>B" in its name."""
+    names = ["Mistral-7B-v0.3", "Gemma-3-4B", "Llama-3.3-70B"]
+    assert behaviour.smallest_paper_model(names) == ("Gemma-3-4B", 4.0)

@@ -1,0 +1,82 @@
+"""Tests for hneurons_utils.sweep: the condition grid, resumable sweeps, remote models."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from hneurons_utils import benchmarks, sweep
+from hneurons_utils.probe import NeuronSet
+
+
+# ---------------------------------------------------------------- resumable sweep
+
+
+@pytest.fixture
+def chat_model(tiny_model):
+    """The tiny model with a minimal chat template (the benchmarks need chat prompts)."""
+    tiny_model.tokenizer.chat_template = (
+        "{% for m in messages %}{{ m['content'] }} {% endfor %}{% if add_generation_prompt %}w9{% endif %}")
+    return tiny_model
+
+
+def _suite():
+    return [benchmarks.BenchItem("sycophancy", "truthfulqa-mc", f"s{i}", f"w{i} w{i + 1}",
+                                 {"options": ["w5", "w6"], "gold_key": "A", "format": "text"})
+            for i in range(5)]
+
+
+@pytest.mark.parametrize("method", ["rows", "weights"])
+def test_sweep_resumes_to_identical_files(chat_model, tmp_path, method):
+    """An interrupted sweep (torn last line, missing chunk) resumes to the uninterrupted files."""
+    a = chat_model.adapter
+    h = NeuronSet(np.zeros(8, int), np.arange(8), a.n_layers, a.n_neurons)
+    conds = sweep.condition_grid(h, [0.0, 1.0, 3.0])
+    cfg = benchmarks.decoding("jailbreak", max_new_tokens=4)  # sampled: resume must reuse the seeds
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path / "full", 6, 0, method, log=None)
+    partial = tmp_path / "part"
+    df = sweep.run_sweep(chat_model, _suite(), conds, cfg, partial, 6, 0, method, log=None)
+    files = sorted(partial.glob("*.jsonl"))
+    lines = files[0].read_text().splitlines()
+    files[0].write_text("\n".join(lines[:-2]) + "\n" + lines[-2][:15])  # torn write, one lost
+    files[1].unlink()
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, partial, 6, 0, method, log=None)
+    for f in files:
+        want = [json.loads(x) for x in (tmp_path / "full" / f.name).read_text().splitlines()]
+        got = [json.loads(x) for x in f.read_text().splitlines()]
+        key = lambda r: r["item_id"]  # noqa: E731
+        strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+        assert [strip(r) for r in sorted(got, key=key)] == [strip(r) for r in sorted(want, key=key)]
+    assert len(df) == 5 * len(conds) and {"first", "response"} <= set(df.columns)
+
+
+def test_read_jsonl_refuses_a_corrupt_middle_line(tmp_path):
+    """Only a torn last line is forgiven; a corrupt line elsewhere raises with its number."""
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        sweep.read_jsonl(p)
+
+
+# ---------------------------------------------------------------- conditions, bad inputs
+
+
+def test_condition_grid_shares_alpha_one_and_uses_the_control_grid():
+    """alpha = 1 runs once (set "none"); random sets run at control_alphas (default: alphas)."""
+    h = NeuronSet([0], [1], 2, 8)
+    r = NeuronSet([0], [2], 2, 8)
+    tags = [c.tag for c in sweep.condition_grid(h, [0.0, 1.0, 3.0], {"random-0": r}, [0.0, 3.0])]
+    assert tags == ["none__a1", "h_neurons__a0", "h_neurons__a3", "random-0__a0", "random-0__a3"]
+    same = [c.tag for c in sweep.condition_grid(h, [0.0, 1.0, 2.0], {"random-0": r})]
+    assert "random-0__a2" in same and len(same) == 5
+
+
+def test_sweep_on_a_remote_model_needs_nnsight(tmp_path):
+    """run_sweep refuses hook/weight methods on a remote model before generating anything."""
+    m = SimpleNamespace(remote=True)
+    item = benchmarks.BenchItem("falseqa", "falseqa", "f:1", "q")
+    with pytest.raises(ValueError, match="STEER_METHOD='rows'.*nnsight"):
+        sweep.run_sweep(m, [item], [sweep.Condition("none", None, 1.0)], None, tmp_path, method="rows")
