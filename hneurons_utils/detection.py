@@ -16,8 +16,8 @@ import pandas as pd
 
 from .features import FeatureSet, extract_features
 from .models import LoadedModel
-from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, sampling_cfg, scheme_rows,
-                       span_counts, stored_examples)
+from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, rebuild_examples, sampling_cfg,
+                       scheme_rows, span_counts, stored_examples)
 from .probe import Probe
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
 from .stats import auroc, detection_metrics, mean_spread
@@ -91,6 +91,63 @@ def balanced_eval_set(m: LoadedModel, name: str, records: Sequence[dict], cfg: E
     counts["balanced_per_class"] = len(hall)
     return featurised_set(m, name, hall, faith, counts, [r["qid"] for r in records], cfg,
                           out_dir, desc)
+
+
+def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, EvalSet],
+                      cfg: EvalConfig, id_dir: str | Path, out_dir: str | Path,
+                      rule: str = "content", n_boot: int = 1000) -> dict[str, dict]:
+    """The detection result again with every answer span found by one ``rule`` for both classes.
+
+    The default span rule gives faithful answers their gold alias and hallucinated ones the
+    content rule's span (see :func:`span_diagnostic`). Here the identification training
+    responses and each evaluation set are re-featurised with ``FeatureConfig.span_rule=rule``
+    (cached as ``features_<name>_span-<rule>.npz``), a probe is refit with the original's C,
+    label scheme and standardisation, and scored. Per dataset: ``metrics`` (AUROC, accuracy
+    with intervals), ``spans`` (the diagnostic under ``rule``), and the refit probe's H-Neurons
+    with their overlap with the original's.
+    """
+    from dataclasses import replace
+
+    from .probe import fit_probe
+
+    id_dir, out_dir = Path(id_dir), Path(out_dir)
+    fcfg = replace(cfg.features, span_rule=rule)
+    train = rebuild_examples(split, "train", id_dir / "responses_triviaqa.jsonl")
+    fs = extract_features(m, train, id_dir / f"features_triviaqa_span-{rule}.npz", fcfg,
+                          desc=f"features training ({rule} spans)")
+    X, y = scheme_rows(fs, train, probe.label_scheme)
+    refit = fit_probe(X, y, probe.C, penalty=probe.config.get("penalty", "l1"),
+                      standardize=probe.standardize, seed=probe.config.get("seed", 0),
+                      n_layers=probe.n_layers, n_neurons=probe.n_neurons, model_id=probe.model_id,
+                      label_scheme=probe.label_scheme)
+    h0, h1 = set(probe.h_neurons().flat.tolist()), set(refit.h_neurons().flat.tolist())
+    out = {}
+    for name, es in sets.items():
+        recs = {r["qid"]: r for r in read_jsonl(out_dir / f"responses_{name}.jsonl")}
+        exs = [examples_of(recs[k.rsplit("#", 1)[0]], int(lab), 1)[0] for k, lab in zip(es.keys, es.y)]
+        efs = extract_features(m, exs, out_dir / f"features_{name}_span-{rule}.npz", fcfg,
+                               desc=f"features {name} ({rule} spans)")
+        keys, idx = [e.key for e in exs], efs.index([e.key for e in exs])
+        out[name] = {"metrics": detection_metrics(es.y, refit.decision_function(efs.flat("answer", keys)),
+                                                  n_boot=n_boot, seed=cfg.seed),
+                     "spans": span_diagnostic(es.y, efs.n_tokens[idx, 0], efs.methods[idx])}
+    return {"rule": rule, "h_neurons": len(h1), "h_overlap": len(h0 & h1), "datasets": out}
+
+
+def span_control_reading(control: dict, ours: dict[str, dict], min_per_class: int = 10) -> list[str]:
+    """One sentence per dataset comparing the probe under the default span rule (``ours``)
+    with the :func:`span_rule_control` refit, and what span length alone reaches under each."""
+    out = [f"one span rule ({control['rule']}) for both classes: the refit probe has "
+           f"{control['h_neurons']} H-Neurons, {control['h_overlap']} of them shared with the original"]
+    for k, d in control["datasets"].items():
+        mt, n_min = d["metrics"], min(d["metrics"]["n_pos"], d["metrics"]["n_neg"])
+        lo, hi = mt["auroc_ci"]
+        verdict = auroc_verdict(lo, float("nan"), n_min, min_per_class)
+        before = f"; default rule {ours[k]['auroc']:.2f}" if k in ours else ""
+        ci = f"[{lo:.2f}, {hi:.2f}]" if n_min >= 2 else "[no interval: one per class]"
+        out.append(f"{k}: AUROC {mt['auroc']:.2f} {ci} ({verdict}){before}; span "
+                   f"length alone {d['spans']['AUROC of span length alone']:.2f} under this rule.")
+    return out
 
 
 def full_eval_set(m: LoadedModel, es: EvalSet, cfg: EvalConfig, out_dir: str | Path,

@@ -31,7 +31,7 @@ from .features import Example, FeatureConfig, FeatureSet, extract_features, load
 from .models import LoadedModel
 from .probe import Probe, select_C, training_rows
 from .sampling import (GREEDY, PAPER_SAMPLING, GenConfig, balanced_sample, collect_responses,
-                       consistency_split, label_counts, representative_response)
+                       consistency_split, label_counts, read_jsonl, representative_response)
 
 DEFAULT_CS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
@@ -282,6 +282,23 @@ def stored_examples(split: dict, part: str = "train") -> list[Example]:
     """The examples (keys and labels only) of one part of a stored split (``split.json``)."""
     return [Example(k, "", "", [], "", int(lab))
             for k, lab in zip(split[part]["keys"], split[part]["labels"])]
+
+
+def rebuild_examples(split: dict, part: str, responses_path: str | Path) -> list[Example]:
+    """The full examples (prompt, response, answers) of one part of a stored split, rebuilt
+    from the responses file they were drawn from (:func:`examples_of` is deterministic: key
+    ``qid#i`` is the ``i``-th distinct response of the question's label)."""
+    recs = {r["qid"]: r for r in read_jsonl(responses_path)}
+    out = []
+    for key, lab in zip(split[part]["keys"], split[part]["labels"]):
+        qid, i = key.rsplit("#", 1)
+        if qid not in recs:
+            raise KeyError(f"{responses_path} has no question {qid!r} (needed by {key!r})")
+        exs = examples_of(recs[qid], int(lab), int(i) + 1, ("correct", "incorrect")[int(lab)])
+        if len(exs) <= int(i) or exs[int(i)].key != key:
+            raise ValueError(f"{key!r} cannot be rebuilt from {responses_path}: the file changed")
+        out.append(exs[int(i)])
+    return out
 
 
 def span_counts(fs: FeatureSet, keys: Sequence[str]) -> dict:

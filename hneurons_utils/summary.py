@@ -2,8 +2,8 @@
 
 Nothing is recomputed from activations: :func:`scorecard` reads the JSON files chapters 2-5
 write under ``OUTPUT_DIR`` and applies the same verdict rules as the chapters themselves
-(:func:`detection.auroc_verdict`, :func:`origin.transfer_reading`,
-:func:`origin.drift_verdict`, :func:`slope_verdict`). A chapter whose results are missing
+(:func:`detection.auroc_verdict`, :func:`transfer.transfer_reading`,
+:func:`drift.drift_verdict`, :func:`slope_verdict`). A chapter whose results are missing
 gets a row that says which chapter to run, never a guessed number.
 """
 
@@ -19,8 +19,9 @@ import pandas as pd
 from . import paper
 from .detection import auroc_verdict, baseline_summary
 from .benchmarks import BENCHMARKS
-from .origin import drift_verdict, transfer_reading
+from .drift import drift_verdict
 from .profiles import model_key
+from .transfer import transfer_reading
 
 COLUMNS = ["section", "claim", "paper (Gao et al. 2025)", "ours", "reading"]
 CHAPTERS = {"identification": "02_identification", "generalisation": "03_generalisation",
@@ -110,6 +111,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     ref = paper.table1_frame()
     base = baseline_summary(d["baselines"]) if d["baselines"] else pd.DataFrame()
     everyone = read_results(folder / "all_answers.json") or {}
+    control = (read_results(folder / "span_control.json") or {}).get("datasets", {})
     rows = []
     for k in paper.load_reference()["datasets"]:
         g = ref[ref.dataset == k]
@@ -128,6 +130,11 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                          f"{_ci(a['auroc'], *a['auroc_ci'], scale=100)}")
                 verdict += ("; all answers: " + auroc_verdict(a["auroc_ci"][0], rnd,
                                                              min(a["n_pos"], a["n_neg"]), min_per_class))
+            if k in control:  # the same probe recipe with one answer-span rule for both classes
+                c = control[k]["metrics"]
+                ours += f"; one span rule for both classes: AUROC {_ci(c['auroc'], *c['auroc_ci'], scale=100)}"
+                verdict += "; one span rule: " + auroc_verdict(c["auroc_ci"][0], float("nan"),
+                                                              min(c["n_pos"], c["n_neg"]), min_per_class)
         elif k in d["empty"]:
             e = d["empty"][k]
             ours = f"no balanced set: {e['faithful']} faithful, {e['hallucinated']} hallucinated answers"

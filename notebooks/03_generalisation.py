@@ -47,6 +47,7 @@ N_RANDOM_SEEDS = 5  # random-neuron classifiers (Table 1's "Random" row)
 N_BOOT = 1000  # bootstrap resamples for the 95% intervals
 ALL_ANSWERS = True  # also score every judged answer, not only the balanced subset (AUROC)
 ALL_ANSWERS_MAX = 300  # cap per class of those sets (seeded draw); None: no cap
+SPAN_CONTROL = True  # also refit and score with one span rule for both classes (see below)
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
 JUDGE_MODEL = "gpt-4o"  # the paper's judge
@@ -176,6 +177,28 @@ else:
     print("skipped (ALL_ANSWERS = False, or no dataset could be balanced)")
 
 # %% [markdown]
+# ## Control: one span rule for both classes
+#
+# The span table above shows that, under the default rule, the two classes get different
+# answer spans (the gold alias for faithful answers, the content rule's longer span for
+# hallucinated ones) and how well span length alone would detect. To see how much of the
+# probe's result survives without that difference, `SPAN_CONTROL` re-featurises the training
+# responses and these evaluation sets with the content rule for every response (no gold
+# alias is used anywhere), refits the probe with the same $C$, and scores it again. If its
+# AUROC holds while span length alone drops towards 0.5, the detection does not rest on the
+# spans; if it falls with them, it did.
+
+# %%
+rule = idc["features"].get("span_rule", "alias")
+if SPAN_CONTROL and sets and rule == "alias":
+    ctl = detection.span_rule_control(m, probe, split, sets, ecfg, ID_DIR, OUT, n_boot=N_BOOT)
+    plots.write_results(OUT, "span_control", ctl)
+    print("\n".join(detection.span_control_reading(ctl, ours)))
+else:
+    print("skipped:", "SPAN_CONTROL is False" if not SPAN_CONTROL else "no evaluation set" if not sets
+          else f"chapter 2 already used one rule ({rule!r}) for both classes")
+
+# %% [markdown]
 # ## Our Table 1 beside the paper's
 #
 # The paper's rows are accuracy (%) for six models of 4B to 70B parameters; ours are one
@@ -216,7 +239,9 @@ plt.show()
 # The cell below states, from the numbers above, where our probe's AUROC interval lies above
 # chance (its lower end above 0.5) and above the random classifiers (its lower end above their
 # mean AUROC), and where the evidence is too thin to say. Clearing the random *mean* is a
-# weaker test than non-overlapping intervals: the random spread is printed beside it.
+# weaker test than non-overlapping intervals: the random spread is printed beside it. Read it
+# together with the span control above: where the probe refit with one span rule for both
+# classes falls to chance, the default-rule verdict cannot be credited to the H-Neurons.
 
 # %%
 print("\n".join(detection.reading(ours, baselines, empty)))
@@ -244,7 +269,8 @@ print("\n".join(detection.reading(ours, baselines, empty)))
 # - **Answer spans differ by class.** The span table above shows it: faithful answers get the
 #   gold alias as their span, hallucinated ones mostly the content rule's longer span. Where
 #   span length alone detects well, the probe's success is not cleanly attributable to the
-#   H-Neurons; exercise 4 removes the difference.
+#   H-Neurons; the span control above refits without the difference, and exercise 4 reruns
+#   the whole pipeline (C selection included) that way.
 #
 # ## Exercises
 #

@@ -152,3 +152,30 @@ def test_span_diagnostic_reports_the_class_difference_in_spans():
     assert d["AUROC of span length alone"] == 1.0  # longer spans = hallucinated, perfectly
     same = span_diagnostic(np.array([1, 0]), np.array([3, 3]), ["content", "content"])
     assert same["AUROC of span length alone"] == 0.5
+
+
+def test_span_rule_control_refits_with_one_rule_for_both_classes(chat_model, tmp_path):
+    """The control re-featurises training and evaluation responses with the content rule
+    (no alias span anywhere), refits at the probe's C, and scores every set."""
+    from hneurons_utils import pipeline
+    from hneurons_utils.detection import span_rule_control
+
+    identify(chat_model, qa(16), replace(CFG, Cs=(1e6,)), tmp_path / "id", judge=judge)
+    probe, split, fs = load_identification(tmp_path / "id")
+    rebuilt = pipeline.rebuild_examples(split, "train", tmp_path / "id" / "responses_triviaqa.jsonl")
+    assert [e.key for e in rebuilt] == split["train"]["keys"]
+    assert [e.label for e in rebuilt] == split["train"]["labels"] and all(e.response for e in rebuilt)
+    es = build_eval_set(chat_model, qa(10, start=30, dataset="ev"), EVAL, tmp_path, "ev", judge=judge)
+    res = span_rule_control(chat_model, probe, split, {"ev": es}, EVAL, tmp_path / "id", tmp_path,
+                            n_boot=20)
+    assert res["rule"] == "content" and 0 <= res["h_overlap"] <= res["h_neurons"]
+    d = res["datasets"]["ev"]
+    assert d["spans"]["hallucinated: alias spans"] == d["spans"]["faithful: alias spans"] == 0.0
+    assert d["metrics"]["n"] == len(es.y)
+    assert (tmp_path / "id" / "features_triviaqa_span-content.npz").exists()
+    assert (tmp_path / "features_ev_span-content.npz").exists()
+    from hneurons_utils.detection import span_control_reading
+
+    text = span_control_reading(res, {"ev": {"auroc": 0.9}})
+    assert text[0].startswith("one span rule (content)") and text[1].startswith("ev: AUROC")
+    assert "default rule 0.90" in text[1]

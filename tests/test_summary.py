@@ -10,8 +10,8 @@ import pytest
 
 from hneurons_utils import summary
 from hneurons_utils.detection import auroc_verdict
-from hneurons_utils import origin
-from hneurons_utils.origin import transfer_reading
+from hneurons_utils.drift import drift_verdict
+from hneurons_utils.transfer import transfer_reading
 
 MODEL = "tiny-model"
 
@@ -50,6 +50,8 @@ def results(tmp_path):
         "empty": {"bioasq": {"faithful": 0, "hallucinated": 12, "questions": 12}}})
     write(m / "generalisation" / "all_answers.json",
           {"ours": {"triviaqa": metric(0.78, 0.72, 0.85, 200, 30)}, "baselines": []})
+    write(m / "generalisation" / "span_control.json",
+          {"rule": "content", "datasets": {"triviaqa": {"metrics": metric(0.62, 0.45, 0.8, 30)}}})
     write(m / "behaviour" / "figure3.json", {
         "slopes": [slope("falseqa", "h_neurons", 5, 2, 8), slope("falseqa", "diff", 4, 1, 7),
                    slope("faitheval", "h_neurons", 1, -3, 5), slope("faitheval", "diff", 0, -4, 4),
@@ -84,6 +86,8 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     tq = row(card, "3 Table 1", "triviaqa")
     assert tq.reading.startswith("above chance, and above random neurons")
     assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all 200 / 30 answers" in tq.ours
+    assert "one span rule for both classes: AUROC 62.0 [45.0, 80.0]" in tq.ours
+    assert tq.reading.endswith("one span rule: not distinguishable from chance")
     assert row(card, "3 Table 1", "nq_open").reading == "not distinguishable from chance"
     assert row(card, "3 Table 1", "bioasq").reading == "cannot be scored on this model"
     assert row(card, "3 Table 1", "nonexist").reading == "not run"
@@ -120,10 +124,10 @@ def test_malformed_result_files_are_named(results):
 
 
 def test_drift_and_slope_verdicts():
-    assert origin.drift_verdict(drift(0.7, 0.001, 0.01)).endswith("also against layer-matched random sets")
-    assert origin.drift_verdict(drift(0.45, 0.9, 0.9)).startswith("no evidence")  # CI holds 0.5
-    assert origin.drift_verdict(drift(0.3, 0.99, 0.99)).startswith("changed more")  # CI below 0.5
-    assert origin.drift_verdict(drift(0.9, float("nan"), 0.5, k=1)).startswith("too few H-Neurons")
+    assert drift_verdict(drift(0.7, 0.001, 0.01)).endswith("also against layer-matched random sets")
+    assert drift_verdict(drift(0.45, 0.9, 0.9)).startswith("no evidence")  # CI holds 0.5
+    assert drift_verdict(drift(0.3, 0.99, 0.99)).startswith("changed more")  # CI below 0.5
+    assert drift_verdict(drift(0.9, float("nan"), 0.5, k=1)).startswith("too few H-Neurons")
     h = slope("x", "h_neurons", 1, 0, 2)
     assert "against the paper" in summary.slope_verdict(slope("x", "diff", -3, -5, -1), h)
     assert summary.slope_verdict(None, h) == "no random-neuron control to compare with"
