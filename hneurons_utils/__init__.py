@@ -4,8 +4,9 @@ One module per pipeline step: ``models`` (loading, architecture adapters), ``cet
 contribution measure, Eq. 1-2), ``data``, ``sampling``, ``judges``, ``answer_spans``,
 ``features``, ``probe``, ``pipeline``, ``detection``, ``stats``, ``steering``, ``benchmarks``
 (Figure 3's suites), ``sweep`` (the alpha sweep), ``compliance`` (its judges), ``behaviour``
-(compliance rates, slopes, Figure 3), ``origin``, ``finetune``, ``summary`` (the scorecard page),
-``paper``, ``plots``, ``profiles``, ``progress``.
+(compliance rates, slopes, Figure 3), ``origin`` (the base / instruct pair, base-model answers),
+``transfer`` (backward transfer, Figure 4a), ``drift`` (parameter drift, Figure 4b), ``finetune``,
+``summary`` (the scorecard page), ``paper``, ``plots``, ``profiles``, ``progress``.
 """
 
 __version__ = "0.1.0"

@@ -93,8 +93,8 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from hneurons_utils import data, detection, features, finetune, models, origin, paper, pipeline
-from hneurons_utils import judges, plots, profiles, sampling
+from hneurons_utils import data, detection, drift, features, finetune, judges, models, origin
+from hneurons_utils import paper, pipeline, plots, profiles, sampling, transfer
 from hneurons_utils.probe import NeuronSet
 
 plots.setup_style()
@@ -260,18 +260,18 @@ detection.counts_frame(sets, empty)
 # %%
 seeds = [SEED + 1000 + s for s in range(N_RANDOM_SEEDS)]
 rows = detection.baseline_metrics(probe, ident.features, ident.split, sets, seeds) if sets and h.size else []
-transfer = origin.transfer_table(probe, sets, rows, n_boot=N_BOOT, seed=SEED) if rows else pd.DataFrame()
-plots.write_results(OUT, "transfer", {"table": transfer.to_dict("records"), "baselines": rows,
+table_4a = transfer.transfer_table(probe, sets, rows, n_boot=N_BOOT, seed=SEED) if rows else pd.DataFrame()
+plots.write_results(OUT, "transfer", {"table": table_4a.to_dict("records"), "baselines": rows,
                                       "empty": empty, "counts": {k: s.counts for k, s in sets.items()}})
-transfer.round(1)
+table_4a.round(1)
 
 # %%
 ref = paper.backward_auroc_frame()
 fig, ax = plt.subplots(figsize=(8, 4.5))
-if len(transfer):
-    origin.plot_transfer(ax, transfer, origin.paper_transfer_marks(ref), empty)
+if len(table_4a):
+    transfer.plot_transfer(ax, table_4a, transfer.paper_transfer_marks(ref), empty)
 ax.set_title("Figure 4a (ours): the instruct model's probe, unchanged, on the base model")
-plots.save_figure(fig, OUT, "figure4a_transfer", {"ours": transfer.to_dict("records"),
+plots.save_figure(fig, OUT, "figure4a_transfer", {"ours": table_4a.to_dict("records"),
                                                   "paper": ref.to_dict("records")})
 plt.show()
 ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")
@@ -287,11 +287,11 @@ ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")
 # would be needed to score them (`N_EVAL_NQ`, `N_EVAL_BIOASQ`; see the exercises).
 
 # %%
-readings = origin.transfer_reading(transfer) if len(transfer) else []
+readings = transfer.transfer_reading(table_4a) if len(table_4a) else []
 for r in readings:
     print(f"{r['dataset']}: AUROC {r['auroc']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}] on {r['n']} answers, "
           f"{r['verdict']} (random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})")
-for line in origin.unscored_reading(empty, sizes):
+for line in transfer.unscored_reading(empty, sizes):
     print(line)
 
 # %% [markdown]
@@ -304,11 +304,11 @@ for line in origin.unscored_reading(empty, sizes):
 if ALL_ANSWERS and sets and rows:
     full = {k: detection.full_eval_set(m_base, es, ecfg, OUT / "base", ALL_ANSWERS_MAX) for k, es in sets.items()}
     rows_all = detection.baseline_metrics(probe, ident.features, ident.split, full, seeds)
-    transfer_all = origin.transfer_table(probe, full, rows_all, n_boot=N_BOOT, seed=SEED)
+    transfer_all = transfer.transfer_table(probe, full, rows_all, n_boot=N_BOOT, seed=SEED)
     plots.write_results(OUT, "transfer_all_answers", {"table": transfer_all.to_dict("records"),
                                                       "counts": {k: s.counts for k, s in full.items()}})
     n_min = {k: int(min(es.y.sum(), (1 - es.y).sum())) for k, es in full.items()}
-    for r in origin.transfer_reading(transfer_all, n_min):
+    for r in transfer.transfer_reading(transfer_all, n_min):
         es = full[r["dataset"]]
         print(f"{r['dataset']}, all {es.y.sum()} hallucinated / {(1 - es.y).sum()} faithful answers: "
               f"AUROC {r['auroc']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}], {r['verdict']} "
@@ -345,12 +345,12 @@ sets = full = None  # evaluation features, already scored above
 gc.collect()
 print("loaded models freed before drift:", all(r() is None for r in loaded))
 t0 = time.monotonic()
-raw = origin.parameter_drift(origin.model_folder(BASE_SRC), origin.model_folder(INSTRUCT_SRC))
+raw = drift.parameter_drift(origin.model_folder(BASE_SRC), origin.model_folder(INSTRUCT_SRC))
 timings["drift_s"] = time.monotonic() - t0
 variants = {"up + down (paper)": ("up", "down")}
 if "gate" in raw:
     variants["up + gate + down"] = ("up", "gate", "down")
-tests = {name: origin.drift_tests(origin.drift_score(raw, parts), h, DRIFT_N_RANDOM, SEED, N_BOOT)
+tests = {name: drift.drift_tests(drift.drift_score(raw, parts), h, DRIFT_N_RANDOM, SEED, N_BOOT)
          for name, parts in variants.items()} if h.size else {}
 summary = pd.DataFrame({name: {"mean rank": t["mean_rank"], "95% CI": np.round(t["mean_rank_ci"], 3),
                                "t-test p (H-Neurons changed less)": t["t_test"]["p_value"],
@@ -366,10 +366,10 @@ summary
 # %%
 fig, ax = plt.subplots(figsize=(8, 4.5))
 ref_drift = paper.drift_frame()
-paper_lines = origin.paper_rank_lines(ref_drift)
+paper_lines = drift.paper_rank_lines(ref_drift)
 if tests:
-    rank = origin.normalized_rank(origin.drift_score(raw)).ravel()[h.flat]
-    origin.plot_rank_distribution(ax, rank, tests["up + down (paper)"]["mean_rank"], paper_lines)
+    rank = drift.normalized_rank(drift.drift_score(raw)).ravel()[h.flat]
+    drift.plot_rank_distribution(ax, rank, tests["up + down (paper)"]["mean_rank"], paper_lines)
 ax.set_title(f"Figure 4b (ours): drift ranks of the {h.size} H-Neurons")
 plots.save_figure(fig, OUT, "figure4b_drift", {"ours": tests, "paper": ref_drift.to_dict("records"),
                                                "h_neuron_ranks": rank if tests else []})
@@ -384,11 +384,11 @@ ref_drift
 if h.size < 2:
     print(f"Only {h.size} H-Neuron(s): a mean rank is one neuron's rank, the t-test is undefined "
           "(nan) and the tests below carry almost no information.")
-for name, t in tests.items():  # the verdict is the scorecard's (origin.drift_verdict)
+for name, t in tests.items():  # the verdict is the scorecard's (drift.drift_verdict)
     print(f"{name}: mean rank {t['mean_rank']:.3f} {np.round(t['mean_rank_ci'], 3)} (a random set: "
           f"0.5); one-sided t-test p = {t['t_test']['p_value']:.2g}, Mann-Whitney p = "
           f"{t['mann_whitney']['p_value']:.2g}; layer-matched random sets: p = "
-          f"{t['random_layer_matched']['p_value']:.2g}\n  -> {origin.drift_verdict(t)}")
+          f"{t['random_layer_matched']['p_value']:.2g}\n  -> {drift.drift_verdict(t)}")
 plots.write_results(OUT, "results", {"drift": tests, "timings_s": timings, "offline_pair": OFFLINE,
                                      "base": str(BASE_SRC), "instruct": str(INSTRUCT_SRC),
                                      "n_h_neurons": h.size, "per_mille": h.per_mille})
@@ -414,7 +414,7 @@ print({k: f"{v / 60:.1f} min" + (" (cached)" if cached.get(k) else "") for k, v 
 # **What our run found.** The paragraphs below are written from this run's numbers.
 
 # %%
-display(Markdown("\n\n".join(origin.discussion(readings, empty, tests, OFFLINE, h.size))))
+display(Markdown("\n\n".join(transfer.discussion(readings, empty, tests, OFFLINE, h.size))))
 
 # %% [markdown]
 # **The limits of this pair.** Whatever the outcome above, read it against these:

@@ -1,8 +1,12 @@
-"""Shared fixtures: tiny random models built in code, and the real embedded model (slow)."""
+"""Shared fixtures: tiny random models built in code, a local OpenAI-compatible chat server for
+the LLM judges, and the real embedded model (slow)."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -55,6 +59,57 @@ def tiny_model(request):
 
     hf = tiny_llama() if request.param == "llama" else tiny_gpt2()
     return wrap_model(hf, tiny_tokenizer(), name=f"tiny-{request.param}")
+
+
+class ChatStub:
+    """A local OpenAI-compatible ``/chat/completions`` server for the LLM judges' tests.
+
+    Every POST is answered with ``reply`` as the assistant's message (``None``: HTTP 500) and
+    recorded in ``seen`` as ``(path, Authorization header, JSON body)``; ``url`` is the
+    ``.../v1`` base URL to give a judge.
+    """
+
+    def __init__(self, reply: str | None = None):
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server API)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.seen.append((self.path, self.headers.get("Authorization"), body))
+                if stub.reply is None:
+                    self.send_response(500)
+                    self.end_headers()
+                    self.wfile.write(b"boom")
+                    return
+                data = json.dumps({"choices": [{"message": {"role": "assistant",
+                                                            "content": stub.reply}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.reply, self.seen = reply, []
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def chat_stub():
+    """A running :class:`ChatStub` (set its ``reply`` first), shut down after the test."""
+    stub = ChatStub()
+    yield stub
+    stub.close()
 
 
 @pytest.fixture(scope="session")

@@ -210,52 +210,11 @@ def test_known_triviaqa_keeps_correct_answers_that_do_not_echo_the_question(tmp_
 # ---------------------------------------------------------------- the LLM compliance judge
 
 
-class _ChatStub:
-    """An OpenAI-compatible /chat/completions stub answering with ``reply`` and recording requests."""
-
-    def __init__(self, reply: str):
-        import threading
-        from http.server import BaseHTTPRequestHandler, HTTPServer
-
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server API)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.seen.append((self.path, self.headers.get("Authorization"), body))
-                data = json.dumps({"choices": [{"message": {"content": stub.reply}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.reply, self.seen = reply, []
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def chat_stub():
-    stub = _ChatStub("Yes.")
-    yield stub
-    stub.close()
-
-
 def test_llm_compliance_judge_against_a_stub_server(chat_stub, monkeypatch):
     """The LLM judge asks the benchmark's yes/no question with the key as bearer token, reads
     yes/no, keeps the rule parser for FaithEval and the rule for sycophancy's first answer."""
     monkeypatch.setenv("BEHAVIOUR_TEST_KEY", "sk-secret-456")
+    chat_stub.reply = "Yes."
     label = compliance.make_labeler("llm", base_url=chat_stub.url, model="gpt-4o",
                                     api_key_env="BEHAVIOUR_TEST_KEY")
     rec = {"bench": "falseqa", "response": "Fish have four legs.", "meta": {"question": "How many legs?"}}

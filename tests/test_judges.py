@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
 import pytest
 
 from hneurons_utils.judges import (JudgeReplyError, LLMJudge, MissingAPIKeyError, is_refusal,
@@ -63,64 +59,29 @@ def test_rule_judge_rejects_unusable_answers():
         rule_judge("Paris", ["---"])
 
 
-class _StubHandler(BaseHTTPRequestHandler):
-    """An OpenAI-compatible /chat/completions stub replying with the server's canned content."""
-
-    def do_POST(self):  # noqa: N802 (http.server API)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.seen.append((self.path, self.headers.get("Authorization"), body))
-        reply = self.server.reply
-        if reply is None:
-            self.send_response(500)
-            self.end_headers()
-            self.wfile.write(b"boom")
-            return
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def stub_server():
-    server = HTTPServer(("127.0.0.1", 0), _StubHandler)
-    server.seen, server.reply = [], "Correct."
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def test_llm_judge_against_local_stub(stub_server, monkeypatch):
+def test_llm_judge_against_local_stub(chat_stub, monkeypatch):
     """The LLM judge posts to /chat/completions with the key as a bearer token and parses the verdict."""
     monkeypatch.setenv("JUDGE_TEST_KEY", "sk-secret-123")
-    base = f"http://127.0.0.1:{stub_server.server_port}/v1"
-    judge = make_judge("llm", base_url=base, model="gpt-4o", api_key_env="JUDGE_TEST_KEY", timeout=5)
+    chat_stub.reply = "Correct."
+    judge = make_judge("llm", base_url=chat_stub.url, model="gpt-4o", api_key_env="JUDGE_TEST_KEY", timeout=5)
     assert judge("Capital of Australia?", "Canberra", ["Canberra"]) == "correct"
-    path, auth, body = stub_server.seen[-1]
+    path, auth, body = chat_stub.seen[-1]
     assert path == "/v1/chat/completions" and auth == "Bearer sk-secret-123"
     assert body["model"] == "gpt-4o" and "Canberra" in body["messages"][-1]["content"]
-    stub_server.reply = "refusal"
+    chat_stub.reply = "refusal"
     assert judge.judge("Who makes volor pri octacap?", "No idea.", []) == "refusal"
-    assert "does not exist" in stub_server.seen[-1][2]["messages"][-1]["content"]
+    assert "does not exist" in chat_stub.seen[-1][2]["messages"][-1]["content"]
     assert "sk-secret" not in repr(judge)
 
 
-def test_llm_judge_errors(stub_server, monkeypatch):
+def test_llm_judge_errors(chat_stub, monkeypatch):
     """Unparseable replies and HTTP errors raise clear errors that never contain the key."""
     monkeypatch.setenv("JUDGE_TEST_KEY", "sk-secret-123")
-    judge = LLMJudge(f"http://127.0.0.1:{stub_server.server_port}/v1", "m", "JUDGE_TEST_KEY", timeout=5)
-    stub_server.reply = "Probably right"
+    judge = LLMJudge(chat_stub.url, "m", "JUDGE_TEST_KEY", timeout=5)
+    chat_stub.reply = "Probably right"
     with pytest.raises(JudgeReplyError, match="Probably right"):
         judge.judge("Q?", "A", ["A"])
-    stub_server.reply = None
+    chat_stub.reply = None
     with pytest.raises(RuntimeError, match="HTTP 500") as err:
         judge.judge("Q?", "A", ["A"])
     assert "sk-secret" not in str(err.value)

@@ -1,0 +1,290 @@
+"""Parameter drift of each FFN neuron between base and instruct model (paper Section 4, Figure 4b).
+
+For FFN neuron j, ``drift_up = 1 - cos(W_up[j, :] base, W_up[j, :] instruct)`` and
+``drift_down = 1 - cos(W_down[:, j] base, W_down[:, j] instruct)``, each z-scored over all
+neurons and averaged (Section 6.3.2); neurons are ranked by that score and the ranks normalised
+to [0, 1] with the paper's convention (0 = changed most, 1 = changed least), so H-Neurons
+inherited from pre-training sit at high ranks. The weights are read straight from the two
+models' safetensors folders (sharded or not), one tensor pair at a time, so at most one FFN
+matrix of each model is in memory; the tests, the verdict and Figure 4b's histogram follow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from .models import ffn_adapter
+
+
+class SafetensorsFolder:
+    """Read single tensors from a (possibly sharded) safetensors checkpoint folder.
+
+    ``reads`` counts the tensors read, so a test can check that drift is streamed.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        index = self.folder / "model.safetensors.index.json"
+        if index.is_file():
+            self.files = {k: self.folder / v for k, v in json.loads(index.read_text())["weight_map"].items()}
+        elif (self.folder / "model.safetensors").is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(self.folder / "model.safetensors"), "pt") as f:
+                self.files = {k: self.folder / "model.safetensors" for k in f.keys()}
+        else:
+            raise FileNotFoundError(f"{self.folder}: no model.safetensors or "
+                                    "model.safetensors.index.json; is this a model folder?")
+        self.reads = 0
+
+    def resolve(self, name: str) -> str:
+        """The checkpoint key of module weight ``name``: the name itself, or the one key ending in
+        its ``layers.<i>...`` part (checkpoints of multimodal models nest the text model
+        differently from the loaded module tree)."""
+        if name in self.files:
+            return name
+        tail = name[name.rfind("layers."):] if "layers." in name else name
+        found = [k for k in self.files if k.endswith("." + tail)]
+        if len(found) != 1:
+            near = [k for k in self.files if k.split(".")[-2:] == name.split(".")[-2:]][:3]
+            raise KeyError(f"{self.folder}: {len(found)} tensors match {name!r} "
+                           f"(tensors with a similar name: {near})")
+        return found[0]
+
+    def get(self, name: str) -> torch.Tensor:
+        """One tensor, read from disk (float32 on the CPU)."""
+        from safetensors import safe_open
+
+        name = self.resolve(name)
+        with safe_open(str(self.files[name]), "pt") as f:
+            self.reads += 1
+            return f.get_tensor(name).float()
+
+
+def ffn_tensor_names(folder: str | Path) -> tuple[list[dict[str, str]], bool]:
+    """Checkpoint names of each layer's FFN weights, found through the architecture adapter.
+
+    The model is built on the meta device (no weights), so :func:`models.ffn_adapter` resolves
+    the module paths without loading anything. Returns ``([{"up", "down"[, "gate"]} per layer],
+    down_transposed)``.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+    ad = ffn_adapter(model)
+    names = []
+    for i in range(ad.n_layers):
+        prefix = f"{ad.layers_path}.{i}."
+        layer = {"up": prefix + ad.up_path + ".weight", "down": prefix + ad.down_path + ".weight"}
+        if ad.gate_path:
+            layer["gate"] = prefix + ad.gate_path + ".weight"
+        names.append(layer)
+    return names, ad.down_transposed
+
+
+def cosine_drift(base: torch.Tensor, tuned: torch.Tensor, dim: int) -> np.ndarray:
+    """``1 - cos`` between matching slices of two weight matrices, reducing over ``dim``.
+
+    Computed as ``||a/|a| - b/|b|||^2 / 2`` in float64, which equals ``1 - cos(a, b)`` and keeps
+    its precision when the vectors are nearly parallel (small fine-tuning updates). The cosine
+    of an all-zero slice is undefined: such neurons get ``NaN`` (never a made-up 0 or 0.5), and
+    :func:`parameter_drift` refuses tables that hold any.
+    """
+    if base.shape != tuned.shape:
+        raise ValueError(f"weight shapes differ: base {tuple(base.shape)} vs tuned {tuple(tuned.shape)}")
+    a, b = base.double(), tuned.double()
+    na, nb = a.norm(dim=dim, keepdim=True), b.norm(dim=dim, keepdim=True)
+    d = 0.5 * (a / na - b / nb).pow(2).sum(dim=dim)
+    zero = (na == 0).squeeze(dim) | (nb == 0).squeeze(dim)
+    return torch.where(zero, torch.full_like(d, float("nan")), d).numpy()
+
+
+def _neuron_axis_reduced(kind: str, transposed: bool) -> int:
+    """The axis to reduce so one value per neuron remains (rows of W_up, columns of W_down)."""
+    reduce_rows = kind == "down"  # nn.Linear: W_down [d_model, N] -> reduce dim 0
+    return (1 if reduce_rows else 0) if transposed else (0 if reduce_rows else 1)
+
+
+def iter_layer_drift(base_folder: str | Path, tuned_folder: str | Path
+                     ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """``(layer, {"up", "down"[, "gate"]: drift [N]})`` one layer at a time, streamed from disk.
+
+    Only one tensor of each model is in memory at any moment. Raises ``ValueError`` when the
+    two checkpoints are not a matched pair (different layer count, FFN parts or shapes).
+    """
+    names, transposed = ffn_tensor_names(base_folder)
+    tuned_names, tuned_transposed = ffn_tensor_names(tuned_folder)
+    if len(names) != len(tuned_names) or transposed != tuned_transposed or \
+            [sorted(n) for n in names] != [sorted(n) for n in tuned_names]:
+        raise ValueError(f"not a matched pair: {base_folder} has {len(names)} layers with FFN parts "
+                         f"{sorted(names[0]) if names else []}, {tuned_folder} has {len(tuned_names)} "
+                         f"with {sorted(tuned_names[0]) if tuned_names else []}")
+    base, tuned = SafetensorsFolder(base_folder), SafetensorsFolder(tuned_folder)
+    for layer, parts in enumerate(names):
+        out = {}
+        for kind, name in parts.items():
+            b, t = base.get(name), tuned.get(tuned_names[layer][kind])
+            if b.shape != t.shape:
+                raise ValueError(f"not a matched pair: layer {layer} {kind} weight is "
+                                 f"{tuple(b.shape)} in {base_folder}, {tuple(t.shape)} in {tuned_folder}")
+            out[kind] = cosine_drift(b, t, _neuron_axis_reduced(kind, transposed))
+            del b, t
+        yield layer, out
+
+
+def parameter_drift(base_folder: str | Path, tuned_folder: str | Path,
+                    log: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
+    """Raw drift of every FFN neuron: ``{"up", "down"[, "gate"]: [layers, neurons]}`` (Sec. 6.3.2).
+
+    Reads the two safetensors folders (sharded or not) one tensor pair at a time. Raises
+    ``ValueError`` naming the count when some neuron has an all-zero weight slice in either
+    model (its cosine, hence its drift, is undefined).
+    """
+    rows: dict[str, list[np.ndarray]] = {}
+    for layer, parts in iter_layer_drift(base_folder, tuned_folder):
+        for kind, values in parts.items():
+            rows.setdefault(kind, []).append(values)
+        if log:
+            log(f"drift: layer {layer + 1} done")
+    out = {k: np.stack(v) for k, v in rows.items()}
+    bad = {k: int(np.isnan(v).sum()) for k, v in out.items() if np.isnan(v).any()}
+    if bad:
+        where = {k: sorted({int(i) for i in np.argwhere(np.isnan(v))[:, 0]})[:5] for k, v in out.items() if k in bad}
+        raise ValueError(f"drift undefined for neurons with an all-zero weight slice: {bad} "
+                         f"(layers {where}); a pruned or dead neuron has no direction to compare")
+    return out
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    """``(x - mean) / std`` over all entries; a constant array gives zeros."""
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x, dtype=np.float64)
+
+
+def drift_score(raw: dict[str, np.ndarray], parts: tuple[str, ...] = ("up", "down")) -> np.ndarray:
+    """The paper's combined drift: the mean of each part's z-score over all neurons ``[L, N]``.
+
+    ``parts=("up", "down")`` is the paper's definition; add ``"gate"`` for gated MLPs.
+    """
+    missing = [p for p in parts if p not in raw]
+    if missing:
+        raise KeyError(f"no raw drift for {missing}; available: {sorted(raw)}")
+    return np.mean([zscore(raw[p].astype(np.float64)) for p in parts], axis=0)
+
+
+def normalized_rank(score: np.ndarray) -> np.ndarray:
+    """Rank of each neuron by drift, scaled to [0, 1]: 0 = largest drift, 1 = smallest.
+
+    The paper's convention (Figure 4b: "smaller normalized rank means larger change"); ties
+    share their average rank.
+    """
+    from scipy.stats import rankdata
+
+    flat = np.asarray(score, dtype=np.float64).ravel()
+    if flat.size < 2:
+        raise ValueError("ranking needs at least two neurons")
+    ascending = rankdata(flat)  # 1 = smallest drift
+    return ((flat.size - ascending) / (flat.size - 1)).reshape(np.shape(score))
+
+
+def _flat_mask(neurons: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean ``[L * N]`` mask of a :class:`probe.NeuronSet` (shape checked against ``shape``)."""
+    if (neurons.n_layers, neurons.n_neurons) != tuple(shape):
+        raise ValueError(f"neuron set is for {neurons.n_layers} x {neurons.n_neurons} neurons, "
+                         f"the drift table is {shape[0]} x {shape[1]}: different models?")
+    mask = np.zeros(shape[0] * shape[1], dtype=bool)
+    mask[neurons.flat] = True
+    return mask
+
+
+def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int = 0,
+                n_boot: int = 1000) -> dict:
+    """Did the H-Neurons change less than other neurons? (Section 4, Figure 4b.)
+
+    ``score``: combined drift ``[L, N]``; ``neurons``: the H-Neurons (a ``NeuronSet``).
+    Returns the H-Neurons' mean normalised rank with a bootstrap interval; the paper's
+    one-sided Welch t-test (H-Neurons' drift smaller than the others') and a one-sided
+    Mann-Whitney U test; and the mean rank of ``n_random`` random sets of as many neurons,
+    drawn uniformly and drawn with the same count per layer (drift differs between layers, so
+    the layer-matched draw separates "these neurons" from "these layers"), each with an
+    empirical one-sided p-value.
+    """
+    from scipy.stats import mannwhitneyu, ttest_ind
+
+    from .probe import random_neuron_set
+
+    rank = normalized_rank(score).ravel()
+    flat = np.asarray(score, dtype=np.float64).ravel()
+    h = _flat_mask(neurons, score.shape)
+    k = int(h.sum())
+    if k == 0 or k == h.size:
+        raise ValueError(f"need some H-Neurons and some other neurons, got {k} of {h.size}")
+    rng = np.random.default_rng(seed)
+    boot = [rng.choice(rank[h], size=k).mean() for _ in range(n_boot)]
+    out = {"n_h_neurons": k, "n_neurons": int(h.size), "mean_rank": float(rank[h].mean()),
+           "mean_rank_ci": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+           "t_test": _test(ttest_ind(flat[h], flat[~h], equal_var=False, alternative="less")),
+           "mann_whitney": _test(mannwhitneyu(flat[h], flat[~h], alternative="less"))}
+    L, N = score.shape
+    for name, like in (("random", None), ("random_layer_matched", neurons)):
+        means = np.array([rank[random_neuron_set(k, L, N, seed + 1 + i, like=like).flat].mean()
+                          for i in range(n_random)])
+        out[name] = {"mean_rank_mean": float(means.mean()),
+                     "mean_rank_95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
+                     "p_value": float((1 + (means >= out["mean_rank"]).sum()) / (n_random + 1))}
+    return out
+
+
+def drift_verdict(t: dict, alpha: float = 0.05) -> str:
+    """What the drift tests support: the t-test as the paper, checked by layer-matched sets."""
+    if t.get("n_h_neurons", 0) < 2:
+        return "too few H-Neurons to test (a mean of one rank)"
+    p_t, p_layer = t["t_test"]["p_value"], t["random_layer_matched"]["p_value"]
+    if p_t < alpha and t["mean_rank"] > 0.5:
+        extra = ("; also against layer-matched random sets" if p_layer < alpha else
+                 "; but not against layer-matched random sets (a layer effect)")
+        return f"changed less than other neurons (t-test p = {p_t:.2g}){extra}"
+    if t["mean_rank_ci"][1] < 0.5:
+        return (f"changed more than other neurons (mean rank interval below 0.5; t-test p = "
+                f"{p_t:.2g} for 'less'): the paper's opposite, in this pair")
+    return f"no evidence that they changed less (t-test p = {p_t:.2g})"
+
+
+def _test(res: Any) -> dict:
+    return {"statistic": float(res.statistic), "p_value": float(res.pvalue)}
+
+
+# ---------------------------------------------------------------- figure (Figure 4b)
+
+
+def paper_rank_lines(frame: Any) -> dict[str, float]:
+    """Label -> value of the average drift ranks the paper's text states (``paper.drift_frame()``)."""
+    lines = {f"{r.model} {'≈' if r.avg_rank_approx else '='}": float(r.avg_rank)
+             for r in frame.dropna(subset=["avg_rank"]).itertuples()}
+    for value, g in frame.dropna(subset=["avg_rank_above"]).groupby("avg_rank_above"):
+        lines[f"{', '.join(g.model)} >"] = float(value)
+    return lines
+
+
+def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
+                           paper: dict[str, float] | None = None, bins: int = 20) -> None:
+    """Figure 4b: histogram of the H-Neurons' normalised drift ranks, their mean, 0.5 and the paper's.
+
+    ``paper``: label -> value of the paper's stated averages (e.g. Mistral-Small's 0.97).
+    """
+    ax.hist(ranks, bins=bins, range=(0, 1), density=True, color="C0", alpha=0.7,
+            label=f"H-Neurons (ours, n={len(ranks)})")
+    ax.axhline(1.0, color="k", lw=1, label="uniform (any random set)")
+    ax.axvline(mean_rank, color="C0", lw=2, label=f"our mean {mean_rank:.3f}")
+    ax.axvline(0.5, color="k", ls=":", lw=1)
+    for i, (label, value) in enumerate((paper or {}).items()):
+        ax.axvline(value, color="0.35", ls="--", lw=1, label=f"paper: {label} {value:g}")
+    ax.set_xlabel("normalised drift rank (0 = changed most, 1 = changed least)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # never over a bar

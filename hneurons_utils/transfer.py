@@ -1,0 +1,258 @@
+"""Backward transferability: the instruct model's probe on the base model (paper Section 4, Figure 4a).
+
+The probe that finds H-Neurons in the instruct model is applied, unchanged, to the base
+model's CETT features (the evaluation sets of :func:`origin.base_eval_sets`), beside an L2
+probe refit on the same neurons and probes on random neurons (Section 6.3.1). This module
+turns those scores into Figure 4a's table, its per-dataset verdict against chance and against
+the random neurons, the explanation of datasets that could not be scored, the chapter's
+written reading of both analyses (transfer and :mod:`hneurons_utils.drift`), and the figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .drift import drift_verdict
+
+REFIT = "H-Neurons refit (L2)"
+RANDOM = "random neurons (L2)"
+UNCHANGED = "H-Neuron probe (unchanged)"
+
+
+def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
+                   n_boot: int = 1000, seed: int = 0) -> Any:
+    """Figure 4a's numbers: per dataset, the instruct model's probe applied unchanged to the
+    base model's features (AUROC and accuracy with bootstrap 95% intervals), then the baselines
+    (``detection.baseline_metrics`` rows). AUROC in %.
+
+    Columns ``dataset, probe, n, auroc, lo, hi, sd, n_probes, interval, accuracy``. The
+    H-Neuron refit is one classifier: a point estimate, ``lo``/``hi`` NaN (no bar). The random
+    neurons are ``n_probes`` classifiers: ``auroc`` their mean, ``sd`` their standard deviation
+    over seeds and ``lo``/``hi`` = mean -/+ sd (as chapter 3 reports them), not an interval.
+    """
+    import pandas as pd
+
+    from .stats import detection_metrics
+
+    rows = []
+    for name, es in sets.items():
+        d = detection_metrics(es.y, probe.decision_function(es.X), n_boot=n_boot, seed=seed)
+        rows.append({"dataset": name, "probe": UNCHANGED, "n": d["n"],
+                     "auroc": 100 * d["auroc"], "lo": 100 * d["auroc_ci"][0],
+                     "hi": 100 * d["auroc_ci"][1], "sd": float("nan"), "n_probes": 1,
+                     "interval": "bootstrap 95% CI over answers", "accuracy": 100 * d["accuracy"]})
+    base = pd.DataFrame(baselines)
+    for name, g in base.groupby("dataset", sort=False):
+        refit = g[g.kind == "h_neurons_refit"]
+        if len(refit):
+            rows.append({"dataset": name, "probe": REFIT, "n": int(refit.n.iloc[0]),
+                         "auroc": 100 * float(refit.auroc.iloc[0]), "lo": float("nan"), "hi": float("nan"),
+                         "sd": float("nan"), "n_probes": 1, "interval": "point estimate (one classifier)",
+                         "accuracy": 100 * float(refit.accuracy.iloc[0])})
+        rnd = g[g.kind.str.startswith("random")]
+        if len(rnd):
+            auc = 100 * rnd.auroc.to_numpy(dtype=float)
+            sd = float(auc.std(ddof=1)) if len(auc) > 1 else float("nan")
+            rows.append({"dataset": name, "probe": RANDOM, "n": int(rnd.n.iloc[0]),
+                         "auroc": float(auc.mean()), "lo": float(auc.mean() - sd),
+                         "hi": float(auc.mean() + sd), "sd": sd, "n_probes": len(auc),
+                         "interval": f"mean ± sd over {len(auc)} seeds",
+                         "accuracy": 100 * float(rnd.accuracy.mean())})
+    return pd.DataFrame(rows)
+
+
+def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
+                     min_per_class: int = 10) -> list[dict]:
+    """Per dataset of a :func:`transfer_table`: the unchanged probe's AUROC against chance and
+    against the random-neuron probes' mean AUROC (the level chapter 3 uses), as a verdict
+    (``detection.auroc_verdict``: the probe's interval must lie above it).
+
+    ``n_min``: responses in the smaller class per dataset (default: half of each balanced set).
+    Each reading has ``random_mean`` and ``random_sd`` (over seeds; NaN without random probes).
+    """
+    from .detection import auroc_verdict
+
+    out = []
+    for name, g in table.groupby("dataset", sort=False):
+        r = g.set_index("probe")
+        main = r.loc[UNCHANGED]
+        rnd = r.loc[RANDOM] if RANDOM in r.index else None
+        k = (n_min or {}).get(name, int(main.n) // 2)
+        mean = float(rnd.auroc) if rnd is not None else float("nan")
+        sd = float(rnd.get("sd", float("nan"))) if rnd is not None else float("nan")
+        out.append({"dataset": name, "auroc": float(main.auroc), "lo": float(main.lo),
+                    "hi": float(main.hi), "n": int(main.n), "n_min": k,
+                    "random_mean": mean, "random_sd": sd,
+                    "verdict": auroc_verdict(float(main.lo), mean, k, min_per_class, chance=50.0)})
+    return out
+
+
+def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None,
+                     min_per_class: int = 10) -> list[str]:
+    """One sentence per dataset that has no balanced set: how many answers of each class, why
+    that cannot be scored, and how many questions would be needed.
+
+    ``empty``: ``{dataset: {"faithful", "hallucinated", ...}}`` (:func:`base_eval_sets`);
+    ``sizes``: questions asked per dataset. With ``f`` faithful answers of ``n``, the rate's
+    95% upper bound is ``3/n`` when ``f = 0`` (rule of three), so at least
+    ``min_per_class * n / 3`` questions are needed to expect ``min_per_class`` faithful
+    answers even at that bound; with ``f > 0``, ``min_per_class * n / f`` at the observed rate.
+    """
+    out = []
+    for name, c in empty.items():
+        f, h = int(c.get("faithful", 0)), int(c.get("hallucinated", 0))
+        n = f + h
+        asked = (sizes or {}).get(name)
+        asked_txt = f" of {asked} questions" if asked else ""
+        small = "faithful" if f <= h else "hallucinated"
+        k = min(f, h)
+        if n == 0:
+            out.append(f"{name}: not scored: no judged answer{asked_txt}.")
+            continue
+        need = (int(np.ceil(min_per_class * n / 3)) if k == 0 else int(np.ceil(min_per_class * n / k)))
+        how = ("at least" if k == 0 else "about")
+        bound = (f"0 {small} in {n} puts the {small} rate below {100 * 3 / n:.0f}% (95% upper bound)"
+                 if k == 0 else f"at the observed {small} rate of {100 * k / n:.1f}%")
+        out.append(f"{name}: not scored: {f} faithful and {h} hallucinated answers{asked_txt}; an "
+                   f"AUROC needs both classes. {bound[0].upper() + bound[1:]}, so {how} {need:,} "
+                   f"questions would be needed for {min_per_class} {small} answers.")
+    return out
+
+
+def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, dict],
+               offline: bool, n_h_neurons: int, min_per_class: int = 10) -> list[str]:
+    """The chapter's reading of its own results, one Markdown paragraph per finding.
+
+    ``readings``: :func:`transfer_reading` (balanced sets); ``empty``: datasets without a
+    balanced set; ``drift``: :func:`drift_tests` per variant (``"up + down (paper)"`` is read);
+    ``offline``: whether the pair is the Gemma-3-270M twin. Every sentence that states an
+    outcome is chosen by the numbers; nothing is pre-written for one outcome.
+    """
+    out = []
+    shown = [r for r in readings if not r["verdict"].startswith("too few")]
+    transfers = [r["dataset"] for r in shown if r["verdict"].startswith("above chance, and above")]
+    unspecific = [r["dataset"] for r in shown if r["verdict"].startswith("above chance, but")
+                  or r["verdict"] == "above chance"]
+    chance = [r for r in shown if r["verdict"] == "not distinguishable from chance"]
+    few = [r["dataset"] for r in readings if r["verdict"].startswith("too few")]
+    parts = []
+    if transfers:
+        parts.append(f"the unchanged probe separates the base model's hallucinated from faithful "
+                     f"answers above chance and above random neurons on {', '.join(transfers)}, as "
+                     "the paper reports for its pairs")
+    if unspecific:
+        parts.append(f"on {', '.join(unspecific)} it is above chance but not above the random-neuron "
+                     "probes: a signal is present in the base model, not shown to be specific to "
+                     "the H-Neurons")
+    for r in chance:
+        parts.append(f"on {r['dataset']} its AUROC interval [{r['lo']:.1f}, {r['hi']:.1f}] "
+                     f"({r['n_min']} answers in the smaller class) includes 50: this run neither "
+                     f"shows transfer nor rules out an AUROC up to about {r['hi']:.0f}")
+    if few:
+        parts.append(f"{', '.join(few)}: fewer than {min_per_class} answers per class, no verdict")
+    if empty:
+        parts.append(f"{', '.join(empty)} could not be scored (no balanced set, see above)")
+    if not readings:
+        parts.insert(0, "the probe was not applied to any dataset" +
+                     (" (no H-Neuron was identified)" if n_h_neurons == 0 else " (no balanced set)"))
+    joined = "; ".join(parts)
+    text = "**Backward transfer (Figure 4a), as measured.** " + joined[:1].upper() + joined[1:] + "."
+    if offline and transfers:
+        text += (" Our tuning step moved the weights little, so the two models' activations are "
+                 "close and transfer is an easier test than in the paper: it shows that this "
+                 "tuning left the signal in place, not what vendor alignment does.")
+    elif offline and chance and not transfers:
+        text += (" Small drift makes transfer an easy test here, so this null result is better "
+                 "explained by a weak probe (few faithful training answers) or too few evaluation "
+                 "answers than by tuning having created the signal, though this run does not "
+                 "separate the two: the probe can show no more on the base model than it does on "
+                 "the instruct model itself.")
+    out.append(text)
+
+    t = drift.get("up + down (paper)")
+    if t is None:
+        out.append(f"**Parameter drift (Figure 4b), as measured.** Not tested: {n_h_neurons} "
+                   "H-Neuron(s).")
+        return out
+    lo, hi = t["mean_rank_ci"]
+    head = (f"**Parameter drift (Figure 4b), as measured.** The {t['n_h_neurons']} H-Neurons' mean "
+            f"normalised rank is {t['mean_rank']:.2f} [{lo:.2f}, {hi:.2f}] (random sets: 0.5; the "
+            f"paper: above 0.58 for Gemma and Llama, about 0.97 for Mistral-Small). Verdict: "
+            f"{drift_verdict(t)}.")
+    if t["mean_rank"] > 0.5 and t["t_test"]["p_value"] < 0.05:
+        body = (" This is the paper's direction: the H-Neurons are among the neurons tuning "
+                "changed least.")
+        if offline:
+            body += (" Our tuning data are trivia answers, the task the probe reads, so inertia "
+                     "under such task-matched tuning is, if anything, the harder result.")
+    elif hi < 0.5:
+        body = (" This is the opposite of the paper's finding, in this pair: the H-Neurons are "
+                "among the neurons tuning changed *more*. So this pair does not support "
+                "\"inherited, not created\".")
+        if offline:
+            body += (" Our tuning data are trivia answers, the task the probe reads; a tuning step "
+                     "that acts most on the neurons that carry such answers would produce this "
+                     "(a hypothesis, not tested here). Whether vendor alignment, trained on broad "
+                     "instructions, acts the same way cannot be read from this pair.")
+    else:
+        body = (" The interval includes 0.5 or the test is not significant: no evidence either "
+                "way, in this pair.")
+    if t["n_h_neurons"] < 20:
+        body += (f" With {t['n_h_neurons']} H-Neurons the rank is an average of few neurons, and "
+                 "which neurons the L1 probe selects is itself uncertain at this sample size.")
+    out.append(head + body)
+    return out
+
+
+# ---------------------------------------------------------------- figure (Figure 4a)
+
+
+def paper_transfer_marks(frame: Any, chance: float = 50.0) -> dict[str, tuple[float, str]]:
+    """``{dataset: (bound, label)}`` for the paper's stated Figure 4a bounds above chance.
+
+    ``frame``: ``paper.backward_auroc_frame()``; e.g. the Mistral pair's "above 86" on TriviaQA.
+    """
+    marks = {}
+    for ds, g in frame[frame.auroc_above > chance].groupby("dataset", sort=False):
+        top = g[g.auroc_above == g.auroc_above.max()]
+        marks[ds] = (float(top.auroc_above.iloc[0]),
+                     f"paper: {', '.join(top.model)} above {top.auroc_above.iloc[0]:g}")
+    return marks
+
+
+def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]] | None = None,
+                  empty: dict[str, dict] | None = None) -> None:
+    """Figure 4a: AUROC (%) on the base model per dataset and probe, with error bars: the
+    unchanged probe's bootstrap 95% interval, the random probes' mean ± sd; the refit, a single
+    classifier, has none.
+
+    ``table``: rows with ``dataset, probe, auroc, lo, hi`` (AUROC in %); ``paper_marks``: the
+    paper's stated bounds per dataset (:func:`paper_transfer_marks`), drawn as dashed segments;
+    ``empty``: datasets without a balanced set (``base_eval_sets``' counts), kept on the axis
+    with their class counts instead of bars.
+    """
+    probes = list(dict.fromkeys(table["probe"]))
+    scored = list(dict.fromkeys(table["dataset"]))
+    datasets = scored + [k for k in (empty or {}) if k not in scored]
+    width = 0.8 / len(probes)
+    for i, p in enumerate(probes):
+        rows = table[table["probe"] == p].set_index("dataset").reindex(datasets)
+        x = np.arange(len(datasets)) + (i - (len(probes) - 1) / 2) * width
+        err = np.vstack([rows["auroc"] - rows["lo"], rows["hi"] - rows["auroc"]])
+        label = {REFIT: f"{p}, point estimate", RANDOM: f"{p}, mean ± sd over seeds"}.get(p, p)
+        ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err), capsize=3, label=label)
+    ax.axhline(50, color="k", lw=1, label="chance (50)")
+    for ds, (value, label) in (paper_marks or {}).items():
+        if ds in datasets:
+            i = datasets.index(ds)
+            ax.hlines(value, i - 0.45, i + 0.45, color="0.35", ls="--", lw=1.5, label=label)
+    for k, c in (empty or {}).items():
+        ax.text(datasets.index(k), 52, f"no balanced set:\n{c['faithful']} faithful,\n"
+                f"{c['hallucinated']} hallucinated", ha="center", va="bottom", fontsize=8, color="0.3")
+    ax.set_xticks(np.arange(len(datasets)), datasets)
+    ax.set_xlim(-0.5, len(datasets) - 0.5)
+    ax.set_ylabel("AUROC on the base model (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # never over a bar

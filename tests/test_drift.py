@@ -1,0 +1,242 @@
+"""Tests of hneurons_utils.drift: per-neuron parameter drift (paper Section 4, Figure 4b)."""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_gpt2, tiny_llama
+from hneurons_utils import drift
+from hneurons_utils.probe import NeuronSet
+
+
+def _save(model, path):
+    model.save_pretrained(path)
+    return path
+
+
+def _rotate(v: torch.Tensor, theta: float) -> torch.Tensor:
+    """``v`` rotated by ``theta`` in the plane of its first two coordinates' directions."""
+    e1 = v / v.norm()
+    e2 = torch.zeros_like(v)
+    e2[0], e2[1] = -e1[1], e1[0]  # orthogonal to e1 within the first two coordinates
+    e2 = e2 - (e2 @ e1) * e1
+    e2 = e2 / e2.norm()
+    return v.norm() * (math.cos(theta) * e1 + math.sin(theta) * e2)
+
+
+@pytest.fixture
+def llama_pair(tmp_path):
+    """A saved tiny Llama and a copy of it (base, tuned) as safetensors folders."""
+    base = tiny_llama(seed=3, layers=3, neurons=16)
+    _save(base, tmp_path / "base")
+    return base, tmp_path
+
+
+# ---------------------------------------------------------------- drift arithmetic
+
+
+def test_identical_weights_have_zero_drift(llama_pair):
+    """A model compared with itself drifts by exactly zero in every part and neuron."""
+    base, tmp = llama_pair
+    raw = drift.parameter_drift(tmp / "base", tmp / "base")
+    assert set(raw) == {"up", "down", "gate"}
+    for values in raw.values():
+        assert values.shape == (3, 16)
+        np.testing.assert_allclose(values, 0.0, atol=1e-12)
+
+
+def test_rotated_down_column_and_up_row_give_known_cosine(llama_pair):
+    """Rotating neuron j's W_down column by theta gives drift_down = 1 - cos(theta) there only."""
+    base, tmp = llama_pair
+    with torch.no_grad():
+        down = base.model.layers[1].mlp.down_proj.weight  # [d_model, N]
+        down[:, 5] = _rotate(down[:, 5].clone(), 0.3)
+        up = base.model.layers[2].mlp.up_proj.weight  # [N, d_model]
+        up[7] = 2.5 * _rotate(up[7].clone(), 1.0)  # rescaling must not count as drift
+    _save(base, tmp / "tuned")
+    raw = drift.parameter_drift(tmp / "base", tmp / "tuned")
+    expect_down = np.zeros((3, 16)); expect_down[1, 5] = 1 - math.cos(0.3)
+    expect_up = np.zeros((3, 16)); expect_up[2, 7] = 1 - math.cos(1.0)
+    np.testing.assert_allclose(raw["down"], expect_down, atol=1e-6)
+    np.testing.assert_allclose(raw["up"], expect_up, atol=1e-6)
+    np.testing.assert_allclose(raw["gate"], 0.0, atol=1e-12)
+
+
+def test_gpt2_conv1d_axes(tmp_path):
+    """GPT-2 stores FFN weights transposed; drift still lands on the right neuron."""
+    model = tiny_gpt2(seed=1)
+    _save(model, tmp_path / "base")
+    with torch.no_grad():
+        c_fc = model.transformer.h[0].mlp.c_fc.weight  # Conv1D [d_model, N]: column j feeds neuron j
+        c_fc[:, 9] = _rotate(c_fc[:, 9].clone(), 0.5)
+        c_proj = model.transformer.h[1].mlp.c_proj.weight  # [N, d_model]: row j is neuron j's output
+        c_proj[4] = _rotate(c_proj[4].clone(), 0.2)
+    _save(model, tmp_path / "tuned")
+    raw = drift.parameter_drift(tmp_path / "base", tmp_path / "tuned")
+    assert "gate" not in raw and raw["up"].shape == (2, 128)
+    assert np.argmax(raw["up"]) == 0 * 128 + 9 and raw["up"].max() == pytest.approx(1 - math.cos(0.5), abs=1e-6)
+    assert np.argmax(raw["down"]) == 1 * 128 + 4 and raw["down"].max() == pytest.approx(1 - math.cos(0.2), abs=1e-6)
+
+
+def test_cosine_drift_is_precise_for_tiny_updates():
+    """A 1e-4 rad rotation gives 1 - cos = 5e-9 to within 1%, where naive float32 cos fails."""
+    v = torch.randn(1, 640)
+    w = _rotate(v[0], 1e-4)[None]
+    assert drift.cosine_drift(v, w, dim=1)[0] == pytest.approx(1 - math.cos(1e-4), rel=1e-2)
+
+
+def test_cosine_drift_rejects_shape_mismatch():
+    """Weights of different shapes (a different model) raise, naming both shapes."""
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(3, 2\)"):
+        drift.cosine_drift(torch.ones(2, 3), torch.ones(3, 2), dim=0)
+
+
+def test_drift_score_is_mean_of_zscores():
+    """The combined score is the average of each part's z-score over all neurons (Sec. 6.3.2)."""
+    rng = np.random.default_rng(0)
+    raw = {"up": rng.random((2, 5)), "down": 100 * rng.random((2, 5)), "gate": rng.random((2, 5))}
+    z = lambda x: (x - x.mean()) / x.std()
+    np.testing.assert_allclose(drift.drift_score(raw), (z(raw["up"]) + z(raw["down"])) / 2)
+    np.testing.assert_allclose(drift.drift_score(raw, ("up", "down", "gate")),
+                               (z(raw["up"]) + z(raw["down"]) + z(raw["gate"])) / 3)
+    with pytest.raises(KeyError, match="gate"):
+        drift.drift_score({"up": raw["up"], "down": raw["down"]}, ("up", "down", "gate"))
+
+
+def test_normalized_rank_paper_convention():
+    """Largest drift gets rank 0, smallest rank 1, ties share their average rank."""
+    r = drift.normalized_rank(np.array([[0.3, 0.1], [0.9, 0.5]]))
+    np.testing.assert_allclose(r, [[2 / 3, 1.0], [0.0, 1 / 3]])
+    np.testing.assert_allclose(drift.normalized_rank(np.array([1.0, 2.0, 2.0])), [1.0, 0.25, 0.25])
+
+
+def test_drift_tests_detect_planted_stable_neurons():
+    """H-Neurons planted among the least-changed neurons give mean rank near 1 and small p-values."""
+    rng = np.random.default_rng(1)
+    score = rng.normal(size=(4, 50))
+    stable = np.argsort(score.ravel())[:20]  # the 20 smallest drifts
+    res = drift.drift_tests(score, NeuronSet.from_flat(stable, 4, 50), n_random=200, n_boot=200)
+    assert res["mean_rank"] > 0.95 and res["n_h_neurons"] == 20
+    assert res["t_test"]["p_value"] < 1e-3 and res["mann_whitney"]["p_value"] < 1e-3
+    assert res["random"]["p_value"] < 0.01 and abs(res["random"]["mean_rank_mean"] - 0.5) < 0.05
+    chosen = drift.drift_tests(score, NeuronSet.from_flat(rng.choice(200, 20, replace=False), 4, 50),
+                                n_random=200, n_boot=200)
+    assert chosen["t_test"]["p_value"] > 0.01 or chosen["mann_whitney"]["p_value"] > 0.01
+
+
+def test_drift_tests_reject_neurons_of_another_model():
+    """A neuron set sized for another model is refused instead of silently misindexed."""
+    with pytest.raises(ValueError, match="different models"):
+        drift.drift_tests(np.zeros((4, 50)), NeuronSet.from_flat(np.arange(3), 5, 50))
+
+
+def _drift_in_memory(base, tuned) -> dict[str, np.ndarray]:
+    """Reference drift from two loaded models, through the architecture adapter."""
+    from hneurons_utils.models import ffn_adapter
+
+    ad = ffn_adapter(base)
+    out = {"up": [], "down": []} | ({"gate": []} if ad.gate_path else {})
+    with torch.no_grad():
+        for i in range(ad.n_layers):
+            out["up"].append(drift.cosine_drift(ad.up_weight(base, i), ad.up_weight(tuned, i), dim=1))
+            out["down"].append(drift.cosine_drift(ad.down_weight(base, i), ad.down_weight(tuned, i), dim=0))
+            if ad.gate_path:
+                out["gate"].append(drift.cosine_drift(ad.up_weight(base, i, gate=True),
+                                                       ad.up_weight(tuned, i, gate=True), dim=1))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+@pytest.mark.parametrize("shard", [None, "20KB"])
+def test_drift_from_folders_equals_drift_from_loaded_models(tmp_path, family, shard):
+    """Streaming from (sharded) safetensors folders gives the drift of the two loaded models."""
+    make = (lambda seed: tiny_llama(seed=seed, layers=3, neurons=16)) if family == "llama" else \
+        (lambda seed: tiny_gpt2(seed=seed, layers=3))
+    base, tuned = make(1), make(1)
+    with torch.no_grad():
+        for p_ in tuned.parameters():
+            p_.add_(0.05 * torch.randn_like(p_))
+    kw = {"max_shard_size": shard} if shard else {}
+    base.save_pretrained(tmp_path / "b", **kw)
+    tuned.save_pretrained(tmp_path / "t", **kw)
+    if shard:
+        assert (tmp_path / "b" / "model.safetensors.index.json").exists()
+        assert len(list((tmp_path / "b").glob("model-*.safetensors"))) > 1
+    got = drift.parameter_drift(tmp_path / "b", tmp_path / "t")
+    ref = _drift_in_memory(base, tuned)
+    assert set(got) == set(ref)
+    for k in ref:
+        assert got[k].shape == ref[k].shape and (ref[k] > 0).all()
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-9, atol=1e-15)
+
+
+def test_cosine_drift_of_zero_slices_is_nan_and_drift_refuses_it(tmp_path):
+    """The cosine of an all-zero slice is undefined: NaN there, never 0 or 0.5; the drift table
+    refuses such neurons, naming the count."""
+    a = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [2.0, 1.0]])
+    b = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [2.0, 1.0]])
+    d = drift.cosine_drift(a, b, dim=1)
+    assert d[0] == pytest.approx(1 - math.cos(math.pi / 4)) and d[3] == pytest.approx(0.0, abs=1e-12)
+    assert np.isnan(d[1]) and np.isnan(d[2])
+    model = tiny_llama(seed=4, layers=2, neurons=16)
+    model.save_pretrained(tmp_path / "b")
+    with torch.no_grad():
+        model.model.layers[1].mlp.up_proj.weight[3] = 0.0
+    model.save_pretrained(tmp_path / "t")
+    with pytest.raises(ValueError, match=r"all-zero.*'up': 1"):
+        drift.parameter_drift(tmp_path / "b", tmp_path / "t")
+
+
+def test_drift_refuses_pairs_of_different_shape(tmp_path):
+    """Checkpoints with different layer counts or FFN widths are not a matched pair."""
+    tiny_llama(layers=3, neurons=16).save_pretrained(tmp_path / "a")
+    tiny_llama(layers=2, neurons=16).save_pretrained(tmp_path / "b")
+    tiny_llama(layers=3, neurons=32).save_pretrained(tmp_path / "c")
+    with pytest.raises(ValueError, match="not a matched pair.*3 layers.*2"):
+        drift.parameter_drift(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(ValueError, match=r"not a matched pair: layer 0 .*\(16, 32\).*\(32, 32\)"):
+        drift.parameter_drift(tmp_path / "a", tmp_path / "c")
+
+
+def test_drift_is_streamed_one_tensor_pair_at_a_time(tmp_path, monkeypatch):
+    """Drift reads each FFN tensor once and never holds more than one tensor per model."""
+    model = tiny_llama(seed=2, layers=4, neurons=16)
+    _save(model, tmp_path / "a")
+    _save(model, tmp_path / "b")
+    live, reads, peak = weakref.WeakSet(), [], [0]
+    real_get = drift.SafetensorsFolder.get
+
+    def counting_get(self, name):
+        peak[0] = max(peak[0], len(live))  # tensors still alive when the next one is read
+        t = real_get(self, name)
+        live.add(t)
+        reads.append(name)
+        return t
+
+    monkeypatch.setattr(drift.SafetensorsFolder, "get", counting_get)
+    drift.parameter_drift(tmp_path / "a", tmp_path / "b")
+    assert len(reads) == 2 * 4 * 3 and len(set(reads)) == 4 * 3
+    assert peak[0] <= 1
+
+
+def test_missing_safetensors_folder_is_named(tmp_path):
+    """Drift on a folder without weights names the folder."""
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        drift.SafetensorsFolder(tmp_path)
+
+
+def test_paper_rank_lines_come_from_the_reference_file():
+    """The paper's stated Figure 4b average ranks are read from data/paper_reference.json, not typed in."""
+    from hneurons_utils import paper
+
+    ref = paper.load_reference()["figure4"]
+    lines = drift.paper_rank_lines(paper.drift_frame())
+    per_model = ref["drift"]["per_model"].values()
+    assert set(lines.values()) == ({d["avg_rank"] for d in per_model if d.get("avg_rank")}
+                                   | {d["avg_rank_above"] for d in per_model if d.get("avg_rank_above")})
+

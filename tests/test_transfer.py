@@ -1,0 +1,114 @@
+"""Tests of hneurons_utils.transfer: backward transfer, its reading and figure (Section 4, Figure 4a)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hneurons_utils import transfer
+
+
+def test_transfer_table_scores_the_unchanged_probe():
+    """A probe whose score is the label gets AUROC 100; baseline rows are summarised per probe."""
+    from hneurons_utils.pipeline import EvalSet
+    from hneurons_utils.probe import Probe
+
+    y = np.array([1, 1, 1, 0, 0, 0])
+    X = np.zeros((6, 2 * 4)); X[:, 5] = y  # neuron 5 fires exactly on hallucinations
+    probe = Probe("m", 2, 4, np.array([5]), np.array([2.0]), -1.0, 1.0, np.zeros(1), np.ones(1))
+    sets = {"triviaqa": EvalSet("triviaqa", [str(i) for i in range(6)], X, y, {})}
+    rows = [{"kind": "h_neurons_refit", "dataset": "triviaqa", "accuracy": 1.0, "auroc": 1.0, "n": 6},
+            {"kind": "random_1", "dataset": "triviaqa", "accuracy": 0.5, "auroc": 0.4, "n": 6},
+            {"kind": "random_2", "dataset": "triviaqa", "accuracy": 0.5, "auroc": 0.6, "n": 6}]
+    t = transfer.transfer_table(probe, sets, rows, n_boot=50).set_index("probe")
+    assert t.loc["H-Neuron probe (unchanged)", "auroc"] == pytest.approx(100.0)
+    assert t.loc["H-Neuron probe (unchanged)", "accuracy"] == pytest.approx(100.0)
+    assert t.loc["random neurons (L2)", "auroc"] == pytest.approx(50.0)
+
+
+def test_paper_transfer_marks_come_from_the_reference_file():
+    """The paper's stated Figure 4a bounds are read from data/paper_reference.json, not typed in."""
+    from hneurons_utils import paper
+
+    marks = transfer.paper_transfer_marks(paper.backward_auroc_frame())
+    ref = paper.load_reference()["figure4"]
+    stated = {b["auroc_above"] for b in ref["backward_auroc"]["text_bounds"]} - {50.0}
+    assert {v for v, _ in marks.values()} == stated and "triviaqa" in marks
+
+
+def test_plot_transfer_keeps_unscored_datasets_on_the_axis():
+    """Datasets without a balanced set stay on Figure 4a's axis, with their counts as text."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.DataFrame([{"dataset": "triviaqa", "probe": p, "auroc": 60.0, "lo": 50.0, "hi": 70.0}
+                          for p in ("H-Neuron probe (unchanged)", "random neurons (L2)")])
+    fig, ax = plt.subplots()
+    transfer.plot_transfer(ax, table, None, {"bioasq": {"faithful": 0, "hallucinated": 60}})
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["triviaqa", "bioasq"]
+    assert any("0 faithful" in t.get_text() and "60 hallucinated" in t.get_text() for t in ax.texts)
+    plt.close(fig)
+
+
+def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_sd():
+    """The refit (one classifier) has no interval; the random probes are mean ± sd over seeds,
+    and transfer_reading compares the probe's interval with the random mean."""
+    from hneurons_utils.pipeline import EvalSet
+    from hneurons_utils.probe import Probe
+
+    y = np.array([1, 1, 1, 0, 0, 0] * 4)
+    X = np.zeros((24, 8)); X[:, 5] = y
+    probe = Probe("m", 2, 4, np.array([5]), np.array([2.0]), -1.0, 1.0, np.zeros(1), np.ones(1))
+    sets = {"triviaqa": EvalSet("triviaqa", [str(i) for i in range(24)], X, y, {})}
+    aucs = [0.4, 0.5, 0.6, 0.7]
+    rows = [{"kind": "h_neurons_refit", "dataset": "triviaqa", "accuracy": 0.9, "auroc": 0.8, "n": 24}] + \
+        [{"kind": f"random_{i}", "dataset": "triviaqa", "accuracy": 0.5, "auroc": a, "n": 24} for i, a in enumerate(aucs)]
+    t = transfer.transfer_table(probe, sets, rows, n_boot=50).set_index("probe")
+    refit, rnd = t.loc[transfer.REFIT], t.loc[transfer.RANDOM]
+    assert refit.auroc == pytest.approx(80.0) and np.isnan(refit.lo) and np.isnan(refit.hi)
+    assert refit.interval.startswith("point estimate")
+    sd = np.std(np.array(aucs) * 100, ddof=1)
+    assert rnd.auroc == pytest.approx(55.0) and rnd.sd == pytest.approx(sd)
+    assert (rnd.lo, rnd.hi) == (pytest.approx(55.0 - sd), pytest.approx(55.0 + sd)) and rnd.n_probes == 4
+    (r,) = transfer.transfer_reading(t.reset_index())
+    assert r["random_mean"] == pytest.approx(55.0) and r["random_sd"] == pytest.approx(sd)
+
+
+def test_unscored_reading_says_why_and_how_many_questions():
+    """Datasets without a balanced set are explained from their counts (rule of three at 0)."""
+    lines = transfer.unscored_reading({"nq_open": {"faithful": 0, "hallucinated": 59},
+                                     "bioasq": {"faithful": 2, "hallucinated": 58}},
+                                    {"nq_open": 60, "bioasq": 60})
+    assert lines[0].startswith("nq_open: not scored: 0 faithful and 59 hallucinated answers of 60 questions")
+    assert "below 5%" in lines[0] and "at least 197 questions" in lines[0]
+    assert "observed faithful rate of 3.3%" in lines[1] and "about 300 questions" in lines[1]
+
+
+def _drift_result(mean, lo, hi, p_t, p_layer=0.5, k=30):
+    return {"n_h_neurons": k, "mean_rank": mean, "mean_rank_ci": [lo, hi],
+            "t_test": {"p_value": p_t}, "mann_whitney": {"p_value": p_t},
+            "random_layer_matched": {"p_value": p_layer}}
+
+
+def test_discussion_follows_the_results():
+    """The written reading changes with the numbers: no outcome is pre-framed."""
+    chance = [{"dataset": "triviaqa", "auroc": 60.2, "lo": 43.7, "hi": 75.9, "n": 48, "n_min": 24,
+               "random_mean": 52.3, "random_sd": 8.0, "verdict": "not distinguishable from chance"}]
+    empty = {"bioasq": {"faithful": 0, "hallucinated": 60}}
+    more = transfer.discussion(chance, empty, {"up + down (paper)": _drift_result(0.31, 0.18, 0.45, 0.96)},
+                             True, 14)
+    assert "includes 50" in more[0] and "bioasq could not be scored" in more[0]
+    assert "opposite of the paper" in more[1] and "does not support" in more[1]
+    assert "does not contradict" not in " ".join(more)
+    good = [dict(chance[0], lo=70.0, verdict="above chance, and above random neurons")]
+    less = transfer.discussion(good, {}, {"up + down (paper)": _drift_result(0.8, 0.7, 0.9, 1e-4, 1e-3)},
+                             True, 30)
+    assert "above random neurons on triviaqa" in less[0] and "easier test" in less[0]
+    assert "paper's direction" in less[1] and "opposite" not in less[1]
+    neither = transfer.discussion(good, {}, {"up + down (paper)": _drift_result(0.52, 0.4, 0.6, 0.3)}, False, 30)
+    assert "no evidence either way" in neither[1]
+    assert "Not tested: 1 H-Neuron" in transfer.discussion([], {}, {}, True, 1)[1]
+    assert "not applied to any dataset (no H-Neuron was identified)" in transfer.discussion([], empty, {}, True, 0)[0]
