@@ -232,7 +232,7 @@ table.pivot_table(index=["bench", "group", "n_items"], columns="alpha",
 # %% [markdown]
 # ## Figure 3, regenerated
 
-# %% tags=["remove-input"]
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many layer-matched random neurons in grey (mean over random sets; small ticks: the lowest and highest single set); bars are 95% bootstrap intervals over items; the legend gives each curve's least-squares slope.", "name": "fig-figure3"}}
 fig = behaviour.figure3(table, slopes)
 plots.save_figure(fig, OUT, "figure3", {"table": table.to_dict("records"),
                                         "slopes": slopes.to_dict("records"),

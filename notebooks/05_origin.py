@@ -153,7 +153,7 @@ OUT = profiles.run_dir(OUTPUT_DIR, str(INSTRUCT_SRC), "origin")
 print(f"base: {BASE_SRC}\ninstruct: {INSTRUCT_SRC}\n({timings['pair_s']:.0f} s"
       f"{', cached twin reused' if cached['pair_s'] else ''}; outputs in {OUT})")
 
-# %%
+# %% mystnb={"figure": {"caption": "The offline alignment step: cross-entropy on the answer tokens during the short supervised tuning of Gemma-3-270M, per optimiser step and as a running mean of 8 steps.", "name": "fig-sft-loss"}}
 if OFFLINE:
     meta = finetune.sft_meta(INSTRUCT_SRC)
     loss = pd.Series(meta["losses"])
@@ -217,7 +217,7 @@ if ident:
           f"({timings['identify_s'] / 60:.1f} min)")
     display(pd.DataFrame({k: v for k, v in ident.counts.items() if k in ("greedy", "sampled", "consistent")}))
 
-# %%
+# %% mystnb={"figure": {"caption": "Where the instruct model's H-Neurons sit: their number in each layer.", "name": "fig-origin-h-neurons-by-layer"}}
 fig, ax = plt.subplots(figsize=(8, 3))
 ax.bar(np.arange(m_inst.adapter.n_layers), h.layer_counts(), color="C3")
 ax.set(xlabel="layer", ylabel="H-Neurons", title=f"Where the instruct model's {h.size} H-Neurons sit")
@@ -265,7 +265,7 @@ plots.write_results(OUT, "transfer", {"table": table_4a.to_dict("records"), "bas
                                       "empty": empty, "counts": {k: s.counts for k, s in sets.items()}})
 table_4a.round(1)
 
-# %%
+# %% mystnb={"figure": {"caption": "Figure 4a regenerated: AUROC (%) on the base model of the instruct model's probe applied unchanged (95% bootstrap interval), of the H-Neurons refit on the instruct features (a single classifier, no interval) and of random-neuron probes (mean and sd over seeds); dashed: the bounds the paper states; datasets without a balanced set keep their class counts.", "name": "fig-figure4a"}}
 ref = paper.backward_auroc_frame()
 fig, ax = plt.subplots(figsize=(8, 4.5))
 if len(table_4a):
@@ -363,7 +363,7 @@ print(f"raw drift of {raw['up'].size:,} neurons in {timings['drift_s']:.0f} s; m
       + ", ".join(f"{k} {np.median(v):.2e}" for k, v in raw.items()))
 summary
 
-# %%
+# %% mystnb={"figure": {"caption": "Figure 4b regenerated: distribution of the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least); a random set of neurons would be uniform (density 1); solid: our mean rank; dashed: the per-model averages the paper states.", "name": "fig-figure4b"}}
 fig, ax = plt.subplots(figsize=(8, 4.5))
 ref_drift = paper.drift_frame()
 paper_lines = drift.paper_rank_lines(ref_drift)
