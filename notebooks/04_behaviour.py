@@ -372,6 +372,20 @@ cost
 #   (`JUDGE = "llm"`) is the paper's setting when a key is available.
 # - **Our H-Neurons.** They come from chapter 02's probe on this small model; with few
 #   training answers the probe and its neuron set are themselves uncertain.
+#
+# ## Exercises
+#
+# 1. Set `CONTROL_ALPHAS = ALPHAS`. Is the random sets' curve as flat over the whole grid as
+#    on its three points, and does the H-minus-random slope interval move?
+# 2. Raise `N_FAITHEVAL` and `N_SYC_TRUTHFULQA` until the slope intervals are narrower than
+#    10 pp per unit of alpha. How many items does that take on this model, and on a 7B one?
+# 3. Use the paper's answer format (`MC_FORMAT = "letter"`, `FAITHEVAL_OPTIONS = 4`). How
+#    many replies can the option parser still read, and what does that do to the rates?
+# 4. Hand-label twenty more jailbreak replies (redacted) in `data/judge_labels/` and measure
+#    the rule judge's precision again, or run with `JUDGE = "llm"`. Does the jailbreak panel
+#    keep its direction?
+# 5. Rerun with `STEER_METHOD = "weights"` and then `"hook"`: the tests prove the methods give
+#    the same logits; compare the compliance rates and the timings printed below.
 
 # %%
 timings
