@@ -242,7 +242,9 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         x = np.arange(len(datasets)) + (i - (len(probes) - 1) / 2) * width
         err = np.vstack([rows["auroc"] - rows["lo"], rows["hi"] - rows["auroc"]])
         label = {REFIT: f"{p}, point estimate", RANDOM: f"{p}, mean ± sd over seeds"}.get(p, p)
-        ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err), capsize=3, label=label)
+        has_ci = not np.isnan(err).all()  # the refit is one classifier: no bar, not a zero-width one
+        ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err) if has_ci else None, capsize=3,
+               label=label)
     ax.axhline(50, color="k", lw=1, label="chance (50)")
     for ds, (value, label) in (paper_marks or {}).items():
         if ds in datasets:
