@@ -274,7 +274,9 @@ ax.set_title("Figure 4a (ours): the instruct model's probe, unchanged, on the ba
 plots.save_figure(fig, OUT, "figure4a_transfer", {"ours": table_4a.to_dict("records"),
                                                   "paper": ref.to_dict("records")})
 plt.show()
-ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")
+
+# %%
+ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")  # the paper's stated bounds
 
 # %% [markdown]
 # The paper gives its per-model AUROCs only in the figure. Its text states that all six base
@@ -374,7 +376,9 @@ ax.set_title(f"Figure 4b (ours): drift ranks of the {h.size} H-Neurons")
 plots.save_figure(fig, OUT, "figure4b_drift", {"ours": tests, "paper": ref_drift.to_dict("records"),
                                                "h_neuron_ranks": rank if tests else []})
 plt.show()
-ref_drift
+
+# %%
+ref_drift  # the paper's stated drift numbers
 
 # %% [markdown]
 # The dashed lines are the paper's: the only per-model averages its text states (Mistral-Small
