@@ -236,9 +236,9 @@ plt.show()
 # left out and each set is balanced. The instruct model's probe then reads the **base
 # model's** CETT features on the answer tokens, with its weights, intercept and neuron
 # indices unchanged. Two baselines use the same instruct-model training responses: probes on
-# as many **random** neurons as there are H-Neurons (the paper's baseline) and the H-Neurons
-# refit with the same recipe (an L2 logistic regression on standardised features), each also
-# applied unchanged to the base model. In the table and figure the unchanged probe has a
+# as many **random** neurons as the probe reads (its non-zero weights; the paper's baseline is
+# "the same number of neurons") and the H-Neurons refit with the same recipe (an L2 logistic
+# regression on standardised features), each also applied unchanged to the base model. In the table and figure the unchanged probe has a
 # bootstrap 95% interval over answers; the random probes show their mean ± sd over
 # `N_RANDOM_SEEDS` seeds (as in chapter 3); the refit is one classifier, a point estimate
 # without an error bar. A dataset on which the base model gives no answer of one class has no
@@ -256,6 +256,15 @@ timings["base_eval_s"] = time.monotonic() - t0
 print(f"base-model answers and features: {timings['base_eval_s'] / 60:.1f} min"
       f"{' (answers cached from an earlier run)' if cached['base_eval_s'] else ''}")
 detection.counts_frame(sets, empty)
+
+# %% [markdown]
+# As in chapter 3, correct answers get the gold alias as their answer span and wrong ones the
+# content rule's span. How well span length alone would separate the base model's classes
+# (0.5: not at all) is the yardstick for the transfer AUROC below:
+
+# %%
+pd.DataFrame({k: detection.span_diagnostic(es.y, es.answer_tokens, es.span_methods)
+              for k, es in sets.items()}).T.round(2)
 
 # %%
 seeds = [SEED + 1000 + s for s in range(N_RANDOM_SEEDS)]
