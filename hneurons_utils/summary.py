@@ -66,6 +66,25 @@ def _ci(x: float, lo: float, hi: float, scale: float = 1.0, fmt: str = ".1f") ->
     return f"{_num(scale * x, fmt)} [{_num(scale * lo, fmt)}, {_num(scale * hi, fmt)}]"
 
 
+def _auroc_ci(m: dict) -> str:
+    """AUROC (%) with its interval, or a note where one response per class gives no interval."""
+    if min(m["n_pos"], m.get("n_neg", m["n_pos"])) < 2:
+        return f"{100 * m['auroc']:.1f} (one response in a class: no interval)"
+    return _ci(m["auroc"], *m["auroc_ci"], scale=100)
+
+
+def judge_caveat(rows: list[dict], bench: str, judge: str = "rule", min_lo: float = 0.5) -> str:
+    """A warning when the judge behind a benchmark's rates is unreliable: the lower end of its
+    precision interval on the held-out (test) hand labels is under ``min_lo``."""
+    for r in rows:
+        if r["benchmark"] == bench and r["split"] == "test" and r["judge"] == judge:
+            lo, hi = r["precision_ci"]
+            if np.isfinite(lo) and lo < min_lo:
+                return (f"; but the {judge} judge's precision on held-out hand labels is "
+                        f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]: the rates may not measure compliance")
+    return ""
+
+
 def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: float = 1e-9) -> str:
     """What a benchmark's slopes support: the paired H-minus-random interval decides.
 
@@ -121,18 +140,17 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
         if k in d["ours"]:
             m = d["ours"][k]
             rnd = float(base.loc[k, "random AUROC"]) if k in base.index else float("nan")
-            ours = (f"AUROC {_ci(m['auroc'], *m['auroc_ci'], scale=100)}, accuracy "
+            ours = (f"AUROC {_auroc_ci(m)}, accuracy "
                     f"{100 * m['accuracy']:.1f}, {m['n_pos']} per class; random AUROC {100 * rnd:.1f}")
             verdict = auroc_verdict(m["auroc_ci"][0], rnd, m["n_pos"], min_per_class)
             if k in everyone.get("ours", {}):
                 a = everyone["ours"][k]
-                ours += (f"; all {a['n_pos']} / {a['n_neg']} answers: AUROC "
-                         f"{_ci(a['auroc'], *a['auroc_ci'], scale=100)}")
+                ours += f"; all {a['n_pos']} / {a['n_neg']} answers: AUROC {_auroc_ci(a)}"
                 verdict += ("; all answers: " + auroc_verdict(a["auroc_ci"][0], rnd,
                                                              min(a["n_pos"], a["n_neg"]), min_per_class))
             if k in control:  # the same probe recipe with one answer-span rule for both classes
                 c = control[k]["metrics"]
-                ours += f"; one span rule for both classes: AUROC {_ci(c['auroc'], *c['auroc_ci'], scale=100)}"
+                ours += f"; one span rule for both classes: AUROC {_auroc_ci(c)}"
                 verdict += "; one span rule: " + auroc_verdict(c["auroc_ci"][0], float("nan"),
                                                               min(c["n_pos"], c["n_neg"]), min_per_class)
         elif k in d["empty"]:
@@ -154,6 +172,7 @@ def _behaviour(folder: Path) -> list[dict]:
     _need(d, path, "slopes", "table")
     slopes = {(r["bench"], r["group"]): r for r in d["slopes"]}
     table = pd.DataFrame(d["table"])
+    labels = (read_results(folder / "judge_agreement.json") or {}).get("rows", [])
     rows = []
     for bench in BENCHMARKS:
         h, diff = slopes.get((bench, "h_neurons")), slopes.get((bench, "diff"))
@@ -168,7 +187,8 @@ def _behaviour(folder: Path) -> list[dict]:
                 ours += f"; {100 * at1.rate.iloc[0]:.0f}% at alpha 1 ({int(at1.n_scored.iloc[0])} items)"
         rows.append({"section": "3 Figure 3", "claim": f"amplifying H-Neurons raises compliance ({bench})",
                      "paper (Gao et al. 2025)": "positive slope for all six models",
-                     "ours": ours, "reading": slope_verdict(diff, h)})
+                     "ours": ours, "reading": slope_verdict(diff, h) + (
+                         judge_caveat(labels, bench, d.get("judge", "rule")) if h else "")})
     return rows
 
 

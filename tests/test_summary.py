@@ -52,6 +52,11 @@ def results(tmp_path):
           {"ours": {"triviaqa": metric(0.78, 0.72, 0.85, 200, 30)}, "baselines": []})
     write(m / "generalisation" / "span_control.json",
           {"rule": "content", "datasets": {"triviaqa": {"metrics": metric(0.62, 0.45, 0.8, 30)}}})
+    write(m / "behaviour" / "judge_agreement.json", {"rows": [
+        {"benchmark": "faitheval", "split": "test", "judge": "rule", "precision": 0.22,
+         "precision_ci": [0.06, 0.55]},
+        {"benchmark": "falseqa", "split": "test", "judge": "rule", "precision": 1.0,
+         "precision_ci": [0.85, 1.0]}]})
     write(m / "behaviour" / "figure3.json", {
         "slopes": [slope("falseqa", "h_neurons", 5, 2, 8), slope("falseqa", "diff", 4, 1, 7),
                    slope("faitheval", "h_neurons", 1, -3, 5), slope("faitheval", "diff", 0, -4, 4),
@@ -94,6 +99,9 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert "(as the paper)" in row(card, "3 Figure 3", "falseqa").reading
     assert "90% at alpha 1" in row(card, "3 Figure 3", "falseqa").ours
     assert row(card, "3 Figure 3", "faitheval").reading.startswith("no difference")
+    assert row(card, "3 Figure 3", "faitheval").reading.endswith(
+        "precision on held-out hand labels is 0.22 [0.06, 0.55]: the rates may not measure compliance")
+    assert "precision" not in row(card, "3 Figure 3", "falseqa").reading  # a reliable judge: no caveat
     assert row(card, "3 Figure 3", "sycophancy").reading.startswith("no difference")  # rounding noise
     assert row(card, "3 Figure 3", "jailbreak").reading.startswith("too few items")
     assert row(card, "4 Figure 4a", "triviaqa").reading == "above chance, and above random neurons"
@@ -145,3 +153,10 @@ def test_auroc_verdict_units_and_transfer_reading():
     assert r["n_min"] == 20 and r["verdict"] == "above chance" and np.isnan(r["random_mean"])
     (r,) = transfer_reading(table, n_min={"t": 5})
     assert r["verdict"].startswith("too few")
+
+
+def test_one_response_per_class_gets_no_interval():
+    """A bootstrap over one response per class is degenerate: the scorecard says so instead."""
+    one = {"auroc": 1.0, "auroc_ci": [1.0, 1.0], "n_pos": 1, "n_neg": 1}
+    assert summary._auroc_ci(one) == "100.0 (one response in a class: no interval)"
+    assert summary._auroc_ci(dict(one, n_pos=5, n_neg=5, auroc_ci=[0.8, 1.0])) == "100.0 [80.0, 100.0]"
