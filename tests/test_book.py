@@ -21,11 +21,26 @@ def smoke_book(tmp_path_factory):
     """Run scripts/build_book.sh with PROFILE=smoke once (papermill every notebook, then
     jupyter-book) into a temporary folder; returns that folder."""
     out = tmp_path_factory.mktemp("smoke-book")
+    before = _book_state()
     env = dict(os.environ, PROFILE="smoke", BOOK_OUT=str(out))
     proc = subprocess.run(["scripts/build_book.sh"], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    out.joinpath(".book-state-before").write_text(json.dumps(before))
     return out
+
+
+def _book_state() -> dict:
+    """Executed notebooks and the site index in book/ with their modification times."""
+    book = REPO_ROOT / "book"
+    paths = [*book.glob("*.ipynb"), book / "_build" / "html" / "index.html"]
+    return {p.name: p.stat().st_mtime_ns for p in paths if p.exists()}
+
+
+@pytest.mark.slow
+def test_smoke_build_leaves_the_book_folder_alone(smoke_book):
+    """A `make book` run's executed notebooks and site in book/ survive `make test`."""
+    assert json.loads((smoke_book / ".book-state-before").read_text()) == _book_state()
 
 
 @pytest.mark.slow
