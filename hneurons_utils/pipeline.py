@@ -208,6 +208,25 @@ def scheme_rows(fs: FeatureSet, examples: Sequence[Example], scheme: str
     return training_rows(X, other, y, scheme)
 
 
+def grid_reading(grid: Sequence[dict]) -> str:
+    """What the C grid shows (Section 6.1.3's trade-off), read from its rows: held-out accuracy
+    and, when measured, accuracy with the candidate H-Neurons silenced, and where C landed."""
+    g = sorted(grid, key=lambda r: r["C"])
+    best = max(g, key=lambda r: r["val_accuracy"])
+    out = (f"held-out accuracy goes from {g[0]['val_accuracy']:.2f} at C = {g[0]['C']:g} to "
+           f"{g[-1]['val_accuracy']:.2f} at C = {g[-1]['C']:g} (highest {best['val_accuracy']:.2f}, "
+           f"first reached at C = {best['C']:g}, with {best['n_h_neurons']} H-Neurons)")
+    if all(r.get("suppression") is not None for r in g):
+        out += (f"; accuracy with the H-Neurons silenced goes from {g[0]['suppression']:.2f} to "
+                f"{g[-1]['suppression']:.2f} as C admits up to {g[-1]['n_h_neurons']} of them")
+    chosen = [r for r in g if r.get("chosen")]
+    if chosen:
+        c = chosen[0]
+        out += (f"; the criterion chose C = {c['C']:g} ({c['n_h_neurons']} H-Neurons, held-out "
+                f"accuracy {c['val_accuracy']:.2f})")
+    return out + "."
+
+
 def yield_counts(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequence[dict],
                  consistent: dict[str, list[dict]]) -> dict:
     """How many questions survive each step (the yields the chapter reports); the paper's

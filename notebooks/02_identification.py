@@ -321,14 +321,18 @@ plt.show()
 # %% [markdown]
 # ## Reading the result
 #
-# The $C$ grid shows the trade-off the paper's criterion is built for. Held-out detection
-# improves as the first few neurons enter the probe and then saturates, while silencing the
-# selected neurons costs more and more of the model's TriviaQA accuracy as a larger $C$
-# admits more of them; their sum peaks at a moderate $C$. The cell above prints what was
-# chosen. The paper reports 0.01 to 0.35 per mille for models of 4B to 70B parameters and
-# the claim "less than one per mille"; compare our ratio with that, keeping in mind that our
-# model is 30 to 500 times smaller and has only 46,080 FFN neurons.
-#
+# The $C$ grid is built for a trade-off: held-out detection should improve as the first
+# neurons enter the probe and then saturate, while silencing the selected neurons should cost
+# more of the model's TriviaQA accuracy as a larger $C$ admits more of them, so that their
+# sum peaks at a moderate $C$. The next cell reads what this run's grid actually shows. The
+# paper reports 0.01 to 0.35 per mille for models of 4B to 70B parameters and the claim "less
+# than one per mille"; compare our ratio with that, keeping in mind that our model is 30 to
+# 500 times smaller and has only 46,080 FFN neurons.
+
+# %%
+print(pipeline.grid_reading(grid))
+
+# %% [markdown]
 # What the numbers can and cannot carry:
 # - the held-out set is a handful of questions per class (`VAL_FRACTION` of the kept ones,
 #   several responses each), so neighbouring $C$ values are within noise of each other and

@@ -107,3 +107,19 @@ def test_known_correct_uses_greedy_labels_or_sample_majority():
     assert [it.qid for it in known_correct(items, greedy, sampled, 1)] == ["toy1"]
     assert [it.qid for it in known_correct(items, None, sampled, 10)] == ["toy0"]  # 1 of 2 is no majority
     assert known_correct(items, None, [], 10) == []
+
+
+def test_grid_reading_states_the_trade_off_from_the_rows():
+    """The C-grid sentence is read from the grid (held-out accuracy, suppression, the choice)."""
+    from hneurons_utils.pipeline import grid_reading
+
+    grid = [{"C": 10.0, "val_accuracy": 0.9, "n_h_neurons": 40, "suppression": 0.5, "chosen": False},
+            {"C": 1.0, "val_accuracy": 0.6, "n_h_neurons": 5, "suppression": 1.0, "chosen": False},
+            {"C": 3.0, "val_accuracy": 0.9, "n_h_neurons": 18, "suppression": 0.8, "chosen": True}]
+    text = grid_reading(grid)
+    assert text.startswith("held-out accuracy goes from 0.60 at C = 1 to 0.90 at C = 10")
+    assert "first reached at C = 3, with 18 H-Neurons" in text
+    assert "silenced goes from 1.00 to 0.50 as C admits up to 40" in text
+    assert text.endswith("chose C = 3 (18 H-Neurons, held-out accuracy 0.90).")
+    no_sup = [dict(r, suppression=None) for r in grid]
+    assert "silenced" not in grid_reading(no_sup)
