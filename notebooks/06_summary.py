@@ -26,6 +26,11 @@
 # exclude 0. Drift (Figure 4b): the paper's one-sided t-test at 5%, checked against random
 # neuron sets drawn with the H-Neurons' layer counts. "Not distinguishable" and "too few" mean
 # that this run neither confirms nor refutes the claim; they are not evidence against it.
+#
+# **Two checks ride along.** A Table 1 row also gives the probe refit with one answer-span
+# rule for both classes (chapter 3's span control): a verdict that does not survive it cannot
+# be credited to the H-Neurons. A Figure 3 row whose rule judge has a weak precision on its
+# held-out hand labels says so: its rates may not measure compliance.
 
 # %% tags=["parameters"]
 PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
