@@ -190,7 +190,9 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.hf.parameters()).device
+        """Where inputs go: the weights' device, or the CPU for a remote model (NDIF), whose
+        local copy holds no weights and whose inputs are sent from here."""
+        return torch.device("cpu") if self.remote else next(self.hf.parameters()).device
 
 
 def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device: str = "cpu",

@@ -110,6 +110,30 @@ def generate_kwargs(m: LoadedModel, cfg: GenConfig) -> dict[str, Any]:
     return kw
 
 
+def generate_traced(m: LoadedModel, enc: dict, kw: dict[str, Any],
+                    step: Callable[[], None] | None = None) -> torch.Tensor:
+    """``generate`` through nnsight (``remote=m.remote``): the way to generate on NDIF, where
+    the local model holds no weights. ``step()``, when given, runs inside the trace at each of
+    up to ``max_new_tokens`` generation steps (chapter 4 scales neurons there).
+
+    Returns the token ids ``[rows, prompt + new]`` on the CPU. A generation that stops early
+    (EOS, stop string) cuts the step loop short, so the result is read in a second ``invoke``
+    where it is still saved (see the nnsight pitfalls appendix).
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*was never reached.*")
+        with m.lm.generate(remote=m.remote, **kw) as tracer:
+            with tracer.invoke(dict(enc)):
+                if step is not None:
+                    for _ in tracer.iter[:kw["max_new_tokens"]]:
+                        step()
+            with tracer.invoke():
+                out = tracer.result.save()
+    return out.cpu()
+
+
 def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREEDY,
                    seed: int | None = None) -> list[list[str]]:
     """Generate for one batch of prompts; returns ``num_return_sequences`` answers per prompt.
@@ -123,8 +147,12 @@ def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREE
     enc = {k: v.to(m.device) for k, v in enc.items()}
     kw = generate_kwargs(m, cfg)
     with torch.no_grad():
-        out = _generate_shared_prefill(m, enc, kw) if _can_share_prefill(m, cfg, enc) \
-            else m.hf.generate(**enc, **kw)
+        if m.remote:  # NDIF: the local copy has no weights, so generation runs in a trace there
+            out = generate_traced(m, enc, kw)
+        elif _can_share_prefill(m, cfg, enc):
+            out = _generate_shared_prefill(m, enc, kw)
+        else:
+            out = m.hf.generate(**enc, **kw)
     texts = m.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     n = cfg.num_return_sequences
     return [[_cut(t, cfg.stop_at_newline) for t in texts[i * n:(i + 1) * n]]

@@ -24,7 +24,6 @@ and tokens exactly.
 
 from __future__ import annotations
 
-import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -32,7 +31,7 @@ import torch
 
 from .models import LoadedModel
 from .probe import NeuronSet
-from .sampling import GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, generate_kwargs
+from .sampling import GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, generate_kwargs, generate_traced
 
 METHODS = ("weights", "nnsight", "hook")
 # Greedy short answers cut at the first newline, as in the identification chapter's screening.
@@ -194,21 +193,8 @@ def _scale_step(m: LoadedModel, scale: Mapping[int, torch.Tensor], alpha: float)
 
 def _generate_nnsight(m: LoadedModel, enc: dict[str, torch.Tensor], kw: dict[str, Any],
                       scale: Mapping[int, torch.Tensor], alpha: float) -> torch.Tensor:
-    """Generate through nnsight, scaling at each of up to ``max_new_tokens`` steps.
-
-    A generation that stops early (EOS, stop string) cuts the step loop short; the result is
-    therefore read in a second ``invoke`` so that it is still saved (see toolchain notes).
-    """
-    n = kw["max_new_tokens"]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*was never reached.*")
-        with m.lm.generate(remote=m.remote, **kw) as tracer:
-            with tracer.invoke(dict(enc)):
-                for _ in tracer.iter[:n]:
-                    _scale_step(m, scale, alpha)
-            with tracer.invoke():
-                out = tracer.result.save()
-    return out
+    """Generate through nnsight, scaling at each of up to ``max_new_tokens`` steps."""
+    return generate_traced(m, enc, kw, step=lambda: _scale_step(m, scale, alpha))
 
 
 def generate_ids_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], cfg: GenConfig,

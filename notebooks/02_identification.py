@@ -269,8 +269,9 @@ keep = pipeline.known_correct(items, greedy, sampled, SUPPRESSION_QUESTIONS)
 if keep:
     from hneurons_utils import steering
 
+    method = "nnsight" if REMOTE else "weights"  # a weight edit cannot reach a model on NDIF
     hook = lambda p: steering.suppression_accuracy(m, p.h_neurons(), keep, alpha=0.0,  # noqa: E731
-                                                   batch_size=min(len(keep), SCREEN_BATCH))
+                                                   batch_size=min(len(keep), SCREEN_BATCH), method=method)
 elif SUPPRESSION_QUESTIONS:
     print("no question is known to be answered correctly: the suppression term cannot be measured")
 t0 = time.monotonic()

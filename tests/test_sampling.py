@@ -188,3 +188,28 @@ def test_echo_free_rule_judge_with_symbol_alias():
     from hneurons_utils.sampling import echo_free_rule_judge
 
     assert echo_free_rule_judge("Which fruit is a tomato?", "A berry.", ["🍅", "berry"]) == "correct"
+
+
+def test_traced_generation_matches_generate(tiny_model, monkeypatch):
+    """The nnsight path used on NDIF (remote models have no local weights) gives the tokens of
+    plain ``generate``; a remote model's ``generate_texts`` takes that path."""
+    from dataclasses import replace as dc_replace
+
+    import hneurons_utils.sampling as S
+
+    m = with_chat(tiny_model)
+    cfg = GenConfig(num_return_sequences=1, max_new_tokens=4, do_sample=False, stop_at_newline=False)
+    enc = m.tokenizer(["w3 w4", "w5 w6 w7"], return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    kw = S.generate_kwargs(m, cfg)
+    with torch.no_grad():
+        plain = m.hf.generate(**enc, **kw)
+    assert torch.equal(S.generate_traced(m, enc, kw), plain)
+    calls = []
+    remote = dc_replace(m, remote=True)
+    assert remote.device == torch.device("cpu")  # inputs stay here; the weights are elsewhere
+    orig = S.generate_traced
+    monkeypatch.setattr(S, "generate_traced",
+                        lambda mm, e, k, step=None: calls.append(mm.remote) or orig(m, e, k))
+    assert S.generate_texts(remote, ["w3 w4"], cfg) == S.generate_texts(m, ["w3 w4"], cfg)
+    assert calls == [True]
