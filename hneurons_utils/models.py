@@ -195,6 +195,17 @@ class LoadedModel:
         return torch.device("cpu") if self.remote else next(self.hf.parameters()).device
 
 
+def require_ndif_key() -> None:
+    """Raise before any download when a remote (NDIF) run has no API key: nnsight reads it from
+    ``NDIF_API_KEY`` or its config file, and without one every trace would fail later."""
+    from nnsight import CONFIG
+
+    if not CONFIG.API.APIKEY:
+        raise RuntimeError("REMOTE=True runs the traces on NDIF, which needs an API key: set the "
+                           "NDIF_API_KEY environment variable (keys at https://login.ndif.us) or "
+                           "call nnsight.CONFIG.set_default_api_key(key) once; or set REMOTE=False")
+
+
 def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device: str = "cpu",
                remote: bool = False) -> LoadedModel:
     """Load ``model_id`` (hub id, folder, or the embedded default) wrapped for nnsight.
@@ -204,6 +215,8 @@ def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device:
     from nnsight import TransformersModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if remote:
+        require_ndif_key()
     source = resolve_model_source(model_id)
     tok = AutoTokenizer.from_pretrained(source)
     if tok.pad_token is None:

@@ -113,3 +113,14 @@ def test_embedded_model_loads_with_expected_shape(real_model):
     assert (a.model_class, a.n_layers, a.n_neurons) == ("LlamaForCausalLM", 30, 1536)
     assert real_model.tokenizer.chat_template
     assert (models.cache_dir() / "smollm2-135m-instruct" / "config.json").exists()
+
+
+def test_remote_without_ndif_key_is_a_clear_error(monkeypatch):
+    """REMOTE=True with no NDIF key fails at once, naming the variable, before any download."""
+    import nnsight
+
+    from hneurons_utils.models import load_model
+
+    monkeypatch.setattr(nnsight.CONFIG.API, "APIKEY", None)
+    with pytest.raises(RuntimeError, match="NDIF_API_KEY"):
+        load_model("some-org/some-model", remote=True)
