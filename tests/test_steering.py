@@ -169,8 +169,8 @@ def test_rows_method_matches_one_condition_at_a_time(tiny_model):
     assert len(set(got)) > 2  # the conditions really differ
 
 
-def test_qa_accuracy_counts_each_condition(tiny_model, monkeypatch):
-    """qa_accuracy scores every condition on every item, matching suppression_accuracy."""
+def _qa_setup(tiny_model, monkeypatch):
+    """Two items whose gold answers are the unsteered greedy answers (so alpha 1 scores 2/2)."""
     from types import SimpleNamespace
 
     import hneurons_utils.steering as steering
@@ -178,10 +178,15 @@ def test_qa_accuracy_counts_each_condition(tiny_model, monkeypatch):
     monkeypatch.setattr(steering, "build_prompt", lambda tok, q, instr: q)
     _amplify_ffn(tiny_model)
     cfg = GenConfig(do_sample=False, max_new_tokens=3, stop_at_newline=False)
-    ns = _neurons(tiny_model)
     plain = [a[0] for a in generate_scaled(tiny_model, ["w1 w2", "w3"], cfg, None, 1.0)]
     items = [SimpleNamespace(question="w1 w2", answers=[plain[0]]),
              SimpleNamespace(question="w3", answers=[plain[1]])]
+    return steering, cfg, _neurons(tiny_model), items
+
+
+def test_qa_accuracy_counts_each_condition(tiny_model, monkeypatch):
+    """qa_accuracy scores every condition on every item, matching suppression_accuracy."""
+    steering, cfg, ns, items = _qa_setup(tiny_model, monkeypatch)
     got = steering.qa_accuracy(tiny_model, items, [(None, 1.0), (ns, 0.0)], cfg, batch_size=3)
     assert got[0] == (2, 2)
     assert got[1][0] == round(2 * suppression_accuracy(tiny_model, ns, items, 0.0, cfg=cfg))
@@ -213,17 +218,7 @@ def test_local_methods_refuse_a_remote_model(tiny_model, method, monkeypatch):
 def test_qa_accuracy_per_condition_method_matches_rows(tiny_model, monkeypatch):
     """qa_accuracy's one-condition-at-a-time path (any method; nnsight runs remotely) counts
     the same as the wide 'rows' call on greedy answers."""
-    from types import SimpleNamespace
-
-    import hneurons_utils.steering as steering
-
-    monkeypatch.setattr(steering, "build_prompt", lambda tok, q, instr: q)
-    _amplify_ffn(tiny_model)
-    cfg = GenConfig(do_sample=False, max_new_tokens=3, stop_at_newline=False)
-    ns = _neurons(tiny_model)
-    plain = [a[0] for a in generate_scaled(tiny_model, ["w1 w2", "w3"], cfg, None, 1.0)]
-    items = [SimpleNamespace(question="w1 w2", answers=[plain[0]]),
-             SimpleNamespace(question="w3", answers=[plain[1]])]
+    steering, cfg, ns, items = _qa_setup(tiny_model, monkeypatch)
     conds = [(None, 1.0), (ns, 0.0)]
     wide = steering.qa_accuracy(tiny_model, items, conds, cfg, batch_size=4)
     assert steering.qa_accuracy(tiny_model, items, conds, cfg, 4, "hook") == wide
