@@ -124,14 +124,19 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     out = {}
     for name, es in sets.items():
         recs = {r["qid"]: r for r in read_jsonl(out_dir / f"responses_{name}.jsonl")}
-        exs = [examples_of(recs[k.rsplit("#", 1)[0]], int(lab), 1)[0] for k, lab in zip(es.keys, es.y)]
-        efs = extract_features(m, exs, out_dir / f"features_{name}_span-{rule}.npz", fcfg,
-                               desc=f"features {name} ({rule} spans)")
-        keys, idx = [e.key for e in exs], efs.index([e.key for e in exs])
-        out[name] = {"metrics": detection_metrics(es.y, refit.decision_function(efs.flat("answer", keys)),
+        by_label = {lab: [recs[k.rsplit("#", 1)[0]] for k, y_ in zip(es.keys, es.y) if y_ == lab]
+                    for lab in (1, 0)}
+        ctl = featurised_set(m, f"{name}_span-{rule}", by_label[1], by_label[0], {}, es.questions,
+                             replace(cfg, features=fcfg), out_dir, f"features {name} ({rule} spans)")
+        out[name] = {"metrics": detection_metrics(ctl.y, refit.decision_function(ctl.X),
                                                   n_boot=n_boot, seed=cfg.seed),
-                     "spans": span_diagnostic(es.y, efs.n_tokens[idx, 0], efs.methods[idx])}
+                     "spans": span_diagnostic(ctl.y, ctl.answer_tokens, ctl.span_methods)}
     return {"rule": rule, "h_neurons": len(h1), "h_overlap": len(h0 & h1), "datasets": out}
+
+
+def _auroc_ci_text(lo: float, hi: float, n_min: int) -> str:
+    """An AUROC interval as text; a bootstrap of one response per class is no interval."""
+    return f"[{lo:.2f}, {hi:.2f}]" if n_min >= 2 else "[no interval: one per class]"
 
 
 def span_control_reading(control: dict, ours: dict[str, dict], min_per_class: int = 10) -> list[str]:
@@ -144,8 +149,7 @@ def span_control_reading(control: dict, ours: dict[str, dict], min_per_class: in
         lo, hi = mt["auroc_ci"]
         verdict = auroc_verdict(lo, float("nan"), n_min, min_per_class)
         before = f"; default rule {ours[k]['auroc']:.2f}" if k in ours else ""
-        ci = f"[{lo:.2f}, {hi:.2f}]" if n_min >= 2 else "[no interval: one per class]"
-        out.append(f"{k}: AUROC {mt['auroc']:.2f} {ci} ({verdict}){before}; span "
+        out.append(f"{k}: AUROC {mt['auroc']:.2f} {_auroc_ci_text(lo, hi, n_min)} ({verdict}){before}; span "
                    f"length alone {d['spans']['AUROC of span length alone']:.2f} under this rule.")
     return out
 
@@ -356,7 +360,7 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
                 base += (f"; the H-Neurons alone (refit) {b['H-Neurons refit AUROC']:.2f} vs as many "
                          f"random neurons {b['random (H-Neuron count) AUROC']:.2f} ± "
                          f"{b['random (H-Neuron count) AUROC sd']:.2f}")
-        ci = f"[{lo:.2f}, {hi:.2f}]" if min(d["n_pos"], n_neg) >= 2 else "[no interval: one per class]"
+        ci = _auroc_ci_text(lo, hi, min(d["n_pos"], n_neg))
         size = (f"{d['n_pos']} per class" if n_neg == d["n_pos"] else
                 f"{d['n_pos']} hallucinated / {n_neg} faithful answers")
         acc = (f"accuracy {d['accuracy']:.2f}" if n_neg == d["n_pos"] else
