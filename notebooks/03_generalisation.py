@@ -221,7 +221,7 @@ for col, marker, name in (("h_neurons", "x", "H-Neurons"), ("random", "o", "rand
 for i, (k, d) in enumerate(ours.items()):
     a, (lo, hi) = 100 * d["accuracy"], 100 * np.array(d["accuracy_ci"])
     ax.errorbar(x[k] + 0.1, a, [[a - lo], [hi - a]], fmt="D", color="C3", capsize=3,
-                label=None if i else "ours, H-Neurons (95% CI)")
+                label=None if i else "ours, H-Neuron probe (95% CI)")
 for i, (k, r) in enumerate(baselines.iterrows()):
     ax.errorbar(x[k] + 0.25, 100 * r["random accuracy"], 100 * r["random accuracy sd"], fmt="s",
                 color="C0", capsize=3, label=None if i else "ours, random (mean ± sd over seeds)")
