@@ -251,13 +251,20 @@ def generate_base(m: Any, questions: list[str], cfg: Any, seed: int | None = Non
     Prompt :func:`base_prompt_text`, decoding settings from ``cfg`` (a ``sampling.GenConfig``;
     ``num_return_sequences`` must be 1), each answer cut by :func:`first_line`.
     """
+    prompts = [base_prompt_text(m.tokenizer, q) for q in questions]
+    return [rs[0] for rs in _generate_base_prompts(m, prompts, cfg, seed)]
+
+
+def _generate_base_prompts(m: Any, prompts: list[str], cfg: Any,
+                           seed: int | None = None) -> list[list[str]]:
+    """:func:`generate_base` on ready-made prompts, shaped as ``sampling.generate_texts``
+    returns (one list of answers per prompt), so ``collect_responses`` can call it."""
     from transformers import StoppingCriteriaList
 
     if cfg.num_return_sequences != 1:
         raise ValueError("generate_base draws one answer per question (num_return_sequences=1)")
     if seed is not None:
         torch.manual_seed(seed)
-    prompts = [base_prompt_text(m.tokenizer, q) for q in questions]
     enc = m.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     enc = {k: v.to(m.device) for k, v in enc.items()}
     n = enc["input_ids"].shape[1]
@@ -269,7 +276,7 @@ def generate_base(m: Any, questions: list[str], cfg: Any, seed: int | None = Non
     with torch.no_grad():
         out = m.hf.generate(**enc, **kw)
     texts = m.tokenizer.batch_decode(out[:, n:], skip_special_tokens=True)
-    return [first_line(t) for t in texts]
+    return [[first_line(t)] for t in texts]
 
 
 def collect_base_responses(m: Any, items: list, path: str | Path, cfg: Any,
@@ -277,38 +284,17 @@ def collect_base_responses(m: Any, items: list, path: str | Path, cfg: Any,
                            desc: str = "base answers") -> list[dict]:
     """One base-model answer per question, judged, appended to JSONL as it goes (resumable).
 
-    Records have the fields of ``sampling.collect_responses`` (``qid, dataset, question,
-    answers, prompt, responses, labels, settings``); questions already in ``path`` with the
-    same settings are skipped, so an interrupted run continues where it stopped. Questions are
-    batched in order of length (less padding: on a CPU the prompts cost as much as the
-    answers); each batch's seed depends only on its questions, so a resumed run draws the same.
+    ``sampling.collect_responses`` with the base-model prompt (:func:`base_prompt_text`) and
+    decoding (:func:`generate_base`): the same record fields, the same resumption (questions
+    already in ``path`` with the same settings are skipped; none is lost or written twice),
+    the same checks on duplicated or changed questions, and the instruct side's default judge,
+    so both models are graded by the same rule.
     """
-    from .progress import progress
-    from .sampling import echo_free_rule_judge, read_jsonl, settings_hash
+    from .sampling import collect_responses
 
-    # the instruct side's default judge, so both models are graded by the same rule
-    judge, path = judge or echo_free_rule_judge, Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = settings_hash({"gen": cfg.as_dict(), "prompt": BASE_SUFFIX, "model": m.name,
-                         "judge": getattr(judge, "__qualname__", repr(judge))})
-    done = {r["qid"]: r for r in read_jsonl(path, repair=True)}
-    stale = [q for q, r in done.items() if r.get("settings") != key]
-    if stale:
-        raise ValueError(f"{path} holds {stale[0]} answered with other settings; delete it or "
-                         "use another OUTPUT_DIR")
-    todo = sorted((it for it in items if it.qid not in done), key=lambda it: len(it.question))
-    for i in progress(range(0, len(todo), batch_size), desc, "batches"):
-        batch = todo[i:i + batch_size]
-        answers = generate_base(m, [it.question for it in batch], cfg,
-                                seed=int(settings_hash({"s": seed, "q": [it.qid for it in batch]}), 16) % 2**31)
-        recs = [{"qid": it.qid, "dataset": it.dataset, "question": it.question,
-                 "answers": list(it.answers), "prompt": base_prompt_text(m.tokenizer, it.question),
-                 "responses": [a], "labels": [judge(it.question, a, it.answers)], "settings": key}
-                for it, a in zip(batch, answers)]
-        with open(path, "a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
-        done.update((r["qid"], r) for r in recs)
-    return [done[it.qid] for it in items if it.qid in done]
+    return collect_responses(m, items, path, cfg, judge, batch_size, seed, desc=desc,
+                             prompt_fn=base_prompt_text, generate=_generate_base_prompts,
+                             prompt_settings={"prompt": BASE_SUFFIX})
 
 
 def build_base_eval_set(m: Any, items: list, cfg: Any, out_dir: str | Path, name: str,

@@ -211,7 +211,9 @@ def _append_jsonl(path: Path, records: Sequence[dict]) -> None:
 def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
                       cfg: GenConfig = PAPER_SAMPLING, judge: Callable | None = None,
                       batch_size: int = 16, seed: int = 0, on_batch: Callable | None = None,
-                      desc: str = "sampling") -> list[dict]:
+                      desc: str = "sampling", prompt_fn: Callable | None = None,
+                      generate: Callable | None = None,
+                      prompt_settings: dict | None = None) -> list[dict]:
     """Sample ``cfg.num_return_sequences`` answers per question, judge them, append to JSONL.
 
     Section 2.2: the question plus :data:`INSTRUCTION` in the chat template, sampled with the
@@ -223,11 +225,19 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     ``judge(question, response, answers)`` returns "correct"/"incorrect"/"refusal" (default:
     :func:`echo_free_rule_judge`). ``on_batch(i, records)`` is called after batch ``i`` is
     written. Returns the records of ``items``, in their order.
+
+    Another prompt format (the base model's in Figure 4a) plugs in through ``prompt_fn(tokenizer,
+    question) -> str`` and ``generate(m, prompts, cfg, seed) -> [[answer, ...], ...]`` (default
+    :func:`build_prompt` and :func:`generate_texts`); ``prompt_settings`` names that format in
+    the settings key (default: the instruction), so files of two formats never mix.
     """
     judge = judge or echo_free_rule_judge
+    prompt_fn = prompt_fn or build_prompt
+    generate = generate or generate_texts
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = settings_hash({"gen": cfg.as_dict(), "instruction": INSTRUCTION, "model": m.name,
+    key = settings_hash({"gen": cfg.as_dict(), "model": m.name,
+                         **(prompt_settings or {"instruction": INSTRUCTION}),
                          "judge": getattr(judge, "__qualname__", repr(judge))})
     done = {r["qid"]: r for r in read_jsonl(path, repair=True)}
     for r in done.values():
@@ -245,13 +255,13 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
                              f"{it.question!r}: the dataset changed; delete the file or use another "
                              "OUTPUT_DIR")
     todo = [it for it in items if it.qid not in done]
-    prompt = {it.qid: build_prompt(m.tokenizer, it.question) for it in todo}
+    prompt = {it.qid: prompt_fn(m.tokenizer, it.question) for it in todo}
     todo.sort(key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch: less padding
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     bar = progress(batches, desc, "batches")
     for i, batch in enumerate(bar):
         prompts = [prompt[it.qid] for it in batch]
-        texts = generate_texts(m, prompts, cfg, seed=_chunk_seed(seed, [it.qid for it in batch]))
+        texts = generate(m, prompts, cfg, seed=_chunk_seed(seed, [it.qid for it in batch]))
         recs = [{"qid": it.qid, "dataset": it.dataset, "question": it.question,
                  "answers": list(it.answers), "prompt": p, "responses": rs,
                  "labels": [judge(it.question, r, it.answers) for r in rs], "settings": key}

@@ -329,7 +329,7 @@ def _qa(i):
 def test_collect_base_responses_resumes_with_identical_records(tmp_path):
     """A resumed collection keeps the records already written and adds only the new questions."""
     from hneurons_utils.models import wrap_model
-    from hneurons_utils.sampling import GenConfig, read_jsonl
+    from hneurons_utils.sampling import GenConfig, collect_responses, read_jsonl
 
     m = wrap_model(tiny_llama(), _newline_tokenizer())
     m.tokenizer.padding_side = "left"
@@ -340,6 +340,10 @@ def test_collect_base_responses_resumes_with_identical_records(tmp_path):
     assert all(r["prompt"].endswith("\nAnswer:") and len(r["responses"]) == 1 for r in again)
     with pytest.raises(ValueError, match="other settings"):
         origin.collect_base_responses(m, [_qa(0)], path, GenConfig(max_new_tokens=5))
+    with pytest.raises(ValueError, match="other settings"):  # the chat-prompt collector's key differs
+        collect_responses(m, [_qa(0)], path, cfg, batch_size=2)
+    with pytest.raises(ValueError, match="occurs twice"):
+        origin.collect_base_responses(m, [_qa(5), _qa(5)], path, cfg)
 
 
 def test_compare_answers_has_one_row_per_question():
