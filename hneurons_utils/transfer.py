@@ -130,7 +130,13 @@ def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, di
     ``offline``: whether the pair is the Gemma-3-270M twin. Every sentence that states an
     outcome is chosen by the numbers; nothing is pre-written for one outcome.
     """
-    out = []
+    return [_transfer_paragraph(readings, empty, offline, n_h_neurons, min_per_class),
+            _drift_paragraph(drift.get("up + down (paper)"), offline, n_h_neurons)]
+
+
+def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: bool,
+                        n_h_neurons: int, min_per_class: int) -> str:
+    """:func:`discussion`'s paragraph on Figure 4a: which datasets transfer, which do not."""
     shown = [r for r in readings if not r["verdict"].startswith("too few")]
     transfers = [r["dataset"] for r in shown if r["verdict"].startswith("above chance, and above")]
     unspecific = [r["dataset"] for r in shown if r["verdict"].startswith("above chance, but")
@@ -169,13 +175,14 @@ def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, di
                  "answers than by tuning having created the signal, though this run does not "
                  "separate the two: the probe can show no more on the base model than it does on "
                  "the instruct model itself.")
-    out.append(text)
+    return text
 
-    t = drift.get("up + down (paper)")
+
+def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int) -> str:
+    """:func:`discussion`'s paragraph on Figure 4b, from the paper's drift variant's tests."""
     if t is None:
-        out.append(f"**Parameter drift (Figure 4b), as measured.** Not tested: {n_h_neurons} "
-                   "H-Neuron(s).")
-        return out
+        return (f"**Parameter drift (Figure 4b), as measured.** Not tested: {n_h_neurons} "
+                "H-Neuron(s).")
     lo, hi = t["mean_rank_ci"]
     head = (f"**Parameter drift (Figure 4b), as measured.** The {t['n_h_neurons']} H-Neurons' mean "
             f"normalised rank is {t['mean_rank']:.2f} [{lo:.2f}, {hi:.2f}] (random sets: 0.5; the "
@@ -202,8 +209,7 @@ def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, di
     if t["n_h_neurons"] < 20:
         body += (f" With {t['n_h_neurons']} H-Neurons the rank is an average of few neurons, and "
                  "which neurons the L1 probe selects is itself uncertain at this sample size.")
-    out.append(head + body)
-    return out
+    return head + body
 
 
 # ---------------------------------------------------------------- figure (Figure 4a)
