@@ -21,7 +21,7 @@ import pandas as pd
 
 from .benchmarks import BENCHMARKS, LETTERS, _sample
 from .judges import contains_alias, is_refusal, normalized_tokens
-from .sweep import read_jsonl
+from .sampling import read_jsonl
 
 
 # ---------------------------------------------------------------- rule judges

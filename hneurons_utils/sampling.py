@@ -200,7 +200,7 @@ def read_jsonl(path: str | Path, repair: bool = False) -> list[dict]:
     return records
 
 
-def _append_jsonl(path: Path, records: Sequence[dict]) -> None:
+def append_jsonl(path: Path, records: Sequence[dict]) -> None:
     """Append records as complete lines in one write, flushed to disk."""
     with open(path, "a", encoding="utf-8") as f:
         f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
@@ -266,7 +266,7 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
                  "answers": list(it.answers), "prompt": p, "responses": rs,
                  "labels": [judge(it.question, r, it.answers) for r in rs], "settings": key}
                 for it, p, rs in zip(batch, prompts, texts)]
-        _append_jsonl(path, recs)
+        append_jsonl(path, recs)
         done.update((r["qid"], r) for r in recs)
         if on_batch is not None:
             on_batch(i, recs)

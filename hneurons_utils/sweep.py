@@ -23,7 +23,7 @@ import pandas as pd
 from .benchmarks import CHALLENGE, BenchItem, chat_prompt
 from .models import LoadedModel
 from .probe import NeuronSet
-from .sampling import GenConfig
+from .sampling import GenConfig, append_jsonl, read_jsonl
 from .steering import generate_rows, generate_scaled
 
 
@@ -65,30 +65,6 @@ def settings_key(*parts: Any) -> str:
     blob = json.dumps([p.to_dict() if isinstance(p, NeuronSet) else p for p in parts],
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Records of a JSONL file; a torn last line (interrupted write) is dropped, others raise."""
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    out = []
-    for i, line in enumerate(lines, 1):
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines):
-                break
-            raise ValueError(f"{path}, line {i}: not valid JSON; delete the file to rerun") from None
-    return out
-
-
-def _repair(path: Path) -> list[dict]:
-    """The file's records, rewritten without a torn last line so that appending stays valid."""
-    recs = read_jsonl(path)
-    if path.exists() and len(path.read_text(encoding="utf-8").splitlines()) != len(recs):
-        path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
-    return recs
 
 
 def _record_meta(item: BenchItem) -> dict:
@@ -164,7 +140,7 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
         key = settings_key(ids, cfg.as_dict(), reply_cfg and reply_cfg.as_dict(), seed, per_call,
                            method, c.neurons, m.name, key_all)
         paths[c.tag] = Path(out_dir) / f"{items[0].source}__{c.tag}__{key}.jsonl"
-        done[c.tag] = {r["item_id"] for r in _repair(paths[c.tag])}
+        done[c.tag] = {r["item_id"] for r in read_jsonl(paths[c.tag], repair=True)}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     t_start, n_chunks = time.perf_counter(), -(-len(items) // per_call)
     for ci, b in enumerate(range(0, len(items), per_call)):
@@ -175,14 +151,11 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
         recs = _generate_chunk(m, chunk, conditions, cfg, reply_cfg, seed + ci, method)
         secs = (time.perf_counter() - t0) / (len(chunk) * len(conditions))
         for c, per_item in zip(conditions, recs):
-            with open(paths[c.tag], "a", encoding="utf-8") as f:
-                for it, rec in zip(chunk, per_item):
-                    if it.item_id in done[c.tag]:
-                        continue
-                    f.write(json.dumps({"bench": it.bench, "source": it.source, "item_id": it.item_id,
-                                        "set": c.name, "alpha": c.alpha, "chunk": ci,
-                                        "seconds": round(secs, 3), **rec,
-                                        "meta": _record_meta(it)}) + "\n")
+            append_jsonl(paths[c.tag], [
+                {"bench": it.bench, "source": it.source, "item_id": it.item_id, "set": c.name,
+                 "alpha": c.alpha, "chunk": ci, "seconds": round(secs, 3), **rec,
+                 "meta": _record_meta(it)}
+                for it, rec in zip(chunk, per_item) if it.item_id not in done[c.tag]])
         if log:
             log(f"{items[0].source}: chunk {ci + 1}/{n_chunks} x {len(conditions)} conditions "
                 f"({time.perf_counter() - t_start:.0f} s)")

@@ -213,3 +213,13 @@ def test_traced_generation_matches_generate(tiny_model, monkeypatch):
                         lambda mm, e, k, step=None: calls.append(mm.remote) or orig(m, e, k))
     assert S.generate_texts(remote, ["w3 w4"], cfg) == S.generate_texts(m, ["w3 w4"], cfg)
     assert calls == [True]
+
+
+def test_read_jsonl_refuses_a_corrupt_middle_line(tmp_path):
+    """Only a torn last line is forgiven; a corrupt line elsewhere raises with its number."""
+    from hneurons_utils.sampling import read_jsonl
+
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_jsonl(p)
