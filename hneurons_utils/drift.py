@@ -241,6 +241,30 @@ def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int
     return out
 
 
+def drift_variants(raw: dict[str, np.ndarray]) -> dict[str, tuple[str, ...]]:
+    """The drift scores to test: the paper's (up and down projections) and, for gated MLPs,
+    the same with the gate projection added (a variant the paper does not define)."""
+    variants = {"up + down (paper)": ("up", "down")}
+    if "gate" in raw:
+        variants["up + gate + down"] = ("up", "gate", "down")
+    return variants
+
+
+def tests_table(tests: dict[str, dict]) -> Any:
+    """One row per drift variant of :func:`drift_tests`: mean rank with its interval, the
+    one-sided t-test and Mann-Whitney p-values, and the random-set comparisons."""
+    import pandas as pd
+
+    return pd.DataFrame({name: {
+        "mean rank": t["mean_rank"], "95% CI": np.round(t["mean_rank_ci"], 3),
+        "t-test p (H-Neurons changed less)": t["t_test"]["p_value"],
+        "Mann-Whitney p": t["mann_whitney"]["p_value"],
+        "random sets: 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),
+        "p vs random sets": t["random"]["p_value"],
+        "p vs layer-matched sets": t["random_layer_matched"]["p_value"]}
+        for name, t in tests.items()}).T
+
+
 def drift_verdict(t: dict, alpha: float = 0.05) -> str:
     """What the drift tests support: the t-test as the paper, checked by layer-matched sets."""
     if t.get("n_h_neurons", 0) < 2:

@@ -355,24 +355,16 @@ del m_inst, m_base  # the full models are not needed any more: free them before 
 sets = full = None  # evaluation features, already scored above
 gc.collect()
 print("loaded models freed before drift:", all(r() is None for r in loaded))
+
+# %%
 t0 = time.monotonic()
 raw = drift.parameter_drift(origin.model_folder(BASE_SRC), origin.model_folder(INSTRUCT_SRC))
 timings["drift_s"] = time.monotonic() - t0
-variants = {"up + down (paper)": ("up", "down")}
-if "gate" in raw:
-    variants["up + gate + down"] = ("up", "gate", "down")
-tests = {name: drift.drift_tests(drift.drift_score(raw, parts), h, DRIFT_N_RANDOM, SEED, N_BOOT)
-         for name, parts in variants.items()} if h.size else {}
-summary = pd.DataFrame({name: {"mean rank": t["mean_rank"], "95% CI": np.round(t["mean_rank_ci"], 3),
-                               "t-test p (H-Neurons changed less)": t["t_test"]["p_value"],
-                               "Mann-Whitney p": t["mann_whitney"]["p_value"],
-                               "random sets: 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),
-                               "p vs random sets": t["random"]["p_value"],
-                               "p vs layer-matched sets": t["random_layer_matched"]["p_value"]}
-                        for name, t in tests.items()}).T
 print(f"raw drift of {raw['up'].size:,} neurons in {timings['drift_s']:.0f} s; median 1 - cos: "
       + ", ".join(f"{k} {np.median(v):.2e}" for k, v in raw.items()))
-summary
+tests = {name: drift.drift_tests(drift.drift_score(raw, parts), h, DRIFT_N_RANDOM, SEED, N_BOOT)
+         for name, parts in drift.drift_variants(raw).items()} if h.size else {}
+drift.tests_table(tests)
 
 # %% mystnb={"figure": {"caption": "Figure 4b regenerated: distribution of the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least); a random set of neurons would be uniform (density 1); solid: our mean rank; dashed: the per-model averages the paper states.", "name": "fig-figure4b"}}
 fig, ax = plt.subplots(figsize=(8, 4.5))

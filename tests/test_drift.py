@@ -129,6 +129,24 @@ def test_drift_tests_detect_planted_stable_neurons():
     assert chosen["t_test"]["p_value"] > 0.01 or chosen["mann_whitney"]["p_value"] > 0.01
 
 
+def test_drift_variants_and_table_follow_the_tests():
+    """The gate variant appears only for gated MLPs; the table shows each variant's own numbers."""
+    rng = np.random.default_rng(2)
+    raw = {k: rng.random((4, 50)) for k in ("up", "down")}
+    assert list(drift.drift_variants(raw)) == ["up + down (paper)"]
+    raw["gate"] = rng.random((4, 50))
+    variants = drift.drift_variants(raw)
+    assert variants["up + gate + down"] == ("up", "gate", "down")
+    h = NeuronSet.from_flat(np.arange(5), 4, 50)
+    tests = {n: drift.drift_tests(drift.drift_score(raw, p), h, n_random=50, n_boot=50)
+             for n, p in variants.items()}
+    table = drift.tests_table(tests)
+    assert list(table.index) == list(variants)
+    for n, t in tests.items():
+        assert table.loc[n, "mean rank"] == t["mean_rank"]
+        assert table.loc[n, "Mann-Whitney p"] == t["mann_whitney"]["p_value"]
+
+
 def test_drift_tests_reject_neurons_of_another_model():
     """A neuron set sized for another model is refused instead of silently misindexed."""
     with pytest.raises(ValueError, match="different models"):
