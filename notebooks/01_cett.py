@@ -92,6 +92,8 @@ questions = data.load_qa("triviaqa", split="train", data_dir=DATA_DIR, limit=N_P
 chat = getattr(m.tokenizer, "chat_template", None) is not None  # a base model gets plain text
 prompts = [build_prompt(m.tokenizer, q.question) if chat else f"{q.question}\nAnswer:" for q in questions]
 print("prompt format:", "chat template" if chat else "plain 'question + \\nAnswer:' (no chat template)")
+
+# %%
 if m.remote:  # the literal check hooks local weights; tests/test_cett.py checks the same locally
     print("REMOTE run: the hook-based check is skipped (no local weights to hook)")
 else:
