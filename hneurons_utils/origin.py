@@ -129,10 +129,38 @@ def _looks_like_path(model_id: str) -> bool:
             or model_id.count("/") > 1)
 
 
-def _hub_config(model_id: str) -> str:
-    """Fetch ``model_id``'s config.json from the Hub (or its cache); the call tests monkeypatch."""
-    from huggingface_hub import hf_hub_download
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    """Whether the Hub endpoint's host accepts a TCP connection: a quick check, since without
+    one ``huggingface_hub`` retries with back-off (five warnings, about 20 s) before failing.
+    Behind a proxy a direct connection says nothing, so it answers True there."""
+    import socket
+    from urllib.parse import urlparse
 
+    from huggingface_hub import constants
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _hub_config(model_id: str) -> str:
+    """Fetch ``model_id``'s config.json from the Hub, or from the local Hub cache when the Hub
+    cannot be reached (then a missing file is a ``ConnectionError``); the call tests monkeypatch."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if not _hub_reachable():
+        try:
+            return hf_hub_download(model_id, "config.json", local_files_only=True)
+        except LocalEntryNotFoundError as err:
+            raise ConnectionError(f"the Hugging Face Hub ({constants.ENDPOINT}) cannot be reached "
+                                  f"and {model_id} is not in the local cache") from err
     return hf_hub_download(model_id, "config.json")
 
 

@@ -30,7 +30,9 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
     Columns ``dataset, probe, n, auroc, lo, hi, sd, n_probes, interval, accuracy``. The
     H-Neuron refit is one classifier: a point estimate, ``lo``/``hi`` NaN (no bar). The random
     neurons are ``n_probes`` classifiers: ``auroc`` their mean, ``sd`` their standard deviation
-    over seeds and ``lo``/``hi`` = mean -/+ sd (as chapter 3 reports them), not an interval.
+    over seeds (as chapter 3 reports them) and ``lo``/``hi`` the lowest and highest of their
+    AUROCs: the spread of the seeds, not a confidence interval (mean -/+ sd could leave [0, 100]
+    with few, scattered seeds).
     """
     import pandas as pd
 
@@ -56,9 +58,9 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
             auc = 100 * rnd.auroc.to_numpy(dtype=float)
             sd = float(auc.std(ddof=1)) if len(auc) > 1 else float("nan")
             rows.append({"dataset": name, "probe": RANDOM, "n": int(rnd.n.iloc[0]),
-                         "auroc": float(auc.mean()), "lo": float(auc.mean() - sd),
-                         "hi": float(auc.mean() + sd), "sd": sd, "n_probes": len(auc),
-                         "interval": f"mean ± sd over {len(auc)} seeds",
+                         "auroc": float(auc.mean()), "lo": float(auc.min()),
+                         "hi": float(auc.max()), "sd": sd, "n_probes": len(auc),
+                         "interval": f"mean, lowest-highest of {len(auc)} seeds",
                          "accuracy": 100 * float(rnd.accuracy.mean())})
     return pd.DataFrame(rows)
 
@@ -231,8 +233,8 @@ def paper_transfer_marks(frame: Any, chance: float = 50.0) -> dict[str, tuple[fl
 def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]] | None = None,
                   empty: dict[str, dict] | None = None) -> None:
     """Figure 4a: AUROC (%) on the base model per dataset and probe, with error bars: the
-    unchanged probe's bootstrap 95% interval, the random probes' mean ± sd; the refit, a single
-    classifier, has none.
+    unchanged probe's bootstrap 95% interval, the random probes' lowest to highest seed; the
+    refit, a single classifier, has none.
 
     ``table``: rows with ``dataset, probe, auroc, lo, hi`` (AUROC in %); ``paper_marks``: the
     paper's stated bounds per dataset (:func:`paper_transfer_marks`), drawn as dashed segments;
@@ -247,7 +249,7 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         rows = table[table["probe"] == p].set_index("dataset").reindex(datasets)
         x = np.arange(len(datasets)) + (i - (len(probes) - 1) / 2) * width
         err = np.vstack([rows["auroc"] - rows["lo"], rows["hi"] - rows["auroc"]])
-        label = {REFIT: f"{p}, point estimate", RANDOM: f"{p}, mean ± sd over seeds"}.get(p, p)
+        label = {REFIT: f"{p}, point estimate", RANDOM: f"{p}, mean (bar: lowest-highest seed)"}.get(p, p)
         has_ci = not np.isnan(err).all()  # the refit is one classifier: no bar, not a zero-width one
         ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err) if has_ci else None, capsize=3,
                label=label)

@@ -239,8 +239,9 @@ plt.show()
 # as many **random** neurons as the probe reads (its non-zero weights; the paper's baseline is
 # "the same number of neurons") and the H-Neurons refit with the same recipe (an L2 logistic
 # regression on standardised features), each also applied unchanged to the base model. In the table and figure the unchanged probe has a
-# bootstrap 95% interval over answers; the random probes show their mean ± sd over
-# `N_RANDOM_SEEDS` seeds (as in chapter 3); the refit is one classifier, a point estimate
+# bootstrap 95% interval over answers; the random probes show their mean over
+# `N_RANDOM_SEEDS` seeds with the lowest and highest seed as the bar (their sd, the spread
+# chapter 3 reports, is in the `sd` column and the reading); the refit is one classifier, a point estimate
 # without an error bar. A dataset on which the base model gives no answer of one class has no
 # balanced set and is not scored; the reading below says which and why.
 

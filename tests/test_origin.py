@@ -80,6 +80,42 @@ def test_use_offline_pair_auto_falls_back_only_when_offline(online, monkeypatch)
     assert "HF_HUB_OFFLINE" in said[0]
 
 
+def test_unreachable_hub_is_a_quick_connection_error_unless_cached(monkeypatch):
+    """With no route to the Hub, the config comes from the local cache or a ConnectionError is
+    raised at once (no download with retries is attempted), so 'auto' falls back quietly."""
+    import socket
+
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    for var in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+    def refuse(*a, **kw):
+        raise OSError("no route")
+
+    calls = []
+
+    def download(repo, name, local_files_only=False):
+        calls.append((repo, local_files_only))
+        if repo == "org/cached":
+            return "/cache/config.json"
+        raise LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    assert origin._hub_reachable() is False
+    assert origin._hub_config("org/cached") == "/cache/config.json"
+    with pytest.raises(ConnectionError, match="org/base is not in the local cache"):
+        origin._hub_config("org/base")
+    assert all(local for _, local in calls)  # never a network download
+    said = []
+    assert origin.use_offline_pair("auto", "org/base", "org/inst", log=said.append) is True
+    assert "cannot be reached" in said[0]
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")  # a direct check means nothing there
+    assert origin._hub_reachable() is True
+
+
 @pytest.mark.parametrize("cls", ["RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"])
 def test_use_offline_pair_auto_raises_on_a_wrong_or_gated_id(online, monkeypatch, cls):
     """A typo or a gated repo is an error naming the id, never a silent switch of models."""

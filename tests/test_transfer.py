@@ -53,9 +53,10 @@ def test_plot_transfer_keeps_unscored_datasets_on_the_axis():
     plt.close(fig)
 
 
-def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_sd():
-    """The refit (one classifier) has no interval; the random probes are mean ± sd over seeds,
-    and transfer_reading compares the probe's interval with the random mean."""
+def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_and_range():
+    """The refit (one classifier) has no interval; the random probes are their mean and sd with
+    the lowest and highest seed as the bar (inside [0, 100], unlike mean ± sd), and
+    transfer_reading compares the probe's interval with the random mean."""
     from hneurons_utils.pipeline import EvalSet
     from hneurons_utils.probe import Probe
 
@@ -63,7 +64,7 @@ def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_s
     X = np.zeros((24, 8)); X[:, 5] = y
     probe = Probe("m", 2, 4, np.array([5]), np.array([2.0]), -1.0, 1.0, np.zeros(1), np.ones(1))
     sets = {"triviaqa": EvalSet("triviaqa", [str(i) for i in range(24)], X, y, {})}
-    aucs = [0.4, 0.5, 0.6, 0.7]
+    aucs = [0.0, 0.02, 0.98, 1.0]  # mean ± sd would leave [0, 100]
     rows = [{"kind": "h_neurons_refit", "dataset": "triviaqa", "accuracy": 0.9, "auroc": 0.8, "n": 24}] + \
         [{"kind": f"random_{i}", "dataset": "triviaqa", "accuracy": 0.5, "auroc": a, "n": 24} for i, a in enumerate(aucs)]
     t = transfer.transfer_table(probe, sets, rows, n_boot=50).set_index("probe")
@@ -71,10 +72,11 @@ def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_s
     assert refit.auroc == pytest.approx(80.0) and np.isnan(refit.lo) and np.isnan(refit.hi)
     assert refit.interval.startswith("point estimate")
     sd = np.std(np.array(aucs) * 100, ddof=1)
-    assert rnd.auroc == pytest.approx(55.0) and rnd.sd == pytest.approx(sd)
-    assert (rnd.lo, rnd.hi) == (pytest.approx(55.0 - sd), pytest.approx(55.0 + sd)) and rnd.n_probes == 4
+    assert rnd.auroc == pytest.approx(50.0) and rnd.sd == pytest.approx(sd)
+    assert (rnd.lo, rnd.hi) == (pytest.approx(0.0), pytest.approx(100.0)) and rnd.n_probes == 4
+    assert 50.0 - sd < 0 and 50.0 + sd > 100
     (r,) = transfer.transfer_reading(t.reset_index())
-    assert r["random_mean"] == pytest.approx(55.0) and r["random_sd"] == pytest.approx(sd)
+    assert r["random_mean"] == pytest.approx(50.0) and r["random_sd"] == pytest.approx(sd)
 
 
 def test_unscored_reading_says_why_and_how_many_questions():
