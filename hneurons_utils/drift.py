@@ -306,7 +306,7 @@ def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
             label=f"H-Neurons (ours, n={len(ranks)})")
     ax.axhline(1.0, color="k", lw=1, label="uniform (any random set)")
     ax.axvline(mean_rank, color="C0", lw=2, label=f"our mean {mean_rank:.3f}")
-    ax.axvline(0.5, color="k", ls=":", lw=1)
+    ax.axvline(0.5, color="k", ls=":", lw=1, label="0.5 (mean rank of a random set)")
     for i, (label, value) in enumerate((paper or {}).items()):
         ax.axvline(value, color="0.35", ls="--", lw=1, label=f"paper: {label} {value:g}")
     ax.set_xlabel("normalised drift rank (0 = changed most, 1 = changed least)")
