@@ -231,7 +231,7 @@ def paper_transfer_marks(frame: Any, chance: float = 50.0) -> dict[str, tuple[fl
 
 
 def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]] | None = None,
-                  empty: dict[str, dict] | None = None) -> None:
+                  empty: dict[str, dict] | None = None, min_per_class: int = 10) -> None:
     """Figure 4a: AUROC (%) on the base model per dataset and probe, with error bars: the
     unchanged probe's bootstrap 95% interval, the random probes' lowest to highest seed; the
     refit, a single classifier, has none.
@@ -239,20 +239,27 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
     ``table``: rows with ``dataset, probe, auroc, lo, hi`` (AUROC in %); ``paper_marks``: the
     paper's stated bounds per dataset (:func:`paper_transfer_marks`), drawn as dashed segments;
     ``empty``: datasets without a balanced set (``base_eval_sets``' counts), kept on the axis
-    with their class counts instead of bars.
+    with their class counts instead of bars. A balanced set with fewer than ``min_per_class``
+    answers per class (no verdict, as :func:`transfer_reading`) has faded, hatched bars and
+    says so under its name.
     """
     probes = list(dict.fromkeys(table["probe"]))
     scored = list(dict.fromkeys(table["dataset"]))
     datasets = scored + [k for k in (empty or {}) if k not in scored]
     width = 0.8 / len(probes)
+    per_class = table[table["probe"] == UNCHANGED].set_index("dataset")["n"] // 2
+    few = {ds: int(k) for ds, k in per_class.items() if k < min_per_class}
     for i, p in enumerate(probes):
         rows = table[table["probe"] == p].set_index("dataset").reindex(datasets)
         x = np.arange(len(datasets)) + (i - (len(probes) - 1) / 2) * width
         err = np.vstack([rows["auroc"] - rows["lo"], rows["hi"] - rows["auroc"]])
         label = {REFIT: f"{p}, point estimate", RANDOM: f"{p}, mean (bar: lowest-highest seed)"}.get(p, p)
         has_ci = not np.isnan(err).all()  # the refit is one classifier: no bar, not a zero-width one
-        ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err) if has_ci else None, capsize=3,
-               label=label)
+        bars = ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err) if has_ci else None,
+                      capsize=3, label=label)
+        for bar, ds in zip(bars, datasets):
+            if ds in few:
+                bar.set_alpha(0.35), bar.set_hatch("//")
     ax.axhline(50, color="k", lw=1, label="chance (50)")
     for ds, (value, label) in (paper_marks or {}).items():
         if ds in datasets:
@@ -261,7 +268,8 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
     for k, c in (empty or {}).items():
         ax.text(datasets.index(k), 52, f"no balanced set:\n{c['faithful']} faithful,\n"
                 f"{c['hallucinated']} hallucinated", ha="center", va="bottom", fontsize=8, color="0.3")
-    ax.set_xticks(np.arange(len(datasets)), datasets)
+    ax.set_xticks(np.arange(len(datasets)), [f"{ds}\n({few[ds]} per class: too few, no verdict)"
+                                             if ds in few else ds for ds in datasets])
     ax.set_xlim(-0.5, len(datasets) - 0.5)
     ax.set_ylabel("AUROC on the base model (%)")
     ax.set_ylim(0, 100)

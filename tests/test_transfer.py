@@ -37,19 +37,24 @@ def test_paper_transfer_marks_come_from_the_reference_file():
 
 
 def test_plot_transfer_keeps_unscored_datasets_on_the_axis():
-    """Datasets without a balanced set stay on Figure 4a's axis, with their counts as text."""
+    """Datasets without a balanced set stay on Figure 4a's axis, with their counts as text; a
+    set under ten answers per class is faded and says it is too few."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    table = pd.DataFrame([{"dataset": "triviaqa", "probe": p, "auroc": 60.0, "lo": 50.0, "hi": 70.0}
+    table = pd.DataFrame([{"dataset": ds, "probe": p, "auroc": 60.0, "lo": 50.0, "hi": 70.0, "n": n}
+                          for ds, n in (("triviaqa", 40), ("nq_open", 6))
                           for p in ("H-Neuron probe (unchanged)", "random neurons (L2)")])
     fig, ax = plt.subplots()
     transfer.plot_transfer(ax, table, None, {"bioasq": {"faithful": 0, "hallucinated": 60}})
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["triviaqa", "bioasq"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "triviaqa", "nq_open\n(3 per class: too few, no verdict)", "bioasq"]
     assert any("0 faithful" in t.get_text() and "60 hallucinated" in t.get_text() for t in ax.texts)
+    faded = [round(b.get_x() + b.get_width() / 2) for b in ax.patches if b.get_hatch() == "//"]
+    assert sorted(faded) == [1, 1]  # both nq_open bars, no triviaqa bar
     plt.close(fig)
 
 
