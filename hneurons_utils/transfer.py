@@ -268,7 +268,7 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
     for k, c in (empty or {}).items():
         ax.text(datasets.index(k), 52, f"no balanced set:\n{c['faithful']} faithful,\n"
                 f"{c['hallucinated']} hallucinated", ha="center", va="bottom", fontsize=8, color="0.3")
-    ax.set_xticks(np.arange(len(datasets)), [f"{ds}\n({few[ds]} per class: too few, no verdict)"
+    ax.set_xticks(np.arange(len(datasets)), [f"{ds}\n({few[ds]} per class:\ntoo few)"
                                              if ds in few else ds for ds in datasets])
     ax.set_xlim(-0.5, len(datasets) - 0.5)
     ax.set_ylabel("AUROC on the base model (%)")
