@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -85,16 +85,25 @@ def judge_caveat(rows: list[dict], bench: str, judge: str = "rule", min_lo: floa
     return ""
 
 
-def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: float = 1e-9) -> str:
+def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: float = 1e-9,
+                  rates: Sequence[float] | None = None) -> str:
     """What a benchmark's slopes support: the paired H-minus-random interval decides.
 
     Under ``min_items`` items no verdict; interval ends within ``tol`` of 0 count as 0 (a flat
-    curve's bootstrap gives rounding noise, not a direction).
+    curve's bootstrap gives rounding noise, not a direction). ``rates``: the H-Neurons'
+    compliance rates over the alphas; all at 100% (or all at 0%) is named as a ceiling (floor),
+    where no slope can show whatever the neurons do.
     """
     if h is None:
         return "not measured"
     if h["n_items"] < min_items:
         return f"too few items to conclude (fewer than {min_items})"
+    r = np.asarray(rates if rates is not None else [], dtype=float)
+    if r.size and np.all(r >= 1 - tol):
+        return ("at the ceiling: 100% comply at every alpha, so the curve cannot rise "
+                "(neither confirms nor refutes)")
+    if r.size and np.all(r <= tol):
+        return "at the floor: 0% comply at every alpha (neither confirms nor refutes)"
     if diff is None or np.isnan(diff["ci_lo"]) or np.isnan(diff["ci_hi"]):
         return "no random-neuron control to compare with"
     if diff["ci_lo"] > tol:
@@ -176,6 +185,8 @@ def _behaviour(folder: Path) -> list[dict]:
     rows = []
     for bench in BENCHMARKS:
         h, diff = slopes.get((bench, "h_neurons")), slopes.get((bench, "diff"))
+        rates = table[(table.bench == bench) & (table.group == "h_neurons")].rate.dropna() \
+            if len(table) else []
         if h is None:
             ours = "not measured"
         else:
@@ -187,7 +198,7 @@ def _behaviour(folder: Path) -> list[dict]:
                 ours += f"; {100 * at1.rate.iloc[0]:.0f}% at alpha 1 ({int(at1.n_scored.iloc[0])} items)"
         rows.append({"section": "3 Figure 3", "claim": f"amplifying H-Neurons raises compliance ({bench})",
                      "paper (Gao et al. 2025)": "positive slope for all six models",
-                     "ours": ours, "reading": slope_verdict(diff, h) + (
+                     "ours": ours, "reading": slope_verdict(diff, h, rates=rates) + (
                          judge_caveat(labels, bench, d.get("judge", "rule")) if h else "")})
     return rows
 

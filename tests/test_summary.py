@@ -140,6 +140,10 @@ def test_drift_and_slope_verdicts():
     assert "against the paper" in summary.slope_verdict(slope("x", "diff", -3, -5, -1), h)
     assert summary.slope_verdict(None, h) == "no random-neuron control to compare with"
     assert summary.slope_verdict(None, None) == "not measured"
+    flat = slope("x", "diff", 0, 0, 0)
+    assert summary.slope_verdict(flat, h, rates=[1.0] * 7).startswith("at the ceiling")
+    assert summary.slope_verdict(flat, h, rates=[0.0, 0.0]).startswith("at the floor")
+    assert summary.slope_verdict(flat, h, rates=[1.0, 0.9]).startswith("no difference")
 
 
 def test_auroc_verdict_units_and_transfer_reading():
