@@ -20,7 +20,7 @@ from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, rebuild_exa
                        scheme_rows, span_counts, stored_examples)
 from .probe import Probe
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
-from .stats import auroc, detection_metrics, mean_spread
+from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread
 
 
 def split_by_label(records: Sequence[dict]) -> tuple[list[dict], list[dict], dict]:
@@ -139,7 +139,7 @@ def _auroc_ci_text(lo: float, hi: float, n_min: int) -> str:
     return f"[{lo:.2f}, {hi:.2f}]" if n_min >= 2 else "[no interval: one per class]"
 
 
-def span_control_reading(control: dict, ours: dict[str, dict], min_per_class: int = 10) -> list[str]:
+def span_control_reading(control: dict, ours: dict[str, dict], min_per_class: int = MIN_PER_CLASS) -> list[str]:
     """One sentence per dataset comparing the probe under the default span rule (``ours``)
     with the :func:`span_rule_control` refit, and what span length alone reaches under each."""
     out = [f"one span rule ({control['rule']}) for both classes: the refit probe has "
@@ -319,7 +319,7 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille:
     return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)", "neurons read"])
 
 
-def auroc_verdict(lo: float, random_level: float, n_min: int, min_per_class: int = 10,
+def auroc_verdict(lo: float, random_level: float, n_min: int, min_per_class: int = MIN_PER_CLASS,
                   chance: float = 0.5) -> str:
     """What an AUROC interval supports (``lo``, ``random_level`` and ``chance`` in one unit:
     fractions, or pass ``chance=50`` for percentages).
@@ -339,7 +339,7 @@ def auroc_verdict(lo: float, random_level: float, n_min: int, min_per_class: int
 
 
 def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dict],
-            min_per_class: int = 10) -> list[str]:
+            min_per_class: int = MIN_PER_CLASS) -> list[str]:
     """One sentence per dataset saying what the numbers support, and when they are too few.
 
     "Above chance" needs the AUROC interval's lower end above 0.5; "above random neurons" needs

@@ -15,6 +15,10 @@ from scipy.stats import norm
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
+# Fewer responses than this in the smaller class: no verdict on a detection metric (a
+# percentile bootstrap over so few is unreliable). Chapters 3, 5 and the scorecard share it.
+MIN_PER_CLASS = 10
+
 
 def _binary(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y).ravel()

@@ -21,6 +21,7 @@ from .detection import auroc_verdict, baseline_summary
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict
 from .profiles import model_key
+from .stats import MIN_PER_CLASS
 from .transfer import transfer_reading
 
 COLUMNS = ["section", "claim", "paper (Gao et al. 2025)", "ours", "reading"]
@@ -257,7 +258,7 @@ def _chapter_dir(output_dir: str | Path, model_id: str, chapter: str) -> Path:
 
 
 def scorecard(output_dir: str | Path, model_id: str, origin_dir: str | Path | None = None,
-              min_per_class: int = 10) -> pd.DataFrame:
+              min_per_class: int = MIN_PER_CLASS) -> pd.DataFrame:
     """One row per claim: the paper's number, ours (with 95% intervals), and what ours support.
 
     ``model_id`` names the model of chapters 2-4; ``origin_dir`` the origin chapter's folder

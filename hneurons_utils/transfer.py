@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .drift import drift_verdict
+from .stats import MIN_PER_CLASS
 
 REFIT = "H-Neurons refit (L2)"
 RANDOM = "random neurons (L2)"
@@ -66,7 +67,7 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
 
 
 def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
-                     min_per_class: int = 10) -> list[dict]:
+                     min_per_class: int = MIN_PER_CLASS) -> list[dict]:
     """Per dataset of a :func:`transfer_table`: the unchanged probe's AUROC against chance and
     against the random-neuron probes' mean AUROC (the level chapter 3 uses), as a verdict
     (``detection.auroc_verdict``: the probe's interval must lie above it).
@@ -92,7 +93,7 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
 
 
 def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None,
-                     min_per_class: int = 10) -> list[str]:
+                     min_per_class: int = MIN_PER_CLASS) -> list[str]:
     """One sentence per dataset that has no balanced set: how many answers of each class, why
     that cannot be scored, and how many questions would be needed.
 
@@ -124,7 +125,7 @@ def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None
 
 
 def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, dict],
-               offline: bool, n_h_neurons: int, min_per_class: int = 10) -> list[str]:
+               offline: bool, n_h_neurons: int, min_per_class: int = MIN_PER_CLASS) -> list[str]:
     """The chapter's reading of its own results, one Markdown paragraph per finding.
 
     ``readings``: :func:`transfer_reading` (balanced sets); ``empty``: datasets without a
@@ -231,7 +232,7 @@ def paper_transfer_marks(frame: Any, chance: float = 50.0) -> dict[str, tuple[fl
 
 
 def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]] | None = None,
-                  empty: dict[str, dict] | None = None, min_per_class: int = 10) -> None:
+                  empty: dict[str, dict] | None = None, min_per_class: int = MIN_PER_CLASS) -> None:
     """Figure 4a: AUROC (%) on the base model per dataset and probe, with error bars: the
     unchanged probe's bootstrap 95% interval, the random probes' lowest to highest seed; the
     refit, a single classifier, has none.

@@ -212,7 +212,7 @@ plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": em
                                     "table": table.reset_index().to_dict("records")})
 table.round(2)
 
-# %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, each seed and their mean), the paper's six models in grey; below each dataset, our number of responses per class.", "name": "fig-table1"}}
+# %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, each seed and their mean), the paper's six models in grey; below each dataset, our number of responses per class (under ten: too few for a verdict).", "name": "fig-table1"}}
 ref, x = paper.table1_frame(), {k: i for i, k in enumerate(sizes)}
 fig, ax = plt.subplots(figsize=(9, 4.5))
 for col, marker, name in (("h_neurons", "x", "H-Neurons"), ("random", "o", "random")):
@@ -230,7 +230,8 @@ if len(rand):
     ax.scatter(mean.index.map(x) + 0.25, 100 * mean, color="C0", marker="s", s=45,
                label="ours, random neurons (mean over seeds)")
 ax.axhline(50, color="0.3", ls=":", lw=1)
-ticks = [f"{k}\n(ours: {ours[k]['n_pos']} per class)" if k in ours else f"{k}\n(ours: none)" for k in x]
+ticks = [f"{k}\n(ours: none)" if k not in ours else f"{k}\n(ours: {ours[k]['n_pos']} per class"
+         + (": too few)" if ours[k]["n_pos"] < stats.MIN_PER_CLASS else ")") for k in x]
 ax.set(xticks=list(x.values()), xticklabels=ticks, ylabel="detection accuracy (%)", ylim=(0, 105),
        title="Table 1: hallucination detection on balanced sets (chance = 50%)")
 ax.legend(fontsize=8, loc="lower left")
