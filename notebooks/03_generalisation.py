@@ -231,7 +231,7 @@ if len(rand):
                label="ours, random neurons (mean over seeds)")
 ax.axhline(50, color="0.3", ls=":", lw=1)
 ticks = [f"{k}\n(ours: none)" if k not in ours else f"{k}\n(ours: {ours[k]['n_pos']} per class"
-         + (": too few)" if ours[k]["n_pos"] < stats.MIN_PER_CLASS else ")") for k in x]
+         + (",\ntoo few)" if ours[k]["n_pos"] < stats.MIN_PER_CLASS else ")") for k in x]
 ax.set(xticks=list(x.values()), xticklabels=ticks, ylabel="detection accuracy (%)", ylim=(0, 105),
        title="Table 1: hallucination detection on balanced sets (chance = 50%)")
 ax.legend(fontsize=8, loc="lower left")
