@@ -29,7 +29,8 @@ import numpy as np
 from . import plots
 from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
 from .models import LoadedModel
-from .probe import Probe, select_C, training_rows
+from .probe import Probe, fit_probe, select_C, training_rows
+from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, GenConfig, balanced_sample, collect_responses,
                        consistency_split, label_counts, read_jsonl, representative_response)
 
@@ -192,6 +193,69 @@ def fit_identification(m: LoadedModel, fs: FeatureSet, split: dict[str, list[Exa
                     standardize=cfg.standardize, seed=cfg.seed, n_layers=m.adapter.n_layers,
                     n_neurons=m.adapter.n_neurons, model_id=m.name,
                     label_scheme=cfg.label_scheme, config=_jsonable_cfg(cfg))
+
+
+def selection_stability(fs: FeatureSet, examples: Sequence[Example], probe: Probe,
+                        n_resamples: int = 20, seed: int = 0) -> dict:
+    """How reproducible the H-Neuron set is: the probe refitted on bootstrap resamples of its
+    training questions (an extension; the paper reports one fit).
+
+    Each resample draws, per label, as many questions as there are, with replacement (a
+    question brings all its responses), and refits with the probe's C, label scheme,
+    penalty and standardisation. L1 picks one of several correlated neurons almost at random,
+    so a neuron the resamples rarely pick is weak evidence for that neuron in particular.
+    Returns ``h_neurons`` (the probe's, flat indices), ``frequency`` (share of resamples that
+    give each of them a positive weight), ``sizes`` (H-Neurons per resample), ``jaccard``
+    (overlap of each resample's set with the probe's) and ``others_half`` (neurons outside the
+    probe's set that at least half of the resamples select).
+    """
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    by_q: dict[str, list[Example]] = {}
+    for e in examples:
+        by_q.setdefault(e.meta.get("qid", e.key.split("#")[0]), []).append(e)
+    groups = {lab: [q for q, ex in by_q.items() if ex[0].label == lab] for lab in (0, 1)}
+    if not groups[0] or not groups[1]:
+        raise ValueError("selection_stability needs training questions of both labels")
+    rng, h = np.random.default_rng(seed), probe.h_neurons().flat
+    counts, sizes, jaccard = {}, [], []
+    for _ in progress(range(n_resamples), "stability", "resamples"):
+        qs = [q for lab in (0, 1) for q in rng.choice(groups[lab], len(groups[lab]))]
+        X, y = scheme_rows(fs, [e for q in qs for e in by_q[q]], probe.label_scheme)
+        fit = fit_probe(X, y, probe.C, penalty=probe.config.get("penalty", "l1"),
+                        standardize=probe.standardize, seed=seed, n_layers=probe.n_layers,
+                        n_neurons=probe.n_neurons).h_neurons().flat
+        for j in fit:
+            counts[int(j)] = counts.get(int(j), 0) + 1
+        sizes.append(int(fit.size))
+        union = np.union1d(fit, h).size
+        jaccard.append(float(np.intersect1d(fit, h).size / union) if union else 1.0)
+    hset = set(h.tolist())
+    return {"n_resamples": n_resamples, "h_neurons": h.tolist(),
+            "frequency": [counts.get(int(j), 0) / n_resamples for j in h],
+            "sizes": sizes, "jaccard": jaccard,
+            "others_half": sum(1 for j, c in counts.items() if j not in hset and c >= n_resamples / 2)}
+
+
+def stability_reading(r: dict) -> str:
+    """A reading of :func:`selection_stability`, every clause chosen by its numbers."""
+    freq, sizes, jac = np.array(r["frequency"]), np.array(r["sizes"]), np.array(r["jaccard"])
+    if not freq.size:
+        return "The probe has no H-Neuron, so there is no set to test."
+    n = r["n_resamples"]
+    text = (f"Refitted on {n} bootstrap resample(s) of the training questions, the probe selects "
+            f"{sizes.mean():.1f} H-Neurons on average ({sizes.min()}-{sizes.max()}); their overlap "
+            f"with this chapter's {freq.size} (Jaccard) averages {jac.mean():.2f}. "
+            f"{int((freq >= 0.8).sum())} of the {freq.size} are selected in at least 80% of the "
+            f"resamples, {int((freq < 0.5).sum())} in fewer than half; {r['others_half']} neuron(s) "
+            "outside the set are selected in at least half. ")
+    if n < 10:
+        return text + "Too few resamples to say how stable the set is."
+    if jac.mean() < 0.5:
+        return text + ("The set as a whole does not reproduce at this sample size: read any one "
+                       "H-Neuron (the steered neurons of chapter 4, the drift ranks of chapter 5) "
+                       "as one draw among correlated neurons, not as a fixed unit.")
+    return text + "The set largely reproduces under resampling of the training questions."
 
 
 def answer_matrix(fs: FeatureSet, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:

@@ -53,6 +53,7 @@ LABEL_SCHEME = "3-vs-1"  # the paper's labels; "1-vs-1": answer tokens only
 STANDARDIZE = False  # True: z-score each neuron before the L1 fit (paper: raw CETT)
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
 SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C score (paper)
+STABILITY_RESAMPLES = 20  # bootstrap refits of the probe to test the H-Neuron set (0: skip; not in the paper)
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
 JUDGE_MODEL = "gpt-4o"  # the paper's judge
@@ -349,6 +350,42 @@ print(pipeline.grid_reading(grid))
 #   chapter tests the probe on unseen TriviaQA questions, NQ-Open, BioASQ and NonExist,
 #   against random neurons.
 #
+# ## Is it the same set every time?
+#
+# The paper reports one fit. An L1 penalty, though, keeps one neuron of a group of correlated
+# ones and drops the rest, and which one it keeps can hinge on a few training examples. So we
+# refit the probe, with the same $C$, on `STABILITY_RESAMPLES` bootstrap resamples of the
+# training *questions* (a question brings all its responses; each label is resampled
+# separately) and count how often each H-Neuron above is selected again
+# (`pipeline.selection_stability`). A neuron picked in nearly every resample is a robust finding;
+# one picked in a few is one draw among neurons that carry similar information.
+
+# %%
+t0 = time.monotonic()
+stability = pipeline.selection_stability(fs, split["train"], probe, STABILITY_RESAMPLES, SEED) \
+    if h.size and STABILITY_RESAMPLES else None
+timings["stability_s"] = time.monotonic() - t0
+if stability:
+    plots.write_results(OUT, "stability", stability)
+
+# %% mystnb={"figure": {"caption": "How often each H-Neuron is selected again when the probe is refitted on bootstrap resamples of the training questions (same C); dashed: half of the resamples.", "name": "fig-stability"}}
+if stability:
+    order = np.argsort(stability["frequency"])[::-1]
+    names = [f"L{j // m.adapter.n_neurons}/{j % m.adapter.n_neurons}" for j in stability["h_neurons"]]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar([names[i] for i in order], np.array(stability["frequency"])[order], color="C3")
+    ax.axhline(0.5, color="0.3", ls="--", lw=1)
+    ax.set(ylim=(0, 1.05), ylabel="share of resamples selecting it", xlabel="H-Neuron (layer/neuron)",
+           title=f"Selection frequency over {stability['n_resamples']} resamples")
+    ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+    plots.save_figure(fig, OUT, "stability", stability)
+    plt.show()
+
+# %%
+print(pipeline.stability_reading(stability) if stability else
+      "not measured (no H-Neuron, or STABILITY_RESAMPLES = 0)")
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Set `MIN_AGREEMENT = 1.0` (the paper's rule) and rerun. How many questions per class

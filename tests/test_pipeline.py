@@ -123,3 +123,42 @@ def test_grid_reading_states_the_trade_off_from_the_rows():
     assert text.endswith("chose C = 3 (18 H-Neurons, held-out accuracy 0.90).")
     no_sup = [dict(r, suppression=None) for r in grid]
     assert "silenced" not in grid_reading(no_sup)
+
+
+def _planted_features(n_q: int = 16, L: int = 2, N: int = 8, seed: int = 0):
+    """Two responses per question; neuron (1, 3) carries the label in the answer tokens."""
+    from hneurons_utils.features import Example, FeatureSet
+
+    rng = np.random.default_rng(seed)
+    ex = [Example(f"q{q}#{i}", "", "", [], "", q % 2) for q in range(n_q) for i in range(2)]
+    answer = rng.random((len(ex), L, N)).astype(np.float16) * 0.1
+    answer[:, 1, 3] += np.array([e.label for e in ex], dtype=np.float16)
+    other = (rng.random((len(ex), L, N)) * 0.1).astype(np.float16)
+    fs = FeatureSet(np.array([e.key for e in ex]), answer, other, np.array(["alias"] * len(ex)),
+                    np.ones((len(ex), 2), dtype=np.int64), {})
+    return fs, ex
+
+
+def test_selection_stability_finds_a_planted_neuron_every_time():
+    """Every resample selects the planted neuron; the outputs have the documented shapes and
+    ranges, and the same seed gives the same resamples."""
+    from hneurons_utils.pipeline import scheme_rows, selection_stability, stability_reading
+    from hneurons_utils.probe import fit_probe
+
+    fs, ex = _planted_features()
+    X, y = scheme_rows(fs, ex, "3-vs-1")
+    probe = fit_probe(X, y, C=1.0, n_layers=2, n_neurons=8)
+    assert 1 * 8 + 3 in probe.h_neurons().flat.tolist()
+    r = selection_stability(fs, ex, probe, n_resamples=6, seed=1)
+    freq = dict(zip(r["h_neurons"], r["frequency"]))
+    assert freq[11] == 1.0 and len(r["sizes"]) == len(r["jaccard"]) == 6
+    assert all(0 <= j <= 1 for j in r["jaccard"]) and all(s >= 1 for s in r["sizes"])
+    assert selection_stability(fs, ex, probe, n_resamples=6, seed=1) == r
+    assert "Too few resamples" in stability_reading(r)
+    weak = dict(r, n_resamples=20, jaccard=[0.3] * 20)
+    assert "does not reproduce" in stability_reading(weak)
+    assert "largely reproduces" in stability_reading(dict(weak, jaccard=[0.8] * 20))
+    with pytest.raises(ValueError, match="at least 1"):
+        selection_stability(fs, ex, probe, n_resamples=0)
+    with pytest.raises(ValueError, match="both labels"):
+        selection_stability(fs, [e for e in ex if e.label == 1], probe)
