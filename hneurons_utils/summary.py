@@ -126,9 +126,17 @@ def _identification(folder: Path) -> list[dict]:
                "within the paper's range" if lo <= pm <= hi else
                "sparse (under 1 per mille), but outside the paper's range" if pm < 1 else
                "not sparse: more than 1 per mille")
+    ours = f"{n} neurons, {pm:.3f} per mille (C = {d['C']:g})"
+    st = read_results(folder / "stability.json")  # optional: chapter 2's resampling check
+    if st and st.get("jaccard"):
+        jac = float(np.mean(st["jaccard"]))
+        ours += (f"; refitted on {st['n_resamples']} resamples of the training questions: mean "
+                 f"overlap (Jaccard) {jac:.2f} with this set")
+        if st["n_resamples"] >= 10 and jac < 0.5:
+            reading += "; the set itself does not reproduce under resampling"
     return [{"section": "2 Existence", "claim": "H-Neurons are a sparse set (< 1 per mille)",
              "paper (Gao et al. 2025)": f"{lo:g}-{hi:g} per mille (six models)",
-             "ours": f"{n} neurons, {pm:.3f} per mille (C = {d['C']:g})", "reading": reading}]
+             "ours": ours, "reading": reading}]
 
 
 def _generalisation(folder: Path, min_per_class: int) -> list[dict]:

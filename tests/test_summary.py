@@ -88,6 +88,11 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert list(card.columns) == summary.COLUMNS
     assert row(card, "2 Existence", "sparse").reading == "within the paper's range"
     assert "9 neurons, 0.200 per mille" in row(card, "2 Existence", "sparse").ours
+    write(results / MODEL / "identification" / "stability.json",
+          {"n_resamples": 10, "jaccard": [0.3] * 10, "frequency": [0.5] * 9})
+    ex = row(summary.scorecard(results, MODEL), "2 Existence", "sparse")
+    assert "10 resamples" in ex.ours and "(Jaccard) 0.30" in ex.ours
+    assert ex.reading == "within the paper's range; the set itself does not reproduce under resampling"
     tq = row(card, "3 Table 1", "triviaqa")
     assert tq.reading.startswith("above chance, and above random neurons")
     assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all 200 / 30 answers" in tq.ours
