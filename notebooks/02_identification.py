@@ -394,3 +394,6 @@ print(pipeline.stability_reading(stability) if stability else
 #    select more or fewer neurons, and in which layers?
 # 3. With `STANDARDIZE = True` every neuron competes on equal terms under the L1 penalty. Do the
 #    H-Neurons move to other layers?
+# 4. Set `RESPONSES_PER_QUESTION = 1` (the paper's one response per question) and compare the
+#    resampling overlap above. Do several responses per question make the set more stable, or
+#    only make the training set look larger?
