@@ -258,6 +258,21 @@ def stability_reading(r: dict) -> str:
     return text + "The set largely reproduces under resampling of the training questions."
 
 
+def stability_clause(out_dir: str | Path) -> str:
+    """A clause for later chapters on how reproducible chapter 2's H-Neuron set is (read from
+    ``out_dir/stability.json``); empty when that check was not run."""
+    path = Path(out_dir) / "stability.json"
+    if not path.exists():
+        return ""
+    r = json.loads(path.read_text())
+    freq = np.asarray(r.get("frequency", []), dtype=float)
+    if not freq.size:
+        return ""
+    return (f" ({int((freq >= 0.5).sum())} of them are selected again in at least half of "
+            f"chapter 2's {r['n_resamples']} bootstrap refits, so a steered set is partly one "
+            "draw among correlated neurons)")
+
+
 def answer_matrix(fs: FeatureSet, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
     """Answer-token features ``[n, layers*neurons]`` and labels of ``examples``."""
     y = np.array([e.label for e in examples], dtype=np.int64)

@@ -75,7 +75,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown
 
-from hneurons_utils import behaviour, benchmarks, compliance, data, models, paper, plots, profiles
+from hneurons_utils import behaviour, benchmarks, compliance, data, models, paper, pipeline, plots, profiles
 from hneurons_utils import sweep
 from hneurons_utils.probe import Probe, random_neuron_set
 
@@ -269,7 +269,8 @@ paper_name, paper_b = behaviour.smallest_paper_model(paper.load_reference()["mod
 n_params = sum(p.numel() for p in m.hf.parameters())
 Markdown(f"Our model has {n_params / 1e6:.0f}M parameters, about {paper_b * 1e9 / n_params:.0f} "
          f"times fewer than the paper's smallest ({paper_name}), and our {h_set.size} H-Neurons come "
-         f"from chapter 02's probe on this model.\n\n" + behaviour.reading(table, slopes, agreement))
+         f"from chapter 02's probe on this model{pipeline.stability_clause(IDENT)}.\n\n"
+         + behaviour.reading(table, slopes, agreement))
 
 # %% [markdown]
 # ## What the change looks like

@@ -162,3 +162,14 @@ def test_selection_stability_finds_a_planted_neuron_every_time():
         selection_stability(fs, ex, probe, n_resamples=0)
     with pytest.raises(ValueError, match="both labels"):
         selection_stability(fs, [e for e in ex if e.label == 1], probe)
+
+
+def test_stability_clause_reads_the_saved_check(tmp_path):
+    """Later chapters quote chapter 2's resampling check, and say nothing when it did not run."""
+    from hneurons_utils.pipeline import stability_clause
+
+    assert stability_clause(tmp_path) == ""
+    (tmp_path / "stability.json").write_text(json.dumps(
+        {"n_resamples": 20, "frequency": [0.9, 0.5, 0.2], "jaccard": [0.4] * 20}))
+    assert stability_clause(tmp_path).startswith(" (2 of them are selected again in at least half "
+                                                 "of chapter 2's 20 bootstrap refits")
