@@ -125,16 +125,18 @@ def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None
 
 
 def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, dict],
-               offline: bool, n_h_neurons: int, min_per_class: int = MIN_PER_CLASS) -> list[str]:
+               offline: bool, n_h_neurons: int, min_per_class: int = MIN_PER_CLASS,
+               stability: dict | None = None) -> list[str]:
     """The chapter's reading of its own results, one Markdown paragraph per finding.
 
     ``readings``: :func:`transfer_reading` (balanced sets); ``empty``: datasets without a
     balanced set; ``drift``: :func:`drift_tests` per variant (``"up + down (paper)"`` is read);
-    ``offline``: whether the pair is the Gemma-3-270M twin. Every sentence that states an
+    ``offline``: whether the pair is the Gemma-3-270M twin; ``stability``:
+    ``pipeline.selection_stability`` of the probe (optional). Every sentence that states an
     outcome is chosen by the numbers; nothing is pre-written for one outcome.
     """
     return [_transfer_paragraph(readings, empty, offline, n_h_neurons, min_per_class),
-            _drift_paragraph(drift.get("up + down (paper)"), offline, n_h_neurons)]
+            _drift_paragraph(drift.get("up + down (paper)"), offline, n_h_neurons, stability)]
 
 
 def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: bool,
@@ -181,7 +183,8 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
     return text
 
 
-def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int) -> str:
+def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
+                     stability: dict | None = None) -> str:
     """:func:`discussion`'s paragraph on Figure 4b, from the paper's drift variant's tests."""
     if t is None:
         return (f"**Parameter drift (Figure 4b), as measured.** Not tested: {n_h_neurons} "
@@ -210,8 +213,16 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int) -> str:
         body = (" The interval includes 0.5 or the test is not significant: no evidence either "
                 "way, in this pair.")
     if t["n_h_neurons"] < 20:
-        body += (f" With {t['n_h_neurons']} H-Neurons the rank is an average of few neurons, and "
-                 "which neurons the L1 probe selects is itself uncertain at this sample size.")
+        body += f" With {t['n_h_neurons']} H-Neurons the rank is an average of few neurons."
+    if stability and stability.get("frequency"):
+        freq = np.asarray(stability["frequency"])
+        body += (f" Refitted on {stability['n_resamples']} resamples of its training questions, the "
+                 f"probe selects {int((freq >= 0.5).sum())} of these {freq.size} neurons again in at "
+                 "least half of them: the ranks describe this draw of the set, which "
+                 + ("largely reproduces." if np.mean(stability["jaccard"]) >= 0.5 else
+                    "does not reproduce as a whole."))
+    elif t["n_h_neurons"] < 20:
+        body += " Which neurons the L1 probe selects is itself uncertain at this sample size."
     return head + body
 
 

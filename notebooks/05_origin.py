@@ -65,6 +65,7 @@ SAMPLE_BATCH = 8  # questions per sampling call (each with N_SAMPLES sequences)
 QA_MAX_NEW_TOKENS = 24  # answer length cap (answers also stop at their first newline)
 FEATURE_BATCH = 8  # responses per traced forward pass
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
+STABILITY_RESAMPLES = 20  # bootstrap refits of the twin's probe (0: skip; as in chapter 2)
 N_EVAL_TRIVIAQA = 400  # TriviaQA test questions answered once by the base model (few are answered right: see the counts)
 N_EVAL_NQ = 60  # NQ-Open questions answered by the base model (kept small for the CPU budget; see the exercises)
 N_EVAL_BIOASQ = 60  # BioASQ factoid questions answered by the base model (likewise)
@@ -216,6 +217,18 @@ if ident:
           f"C = {probe.C}, trained on {ident.counts['split']['train']['examples']} responses "
           f"({timings['identify_s'] / 60:.1f} min)")
     display(pd.DataFrame({k: v for k, v in ident.counts.items() if k in ("greedy", "sampled", "consistent")}))
+
+# %% [markdown]
+# As in chapter 2, the probe is refitted on bootstrap resamples of its training questions to see
+# how many of these H-Neurons come back: the drift analysis below ranks exactly these neurons.
+
+# %%
+stability = (pipeline.selection_stability(ident.features, pipeline.stored_examples(ident.split),
+                                          probe, STABILITY_RESAMPLES, SEED)
+             if ident and h.size and STABILITY_RESAMPLES else None)
+if stability:
+    plots.write_results(OUT / "identification", "stability", stability)
+print(pipeline.stability_reading(stability) if stability else "not measured")
 
 # %% mystnb={"figure": {"caption": "Where the instruct model's H-Neurons sit: their number in each layer.", "name": "fig-origin-h-neurons-by-layer"}}
 fig, ax = plt.subplots(figsize=(8, 3))
@@ -420,7 +433,8 @@ print({k: f"{v / 60:.1f} min" + (" (cached)" if cached.get(k) else "") for k, v 
 # **What our run found.** The paragraphs below are written from this run's numbers.
 
 # %%
-display(Markdown("\n\n".join(transfer.discussion(readings, empty, tests, OFFLINE, h.size))))
+display(Markdown("\n\n".join(transfer.discussion(readings, empty, tests, OFFLINE, h.size,
+                                                   stability=stability))))
 
 # %% [markdown]
 # **The limits of this pair.** Whatever the outcome above, read it against these:

@@ -119,3 +119,11 @@ def test_discussion_follows_the_results():
     assert "no evidence either way" in neither[1]
     assert "Not tested: 1 H-Neuron" in transfer.discussion([], {}, {}, True, 1)[1]
     assert "not applied to any dataset (no H-Neuron was identified)" in transfer.discussion([], empty, {}, True, 0)[0]
+    drift_res = {"up + down (paper)": _drift_result(0.31, 0.18, 0.45, 0.96, k=14)}
+    assert "uncertain at this sample size" in transfer.discussion(chance, {}, drift_res, True, 14)[1]
+    unstable = {"n_resamples": 20, "frequency": [0.9, 0.6, 0.1, 0.2], "jaccard": [0.3] * 20}
+    para = transfer.discussion(chance, {}, drift_res, True, 14, stability=unstable)[1]
+    assert "selects 2 of these 4 neurons again" in para and "does not reproduce as a whole" in para
+    assert "uncertain" not in para
+    steady = dict(unstable, jaccard=[0.7] * 20)
+    assert "largely reproduces" in transfer.discussion(chance, {}, drift_res, True, 14, stability=steady)[1]
