@@ -237,6 +237,22 @@ def selection_stability(fs: FeatureSet, examples: Sequence[Example], probe: Prob
             "others_half": sum(1 for j, c in counts.items() if j not in hset and c >= n_resamples / 2)}
 
 
+STABILITY_MIN_RESAMPLES = 10  # fewer refits: no verdict on the set's stability
+
+
+def stability_kind(r: dict | None) -> str:
+    """What :func:`selection_stability` shows, in one word: ``"too few"`` (under
+    :data:`STABILITY_MIN_RESAMPLES` refits, or no H-Neuron), ``"reproduces"`` (mean Jaccard
+    overlap at least 0.5), ``"core"`` (the refits' sets differ, but on average at least 70%
+    of the probe's H-Neurons come back: the members are stable, the set's edge is not) or
+    ``"unstable"``."""
+    if not r or not r.get("frequency") or r["n_resamples"] < STABILITY_MIN_RESAMPLES:
+        return "too few"
+    if np.mean(r["jaccard"]) >= 0.5:
+        return "reproduces"
+    return "core" if np.mean(r["frequency"]) >= 0.7 else "unstable"
+
+
 def stability_reading(r: dict) -> str:
     """A reading of :func:`selection_stability`, every clause chosen by its numbers."""
     freq, sizes, jac = np.array(r["frequency"]), np.array(r["sizes"]), np.array(r["jaccard"])
@@ -249,9 +265,14 @@ def stability_reading(r: dict) -> str:
             f"{int((freq >= 0.8).sum())} of the {freq.size} are selected in at least 80% of the "
             f"resamples, {int((freq < 0.5).sum())} in fewer than half; {r['others_half']} neuron(s) "
             "outside the set are selected in at least half. ")
-    if n < 10:
+    kind = stability_kind(r)
+    if kind == "too few":
         return text + "Too few resamples to say how stable the set is."
-    if jac.mean() < 0.5:
+    if kind == "core":
+        return text + ("Most of its members come back in most refits, but the refits add or drop "
+                       "other neurons: a core of the set reproduces, its edge (how many neurons "
+                       "pass the L1 threshold, and which) does not.")
+    if kind == "unstable":
         return text + ("The set as a whole does not reproduce at this sample size: read any one "
                        "H-Neuron (the steered neurons of chapter 4, the drift ranks of chapter 5) "
                        "as one draw among correlated neurons, not as a fixed unit.")
@@ -268,9 +289,11 @@ def stability_clause(out_dir: str | Path) -> str:
     freq = np.asarray(r.get("frequency", []), dtype=float)
     if not freq.size:
         return ""
+    tail = {"reproduces": "; the set largely reproduces",
+            "too few": ""}.get(stability_kind(r), ", so a steered set is partly one draw among "
+                                                  "correlated neurons")
     return (f" ({int((freq >= 0.5).sum())} of them are selected again in at least half of "
-            f"chapter 2's {r['n_resamples']} bootstrap refits, so a steered set is partly one "
-            "draw among correlated neurons)")
+            f"chapter 2's {r['n_resamples']} bootstrap refits{tail})")
 
 
 def answer_matrix(fs: FeatureSet, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:

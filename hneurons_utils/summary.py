@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import paper
 from .detection import auroc_verdict, baseline_summary
+from .pipeline import stability_kind
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict
 from .profiles import model_key
@@ -132,8 +133,9 @@ def _identification(folder: Path) -> list[dict]:
         jac = float(np.mean(st["jaccard"]))
         ours += (f"; refitted on {st['n_resamples']} resamples of the training questions: mean "
                  f"overlap (Jaccard) {jac:.2f} with this set")
-        if st["n_resamples"] >= 10 and jac < 0.5:
-            reading += "; the set itself does not reproduce under resampling"
+        reading += {"unstable": "; the set itself does not reproduce under resampling",
+                    "core": "; under resampling a core of the set reproduces, its edge does not",
+                    }.get(stability_kind(st), "")
     return [{"section": "2 Existence", "claim": "H-Neurons are a sparse set (< 1 per mille)",
              "paper (Gao et al. 2025)": f"{lo:g}-{hi:g} per mille (six models)",
              "ours": ours, "reading": reading}]

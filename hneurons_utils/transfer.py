@@ -186,6 +186,8 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
 def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
                      stability: dict | None = None) -> str:
     """:func:`discussion`'s paragraph on Figure 4b, from the paper's drift variant's tests."""
+    from .pipeline import stability_kind
+
     if t is None:
         return (f"**Parameter drift (Figure 4b), as measured.** Not tested: {n_h_neurons} "
                 "H-Neuron(s).")
@@ -214,13 +216,15 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
                 "way, in this pair.")
     if t["n_h_neurons"] < 20:
         body += f" With {t['n_h_neurons']} H-Neurons the rank is an average of few neurons."
-    if stability and stability.get("frequency"):
+    kind = stability_kind(stability)
+    if kind != "too few":
         freq = np.asarray(stability["frequency"])
         body += (f" Refitted on {stability['n_resamples']} resamples of its training questions, the "
                  f"probe selects {int((freq >= 0.5).sum())} of these {freq.size} neurons again in at "
                  "least half of them: the ranks describe this draw of the set, which "
-                 + ("largely reproduces." if np.mean(stability["jaccard"]) >= 0.5 else
-                    "does not reproduce as a whole."))
+                 + {"reproduces": "largely reproduces.",
+                    "core": "has a reproducible core but no fixed edge.",
+                    "unstable": "does not reproduce as a whole."}[kind])
     elif t["n_h_neurons"] < 20:
         body += " Which neurons the L1 probe selects is itself uncertain at this sample size."
     return head + body

@@ -155,9 +155,10 @@ def test_selection_stability_finds_a_planted_neuron_every_time():
     assert all(0 <= j <= 1 for j in r["jaccard"]) and all(s >= 1 for s in r["sizes"])
     assert selection_stability(fs, ex, probe, n_resamples=6, seed=1) == r
     assert "Too few resamples" in stability_reading(r)
-    weak = dict(r, n_resamples=20, jaccard=[0.3] * 20)
+    weak = dict(r, n_resamples=20, jaccard=[0.3] * 20, frequency=[0.4] * len(freq))
     assert "does not reproduce" in stability_reading(weak)
     assert "largely reproduces" in stability_reading(dict(weak, jaccard=[0.8] * 20))
+    assert "a core of the set reproduces" in stability_reading(dict(weak, frequency=[0.9] * len(freq)))
     with pytest.raises(ValueError, match="at least 1"):
         selection_stability(fs, ex, probe, n_resamples=0)
     with pytest.raises(ValueError, match="both labels"):
@@ -171,5 +172,9 @@ def test_stability_clause_reads_the_saved_check(tmp_path):
     assert stability_clause(tmp_path) == ""
     (tmp_path / "stability.json").write_text(json.dumps(
         {"n_resamples": 20, "frequency": [0.9, 0.5, 0.2], "jaccard": [0.4] * 20}))
-    assert stability_clause(tmp_path).startswith(" (2 of them are selected again in at least half "
-                                                 "of chapter 2's 20 bootstrap refits")
+    assert stability_clause(tmp_path) == (" (2 of them are selected again in at least half of "
+                                          "chapter 2's 20 bootstrap refits, so a steered set is "
+                                          "partly one draw among correlated neurons)")
+    (tmp_path / "stability.json").write_text(json.dumps(
+        {"n_resamples": 20, "frequency": [0.9, 0.5, 0.2], "jaccard": [0.6] * 20}))
+    assert stability_clause(tmp_path).endswith("refits; the set largely reproduces)")

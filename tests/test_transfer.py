@@ -122,6 +122,8 @@ def test_discussion_follows_the_results():
     drift_res = {"up + down (paper)": _drift_result(0.31, 0.18, 0.45, 0.96, k=14)}
     assert "uncertain at this sample size" in transfer.discussion(chance, {}, drift_res, True, 14)[1]
     unstable = {"n_resamples": 20, "frequency": [0.9, 0.6, 0.1, 0.2], "jaccard": [0.3] * 20}
+    core = dict(unstable, frequency=[1.0, 0.9, 0.8, 0.6])
+    assert "reproducible core" in transfer.discussion(chance, {}, drift_res, True, 14, stability=core)[1]
     para = transfer.discussion(chance, {}, drift_res, True, 14, stability=unstable)[1]
     assert "selects 2 of these 4 neurons again" in para and "does not reproduce as a whole" in para
     assert "uncertain" not in para
