@@ -282,11 +282,10 @@ def stability_reading(r: dict) -> str:
 def stability_clause(out_dir: str | Path) -> str:
     """A clause for later chapters on how reproducible chapter 2's H-Neuron set is (read from
     ``out_dir/stability.json``); empty when that check was not run."""
-    path = Path(out_dir) / "stability.json"
-    if not path.exists():
-        return ""
-    r = json.loads(path.read_text())
-    freq = np.asarray(r.get("frequency", []), dtype=float)
+    from .summary import read_results  # the results reader (clear errors); summary imports us
+
+    r = read_results(Path(out_dir) / "stability.json")
+    freq = np.asarray((r or {}).get("frequency", []), dtype=float)
     if not freq.size:
         return ""
     tail = {"reproduces": "; the set largely reproduces",

@@ -178,3 +178,8 @@ def test_stability_clause_reads_the_saved_check(tmp_path):
     (tmp_path / "stability.json").write_text(json.dumps(
         {"n_resamples": 20, "frequency": [0.9, 0.5, 0.2], "jaccard": [0.6] * 20}))
     assert stability_clause(tmp_path).endswith("refits; the set largely reproduces)")
+    (tmp_path / "stability.json").write_text("{torn")
+    from hneurons_utils.summary import ResultsFileError
+
+    with pytest.raises(ResultsFileError, match="stability.json: not valid JSON"):
+        stability_clause(tmp_path)
