@@ -85,7 +85,7 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
                                                        torch.tensor(1.0))
     weights = (k[:, used][:, None, :] * onehot[None]).reshape(n_k * n_b, -1).to(dev)
     used, norms_d = used.to(dev), norms.to(dev)
-    with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote):
+    with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote) as tracer:
         per_layer = []
         for i in range(m.adapter.n_layers):
             down = m.adapter.down_proj(m.lm, i)
@@ -96,6 +96,7 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
             h_norm = down.output[used].float().norm(dim=-1).clamp_min(EPS)  # [M]: ||h_t||
             per_layer.append((weights / h_norm) @ z * norms_d[i])  # [K*B, N]
         sums = nnsight.save(per_layer)
+        tracer.stop()  # nothing after the last down-projection is read: skip the LM head
     total = torch.stack([s.cpu() for s in sums], dim=1).reshape(n_k, n_b, -1, norms.shape[1])
     means = total / counts[:, :, None, None]  # [K, B, L, N]
     return {n: means[i] for i, n in enumerate(names)}
