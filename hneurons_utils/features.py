@@ -119,10 +119,11 @@ def turn_suffix(tokenizer) -> str:
     return text[text.index(_MARK) + len(_MARK):] if _MARK in text else ""
 
 
-def token_masks(tokenizer, ex: Example, other_tokens: str, suffix: str, span_rule: str = "alias"
-                ) -> tuple[list[int], np.ndarray, np.ndarray, str]:
-    """Token ids of prompt + response + suffix, the answer and other masks, and the span method
-    (``span_rule="content"`` ignores the gold aliases: see ``SPAN_RULES``)."""
+def token_layout(tokenizer, ex: Example, suffix: str, span_rule: str = "alias"
+                 ) -> tuple[list[int], np.ndarray, np.ndarray, str]:
+    """Token ids of prompt + response + suffix, each token's character offsets relative to
+    the start of the response (``[T, 2]``; prompt tokens are negative), the answer-token mask
+    and how the answer span was found (``span_rule="content"`` ignores the gold aliases)."""
     if not ex.response.strip():
         raise ValueError(f"{ex.key}: empty response, no answer tokens to average (Eq. 3)")
     sep = "" if ex.prompt[-1:].isspace() or ex.response[:1].isspace() else " "
@@ -131,9 +132,16 @@ def token_masks(tokenizer, ex: Example, other_tokens: str, suffix: str, span_rul
                     return_offsets_mapping=True)
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2) - start
     span = locate_answer_span(ex.response, ex.answers if span_rule == "alias" else [], ex.question)
-    answer = token_mask_from_span(offsets, span)
+    return list(enc["input_ids"]), offsets, token_mask_from_span(offsets, span), span.method
+
+
+def token_masks(tokenizer, ex: Example, other_tokens: str, suffix: str, span_rule: str = "alias"
+                ) -> tuple[list[int], np.ndarray, np.ndarray, str]:
+    """Token ids of prompt + response + suffix, the answer and other masks, and the span method
+    (``span_rule="content"`` ignores the gold aliases: see ``SPAN_RULES``)."""
+    ids, offsets, answer, method = token_layout(tokenizer, ex, suffix, span_rule)
     other = ~answer if other_tokens == "all" else (~answer & (offsets[:, 1] > 0))
-    return list(enc["input_ids"]), answer, other, span.method
+    return ids, answer, other, method
 
 
 def _batch(tokenizer, rows: list[tuple[list[int], np.ndarray, np.ndarray]]

@@ -56,3 +56,28 @@ def save_figure(fig: plt.Figure, out_dir: str | Path, name: str,
     if numbers is not None:
         write_results(out_dir, name, numbers)
     return path
+
+
+def token_heatmap(ax: plt.Axes, view: Any, columns: list[str], title: str = "",
+                  scale: dict[str, float] | None = None) -> Any:
+    """Draw ``neurons.token_view`` output: one row per neuron, one column per token.
+
+    Each neuron's row is divided by ``scale[neuron]`` (default: that neuron's largest value in
+    ``view``; pass the maximum over several views to compare them), so neurons with different
+    CETT scales share one colour bar (0 to 1); answer tokens have red, bold labels. Returns the
+    image (for a colour bar).
+    """
+    vals = np.stack([np.asarray(view[c], dtype=np.float64) for c in columns])  # [k, T]
+    peak = (vals.max(axis=1, keepdims=True) if scale is None
+            else np.array([[scale[c]] for c in columns], dtype=np.float64))
+    img = ax.imshow(np.divide(vals, peak, out=np.zeros_like(vals), where=peak > 0),
+                    aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_yticks(range(len(columns)), columns)
+    ax.set_xticks(range(len(view)), [repr(t)[1:-1] for t in view["token"]], rotation=90, fontsize=8)
+    for label, is_answer in zip(ax.get_xticklabels(), view["answer"]):
+        if is_answer:
+            label.set_color("C3")
+            label.set_fontweight("bold")
+    ax.grid(False)
+    ax.set_title(title, fontsize=10, loc="left")
+    return img

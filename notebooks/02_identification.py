@@ -53,6 +53,7 @@ LABEL_SCHEME = "3-vs-1"  # the paper's labels; "1-vs-1": answer tokens only
 STANDARDIZE = False  # True: z-score each neuron before the L1 fit (paper: raw CETT)
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
 SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C score (paper)
+SHOW_NEURONS = 12  # H-Neurons listed one by one below (largest weight first)
 STABILITY_RESAMPLES = 20  # bootstrap refits of the probe to test the H-Neuron set (0: skip; not in the paper)
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
@@ -68,7 +69,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from hneurons_utils import answer_spans, data, detection, features, judges, models, paper, pipeline
-from hneurons_utils import plots, profiles, sampling
+from hneurons_utils import neurons, plots, profiles, sampling, stats
 
 plots.setup_style()
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
@@ -350,6 +351,91 @@ print(pipeline.grid_reading(grid))
 #   chapter tests the probe on unseen TriviaQA questions, NQ-Open, BioASQ and NonExist,
 #   against random neurons.
 #
+# ## What single H-Neurons do
+#
+# The probe reads its H-Neurons together, each with its weight. How much does any one of them
+# separate the classes by itself? The next cell reads every H-Neuron's own features
+# (`neurons.neuron_table`): its mean answer-token CETT on hallucinated and on faithful answers,
+# its mean over all other tokens, and two single-neuron AUROCs: *vs faithful* (hallucinated
+# against faithful answer tokens, the question Table 1 asks) and *3-vs-1* (hallucinated
+# answer tokens against faithful answers and every other token, the probe's own labels).
+# Both are given on the training responses the neurons were selected on and on the
+# held-out ones (which only chose $C$). The table lists the `SHOW_NEURONS` with the largest
+# weights; the reading above it covers them all.
+
+# %%
+held = split["val"] or split["train"]  # no held-out question (tiny runs): the training set, said below
+if h.size and len({e.label for e in held}) == 2:
+    t_train = neurons.neuron_table(probe, fs, split["train"])
+    t_held = neurons.neuron_table(probe, fs, held)
+    Xv, yv = pipeline.answer_matrix(fs, held)
+    probe_held = stats.auroc(yv, probe.decision_function(Xv))
+    n_held = {"hallucinated": int(yv.sum()), "faithful": int((yv == 0).sum()),
+              "questions": len({e.key.rsplit("#", 1)[0] for e in held}),
+              "held_out": bool(split["val"])}
+    plots.write_results(OUT, "neuron_table", {"train": t_train.to_dict("records"),
+                                              "held_out": t_held.to_dict("records"),
+                                              "probe_held_out_auroc": probe_held, "held_out_counts": n_held})
+    print(f"held-out responses: {n_held['hallucinated']} hallucinated, {n_held['faithful']} faithful, "
+          f"from {n_held['questions']} questions" + ("" if n_held["held_out"] else
+                                                      " (no held-out question: these are the training responses)"))
+    print(neurons.neuron_reading(t_train, t_held, probe_held))
+    auc = ["AUROC vs faithful", "AUROC 3-vs-1"]
+    display(t_train.rename(columns={c: f"{c} (train)" for c in auc})
+            .join(t_held[auc].rename(columns={c: f"{c} (held out)" for c in auc}))
+            .head(SHOW_NEURONS).set_index("neuron").round(3))
+else:
+    t_train = None
+    print("skipped: no H-Neuron, or the held-out responses hold only one class")
+
+# %% mystnb={"figure": {"caption": "The six H-Neurons with the largest weights: each one's answer-token CETT on hallucinated and faithful training answers, and its CETT averaged over all other tokens (the probe's third group). Titles: weight and single-neuron AUROC vs faithful answers on the training responses.", "name": "fig-h-neuron-values"}}
+if t_train is not None:
+    top = neurons.top_h_neurons(probe, 6)
+    fig, axes = plt.subplots(1, len(top), figsize=(2.1 * len(top) + 1, 3.4), sharey=False, squeeze=False)
+    drawn = {}
+    for ax, f, row in zip(axes[0], top, t_train.to_dict("records")):
+        vals = neurons.neuron_values(probe, fs, split["train"], f)
+        drawn[row["neuron"]] = {k: v.tolist() for k, v in vals.items()}
+        ax.boxplot(list(vals.values()), widths=0.6, showfliers=False)
+        for i, v in enumerate(vals.values()):
+            jitter = np.random.default_rng(i).uniform(-0.15, 0.15, v.size)
+            ax.scatter(i + 1 + jitter, v, s=6, alpha=0.5, color=("C3", "C0", "0.5")[i])
+        ax.set_xticks([1, 2, 3], ["halluc.\nanswers", "faithful\nanswers", "other\ntokens"], fontsize=8)
+        ax.set_title(f"{row['neuron']}\nw = {row['weight']:.2f}, AUROC {row['AUROC vs faithful']:.2f}",
+                     fontsize=9)
+    axes[0][0].set_ylabel("mean CETT")
+    fig.tight_layout()
+    plots.save_figure(fig, OUT, "h_neuron_values", drawn)
+    plt.show()
+
+# %% [markdown]
+# Token by token: the CETT of the three H-Neurons with the largest weights at every token of
+# two held-out responses, the first hallucinated and the first faithful one in the held-out
+# list (taken in order, not picked for looks; `neurons.token_view`). Red labels are the answer
+# tokens the features average over. Each neuron's row is scaled by its largest value over
+# both responses, so colours compare across the two panels.
+
+# %% mystnb={"figure": {"caption": "CETT of the top three H-Neurons at each token of one hallucinated and one faithful held-out response (rows scaled by each neuron's maximum over both; red labels: answer tokens).", "name": "fig-h-neuron-tokens"}}
+pair = [next((e for e in held if e.label == lab), None) for lab in (1, 0)]
+if t_train is not None and all(pair):
+    top3 = neurons.top_h_neurons(probe, 3)
+    views = [neurons.token_view(m, e, top3, span_rule=SPAN_RULE) for e in pair]
+    cols = [neurons.neuron_name(f, probe.n_neurons) for f in top3]
+    peak = {c: max(float(v[c].max()) for v in views) for c in cols}
+    fig, axes = plt.subplots(2, 1, figsize=(min(16, 3 + 0.33 * max(len(v) for v in views)), 4.6))
+    for ax, e, v, what in zip(axes, pair, views, ("hallucinated", "faithful")):
+        img = plots.token_heatmap(ax, v, cols, f"{what}: {e.question[:90]}", scale=peak)
+    fig.colorbar(img, ax=list(axes), label="CETT / neuron's max", fraction=0.03)
+    plots.save_figure(fig, OUT, "h_neuron_tokens", {
+        "neurons": cols, "scale": peak,
+        "responses": [{"key": e.key, "label": e.label, "tokens": v["token"].tolist(),
+                       "answer": v["answer"].tolist(), **{c: v[c].tolist() for c in cols}}
+                      for e, v in zip(pair, views)]})
+    plt.show()
+else:
+    print("skipped: no H-Neuron, or no held-out response of each class")
+
+# %% [markdown]
 # ## Is it the same set every time?
 #
 # The paper reports one fit. An L1 penalty, though, keeps one neuron of a group of correlated
