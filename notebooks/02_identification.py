@@ -483,3 +483,8 @@ print(pipeline.stability_reading(stability) if stability else
 # 4. Set `RESPONSES_PER_QUESTION = 1` (the paper's one response per question) and compare the
 #    resampling overlap above. Do several responses per question make the set more stable, or
 #    only make the training set look larger?
+# 5. Write a response yourself, true and then false, to one question, e.g.
+#    `features.Example("mine", sampling.build_prompt(m.tokenizer, question), response, [gold], question)`,
+#    and draw `neurons.token_view(m, example, neurons.top_h_neurons(probe, 3))` with
+#    `plots.token_heatmap`. Does the top H-Neuron fire on the false answer's tokens more than on
+#    the true one's, or on answer-like tokens either way?
