@@ -144,6 +144,10 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
         out.append(f"the whole probe reaches {probe_auroc:.2f} on the same held-out responses"
                    + (": the detection is a sum of weak signals, not the work of a few strong neurons"
                       if probe_auroc > med + 0.05 else ""))
+    top = held.iloc[0]
+    out.append(f"the H-Neuron with the largest weight, {top['neuron']}, reaches "
+               f"{top['AUROC vs faithful']:.2f} against faithful answers and "
+               f"{top['AUROC 3-vs-1']:.2f} on the probe's contrast, held out")
     more = int((held["AUROC 3-vs-1"] > held["AUROC vs faithful"]).sum())
     out.append(f"{more} of {n} separate the probe's own contrast (hallucinated answer tokens "
                "against faithful answers and all other tokens) better than hallucinated from "

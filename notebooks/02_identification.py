@@ -361,7 +361,9 @@ print(pipeline.grid_reading(grid))
 # answer tokens against faithful answers and every other token, the probe's own labels).
 # Both are given on the training responses the neurons were selected on and on the
 # held-out ones (which only chose $C$). The table lists the `SHOW_NEURONS` with the largest
-# weights; the reading above it covers them all.
+# weights; the reading above it covers them all. The held-out responses come from few
+# questions (printed below), and responses to one question are not independent, so a single
+# neuron's held-out AUROC is a rough reading, not a measurement.
 
 # %%
 held = split["val"] or split["train"]  # no held-out question (tiny runs): the training set, said below
@@ -422,10 +424,11 @@ if t_train is not None and all(pair):
     views = [neurons.token_view(m, e, top3, span_rule=SPAN_RULE) for e in pair]
     cols = [neurons.neuron_name(f, probe.n_neurons) for f in top3]
     peak = {c: max(float(v[c].max()) for v in views) for c in cols}
-    fig, axes = plt.subplots(2, 1, figsize=(min(16, 3 + 0.33 * max(len(v) for v in views)), 4.6))
+    fig, axes = plt.subplots(2, 1, figsize=(min(16, 3 + 0.33 * max(len(v) for v in views)), 6.4),
+                             layout="constrained")
     for ax, e, v, what in zip(axes, pair, views, ("hallucinated", "faithful")):
         img = plots.token_heatmap(ax, v, cols, f"{what}: {e.question[:90]}", scale=peak)
-    fig.colorbar(img, ax=list(axes), label="CETT / neuron's max", fraction=0.03)
+    fig.colorbar(img, ax=list(axes), label="CETT / neuron's max", fraction=0.03, pad=0.01)
     plots.save_figure(fig, OUT, "h_neuron_tokens", {
         "neurons": cols, "scale": peak,
         "responses": [{"key": e.key, "label": e.label, "tokens": v["token"].tolist(),

@@ -84,6 +84,7 @@ def test_neuron_reading_counts_and_compares():
     assert "1 of 3 H-Neurons separate" in text and "1 fire more on faithful" in text
     assert "median is 0.60 held out against 0.70" in text
     assert "sum of weak signals" in text
+    assert "largest weight, a, reaches 0.75 against faithful answers and 0.90" in text
     assert "1 of 3 separate the probe's own contrast" in text
     assert "sum of weak signals" not in neurons.neuron_reading(train, held, probe_auroc=0.62)
     with pytest.raises(ValueError, match="same neurons"):
