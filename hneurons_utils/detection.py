@@ -104,7 +104,8 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     (cached as ``features_<name>_span-<rule>.npz``), a probe is refit with the original's C,
     label scheme and standardisation, and scored. Per dataset: ``metrics`` (AUROC, accuracy
     with intervals), ``spans`` (the diagnostic under ``rule``), and the refit probe's H-Neurons
-    with their overlap with the original's.
+    with their overlap with the original's, and the per-response ``y``, ``scores`` (the refit
+    probe's logits) and ``answer_tokens`` under ``rule`` (for ROC curves).
     """
     from dataclasses import replace
 
@@ -128,9 +129,11 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
                     for lab in (1, 0)}
         ctl = featurised_set(m, f"{name}_span-{rule}", by_label[1], by_label[0], {}, es.questions,
                              replace(cfg, features=fcfg), out_dir, f"features {name} ({rule} spans)")
-        out[name] = {"metrics": detection_metrics(ctl.y, refit.decision_function(ctl.X),
-                                                  n_boot=n_boot, seed=cfg.seed),
-                     "spans": span_diagnostic(ctl.y, ctl.answer_tokens, ctl.span_methods)}
+        scores = refit.decision_function(ctl.X)
+        out[name] = {"metrics": detection_metrics(ctl.y, scores, n_boot=n_boot, seed=cfg.seed),
+                     "spans": span_diagnostic(ctl.y, ctl.answer_tokens, ctl.span_methods),
+                     "y": ctl.y.tolist(), "scores": scores.tolist(),
+                     "answer_tokens": ctl.answer_tokens.tolist()}
     return {"rule": rule, "h_neurons": len(h1), "h_overlap": len(h0 & h1), "datasets": out}
 
 
@@ -225,7 +228,7 @@ def empty_counts(path: Path, items: Sequence, error: Exception) -> dict:
 
 
 def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict[str, EvalSet],
-                     seeds: Sequence[int]) -> list[dict]:
+                     seeds: Sequence[int], keep_scores: bool = False) -> list[dict]:
     """Table 1's random-neuron baselines, each matched in neuron count (Section 2.3).
 
     Per seed, two classifiers trained on the identification training rows (same label scheme,
@@ -234,7 +237,8 @@ def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict
     negative-weight neurons), the baseline of the probe itself; ``kind="hsize_random_<seed>"``
     on as many as there are H-Neurons, the baseline of ``kind="h_neurons_refit"``, the
     H-Neurons alone refit with the same recipe. One row per classifier and dataset, with the
-    number of neurons it reads (``k``).
+    number of neurons it reads (``k``); with ``keep_scores``, also each response's decision
+    value (``scores``, in the order of the set's ``y``), for ROC curves.
     """
     from .probe import random_neuron_set, subset_probes
 
@@ -250,9 +254,11 @@ def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict
     rows = []
     for kind, ns, clf in zip(kinds, sets_, subset_probes(X, y, sets_)):
         for name, es in sets.items():
-            d = detection_metrics(es.y, clf.decision_function(es.X), n_boot=0)
+            scores = clf.decision_function(es.X)
+            d = detection_metrics(es.y, scores, n_boot=0)
             rows.append({"kind": kind, "dataset": name, "k": ns.size, "accuracy": d["accuracy"],
-                         "auroc": d["auroc"], "n": d["n"]})
+                         "auroc": d["auroc"], "n": d["n"],
+                         **({"scores": scores.tolist()} if keep_scores else {})})
     return rows
 
 

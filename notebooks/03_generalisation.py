@@ -58,6 +58,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
+from sklearn.metrics import roc_curve
 
 from hneurons_utils import detection, features, judges, models, paper, pipeline, plots, profiles, stats
 
@@ -139,7 +140,7 @@ detection.metrics_frame(ours).round(3)
 
 # %%
 seeds = [SEED + 1000 + s for s in range(N_RANDOM_SEEDS)]
-rows = detection.baseline_metrics(probe, train_fs, split, sets, seeds) if sets and h.size else []
+rows = detection.baseline_metrics(probe, train_fs, split, sets, seeds, keep_scores=True) if sets and h.size else []
 baselines = detection.baseline_summary(rows) if rows else pd.DataFrame()
 print("baselines:", f"{N_RANDOM_SEEDS} seeds x {probe.neurons(0).size} random neurons (the probe's "
       f"count) and x {h.size} (the H-Neurons' count)" if rows else
@@ -195,8 +196,55 @@ if SPAN_CONTROL and sets and rule == "alias":
     plots.write_results(OUT, "span_control", ctl)
     print("\n".join(detection.span_control_reading(ctl, ours)))
 else:
+    ctl = None
     print("skipped:", "SPAN_CONTROL is False" if not SPAN_CONTROL else "no evaluation set" if not sets
           else f"chapter 2 already used one rule ({rule!r}) for both classes")
+
+# %% [markdown]
+# ## The detection and its confound, in one figure
+#
+# ROC curves on each balanced set: the H-Neuron probe, the classifiers on as many random
+# neurons (one thin line per seed), the probe refit with one span rule for both classes (the
+# control above), and span length alone (more answer tokens = "hallucinated", under the
+# default rule). A curve on the diagonal detects nothing. Where span length alone runs as high
+# as the probe and the control falls towards the diagonal, the probe's curve cannot be read as
+# the H-Neurons' doing. Sets with fewer than ten responses per class are drawn but carry no
+# verdict.
+
+# %% mystnb={"figure": {"caption": "ROC curves of hallucination detection on each balanced evaluation set: the H-Neuron probe, random-neuron classifiers (each seed), the probe refit with one span rule for both classes, and answer-span length alone; dotted: chance. Legend values are AUROCs.", "name": "fig-roc"}}
+shown = [k for k, es in sets.items() if min(int(es.y.sum()), int((es.y == 0).sum())) >= 2]
+if shown:
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.7 * len(shown) + 0.6, 4.2), squeeze=False)
+    drawn = {}
+    for ax, k in zip(axes[0], shown):
+        es, drawn[k] = sets[k], {}
+        curves = [("H-Neuron probe", es.y, probe.decision_function(es.X), dict(color="C3", lw=2))]
+        if ctl is not None and k in ctl["datasets"]:
+            c = ctl["datasets"][k]
+            curves.append(("one span rule (control)", np.array(c["y"]), np.array(c["scores"]),
+                           dict(color="C2", lw=1.8)))
+        curves.append(("span length alone", es.y, es.answer_tokens.astype(float), dict(color="0.3", ls="--")))
+        rand = [r for r in rows if r["dataset"] == k and r["kind"].startswith("random_")]
+        for name, y, sc, style in curves + [(r["kind"], es.y, np.array(r["scores"]),
+                                             dict(color="C0", lw=0.8, alpha=0.5)) for r in rand]:
+            fpr, tpr, _ = roc_curve(y, sc)
+            a = stats.auroc(y, sc)
+            ax.plot(fpr, tpr, label=None if name.startswith("random") else f"{name} {a:.2f}", **style)
+            drawn[k][name] = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auroc": a}
+        if rand:  # one legend entry for all seeds, with their mean AUROC
+            ax.plot([], [], color="C0", lw=0.8, label=f"random neurons, {len(rand)} seeds "
+                    f"{np.mean([drawn[k][r['kind']]['auroc'] for r in rand]):.2f}")
+        ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1)
+        n = min(int(es.y.sum()), int((es.y == 0).sum()))
+        ax.set(xlabel="false positive rate", ylabel="true positive rate" if k == shown[0] else None,
+               title=f"{k}: {n} per class" + (" (too few)" if n < stats.MIN_PER_CLASS else ""),
+               xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    plots.save_figure(fig, OUT, "roc_curves", drawn)
+    plt.show()
+else:
+    print("no evaluation set has two or more responses per class: no ROC curve to draw")
 
 # %% [markdown]
 # ## Our Table 1 beside the paper's

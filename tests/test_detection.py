@@ -13,6 +13,7 @@ import pytest
 from hneurons_utils.detection import (EvalConfig, baseline_metrics, baseline_summary, build_eval_set,
                                       eval_label, evaluate_detection, reading, table1_comparison)
 from hneurons_utils.pipeline import identify, load_identification
+from hneurons_utils.stats import auroc
 from test_pipeline import CFG, CHAT, judge, qa
 
 
@@ -71,6 +72,11 @@ def test_random_baselines_and_table(chat_model, tmp_path):
     assert table.loc["paper: Mistral-7B-v0.3, H-Neurons", "triviaqa"] == 78.4
     assert table.loc["paper: Mistral-7B-v0.3, random", "ratio (per mille)"] == 0.35
     assert sum(i.startswith("paper: ") for i in table.index) == 12
+    # with keep_scores each row carries its decision values, in the set's order, for ROC curves
+    scored = baseline_metrics(probe, fs, split, {"triviaqa": es}, seeds=[1, 2], keep_scores=True)
+    assert "scores" not in rows[0] and len(scored[1]["scores"]) == len(es.y)
+    assert auroc(es.y, np.array(scored[1]["scores"])) == pytest.approx(scored[1]["auroc"])
+    assert [r["auroc"] for r in scored] == pytest.approx([r["auroc"] for r in rows])
 
 
 def test_reading_verdicts():
@@ -172,6 +178,8 @@ def test_span_rule_control_refits_with_one_rule_for_both_classes(chat_model, tmp
     d = res["datasets"]["ev"]
     assert d["spans"]["hallucinated: alias spans"] == d["spans"]["faithful: alias spans"] == 0.0
     assert d["metrics"]["n"] == len(es.y)
+    assert d["y"] == es.y.tolist() and len(d["scores"]) == len(d["answer_tokens"]) == len(es.y)
+    assert auroc(np.array(d["y"]), np.array(d["scores"])) == pytest.approx(d["metrics"]["auroc"])
     assert (tmp_path / "id" / "features_triviaqa_span-content.npz").exists()
     assert (tmp_path / "features_ev_span-content.npz").exists()
     from hneurons_utils.detection import span_control_reading
