@@ -141,7 +141,8 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
            f"median is {med:.2f} held out against {float(np.nanmedian(a_train)):.2f} on the "
            "training responses they were selected on"]
     if probe_auroc is not None and np.isfinite(probe_auroc):
-        out.append(f"the whole probe reaches {probe_auroc:.2f} on the same held-out responses"
+        out.append(f"the whole probe reaches {probe_auroc:.2f} on the same held-out responses "
+                   "(which chose its C, so slightly in its favour)"
                    + (": the detection is a sum of weak signals, not the work of a few strong neurons"
                       if probe_auroc > med + 0.05 else ""))
     top = held.iloc[0]
