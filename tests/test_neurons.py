@@ -110,3 +110,24 @@ def test_token_view_matches_cett_tokens(tiny_model):
     assert len(whole) == len(ids) and whole["answer"].tolist() == ans.tolist()
     with pytest.raises(ValueError, match="outside this model"):
         neurons.token_view(m, e, [m.adapter.n_layers * m.adapter.n_neurons])
+
+
+def test_token_heatmap_scales_rows_and_marks_answer_tokens():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hneurons_utils import plots
+
+    view = pd.DataFrame({"token": ["a", " b", "c"], "answer": [False, True, False],
+                         "L0/1": [1.0, 2.0, 4.0], "L1/0": [0.0, 0.0, 0.0]})
+    fig, ax = plt.subplots()
+    img = plots.token_heatmap(ax, view, ["L0/1", "L1/0"])
+    np.testing.assert_allclose(img.get_array()[0], [0.25, 0.5, 1.0])  # each row over its own max
+    np.testing.assert_allclose(img.get_array()[1], 0.0)  # an all-zero row stays 0, not NaN
+    img = plots.token_heatmap(ax, view, ["L0/1", "L1/0"], scale={"L0/1": 8.0, "L1/0": 1.0})
+    np.testing.assert_allclose(img.get_array()[0], [0.125, 0.25, 0.5])  # a shared scale
+    colours = [t.get_color() for t in ax.get_xticklabels()]
+    assert colours[1] != colours[0] == colours[2]  # the answer token stands out
+    plt.close(fig)
