@@ -309,9 +309,12 @@ print("\n".join(detection.reading(ours, baselines, empty)))
 #   completeness and carry no evidence either way. The all-answers AUROC uses every
 #   hallucinated answer but cannot create faithful ones.
 # - **NonExist needs refusals.** On fabricated entities the faithful response is to decline.
-#   Small chat models rarely do, so the paper's most striking column (H-Neurons detecting
-#   invented-entity answers they were never trained on) is the one this model can test least.
-#   The `paper` profile on a 7B+ model is the way to test it.
+#   Small chat models rarely do (a few per hundred here), so it takes a thousand questions
+#   for a faithful class of a few dozen. Two things set this column apart: no gold alias
+#   exists, so both classes get their spans from the same rule and the span confound above
+#   does not arise; but a refusal ("I'm sorry, I don't have information on ...") differs from
+#   an invented answer in its whole form, so any probe may separate the two. Only the margin
+#   over random neurons speaks for the H-Neurons there.
 # - **Accuracy versus AUROC.** The probe's threshold comes from its training labels, where the
 #   negative class also holds every non-answer token ("3-vs-1"); on a differently balanced
 #   evaluation set the threshold may sit off-centre, so accuracy can stay near 50% while AUROC
