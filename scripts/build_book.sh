@@ -40,30 +40,49 @@ run_chapter() {  # execute one chapter with papermill into $BOOK_OUT/<name>.ipyn
   echo "== $name: $(( $(date +%s) - start )) s"
 }
 
-# Chapter 5 identifies its own probe on its own model pair, so it needs no other chapter: with
-# a second core (JOBS=2, the default with two or more cores) it runs beside chapters 1-4, one torch
-# thread each, and its log goes to $BOOK_OUT/.log-05_origin.txt. The scorecard (06) waits for both.
+# Two lanes when the machine has a second core (JOBS=2, the default with two or more cores; one
+# torch thread each). Chapter 5 identifies its own probe on its own model pair, so it needs no
+# other chapter: it starts at once in the side lane, beside chapters 1-3. Chapter 4 follows it
+# there once chapter 2 has written the probe it reads. The side lane's log is
+# $BOOK_OUT/.log-side.txt; the scorecard (06) waits for both lanes.
 cores=$(python -c 'import os; print(len(os.sched_getaffinity(0)))')  # nproc obeys OMP_NUM_THREADS
 JOBS=${JOBS:-$([ "$cores" -gt 1 ] && echo 2 || echo 1)}
 side=""
 if [ "$JOBS" -gt 1 ] && [ "$(echo $names | wc -w)" -gt 1 ] && echo " $names " | grep -q " 05_origin "; then
   side=05_origin
-  names=$(echo " $names " | sed 's/ 05_origin / /')
-  echo "== running $side alongside the other chapters (log: $BOOK_OUT/.log-$side.txt)"
-  run_chapter "$side" > "$BOOK_OUT/.log-$side.txt" 2>&1 &
+  echo " $names " | grep -q " 04_behaviour " && side="05_origin 04_behaviour"
+  for s in $side; do names=$(echo " $names " | sed "s/ $s / /"); done
+  names=$(echo $names)
+  first_side=$(echo $side | tr ' ' '\n' | sort | head -1)  # main-lane chapters after it wait for the side lane
+  done02="$BOOK_OUT/.done-02_identification"
+  rm -f "$done02"
+  wait02=$(echo " $names " | grep -q " 02_identification " && echo 1 || true)
+  echo "== running $side in a second lane (log: $BOOK_OUT/.log-side.txt)"
+  (
+    for s in $side; do
+      if [ "$s" = 04_behaviour ] && [ -n "$wait02" ]; then
+        echo "== 04_behaviour waits for chapter 2's probe"
+        while [ ! -f "$done02" ]; do sleep 5; done
+      fi
+      run_chapter "$s"
+    done
+  ) > "$BOOK_OUT/.log-side.txt" 2>&1 &
   side_pid=$!
   trap 'pkill -TERM -P "$side_pid" 2>/dev/null; kill "$side_pid" 2>/dev/null; true' EXIT  # a failed chapter stops it
 fi
-wait_side() {  # wait for the side chapter (if any) and fail loudly with its log if it failed
+wait_side() {  # wait for the side lane (if any) and fail loudly with its log if it failed
   [ -n "$side" ] || return 0
-  wait "$side_pid" || { tail -50 "$BOOK_OUT/.log-$side.txt"; echo "== $side failed" >&2; exit 1; }
-  tail -1 "$BOOK_OUT/.log-$side.txt"; side=""
+  wait "$side_pid" || { tail -50 "$BOOK_OUT/.log-side.txt"; echo "== side lane ($side) failed" >&2; exit 1; }
+  grep "^== .*: [0-9]* s$" "$BOOK_OUT/.log-side.txt" || true
+  side=""
 }
 for name in $names; do
-  [[ "$name" > "$side" ]] && wait_side  # a later chapter may read its results (no-op once waited)
+  if [ -n "$side" ] && [[ "$name" > "$first_side" ]]; then wait_side; fi  # it may read their results
   run_chapter "$name"
+  if [ "$name" = 02_identification ] && [ -n "$side" ]; then touch "$done02"; fi
 done
 wait_side
+if [ -n "${done02:-}" ]; then rm -f "$done02"; fi
 trap - EXIT
 jupyter-book build --builder html -W -n --keep-going \
   --config "$PWD/_config.yml" --toc "$PWD/_toc.yml" --path-output "$BOOK_OUT" "$BOOK_OUT"
