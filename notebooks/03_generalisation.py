@@ -292,12 +292,15 @@ plt.show()
 # The cell below states, from the numbers above, where our probe's AUROC interval lies above
 # chance (its lower end above 0.5) and above the random classifiers (its lower end above their
 # mean AUROC), and where the evidence is too thin to say. Clearing the random *mean* is a
-# weaker test than non-overlapping intervals: the random spread is printed beside it. Read it
-# together with the span control above: where the probe refit with one span rule for both
-# classes falls to chance, the default-rule verdict cannot be credited to the H-Neurons.
+# weaker test than non-overlapping intervals: the random spread is printed beside it. The
+# paragraph after it reads them together with the span control above: where the probe refit
+# with one span rule for both classes falls to chance, the default-rule verdict cannot be
+# credited to the H-Neurons.
 
 # %%
 print("\n".join(detection.reading(ours, baselines, empty)))
+spans = {k: detection.span_diagnostic(es.y, es.answer_tokens, es.span_methods) for k, es in sets.items()}
+print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
 
 # %% [markdown]
 # ## What this can and cannot show

@@ -187,3 +187,33 @@ def test_span_rule_control_refits_with_one_rule_for_both_classes(chat_model, tmp
     text = span_control_reading(res, {"ev": {"auroc": 0.9}})
     assert text[0].startswith("one span rule (content)") and text[1].startswith("ev: AUROC")
     assert "default rule 0.90" in text[1]
+
+
+def test_overall_reading_follows_the_counts():
+    """The Table 1 paragraph counts verdicts, checks them against the span control, and
+    exempts datasets where both classes already share one span rule."""
+    from hneurons_utils.detection import overall_reading
+
+    def d(lo, n=20):
+        return {"auroc": lo + 0.1, "auroc_ci": [lo, lo + 0.2], "n_pos": n, "accuracy": 0.6}
+
+    ours = {"a": d(0.6), "b": d(0.7), "c": d(0.45), "x": d(0.9, n=3)}
+    base = pd.DataFrame({"random AUROC": [0.5, 0.65, 0.5, 0.5]}, index=["a", "b", "c", "x"])
+    diff = {"hallucinated: alias spans": 0.0, "faithful: alias spans": 1.0, "AUROC of span length alone": 0.85}
+    same = {"hallucinated: alias spans": 0.0, "faithful: alias spans": 0.0, "AUROC of span length alone": 0.5}
+    spans = {"a": diff, "b": diff, "c": same, "x": diff}
+
+    def ctl(lo_a, lo_b):
+        return {"datasets": {"a": {"metrics": {"auroc_ci": [lo_a, 0.9]}},
+                             "b": {"metrics": {"auroc_ci": [lo_b, 0.9]}}}}
+
+    text = overall_reading(ours, base, ctl(0.4, 0.3), spans)
+    assert "Of the 3 dataset(s) with at least 10 answers per class (a, b, c)" in text  # x: too few
+    assert "on 2 (a, b) under the default span rule" in text
+    assert "On c no answer contains a gold alias" in text and "c: not distinguishable from chance" in text
+    assert "0 of the 2 where the rules differed stay above chance (none)" in text
+    assert "span length alone reaches a 0.85, b 0.85" in text and "cannot be credited" in text
+    assert "Only on a does" in overall_reading(ours, base, ctl(0.55, 0.3), spans)
+    assert "survives the span control on every one" in overall_reading(ours, base, ctl(0.55, 0.6), spans)
+    assert "not checked" in overall_reading(ours, base, None, spans)
+    assert "cannot say" in overall_reading({"x": d(0.9, n=3)}, base, None, spans)
