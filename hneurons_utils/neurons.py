@@ -55,24 +55,21 @@ def neuron_table(probe: Probe, fs: FeatureSet, examples: Sequence[Example],
     if flat.size and fs.answer.shape[1:] != (probe.n_layers, probe.n_neurons):
         raise ValueError(f"features are {fs.answer.shape[1]} x {fs.answer.shape[2]} but the probe "
                          f"was fitted on {probe.n_layers} x {probe.n_neurons} neurons")
-    idx = fs.index([e.key for e in examples])
-    lay, neu = flat // probe.n_neurons, flat % probe.n_neurons
-    ans = fs.answer[idx][:, lay, neu].astype(np.float64)  # [n, k]
-    oth = fs.other[idx][:, lay, neu].astype(np.float64)
     weight = dict(zip(probe.flat.tolist(), probe.weights.tolist()))
     rows = []
-    for c, f in enumerate(flat.tolist()):
-        a, o = ans[:, c], oth[:, c]
-        o = o[~np.isnan(o)]
-        rest = np.concatenate([a[labels == 0], o])
-        rows.append({"neuron": neuron_name(f, probe.n_neurons), "layer": int(lay[c]),
+    for f in flat.tolist():
+        v = neuron_values(probe, fs, examples, f)
+        hall, faith, other = v["hallucinated answers"], v["faithful answers"], v["other tokens"]
+        rest = np.concatenate([faith, other])
+        rows.append({"neuron": neuron_name(f, probe.n_neurons), "layer": f // probe.n_neurons,
                      "weight": weight[f],
-                     "CETT hallucinated answers": float(np.nanmean(a[labels == 1])),
-                     "CETT faithful answers": float(np.nanmean(a[labels == 0])),
-                     "CETT other tokens": float(o.mean()) if o.size else np.nan,
-                     "AUROC vs faithful": auroc(labels, a),
-                     "AUROC 3-vs-1": auroc(np.r_[np.ones(int((labels == 1).sum())), np.zeros(rest.size)],
-                                           np.r_[a[labels == 1], rest])})
+                     "CETT hallucinated answers": float(hall.mean()),
+                     "CETT faithful answers": float(faith.mean()),
+                     "CETT other tokens": float(other.mean()) if other.size else np.nan,
+                     "AUROC vs faithful": auroc(np.r_[np.ones(hall.size), np.zeros(faith.size)],
+                                                np.r_[hall, faith]),
+                     "AUROC 3-vs-1": auroc(np.r_[np.ones(hall.size), np.zeros(rest.size)],
+                                           np.r_[hall, rest])})
     cols = ["neuron", "layer", "weight", "CETT hallucinated answers", "CETT faithful answers",
             "CETT other tokens", "AUROC vs faithful", "AUROC 3-vs-1"]
     return pd.DataFrame(rows, columns=cols)

@@ -111,8 +111,8 @@ detection.counts_frame(sets, empty)
 # caveat in chapter 2).
 
 # %%
-pd.DataFrame({k: detection.span_diagnostic(es.y, es.answer_tokens, es.span_methods)
-              for k, es in sets.items()}).T.round(2)
+spans = {k: detection.span_diagnostic(es.y, es.answer_tokens, es.span_methods) for k, es in sets.items()}
+pd.DataFrame(spans).T.round(2)
 
 # %% [markdown]
 # ## The H-Neuron probe on each dataset
@@ -299,7 +299,6 @@ plt.show()
 
 # %%
 print("\n".join(detection.reading(ours, baselines, empty)))
-spans = {k: detection.span_diagnostic(es.y, es.answer_tokens, es.span_methods) for k, es in sets.items()}
 print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
 
 # %% [markdown]
