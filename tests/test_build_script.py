@@ -1,0 +1,123 @@
+"""scripts/build_book.sh's scheduling: which chapter waits for which, and failures in either lane.
+
+The script runs in a throw-away copy of the project whose ``.venv`` puts stub ``papermill``,
+``jupytext`` and ``jupyter-book`` commands first on the PATH. Each stub papermill logs when a
+chapter starts and ends, so the tests read the real script's order of events in seconds
+(the smoke build in test_book.py runs the real commands).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ["01_cett", "02_identification", "03_generalisation", "04_behaviour", "05_origin",
+            "06_summary"]
+
+PAPERMILL = """#!/usr/bin/env bash
+name=$(basename "$2" .ipynb)
+echo "start $name" >> "$LANES_LOG"
+case " $STUB_SLOW " in *" $name "*) sleep 2 ;; *) sleep 0.2 ;; esac
+[ "$name" = "${STUB_FAIL:-}" ] && { echo "fail $name" >> "$LANES_LOG"; exit 1; }
+echo '{}' > "$2"
+echo "end $name" >> "$LANES_LOG"
+"""
+JUPYTEXT = """#!/usr/bin/env bash
+while [ $# -gt 0 ]; do [ "$1" = -o ] && { echo '{}' > "$2"; shift; }; shift; done
+"""
+JUPYTER_BOOK = """#!/usr/bin/env bash
+echo "book" >> "$LANES_LOG"
+mkdir -p book/_build/html && touch book/_build/html/index.html
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the scripts, params and requirement files, six trivial chapters, and a stub venv."""
+    for name in ["scripts", "params"]:
+        shutil.copytree(ROOT / name, tmp_path / name)
+    for name in ["requirements.txt", "requirements-models.txt", "pyproject.toml"]:
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / "notebooks").mkdir()
+    for ch in CHAPTERS:
+        (tmp_path / "notebooks" / f"{ch}.py").write_text(
+            '# %% tags=["parameters"]\nPROFILE = "default"\nOUTPUT_DIR = "results/default"\n')
+    (tmp_path / "book" / "_static" / "mathjax").mkdir(parents=True)
+    (tmp_path / "book" / "_static" / "mathjax" / "tex-mml-chtml.js").touch()
+    (tmp_path / "book" / "intro.md").touch()
+    (tmp_path / "book" / "references.bib").touch()
+    bin_ = tmp_path / ".venv" / "bin"
+    bin_.mkdir(parents=True)
+    stubs = {"papermill": PAPERMILL, "jupytext": JUPYTEXT, "jupyter-book": JUPYTER_BOOK,
+             "python": f'#!/usr/bin/env bash\nexec "{sys.executable}" "$@"\n'}
+    for name, text in stubs.items():
+        (bin_ / name).write_text(text)
+        (bin_ / name).chmod(0o755)
+    (bin_ / "activate").write_text(f'export PATH="{bin_}:$PATH"\n')
+    digest = subprocess.run(
+        "cat requirements.txt requirements-models.txt pyproject.toml | sha256sum | cut -c1-16",
+        shell=True, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / ".venv" / f".installed-{digest}").touch()  # setup_env.sh: nothing to install
+    return tmp_path
+
+
+def build(project: Path, **env: str) -> tuple[int, list[str], str]:
+    """Run the copied build script; its exit code, the stubs' event log, and its output."""
+    log = project / "lanes.log"
+    log.unlink(missing_ok=True)
+    full = {**os.environ, "LANES_LOG": str(log), "HNEURONS_DATA_DIR": str(project), **env}
+    proc = subprocess.run(["bash", "scripts/build_book.sh"], cwd=project, env=full,
+                          capture_output=True, text=True, timeout=120)
+    time.sleep(2.5)  # a side-lane chapter left running would log its end by now
+    events = log.read_text().split("\n")[:-1] if log.exists() else []
+    return proc.returncode, events, proc.stdout + proc.stderr
+
+
+def at(events: list[str], event: str) -> int:
+    assert event in events, f"{event!r} missing from {events}"
+    return events.index(event)
+
+
+def test_two_lanes_run_origin_beside_chapters_1_to_3_and_behaviour_after_the_probe(project):
+    rc, ev, out = build(project, JOBS="2", STUB_SLOW="02_identification")
+    assert rc == 0, out
+    assert at(ev, "start 05_origin") < at(ev, "end 02_identification")  # side lane at once
+    assert at(ev, "start 04_behaviour") > at(ev, "end 02_identification")  # needs the probe
+    assert at(ev, "start 04_behaviour") > at(ev, "end 05_origin")
+    for ch in ["04_behaviour", "05_origin", "03_generalisation"]:
+        assert at(ev, "start 06_summary") > at(ev, f"end {ch}")  # the scorecard reads them all
+    assert ev[-1] == "book" and (project / "book" / "_build" / "html" / "index.html").exists()
+    assert not (project / "book" / ".done-02_identification").exists()
+
+
+def test_one_lane_runs_the_chapters_in_order(project):
+    rc, ev, out = build(project, JOBS="1")
+    assert rc == 0, out
+    assert [e.split()[1] for e in ev if e.startswith("start")] == CHAPTERS
+
+
+@pytest.mark.parametrize("failing", ["05_origin", "04_behaviour"])
+def test_a_failed_side_lane_chapter_fails_the_build(project, failing):
+    rc, ev, out = build(project, JOBS="2", STUB_FAIL=failing)
+    assert rc != 0 and "side lane" in out
+    assert "start 06_summary" not in ev and "book" not in ev
+    if failing == "05_origin":
+        assert "start 04_behaviour" not in ev  # the lane stops at its first failure
+
+
+def test_a_failed_main_lane_chapter_fails_the_build_and_stops_the_side_lane(project):
+    rc, ev, out = build(project, JOBS="2", STUB_FAIL="01_cett", STUB_SLOW="05_origin")
+    assert rc != 0
+    assert "start 05_origin" in ev and "end 05_origin" not in ev  # stopped, not left running
+    assert "start 02_identification" not in ev and "book" not in ev
+
+
+def test_an_unknown_profile_is_named(project):
+    rc, ev, out = build(project, PROFILE="nosuch")
+    assert rc == 2 and "unknown profile nosuch" in out and ev == []
