@@ -159,6 +159,47 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
     return out
 
 
+def common_items(df: pd.DataFrame) -> pd.DataFrame:
+    """The labelled rows of the items scored at every point of every curve of their benchmark.
+
+    A curve's point averages over the items the judge could score there, and that set shrinks
+    along a curve (for sycophancy, only items first answered correctly count). A slope can then
+    come from *which* items are left rather than from any change in them. Keeping, per
+    benchmark, the items with a scored response at every (curve, alpha) (the shared alpha = 1
+    included; for the random control, at least one seed) removes that composition effect;
+    :func:`slope_table` on the result is the like-for-like check. Benchmarks left without
+    items are dropped.
+    """
+    scored = with_shared_baseline(df).dropna(subset=["complied"])
+    keep = []
+    for bench, b in with_shared_baseline(df).groupby("bench"):
+        points = b.groupby(["group", "alpha"]).ngroups
+        s = scored[scored["bench"] == bench]
+        per_item = s.groupby("item_id")[["group", "alpha"]].apply(
+            lambda g: len(set(zip(g["group"], g["alpha"]))))
+        keep += [(bench, i) for i in per_item[per_item == points].index]
+    mask = pd.Series(list(zip(df["bench"], df["item_id"])), index=df.index).isin(set(keep))
+    return df[mask.to_numpy()]
+
+
+def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame) -> str:
+    """Markdown bullets: does each benchmark's H-minus-random reading survive on common items?"""
+    s, c = slopes.set_index(["bench", "group"]), common.set_index(["bench", "group"])
+    lines = []
+    for bench in [b for b in BENCHMARKS if (b, "diff") in s.index]:
+        d_all = _direction(s.loc[(bench, "diff")].ci_lo, s.loc[(bench, "diff")].ci_hi)
+        if (bench, "diff") not in c.index:
+            lines.append(f"- **{bench}**: no item is scored at every point; no like-for-like check.")
+            continue
+        r = c.loc[(bench, "diff")]
+        d_com = _direction(r.ci_lo, r.ci_hi)
+        verdict = ("the same reading" if d_com == d_all else
+                   f"the reading changes ({d_all} on all items, {d_com} here)")
+        lines.append(f"- **{bench}**: {int(r.n_items)} of {int(s.loc[(bench, 'diff')].n_items)} items "
+                     f"are scored at every point; H minus random on them is {_ci_text(r)}: {verdict}.")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- what the chapter shows
 
 

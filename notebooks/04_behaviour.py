@@ -273,6 +273,24 @@ Markdown(f"Our model has {n_params / 1e6:.0f}M parameters, about {paper_b * 1e9 
          + behaviour.reading(table, slopes, agreement))
 
 # %% [markdown]
+# ### The same items at every α
+#
+# Each point averages over the items the judge could score *there*, and that set changes along
+# a curve (second table above): for sycophancy only items first answered correctly count, and
+# steering changes which ones those are. A slope can then come from which items are left
+# rather than from any change in them. The check: keep, per benchmark, only the items scored at
+# every point of both curves (`behaviour.common_items`) and fit the slopes again. A reading
+# that survives it is about the items; one that does not was about the denominator.
+
+# %%
+common_slopes = behaviour.slope_table(behaviour.common_items(labelled), N_BOOT, SEED)
+plots.write_results(OUT, "slopes_common_items", {"rows": common_slopes.to_dict("records")})
+common_slopes.query("group in ['h_neurons', 'diff']").round(2)
+
+# %% tags=["remove-input"]
+Markdown(behaviour.common_items_reading(slopes, common_slopes))
+
+# %% [markdown]
 # ## What the change looks like
 #
 # Suppressed (lowest $\alpha$ of the grid) and amplified (highest) H-Neurons on the same items,

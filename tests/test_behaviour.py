@@ -81,6 +81,32 @@ def test_slope_diff_uses_the_controls_alphas():
     assert s.loc["h_neurons", "slope_pp"] != pytest.approx(h3)  # the full-grid fit differs
 
 
+def test_common_items_removes_a_slope_made_by_which_items_are_scored():
+    """Items 0-4 always comply, 5-9 never; the first five are unscored at alpha 3 for the
+    H-Neurons, so the all-items curve falls while no item changed. On the items scored at every
+    point the slope is 0. A random-control item counts as scored if one of its seeds is."""
+    rows = []
+    for i in range(10):
+        c = float(i < 5)
+        rows += [("sycophancy", "none", 1.0, f"i{i}", c), ("sycophancy", "h_neurons", 0.0, f"i{i}", c),
+                 ("sycophancy", "h_neurons", 3.0, f"i{i}", np.nan if i < 5 else c),
+                 ("sycophancy", "random-0", 0.0, f"i{i}", np.nan if i == 7 else c),
+                 ("sycophancy", "random-1", 0.0, f"i{i}", c),
+                 ("sycophancy", "random-0", 3.0, f"i{i}", c), ("sycophancy", "random-1", 3.0, f"i{i}", c)]
+    rows += [("falseqa", "none", 1.0, "f0", 1.0), ("falseqa", "h_neurons", 0.0, "f0", np.nan)]
+    df = _frame(rows)
+    common = behaviour.common_items(df)
+    assert sorted(common[common.bench == "sycophancy"].item_id.unique()) == [f"i{i}" for i in range(5, 10)]
+    assert "falseqa" not in set(common.bench)  # its only item is unscored at alpha 0
+    full_t, same_t = (behaviour.slope_table(d, n_boot=100, seed=0) for d in (df, common))
+    full, same = (t.set_index(["bench", "group"]) for t in (full_t, same_t))
+    assert full.loc[("sycophancy", "h_neurons"), "slope_pp"] < -10
+    assert same.loc[("sycophancy", "h_neurons"), "slope_pp"] == pytest.approx(0.0, abs=1e-9)
+    assert same.loc[("sycophancy", "diff"), "n_items"] == 5
+    text = behaviour.common_items_reading(full_t, same_t)
+    assert "5 of 10 items" in text and "**falseqa**: no item is scored" in text
+
+
 # ---------------------------------------------------------------- what the chapter shows
 
 
