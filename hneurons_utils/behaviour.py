@@ -182,21 +182,29 @@ def common_items(df: pd.DataFrame) -> pd.DataFrame:
     return df[mask.to_numpy()]
 
 
-def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame) -> str:
-    """Markdown bullets: does each benchmark's H-minus-random reading survive on common items?"""
+def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: int = 10) -> str:
+    """Markdown bullets: does each benchmark's H-minus-random reading survive on common items?
+
+    ``slopes`` / ``common``: :func:`slope_table` on all items and on :func:`common_items`.
+    Under ``min_items`` common items the check is named too weak rather than read.
+    """
     s, c = slopes.set_index(["bench", "group"]), common.set_index(["bench", "group"])
     lines = []
     for bench in [b for b in BENCHMARKS if (b, "diff") in s.index]:
+        n_all = int(s.loc[(bench, "diff")].n_items)
         d_all = _direction(s.loc[(bench, "diff")].ci_lo, s.loc[(bench, "diff")].ci_hi)
-        if (bench, "diff") not in c.index:
-            lines.append(f"- **{bench}**: no item is scored at every point; no like-for-like check.")
+        n = int(c.loc[(bench, "diff")].n_items) if (bench, "diff") in c.index else 0
+        if n < min_items:
+            lines.append(f"- **{bench}**: only {n} of {n_all} items are scored at every point, too "
+                         f"few (under {min_items}) for this check; the all-items reading ({d_all}) "
+                         "may come from which items are scored.")
             continue
         r = c.loc[(bench, "diff")]
         d_com = _direction(r.ci_lo, r.ci_hi)
         verdict = ("the same reading" if d_com == d_all else
                    f"the reading changes ({d_all} on all items, {d_com} here)")
-        lines.append(f"- **{bench}**: {int(r.n_items)} of {int(s.loc[(bench, 'diff')].n_items)} items "
-                     f"are scored at every point; H minus random on them is {_ci_text(r)}: {verdict}.")
+        lines.append(f"- **{bench}**: {n} of {n_all} items are scored at every point; H minus "
+                     f"random on them is {_ci_text(r)}: {verdict}.")
     return "\n".join(lines)
 
 

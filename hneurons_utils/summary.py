@@ -115,6 +115,20 @@ def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: f
     return "no difference from random neurons detectable (neither confirms nor refutes)"
 
 
+def common_items_note(rows: list[dict], bench: str, verdict: str, min_items: int = 10) -> str:
+    """Chapter 4's like-for-like check behind a directional verdict: the slopes refitted on the
+    items scored at every alpha (``slopes_common_items.json``), or why that check is too weak."""
+    if "random neurons do" not in verdict:  # only a verdict with a direction needs the check
+        return ""
+    c = {(r["bench"], r["group"]): r for r in rows}
+    h, diff = c.get((bench, "h_neurons")), c.get((bench, "diff"))
+    n = int(h["n_items"]) if h else 0
+    if n < min_items:
+        return (f"; only {n} items are scored at every alpha, too few to rule out that the slope "
+                "comes from which items are scored")
+    return f"; on the {n} items scored at every alpha: {slope_verdict(diff, h, min_items)}"
+
+
 def _identification(folder: Path) -> list[dict]:
     path = folder / "results.json"
     d = read_results(path)
@@ -193,6 +207,7 @@ def _behaviour(folder: Path) -> list[dict]:
     slopes = {(r["bench"], r["group"]): r for r in d["slopes"]}
     table = pd.DataFrame(d["table"])
     labels = (read_results(folder / "judge_agreement.json") or {}).get("rows", [])
+    common = read_results(folder / "slopes_common_items.json")
     rows = []
     for bench in BENCHMARKS:
         h, diff = slopes.get((bench, "h_neurons")), slopes.get((bench, "diff"))
@@ -209,9 +224,19 @@ def _behaviour(folder: Path) -> list[dict]:
                 ours += f"; {100 * at1.rate.iloc[0]:.0f}% at alpha 1 ({int(at1.n_scored.iloc[0])} items)"
         rows.append({"section": "3 Figure 3", "claim": f"amplifying H-Neurons raises compliance ({bench})",
                      "paper (Gao et al. 2025)": "positive slope for all six models",
-                     "ours": ours, "reading": slope_verdict(diff, h, rates=rates) + (
-                         judge_caveat(labels, bench, d.get("judge", "rule")) if h else "")})
+                     "ours": ours, "reading": _behaviour_reading(h, diff, rates, common, labels,
+                                                                 bench, d.get("judge", "rule"))})
     return rows
+
+
+def _behaviour_reading(h: dict | None, diff: dict | None, rates, common: dict | None,
+                       labels: list[dict], bench: str, judge: str) -> str:
+    verdict = slope_verdict(diff, h, rates=rates)
+    if h is None:
+        return verdict
+    if common is not None:
+        verdict += common_items_note(common.get("rows", []), bench, verdict)
+    return verdict + judge_caveat(labels, bench, judge)
 
 
 def _origin(folder: Path | None, min_per_class: int) -> list[dict]:

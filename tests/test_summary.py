@@ -169,3 +169,18 @@ def test_one_response_per_class_gets_no_interval():
     one = {"auroc": 1.0, "auroc_ci": [1.0, 1.0], "n_pos": 1, "n_neg": 1}
     assert summary._auroc_ci(one) == "100.0 (one response in a class: no interval)"
     assert summary._auroc_ci(dict(one, n_pos=5, n_neg=5, auroc_ci=[0.8, 1.0])) == "100.0 [80.0, 100.0]"
+
+
+def test_a_directional_slope_verdict_carries_the_same_items_check(results):
+    """falseqa's "as the paper" is checked on the items scored at every alpha when chapter 4
+    wrote that check: few such items are named as too few, enough are read with the same rule."""
+    path = results / MODEL / "behaviour" / "slopes_common_items.json"
+    write(path, {"rows": [slope("falseqa", "h_neurons", 0, 0, 0, n=3), slope("falseqa", "diff", 0, 0, 0, n=3)]})
+    card = summary.scorecard(results, MODEL)
+    assert "(as the paper); only 3 items are scored at every alpha, too few" in \
+        row(card, "3 Figure 3", "falseqa").reading
+    assert "every alpha" not in row(card, "3 Figure 3", "faitheval").reading  # no direction, no check
+    write(path, {"rows": [slope("falseqa", "h_neurons", 0, -1, 1, n=15), slope("falseqa", "diff", 0, -2, 2, n=15)]})
+    assert row(summary.scorecard(results, MODEL), "3 Figure 3", "falseqa").reading.endswith(
+        "(as the paper); on the 15 items scored at every alpha: no difference from random neurons "
+        "detectable (neither confirms nor refutes)")
