@@ -115,14 +115,18 @@ def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: f
     return "no difference from random neurons detectable (neither confirms nor refutes)"
 
 
-def common_items_note(rows: list[dict], bench: str, verdict: str, min_items: int = 10) -> str:
+def common_items_note(rows: list[dict], bench: str, verdict: str, n_all: int,
+                      min_items: int = 10) -> str:
     """Chapter 4's like-for-like check behind a directional verdict: the slopes refitted on the
-    items scored at every alpha (``slopes_common_items.json``), or why that check is too weak."""
+    items scored at every alpha (``slopes_common_items.json``), or why that check is too weak.
+    Nothing when the verdict has no direction or all ``n_all`` items are scored everywhere."""
     if "random neurons do" not in verdict:  # only a verdict with a direction needs the check
         return ""
     c = {(r["bench"], r["group"]): r for r in rows}
     h, diff = c.get((bench, "h_neurons")), c.get((bench, "diff"))
     n = int(h["n_items"]) if h else 0
+    if n >= n_all:  # the check is the verdict itself
+        return ""
     if n < min_items:
         return (f"; only {n} items are scored at every alpha, too few to rule out that the slope "
                 "comes from which items are scored")
@@ -235,7 +239,7 @@ def _behaviour_reading(h: dict | None, diff: dict | None, rates, common: dict | 
     if h is None:
         return verdict
     if common is not None:
-        verdict += common_items_note(common.get("rows", []), bench, verdict)
+        verdict += common_items_note(common.get("rows", []), bench, verdict, int(h["n_items"]))
     return verdict + judge_caveat(labels, bench, judge)
 
 

@@ -184,3 +184,6 @@ def test_a_directional_slope_verdict_carries_the_same_items_check(results):
     assert row(summary.scorecard(results, MODEL), "3 Figure 3", "falseqa").reading.endswith(
         "(as the paper); on the 15 items scored at every alpha: no difference from random neurons "
         "detectable (neither confirms nor refutes)")
+    write(path, {"rows": [slope("falseqa", "h_neurons", 5, 2, 8), slope("falseqa", "diff", 4, 1, 7)]})
+    assert row(summary.scorecard(results, MODEL), "3 Figure 3", "falseqa").reading.endswith(
+        "(as the paper)")  # all 20 items scored everywhere: the check adds nothing
