@@ -27,10 +27,12 @@
 # neuron sets drawn with the H-Neurons' layer counts. "Not distinguishable" and "too few" mean
 # that this run neither confirms nor refutes the claim; they are not evidence against it.
 #
-# **Two checks ride along.** A Table 1 row also gives the probe refit with one answer-span
+# **Three checks ride along.** A Table 1 row also gives the probe refit with one answer-span
 # rule for both classes (chapter 3's span control): a verdict that does not survive it cannot
-# be credited to the H-Neurons. A Figure 3 row whose rule judge has a weak precision on its
-# held-out hand labels says so: its rates may not measure compliance.
+# be credited to the H-Neurons. A Figure 3 verdict with a direction is checked on the items
+# scored at every α (chapter 4's same-items check), or named as resting on too few of them. A
+# Figure 3 row whose rule judge has a weak precision on its held-out hand labels says so: its
+# rates may not measure compliance.
 
 # %% tags=["parameters"]
 PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
