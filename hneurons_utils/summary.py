@@ -202,7 +202,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     return rows
 
 
-def _behaviour(folder: Path) -> list[dict]:
+def _behaviour(folder: Path, min_items: int) -> list[dict]:
     path = folder / "figure3.json"
     d = read_results(path)
     if d is None:
@@ -229,17 +229,19 @@ def _behaviour(folder: Path) -> list[dict]:
         rows.append({"section": "3 Figure 3", "claim": f"amplifying H-Neurons raises compliance ({bench})",
                      "paper (Gao et al. 2025)": "positive slope for all six models",
                      "ours": ours, "reading": _behaviour_reading(h, diff, rates, common, labels,
-                                                                 bench, d.get("judge", "rule"))})
+                                                                 bench, d.get("judge", "rule"),
+                                                                 min_items)})
     return rows
 
 
 def _behaviour_reading(h: dict | None, diff: dict | None, rates, common: dict | None,
-                       labels: list[dict], bench: str, judge: str) -> str:
-    verdict = slope_verdict(diff, h, rates=rates)
+                       labels: list[dict], bench: str, judge: str, min_items: int) -> str:
+    verdict = slope_verdict(diff, h, min_items, rates=rates)
     if h is None:
         return verdict
     if common is not None:
-        verdict += common_items_note(common.get("rows", []), bench, verdict, int(h["n_items"]))
+        verdict += common_items_note(common.get("rows", []), bench, verdict, int(h["n_items"]),
+                                     min_items)
     return verdict + judge_caveat(labels, bench, judge)
 
 
@@ -305,7 +307,7 @@ def scorecard(output_dir: str | Path, model_id: str, origin_dir: str | Path | No
     """
     rows = _identification(_chapter_dir(output_dir, model_id, "identification"))
     rows += _generalisation(_chapter_dir(output_dir, model_id, "generalisation"), min_per_class)
-    rows += _behaviour(_chapter_dir(output_dir, model_id, "behaviour"))
+    rows += _behaviour(_chapter_dir(output_dir, model_id, "behaviour"), min_per_class)
     folder = Path(origin_dir) if origin_dir else origin_folder(output_dir)
     rows += _origin(folder, min_per_class)
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -187,3 +187,9 @@ def test_a_directional_slope_verdict_carries_the_same_items_check(results):
     write(path, {"rows": [slope("falseqa", "h_neurons", 5, 2, 8), slope("falseqa", "diff", 4, 1, 7)]})
     assert row(summary.scorecard(results, MODEL), "3 Figure 3", "falseqa").reading.endswith(
         "(as the paper)")  # all 20 items scored everywhere: the check adds nothing
+
+
+def test_min_per_class_also_sets_the_figure3_item_minimum(results):
+    assert row(summary.scorecard(results, MODEL), "3 Figure 3", "jailbreak").reading.startswith("too few")
+    relaxed = summary.scorecard(results, MODEL, min_per_class=3)  # jailbreak has 4 items
+    assert "(as the paper)" in row(relaxed, "3 Figure 3", "jailbreak").reading
