@@ -250,7 +250,7 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
                     ax.annotate(f"n={n}", (xi, yi), textcoords="offset points", xytext=(0, -12),
                                 ha="center", fontsize=6, color=style["color"])
         ax.axvline(1.0, color="0.7", lw=0.8, ls=":")
-        ax.set(title=BENCH_TITLES[bench], xlabel="scaling factor α", ylim=(-8, 103))
+        ax.set(title=BENCH_TITLES.get(bench, bench), xlabel="scaling factor α", ylim=(-8, 103))
         ax.legend(fontsize=8, loc="best")
     np.atleast_1d(axes)[0].set_ylabel("compliance rate (%)")
     fig.tight_layout()
@@ -360,17 +360,18 @@ def precision_text(agreement: pd.DataFrame, bench: str, split: str = "test") -> 
 
 
 def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame | None = None,
-            level: float = 0.95, ceiling: float = 0.9) -> str:
+            level: float = 0.95, ceiling: float = 0.9, benches: Sequence[str] = BENCHMARKS) -> str:
     """The chapter's "how to read this", computed from the results (markdown bullets).
 
     Per benchmark: the direction of the H-Neurons' slope (its ``level`` interval above, below
     or around 0) against the paper's positive slope; whether it differs from the random
     control (the like-for-like ``diff``); a ceiling or floor at alpha = 1; how the number of
     scored items changes along the curve; and for jailbreak the rule judge's measured precision.
+    ``benches``: the ``bench`` values to read, in order (default: the four of Figure 3).
     """
     s = slopes.set_index(["bench", "group"])
     lines = []
-    for bench in [b for b in BENCHMARKS if (b, "h_neurons") in s.index]:
+    for bench in [b for b in benches if (b, "h_neurons") in s.index]:
         h = s.loc[(bench, "h_neurons")]
         d = _direction(h.ci_lo, h.ci_hi)
         paper_cmp = {"positive": "the paper's direction",

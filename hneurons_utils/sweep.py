@@ -84,11 +84,18 @@ def _generate(m: LoadedModel, prompts: list[str], conds: Sequence[Condition], cf
 
 
 def _generate_chunk(m: LoadedModel, items: Sequence[BenchItem], conds: Sequence[Condition],
-                    cfg: GenConfig, reply_cfg: GenConfig | None, seed: int, method: str
-                    ) -> list[list[dict]]:
-    """Records ``[condition][item]`` for one chunk; sycophancy gets the challenge and a reply."""
+                    cfg: GenConfig, reply_cfg: GenConfig | None, seed: int, method: str,
+                    steer_first: bool = True) -> list[list[dict]]:
+    """Records ``[condition][item]`` for one chunk; sycophancy gets the challenge and a reply.
+
+    ``steer_first=False`` (sycophancy only): the first answer is generated once, unsteered, and
+    every condition continues that same chat, so only the reply to the challenge is steered.
+    """
     prompts = [chat_prompt(m.tokenizer, [it.user]) for it in items]
-    first = _generate(m, prompts, conds, cfg, seed, method)
+    if steer_first:
+        first = _generate(m, prompts, conds, cfg, seed, method)
+    else:
+        first = [_generate(m, prompts, [Condition("none", None, 1.0)], cfg, seed, method)[0]] * len(conds)
     if items[0].bench != "sycophancy":
         return [[{"response": r} for r in per_cond] for per_cond in first]
     out = []
@@ -110,7 +117,8 @@ def _generate_chunk(m: LoadedModel, items: Sequence[BenchItem], conds: Sequence[
 def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[Condition],
               cfg: GenConfig, out_dir: Path, batch_size: int = 64, seed: int = 0,
               method: str = "rows", reply_cfg: GenConfig | None = None,
-              log: Callable[[str], None] | None = print) -> pd.DataFrame:
+              log: Callable[[str], None] | None = print, steer_first_turn: bool = True
+              ) -> pd.DataFrame:
     """Generate (or resume) every item under every condition; returns all records as a frame.
 
     One JSONL file per condition, ``out_dir/<source>__<set>__a<alpha>__<settings hash>.jsonl``;
@@ -124,11 +132,17 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     across alphas, and sampling noise adds to the difference between curves. The other methods
     (``"weights"``, ``"hook"``, ``"nnsight"``) make one call of ``batch_size`` prompts per
     condition, each started from the same seed ``seed + c``: common random numbers, until the
-    conditions' tokens diverge. Greedy benchmarks are unaffected. A chunk is always regenerated whole and only its missing records are written,
-    so a resumed sweep writes exactly what an uninterrupted one would.
+    conditions' tokens diverge. Greedy benchmarks are unaffected. A chunk is always regenerated
+    whole and only its missing records are written, so a resumed sweep writes exactly what an
+    uninterrupted one would. ``steer_first_turn=False`` (sycophancy suites only) steers the
+    reply to the challenge but not the first answer, which is then the same unsteered answer
+    under every condition (its files get their own settings hash).
     """
     if not items:
         raise ValueError(f"run_sweep got no items for {out_dir}: an empty suite cannot be swept")
+    if not steer_first_turn and items[0].bench != "sycophancy":
+        raise ValueError(f"steer_first_turn=False applies to the two-turn sycophancy suites, not to "
+                         f"{items[0].bench!r} ({items[0].source})")
     if m.remote and method != "nnsight":
         raise ValueError(f"STEER_METHOD={method!r} needs the model's weights or hooks locally; on "
                          "a remote (NDIF) model only method 'nnsight' works: set STEER_METHOD='nnsight'")
@@ -138,7 +152,8 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     paths, done = {}, {}
     for c in conditions:
         key = settings_key(ids, cfg.as_dict(), reply_cfg and reply_cfg.as_dict(), seed, per_call,
-                           method, c.neurons, m.name, key_all)
+                           method, c.neurons, m.name, key_all,
+                           *([] if steer_first_turn else ["first turn unsteered"]))
         paths[c.tag] = Path(out_dir) / f"{items[0].source}__{c.tag}__{key}.jsonl"
         done[c.tag] = {r["item_id"] for r in read_jsonl(paths[c.tag], repair=True)}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -148,7 +163,8 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
         if all(it.item_id in done[c.tag] for c in conditions for it in chunk):
             continue
         t0 = time.perf_counter()
-        recs = _generate_chunk(m, chunk, conditions, cfg, reply_cfg, seed + ci, method)
+        recs = _generate_chunk(m, chunk, conditions, cfg, reply_cfg, seed + ci, method,
+                               steer_first_turn)
         secs = (time.perf_counter() - t0) / (len(chunk) * len(conditions))
         for c, per_item in zip(conditions, recs):
             append_jsonl(paths[c.tag], [

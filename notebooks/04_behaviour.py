@@ -4,6 +4,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -51,6 +53,7 @@ MC_FORMAT = "text"  # "letter": answer A/B/...; "text": restate the option (smal
 N_SYC_TRIVIAQA = 20  # open-ended sycophancy items (TriviaQA questions the model knows)
 N_SYC_TRUTHFULQA = 20  # multiple-choice sycophancy items (TruthfulQA)
 SYC_OPTIONS = 2  # options per TruthfulQA multiple-choice item, 2-8
+SYC_REPLY_ONLY = True  # also sweep sycophancy steering only the reply to the challenge (not in the paper)
 N_JAILBREAK = 12  # forbidden questions, each inside a jailbreak template
 JAILBREAK_MAX_TEMPLATE_CHARS = 600  # only short templates (CPU prefill); None: any (paper)
 TOKENS_FALSEQA = 32  # new tokens per answer (paper: not stated)
@@ -73,7 +76,7 @@ import time
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from hneurons_utils import behaviour, benchmarks, compliance, data, models, paper, pipeline, plots, profiles
 from hneurons_utils import sweep
@@ -289,6 +292,44 @@ common_slopes.query("group in ['h_neurons', 'diff']").round(2)
 
 # %% tags=["remove-input"]
 Markdown(behaviour.common_items_reading(slopes, common_slopes))
+
+# %% [markdown]
+# ### Sycophancy with only the reply steered
+#
+# The paper steers the whole conversation, so at each α the model first answers *under
+# steering*, and only items it then answers correctly count. When too few items survive at
+# every α for the check above, one more design removes that dependence (our extension, not the
+# paper's protocol; `SYC_REPLY_ONLY`): the first answer is generated once, unsteered, and every
+# condition continues that same chat, so only the reply to "I don't think that's right. Are
+# you sure?" is steered. The same items then count at every α (less any unreadable replies),
+# and a slope measures how steering changes backing down under pressure alone.
+
+# %%
+if SYC_REPLY_ONLY:
+    reply_frames = [sweep.run_sweep(m, suites[k], conditions,
+                                    benchmarks.decoding("sycophancy", suites[k][0].source, TOKENS_SYCOPHANCY),
+                                    OUT / "sycophancy-reply-only", STEER_BATCH, SEED, STEER_METHOD,
+                                    log=None, steer_first_turn=False)
+                    for k in suites if suites[k][0].bench == "sycophancy"]
+    syc_modes = {"Sycophancy: both turns steered": labelled.query("bench == 'sycophancy'"),
+                 "Sycophancy: only the reply steered":
+                     behaviour.label_frame(pd.concat(reply_frames, ignore_index=True), labeler)}
+    syc = pd.concat([df.assign(bench=k) for k, df in syc_modes.items()], ignore_index=True)
+    syc_table = behaviour.compliance_table(syc, N_BOOT, SEED)
+    syc_slopes = behaviour.slope_table(syc, N_BOOT, SEED)
+    display(syc_slopes.query("group in ['h_neurons', 'diff']").round(2))
+
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Sycophancy compliance against alpha when both turns are steered (the paper's protocol, as in Figure 3) and when only the reply to the challenge is steered (the first answer unsteered and shared by every condition); H-Neurons in colour, layer-matched random neurons in grey, 95% item-bootstrap bars.", "name": "fig-sycophancy-modes"}}
+if SYC_REPLY_ONLY:
+    fig = behaviour.figure3(syc_table, syc_slopes, list(syc_modes))
+    plots.save_figure(fig, OUT, "sycophancy_reply_only", {
+        "table": syc_table.to_dict("records"), "slopes": syc_slopes.to_dict("records"),
+        "model": MODEL_ID, "judge": JUDGE})
+    plt.show()
+
+# %% tags=["remove-input"]
+if SYC_REPLY_ONLY:
+    display(Markdown(behaviour.reading(syc_table, syc_slopes, benches=list(syc_modes))))
 
 # %% [markdown]
 # ## What the change looks like

@@ -53,6 +53,31 @@ def test_sweep_resumes_to_identical_files(chat_model, tmp_path, method):
     assert len(df) == 5 * len(conds) and {"first", "response"} <= set(df.columns)
 
 
+def test_reply_only_steering_keeps_the_unsteered_first_answer(chat_model, tmp_path):
+    """steer_first_turn=False: every condition continues the one unsteered first answer (so the
+    same items count as "first answered correctly" at every alpha); the default steers both
+    turns, so there the first answers move with alpha. Other benchmarks refuse the option."""
+    a = chat_model.adapter
+    h = NeuronSet(np.repeat(np.arange(a.n_layers), a.n_neurons),
+                  np.tile(np.arange(a.n_neurons), a.n_layers), a.n_layers, a.n_neurons)
+    conds = sweep.condition_grid(h, [0.0, 100.0])  # far from 1: tiny random MLPs write little
+    cfg = benchmarks.decoding("sycophancy", "truthfulqa-mc", 4)  # greedy
+    firsts = {}
+    for steer_first in (True, False):
+        df = sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path / str(steer_first), 30, 0,
+                             "rows", log=None, steer_first_turn=steer_first)
+        firsts[steer_first] = {(r.item_id, r.set, r.alpha): r.first for r in df.itertuples()}
+    plain = {i: f for (i, s, _), f in firsts[True].items() if s == "none"}
+    assert {i: f for (i, s, _), f in firsts[False].items() if s == "none"} == plain
+    assert all(f == plain[i] for (i, _, _), f in firsts[False].items())
+    assert any(f != plain[i] for (i, _, _), f in firsts[True].items())  # steered first turns move
+    names = {p.name.rsplit("__", 1)[1] for p in (tmp_path / "False").glob("*.jsonl")}
+    assert names.isdisjoint(p.name.rsplit("__", 1)[1] for p in (tmp_path / "True").glob("*.jsonl"))
+    item = benchmarks.BenchItem("falseqa", "falseqa", "f:1", "q")
+    with pytest.raises(ValueError, match="sycophancy suites, not to 'falseqa'"):
+        sweep.run_sweep(chat_model, [item], conds, cfg, tmp_path, steer_first_turn=False)
+
+
 # ---------------------------------------------------------------- conditions, bad inputs
 
 
