@@ -446,6 +446,10 @@ cost
 #    keep its direction?
 # 5. Rerun with `STEER_METHOD = "weights"` and then `"hook"`: the tests prove the methods give
 #    the same logits; compare the compliance rates and the timings printed below.
+# 6. Compare the two sycophancy designs above. Which one answers "does amplifying these
+#    neurons make the model give in to pushback?", and which mixes that with "does it make the
+#    model answer wrongly in the first place"? Which would you report, and why might the paper
+#    have chosen the other?
 
 # %%
 timings
