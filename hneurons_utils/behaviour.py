@@ -213,6 +213,7 @@ def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: 
 
 BENCH_TITLES = {"falseqa": "FalseQA (invalid premise)", "faitheval": "FaithEval (misleading context)",
                 "sycophancy": "Sycophancy (\"Are you sure?\")", "jailbreak": "Jailbreak (harmful request)"}
+SYC_BOTH, SYC_REPLY = "Sycophancy: both turns steered", "Sycophancy: only the reply steered"
 GROUP_STYLE = {"h_neurons": dict(label="H-Neurons", color="C3", marker="o"),
                "random": dict(label="random, layer-matched", color="C7", marker="s")}
 

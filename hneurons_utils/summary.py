@@ -19,6 +19,7 @@ import pandas as pd
 from . import paper
 from .detection import auroc_verdict, baseline_summary
 from .pipeline import stability_kind
+from .behaviour import SYC_REPLY
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict
 from .profiles import model_key
@@ -212,6 +213,7 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
     table = pd.DataFrame(d["table"])
     labels = (read_results(folder / "judge_agreement.json") or {}).get("rows", [])
     common = read_results(folder / "slopes_common_items.json")
+    reply = read_results(folder / "sycophancy_reply_only.json")
     rows = []
     for bench in BENCHMARKS:
         h, diff = slopes.get((bench, "h_neurons")), slopes.get((bench, "diff"))
@@ -226,12 +228,28 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
             at1 = table[(table.bench == bench) & (table.alpha == 1.0) & (table.group == "h_neurons")]
             if len(at1):
                 ours += f"; {100 * at1.rate.iloc[0]:.0f}% at alpha 1 ({int(at1.n_scored.iloc[0])} items)"
+        if bench == "sycophancy" and reply is not None:
+            ours, extra = _reply_only(reply, ours, min_items)
+        else:
+            extra = ""
         rows.append({"section": "3 Figure 3", "claim": f"amplifying H-Neurons raises compliance ({bench})",
                      "paper (Gao et al. 2025)": "positive slope for all six models",
                      "ours": ours, "reading": _behaviour_reading(h, diff, rates, common, labels,
                                                                  bench, d.get("judge", "rule"),
-                                                                 min_items)})
+                                                                 min_items) + extra})
     return rows
+
+
+def _reply_only(d: dict, ours: str, min_items: int) -> tuple[str, str]:
+    """Chapter 4's sycophancy sweep with only the reply steered (our extension), appended to the
+    sycophancy row: its slopes in ``ours`` and its verdict as an extra reading."""
+    s = {r["group"]: r for r in d.get("slopes", []) if r["bench"] == SYC_REPLY}
+    h, diff = s.get("h_neurons"), s.get("diff")
+    if h is None:
+        return ours, ""
+    ours += (f"; only the reply steered (our extension): slope {_ci(h['slope_pp'], h['ci_lo'], h['ci_hi'])}"
+             + (f", minus random {_ci(diff['slope_pp'], diff['ci_lo'], diff['ci_hi'])}" if diff else ""))
+    return ours, f". Only the reply steered: {slope_verdict(diff, h, min_items)}"
 
 
 def _behaviour_reading(h: dict | None, diff: dict | None, rates, common: dict | None,

@@ -311,9 +311,9 @@ if SYC_REPLY_ONLY:
                                     OUT / "sycophancy-reply-only", STEER_BATCH, SEED, STEER_METHOD,
                                     log=None, steer_first_turn=False)
                     for k in suites if suites[k][0].bench == "sycophancy"]
-    syc_modes = {"Sycophancy: both turns steered": labelled.query("bench == 'sycophancy'"),
-                 "Sycophancy: only the reply steered":
-                     behaviour.label_frame(pd.concat(reply_frames, ignore_index=True), labeler)}
+    syc_modes = {behaviour.SYC_BOTH: labelled.query("bench == 'sycophancy'"),
+                 behaviour.SYC_REPLY: behaviour.label_frame(pd.concat(reply_frames, ignore_index=True),
+                                                            labeler)}
     syc = pd.concat([df.assign(bench=k) for k, df in syc_modes.items()], ignore_index=True)
     syc_table = behaviour.compliance_table(syc, N_BOOT, SEED)
     syc_slopes = behaviour.slope_table(syc, N_BOOT, SEED)

@@ -193,3 +193,17 @@ def test_min_per_class_also_sets_the_figure3_item_minimum(results):
     assert row(summary.scorecard(results, MODEL), "3 Figure 3", "jailbreak").reading.startswith("too few")
     relaxed = summary.scorecard(results, MODEL, min_per_class=3)  # jailbreak has 4 items
     assert "(as the paper)" in row(relaxed, "3 Figure 3", "jailbreak").reading
+
+
+def test_the_sycophancy_row_reads_the_reply_only_sweep(results):
+    from hneurons_utils.behaviour import SYC_BOTH, SYC_REPLY
+
+    write(results / MODEL / "behaviour" / "sycophancy_reply_only.json", {"slopes": [
+        slope(SYC_BOTH, "h_neurons", 9, 8, 10), slope(SYC_BOTH, "diff", 9, 8, 10),
+        slope(SYC_REPLY, "h_neurons", -6, -9, -3, n=15), slope(SYC_REPLY, "diff", -7, -10, -4, n=15)]})
+    r = row(summary.scorecard(results, MODEL), "3 Figure 3", "sycophancy")
+    assert "only the reply steered (our extension): slope -6.0 [-9.0, -3.0], minus random -7.0" in r.ours
+    assert r.reading.startswith("no difference")  # both turns steered: as before
+    assert r.reading.endswith("Only the reply steered: H-Neurons raise compliance less than random "
+                              "neurons do (against the paper)")
+    assert "reply" not in row(summary.scorecard(results, MODEL), "3 Figure 3", "faitheval").ours
