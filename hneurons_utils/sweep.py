@@ -23,6 +23,7 @@ import pandas as pd
 from .benchmarks import CHALLENGE, BenchItem, chat_prompt
 from .models import LoadedModel
 from .probe import NeuronSet
+from .progress import progress
 from .sampling import GenConfig, append_jsonl, read_jsonl
 from .steering import generate_rows, generate_scaled
 
@@ -117,8 +118,8 @@ def _generate_chunk(m: LoadedModel, items: Sequence[BenchItem], conds: Sequence[
 def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[Condition],
               cfg: GenConfig, out_dir: Path, batch_size: int = 64, seed: int = 0,
               method: str = "rows", reply_cfg: GenConfig | None = None,
-              log: Callable[[str], None] | None = print, steer_first_turn: bool = True
-              ) -> pd.DataFrame:
+              log: Callable[[str], None] | None = print, steer_first_turn: bool = True,
+              progress_every: float | None = 60.0) -> pd.DataFrame:
     """Generate (or resume) every item under every condition; returns all records as a frame.
 
     One JSONL file per condition, ``out_dir/<source>__<set>__a<alpha>__<settings hash>.jsonl``;
@@ -136,7 +137,9 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     whole and only its missing records are written, so a resumed sweep writes exactly what an
     uninterrupted one would. ``steer_first_turn=False`` (sycophancy suites only) steers the
     reply to the challenge but not the first answer, which is then the same unsteered answer
-    under every condition (its files get their own settings hash).
+    under every condition (its files get their own settings hash). ``log`` gets one line per
+    chunk; ``progress_every`` (seconds; None: off) reports progress over the chunks through
+    :func:`progress.progress` (a bar in a terminal, a line at most that often in a notebook).
     """
     if not items:
         raise ValueError(f"run_sweep got no items for {out_dir}: an empty suite cannot be swept")
@@ -158,7 +161,11 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
         done[c.tag] = {r["item_id"] for r in read_jsonl(paths[c.tag], repair=True)}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     t_start, n_chunks = time.perf_counter(), -(-len(items) // per_call)
-    for ci, b in enumerate(range(0, len(items), per_call)):
+    starts = range(0, len(items), per_call)
+    if progress_every is not None:
+        starts = progress(starts, f"{items[0].source} sweep ({len(conditions)} conditions)", "chunk",
+                          every=progress_every)
+    for ci, b in enumerate(starts):
         chunk = list(items[b:b + per_call])
         if all(it.item_id in done[c.tag] for c in conditions for it in chunk):
             continue

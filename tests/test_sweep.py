@@ -78,6 +78,16 @@ def test_reply_only_steering_keeps_the_unsteered_first_answer(chat_model, tmp_pa
         sweep.run_sweep(chat_model, [item], conds, cfg, tmp_path, steer_first_turn=False)
 
 
+def test_sweep_reports_progress_over_chunks(chat_model, tmp_path, capsys):
+    conds = [sweep.Condition("none", None, 1.0)]
+    cfg = benchmarks.decoding("sycophancy", "truthfulqa-mc", 2)
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 2, 0, log=None, progress_every=0.0)
+    err = capsys.readouterr().err
+    assert "truthfulqa-mc sweep (1 conditions): 0/3 chunk" in err and "3/3 chunk, done" in err
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 2, 0, log=None, progress_every=None)
+    assert capsys.readouterr().err == ""
+
+
 # ---------------------------------------------------------------- conditions, bad inputs
 
 
