@@ -170,6 +170,11 @@ def test_reading_is_computed_from_the_results():
     assert "**jailbreak**" in text and "a negative slope, the opposite of the paper's" in text
     assert "the H-Neurons' slope lies below the random neurons'" in text
     assert "0.22 [0.06, 0.55]" in text and "20 of 20 verdicts frozen" in text
+    renamed = df.assign(bench="Sycophancy: only the reply steered")  # chapter 4's second design
+    t2, s2 = behaviour.compliance_table(renamed, 200), behaviour.slope_table(renamed, 200)
+    assert behaviour.reading(t2, s2) == ""  # not one of the four benchmarks: named explicitly
+    assert behaviour.reading(t2, s2, benches=["Sycophancy: only the reply steered"]).startswith(
+        "- **Sycophancy: only the reply steered**: H-Neuron slope")
     notes = behaviour.judge_notes(pd.DataFrame([{"benchmark": "falseqa", "human_not_complies": 0,
                                                  "human_complies": 22, "n_frozen": 0,
                                                  "n_labelled": 24}]), "llm")
