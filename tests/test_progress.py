@@ -1,14 +1,33 @@
 """Progress lines in executed notebooks (stderr is not a terminal there)."""
 
+import itertools
+
+from hneurons_utils import progress as progress_module
 from hneurons_utils.progress import progress
 
 
-def test_plain_lines_outside_a_terminal(capsys):
-    assert list(progress(range(5), "work", "items", every=0.0)) == list(range(5))
+def fake_clock(monkeypatch, step: float):
+    """time.monotonic advances by ``step`` seconds per call (the loop reads it once per item)."""
+    ticks = itertools.count()
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: step * next(ticks))
+
+
+def test_updates_come_at_doubling_intervals_then_one_done_line(monkeypatch, capsys):
+    fake_clock(monkeypatch, 5.0)  # item i ends at 5 i seconds
+    assert list(progress(range(20), "work", "items", every=10.0)) == list(range(20))
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "work: 0/5 items"
-    assert err[-1].startswith("work: 5/5 items, done in")
-    assert len(err) == 6  # start, 4 intermediate (every=0), done: never a line per redraw
+    # updates after 10 s, then 20 s and 40 s later (items 2, 6, 14), never one per item
+    assert err == ["work: 2/20 items (10 s, about 90 s left)", "work: 6/20 items (30 s, about 70 s left)",
+                   "work: 14/20 items (70 s, about 30 s left)", "work: 20/20 items, done in 105 s"]
+
+
+def test_a_short_loop_leaves_one_line_and_a_cached_one_none(monkeypatch, capsys):
+    fake_clock(monkeypatch, 0.5)
+    list(progress(range(4), "short", every=60.0))
+    assert capsys.readouterr().err.splitlines() == ["short: 4/4 batch, done in 2 s"]
+    fake_clock(monkeypatch, 0.01)
+    list(progress(range(4), "cached", every=60.0))
+    assert capsys.readouterr().err == ""
 
 
 def test_empty_loop_is_silent(capsys):
@@ -16,7 +35,7 @@ def test_empty_loop_is_silent(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_generators_without_length(capsys):
-    assert list(progress((i for i in range(3)), "gen", every=1e9)) == [0, 1, 2]
-    err = capsys.readouterr().err.splitlines()
-    assert err == ["gen: 0 batch", err[1]] and err[1].startswith("gen: 3 batch, done")
+def test_generators_without_length(monkeypatch, capsys):
+    fake_clock(monkeypatch, 1.0)
+    assert list(progress((i for i in range(3)), "gen", every=1.5)) == [0, 1, 2]
+    assert capsys.readouterr().err.splitlines() == ["gen: 2 batch (2 s)", "gen: 3 batch, done in 4 s"]

@@ -83,7 +83,7 @@ def test_sweep_reports_progress_over_chunks(chat_model, tmp_path, capsys):
     cfg = benchmarks.decoding("sycophancy", "truthfulqa-mc", 2)
     sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 2, 0, log=None, progress_every=0.0)
     err = capsys.readouterr().err
-    assert "truthfulqa-mc sweep (1 conditions): 0/3 chunk" in err and "3/3 chunk, done" in err
+    assert "truthfulqa-mc sweep (1 conditions): 1/3 chunk (" in err and "3/3 chunk, done" in err
     sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 2, 0, log=None, progress_every=None)
     assert capsys.readouterr().err == ""
 
