@@ -397,9 +397,11 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
             text += f" Unsteered, {100 * at1.rate.iloc[0]:.0f}% comply: a floor that leaves suppression little room."
         if len(t) and t.n_scored.nunique() > 1:
             lo_, hi_ = t.loc[t.n_scored.idxmin()], t.loc[t.n_scored.idxmax()]
+            why = {"sycophancy": " (or not first answered correctly)", SYC_BOTH: " (or not first "
+                   "answered correctly)", SYC_REPLY: " (the first answers are shared: only replies drop out)"}
             text += (f" Scored items vary along the curve, from {hi_.n_scored} (α = {hi_.alpha:g}) to "
                      f"{lo_.n_scored} (α = {lo_.alpha:g}) of {int(t.n_items.iloc[0])}; the others are "
-                     "unreadable to the judge (or, for sycophancy, not first answered correctly), "
+                     f"unreadable to the judge{why.get(bench, '')}, "
                      "so points with few items carry little weight and may differ in which items they cover.")
         if bench == "jailbreak" and agreement is not None:
             p = precision_text(agreement, bench)

@@ -185,3 +185,18 @@ def test_smallest_paper_model_reads_sizes_from_names():
     """The paper's smallest model is found from the "<n>B" in its name."""
     names = ["Mistral-7B-v0.3", "Gemma-3-4B", "Llama-3.3-70B"]
     assert behaviour.smallest_paper_model(names) == ("Gemma-3-4B", 4.0)
+
+
+def test_reading_names_why_sycophancy_items_drop_out():
+    """Where the scored items vary, the reading says why, per sycophancy design."""
+    rows = []
+    for i in range(4):
+        rows += [("x", "none", 1.0, f"i{i}", 1.0), ("x", "h_neurons", 0.0, f"i{i}", 0.0),
+                 ("x", "h_neurons", 3.0, f"i{i}", np.nan if i == 0 else 1.0)]
+    for bench, why in [("sycophancy", "(or not first answered correctly)"),
+                       (behaviour.SYC_REPLY, "(the first answers are shared: only replies drop out)"),
+                       ("faitheval", "unreadable to the judge, so")]:
+        df = _frame(rows).assign(bench=bench)
+        text = behaviour.reading(behaviour.compliance_table(df, 50), behaviour.slope_table(df, 50),
+                                 benches=[bench])
+        assert "from 4 (α = 0) to 3 (α = 3) of 4" in text and why in text, text
