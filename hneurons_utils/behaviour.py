@@ -170,16 +170,14 @@ def common_items(df: pd.DataFrame) -> pd.DataFrame:
     :func:`slope_table` on the result is the like-for-like check. Benchmarks left without
     items are dropped.
     """
-    scored = with_shared_baseline(df).dropna(subset=["complied"])
-    keep = []
-    for bench, b in with_shared_baseline(df).groupby("bench"):
-        points = b.groupby(["group", "alpha"]).ngroups
-        s = scored[scored["bench"] == bench]
-        per_item = s.groupby("item_id")[["group", "alpha"]].apply(
-            lambda g: len(set(zip(g["group"], g["alpha"]))))
-        keep += [(bench, i) for i in per_item[per_item == points].index]
-    mask = pd.Series(list(zip(df["bench"], df["item_id"])), index=df.index).isin(set(keep))
-    return df[mask.to_numpy()]
+    full = with_shared_baseline(df)
+    points = full.drop_duplicates(["bench", "group", "alpha"]).groupby("bench").size()
+    scored = (full.dropna(subset=["complied"])  # [item, curve, alpha] with a scored response
+              .drop_duplicates(["bench", "item_id", "group", "alpha"]))
+    per_item = scored.groupby(["bench", "item_id"]).size()  # points each item is scored at
+    needed = points.loc[per_item.index.get_level_values("bench")].to_numpy()  # each bench's points
+    keep = per_item.index[per_item.to_numpy() == needed]
+    return df[pd.MultiIndex.from_frame(df[["bench", "item_id"]]).isin(keep)]
 
 
 def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: int = 10) -> str:
@@ -214,6 +212,8 @@ def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: 
 BENCH_TITLES = {"falseqa": "FalseQA (invalid premise)", "faitheval": "FaithEval (misleading context)",
                 "sycophancy": "Sycophancy (\"Are you sure?\")", "jailbreak": "Jailbreak (harmful request)"}
 SYC_BOTH, SYC_REPLY = "Sycophancy: both turns steered", "Sycophancy: only the reply steered"
+_DROP_OUT = {**dict.fromkeys(["sycophancy", SYC_BOTH], " (or not first answered correctly)"),
+             SYC_REPLY: " (the first answers are shared: only replies drop out)"}  # why items go
 GROUP_STYLE = {"h_neurons": dict(label="H-Neurons", color="C3", marker="o"),
                "random": dict(label="random, layer-matched", color="C7", marker="s")}
 
@@ -397,11 +397,9 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
             text += f" Unsteered, {100 * at1.rate.iloc[0]:.0f}% comply: a floor that leaves suppression little room."
         if len(t) and t.n_scored.nunique() > 1:
             lo_, hi_ = t.loc[t.n_scored.idxmin()], t.loc[t.n_scored.idxmax()]
-            why = {"sycophancy": " (or not first answered correctly)", SYC_BOTH: " (or not first "
-                   "answered correctly)", SYC_REPLY: " (the first answers are shared: only replies drop out)"}
             text += (f" Scored items vary along the curve, from {hi_.n_scored} (α = {hi_.alpha:g}) to "
                      f"{lo_.n_scored} (α = {lo_.alpha:g}) of {int(t.n_items.iloc[0])}; the others are "
-                     f"unreadable to the judge{why.get(bench, '')}, "
+                     f"unreadable to the judge{_DROP_OUT.get(bench, '')}, "
                      "so points with few items carry little weight and may differ in which items they cover.")
         if bench == "jailbreak" and agreement is not None:
             p = precision_text(agreement, bench)

@@ -18,10 +18,10 @@ import pandas as pd
 
 from . import paper
 from .detection import auroc_verdict, baseline_summary
-from .pipeline import stability_kind
 from .behaviour import SYC_REPLY
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict
+from .pipeline import stability_kind
 from .profiles import model_key
 from .stats import MIN_PER_CLASS
 from .transfer import transfer_reading

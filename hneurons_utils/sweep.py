@@ -139,7 +139,8 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     reply to the challenge but not the first answer, which is then the same unsteered answer
     under every condition (its files get their own settings hash). ``log`` gets one line per
     chunk; ``progress_every`` (seconds; None: off) reports progress over the chunks through
-    :func:`progress.progress` (a bar in a terminal, a line at most that often in a notebook).
+    :func:`progress.progress` (a bar in a terminal; in a notebook a line after that many
+    seconds, then at doubling intervals, and one when done).
     """
     if not items:
         raise ValueError(f"run_sweep got no items for {out_dir}: an empty suite cannot be swept")
