@@ -13,12 +13,15 @@ Response-level features are means of CETT over a token mask (answer tokens, othe
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import nnsight
 import torch
 
 from .models import LoadedModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EPS = 1e-12
 
@@ -115,3 +118,46 @@ def cett_tokens(m: LoadedModel, batch: Mapping[str, torch.Tensor],
         out = nnsight.save([_cett_ratio(m.adapter.down_proj(m.lm, i).input,
                                         m.adapter.down_proj(m.lm, i).output) for i in layers])
     return torch.stack([o.cpu() * norms[i][None, None] for o, i in zip(out, layers)])
+
+
+def eq7_ratios(m: LoadedModel, batch: Mapping[str, torch.Tensor],
+               chosen: Mapping[int, torch.Tensor], alphas: Sequence[float],
+               norms: torch.Tensor | None = None) -> "pd.DataFrame":
+    """Measure Eq. 7: CETT of the ``chosen`` neurons (``{layer: indices}``, all scaled together,
+    as the intervention does) with their activations multiplied by each alpha, averaged over
+    the real tokens of ``batch`` and divided by their CETT at alpha = 1 (which ``alphas`` must
+    contain). One row per alpha and neuron: ``alpha, neuron ("L<l>/<j>"), cett, ratio,
+    error = ratio - alpha`` (Eq. 7 predicts error ~ 0 when CETT << 1).
+    """
+    import pandas as pd
+
+    if 1.0 not in [float(a) for a in alphas]:
+        raise ValueError(f"alphas {list(alphas)} lack 1.0, the unscaled reference of the ratio")
+    norms = column_norms(m) if norms is None else norms
+    mask = {"all": batch["attention_mask"].bool()}
+    rows = []
+    for alpha in alphas:
+        res = cett_means(m, batch, mask, norms=norms,
+                         scale={l: (idx, alpha) for l, idx in chosen.items()})["all"]  # [B, L, N]
+        rows += [{"alpha": alpha, "neuron": f"L{l}/{j}", "cett": res[:, l, j].mean().item()}
+                 for l, idx in chosen.items() for j in idx.tolist()]
+    eq7 = pd.DataFrame(rows)
+    base = eq7[eq7.alpha == 1.0].set_index("neuron")["cett"]
+    eq7["ratio"] = eq7.cett / eq7.neuron.map(base)
+    eq7["error"] = eq7.ratio - eq7.alpha
+    return eq7
+
+
+def eq7_reading(eq7: "pd.DataFrame") -> str:
+    """The measured ratio's range at the largest alpha, and the relative error (ratio - alpha) /
+    alpha below and above alpha = 1 (> 0: the ratio overshoots alpha)."""
+    top = eq7.alpha.max()
+    at = eq7[eq7.alpha == top].ratio
+    out = [f"{eq7.neuron.nunique()} neurons; measured ratio at alpha = {top:g}: "
+           f"{at.min():.2f} to {at.max():.2f}"]
+    for side, sel in (("0 < alpha < 1", (eq7.alpha > 0) & (eq7.alpha < 1)), ("alpha > 1", eq7.alpha > 1)):
+        if sel.any():
+            rel = eq7.error[sel] / eq7.alpha[sel]
+            out.append(f"{side}: (ratio - alpha) / alpha from {100 * rel.min():+.0f}% to "
+                       f"{100 * rel.max():+.0f}% (median {100 * rel.median():+.0f}%)")
+    return "\n".join(out)

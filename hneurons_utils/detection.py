@@ -299,6 +299,20 @@ def metrics_frame(ours: dict[str, dict]) -> pd.DataFrame:
                              "AUROC CI high": d["auroc_ci"][1]} for k, d in ours.items()}).T
 
 
+def all_answers_frame(ours: dict[str, dict], baselines: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset scored on every judged answer (``full_eval_set``): class counts, our
+    AUROC with its 95% interval, and the random-neuron AUROC (mean, sd over seeds; NaN when
+    no baseline ran)."""
+    def rand(col: str, k: str) -> float:
+        return float(baselines[col].get(k, np.nan)) if len(baselines) else float("nan")
+
+    return pd.DataFrame({k: {"hallucinated": d["n_pos"], "faithful": d["n_neg"], "AUROC": d["auroc"],
+                             "AUROC CI low": d["auroc_ci"][0], "AUROC CI high": d["auroc_ci"][1],
+                             "random AUROC": rand("random AUROC", k),
+                             "random AUROC sd": rand("random AUROC sd", k)}
+                         for k, d in ours.items()}).T
+
+
 def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille: float,
                       label: str, datasets: Sequence[str], n_used: int | None = None) -> pd.DataFrame:
     """Table 1 (accuracy, %) with the paper's rows and ours, each row labelled by its source.

@@ -119,6 +119,29 @@ def token_view(m: LoadedModel, ex: Example, flat: Sequence[int], span_rule: str 
     return out[keep].reset_index(drop=True)
 
 
+def held_out_summary(probe: Probe, fs: FeatureSet, held: Sequence[Example], held_out: bool = True
+                     ) -> dict:
+    """The whole probe's AUROC on the answer tokens of ``held`` (the yardstick for the single
+    neurons of :func:`neuron_table`) and what ``held`` holds: responses per class, questions,
+    and whether they were held out (False: the training responses, for runs too small to hold
+    any question out)."""
+    keys = [e.key for e in held]
+    y = np.array([e.label for e in held], dtype=np.int64)
+    return {"probe_held_out_auroc": auroc(y, probe.decision_function(fs.flat("answer", keys))),
+            "held_out_counts": {"hallucinated": int(y.sum()), "faithful": int((y == 0).sum()),
+                                "questions": len({k.rsplit("#", 1)[0] for k in keys}),
+                                "held_out": bool(held_out)}}
+
+
+def side_by_side(train: pd.DataFrame, held: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
+    """:func:`neuron_table` on the training responses with the held-out AUROCs beside them
+    (first ``k`` rows), indexed by neuron."""
+    auc = ["AUROC vs faithful", "AUROC 3-vs-1"]
+    out = (train.rename(columns={c: f"{c} (train)" for c in auc})
+           .join(held[auc].rename(columns={c: f"{c} (held out)" for c in auc})))
+    return out.head(len(out) if k is None else k).set_index("neuron")
+
+
 def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float | None = None,
                    strong: float = 0.7) -> str:
     """What :func:`neuron_table` shows, in words: how many H-Neurons separate hallucinated

@@ -81,3 +81,259 @@ def token_heatmap(ax: plt.Axes, view: Any, columns: list[str], title: str = "",
     ax.grid(False)
     ax.set_title(title, fontsize=10, loc="left")
     return img
+
+
+# ---- one function per figure: each returns (figure, the numbers drawn in it) ----------------
+# The chapters call these, then ``save_figure`` and ``plt.show``; none of them saves or shows.
+
+def cett_layer_figure(neuron_mean: np.ndarray) -> tuple[plt.Figure, dict]:
+    """Chapter 1: quantiles of the neurons' mean CETT in each layer, and the share of each
+    layer's summed CETT held by its top 1% of neurons (1% if CETT were uniform).
+
+    ``neuron_mean``: [layers, neurons], each neuron's mean CETT over the prompts.
+    """
+    q = np.quantile(neuron_mean, [0.5, 0.9, 0.99, 1.0], axis=1)  # [4, layers]
+    ranked = np.sort(neuron_mean, axis=1)[:, ::-1]
+    top_share = ranked[:, : max(1, neuron_mean.shape[1] // 100)].sum(1) / ranked.sum(1)  # [layers]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for row, label in zip(q, ["median", "90th pct", "99th pct", "max"]):
+        axes[0].plot(row, label=label)
+    axes[0].set(yscale="log", xlabel="layer", ylabel="mean CETT of a neuron (log)",
+                title="CETT quantiles across each layer's neurons")
+    axes[0].legend()
+    axes[1].bar(range(len(top_share)), 100 * top_share)
+    axes[1].axhline(1, color="0.3", ls="--", label="uniform: 1%")
+    axes[1].set(xlabel="layer", ylabel="% of the layer's summed CETT",
+                title="share held by the top 1% of neurons")
+    axes[1].legend()
+    return fig, {"quantiles": q, "top1pct_share": top_share}
+
+
+def cett_histogram_figure(neuron_mean: np.ndarray, n_prompts: int) -> tuple[plt.Figure, dict]:
+    """Chapter 1: histogram of every neuron's mean CETT (log10), with the tail's reach
+    (99.9th percentile over the median) among the returned numbers."""
+    flat = np.asarray(neuron_mean).ravel()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(np.log10(flat), bins=100, color="C0")
+    ax.set(xlabel="log10 mean CETT of a neuron", ylabel="neurons",
+           title=f"{flat.size:,} neurons, {n_prompts} prompts")
+    return fig, {"p999_over_median": float(np.quantile(flat, 0.999) / np.median(flat)),
+                 "median": float(np.median(flat)), "max": float(flat.max()),
+                 "log10_max_over_min": float(np.log10(flat.max() / flat.min()))}
+
+
+def eq7_figure(eq7: Any) -> tuple[plt.Figure, dict]:
+    """Chapter 1: measured CETT(alpha) / CETT(1) against alpha per neuron, beside Eq. 7's
+    ratio = alpha, and the approximation error. ``eq7``: ``cett.eq7_ratios`` output."""
+    alphas = sorted(eq7.alpha.unique())
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for name, g in eq7.groupby("neuron"):
+        axes[0].plot(g.alpha, g.ratio, marker="o", ms=3, label=name)
+        axes[1].plot(g.alpha, g.error, marker="o", ms=3)
+    axes[0].plot(alphas, alphas, **PAPER_STYLE, label=r"Eq. 7: ratio = $\alpha$")
+    axes[0].set(xlabel=r"$\alpha$", ylabel=r"CETT($\alpha$) / CETT(1)", title="measured ratio")
+    axes[0].legend(fontsize=7, ncol=2)
+    axes[1].axhline(0, color="0.3")
+    axes[1].set(xlabel=r"$\alpha$", ylabel=r"ratio $-\ \alpha$", title="approximation error")
+    return fig, {"rows": eq7.to_dict(orient="records")}
+
+
+def consistency_figure(sampled: list[dict], greedy: list[dict] | None, n_samples: int,
+                       min_agreement: float) -> tuple[plt.Figure, dict]:
+    """Chapter 2: correct answers among each question's ``n_samples`` samples, one histogram
+    per label of the question's greedy answer, with the consistency threshold (Eq. of the
+    filter: ceil(min_agreement * n_samples))."""
+    greedy_label = {r["qid"]: r["labels"][0] for r in (greedy or [])}
+    per_q: dict[str, list[int]] = {}
+    for r in sampled:
+        per_q.setdefault(greedy_label.get(r["qid"], "not screened"), []).append(r["labels"].count("correct"))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.arange(n_samples + 2) - 0.5
+    for name in sorted(per_q):
+        ax.hist(per_q[name], bins=bins, alpha=0.7, label=f"greedy {name} ({len(per_q[name])})")
+    ax.axvline(np.ceil(min_agreement * n_samples) - 0.5, color="0.3", ls="--", label="threshold used")
+    ax.set(xlabel=f"correct answers among {n_samples} samples", ylabel="questions",
+           title="How consistently the model answers")
+    ax.legend()
+    return fig, {"n_correct_by_greedy": {k: per_q[k] for k in sorted(per_q)}}
+
+
+def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:
+    """Chapter 2: held-out accuracy and AUROC against C (and accuracy with the candidate
+    H-Neurons silenced, where the grid measured it), the number of H-Neurons on a right axis,
+    and the chosen C dashed."""
+    C = [g["C"] for g in grid]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(C, [g["val_accuracy"] for g in grid], marker="o", label="held-out accuracy")
+    ax.plot(C, [g["val_auroc"] for g in grid], marker="s", label="held-out AUROC")
+    ax.set(xscale="log", xlabel="C (inverse L1 strength)", ylabel="held-out score", ylim=(0, 1.05))
+    if any(g.get("suppression") is not None for g in grid):
+        ax.plot(C, [np.nan if g.get("suppression") is None else g["suppression"] for g in grid], marker="v",
+                label="accuracy with H-Neurons silenced")
+    ax2 = ax.twinx()
+    ax2.plot(C, [g["n_h_neurons"] for g in grid], color="C3", marker="^", label="H-Neurons")
+    ax2.set(yscale="symlog", ylabel="H-Neurons (positive weights)")
+    ax2.grid(False)  # one grid (the left axis) is enough
+    ax.axvline(chosen_C, color="0.3", ls="--")
+    fig.legend(loc="lower right", bbox_to_anchor=(0.88, 0.15), fontsize=8)
+    return fig, {"grid": grid, "chosen_C": chosen_C}
+
+
+def layer_counts_figure(h: Any, whose: str = "") -> tuple[plt.Figure, dict]:
+    """Chapters 2 and 5: the number of H-Neurons in each layer (``h``: a ``probe.NeuronSet``)."""
+    counts = h.layer_counts()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar(np.arange(h.n_layers), counts, color="C3")
+    ax.set(xlabel="layer", ylabel="H-Neurons", title=f"Where the {whose}{h.size} H-Neurons sit")
+    ax.yaxis.get_major_locator().set_params(integer=True)  # whole neurons
+    return fig, {"layer_counts": counts, "n_h_neurons": h.size, "per_mille": h.per_mille}
+
+
+def neuron_values_figure(values: dict[str, dict[str, np.ndarray]], titles: dict[str, str]
+                         ) -> tuple[plt.Figure, dict]:
+    """Chapter 2: per H-Neuron, a box and its points for each of the probe's three groups
+    (``neurons.neuron_values``: hallucinated answers, faithful answers, other tokens).
+
+    ``values``: neuron name -> group -> values; ``titles``: neuron name -> panel title.
+    """
+    fig, axes = plt.subplots(1, len(values), figsize=(2.1 * len(values) + 1, 3.4), squeeze=False)
+    for ax, (name, groups) in zip(axes[0], values.items()):
+        ax.boxplot(list(groups.values()), widths=0.6, showfliers=False)
+        for i, v in enumerate(groups.values()):
+            jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(v))  # fixed: same look every run
+            ax.scatter(i + 1 + jitter, v, s=6, alpha=0.5, color=("C3", "C0", "0.5")[i])
+        ax.set_xticks([1, 2, 3], ["halluc.\nanswers", "faithful\nanswers", "other\ntokens"], fontsize=8)
+        ax.set_title(titles[name], fontsize=9)
+    axes[0][0].set_ylabel("mean CETT")
+    fig.tight_layout()
+    return fig, {name: {k: np.asarray(v).tolist() for k, v in g.items()} for name, g in values.items()}
+
+
+def token_pair_figure(views: list[Any], titles: list[str], columns: list[str],
+                      about: list[dict] | None = None) -> tuple[plt.Figure, dict]:
+    """Chapter 2: ``token_heatmap`` of several responses (``neurons.token_view`` outputs), one
+    panel each, every neuron's row scaled by its maximum over all of them so colours compare.
+    ``about``: per response, entries added to its record in the numbers (key, label, ...)."""
+    peak = {c: max(float(v[c].max()) for v in views) for c in columns}
+    fig, axes = plt.subplots(len(views), 1, figsize=(min(16, 3 + 0.33 * max(len(v) for v in views)),
+                                                     3.2 * len(views)), layout="constrained", squeeze=False)
+    for ax, v, title in zip(axes[:, 0], views, titles):
+        img = token_heatmap(ax, v, columns, title, scale=peak)
+    fig.colorbar(img, ax=list(axes[:, 0]), label="CETT / neuron's max", fraction=0.03, pad=0.01)
+    return fig, {"neurons": columns, "scale": peak,
+                 "responses": [{**a, "tokens": v["token"].tolist(), "answer": v["answer"].tolist(),
+                                **{c: v[c].tolist() for c in columns}}
+                               for a, v in zip(about or [{}] * len(views), views)]}
+
+
+def stability_figure(stability: dict, n_neurons: int) -> tuple[plt.Figure, dict]:
+    """Chapters 2 and 5: how often each H-Neuron is selected again over bootstrap refits
+    (``pipeline.selection_stability``), most stable first; dashed: half of the resamples."""
+    freq = np.asarray(stability["frequency"], dtype=float)
+    order = np.argsort(freq, kind="stable")[::-1]
+    names = [f"L{j // n_neurons}/{j % n_neurons}" for j in stability["h_neurons"]]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar([names[i] for i in order], freq[order], color="C3")
+    ax.axhline(0.5, color="0.3", ls="--", lw=1)
+    ax.set(ylim=(0, 1.05), ylabel="share of resamples selecting it", xlabel="H-Neuron (layer/neuron)",
+           title=f"Selection frequency over {stability['n_resamples']} resamples")
+    ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+    return fig, dict(stability)
+
+
+def sft_loss_figure(meta: dict, base_name: str, window: int = 8) -> tuple[plt.Figure, dict]:
+    """Chapter 5: answer-token cross-entropy per optimiser step of the offline instruction
+    tuning (``finetune.sft_meta``), with its running mean over ``window`` steps."""
+    loss = np.asarray(meta["losses"], dtype=float)
+    steps = np.arange(1, loss.size + 1)
+    running = np.array([loss[max(0, i + 1 - window):i + 1].mean() for i in range(loss.size)])
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(steps, loss, color="0.7", lw=1, label="per step")
+    ax.plot(steps, running, color="C0", label=f"mean of {window} steps")
+    ax.set(xlabel="optimiser step", ylabel="answer-token cross-entropy (nats)",
+           title=f"Tuning {base_name}: {meta['n_examples']} chat examples, "
+                 f"batch {meta['config']['batch_size']}")
+    ax.legend()
+    return fig, {k: v for k, v in meta.items() if k != "qids"} | {"qids": len(meta.get("qids", []))}
+
+
+def roc_figure(sets: dict[str, Any], probe_scores: dict[str, np.ndarray], rows: list[dict],
+               control: dict | None = None, min_per_class: int = 2) -> tuple[plt.Figure | None, dict]:
+    """Chapter 3: ROC curves per balanced evaluation set (``detection.EvalSet``): the probe
+    (``probe_scores``), the random-neuron classifiers of ``rows`` (one thin line per seed;
+    ``detection.baseline_metrics(..., keep_scores=True)``), the one-span-rule refit
+    (``control``, ``detection.span_rule_control``) and answer-span length alone.
+
+    Sets with fewer than ``min_per_class`` responses in a class are left out; with none left
+    the figure is None. The numbers are each curve's points and AUROC.
+    """
+    from sklearn.metrics import roc_curve
+
+    from .stats import MIN_PER_CLASS, auroc
+
+    per_class = {k: min(int(es.y.sum()), int((es.y == 0).sum())) for k, es in sets.items()}
+    shown = [k for k, n in per_class.items() if n >= min_per_class]
+    if not shown:
+        return None, {}
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.7 * len(shown) + 0.6, 4.2), squeeze=False)
+    drawn: dict[str, dict] = {}
+    for ax, k in zip(axes[0], shown):
+        es, drawn[k] = sets[k], {}
+        curves = [("H-Neuron probe", es.y, probe_scores[k], dict(color="C3", lw=2))]
+        if control is not None and k in control["datasets"]:
+            c = control["datasets"][k]
+            curves.append(("one span rule (control)", np.array(c["y"]), np.array(c["scores"]),
+                           dict(color="C2", lw=1.8)))
+        curves.append(("span length alone", es.y, es.answer_tokens.astype(float), dict(color="0.3", ls="--")))
+        rand = [r for r in rows if r["dataset"] == k and r["kind"].startswith("random_")]
+        curves += [(r["kind"], es.y, np.array(r["scores"]), dict(color="C0", lw=0.8, alpha=0.5)) for r in rand]
+        for name, y, sc, style in curves:
+            fpr, tpr, _ = roc_curve(y, sc)
+            drawn[k][name] = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auroc": auroc(y, sc)}
+            ax.plot(fpr, tpr, label=None if name.startswith("random") else
+                    f"{name} {drawn[k][name]['auroc']:.2f}", **style)
+        if rand:  # one legend entry for all seeds, with their mean AUROC
+            ax.plot([], [], color="C0", lw=0.8, label=f"random neurons, {len(rand)} seeds "
+                    f"{np.mean([drawn[k][r['kind']]['auroc'] for r in rand]):.2f}")
+        ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate" if k == shown[0] else None,
+               title=f"{k}: {per_class[k]} per class" + (" (too few)" if per_class[k] < MIN_PER_CLASS else ""),
+               xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig, drawn
+
+
+def table1_figure(ours: dict[str, dict], rows: list[dict], datasets: list[str]
+                  ) -> tuple[plt.Figure, dict]:
+    """Chapter 3: Table 1 as a figure. Per dataset, the paper's six models (grey; H-Neurons
+    and random), our probe's accuracy with its bootstrap interval (``ours``: dataset ->
+    ``stats.detection_metrics``) and our random-neuron classifiers (``rows``: each seed and
+    their mean), with our responses per class under each dataset's name."""
+    from .paper import table1_frame
+    from .stats import MIN_PER_CLASS
+
+    ref, x = table1_frame(), {k: i for i, k in enumerate(datasets)}
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for col, marker, name in (("h_neurons", "x", "H-Neurons"), ("random", "o", "random")):
+        ax.scatter(ref.dataset.map(x) - 0.15, ref[col], color="0.6", marker=marker, s=20,
+                   label=f"paper, {name} (6 models)")
+    for i, (k, d) in enumerate(ours.items()):
+        a, (lo, hi) = 100 * d["accuracy"], 100 * np.array(d["accuracy_ci"])
+        ax.errorbar(x[k] + 0.1, a, [[a - lo], [hi - a]], fmt="D", color="C3", capsize=3,
+                    label=None if i else "ours, H-Neuron probe (95% CI)")
+    rand = [r for r in rows if r["kind"].startswith("random")]  # one row per seed
+    if rand:
+        ax.scatter([x[r["dataset"]] + 0.25 for r in rand], [100 * r["accuracy"] for r in rand],
+                   color="C0", s=12, alpha=0.5, label="ours, random neurons (each seed)")
+        sets = list(dict.fromkeys(r["dataset"] for r in rand))
+        mean = [100 * np.mean([r["accuracy"] for r in rand if r["dataset"] == k]) for k in sets]
+        ax.scatter([x[k] + 0.25 for k in sets], mean, color="C0", marker="s", s=45,
+                   label="ours, random neurons (mean over seeds)")
+    ax.axhline(50, color="0.3", ls=":", lw=1)
+    ticks = [f"{k}\n(ours: none)" if k not in ours else f"{k}\n(ours: {ours[k]['n_pos']} per class"
+             + (",\ntoo few)" if ours[k]["n_pos"] < MIN_PER_CLASS else ")") for k in x]
+    ax.set(xticks=list(x.values()), xticklabels=ticks, ylabel="detection accuracy (%)", ylim=(0, 105),
+           title="Table 1: hallucination detection on balanced sets (chance = 50%)")
+    ax.legend(fontsize=8, loc="lower left")
+    return fig, {"ours": ours, "baselines": rows}

@@ -43,7 +43,6 @@ EQ7_LAYERS = [2, 10, 18, 26]  # layers whose neurons are scaled (clipped to the 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 
 from hneurons_utils import cett, data, models, plots, profiles
@@ -138,39 +137,19 @@ print(f"{len(prompts)} prompts; mean CETT per neuron: median {np.median(neuron_m
       f"max {neuron_mean.max():.2e}")
 
 # %% mystnb={"figure": {"caption": "CETT across layers: quantiles of each neuron's mean CETT over the prompts (left, log scale) and the share of each layer's summed CETT held by its top 1% of neurons (right; a uniform layer gives 1%).", "name": "fig-cett-layers"}}
-q = np.quantile(neuron_mean, [0.5, 0.9, 0.99, 1.0], axis=1)  # [4, L]
-top1 = np.sort(neuron_mean, axis=1)[:, ::-1]
-top_share = top1[:, : max(1, m.adapter.n_neurons // 100)].sum(1) / top1.sum(1)
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-for row, label in zip(q, ["median", "90th pct", "99th pct", "max"]):
-    axes[0].plot(row, label=label)
-axes[0].set(yscale="log", xlabel="layer", ylabel="mean CETT of a neuron (log)",
-            title="CETT quantiles across each layer's neurons")
-axes[0].legend()
-axes[1].bar(range(len(top_share)), 100 * top_share)
-axes[1].axhline(1, color="0.3", ls="--", label="uniform: 1%")
-axes[1].set(xlabel="layer", ylabel="% of the layer's summed CETT",
-            title="share held by the top 1% of neurons")
-axes[1].legend()
-plots.save_figure(fig, OUT, "cett_by_layer", {
-    "model": MODEL_ID, "n_prompts": len(prompts), "quantiles": q, "top1pct_share": top_share})
+fig, layer_numbers = plots.cett_layer_figure(neuron_mean)
+plots.save_figure(fig, OUT, "cett_by_layer", {"model": MODEL_ID, "n_prompts": len(prompts), **layer_numbers})
 plt.show()
 
 # %% mystnb={"figure": {"caption": "The mean CETT of every FFN neuron over the chapter's prompts (log10 scale).", "name": "fig-cett-histogram"}}
-flat = neuron_mean.ravel()
-fig, ax = plt.subplots(figsize=(6, 4))
-ax.hist(np.log10(flat), bins=100, color="C0")
-ax.set(xlabel="log10 mean CETT of a neuron", ylabel="neurons",
-       title=f"{flat.size:,} neurons, {len(prompts)} prompts")
-ratio = float(np.quantile(flat, 0.999) / np.median(flat))
-plots.save_figure(fig, OUT, "cett_histogram",
-                  {"p999_over_median": ratio, "median": float(np.median(flat)),
-                   "max": float(flat.max())})
+fig, tail = plots.cett_histogram_figure(neuron_mean, len(prompts))
+plots.save_figure(fig, OUT, "cett_histogram", tail)
 plt.show()
-span = np.log10(flat.max() / flat.min())
-print(f"99.9th percentile / median = {ratio:.1f}; max / min = 10^{span:.1f}; the top 1% of neurons "
-      f"hold {100 * top_share.min():.1f}-{100 * top_share.max():.1f}% of their layer's CETT "
-      f"(median {100 * np.median(top_share):.1f}%, uniform 1%)")
+top_share = layer_numbers["top1pct_share"]
+print(f"99.9th percentile / median = {tail['p999_over_median']:.1f}; max / min = "
+      f"10^{tail['log10_max_over_min']:.1f}; the top 1% of neurons hold {100 * top_share.min():.1f}-"
+      f"{100 * top_share.max():.1f}% of their layer's CETT (median {100 * np.median(top_share):.1f}%, "
+      "uniform 1%)")
 
 # %% [markdown]
 # Read the printed figures as the answer to "how concentrated is CETT?". A uniform layer would
@@ -203,40 +182,14 @@ layers = sorted({min(l, m.adapter.n_layers - 1) for l in EQ7_LAYERS})
 chosen = {l: torch.from_numpy(np.argsort(neuron_mean[l])[::-1][:EQ7_NEURONS_PER_LAYER].copy())
           for l in layers}
 b = cett.encode(m, prompts[:BATCH_SIZE], add_special_tokens=False)
-mask = {"all": b["attention_mask"].bool()}
-rows = []
-for alpha in EQ7_ALPHAS:
-    res = cett.cett_means(m, b, mask, norms=norms,
-                          scale={l: (idx, alpha) for l, idx in chosen.items()})["all"]
-    for l, idx in chosen.items():
-        for j in idx.tolist():
-            rows.append({"alpha": alpha, "neuron": f"L{l}/{j}", "cett": res[:, l, j].mean().item()})
-eq7 = pd.DataFrame(rows)
-base = eq7[eq7.alpha == 1.0].set_index("neuron")["cett"]
-eq7["ratio"] = eq7.cett / eq7.neuron.map(base)
-eq7["error"] = eq7.ratio - eq7.alpha
+eq7 = cett.eq7_ratios(m, b, chosen, EQ7_ALPHAS, norms=norms)  # one row per alpha and neuron
 eq7.pivot(index="neuron", columns="alpha", values="ratio").round(3)
 
 # %% mystnb={"figure": {"caption": "Eq. 7 measured: CETT(alpha) / CETT(1) against alpha for each checked layer's highest-CETT neurons, scaled together (left; dashed: Eq. 7's ratio = alpha), and the approximation error ratio - alpha (right).", "name": "fig-eq7"}}
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-for name, g in eq7.groupby("neuron"):
-    axes[0].plot(g.alpha, g.ratio, marker="o", ms=3, label=name)
-    axes[1].plot(g.alpha, g.error, marker="o", ms=3)
-axes[0].plot(EQ7_ALPHAS, EQ7_ALPHAS, **plots.PAPER_STYLE, label=r"Eq. 7: ratio = $\alpha$")
-axes[0].set(xlabel=r"$\alpha$", ylabel=r"CETT($\alpha$) / CETT(1)", title="measured ratio")
-axes[0].legend(fontsize=7, ncol=2)
-axes[1].axhline(0, color="0.3")
-axes[1].set(xlabel=r"$\alpha$", ylabel=r"ratio $-\ \alpha$", title="approximation error")
-plots.save_figure(fig, OUT, "eq7_scaling", {"rows": eq7.to_dict(orient="records")})
+fig, numbers = plots.eq7_figure(eq7)
+plots.save_figure(fig, OUT, "eq7_scaling", numbers)
 plt.show()
-at = eq7.groupby("alpha").ratio.agg(["min", "max"])
-print(f"{eq7.neuron.nunique()} neurons; measured ratio at alpha = {EQ7_ALPHAS[-1]}: "
-      f"{at['min'].iloc[-1]:.2f} to {at['max'].iloc[-1]:.2f}")
-for side, sel in (("0 < alpha < 1", (eq7.alpha > 0) & (eq7.alpha < 1)), ("alpha > 1", eq7.alpha > 1)):
-    if sel.any():
-        rel = eq7.error[sel] / eq7.alpha[sel]  # > 0: the ratio overshoots alpha
-        print(f"{side}: (ratio - alpha) / alpha from {100 * rel.min():+.0f}% to {100 * rel.max():+.0f}% "
-              f"(median {100 * rel.median():+.0f}%)")
+print(cett.eq7_reading(eq7))
 
 # %% [markdown]
 # Read the printed ranges against $\alpha$. At $\alpha = 0$ the ratio is 0 by construction.

@@ -64,12 +64,11 @@ JUDGE_KEY_ENV = "OPENAI_API_KEY"  # environment variable holding the key (never 
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 from hneurons_utils import answer_spans, data, detection, features, judges, models, paper, pipeline
-from hneurons_utils import neurons, plots, profiles, sampling, stats
+from hneurons_utils import neurons, plots, profiles, sampling
 
 plots.setup_style()
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
@@ -140,19 +139,8 @@ print(f"{counts['sampled']['samples']} answers sampled for {len(sampled)} questi
 # The histogram shows $c_q$ for the sampled questions, split by what the greedy answer was.
 
 # %% mystnb={"figure": {"caption": "How consistently the model answers: correct answers among each question's samples, split by the label of its greedy answer; the dashed line is the agreement threshold used.", "name": "fig-consistency"}}
-greedy_label = {r["qid"]: r["labels"][0] for r in (greedy or [])}
-per_q = pd.DataFrame([{"qid": r["qid"], "greedy": greedy_label.get(r["qid"], "not screened"),
-                       "n_correct": r["labels"].count("correct")} for r in sampled])
-fig, ax = plt.subplots(figsize=(7, 4))
-bins = np.arange(N_SAMPLES + 2) - 0.5
-for name, grp in per_q.groupby("greedy"):
-    ax.hist(grp.n_correct, bins=bins, alpha=0.7, label=f"greedy {name} ({len(grp)})")
-ax.axvline(np.ceil(MIN_AGREEMENT * N_SAMPLES) - 0.5, color="0.3", ls="--", label="threshold used")
-ax.set(xlabel=f"correct answers among {N_SAMPLES} samples", ylabel="questions",
-       title="How consistently the model answers")
-ax.legend()
-plots.save_figure(fig, OUT, "consistency_histogram",
-                  {"n_correct_by_greedy": per_q.groupby("greedy").n_correct.apply(list).to_dict()})
+fig, numbers = plots.consistency_figure(sampled, greedy, N_SAMPLES, MIN_AGREEMENT)
+plots.save_figure(fig, OUT, "consistency_histogram", numbers)
 plt.show()
 
 # %%
@@ -283,20 +271,8 @@ print("C chosen by", "held-out accuracy + suppression accuracy" if hook else "he
 pd.DataFrame(grid).set_index("C").round(3)
 
 # %% mystnb={"figure": {"caption": "Choosing C: held-out accuracy and AUROC (and, when measured, accuracy with the candidate H-Neurons silenced) against C; right axis: the number of H-Neurons; dashed: the chosen C.", "name": "fig-c-grid"}}
-g = pd.DataFrame(grid)
-fig, ax = plt.subplots(figsize=(7, 4))
-ax.plot(g.C, g.val_accuracy, marker="o", label="held-out accuracy")
-ax.plot(g.C, g.val_auroc, marker="s", label="held-out AUROC")
-ax.set(xscale="log", xlabel="C (inverse L1 strength)", ylabel="held-out score", ylim=(0, 1.05))
-if hook is not None:
-    ax.plot(g.C, g.suppression, marker="v", label="accuracy with H-Neurons silenced")
-ax2 = ax.twinx()
-ax2.plot(g.C, g.n_h_neurons, color="C3", marker="^", label="H-Neurons")
-ax2.set(yscale="symlog", ylabel="H-Neurons (positive weights)")
-ax2.grid(False)  # one grid (the left axis) is enough
-ax.axvline(probe.C, color="0.3", ls="--")
-fig.legend(loc="lower right", bbox_to_anchor=(0.88, 0.15), fontsize=8)
-plots.save_figure(fig, OUT, "c_grid", {"grid": grid, "chosen_C": probe.C})
+fig, numbers = plots.c_grid_figure(grid, probe.C)
+plots.save_figure(fig, OUT, "c_grid", numbers)
 plt.show()
 
 # %%
@@ -312,13 +288,8 @@ print(f"{h.size} H-Neurons of {m.adapter.total_neurons:,} ({h.per_mille:.3f} per
 pd.concat([ours, ref], ignore_index=True)
 
 # %% mystnb={"figure": {"caption": "Where the H-Neurons sit: their number in each layer of the model.", "name": "fig-h-neurons-by-layer"}}
-counts_by_layer = h.layer_counts()
-fig, ax = plt.subplots(figsize=(8, 3.5))
-ax.bar(np.arange(m.adapter.n_layers), counts_by_layer, color="C3")
-ax.set(xlabel="layer", ylabel="H-Neurons", title=f"Where the {h.size} H-Neurons sit")
-ax.yaxis.get_major_locator().set_params(integer=True)  # whole neurons
-plots.save_figure(fig, OUT, "h_neurons_by_layer", {"layer_counts": counts_by_layer,
-                                                    "n_h_neurons": h.size, "per_mille": h.per_mille})
+fig, numbers = plots.layer_counts_figure(h)
+plots.save_figure(fig, OUT, "h_neurons_by_layer", numbers)
 plt.show()
 
 # %% [markdown]
@@ -368,46 +339,28 @@ print(pipeline.grid_reading(grid))
 # %%
 held = split["val"] or split["train"]  # no held-out question (tiny runs): the training set, said below
 if h.size and len({e.label for e in held}) == 2:
-    t_train = neurons.neuron_table(probe, fs, split["train"])
-    t_held = neurons.neuron_table(probe, fs, held)
-    Xv, yv = pipeline.answer_matrix(fs, held)
-    probe_held = stats.auroc(yv, probe.decision_function(Xv))
-    n_held = {"hallucinated": int(yv.sum()), "faithful": int((yv == 0).sum()),
-              "questions": len({e.key.rsplit("#", 1)[0] for e in held}),
-              "held_out": bool(split["val"])}
+    t_train, t_held = neurons.neuron_table(probe, fs, split["train"]), neurons.neuron_table(probe, fs, held)
+    summary = neurons.held_out_summary(probe, fs, held, held_out=bool(split["val"]))
     plots.write_results(OUT, "neuron_table", {"train": t_train.to_dict("records"),
-                                              "held_out": t_held.to_dict("records"),
-                                              "probe_held_out_auroc": probe_held, "held_out_counts": n_held})
+                                              "held_out": t_held.to_dict("records"), **summary})
+    n_held = summary["held_out_counts"]
     print(f"held-out responses: {n_held['hallucinated']} hallucinated, {n_held['faithful']} faithful, "
           f"from {n_held['questions']} questions" + ("" if n_held["held_out"] else
                                                       " (no held-out question: these are the training responses)"))
-    print(neurons.neuron_reading(t_train, t_held, probe_held))
-    auc = ["AUROC vs faithful", "AUROC 3-vs-1"]
-    display(t_train.rename(columns={c: f"{c} (train)" for c in auc})
-            .join(t_held[auc].rename(columns={c: f"{c} (held out)" for c in auc}))
-            .head(SHOW_NEURONS).set_index("neuron").round(3))
+    print(neurons.neuron_reading(t_train, t_held, summary["probe_held_out_auroc"]))
+    display(neurons.side_by_side(t_train, t_held, SHOW_NEURONS).round(3))
 else:
     t_train = None
     print("skipped: no H-Neuron, or the held-out responses hold only one class")
 
 # %% mystnb={"figure": {"caption": "The six H-Neurons with the largest weights: each one's answer-token CETT on hallucinated and faithful training answers, and its CETT averaged over all other tokens (the probe's third group). Titles: weight and single-neuron AUROC vs faithful answers on the training responses.", "name": "fig-h-neuron-values"}}
 if t_train is not None:
-    top = neurons.top_h_neurons(probe, 6)
-    fig, axes = plt.subplots(1, len(top), figsize=(2.1 * len(top) + 1, 3.4), sharey=False, squeeze=False)
-    drawn = {}
-    for ax, f, row in zip(axes[0], top, t_train.to_dict("records")):
-        vals = neurons.neuron_values(probe, fs, split["train"], f)
-        drawn[row["neuron"]] = {k: v.tolist() for k, v in vals.items()}
-        ax.boxplot(list(vals.values()), widths=0.6, showfliers=False)
-        for i, v in enumerate(vals.values()):
-            jitter = np.random.default_rng(i).uniform(-0.15, 0.15, v.size)
-            ax.scatter(i + 1 + jitter, v, s=6, alpha=0.5, color=("C3", "C0", "0.5")[i])
-        ax.set_xticks([1, 2, 3], ["halluc.\nanswers", "faithful\nanswers", "other\ntokens"], fontsize=8)
-        ax.set_title(f"{row['neuron']}\nw = {row['weight']:.2f}, AUROC {row['AUROC vs faithful']:.2f}",
-                     fontsize=9)
-    axes[0][0].set_ylabel("mean CETT")
-    fig.tight_layout()
-    plots.save_figure(fig, OUT, "h_neuron_values", drawn)
+    rows = t_train.head(6).to_dict("records")  # largest weight first
+    values = {r["neuron"]: neurons.neuron_values(probe, fs, split["train"], f)
+              for r, f in zip(rows, neurons.top_h_neurons(probe, 6))}
+    fig, numbers = plots.neuron_values_figure(values, {
+        r["neuron"]: f"{r['neuron']}\nw = {r['weight']:.2f}, AUROC {r['AUROC vs faithful']:.2f}" for r in rows})
+    plots.save_figure(fig, OUT, "h_neuron_values", numbers)
     plt.show()
 
 # %% [markdown]
@@ -422,18 +375,11 @@ pair = [next((e for e in held if e.label == lab), None) for lab in (1, 0)]
 if t_train is not None and all(pair):
     top3 = neurons.top_h_neurons(probe, 3)
     views = [neurons.token_view(m, e, top3, span_rule=SPAN_RULE) for e in pair]
-    cols = [neurons.neuron_name(f, probe.n_neurons) for f in top3]
-    peak = {c: max(float(v[c].max()) for v in views) for c in cols}
-    fig, axes = plt.subplots(2, 1, figsize=(min(16, 3 + 0.33 * max(len(v) for v in views)), 6.4),
-                             layout="constrained")
-    for ax, e, v, what in zip(axes, pair, views, ("hallucinated", "faithful")):
-        img = plots.token_heatmap(ax, v, cols, f"{what}: {e.question[:90]}", scale=peak)
-    fig.colorbar(img, ax=list(axes), label="CETT / neuron's max", fraction=0.03, pad=0.01)
-    plots.save_figure(fig, OUT, "h_neuron_tokens", {
-        "neurons": cols, "scale": peak,
-        "responses": [{"key": e.key, "label": e.label, "tokens": v["token"].tolist(),
-                       "answer": v["answer"].tolist(), **{c: v[c].tolist() for c in cols}}
-                      for e, v in zip(pair, views)]})
+    fig, numbers = plots.token_pair_figure(
+        views, [f"{what}: {e.question[:90]}" for e, what in zip(pair, ("hallucinated", "faithful"))],
+        [neurons.neuron_name(f, probe.n_neurons) for f in top3],
+        about=[{"key": e.key, "label": e.label} for e in pair])
+    plots.save_figure(fig, OUT, "h_neuron_tokens", numbers)
     plt.show()
 else:
     print("skipped: no H-Neuron, or no held-out response of each class")
@@ -459,15 +405,8 @@ if stability:
 
 # %% mystnb={"figure": {"caption": "How often each H-Neuron is selected again when the probe is refitted on bootstrap resamples of the training questions (same C); dashed: half of the resamples.", "name": "fig-stability"}}
 if stability:
-    order = np.argsort(stability["frequency"])[::-1]
-    names = [f"L{j // m.adapter.n_neurons}/{j % m.adapter.n_neurons}" for j in stability["h_neurons"]]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.bar([names[i] for i in order], np.array(stability["frequency"])[order], color="C3")
-    ax.axhline(0.5, color="0.3", ls="--", lw=1)
-    ax.set(ylim=(0, 1.05), ylabel="share of resamples selecting it", xlabel="H-Neuron (layer/neuron)",
-           title=f"Selection frequency over {stability['n_resamples']} resamples")
-    ax.tick_params(axis="x", labelrotation=90, labelsize=8)
-    plots.save_figure(fig, OUT, "stability", stability)
+    fig, numbers = plots.stability_figure(stability, m.adapter.n_neurons)
+    plots.save_figure(fig, OUT, "stability", numbers)
     plt.show()
 
 # %%

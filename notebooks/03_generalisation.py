@@ -55,12 +55,10 @@ JUDGE_KEY_ENV = "OPENAI_API_KEY"  # environment variable holding the key (never 
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
-from sklearn.metrics import roc_curve
 
-from hneurons_utils import detection, features, judges, models, paper, pipeline, plots, profiles, stats
+from hneurons_utils import detection, features, judges, models, pipeline, plots, profiles, stats
 
 plots.setup_style()
 ID_DIR = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
@@ -165,12 +163,7 @@ if ALL_ANSWERS and sets:
                                            seed=SEED) for k, es in full.items()}
     rows_all = detection.baseline_metrics(probe, train_fs, split, full, seeds) if h.size else []
     base_all = detection.baseline_summary(rows_all) if rows_all else pd.DataFrame()
-    all_table = pd.DataFrame({k: {"hallucinated": d["n_pos"], "faithful": d["n_neg"],
-                                  "AUROC": d["auroc"], "AUROC CI low": d["auroc_ci"][0],
-                                  "AUROC CI high": d["auroc_ci"][1],
-                                  "random AUROC": base_all["random AUROC"].get(k, np.nan) if len(base_all) else np.nan,
-                                  "random AUROC sd": base_all["random AUROC sd"].get(k, np.nan) if len(base_all) else np.nan}
-                              for k, d in ours_all.items()}).T
+    all_table = detection.all_answers_frame(ours_all, base_all)
     plots.write_results(OUT, "all_answers", {"ours": ours_all, "baselines": rows_all})
     print("\n".join(detection.reading(ours_all, base_all, {})))
     display(all_table.round(3))
@@ -212,35 +205,8 @@ else:
 # verdict.
 
 # %% mystnb={"figure": {"caption": "ROC curves of hallucination detection on each balanced evaluation set: the H-Neuron probe, random-neuron classifiers (each seed), the probe refit with one span rule for both classes, and answer-span length alone; dotted: chance. Legend values are AUROCs.", "name": "fig-roc"}}
-shown = [k for k, es in sets.items() if min(int(es.y.sum()), int((es.y == 0).sum())) >= 2]
-if shown:
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.7 * len(shown) + 0.6, 4.2), squeeze=False)
-    drawn = {}
-    for ax, k in zip(axes[0], shown):
-        es, drawn[k] = sets[k], {}
-        curves = [("H-Neuron probe", es.y, probe.decision_function(es.X), dict(color="C3", lw=2))]
-        if ctl is not None and k in ctl["datasets"]:
-            c = ctl["datasets"][k]
-            curves.append(("one span rule (control)", np.array(c["y"]), np.array(c["scores"]),
-                           dict(color="C2", lw=1.8)))
-        curves.append(("span length alone", es.y, es.answer_tokens.astype(float), dict(color="0.3", ls="--")))
-        rand = [r for r in rows if r["dataset"] == k and r["kind"].startswith("random_")]
-        for name, y, sc, style in curves + [(r["kind"], es.y, np.array(r["scores"]),
-                                             dict(color="C0", lw=0.8, alpha=0.5)) for r in rand]:
-            fpr, tpr, _ = roc_curve(y, sc)
-            a = stats.auroc(y, sc)
-            ax.plot(fpr, tpr, label=None if name.startswith("random") else f"{name} {a:.2f}", **style)
-            drawn[k][name] = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auroc": a}
-        if rand:  # one legend entry for all seeds, with their mean AUROC
-            ax.plot([], [], color="C0", lw=0.8, label=f"random neurons, {len(rand)} seeds "
-                    f"{np.mean([drawn[k][r['kind']]['auroc'] for r in rand]):.2f}")
-        ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1)
-        n = min(int(es.y.sum()), int((es.y == 0).sum()))
-        ax.set(xlabel="false positive rate", ylabel="true positive rate" if k == shown[0] else None,
-               title=f"{k}: {n} per class" + (" (too few)" if n < stats.MIN_PER_CLASS else ""),
-               xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+fig, drawn = plots.roc_figure(sets, {k: probe.decision_function(es.X) for k, es in sets.items()}, rows, ctl)
+if fig is not None:
     plots.save_figure(fig, OUT, "roc_curves", drawn)
     plt.show()
 else:
@@ -261,29 +227,8 @@ plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": em
 table.round(2)
 
 # %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, each seed and their mean), the paper's six models in grey; below each dataset, our number of responses per class (under ten: too few for a verdict).", "name": "fig-table1"}}
-ref, x = paper.table1_frame(), {k: i for i, k in enumerate(sizes)}
-fig, ax = plt.subplots(figsize=(9, 4.5))
-for col, marker, name in (("h_neurons", "x", "H-Neurons"), ("random", "o", "random")):
-    ax.scatter(ref.dataset.map(x) - 0.15, ref[col], color="0.6", marker=marker, s=20,
-               label=f"paper, {name} (6 models)")
-for i, (k, d) in enumerate(ours.items()):
-    a, (lo, hi) = 100 * d["accuracy"], 100 * np.array(d["accuracy_ci"])
-    ax.errorbar(x[k] + 0.1, a, [[a - lo], [hi - a]], fmt="D", color="C3", capsize=3,
-                label=None if i else "ours, H-Neuron probe (95% CI)")
-rand = pd.DataFrame([r for r in rows if r["kind"].startswith("random")])  # one row per seed
-if len(rand):
-    ax.scatter(rand.dataset.map(x) + 0.25, 100 * rand.accuracy, color="C0", s=12, alpha=0.5,
-               label="ours, random neurons (each seed)")
-    mean = rand.groupby("dataset", sort=False).accuracy.mean()
-    ax.scatter(mean.index.map(x) + 0.25, 100 * mean, color="C0", marker="s", s=45,
-               label="ours, random neurons (mean over seeds)")
-ax.axhline(50, color="0.3", ls=":", lw=1)
-ticks = [f"{k}\n(ours: none)" if k not in ours else f"{k}\n(ours: {ours[k]['n_pos']} per class"
-         + (",\ntoo few)" if ours[k]["n_pos"] < stats.MIN_PER_CLASS else ")") for k in x]
-ax.set(xticks=list(x.values()), xticklabels=ticks, ylabel="detection accuracy (%)", ylim=(0, 105),
-       title="Table 1: hallucination detection on balanced sets (chance = 50%)")
-ax.legend(fontsize=8, loc="lower left")
-plots.save_figure(fig, OUT, "table1_accuracy", {"ours": ours, "baselines": rows})
+fig, numbers = plots.table1_figure(ours, rows, list(sizes))
+plots.save_figure(fig, OUT, "table1_accuracy", numbers)
 plt.show()
 
 # %% [markdown]

@@ -157,15 +157,8 @@ print(f"base: {BASE_SRC}\ninstruct: {INSTRUCT_SRC}\n({timings['pair_s']:.0f} s"
 # %% mystnb={"figure": {"caption": "The offline alignment step: cross-entropy on the answer tokens during the short supervised tuning of Gemma-3-270M, per optimiser step and as a running mean of 8 steps.", "name": "fig-sft-loss"}}
 if OFFLINE:
     meta = finetune.sft_meta(INSTRUCT_SRC)
-    loss = pd.Series(meta["losses"])
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot(loss.index + 1, loss, color="0.7", lw=1, label="per step")
-    ax.plot(loss.index + 1, loss.rolling(8, min_periods=1).mean(), color="C0", label="mean of 8 steps")
-    ax.set(xlabel="optimiser step", ylabel="answer-token cross-entropy (nats)",
-           title=f"Tuning Gemma-3-270M: {meta['n_examples']} chat examples, "
-                 f"batch {meta['config']['batch_size']}")
-    ax.legend()
-    plots.save_figure(fig, OUT, "sft_loss", meta | {"qids": len(meta["qids"])})
+    fig, numbers = plots.sft_loss_figure(meta, "Gemma-3-270M")
+    plots.save_figure(fig, OUT, "sft_loss", numbers)
     plt.show()
     print(f"tuning took {meta['train_seconds'] / 60:.1f} min on this machine "
           f"({meta['train_seconds'] / meta['config']['steps']:.1f} s per step)")
@@ -231,12 +224,8 @@ if stability:
 print(pipeline.stability_reading(stability) if stability else "not measured")
 
 # %% mystnb={"figure": {"caption": "Where the instruct model's H-Neurons sit: their number in each layer.", "name": "fig-origin-h-neurons-by-layer"}}
-fig, ax = plt.subplots(figsize=(8, 3))
-ax.bar(np.arange(m_inst.adapter.n_layers), h.layer_counts(), color="C3")
-ax.set(xlabel="layer", ylabel="H-Neurons", title=f"Where the instruct model's {h.size} H-Neurons sit")
-ax.yaxis.get_major_locator().set_params(integer=True)  # whole neurons
-plots.save_figure(fig, OUT, "h_neurons_by_layer", {"layer_counts": h.layer_counts(),
-                                                    "C": probe.C if probe else None})
+fig, numbers = plots.layer_counts_figure(h, "instruct model's ")
+plots.save_figure(fig, OUT, "h_neurons_by_layer", numbers | {"C": probe.C if probe else None})
 plt.show()
 
 # %% [markdown]

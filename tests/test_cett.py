@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,3 +119,19 @@ def test_real_model_cett(real_model):
     # CETT of one neuron cannot exceed... its share can be >1 only if h is smaller than the
     # neuron's own write; on real prompts the typical value is far below 1.
     assert got.median() < 0.05
+
+
+def test_eq7_ratios_reference_points(tiny_model):
+    """Eq. 7 measured: the ratio is exactly 1 at alpha = 1 and 0 at alpha = 0, error = ratio -
+    alpha, one row per alpha and neuron; without alpha = 1 there is no reference."""
+    batch = _batch(pad=False)
+    chosen = {1: torch.tensor([0, 3])}
+    eq7 = cett.eq7_ratios(tiny_model, batch, chosen, [0.0, 1.0, 2.0])
+    assert len(eq7) == 3 * 2 and set(eq7.neuron) == {"L1/0", "L1/3"}
+    assert np.allclose(eq7[eq7.alpha == 1.0].ratio, 1.0)
+    assert np.allclose(eq7[eq7.alpha == 0.0].ratio, 0.0)
+    assert np.allclose(eq7.error, eq7.ratio - eq7.alpha)
+    assert (eq7[eq7.alpha == 2.0].ratio > 1.0).all()  # the numerator doubles, ||h|| moves less
+    assert "2 neurons; measured ratio at alpha = 2" in cett.eq7_reading(eq7)
+    with pytest.raises(ValueError, match="lack 1.0"):
+        cett.eq7_ratios(tiny_model, batch, chosen, [0.0, 2.0])

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hneurons_utils.detection import (EvalConfig, baseline_metrics, baseline_summary, build_eval_set,
-                                      eval_label, evaluate_detection, reading, table1_comparison)
+from hneurons_utils.detection import (EvalConfig, all_answers_frame, baseline_metrics, baseline_summary,
+                                      build_eval_set, eval_label, evaluate_detection, reading,
+                                      table1_comparison)
 from hneurons_utils.pipeline import identify, load_identification
 from hneurons_utils.stats import auroc
 from test_pipeline import CFG, CHAT, judge, qa
@@ -77,6 +78,12 @@ def test_random_baselines_and_table(chat_model, tmp_path):
     assert "scores" not in rows[0] and len(scored[1]["scores"]) == len(es.y)
     assert auroc(es.y, np.array(scored[1]["scores"])) == pytest.approx(scored[1]["auroc"])
     assert [r["auroc"] for r in scored] == pytest.approx([r["auroc"] for r in rows])
+    # every-answer table: our counts and interval beside the random mean; NaN without baselines
+    ours_all = {"triviaqa": {"n_pos": 5, "n_neg": 7, "auroc": 0.7, "auroc_ci": [0.5, 0.9]}}
+    frame = all_answers_frame(ours_all, summary)
+    assert frame.loc["triviaqa", ["hallucinated", "faithful", "AUROC CI low"]].tolist() == [5, 7, 0.5]
+    assert frame.loc["triviaqa", "random AUROC"] == pytest.approx(summary.loc["triviaqa", "random AUROC"])
+    assert np.isnan(all_answers_frame(ours_all, pd.DataFrame()).loc["triviaqa", "random AUROC sd"])
 
 
 def test_reading_verdicts():

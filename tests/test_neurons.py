@@ -131,3 +131,22 @@ def test_token_heatmap_scales_rows_and_marks_answer_tokens():
     colours = [t.get_color() for t in ax.get_xticklabels()]
     assert colours[1] != colours[0] == colours[2]  # the answer token stands out
     plt.close(fig)
+
+
+def test_held_out_summary_and_side_by_side():
+    """The probe's AUROC on the given responses, their class and question counts, and the two
+    tables joined by neuron with the held-out AUROCs suffixed."""
+    ans, oth = np.zeros((4, 2, 4)), np.zeros((4, 2, 4))
+    ans[:, 0, 2] = [3.0, 4.0, 1.0, 2.0]  # the probe's only neuron ranks both classes perfectly
+    fs, p = feature_set(ans, oth), probe_on([2], [1.0])
+    held = labelled([1, 1, 0, 0])
+    held[1] = Example("q0#1", "", "", [], "", 1)  # a second response to question q0
+    fs = FeatureSet(np.array([e.key for e in held]), fs.answer, fs.other, fs.methods, fs.n_tokens, {})
+    s = neurons.held_out_summary(p, fs, held, held_out=False)
+    assert s["probe_held_out_auroc"] == pytest.approx(1.0)
+    assert s["held_out_counts"] == {"hallucinated": 2, "faithful": 2, "questions": 3, "held_out": False}
+    t = neurons.neuron_table(p, fs, held)
+    both = neurons.side_by_side(t, t.assign(**{"AUROC vs faithful": 0.25}), k=1)
+    assert both.index.tolist() == ["L0/2"]
+    assert both.loc["L0/2", "AUROC vs faithful (train)"] == pytest.approx(1.0)
+    assert both.loc["L0/2", "AUROC vs faithful (held out)"] == pytest.approx(0.25)

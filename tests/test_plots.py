@@ -1,0 +1,157 @@
+"""Figure functions (``plots``): each returns its figure and the numbers drawn in it; the tests
+check those numbers against hand-made inputs, and what is drawn where the reading depends on it."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from hneurons_utils import plots  # noqa: E402
+from hneurons_utils.pipeline import EvalSet  # noqa: E402
+from hneurons_utils.probe import NeuronSet  # noqa: E402
+from hneurons_utils.stats import MIN_PER_CLASS, auroc  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_cett_layer_and_histogram_numbers():
+    """Top-1% share: a layer with one neuron holding half its CETT gives 50%; a uniform one 1%;
+    the histogram's tail ratio is the 99.9th percentile over the median."""
+    nm = np.ones((2, 100))
+    nm[1, 0] = 99.0  # layer 1: one neuron holds 99 of 198
+    fig, n = plots.cett_layer_figure(nm)
+    assert n["top1pct_share"] == pytest.approx([0.01, 0.5])
+    assert n["quantiles"].shape == (4, 2) and n["quantiles"][3, 1] == 99.0
+    fig, t = plots.cett_histogram_figure(nm, n_prompts=3)
+    assert t["median"] == 1.0 and t["max"] == 99.0
+    assert t["p999_over_median"] == pytest.approx(np.quantile(nm, 0.999))
+    assert t["log10_max_over_min"] == pytest.approx(np.log10(99.0))
+
+
+def test_eq7_figure_draws_every_neuron_and_the_identity():
+    eq7 = pd.DataFrame({"alpha": [0.0, 1.0, 2.0] * 2, "neuron": ["L0/1"] * 3 + ["L1/2"] * 3,
+                        "ratio": [0.0, 1.0, 1.9, 0.0, 1.0, 2.1]})
+    eq7["error"] = eq7.ratio - eq7.alpha
+    fig, n = plots.eq7_figure(eq7)
+    left = fig.axes[0]
+    assert [line.get_label() for line in left.lines] == ["L0/1", "L1/2", r"Eq. 7: ratio = $\alpha$"]
+    assert left.lines[-1].get_ydata().tolist() == [0.0, 1.0, 2.0]
+    assert len(n["rows"]) == 6
+
+
+def test_consistency_figure_groups_by_greedy_label():
+    sampled = [{"qid": "a", "labels": ["correct"] * 9 + ["incorrect"]},
+               {"qid": "b", "labels": ["incorrect"] * 10},
+               {"qid": "c", "labels": ["correct", "refusal"]}]
+    greedy = [{"qid": "a", "labels": ["correct"]}, {"qid": "b", "labels": ["incorrect"]}]
+    fig, n = plots.consistency_figure(sampled, greedy, n_samples=10, min_agreement=0.6)
+    assert n["n_correct_by_greedy"] == {"correct": [9], "incorrect": [0], "not screened": [1]}
+    threshold = [line for line in fig.axes[0].lines if line.get_label() == "threshold used"][0]
+    assert threshold.get_xdata()[0] == pytest.approx(5.5)  # ceil(0.6 * 10) - 0.5
+
+
+def test_c_grid_figure_draws_suppression_only_when_measured():
+    grid = [{"C": c, "val_accuracy": 0.6, "val_auroc": 0.7, "n_h_neurons": k, "suppression": None}
+            for c, k in ((1.0, 0), (10.0, 4))]
+    fig, _ = plots.c_grid_figure(grid, 10.0)
+    assert len([ln for ln in fig.axes[0].lines if ln.get_label().startswith("accuracy with")]) == 0
+    fig, n = plots.c_grid_figure([g | {"suppression": 0.5} for g in grid], 10.0)
+    assert len([ln for ln in fig.axes[0].lines if ln.get_label().startswith("accuracy with")]) == 1
+    assert n["chosen_C"] == 10.0
+
+
+def test_layer_counts_figure():
+    h = NeuronSet(np.array([0, 2, 2]), np.array([1, 0, 3]), n_layers=3, n_neurons=4)
+    fig, n = plots.layer_counts_figure(h, "instruct model's ")
+    assert n["layer_counts"].tolist() == [1, 0, 2] and n["n_h_neurons"] == 3
+    assert [p.get_height() for p in fig.axes[0].patches] == [1, 0, 2]
+    assert fig.axes[0].get_title() == "Where the instruct model's 3 H-Neurons sit"
+
+
+def _eval_set(y, tokens):
+    y = np.array(y)
+    return EvalSet("x", [str(i) for i in range(len(y))], np.zeros((len(y), 1)), y, {},
+                   answer_tokens=np.array(tokens))
+
+
+def test_roc_figure_aurocs_and_skipped_sets():
+    """Every curve's AUROC equals stats.auroc on the same scores; a set with a class under
+    min_per_class is not drawn; with no set left there is no figure."""
+    y = [1, 1, 1, 0, 0, 0]
+    sets = {"ok": _eval_set(y, [5, 4, 1, 2, 3, 1]), "thin": _eval_set([1, 0, 0], [1, 1, 1])}
+    scores = {"ok": np.array([0.9, 0.2, 0.8, 0.1, 0.3, 0.7]), "thin": np.array([1.0, 0.0, 0.0])}
+    rows = [{"dataset": "ok", "kind": "random_1", "scores": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
+            {"dataset": "ok", "kind": "h_neurons_refit", "scores": [0.0] * 6}]
+    control = {"datasets": {"ok": {"y": y, "scores": [1, 1, 1, 0, 0, 0]}}}
+    fig, drawn = plots.roc_figure(sets, scores, rows, control)
+    assert list(drawn) == ["ok"] and len(fig.axes) == 1
+    assert set(drawn["ok"]) == {"H-Neuron probe", "one span rule (control)", "span length alone", "random_1"}
+    assert drawn["ok"]["H-Neuron probe"]["auroc"] == pytest.approx(auroc(np.array(y), scores["ok"]))
+    assert drawn["ok"]["one span rule (control)"]["auroc"] == 1.0
+    assert drawn["ok"]["random_1"]["auroc"] == 0.0
+    assert drawn["ok"]["span length alone"]["auroc"] == pytest.approx(
+        auroc(np.array(y), np.array([5, 4, 1, 2, 3, 1.0])))
+    assert "(too few)" in fig.axes[0].get_title()  # 3 per class < MIN_PER_CLASS
+    assert plots.roc_figure({"thin": sets["thin"]}, scores, []) == (None, {})
+
+
+def test_table1_figure_marks_thin_and_missing_datasets():
+    ours = {"triviaqa": {"accuracy": 0.8, "accuracy_ci": [0.7, 0.9], "n_pos": MIN_PER_CLASS},
+            "nq_open": {"accuracy": 0.6, "accuracy_ci": [0.4, 0.8], "n_pos": 3}}
+    rows = [{"dataset": "triviaqa", "kind": f"random_{s}", "accuracy": a} for s, a in ((1, 0.5), (2, 0.7))]
+    fig, n = plots.table1_figure(ours, rows, ["triviaqa", "nq_open", "bioasq"])
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert "too few" not in ticks[0] and "too few" in ticks[1] and "ours: none" in ticks[2]
+    mean = [c for c in fig.axes[0].collections if c.get_label() == "ours, random neurons (mean over seeds)"][0]
+    assert mean.get_offsets()[0].tolist() == pytest.approx([0.25, 60.0])
+    assert n["ours"] is ours and n["baselines"] is rows
+
+
+def test_stability_figure_orders_by_frequency():
+    stab = {"h_neurons": [5, 9, 2], "frequency": [0.2, 0.9, 0.5], "n_resamples": 10}
+    fig, n = plots.stability_figure(stab, n_neurons=4)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["L2/1", "L0/2", "L1/1"]
+    assert [p.get_height() for p in ax.patches] == [0.9, 0.5, 0.2]
+    assert n == stab
+
+
+def test_sft_loss_running_mean_and_json_safe_numbers(tmp_path):
+    meta = {"losses": [4.0, 2.0, 3.0, 1.0], "n_examples": 8, "config": {"batch_size": 2},
+            "qids": ["a", "b"]}
+    fig, n = plots.sft_loss_figure(meta, "Base", window=2)
+    running = [ln for ln in fig.axes[0].lines if ln.get_label() == "mean of 2 steps"][0]
+    assert running.get_ydata().tolist() == [4.0, 3.0, 2.5, 2.0]
+    assert n["qids"] == 2 and n["losses"] == meta["losses"]
+    plots.save_figure(fig, tmp_path, "sft", n)
+    assert json.loads((tmp_path / "sft.json").read_text())["qids"] == 2
+
+
+def test_token_pair_figure_shares_one_scale():
+    views = [pd.DataFrame({"token": ["a", "b"], "answer": [False, True], "L0/1": [1.0, 4.0]}),
+             pd.DataFrame({"token": ["c"], "answer": [True], "L0/1": [8.0]})]
+    fig, n = plots.token_pair_figure(views, ["first", "second"], ["L0/1"], about=[{"key": "k1"}, {"key": "k2"}])
+    assert n["scale"] == {"L0/1": 8.0}
+    assert [r["key"] for r in n["responses"]] == ["k1", "k2"]
+    assert n["responses"][0]["L0/1"] == [1.0, 4.0]
+    assert fig.axes[0].images[0].get_array().tolist() == [[0.125, 0.5]]  # divided by the shared peak
+
+
+def test_neuron_values_figure_one_panel_per_neuron():
+    values = {"L0/1": {"hallucinated answers": np.array([1.0, 2.0]), "faithful answers": np.array([0.5]),
+                       "other tokens": np.array([0.1, 0.2, 0.3])}}
+    fig, n = plots.neuron_values_figure(values, {"L0/1": "title"})
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "title"
+    assert n == {"L0/1": {"hallucinated answers": [1.0, 2.0], "faithful answers": [0.5],
+                          "other tokens": [0.1, 0.2, 0.3]}}
