@@ -177,6 +177,21 @@ def resolve_model_source(model_id: str) -> str:
     return str(Path(text).expanduser()) if text.startswith("~") else model_id
 
 
+def model_name(model_id: str) -> str:
+    """The name a loaded model carries into every settings hash of its results.
+
+    A hub id or a user's folder is kept as given. A folder inside :func:`cache_dir` (the
+    converted embedded model, the Gemma base, a tuned twin, all named by what they hold) is
+    named by its folder name alone, so moving ``$HNEURONS_CACHE`` keeps results reusable.
+    """
+    path = Path(str(model_id)).expanduser()
+    try:
+        inside = path.is_dir() and path.resolve().is_relative_to(cache_dir().expanduser().resolve())
+    except OSError:
+        inside = False
+    return path.name if inside else str(model_id)
+
+
 @dataclass
 class LoadedModel:
     """A model ready for tracing: the nnsight wrapper, the HF model, tokenizer and adapter."""
@@ -229,7 +244,7 @@ def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device:
         hf = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
         hf.to(device).eval()
         lm = TransformersModel(hf, tokenizer=tok)
-    return LoadedModel(model_id, lm, hf, tok, ffn_adapter(hf), remote)
+    return LoadedModel(model_name(model_id), lm, hf, tok, ffn_adapter(hf), remote)
 
 
 def wrap_model(hf_model: torch.nn.Module, tokenizer: Any, name: str = "custom") -> LoadedModel:

@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -118,7 +118,7 @@ def _generate_chunk(m: LoadedModel, items: Sequence[BenchItem], conds: Sequence[
 def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[Condition],
               cfg: GenConfig, out_dir: Path, batch_size: int = 64, seed: int = 0,
               method: str = "rows", reply_cfg: GenConfig | None = None,
-              log: Callable[[str], None] | None = print, steer_first_turn: bool = True,
+              steer_first_turn: bool = True,
               progress_every: float | None = 60.0) -> pd.DataFrame:
     """Generate (or resume) every item under every condition; returns all records as a frame.
 
@@ -137,8 +137,8 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     whole and only its missing records are written, so a resumed sweep writes exactly what an
     uninterrupted one would. ``steer_first_turn=False`` (sycophancy suites only) steers the
     reply to the challenge but not the first answer, which is then the same unsteered answer
-    under every condition (its files get their own settings hash). ``log`` gets one line per
-    chunk; ``progress_every`` (seconds; None: off) reports progress over the chunks through
+    under every condition (its files get their own settings hash). ``progress_every`` (seconds;
+    None: off) reports progress over the chunks through
     :func:`progress.progress` (a bar in a terminal; in a notebook a line after that many
     seconds, then at doubling intervals, and one when done).
     """
@@ -161,7 +161,6 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
         paths[c.tag] = Path(out_dir) / f"{items[0].source}__{c.tag}__{key}.jsonl"
         done[c.tag] = {r["item_id"] for r in read_jsonl(paths[c.tag], repair=True)}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    t_start, n_chunks = time.perf_counter(), -(-len(items) // per_call)
     starts = range(0, len(items), per_call)
     if progress_every is not None:
         starts = progress(starts, f"{items[0].source} sweep ({len(conditions)} conditions)", "chunk",
@@ -180,8 +179,5 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
                  "alpha": c.alpha, "chunk": ci, "seconds": round(secs, 3), **rec,
                  "meta": _record_meta(it)}
                 for it, rec in zip(chunk, per_item) if it.item_id not in done[c.tag]])
-        if log:
-            log(f"{items[0].source}: chunk {ci + 1}/{n_chunks} x {len(conditions)} conditions "
-                f"({time.perf_counter() - t_start:.0f} s)")
     frames = [pd.DataFrame.from_records(read_jsonl(paths[c.tag])) for c in conditions]
     return pd.concat(frames, ignore_index=True)

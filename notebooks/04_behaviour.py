@@ -188,7 +188,7 @@ for name, items in suites.items():
     bench, t0 = items[0].bench, time.perf_counter()
     cfg = benchmarks.decoding(bench, items[0].source, tokens[bench])
     frames.append(sweep.run_sweep(m, items, conditions, cfg, OUT / bench, STEER_BATCH, SEED,
-                                  STEER_METHOD, log=None))
+                                  STEER_METHOD))
     timings[name] = round(time.perf_counter() - t0, 1)
     print(f"{name:>14}: {len(items)} items x {len(conditions)} conditions in {timings[name]} s")
 records = pd.concat(frames, ignore_index=True)
@@ -307,7 +307,7 @@ if SYC_REPLY_ONLY:
     reply_frames = [sweep.run_sweep(m, suites[k], conditions,
                                     benchmarks.decoding("sycophancy", suites[k][0].source, TOKENS_SYCOPHANCY),
                                     OUT / "sycophancy-reply-only", STEER_BATCH, SEED, STEER_METHOD,
-                                    log=None, steer_first_turn=False)
+                                    steer_first_turn=False)
                     for k in suites if suites[k][0].bench == "sycophancy"]
     syc_modes = {behaviour.SYC_BOTH: labelled.query("bench == 'sycophancy'"),
                  behaviour.SYC_REPLY: behaviour.label_frame(pd.concat(reply_frames, ignore_index=True),

@@ -99,6 +99,21 @@ def test_missing_model_folder_is_named(tmp_path):
     assert models.resolve_model_source("org/name") == "org/name"  # hub ids pass through
 
 
+def test_model_name_of_cached_folders_survives_a_moved_cache(tmp_path, monkeypatch):
+    """A folder inside the cache is named by its folder name (results stay valid when the cache
+    moves); a user's folder and a hub id keep their full name."""
+    for where in ("a", "b"):
+        twin = tmp_path / where / "sft" / "base-sft-123"
+        twin.mkdir(parents=True)
+        monkeypatch.setenv("HNEURONS_CACHE", str(tmp_path / where))
+        assert models.model_name(str(twin)) == "base-sft-123"
+    own = tmp_path / "mine" / "base-sft-123"
+    own.mkdir(parents=True)
+    assert models.model_name(str(own)) == str(own)
+    assert models.model_name("org/name") == "org/name"
+    assert models.model_name(models.EMBEDDED_DEFAULT) == models.EMBEDDED_DEFAULT
+
+
 def test_model_key_is_filesystem_safe():
     """Hub ids become folder names without slashes."""
     from hneurons_utils.profiles import model_key

@@ -36,14 +36,14 @@ def test_sweep_resumes_to_identical_files(chat_model, tmp_path, method):
     h = NeuronSet(np.zeros(8, int), np.arange(8), a.n_layers, a.n_neurons)
     conds = sweep.condition_grid(h, [0.0, 1.0, 3.0])
     cfg = benchmarks.decoding("jailbreak", max_new_tokens=4)  # sampled: resume must reuse the seeds
-    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path / "full", 6, 0, method, log=None)
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path / "full", 6, 0, method)
     partial = tmp_path / "part"
-    df = sweep.run_sweep(chat_model, _suite(), conds, cfg, partial, 6, 0, method, log=None)
+    df = sweep.run_sweep(chat_model, _suite(), conds, cfg, partial, 6, 0, method)
     files = sorted(partial.glob("*.jsonl"))
     lines = files[0].read_text().splitlines()
     files[0].write_text("\n".join(lines[:-2]) + "\n" + lines[-2][:15])  # torn write, one lost
     files[1].unlink()
-    sweep.run_sweep(chat_model, _suite(), conds, cfg, partial, 6, 0, method, log=None)
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, partial, 6, 0, method)
     for f in files:
         want = [json.loads(x) for x in (tmp_path / "full" / f.name).read_text().splitlines()]
         got = [json.loads(x) for x in f.read_text().splitlines()]
@@ -65,7 +65,7 @@ def test_reply_only_steering_keeps_the_unsteered_first_answer(chat_model, tmp_pa
     firsts = {}
     for steer_first in (True, False):
         df = sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path / str(steer_first), 30, 0,
-                             "rows", log=None, steer_first_turn=steer_first)
+                             "rows", steer_first_turn=steer_first)
         firsts[steer_first] = {(r.item_id, r.set, r.alpha): r.first for r in df.itertuples()}
     plain = {i: f for (i, s, _), f in firsts[True].items() if s == "none"}
     assert {i: f for (i, s, _), f in firsts[False].items() if s == "none"} == plain
@@ -81,10 +81,10 @@ def test_reply_only_steering_keeps_the_unsteered_first_answer(chat_model, tmp_pa
 def test_sweep_reports_progress_over_chunks(chat_model, tmp_path, capsys):
     conds = [sweep.Condition("none", None, 1.0)]
     cfg = benchmarks.decoding("sycophancy", "truthfulqa-mc", 2)
-    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 2, 0, log=None, progress_every=0.0)
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 2, 0, progress_every=0.0)
     err = capsys.readouterr().err
     assert "truthfulqa-mc sweep (1 conditions): 1/3 chunk (" in err and "3/3 chunk, done" in err
-    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 2, 0, log=None, progress_every=None)
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 2, 0, progress_every=None)
     assert capsys.readouterr().err == ""
 
 
