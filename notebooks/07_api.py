@@ -126,7 +126,8 @@ examples = [pipeline.examples_of(r, int(r["labels"][0] == "incorrect"), 1)[0] fo
 fs = features.extract_features(m, examples, OUT / "features.npz",
                                features.FeatureConfig(**probe.config["features"]))
 score = probe.decision_function(fs.flat("answer", [e.key for e in examples]))  # w.x + b
-scored = pd.DataFrame({"question": [r["question"] for r in judged], "answer": [r["responses"][0] for r in judged],
+scored = pd.DataFrame({"question": [r["question"] for r in judged],
+                       "answer": [r["responses"][0] for r in judged],
                        "judge": [r["labels"][0] for r in judged], "probe score": score.round(2),
                        "probe says": ["hallucinated" if s > 0 else "faithful" for s in score]})
 plots.write_results(OUT, "scored_answers", {"rows": scored.to_dict("records")})
@@ -136,11 +137,11 @@ scored.groupby("judge").head(SHOW_PER_LABEL)
 
 # %% [markdown]
 # The judge is chapter 2's rule judge (a gold alias anywhere in the answer makes it correct), so
-# a label can be wrong too. Read the judge's label and the probe's score side by side, not as a test: the table shows at
-# most `SHOW_PER_LABEL` answers of each label, and a few dozen answers make agreement or
-# disagreement luck as much as signal. Chapter 3 measures the probe on hundreds of answers,
-# with intervals, against random neurons, and with the answer-span control that this page
-# does not repeat.
+# a label can be wrong too. Read the judge's label and the probe's score side by side, not as a
+# test: the table shows at most `SHOW_PER_LABEL` answers of each label, and a few dozen answers
+# make agreement or disagreement luck as much as signal. Chapter 3 measures the probe on
+# hundreds of answers, with intervals, against random neurons, and with the answer-span control
+# that this page does not repeat.
 #
 # ## One answer, token by token
 #
