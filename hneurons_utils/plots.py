@@ -186,6 +186,7 @@ def layer_counts_figure(h: Any, whose: str = "") -> tuple[plt.Figure, dict]:
     ax.bar(np.arange(h.n_layers), counts, color="C3")
     ax.set(xlabel="layer", ylabel="H-Neurons", title=f"Where the {whose}{h.size} H-Neurons sit")
     ax.yaxis.get_major_locator().set_params(integer=True)  # whole neurons
+    ax.xaxis.get_major_locator().set_params(integer=True)  # whole layers
     return fig, {"layer_counts": counts, "n_h_neurons": h.size, "per_mille": h.per_mille}
 
 

@@ -77,6 +77,7 @@ def test_layer_counts_figure():
     assert n["layer_counts"].tolist() == [1, 0, 2] and n["n_h_neurons"] == 3
     assert [p.get_height() for p in fig.axes[0].patches] == [1, 0, 2]
     assert fig.axes[0].get_title() == "Where the instruct model's 3 H-Neurons sit"
+    assert all(float(t).is_integer() for t in fig.axes[0].get_xticks())  # layers, not 2.5
 
 
 def _eval_set(y, tokens):
