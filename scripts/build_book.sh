@@ -27,16 +27,21 @@ if [ "$(cd "$(dirname "$BOOK_OUT")" 2>/dev/null && pwd)/$(basename "$BOOK_OUT")"
   cp -r book/*.md book/references.bib book/_static "$BOOK_OUT"/  # the pages that are not notebooks
 fi
 
+# A chapter's parameters and unexecuted notebook go to a scratch folder outside the book, so a
+# failed run leaves nothing there for jupyter-book to trip over (older runs wrote them beside
+# the executed notebooks: remove any such leftovers).
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+rm -f "$BOOK_OUT"/.src-*.ipynb "$BOOK_OUT"/.params-*.yaml
 run_chapter() {  # execute one chapter with papermill into $BOOK_OUT/<name>.ipynb
   local name=$1 start
   start=$(date +%s)
   echo "== executing notebooks/$name.py (profile $PROFILE)"
   # each chapter gets only the profile parameters its own parameters cell declares
-  python -m hneurons_utils.profiles "$PROFILE" "notebooks/$name.py" > "$BOOK_OUT/.params-$name.yaml"
-  jupytext --quiet --to ipynb -o "$BOOK_OUT/.src-$name.ipynb" "notebooks/$name.py"
-  papermill "$BOOK_OUT/.src-$name.ipynb" "$BOOK_OUT/$name.ipynb" -k python3 --cwd . \
-    -f "$BOOK_OUT/.params-$name.yaml" --no-progress-bar
-  rm -f "$BOOK_OUT/.params-$name.yaml" "$BOOK_OUT/.src-$name.ipynb"
+  python -m hneurons_utils.profiles "$PROFILE" "notebooks/$name.py" > "$scratch/params-$name.yaml"
+  jupytext --quiet --to ipynb -o "$scratch/src-$name.ipynb" "notebooks/$name.py"
+  papermill "$scratch/src-$name.ipynb" "$BOOK_OUT/$name.ipynb" -k python3 --cwd . \
+    -f "$scratch/params-$name.yaml" --no-progress-bar
   echo "== $name: $(( $(date +%s) - start )) s"
 }
 
@@ -68,7 +73,8 @@ if [ "$JOBS" -gt 1 ] && [ "$(echo $names | wc -w)" -gt 1 ] && echo " $names " | 
     done
   ) > "$BOOK_OUT/.log-side.txt" 2>&1 &
   side_pid=$!
-  trap 'pkill -TERM -P "$side_pid" 2>/dev/null; kill "$side_pid" 2>/dev/null; true' EXIT  # a failed chapter stops it
+  # a failed chapter stops the other lane (each step may find nothing to do: never let errexit skip the rest)
+  trap 'pkill -TERM -P "$side_pid" 2>/dev/null || true; kill "$side_pid" 2>/dev/null || true; rm -rf "$scratch"' EXIT
 fi
 wait_side() {  # wait for the side lane (if any) and fail loudly with its log if it failed
   [ -n "$side" ] || return 0
@@ -84,6 +90,7 @@ done
 wait_side
 if [ -n "${done02:-}" ]; then rm -f "$done02"; fi
 trap - EXIT
+rm -rf "$scratch"
 jupyter-book build --builder html -W -n --keep-going \
   --config "$PWD/_config.yml" --toc "$PWD/_toc.yml" --path-output "$BOOK_OUT" "$BOOK_OUT"
 echo "Book: $(cd "$BOOK_OUT" && pwd)/_build/html/index.html"

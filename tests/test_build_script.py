@@ -121,3 +121,17 @@ def test_a_failed_main_lane_chapter_fails_the_build_and_stops_the_side_lane(proj
 def test_an_unknown_profile_is_named(project):
     rc, ev, out = build(project, PROFILE="nosuch")
     assert rc == 2 and "unknown profile nosuch" in out and ev == []
+
+
+def test_a_failed_run_leaves_no_scratch_notebooks_in_the_book(project, tmp_path_factory):
+    """Unexecuted notebooks and parameter files live in a scratch folder that is removed on
+    failure too; leftovers of older runs in the book folder (which made jupyter-book warn, and
+    so fail) are removed."""
+    (project / "book" / ".src-05_origin.ipynb").write_text("{}")
+    (project / "book" / ".params-05_origin.yaml").write_text("{}")
+    tmp = tmp_path_factory.mktemp("scratch-root")
+    rc, ev, out = build(project, JOBS="2", STUB_FAIL="05_origin", TMPDIR=str(tmp))
+    assert rc != 0
+    assert not list((project / "book").glob(".src-*")) and not list((project / "book").glob(".params-*"))
+    left = [list(p.iterdir()) for p in tmp.iterdir()]
+    assert left == [], left  # the scratch folder went with the failed run
