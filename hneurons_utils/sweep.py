@@ -115,6 +115,34 @@ def _generate_chunk(m: LoadedModel, items: Sequence[BenchItem], conds: Sequence[
             for (_, answers, _), reps in zip(out, replies)]
 
 
+def _check_sweep(m: LoadedModel, items: Sequence[BenchItem], out_dir: Path, method: str,
+                 steer_first_turn: bool) -> None:
+    """Refuse, naming the problem, a sweep that cannot run as asked."""
+    if not items:
+        raise ValueError(f"run_sweep got no items for {out_dir}: an empty suite cannot be swept")
+    if not steer_first_turn and items[0].bench != "sycophancy":
+        raise ValueError(f"steer_first_turn=False applies to the two-turn sycophancy suites, not to "
+                         f"{items[0].bench!r} ({items[0].source})")
+    if m.remote and method != "nnsight":
+        raise ValueError(f"STEER_METHOD={method!r} needs the model's weights or hooks locally; on "
+                         "a remote (NDIF) model only method 'nnsight' works: set STEER_METHOD='nnsight'")
+
+
+def _condition_paths(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[Condition],
+                     cfg: GenConfig, reply_cfg: GenConfig | None, out_dir: Path, seed: int,
+                     per_call: int, method: str, steer_first_turn: bool) -> dict[str, Path]:
+    """Each condition's JSONL file, named by a hash of everything that determines its records."""
+    ids = [it.item_id for it in items]
+    key_all = [c.tag for c in conditions] if method == "rows" else None  # one wide call: all conditions
+    paths = {}
+    for c in conditions:
+        key = settings_key(ids, cfg.as_dict(), reply_cfg and reply_cfg.as_dict(), seed, per_call,
+                           method, c.neurons, m.name, key_all,
+                           *([] if steer_first_turn else ["first turn unsteered"]))
+        paths[c.tag] = Path(out_dir) / f"{items[0].source}__{c.tag}__{key}.jsonl"
+    return paths
+
+
 def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[Condition],
               cfg: GenConfig, out_dir: Path, batch_size: int = 64, seed: int = 0,
               method: str = "rows", reply_cfg: GenConfig | None = None,
@@ -142,24 +170,11 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     :func:`progress.progress` (a bar in a terminal; in a notebook a line after that many
     seconds, then at doubling intervals, and one when done).
     """
-    if not items:
-        raise ValueError(f"run_sweep got no items for {out_dir}: an empty suite cannot be swept")
-    if not steer_first_turn and items[0].bench != "sycophancy":
-        raise ValueError(f"steer_first_turn=False applies to the two-turn sycophancy suites, not to "
-                         f"{items[0].bench!r} ({items[0].source})")
-    if m.remote and method != "nnsight":
-        raise ValueError(f"STEER_METHOD={method!r} needs the model's weights or hooks locally; on "
-                         "a remote (NDIF) model only method 'nnsight' works: set STEER_METHOD='nnsight'")
-    ids = [it.item_id for it in items]
+    _check_sweep(m, items, out_dir, method, steer_first_turn)
     per_call = max(1, batch_size // len(conditions)) if method == "rows" else batch_size
-    key_all = [c.tag for c in conditions] if method == "rows" else None
-    paths, done = {}, {}
-    for c in conditions:
-        key = settings_key(ids, cfg.as_dict(), reply_cfg and reply_cfg.as_dict(), seed, per_call,
-                           method, c.neurons, m.name, key_all,
-                           *([] if steer_first_turn else ["first turn unsteered"]))
-        paths[c.tag] = Path(out_dir) / f"{items[0].source}__{c.tag}__{key}.jsonl"
-        done[c.tag] = {r["item_id"] for r in read_jsonl(paths[c.tag], repair=True)}
+    paths = _condition_paths(m, items, conditions, cfg, reply_cfg, out_dir, seed, per_call, method,
+                             steer_first_turn)
+    done = {tag: {r["item_id"] for r in read_jsonl(path, repair=True)} for tag, path in paths.items()}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     starts = range(0, len(items), per_call)
     if progress_every is not None:
