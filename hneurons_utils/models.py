@@ -185,10 +185,8 @@ def model_name(model_id: str) -> str:
     named by its folder name alone, so moving ``$HNEURONS_CACHE`` keeps results reusable.
     """
     path = Path(str(model_id)).expanduser()
-    try:
-        inside = path.is_dir() and path.resolve().is_relative_to(cache_dir().expanduser().resolve())
-    except OSError:
-        inside = False
+    cache = Path(os.path.abspath(cache_dir().expanduser()))  # symlinks kept: a linked entry counts
+    inside = path.is_dir() and Path(os.path.abspath(path)).is_relative_to(cache)
     return path.name if inside else str(model_id)
 
 

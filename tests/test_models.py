@@ -110,6 +110,8 @@ def test_model_name_of_cached_folders_survives_a_moved_cache(tmp_path, monkeypat
     own = tmp_path / "mine" / "base-sft-123"
     own.mkdir(parents=True)
     assert models.model_name(str(own)) == str(own)
+    (tmp_path / "b" / "linked").symlink_to(own)  # a cache entry that links elsewhere is still in the cache
+    assert models.model_name(str(tmp_path / "b" / "linked")) == "linked"
     assert models.model_name("org/name") == "org/name"
     assert models.model_name(models.EMBEDDED_DEFAULT) == models.EMBEDDED_DEFAULT
 
