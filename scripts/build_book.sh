@@ -49,7 +49,7 @@ run_chapter() {  # execute one chapter with papermill into $BOOK_OUT/<name>.ipyn
 # torch thread each). Chapter 5 identifies its own probe on its own model pair, so it needs no
 # other chapter: it starts at once in the side lane, beside chapters 1-3. Chapter 4 follows it
 # there once chapter 2 has written the probe it reads. The side lane's log is
-# $BOOK_OUT/.log-side.txt; the scorecard (06) waits for both lanes.
+# $BOOK_OUT/.log-side.txt; the scorecard (06) and the package tour (07) wait for both lanes.
 cores=$(python -c 'import os; print(len(os.sched_getaffinity(0)))')  # nproc obeys OMP_NUM_THREADS
 JOBS=${JOBS:-$([ "$cores" -gt 1 ] && echo 2 || echo 1)}
 side=""
