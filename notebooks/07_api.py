@@ -50,7 +50,7 @@ from hneurons_utils.probe import Probe, random_neuron_set
 from hneurons_utils.steering import generate_scaled, scaled_down_proj
 
 plots.setup_style()
-pd.set_option("display.max_colwidth", 160)  # show whole answers
+pd.set_option("display.max_colwidth", 400)  # show whole answers
 torch.manual_seed(SEED)
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "api")
 if PROFILE == "smoke":
