@@ -125,11 +125,12 @@ def held_out_summary(probe: Probe, fs: FeatureSet, held: Sequence[Example], held
     neurons of :func:`neuron_table`) and what ``held`` holds: responses per class, questions,
     and whether they were held out (False: the training responses, for runs too small to hold
     any question out)."""
-    keys = [e.key for e in held]
-    y = np.array([e.label for e in held], dtype=np.int64)
-    return {"probe_held_out_auroc": auroc(y, probe.decision_function(fs.flat("answer", keys))),
+    from .pipeline import answer_matrix
+
+    X, y = answer_matrix(fs, held)
+    return {"probe_held_out_auroc": auroc(y, probe.decision_function(X)),
             "held_out_counts": {"hallucinated": int(y.sum()), "faithful": int((y == 0).sum()),
-                                "questions": len({k.rsplit("#", 1)[0] for k in keys}),
+                                "questions": len({e.key.rsplit("#", 1)[0] for e in held}),
                                 "held_out": bool(held_out)}}
 
 

@@ -230,9 +230,11 @@ def token_pair_figure(views: list[Any], titles: list[str], columns: list[str],
 def stability_figure(stability: dict, n_neurons: int) -> tuple[plt.Figure, dict]:
     """Chapters 2 and 5: how often each H-Neuron is selected again over bootstrap refits
     (``pipeline.selection_stability``), most stable first; dashed: half of the resamples."""
+    from .neurons import neuron_name
+
     freq = np.asarray(stability["frequency"], dtype=float)
     order = np.argsort(freq, kind="stable")[::-1]
-    names = [f"L{j // n_neurons}/{j % n_neurons}" for j in stability["h_neurons"]]
+    names = [neuron_name(j, n_neurons) for j in stability["h_neurons"]]
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.bar([names[i] for i in order], freq[order], color="C3")
     ax.axhline(0.5, color="0.3", ls="--", lw=1)

@@ -38,6 +38,8 @@ ALPHAS = [0.0, 1.0, 3.0]  # scaling factors shown for one FalseQA question
 TOKENS_FALSEQA = 40  # new tokens per steered answer
 
 # %%
+from dataclasses import replace
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -116,8 +118,8 @@ print(f"{h_set.size} H-Neurons ({h_set.per_mille:.3f} per mille), C = {probe.C};
 
 # %%
 items = data.load_qa("triviaqa", "test", DATA_DIR, limit=N_QUESTIONS, seed=SEED + 7)
-cfg = sampling.GenConfig(do_sample=False, top_k=0, top_p=1.0, max_new_tokens=probe.config["max_new_tokens"],
-                         stop_at_newline=probe.config["stop_at_newline"])
+cfg = replace(sampling.GREEDY, max_new_tokens=probe.config["max_new_tokens"],
+              stop_at_newline=probe.config["stop_at_newline"])  # the probe's answers, decoded greedily
 records = sampling.collect_responses(m, items, OUT / "answers.jsonl", cfg, batch_size=N_QUESTIONS, seed=SEED)
 judged = [r for r in records if r["labels"][0] != "refusal"]  # the probe scores answers, not refusals
 if not judged:
@@ -170,8 +172,7 @@ else:
 # %%
 question = next(it for it in data.load_falseqa("test", DATA_DIR) if it.false_premise).question
 fq_prompt = chat_prompt(m.tokenizer, [question])
-fq_cfg = sampling.GenConfig(do_sample=False, top_k=0, top_p=1.0, max_new_tokens=TOKENS_FALSEQA,
-                            stop_at_newline=False)
+fq_cfg = replace(sampling.GREEDY, max_new_tokens=TOKENS_FALSEQA, stop_at_newline=False)
 method = "nnsight" if m.remote else "weights"
 runs = [("H-Neurons", h_set, a) for a in ALPHAS] if h_set.size else []  # nothing to scale without them
 if runs:
