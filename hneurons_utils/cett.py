@@ -53,6 +53,37 @@ def _cett_ratio(z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return z.abs().float() / h.float().norm(dim=-1, keepdim=True).clamp_min(EPS)
 
 
+def _check_masks_and_scale(m: LoadedModel, batch: Mapping[str, torch.Tensor],
+                           masks: Mapping[str, torch.Tensor],
+                           scale: Mapping[int, tuple[torch.Tensor, float]]) -> None:
+    """Raise if a token mask covers padding or ``scale`` names a layer the model lacks."""
+    if "attention_mask" in batch:
+        real = batch["attention_mask"].bool()
+        bad = [n for n, k in masks.items() if (k.bool() & ~real).any()]
+        if bad:
+            raise ValueError(f"token masks {bad} include padding positions; AND them with the "
+                             "attention mask (padding CETT is meaningless)")
+    outside = [l for l in scale if not 0 <= l < m.adapter.n_layers]
+    if outside:
+        raise ValueError(f"scale names layers {outside}, but the model has layers "
+                         f"0..{m.adapter.n_layers - 1}")
+
+
+def _token_weights(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """From masks ``k`` [K, B, T]: the tokens inside some mask, ``used`` [B, T], and the
+    weights [K*B, M] that sum those M tokens per mask and row with one matrix product
+    (``weights[k*B + b, m]`` = mask k at used token m if m belongs to row b, else 0).
+
+    Only used tokens are read, so padding (which can hold NaN) never enters a sum.
+    """
+    n_k, n_b = k.shape[:2]
+    used = k.bool().any(0)  # [B, T]
+    rows = used.nonzero()[:, 0]  # [M]: batch row of each used token
+    onehot = torch.zeros(n_b, rows.numel()).index_put_((rows, torch.arange(rows.numel())),
+                                                       torch.tensor(1.0))
+    return used, (k[:, used][:, None, :] * onehot[None]).reshape(n_k * n_b, -1)
+
+
 def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
                masks: Mapping[str, torch.Tensor], norms: torch.Tensor | None = None,
                scale: Mapping[int, tuple[torch.Tensor, float]] | None = None,
@@ -66,28 +97,15 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     Returns name -> ``[B, layers, neurons]`` float32 on the CPU; a row whose mask is empty is NaN.
     """
     names = list(masks)
-    k = torch.stack([masks[n].float() for n in names])  # [K, B, T]
-    if "attention_mask" in batch and (k.bool() & ~batch["attention_mask"].bool()).any():
-        bad = [n for n in names if (masks[n].bool() & ~batch["attention_mask"].bool()).any()]
-        raise ValueError(f"token masks {bad} include padding positions; AND them with the "
-                         "attention mask (padding CETT is meaningless)")
     scale = scale or {}
-    outside = [l for l in scale if not 0 <= l < m.adapter.n_layers]
-    if outside:
-        raise ValueError(f"scale names layers {outside}, but the model has layers "
-                         f"0..{m.adapter.n_layers - 1}")
+    _check_masks_and_scale(m, batch, masks, scale)
+    k = torch.stack([masks[n].float() for n in names])  # [K, B, T]
     n_k, n_b = k.shape[:2]
     counts = k.sum(-1)  # [K, B]
     norms = column_norms(m) if norms is None else norms
     dev = m.device if not m.remote else "cpu"
-    # Only tokens inside some mask are read: padding (which can hold NaN) never enters a sum.
-    used = k.bool().any(0)  # [B, T]
-    rows = used.nonzero()[:, 0]  # [M]: batch row of each used token
-    # weights[k * B + b, m] = mask_k of used token m if it belongs to row b, else 0
-    onehot = torch.zeros(n_b, rows.numel()).index_put_((rows, torch.arange(rows.numel())),
-                                                       torch.tensor(1.0))
-    weights = (k[:, used][:, None, :] * onehot[None]).reshape(n_k * n_b, -1).to(dev)
-    used, norms_d = used.to(dev), norms.to(dev)
+    used, weights = _token_weights(k)
+    used, weights, norms_d = used.to(dev), weights.to(dev), norms.to(dev)
     with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote) as tracer:
         per_layer = []
         for i in range(m.adapter.n_layers):

@@ -499,6 +499,13 @@ def make_nonexist(n: int, seed: int = 0, exclude_texts: Iterable[str] = (),
     return out
 
 
+class _NoRowSkips(logging.Filter):
+    """A log filter that drops :func:`_log_skips` warnings and lets every other record through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and "skipped" in record.getMessage())
+
+
 def nonexist_exclude_texts(data_dir: str | Path | None = None) -> list[str]:
     """Questions and aliases of the local QA sets, the texts NonExist names must avoid."""
     root = resolve_data_dir(data_dir)
@@ -509,7 +516,14 @@ def nonexist_exclude_texts(data_dir: str | Path | None = None) -> list[str]:
     found = [rel for rel in loaders if root is not None and (root / rel).is_file()]
     if not found:
         log.warning("NonExist: no local QA files, so names are not checked against them")
-    texts = [t for rel in found for it in loaders[rel]() for t in (it.question, *it.answers)]
+    # The sets' own row-skip warnings are printed where a chapter loads them for evaluation;
+    # here they would only repeat, so they are held back for the length of this read.
+    quiet = _NoRowSkips()
+    log.addFilter(quiet)
+    try:
+        texts = [t for rel in found for it in loaders[rel]() for t in (it.question, *it.answers)]
+    finally:
+        log.removeFilter(quiet)
     log.info("NonExist: checking names against %d texts from %s", len(texts), ", ".join(found))
     return texts
 

@@ -208,6 +208,31 @@ def append_jsonl(path: Path, records: Sequence[dict]) -> None:
         os.fsync(f.fileno())
 
 
+def _resume_records(path: Path, key: str, items: Sequence) -> dict[str, dict]:
+    """The records already in ``path`` by question id, checked against this run.
+
+    Raises when a record was sampled with other settings (``key``), when an item's id occurs
+    twice, or when a stored question's text differs from the item's (the dataset changed):
+    resuming then would mix two runs in one file.
+    """
+    done = {r["qid"]: r for r in read_jsonl(path, repair=True)}
+    for r in done.values():
+        if r.get("settings") != key:
+            raise ValueError(f"{path} holds question {r['qid']} sampled with other settings "
+                             f"({r.get('settings')} != {key}); delete it or use another OUTPUT_DIR")
+    seen: dict[str, Any] = {}
+    for it in items:
+        if it.qid in seen:
+            raise ValueError(f"question id {it.qid!r} occurs twice in the items to sample; "
+                             "ids must be unique (each is one record of the JSONL)")
+        seen[it.qid] = it
+        if it.qid in done and done[it.qid]["question"] != it.question:
+            raise ValueError(f"{path} holds {it.qid!r} as {done[it.qid]['question']!r}, but it is now "
+                             f"{it.question!r}: the dataset changed; delete the file or use another "
+                             "OUTPUT_DIR")
+    return done
+
+
 def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
                       cfg: GenConfig = PAPER_SAMPLING, judge: Callable | None = None,
                       batch_size: int = 16, seed: int = 0, on_batch: Callable | None = None,
@@ -239,21 +264,7 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     key = settings_hash({"gen": cfg.as_dict(), "model": m.name,
                          **(prompt_settings or {"instruction": INSTRUCTION}),
                          "judge": getattr(judge, "__qualname__", repr(judge))})
-    done = {r["qid"]: r for r in read_jsonl(path, repair=True)}
-    for r in done.values():
-        if r.get("settings") != key:
-            raise ValueError(f"{path} holds question {r['qid']} sampled with other settings "
-                             f"({r.get('settings')} != {key}); delete it or use another OUTPUT_DIR")
-    seen: dict[str, Any] = {}
-    for it in items:
-        if it.qid in seen:
-            raise ValueError(f"question id {it.qid!r} occurs twice in the items to sample; "
-                             "ids must be unique (each is one record of the JSONL)")
-        seen[it.qid] = it
-        if it.qid in done and done[it.qid]["question"] != it.question:
-            raise ValueError(f"{path} holds {it.qid!r} as {done[it.qid]['question']!r}, but it is now "
-                             f"{it.question!r}: the dataset changed; delete the file or use another "
-                             "OUTPUT_DIR")
+    done = _resume_records(path, key, items)
     todo = [it for it in items if it.qid not in done]
     prompt = {it.qid: prompt_fn(m.tokenizer, it.question) for it in todo}
     todo.sort(key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch: less padding

@@ -169,6 +169,21 @@ def test_empty_answer_lists_are_skipped_and_logged(tmp_path, caplog):
     assert "skipped 2 rows (empty answer list)" in caplog.text
 
 
+def test_nonexist_collision_read_does_not_repeat_skip_warnings(tmp_path, caplog):
+    """Reading the sets for NonExist's collision check keeps their texts but not their row-skip
+    warnings (the chapter's own load prints those); the filter is removed afterwards."""
+    (tmp_path / "triviaqa").mkdir()
+    (tmp_path / "triviaqa" / "test.tsv").write_text("Q1?\t['Paris']\nQ2?\t[]\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="hneurons_utils.data"):
+        texts = D.nonexist_exclude_texts(tmp_path)
+    assert texts == ["Q1?", "Paris"]
+    assert "skipped" not in caplog.text and "checking names against 2 texts" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hneurons_utils.data"):
+        D.load_triviaqa("test", tmp_path)
+    assert "skipped 1 rows (empty answer list)" in caplog.text
+
+
 def test_missing_file_offline_gives_actionable_errors(tmp_path, monkeypatch):
     """Without a local file: FalseQA/BioASQ name where to get them; Hub sets say to set HNEURONS_DATA_DIR."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
