@@ -2,8 +2,8 @@
 PROFILE ?= default
 
 .PHONY: book test bench clean
-book:  ## execute every chapter on PROFILE (default: embedded model, CPU) and render book/_build/html
-	PROFILE=$(PROFILE) scripts/build_book.sh
+book:  ## execute every chapter on PROFILE (default: embedded model, CPU), with PARAMS=file.yaml overrides if given, and render book/_build/html
+	PROFILE=$(PROFILE) PARAMS=$(PARAMS) scripts/build_book.sh
 
 test:  ## unit tests, real-model tests, and the smoke build of the whole book
 	scripts/run_tests.sh

@@ -4,7 +4,9 @@ A profile is a named set of papermill parameters kept in ``params/<profile>.yaml
 ``smoke`` (CI, minutes), ``default`` (the embedded model on a laptop CPU, about an hour for the
 whole book) and ``paper`` (a 7B+ model on a GPU at the paper's scale). The notebooks' own
 ``parameters`` cells hold the ``default`` values, so ``params/default.yaml`` only names the
-profile; the other files override what they change.
+profile; the other files override what they change. A user's own YAML file of overrides
+(``PARAMS=my.yaml make book``: another model, larger sizes) is laid over a profile with the same
+checks: every name must be a parameter of some chapter, and every value keeps that parameter's type.
 """
 
 from __future__ import annotations
@@ -45,10 +47,57 @@ def notebook_parameters(path: str | os.PathLike) -> dict:
             if isinstance(node, ast.Assign) for t in node.targets}
 
 
-def profile_for_notebook(name: str, notebook: str | os.PathLike) -> dict:
-    """Profile ``name`` restricted to the parameters ``notebook`` declares (what papermill gets)."""
+def all_parameters() -> dict:
+    """Every chapter's parameters with their default values (later chapters win on a clash)."""
+    params: dict = {}
+    for nb in sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        params.update(notebook_parameters(nb))
+    return params
+
+
+def type_problems(params: dict, defaults: dict) -> list[str]:
+    """The entries of ``params`` that are no chapter's parameter or change a parameter's type.
+
+    An int may stand for a float, None for anything, a bool for the tri-state ``"auto"``, and a
+    parameter whose default is None takes any value.
+    """
+    problems = []
+    for key, value in params.items():
+        if key not in defaults:
+            problems.append(f"{key} is not a parameter of any chapter")
+            continue
+        d = defaults[key]
+        ok = (d is None or value is None or isinstance(value, type(d))
+              or (isinstance(d, float) and isinstance(value, int) and not isinstance(value, bool))
+              or (d == "auto" and isinstance(value, bool)))
+        if not ok:
+            problems.append(f"{key}: {value!r} has type {type(value).__name__}, but its default "
+                            f"{d!r} has type {type(d).__name__}")
+    return problems
+
+
+def load_overrides(path: str | os.PathLike) -> dict:
+    """A user's parameter overrides (a flat YAML mapping), checked by :func:`type_problems`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter file {path} does not exist")
+    with open(path) as f:
+        params = yaml.safe_load(f) or {}
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: expected a mapping of parameter names to values")
+    problems = type_problems(params, all_parameters())
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    return params
+
+
+def profile_for_notebook(name: str, notebook: str | os.PathLike,
+                         overrides: str | os.PathLike | None = None) -> dict:
+    """Profile ``name``, then the ``overrides`` file if given, restricted to the parameters
+    ``notebook`` declares (what papermill gets)."""
     known = notebook_parameters(notebook)
-    return {k: v for k, v in load_profile(name).items() if k in known}
+    params = {**load_profile(name), **(load_overrides(overrides) if overrides else {})}
+    return {k: v for k, v in params.items() if k in known}
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
@@ -83,7 +132,11 @@ def run_dir(output_dir: str | os.PathLike, model_id: str, *parts: str) -> Path:
     return path
 
 
-if __name__ == "__main__":  # python -m hneurons_utils.profiles PROFILE NOTEBOOK.py -> YAML
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m hneurons_utils.profiles PROFILE NOTEBOOK.py")
-    print(yaml.safe_dump(profile_for_notebook(sys.argv[1], sys.argv[2]), sort_keys=False), end="")
+if __name__ == "__main__":  # python -m hneurons_utils.profiles PROFILE NOTEBOOK.py [MINE.yaml] -> YAML
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: python -m hneurons_utils.profiles PROFILE NOTEBOOK.py [OVERRIDES.yaml]")
+    try:
+        chosen = profile_for_notebook(*sys.argv[1:])
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    print(yaml.safe_dump(chosen, sort_keys=False), end="")

@@ -8,7 +8,12 @@
 #   NOTEBOOKS="01_cett" scripts/build_book.sh   # only some chapters (others must exist already)
 #   JOBS=1 scripts/build_book.sh           # strictly one chapter at a time
 #   BOOK_OUT=/tmp/b scripts/build_book.sh  # executed notebooks and site there, book/ untouched
+#   PROFILE=paper PARAMS=mine.yaml scripts/build_book.sh  # your overrides over the profile
 set -eo pipefail
+if [ -n "${PARAMS:-}" ]; then  # the overrides file, found from where the command was typed
+  [ -f "$PARAMS" ] || { echo "PARAMS: no file $PARAMS" >&2; exit 2; }
+  PARAMS=$(cd "$(dirname "$PARAMS")" && pwd)/$(basename "$PARAMS")
+fi
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-default}
 scripts/setup_env.sh
@@ -19,6 +24,8 @@ if [ -z "${HNEURONS_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
   export HNEURONS_DATA_DIR=$(cd ../shared/data && pwd)
 fi
 [ -f "params/$PROFILE.yaml" ] || { echo "unknown profile $PROFILE (no params/$PROFILE.yaml)" >&2; exit 2; }
+# a misspelt name or a wrong type in PARAMS fails here, before any chapter runs
+[ -z "${PARAMS:-}" ] || python -m hneurons_utils.profiles "$PROFILE" notebooks/01_cett.py "$PARAMS" > /dev/null
 names=${NOTEBOOKS:-$(cd notebooks && ls [0-9][0-9]_*.py | sed 's/\.py$//')}
 names=$(echo $names)  # one line, single spaces
 BOOK_OUT=${BOOK_OUT:-book}  # where executed notebooks and the site go (the tests use a temporary one)
@@ -38,7 +45,7 @@ run_chapter() {  # execute one chapter with papermill into $BOOK_OUT/<name>.ipyn
   start=$(date +%s)
   echo "== executing notebooks/$name.py (profile $PROFILE)"
   # each chapter gets only the profile parameters its own parameters cell declares
-  python -m hneurons_utils.profiles "$PROFILE" "notebooks/$name.py" > "$scratch/params-$name.yaml"
+  python -m hneurons_utils.profiles "$PROFILE" "notebooks/$name.py" ${PARAMS:+"$PARAMS"} > "$scratch/params-$name.yaml"
   jupytext --quiet --to ipynb -o "$scratch/src-$name.ipynb" "notebooks/$name.py"
   papermill "$scratch/src-$name.ipynb" "$BOOK_OUT/$name.ipynb" -k python3 --cwd . \
     -f "$scratch/params-$name.yaml" --no-progress-bar

@@ -25,6 +25,7 @@ name=$(basename "$2" .ipynb)
 echo "start $name" >> "$LANES_LOG"
 case " $STUB_SLOW " in *" $name "*) sleep 2 ;; *) sleep 0.2 ;; esac
 [ "$name" = "${STUB_FAIL:-}" ] && { echo "fail $name" >> "$LANES_LOG"; exit 1; }
+while [ $# -gt 0 ]; do [ "$1" = -f ] && sed "s/^/$name /" "$2" >> "$LANES_LOG.params"; shift; done
 echo '{}' > "$2"
 echo "end $name" >> "$LANES_LOG"
 """
@@ -135,3 +136,20 @@ def test_a_failed_run_leaves_no_scratch_notebooks_in_the_book(project, tmp_path_
     assert not list((project / "book").glob(".src-*")) and not list((project / "book").glob(".params-*"))
     left = [list(p.iterdir()) for p in tmp.iterdir()]
     assert left == [], left  # the scratch folder went with the failed run
+
+
+def test_a_parameter_file_reaches_every_chapter_and_a_misspelt_one_stops_the_build(project):
+    """PARAMS=file.yaml lays the user's overrides over the profile for every chapter (a path
+    relative to where the command was typed); a name that is no chapter's parameter fails
+    before any chapter runs, naming it."""
+    (project / "mine.yaml").write_text("OUTPUT_DIR: results/mine\n")
+    rc, ev, out = build(project, JOBS="1", PARAMS="mine.yaml")
+    assert rc == 0, out
+    lines = (project / "lanes.log.params").read_text().splitlines()
+    assert sorted(ln for ln in lines if "OUTPUT_DIR" in ln) == sorted(
+        f"{ch} OUTPUT_DIR: results/mine" for ch in CHAPTERS)
+    (project / "typo.yaml").write_text("MODLE_ID: gpt2\n")
+    rc, ev, out = build(project, JOBS="1", PARAMS="typo.yaml")
+    assert rc != 0 and "MODLE_ID is not a parameter of any chapter" in out and ev == []
+    rc, ev, out = build(project, PARAMS="nosuch.yaml")
+    assert rc == 2 and "no file nosuch.yaml" in out and ev == []

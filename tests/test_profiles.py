@@ -34,19 +34,39 @@ def test_profile_keys_are_real_parameters(profile):
     assert not unknown, f"params/{profile}.yaml sets unknown parameters {sorted(unknown)}"
 
 
-def test_profile_values_keep_parameter_types():
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_profile_values_keep_parameter_types(profile):
     """Overrides keep the type of the notebook default (an int stays an int, a list a list)."""
-    defaults = {}
-    for nb in NOTEBOOKS:
-        defaults.update(parameters_of(nb))
-    for profile in ("smoke", "paper"):
-        for key, value in profiles.load_profile(profile).items():
-            d = defaults.get(key)
-            if d is None or value is None:
-                continue
-            ok = (isinstance(value, type(d)) or (isinstance(d, float) and isinstance(value, int))
-                  or (d == "auto" and isinstance(value, bool)))  # tri-state True/False/"auto"
-            assert ok, f"{profile}.{key}: {value!r} is not a {type(d).__name__}"
+    assert profiles.type_problems(profiles.load_profile(profile), profiles.all_parameters()) == []
+
+
+def test_type_problems_name_unknown_names_and_wrong_types():
+    """The check behind PARAMS files: unknown names and changed types are named; an int for a
+    float, None, and a bool for a tri-state "auto" pass."""
+    defaults = {"N": 10, "LR": 0.1, "IDS": [1], "SCREEN": "auto", "X": None}
+    ok = {"N": 5, "LR": 1, "IDS": [], "SCREEN": False, "X": "anything"}
+    assert profiles.type_problems(ok, defaults) == []
+    bad = profiles.type_problems({"N": "5", "LR": True, "MODLE": 1}, defaults)
+    assert bad == ["N: '5' has type str, but its default 10 has type int",
+                   "LR: True has type bool, but its default 0.1 has type float",
+                   "MODLE is not a parameter of any chapter"]
+
+
+def test_overrides_file_is_checked_and_laid_over_the_profile(tmp_path):
+    """A user's YAML overrides the profile for the chapters that declare its names."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("MODEL_ID: gpt2\nN_PROMPTS: 8\n")
+    nb = profiles.REPO_ROOT / "notebooks" / "01_cett.py"
+    got = profiles.profile_for_notebook("smoke", nb, mine)
+    assert got["MODEL_ID"] == "gpt2" and got["N_PROMPTS"] == 8 and got["PROFILE"] == "smoke"
+    mine.write_text("- MODEL_ID\n")
+    with pytest.raises(ValueError, match="expected a mapping"):
+        profiles.load_overrides(mine)
+    mine.write_text("N_PROMPTS: many\n")
+    with pytest.raises(ValueError, match="N_PROMPTS: 'many' has type str"):
+        profiles.load_overrides(mine)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        profiles.load_overrides(tmp_path / "nosuch.yaml")
 
 
 def test_unknown_profile_names_known_ones():
