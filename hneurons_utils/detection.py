@@ -18,7 +18,7 @@ from .features import FeatureSet, extract_features
 from .models import LoadedModel
 from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, rebuild_examples, sampling_cfg,
                        scheme_rows, span_counts, stored_examples)
-from .probe import Probe
+from .probe import NeuronSet, Probe
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
 from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread
 
@@ -240,7 +240,7 @@ def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict
     number of neurons it reads (``k``); with ``keep_scores``, also each response's decision
     value (``scores``, in the order of the set's ``y``), for ROC curves.
     """
-    from .probe import random_neuron_set, subset_probes
+    from .probe import random_neuron_set
 
     h, used = probe.h_neurons(), probe.neurons(0)
     if h.size == 0:
@@ -251,8 +251,17 @@ def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict
     for prefix, k in (("random", used.size), ("hsize_random", h.size)):
         sets_ += [random_neuron_set(k, h.n_layers, h.n_neurons, seed=s) for s in seeds]
         kinds += [f"{prefix}_{s}" for s in seeds]
+    return _subset_rows(X, y, dict(zip(kinds, sets_)), sets, keep_scores)
+
+
+def _subset_rows(X: np.ndarray, y: np.ndarray, neuron_sets: dict[str, NeuronSet],
+                 sets: dict[str, EvalSet], keep_scores: bool = False) -> list[dict]:
+    """Train one classifier per named neuron set on (X, y) (:func:`probe.subset_probes`) and
+    score it on every evaluation set: one row per classifier (``kind``) and dataset."""
+    from .probe import subset_probes
+
     rows = []
-    for kind, ns, clf in zip(kinds, sets_, subset_probes(X, y, sets_)):
+    for (kind, ns), clf in zip(neuron_sets.items(), subset_probes(X, y, list(neuron_sets.values()))):
         for name, es in sets.items():
             scores = clf.decision_function(es.X)
             d = detection_metrics(es.y, scores, n_boot=0)
@@ -260,6 +269,74 @@ def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict
                          "auroc": d["auroc"], "n": d["n"],
                          **({"scores": scores.tolist()} if keep_scores else {})})
     return rows
+
+
+def screen_baseline(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict[str, EvalSet]
+                    ) -> tuple[list[dict], dict]:
+    """A stronger baseline than random neurons (not in the paper): the individually best ones.
+
+    On the probe's own training rows every neuron is scored alone by its AUROC
+    (:func:`probe.screened_neuron_set`); classifiers with the recipe of :func:`baseline_metrics`
+    are trained on the top neurons: ``kind="hsize_screen"``, as many as there are H-Neurons,
+    ranked by AUROC (more active on hallucinations, like the H-Neurons); ``kind="screen"``, as
+    many as the probe reads, ranked by distance from 0.5 (either direction, like the probe's
+    positive and negative weights). Returns those rows and how the two selections overlap:
+    ``h_in_screen`` H-Neurons among the ``hsize_screen`` neurons, and ``h_screen_ranks``, each
+    H-Neuron's rank (1 = best) among all neurons by single-neuron AUROC.
+    """
+    from .probe import screened_neuron_set
+    from .stats import column_aurocs
+
+    h, used = probe.h_neurons(), probe.neurons(0)
+    if h.size == 0:
+        raise ValueError("the probe selected no H-Neuron: there is nothing to screen against")
+    X, y = scheme_rows(train_fs, stored_examples(split, "train"), probe.label_scheme)
+    auc, shape = column_aurocs(X, y), (h.n_layers, h.n_neurons)  # [L*N]: each neuron alone
+    chosen = {"hsize_screen": screened_neuron_set(auc, h.size, *shape),
+              "screen": screened_neuron_set(auc, used.size, *shape, two_sided=True)}
+    rank = np.empty(auc.size, dtype=np.int64)
+    rank[np.argsort(-auc, kind="stable")] = np.arange(1, auc.size + 1)
+    overlap = {"h_neurons": h.size, "h_in_screen": int(np.isin(h.flat, chosen["hsize_screen"].flat).sum()),
+               "h_screen_ranks": rank[h.flat].tolist(), "neurons": X.shape[1]}
+    return _subset_rows(X, y, chosen, sets), overlap
+
+
+def screen_frame(ours: dict[str, dict], rows: Sequence[dict], screen_rows: Sequence[dict]
+                 ) -> pd.DataFrame:
+    """AUROC per dataset: the probe, the H-Neurons refit, and the screened and random neurons at
+    the H-Neurons' count and at the probe's (``rows``: :func:`baseline_metrics`; ``screen_rows``:
+    :func:`screen_baseline`), with half the width of the probe's 95% AUROC interval as a guide
+    to the noise (the refits are single classifiers and have no interval of their own)."""
+    df = pd.DataFrame([*rows, *screen_rows])
+    out = {}
+    for name, g in df.groupby("dataset", sort=False):
+        mean = lambda prefix: float(g[g.kind.str.startswith(prefix)].auroc.mean())  # noqa: E731
+        lo, hi = ours[name]["auroc_ci"]
+        out[name] = {"n per class": ours[name]["n_pos"], "probe": ours[name]["auroc"],
+                     "probe CI half-width": (hi - lo) / 2,
+                     "H-Neurons refit": mean("h_neurons_refit"), "screen (H count)": mean("hsize_screen"),
+                     "random (H count)": mean("hsize_random_"), "screen (probe count)": mean("screen"),
+                     "random (probe count)": mean("random_")}
+    return pd.DataFrame(out).T
+
+
+def screen_reading(frame: pd.DataFrame, overlap: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
+    """What the screen baseline says: how many H-Neurons are individually best, and per dataset
+    with enough answers whether the H-Neurons refit beats the screened neurons of its count."""
+    ranks = np.asarray(overlap["h_screen_ranks"])
+    out = [f"{overlap['h_in_screen']} of the {overlap['h_neurons']} H-Neurons are among the "
+           f"{overlap['h_neurons']} individually best neurons; their ranks by single-neuron AUROC "
+           f"run from {ranks.min():,} to {ranks.max():,} of {overlap['neurons']:,} (median {np.median(ranks):,.0f})."]
+    for name, r in frame.iterrows():
+        if r["n per class"] < min_per_class:
+            out.append(f"{name}: too few responses to compare (fewer than {min_per_class} per class).")
+            continue
+        diff = r["H-Neurons refit"] - r["screen (H count)"]
+        word = "above" if diff > 0 else "below" if diff < 0 else "level with"
+        out.append(f"{name}: H-Neurons refit {r['H-Neurons refit']:.2f} vs screened {r['screen (H count)']:.2f} "
+                   f"({word}, {diff:+.2f}; single classifiers, so read the gap against the probe's "
+                   f"95% interval of about +/-{r['probe CI half-width']:.2f}); random {r['random (H count)']:.2f}.")
+    return out
 
 
 def counts_frame(sets: dict[str, EvalSet], empty: dict[str, dict]) -> pd.DataFrame:

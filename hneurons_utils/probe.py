@@ -105,6 +105,28 @@ def random_neuron_set(k: int, n_layers: int, n_neurons: int, seed: int,
     return NeuronSet(np.concatenate(layers), np.concatenate(neurons), n_layers, n_neurons)
 
 
+def screened_neuron_set(auc: np.ndarray, k: int, n_layers: int, n_neurons: int,
+                        two_sided: bool = False) -> NeuronSet:
+    """The ``k`` neurons that best predict the label one at a time (not in the paper).
+
+    ``auc`` [n_layers * n_neurons] is each neuron's AUROC alone (layer-major, from
+    :func:`stats.column_aurocs` on the training rows); the ``k`` highest are kept (neurons more
+    active on label 1, like H-Neurons), or with ``two_sided`` the ``k`` furthest from 0.5 in
+    either direction. A univariate screen: the baseline that asks whether the L1 probe's joint
+    selection finds more than the individually best neurons. Ties go to the lower flat index.
+    """
+    auc = np.asarray(auc, dtype=np.float64)
+    if auc.shape != (n_layers * n_neurons,):
+        raise ValueError(f"auc has shape {auc.shape}, expected ({n_layers} x {n_neurons},)")
+    if not 0 < k <= auc.size:
+        raise ValueError(f"k must be in 1..{auc.size}, got {k}")
+    if np.isnan(auc).all():
+        raise ValueError("cannot screen neurons: no AUROC (do the labels hold one class only?)")
+    key = np.abs(auc - 0.5) if two_sided else auc
+    order = np.argsort(-np.nan_to_num(key, nan=-np.inf), kind="stable")
+    return NeuronSet.from_flat(order[:k], n_layers, n_neurons)
+
+
 # ---------------------------------------------------------------- the probe (Section 2.3)
 
 LABEL_SCHEMES = ("3-vs-1", "1-vs-1")

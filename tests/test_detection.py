@@ -12,7 +12,7 @@ import pytest
 
 from hneurons_utils.detection import (EvalConfig, all_answers_frame, baseline_metrics, baseline_summary,
                                       build_eval_set, eval_label, evaluate_detection, reading,
-                                      table1_comparison)
+                                      screen_baseline, screen_frame, screen_reading, table1_comparison)
 from hneurons_utils.pipeline import identify, load_identification
 from hneurons_utils.stats import auroc
 from test_pipeline import CFG, CHAT, judge, qa
@@ -84,6 +84,37 @@ def test_random_baselines_and_table(chat_model, tmp_path):
     assert frame.loc["triviaqa", ["hallucinated", "faithful", "AUROC CI low"]].tolist() == [5, 7, 0.5]
     assert frame.loc["triviaqa", "random AUROC"] == pytest.approx(summary.loc["triviaqa", "random AUROC"])
     assert np.isnan(all_answers_frame(ours_all, pd.DataFrame()).loc["triviaqa", "random AUROC sd"])
+
+
+def test_screen_baseline_trains_on_the_individually_best_neurons(chat_model, tmp_path):
+    """The screen baseline picks its neurons on the probe's training rows by single-neuron AUROC
+    (as many as the H-Neurons, and as many as the probe reads), trains them with the random
+    baseline's recipe, and reports where the H-Neurons rank; the frame and reading follow."""
+    from hneurons_utils.pipeline import scheme_rows, stored_examples
+    from hneurons_utils.stats import column_aurocs
+
+    identify(chat_model, qa(16), replace(CFG, Cs=(1e6,)), tmp_path / "id", judge=judge)
+    probe, split, fs = load_identification(tmp_path / "id")
+    es = build_eval_set(chat_model, qa(10, start=30, dataset="ev"), EVAL, tmp_path, "ev", judge=judge)
+    rows, overlap = screen_baseline(probe, fs, split, {"triviaqa": es})
+    h, used = probe.h_neurons(), probe.neurons(0)
+    assert [(r["kind"], r["k"]) for r in rows] == [("hsize_screen", h.size), ("screen", used.size)]
+    X, y = scheme_rows(fs, stored_examples(split, "train"), probe.label_scheme)
+    auc = column_aurocs(X, y)
+    best = np.sort(auc)[::-1]
+    assert [best[r - 1] for r in overlap["h_screen_ranks"]] == pytest.approx(auc[h.flat])
+    assert overlap["h_in_screen"] == sum(r <= h.size for r in overlap["h_screen_ranks"])
+    base = baseline_metrics(probe, fs, split, {"triviaqa": es}, seeds=[1, 2])
+    ours = {"triviaqa": {"n_pos": 3, "auroc": 0.8, "auroc_ci": [0.6, 0.9]}}
+    frame = screen_frame(ours, base, rows)
+    assert frame.loc["triviaqa", "screen (H count)"] == pytest.approx(rows[0]["auroc"])
+    assert frame.loc["triviaqa", "random (probe count)"] == pytest.approx(
+        np.mean([r["auroc"] for r in base if r["kind"] in ("random_1", "random_2")]))
+    assert frame.loc["triviaqa", "probe CI half-width"] == pytest.approx(0.15)
+    text = screen_reading(frame, overlap, min_per_class=3)
+    assert text[0].startswith(f"{overlap['h_in_screen']} of the {h.size} H-Neurons")
+    assert "triviaqa: H-Neurons refit" in text[1]
+    assert "too few" in screen_reading(frame, overlap, min_per_class=4)[1]
 
 
 def test_reading_verdicts():

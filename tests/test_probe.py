@@ -129,3 +129,28 @@ def test_single_class_training_set_is_refused():
     X, _ = toy(10)
     with pytest.raises(ValueError, match="both labels"):
         fit_probe(X, np.ones(10, int), 1.0)
+
+
+def test_screened_neuron_set_keeps_the_individually_best_neurons():
+    """Planted signals: the one-sided screen keeps the neurons more active on label 1, the
+    two-sided one also the neuron that is less active; bad k and one-class labels are errors."""
+    from hneurons_utils.probe import screened_neuron_set
+    from hneurons_utils.stats import column_aurocs
+
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(50, int), np.zeros(50, int)]
+    X = rng.normal(size=(100, 2 * 4))  # 2 layers x 4 neurons
+    X[:, 5] += 3 * y  # layer 1, neuron 1: up on hallucinations
+    X[:, 2] += 2 * y  # layer 0, neuron 2: up, less
+    X[:, 6] -= 4 * y  # layer 1, neuron 2: down on hallucinations
+    auc = column_aurocs(X, y)
+    one = screened_neuron_set(auc, 2, 2, 4)
+    assert one.flat.tolist() == [2, 5]
+    two = screened_neuron_set(auc, 2, 2, 4, two_sided=True)
+    assert two.flat.tolist() == [5, 6]
+    with pytest.raises(ValueError, match="k must be in 1..8"):
+        screened_neuron_set(auc, 0, 2, 4)
+    with pytest.raises(ValueError, match="expected \\(3 x 4"):
+        screened_neuron_set(auc, 1, 3, 4)
+    with pytest.raises(ValueError, match="one class only"):
+        screened_neuron_set(column_aurocs(X, np.ones(100, int)), 1, 2, 4)

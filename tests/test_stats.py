@@ -95,3 +95,21 @@ def test_item_bootstrap_means_resamples_items_and_skips_unscored():
     assert np.ptp(flat) == 0
     with pytest.raises(ValueError, match="draws cover 3 items"):
         item_bootstrap_means(v, draws=np.ones((2, 3)))
+
+
+def test_column_aurocs_match_auroc_column_by_column():
+    """The one-rank-transform AUROC of every column equals :func:`auroc` per column, ties included;
+    one class only gives NaN; a shape mismatch is an error."""
+    from hneurons_utils.stats import auroc, column_aurocs
+
+    rng = np.random.default_rng(0)
+    X = np.round(rng.normal(size=(40, 7)), 1)  # rounding makes ties
+    X[:, 3] = 1.0  # a constant column: 0.5
+    y = rng.integers(0, 2, 40)
+    got = column_aurocs(X, y)
+    assert got == pytest.approx([auroc(y, X[:, j]) for j in range(7)])
+    assert got[3] == 0.5
+    assert column_aurocs(X, y, chunk=3) == pytest.approx(got)  # chunks of columns, same answer
+    assert np.isnan(column_aurocs(X, np.ones(40, int))).all()
+    with pytest.raises(ValueError, match="one row per label"):
+        column_aurocs(X, y[:-1])
