@@ -293,6 +293,10 @@ print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
 # - **Random neurons.** The random classifiers use exactly as many neurons, drawn uniformly
 #   over all layers, and are trained on the same rows; "above random neurons" requires the
 #   probe's interval to clear their mean.
+# - **Screened neurons.** The stronger baseline picks its neurons on the training rows only,
+#   as the probe does, so it sees no evaluation answer. Its classifiers and the H-Neuron refit
+#   are single fits without intervals of their own: a gap smaller than the probe's interval
+#   is noise. The paper has no such baseline.
 # - **Answer spans differ by class.** The span table above shows it: faithful answers get the
 #   gold alias as their span, hallucinated ones mostly the content rule's longer span. Where
 #   span length alone detects well, the probe's success is not cleanly attributable to the
