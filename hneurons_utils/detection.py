@@ -321,21 +321,31 @@ def screen_frame(ours: dict[str, dict], rows: Sequence[dict], screen_rows: Seque
 
 
 def screen_reading(frame: pd.DataFrame, overlap: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
-    """What the screen baseline says: how many H-Neurons are individually best, and per dataset
-    with enough answers whether the H-Neurons refit beats the screened neurons of its count."""
+    """What the screen baseline says: how many H-Neurons are individually best; per dataset with
+    enough answers, the H-Neurons refit against the screened neurons of its count; and a tally.
+
+    The two are single classifiers without intervals, so a gap counts only when it exceeds half
+    the probe's own 95% AUROC interval on that set (a rough guide to the noise, not a test).
+    """
     ranks = np.asarray(overlap["h_screen_ranks"])
     out = [f"{overlap['h_in_screen']} of the {overlap['h_neurons']} H-Neurons are among the "
            f"{overlap['h_neurons']} individually best neurons; their ranks by single-neuron AUROC "
            f"run from {ranks.min():,} to {ranks.max():,} of {overlap['neurons']:,} (median {np.median(ranks):,.0f})."]
+    tally = {"H-Neurons ahead": [], "screened ahead": [], "within the noise guide": []}
     for name, r in frame.iterrows():
         if r["n per class"] < min_per_class:
             out.append(f"{name}: too few responses to compare (fewer than {min_per_class} per class).")
             continue
-        diff = r["H-Neurons refit"] - r["screen (H count)"]
-        word = "above" if diff > 0 else "below" if diff < 0 else "level with"
-        out.append(f"{name}: H-Neurons refit {r['H-Neurons refit']:.2f} vs screened {r['screen (H count)']:.2f} "
-                   f"({word}, {diff:+.2f}; single classifiers, so read the gap against the probe's "
-                   f"95% interval of about +/-{r['probe CI half-width']:.2f}); random {r['random (H count)']:.2f}.")
+        diff, band = r["H-Neurons refit"] - r["screen (H count)"], r["probe CI half-width"]
+        verdict = ("within the noise guide" if not abs(diff) > band else
+                   "H-Neurons ahead" if diff > 0 else "screened ahead")
+        tally[verdict].append(name)
+        out.append(f"{name}: H-Neurons refit {r['H-Neurons refit']:.2f} vs screened "
+                   f"{r['screen (H count)']:.2f} ({diff:+.2f}; noise guide +/-{band:.2f}: {verdict}); "
+                   f"random {r['random (H count)']:.2f}.")
+    if any(tally.values()):
+        out.append("Against the individually best neurons of the same count: " + "; ".join(
+            f"{k} on {len(v)} ({', '.join(v) or 'none'})" for k, v in tally.items()) + ".")
     return out
 
 

@@ -156,7 +156,9 @@ baselines.round(3)
 # direction), and train them with the random baseline's recipe. If the screened neurons do as
 # well as the H-Neurons, what Table 1 shows is a property of the training signal, not of the
 # particular neurons L1 picked; the overlap says how many H-Neurons a screen would have found
-# anyway.
+# anyway. One caution for reading it: the screen is picked on the same training rows as the
+# probe, whose answer spans differ in length by class (the span control below), so it can
+# pick up span length as readily as the probe can.
 
 # %%
 if sets and h.size:

@@ -113,8 +113,25 @@ def test_screen_baseline_trains_on_the_individually_best_neurons(chat_model, tmp
     assert frame.loc["triviaqa", "probe CI half-width"] == pytest.approx(0.15)
     text = screen_reading(frame, overlap, min_per_class=3)
     assert text[0].startswith(f"{overlap['h_in_screen']} of the {h.size} H-Neurons")
-    assert "triviaqa: H-Neurons refit" in text[1]
+    assert "triviaqa: H-Neurons refit" in text[1] and text[2].startswith("Against the individually")
     assert "too few" in screen_reading(frame, overlap, min_per_class=4)[1]
+
+
+def test_screen_reading_counts_a_gap_only_beyond_the_noise_guide():
+    """A gap between the refit and the screened neurons counts only when it exceeds half the
+    probe's interval; datasets with too few answers are left out of the tally."""
+    from hneurons_utils.detection import screen_reading
+
+    frame = pd.DataFrame({"n per class": [20, 20, 20, 5], "probe CI half-width": [0.1, 0.1, 0.1, 0.1],
+                          "H-Neurons refit": [0.9, 0.6, 0.7, 0.9], "screen (H count)": [0.7, 0.8, 0.65, 0.5],
+                          "random (H count)": [0.5] * 4}, index=["a", "b", "c", "d"])
+    text = screen_reading(frame, {"h_in_screen": 1, "h_neurons": 3, "h_screen_ranks": [1, 50, 9],
+                                  "neurons": 100})
+    assert "median 9" in text[0]
+    assert text[1].endswith("H-Neurons ahead); random 0.50.") and "screened ahead" in text[2]
+    assert "within the noise guide" in text[3] and "too few" in text[4]
+    assert text[5] == ("Against the individually best neurons of the same count: H-Neurons ahead on 1 (a); "
+                       "screened ahead on 1 (b); within the noise guide on 1 (c).")
 
 
 def test_reading_verdicts():
