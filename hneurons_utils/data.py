@@ -347,6 +347,27 @@ def load_bioasq(data_dir: str | Path | None = None) -> list[QAItem]:
     return _qa_items(_source_rows("bioasq/factoid.jsonl", data_dir, _read_jsonl), "bioasq", "bioasq")
 
 
+def load_qa_file(path: str | Path, name: str) -> list[QAItem]:
+    """Your own closed-book QA set (not in the paper): a JSON-lines file with one object per
+    line, ``{"question": str, "answers": [str, ...]}`` and optionally ``"id"``.
+
+    Rows are validated like the bundled sets' (an error names the file, line and field; rows
+    without a usable alias are skipped and counted). ``name`` labels the set in results and
+    file names, so it must be letters, digits, ``_`` or ``-``, and not a bundled set's name.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name or ""):
+        raise ValueError(f"QA set name {name!r}: use letters, digits, '_' or '-' (it names files)")
+    if name in QA_DATASETS:
+        raise ValueError(f"QA set name {name!r} is a bundled set's; choose another")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"QA set {name!r}: file {path} does not exist")
+    items = _qa_items(_read_jsonl(path), name, name)
+    if not items:
+        raise ValueError(f"QA set {name!r}: {path} holds no usable question")
+    return items
+
+
 def subsample(items: list, limit: int | None, seed: int = 0) -> list:
     """A seeded random subset of ``limit`` items, kept in file order (all items if ``limit`` is None)."""
     if limit is None:

@@ -198,20 +198,25 @@ def evaluate_detection(m: LoadedModel, probe: Probe, items: Sequence, cfg: EvalC
 
 def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir: str | Path,
                 data_dir: str | Path | None = None, judge: Callable | None = None,
-                build: Callable[..., EvalSet] = build_eval_set
+                build: Callable[..., EvalSet] = build_eval_set,
+                files: dict[str, str | Path] | None = None
                 ) -> tuple[dict[str, EvalSet], dict[str, dict]]:
     """Table 1's evaluation sets: ``{dataset: EvalSet}``, plus ``{dataset: counts}`` for the
     datasets where one class has no response at all (no balanced set can be formed).
 
-    ``build(m, items, cfg, out_dir, name, judge)`` makes one set (Figure 4a passes
-    ``origin.build_base_eval_set``); TriviaQA comes from its test split.
+    ``sizes`` maps each dataset to its number of questions (None: all). ``build(m, items, cfg,
+    out_dir, name, judge)`` makes one set (Figure 4a passes ``origin.build_base_eval_set``);
+    TriviaQA comes from its test split. A name in ``files`` is read from that JSON-lines file
+    (:func:`data.load_qa_file`: your own QA set) instead of the bundled data.
     """
-    from .data import load_qa
+    from .data import load_qa, load_qa_file, subsample
     from .sampling import EmptyBalancedSetError
 
+    files = files or {}
     sets, empty = {}, {}
     for name, n in sizes.items():
-        items = load_qa(name, "test" if name == "triviaqa" else None, data_dir, limit=n, seed=cfg.seed)
+        items = (subsample(load_qa_file(files[name], name), n, cfg.seed) if name in files else
+                 load_qa(name, "test" if name == "triviaqa" else None, data_dir, limit=n, seed=cfg.seed))
         try:
             sets[name] = build(m, items, cfg, out_dir, name, judge)
         except EmptyBalancedSetError as e:

@@ -41,6 +41,8 @@ N_EVAL_TRIVIAQA = 600  # TriviaQA test questions, one sampled answer each
 N_EVAL_NQ = 1000  # NQ-Open test questions (2.5% were answered right in the default run)
 N_EVAL_BIOASQ = 800  # BioASQ factoid questions (1.4% were answered right in the default run)
 N_EVAL_NONEXIST = 1000  # generated NonExist questions (2.7% were declined, the faithful answer, in the default run)
+QA_FILES = {}  # your own QA sets (not in the paper): {"name": "path.jsonl"}, {"question", "answers"} per line
+N_EVAL_FILES = 1000  # questions drawn from each of QA_FILES (None: all)
 EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
 EVAL_BATCH = 32  # questions per sampling call
 N_RANDOM_SEEDS = 5  # random-neuron classifiers (Table 1's "Random" row)
@@ -81,9 +83,9 @@ print(f"probe: {h.size} H-Neurons ({h.per_mille:.3f} per mille), C = {probe.C}, 
 # *hallucinated* if judged incorrect and *faithful* if judged correct; refusals are left out.
 # NonExist has no true answer: there a refusal ("I don't know", "does not exist") is the
 # faithful response and any answer a hallucination (the paper does not say how it labels
-# NonExist; this is our reading). Each set is then balanced, so chance accuracy is 50%. The
-# probe reads only the answer-token CETT means of each response (the paper's Eq. 3, built in
-# the previous chapter).
+# NonExist; this is our reading). Your own QA sets join the same way through `QA_FILES`. Each
+# set is then balanced, so chance accuracy is 50%. The probe reads only the answer-token CETT
+# means of each response (the paper's Eq. 3, built in the previous chapter).
 
 # %%
 idc = probe.config  # generation and feature settings of the identification run
@@ -91,8 +93,8 @@ ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH, max_
                             stop_at_newline=idc["stop_at_newline"], n_boot=N_BOOT, seed=SEED,
                             features=features.FeatureConfig(**idc["features"]))
 sizes = {"triviaqa": N_EVAL_TRIVIAQA, "nq_open": N_EVAL_NQ, "bioasq": N_EVAL_BIOASQ,
-         "nonexist": N_EVAL_NONEXIST}
-sets, empty = detection.table1_sets(m, sizes, ecfg, OUT, DATA_DIR, judge)
+         "nonexist": N_EVAL_NONEXIST, **{name: N_EVAL_FILES for name in QA_FILES}}
+sets, empty = detection.table1_sets(m, sizes, ecfg, OUT, DATA_DIR, judge, files=QA_FILES)
 detection.counts_frame(sets, empty)
 
 # %% [markdown]

@@ -262,3 +262,25 @@ def test_load_qa_nonexist_checks_local_sets(tmp_path):
     assert [x.question for x in items] == [x.question for x in expected] and len(items) == 8
     with pytest.raises(ValueError, match="single"):
         D.load_qa("nonexist", "train", tmp_path)
+
+
+def test_own_qa_file_is_validated_like_the_bundled_sets(tmp_path):
+    """A user's JSONL QA set loads with ids from its name; a bad name, a bundled set's name, a
+    missing file, a malformed row (file, line, field) and a file with no usable row are errors."""
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"question": "Q1?", "answers": ["a"]}\n\n{"id": "x", "question": "Q2?", "answers": ["b", "c"]}\n')
+    items = D.load_qa_file(path, "mine")
+    assert [(it.qid, it.question, it.answers, it.dataset) for it in items] == [
+        ("mine:1", "Q1?", ["a"], "mine"), ("mine:x", "Q2?", ["b", "c"], "mine")]
+    with pytest.raises(ValueError, match="letters, digits"):
+        D.load_qa_file(path, "my set")
+    with pytest.raises(ValueError, match="bundled"):
+        D.load_qa_file(path, "nq_open")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        D.load_qa_file(tmp_path / "nosuch.jsonl", "mine")
+    path.write_text('{"question": "Q1?", "answers": ["a"]}\n{"question": "Q2?", "answers": "b"}\n')
+    with pytest.raises(DataFormatError, match=r"mine.jsonl, line 2, field 'answers'"):
+        D.load_qa_file(path, "mine")
+    path.write_text('{"question": "Q1?", "answers": []}\n')
+    with pytest.raises(ValueError, match="no usable question"):
+        D.load_qa_file(path, "mine")

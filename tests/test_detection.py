@@ -40,6 +40,27 @@ def test_eval_set_balanced_and_scored(chat_model, tmp_path):
     assert d["n"] == 6 and 0 <= d["accuracy"] <= 1 and len(d["auroc_ci"]) == 2
 
 
+def test_table1_sets_read_a_users_qa_file_beside_the_bundled_sets(chat_model, tmp_path):
+    """A name in ``files`` is read from that JSONL (a seeded subset of ``sizes[name]``), built
+    and scored like any bundled set; the other names still come from the data loaders."""
+    from hneurons_utils.detection import table1_sets
+
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps({"question": it.question, "answers": it.answers}) + "\n"
+                            for it in qa(12, start=30)))
+    seen = []
+
+    def build(m, items, cfg, out_dir, name, judge):
+        seen.append((name, len(items), items[0].qid))
+        return build_eval_set(m, items, cfg, out_dir, name, judge)
+
+    sets, empty = table1_sets(chat_model, {"mine": 10}, EVAL, tmp_path, judge=judge, build=build,
+                              files={"mine": path})
+    assert seen[0][:2] == ("mine", 10) and seen[0][2].startswith("mine:")
+    assert sets["mine"].y.tolist().count(1) == sets["mine"].y.tolist().count(0) and not empty
+    assert (tmp_path / "responses_mine.jsonl").exists()
+
+
 def test_nonexist_labels():
     """On NonExist a refusal is the faithful answer; elsewhere refusals are left out."""
     assert eval_label("nonexist", "refusal") == 0 and eval_label("nonexist", "incorrect") == 1
