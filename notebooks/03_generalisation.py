@@ -319,3 +319,8 @@ print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
 #    in which direction?
 # 4. Rerun chapter 02 with `SPAN_RULE = "content"` (one span rule for both classes), then this
 #    chapter. Does span length still separate the classes, and does the TriviaQA AUROC hold?
+# 5. In that same rerun, compare the H-Neurons with the individually best neurons again. With
+#    span length no longer a cue, does the screen still match or beat them?
+# 6. Write twenty questions of your own, with their answers, as `mine.jsonl` (the format of
+#    `data/example_qa.jsonl`) and pass `-p QA_FILES '{"mine": "mine.jsonl"}'`. How many of
+#    them does the model answer correctly, and is that enough for a verdict?
