@@ -213,6 +213,9 @@ def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir:
     from .sampling import EmptyBalancedSetError
 
     files = files or {}
+    if not isinstance(files, dict):  # papermill's -p passes '{...}' as a string
+        raise TypeError(f"QA files must map a set name to a path, got {type(files).__name__} "
+                        f"{files!r}; with papermill give it with -y or -f (YAML), not -p")
     sets, empty = {}, {}
     for name, n in sizes.items():
         items = (subsample(load_qa_file(files[name], name), n, cfg.seed) if name in files else

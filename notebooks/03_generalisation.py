@@ -322,5 +322,5 @@ print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
 # 5. In that same rerun, compare the H-Neurons with the individually best neurons again. With
 #    span length no longer a cue, does the screen still match or beat them?
 # 6. Write twenty questions of your own, with their answers, as `mine.jsonl` (the format of
-#    `data/example_qa.jsonl`) and pass `-p QA_FILES '{"mine": "mine.jsonl"}'`. How many of
+#    `data/example_qa.jsonl`) and pass `-y "QA_FILES: {mine: mine.jsonl}"`. How many of
 #    them does the model answer correctly, and is that enough for a verdict?

@@ -59,6 +59,8 @@ def test_table1_sets_read_a_users_qa_file_beside_the_bundled_sets(chat_model, tm
     assert seen[0][:2] == ("mine", 10) and seen[0][2].startswith("mine:")
     assert sets["mine"].y.tolist().count(1) == sets["mine"].y.tolist().count(0) and not empty
     assert (tmp_path / "responses_mine.jsonl").exists()
+    with pytest.raises(TypeError, match="not -p"):  # what papermill -p makes of a dict
+        table1_sets(chat_model, {"mine": 10}, EVAL, tmp_path, files='{"mine": "mine.jsonl"}')
 
 
 def test_nonexist_labels():
