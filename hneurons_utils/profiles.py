@@ -76,6 +76,20 @@ def type_problems(params: dict, defaults: dict) -> list[str]:
     return problems
 
 
+def check_parameters(chapter: str, values: dict) -> None:
+    """Raise if a chapter's parameters, as the run set them, changed type (first code cell).
+
+    ``values`` is the notebook's ``globals()``; only the names of ``notebooks/<chapter>.py``'s
+    parameters cell are checked. The usual cause: ``papermill -p ALPHAS "[0, 1]"`` passes the
+    string ``"[0, 1]"``; lists and mappings must go in with ``-y`` or ``-f`` (YAML).
+    """
+    defaults = notebook_parameters(REPO_ROOT / "notebooks" / f"{chapter}.py")
+    problems = type_problems({k: values[k] for k in defaults if k in values}, defaults)
+    if problems:
+        raise TypeError(f"{chapter} parameters: " + "; ".join(problems) + ". Give lists and "
+                        "mappings to papermill with -y or -f (YAML), not -p (which passes text).")
+
+
 def load_overrides(path: str | os.PathLike) -> dict:
     """A user's parameter overrides (a flat YAML mapping), checked by :func:`type_problems`."""
     path = Path(path)

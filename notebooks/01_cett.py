@@ -48,6 +48,8 @@ import torch
 from hneurons_utils import cett, data, models, plots, profiles
 from hneurons_utils.sampling import build_prompt
 
+profiles.check_parameters("01_cett", globals())  # a list given as text (papermill -p) stops here
+
 plots.setup_style()
 torch.manual_seed(SEED)
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "cett")

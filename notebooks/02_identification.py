@@ -70,6 +70,8 @@ from IPython.display import Markdown, display
 from hneurons_utils import answer_spans, data, detection, features, judges, models, paper, pipeline
 from hneurons_utils import neurons, plots, profiles, sampling
 
+profiles.check_parameters("02_identification", globals())  # a list given as text (papermill -p) stops here
+
 plots.setup_style()
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
 judge = judges.from_params(JUDGE, JUDGE_BASE_URL, JUDGE_MODEL, JUDGE_KEY_ENV)  # None: rule judge

@@ -62,6 +62,8 @@ from IPython.display import Markdown, display
 
 from hneurons_utils import detection, features, judges, models, pipeline, plots, profiles, stats
 
+profiles.check_parameters("03_generalisation", globals())  # a list given as text (papermill -p) stops here
+
 plots.setup_style()
 ID_DIR = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "generalisation")

@@ -80,6 +80,8 @@ from hneurons_utils import behaviour, benchmarks, compliance, data, models, pape
 from hneurons_utils import sweep
 from hneurons_utils.probe import Probe, random_neuron_set
 
+profiles.check_parameters("04_behaviour", globals())  # a list given as text (papermill -p) stops here
+
 plots.setup_style()
 torch.manual_seed(SEED)
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "behaviour")

@@ -98,6 +98,8 @@ from hneurons_utils import data, detection, drift, features, finetune, judges, m
 from hneurons_utils import paper, pipeline, plots, profiles, sampling, transfer
 from hneurons_utils.probe import NeuronSet
 
+profiles.check_parameters("05_origin", globals())  # a list given as text (papermill -p) stops here
+
 plots.setup_style()
 torch.manual_seed(SEED)
 judge = judges.from_params(JUDGE, JUDGE_BASE_URL, JUDGE_MODEL, JUDGE_KEY_ENV)  # None: rule judge

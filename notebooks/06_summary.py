@@ -46,6 +46,8 @@ from IPython.display import HTML, Markdown, display
 
 from hneurons_utils import plots, profiles, summary
 
+profiles.check_parameters("06_summary", globals())  # a list given as text (papermill -p) stops here
+
 if PROFILE == "smoke":
     display(Markdown("**Smoke profile.** The chapters ran on a handful of items: the table shows "
                      "that the scorecard is assembled; none of its numbers means anything."))

@@ -51,6 +51,8 @@ from hneurons_utils.benchmarks import chat_prompt
 from hneurons_utils.probe import Probe, random_neuron_set
 from hneurons_utils.steering import generate_scaled, scaled_down_proj
 
+profiles.check_parameters("07_api", globals())  # a list given as text (papermill -p) stops here
+
 plots.setup_style()
 pd.set_option("display.max_colwidth", 400)  # show whole answers
 torch.manual_seed(SEED)

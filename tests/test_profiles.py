@@ -104,3 +104,22 @@ def test_profile_for_notebook_keeps_only_declared_parameters():
     sub = profiles.profile_for_notebook("smoke", nb)
     assert sub["PROFILE"] == "smoke" and set(sub) <= set(parameters_of(nb))
     assert "SFT_STEPS" in profiles.load_profile("smoke") and "SFT_STEPS" not in sub
+
+
+def test_check_parameters_stops_a_list_given_as_text():
+    """What papermill -p makes of a list (a string) is caught by name in the chapter's first code
+    cell; the defaults, and an int for a float, pass; names of other chapters are ignored."""
+    nb = profiles.REPO_ROOT / "notebooks" / "04_behaviour.py"
+    values = {**parameters_of(nb), "SOMETHING_ELSE": "x"}
+    profiles.check_parameters("04_behaviour", values)
+    profiles.check_parameters("04_behaviour", {**values, "ALPHAS": [0, 1, 3]})
+    with pytest.raises(TypeError, match=r"ALPHAS: '\[0, 1\]' has type str.*-y or -f"):
+        profiles.check_parameters("04_behaviour", {**values, "ALPHAS": "[0, 1]"})
+
+
+def test_every_chapter_checks_its_parameters_first():
+    """Each notebook calls check_parameters with its own name in the cell after its parameters."""
+    for nb in NOTEBOOKS:
+        cells = re.split(r"^# %%", nb.read_text(), flags=re.M)
+        i = next(i for i, c in enumerate(cells) if c.startswith(' tags=["parameters"]'))
+        assert f'profiles.check_parameters("{nb.stem}", globals())' in cells[i + 1], nb.name
