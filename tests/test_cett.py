@@ -109,6 +109,31 @@ def test_column_norms_shape_and_values(tiny_model):
     assert torch.allclose(norms[1], w.norm(dim=0))
 
 
+def test_remote_branches_read_the_same_numbers(tiny_model, monkeypatch):
+    """The NDIF route (``remote=True``: weights read inside a trace, inputs kept on the CPU)
+    gives the local route's norms and masked means. NDIF itself is out of reach here, so the
+    trace runs locally with ``remote`` recorded and dropped."""
+    from dataclasses import replace
+
+    batch = _batch()
+    real = batch["attention_mask"].bool()
+    local_norms = cett.column_norms(tiny_model)
+    local = cett.cett_means(tiny_model, batch, {"all": real}, norms=local_norms)["all"]
+    seen, trace = [], tiny_model.lm.trace
+
+    def fake_trace(*args, remote=False, **kw):
+        seen.append(remote)
+        return trace(*args, **kw)
+
+    monkeypatch.setattr(tiny_model.lm, "trace", fake_trace)
+    far = replace(tiny_model, remote=True)
+    norms = cett.column_norms(far)
+    assert torch.allclose(norms, local_norms, rtol=1e-6)
+    got = cett.cett_means(far, batch, {"all": real})["all"]
+    assert torch.allclose(got, local, rtol=1e-5)
+    assert seen == [True] * 3  # the norms twice (once inside cett_means), then the means
+
+
 @pytest.mark.slow
 def test_real_model_cett(real_model):
     """The embedded model: 30 layers x 1536 neurons, finite non-negative CETT on a real prompt."""
