@@ -99,6 +99,9 @@ def load_overrides(path: str | os.PathLike) -> dict:
         params = yaml.safe_load(f) or {}
     if not isinstance(params, dict):
         raise ValueError(f"{path}: expected a mapping of parameter names to values")
+    if "PROFILE" in params:
+        raise ValueError(f"{path}: PROFILE names the profile the file is laid over; choose it with "
+                         "the PROFILE setting of the build (make book PROFILE=...), not in the file")
     problems = type_problems(params, all_parameters())
     if problems:
         raise ValueError(f"{path}: " + "; ".join(problems))

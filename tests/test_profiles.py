@@ -59,6 +59,9 @@ def test_overrides_file_is_checked_and_laid_over_the_profile(tmp_path):
     nb = profiles.REPO_ROOT / "notebooks" / "01_cett.py"
     got = profiles.profile_for_notebook("smoke", nb, mine)
     assert got["MODEL_ID"] == "gpt2" and got["N_PROMPTS"] == 8 and got["PROFILE"] == "smoke"
+    mine.write_text("PROFILE: smoke\n")
+    with pytest.raises(ValueError, match="choose it with the PROFILE setting"):
+        profiles.load_overrides(mine)
     mine.write_text("- MODEL_ID\n")
     with pytest.raises(ValueError, match="expected a mapping"):
         profiles.load_overrides(mine)
