@@ -129,3 +129,14 @@ def figure3_alpha_range(path: str | Path | None = None) -> tuple[float, float]:
     """The scaling-factor range of Figure 3 (Eq. 5): ``(0.0, 3.0)``; the grid points are figure-only."""
     lo, hi = load_reference(path)["figure3"]["alpha_range"]
     return float(lo), float(hi)
+
+
+def sparsity_reading(n_h_neurons: int, per_mille: float, path: str | Path | None = None) -> str:
+    """Our H-Neuron ratio against the paper's claim (Section 2.3: under 1 per mille, and the
+    range of Table 1's ratio column over its six models)."""
+    ratios = table1_frame(path).ratio_permille
+    lo, hi = float(ratios.min()), float(ratios.max())
+    return ("no H-Neuron selected" if n_h_neurons == 0 else
+            "within the paper's range" if lo <= per_mille <= hi else
+            "sparse (under 1 per mille), but outside the paper's range" if per_mille < 1 else
+            "not sparse: more than 1 per mille")

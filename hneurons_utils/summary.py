@@ -142,10 +142,7 @@ def _identification(folder: Path) -> list[dict]:
     _need(d, path, "n_h_neurons", "per_mille", "C")
     lo, hi = paper.table1_frame().ratio_permille.agg(["min", "max"])
     n, pm = d["n_h_neurons"], d["per_mille"]
-    reading = ("no H-Neuron selected" if n == 0 else
-               "within the paper's range" if lo <= pm <= hi else
-               "sparse (under 1 per mille), but outside the paper's range" if pm < 1 else
-               "not sparse: more than 1 per mille")
+    reading = paper.sparsity_reading(n, pm)
     ours = f"{n} neurons, {pm:.3f} per mille (C = {d['C']:g})"
     st = read_results(folder / "stability.json")  # optional: chapter 2's resampling check
     if st and st.get("jaccard"):

@@ -208,9 +208,11 @@ except sampling.EmptyBalancedSetError as e:  # too weak a model or too few quest
                      "them are skipped; raise `N_SCREEN` or `SFT_STEPS`."))
 timings["identify_s"] = time.monotonic() - t0
 if ident:
+    edge = " (the largest C of the grid)" if probe.C == max(C_GRID) else ""
     print(f"{h.size} H-Neurons of {m_inst.adapter.total_neurons:,} ({h.per_mille:.3f} per mille), "
-          f"C = {probe.C}, trained on {ident.counts['split']['train']['examples']} responses "
-          f"({timings['identify_s'] / 60:.1f} min)")
+          f"C = {probe.C}{edge}, trained on {ident.counts['split']['train']['examples']} responses "
+          f"({timings['identify_s'] / 60:.1f} min); against the paper's ratios: "
+          f"{paper.sparsity_reading(h.size, h.per_mille)}")
     display(pd.DataFrame({k: v for k, v in ident.counts.items() if k in ("greedy", "sampled", "consistent")}))
 
 # %% [markdown]

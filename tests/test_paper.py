@@ -131,3 +131,12 @@ def test_incomplete_table_is_rejected(tmp_path):
     broken.write_text(json.dumps(ref))
     with pytest.raises(paper.PaperReferenceError, match="Gemma-3-27B.*nonexist"):
         paper.table1_frame(broken)
+
+
+def test_sparsity_reading_against_the_papers_ratios():
+    """Table 1's ratios run from 0.01 to 0.35 per mille: inside, below 1 per mille but outside,
+    above 1 per mille, and none selected each get their own reading."""
+    assert paper.sparsity_reading(18, 0.35) == "within the paper's range"
+    assert paper.sparsity_reading(40, 0.8) == "sparse (under 1 per mille), but outside the paper's range"
+    assert paper.sparsity_reading(145, 3.933) == "not sparse: more than 1 per mille"
+    assert paper.sparsity_reading(0, 0.0) == "no H-Neuron selected"
