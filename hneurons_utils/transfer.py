@@ -126,17 +126,20 @@ def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None
 
 def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, dict],
                offline: bool, n_h_neurons: int, min_per_class: int = MIN_PER_CLASS,
-               stability: dict | None = None) -> list[str]:
+               stability: dict | None = None, per_mille: float | None = None) -> list[str]:
     """The chapter's reading of its own results, one Markdown paragraph per finding.
 
     ``readings``: :func:`transfer_reading` (balanced sets); ``empty``: datasets without a
     balanced set; ``drift``: :func:`drift_tests` per variant (``"up + down (paper)"`` is read);
     ``offline``: whether the pair is the Gemma-3-270M twin; ``stability``:
-    ``pipeline.selection_stability`` of the probe (optional). Every sentence that states an
+    ``pipeline.selection_stability`` of the probe (optional); ``per_mille``: the H-Neurons'
+    share of all neurons (optional; above 1 the drift paragraph says the set is not sparse).
+    Every sentence that states an
     outcome is chosen by the numbers; nothing is pre-written for one outcome.
     """
     return [_transfer_paragraph(readings, empty, offline, n_h_neurons, min_per_class),
-            _drift_paragraph(drift.get("up + down (paper)"), offline, n_h_neurons, stability)]
+            _drift_paragraph(drift.get("up + down (paper)"), offline, n_h_neurons, stability,
+                             per_mille)]
 
 
 def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: bool,
@@ -184,7 +187,7 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
 
 
 def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
-                     stability: dict | None = None) -> str:
+                     stability: dict | None = None, per_mille: float | None = None) -> str:
     """:func:`discussion`'s paragraph on Figure 4b, from the paper's drift variant's tests."""
     from .pipeline import stability_kind
 
@@ -216,6 +219,10 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
                 "way, in this pair.")
     if t["n_h_neurons"] < 20:
         body += f" With {t['n_h_neurons']} H-Neurons the rank is an average of few neurons."
+    if per_mille is not None and per_mille > 1:
+        body += (f" The set is not sparse ({per_mille:.1f} per mille, above the paper's 1 per "
+                 "mille): the ranks describe a broad selection of neurons that carry answers, not "
+                 "the paper's few.")
     kind = stability_kind(stability)
     if kind != "too few":
         freq = np.asarray(stability["frequency"])

@@ -427,7 +427,7 @@ print({k: f"{v / 60:.1f} min" + (" (cached)" if cached.get(k) else "") for k, v 
 
 # %%
 display(Markdown("\n\n".join(transfer.discussion(readings, empty, tests, OFFLINE, h.size,
-                                                   stability=stability))))
+                                                   stability=stability, per_mille=h.per_mille))))
 
 # %% [markdown]
 # **The limits of this pair.** Whatever the outcome above, read it against these:

@@ -129,3 +129,6 @@ def test_discussion_follows_the_results():
     assert "uncertain" not in para
     steady = dict(unstable, jaccard=[0.7] * 20)
     assert "largely reproduces" in transfer.discussion(chance, {}, drift_res, True, 14, stability=steady)[1]
+    broad = transfer.discussion(chance, {}, drift_res, True, 14, per_mille=3.9)[1]
+    assert "not sparse (3.9 per mille" in broad
+    assert "not sparse" not in transfer.discussion(chance, {}, drift_res, True, 14, per_mille=0.4)[1]
