@@ -47,9 +47,20 @@ run_chapter() {  # execute one chapter with papermill into $BOOK_OUT/<name>.ipyn
   # each chapter gets only the profile parameters its own parameters cell declares
   python -m hneurons_utils.profiles "$PROFILE" "notebooks/$name.py" ${PARAMS:+"$PARAMS"} > "$scratch/params-$name.yaml"
   jupytext --quiet --to ipynb -o "$scratch/src-$name.ipynb" "notebooks/$name.py"
-  papermill "$scratch/src-$name.ipynb" "$BOOK_OUT/$name.ipynb" -k python3 --cwd . \
-    -f "$scratch/params-$name.yaml" --no-progress-bar
-  echo "== $name: $(( $(date +%s) - start )) s"
+  local try
+  for try in 1 2 3; do
+    if papermill "$scratch/src-$name.ipynb" "$BOOK_OUT/$name.ipynb" -k python3 --cwd . \
+        -f "$scratch/params-$name.yaml" --no-progress-bar 2>&1 | tee "$scratch/out-$name.txt"; then
+      echo "== $name: $(( $(date +%s) - start )) s"
+      return 0
+    fi
+    # A kernel that dies before answering has run no cell. With two lanes, jupyter_client can
+    # pick a TCP port for a new kernel that something else takes before the kernel binds it
+    # ("Address already in use"): start that kernel again; any other failure stops the build.
+    grep -q "Kernel died before replying to kernel_info" "$scratch/out-$name.txt" || return 1
+    [ "$try" -lt 3 ] && echo "== $name: its kernel did not start (a port race); starting it again"
+  done
+  return 1
 }
 
 # Two lanes when the machine has a second core (JOBS=2, the default with two or more cores; one

@@ -25,6 +25,10 @@ name=$(basename "$2" .ipynb)
 echo "start $name" >> "$LANES_LOG"
 case " $STUB_SLOW " in *" $name "*) sleep 2 ;; *) sleep 0.2 ;; esac
 [ "$name" = "${STUB_FAIL:-}" ] && { echo "fail $name" >> "$LANES_LOG"; exit 1; }
+if [ "$name" = "${STUB_NO_KERNEL:-}" ] && [ "$(grep -c "^race $name" "$LANES_LOG")" -lt "${STUB_RACES:-1}" ]; then
+  echo "race $name" >> "$LANES_LOG"
+  echo "RuntimeError: Kernel died before replying to kernel_info" >&2; exit 1
+fi
 while [ $# -gt 0 ]; do [ "$1" = -f ] && sed "s/^/$name /" "$2" >> "$LANES_LOG.params"; shift; done
 echo '{}' > "$2"
 echo "end $name" >> "$LANES_LOG"
@@ -153,3 +157,14 @@ def test_a_parameter_file_reaches_every_chapter_and_a_misspelt_one_stops_the_bui
     assert rc != 0 and "MODLE_ID is not a parameter of any chapter" in out and ev == []
     rc, ev, out = build(project, PARAMS="nosuch.yaml")
     assert rc == 2 and "no file nosuch.yaml" in out and ev == []
+
+
+def test_a_kernel_that_does_not_start_is_started_again_but_other_failures_are_not(project):
+    """A kernel that dies before its first reply (a TCP port race between the lanes) is started
+    again, at most twice; the chapter then runs once. A third such failure fails the build."""
+    rc, ev, out = build(project, JOBS="2", STUB_NO_KERNEL="05_origin")
+    assert rc == 0, out
+    assert ev.count("race 05_origin") == 1 and ev.count("end 05_origin") == 1
+    assert at(ev, "race 05_origin") < at(ev, "end 05_origin")
+    rc, ev, out = build(project, JOBS="1", STUB_NO_KERNEL="01_cett", STUB_RACES="3")
+    assert rc != 0 and ev.count("race 01_cett") == 3 and "start 02_identification" not in ev
