@@ -134,8 +134,8 @@ def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, di
     ``offline``: whether the pair is the Gemma-3-270M twin; ``stability``:
     ``pipeline.selection_stability`` of the probe (optional); ``per_mille``: the H-Neurons'
     share of all neurons (optional; above 1 the drift paragraph says the set is not sparse).
-    Every sentence that states an
-    outcome is chosen by the numbers; nothing is pre-written for one outcome.
+    Every sentence that states an outcome is chosen by the numbers; nothing is pre-written for
+    one outcome.
     """
     return [_transfer_paragraph(readings, empty, offline, n_h_neurons, min_per_class),
             _drift_paragraph(drift.get("up + down (paper)"), offline, n_h_neurons, stability,

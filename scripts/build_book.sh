@@ -24,10 +24,10 @@ if [ -z "${HNEURONS_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
   export HNEURONS_DATA_DIR=$(cd ../shared/data && pwd)
 fi
 [ -f "params/$PROFILE.yaml" ] || { echo "unknown profile $PROFILE (no params/$PROFILE.yaml)" >&2; exit 2; }
-# a misspelt name or a wrong type in PARAMS fails here, before any chapter runs
-[ -z "${PARAMS:-}" ] || python -m hneurons_utils.profiles "$PROFILE" notebooks/01_cett.py "$PARAMS" > /dev/null
 names=${NOTEBOOKS:-$(cd notebooks && ls [0-9][0-9]_*.py | sed 's/\.py$//')}
 names=$(echo $names)  # one line, single spaces
+# a misspelt name or a wrong type in PARAMS fails here, before any chapter runs
+[ -z "${PARAMS:-}" ] || python -m hneurons_utils.profiles "$PROFILE" "notebooks/${names%% *}.py" "$PARAMS" > /dev/null
 BOOK_OUT=${BOOK_OUT:-book}  # where executed notebooks and the site go (the tests use a temporary one)
 if [ "$(cd "$(dirname "$BOOK_OUT")" 2>/dev/null && pwd)/$(basename "$BOOK_OUT")" != "$PWD/book" ]; then
   mkdir -p "$BOOK_OUT"
