@@ -328,6 +328,17 @@ def screen_frame(ours: dict[str, dict], rows: Sequence[dict], screen_rows: Seque
     return pd.DataFrame(out).T
 
 
+def screen_verdict(row: pd.Series | dict, min_per_class: int = MIN_PER_CLASS) -> str | None:
+    """One dataset's row of :func:`screen_frame`: "H-Neurons ahead", "screened ahead" or "within
+    the noise guide" (the H-Neurons refit against the screened neurons of its count, the gap
+    counted only beyond half the probe's 95% AUROC interval); None under ``min_per_class``."""
+    if row["n per class"] < min_per_class:
+        return None
+    diff, band = row["H-Neurons refit"] - row["screen (H count)"], row["probe CI half-width"]
+    return ("within the noise guide" if not abs(diff) > band else
+            "H-Neurons ahead" if diff > 0 else "screened ahead")
+
+
 def screen_reading(frame: pd.DataFrame, overlap: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
     """What the screen baseline says: how many H-Neurons are individually best; per dataset with
     enough answers, the H-Neurons refit against the screened neurons of its count; and a tally.
@@ -341,12 +352,11 @@ def screen_reading(frame: pd.DataFrame, overlap: dict, min_per_class: int = MIN_
            f"run from {ranks.min():,} to {ranks.max():,} of {overlap['neurons']:,} (median {np.median(ranks):,.0f})."]
     tally = {"H-Neurons ahead": [], "screened ahead": [], "within the noise guide": []}
     for name, r in frame.iterrows():
-        if r["n per class"] < min_per_class:
+        verdict = screen_verdict(r, min_per_class)
+        if verdict is None:
             out.append(f"{name}: too few responses to compare (fewer than {min_per_class} per class).")
             continue
         diff, band = r["H-Neurons refit"] - r["screen (H count)"], r["probe CI half-width"]
-        verdict = ("within the noise guide" if not abs(diff) > band else
-                   "H-Neurons ahead" if diff > 0 else "screened ahead")
         tally[verdict].append(name)
         out.append(f"{name}: H-Neurons refit {r['H-Neurons refit']:.2f} vs screened "
                    f"{r['screen (H count)']:.2f} ({diff:+.2f}; noise guide +/-{band:.2f}: {verdict}); "

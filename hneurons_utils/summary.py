@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import paper
-from .detection import auroc_verdict, baseline_summary
+from .detection import auroc_verdict, baseline_summary, screen_verdict
 from .behaviour import SYC_REPLY
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict
@@ -167,6 +167,8 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     base = baseline_summary(d["baselines"]) if d["baselines"] else pd.DataFrame()
     everyone = read_results(folder / "all_answers.json") or {}
     control = (read_results(folder / "span_control.json") or {}).get("datasets", {})
+    sb = read_results(folder / "screen_baseline.json") or {}  # chapter 3's stronger baseline
+    screen, n_screen = {r["index"]: r for r in sb.get("table", [])}, sb.get("overlap", {}).get("h_neurons")
     rows = []
     for k in paper.load_reference()["datasets"]:
         g = ref[ref.dataset == k]
@@ -189,6 +191,12 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                 ours += f"; one span rule for both classes: AUROC {_auroc_ci(c)}"
                 verdict += "; one span rule: " + auroc_verdict(c["auroc_ci"][0], float("nan"),
                                                               min(c["n_pos"], c["n_neg"]), min_per_class)
+            if k in screen:  # the H-Neurons refit against as many individually best neurons
+                r = screen[k]
+                ours += (f"; the {n_screen} individually best neurons: AUROC "
+                         f"{100 * r['screen (H count)']:.1f} (H-Neurons refit {100 * r['H-Neurons refit']:.1f})")
+                sv = screen_verdict(r, min_per_class)
+                verdict += "; against the individually best: " + (sv or f"too few (under {min_per_class} per class)")
         elif k in d["empty"]:
             e = d["empty"][k]
             ours = f"no balanced set: {e['faithful']} faithful, {e['hallucinated']} hallucinated answers"

@@ -27,9 +27,11 @@
 # neuron sets drawn with the H-Neurons' layer counts. "Not distinguishable" and "too few" mean
 # that this run neither confirms nor refutes the claim; they are not evidence against it.
 #
-# **Three checks ride along.** A Table 1 row also gives the probe refit with one answer-span
+# **Four checks ride along.** A Table 1 row also gives the probe refit with one answer-span
 # rule for both classes (chapter 3's span control): a verdict that does not survive it cannot
-# be credited to the H-Neurons. A Figure 3 verdict with a direction is checked on the items
+# be credited to the H-Neurons. It gives, too, chapter 3's stronger baseline (not in the
+# paper): the H-Neurons refit against as many neurons picked one by one for their own AUROC;
+# "screened ahead" means a simple screen finds neurons at least as telling. A Figure 3 verdict with a direction is checked on the items
 # scored at every α (chapter 4's same-items check), or named as resting on too few of them. A
 # Figure 3 row whose rule judge has a weak precision on its held-out hand labels says so: its
 # rates may not measure compliance.

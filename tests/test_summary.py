@@ -52,6 +52,10 @@ def results(tmp_path):
           {"ours": {"triviaqa": metric(0.78, 0.72, 0.85, 200, 30)}, "baselines": []})
     write(m / "generalisation" / "span_control.json",
           {"rule": "content", "datasets": {"triviaqa": {"metrics": metric(0.62, 0.45, 0.8, 30)}}})
+    write(m / "generalisation" / "screen_baseline.json", {
+        "overlap": {"h_neurons": 9, "h_in_screen": 2},
+        "table": [{"index": "triviaqa", "n per class": 30, "probe CI half-width": 0.1,
+                   "H-Neurons refit": 0.6, "screen (H count)": 0.85}]})
     write(m / "behaviour" / "judge_agreement.json", {"rows": [
         {"benchmark": "faitheval", "split": "test", "judge": "rule", "precision": 0.22,
          "precision_ci": [0.06, 0.55]},
@@ -97,7 +101,10 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert tq.reading.startswith("above chance, and above random neurons")
     assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all 200 / 30 answers" in tq.ours
     assert "one span rule for both classes: AUROC 62.0 [45.0, 80.0]" in tq.ours
-    assert tq.reading.endswith("one span rule: not distinguishable from chance")
+    assert "; the 9 individually best neurons: AUROC 85.0 (H-Neurons refit 60.0)" in tq.ours
+    assert tq.reading.endswith("one span rule: not distinguishable from chance; "
+                               "against the individually best: screened ahead")
+    assert "individually best" not in row(card, "3 Table 1", "nq_open").ours  # not in the file
     assert row(card, "3 Table 1", "nq_open").reading == "not distinguishable from chance"
     assert row(card, "3 Table 1", "bioasq").reading == "cannot be scored on this model"
     assert row(card, "3 Table 1", "nonexist").reading == "not run"
