@@ -131,11 +131,16 @@ def figure3_alpha_range(path: str | Path | None = None) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def ratio_range(path: str | Path | None = None) -> tuple[float, float]:
+    """The lowest and highest H-Neuron ratio (per mille) of Table 1 over the paper's six models."""
+    ratios = table1_frame(path).ratio_permille
+    return float(ratios.min()), float(ratios.max())
+
+
 def sparsity_reading(n_h_neurons: int, per_mille: float, path: str | Path | None = None) -> str:
     """Our H-Neuron ratio against the paper's claim (Section 2.3: under 1 per mille, and the
     range of Table 1's ratio column over its six models)."""
-    ratios = table1_frame(path).ratio_permille
-    lo, hi = float(ratios.min()), float(ratios.max())
+    lo, hi = ratio_range(path)
     return ("no H-Neuron selected" if n_h_neurons == 0 else
             "within the paper's range" if lo <= per_mille <= hi else
             "sparse (under 1 per mille), but outside the paper's range" if per_mille < 1 else

@@ -140,7 +140,7 @@ def _identification(folder: Path) -> list[dict]:
     if d is None:
         return [_missing("2 Existence", "identification", path)]
     _need(d, path, "n_h_neurons", "per_mille", "C")
-    lo, hi = paper.table1_frame().ratio_permille.agg(["min", "max"])
+    lo, hi = paper.ratio_range()
     n, pm = d["n_h_neurons"], d["per_mille"]
     reading = paper.sparsity_reading(n, pm)
     ours = f"{n} neurons, {pm:.3f} per mille (C = {d['C']:g})"
