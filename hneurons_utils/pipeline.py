@@ -157,13 +157,18 @@ def examples_of(r: dict, label: int, k: int, judged: str | None = None) -> list[
 
 def identify(m: LoadedModel, train_items: Sequence, cfg: IdentifyConfig, out_dir: str | Path,
              suppression_score: Callable[[Probe], float] | None = None,
-             judge: Callable | None = None) -> IdentificationResult:
+             judge: Callable | None = None, suppression_questions: int = 0,
+             suppression_method: str = "weights") -> IdentificationResult:
     """Section 2 on one model: collect, filter, balance, featurise, fit; artefacts in ``out_dir``.
 
     ``suppression_score(probe)``, when given, is added to held-out accuracy when choosing C
-    (the paper's criterion); without it C is chosen on held-out accuracy alone. ``judge``:
-    ``(question, response, answers) -> label``, the rule judge by default. Each step resumes
-    from its files, so a rerun after an interruption redoes only what is missing.
+    (the paper's criterion). Without it, ``suppression_questions > 0`` builds that score here
+    (:func:`suppression_hook`: accuracy on that many questions the model answered correctly,
+    with the candidate H-Neurons silenced); with neither, or no question known to be answered
+    correctly, C is chosen on held-out accuracy alone (the grid rows' ``suppression`` is None,
+    and ``results.json``'s ``c_criterion`` says so). ``judge``: ``(question, response, answers) -> label``, the rule
+    judge by default. Each step resumes from its files, so a rerun after an interruption redoes
+    only what is missing.
     """
     out_dir, t = Path(out_dir), {}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -178,6 +183,9 @@ def identify(m: LoadedModel, train_items: Sequence, cfg: IdentifyConfig, out_dir
     fs = extract_features(m, split["train"] + split["val"], out_dir / "features_triviaqa.npz",
                           cfg.features)
     t["features_s"], t0 = time.monotonic() - t0, time.monotonic()
+    if suppression_score is None and suppression_questions:
+        suppression_score = suppression_hook(m, known_correct(train_items, greedy, sampled, suppression_questions),
+                                             cfg.screen_batch, suppression_method)
     probe, grid = fit_identification(m, fs, split, cfg, suppression_score)
     t["probe_s"] = time.monotonic() - t0
     return write_identification(out_dir, probe, grid, counts, split, fs, t, suppression_score)
@@ -352,6 +360,20 @@ def known_correct(items: Sequence, greedy: Sequence[dict] | None, sampled: Seque
     else:
         ok = {r["qid"] for r in sampled if 2 * r["labels"].count("correct") > len(r["labels"])}
     return [it for it in items if it.qid in ok][:n]
+
+
+def suppression_hook(m: LoadedModel, keep: Sequence, batch_size: int = 64, method: str = "weights"
+                     ) -> Callable[[Probe], float] | None:
+    """The paper's second C-selection term (Sec. 6.1.3): ``probe -> accuracy`` on ``keep``
+    (questions the model answers correctly, :func:`known_correct`) with the probe's H-Neurons
+    silenced (``steering.suppression_accuracy``, greedy). None when ``keep`` is empty: the term
+    cannot be measured. ``method="nnsight"`` for a model on NDIF (a weight edit cannot reach it)."""
+    if not keep:
+        return None
+    from .steering import suppression_accuracy
+
+    return lambda p: suppression_accuracy(m, p.h_neurons(), keep, alpha=0.0,  # noqa: E731
+                                          batch_size=min(len(keep), batch_size), method=method)
 
 
 def agreement_yields(sampled: Sequence[dict], thresholds: Sequence[float]) -> list[dict]:

@@ -256,15 +256,10 @@ print("answer spans by class (the caveat above):", {k: round(v, 2) for k, v in d
 # criterion ran.
 
 # %%
-hook = None
 keep = pipeline.known_correct(items, greedy, sampled, SUPPRESSION_QUESTIONS)
-if keep:
-    from hneurons_utils import steering
-
-    method = "nnsight" if REMOTE else "weights"  # a weight edit cannot reach a model on NDIF
-    hook = lambda p: steering.suppression_accuracy(m, p.h_neurons(), keep, alpha=0.0,  # noqa: E731
-                                                   batch_size=min(len(keep), SCREEN_BATCH), method=method)
-elif SUPPRESSION_QUESTIONS:
+# a weight edit cannot reach a model on NDIF: silence through nnsight there
+hook = pipeline.suppression_hook(m, keep, SCREEN_BATCH, "nnsight" if REMOTE else "weights")
+if SUPPRESSION_QUESTIONS and not keep:
     print("no question is known to be answered correctly: the suppression term cannot be measured")
 t0 = time.monotonic()
 probe, grid = pipeline.fit_identification(m, fs, split, cfg, hook)

@@ -65,6 +65,7 @@ SAMPLE_BATCH = 8  # questions per sampling call (each with N_SAMPLES sequences)
 QA_MAX_NEW_TOKENS = 24  # answer length cap (answers also stop at their first newline)
 FEATURE_BATCH = 8  # responses per traced forward pass
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
+SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C score (paper; as in chapter 2)
 STABILITY_RESAMPLES = 20  # bootstrap refits of the twin's probe (0: skip; as in chapter 2)
 N_EVAL_TRIVIAQA = 400  # TriviaQA test questions answered once by the base model (few are answered right: see the counts)
 N_EVAL_NQ = 60  # NQ-Open questions answered by the base model (kept small for the CPU budget; see the exercises)
@@ -184,11 +185,15 @@ shown
 # %% [markdown]
 # ## H-Neurons of the instruct model
 #
-# Identification follows the identification chapter exactly (`pipeline.identify`): sampled
-# answers judged by the rule judge, the consistency filter, CETT features on the answer
-# tokens and on the other tokens, and the L1-regularised probe of Eq. 4 with $C$ chosen on
-# held-out questions. H-Neurons are the neurons with a positive weight. Every step resumes
-# from its files in `OUT/identification`.
+# Identification runs chapter 2's pipeline (`pipeline.identify`) on the instruct twin:
+# sampled answers judged by the rule judge, the consistency filter, CETT features on the
+# answer tokens and on the other tokens, and the L1-regularised probe of Eq. 4. $C$ is chosen
+# by the paper's criterion, as in chapter 2: held-out accuracy plus the twin's accuracy on
+# `SUPPRESSION_QUESTIONS` questions it answers correctly, with the candidate H-Neurons
+# silenced; the cell prints which criterion ran (without a known-correct question, held-out
+# accuracy alone). H-Neurons are the neurons with a positive weight. The settings are chapter
+# 2's defaults (the same agreement filter and responses per question; the parameters cell
+# names each). Every step resumes from its files in `OUT/identification`.
 
 # %%
 id_cfg = pipeline.IdentifyConfig(
@@ -199,7 +204,8 @@ id_cfg = pipeline.IdentifyConfig(
 t0 = time.monotonic()
 cached["identify_s"] = (OUT / "identification").is_dir() and any((OUT / "identification").iterdir())
 try:
-    ident = pipeline.identify(m_inst, ident_items, id_cfg, OUT / "identification", judge=judge)
+    ident = pipeline.identify(m_inst, ident_items, id_cfg, OUT / "identification", judge=judge,
+                              suppression_questions=SUPPRESSION_QUESTIONS)
     probe, h = ident.probe, ident.probe.h_neurons()
 except sampling.EmptyBalancedSetError as e:  # too weak a model or too few questions
     ident, probe = None, None
@@ -213,6 +219,9 @@ if ident:
           f"C = {probe.C}{edge}, trained on {ident.counts['split']['train']['examples']} responses "
           f"({timings['identify_s'] / 60:.1f} min); against the paper's ratios: "
           f"{paper.sparsity_reading(h.size, h.per_mille)}")
+    sup = [g["suppression"] for g in ident.grid if g["suppression"] is not None]
+    print("C chosen by", f"held-out accuracy + accuracy with the H-Neurons silenced (on the grid: "
+          f"{min(sup):.2f} to {max(sup):.2f})" if sup else "held-out accuracy only")
     display(pd.DataFrame({k: v for k, v in ident.counts.items() if k in ("greedy", "sampled", "consistent")}))
 
 # %% [markdown]

@@ -60,6 +60,29 @@ def test_identify_end_to_end_and_rerun(chat_model, tmp_path, monkeypatch):
     assert np.array_equal(again.probe.weights, res.probe.weights)
 
 
+def test_identify_builds_the_papers_suppression_term(chat_model, tmp_path, monkeypatch):
+    """suppression_questions > 0: every C on the grid is scored with its H-Neurons silenced on
+    that many greedy-correct questions; with none known to be correct there is no such term."""
+    import hneurons_utils.steering as steering
+
+    calls = []
+
+    def fake(m, neurons, items, alpha=1.0, batch_size=16, method="weights", **k):
+        calls.append(([it.qid for it in items], alpha, method))
+        return 0.25
+
+    monkeypatch.setattr(steering, "suppression_accuracy", fake)
+    res = identify(chat_model, qa(16), CFG, tmp_path, judge=judge, suppression_questions=3)
+    assert [g["suppression"] for g in res.grid] == [0.25] * len(CFG.Cs)
+    assert all(g["score"] == pytest.approx(g["val_accuracy"] + 0.25) for g in res.grid)
+    assert calls[0] == (["toy1", "toy3", "toy5"], 0.0, "weights")  # greedy-correct, in order
+    assert json.loads((tmp_path / "results.json").read_text())["c_criterion"] == \
+        "held-out accuracy + suppression score"
+    from hneurons_utils.pipeline import suppression_hook
+
+    assert suppression_hook(chat_model, []) is None  # no known-correct question: no term
+
+
 def test_no_consistent_correct_question_is_a_clear_error(chat_model, tmp_path):
     """When no question is answered right every time, identification stops and says why."""
     with pytest.raises(EmptyBalancedSetError, match="TriviaQA training set: .* 0 of class 0"):
