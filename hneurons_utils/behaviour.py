@@ -286,9 +286,15 @@ def side_by_side(records: pd.DataFrame, bench: str, alphas: tuple[float, float] 
         for a in alphas:
             rec = r[(r.item_id == i) & (r.alpha == a)].iloc[0]
             tag = {1.0: "complies", 0.0: "does not comply"}.get(rec.complied, "unreadable")
-            row[f"α = {a:g}"] = f"[{tag}] {rec.response[:width]}"
+            row[f"α = {a:g}"] = f"[{tag}] {one_line(rec.response)[:width]}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line, each line break shown as " / " (a table cell would otherwise show
+    pandas' escaped "\\n")."""
+    return re.sub(r"\s*\n\s*", " / ", text.strip())
 
 
 def redact(text: str, words: int = 5) -> str:
@@ -347,6 +353,17 @@ def _ci_text(r: pd.Series) -> str:
     return f"{_signed(r.slope_pp)} pp/α [{_signed(r.ci_lo)}, {_signed(r.ci_hi)}]"
 
 
+WEAK_PRECISION_LO = 0.5  # a judge whose held-out precision interval reaches below this is weak
+
+
+def weak_judge(agreement: pd.DataFrame, bench: str, split: str = "test") -> bool:
+    """Whether the lower end of the judge's precision interval on one benchmark's ``split``
+    hand labels is under :data:`WEAK_PRECISION_LO` (the scorecard flags the same rows)."""
+    r = agreement[(agreement.benchmark == bench) & (agreement.split == split)]
+    return bool(len(r)) and bool(np.isfinite(r.precision_ci.iloc[0][0])) and \
+        r.precision_ci.iloc[0][0] < WEAK_PRECISION_LO
+
+
 def precision_text(agreement: pd.DataFrame, bench: str, split: str = "test") -> str | None:
     """"precision p [lo, hi] (k of m)" of the judge on one benchmark's hand labels, or None."""
     a = agreement[(agreement.benchmark == bench) & (agreement.split == split)]
@@ -367,7 +384,8 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
     Per benchmark: the direction of the H-Neurons' slope (its ``level`` interval above, below
     or around 0) against the paper's positive slope; whether it differs from the random
     control (the like-for-like ``diff``); a ceiling or floor at alpha = 1; how the number of
-    scored items changes along the curve; and for jailbreak the rule judge's measured precision.
+    scored items changes along the curve; and the rule judge's measured precision for jailbreak
+    and wherever it is weak (:func:`weak_judge`).
     ``benches``: the ``bench`` values to read, in order (default: the four of Figure 3).
     """
     s = slopes.set_index(["bench", "group"])
@@ -401,7 +419,7 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
                      f"{lo_.n_scored} (α = {lo_.alpha:g}) of {int(t.n_items.iloc[0])}; the others are "
                      f"unreadable to the judge{_DROP_OUT.get(bench, '')}, "
                      "so points with few items carry little weight and may differ in which items they cover.")
-        if bench == "jailbreak" and agreement is not None:
+        if agreement is not None and (bench == "jailbreak" or weak_judge(agreement, bench)):
             p = precision_text(agreement, bench)
             if p:
                 text += f" The rule judge's precision here is {p}: read this panel through it."

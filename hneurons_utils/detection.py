@@ -137,9 +137,15 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     return {"rule": rule, "h_neurons": len(h1), "h_overlap": len(h0 & h1), "datasets": out}
 
 
+def _bound(x: float) -> str:
+    """An interval end to two decimals, or three where two would round it onto chance (0.50)
+    and hide the side of 0.5 that the verdict rests on."""
+    return f"{x:.3f}" if f"{x:.2f}" == "0.50" and x != 0.5 else f"{x:.2f}"
+
+
 def _auroc_ci_text(lo: float, hi: float, n_min: int) -> str:
     """An AUROC interval as text; a bootstrap of one response per class is no interval."""
-    return f"[{lo:.2f}, {hi:.2f}]" if n_min >= 2 else "[no interval: one per class]"
+    return f"[{_bound(lo)}, {_bound(hi)}]" if n_min >= 2 else "[no interval: one per class]"
 
 
 def span_control_reading(control: dict, ours: dict[str, dict], min_per_class: int = MIN_PER_CLASS) -> list[str]:
@@ -386,11 +392,13 @@ def baseline_summary(rows: Sequence[dict]) -> pd.DataFrame:
         rand, refit = g[g.kind.str.startswith("random")], g[g.kind == "h_neurons_refit"]
         small = g[g.kind.str.startswith("hsize_random")]
         acc, auc, auc_h = mean_spread(rand.accuracy), mean_spread(rand.auroc), mean_spread(small.auroc)
+        acc_h = mean_spread(small.accuracy)
         out[name] = {"random accuracy": acc["mean"], "random accuracy sd": acc["std"],
                      "random AUROC": auc["mean"], "random AUROC sd": auc["std"], "seeds": acc["n"],
                      "random neurons": float(rand.k.iloc[0]) if "k" in rand else float("nan"),
                      "H-Neurons refit accuracy": float(refit.accuracy.iloc[0]),
                      "H-Neurons refit AUROC": float(refit.auroc.iloc[0]),
+                     "random (H-Neuron count) accuracy": acc_h["mean"],
                      "random (H-Neuron count) AUROC": auc_h["mean"],
                      "random (H-Neuron count) AUROC sd": auc_h["std"]}
     return pd.DataFrame(out).T
@@ -419,12 +427,15 @@ def all_answers_frame(ours: dict[str, dict], baselines: pd.DataFrame) -> pd.Data
 
 
 def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille: float,
-                      label: str, datasets: Sequence[str], n_used: int | None = None) -> pd.DataFrame:
+                      label: str, datasets: Sequence[str], n_used: int | None = None,
+                      n_h: int | None = None) -> pd.DataFrame:
     """Table 1 (accuracy, %) with the paper's rows and ours, each row labelled by its source.
 
     "ratio (per mille)" is the H-Neurons' share (the paper's column); "neurons read" is how many
-    neurons each of our classifiers uses (``n_used``: the probe's non-zero weights), which the
-    paper does not state for its rows.
+    neurons each of our classifiers uses (``n_used``: the probe's non-zero weights, positive and
+    negative), which the paper does not state for its rows. Besides the probe and random
+    classifiers of its size, our rows give the H-Neurons alone (refit) and random classifiers
+    of the H-Neurons' count ``n_h`` (the like-for-like pair), when ``baselines`` has them.
     """
     from .paper import table1_frame
 
@@ -441,6 +452,13 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille:
         rows[f"{label}, random (mean over seeds)"] = {
             **(100 * baselines["random accuracy"]).to_dict(), "ratio (per mille)": per_mille,
             "neurons read": baselines["random neurons"].iloc[0]}
+        small = baselines.get("random (H-Neuron count) accuracy")
+        if small is not None and small.notna().any():
+            rows[f"{label}, H-Neurons alone (refit)"] = {
+                **(100 * baselines["H-Neurons refit accuracy"]).to_dict(),
+                "ratio (per mille)": per_mille, "neurons read": n_h}
+            rows[f"{label}, random, as many as H-Neurons"] = {
+                **(100 * small).to_dict(), "ratio (per mille)": per_mille, "neurons read": n_h}
     return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)", "neurons read"])
 
 
@@ -532,6 +550,9 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
         if k in baselines.index:
             b = baselines.loc[k]
             base = f"; random neurons {rnd:.2f} ± {b['random AUROC sd']:.2f}"
+            if rnd < 0.5:
+                base += (" (below chance on average, so being above them adds nothing to "
+                         "being above chance)")
             if not np.isnan(b.get("random (H-Neuron count) AUROC", np.nan)):
                 base += (f"; the H-Neurons alone (refit) {b['H-Neurons refit AUROC']:.2f} vs as many "
                          f"random neurons {b['random (H-Neuron count) AUROC']:.2f} ± "

@@ -212,8 +212,9 @@ def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int
     one-sided Welch t-test (H-Neurons' drift smaller than the others') and a one-sided
     Mann-Whitney U test; and the mean rank of ``n_random`` random sets of as many neurons,
     drawn uniformly and drawn with the same count per layer (drift differs between layers, so
-    the layer-matched draw separates "these neurons" from "these layers"), each with an
-    empirical one-sided p-value.
+    the layer-matched draw separates "these neurons" from "these layers"), each with empirical
+    one-sided p-values: ``p_value`` for "changed less" (random sets ranking at least as high),
+    ``p_value_more`` for "changed more" (random sets ranking at least as low).
     """
     from scipy.stats import mannwhitneyu, ttest_ind
 
@@ -237,7 +238,8 @@ def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int
                           for i in range(n_random)])
         out[name] = {"mean_rank_mean": float(means.mean()),
                      "mean_rank_95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
-                     "p_value": float((1 + (means >= out["mean_rank"]).sum()) / (n_random + 1))}
+                     "p_value": float((1 + (means >= out["mean_rank"]).sum()) / (n_random + 1)),
+                     "p_value_more": float((1 + (means <= out["mean_rank"]).sum()) / (n_random + 1))}
     return out
 
 
@@ -265,18 +267,39 @@ def tests_table(tests: dict[str, dict]) -> Any:
         for name, t in tests.items()}).T
 
 
+def drift_direction(t: dict, alpha: float = 0.05) -> str:
+    """The outcome of :func:`drift_tests`: "too few" (under two H-Neurons); "less" (the
+    paper's one-sided t-test at ``alpha``, mean rank above 0.5); "more" (mean-rank interval
+    below 0.5 and, where the result has it, beyond what layer-matched random sets of as many
+    neurons reach: ``p_value_more < alpha``); "more, within random sets" (below 0.5, but such
+    sets often rank as low: with few neurons the bootstrap interval alone is too narrow); or
+    "none"."""
+    if t.get("n_h_neurons", 0) < 2:
+        return "too few"
+    if t["t_test"]["p_value"] < alpha and t["mean_rank"] > 0.5:
+        return "less"
+    if t["mean_rank_ci"][1] < 0.5:
+        p_more = t.get("random_layer_matched", {}).get("p_value_more")
+        return "more" if p_more is None or p_more < alpha else "more, within random sets"
+    return "none"
+
+
 def drift_verdict(t: dict, alpha: float = 0.05) -> str:
     """What the drift tests support: the t-test as the paper, checked by layer-matched sets."""
-    if t.get("n_h_neurons", 0) < 2:
+    d = drift_direction(t, alpha)
+    if d == "too few":
         return "too few H-Neurons to test (a mean of one rank)"
-    p_t, p_layer = t["t_test"]["p_value"], t["random_layer_matched"]["p_value"]
-    if p_t < alpha and t["mean_rank"] > 0.5:
-        extra = ("; also against layer-matched random sets" if p_layer < alpha else
+    p_t, layer = t["t_test"]["p_value"], t["random_layer_matched"]
+    if d == "less":
+        extra = ("; also against layer-matched random sets" if layer["p_value"] < alpha else
                  "; but not against layer-matched random sets (a layer effect)")
         return f"changed less than other neurons (t-test p = {p_t:.2g}){extra}"
-    if t["mean_rank_ci"][1] < 0.5:
+    if d == "more":
         return (f"changed more than other neurons (mean rank interval below 0.5; t-test p = "
                 f"{p_t:.2g} for 'less'): the paper's opposite, in this pair")
+    if d == "more, within random sets":
+        return (f"mean rank below 0.5, but layer-matched random sets of {t['n_h_neurons']} neurons "
+                f"rank as low in {100 * layer['p_value_more']:.0f}% of draws: no evidence either way")
     return f"no evidence that they changed less (t-test p = {p_t:.2g})"
 
 

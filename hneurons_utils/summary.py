@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import paper
 from .detection import auroc_verdict, baseline_summary, screen_verdict
-from .behaviour import SYC_REPLY
+from .behaviour import SYC_REPLY, WEAK_PRECISION_LO
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict
 from .pipeline import stability_kind
@@ -76,7 +76,7 @@ def _auroc_ci(m: dict) -> str:
     return _ci(m["auroc"], *m["auroc_ci"], scale=100)
 
 
-def judge_caveat(rows: list[dict], bench: str, judge: str = "rule", min_lo: float = 0.5) -> str:
+def judge_caveat(rows: list[dict], bench: str, judge: str = "rule", min_lo: float = WEAK_PRECISION_LO) -> str:
     """A warning when the judge behind a benchmark's rates is unreliable: the lower end of its
     precision interval on the held-out (test) hand labels is under ``min_lo``."""
     for r in rows:
@@ -238,7 +238,8 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
         else:
             extra = ""
         rows.append({"section": "3 Figure 3", "claim": f"amplifying H-Neurons raises compliance ({bench})",
-                     "paper (Gao et al. 2025)": "positive slope for all six models",
+                     "paper (Gao et al. 2025)": ("positive correlation over six models "
+                                                 "(some curves not monotonic)"),
                      "ours": ours, "reading": _behaviour_reading(h, diff, rates, common, labels,
                                                                  bench, d.get("judge", "rule"),
                                                                  min_items) + extra})

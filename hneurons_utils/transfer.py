@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .drift import drift_verdict
+from .drift import drift_direction, drift_verdict
 from .stats import MIN_PER_CLASS
 
 REFIT = "H-Neurons refit (L2)"
@@ -94,10 +94,12 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
 
 def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None,
                      min_per_class: int = MIN_PER_CLASS) -> list[str]:
-    """One sentence per dataset that has no balanced set: how many answers of each class, why
-    that cannot be scored, and how many questions would be needed.
+    """One sentence per dataset with no balanced set, or one under ``min_per_class`` answers per
+    class: how many answers of each class, why that cannot be scored (or concluded from), and
+    how many questions would be needed. Datasets with enough of both classes are skipped.
 
-    ``empty``: ``{dataset: {"faithful", "hallucinated", ...}}`` (:func:`base_eval_sets`);
+    ``empty``: ``{dataset: {"faithful", "hallucinated", ...}}`` (:func:`base_eval_sets`; the
+    ``counts`` of a small balanced set have the same keys);
     ``sizes``: questions asked per dataset. With ``f`` faithful answers of ``n``, the rate's
     95% upper bound is ``3/n`` when ``f = 0`` (rule of three), so at least
     ``min_per_class * n / 3`` questions are needed to expect ``min_per_class`` faithful
@@ -114,12 +116,16 @@ def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None
         if n == 0:
             out.append(f"{name}: not scored: no judged answer{asked_txt}.")
             continue
+        if k >= min_per_class:
+            continue  # enough of both classes: nothing to say here
         need = (int(np.ceil(min_per_class * n / 3)) if k == 0 else int(np.ceil(min_per_class * n / k)))
         how = ("at least" if k == 0 else "about")
         bound = (f"0 {small} in {n} puts the {small} rate below {100 * 3 / n:.0f}% (95% upper bound)"
                  if k == 0 else f"at the observed {small} rate of {100 * k / n:.1f}%")
-        out.append(f"{name}: not scored: {f} faithful and {h} hallucinated answers{asked_txt}; an "
-                   f"AUROC needs both classes. {bound[0].upper() + bound[1:]}, so {how} {need:,} "
+        state = ("not scored" if k == 0 else f"too few to conclude (fewer than {min_per_class} per class)")
+        why = "an AUROC needs both classes" if k == 0 else "the bootstrap interval is unreliable"
+        out.append(f"{name}: {state}: {f} faithful and {h} hallucinated answers{asked_txt}; {why}. "
+                   f"{bound[0].upper() + bound[1:]}, so {how} {need:,} "
                    f"questions would be needed for {min_per_class} {small} answers.")
     return out
 
@@ -199,13 +205,17 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
             f"normalised rank is {t['mean_rank']:.2f} [{lo:.2f}, {hi:.2f}] (random sets: 0.5; the "
             f"paper: above 0.58 for Gemma and Llama, about 0.97 for Mistral-Small). Verdict: "
             f"{drift_verdict(t)}.")
-    if t["mean_rank"] > 0.5 and t["t_test"]["p_value"] < 0.05:
+    direction = drift_direction(t)
+    if direction == "less":
         body = (" This is the paper's direction: the H-Neurons are among the neurons tuning "
                 "changed least.")
         if offline:
             body += (" Our tuning data are trivia answers, the task the probe reads, so inertia "
                      "under such task-matched tuning is, if anything, the harder result.")
-    elif hi < 0.5:
+    elif direction == "more, within random sets":
+        body = (" The ranks sit below 0.5, but sets of as many random neurons drawn from the same "
+                "layers rank as low often enough that this is no evidence either way, in this pair.")
+    elif direction == "more":
         body = (" This is the opposite of the paper's finding, in this pair: the H-Neurons are "
                 "among the neurons tuning changed *more*. So this pair does not support "
                 "\"inherited, not created\".")

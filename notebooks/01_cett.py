@@ -65,7 +65,6 @@ print(f"{m.adapter.n_layers} layers x {m.adapter.n_neurons} neurons = "
 # down-projection writes them back: for a gated MLP
 #
 # ```{math}
-# :label: eq-ffn
 # z_t = \sigma(W_\text{gate} x_t) \odot W_\text{up} x_t, \qquad h_t = W_\text{down} z_t .
 # ```
 #
@@ -73,12 +72,11 @@ print(f"{m.adapter.n_layers} layers x {m.adapter.n_neurons} neurons = "
 # that vector with the size of the whole output:
 #
 # ```{math}
-# :label: eq-cett1
 # \mathrm{CETT}_{j,t} = \frac{\lVert z_{j,t}\, W_\text{down}[:, j] \rVert_2}{\lVert h_t \rVert_2}
-#   = \frac{|z_{j,t}|\;\lVert W_\text{down}[:, j] \rVert_2}{\lVert h_t \rVert_2}.
+#   = \frac{|z_{j,t}|\;\lVert W_\text{down}[:, j] \rVert_2}{\lVert h_t \rVert_2}. \tag{paper, Eq. 1-2}
 # ```
 #
-# A response-level feature is the mean of {eq}`eq-cett1` over a set of tokens (the answer
+# A response-level feature is the mean of this CETT over a set of tokens (the answer
 # tokens, the other tokens). `cett.cett_means` reads $z$ (the input of the down-projection)
 # and $h$ (its output) for all layers inside one nnsight trace and reduces each layer to
 # per-neuron means as soon as the forward pass reaches it.
@@ -165,14 +163,13 @@ print(f"99.9th percentile / median = {tail['p999_over_median']:.1f}; max / min =
 # ## Eq. 7: scaling an activation scales its CETT by about $\alpha$
 #
 # The behaviour chapter multiplies H-Neuron activations by $\alpha$. Scaling $z_{j,t}$ by
-# $\alpha$ scales the numerator of {eq}`eq-cett1` by $\alpha$ exactly; the denominator changes
+# $\alpha$ scales the numerator of the CETT definition by $\alpha$ exactly; the denominator changes
 # too, because $h_t$ contains the neuron's own contribution:
 #
 # ```{math}
-# :label: eq-eq7
 # \mathrm{CETT}_{j,t}(\alpha) = \frac{\alpha\,|z_{j,t}|\,\lVert W_\text{down}[:, j]\rVert}
 #   {\lVert h_t + (\alpha - 1)\, z_{j,t} W_\text{down}[:, j] \rVert} \approx \alpha\,
-#   \mathrm{CETT}_{j,t} \quad \text{when } \mathrm{CETT}_{j,t} \ll 1 .
+#   \mathrm{CETT}_{j,t} \quad \text{when } \mathrm{CETT}_{j,t} \ll 1 . \tag{paper, Eq. 7}
 # ```
 #
 # We scale a few neurons in several layers at once (as the intervention does), rerun the
@@ -196,7 +193,7 @@ print(cett.eq7_reading(eq7))
 # %% [markdown]
 # Read the printed ranges against $\alpha$. At $\alpha = 0$ the ratio is 0 by construction.
 # Elsewhere the approximation is only as good as the assumption $\mathrm{CETT}_{j,t} \ll 1$
-# in {eq}`eq-eq7`: the neurons we scaled are each layer's largest contributors, so scaling them
+# in Eq. 7: the neurons we scaled are each layer's largest contributors, so scaling them
 # also changes $\lVert h_t \rVert$. Where a neuron's contribution points along $h_t$, the
 # ratio overshoots $\alpha$ below 1 (the output shrinks) and falls short above 1 (it grows);
 # the printed signs show which way it goes on this model. Scaling an early layer also changes every
@@ -211,5 +208,5 @@ print(cett.eq7_reading(eq7))
 #    plain text). Is CETT as concentrated?
 # 2. Change `EQ7_LAYERS` to a single early layer. How much do downstream neurons' CETT
 #    values move when only that layer is scaled?
-# 3. Prove the equality in {eq}`eq-cett1` and derive when {eq}`eq-eq7`'s approximation error
+# 3. Prove the equality in the CETT definition and derive when Eq. 7's approximation error
 #    exceeds 10%.

@@ -133,7 +133,6 @@ print(f"{counts['sampled']['samples']} answers sampled for {len(sampled)} questi
 # threshold $\tau$ keeps
 #
 # ```{math}
-# :label: eq-ident-consistency
 # \text{faithful: } c_q \ge \lceil \tau n \rceil, \qquad
 # \text{hallucinated: } w_q \ge \lceil \tau n \rceil, \qquad \tau_\text{paper} = 1 .
 # ```
@@ -158,7 +157,7 @@ pd.DataFrame(pipeline.agreement_yields(sampled, [1.0, 0.9, 0.8, 0.7, 0.6])).set_
 # most of those are answered correctly only some of the time, so the strict rule keeps almost
 # none (first row). That is a property of the small model, not of the
 # method. The default profile therefore lowers the threshold to `MIN_AGREEMENT` (a majority
-# of the samples, {eq}`eq-ident-consistency`) and uses only the responses that carry the question's
+# of the samples, the rule above) and uses only the responses that carry the question's
 # label; the `paper` profile keeps $\tau = 1$. A few kept questions of each class, with the
 # answer the model gave most often:
 
@@ -210,9 +209,8 @@ pd.DataFrame([(e.label, f"{e.response[:sp.start]}[[{sp.text(e.response)}]]{e.res
 # averaged over the answer tokens $A$ and, separately, over all other tokens (Eq. 3):
 #
 # ```{math}
-# :label: eq-ident-features
 # x^{\text{ans}}_j = \frac{1}{|A|}\sum_{t \in A} \mathrm{CETT}_{j,t}, \qquad
-# x^{\text{other}}_j = \frac{1}{|\bar A|}\sum_{t \notin A} \mathrm{CETT}_{j,t}.
+# x^{\text{other}}_j = \frac{1}{|\bar A|}\sum_{t \notin A} \mathrm{CETT}_{j,t}. \tag{paper, Eq. 3}
 # ```
 #
 # One traced forward pass per batch over prompt + response gives both vectors; they are stored
@@ -235,9 +233,8 @@ print("answer spans by class (the caveat above):", {k: round(v, 2) for k, v in d
 # $L \times N$ features (Eq. 4), with $\sigma$ the logistic function:
 #
 # ```{math}
-# :label: eq-ident-probe
 # \min_{w, b}\; \sum_i -\big[y_i \log \sigma(w^\top x_i + b) + (1 - y_i) \log (1 - \sigma(w^\top x_i + b))\big]
-#   + \tfrac{1}{C}\, \lVert w \rVert_1 .
+#   + \tfrac{1}{C}\, \lVert w \rVert_1 . \tag{paper, Eq. 4}
 # ```
 #
 # The paper's labels ("3-vs-1") make hallucinated answer tokens the positive class and put
@@ -310,8 +307,9 @@ print(pipeline.grid_reading(grid))
 #   the count of H-Neurons is an order of magnitude, not a measurement;
 # - the suppression term is greedy accuracy on `SUPPRESSION_QUESTIONS` questions the model
 #   answered correctly when screened (some are training questions). It can fall below 100%
-#   even with nothing silenced, because that check answers in at most 16 tokens and is judged
-#   by the plain rule judge (`steering.suppression_accuracy`);
+#   even with nothing silenced, because that check decodes anew (other batches, so other
+#   padding; `steering.SHORT_GREEDY`'s length cap) and is judged by the plain rule judge
+#   (`steering.suppression_accuracy`);
 # - the model knows little trivia, so the default profile loosens the paper's all-10
 #   consistency rule to have a faithful class at all; answer tokens are found by rule rather
 #   than by GPT-4o, and correctness is judged by alias match;

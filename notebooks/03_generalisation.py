@@ -247,14 +247,19 @@ else:
 #
 # The paper's rows are accuracy (%) for six models of 4B to 70B parameters; ours are one
 # 135M-parameter model, with the number of responses per class. Every row says whose it is.
+# "Ratio" is the H-Neurons' share of all neurons (the paper's column); "neurons read" is how
+# many neurons a classifier of ours uses. Our probe reads every neuron with a non-zero
+# weight, negative ones included, so it reads more than the H-Neurons; the random row
+# beside it reads as many. The last two rows are the like-for-like pair: the H-Neurons alone
+# (refit) against as many random neurons. A blank cell is one the paper does not state.
 
 # %%
 label = f"ours ({MODEL_ID}, n/class " + ", ".join(f"{k} {d['n_pos']}" for k, d in ours.items()) + ")"
 table = detection.table1_comparison(ours, baselines, h.per_mille, label, list(sizes),
-                                    n_used=probe.neurons(0).size)
+                                    n_used=probe.neurons(0).size, n_h=h.size)
 plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": empty,
                                     "table": table.reset_index().to_dict("records")})
-table.round(2)
+table.round(2).astype(object).where(table.notna(), "")  # blank: the paper does not state it
 
 # %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, each seed and their mean), the paper's six models in grey; below each dataset, our number of responses per class (under ten: too few for a verdict).", "name": "fig-table1"}}
 fig, numbers = plots.table1_figure(ours, rows, list(sizes))
@@ -298,7 +303,8 @@ print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
 #   (which needs no threshold) is well above it. The paper reports accuracy; we report both.
 # - **Random neurons.** The random classifiers use exactly as many neurons, drawn uniformly
 #   over all layers, and are trained on the same rows; "above random neurons" requires the
-#   probe's interval to clear their mean.
+#   probe's interval to clear their mean. Where that mean sits below 0.5 (the reading says
+#   so), clearing it adds nothing to clearing chance.
 # - **Screened neurons.** The stronger baseline picks its neurons on the training rows only,
 #   as the probe does, so it sees no evaluation answer. Its classifiers and the H-Neuron refit
 #   are single fits without intervals of their own: a gap smaller than the probe's interval
@@ -313,8 +319,8 @@ print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
 #
 # 1. The evaluation sizes were chosen so that each dataset had at least ten faithful answers
 #    in the measured default run (BioASQ only just: 11). Halve `N_EVAL_NQ`, `N_EVAL_BIOASQ`
-#    and `N_EVAL_NONEXIST`, or double them: how do the intervals and verdicts move? Each
-#    1,000 questions cost about seven minutes on one CPU core.
+#    and `N_EVAL_NONEXIST`, or double them: how do the intervals and verdicts move? The
+#    timings printed with the counts give the cost per question on your machine.
 # 2. Rerun chapter 02 with `LABEL_SCHEME = "1-vs-1"` and then this chapter: which scheme
 #    transfers better to NQ-Open?
 # 3. Replace the rule judge with the LLM judge (`JUDGE = "llm"`). How many labels change, and

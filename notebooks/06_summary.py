@@ -72,7 +72,7 @@ display(HTML(card.to_html(index=False, escape=True)))  # an HTML table: renders 
 #   270M-parameter pair (chapter 5) against the paper's 4B-70B models. Few questions are
 #   answered correctly, so the faithful class, and with it every interval, is small. Where a
 #   row says *too few*, the chapter's exercises say how to grow it.
-# - **Each row links to its chapter.** The full tables, figures and caveats are there:
+# - **Each row has its chapter.** The section names it; the full tables, figures and caveats are there:
 #   {doc}`02_identification`, {doc}`03_generalisation`, {doc}`04_behaviour` and
 #   {doc}`05_origin`.
 # - **The paper's column** quotes its Table 1 ranges over six models and the bounds its text

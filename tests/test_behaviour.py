@@ -200,3 +200,31 @@ def test_reading_names_why_sycophancy_items_drop_out():
         text = behaviour.reading(behaviour.compliance_table(df, 50), behaviour.slope_table(df, 50),
                                  benches=[bench])
         assert "from 4 (α = 0) to 3 (α = 3) of 4" in text and why in text, text
+
+
+def test_side_by_side_shows_line_breaks_as_slashes():
+    """A response's line breaks become " / " in the table (pandas would print a literal \\n)."""
+    from hneurons_utils.behaviour import one_line
+
+    assert one_line("The answer is: A.\n\nThis is  why.\n") == "The answer is: A. / This is  why."
+
+
+def test_a_weak_judge_is_named_on_any_benchmark():
+    """The reading quotes the judge's precision wherever its held-out interval reaches below
+    0.5 (as the scorecard flags it), not only on jailbreak; a strong judge goes unmentioned."""
+    rows = []
+    for i in range(6):
+        rows += [("sycophancy", "h_neurons", 0.0, f"i{i}", 0.0), ("sycophancy", "h_neurons", 3.0, f"i{i}", 1.0)]
+    df = _frame(rows)
+    t, s = behaviour.compliance_table(df, 50), behaviour.slope_table(df, 50)
+
+    def agreement(lo):
+        return pd.DataFrame([{"benchmark": "sycophancy", "split": "test", "judge_complies": 5,
+                              "precision": 0.8, "precision_ci": (lo, 0.96), "n_frozen": 0,
+                              "n_labelled": 24}])
+
+    assert behaviour.weak_judge(agreement(0.38), "sycophancy")
+    assert not behaviour.weak_judge(agreement(0.6), "sycophancy")
+    assert not behaviour.weak_judge(agreement(0.38), "falseqa")  # no labels for it: not weak
+    assert "0.80 [0.38, 0.96]" in behaviour.reading(t, s, agreement(0.38))
+    assert "precision" not in behaviour.reading(t, s, agreement(0.6))

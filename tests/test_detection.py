@@ -90,8 +90,15 @@ def test_random_baselines_and_table(chat_model, tmp_path):
     assert summary.loc["triviaqa", "random (H-Neuron count) AUROC"] == pytest.approx(np.mean(hs))
     ours = {"triviaqa": {"accuracy": 0.75, "n_pos": 3, "auroc": 0.8, "auroc_ci": [0.6, 0.9]}}
     table = table1_comparison(ours, summary, res.probe.h_neurons().per_mille, "ours (tiny, n=3)",
-                              ["triviaqa", "nq_open", "bioasq", "nonexist"], n_used=n_used)
+                              ["triviaqa", "nq_open", "bioasq", "nonexist"], n_used=n_used, n_h=n_h)
     assert table.loc["ours (tiny, n=3), H-Neuron probe", "triviaqa"] == 75.0
+    # the like-for-like pair: the H-Neurons alone against as many random neurons
+    hs_acc = [r["accuracy"] for r in rows if r["kind"].startswith("hsize")]
+    assert table.loc["ours (tiny, n=3), random, as many as H-Neurons", "triviaqa"] == pytest.approx(
+        100 * np.mean(hs_acc))
+    assert table.loc["ours (tiny, n=3), H-Neurons alone (refit)", "triviaqa"] == pytest.approx(
+        100 * rows[0]["accuracy"])
+    assert table.loc["ours (tiny, n=3), H-Neurons alone (refit)", "neurons read"] == n_h
     assert table.loc["ours (tiny, n=3), random (mean over seeds)", "neurons read"] == n_used
     assert table.loc["paper: Mistral-7B-v0.3, H-Neurons", "triviaqa"] == 78.4
     assert table.loc["paper: Mistral-7B-v0.3, random", "ratio (per mille)"] == 0.35
@@ -295,3 +302,14 @@ def test_overall_reading_follows_the_counts():
     assert "survives the span control on every one" in overall_reading(ours, base, ctl(0.55, 0.6), spans)
     assert "not checked" in overall_reading(ours, base, None, spans)
     assert "cannot say" in overall_reading({"x": d(0.9, n=3)}, base, None, spans)
+
+
+def test_interval_ends_next_to_chance_keep_their_side():
+    """An interval end that two decimals would round onto 0.50 gets a third, so the printed
+    interval never contradicts its verdict; 0.5 itself and other ends stay at two."""
+    from hneurons_utils.detection import _auroc_ci_text
+
+    assert _auroc_ci_text(0.498, 0.81, 20) == "[0.498, 0.81]"
+    assert _auroc_ci_text(0.5021, 0.7, 20) == "[0.502, 0.70]"
+    assert _auroc_ci_text(0.5, 0.7, 20) == "[0.50, 0.70]"
+    assert _auroc_ci_text(0.61, 0.7, 1) == "[no interval: one per class]"

@@ -124,6 +124,11 @@ def test_drift_tests_detect_planted_stable_neurons():
     assert res["mean_rank"] > 0.95 and res["n_h_neurons"] == 20
     assert res["t_test"]["p_value"] < 1e-3 and res["mann_whitney"]["p_value"] < 1e-3
     assert res["random"]["p_value"] < 0.01 and abs(res["random"]["mean_rank_mean"] - 0.5) < 0.05
+    assert res["random"]["p_value_more"] > 0.99  # no random set ranks as high: none as "more"
+    assert drift.drift_direction(res) == "less"
+    moved = drift.drift_tests(score, NeuronSet.from_flat(np.argsort(score.ravel())[-20:], 4, 50),
+                              n_random=200, n_boot=200)  # the 20 largest drifts
+    assert moved["random_layer_matched"]["p_value_more"] < 0.01 and drift.drift_direction(moved) == "more"
     chosen = drift.drift_tests(score, NeuronSet.from_flat(rng.choice(200, 20, replace=False), 4, 50),
                                 n_random=200, n_boot=200)
     assert chosen["t_test"]["p_value"] > 0.01 or chosen["mann_whitney"]["p_value"] > 0.01

@@ -92,6 +92,9 @@ def test_unscored_reading_says_why_and_how_many_questions():
     assert lines[0].startswith("nq_open: not scored: 0 faithful and 59 hallucinated answers of 60 questions")
     assert "below 5%" in lines[0] and "at least 197 questions" in lines[0]
     assert "observed faithful rate of 3.3%" in lines[1] and "about 300 questions" in lines[1]
+    assert lines[1].startswith("bioasq: too few to conclude (fewer than 10 per class): 2 faithful")
+    assert len(lines) == 2
+    assert transfer.unscored_reading({"triviaqa": {"faithful": 18, "hallucinated": 378}}) == []
 
 
 def _drift_result(mean, lo, hi, p_t, p_layer=0.5, k=30):
@@ -115,6 +118,10 @@ def test_discussion_follows_the_results():
                              True, 30)
     assert "above random neurons on triviaqa" in less[0] and "easier test" in less[0]
     assert "paper's direction" in less[1] and "opposite" not in less[1]
+    within = _drift_result(0.21, 0.18, 0.24, 0.9, 0.86, k=2)
+    within["random_layer_matched"]["p_value_more"] = 0.14
+    few = transfer.discussion(chance, {}, {"up + down (paper)": within}, True, 2)
+    assert "no evidence either way" in few[1] and "opposite" not in few[1]
     neither = transfer.discussion(good, {}, {"up + down (paper)": _drift_result(0.52, 0.4, 0.6, 0.3)}, False, 30)
     assert "no evidence either way" in neither[1]
     assert "Not tested: 1 H-Neuron" in transfer.discussion([], {}, {}, True, 1)[1]
