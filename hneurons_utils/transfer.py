@@ -120,12 +120,12 @@ def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None
             continue  # enough of both classes: nothing to say here
         need = (int(np.ceil(min_per_class * n / 3)) if k == 0 else int(np.ceil(min_per_class * n / k)))
         how = ("at least" if k == 0 else "about")
-        bound = (f"0 {small} in {n} puts the {small} rate below {100 * 3 / n:.0f}% (95% upper bound)"
-                 if k == 0 else f"at the observed {small} rate of {100 * k / n:.1f}%")
+        bound = (f"0 {small} in {n} puts the {small} rate below {100 * 3 / n:.0f}% (95% upper bound), so"
+                 if k == 0 else f"at the observed {small} rate of {100 * k / n:.1f}%,")
         state = ("not scored" if k == 0 else f"too few to conclude (fewer than {min_per_class} per class)")
         why = "an AUROC needs both classes" if k == 0 else "the bootstrap interval is unreliable"
         out.append(f"{name}: {state}: {f} faithful and {h} hallucinated answers{asked_txt}; {why}. "
-                   f"{bound[0].upper() + bound[1:]}, so {how} {need:,} "
+                   f"{bound[0].upper() + bound[1:]} {how} {need:,} "
                    f"questions would be needed for {min_per_class} {small} answers.")
     return out
 
