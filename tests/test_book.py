@@ -65,6 +65,17 @@ def test_figures_are_embedded(smoke_book):
 
 
 @pytest.mark.slow
+def test_numbers_on_the_page_are_the_papers(smoke_book):
+    """No book-wide "Fig. 12" beside the text's "Figure 3": figures are unnumbered, and the
+    displayed equations that are the paper's carry its numbers."""
+    build = smoke_book / "_build" / "html"
+    for page in build.glob("0*.html"):
+        assert "caption-number" not in page.read_text(), page.name
+    assert r"\tag{paper, Eq. 7}" in (build / "01_cett.html").read_text()
+    assert r"\tag{paper, Eq. 5}" in (build / "04_behaviour.html").read_text()
+
+
+@pytest.mark.slow
 def test_pages_load_nothing_from_the_internet(smoke_book):
     """No page loads a script, stylesheet, image, frame or font from another host (MathJax is
     local), and no stylesheet pulls a remote url()."""
