@@ -136,12 +136,12 @@ neuron_mean = torch.cat(per_prompt).mean(0).numpy()  # [L, N]: mean over prompts
 print(f"{len(prompts)} prompts; mean CETT per neuron: median {np.median(neuron_mean):.2e}, "
       f"max {neuron_mean.max():.2e}")
 
-# %% mystnb={"figure": {"caption": "CETT across layers: quantiles of each neuron's mean CETT over the prompts (left, log scale) and the share of each layer's summed CETT held by its top 1% of neurons (right; a uniform layer gives 1%).", "name": "fig-cett-layers"}}
+# %% mystnb={"figure": {"caption": "CETT across layers: quantiles of each neuron's mean CETT over the prompts (left, log scale) and the share of each layer's summed CETT held by its top 1% of neurons (right; a uniform layer gives 1%).", "name": "fig-cett-layers"}, "image": {"alt": "CETT across layers"}}
 fig, layer_numbers = plots.cett_layer_figure(neuron_mean)
 plots.save_figure(fig, OUT, "cett_by_layer", {"model": MODEL_ID, "n_prompts": len(prompts), **layer_numbers})
 plt.show()
 
-# %% mystnb={"figure": {"caption": "The mean CETT of every FFN neuron over the chapter's prompts (log10 scale).", "name": "fig-cett-histogram"}}
+# %% mystnb={"figure": {"caption": "The mean CETT of every FFN neuron over the chapter's prompts (log10 scale).", "name": "fig-cett-histogram"}, "image": {"alt": "The mean CETT of every FFN neuron over the chapter's prompts"}}
 fig, tail = plots.cett_histogram_figure(neuron_mean, len(prompts))
 plots.save_figure(fig, OUT, "cett_histogram", tail)
 plt.show()
@@ -184,7 +184,7 @@ b = cett.encode(m, prompts[:BATCH_SIZE], add_special_tokens=False)
 eq7 = cett.eq7_ratios(m, b, chosen, EQ7_ALPHAS, norms=norms)  # one row per alpha and neuron
 eq7.pivot(index="neuron", columns="alpha", values="ratio").round(3)
 
-# %% mystnb={"figure": {"caption": "Eq. 7 measured: CETT(alpha) / CETT(1) against alpha for each checked layer's highest-CETT neurons, scaled together (left; dashed: Eq. 7's ratio = alpha), and the approximation error ratio - alpha (right).", "name": "fig-eq7"}}
+# %% mystnb={"figure": {"caption": "Eq. 7 measured: CETT(alpha) / CETT(1) against alpha for each checked layer's highest-CETT neurons, scaled together (left; dashed: Eq. 7's ratio = alpha), and the approximation error ratio - alpha (right).", "name": "fig-eq7"}, "image": {"alt": "Measured CETT ratio against alpha for scaled neurons, and the approximation error"}}
 fig, numbers = plots.eq7_figure(eq7)
 plots.save_figure(fig, OUT, "eq7_scaling", numbers)
 plt.show()

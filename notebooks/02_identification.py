@@ -139,7 +139,7 @@ print(f"{counts['sampled']['samples']} answers sampled for {len(sampled)} questi
 #
 # The histogram shows $c_q$ for the sampled questions, split by what the greedy answer was.
 
-# %% mystnb={"figure": {"caption": "How consistently the model answers: correct answers among each question's samples, split by the label of its greedy answer; the dashed line is the agreement threshold used.", "name": "fig-consistency"}}
+# %% mystnb={"figure": {"caption": "How consistently the model answers: correct answers among each question's samples, split by the label of its greedy answer; the dashed line is the agreement threshold used.", "name": "fig-consistency"}, "image": {"alt": "How consistently the model answers"}}
 fig, numbers = plots.consistency_figure(sampled, greedy, N_SAMPLES, MIN_AGREEMENT)
 plots.save_figure(fig, OUT, "consistency_histogram", numbers)
 plt.show()
@@ -264,7 +264,7 @@ timings["probe_s"] = time.monotonic() - t0
 print("C chosen by", "held-out accuracy + suppression accuracy" if hook else "held-out accuracy only")
 pd.DataFrame(grid).set_index("C").round(3)
 
-# %% mystnb={"figure": {"caption": "Choosing C: held-out accuracy and AUROC (and, when measured, accuracy with the candidate H-Neurons silenced) against C; right axis: the number of H-Neurons; dashed: the chosen C.", "name": "fig-c-grid"}}
+# %% mystnb={"figure": {"caption": "Choosing C: held-out accuracy and AUROC (and, when measured, accuracy with the candidate H-Neurons silenced) against C; right axis: the number of H-Neurons; dashed: the chosen C.", "name": "fig-c-grid"}, "image": {"alt": "Held-out accuracy and AUROC against C, with the number of H-Neurons"}}
 fig, numbers = plots.c_grid_figure(grid, probe.C)
 plots.save_figure(fig, OUT, "c_grid", numbers)
 plt.show()
@@ -281,7 +281,7 @@ print(f"{h.size} H-Neurons of {m.adapter.total_neurons:,} ({h.per_mille:.3f} per
       f"vote 'faithful'); saved {OUT / 'probe.json'}")
 pd.concat([ours, ref], ignore_index=True)
 
-# %% mystnb={"figure": {"caption": "Where the H-Neurons sit: their number in each layer of the model.", "name": "fig-h-neurons-by-layer"}}
+# %% mystnb={"figure": {"caption": "Where the H-Neurons sit: their number in each layer of the model.", "name": "fig-h-neurons-by-layer"}, "image": {"alt": "Where the H-Neurons sit"}}
 fig, numbers = plots.layer_counts_figure(h)
 plots.save_figure(fig, OUT, "h_neurons_by_layer", numbers)
 plt.show()
@@ -348,7 +348,7 @@ else:
     t_train = None
     print("skipped: no H-Neuron, or the held-out responses hold only one class")
 
-# %% mystnb={"figure": {"caption": "The six H-Neurons with the largest weights: each one's answer-token CETT on hallucinated and faithful training answers, and its CETT averaged over all other tokens (the probe's third group). Titles: weight and single-neuron AUROC vs faithful answers on the training responses.", "name": "fig-h-neuron-values"}}
+# %% mystnb={"figure": {"caption": "The six H-Neurons with the largest weights: each one's answer-token CETT on hallucinated and faithful training answers, and its CETT averaged over all other tokens (the probe's third group). Titles: weight and single-neuron AUROC vs faithful answers on the training responses.", "name": "fig-h-neuron-values"}, "image": {"alt": "The six H-Neurons with the largest weights"}}
 if t_train is not None:
     rows = t_train.head(6).to_dict("records")  # largest weight first
     values = {r["neuron"]: neurons.neuron_values(probe, fs, split["train"], f)
@@ -365,7 +365,7 @@ if t_train is not None:
 # tokens the features average over. Each neuron's row is scaled by its largest value over
 # both responses, so colours compare across the two panels.
 
-# %% mystnb={"figure": {"caption": "CETT of the top three H-Neurons at each token of one hallucinated and one faithful held-out response (rows scaled by each neuron's maximum over both; red labels: answer tokens).", "name": "fig-h-neuron-tokens"}}
+# %% mystnb={"figure": {"caption": "CETT of the top three H-Neurons at each token of one hallucinated and one faithful held-out response (rows scaled by each neuron's maximum over both; red labels: answer tokens).", "name": "fig-h-neuron-tokens"}, "image": {"alt": "CETT of the top three H-Neurons at each token of one hallucinated and one faithful held-out response"}}
 pair = [next((e for e in held if e.label == lab), None) for lab in (1, 0)]
 if t_train is not None and all(pair):
     top3 = neurons.top_h_neurons(probe, 3)
@@ -398,7 +398,7 @@ timings["stability_s"] = time.monotonic() - t0
 if stability:
     plots.write_results(OUT, "stability", stability)
 
-# %% mystnb={"figure": {"caption": "How often each H-Neuron is selected again when the probe is refitted on bootstrap resamples of the training questions (same C); dashed: half of the resamples.", "name": "fig-stability"}}
+# %% mystnb={"figure": {"caption": "How often each H-Neuron is selected again when the probe is refitted on bootstrap resamples of the training questions (same C); dashed: half of the resamples.", "name": "fig-stability"}, "image": {"alt": "How often each H-Neuron is selected again when the probe is refitted on bootstrap resamples of the training questions"}}
 if stability:
     fig, numbers = plots.stability_figure(stability, m.adapter.n_neurons)
     plots.save_figure(fig, OUT, "stability", numbers)

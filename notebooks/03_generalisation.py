@@ -234,7 +234,7 @@ else:
 # the H-Neurons' doing. Sets with fewer than ten responses per class are drawn but carry no
 # verdict.
 
-# %% mystnb={"figure": {"caption": "ROC curves of hallucination detection on each balanced evaluation set: the H-Neuron probe, random-neuron classifiers (each seed), the probe refit with one span rule for both classes, and answer-span length alone; dotted: chance. Legend values are AUROCs.", "name": "fig-roc"}}
+# %% mystnb={"figure": {"caption": "ROC curves of hallucination detection on each balanced evaluation set: the H-Neuron probe, random-neuron classifiers (each seed), the probe refit with one span rule for both classes, and answer-span length alone; dotted: chance. Legend values are AUROCs.", "name": "fig-roc"}, "image": {"alt": "ROC curves of hallucination detection on each balanced evaluation set"}}
 fig, drawn = plots.roc_figure(sets, {k: probe.decision_function(es.X) for k, es in sets.items()}, rows, ctl)
 if fig is not None:
     plots.save_figure(fig, OUT, "roc_curves", drawn)
@@ -261,7 +261,7 @@ plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": em
                                     "table": table.reset_index().to_dict("records")})
 table.round(2).astype(object).where(table.notna(), "")  # blank: the paper does not state it
 
-# %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, each seed and their mean), the paper's six models in grey; below each dataset, our number of responses per class (under ten: too few for a verdict).", "name": "fig-table1"}}
+# %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, each seed and their mean), the paper's six models in grey; below each dataset, our number of responses per class (under ten: too few for a verdict).", "name": "fig-table1"}, "image": {"alt": "Detection accuracy per dataset: our probe, random neurons and the paper's six models"}}
 fig, numbers = plots.table1_figure(ours, rows, list(sizes))
 plots.save_figure(fig, OUT, "table1_accuracy", numbers)
 plt.show()

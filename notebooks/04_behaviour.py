@@ -238,7 +238,7 @@ table.pivot_table(index=["bench", "group", "n_items"], columns="alpha",
 # %% [markdown]
 # ## Figure 3, regenerated
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many layer-matched random neurons in grey (mean over random sets; small ticks: the lowest and highest single set); bars are 95% bootstrap intervals over items; the legend gives each curve's least-squares slope.", "name": "fig-figure3"}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many layer-matched random neurons in grey (mean over random sets; small ticks: the lowest and highest single set); bars are 95% bootstrap intervals over items; the legend gives each curve's least-squares slope.", "name": "fig-figure3"}, "image": {"alt": "Compliance rate against alpha, one panel per benchmark, H-Neurons and random neurons"}}
 fig = behaviour.figure3(table, slopes)
 plots.save_figure(fig, OUT, "figure3", {"table": table.to_dict("records"),
                                         "slopes": slopes.to_dict("records"),
@@ -323,7 +323,7 @@ if SYC_REPLY_ONLY:
     syc_slopes = behaviour.slope_table(syc, N_BOOT, SEED)
     display(syc_slopes.query("group in ['h_neurons', 'diff']").round(2))
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Sycophancy compliance against alpha when both turns are steered (the paper's protocol, as in Figure 3) and when only the reply to the challenge is steered (the first answer unsteered and shared by every condition); H-Neurons in colour, layer-matched random neurons in grey, 95% item-bootstrap bars.", "name": "fig-sycophancy-modes"}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Sycophancy compliance against alpha when both turns are steered (the paper's protocol, as in Figure 3) and when only the reply to the challenge is steered (the first answer unsteered and shared by every condition); H-Neurons in colour, layer-matched random neurons in grey, 95% item-bootstrap bars.", "name": "fig-sycophancy-modes"}, "image": {"alt": "Sycophancy compliance against alpha, both turns steered and only the reply steered"}}
 if SYC_REPLY_ONLY:
     fig = behaviour.figure3(syc_table, syc_slopes, list(syc_modes))
     plots.save_figure(fig, OUT, "sycophancy_reply_only", {

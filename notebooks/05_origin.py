@@ -157,7 +157,7 @@ OUT = profiles.run_dir(OUTPUT_DIR, str(INSTRUCT_SRC), "origin")
 print(f"base: {BASE_SRC}\ninstruct: {INSTRUCT_SRC}\n({timings['pair_s']:.0f} s"
       f"{', cached twin reused' if cached['pair_s'] else ''}; outputs in {OUT})")
 
-# %% mystnb={"figure": {"caption": "The offline alignment step: cross-entropy on the answer tokens during the short supervised tuning of Gemma-3-270M, per optimiser step and as a running mean of 8 steps.", "name": "fig-sft-loss"}}
+# %% mystnb={"figure": {"caption": "The offline alignment step: cross-entropy on the answer tokens during the short supervised tuning of Gemma-3-270M, per optimiser step and as a running mean of 8 steps.", "name": "fig-sft-loss"}, "image": {"alt": "Training loss of the offline tuning run"}}
 if OFFLINE:
     meta = finetune.sft_meta(INSTRUCT_SRC)
     fig, numbers = plots.sft_loss_figure(meta, "Gemma-3-270M")
@@ -236,7 +236,7 @@ if stability:
     plots.write_results(OUT / "identification", "stability", stability)
 print(pipeline.stability_reading(stability) if stability else "not measured")
 
-# %% mystnb={"figure": {"caption": "Where the instruct model's H-Neurons sit: their number in each layer.", "name": "fig-origin-h-neurons-by-layer"}}
+# %% mystnb={"figure": {"caption": "Where the instruct model's H-Neurons sit: their number in each layer.", "name": "fig-origin-h-neurons-by-layer"}, "image": {"alt": "Where the instruct model's H-Neurons sit"}}
 fig, numbers = plots.layer_counts_figure(h, "instruct model's ")
 plots.save_figure(fig, OUT, "h_neurons_by_layer", numbers | {"C": probe.C if probe else None})
 plt.show()
@@ -290,7 +290,7 @@ plots.write_results(OUT, "transfer", {"table": table_4a.to_dict("records"), "bas
                                       "empty": empty, "counts": {k: s.counts for k, s in sets.items()}})
 table_4a.round(1)
 
-# %% mystnb={"figure": {"caption": "Figure 4a regenerated: AUROC (%) on the base model of the instruct model's probe applied unchanged (95% bootstrap interval), of the H-Neurons refit on the instruct features (a single classifier, no interval) and of random-neuron probes (mean; bar: lowest to highest seed); dashed: the bounds the paper states; faded, hatched bars: fewer than ten answers per class, no verdict; datasets without a balanced set keep their class counts.", "name": "fig-figure4a"}}
+# %% mystnb={"figure": {"caption": "Figure 4a regenerated: AUROC (%) on the base model of the instruct model's probe applied unchanged (95% bootstrap interval), of the H-Neurons refit on the instruct features (a single classifier, no interval) and of random-neuron probes (mean; bar: lowest to highest seed); dashed: the bounds the paper states; faded, hatched bars: fewer than ten answers per class, no verdict; datasets without a balanced set keep their class counts.", "name": "fig-figure4a"}, "image": {"alt": "Base-model AUROC per dataset of the instruct model's probe and of random-neuron probes"}}
 ref = paper.backward_auroc_frame()
 fig, ax = plt.subplots(figsize=(8, 4.5))
 if len(table_4a):
@@ -384,7 +384,7 @@ tests = {name: drift.drift_tests(drift.drift_score(raw, parts), h, DRIFT_N_RANDO
          for name, parts in drift.drift_variants(raw).items()} if h.size else {}
 drift.tests_table(tests)
 
-# %% mystnb={"figure": {"caption": "Figure 4b regenerated: distribution of the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least); a random set of neurons would be uniform (density 1); solid: our mean rank; dashed: the per-model averages the paper states.", "name": "fig-figure4b"}}
+# %% mystnb={"figure": {"caption": "Figure 4b regenerated: distribution of the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least); a random set of neurons would be uniform (density 1); solid: our mean rank; dashed: the per-model averages the paper states.", "name": "fig-figure4b"}, "image": {"alt": "Histogram of the H-Neurons' normalised drift ranks from base to instruct"}}
 fig, ax = plt.subplots(figsize=(8, 4.5))
 ref_drift = paper.drift_frame()
 paper_lines = drift.paper_rank_lines(ref_drift)

@@ -152,7 +152,7 @@ scored.groupby("judge").head(SHOW_PER_LABEL)
 # `neurons.token_view` runs one forward pass over prompt and answer and returns the CETT of
 # chosen neurons at every answer token; `plots.token_heatmap` draws it (answer tokens in red).
 
-# %% mystnb={"figure": {"caption": "CETT of the three H-Neurons with the largest weights at each token of the first scored answer (each row scaled to its maximum; red labels: the answer tokens the probe averages over).", "name": "fig-api-tokens"}}
+# %% mystnb={"figure": {"caption": "CETT of the three H-Neurons with the largest weights at each token of the first scored answer (each row scaled to its maximum; red labels: the answer tokens the probe averages over).", "name": "fig-api-tokens"}, "image": {"alt": "CETT of the three H-Neurons with the largest weights at each token of the first scored answer"}}
 if examples and h_set.size:
     view = neurons.token_view(m, examples[0], top_h[:3], span_rule=probe.config["features"]["span_rule"])
     fig, numbers = plots.token_pair_figure([view], [f"judged {judged[0]['labels'][0]}: {examples[0].question[:80]}"],

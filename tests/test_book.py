@@ -62,6 +62,8 @@ def test_figures_are_embedded(smoke_book):
     """Chapter 1's figures are in the rendered page (images produced by executed code)."""
     html = (smoke_book / "_build" / "html" / "01_cett.html").read_text()
     assert len(re.findall(r"<img[^>]+\.png", html)) >= 3
+    for page in (smoke_book / "_build" / "html").glob("0*.html"):  # alt text, not a file hash
+        assert 'alt="_images/' not in page.read_text(), page.name
 
 
 @pytest.mark.slow
