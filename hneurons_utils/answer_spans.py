@@ -57,13 +57,21 @@ _TRIM = " \t\n\"'*`.,;:!?\u201c\u201d\u2018\u2019"
 
 
 def _first_sentence(text: str) -> tuple[int, int]:
-    """Bounds of the first sentence: up to the first ``.!?`` + space that ends no abbreviation."""
+    """Bounds of the first sentence: up to the first ``.!?`` + space that ends no abbreviation.
+
+    A period after a single letter ends no sentence (an initial: "J. K. Rowling"); after a
+    single digit it does ("The answer is 7. It ..."), unless the digit opens the text (a list
+    marker: "1. Paris").
+    """
     start = len(text) - len(text.lstrip())
     line_end = text.find("\n", start)
     end = len(text) if line_end < 0 else line_end
     for m in re.finditer(r"[.!?](?=\s|$)", text[:end]):
-        word = re.findall(r"[^\W_]+$", text[start:m.start()])
-        if m.start() <= start or (word and (len(word[0]) == 1 or word[0].lower() in _ABBREV)):
+        before = text[start:m.start()]
+        word = re.findall(r"[^\W_]+$", before)
+        w = word[0] if word else ""
+        initial = len(w) == 1 and (w.isalpha() or before.strip() == w)
+        if m.start() <= start or initial or w.lower() in _ABBREV:
             continue
         return start, m.start()
     return start, end

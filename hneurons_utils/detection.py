@@ -341,6 +341,8 @@ def screen_verdict(row: pd.Series | dict, min_per_class: int = MIN_PER_CLASS) ->
     if row["n per class"] < min_per_class:
         return None
     diff, band = row["H-Neurons refit"] - row["screen (H count)"], row["probe CI half-width"]
+    if not (np.isfinite(diff) and np.isfinite(band)):
+        return "undetermined (a missing or non-finite AUROC)"
     return ("within the noise guide" if not abs(diff) > band else
             "H-Neurons ahead" if diff > 0 else "screened ahead")
 
@@ -363,7 +365,7 @@ def screen_reading(frame: pd.DataFrame, overlap: dict, min_per_class: int = MIN_
             out.append(f"{name}: too few responses to compare (fewer than {min_per_class} per class).")
             continue
         diff, band = r["H-Neurons refit"] - r["screen (H count)"], r["probe CI half-width"]
-        tally[verdict].append(name)
+        tally.setdefault(verdict, []).append(name)
         out.append(f"{name}: H-Neurons refit {r['H-Neurons refit']:.2f} vs screened "
                    f"{r['screen (H count)']:.2f} ({diff:+.2f}; noise guide +/-{band:.2f}: {verdict}); "
                    f"random {r['random (H count)']:.2f}.")
@@ -473,6 +475,8 @@ def auroc_verdict(lo: float, random_level: float, n_min: int, min_per_class: int
     """
     if n_min < min_per_class:
         return f"too few responses to conclude (fewer than {min_per_class} per class)"
+    if not np.isfinite(lo):  # NaN scores (e.g. overflowing features): no interval, no verdict
+        return "undetermined (no finite AUROC interval)"
     if lo <= chance:
         return "not distinguishable from chance"
     if np.isnan(random_level):
@@ -501,9 +505,13 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
         return (f"No dataset has {min_per_class} or more answers per class: this run cannot say "
                 "whether the H-Neurons detect hallucinations on unseen questions.")
     above = [k for k in scored if verdict(k) in ("above chance", "above chance, and above random neurons")]
+    both = [k for k in above if verdict(k) == "above chance, and above random neurons"]
     text = (f"Of the {len(scored)} dataset(s) with at least {min_per_class} answers per class "
             f"({names(scored)}), the probe is above chance and above random neurons on "
-            f"{len(above)} ({names(above)}) under the default span rule.")
+            f"{len(both)} ({names(both)}) under the default span rule.")
+    if len(both) < len(above):
+        alone = [k for k in above if k not in both]
+        text += f" It is above chance with no random-neuron baseline to compare on {names(alone)}."
     same = [k for k in scored if k in spans and spans[k]["hallucinated: alias spans"] == 0
             and spans[k]["faithful: alias spans"] == 0]  # no gold alias in either class
     if same:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from .progress import progress
 from .answer_spans import AnswerSpan, locate_answer_span, span_stats, token_mask_from_span
 from .cett import cett_means, column_norms
 from .models import LoadedModel
-from .sampling import settings_hash
+from .sampling import echo_free_aliases, settings_hash
 
 OTHER_TOKENS = ("all", "output")
 # "alias": the gold alias where the response holds one, else the content rule (answer_spans);
@@ -102,11 +103,16 @@ class FeatureSet:
         return span_stats(AnswerSpan(0, 0, m) for m in self.methods.tolist())
 
 
+# 2: answer spans skip gold aliases that the question repeats (as the judge does), and a
+# period after a lone digit ends the first sentence ("The answer is 7. It ...").
+FEATURE_VERSION = 2
+
+
 def feature_settings(m: LoadedModel, cfg: FeatureConfig) -> dict:
     """What the cached features depend on (their cache key)."""
     return {"model": m.name, "n_layers": m.adapter.n_layers, "n_neurons": m.adapter.n_neurons,
             "other_tokens": cfg.other_tokens, "dtype": str(next(m.hf.parameters()).dtype),
-            "feature": "mean CETT (Eq. 2) over answer / other tokens", "version": 1,
+            "feature": "mean CETT (Eq. 2) over answer / other tokens", "version": FEATURE_VERSION,
             **({"span_rule": cfg.span_rule} if cfg.span_rule != "alias" else {})}  # old keys stay valid
 
 
@@ -131,7 +137,9 @@ def token_layout(tokenizer, ex: Example, suffix: str, span_rule: str = "alias"
     enc = tokenizer(ex.prompt + sep + ex.response + suffix, add_special_tokens=False,
                     return_offsets_mapping=True)
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2) - start
-    span = locate_answer_span(ex.response, ex.answers if span_rule == "alias" else [], ex.question)
+    # the aliases the judge used: one the question repeats marks no answer (an echo)
+    aliases = echo_free_aliases(ex.question, ex.answers) if span_rule == "alias" and ex.question else ex.answers
+    span = locate_answer_span(ex.response, aliases if span_rule == "alias" else [], ex.question)
     return list(enc["input_ids"]), offsets, token_mask_from_span(offsets, span), span.method
 
 
@@ -161,14 +169,24 @@ def _batch(tokenizer, rows: list[tuple[list[int], np.ndarray, np.ndarray]]
     return {"input_ids": ids, "attention_mask": att, "position_ids": pos}, masks
 
 
+class OutdatedFeaturesError(ValueError):
+    """Cached features whose settings match but whose code version is older: recompute them."""
+
+
 def load_features(path: str | Path, settings: dict | None = None) -> FeatureSet | None:
-    """Features stored at ``path`` (None if absent); raises if stored with other settings."""
+    """Features stored at ``path`` (None if absent); raises if stored with other settings
+    (:class:`OutdatedFeaturesError` when only the feature code's version differs)."""
     path = Path(path)
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as z:
         stored = json.loads(str(z["settings"]))
         if settings is not None and str(z["settings_hash"]) != settings_hash(settings):
+            if {k: v for k, v in stored.items() if k != "version"} == \
+                    {k: v for k, v in settings.items() if k != "version"}:
+                raise OutdatedFeaturesError(
+                    f"{path} was computed by an older version of the feature code "
+                    f"(version {stored.get('version')}, now {settings.get('version')})")
             raise ValueError(f"{path} was computed with other settings ({stored}); delete it or "
                              f"use another OUTPUT_DIR to compute features for {settings}")
         digests = z["digests"] if "digests" in z.files else None
@@ -240,7 +258,11 @@ def extract_features(m: LoadedModel, examples: Sequence[Example], path: str | Pa
     if len(set(keys)) != len(keys):
         raise ValueError("example keys must be unique (e.g. 'qid#k' for the k-th response)")
     settings = feature_settings(m, cfg)
-    fs = load_features(path, settings)
+    try:
+        fs = load_features(path, settings)
+    except OutdatedFeaturesError as e:  # same settings, older code: redo them all, say so
+        print(f"{e}; recomputing them", file=sys.stderr, flush=True)
+        fs = None
     have = dict(zip(fs.keys.tolist(), fs.digests.tolist())) if fs is not None else {}
     for ex in examples:
         if have.get(ex.key) and have[ex.key] != example_digest(ex):

@@ -284,19 +284,27 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     return [done[it.qid] for it in items if it.qid in done]
 
 
-def echo_free_rule_judge(question: str, response: str, answers: Sequence[str]) -> str:
-    """``judges.rule_judge``, ignoring gold aliases that the question itself contains.
+def echo_free_aliases(question: str, answers: Sequence[str]) -> list[str]:
+    """The gold aliases the question itself does not contain (all of them if none is left).
 
     Some TriviaQA alias lists repeat words of the question ("How is the Chilean Pine ...
     known in the UK?" lists "Chilean pine"), so a response that merely echoes the question
-    would count as correct. Such aliases are dropped unless no other alias is left.
+    would contain them. The judge and the answer-span rule both use what this returns.
     """
-    from .judges import normalize_answer, normalized_tokens, rule_judge
+    from .judges import normalize_answer, normalized_tokens
 
     q = f" {normalize_answer(question)} "
     words = {a: " ".join(t for t, _, _ in normalized_tokens(a)) for a in answers}
     kept = [a for a in answers if words[a] and f" {words[a]} " not in q]
-    return rule_judge(response, kept or answers)
+    return kept or list(answers)
+
+
+def echo_free_rule_judge(question: str, response: str, answers: Sequence[str]) -> str:
+    """``judges.rule_judge`` on :func:`echo_free_aliases`: a response that merely echoes the
+    question does not count as correct."""
+    from .judges import rule_judge
+
+    return rule_judge(response, echo_free_aliases(question, answers))
 
 
 def label_counts(records: Iterable[dict]) -> dict[str, int]:

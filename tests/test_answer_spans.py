@@ -39,6 +39,8 @@ def test_alias_and_content_spans(response, answers, expected):
     ("The Chipmunks were created by Ross Bagdasarian.", "created by Ross Bagdasarian"),
     ("Dr. No was directed by Terence Young. It was released in 1962.", "directed by Terence Young"),
     ("1,000 metres", "1,000 metres"),
+    ("The answer is 7. It was first.", "7"),  # a period after a lone digit ends the sentence
+    ("J. K. Rowling wrote it.", "J. K. Rowling wrote it"),  # after a lone letter: an initial
 ])
 def test_content_span_strips_filler(response, expected):
     """Filler ('The answer is', 'I think it's', 'It is'), clauses and the trailing period are dropped."""

@@ -313,3 +313,20 @@ def test_interval_ends_next_to_chance_keep_their_side():
     assert _auroc_ci_text(0.5021, 0.7, 20) == "[0.502, 0.70]"
     assert _auroc_ci_text(0.5, 0.7, 20) == "[0.50, 0.70]"
     assert _auroc_ci_text(0.61, 0.7, 1) == "[no interval: one per class]"
+
+
+def test_no_verdict_from_a_nan_interval_or_a_missing_baseline():
+    """A NaN interval is undetermined, never "above chance"; the summary paragraph credits
+    "above random neurons" only where a random baseline exists."""
+    from hneurons_utils.detection import auroc_verdict, overall_reading, screen_verdict
+
+    assert auroc_verdict(float("nan"), 0.5, 50).startswith("undetermined")
+    ours = {"a": {"n_pos": 20, "auroc": 0.8, "auroc_ci": [0.7, 0.9]},
+            "b": {"n_pos": 20, "auroc": 0.8, "auroc_ci": [0.7, 0.9]}}
+    base = pd.DataFrame({"random AUROC": [0.5]}, index=["a"])  # no baseline for b
+    spans = {k: {"hallucinated: alias spans": 0, "faithful: alias spans": 0} for k in ours}
+    text = overall_reading(ours, base, None, spans)
+    assert "above random neurons on 1 (a)" in text and "no random-neuron baseline to compare on b" in text
+    row = {"n per class": 20, "H-Neurons refit": float("nan"), "screen (H count)": 0.7,
+           "probe CI half-width": 0.1}
+    assert screen_verdict(row).startswith("undetermined")

@@ -41,6 +41,32 @@ def test_content_span_rule_ignores_the_gold_alias(tiny_model):
         FeatureConfig(span_rule="gold")
 
 
+def test_an_alias_the_question_repeats_marks_no_answer(tiny_model):
+    """As for the judge, a gold alias that the question contains is not the answer span: an
+    echo of the question is not where the (wrong) answer sits."""
+    tok = tiny_model.tokenizer
+    e = Example("a", "w3 w4 w5 ", "w3 w6 w8", ["w3", "w9"], "w3 w4", 1)  # "w3" echoes the question
+    _, ans, _, method = token_masks(tok, e, "all", " <eos>")
+    assert method != "alias" and not ans[3]  # the echoed w3 is not the answer token
+    only = Example("b", "w3 w4 w5 ", "w3 w6 w8", ["w3"], "w3 w4", 1)  # nothing else left: kept
+    assert token_masks(tok, only, "all", " <eos>")[3] == "alias"
+
+
+def test_features_of_an_older_code_version_are_recomputed(tiny_model, tmp_path, capsys):
+    """A cache with the same settings but an older feature version is redone, with a note;
+    other settings stay an error."""
+    path = tmp_path / "f.npz"
+    extract_features(tiny_model, [ex("a", "w6 w7")], path)
+    z = dict(np.load(path, allow_pickle=False))
+    import json
+    old = dict(json.loads(str(z["settings"])), version=F.FEATURE_VERSION - 1)
+    z["settings"], z["settings_hash"] = np.array(json.dumps(old)), np.array(F.settings_hash(old))
+    np.savez(path, **z)
+    fs = extract_features(tiny_model, [ex("a", "w6 w7")], path)
+    assert "older version" in capsys.readouterr().err and fs.settings["version"] == F.FEATURE_VERSION
+    assert F.load_features(path, F.feature_settings(tiny_model, FeatureConfig())) is not None
+
+
 def test_token_masks_reject_empty_response(tiny_model):
     """An empty response has no answer token: a clear error naming the example."""
     with pytest.raises(ValueError, match="k1: empty response"):
