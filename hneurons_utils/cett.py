@@ -95,6 +95,9 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     optional ``{layer: (neuron indices, alpha)}`` multiplying those activations before the
     down-projection (Eq. 7's intervention), so CETT is read on the intervened forward pass.
     Returns name -> ``[B, layers, neurons]`` float32 on the CPU; a row whose mask is empty is NaN.
+    ``h`` is the down-projection's output as the model computes it: where that layer has a bias
+    (GPT-2's ``c_proj``, OPT's ``fc2``, Pythia's ``dense_4h_to_h``) the bias is part of
+    ``||h_t||``; the paper's models (Llama, Mistral, Gemma, Qwen) have none.
     """
     names = list(masks)
     scale = scale or {}
