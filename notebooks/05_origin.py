@@ -484,3 +484,7 @@ display(Markdown("\n\n".join(transfer.discussion(readings, empty, tests, OFFLINE
 # 4. With internet, set `OFFLINE_PAIR = False` to run SmolLM2-135M and its vendor instruct
 #    model, or pass one of the paper's pairs from the table at the top as `BASE_MODEL_ID` and
 #    `INSTRUCT_MODEL_ID` (on a GPU: `DEVICE = "cuda"`, `DTYPE = "bfloat16"`).
+# 5. Choose $C$ on held-out accuracy alone (`SUPPRESSION_QUESTIONS = 0`). How many H-Neurons
+#    does the probe keep now, is the set still sparse (under one per mille), and do Figure 4a
+#    and 4b tell a different story with the larger set? Which criterion would you trust on a
+#    model that knows as little trivia as this twin?
