@@ -367,13 +367,23 @@ def suppression_hook(m: LoadedModel, keep: Sequence, batch_size: int = 64, metho
     """The paper's second C-selection term (Sec. 6.1.3): ``probe -> accuracy`` on ``keep``
     (questions the model answers correctly, :func:`known_correct`) with the probe's H-Neurons
     silenced (``steering.suppression_accuracy``, greedy). None when ``keep`` is empty: the term
-    cannot be measured. ``method="nnsight"`` for a model on NDIF (a weight edit cannot reach it)."""
+    cannot be measured. ``method="nnsight"`` for a model on NDIF (a weight edit cannot reach it).
+    Probes that select the same H-Neurons (often several small C values) are scored once."""
     if not keep:
         return None
     from .steering import suppression_accuracy
 
-    return lambda p: suppression_accuracy(m, p.h_neurons(), keep, alpha=0.0,  # noqa: E731
-                                          batch_size=min(len(keep), batch_size), method=method)
+    seen: dict[tuple[int, ...], float] = {}  # C values that select the same neurons: one run
+
+    def score(p: Probe) -> float:
+        h = p.h_neurons()
+        key = tuple(int(i) for i in h.flat)
+        if key not in seen:
+            seen[key] = suppression_accuracy(m, h, keep, alpha=0.0,
+                                             batch_size=min(len(keep), batch_size), method=method)
+        return seen[key]
+
+    return score
 
 
 def agreement_yields(sampled: Sequence[dict], thresholds: Sequence[float]) -> list[dict]:

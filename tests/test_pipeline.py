@@ -62,7 +62,8 @@ def test_identify_end_to_end_and_rerun(chat_model, tmp_path, monkeypatch):
 
 def test_identify_builds_the_papers_suppression_term(chat_model, tmp_path, monkeypatch):
     """suppression_questions > 0: every C on the grid is scored with its H-Neurons silenced on
-    that many greedy-correct questions; with none known to be correct there is no such term."""
+    that many greedy-correct questions, once per distinct neuron set; with none known to be
+    correct there is no such term."""
     import hneurons_utils.steering as steering
 
     calls = []
@@ -81,6 +82,10 @@ def test_identify_builds_the_papers_suppression_term(chat_model, tmp_path, monke
     from hneurons_utils.pipeline import suppression_hook
 
     assert suppression_hook(chat_model, []) is None  # no known-correct question: no term
+    calls.clear()
+    hook = suppression_hook(chat_model, qa(2))
+    hook(res.probe), hook(res.probe)  # the same neuron set twice: one run
+    assert len(calls) == 1
 
 
 def test_no_consistent_correct_question_is_a_clear_error(chat_model, tmp_path):
