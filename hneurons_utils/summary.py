@@ -284,7 +284,9 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
     for k in paper.load_reference()["figure4"]["backward_auroc"]["datasets"]:
         if k in readings:
             r = readings[k]
-            ours = (f"AUROC {_ci(r['auroc'], r['lo'], r['hi'])} on {r['n']} answers ({pair}); "
+            auc = (_ci(r["auroc"], r["lo"], r["hi"]) if r.get("n_min", 2) >= 2 else
+                   f"{r['auroc']:.1f} (one answer per class: no interval)")
+            ours = (f"AUROC {auc} on {r['n']} answers ({pair}); "
                     + (f"random probes {r['random_mean']:.1f} ± {r['random_sd']:.1f} (mean ± sd)"
                        if np.isfinite(r["random_sd"]) else f"random probes' mean {r['random_mean']:.1f}"))
             verdict = r["verdict"]

@@ -118,6 +118,12 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert row(card, "3 Figure 3", "jailbreak").reading.startswith("too few items")
     assert row(card, "4 Figure 4a", "triviaqa").reading == "above chance, and above random neurons"
     assert row(card, "4 Figure 4a", "nq_open").reading.startswith("too few")  # 4 per class
+    path = results / "twin-sft" / "origin" / "transfer.json"
+    tr = json.loads(path.read_text())
+    tr["table"][2]["n"] = 2  # one answer per class: an AUROC of 0 or 100, no interval
+    write(path, tr)
+    assert "90.0 (one answer per class: no interval) on 2 answers" in row(
+        summary.scorecard(results, MODEL), "4 Figure 4a", "nq_open").ours
     assert row(card, "4 Figure 4a", "bioasq").reading == "cannot be scored on this pair"
     b = row(card, "4 Figure 4b", "changed less")
     assert "changed less" in b.reading and "not against layer-matched" in b.reading
