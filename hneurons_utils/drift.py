@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -320,11 +320,18 @@ def paper_rank_lines(frame: Any) -> dict[str, float]:
 
 
 def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
-                           paper: dict[str, float] | None = None, bins: int = 20) -> None:
+                           paper: dict[str, float] | None = None, bins: int = 20,
+                           random_band: Sequence[float] | None = None) -> None:
     """Figure 4b: histogram of the H-Neurons' normalised drift ranks, their mean, 0.5 and the paper's.
 
     ``paper``: label -> value of the paper's stated averages (e.g. Mistral-Small's 0.97).
+    ``random_band``: the 2.5-97.5% range of the mean rank of random sets of as many neurons
+    (layer-matched, :func:`drift_tests`), shaded: a mean inside it is what chance gives.
     """
+    if random_band is not None:
+        lo, hi = random_band
+        ax.axvspan(lo, hi, color="0.85", zorder=0,
+                   label=f"95% of layer-matched random sets' means [{lo:.2f}, {hi:.2f}]")
     ax.hist(ranks, bins=bins, range=(0, 1), density=True, color="C0", alpha=0.7,
             label=f"H-Neurons (ours, n={len(ranks)})")
     ax.axhline(1.0, color="k", lw=1, label="uniform (any random set)")

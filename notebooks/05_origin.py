@@ -384,13 +384,15 @@ tests = {name: drift.drift_tests(drift.drift_score(raw, parts), h, DRIFT_N_RANDO
          for name, parts in drift.drift_variants(raw).items()} if h.size else {}
 drift.tests_table(tests)
 
-# %% mystnb={"figure": {"caption": "Figure 4b regenerated: distribution of the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least); a random set of neurons would be uniform (density 1); solid: our mean rank; dashed: the per-model averages the paper states.", "name": "fig-figure4b"}, "image": {"alt": "Histogram of the H-Neurons' normalised drift ranks from base to instruct"}}
+# %% mystnb={"figure": {"caption": "Figure 4b regenerated: distribution of the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least); a random set of neurons would be uniform (density 1); solid: our mean rank; shaded: where 95% of the mean ranks of layer-matched random sets of as many neurons fall; dashed: the per-model averages the paper states.", "name": "fig-figure4b"}, "image": {"alt": "Histogram of the H-Neurons' normalised drift ranks from base to instruct"}}
 fig, ax = plt.subplots(figsize=(8, 4.5))
 ref_drift = paper.drift_frame()
 paper_lines = drift.paper_rank_lines(ref_drift)
 if tests:
     rank = drift.normalized_rank(drift.drift_score(raw)).ravel()[h.flat]
-    drift.plot_rank_distribution(ax, rank, tests["up + down (paper)"]["mean_rank"], paper_lines)
+    t = tests["up + down (paper)"]
+    drift.plot_rank_distribution(ax, rank, t["mean_rank"], paper_lines,
+                                 random_band=t["random_layer_matched"]["mean_rank_95"])
 ax.set_title(f"Figure 4b (ours): drift ranks of the {h.size} H-Neurons")
 plots.save_figure(fig, OUT, "figure4b_drift", {"ours": tests, "paper": ref_drift.to_dict("records"),
                                                "h_neuron_ranks": rank if tests else []})
