@@ -213,8 +213,8 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
             body += (" Our tuning data are trivia answers, the task the probe reads, so inertia "
                      "under such task-matched tuning is, if anything, the harder result.")
     elif direction == "more, within random sets":
-        body = (" The ranks sit below 0.5, but sets of as many random neurons drawn from the same "
-                "layers rank as low often enough that this is no evidence either way, in this pair.")
+        body = (" The bootstrap interval alone would read as the paper's opposite; the random "
+                "sets show how far the mean of so few ranks wanders by chance.")
     elif direction == "more":
         body = (" This is the opposite of the paper's finding, in this pair: the H-Neurons are "
                 "among the neurons tuning changed *more*. So this pair does not support "

@@ -121,7 +121,8 @@ def test_discussion_follows_the_results():
     within = _drift_result(0.21, 0.18, 0.24, 0.9, 0.86, k=2)
     within["random_layer_matched"]["p_value_more"] = 0.14
     few = transfer.discussion(chance, {}, {"up + down (paper)": within}, True, 2)
-    assert "no evidence either way" in few[1] and "opposite" not in few[1]
+    assert "no evidence either way" in few[1] and "wanders by chance" in few[1]
+    assert "This is the opposite of the paper's finding" not in few[1]
     neither = transfer.discussion(good, {}, {"up + down (paper)": _drift_result(0.52, 0.4, 0.6, 0.3)}, False, 30)
     assert "no evidence either way" in neither[1]
     assert "Not tested: 1 H-Neuron" in transfer.discussion([], {}, {}, True, 1)[1]
