@@ -504,8 +504,9 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     if not scored:
         return (f"No dataset has {min_per_class} or more answers per class: this run cannot say "
                 "whether the H-Neurons detect hallucinations on unseen questions.")
-    above = [k for k in scored if verdict(k) in ("above chance", "above chance, and above random neurons")]
-    both = [k for k in above if verdict(k) == "above chance, and above random neurons"]
+    verdicts = {k: verdict(k) for k in scored}
+    both = [k for k in scored if verdicts[k] == "above chance, and above random neurons"]
+    above = [k for k in scored if verdicts[k] == "above chance" or k in both]
     text = (f"Of the {len(scored)} dataset(s) with at least {min_per_class} answers per class "
             f"({names(scored)}), the probe is above chance and above random neurons on "
             f"{len(both)} ({names(both)}) under the default span rule.")
@@ -517,7 +518,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     if same:
         text += (f" On {names(same)} no answer contains a gold alias, so both classes already "
                  "share one span rule and the verdict there needs no span control: "
-                 + "; ".join(f"{k}: {verdict(k)}" for k in same) + ".")
+                 + "; ".join(f"{k}: {verdicts[k]}" for k in same) + ".")
     confounded = [k for k in above if k not in same]
     if not confounded:
         return text

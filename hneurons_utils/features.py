@@ -137,9 +137,10 @@ def token_layout(tokenizer, ex: Example, suffix: str, span_rule: str = "alias"
     enc = tokenizer(ex.prompt + sep + ex.response + suffix, add_special_tokens=False,
                     return_offsets_mapping=True)
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2) - start
-    # the aliases the judge used: one the question repeats marks no answer (an echo)
-    aliases = echo_free_aliases(ex.question, ex.answers) if span_rule == "alias" and ex.question else ex.answers
-    span = locate_answer_span(ex.response, aliases if span_rule == "alias" else [], ex.question)
+    # "alias": the aliases the judge used (one the question repeats marks no answer, an echo)
+    aliases = ([] if span_rule != "alias" else
+               echo_free_aliases(ex.question, ex.answers) if ex.question else ex.answers)
+    span = locate_answer_span(ex.response, aliases, ex.question)
     return list(enc["input_ids"]), offsets, token_mask_from_span(offsets, span), span.method
 
 
