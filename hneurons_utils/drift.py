@@ -203,12 +203,18 @@ def _flat_mask(neurons: Any, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+MIN_FOR_INTERVAL = 5  # fewer H-Neurons: their ranks are listed, with no bootstrap interval
+MIN_FOR_HISTOGRAM = 10  # fewer: Figure 4b marks each rank instead of a density histogram
+
+
 def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int = 0,
                 n_boot: int = 1000) -> dict:
     """Did the H-Neurons change less than other neurons? (Section 4, Figure 4b.)
 
     ``score``: combined drift ``[L, N]``; ``neurons``: the H-Neurons (a ``NeuronSet``).
-    Returns the H-Neurons' mean normalised rank with a bootstrap interval; the paper's
+    Returns the H-Neurons' normalised ranks (``ranks``) and their mean with a bootstrap
+    interval (``mean_rank_ci``; None under ``MIN_FOR_INTERVAL`` neurons, where a bootstrap of
+    so few values only spans their own range); the paper's
     one-sided Welch t-test (H-Neurons' drift smaller than the others') and a one-sided
     Mann-Whitney U test; and the mean rank of ``n_random`` random sets of as many neurons,
     drawn uniformly and drawn with the same count per layer (drift differs between layers, so
@@ -227,9 +233,12 @@ def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int
     if k == 0 or k == h.size:
         raise ValueError(f"need some H-Neurons and some other neurons, got {k} of {h.size}")
     rng = np.random.default_rng(seed)
-    boot = [rng.choice(rank[h], size=k).mean() for _ in range(n_boot)]
+    ci = None
+    if k >= MIN_FOR_INTERVAL:
+        boot = [rng.choice(rank[h], size=k).mean() for _ in range(n_boot)]
+        ci = [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
     out = {"n_h_neurons": k, "n_neurons": int(h.size), "mean_rank": float(rank[h].mean()),
-           "mean_rank_ci": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+           "mean_rank_ci": ci, "ranks": sorted(float(r) for r in rank[h]),
            "t_test": _test(ttest_ind(flat[h], flat[~h], equal_var=False, alternative="less")),
            "mann_whitney": _test(mannwhitneyu(flat[h], flat[~h], alternative="less"))}
     L, N = score.shape
@@ -258,7 +267,9 @@ def tests_table(tests: dict[str, dict]) -> Any:
     import pandas as pd
 
     return pd.DataFrame({name: {
-        "mean rank": t["mean_rank"], "95% CI": np.round(t["mean_rank_ci"], 3),
+        "mean rank": t["mean_rank"],
+        "95% CI": (np.round(t["mean_rank_ci"], 3) if t.get("mean_rank_ci") is not None else
+                   f"none ({t['n_h_neurons']} neurons)"),
         "t-test p (H-Neurons changed less)": t["t_test"]["p_value"],
         "Mann-Whitney p": t["mann_whitney"]["p_value"],
         "random sets: 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),
@@ -273,23 +284,53 @@ def drift_direction(t: dict, alpha: float = 0.05) -> str:
     below 0.5 and, where the result has it, beyond what layer-matched random sets of as many
     neurons reach: ``p_value_more < alpha``); "more, within random sets" (below 0.5, but such
     sets often rank as low: with few neurons the bootstrap interval alone is too narrow); or
-    "none"."""
+    "none". Under ``MIN_FOR_INTERVAL`` neurons there is no interval and a t-test on so few
+    values means little: the layer-matched random sets alone decide ("less" or "more" where
+    their one-sided p-value is under ``alpha``, else "none")."""
     if t.get("n_h_neurons", 0) < 2:
         return "too few"
+    layer = t.get("random_layer_matched", {})
+    if t.get("mean_rank_ci") is None:
+        if layer.get("p_value", 1.0) < alpha and t["mean_rank"] > 0.5:
+            return "less"
+        if layer.get("p_value_more", 1.0) < alpha and t["mean_rank"] < 0.5:
+            return "more"
+        return "none"
     if t["t_test"]["p_value"] < alpha and t["mean_rank"] > 0.5:
         return "less"
     if t["mean_rank_ci"][1] < 0.5:
-        p_more = t.get("random_layer_matched", {}).get("p_value_more")
+        p_more = layer.get("p_value_more")
         return "more" if p_more is None or p_more < alpha else "more, within random sets"
     return "none"
 
 
+def mean_rank_text(t: dict, fmt: str = ".2f") -> str:
+    """The mean rank with its interval, or with the ranks themselves where there is no interval."""
+    if t.get("mean_rank_ci") is None:
+        ranks = ", ".join(format(r, fmt) for r in t.get("ranks", []))
+        return f"{t['mean_rank']:{fmt}} (the {t['n_h_neurons']} ranks: {ranks}; too few for an interval)"
+    lo, hi = t["mean_rank_ci"]
+    return f"{t['mean_rank']:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
 def drift_verdict(t: dict, alpha: float = 0.05) -> str:
-    """What the drift tests support: the t-test as the paper, checked by layer-matched sets."""
+    """What the drift tests support: the t-test as the paper, checked by layer-matched sets
+    (which alone decide under ``MIN_FOR_INTERVAL`` H-Neurons)."""
     d = drift_direction(t, alpha)
     if d == "too few":
         return "too few H-Neurons to test (a mean of one rank)"
     p_t, layer = t["t_test"]["p_value"], t["random_layer_matched"]
+    if t.get("mean_rank_ci") is None:
+        n = t["n_h_neurons"]
+        if d == "less":
+            return (f"changed less than layer-matched random sets of {n} neurons (p = "
+                    f"{layer['p_value']:.2g}; too few neurons for the t-test to mean much)")
+        if d == "more":
+            return (f"changed more than layer-matched random sets of {n} neurons (p = "
+                    f"{layer['p_value_more']:.2g}): the paper's opposite, in this pair")
+        return (f"layer-matched random sets of {n} neurons rank as high in "
+                f"{100 * layer['p_value']:.0f}% of draws and as low in "
+                f"{100 * layer.get('p_value_more', float('nan')):.0f}%: no evidence either way")
     if d == "less":
         extra = ("; also against layer-matched random sets" if layer["p_value"] < alpha else
                  "; but not against layer-matched random sets (a layer effect)")
@@ -322,7 +363,8 @@ def paper_rank_lines(frame: Any) -> dict[str, float]:
 def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
                            paper: dict[str, float] | None = None, bins: int = 20,
                            random_band: Sequence[float] | None = None) -> None:
-    """Figure 4b: histogram of the H-Neurons' normalised drift ranks, their mean, 0.5 and the paper's.
+    """Figure 4b: histogram of the H-Neurons' normalised drift ranks (one mark per neuron under
+    ``MIN_FOR_HISTOGRAM`` of them), their mean, 0.5 and the paper's.
 
     ``paper``: label -> value of the paper's stated averages (e.g. Mistral-Small's 0.97).
     ``random_band``: the 2.5-97.5% range of the mean rank of random sets of as many neurons
@@ -332,13 +374,20 @@ def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
         lo, hi = random_band
         ax.axvspan(lo, hi, color="0.85", zorder=0,
                    label=f"95% of layer-matched random sets' means [{lo:.2f}, {hi:.2f}]")
-    ax.hist(ranks, bins=bins, range=(0, 1), density=True, color="C0", alpha=0.7,
-            label=f"H-Neurons (ours, n={len(ranks)})")
-    ax.axhline(1.0, color="k", lw=1, label="uniform (any random set)")
+    if len(ranks) >= MIN_FOR_HISTOGRAM:
+        ax.hist(ranks, bins=bins, range=(0, 1), density=True, color="C0", alpha=0.7,
+                label=f"H-Neurons (ours, n={len(ranks)})")
+        ax.axhline(1.0, color="k", lw=1, label="uniform (any random set)")
+        ax.set_ylabel("density")
+    else:  # a histogram of a handful of values is mostly empty bins: one mark per neuron
+        ax.plot(ranks, np.full(len(ranks), 0.5), "|", color="C0", ms=40, mew=3,
+                label=f"H-Neurons (ours, n={len(ranks)}), one mark each")
+        ax.set_ylim(0, 1)
+        ax.set_yticks([])
     ax.axvline(mean_rank, color="C0", lw=2, label=f"our mean {mean_rank:.3f}")
     ax.axvline(0.5, color="k", ls=":", lw=1, label="0.5 (mean rank of a random set)")
     for i, (label, value) in enumerate((paper or {}).items()):
         ax.axvline(value, color="0.35", ls="--", lw=1, label=f"paper: {label} {value:g}")
     ax.set_xlabel("normalised drift rank (0 = changed most, 1 = changed least)")
-    ax.set_ylabel("density")
+    ax.set_xlim(0, 1)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # never over a bar

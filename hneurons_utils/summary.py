@@ -20,7 +20,7 @@ from . import paper
 from .detection import auroc_verdict, baseline_summary, screen_verdict
 from .behaviour import SYC_REPLY, WEAK_PRECISION_LO
 from .benchmarks import BENCHMARKS
-from .drift import drift_verdict
+from .drift import drift_verdict, mean_rank_text
 from .pipeline import stability_kind
 from .profiles import model_key
 from .stats import MIN_PER_CLASS
@@ -303,7 +303,7 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
     if t is None:
         ours, verdict = f"{res['n_h_neurons']} H-Neurons: not tested", "too few H-Neurons to test"
     else:
-        ours = (f"mean rank {_ci(t['mean_rank'], *t['mean_rank_ci'], fmt='.2f')} of "
+        ours = (f"mean rank {mean_rank_text(t)} of "
                 f"{t['n_h_neurons']} H-Neurons ({pair})")
         verdict = drift_verdict(t)
     rows.append({"section": "4 Figure 4b", "claim": "H-Neurons changed less than other neurons in tuning",

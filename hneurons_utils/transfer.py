@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .drift import drift_direction, drift_verdict
+from .drift import drift_direction, drift_verdict, mean_rank_text
 from .stats import MIN_PER_CLASS
 
 REFIT = "H-Neurons refit (L2)"
@@ -200,9 +200,8 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
     if t is None:
         return (f"**Parameter drift (Figure 4b), as measured.** Not tested: {n_h_neurons} "
                 "H-Neuron(s).")
-    lo, hi = t["mean_rank_ci"]
     head = (f"**Parameter drift (Figure 4b), as measured.** The {t['n_h_neurons']} H-Neurons' mean "
-            f"normalised rank is {t['mean_rank']:.2f} [{lo:.2f}, {hi:.2f}] (random sets: 0.5; the "
+            f"normalised rank is {mean_rank_text(t)} (random sets: 0.5; the "
             f"paper: above 0.58 for Gemma and Llama, about 0.97 for Mistral-Small). Verdict: "
             f"{drift_verdict(t)}.")
     direction = drift_direction(t)
@@ -224,6 +223,9 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
                      "that acts most on the neurons that carry such answers would produce this "
                      "(a hypothesis, not tested here). Whether vendor alignment, trained on broad "
                      "instructions, acts the same way cannot be read from this pair.")
+    elif t.get("mean_rank_ci") is None:
+        body = (" With so few neurons only the layer-matched random sets can judge the mean, and "
+                "it sits where they fall: no evidence either way, in this pair.")
     else:
         body = (" The interval includes 0.5 or the test is not significant: no evidence either "
                 "way, in this pair.")

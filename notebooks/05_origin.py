@@ -384,7 +384,7 @@ tests = {name: drift.drift_tests(drift.drift_score(raw, parts), h, DRIFT_N_RANDO
          for name, parts in drift.drift_variants(raw).items()} if h.size else {}
 drift.tests_table(tests)
 
-# %% mystnb={"figure": {"caption": "Figure 4b regenerated: distribution of the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least); a random set of neurons would be uniform (density 1); solid: our mean rank; shaded: where 95% of the mean ranks of layer-matched random sets of as many neurons fall; dashed: the per-model averages the paper states.", "name": "fig-figure4b"}, "image": {"alt": "Histogram of the H-Neurons' normalised drift ranks from base to instruct"}}
+# %% mystnb={"figure": {"caption": "Figure 4b regenerated: the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least), as a histogram or, for fewer than 10 neurons, one mark per neuron; a random set of neurons would spread uniformly (density 1); solid: our mean rank; shaded: where 95% of the mean ranks of layer-matched random sets of as many neurons fall; dashed: the per-model averages the paper states.", "name": "fig-figure4b"}, "image": {"alt": "The H-Neurons' normalised drift ranks from base to instruct, with their mean and the paper's"}}
 fig, ax = plt.subplots(figsize=(8, 4.5))
 ref_drift = paper.drift_frame()
 paper_lines = drift.paper_rank_lines(ref_drift)
@@ -409,8 +409,12 @@ ref_drift  # the paper's stated drift numbers
 if h.size < 2:
     print(f"Only {h.size} H-Neuron(s): a mean rank is one neuron's rank, the t-test is undefined "
           "(nan) and the tests below carry almost no information.")
+elif h.size < drift.MIN_FOR_INTERVAL:
+    print(f"Only {h.size} H-Neurons: their ranks are listed instead of a bootstrap interval (which "
+          "would only span them), the t-test has almost no degrees of freedom, and the verdict "
+          "rests on the layer-matched random sets alone.")
 for name, t in tests.items():  # the verdict is the scorecard's (drift.drift_verdict)
-    print(f"{name}: mean rank {t['mean_rank']:.3f} {np.round(t['mean_rank_ci'], 3)} (a random set: "
+    print(f"{name}: mean rank {drift.mean_rank_text(t, '.3f')} (a random set: "
           f"0.5); one-sided t-test p = {t['t_test']['p_value']:.2g}, Mann-Whitney p = "
           f"{t['mann_whitney']['p_value']:.2g}; layer-matched random sets: p = "
           f"{t['random_layer_matched']['p_value']:.2g}\n  -> {drift.drift_verdict(t)}")

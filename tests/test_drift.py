@@ -279,3 +279,43 @@ def test_figure4b_shades_the_random_sets_range():
     assert "95% of layer-matched random sets' means [0.09, 0.88]" in labels
     assert "paper: x > 0.58" in labels
     plt.close(fig)
+
+
+def test_few_h_neurons_get_their_ranks_and_the_random_sets_verdict():
+    """Under MIN_FOR_INTERVAL neurons a bootstrap would only span their own ranks: the result
+    lists the ranks instead, and only the layer-matched random sets decide the direction."""
+    rng = np.random.default_rng(3)
+    score = rng.normal(size=(4, 50))
+    order = np.argsort(score.ravel())
+    stable = drift.drift_tests(score, NeuronSet.from_flat(order[:2], 4, 50), n_random=200, n_boot=50)
+    assert stable["mean_rank_ci"] is None and len(stable["ranks"]) == 2
+    assert stable["ranks"] == sorted(stable["ranks"]) and min(stable["ranks"]) > 0.95
+    assert drift.drift_direction(stable) == "less"
+    assert drift.drift_verdict(stable).startswith("changed less than layer-matched random sets of 2")
+    assert "too few for an interval" in drift.mean_rank_text(stable)
+    assert "none (2 neurons)" == drift.tests_table({"x": stable}).loc["x", "95% CI"]
+    moved = drift.drift_tests(score, NeuronSet.from_flat(order[-2:], 4, 50), n_random=200, n_boot=50)
+    assert drift.drift_direction(moved) == "more" and "opposite" in drift.drift_verdict(moved)
+    middle = drift.drift_tests(score, NeuronSet.from_flat(order[98:100], 4, 50), n_random=200, n_boot=50)
+    assert drift.drift_direction(middle) == "none"
+    assert drift.drift_verdict(middle).endswith("no evidence either way")
+    enough = drift.drift_tests(score, NeuronSet.from_flat(order[:drift.MIN_FOR_INTERVAL], 4, 50),
+                               n_random=50, n_boot=50)
+    lo, hi = enough["mean_rank_ci"]
+    assert lo <= enough["mean_rank"] <= hi and drift.mean_rank_text(enough).endswith("]")
+
+
+def test_figure4b_marks_each_rank_when_there_are_few():
+    """A handful of ranks is drawn as one mark each, not as a mostly empty density histogram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (few, many) = plt.subplots(1, 2)
+    drift.plot_rank_distribution(few, np.array([0.18, 0.24]), 0.21)
+    assert not few.patches  # no histogram bars
+    assert "H-Neurons (ours, n=2), one mark each" in few.get_legend_handles_labels()[1]
+    drift.plot_rank_distribution(many, np.linspace(0.05, 0.95, drift.MIN_FOR_HISTOGRAM), 0.5)
+    assert many.patches and many.get_ylabel() == "density"
+    plt.close(fig)

@@ -156,10 +156,13 @@ def test_drift_and_slope_verdicts():
     beyond = drift(0.3, 0.99, 0.99)
     beyond["random_layer_matched"]["p_value_more"] = 0.01  # random sets rarely rank as low
     assert drift_verdict(beyond).startswith("changed more")
-    few = drift(0.21, 0.9, 0.86, k=2)  # two neurons: a narrow bootstrap, random sets as low
+    few = drift(0.21, 0.9, 0.86, k=6)  # a narrow bootstrap, random sets as low
     few["random_layer_matched"]["p_value_more"] = 0.14
-    assert drift_verdict(few) == ("mean rank below 0.5, but layer-matched random sets of 2 neurons "
+    assert drift_verdict(few) == ("mean rank below 0.5, but layer-matched random sets of 6 neurons "
                                   "rank as low in 14% of draws: no evidence either way")
+    few.update(n_h_neurons=2, mean_rank_ci=None, ranks=[0.18, 0.24])  # too few for an interval
+    assert drift_verdict(few) == ("layer-matched random sets of 2 neurons rank as high in 86% of "
+                                  "draws and as low in 14%: no evidence either way")
     assert drift_verdict(drift(0.9, float("nan"), 0.5, k=1)).startswith("too few H-Neurons")
     h = slope("x", "h_neurons", 1, 0, 2)
     assert "against the paper" in summary.slope_verdict(slope("x", "diff", -3, -5, -1), h)
