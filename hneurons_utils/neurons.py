@@ -147,8 +147,8 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
                    strong: float = 0.7) -> str:
     """What :func:`neuron_table` shows, in words: how many H-Neurons separate hallucinated
     from faithful answers on their own (held-out AUROC at least ``strong``), how many point
-    the other way (below 0.5), the median against the whole probe's held-out AUROC, and how
-    many separate the probe's 3-vs-1 contrast better than the faithful-answer one."""
+    the other way (below 0.5), the median and the best against the whole probe's held-out
+    AUROC, and how many separate the probe's 3-vs-1 contrast better than the faithful-answer one."""
     if not len(train):
         return "The probe selected no H-Neuron: there is no single neuron to read."
     if list(held["neuron"]) != list(train["neuron"]):
@@ -162,10 +162,18 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
            f"median is {med:.2f} held out against {float(np.nanmedian(a_train)):.2f} on the "
            "training responses they were selected on"]
     if probe_auroc is not None and np.isfinite(probe_auroc):
+        i = int(np.nanargmax(a_held))
+        best, name = float(a_held[i]), held["neuron"].iloc[i]
+        if probe_auroc > best + 0.02:
+            tail = (f": above every single H-Neuron (the best, {name}, reaches {best:.2f}), so the "
+                    "detection combines neurons none of which does it alone")
+        elif best > probe_auroc + 0.02:
+            tail = (f": below the best single H-Neuron, {name}, at {best:.2f}: on these responses "
+                    "one neuron carries the signal and the probe's other weights add noise")
+        else:
+            tail = f": about what the best single H-Neuron, {name}, reaches ({best:.2f})"
         out.append(f"the whole probe reaches {probe_auroc:.2f} on the same held-out responses "
-                   "(which chose its C, so slightly in its favour)"
-                   + (": the detection is a sum of weak signals, not the work of a few strong neurons"
-                      if probe_auroc > med + 0.05 else ""))
+                   "(which chose its C, so slightly in its favour)" + tail)
     top = held.iloc[0]
     out.append(f"the H-Neuron with the largest weight, {top['neuron']}, reaches "
                f"{top['AUROC vs faithful']:.2f} against faithful answers and "

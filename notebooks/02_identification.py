@@ -354,7 +354,7 @@ if t_train is not None:
     values = {r["neuron"]: neurons.neuron_values(probe, fs, split["train"], f)
               for r, f in zip(rows, neurons.top_h_neurons(probe, 6))}
     fig, numbers = plots.neuron_values_figure(values, {
-        r["neuron"]: f"{r['neuron']}\nw = {r['weight']:.2f}, AUROC {r['AUROC vs faithful']:.2f}" for r in rows})
+        r["neuron"]: f"{r['neuron']}\nw = {r['weight']:.2f}, train AUROC {r['AUROC vs faithful']:.2f}" for r in rows})
     plots.save_figure(fig, OUT, "h_neuron_values", numbers)
     plt.show()
 

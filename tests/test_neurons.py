@@ -83,10 +83,13 @@ def test_neuron_reading_counts_and_compares():
     text = neurons.neuron_reading(train, held, probe_auroc=0.85)
     assert "1 of 3 H-Neurons separate" in text and "1 fire more on faithful" in text
     assert "median is 0.60 held out against 0.70" in text
-    assert "sum of weak signals" in text
+    assert "above every single H-Neuron (the best, a, reaches 0.75)" in text
     assert "largest weight, a, reaches 0.75 against faithful answers and 0.90" in text
     assert "1 of 3 separate the probe's own contrast" in text
-    assert "sum of weak signals" not in neurons.neuron_reading(train, held, probe_auroc=0.62)
+    below = neurons.neuron_reading(train, held, probe_auroc=0.62)  # a single neuron does better
+    assert "below the best single H-Neuron, a, at 0.75" in below and "above every" not in below
+    assert "about what the best single H-Neuron, a, reaches (0.75)" in neurons.neuron_reading(
+        train, held, probe_auroc=0.76)
     with pytest.raises(ValueError, match="same neurons"):
         neurons.neuron_reading(train, held.iloc[::-1])
     assert "no H-Neuron" in neurons.neuron_reading(train.iloc[:0], held.iloc[:0])
