@@ -541,6 +541,19 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     return text + " The detection survives the span control on every one of them."
 
 
+def _below_chance_note(mean: float, sd: float) -> str:
+    """A note for random classifiers whose mean AUROC sits below 0.5: being above them is then
+    no more than being above chance; two spreads below it, they carry a signal that points the
+    other way on this set than on the training rows."""
+    if not mean < 0.5:
+        return ""
+    if np.isfinite(sd) and mean + 2 * sd < 0.5:
+        return (" (below chance in a consistent way: these random neurons carry a signal that "
+                "points the other way here than on the 3-vs-1 training rows, a shift between "
+                "training and evaluation; being above them adds nothing to being above chance)")
+    return " (below chance on average, so being above them adds nothing to being above chance)"
+
+
 def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dict],
             min_per_class: int = MIN_PER_CLASS) -> list[str]:
     """One sentence per dataset saying what the numbers support, and when they are too few.
@@ -558,14 +571,12 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
         base = ""
         if k in baselines.index:
             b = baselines.loc[k]
-            base = f"; random neurons {rnd:.2f} ± {b['random AUROC sd']:.2f}"
-            if rnd < 0.5:
-                base += (" (below chance on average, so being above them adds nothing to "
-                         "being above chance)")
+            base = (f"; random neurons {rnd:.2f} ± {b['random AUROC sd']:.2f}"
+                    + _below_chance_note(rnd, b["random AUROC sd"]))
             if not np.isnan(b.get("random (H-Neuron count) AUROC", np.nan)):
+                r_h, sd_h = b["random (H-Neuron count) AUROC"], b["random (H-Neuron count) AUROC sd"]
                 base += (f"; the H-Neurons alone (refit) {b['H-Neurons refit AUROC']:.2f} vs as many "
-                         f"random neurons {b['random (H-Neuron count) AUROC']:.2f} ± "
-                         f"{b['random (H-Neuron count) AUROC sd']:.2f}")
+                         f"random neurons {r_h:.2f} ± {sd_h:.2f}" + _below_chance_note(r_h, sd_h))
         ci = _auroc_ci_text(lo, hi, min(d["n_pos"], n_neg))
         size = (f"{d['n_pos']} per class" if n_neg == d["n_pos"] else
                 f"{d['n_pos']} hallucinated / {n_neg} faithful answers")

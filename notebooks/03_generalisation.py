@@ -303,8 +303,13 @@ print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
 #   (which needs no threshold) is well above it. The paper reports accuracy; we report both.
 # - **Random neurons.** The random classifiers use exactly as many neurons, drawn uniformly
 #   over all layers, and are trained on the same rows; "above random neurons" requires the
-#   probe's interval to clear their mean. Where that mean sits below 0.5 (the reading says
-#   so), clearing it adds nothing to clearing chance.
+#   probe's interval to clear their mean. Where a random mean sits below 0.5 (the reading
+#   marks it), clearing it adds nothing to clearing chance. A mean more than two spreads
+#   below 0.5 (the small random sets on some datasets here) means the random neurons carry a
+#   signal that flips between training and evaluation: trained on 3-vs-1 rows, which mostly
+#   contrast answer tokens with other tokens, they can learn "answer-like", and on the
+#   evaluation sets the short gold-alias spans of faithful answers may look more answer-like
+#   than hallucinated answers' longer spans (a hypothesis, not tested here).
 # - **Screened neurons.** The stronger baseline picks its neurons on the training rows only,
 #   as the probe does, so it sees no evaluation answer. Its classifiers and the H-Neuron refit
 #   are single fits without intervals of their own: a gap smaller than the probe's interval

@@ -186,6 +186,12 @@ def test_reading_verdicts():
                            "random (H-Neuron count) AUROC sd": 0.02})
     assert "H-Neurons alone (refit) 0.66 vs as many random neurons 0.61 ± 0.02" in \
         reading({"s": strong}, refit, {})[0]
+    assert "below chance" not in reading({"s": strong}, refit, {})[0]
+    low = refit.assign(**{"random (H-Neuron count) AUROC": 0.39, "random AUROC": 0.47,
+                          "random AUROC sd": 0.09})
+    line = reading({"s": strong}, low, {})[0]
+    assert "0.47 ± 0.09 (below chance on average" in line  # within two spreads of 0.5
+    assert "0.39 ± 0.02 (below chance in a consistent way" in line and "points the other way" in line
 
 
 def test_full_eval_set_scores_every_judged_answer_of_the_asked_questions(chat_model, tmp_path):
