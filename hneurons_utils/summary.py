@@ -26,9 +26,18 @@ from .profiles import model_key
 from .stats import MIN_PER_CLASS
 from .transfer import transfer_reading
 
-COLUMNS = ["section", "claim", "paper (Gao et al. 2025)", "ours", "reading"]
+COLUMNS = ["result", "chapter", "claim", "paper (Gao et al. 2025)", "ours", "reading"]
 CHAPTERS = {"identification": "02_identification", "generalisation": "03_generalisation",
             "behaviour": "04_behaviour", "origin": "05_origin"}
+# each row's result as the paper names it (with its section), and the book chapter that regenerates it
+RESULTS = {"identification": "H-Neurons (§2)", "generalisation": "Table 1 (§2.3)",
+           "behaviour": "Figure 3 (§3)", "origin": "Figure 4 (§4)"}
+
+
+def _where(chapter: str, result: str | None = None) -> dict:
+    """The ``result`` and ``chapter`` cells of a row of ``chapter`` (a key of ``CHAPTERS``)."""
+    name = CHAPTERS[chapter]
+    return {"result": result or RESULTS[chapter], "chapter": f"{int(name[:2])} {name[3:]}"}
 
 
 class ResultsFileError(ValueError):
@@ -54,8 +63,8 @@ def _need(d: dict, path: Path, *keys: str) -> None:
         raise ResultsFileError(f"{path}: missing field(s) {missing}; rerun the chapter that writes it")
 
 
-def _missing(section: str, chapter: str, path: Path) -> dict:
-    return {"section": section, "claim": "(not run)", "paper (Gao et al. 2025)": "",
+def _missing(chapter: str, path: Path) -> dict:
+    return {**_where(chapter), "claim": "(not run)", "paper (Gao et al. 2025)": "",
             "ours": f"no {path.name} in {path.parent}",
             "reading": f"run notebooks/{CHAPTERS[chapter]}.py with the same OUTPUT_DIR first"}
 
@@ -138,7 +147,7 @@ def _identification(folder: Path) -> list[dict]:
     path = folder / "results.json"
     d = read_results(path)
     if d is None:
-        return [_missing("2 Existence", "identification", path)]
+        return [_missing("identification", path)]
     _need(d, path, "n_h_neurons", "per_mille", "C")
     lo, hi = paper.ratio_range()
     n, pm = d["n_h_neurons"], d["per_mille"]
@@ -152,7 +161,7 @@ def _identification(folder: Path) -> list[dict]:
         reading += {"unstable": "; the set itself does not reproduce under resampling",
                     "core": "; under resampling a core of the set reproduces, its edge does not",
                     }.get(stability_kind(st), "")
-    return [{"section": "2 Existence", "claim": "H-Neurons are a sparse set (< 1 per mille)",
+    return [{**_where("identification"), "claim": "H-Neurons are a sparse set (< 1 per mille)",
              "paper (Gao et al. 2025)": f"{lo:g}-{hi:g} per mille (six models)",
              "ours": ours, "reading": reading}]
 
@@ -161,7 +170,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     path = folder / "table1.json"
     d = read_results(path)
     if d is None:
-        return [_missing("3 Table 1", "generalisation", path)]
+        return [_missing("generalisation", path)]
     _need(d, path, "ours", "baselines", "empty")
     ref = paper.table1_frame()
     base = baseline_summary(d["baselines"]) if d["baselines"] else pd.DataFrame()
@@ -203,7 +212,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
             verdict = "cannot be scored on this model"
         else:
             ours, verdict = "not evaluated", "not run"
-        rows.append({"section": "3 Table 1", "claim": claim, "paper (Gao et al. 2025)": theirs,
+        rows.append({**_where("generalisation"), "claim": claim, "paper (Gao et al. 2025)": theirs,
                      "ours": ours, "reading": verdict})
     return rows
 
@@ -212,7 +221,7 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
     path = folder / "figure3.json"
     d = read_results(path)
     if d is None:
-        return [_missing("3 Figure 3", "behaviour", path)]
+        return [_missing("behaviour", path)]
     _need(d, path, "slopes", "table")
     slopes = {(r["bench"], r["group"]): r for r in d["slopes"]}
     table = pd.DataFrame(d["table"])
@@ -237,7 +246,7 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
             ours, extra = _reply_only(reply, ours, min_items)
         else:
             extra = ""
-        rows.append({"section": "3 Figure 3", "claim": f"amplifying H-Neurons raises compliance ({bench})",
+        rows.append({**_where("behaviour"), "claim": f"amplifying H-Neurons raises compliance ({bench})",
                      "paper (Gao et al. 2025)": ("positive correlation over six models "
                                                  "(some curves not monotonic)"),
                      "ours": ours, "reading": _behaviour_reading(h, diff, rates, common, labels,
@@ -271,10 +280,10 @@ def _behaviour_reading(h: dict | None, diff: dict | None, rates, common: dict | 
 
 def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
     if folder is None:
-        return [_missing("4 Figure 4", "origin", Path("<OUTPUT_DIR>/<instruct model>/origin/results.json"))]
+        return [_missing("origin", Path("<OUTPUT_DIR>/<instruct model>/origin/results.json"))]
     res, tr = read_results(folder / "results.json"), read_results(folder / "transfer.json")
     if res is None or tr is None:
-        return [_missing("4 Figure 4", "origin", folder / "results.json")]
+        return [_missing("origin", folder / "results.json")]
     _need(res, folder / "results.json", "drift", "n_h_neurons", "offline_pair")
     pair = "offline Gemma-3-270M twin" if res["offline_pair"] else "hub pair"
     rows = []
@@ -296,7 +305,7 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
             verdict = "cannot be scored on this pair"
         else:
             ours, verdict = "not evaluated", ("no H-Neuron to apply" if res["n_h_neurons"] == 0 else "not run")
-        rows.append({"section": "4 Figure 4a", "claim": f"the instruct probe transfers to the base model ({k})",
+        rows.append({**_where("origin", "Figure 4a (§4)"), "claim": f"the instruct probe transfers to the base model ({k})",
                      "paper (Gao et al. 2025)": "AUROC well above 50 (six pairs; Mistral > 86 on TriviaQA)",
                      "ours": ours, "reading": verdict})
     t = res["drift"].get("up + down (paper)")
@@ -306,7 +315,7 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
         ours = (f"mean rank {mean_rank_text(t)} of "
                 f"{t['n_h_neurons']} H-Neurons ({pair})")
         verdict = drift_verdict(t)
-    rows.append({"section": "4 Figure 4b", "claim": "H-Neurons changed less than other neurons in tuning",
+    rows.append({**_where("origin", "Figure 4b (§4)"), "claim": "H-Neurons changed less than other neurons in tuning",
                  "paper (Gao et al. 2025)": "mean rank > 0.58 (Gemma, Llama; p < 0.001); "
                                             "about 0.97 (Mistral-Small)", "ours": ours,
                  "reading": verdict})
@@ -337,6 +346,19 @@ def scorecard(output_dir: str | Path, model_id: str, origin_dir: str | Path | No
     folder = Path(origin_dir) if origin_dir else origin_folder(output_dir)
     rows += _origin(folder, min_per_class)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def scorecard_html(card: pd.DataFrame) -> str:
+    """The scorecard as an HTML table whose chapter cells link to the chapter's page."""
+    import html
+
+    def link(cell: str) -> str:
+        name = next((v for v in CHAPTERS.values() if cell == f"{int(v[:2])} {v[3:]}"), None)
+        return f'<a href="{name}.html">{html.escape(cell)}</a>' if name else html.escape(cell)
+
+    out = card.astype(str).map(html.escape)
+    out["chapter"] = card["chapter"].astype(str).map(link)
+    return out.to_html(index=False, escape=False)
 
 
 def summary_inputs(output_dir: str | Path, model_id: str) -> dict[str, Any]:

@@ -63,7 +63,7 @@ print("read from:", *(f"  {k}: {v}" for k, v in sources.items()), sep="\n")
 # ## The scorecard
 
 # %%
-display(HTML(card.to_html(index=False, escape=True)))  # an HTML table: renders in the book as is
+display(HTML(summary.scorecard_html(card)))  # an HTML table (renders in the book as is); chapters linked
 
 # %% [markdown]
 # ## How to read it
@@ -72,9 +72,10 @@ display(HTML(card.to_html(index=False, escape=True)))  # an HTML table: renders 
 #   270M-parameter pair (chapter 5) against the paper's 4B-70B models. Few questions are
 #   answered correctly, so the faithful class, and with it every interval, is small. Where a
 #   row says *too few*, the chapter's exercises say how to grow it.
-# - **Each row has its chapter.** The section names it; the full tables, figures and caveats are there:
-#   {doc}`02_identification`, {doc}`03_generalisation`, {doc}`04_behaviour` and
-#   {doc}`05_origin`.
+# - **Each row has its chapter.** "Result" names the paper's table or figure and its section;
+#   "chapter" links the chapter of this book that regenerates it, with the full tables,
+#   figures and caveats: {doc}`02_identification`, {doc}`03_generalisation`,
+#   {doc}`04_behaviour` and {doc}`05_origin`.
 # - **The paper's column** quotes its Table 1 ranges over six models and the bounds its text
 #   states for Figures 3 and 4 (per-model values of those figures are not in the text); the
 #   source of every number is in `data/paper_reference.json`.

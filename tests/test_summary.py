@@ -81,51 +81,51 @@ def results(tmp_path):
     return root
 
 
-def row(card, section, contains):
-    hit = card[(card.section == section) & card.claim.str.contains(contains)]
-    assert len(hit) == 1, (section, contains, card.claim.tolist())
+def row(card, result, contains):
+    hit = card[(card.result == result) & card.claim.str.contains(contains)]
+    assert len(hit) == 1, (result, contains, card.claim.tolist())
     return hit.iloc[0]
 
 
 def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     card = summary.scorecard(results, MODEL)
     assert list(card.columns) == summary.COLUMNS
-    assert row(card, "2 Existence", "sparse").reading == "within the paper's range"
-    assert "9 neurons, 0.200 per mille" in row(card, "2 Existence", "sparse").ours
+    assert row(card, "H-Neurons (§2)", "sparse").reading == "within the paper's range"
+    assert "9 neurons, 0.200 per mille" in row(card, "H-Neurons (§2)", "sparse").ours
     write(results / MODEL / "identification" / "stability.json",
           {"n_resamples": 10, "jaccard": [0.3] * 10, "frequency": [0.5] * 9})
-    ex = row(summary.scorecard(results, MODEL), "2 Existence", "sparse")
+    ex = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
     assert "10 resamples" in ex.ours and "(Jaccard) 0.30" in ex.ours
     assert ex.reading == "within the paper's range; the set itself does not reproduce under resampling"
-    tq = row(card, "3 Table 1", "triviaqa")
+    tq = row(card, "Table 1 (§2.3)", "triviaqa")
     assert tq.reading.startswith("above chance, and above random neurons")
     assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all 200 / 30 answers" in tq.ours
     assert "one span rule for both classes: AUROC 62.0 [45.0, 80.0]" in tq.ours
     assert "; the 9 individually best neurons: AUROC 85.0 (H-Neurons refit 60.0)" in tq.ours
     assert tq.reading.endswith("one span rule: not distinguishable from chance; "
                                "against the individually best: screened ahead")
-    assert "individually best" not in row(card, "3 Table 1", "nq_open").ours  # not in the file
-    assert row(card, "3 Table 1", "nq_open").reading == "not distinguishable from chance"
-    assert row(card, "3 Table 1", "bioasq").reading == "cannot be scored on this model"
-    assert row(card, "3 Table 1", "nonexist").reading == "not run"
-    assert "(as the paper)" in row(card, "3 Figure 3", "falseqa").reading
-    assert "90% at alpha 1" in row(card, "3 Figure 3", "falseqa").ours
-    assert row(card, "3 Figure 3", "faitheval").reading.startswith("no difference")
-    assert row(card, "3 Figure 3", "faitheval").reading.endswith(
+    assert "individually best" not in row(card, "Table 1 (§2.3)", "nq_open").ours  # not in the file
+    assert row(card, "Table 1 (§2.3)", "nq_open").reading == "not distinguishable from chance"
+    assert row(card, "Table 1 (§2.3)", "bioasq").reading == "cannot be scored on this model"
+    assert row(card, "Table 1 (§2.3)", "nonexist").reading == "not run"
+    assert "(as the paper)" in row(card, "Figure 3 (§3)", "falseqa").reading
+    assert "90% at alpha 1" in row(card, "Figure 3 (§3)", "falseqa").ours
+    assert row(card, "Figure 3 (§3)", "faitheval").reading.startswith("no difference")
+    assert row(card, "Figure 3 (§3)", "faitheval").reading.endswith(
         "precision on held-out hand labels is 0.22 [0.06, 0.55]: the rates may not measure compliance")
-    assert "precision" not in row(card, "3 Figure 3", "falseqa").reading  # a reliable judge: no caveat
-    assert row(card, "3 Figure 3", "sycophancy").reading.startswith("no difference")  # rounding noise
-    assert row(card, "3 Figure 3", "jailbreak").reading.startswith("too few items")
-    assert row(card, "4 Figure 4a", "triviaqa").reading == "above chance, and above random neurons"
-    assert row(card, "4 Figure 4a", "nq_open").reading.startswith("too few")  # 4 per class
+    assert "precision" not in row(card, "Figure 3 (§3)", "falseqa").reading  # a reliable judge: no caveat
+    assert row(card, "Figure 3 (§3)", "sycophancy").reading.startswith("no difference")  # rounding noise
+    assert row(card, "Figure 3 (§3)", "jailbreak").reading.startswith("too few items")
+    assert row(card, "Figure 4a (§4)", "triviaqa").reading == "above chance, and above random neurons"
+    assert row(card, "Figure 4a (§4)", "nq_open").reading.startswith("too few")  # 4 per class
     path = results / "twin-sft" / "origin" / "transfer.json"
     tr = json.loads(path.read_text())
     tr["table"][2]["n"] = 2  # one answer per class: an AUROC of 0 or 100, no interval
     write(path, tr)
     assert "90.0 (one answer per class: no interval) on 2 answers" in row(
-        summary.scorecard(results, MODEL), "4 Figure 4a", "nq_open").ours
-    assert row(card, "4 Figure 4a", "bioasq").reading == "cannot be scored on this pair"
-    b = row(card, "4 Figure 4b", "changed less")
+        summary.scorecard(results, MODEL), "Figure 4a (§4)", "nq_open").ours
+    assert row(card, "Figure 4a (§4)", "bioasq").reading == "cannot be scored on this pair"
+    b = row(card, "Figure 4b (§4)", "changed less")
     assert "changed less" in b.reading and "not against layer-matched" in b.reading
     assert "offline Gemma-3-270M twin" in b.ours
     assert not (results / MODEL / "summary").exists()  # reading creates nothing
@@ -136,7 +136,17 @@ def test_missing_chapters_say_which_to_run(tmp_path):
     assert (card.claim == "(not run)").all() and len(card) == 4
     assert card.reading.str.contains("02_identification").any()
     assert card.reading.str.contains("05_origin").any()
+    assert card.chapter.tolist() == ["2 identification", "3 generalisation", "4 behaviour", "5 origin"]
+    assert card.result.tolist() == ["H-Neurons (§2)", "Table 1 (§2.3)", "Figure 3 (§3)", "Figure 4 (§4)"]
     assert not (tmp_path / "nothing").exists()
+
+
+def test_scorecard_html_links_each_chapter_and_escapes_the_rest():
+    card = pd.DataFrame([{"result": "Table 1 (§2.3)", "chapter": "3 generalisation", "claim": "a < b",
+                          "paper (Gao et al. 2025)": "", "ours": "x & y", "reading": "ok"}])
+    out = summary.scorecard_html(card)
+    assert '<a href="03_generalisation.html">3 generalisation</a>' in out
+    assert "a &lt; b" in out and "x &amp; y" in out
 
 
 def test_malformed_result_files_are_named(results):
@@ -201,21 +211,21 @@ def test_a_directional_slope_verdict_carries_the_same_items_check(results):
     write(path, {"rows": [slope("falseqa", "h_neurons", 0, 0, 0, n=3), slope("falseqa", "diff", 0, 0, 0, n=3)]})
     card = summary.scorecard(results, MODEL)
     assert "(as the paper); only 3 items are scored at every alpha, too few" in \
-        row(card, "3 Figure 3", "falseqa").reading
-    assert "every alpha" not in row(card, "3 Figure 3", "faitheval").reading  # no direction, no check
+        row(card, "Figure 3 (§3)", "falseqa").reading
+    assert "every alpha" not in row(card, "Figure 3 (§3)", "faitheval").reading  # no direction, no check
     write(path, {"rows": [slope("falseqa", "h_neurons", 0, -1, 1, n=15), slope("falseqa", "diff", 0, -2, 2, n=15)]})
-    assert row(summary.scorecard(results, MODEL), "3 Figure 3", "falseqa").reading.endswith(
+    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "falseqa").reading.endswith(
         "(as the paper); on the 15 items scored at every alpha: no difference from random neurons "
         "detectable (neither confirms nor refutes)")
     write(path, {"rows": [slope("falseqa", "h_neurons", 5, 2, 8), slope("falseqa", "diff", 4, 1, 7)]})
-    assert row(summary.scorecard(results, MODEL), "3 Figure 3", "falseqa").reading.endswith(
+    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "falseqa").reading.endswith(
         "(as the paper)")  # all 20 items scored everywhere: the check adds nothing
 
 
 def test_min_per_class_also_sets_the_figure3_item_minimum(results):
-    assert row(summary.scorecard(results, MODEL), "3 Figure 3", "jailbreak").reading.startswith("too few")
+    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "jailbreak").reading.startswith("too few")
     relaxed = summary.scorecard(results, MODEL, min_per_class=3)  # jailbreak has 4 items
-    assert "(as the paper)" in row(relaxed, "3 Figure 3", "jailbreak").reading
+    assert "(as the paper)" in row(relaxed, "Figure 3 (§3)", "jailbreak").reading
 
 
 def test_the_sycophancy_row_reads_the_reply_only_sweep(results):
@@ -224,9 +234,9 @@ def test_the_sycophancy_row_reads_the_reply_only_sweep(results):
     write(results / MODEL / "behaviour" / "sycophancy_reply_only.json", {"slopes": [
         slope(SYC_BOTH, "h_neurons", 9, 8, 10), slope(SYC_BOTH, "diff", 9, 8, 10),
         slope(SYC_REPLY, "h_neurons", -6, -9, -3, n=15), slope(SYC_REPLY, "diff", -7, -10, -4, n=15)]})
-    r = row(summary.scorecard(results, MODEL), "3 Figure 3", "sycophancy")
+    r = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "sycophancy")
     assert "only the reply steered (our extension): slope -6.0 [-9.0, -3.0], minus random -7.0" in r.ours
     assert r.reading.startswith("no difference")  # both turns steered: as before
     assert r.reading.endswith("Only the reply steered: H-Neurons raise compliance less than random "
                               "neurons do (against the paper)")
-    assert "reply" not in row(summary.scorecard(results, MODEL), "3 Figure 3", "faitheval").ours
+    assert "reply" not in row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "faitheval").ours
