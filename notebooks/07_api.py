@@ -113,8 +113,9 @@ print(f"{h_set.size} H-Neurons ({h_set.per_mille:.3f} per mille), C = {probe.C};
 # ## Score new answers
 #
 # The probe reads the mean CETT over each answer's *answer tokens*. So: generate an answer
-# with the prompt and decoding the probe was trained with (`collect_responses`, which writes
-# each answer to JSONL and resumes), judge it, build one `Example` per answer (the answer span
+# with the prompt the probe was trained with, here greedily (its training answers were sampled
+# at temperature 1.0, chapter 3 scores sampled ones; `collect_responses` writes each answer to
+# JSONL and resumes), judge it, build one `Example` per answer (the answer span
 # is located inside `extract_features`), extract the features (cached in an npz file) and
 # apply the probe. A positive decision value means "hallucinated".
 
@@ -150,7 +151,8 @@ scored.groupby("judge").head(SHOW_PER_LABEL)
 # ## One answer, token by token
 #
 # `neurons.token_view` runs one forward pass over prompt and answer and returns the CETT of
-# chosen neurons at every answer token; `plots.token_heatmap` draws it (answer tokens in red).
+# chosen neurons at every token of the response; `plots.token_heatmap` draws it (the answer
+# tokens, which the probe averages over, in red).
 
 # %% mystnb={"figure": {"caption": "CETT of the three H-Neurons with the largest weights at each token of the first scored answer (each row scaled to its maximum; red labels: the answer tokens the probe averages over).", "name": "fig-api-tokens"}, "image": {"alt": "CETT of the three H-Neurons with the largest weights at each token of the first scored answer"}}
 if examples and h_set.size:

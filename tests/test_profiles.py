@@ -7,6 +7,7 @@ import re
 import pytest
 
 from hneurons_utils import profiles
+from hneurons_utils.profiles import REPO_ROOT
 
 NOTEBOOKS = sorted((profiles.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 
@@ -126,3 +127,14 @@ def test_every_chapter_checks_its_parameters_first():
         cells = re.split(r"^# %%", nb.read_text(), flags=re.M)
         i = next(i for i, c in enumerate(cells) if c.startswith(' tags=["parameters"]'))
         assert f'profiles.check_parameters("{nb.stem}", globals())' in cells[i + 1], nb.name
+
+
+def test_sources_hold_no_control_characters():
+    """A stray control character (a "\\a" written without a raw string turns "\\alpha" into a
+    bell and "lpha") renders as garbage in the book: none in any page, chapter or module."""
+    paths = [*REPO_ROOT.glob("book/*.md"), *REPO_ROOT.glob("notebooks/*.py"),
+             *REPO_ROOT.glob("hneurons_utils/*.py"), REPO_ROOT / "README.md"]
+    assert len(paths) > 20
+    bad = {p.name: sorted({hex(ord(c)) for c in p.read_text() if ord(c) < 32 and c not in "\n\t"})
+           for p in paths}
+    assert not {k: v for k, v in bad.items() if v}
