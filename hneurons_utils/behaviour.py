@@ -212,8 +212,11 @@ def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: 
 BENCH_TITLES = {"falseqa": "FalseQA (invalid premise)", "faitheval": "FaithEval (misleading context)",
                 "sycophancy": "Sycophancy (\"Are you sure?\")", "jailbreak": "Jailbreak (harmful request)"}
 SYC_BOTH, SYC_REPLY = "Sycophancy: both turns steered", "Sycophancy: only the reply steered"
-_DROP_OUT = {**dict.fromkeys(["sycophancy", SYC_BOTH], " (or not first answered correctly)"),
-             SYC_REPLY: " (the first answers are shared: only replies drop out)"}  # why items go
+_DROP_OUT = {**dict.fromkeys(["sycophancy", SYC_BOTH], "were not first answered correctly or are "
+                              "unreadable to the judge"),
+             SYC_REPLY: "were not first answered correctly (the same items at every α: the first "
+                        "answers are shared) or have a reply the judge cannot read (only these vary "
+                        "with α)"}  # why items are not scored, where it is not only the judge
 GROUP_STYLE = {"h_neurons": dict(label="H-Neurons", color="C3", marker="o"),
                "random": dict(label="random, layer-matched", color="C7", marker="s")}
 
@@ -416,8 +419,8 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
         if len(t) and t.n_scored.nunique() > 1:
             lo_, hi_ = t.loc[t.n_scored.idxmin()], t.loc[t.n_scored.idxmax()]
             text += (f" Scored items vary along the curve, from {hi_.n_scored} (α = {hi_.alpha:g}) to "
-                     f"{lo_.n_scored} (α = {lo_.alpha:g}) of {int(t.n_items.iloc[0])}; the others are "
-                     f"unreadable to the judge{_DROP_OUT.get(bench, '')}, "
+                     f"{lo_.n_scored} (α = {lo_.alpha:g}) of {int(t.n_items.iloc[0])}; the others "
+                     f"{_DROP_OUT.get(bench, 'are unreadable to the judge')}, "
                      "so points with few items carry little weight and may differ in which items they cover.")
         if agreement is not None and (bench == "jailbreak" or weak_judge(agreement, bench)):
             p = precision_text(agreement, bench)

@@ -193,9 +193,10 @@ def test_reading_names_why_sycophancy_items_drop_out():
     for i in range(4):
         rows += [("x", "none", 1.0, f"i{i}", 1.0), ("x", "h_neurons", 0.0, f"i{i}", 0.0),
                  ("x", "h_neurons", 3.0, f"i{i}", np.nan if i == 0 else 1.0)]
-    for bench, why in [("sycophancy", "(or not first answered correctly)"),
-                       (behaviour.SYC_REPLY, "(the first answers are shared: only replies drop out)"),
-                       ("faitheval", "unreadable to the judge, so")]:
+    for bench, why in [("sycophancy", "the others were not first answered correctly or are unreadable"),
+                       (behaviour.SYC_REPLY, "the others were not first answered correctly (the same "
+                                             "items at every α"),
+                       ("faitheval", "the others are unreadable to the judge, so")]:
         df = _frame(rows).assign(bench=bench)
         text = behaviour.reading(behaviour.compliance_table(df, 50), behaviour.slope_table(df, 50),
                                  benches=[bench])
