@@ -231,9 +231,11 @@ table.assign(cell=[f"{100 * r:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" for r, lo, 
     index=["bench", "group"], columns="alpha", values="cell", aggfunc="first").fillna("")
 
 # %%
-print("responses scored and excluded (unreadable verdicts) per alpha; -: alpha not run for that group")
-table.pivot_table(index=["bench", "group", "n_items"], columns="alpha",
-                  values=["n_scored", "n_excluded"]).astype("Int64").astype(object).fillna("-")
+print("per alpha: items scored (of n_items), and responses excluded (unreadable to the judge or, for "
+      "sycophancy, a wrong first answer; random: counted over every random set); -: alpha not run")
+table.rename(columns={"n_scored": "items scored", "n_excluded": "responses excluded"}).pivot_table(
+    index=["bench", "group", "n_items"], columns="alpha", values=["items scored", "responses excluded"]
+).astype("Int64").astype(object).fillna("-")
 
 # %% [markdown]
 # ## Figure 3, regenerated
