@@ -85,11 +85,25 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
         k = (n_min or {}).get(name, int(main.n) // 2)
         mean = float(rnd.auroc) if rnd is not None else float("nan")
         sd = float(rnd.get("sd", float("nan"))) if rnd is not None else float("nan")
+        refit = float(r.loc[REFIT].auroc) if REFIT in r.index else float("nan")
         out.append({"dataset": name, "auroc": float(main.auroc), "lo": float(main.lo),
                     "hi": float(main.hi), "n": int(main.n), "n_min": k,
-                    "random_mean": mean, "random_sd": sd,
+                    "random_mean": mean, "random_sd": sd, "refit": refit,
+                    "refit_note": _refit_note(refit, float(main.lo), float(main.hi), k, min_per_class),
                     "verdict": auroc_verdict(float(main.lo), mean, k, min_per_class, chance=50.0)})
     return out
+
+
+def _refit_note(refit: float, lo: float, hi: float, k: int, min_per_class: int) -> str:
+    """A note where the H-Neurons refit (one classifier, no interval of its own) sits below 50
+    by more than half the unchanged probe's interval on the same answers (the noise guide):
+    the neurons then separate the base model's classes, but the other way round."""
+    half = (hi - lo) / 2
+    if k < min_per_class or not np.isfinite(refit) or not np.isfinite(half) or refit >= 50 - half:
+        return ""
+    return (f"the H-Neurons refit on the instruct model's training rows reaches {refit:.1f}, below "
+            f"50 by more than the probe's interval half-width ({half:.1f}): on the base model these "
+            "neurons separate the classes the other way round, which is not the paper's transfer")
 
 
 def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None,
@@ -170,6 +184,7 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
         parts.append(f"on {r['dataset']} its AUROC interval [{r['lo']:.1f}, {r['hi']:.1f}] "
                      f"({r['n_min']} answers in the smaller class) includes 50: this run neither "
                      f"shows transfer nor rules out an AUROC up to about {r['hi']:.0f}")
+    parts += [f"on {r['dataset']}, {r['refit_note']}" for r in shown if r.get("refit_note")]
     if few:
         parts.append(f"{', '.join(few)}: fewer than {min_per_class} answers per class, no verdict")
     if empty:

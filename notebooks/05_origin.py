@@ -319,7 +319,8 @@ readings = transfer.transfer_reading(table_4a) if len(table_4a) else []
 for r in readings:
     ci = f"[{r['lo']:.1f}, {r['hi']:.1f}]" if r["n_min"] >= 2 else "(one answer per class: no interval)"
     print(f"{r['dataset']}: AUROC {r['auroc']:.1f} {ci} on {r['n']} answers, "
-          f"{r['verdict']} (random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})")
+          f"{r['verdict']} (random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})"
+          + (f"; {r['refit_note']}" if r["refit_note"] else ""))
 # datasets without a balanced set, or with too few answers per class: what it would take
 for line in transfer.unscored_reading({**{k: es.counts for k, es in sets.items()}, **empty}, sizes):
     print(line)
@@ -342,7 +343,8 @@ if ALL_ANSWERS and sets and rows:
         es = full[r["dataset"]]
         print(f"{r['dataset']}, all {es.y.sum()} hallucinated / {(1 - es.y).sum()} faithful answers: "
               f"AUROC {r['auroc']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}], {r['verdict']} "
-              f"(random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})")
+              f"(random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})"
+              + (f"; {r['refit_note']}" if r["refit_note"] else ""))
     display(transfer_all.round(1))
 else:
     print("skipped (ALL_ANSWERS = False, or no balanced set / no H-Neuron)")

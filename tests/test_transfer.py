@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hneurons_utils import transfer
@@ -140,3 +141,20 @@ def test_discussion_follows_the_results():
     broad = transfer.discussion(chance, {}, drift_res, True, 14, per_mille=3.9)[1]
     assert "not sparse (3.9 per mille" in broad
     assert "not sparse" not in transfer.discussion(chance, {}, drift_res, True, 14, per_mille=0.4)[1]
+
+
+def test_refit_far_below_chance_is_named():
+    """A refit point estimate below 50 by more than half the probe's interval is read as a
+    reversed signal; within that noise guide, or with too few answers, nothing is said."""
+    def table(refit, n=40):
+        return pd.DataFrame([
+            {"dataset": "triviaqa", "probe": transfer.UNCHANGED, "n": n, "auroc": 48.0, "lo": 28.0, "hi": 68.0},
+            {"dataset": "triviaqa", "probe": transfer.REFIT, "n": n, "auroc": refit, "lo": np.nan, "hi": np.nan}])
+    (low,) = transfer.transfer_reading(table(22.8))
+    assert low["refit"] == pytest.approx(22.8)
+    assert low["refit_note"].startswith("the H-Neurons refit on the instruct model's training rows reaches 22.8")
+    assert "(20.0)" in low["refit_note"] and "other way round" in low["refit_note"]
+    assert transfer.transfer_reading(table(35.0))[0]["refit_note"] == ""  # within the noise guide
+    assert transfer.transfer_reading(table(10.0, n=12))[0]["refit_note"] == ""  # 6 per class: too few
+    text = transfer.discussion(transfer.transfer_reading(table(22.8)), {}, {}, True, 2)[0]
+    assert "on triviaqa, the H-Neurons refit" in text
