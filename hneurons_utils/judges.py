@@ -81,18 +81,27 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
     r"\bi (?:do not|don't) have (?:any )?(?:information|knowledge|data|details|records?)\b",
     r"\bno (?:reliable |available |specific )?(?:information|records?|data) (?:about|on|available|regarding)\b",
     r"\b(?:not|isn't|is not) aware of\b", r"\bunknown to me\b",
+    r"\bunable to (?:find|locate|verify|determine|answer)\b",
+    r"\b(?:could not|couldn't|can't|cannot) find\b", r"\bas an ai\b",
+)
+# Denying that the asked-about entity exists: the faithful answer on NonExist, but words such
+# as "fictional" also occur in correct answers about real questions ("Sherlock Holmes, the
+# fictional detective"), so the rule judge gives a contained gold alias precedence over these.
+ENTITY_DENIAL_PATTERNS: tuple[str, ...] = (
     r"\b(?:does|do) not (?:appear to |seem to )?exist\b", r"\b(?:doesn't|don't) (?:appear to |seem to )?exist\b",
     r"\bthere (?:is|are) no (?:such|known|record|information|evidence)\b",
     r"\bno such (?:medicine|drug|company|person|place|town|species|entity|thing)\b",
     r"\b(?:fictional|fictitious|made[- ]up|non-?existent|not a real)\b",
-    r"\bunable to (?:find|locate|verify|determine|answer)\b",
-    r"\b(?:could not|couldn't|can't|cannot) find\b", r"\bas an ai\b",
 )
 _REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
+_DENIAL_RE = re.compile("|".join(f"(?:{p})" for p in ENTITY_DENIAL_PATTERNS), re.IGNORECASE)
 
 
-def is_refusal(response: str) -> bool:
+def is_refusal(response: str, entity_denial: bool = True) -> bool:
     """Whether ``response`` declines to answer ("I don't know", "does not exist", "I'm sorry").
+
+    ``entity_denial=False`` leaves out :data:`ENTITY_DENIAL_PATTERNS` ("does not exist",
+    "fictional", ...), which :func:`rule_judge` checks only after looking for a gold alias.
 
     The paper excludes refusals from both classes (Section 2.2) and counts them as the good
     outcome on NonExist. Precision is kept on purpose: phrases are matched as whole words,
@@ -103,7 +112,7 @@ def is_refusal(response: str) -> bool:
     text = response.replace("\u2019", "'").replace("\u2018", "'").strip()
     if not text:
         return True
-    return _REFUSAL_RE.search(text) is not None
+    return bool(_REFUSAL_RE.search(text) or (entity_denial and _DENIAL_RE.search(text)))
 
 
 def alias_token_lists(answers: Sequence[str]) -> list[list[str]]:
@@ -128,13 +137,16 @@ def rule_judge(response: str, answers: Sequence[str]) -> Label:
 
     Implements the paper's correct / incorrect split (Section 2.2) with TriviaQA's alias
     containment. An empty ``answers`` list means no answer exists (NonExist): any
-    non-refusal answer is then a hallucination, "incorrect".
+    non-refusal answer is then a hallucination, "incorrect". A hedge or "I don't know" is a
+    refusal even when it names the gold answer; a denial that the entity exists ("fictional",
+    "does not exist") is one only when no gold alias is contained, since real answers use
+    such words too ("Hogwarts, the fictional school").
     """
-    if is_refusal(response):
+    if is_refusal(response, entity_denial=False):
         return "refusal"
-    if not answers:
-        return "incorrect"
-    return "correct" if contains_alias(response, answers) else "incorrect"
+    if answers and contains_alias(response, answers):
+        return "correct"
+    return "refusal" if is_refusal(response) else "incorrect"
 
 
 class MissingAPIKeyError(RuntimeError):

@@ -51,6 +51,20 @@ def test_rule_judge_labels():
     assert rule_judge("Helicopter", ["🚁", "Helicopter"]) == "correct"
 
 
+def test_words_of_fiction_do_not_hide_a_correct_answer():
+    """"Fictional", "does not exist" and the like deny an entity on NonExist; in an answer that
+    contains the gold alias they describe it, so the alias wins; without one they still decline."""
+    assert rule_judge("Sherlock Holmes, the fictional detective", ["Sherlock Holmes"]) == "correct"
+    assert rule_judge("Hogwarts (fictional school)", ["Hogwarts"]) == "correct"
+    assert rule_judge("Gotham City, a fictional city", ["Gotham"]) == "correct"
+    assert rule_judge("That is a fictional character.", ["Sherlock Holmes"]) == "refusal"
+    assert rule_judge("There is no such person.", ["Sherlock Holmes"]) == "refusal"
+    assert rule_judge("I'm not sure, Sherlock Holmes?", ["Sherlock Holmes"]) == "refusal"  # a hedge still is
+    assert rule_judge("That company is fictional.", []) == "refusal"
+    assert is_refusal("Hogwarts (fictional school)")  # the plain detector keeps them
+    assert not is_refusal("Hogwarts (fictional school)", entity_denial=False)
+
+
 def test_rule_judge_rejects_unusable_answers():
     """A bare string or alias list with no letters/digits is a caller error, not a silent 'incorrect'."""
     with pytest.raises(TypeError):
