@@ -131,8 +131,10 @@ def _check_sweep(m: LoadedModel, items: Sequence[BenchItem], out_dir: Path, meth
 def _condition_paths(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[Condition],
                      cfg: GenConfig, reply_cfg: GenConfig | None, out_dir: Path, seed: int,
                      per_call: int, method: str, steer_first_turn: bool) -> dict[str, Path]:
-    """Each condition's JSONL file, named by a hash of everything that determines its records."""
-    ids = [it.item_id for it in items]
+    """Each condition's JSONL file, named by a hash of everything that determines its records
+    (the items' ids and their content: prompt and judge metadata, so a changed option format or
+    option count starts new files)."""
+    ids = [[it.item_id, it.user, it.meta] for it in items]
     key_all = [c.tag for c in conditions] if method == "rows" else None  # one wide call: all conditions
     paths = {}
     for c in conditions:
@@ -151,8 +153,8 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     """Generate (or resume) every item under every condition; returns all records as a frame.
 
     One JSONL file per condition, ``out_dir/<source>__<set>__a<alpha>__<settings hash>.jsonl``;
-    the hash covers items, decoding, seed, batch size, method, neuron sets and model, so changed
-    settings start new files instead of mixing results. Items are processed in fixed chunks and
+    the hash covers items (ids and content), decoding, seed, batch size, method, neuron sets
+    and model, so changed settings start new files instead of mixing results. Items are processed in fixed chunks and
     chunk ``c`` is seeded ``seed + c``, so a rerun reproduces every sampled answer.
     ``method="rows"`` (default) puts a chunk's prompts under all conditions into one wide
     generate call (``batch_size`` rows, :func:`steering.scaled_rows`): the rows of that call

@@ -53,6 +53,23 @@ def test_sweep_resumes_to_identical_files(chat_model, tmp_path, method):
     assert len(df) == 5 * len(conds) and {"first", "response"} <= set(df.columns)
 
 
+def test_changed_item_content_starts_new_files(chat_model, tmp_path):
+    """Same item ids with another prompt or option format are other results: new files, not
+    the stored replies of the old format."""
+    a = chat_model.adapter
+    conds = sweep.condition_grid(NeuronSet(np.zeros(2, int), np.arange(2), a.n_layers, a.n_neurons), [1.0])
+    cfg = benchmarks.decoding("faitheval", max_new_tokens=2)
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 6, 0)
+    first = set(tmp_path.glob("*.jsonl"))
+    letter = [benchmarks.BenchItem(it.bench, it.source, it.item_id, it.user, {**it.meta, "format": "letter"})
+              for it in _suite()]
+    df = sweep.run_sweep(chat_model, letter, conds, cfg, tmp_path, 6, 0)
+    assert set(tmp_path.glob("*.jsonl")) - first  # a new file for the new format
+    assert {m["format"] for m in df["meta"]} == {"letter"}
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 6, 0)
+    assert len(set(tmp_path.glob("*.jsonl"))) == 2  # the old format reuses its own file
+
+
 def test_reply_only_steering_keeps_the_unsteered_first_answer(chat_model, tmp_path):
     """steer_first_turn=False: every condition continues the one unsteered first answer (so the
     same items count as "first answered correctly" at every alpha); the default steers both
