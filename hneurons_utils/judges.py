@@ -132,6 +132,12 @@ def contains_alias(response: str, answers: Sequence[str]) -> bool:
     return any(f" {' '.join(toks)} " in text for toks in alias_token_lists(answers))
 
 
+# Bumped whenever a change to the rules can change a label: stored answers are then labelled
+# again on the next run (sampling.collect_responses), their responses kept.
+# 2: a contained gold alias outranks entity-denial words ("fictional", "does not exist").
+RULE_JUDGE_VERSION = 2
+
+
 def rule_judge(response: str, answers: Sequence[str]) -> Label:
     """Label one answer: "refusal" first, then "correct" if a gold alias is contained, else "incorrect".
 
@@ -257,7 +263,11 @@ def make_judge(kind: str = "rule", **cfg) -> JudgeFn:
     if kind == "rule":
         if cfg:
             raise TypeError(f"the rule judge takes no settings, got {sorted(cfg)}")
-        return lambda question, response, answers: rule_judge(response, answers)
+        def judge(question: str, response: str, answers: Sequence[str]) -> Label:
+            return rule_judge(response, answers)
+
+        judge.judge_id = f"rule judge v{RULE_JUDGE_VERSION}"
+        return judge
     if kind == "llm":
         return LLMJudge(**cfg)
     raise ValueError(f"unknown judge kind {kind!r}: use 'rule' or 'llm'")

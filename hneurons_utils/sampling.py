@@ -15,6 +15,7 @@ import json
 import math
 import os
 import random
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -208,18 +209,41 @@ def append_jsonl(path: Path, records: Sequence[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def _resume_records(path: Path, key: str, items: Sequence) -> dict[str, dict]:
+def judge_id(judge: Callable) -> str:
+    """What names a judge in the records it labelled: its ``judge_id`` attribute (the rule
+    judges carry their rule version), else its qualified name or repr (an :class:`LLMJudge`'s
+    names its endpoint and model)."""
+    return getattr(judge, "judge_id", None) or getattr(judge, "__qualname__", None) or repr(judge)
+
+
+def _resume_records(path: Path, key: str, items: Sequence, judge: Callable | None = None
+                    ) -> dict[str, dict]:
     """The records already in ``path`` by question id, checked against this run.
 
     Raises when a record was sampled with other settings (``key``), when an item's id occurs
     twice, or when a stored question's text differs from the item's (the dataset changed):
-    resuming then would mix two runs in one file.
+    resuming then would mix two runs in one file. Records labelled by another judge (or
+    another version of the rule judge) keep their responses and are labelled again by
+    ``judge``; the file is then rewritten in one atomic step, with a note on stderr.
     """
     done = {r["qid"]: r for r in read_jsonl(path, repair=True)}
     for r in done.values():
         if r.get("settings") != key:
             raise ValueError(f"{path} holds question {r['qid']} sampled with other settings "
                              f"({r.get('settings')} != {key}); delete it or use another OUTPUT_DIR")
+    if judge is not None:
+        jid = judge_id(judge)
+        stale = [r for r in done.values() if r.get("judge") != jid]
+        for r in stale:
+            r["labels"] = [judge(r["question"], resp, r["answers"]) for resp in r["responses"]]
+            r["judge"] = jid
+        if stale:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done.values()),
+                           encoding="utf-8")
+            os.replace(tmp, path)
+            print(f"{path.name}: {len(stale)} stored record(s) labelled again by {jid} (their "
+                  "responses kept)", file=sys.stderr)
     seen: dict[str, Any] = {}
     for it in items:
         if it.qid in seen:
@@ -243,7 +267,7 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
 
     Section 2.2: the question plus :data:`INSTRUCTION` in the chat template, sampled with the
     paper's decoding settings. One record per question (``qid, dataset, question, answers,
-    prompt, responses, labels, settings``) is written after each batch of ``batch_size``
+    prompt, responses, labels, judge, settings``) is written after each batch of ``batch_size``
     questions, so an interrupted run resumes where it stopped: questions already in ``path``
     are skipped, none is lost or written twice. Questions are batched by prompt length (a
     stable sort), so a resumed run forms the same batches and draws the same samples.
@@ -254,17 +278,20 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     Another prompt format (the base model's in Figure 4a) plugs in through ``prompt_fn(tokenizer,
     question) -> str`` and ``generate(m, prompts, cfg, seed) -> [[answer, ...], ...]`` (default
     :func:`build_prompt` and :func:`generate_texts`); ``prompt_settings`` names that format in
-    the settings key (default: the instruction), so files of two formats never mix.
+    the settings key (default: the instruction), so files of two formats never mix. The key
+    also holds the decoding settings, the model and ``seed``: a file sampled otherwise is
+    refused with an error, never mixed in. The judge is not part of it: records labelled by
+    another judge (or rule version) are labelled again, their responses kept.
     """
     judge = judge or echo_free_rule_judge
     prompt_fn = prompt_fn or build_prompt
     generate = generate or generate_texts
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = settings_hash({"gen": cfg.as_dict(), "model": m.name,
-                         **(prompt_settings or {"instruction": INSTRUCTION}),
-                         "judge": getattr(judge, "__qualname__", repr(judge))})
-    done = _resume_records(path, key, items)
+    key = settings_hash({"gen": cfg.as_dict(), "model": m.name, "seed": seed,
+                         **(prompt_settings or {"instruction": INSTRUCTION})})
+    done = _resume_records(path, key, items, judge)
+    jid = judge_id(judge)
     todo = [it for it in items if it.qid not in done]
     prompt = {it.qid: prompt_fn(m.tokenizer, it.question) for it in todo}
     todo.sort(key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch: less padding
@@ -275,7 +302,8 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
         texts = generate(m, prompts, cfg, seed=_chunk_seed(seed, [it.qid for it in batch]))
         recs = [{"qid": it.qid, "dataset": it.dataset, "question": it.question,
                  "answers": list(it.answers), "prompt": p, "responses": rs,
-                 "labels": [judge(it.question, r, it.answers) for r in rs], "settings": key}
+                 "labels": [judge(it.question, r, it.answers) for r in rs], "judge": jid,
+                 "settings": key}
                 for it, p, rs in zip(batch, prompts, texts)]
         append_jsonl(path, recs)
         done.update((r["qid"], r) for r in recs)
@@ -305,6 +333,15 @@ def echo_free_rule_judge(question: str, response: str, answers: Sequence[str]) -
     from .judges import rule_judge
 
     return rule_judge(response, echo_free_aliases(question, answers))
+
+
+def _set_judge_id() -> None:
+    from .judges import RULE_JUDGE_VERSION
+
+    echo_free_rule_judge.judge_id = f"echo-free rule judge v{RULE_JUDGE_VERSION}"
+
+
+_set_judge_id()
 
 
 def label_counts(records: Iterable[dict]) -> dict[str, int]:

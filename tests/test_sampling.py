@@ -70,6 +70,30 @@ def test_collect_refuses_other_settings(tiny_model, tmp_path):
     collect_responses(m, items(2), path, TINY_GEN, batch_size=2)
     with pytest.raises(ValueError, match="other settings"):
         collect_responses(m, items(3), path, replace(TINY_GEN, temperature=0.5), batch_size=2)
+    with pytest.raises(ValueError, match="other settings"):  # another SEED draws other answers
+        collect_responses(m, items(3), path, TINY_GEN, batch_size=2, seed=1)
+
+
+def test_another_judge_relabels_stored_responses(tiny_model, tmp_path, capsys):
+    """Records labelled by another judge (or rule version) keep their responses and get the
+    current judge's labels, in the file too; the same judge labels nothing twice."""
+    m = with_chat(tiny_model)
+    path = tmp_path / "r.jsonl"
+    first = collect_responses(m, items(3), path, TINY_GEN, batch_size=2, judge=lambda q, r, a: "incorrect")
+    calls = []
+
+    def refusing(q, r, a):
+        calls.append(r)
+        return "refusal"
+
+    refusing.judge_id = "test judge v2"
+    again = collect_responses(m, items(3), path, TINY_GEN, batch_size=2, judge=refusing)
+    assert [r["responses"] for r in again] == [r["responses"] for r in first]
+    assert all(r["labels"] == ["refusal"] * 2 and r["judge"] == "test judge v2" for r in again)
+    assert read_jsonl(path) == again and len(calls) == 6
+    assert "3 stored record(s) labelled again by test judge v2" in capsys.readouterr().err
+    collect_responses(m, items(3), path, TINY_GEN, batch_size=2, judge=refusing)
+    assert len(calls) == 6  # already labelled by this judge: not again
 
 
 def test_collect_refuses_duplicate_or_changed_questions(tiny_model, tmp_path):
