@@ -115,6 +115,11 @@ def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
             w = resolve(layers[0], down).weight
             n_neurons = w.shape[0] if transposed else w.shape[1]
             gate = gate if gate and _has(layers[0], gate) else None
+            if not _has(layers[0], up):  # e.g. a fused gate_up_proj (Phi-3): drift needs W_up alone
+                raise UnsupportedArchitectureError(
+                    f"{cls}: found the FFN down-projection {layers_path}[0].{down} but not its "
+                    f"up-projection {up}; a fused or renamed up-projection needs its own entry in "
+                    "hneurons_utils.models.FFN_PATHS.")
             return FFNAdapter(cls, layers_path, down, up, gate, transposed, len(layers), n_neurons)
     raise UnsupportedArchitectureError(
         f"{cls}: no FFN down-projection found in {layers_path}[0]; looked for "

@@ -81,6 +81,32 @@ def test_missing_down_projection_names_modules():
         models.ffn_adapter(Odd())
 
 
+def test_fused_up_projection_is_named():
+    """A down-projection without its separate up-projection (Phi-3 fuses gate and up into
+    gate_up_proj) is refused at load time, naming both modules, not deep inside the drift."""
+
+    class MLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate_up_proj, self.down_proj = torch.nn.Linear(2, 8), torch.nn.Linear(4, 2)
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlp = MLP()
+
+    class Phi3Like(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = torch.nn.Module()
+            self.model.layers = torch.nn.ModuleList([Block()])
+
+    with pytest.raises(models.UnsupportedArchitectureError,
+                       match=r"Phi3Like: found the FFN down-projection model\.layers\[0\]\.mlp\.down_proj "
+                             r"but not its up-projection mlp\.up_proj"):
+        models.ffn_adapter(Phi3Like())
+
+
 def test_wrap_model_reaches_down_proj_through_nnsight(tiny_model):
     """The adapter resolves the same path on the nnsight envoy as on the HF module."""
     import nnsight
