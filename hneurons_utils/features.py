@@ -239,6 +239,14 @@ def _featurise_batch(m: LoadedModel, batch: Sequence[Example], cfg: FeatureConfi
         methods.append(method)
     enc, masks = _batch(m.tokenizer, rows)
     means = cett_means(m, enc, masks, norms=norms)  # name -> [B, L, N]
+    top = float(np.finfo(np.float16).max)
+    for name in ("answer", "other"):  # NaN is expected (a response with no such token); inf is not
+        x = means[name].numpy()
+        bad = (np.abs(np.nan_to_num(x, nan=0.0, posinf=np.inf, neginf=np.inf)) > top).any(axis=(1, 2))
+        if bad.any():
+            raise ValueError(f"CETT {name}-token means of {[ex.key for ex, b in zip(batch, bad) if b]} "
+                             f"are infinite or beyond float16's range ({top:g}), the storage format: "
+                             "a near-zero FFN output norm ||h_t|| at some token? Check those responses.")
     return {"keys": [ex.key for ex in batch], "methods": methods,
             "digests": [example_digest(ex) for ex in batch],
             "answer": means["answer"].numpy().astype(np.float16),

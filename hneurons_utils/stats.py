@@ -103,6 +103,9 @@ def detection_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 
     """
     y = _binary(y_true)
     s = np.asarray(score, dtype=np.float64).ravel()
+    if not np.isfinite(s).all():  # NaN > threshold is False: it would count silently as class 0
+        raise ValueError(f"{int((~np.isfinite(s)).sum())} of {s.size} scores are NaN or infinite: "
+                         "features are missing for those responses")
     pred = (s > threshold).astype(np.int64)
     acc_ci = bootstrap_ci(accuracy, y, pred, n_boot, level, seed)
     auc_ci = bootstrap_ci(auroc, y, s, n_boot, level, seed)

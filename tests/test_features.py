@@ -113,6 +113,22 @@ def test_cache_is_reused_and_extended(tiny_model, tmp_path, monkeypatch):
     np.testing.assert_array_equal(again.flat("answer", ["b"]), first.flat("answer", ["b"]))
 
 
+def test_features_beyond_float16_are_an_error_naming_the_response(tiny_model, tmp_path, monkeypatch):
+    """CETT means that would overflow the float16 store (inf) stop the run, naming the
+    responses; NaN (no token of a kind) stays allowed."""
+    real = F.cett_means
+
+    def huge(m, enc, masks, **kw):
+        out = real(m, enc, masks, **kw)
+        out["answer"][1, 0, 0] = 1e6
+        return out
+
+    monkeypatch.setattr(F, "cett_means", huge)
+    with pytest.raises(ValueError, match=r"answer-token means of \['b'\] are infinite or beyond float16"):
+        extract_features(tiny_model, [ex("a", "w6 w7"), ex("b", "w7 w8")], tmp_path / "f.npz")
+    assert not (tmp_path / "f.npz").exists()
+
+
 def test_cache_with_other_settings_is_an_error(tiny_model, tmp_path):
     """Features computed with other settings are never silently mixed with new ones."""
     path = tmp_path / "f.npz"

@@ -47,6 +47,8 @@ def test_detection_metrics_threshold_and_counts():
     assert accuracy(y, y) == 1.0
     with pytest.raises(ValueError, match="0/1"):
         detection_metrics(np.array([2, 0]), np.zeros(2))
+    with pytest.raises(ValueError, match="2 of 4 scores are NaN or infinite"):  # never a silent 0
+        detection_metrics(y, np.array([np.nan, np.inf, -3.0, 0.5]))
 
 
 def test_wilson_ci_known_values():
