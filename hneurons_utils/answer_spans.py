@@ -48,6 +48,7 @@ _FILLER = re.compile(
     r"|(?:it|this|that)(?: is| was| would be|['\u2019]s)"
     r"|(?:sure|well|okay|ok|yes|so|hmm)[,!.]|probably|perhaps|maybe|answer\s*:)(?:\s+|$)",
     re.IGNORECASE)
+_INTERJECTION = re.compile(r"\s*(?:sure|well|okay|ok|yes|so|hmm)[,!.](?:\s+|$)", re.IGNORECASE)
 _COPULA = re.compile(r"\b(?:is|are|was|were)\s+", re.IGNORECASE)
 _CLAUSE_BREAK = re.compile(r",\s|;|\(|\s(?:which|who|where|whose)\s")
 _ABBREV = frozenset({"dr", "mr", "mrs", "ms", "st", "jr", "sr", "no", "vs", "mt", "ft", "prof"})
@@ -56,14 +57,15 @@ _LEADING_STOP = frozenset({"a", "an", "the", "in", "on", "at", "of", "from", "by
 _TRIM = " \t\n\"'*`.,;:!?\u201c\u201d\u2018\u2019"
 
 
-def _first_sentence(text: str) -> tuple[int, int]:
-    """Bounds of the first sentence: up to the first ``.!?`` + space that ends no abbreviation.
+def _first_sentence(text: str, start: int = 0) -> tuple[int, int]:
+    """Bounds of the first sentence from ``start``: up to the first ``.!?`` + space that ends
+    no abbreviation.
 
     A period after a single letter ends no sentence (an initial: "J. K. Rowling"); after a
     single digit it does ("The answer is 7. It ..."), unless the digit opens the text (a list
     marker: "1. Paris").
     """
-    start = len(text) - len(text.lstrip())
+    start = len(text) - len(text[start:].lstrip())
     line_end = text.find("\n", start)
     end = len(text) if line_end < 0 else line_end
     for m in re.finditer(r"[.!?](?=\s|$)", text[:end]):
@@ -103,7 +105,10 @@ def _strip_leading(text: str, s: int, e: int, echo: set[str]) -> int:
 
 def content_span(response: str, question: str | None = None) -> tuple[int, int] | None:
     """The answer-bearing part of the first sentence (see the module docstring), or None if empty."""
-    s, e = _first_sentence(response)
+    s = 0
+    while (m := _INTERJECTION.match(response, s)) is not None:  # "Sure! ", "Well. ": own sentences
+        s = m.end()
+    s, e = _first_sentence(response, s)
     while (m := _FILLER.match(response, s, e)) is not None and m.end() > s:
         s = m.end()
     if (b := _CLAUSE_BREAK.search(response, s, e)) is not None and b.start() > s:

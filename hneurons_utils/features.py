@@ -105,7 +105,9 @@ class FeatureSet:
 
 # 2: answer spans skip gold aliases that the question repeats (as the judge does), and a
 # period after a lone digit ends the first sentence ("The answer is 7. It ...").
-FEATURE_VERSION = 2
+# 3: an opening interjection that ends its own sentence ("Sure! The answer is Lyon") is
+# skipped before the first sentence is taken.
+FEATURE_VERSION = 3
 
 
 def feature_settings(m: LoadedModel, cfg: FeatureConfig) -> dict:

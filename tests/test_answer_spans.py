@@ -41,6 +41,8 @@ def test_alias_and_content_spans(response, answers, expected):
     ("1,000 metres", "1,000 metres"),
     ("The answer is 7. It was first.", "7"),  # a period after a lone digit ends the sentence
     ("J. K. Rowling wrote it.", "J. K. Rowling wrote it"),  # after a lone letter: an initial
+    ("Sure! The answer is Lyon.", "Lyon"),  # an interjection that ends its own sentence
+    ("Well. I think it's Canberra.", "Canberra"),
 ])
 def test_content_span_strips_filler(response, expected):
     """Filler ('The answer is', 'I think it's', 'It is'), clauses and the trailing period are dropped."""
@@ -66,6 +68,7 @@ def test_fallback_for_empty_or_filler_only():
     """Empty and filler-only responses fall back to the whole response."""
     assert locate_answer_span("", ["x"]) == AnswerSpan(0, 0, "fallback")
     assert locate_answer_span("The answer is.", ["x"]) == AnswerSpan(0, 14, "fallback")
+    assert locate_answer_span("Sure!", ["x"]) == AnswerSpan(0, 5, "fallback")
 
 
 def test_token_mask_from_offsets():
