@@ -203,7 +203,8 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
                  "explained by a weak probe (few faithful training answers) or too few evaluation "
                  "answers than by tuning having created the signal, though this run does not "
                  "separate the two: the probe can show no more on the base model than it does on "
-                 "the instruct model itself.")
+                 "the instruct model itself (its held-out AUROC there is printed with the "
+                 "identification above).")
     return text
 
 

@@ -219,6 +219,9 @@ if ident:
           f"C = {probe.C}{edge}, trained on {ident.counts['split']['train']['examples']} responses "
           f"({timings['identify_s'] / 60:.1f} min); against the paper's ratios: "
           f"{paper.sparsity_reading(h.size, h.per_mille)}")
+    chosen = next(g for g in ident.grid if g["C"] == probe.C)  # the yardstick for Figure 4a
+    print(f"on the instruct model's own held-out responses (which chose C): accuracy "
+          f"{100 * chosen['val_accuracy']:.1f}, AUROC {100 * chosen['val_auroc']:.1f}")
     sup = [g["suppression"] for g in ident.grid if g["suppression"] is not None]
     print("C chosen by", f"held-out accuracy + accuracy with the H-Neurons silenced (on the grid: "
           f"{min(sup):.2f} to {max(sup):.2f})" if sup else "held-out accuracy only")
