@@ -187,8 +187,10 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
         if k in d["ours"]:
             m = d["ours"][k]
             rnd = float(base.loc[k, "random AUROC"]) if k in base.index else float("nan")
-            ours = (f"AUROC {_auroc_ci(m)}, accuracy "
-                    f"{100 * m['accuracy']:.1f}, {m['n_pos']} per class; random AUROC {100 * rnd:.1f}")
+            rnd_acc = float(base.loc[k, "random accuracy"]) if k in base.index else float("nan")
+            ours = (f"accuracy {100 * m['accuracy']:.1f} vs random {_num(100 * rnd_acc, '.1f')} "
+                    f"(the paper's measure); AUROC {_auroc_ci(m)} vs random {_num(100 * rnd, '.1f')} "
+                    f"(the verdict's); {m['n_pos']} per class")
             verdict = auroc_verdict(m["auroc_ci"][0], rnd, m["n_pos"], min_per_class)
             if k in everyone.get("ours", {}):
                 a = everyone["ours"][k]

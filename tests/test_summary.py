@@ -100,6 +100,7 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     tq = row(card, "Table 1 (§2.3)", "triviaqa")
     assert tq.reading.startswith("above chance, and above random neurons")
     assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all 200 / 30 answers" in tq.ours
+    assert tq.ours.startswith("accuracy 60.0 vs random 55.0 (the paper's measure); AUROC 80.0")
     assert "one span rule for both classes: AUROC 62.0 [45.0, 80.0]" in tq.ours
     assert "; the 9 individually best neurons: AUROC 85.0 (H-Neurons refit 60.0)" in tq.ours
     assert tq.reading.endswith("one span rule: not distinguishable from chance; "
