@@ -166,7 +166,7 @@ def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(C, [g["val_accuracy"] for g in grid], marker="o", label="held-out accuracy")
     ax.plot(C, [g["val_auroc"] for g in grid], marker="s", label="held-out AUROC")
-    ax.set(xscale="log", xlabel="C (inverse L1 strength)", ylabel="held-out score", ylim=(0, 1.05))
+    ax.set(xscale="log", xlabel="C (inverse L1 strength)", ylabel="accuracy / AUROC", ylim=(0, 1.05))
     if any(g.get("suppression") is not None for g in grid):
         ax.plot(C, [np.nan if g.get("suppression") is None else g["suppression"] for g in grid], marker="v",
                 label="accuracy with H-Neurons silenced")
@@ -175,7 +175,7 @@ def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:
     ax2.set(yscale="symlog", ylabel="H-Neurons (positive weights)")
     ax2.grid(False)  # one grid (the left axis) is enough
     ax.axvline(chosen_C, color="0.3", ls="--")
-    fig.legend(loc="lower right", bbox_to_anchor=(0.88, 0.15), fontsize=8)
+    fig.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8)  # below: on no line
     return fig, {"grid": grid, "chosen_C": chosen_C}
 
 
