@@ -262,10 +262,11 @@ t0 = time.monotonic()
 probe, grid = pipeline.fit_identification(m, fs, split, cfg, hook)
 timings["probe_s"] = time.monotonic() - t0
 print("C chosen by", "held-out accuracy + suppression accuracy" if hook else "held-out accuracy only")
-print("train accuracy: on the probe's own 3-vs-1 rows (answer and other-token rows, most of them "
-      "label 0); held-out accuracy and AUROC: on held-out responses, hallucinated vs faithful")
+print(f"train accuracy: on the probe's own {LABEL_SCHEME} training rows"
+      + (" (answer and other-token rows, most of them label 0)" if LABEL_SCHEME == "3-vs-1" else "")
+      + "; held-out accuracy and AUROC: on held-out responses, hallucinated vs faithful")
 pd.DataFrame(grid).set_index("C").rename(columns={
-    "train_accuracy": "train accuracy (3-vs-1 rows)", "val_accuracy": "held-out accuracy",
+    "train_accuracy": f"train accuracy ({LABEL_SCHEME} rows)", "val_accuracy": "held-out accuracy",
     "val_auroc": "held-out AUROC", "suppression": "accuracy, H-Neurons silenced"}).round(3)
 
 # %% mystnb={"figure": {"caption": "Choosing C: held-out accuracy and AUROC (and, when measured, accuracy with the candidate H-Neurons silenced) against C; right axis: the number of H-Neurons; dashed: the chosen C.", "name": "fig-c-grid"}, "image": {"alt": "Held-out accuracy and AUROC against C, with the number of H-Neurons"}}
