@@ -100,7 +100,7 @@ def cett_layer_figure(neuron_mean: np.ndarray) -> tuple[plt.Figure, dict]:
         axes[0].plot(row, label=label)
     axes[0].set(yscale="log", xlabel="layer", ylabel="mean CETT of a neuron (log)",
                 title="CETT quantiles across each layer's neurons")
-    axes[0].legend()
+    axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4, fontsize=8)  # on no curve
     axes[1].bar(range(len(top_share)), 100 * top_share)
     axes[1].axhline(1, color="0.3", ls="--", label="uniform: 1%")
     axes[1].set(xlabel="layer", ylabel="% of the layer's summed CETT",
