@@ -164,6 +164,16 @@ def locate_answer_span(response: str, answers: Sequence[str],
     return AnswerSpan(0, len(response), "fallback")
 
 
+def marked(response: str, span: AnswerSpan, context: int = 30) -> str:
+    """``response`` with the span in ``[[ ]]`` and at most ``context`` characters either side
+    ("…" where cut), line breaks as " / ": one table cell per response."""
+    head = response[max(0, span.start - context):span.start]
+    tail = response[span.end:span.end + context]
+    text = (("…" if span.start > context else "") + f"{head}[[{span.text(response)}]]{tail}"
+            + ("…" if span.end + context < len(response) else ""))
+    return text.replace("\n", " / ")
+
+
 def token_mask_from_span(offsets: Sequence[tuple[int, int]], span: AnswerSpan) -> np.ndarray:
     """Boolean mask ``[tokens]`` of the tokens whose character range overlaps ``span``.
 

@@ -311,7 +311,8 @@ def findings_table(findings: Sequence[dict], slopes: pd.DataFrame) -> pd.DataFra
 
     "ours" is the H-Neurons' slope (pp per unit alpha) with its 95% interval on that benchmark,
     and the H-minus-random difference (both fitted on the control's alphas, see
-    :func:`slope_table`); for findings about all benchmarks, each benchmark's slope.
+    :func:`slope_table`); for findings about all benchmarks, each benchmark's slope; for a
+    finding our slopes do not address, its ``ours_note`` from the reference file.
     """
     s = slopes.set_index(["bench", "group"])
 
@@ -324,10 +325,13 @@ def findings_table(findings: Sequence[dict], slopes: pd.DataFrame) -> pd.DataFra
     rows = []
     for f in findings:
         benches = BENCHMARKS if f["benchmark"] == "all" else [f["benchmark"]]
+        h = "; ".join(f"{b}: {cell(b, 'h_neurons')}" for b in benches)
+        d = "; ".join(f"{b}: {cell(b, 'diff')}" for b in benches)
+        if f.get("ours_note"):  # a claim our slopes do not address (e.g. a trend across model sizes)
+            h, d = f["ours_note"], ""
         rows.append({"benchmark": f["benchmark"], "paper (Gao et al. 2025)": f["claim"],
-                     "where": f["where"],
-                     "ours: H-Neurons slope": "; ".join(f"{b}: {cell(b, 'h_neurons')}" for b in benches),
-                     "ours: H minus random (control's alphas)": "; ".join(f"{b}: {cell(b, 'diff')}" for b in benches)})
+                     "where": f["where"], "ours: H-Neurons slope": h,
+                     "ours: H minus random (control's alphas)": d})
     return pd.DataFrame(rows)
 
 

@@ -364,7 +364,9 @@ def screen_reading(frame: pd.DataFrame, overlap: dict, min_per_class: int = MIN_
         if verdict is None:
             out.append(f"{name}: too few responses to compare (fewer than {min_per_class} per class).")
             continue
-        diff, band = r["H-Neurons refit"] - r["screen (H count)"], r["probe CI half-width"]
+        # the difference of the two printed (rounded) values, so the line adds up as read
+        diff = round(r["H-Neurons refit"], 2) - round(r["screen (H count)"], 2)
+        band = r["probe CI half-width"]
         tally.setdefault(verdict, []).append(name)
         out.append(f"{name}: H-Neurons refit {r['H-Neurons refit']:.2f} vs screened "
                    f"{r['screen (H count)']:.2f} ({diff:+.2f}; noise guide +/-{band:.2f}: {verdict}); "
@@ -533,7 +535,8 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
              + (f"; span length alone reaches {', '.join(alone)} under the default rule" if alone else "")
              + ".")
     if not kept:
-        return text + (" So on those datasets the detection that the default rule shows cannot be "
+        return text + (f" So on {'those datasets' if len(confounded) > 1 else confounded[0]} the "
+                       "detection that the default rule shows cannot be "
                        "credited to the H-Neurons: it does not survive once both classes get their "
                        "answer spans from the same rule.")
     if len(kept) < len(confounded):

@@ -182,7 +182,7 @@ chosen = {l: torch.from_numpy(np.argsort(neuron_mean[l])[::-1][:EQ7_NEURONS_PER_
           for l in layers}
 b = cett.encode(m, prompts[:BATCH_SIZE], add_special_tokens=False)
 eq7 = cett.eq7_ratios(m, b, chosen, EQ7_ALPHAS, norms=norms)  # one row per alpha and neuron
-eq7.pivot(index="neuron", columns="alpha", values="ratio").round(3)
+eq7.pivot(index="neuron", columns="alpha", values="ratio").loc[eq7.neuron.unique()].round(3)  # by layer
 
 # %% mystnb={"figure": {"caption": "Eq. 7 measured: CETT(alpha) / CETT(1) against alpha for each checked layer's highest-CETT neurons, scaled together (left; dashed: Eq. 7's ratio = alpha), and the approximation error ratio - alpha (right).", "name": "fig-eq7"}, "image": {"alt": "Measured CETT ratio against alpha for scaled neurons, and the approximation error"}}
 fig, numbers = plots.eq7_figure(eq7)

@@ -154,8 +154,8 @@ pd.DataFrame(pipeline.agreement_yields(sampled, [1.0, 0.9, 0.8, 0.7, 0.6])).set_
 # (the first row is the paper's filter). On GPUs the paper obtains 1,000 questions per class
 # with $\tau = 1$. For a 135M-parameter model the binding constraint is the *faithful* class:
 # only a few percent of questions are answered correctly even greedily, and at temperature 1.0
-# most of those are answered correctly only some of the time, so the strict rule keeps almost
-# none (first row). That is a property of the small model, not of the
+# most of those are answered correctly only some of the time, so the strict rule keeps few
+# or none (first row). That is a property of the small model, not of the
 # method. The default profile therefore lowers the threshold to `MIN_AGREEMENT` (a majority
 # of the samples, the rule above) and uses only the responses that carry the question's
 # label; the `paper` profile keeps $\tau = 1$. A few kept questions of each class, with the
@@ -198,9 +198,9 @@ gold = lambda e: e.answers if SPAN_RULE == "alias" else []  # noqa: E731
 spans = [answer_spans.locate_answer_span(e.response, gold(e), e.question) for e in examples]
 print({p: len(v) for p, v in split.items()}, "examples;", answer_spans.span_stats(spans))
 shown = list(zip(examples, spans))[::max(1, len(examples) // 8)]  # about 8, both classes
-pd.DataFrame([(e.label, f"{e.response[:sp.start]}[[{sp.text(e.response)}]]{e.response[sp.end:]}",
-               sp.method) for e, sp in shown],
-             columns=["hallucinated", "response with [[answer span]]", "found by"])
+with pd.option_context("display.max_colwidth", None):  # the marks must not be cut off
+    display(pd.DataFrame([(e.label, answer_spans.marked(e.response, sp), sp.method) for e, sp in shown],
+                         columns=["hallucinated", "response with [[answer span]]", "found by"]))
 
 # %% [markdown]
 # ## Step 4: CETT features
@@ -277,8 +277,8 @@ plt.show()
 # %%
 res = pipeline.write_identification(OUT, probe, grid, counts, split, fs, timings, hook)
 h = probe.h_neurons()
-ours = pd.DataFrame([{"model": f"ours ({MODEL_ID}, {len(split['train'])} training responses)",
-                      "H-Neurons": str(h.size), "ratio_permille": h.per_mille}])
+ours = pd.DataFrame([{"model": f"ours ({MODEL_ID})", "H-Neurons": str(h.size),
+                      "ratio_permille": round(h.per_mille, 3)}])
 ref = paper.table1_frame().drop_duplicates("model")[["model", "ratio_permille"]]
 ref = ref.assign(model="paper: " + ref.model, **{"H-Neurons": "not stated"})
 print(f"{h.size} H-Neurons of {m.adapter.total_neurons:,} ({h.per_mille:.3f} per mille) at "

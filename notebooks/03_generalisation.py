@@ -266,12 +266,16 @@ else:
 # (refit) against as many random neurons. A blank cell is one the paper does not state.
 
 # %%
-label = f"ours ({MODEL_ID}, n/class " + ", ".join(f"{k} {d['n_pos']}" for k, d in ours.items()) + ")"
+label = f"ours ({MODEL_ID})"
+print("ours: responses per class", ", ".join(f"{k} {d['n_pos']}" for k, d in ours.items()),
+      "(the intervals are in the tables above)")
 table = detection.table1_comparison(ours, baselines, h.per_mille, label, list(sizes),
                                     n_used=probe.neurons(0).size, n_h=h.size)
 plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": empty,
                                     "table": table.reset_index().to_dict("records")})
-table.round(2).astype(object).where(table.notna(), "")  # blank: the paper does not state it
+shown = table.round(1).assign(**{"ratio (per mille)": table["ratio (per mille)"].round(3),
+                                  "neurons read": table["neurons read"].astype("Int64")})
+shown.astype(object).where(table.notna(), "")  # blank: the paper does not state it
 
 # %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, each seed and their mean), the paper's six models in grey; below each dataset, our number of responses per class (under ten: too few for a verdict).", "name": "fig-table1"}, "image": {"alt": "Detection accuracy per dataset: our probe, random neurons and the paper's six models"}}
 fig, numbers = plots.table1_figure(ours, rows, list(sizes))

@@ -352,9 +352,10 @@ behaviour.side_by_side(labelled, "faitheval")
 
 # %%
 jb = behaviour.with_shared_baseline(labelled).query("bench == 'jailbreak' and group == 'h_neurons'")
-jb.assign(opening=jb.response.map(behaviour.redact))[jb.alpha.isin([jb.alpha.min(),
-                                                                     jb.alpha.max()])][
-    ["alpha", "item_id", "complied", "opening"]].sort_values(["item_id", "alpha"]).head(8)
+verdict = {1.0: "complies", 0.0: "does not comply"}
+jb.assign(opening=jb.response.map(behaviour.redact),
+          judge=jb.complied.map(verdict).fillna("unreadable"))[jb.alpha.isin([jb.alpha.min(), jb.alpha.max()])][
+    ["alpha", "item_id", "judge", "opening"]].sort_values(["item_id", "alpha"]).head(8).reset_index(drop=True)
 
 # %% [markdown]
 # ## How far to trust the judges

@@ -225,7 +225,8 @@ if ident:
     sup = [g["suppression"] for g in ident.grid if g["suppression"] is not None]
     print("C chosen by", f"held-out accuracy + accuracy with the H-Neurons silenced (on the grid: "
           f"{min(sup):.2f} to {max(sup):.2f})" if sup else "held-out accuracy only")
-    display(pd.DataFrame({k: v for k, v in ident.counts.items() if k in ("greedy", "sampled", "consistent")}))
+    display(pd.DataFrame({k: v for k, v in ident.counts.items() if k in ("greedy", "sampled", "consistent")}
+                         ).astype("Int64").astype(object).fillna("-"))  # -: not a step of that stage
 
 # %% [markdown]
 # As in chapter 2, the probe is refitted on bootstrap resamples of its training questions to see

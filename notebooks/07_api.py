@@ -38,6 +38,7 @@ ALPHAS = [0.0, 1.0, 3.0]  # scaling factors shown for one FalseQA question
 TOKENS_FALSEQA = 40  # new tokens per steered answer
 
 # %%
+import textwrap
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
@@ -157,7 +158,7 @@ scored.groupby("judge").head(SHOW_PER_LABEL)
 # %% mystnb={"figure": {"caption": "CETT of the three H-Neurons with the largest weights at each token of the first scored answer (each row scaled to its maximum; red labels: the answer tokens the probe averages over).", "name": "fig-api-tokens"}, "image": {"alt": "CETT of the three H-Neurons with the largest weights at each token of the first scored answer"}}
 if examples and h_set.size:
     view = neurons.token_view(m, examples[0], top_h[:3], span_rule=probe.config["features"]["span_rule"])
-    fig, numbers = plots.token_pair_figure([view], [f"judged {judged[0]['labels'][0]}: {examples[0].question[:80]}"],
+    fig, numbers = plots.token_pair_figure([view], [f"judged {judged[0]['labels'][0]}: {textwrap.shorten(examples[0].question, 80, placeholder='…')}"],
                                            [neurons.neuron_name(f, probe.n_neurons) for f in top_h[:3]])
     plots.save_figure(fig, OUT, "answer_tokens", numbers)
     plt.show()

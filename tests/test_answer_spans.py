@@ -98,3 +98,14 @@ def test_token_mask_with_fast_tokenizer_offsets():
     enc = tiny_tokenizer()(response, return_offsets_mapping=True, add_special_tokens=False)
     mask = token_mask_from_span(enc["offset_mapping"], AnswerSpan(3, 8, "alias"))  # "w6 w7"
     assert mask.tolist() == [False, True, True, False]
+
+
+def test_marked_keeps_the_span_and_a_little_context():
+    """The table cell shows the whole span in [[ ]] with cut context marked by an ellipsis."""
+    from hneurons_utils.answer_spans import marked
+
+    r = "x" * 50 + " The answer is Lyon, a city.\nMore text follows here for a while."
+    sp = locate_answer_span(r, ["Lyon"])
+    out = marked(r, sp, context=10)
+    assert out == "…answer is [[Lyon]], a city. / …"
+    assert marked("Lyon", locate_answer_span("Lyon", ["Lyon"])) == "[[Lyon]]"

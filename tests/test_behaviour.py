@@ -146,8 +146,11 @@ def test_findings_table_puts_our_slopes_beside_each_finding():
         {"bench": "faitheval", "group": "h_neurons", "slope_pp": 5.64, "ci_lo": -4.36, "ci_hi": 15.3},
         {"bench": "faitheval", "group": "diff", "slope_pp": -0.01, "ci_lo": -0.04, "ci_hi": 2.0}])
     findings = [{"benchmark": "faitheval", "claim": "c1", "where": "w1"},
-                {"benchmark": "all", "claim": "c2", "where": "w2"}]
+                {"benchmark": "all", "claim": "c2", "where": "w2"},
+                {"benchmark": "all", "claim": "c3", "where": "w3", "ours_note": "one model here"}]
     t = behaviour.findings_table(findings, slopes)
+    assert t["ours: H-Neurons slope"].iloc[2] == "one model here"  # no slopes for a size trend
+    assert t["ours: H minus random (control's alphas)"].iloc[2] == ""
     assert t["ours: H-Neurons slope"].iloc[0] == "faitheval: +5.6 [-4.4, +15.3]"
     assert t["ours: H minus random (control's alphas)"].iloc[0] == "faitheval: +0.0 [+0.0, +2.0]"
     assert "falseqa: n/a" in t["ours: H-Neurons slope"].iloc[1] and t["paper (Gao et al. 2025)"].iloc[1] == "c2"
