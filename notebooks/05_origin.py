@@ -262,7 +262,9 @@ plt.show()
 # `N_RANDOM_SEEDS` seeds with the lowest and highest seed as the bar (their sd, the spread
 # chapter 3 reports, is in the `sd` column and the reading); the refit is one classifier, a point estimate
 # without an error bar. A dataset on which the base model gives no answer of one class has no
-# balanced set and is not scored; the reading below says which and why.
+# balanced set and is not scored; the reading below says which and why. AUROC and accuracy
+# are in percent here, as in the paper's Figure 4a (chapter 3 prints AUROC as a fraction:
+# 0.84 there is 84 here).
 
 # %%
 ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH,

@@ -76,6 +76,8 @@ display(HTML(summary.scorecard_html(card)))  # an HTML table (renders in the boo
 #   "chapter" links the chapter of this book that regenerates it, with the full tables,
 #   figures and caveats: {doc}`02_identification`, {doc}`03_generalisation`,
 #   {doc}`04_behaviour` and {doc}`05_origin`.
+# - **Units.** Accuracy and AUROC are in percent, as in the paper (chapter 3 prints AUROC as
+#   a fraction: 0.84 there is 84.0 here); drift ranks run from 0 to 1.
 # - **The paper's column** quotes its Table 1 ranges over six models and the bounds its text
 #   states for Figures 3 and 4 (per-model values of those figures are not in the text); the
 #   source of every number is in `data/paper_reference.json`.
