@@ -255,7 +255,7 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
         ax.axvline(1.0, color="0.7", lw=0.8, ls=":")
         ax.set(title=BENCH_TITLES.get(bench, bench), xlabel="scaling factor α", ylim=(-16, 103),
                yticks=range(0, 101, 20))
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: on no point
     np.atleast_1d(axes)[0].set_ylabel("compliance rate (%)")
     fig.tight_layout()
     return fig

@@ -380,8 +380,8 @@ def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
         ax.axhline(1.0, color="k", lw=1, label="uniform (any random set)")
         ax.set_ylabel("density")
     else:  # a histogram of a handful of values is mostly empty bins: one mark per neuron
-        ax.plot(ranks, np.full(len(ranks), 0.5), "|", color="C0", ms=40, mew=3,
-                label=f"H-Neurons (ours, n={len(ranks)}), one mark each")
+        ax.vlines(ranks, 0.35, 0.65, color="C3", lw=3,
+                  label=f"H-Neurons (ours, n={len(ranks)}), one mark each")
         ax.set_ylim(0, 1)
         ax.set_yticks([])
     ax.axvline(mean_rank, color="C0", lw=2, label=f"our mean {mean_rank:.3f}")

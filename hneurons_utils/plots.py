@@ -175,7 +175,9 @@ def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:
     ax2.set(yscale="symlog", ylabel="H-Neurons (positive weights)")
     ax2.grid(False)  # one grid (the left axis) is enough
     ax.axvline(chosen_C, color="0.3", ls="--")
-    fig.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8)  # below: on no line
+    handles, labels = (a + b for a, b in zip(ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()))
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2,
+              fontsize=8)  # below the axes: on no line
     return fig, {"grid": grid, "chosen_C": chosen_C}
 
 
