@@ -310,15 +310,17 @@ def _log_skips(what: str, skipped: Counter, kept: int) -> None:
 
 
 def _qa_items(rows: Iterable[Row], dataset: str, prefix: str, answers_key: str = "answers") -> list[QAItem]:
-    """Validated :class:`QAItem` s; rows with no usable alias are skipped, counted and logged."""
+    """Validated :class:`QAItem` s; rows with no usable alias (none keeps a word once the
+    judge's normalisation drops punctuation and articles) are skipped, counted and logged."""
+    from .judges import normalized_tokens
     items, skipped = [], Counter()
     for src, line, rec in rows:
         question = _text(rec, "question", src, line)
         answers = _str_list(rec, answers_key, src, line)
         if not answers:
             skipped["empty answer list"] += 1
-        elif not any(c.isalnum() for a in answers for c in a):  # e.g. NQ-Open's ['---']
-            skipped["no alias with a letter or digit"] += 1
+        elif not any(normalized_tokens(a) for a in answers):  # NQ-Open's ['---'], or ['The The']
+            skipped["no alias with a word left after normalisation"] += 1
         else:
             key = rec["id"] if "id" in rec else line
             # the file's name only: absolute local paths do not belong in shared results

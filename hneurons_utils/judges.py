@@ -122,7 +122,8 @@ def alias_token_lists(answers: Sequence[str]) -> list[list[str]]:
     lists = [[t for t, _, _ in normalized_tokens(a)] for a in answers]
     lists = [toks for toks in lists if toks]
     if answers and not lists:
-        raise ValueError(f"no gold alias has letters or digits after normalisation: {list(answers)!r}")
+        raise ValueError(f"no gold alias keeps a word after normalisation (punctuation and the "
+                         f"articles a/an/the are dropped): {list(answers)!r}")
     return lists
 
 

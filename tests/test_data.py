@@ -162,11 +162,13 @@ def test_malformed_csv_and_jsonl_rows(tmp_path):
 def test_empty_answer_lists_are_skipped_and_logged(tmp_path, caplog):
     """A row with an empty alias list is dropped with a logged count, never silently."""
     (tmp_path / "triviaqa").mkdir()
-    (tmp_path / "triviaqa" / "test.tsv").write_text("Q1?\t['a']\nQ2?\t[]\nQ3?\t[]\n", encoding="utf-8")
+    (tmp_path / "triviaqa" / "test.tsv").write_text("Q1?\t['x']\nQ2?\t[]\nQ3?\t[]\nQ4?\t['The The', 'a']\n",
+                                                  encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="hneurons_utils.data"):
         items = D.load_triviaqa("test", tmp_path)
     assert [it.qid for it in items] == ["triviaqa-test:1"]
-    assert "skipped 2 rows (empty answer list)" in caplog.text
+    assert "empty answer list" in caplog.text and "skipped" in caplog.text
+    assert "no alias with a word left after normalisation" in caplog.text  # articles only: unjudgeable
 
 
 def test_nonexist_collision_read_does_not_repeat_skip_warnings(tmp_path, caplog):
@@ -268,10 +270,10 @@ def test_own_qa_file_is_validated_like_the_bundled_sets(tmp_path):
     """A user's JSONL QA set loads with ids from its name; a bad name, a bundled set's name, a
     missing file, a malformed row (file, line, field) and a file with no usable row are errors."""
     path = tmp_path / "mine.jsonl"
-    path.write_text('{"question": "Q1?", "answers": ["a"]}\n\n{"id": "x", "question": "Q2?", "answers": ["b", "c"]}\n')
+    path.write_text('{"question": "Q1?", "answers": ["x"]}\n\n{"id": "x", "question": "Q2?", "answers": ["b", "c"]}\n')
     items = D.load_qa_file(path, "mine")
     assert [(it.qid, it.question, it.answers, it.dataset) for it in items] == [
-        ("mine:1", "Q1?", ["a"], "mine"), ("mine:x", "Q2?", ["b", "c"], "mine")]
+        ("mine:1", "Q1?", ["x"], "mine"), ("mine:x", "Q2?", ["b", "c"], "mine")]
     with pytest.raises(ValueError, match="letters, digits"):
         D.load_qa_file(path, "my set")
     with pytest.raises(ValueError, match="bundled"):
