@@ -8,8 +8,9 @@ on as many random neurons as there are H-Neurons, over several seeds (Table 1's 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, rebuild_exa
 from .probe import NeuronSet, Probe
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
 from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread
+
+log = logging.getLogger(__name__)
 
 
 def split_by_label(records: Sequence[dict]) -> tuple[list[dict], list[dict], dict]:
@@ -205,7 +208,8 @@ def evaluate_detection(m: LoadedModel, probe: Probe, items: Sequence, cfg: EvalC
 def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir: str | Path,
                 data_dir: str | Path | None = None, judge: Callable | None = None,
                 build: Callable[..., EvalSet] = build_eval_set,
-                files: dict[str, str | Path] | None = None
+                files: dict[str, str | Path] | None = None,
+                exclude_questions: Iterable[str] = ()
                 ) -> tuple[dict[str, EvalSet], dict[str, dict]]:
     """Table 1's evaluation sets: ``{dataset: EvalSet}``, plus ``{dataset: counts}`` for the
     datasets where one class has no response at all (no balanced set can be formed).
@@ -214,10 +218,16 @@ def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir:
     out_dir, name, judge)`` makes one set (Figure 4a passes ``origin.build_base_eval_set``);
     TriviaQA comes from its test split. A name in ``files`` is read from that JSON-lines file
     (:func:`data.load_qa_file`: your own QA set) instead of the bundled data.
+    ``exclude_questions``: questions the probe was trained on; an evaluation question equal to
+    one of them after normalisation (TriviaQA's test split repeats a few of its training
+    questions) is dropped from the drawn items, with a count in the log.
     """
     from .data import load_qa, load_qa_file, subsample
     from .sampling import EmptyBalancedSetError
 
+    from .judges import normalize_answer
+
+    seen = {normalize_answer(q) for q in exclude_questions}
     files = files or {}
     if not isinstance(files, dict):  # papermill's -p passes '{...}' as a string
         raise TypeError(f"QA files must map a set name to a path, got {type(files).__name__} "
@@ -226,6 +236,11 @@ def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir:
     for name, n in sizes.items():
         items = (subsample(load_qa_file(files[name], name), n, cfg.seed) if name in files else
                  load_qa(name, "test" if name == "triviaqa" else None, data_dir, limit=n, seed=cfg.seed))
+        kept = [it for it in items if normalize_answer(it.question) not in seen]
+        if len(kept) < len(items):
+            log.warning("%s: dropped %d of %d drawn questions that the probe was trained on",
+                        name, len(items) - len(kept), len(items))
+            items = kept
         try:
             sets[name] = build(m, items, cfg, out_dir, name, judge)
         except EmptyBalancedSetError as e:

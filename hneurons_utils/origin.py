@@ -18,7 +18,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -348,13 +348,15 @@ def build_base_eval_set(m: Any, items: list, cfg: Any, out_dir: str | Path, name
 
 
 def base_eval_sets(m: Any, sizes: dict[str, int], cfg: Any, out_dir: str | Path,
-                   data_dir: str | Path | None = None, judge: Callable | None = None
-                   ) -> tuple[dict[str, Any], dict[str, dict]]:
+                   data_dir: str | Path | None = None, judge: Callable | None = None,
+                   exclude_questions: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, dict]]:
     """The base model's evaluation sets ``{dataset: EvalSet}`` (TriviaQA from its test split),
-    plus ``{dataset: counts}`` where one class has no answer and no balanced set exists."""
+    plus ``{dataset: counts}`` where one class has no answer and no balanced set exists.
+    ``exclude_questions``: the probe's training questions (see ``detection.table1_sets``)."""
     from .detection import table1_sets
 
-    return table1_sets(m, sizes, cfg, out_dir, data_dir, judge, build=build_base_eval_set)
+    return table1_sets(m, sizes, cfg, out_dir, data_dir, judge, build=build_base_eval_set,
+                       exclude_questions=exclude_questions)
 
 
 def compare_answers(base: Any, tuned: Any, questions: list[str], max_new_tokens: int = 16) -> Any:

@@ -442,6 +442,13 @@ def stored_examples(split: dict, part: str = "train") -> list[Example]:
             for k, lab in zip(split[part]["keys"], split[part]["labels"])]
 
 
+def trained_questions(split: dict, responses_path: str | Path) -> list[str]:
+    """The questions behind every example of a stored split (train and held-out), read from
+    the responses file they were drawn from: what an evaluation set must not ask again."""
+    qids = {k.rsplit("#", 1)[0] for part in split.values() for k in part["keys"]}
+    return [r["question"] for r in read_jsonl(responses_path) if r["qid"] in qids]
+
+
 def rebuild_examples(split: dict, part: str, responses_path: str | Path) -> list[Example]:
     """The full examples (prompt, response, answers) of one part of a stored split, rebuilt
     from the responses file they were drawn from (:func:`examples_of` is deterministic: key

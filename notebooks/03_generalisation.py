@@ -98,11 +98,13 @@ ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH, max_
                             features=features.FeatureConfig(**idc["features"]))
 sizes = {"triviaqa": N_EVAL_TRIVIAQA, "nq_open": N_EVAL_NQ, "bioasq": N_EVAL_BIOASQ,
          "nonexist": N_EVAL_NONEXIST, **{name: N_EVAL_FILES for name in QA_FILES}}
+trained_on = pipeline.trained_questions(split, ID_DIR / "responses_triviaqa.jsonl")  # not asked again
 sets, empty, seconds = {}, {}, {}
 for name, n in sizes.items():  # one dataset at a time, to time each
     cached = (OUT / f"responses_{name}.jsonl").exists()
     t0 = time.monotonic()
-    s_, e_ = detection.table1_sets(m, {name: n}, ecfg, OUT, DATA_DIR, judge, files=QA_FILES)
+    s_, e_ = detection.table1_sets(m, {name: n}, ecfg, OUT, DATA_DIR, judge, files=QA_FILES,
+                                   exclude_questions=trained_on)
     sets.update(s_)
     empty.update(e_)
     seconds[name] = time.monotonic() - t0

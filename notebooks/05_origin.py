@@ -273,7 +273,9 @@ ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH,
 sizes = {"triviaqa": N_EVAL_TRIVIAQA, "nq_open": N_EVAL_NQ, "bioasq": N_EVAL_BIOASQ}
 t0 = time.monotonic()
 cached["base_eval_s"] = all((OUT / "base" / f"responses_{k}.jsonl").exists() for k in sizes)
-sets, empty = origin.base_eval_sets(m_base, sizes, ecfg, OUT / "base", DATA_DIR, judge)
+trained_on = (pipeline.trained_questions(ident.split, OUT / "identification" / "responses_triviaqa.jsonl")
+              if ident else [])  # the probe's training questions are not asked again
+sets, empty = origin.base_eval_sets(m_base, sizes, ecfg, OUT / "base", DATA_DIR, judge, trained_on)
 timings["base_eval_s"] = time.monotonic() - t0
 print(f"base-model answers and features: {timings['base_eval_s'] / 60:.1f} min"
       f"{' (answers cached from an earlier run)' if cached['base_eval_s'] else ''}")

@@ -61,6 +61,18 @@ def test_table1_sets_read_a_users_qa_file_beside_the_bundled_sets(chat_model, tm
     assert (tmp_path / "responses_mine.jsonl").exists()
     with pytest.raises(TypeError, match="not -p"):  # what papermill -p makes of a dict
         table1_sets(chat_model, {"mine": 10}, EVAL, tmp_path, files='{"mine": "mine.jsonl"}')
+    # a drawn question the probe was trained on (equal after normalisation) is left out
+    drawn = []
+
+    def keep(m, items, cfg, out_dir, name, judge):
+        drawn.append(items)
+        return build(m, items, cfg, out_dir, name, judge)
+
+    table1_sets(chat_model, {"mine": 10}, EVAL, tmp_path, judge=judge, build=keep, files={"mine": path})
+    first = drawn[-1][0].question
+    table1_sets(chat_model, {"mine": 10}, EVAL, tmp_path, judge=judge, build=keep,
+                files={"mine": path}, exclude_questions=[first.upper() + "  "])
+    assert len(drawn[-1]) == 9 and first not in {it.question for it in drawn[-1]}
 
 
 def test_nonexist_labels():

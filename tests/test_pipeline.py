@@ -211,3 +211,16 @@ def test_stability_clause_reads_the_saved_check(tmp_path):
 
     with pytest.raises(ResultsFileError, match="stability.json: not valid JSON"):
         stability_clause(tmp_path)
+
+
+def test_trained_questions_are_read_back_from_the_responses(tmp_path):
+    """The split's keys (qid#i, both parts) name the questions an evaluation must not ask again."""
+    import json as _json
+
+    from hneurons_utils.pipeline import trained_questions
+
+    path = tmp_path / "responses_triviaqa.jsonl"
+    path.write_text("".join(_json.dumps({"qid": f"q{i}", "question": f"Question {i}?"}) + "\n" for i in range(4)))
+    split = {"train": {"keys": ["q0#0", "q0#1", "q2#0"], "labels": [1, 1, 0]},
+             "val": {"keys": ["q3#0"], "labels": [0]}}
+    assert trained_questions(split, path) == ["Question 0?", "Question 2?", "Question 3?"]
