@@ -158,7 +158,8 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
     med = float(np.nanmedian(a_held))
     out = [f"On their own, {int((a_held >= strong).sum())} of {n} H-Neurons separate held-out "
            f"hallucinated from faithful answers with an AUROC of at least {strong:g}, and "
-           f"{int((a_held < 0.5).sum())} fire more on faithful answers (AUROC below 0.5); the "
+           f"{(k := int((a_held < 0.5).sum()))} fire{'s' if k == 1 else ''} more on faithful answers "
+           "(AUROC below 0.5); the "
            f"median is {med:.2f} held out against {float(np.nanmedian(a_train)):.2f} on the "
            "training responses they were selected on"]
     if probe_auroc is not None and np.isfinite(probe_auroc):

@@ -81,7 +81,7 @@ def test_neuron_reading_counts_and_compares():
         return pd.DataFrame({"neuron": ["a", "b", "c"], "AUROC vs faithful": a_vs, "AUROC 3-vs-1": a_31})
     train, held = table([0.8, 0.6, 0.7], [0.9, 0.5, 0.7]), table([0.75, 0.4, 0.6], [0.9, 0.3, 0.5])
     text = neurons.neuron_reading(train, held, probe_auroc=0.85)
-    assert "1 of 3 H-Neurons separate" in text and "1 fire more on faithful" in text
+    assert "1 of 3 H-Neurons separate" in text and "1 fires more on faithful" in text
     assert "median is 0.60 held out against 0.70" in text
     assert "above every single H-Neuron (the best, a, reaches 0.75)" in text
     assert "largest weight, a, reaches 0.75 against faithful answers and 0.90" in text
