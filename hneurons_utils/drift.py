@@ -263,18 +263,21 @@ def drift_variants(raw: dict[str, np.ndarray]) -> dict[str, tuple[str, ...]]:
 
 def tests_table(tests: dict[str, dict]) -> Any:
     """One row per drift variant of :func:`drift_tests`: mean rank with its interval, the
-    one-sided t-test and Mann-Whitney p-values, and the random-set comparisons."""
+    one-sided t-test and Mann-Whitney p-values, and the random-set comparisons (the
+    layer-matched sets in both directions), rounded to three decimals for reading."""
     import pandas as pd
 
+    r3 = lambda v: round(float(v), 3)  # noqa: E731  (a table to read, not to compute with)
     return pd.DataFrame({name: {
-        "mean rank": t["mean_rank"],
+        "mean rank": r3(t["mean_rank"]),
         "95% CI": (np.round(t["mean_rank_ci"], 3) if t.get("mean_rank_ci") is not None else
                    f"none ({t['n_h_neurons']} neurons)"),
-        "t-test p (H-Neurons changed less)": t["t_test"]["p_value"],
-        "Mann-Whitney p": t["mann_whitney"]["p_value"],
+        "t-test p (H-Neurons changed less)": r3(t["t_test"]["p_value"]),
+        "Mann-Whitney p": r3(t["mann_whitney"]["p_value"]),
         "random sets: 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),
-        "p vs random sets": t["random"]["p_value"],
-        "p vs layer-matched sets": t["random_layer_matched"]["p_value"]}
+        "p vs random sets": r3(t["random"]["p_value"]),
+        "p vs layer-matched sets (less / more)":
+            f"{r3(t['random_layer_matched']['p_value'])} / {r3(t['random_layer_matched']['p_value_more'])}"}
         for name, t in tests.items()}).T
 
 
