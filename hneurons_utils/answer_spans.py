@@ -42,13 +42,14 @@ class AnswerSpan:
         return response[self.start:self.end]
 
 
+_INTERJECTIONS = r"(?:sure|well|okay|ok|yes|so|hmm)[,!.]"  # "Sure!", "Well,": filler of their own
 _FILLER = re.compile(
     r"(?:(?:the |my )?(?:correct |final |short |best )?answer(?: is:?|:)"
     r"|i(?: think| believe| guess| would say|['\u2019]d say)(?: that)?"
     r"|(?:it|this|that)(?: is| was| would be|['\u2019]s)"
-    r"|(?:sure|well|okay|ok|yes|so|hmm)[,!.]|probably|perhaps|maybe|answer\s*:)(?:\s+|$)",
+    rf"|{_INTERJECTIONS}|probably|perhaps|maybe|answer\s*:)(?:\s+|$)",
     re.IGNORECASE)
-_INTERJECTION = re.compile(r"\s*(?:sure|well|okay|ok|yes|so|hmm)[,!.](?:\s+|$)", re.IGNORECASE)
+_INTERJECTION = re.compile(rf"\s*{_INTERJECTIONS}(?:\s+|$)", re.IGNORECASE)
 _COPULA = re.compile(r"\b(?:is|are|was|were)\s+", re.IGNORECASE)
 _CLAUSE_BREAK = re.compile(r",\s|;|\(|\s(?:which|who|where|whose)\s")
 _ABBREV = frozenset({"dr", "mr", "mrs", "ms", "st", "jr", "sr", "no", "vs", "mt", "ft", "prof"})

@@ -223,9 +223,8 @@ def table1_sets(m: LoadedModel, sizes: dict[str, int], cfg: EvalConfig, out_dir:
     questions) is dropped from the drawn items, with a count in the log.
     """
     from .data import load_qa, load_qa_file, subsample
-    from .sampling import EmptyBalancedSetError
-
     from .judges import normalize_answer
+    from .sampling import EmptyBalancedSetError
 
     seen = {normalize_answer(q) for q in exclude_questions}
     files = files or {}

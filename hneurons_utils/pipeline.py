@@ -261,9 +261,9 @@ def stability_kind(r: dict | None) -> str:
     return "core" if np.mean(r["frequency"]) >= 0.7 else "unstable"
 
 
-def _of(k: int, n: int) -> str:
-    """"k of the n are", with "is" for one."""
-    return f"{k} of the {n} {'is' if k == 1 else 'are'}"
+def _are(k: int) -> str:
+    """The verb for ``k`` things: "is" for one, else "are"."""
+    return "is" if k == 1 else "are"
 
 
 def stability_reading(r: dict) -> str:
@@ -275,7 +275,7 @@ def stability_reading(r: dict) -> str:
     text = (f"Refitted on {n} bootstrap resample(s) of the training questions, the probe selects "
             f"{sizes.mean():.1f} H-Neurons on average ({sizes.min()}-{sizes.max()}); their overlap "
             f"with this chapter's {freq.size} (Jaccard) averages {jac.mean():.2f}. "
-            f"{_of(int((freq >= 0.8).sum()), freq.size)} selected in at least 80% of the "
+            f"{(k := int((freq >= 0.8).sum()))} of the {freq.size} {_are(k)} selected in at least 80% of the "
             f"resamples, {int((freq < 0.5).sum())} in fewer than half; {r['others_half']} neuron(s) "
             "outside the set are selected in at least half. ")
     kind = stability_kind(r)
@@ -305,7 +305,7 @@ def stability_clause(out_dir: str | Path) -> str:
             "too few": ""}.get(stability_kind(r), ", so a steered set is partly one draw among "
                                                   "correlated neurons")
     k = int((freq >= 0.5).sum())
-    return (f" ({k} of them {'is' if k == 1 else 'are'} selected again in at least half of "
+    return (f" ({k} of them {_are(k)} selected again in at least half of "
             f"chapter 2's {r['n_resamples']} bootstrap refits{tail})")
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
+from .judges import RULE_JUDGE_VERSION
 from .progress import progress
 
 from .models import LoadedModel
@@ -335,13 +336,7 @@ def echo_free_rule_judge(question: str, response: str, answers: Sequence[str]) -
     return rule_judge(response, echo_free_aliases(question, answers))
 
 
-def _set_judge_id() -> None:
-    from .judges import RULE_JUDGE_VERSION
-
-    echo_free_rule_judge.judge_id = f"echo-free rule judge v{RULE_JUDGE_VERSION}"
-
-
-_set_judge_id()
+echo_free_rule_judge.judge_id = f"echo-free rule judge v{RULE_JUDGE_VERSION}"
 
 
 def label_counts(records: Iterable[dict]) -> dict[str, int]:
