@@ -124,7 +124,8 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
 
     Each curve is fitted on its own alphas (``alphas`` column), from the item-level rates of
     :func:`compliance_table`. ``diff`` (H-Neurons minus random) is like for like: the H-Neurons'
-    slope is refitted on the control's alphas only (row ``h_neurons_control_grid``), and items
+    slope is refitted on the alphas both curves share (row ``h_neurons_control_grid``; the
+    random curve too, should it have alphas the H-Neurons lack), and items
     are resampled with the same draw for both curves, so the interval is paired. The paper
     reports average slopes (about 3.03 for smaller and 2.40 for larger models, Section 3)
     without stating their unit.
@@ -150,8 +151,12 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
             a = np.asarray(grid, dtype=float)
             h_pt, h_boot = _slopes(a, 100 * point[None])[0], _slopes(a, 100 * boot)
             rows.append(_slope_row(bench, "h_neurons_control_grid", h_pt, h_boot, q, len(items), grid))
-            rows.append(_slope_row(bench, "diff", h_pt - fits["random"][1], h_boot - fits["random"][2],
-                                   q, len(items), grid))
+            r_pt, r_boot = fits["random"][1:]
+            if grid != fits["random"][0]:  # control alphas beyond the H grid: both on the shared ones
+                r = b[(b["group"] == "random") & b["alpha"].isin(grid)]
+                point, boot = item_bootstrap_means(_item_rates(r, items, grid), draws=draws)
+                r_pt, r_boot = _slopes(a, 100 * point[None])[0], _slopes(a, 100 * boot)
+            rows.append(_slope_row(bench, "diff", h_pt - r_pt, h_boot - r_boot, q, len(items), grid))
     out = pd.DataFrame(rows)
     cols = ["slope_pp", "ci_lo", "ci_hi"]
     out[cols] = out[cols].astype(float)

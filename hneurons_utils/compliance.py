@@ -22,6 +22,7 @@ import pandas as pd
 from .benchmarks import BENCHMARKS, LETTERS, _sample
 from .judges import contains_alias, is_refusal, normalized_tokens
 from .sampling import read_jsonl
+from .data import _read_jsonl
 
 
 # ---------------------------------------------------------------- rule judges
@@ -416,8 +417,9 @@ def load_hand_labels(bench: str, folder: Path = LABELS_DIR) -> list[dict]:
     path = Path(folder) / f"{bench}.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"no hand labels for {bench!r}: {path} is missing")
-    rows = read_jsonl(path)
-    for i, r in enumerate(rows, 1):
+    rows = []
+    for _, i, r in _read_jsonl(path):  # strict: a broken line is an error naming its number
+        rows.append(r)
         missing = {"prompt_id", "split", "response", "label", "note", "rule"} - set(r)
         if missing:
             raise ValueError(f"{path}, line {i}: missing field(s) {sorted(missing)}")

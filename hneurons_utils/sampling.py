@@ -183,22 +183,38 @@ def _chunk_seed(seed: int, qids: Sequence[str]) -> int:
 
 
 def read_jsonl(path: str | Path, repair: bool = False) -> list[dict]:
-    """The records of a JSONL file ([] if absent). A torn last line (an interrupted write) is
-    dropped, and with ``repair=True`` cut from the file so that appending continues cleanly."""
+    """The records of a JSONL file ([] if absent). A last line without its newline is kept if it
+    is a whole JSON object (a file edited by hand) and dropped if not (a torn, interrupted
+    write); with ``repair=True`` the file is mended so that appending continues cleanly (the
+    newline added, or the torn line cut)."""
     path = Path(path)
     if not path.exists():
         return []
     raw = path.read_bytes()
     good = raw[: raw.rfind(b"\n") + 1]  # everything up to the last complete line
+    tail = raw[len(good):]
+    if tail.strip():
+        try:
+            json.loads(tail.decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass  # torn: dropped
+        else:
+            good = raw + b"\n"
     records = []
     for i, line in enumerate(good.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}, line {i}: not JSON ({e}); delete the file to recollect")
-    if repair and len(good) < len(raw):
-        with open(path, "r+b") as f:
-            f.truncate(len(good))
+    if repair and good != raw:
+        if len(good) > len(raw):
+            with open(path, "ab") as f:
+                f.write(b"\n")
+        else:
+            with open(path, "r+b") as f:
+                f.truncate(len(good))
     return records
 
 

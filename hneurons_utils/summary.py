@@ -175,6 +175,8 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     ref = paper.table1_frame()
     base = baseline_summary(d["baselines"]) if d["baselines"] else pd.DataFrame()
     everyone = read_results(folder / "all_answers.json") or {}
+    # the all-answers verdict is judged against the random classifiers scored on the same sets
+    base_all = baseline_summary(everyone["baselines"]) if everyone.get("baselines") else pd.DataFrame()
     control = (read_results(folder / "span_control.json") or {}).get("datasets", {})
     sb = read_results(folder / "screen_baseline.json") or {}  # chapter 3's stronger baseline
     screen, n_screen = {r["index"]: r for r in sb.get("table", [])}, sb.get("overlap", {}).get("h_neurons")
@@ -195,7 +197,8 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
             if k in everyone.get("ours", {}):
                 a = everyone["ours"][k]
                 ours += f"; all {a['n_pos']} / {a['n_neg']} answers: AUROC {_auroc_ci(a)}"
-                verdict += ("; all answers: " + auroc_verdict(a["auroc_ci"][0], rnd,
+                rnd_all = float(base_all.loc[k, "random AUROC"]) if k in base_all.index else float("nan")
+                verdict += ("; all answers: " + auroc_verdict(a["auroc_ci"][0], rnd_all,
                                                              min(a["n_pos"], a["n_neg"]), min_per_class))
             if k in control:  # the same probe recipe with one answer-span rule for both classes
                 c = control[k]["metrics"]

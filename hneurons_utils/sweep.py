@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -50,13 +51,26 @@ def condition_grid(h_set: NeuronSet, alphas: Sequence[float],
     """H-Neurons at every alpha, each random set at ``control_alphas`` (default: the same).
 
     alpha = 1 leaves every set unchanged, so it is run once (set "none") and shared by all
-    curves; this saves one condition per neuron set.
+    curves; this saves one condition per neuron set. An empty neuron set (a probe without
+    H-Neurons) would run the unsteered model under every alpha and is refused, as are repeated
+    alphas and control alphas outside ``alphas`` (the H-minus-random comparison needs both
+    curves on the same grid).
     """
+    for what, grid in (("ALPHAS", alphas), ("CONTROL_ALPHAS", control_alphas or [])):
+        vals = [float(a) for a in grid]
+        if len(set(vals)) < len(vals):
+            raise ValueError(f"{what} repeats a value ({list(grid)}): each alpha is one condition")
+    if control_alphas is not None and not {float(a) for a in control_alphas} <= {float(a) for a in alphas}:
+        raise ValueError(f"CONTROL_ALPHAS {list(control_alphas)} must be a subset of ALPHAS {list(alphas)}: "
+                         "the random-neuron curves are compared with the H-Neurons' on the same alphas")
     conds = [Condition("none", None, 1.0)]
     sets = {"h_neurons": (h_set, alphas)}
     for name, ns in (random_sets or {}).items():
         sets[name] = (ns, alphas if control_alphas is None else control_alphas)
     for name, (ns, grid) in sets.items():
+        if ns.size == 0:
+            raise ValueError(f"neuron set {name!r} is empty: scaling no neuron would run the unsteered "
+                             "model under every alpha (a probe without H-Neurons cannot be swept)")
         conds += [Condition(name, ns, float(a)) for a in grid if float(a) != 1.0]
     return conds
 
@@ -120,6 +134,11 @@ def _check_sweep(m: LoadedModel, items: Sequence[BenchItem], out_dir: Path, meth
     """Refuse, naming the problem, a sweep that cannot run as asked."""
     if not items:
         raise ValueError(f"run_sweep got no items for {out_dir}: an empty suite cannot be swept")
+    dup = [i for i, k in Counter(it.item_id for it in items).items() if k > 1]
+    if dup:
+        dup = dup[0]
+        raise ValueError(f"run_sweep: item id {dup!r} occurs more than once in {items[0].source}; "
+                         "ids name records on disk and must be unique")
     if not steer_first_turn and items[0].bench != "sycophancy":
         raise ValueError(f"steer_first_turn=False applies to the two-turn sycophancy suites, not to "
                          f"{items[0].bench!r} ({items[0].source})")
@@ -173,6 +192,10 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     seconds, then at doubling intervals, and one when done).
     """
     _check_sweep(m, items, out_dir, method, steer_first_turn)
+    tags = [c.tag for c in conditions]
+    if len(set(tags)) < len(tags):
+        raise ValueError(f"run_sweep: two conditions share a tag ({tags}); each would write the "
+                         "other's file")
     per_call = max(1, batch_size // len(conditions)) if method == "rows" else batch_size
     paths = _condition_paths(m, items, conditions, cfg, reply_cfg, out_dir, seed, per_call, method,
                              steer_first_turn)

@@ -81,6 +81,21 @@ def test_slope_diff_uses_the_controls_alphas():
     assert s.loc["h_neurons", "slope_pp"] != pytest.approx(h3)  # the full-grid fit differs
 
 
+def test_slope_diff_refits_the_control_on_the_shared_alphas():
+    """A control alpha the H-Neurons lack (4) is left out of both curves of the difference."""
+    rows = []
+    for i in range(6):  # H: 0% at 0, 100% at 3; random: 0% at 0 and 3, 100% at 4
+        rows += [("falseqa", "none", 1.0, f"i{i}", 1.0), ("falseqa", "h_neurons", 0.0, f"i{i}", 0.0),
+                 ("falseqa", "h_neurons", 3.0, f"i{i}", 1.0)]
+        rows += [("falseqa", "random-0", a, f"i{i}", float(a == 4.0)) for a in (0.0, 3.0, 4.0)]
+    s = behaviour.slope_table(_frame(rows), n_boot=50, seed=0).set_index("group")
+    assert s.loc["random", "alphas"] == "0, 1, 3, 4"
+    assert s.loc["diff", "alphas"] == "0, 1, 3"
+    h = np.polyfit([0, 1, 3], [0, 100, 100], 1)[0]
+    r = np.polyfit([0, 1, 3], [0, 100, 0], 1)[0]
+    assert s.loc["diff", "slope_pp"] == pytest.approx(h - r)
+
+
 def test_common_items_removes_a_slope_made_by_which_items_are_scored():
     """Items 0-4 always comply, 5-9 never; the first five are unscored at alpha 3 for the
     H-Neurons, so the all-items curve falls while no item changed. On the items scored at every

@@ -184,6 +184,18 @@ def test_hand_labels_reject_unknown_label(tmp_path):
         compliance.load_hand_labels("falseqa", tmp_path)
 
 
+def test_hand_labels_keep_a_last_line_without_newline_and_name_a_broken_line(tmp_path):
+    """Hand-edited files: the last label counts without a final newline; a broken line (after a
+    blank one) is refused with its line number in the file."""
+    row = {"prompt_id": "x", "split": "dev", "response": "r", "label": "comply", "note": "", "rule": True}
+    path = tmp_path / "falseqa.jsonl"
+    path.write_text(json.dumps(row) + "\n" + json.dumps({**row, "prompt_id": "y"}))
+    assert [r["prompt_id"] for r in compliance.load_hand_labels("falseqa", tmp_path)] == ["x", "y"]
+    path.write_text(json.dumps(row) + "\n\n" + json.dumps(row)[:-3] + "\n")
+    with pytest.raises(ValueError, match="line 3"):
+        compliance.load_hand_labels("falseqa", tmp_path)
+
+
 # ---------------------------------------------------------------- inputs from chapter 02
 
 

@@ -247,3 +247,23 @@ def test_read_jsonl_refuses_a_corrupt_middle_line(tmp_path):
     p.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
     with pytest.raises(ValueError, match="line 2"):
         read_jsonl(p)
+
+
+def test_read_jsonl_keeps_a_whole_last_line_without_newline(tmp_path):
+    """A hand-edited file often lacks the final newline: its last record is kept (and, with
+    repair, the newline added so appends stay whole lines); a torn tail is still dropped."""
+    from hneurons_utils.sampling import append_jsonl, read_jsonl
+
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"a": 1}\n{"a": 2}')
+    assert read_jsonl(p) == [{"a": 1}, {"a": 2}]
+    assert p.read_text().endswith("}")  # read-only without repair
+    assert read_jsonl(p, repair=True) == [{"a": 1}, {"a": 2}]
+    append_jsonl(p, [{"a": 3}])
+    assert read_jsonl(p) == [{"a": 1}, {"a": 2}, {"a": 3}]
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"a": 1}')
+    assert read_jsonl(one, repair=True) == [{"a": 1}] and one.read_text() == '{"a": 1}\n'
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text('{"a": 1}\n{"a": ')
+    assert read_jsonl(torn, repair=True) == [{"a": 1}] and torn.read_text() == '{"a": 1}\n'

@@ -105,6 +105,16 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert "; the 9 individually best neurons: AUROC 85.0 (H-Neurons refit 60.0)" in tq.ours
     assert tq.reading.endswith("one span rule: not distinguishable from chance; "
                                "against the individually best: screened ahead")
+    assert "; all answers: above chance;" in tq.reading  # no random classifiers on all answers
+    everyone = results / MODEL / "generalisation" / "all_answers.json"
+    write(everyone, {"ours": {"triviaqa": metric(0.78, 0.72, 0.85, 200, 30)},  # random: 0.75 there
+                     "baselines": [{"dataset": "triviaqa", "kind": f"random_{i}", "accuracy": 0.7,
+                                    "auroc": 0.75, "n": 230} for i in range(2)]
+                     + [{"dataset": "triviaqa", "kind": "h_neurons_refit", "accuracy": 0.7,
+                         "auroc": 0.7, "n": 230}]})
+    tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2.3)", "triviaqa")
+    assert ("; all answers: above chance, but not distinguishable from random neurons;" in tq2.reading
+            and tq2.reading.startswith("above chance, and above random neurons"))  # the balanced sets: 0.6
     assert "individually best" not in row(card, "Table 1 (§2.3)", "nq_open").ours  # not in the file
     assert row(card, "Table 1 (§2.3)", "nq_open").reading == "not distinguishable from chance"
     assert row(card, "Table 1 (§2.3)", "bioasq").reading == "cannot be scored on this model"

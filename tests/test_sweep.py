@@ -118,6 +118,30 @@ def test_condition_grid_shares_alpha_one_and_uses_the_control_grid():
     assert "random-0__a2" in same and len(same) == 5
 
 
+def test_condition_grid_refuses_empty_sets_repeated_alphas_and_a_foreign_control_grid():
+    h, r = NeuronSet([0], [1], 2, 8), NeuronSet([0], [2], 2, 8)
+    empty = NeuronSet([], [], 2, 8)
+    with pytest.raises(ValueError, match="'h_neurons' is empty"):
+        sweep.condition_grid(empty, [0.0, 3.0])
+    with pytest.raises(ValueError, match="'random-0' is empty"):
+        sweep.condition_grid(h, [0.0, 3.0], {"random-0": empty})
+    with pytest.raises(ValueError, match="ALPHAS repeats"):
+        sweep.condition_grid(h, [0.0, 3.0, 3])
+    with pytest.raises(ValueError, match="subset of ALPHAS"):
+        sweep.condition_grid(h, [0.0, 3.0], {"random-0": r}, [0.0, 4.0])
+
+
+def test_sweep_refuses_duplicate_item_ids_and_condition_tags(tmp_path):
+    m = SimpleNamespace(remote=False)
+    item = benchmarks.BenchItem("falseqa", "falseqa", "f:1", "q")
+    conds = sweep.condition_grid(NeuronSet([0], [1], 2, 8), [0.0])
+    with pytest.raises(ValueError, match="'f:1' occurs more than once"):
+        sweep.run_sweep(m, [item, item], conds, None, tmp_path)
+    with pytest.raises(ValueError, match="share a tag"):
+        sweep.run_sweep(m, [item], conds + conds[-1:], None, tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
 def test_sweep_on_a_remote_model_needs_nnsight(tmp_path):
     """run_sweep refuses hook/weight methods on a remote model before generating anything."""
     m = SimpleNamespace(remote=True)
