@@ -139,11 +139,17 @@ def token_layout(tokenizer, ex: Example, suffix: str, span_rule: str = "alias"
     enc = tokenizer(ex.prompt + sep + ex.response + suffix, add_special_tokens=False,
                     return_offsets_mapping=True)
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2) - start
-    # "alias": the aliases the judge used (one the question repeats marks no answer, an echo)
+    span = example_span(ex, span_rule)
+    return list(enc["input_ids"]), offsets, token_mask_from_span(offsets, span), span.method
+
+
+def example_span(ex: Example, span_rule: str = "alias") -> AnswerSpan:
+    """The answer span the features of ``ex`` average over (what chapter 2 displays, too):
+    under ``"alias"`` the gold aliases the judge used (one the question repeats marks no
+    answer, an echo), under ``"content"`` none."""
     aliases = ([] if span_rule != "alias" else
                echo_free_aliases(ex.question, ex.answers) if ex.question else ex.answers)
-    span = locate_answer_span(ex.response, aliases, ex.question)
-    return list(enc["input_ids"]), offsets, token_mask_from_span(offsets, span), span.method
+    return locate_answer_span(ex.response, aliases, ex.question)
 
 
 def token_masks(tokenizer, ex: Example, other_tokens: str, suffix: str, span_rule: str = "alias"

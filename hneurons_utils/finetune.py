@@ -230,9 +230,21 @@ def save_checkpoint(ckpt: Path, params: dict[str, torch.nn.Parameter],
     tmp.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(tmp / "state.safetensors"))
     (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses}))
-    if ckpt.exists():
-        shutil.rmtree(ckpt)
+    old = ckpt.with_name(ckpt.name + ".old")
+    if ckpt.exists():  # the old checkpoint is set aside, not deleted, until the new one is in place
+        shutil.rmtree(old, ignore_errors=True)
+        ckpt.rename(old)
     tmp.rename(ckpt)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_checkpoint(ckpt: Path) -> None:
+    """After a crash between :func:`save_checkpoint`'s two renames only ``<ckpt>.old`` is
+    whole: put it back, so the run resumes from it instead of from step 0."""
+    old = ckpt.with_name(ckpt.name + ".old")
+    if not (ckpt / "state.json").exists() and (old / "state.json").exists():
+        shutil.rmtree(ckpt, ignore_errors=True)
+        old.rename(ckpt)
 
 
 def load_checkpoint(ckpt: Path, params: dict[str, torch.nn.Parameter],
@@ -264,6 +276,8 @@ def train_sft(model: torch.nn.Module, examples: Sequence[SFTExample], cfg: SFTCo
     torch.manual_seed(cfg.seed)
     params = trainable_parameters(model, cfg)
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if ckpt:
+        recover_checkpoint(ckpt)
     start, losses = (load_checkpoint(ckpt, params, opt) if ckpt and (ckpt / "state.json").exists()
                      else (0, []))
     schedule, t0 = batch_schedule(len(examples), cfg), time.perf_counter()

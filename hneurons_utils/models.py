@@ -120,11 +120,30 @@ def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
                     f"{cls}: found the FFN down-projection {layers_path}[0].{down} but not its "
                     f"up-projection {up}; a fused or renamed up-projection needs its own entry in "
                     "hneurons_utils.models.FFN_PATHS.")
+            _check_every_layer(cls, layers_path, layers, down, up, gate, transposed, n_neurons)
             return FFNAdapter(cls, layers_path, down, up, gate, transposed, len(layers), n_neurons)
     raise UnsupportedArchitectureError(
         f"{cls}: no FFN down-projection found in {layers_path}[0]; looked for "
         f"{', '.join(p[0] for p in FFN_PATHS)}. Add the module path to "
         "hneurons_utils.models.FFN_PATHS.")
+
+
+def _check_every_layer(cls: str, layers_path: str, layers: Any, down: str, up: str,
+                       gate: str | None, transposed: bool, n_neurons: int) -> None:
+    """The adapter is read off layer 0; refuse a model whose later layers differ (a mixture of
+    experts after dense first layers, or FFN widths that vary by layer), naming the first."""
+    for i, layer in enumerate(layers):
+        for path in (down, up) + ((gate,) if gate else ()):
+            if not _has(layer, path):
+                raise UnsupportedArchitectureError(
+                    f"{cls}: {layers_path}[{i}] has no {path}, which layer 0 has; models whose "
+                    "layers differ (e.g. mixture-of-experts layers after dense ones) are not supported")
+        w = resolve(layer, down).weight
+        width = w.shape[0] if transposed else w.shape[1]
+        if width != n_neurons:
+            raise UnsupportedArchitectureError(
+                f"{cls}: {layers_path}[{i}].{down} has {width} neurons, layer 0 has {n_neurons}; "
+                "FFN widths that vary by layer are not supported")
 
 
 def cache_dir() -> Path:

@@ -127,13 +127,16 @@ def split_examples(consistent: dict[str, list[dict]], cfg: IdentifyConfig
     ``responses_per_question`` distinct responses carrying the question's label, most
     frequent first (1: the official code's single representative response).
     """
+    if not 0 <= cfg.val_fraction < 1:
+        raise ValueError(f"VAL_FRACTION must be in [0, 1), got {cfg.val_fraction}: it is the share "
+                         "of questions held out to choose C (0: none, C chosen on training answers)")
     hall, faith = balanced_sample(consistent["incorrect"], consistent["correct"],
                                   cfg.train_per_class, cfg.seed, what="TriviaQA training set")
     rng, out = random.Random(cfg.seed + 1), {"train": [], "val": []}
     for label, recs in ((1, hall), (0, faith)):
         recs = sorted(recs, key=lambda r: r["qid"])
         rng.shuffle(recs)
-        n_val = max(1, round(cfg.val_fraction * len(recs))) if len(recs) > 1 else 0
+        n_val = max(1, round(cfg.val_fraction * len(recs))) if len(recs) > 1 and cfg.val_fraction else 0
         for part, chunk in (("val", recs[:n_val]), ("train", recs[n_val:])):
             out[part] += [ex for r in chunk for ex in examples_of(
                 r, label, cfg.responses_per_question, ("correct", "incorrect")[label])]
@@ -413,7 +416,6 @@ def write_identification(out_dir: Path, probe: Probe, grid: list[dict], counts: 
                   answer_spans=span_counts(fs, [e.key for e in split["train"] + split["val"]]),
                   c_selected_on="held-out questions" if split["val"] else "training answers")
     keys = {p: {"keys": [e.key for e in v], "labels": [e.label for e in v]} for p, v in split.items()}
-    probe.save(out_dir / "probe.json")
     plots.write_results(out_dir, "split", keys)
     h = probe.h_neurons()
     plots.write_results(out_dir, "results", {
@@ -422,13 +424,16 @@ def write_identification(out_dir: Path, probe: Probe, grid: list[dict], counts: 
         "layer_counts": h.layer_counts(), "timings_s": timings, "config": probe.config,
         "c_criterion": ("held-out accuracy + suppression score" if suppression_score
                         else "held-out accuracy")})
+    probe.save(out_dir / "probe.json")  # last: a probe on disk always has its split beside it
     return IdentificationResult(probe, grid, counts, keys, fs, timings, out_dir)
 
 
-def load_identification(out_dir: str | Path) -> tuple[Probe, dict, FeatureSet]:
-    """The probe, the train/val split and the training features written by :func:`identify`."""
+def load_identification(out_dir: str | Path, model: str | None = None
+                        ) -> tuple[Probe, dict, FeatureSet]:
+    """The probe, the train/val split and the training features written by :func:`identify`
+    (with ``model``, a loaded model's ``name``: refused unless the probe was trained on it)."""
     out_dir = Path(out_dir)
-    probe = Probe.load(out_dir / "probe.json")
+    probe = Probe.load(out_dir / "probe.json", model)
     split = json.loads((out_dir / "split.json").read_text())
     fs = load_features(out_dir / "features_triviaqa.npz")
     if fs is None:

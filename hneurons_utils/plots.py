@@ -14,6 +14,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .files import write_text_atomic
+
 PAPER_STYLE = dict(color="0.35", linestyle="--", marker="x")  # how the paper's numbers are drawn
 
 
@@ -40,11 +42,10 @@ def _jsonable(x: Any) -> Any:
 
 
 def write_results(out_dir: str | Path, name: str, results: dict) -> Path:
-    """Write ``results`` as ``<out_dir>/<name>.json`` (numpy values converted, NaN -> null)."""
-    path = Path(out_dir) / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(results), indent=2, sort_keys=True))
-    return path
+    """Write ``results`` as ``<out_dir>/<name>.json`` (numpy values converted, NaN -> null),
+    atomically."""
+    return write_text_atomic(Path(out_dir) / f"{name}.json",
+                             json.dumps(_jsonable(results), indent=2, sort_keys=True))
 
 
 def save_figure(fig: plt.Figure, out_dir: str | Path, name: str,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from .files import write_text_atomic
 from .progress import progress
 
 
@@ -185,6 +186,13 @@ class Probe:
             if getattr(self, name).shape != self.flat.shape:
                 raise ValueError(f"Probe.{name} has {getattr(self, name).size} values for "
                                  f"{self.flat.size} neurons")
+        if self.flat.size and (self.flat.min() < 0 or self.flat.max() >= self.n_features):
+            raise ValueError(f"Probe neuron index out of range [0, {self.n_features}) "
+                             f"({self.n_layers} layers x {self.n_neurons} neurons)")
+        if np.unique(self.flat).size < self.flat.size:
+            raise ValueError("Probe lists a neuron twice (its flat indices must be unique)")
+        if not (np.isfinite(self.std).all() and (self.std > 0).all()):
+            raise ValueError("Probe.std must be finite and positive (it divides the features)")
 
     @property
     def n_features(self) -> int:
@@ -219,21 +227,29 @@ class Probe:
                 "label_scheme": self.label_scheme, "config": self.config, "format": "hneurons-probe/1"}
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1))
-        return path
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Probe":
+    def load(cls, path: str | Path, model: str | None = None) -> "Probe":
+        """The probe stored at ``path``; with ``model`` (a loaded model's ``name``) it must have
+        been trained on that model, since a probe of another model of the same shape would
+        otherwise read the wrong neurons without complaint."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no probe at {path}: run the identification chapter "
                                     "(notebooks/02_identification.py) for this model first")
-        d = json.loads(path.read_text())
-        if d.get("format") != "hneurons-probe/1":
-            raise ValueError(f"{path} is not a probe file (format {d.get('format')!r})")
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}): rerun the identification chapter") from None
+        if not isinstance(d, dict) or d.get("format") != "hneurons-probe/1":
+            raise ValueError(f"{path} is not a probe file (format "
+                             f"{d.get('format') if isinstance(d, dict) else None!r})")
         d.pop("format")
+        if model is not None and d.get("model_id") != model:
+            raise ValueError(f"{path} holds a probe of {d.get('model_id')!r}, not of {model!r}: "
+                             "two models share this results folder; give this one its own "
+                             "OUTPUT_DIR (or rerun chapter 02 for it)")
         return cls(**d)
 
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from .judges import RULE_JUDGE_VERSION
+from .files import write_text_atomic
 from .progress import progress
 
 from .models import LoadedModel
@@ -255,10 +256,8 @@ def _resume_records(path: Path, key: str, items: Sequence, judge: Callable | Non
             r["labels"] = [judge(r["question"], resp, r["answers"]) for resp in r["responses"]]
             r["judge"] = jid
         if stale:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in done.values()),
-                           encoding="utf-8")
-            os.replace(tmp, path)
+            write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                            for r in done.values()))
             print(f"{path.name}: {len(stale)} stored record(s) labelled again by {jid} (their "
                   "responses kept)", file=sys.stderr)
     seen: dict[str, Any] = {}
@@ -287,7 +286,10 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     prompt, responses, labels, judge, settings``) is written after each batch of ``batch_size``
     questions, so an interrupted run resumes where it stopped: questions already in ``path``
     are skipped, none is lost or written twice. Questions are batched by prompt length (a
-    stable sort), so a resumed run forms the same batches and draws the same samples.
+    stable sort over all ``items``), a batch with any missing question is generated whole and
+    only its missing records are written, so a resumed run draws the same samples as an
+    uninterrupted one. The draws depend on the batch composition: another ``batch_size`` (or
+    another ``items`` list) gives other, equally valid, samples for the questions still to do.
     ``judge(question, response, answers)`` returns "correct"/"incorrect"/"refusal" (default:
     :func:`echo_free_rule_judge`). ``on_batch(i, records)`` is called after batch ``i`` is
     written. Returns the records of ``items``, in their order.
@@ -309,19 +311,21 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
                          **(prompt_settings or {"instruction": INSTRUCTION})})
     done = _resume_records(path, key, items, judge)
     jid = judge_id(judge)
-    todo = [it for it in items if it.qid not in done]
-    prompt = {it.qid: prompt_fn(m.tokenizer, it.question) for it in todo}
-    todo.sort(key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch: less padding
-    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    prompt = {it.qid: prompt_fn(m.tokenizer, it.question) for it in items}
+    order = sorted(items, key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [b for b in batches if any(it.qid not in done for it in b)]  # whole batches are skipped
     bar = progress(batches, desc, "batches")
     for i, batch in enumerate(bar):
+        # a batch is always generated whole (its draws depend on all its rows) and only its
+        # missing records are written: a resumed run writes what an uninterrupted one would
         prompts = [prompt[it.qid] for it in batch]
         texts = generate(m, prompts, cfg, seed=_chunk_seed(seed, [it.qid for it in batch]))
         recs = [{"qid": it.qid, "dataset": it.dataset, "question": it.question,
                  "answers": list(it.answers), "prompt": p, "responses": rs,
                  "labels": [judge(it.question, r, it.answers) for r in rs], "judge": jid,
                  "settings": key}
-                for it, p, rs in zip(batch, prompts, texts)]
+                for it, p, rs in zip(batch, prompts, texts) if it.qid not in done]
         append_jsonl(path, recs)
         done.update((r["qid"], r) for r in recs)
         if on_batch is not None:

@@ -194,8 +194,7 @@ pd.DataFrame(show(consistent["correct"]) + show(consistent["incorrect"]),
 # %%
 split = pipeline.split_examples(consistent, cfg)
 examples = split["train"] + split["val"]
-gold = lambda e: e.answers if SPAN_RULE == "alias" else []  # noqa: E731
-spans = [answer_spans.locate_answer_span(e.response, gold(e), e.question) for e in examples]
+spans = [features.example_span(e, SPAN_RULE) for e in examples]  # the spans the features use
 print({p: len(v) for p, v in split.items()}, "examples;", answer_spans.span_stats(spans))
 shown = list(zip(examples, spans))[::max(1, len(examples) // 8)]  # about 8, both classes
 with pd.option_context("display.max_colwidth", None):  # the marks must not be cut off

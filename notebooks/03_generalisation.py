@@ -69,10 +69,10 @@ profiles.check_parameters("03_generalisation", globals())  # a list given as tex
 plots.setup_style()
 ID_DIR = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "generalisation")
-probe, split, train_fs = pipeline.load_identification(ID_DIR)
-h = probe.h_neurons()
 judge = judges.from_params(JUDGE, JUDGE_BASE_URL, JUDGE_MODEL, JUDGE_KEY_ENV)  # None: rule judge
 m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
+probe, split, train_fs = pipeline.load_identification(ID_DIR, m.name)  # refused if another model's
+h = probe.h_neurons()
 if PROFILE == "smoke":
     display(Markdown("**Smoke profile.** Tiny evaluation sets: every number below only shows "
                      "that the code runs. None of them means anything."))

@@ -87,7 +87,7 @@ torch.manual_seed(SEED)
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "behaviour")
 IDENT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
 m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
-probe = Probe.load(IDENT / "probe.json")  # written by chapter 02; raises "run chapter 02" if absent
+probe = Probe.load(IDENT / "probe.json", m.name)  # written by chapter 02; raises "run chapter 02" if absent
 h_set = probe.h_neurons()
 timings = {}
 print(f"{h_set.size} H-Neurons ({h_set.per_mille:.3f} per mille of {m.adapter.total_neurons:,}), "

@@ -93,8 +93,10 @@ def test_train_sft_lowers_loss_and_freezes_embeddings():
     assert not torch.equal(model.model.layers[0].mlp.up_proj.weight, up)
 
 
-def test_train_sft_resumes_exactly(tmp_path):
-    """A run stopped at a checkpoint and resumed ends with the same weights as one straight run."""
+@pytest.mark.parametrize("torn", [False, True])
+def test_train_sft_resumes_exactly(tmp_path, torn):
+    """A run stopped at a checkpoint and resumed ends with the same weights as one straight run,
+    also when the stop fell between the checkpoint's two renames (``torn``: only ``.old`` left)."""
     tok = _chat_tokenizer()
     exs = _examples(tok)
     cfg = ft.SFTConfig(steps=6, batch_size=4, lr=1e-3, checkpoint_every=3)
@@ -104,9 +106,14 @@ def test_train_sft_resumes_exactly(tmp_path):
     ft.train_sft(first, exs, ft.SFTConfig(**{**cfg.as_dict(), "steps": 6}), tok.pad_token_id,
                  ckpt=tmp_path / "ckpt", log=None)  # writes a checkpoint at step 3
     assert (tmp_path / "ckpt" / "state.json").exists()
+    assert not (tmp_path / "ckpt.old").exists() and not (tmp_path / "ckpt.tmp").exists()
+    if torn:
+        (tmp_path / "ckpt").rename(tmp_path / "ckpt.old")
     resumed = tiny_llama(seed=5)  # a fresh process: same initial weights, then the checkpoint
-    losses = ft.train_sft(resumed, exs, cfg, tok.pad_token_id, ckpt=tmp_path / "ckpt", log=None)
+    lines: list[str] = []
+    losses = ft.train_sft(resumed, exs, cfg, tok.pad_token_id, ckpt=tmp_path / "ckpt", log=lines.append)
     assert len(losses) == 6
+    assert [line.split()[2] for line in lines] == ["4/6", "5/6", "6/6"]  # started at the checkpoint
     for a, b in zip(straight.parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 

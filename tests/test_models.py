@@ -107,6 +107,22 @@ def test_fused_up_projection_is_named():
         models.ffn_adapter(Phi3Like())
 
 
+def test_layers_that_differ_from_layer_0_are_named():
+    """The adapter is read off layer 0; a later layer with another width or without the FFN
+    (a mixture of experts after dense layers) is refused at load time, naming that layer."""
+    from conftest import tiny_llama
+
+    wide = tiny_llama(neurons=40)
+    wide.model.layers[1].mlp.down_proj = torch.nn.Linear(48, wide.config.hidden_size, bias=False)
+    with pytest.raises(models.UnsupportedArchitectureError,
+                       match=r"model\.layers\[1\]\.mlp\.down_proj has 48 neurons, layer 0 has 40"):
+        models.ffn_adapter(wide)
+    moe = tiny_llama(neurons=40)
+    del moe.model.layers[1].mlp.up_proj
+    with pytest.raises(models.UnsupportedArchitectureError, match=r"model\.layers\[1\] has no mlp\.up_proj"):
+        models.ffn_adapter(moe)
+
+
 def test_wrap_model_reaches_down_proj_through_nnsight(tiny_model):
     """The adapter resolves the same path on the nnsight envoy as on the HF module."""
     import nnsight

@@ -111,6 +111,20 @@ def test_split_uses_responses_of_the_class_label():
     assert got == {("c", "right", 0), ("h", "x", 1), ("h", "y", 1)}
 
 
+def test_val_fraction_zero_holds_out_nothing_and_a_bad_fraction_is_refused():
+    from hneurons_utils.pipeline import split_examples
+
+    recs = [{"qid": f"{k}{i}", "prompt": "p ", "question": "q", "answers": ["a"], "responses": [k],
+             "labels": [lab]} for i in range(4) for k, lab in (("c", "correct"), ("h", "incorrect"))]
+    cons = {"correct": recs[0::2], "incorrect": recs[1::2]}
+    split = split_examples(cons, IdentifyConfig(val_fraction=0.0))
+    assert split["val"] == [] and len(split["train"]) == 8
+    split = split_examples(cons, IdentifyConfig(val_fraction=0.25))
+    assert len(split["val"]) == 2 and len(split["train"]) == 6  # one question per class
+    with pytest.raises(ValueError, match="VAL_FRACTION must be in"):
+        split_examples(cons, IdentifyConfig(val_fraction=1.0))
+
+
 def test_agreement_yields_shrink_with_threshold():
     """Consistent questions per class at each threshold: the paper's 1.0 keeps the fewest."""
     from hneurons_utils.pipeline import agreement_yields

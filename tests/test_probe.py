@@ -88,6 +88,22 @@ def test_load_errors(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ValueError, match="not a probe file"):
         Probe.load(tmp_path / "x.json")
+    (tmp_path / "torn.json").write_text('{"model_id": "m", "n_la')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        Probe.load(tmp_path / "torn.json")
+    path = Probe("/runs/a/model", L, N, np.array([1]), np.array([1.0]), 0.0, 1.0, np.zeros(1),
+                 np.ones(1)).save(tmp_path / "probe.json")
+    assert Probe.load(path, "/runs/a/model").model_id == "/runs/a/model"
+    with pytest.raises(ValueError, match="probe of '/runs/a/model', not of '/runs/b/model'"):
+        Probe.load(path, "/runs/b/model")  # same shape, same results folder name: still refused
+
+
+@pytest.mark.parametrize("flat, std, problem", [([60], [1.0], "out of range"), ([-1], [1.0], "out of range"),
+                                                ([2, 2], [1.0, 1.0], "twice"), ([2], [0.0], "positive")])
+def test_probe_refuses_bad_indices_and_scales(flat, std, problem):
+    """A negative index would wrap around in X[:, flat]; a zero std would divide by zero."""
+    with pytest.raises(ValueError, match=problem):
+        Probe("m", L, N, np.array(flat), np.ones(len(flat)), 0.0, 1.0, np.zeros(len(flat)), np.array(std))
 
 
 def test_decision_function_checks_width():

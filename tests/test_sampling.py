@@ -51,6 +51,23 @@ def test_collect_resumes_with_exact_contents(tiny_model, tmp_path):
     assert all(len(r["responses"]) == len(r["labels"]) == 2 for r in got)
 
 
+def test_collect_regenerates_a_partly_written_batch_whole(tiny_model, tmp_path):
+    """A batch with some of its records on disk (a torn multi-line write) is generated whole
+    again and only its missing records are written: each record is the uninterrupted one."""
+    m = with_chat(tiny_model)
+    full = tmp_path / "full.jsonl"
+    collect_responses(m, items(7), full, TINY_GEN, batch_size=3, seed=5)
+    lines = full.read_text().splitlines(keepends=True)
+    part = tmp_path / "part.jsonl"
+    part.write_text("".join(lines[:4]))  # batch 2 of 3 holds only its first record
+    calls = []
+    collect_responses(m, items(7), part, TINY_GEN, batch_size=3, seed=5,
+                      on_batch=lambda i, recs: calls.append([r["qid"] for r in recs]))
+    assert len(calls) == 2 and sum(map(len, calls)) == 3  # batch 2's two missing, batch 3's one
+    by_qid = lambda path: {r["qid"]: r for r in read_jsonl(path)}  # noqa: E731
+    assert by_qid(part) == by_qid(full)
+
+
 def test_collect_skips_done_questions(tiny_model, tmp_path):
     """A rerun generates nothing for questions already on disk and adds no duplicate line."""
     m = with_chat(tiny_model)
