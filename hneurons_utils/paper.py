@@ -62,6 +62,12 @@ def _load(path: Path) -> dict:
     return ref
 
 
+def dataset_label(key: str) -> str:
+    """The paper's name of a dataset key for figures (``nq_open`` -> ``NQ-Open``); a key the
+    paper does not use (a user's ``QA_FILES`` set) is returned as it is."""
+    return load_reference().get("dataset_labels", {}).get(key, key)
+
+
 def table1_frame(path: str | Path | None = None) -> pd.DataFrame:
     """Table 1 in long form: one row per (model, dataset).
 

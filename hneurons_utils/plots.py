@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .files import write_text_atomic
+from .paper import dataset_label
 
 PAPER_STYLE = dict(color="0.35", linestyle="--", marker="x")  # how the paper's numbers are drawn
 
@@ -303,7 +304,7 @@ def roc_figure(sets: dict[str, Any], probe_scores: dict[str, np.ndarray], rows: 
                     f"{np.mean([drawn[k][r['kind']]['auroc'] for r in rand]):.2f}")
         ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1)
         ax.set(xlabel="false positive rate", ylabel="true positive rate" if k == shown[0] else None,
-               title=f"{k}: {per_class[k]} per class" + (" (too few)" if per_class[k] < MIN_PER_CLASS else ""),
+               title=f"{dataset_label(k)}: {per_class[k]} per class" + (" (too few)" if per_class[k] < MIN_PER_CLASS else ""),
                xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -337,7 +338,8 @@ def table1_figure(ours: dict[str, dict], rows: list[dict], datasets: list[str]
         ax.scatter([x[k] + 0.25 for k in sets], mean, color="C0", marker="s", s=45,
                    label="ours, random neurons (mean over seeds)")
     ax.axhline(50, color="0.3", ls=":", lw=1)
-    ticks = [f"{k}\n(ours: none)" if k not in ours else f"{k}\n(ours: {ours[k]['n_pos']} per class"
+    ticks = [f"{dataset_label(k)}\n(ours: none)" if k not in ours else
+             f"{dataset_label(k)}\n(ours: {ours[k]['n_pos']} per class"
              + (",\ntoo few)" if ours[k]["n_pos"] < MIN_PER_CLASS else ")") for k in x]
     ax.set(xticks=list(x.values()), xticklabels=ticks, ylabel="detection accuracy (%)", ylim=(0, 105),
            title="Table 1: hallucination detection on balanced sets (chance = 50%)")

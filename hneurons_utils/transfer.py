@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .drift import drift_direction, drift_verdict, mean_rank_text
+from .paper import dataset_label
 from .stats import MIN_PER_CLASS
 
 REFIT = "H-Neurons refit (L2)"
@@ -319,8 +320,8 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
     for k, c in (empty or {}).items():
         ax.text(datasets.index(k), 52, f"no balanced set:\n{c['faithful']} faithful,\n"
                 f"{c['hallucinated']} hallucinated", ha="center", va="bottom", fontsize=8, color="0.3")
-    ax.set_xticks(np.arange(len(datasets)), [f"{ds}\n({few[ds]} per class:\ntoo few)"
-                                             if ds in few else ds for ds in datasets])
+    ax.set_xticks(np.arange(len(datasets)), [f"{dataset_label(ds)}\n({few[ds]} per class:\ntoo few)"
+                                             if ds in few else dataset_label(ds) for ds in datasets])
     ax.set_xlim(-0.5, len(datasets) - 0.5)
     ax.set_ylabel("AUROC on the base model (%)")
     ax.set_ylim(0, 100)

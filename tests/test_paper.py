@@ -140,3 +140,8 @@ def test_sparsity_reading_against_the_papers_ratios():
     assert paper.sparsity_reading(40, 0.8) == "sparse (under 1 per mille), but outside the paper's range"
     assert paper.sparsity_reading(145, 3.933) == "not sparse: more than 1 per mille"
     assert paper.sparsity_reading(0, 0.0) == "no H-Neuron selected"
+
+
+def test_dataset_label_names_the_papers_sets_and_keeps_other_keys():
+    assert [paper.dataset_label(k) for k in ("triviaqa", "nq_open", "bioasq", "nonexist", "medical")] == [
+        "TriviaQA", "NQ-Open", "BioASQ", "NonExist", "medical"]

@@ -52,7 +52,7 @@ def test_plot_transfer_keeps_unscored_datasets_on_the_axis():
     fig, ax = plt.subplots()
     transfer.plot_transfer(ax, table, None, {"bioasq": {"faithful": 0, "hallucinated": 60}})
     assert [t.get_text() for t in ax.get_xticklabels()] == [
-        "triviaqa", "nq_open\n(3 per class:\ntoo few)", "bioasq"]
+        "TriviaQA", "NQ-Open\n(3 per class:\ntoo few)", "BioASQ"]
     assert any("0 faithful" in t.get_text() and "60 hallucinated" in t.get_text() for t in ax.texts)
     faded = [round(b.get_x() + b.get_width() / 2) for b in ax.patches if b.get_hatch() == "//"]
     assert sorted(faded) == [1, 1]  # both nq_open bars, no triviaqa bar
