@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import paper
 from .detection import auroc_verdict, baseline_summary, screen_verdict
-from .behaviour import SYC_REPLY, WEAK_PRECISION_LO
+from .behaviour import BENCH_TITLES, SYC_REPLY, WEAK_PRECISION_LO
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
 from .pipeline import stability_kind
@@ -183,7 +183,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     rows = []
     for k in paper.load_reference()["datasets"]:
         g = ref[ref.dataset == k]
-        claim = f"H-Neurons detect hallucinations on {k} better than random neurons"
+        claim = f"H-Neurons detect hallucinations on {paper.dataset_label(k)} better than random neurons"
         theirs = (f"accuracy {g.h_neurons.min():.1f}-{g.h_neurons.max():.1f} vs random "
                   f"{g.random.min():.1f}-{g.random.max():.1f} (six models)")
         if k in d["ours"]:
@@ -251,7 +251,7 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
             ours, extra = _reply_only(reply, ours, min_items)
         else:
             extra = ""
-        rows.append({**_where("behaviour"), "claim": f"amplifying H-Neurons raises compliance ({bench})",
+        rows.append({**_where("behaviour"), "claim": f"amplifying H-Neurons raises compliance on {BENCH_TITLES.get(bench, bench)}",
                      "paper (Gao et al. 2025)": ("positive correlation over six models "
                                                  "(some curves not monotonic)"),
                      "ours": ours, "reading": _behaviour_reading(h, diff, rates, common, labels,
@@ -310,7 +310,7 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
             verdict = "cannot be scored on this pair"
         else:
             ours, verdict = "not evaluated", ("no H-Neuron to apply" if res["n_h_neurons"] == 0 else "not run")
-        rows.append({**_where("origin", "Figure 4a (§4)"), "claim": f"the instruct probe transfers to the base model ({k})",
+        rows.append({**_where("origin", "Figure 4a (§4)"), "claim": f"the instruct probe transfers to the base model on {paper.dataset_label(k)}",
                      "paper (Gao et al. 2025)": "AUROC well above 50 (six pairs; Mistral > 86 on TriviaQA)",
                      "ours": ours, "reading": verdict})
     t = res["drift"].get("up + down (paper)")

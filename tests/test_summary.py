@@ -82,7 +82,7 @@ def results(tmp_path):
 
 
 def row(card, result, contains):
-    hit = card[(card.result == result) & card.claim.str.contains(contains)]
+    hit = card[(card.result == result) & card.claim.str.contains(contains, regex=False)]
     assert len(hit) == 1, (result, contains, card.claim.tolist())
     return hit.iloc[0]
 
@@ -97,7 +97,7 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     ex = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
     assert "10 resamples" in ex.ours and "(Jaccard) 0.30" in ex.ours
     assert ex.reading == "within the paper's range; the set itself does not reproduce under resampling"
-    tq = row(card, "Table 1 (§2.3)", "triviaqa")
+    tq = row(card, "Table 1 (§2.3)", "TriviaQA")
     assert tq.reading.startswith("above chance, and above random neurons")
     assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all 200 / 30 answers" in tq.ours
     assert tq.ours.startswith("accuracy 60.0 vs random 55.0 (the paper's measure); AUROC 80.0")
@@ -112,30 +112,30 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
                                     "auroc": 0.75, "n": 230} for i in range(2)]
                      + [{"dataset": "triviaqa", "kind": "h_neurons_refit", "accuracy": 0.7,
                          "auroc": 0.7, "n": 230}]})
-    tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2.3)", "triviaqa")
+    tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2.3)", "TriviaQA")
     assert ("; all answers: above chance, but not distinguishable from random neurons;" in tq2.reading
             and tq2.reading.startswith("above chance, and above random neurons"))  # the balanced sets: 0.6
-    assert "individually best" not in row(card, "Table 1 (§2.3)", "nq_open").ours  # not in the file
-    assert row(card, "Table 1 (§2.3)", "nq_open").reading == "not distinguishable from chance"
-    assert row(card, "Table 1 (§2.3)", "bioasq").reading == "cannot be scored on this model"
-    assert row(card, "Table 1 (§2.3)", "nonexist").reading == "not run"
-    assert "(as the paper)" in row(card, "Figure 3 (§3)", "falseqa").reading
-    assert "90% at alpha 1" in row(card, "Figure 3 (§3)", "falseqa").ours
-    assert row(card, "Figure 3 (§3)", "faitheval").reading.startswith("no difference")
-    assert row(card, "Figure 3 (§3)", "faitheval").reading.endswith(
+    assert "individually best" not in row(card, "Table 1 (§2.3)", "NQ-Open").ours  # not in the file
+    assert row(card, "Table 1 (§2.3)", "NQ-Open").reading == "not distinguishable from chance"
+    assert row(card, "Table 1 (§2.3)", "BioASQ").reading == "cannot be scored on this model"
+    assert row(card, "Table 1 (§2.3)", "NonExist").reading == "not run"
+    assert "(as the paper)" in row(card, "Figure 3 (§3)", "FalseQA").reading
+    assert "90% at alpha 1" in row(card, "Figure 3 (§3)", "FalseQA").ours
+    assert row(card, "Figure 3 (§3)", "FaithEval").reading.startswith("no difference")
+    assert row(card, "Figure 3 (§3)", "FaithEval").reading.endswith(
         "precision on held-out hand labels is 0.22 [0.06, 0.55]: the rates may not measure compliance")
-    assert "precision" not in row(card, "Figure 3 (§3)", "falseqa").reading  # a reliable judge: no caveat
-    assert row(card, "Figure 3 (§3)", "sycophancy").reading.startswith("no difference")  # rounding noise
-    assert row(card, "Figure 3 (§3)", "jailbreak").reading.startswith("too few items")
-    assert row(card, "Figure 4a (§4)", "triviaqa").reading == "above chance, and above random neurons"
-    assert row(card, "Figure 4a (§4)", "nq_open").reading.startswith("too few")  # 4 per class
+    assert "precision" not in row(card, "Figure 3 (§3)", "FalseQA").reading  # a reliable judge: no caveat
+    assert row(card, "Figure 3 (§3)", "Sycophancy").reading.startswith("no difference")  # rounding noise
+    assert row(card, "Figure 3 (§3)", "Jailbreak").reading.startswith("too few items")
+    assert row(card, "Figure 4a (§4)", "TriviaQA").reading == "above chance, and above random neurons"
+    assert row(card, "Figure 4a (§4)", "NQ-Open").reading.startswith("too few")  # 4 per class
     path = results / "twin-sft" / "origin" / "transfer.json"
     tr = json.loads(path.read_text())
     tr["table"][2]["n"] = 2  # one answer per class: an AUROC of 0 or 100, no interval
     write(path, tr)
     assert "90.0 (one answer per class: no interval) on 2 answers" in row(
-        summary.scorecard(results, MODEL), "Figure 4a (§4)", "nq_open").ours
-    assert row(card, "Figure 4a (§4)", "bioasq").reading == "cannot be scored on this pair"
+        summary.scorecard(results, MODEL), "Figure 4a (§4)", "NQ-Open").ours
+    assert row(card, "Figure 4a (§4)", "BioASQ").reading == "cannot be scored on this pair"
     b = row(card, "Figure 4b (§4)", "changed less")
     assert "changed less" in b.reading and "not against layer-matched" in b.reading
     assert "offline Gemma-3-270M twin" in b.ours
@@ -222,21 +222,21 @@ def test_a_directional_slope_verdict_carries_the_same_items_check(results):
     write(path, {"rows": [slope("falseqa", "h_neurons", 0, 0, 0, n=3), slope("falseqa", "diff", 0, 0, 0, n=3)]})
     card = summary.scorecard(results, MODEL)
     assert "(as the paper); only 3 items are scored at every alpha, too few" in \
-        row(card, "Figure 3 (§3)", "falseqa").reading
-    assert "every alpha" not in row(card, "Figure 3 (§3)", "faitheval").reading  # no direction, no check
+        row(card, "Figure 3 (§3)", "FalseQA").reading
+    assert "every alpha" not in row(card, "Figure 3 (§3)", "FaithEval").reading  # no direction, no check
     write(path, {"rows": [slope("falseqa", "h_neurons", 0, -1, 1, n=15), slope("falseqa", "diff", 0, -2, 2, n=15)]})
-    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "falseqa").reading.endswith(
+    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").reading.endswith(
         "(as the paper); on the 15 items scored at every alpha: no difference from random neurons "
         "detectable (neither confirms nor refutes)")
     write(path, {"rows": [slope("falseqa", "h_neurons", 5, 2, 8), slope("falseqa", "diff", 4, 1, 7)]})
-    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "falseqa").reading.endswith(
+    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").reading.endswith(
         "(as the paper)")  # all 20 items scored everywhere: the check adds nothing
 
 
 def test_min_per_class_also_sets_the_figure3_item_minimum(results):
-    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "jailbreak").reading.startswith("too few")
+    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "Jailbreak").reading.startswith("too few")
     relaxed = summary.scorecard(results, MODEL, min_per_class=3)  # jailbreak has 4 items
-    assert "(as the paper)" in row(relaxed, "Figure 3 (§3)", "jailbreak").reading
+    assert "(as the paper)" in row(relaxed, "Figure 3 (§3)", "Jailbreak").reading
 
 
 def test_the_sycophancy_row_reads_the_reply_only_sweep(results):
@@ -245,9 +245,9 @@ def test_the_sycophancy_row_reads_the_reply_only_sweep(results):
     write(results / MODEL / "behaviour" / "sycophancy_reply_only.json", {"slopes": [
         slope(SYC_BOTH, "h_neurons", 9, 8, 10), slope(SYC_BOTH, "diff", 9, 8, 10),
         slope(SYC_REPLY, "h_neurons", -6, -9, -3, n=15), slope(SYC_REPLY, "diff", -7, -10, -4, n=15)]})
-    r = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "sycophancy")
+    r = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "Sycophancy")
     assert "only the reply steered (our extension): slope -6.0 [-9.0, -3.0], minus random -7.0" in r.ours
     assert r.reading.startswith("no difference")  # both turns steered: as before
     assert r.reading.endswith("Only the reply steered: H-Neurons raise compliance less than random "
                               "neurons do (against the paper)")
-    assert "reply" not in row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "faitheval").ours
+    assert "reply" not in row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FaithEval").ours
