@@ -438,6 +438,9 @@ def load_identification(out_dir: str | Path, model: str | None = None
     fs = load_features(out_dir / "features_triviaqa.npz")
     if fs is None:
         raise FileNotFoundError(f"{out_dir}/features_triviaqa.npz is missing: rerun identification")
+    if model is not None and fs.settings.get("model") != model:
+        raise ValueError(f"{out_dir}/features_triviaqa.npz holds features of {fs.settings.get('model')!r}, "
+                         f"not of {model!r}: rerun the identification chapter for this model")
     return probe, split, fs
 
 

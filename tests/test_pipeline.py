@@ -49,8 +49,15 @@ def test_identify_end_to_end_and_rerun(chat_model, tmp_path, monkeypatch):
         assert labels.count(0) == labels.count(1) > 0
     qids = [set(k.split("#")[0] for k in res.split[p]["keys"]) for p in ("train", "val")]
     assert not qids[0] & qids[1]
-    probe, split, fs = load_identification(tmp_path)
+    probe, split, fs = load_identification(tmp_path, chat_model.name)
     assert np.array_equal(probe.weights, res.probe.weights) and split == res.split
+    with pytest.raises(ValueError, match="probe of .*, not of 'another/model'"):
+        load_identification(tmp_path, "another/model")
+    probe.model_id = "another/model"  # a probe re-saved for another model beside this one's features
+    probe.save(tmp_path / "probe.json")
+    with pytest.raises(ValueError, match="features of .*, not of 'another/model'"):
+        load_identification(tmp_path, "another/model")
+    res.probe.save(tmp_path / "probe.json")
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["n_h_neurons"] == res.probe.h_neurons().size
     assert results["c_criterion"] == "held-out accuracy"
