@@ -421,7 +421,10 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
             text += f" Against the control on the same alphas ({df_.alphas}), H minus random is {_ci_text(df_)}: {cmp}."
         t = table[(table.bench == bench) & (table.group == "h_neurons")].sort_values("alpha")
         at1 = t[t.alpha == 1.0]
-        if len(at1) and at1.rate.iloc[0] >= ceiling:
+        if len(t) and (t.rate >= 1 - 1e-9).all():
+            text += (" Every point, α = 0 included, is at 100%: amplification has no room and "
+                     "suppression did not lower the rate either.")
+        elif len(at1) and at1.rate.iloc[0] >= ceiling:
             text += f" Unsteered, {100 * at1.rate.iloc[0]:.0f}% already comply: a ceiling that leaves amplification little room."
         elif len(at1) and at1.rate.iloc[0] <= 1 - ceiling:
             text += f" Unsteered, {100 * at1.rate.iloc[0]:.0f}% comply: a floor that leaves suppression little room."

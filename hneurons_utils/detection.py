@@ -544,8 +544,9 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     ctl = control["datasets"]
     kept = [k for k in confounded if k in ctl and ctl[k]["metrics"]["auroc_ci"][0] > 0.5]
     alone = [f"{k} {spans[k]['AUROC of span length alone']:.2f}" for k in confounded if k in spans]
-    text += (f" Refit with one span rule for both classes, {len(kept)} of the {len(confounded)} "
-             f"where the rules differed stay above chance ({names(kept)})"
+    text += (f" Of the {len(confounded)} dataset(s) above where the two classes got different "
+             f"span rules ({names(confounded)}), {len(kept)} stay above chance when the probe is "
+             f"refit with one span rule for both classes ({names(kept)})"
              + (f"; span length alone reaches {', '.join(alone)} under the default rule" if alone else "")
              + ".")
     if not kept:
@@ -565,9 +566,10 @@ def _below_chance_note(mean: float, sd: float) -> str:
     if not mean < 0.5:
         return ""
     if np.isfinite(sd) and mean + 2 * sd < 0.5:
-        return (" (below chance in a consistent way: these random neurons carry a signal that "
-                "points the other way here than on the 3-vs-1 training rows, a shift between "
-                "training and evaluation; being above them adds nothing to being above chance)")
+        return (" (more than two spreads below chance; the ± is the spread over seeds on the same "
+                "answers, not the sampling noise of this evaluation set, so this need not be a real "
+                "reversal; if it is one, these random neurons point the other way here than on the "
+                "3-vs-1 training rows; either way, being above them adds nothing to being above chance)")
     return " (below chance on average, so being above them adds nothing to being above chance)"
 
 

@@ -331,8 +331,8 @@ def drift_verdict(t: dict, alpha: float = 0.05) -> str:
         if d == "more":
             return (f"changed more than layer-matched random sets of {n} neurons (p = "
                     f"{layer['p_value_more']:.2g}): the paper's opposite, in this pair")
-        return (f"layer-matched random sets of {n} neurons rank as high in "
-                f"{100 * layer['p_value']:.0f}% of draws and as low in "
+        return (f"layer-matched random sets of {n} neurons reach a mean rank as high as the "
+                f"H-Neurons' in {100 * layer['p_value']:.0f}% of draws and one as low in "
                 f"{100 * layer.get('p_value_more', float('nan')):.0f}%: no evidence either way")
     if d == "less":
         extra = ("; also against layer-matched random sets" if layer["p_value"] < alpha else
@@ -343,7 +343,8 @@ def drift_verdict(t: dict, alpha: float = 0.05) -> str:
                 f"{p_t:.2g} for 'less'): the paper's opposite, in this pair")
     if d == "more, within random sets":
         return (f"mean rank below 0.5, but layer-matched random sets of {t['n_h_neurons']} neurons "
-                f"rank as low in {100 * layer['p_value_more']:.0f}% of draws: no evidence either way")
+                f"reach a mean rank as low as the H-Neurons' in {100 * layer['p_value_more']:.0f}% of "
+                "draws: no evidence either way")
     return f"no evidence that they changed less (t-test p = {p_t:.2g})"
 
 

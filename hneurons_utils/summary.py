@@ -87,13 +87,18 @@ def _auroc_ci(m: dict) -> str:
 
 def judge_caveat(rows: list[dict], bench: str, judge: str = "rule", min_lo: float = WEAK_PRECISION_LO) -> str:
     """A warning when the judge behind a benchmark's rates is unreliable: the lower end of its
-    precision interval on the held-out (test) hand labels is under ``min_lo``."""
-    for r in rows:
-        if r["benchmark"] == bench and r["split"] == "test" and r["judge"] == judge:
+    precision interval on the held-out (test) hand labels is under ``min_lo``, or the hand
+    labels hold no non-compliant reply at all (the judge was then never shown one)."""
+    mine = [r for r in rows if r["benchmark"] == bench and r["judge"] == judge]
+    for r in mine:
+        if r["split"] == "test":
             lo, hi = r["precision_ci"]
             if np.isfinite(lo) and lo < min_lo:
                 return (f"; but the {judge} judge's precision on held-out hand labels is "
                         f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]: the rates may not measure compliance")
+    if mine and all(r.get("human_not_complies", 1) == 0 for r in mine):
+        return (f"; the {judge} judge was never checked on a non-compliant reply (the hand labels "
+                "hold none), so a flat rate may be the judge's rather than the model's")
     return ""
 
 
@@ -112,8 +117,8 @@ def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: f
         return f"too few items to conclude (fewer than {min_items})"
     r = np.asarray(rates if rates is not None else [], dtype=float)
     if r.size and np.all(r >= 1 - tol):
-        return ("at the ceiling: 100% comply at every alpha, so the curve cannot rise "
-                "(neither confirms nor refutes)")
+        return ("at the ceiling: 100% comply at every alpha, alpha = 0 included, so the curve "
+                "cannot rise and suppression did not lower it either (neither confirms nor refutes)")
     if r.size and np.all(r <= tol):
         return "at the floor: 0% comply at every alpha (neither confirms nor refutes)"
     if diff is None or np.isnan(diff["ci_lo"]) or np.isnan(diff["ci_hi"]):

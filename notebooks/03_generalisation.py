@@ -146,8 +146,9 @@ detection.metrics_frame(ours).round(3)
 # ## Random neurons
 #
 # The paper's baseline is a classifier on as many randomly chosen neurons as the detector
-# uses. Our probe reads every neuron with a non-zero weight: the H-Neurons (positive) and a
-# few negative-weight neurons that vote "faithful". So per seed we train two random
+# uses. Our probe reads every neuron with a non-zero weight: the H-Neurons (positive) and
+# the negative-weight neurons that vote "faithful", which can outnumber them (both counts are
+# printed below). So per seed we train two random
 # classifiers on the same training responses and labels (an L2 logistic regression on
 # standardised features): one on as many random neurons as the probe reads (Table 1's
 # "Random" row below), and one on as many as there are H-Neurons, beside a classifier refit
@@ -159,7 +160,8 @@ seeds = [SEED + 1000 + s for s in range(N_RANDOM_SEEDS)]
 rows = detection.baseline_metrics(probe, train_fs, split, sets, seeds, keep_scores=True) if sets and h.size else []
 baselines = detection.baseline_summary(rows) if rows else pd.DataFrame()
 print("baselines:", f"{N_RANDOM_SEEDS} seeds x {probe.neurons(0).size} random neurons (the probe's "
-      f"count) and x {h.size} (the H-Neurons' count)" if rows else
+      f"count: {h.size} H-Neurons and {probe.neurons(-1).size} negative-weight neurons) and x {h.size} "
+      "(the H-Neurons' count)" if rows else
       "none (no H-Neuron was selected, or no dataset could be balanced)")
 baselines.round(3)
 
@@ -323,8 +325,9 @@ print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
 #   over all layers, and are trained on the same rows; "above random neurons" requires the
 #   probe's interval to clear their mean. Where a random mean sits below 0.5 (the reading
 #   marks it), clearing it adds nothing to clearing chance. A mean more than two spreads
-#   below 0.5 (the small random sets on some datasets here) means the random neurons carry a
-#   signal that flips between training and evaluation: trained on 3-vs-1 rows, which mostly
+#   below 0.5 (the reading marks it) is consistent across seeds, but the spread is over seeds
+#   scored on the same answers, not the sampling noise of the set; if the reversal is real,
+#   the random neurons carry a signal that flips between training and evaluation: trained on 3-vs-1 rows, which mostly
 #   contrast answer tokens with other tokens, they can learn "answer-like", and on the
 #   evaluation sets the short gold-alias spans of faithful answers may look more answer-like
 #   than hallucinated answers' longer spans (a hypothesis, not tested here).

@@ -193,6 +193,10 @@ def test_reading_is_computed_from_the_results():
     assert behaviour.reading(t2, s2) == ""  # not one of the four benchmarks: named explicitly
     assert behaviour.reading(t2, s2, benches=["Sycophancy: only the reply steered"]).startswith(
         "- **Sycophancy: only the reply steered**: H-Neuron slope")
+    full = _frame([("falseqa", "none", 1.0, f"i{i}", 1.0) for i in range(4)]
+                  + [("falseqa", "h_neurons", a, f"i{i}", 1.0) for i in range(4) for a in (0.0, 3.0)])
+    ceiling = behaviour.reading(behaviour.compliance_table(full, 50), behaviour.slope_table(full, 50))
+    assert "Every point, α = 0 included, is at 100%" in ceiling and "already comply" not in ceiling
     notes = behaviour.judge_notes(pd.DataFrame([{"benchmark": "falseqa", "human_not_complies": 0,
                                                  "human_complies": 22, "n_frozen": 0,
                                                  "n_labelled": 24}]), "llm")

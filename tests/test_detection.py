@@ -203,7 +203,7 @@ def test_reading_verdicts():
                           "random AUROC sd": 0.09})
     line = reading({"s": strong}, low, {})[0]
     assert "0.47 ± 0.09 (below chance on average" in line  # within two spreads of 0.5
-    assert "0.39 ± 0.02 (below chance in a consistent way" in line and "points the other way" in line
+    assert "0.39 ± 0.02 (more than two spreads below chance" in line and "point the other way here" in line
 
 
 def test_full_eval_set_scores_every_judged_answer_of_the_asked_questions(chat_model, tmp_path):
@@ -314,7 +314,8 @@ def test_overall_reading_follows_the_counts():
     assert "Of the 3 dataset(s) with at least 10 answers per class (a, b, c)" in text  # x: too few
     assert "on 2 (a, b) under the default span rule" in text
     assert "On c no answer contains a gold alias" in text and "c: not distinguishable from chance" in text
-    assert "0 of the 2 where the rules differed stay above chance (none)" in text
+    assert ("Of the 2 dataset(s) above where the two classes got different span rules (a, b), 0 stay "
+            "above chance when the probe is refit with one span rule for both classes (none)") in text
     assert "span length alone reaches a 0.85, b 0.85" in text and "cannot be credited" in text
     assert "Only on a does" in overall_reading(ours, base, ctl(0.55, 0.3), spans)
     assert "survives the span control on every one" in overall_reading(ours, base, ctl(0.55, 0.6), spans)

@@ -180,10 +180,12 @@ def test_drift_and_slope_verdicts():
     few = drift(0.21, 0.9, 0.86, k=6)  # a narrow bootstrap, random sets as low
     few["random_layer_matched"]["p_value_more"] = 0.14
     assert drift_verdict(few) == ("mean rank below 0.5, but layer-matched random sets of 6 neurons "
-                                  "rank as low in 14% of draws: no evidence either way")
+                                  "reach a mean rank as low as the H-Neurons' in 14% of draws: no "
+                                  "evidence either way")
     few.update(n_h_neurons=2, mean_rank_ci=None, ranks=[0.18, 0.24])  # too few for an interval
-    assert drift_verdict(few) == ("layer-matched random sets of 2 neurons rank as high in 86% of "
-                                  "draws and as low in 14%: no evidence either way")
+    assert drift_verdict(few) == ("layer-matched random sets of 2 neurons reach a mean rank as high "
+                                  "as the H-Neurons' in 86% of draws and one as low in 14%: no "
+                                  "evidence either way")
     assert drift_verdict(drift(0.9, float("nan"), 0.5, k=1)).startswith("too few H-Neurons")
     h = slope("x", "h_neurons", 1, 0, 2)
     assert "against the paper" in summary.slope_verdict(slope("x", "diff", -3, -5, -1), h)
@@ -193,6 +195,15 @@ def test_drift_and_slope_verdicts():
     assert summary.slope_verdict(flat, h, rates=[1.0] * 7).startswith("at the ceiling")
     assert summary.slope_verdict(flat, h, rates=[0.0, 0.0]).startswith("at the floor")
     assert summary.slope_verdict(flat, h, rates=[1.0, 0.9]).startswith("no difference")
+
+
+def test_judge_caveat_names_a_judge_never_shown_a_non_compliant_reply():
+    rows = [{"benchmark": "falseqa", "split": s, "judge": "rule", "precision": 1.0,
+             "precision_ci": [0.85, 1.0], "human_not_complies": 0} for s in ("dev", "test")]
+    assert "never checked on a non-compliant reply" in summary.judge_caveat(rows, "falseqa")
+    rows[0]["human_not_complies"] = 3  # one split holds rejections: the judge was tested on them
+    assert summary.judge_caveat(rows, "falseqa") == ""
+    assert summary.judge_caveat(rows, "faitheval") == ""  # no labels for it: nothing to say
 
 
 def test_auroc_verdict_units_and_transfer_reading():
