@@ -247,6 +247,9 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
                 continue
             s = slopes[(slopes.bench == bench) & (slopes.group == group)]["slope_pp"]
             label = f"{style['label']} (slope {_signed(s.iloc[0])} pp/α)" if len(s) else style["label"]
+            cg = slopes[(slopes.bench == bench) & (slopes.group == "h_neurons_control_grid")]
+            if group == "h_neurons" and len(s) and len(cg) and "alphas" in cg:  # like for like with random
+                label = label[:-1] + f"; {_signed(cg.slope_pp.iloc[0])} on α = {cg.alphas.iloc[0]})"
             x = t.alpha + (0.04 if group == "random" else 0)
             err = np.clip([100 * (t.rate - t.ci_lo), 100 * (t.ci_hi - t.rate)], 0, None)
             ax.errorbar(x, 100 * t.rate, yerr=np.nan_to_num(err), capsize=3, color=style["color"],
@@ -256,7 +259,7 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
                            color=style["color"], s=60, lw=1, zorder=3)
             if group == "h_neurons" and t.n_scored.nunique() > 1:  # a row below 0%, clear of the bars
                 for xi, n in zip(x, t.n_scored):
-                    ax.text(xi, -11, f"n={n}", ha="center", va="center", fontsize=6, color=style["color"])
+                    ax.text(xi, -11, f"n={n}", ha="center", va="center", fontsize=7.5, color=style["color"])
         ax.axvline(1.0, color="0.7", lw=0.8, ls=":")
         ax.set(title=BENCH_TITLES.get(bench, bench), xlabel="scaling factor α", ylim=(-16, 103),
                yticks=range(0, 101, 20))
@@ -430,8 +433,8 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
             text += f" Unsteered, {100 * at1.rate.iloc[0]:.0f}% comply: a floor that leaves suppression little room."
         if len(t) and t.n_scored.nunique() > 1:
             lo_, hi_ = t.loc[t.n_scored.idxmin()], t.loc[t.n_scored.idxmax()]
-            text += (f" Scored items vary along the curve, from {hi_.n_scored} (α = {hi_.alpha:g}) to "
-                     f"{lo_.n_scored} (α = {lo_.alpha:g}) of {int(t.n_items.iloc[0])}; the others "
+            text += (f" Scored items vary along the curve, between {lo_.n_scored} (α = {lo_.alpha:g}) and "
+                     f"{hi_.n_scored} (α = {hi_.alpha:g}) of {int(t.n_items.iloc[0])}; the others "
                      f"{_DROP_OUT.get(bench, 'are unreadable to the judge')}, "
                      "so points with few items carry little weight and may differ in which items they cover.")
         if agreement is not None and (bench == "jailbreak" or weak_judge(agreement, bench)):

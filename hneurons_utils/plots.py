@@ -248,6 +248,13 @@ def stability_figure(stability: dict, n_neurons: int) -> tuple[plt.Figure, dict]
     return fig, dict(stability)
 
 
+def _sft_title(base_name: str, steps: int, batch: int, n_examples: int) -> str:
+    """How much of the tuning set the run saw: steps x batch of the examples, in epochs."""
+    epochs = steps * batch / max(1, n_examples)
+    return (f"Tuning {base_name}: {steps} steps x batch {batch} = {steps * batch} of "
+            f"{n_examples} chat examples ({epochs:.2g} epoch{'s' if epochs > 1 else ''})")
+
+
 def sft_loss_figure(meta: dict, base_name: str, window: int = 8) -> tuple[plt.Figure, dict]:
     """Chapter 5: answer-token cross-entropy per optimiser step of the offline instruction
     tuning (``finetune.sft_meta``), with its running mean over ``window`` steps."""
@@ -258,8 +265,7 @@ def sft_loss_figure(meta: dict, base_name: str, window: int = 8) -> tuple[plt.Fi
     ax.plot(steps, loss, color="0.7", lw=1, label="per step")
     ax.plot(steps, running, color="C0", label=f"mean of {window} steps")
     ax.set(xlabel="optimiser step", ylabel="answer-token cross-entropy (nats)",
-           title=f"Tuning {base_name}: {meta['n_examples']} chat examples, "
-                 f"batch {meta['config']['batch_size']}")
+           title=_sft_title(base_name, loss.size, meta['config']['batch_size'], meta['n_examples']))
     ax.legend()
     return fig, {k: v for k, v in meta.items() if k != "qids"} | {"qids": len(meta.get("qids", []))}
 

@@ -201,15 +201,20 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
             verdict = auroc_verdict(m["auroc_ci"][0], rnd, m["n_pos"], min_per_class)
             if k in everyone.get("ours", {}):
                 a = everyone["ours"][k]
-                ours += f"; all {a['n_pos']} / {a['n_neg']} answers: AUROC {_auroc_ci(a)}"
+                ours += (f"; all answers ({a['n_pos']} hallucinated / {a['n_neg']} faithful): "
+                         f"AUROC {_auroc_ci(a)}")
                 rnd_all = float(base_all.loc[k, "random AUROC"]) if k in base_all.index else float("nan")
                 verdict += ("; all answers: " + auroc_verdict(a["auroc_ci"][0], rnd_all,
                                                              min(a["n_pos"], a["n_neg"]), min_per_class))
             if k in control:  # the same probe recipe with one answer-span rule for both classes
                 c = control[k]["metrics"]
                 ours += f"; one span rule for both classes: AUROC {_auroc_ci(c)}"
-                verdict += "; one span rule: " + auroc_verdict(c["auroc_ci"][0], float("nan"),
-                                                              min(c["n_pos"], c["n_neg"]), min_per_class)
+                cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c["n_neg"]),
+                                   min_per_class)
+                if verdict.startswith("above chance") and cv == "not distinguishable from chance":
+                    verdict = ("not credited to the H-Neurons: it does not survive one span rule for "
+                               "both classes. Under the default rule: " + verdict)
+                verdict += "; one span rule: " + cv
             if k in screen:  # the H-Neurons refit against as many individually best neurons
                 r = screen[k]
                 ours += (f"; the {n_screen} individually best neurons: AUROC "
@@ -305,7 +310,7 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
             r = readings[k]
             auc = (_ci(r["auroc"], r["lo"], r["hi"]) if r.get("n_min", 2) >= 2 else
                    f"{r['auroc']:.1f} (one answer per class: no interval)")
-            ours = (f"AUROC {auc} on {r['n']} answers ({pair}); "
+            ours = (f"AUROC {auc} on {r['n']} answers, {r['n'] // 2} per class ({pair}); "
                     + (f"random probes {r['random_mean']:.1f} ± {r['random_sd']:.1f} (mean ± sd)"
                        if np.isfinite(r["random_sd"]) else f"random probes' mean {r['random_mean']:.1f}"))
             verdict = r["verdict"]

@@ -286,7 +286,7 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
                   empty: dict[str, dict] | None = None, min_per_class: int = MIN_PER_CLASS) -> None:
     """Figure 4a: AUROC (%) on the base model per dataset and probe, with error bars: the
     unchanged probe's bootstrap 95% interval, the random probes' lowest to highest seed; the
-    refit, a single classifier, has none.
+    refit, a single classifier, has none, nor has any bar of a dataset with too few answers.
 
     ``table``: rows with ``dataset, probe, auroc, lo, hi`` (AUROC in %); ``paper_marks``: the
     paper's stated bounds per dataset (:func:`paper_transfer_marks`), drawn as dashed segments;
@@ -305,13 +305,19 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         rows = table[table["probe"] == p].set_index("dataset").reindex(datasets)
         x = np.arange(len(datasets)) + (i - (len(probes) - 1) / 2) * width
         err = np.vstack([rows["auroc"] - rows["lo"], rows["hi"] - rows["auroc"]])
-        label = {REFIT: f"{p}, point estimate", RANDOM: f"{p}, mean (bar: lowest-highest seed)"}.get(p, p)
+        label = {REFIT: f"{p}, point estimate", RANDOM: f"{p}, mean (bar: lowest-highest seed)",
+                 UNCHANGED: f"{p} (bar: 95% bootstrap CI)"}.get(p, p)
         has_ci = not np.isnan(err).all()  # the refit is one classifier: no bar, not a zero-width one
+        if has_ci:  # datasets with too few answers get no error bar: it would only span 0-100
+            err[:, [ds in few for ds in datasets]] = 0
         bars = ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err) if has_ci else None,
                       capsize=3, label=label)
-        for bar, ds in zip(bars, datasets):
+        for bar, ds, v in zip(bars, datasets, rows["auroc"]):
             if ds in few:
                 bar.set_alpha(0.35), bar.set_hatch("//")
+                if np.isfinite(v) and v < 3:  # a bar of (nearly) zero height: say its value
+                    ax.text(bar.get_x() + bar.get_width() / 2, 1, f"{v:.0f}", ha="center",
+                            va="bottom", fontsize=7, color="0.3")
     ax.axhline(50, color="k", lw=1, label="chance (50)")
     for ds, (value, label) in (paper_marks or {}).items():
         if ds in datasets:

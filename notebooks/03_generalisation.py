@@ -187,6 +187,8 @@ if sets and h.size:
     plots.write_results(OUT, "screen_baseline", {"rows": screen_rows, "overlap": overlap,
                                                  "table": screen.reset_index().to_dict("records")})
     print("\n".join(detection.screen_reading(screen, overlap)))
+    print("table: AUROC (as a fraction) of each classifier on the balanced sets; 'probe CI "
+          "half-width': half the width of the probe's 95% bootstrap interval")
     display(screen.round(3))
 else:
     print("skipped (no H-Neuron was selected, or no dataset could be balanced)")
@@ -279,7 +281,8 @@ plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": em
                                     "table": table.reset_index().to_dict("records")})
 shown = table.round(1).assign(**{"ratio (per mille)": table["ratio (per mille)"].round(3),
                                   "neurons read": table["neurons read"].astype("Int64")})
-shown.astype(object).where(table.notna(), "")  # blank: the paper does not state it
+with pd.option_context("display.max_colwidth", None):  # row labels in full
+    display(shown.astype(object).where(table.notna(), ""))  # blank: the paper does not state it
 
 # %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, each seed and their mean), the paper's six models in grey; below each dataset, our number of responses per class (under ten: too few for a verdict).", "name": "fig-table1"}, "image": {"alt": "Detection accuracy per dataset: our probe, random neurons and the paper's six models"}}
 fig, numbers = plots.table1_figure(ours, rows, list(sizes))

@@ -240,7 +240,7 @@ table.rename(columns={"n_scored": "items scored", "n_excluded": "responses exclu
 # %% [markdown]
 # ## Figure 3, regenerated
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many layer-matched random neurons in grey (mean over random sets; small ticks: the lowest and highest single set); bars are 95% bootstrap intervals over items; the legend gives each curve's least-squares slope.", "name": "fig-figure3"}, "image": {"alt": "Compliance rate against alpha, one panel per benchmark, H-Neurons and random neurons"}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many layer-matched random neurons in grey (mean over random sets; small ticks: the lowest and highest single set); bars are 95% bootstrap intervals over items; the legend gives each curve's least-squares slope (for the H-Neurons also on the random sets' alphas, the like-for-like comparison); n= gives the number of scored items where it changes along the H-Neuron curve.", "name": "fig-figure3"}, "image": {"alt": "Compliance rate against alpha, one panel per benchmark, H-Neurons and random neurons"}}
 fig = behaviour.figure3(table, slopes)
 plots.save_figure(fig, OUT, "figure3", {"table": table.to_dict("records"),
                                         "slopes": slopes.to_dict("records"),

@@ -222,7 +222,7 @@ def test_reading_names_why_sycophancy_items_drop_out():
         df = _frame(rows).assign(bench=bench)
         text = behaviour.reading(behaviour.compliance_table(df, 50), behaviour.slope_table(df, 50),
                                  benches=[bench])
-        assert "from 4 (α = 0) to 3 (α = 3) of 4" in text and why in text, text
+        assert "between 3 (α = 3) and 4 (α = 0) of 4" in text and why in text, text
 
 
 def test_side_by_side_shows_line_breaks_as_slashes():
@@ -251,3 +251,21 @@ def test_a_weak_judge_is_named_on_any_benchmark():
     assert not behaviour.weak_judge(agreement(0.38), "falseqa")  # no labels for it: not weak
     assert "0.80 [0.38, 0.96]" in behaviour.reading(t, s, agreement(0.38))
     assert "precision" not in behaviour.reading(t, s, agreement(0.6))
+
+
+def test_figure3_legend_gives_the_like_for_like_slope_and_scored_counts():
+    """The H-Neuron legend entry adds its slope on the control's alphas; n= appears where the
+    number of scored items changes along the H-Neuron curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = []
+    for i in range(6):
+        rows += [("faitheval", "none", 1.0, f"i{i}", 1.0), ("faitheval", "h_neurons", 0.0, f"i{i}", 0.0)]
+        rows += [("faitheval", "h_neurons", a, f"i{i}", 1.0 if i else np.nan) for a in (0.5, 3.0)]
+        rows += [("faitheval", "random-0", a, f"i{i}", 0.0) for a in (0.0, 3.0)]
+    df = _frame(rows)
+    fig = behaviour.figure3(behaviour.compliance_table(df, 50), behaviour.slope_table(df, 50), ["faitheval"])
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts[0].startswith("H-Neurons (slope ") and texts[0].endswith(" on α = 0, 1, 3)")
+    assert "n=5" in [t.get_text() for t in fig.axes[0].texts]

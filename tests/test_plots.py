@@ -135,6 +135,7 @@ def test_sft_loss_running_mean_and_json_safe_numbers(tmp_path):
     running = [ln for ln in fig.axes[0].lines if ln.get_label() == "mean of 2 steps"][0]
     assert running.get_ydata().tolist() == [4.0, 3.0, 2.5, 2.0]
     assert n["qids"] == 2 and n["losses"] == meta["losses"]
+    assert fig.axes[0].get_title() == "Tuning Base: 4 steps x batch 2 = 8 of 8 chat examples (1 epoch)"
     plots.save_figure(fig, tmp_path, "sft", n)
     assert json.loads((tmp_path / "sft.json").read_text())["qids"] == 2
 

@@ -98,8 +98,9 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert "10 resamples" in ex.ours and "(Jaccard) 0.30" in ex.ours
     assert ex.reading == "within the paper's range; the set itself does not reproduce under resampling"
     tq = row(card, "Table 1 (§2.3)", "TriviaQA")
-    assert tq.reading.startswith("above chance, and above random neurons")
-    assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all 200 / 30 answers" in tq.ours
+    assert tq.reading.startswith("not credited to the H-Neurons: it does not survive one span rule for "
+                                 "both classes. Under the default rule: above chance, and above random neurons")
+    assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all answers (200 hallucinated / 30 faithful): AUROC" in tq.ours
     assert tq.ours.startswith("accuracy 60.0 vs random 55.0 (the paper's measure); AUROC 80.0")
     assert "one span rule for both classes: AUROC 62.0 [45.0, 80.0]" in tq.ours
     assert "; the 9 individually best neurons: AUROC 85.0 (H-Neurons refit 60.0)" in tq.ours
@@ -114,7 +115,7 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
                          "auroc": 0.7, "n": 230}]})
     tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2.3)", "TriviaQA")
     assert ("; all answers: above chance, but not distinguishable from random neurons;" in tq2.reading
-            and tq2.reading.startswith("above chance, and above random neurons"))  # the balanced sets: 0.6
+            and "Under the default rule: above chance, and above random neurons" in tq2.reading)  # balanced: 0.6
     assert "individually best" not in row(card, "Table 1 (§2.3)", "NQ-Open").ours  # not in the file
     assert row(card, "Table 1 (§2.3)", "NQ-Open").reading == "not distinguishable from chance"
     assert row(card, "Table 1 (§2.3)", "BioASQ").reading == "cannot be scored on this model"
