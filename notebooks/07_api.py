@@ -104,7 +104,8 @@ print(f"layer {layer}, last prompt token: the five largest CETT values",
 # neuron indices).
 
 # %%
-probe = Probe.load(profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification") / "probe.json")
+probe = Probe.load(profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification") / "probe.json",
+                   m.name)  # refused if it was trained on another model
 h_set = probe.h_neurons()
 top_h = neurons.top_h_neurons(probe, 5)
 print(f"{h_set.size} H-Neurons ({h_set.per_mille:.3f} per mille), C = {probe.C}; largest weights:",
