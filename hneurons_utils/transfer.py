@@ -307,11 +307,13 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         err = np.vstack([rows["auroc"] - rows["lo"], rows["hi"] - rows["auroc"]])
         label = {REFIT: f"{p}, point estimate", RANDOM: f"{p}, mean (bar: lowest-highest seed)",
                  UNCHANGED: f"{p} (bar: 95% bootstrap CI)"}.get(p, p)
-        has_ci = not np.isnan(err).all()  # the refit is one classifier: no bar, not a zero-width one
-        if has_ci:  # datasets with too few answers get no error bar: it would only span 0-100
-            err[:, [ds in few for ds in datasets]] = 0
-        bars = ax.bar(x, rows["auroc"], width, yerr=np.nan_to_num(err) if has_ci else None,
-                      capsize=3, label=label)
+        bars = ax.bar(x, rows["auroc"], width, label=label)
+        # error bars where there is an interval (the refit is one classifier: none) and enough
+        # answers (with too few, an interval would only span most of 0-100)
+        keep = np.isfinite(err).all(axis=0) & np.array([ds not in few for ds in datasets])
+        if keep.any():
+            ax.errorbar(x[keep], rows["auroc"].to_numpy()[keep], yerr=err[:, keep], fmt="none",
+                        ecolor="k", capsize=3)
         for bar, ds, v in zip(bars, datasets, rows["auroc"]):
             if ds in few:
                 bar.set_alpha(0.35), bar.set_hatch("//")
