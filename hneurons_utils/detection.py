@@ -544,9 +544,10 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     ctl = control["datasets"]
     kept = [k for k in confounded if k in ctl and ctl[k]["metrics"]["auroc_ci"][0] > 0.5]
     alone = [f"{k} {spans[k]['AUROC of span length alone']:.2f}" for k in confounded if k in spans]
-    text += (f" Of the {len(confounded)} dataset(s) above where the two classes got different "
-             f"span rules ({names(confounded)}), {len(kept)} stay above chance when the probe is "
-             f"refit with one span rule for both classes ({names(kept)})"
+    text += (f" Of the datasets where it clears chance and the random neurons, {len(confounded)} "
+             f"gave the two classes different span rules ({names(confounded)}); {len(kept)} of them "
+             f"stay above chance when the probe is refit with one span rule for both classes "
+             f"({names(kept)})"
              + (f"; span length alone reaches {', '.join(alone)} under the default rule" if alone else "")
              + ".")
     if not kept:

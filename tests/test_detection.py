@@ -314,8 +314,9 @@ def test_overall_reading_follows_the_counts():
     assert "Of the 3 dataset(s) with at least 10 answers per class (a, b, c)" in text  # x: too few
     assert "on 2 (a, b) under the default span rule" in text
     assert "On c no answer contains a gold alias" in text and "c: not distinguishable from chance" in text
-    assert ("Of the 2 dataset(s) above where the two classes got different span rules (a, b), 0 stay "
-            "above chance when the probe is refit with one span rule for both classes (none)") in text
+    assert ("Of the datasets where it clears chance and the random neurons, 2 gave the two classes "
+            "different span rules (a, b); 0 of them stay above chance when the probe is refit with one span rule for both "
+            "classes (none)") in text
     assert "span length alone reaches a 0.85, b 0.85" in text and "cannot be credited" in text
     assert "Only on a does" in overall_reading(ours, base, ctl(0.55, 0.3), spans)
     assert "survives the span control on every one" in overall_reading(ours, base, ctl(0.55, 0.6), spans)
