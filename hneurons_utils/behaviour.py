@@ -101,6 +101,12 @@ def compliance_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level:
     return pd.DataFrame(rows)
 
 
+def at_ceiling(rates: Sequence[float], tol: float = 1e-9) -> bool:
+    """Every compliance rate of a curve at 100% (so no slope can show what the neurons do)."""
+    r = np.asarray(rates, dtype=float)
+    return bool(r.size) and bool(np.all(r >= 1 - tol))
+
+
 def _slopes(alphas: np.ndarray, rates: np.ndarray) -> np.ndarray:
     """Least-squares slope of each row of ``rates`` [R, A] on ``alphas`` [A], skipping NaNs."""
     out = np.full(rates.shape[0], np.nan)
@@ -246,10 +252,12 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
             if t.empty:
                 continue
             s = slopes[(slopes.bench == bench) & (slopes.group == group)]["slope_pp"]
-            label = f"{style['label']} (slope {_signed(s.iloc[0])} pp/α)" if len(s) else style["label"]
-            cg = slopes[(slopes.bench == bench) & (slopes.group == "h_neurons_control_grid")]
-            if group == "h_neurons" and len(s) and len(cg) and "alphas" in cg:  # like for like with random
-                label = label[:-1] + f"; {_signed(cg.slope_pp.iloc[0])} on α = {cg.alphas.iloc[0]})"
+            label = style["label"]
+            if len(s):
+                cg = slopes[(slopes.bench == bench) & (slopes.group == "h_neurons_control_grid")]
+                on_grid = (f"; {_signed(cg.slope_pp.iloc[0])} on α = {cg.alphas.iloc[0]}"
+                           if group == "h_neurons" and len(cg) else "")  # like for like with random
+                label += f" (slope {_signed(s.iloc[0])} pp/α{on_grid})"
             x = t.alpha + (0.04 if group == "random" else 0)
             err = np.clip([100 * (t.rate - t.ci_lo), 100 * (t.ci_hi - t.rate)], 0, None)
             ax.errorbar(x, 100 * t.rate, yerr=np.nan_to_num(err), capsize=3, color=style["color"],
@@ -424,7 +432,7 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
             text += f" Against the control on the same alphas ({df_.alphas}), H minus random is {_ci_text(df_)}: {cmp}."
         t = table[(table.bench == bench) & (table.group == "h_neurons")].sort_values("alpha")
         at1 = t[t.alpha == 1.0]
-        if len(t) and (t.rate >= 1 - 1e-9).all():
+        if at_ceiling(t.rate):
             text += (" Every point, α = 0 included, is at 100%: amplification has no room and "
                      "suppression did not lower the rate either.")
         elif len(at1) and at1.rate.iloc[0] >= ceiling:

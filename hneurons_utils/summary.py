@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import paper
 from .detection import auroc_verdict, baseline_summary, screen_verdict
-from .behaviour import BENCH_TITLES, SYC_REPLY, WEAK_PRECISION_LO
+from .behaviour import BENCH_TITLES, SYC_REPLY, WEAK_PRECISION_LO, at_ceiling
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
 from .pipeline import stability_kind
@@ -116,7 +116,7 @@ def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: f
     if h["n_items"] < min_items:
         return f"too few items to conclude (fewer than {min_items})"
     r = np.asarray(rates if rates is not None else [], dtype=float)
-    if r.size and np.all(r >= 1 - tol):
+    if at_ceiling(r, tol):
         return ("at the ceiling: 100% comply at every alpha, alpha = 0 included, so the curve "
                 "cannot rise and suppression did not lower it either (neither confirms nor refutes)")
     if r.size and np.all(r <= tol):

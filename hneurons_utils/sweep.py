@@ -14,10 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
@@ -57,8 +56,7 @@ def condition_grid(h_set: NeuronSet, alphas: Sequence[float],
     curves on the same grid).
     """
     for what, grid in (("ALPHAS", alphas), ("CONTROL_ALPHAS", control_alphas or [])):
-        vals = [float(a) for a in grid]
-        if len(set(vals)) < len(vals):
+        if _first_repeat(float(a) for a in grid) is not None:
             raise ValueError(f"{what} repeats a value ({list(grid)}): each alpha is one condition")
     if control_alphas is not None and not {float(a) for a in control_alphas} <= {float(a) for a in alphas}:
         raise ValueError(f"CONTROL_ALPHAS {list(control_alphas)} must be a subset of ALPHAS {list(alphas)}: "
@@ -73,6 +71,16 @@ def condition_grid(h_set: NeuronSet, alphas: Sequence[float],
                              "model under every alpha (a probe without H-Neurons cannot be swept)")
         conds += [Condition(name, ns, float(a)) for a in grid if float(a) != 1.0]
     return conds
+
+
+def _first_repeat(values: Iterable[Any]) -> Any:
+    """The first value that occurs a second time (None if all are distinct)."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
 
 
 def settings_key(*parts: Any) -> str:
@@ -129,16 +137,18 @@ def _generate_chunk(m: LoadedModel, items: Sequence[BenchItem], conds: Sequence[
             for (_, answers, _), reps in zip(out, replies)]
 
 
-def _check_sweep(m: LoadedModel, items: Sequence[BenchItem], out_dir: Path, method: str,
-                 steer_first_turn: bool) -> None:
+def _check_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[Condition],
+                 out_dir: Path, method: str, steer_first_turn: bool) -> None:
     """Refuse, naming the problem, a sweep that cannot run as asked."""
     if not items:
         raise ValueError(f"run_sweep got no items for {out_dir}: an empty suite cannot be swept")
-    dup = [i for i, k in Counter(it.item_id for it in items).items() if k > 1]
-    if dup:
-        dup = dup[0]
+    dup = _first_repeat(it.item_id for it in items)
+    if dup is not None:
         raise ValueError(f"run_sweep: item id {dup!r} occurs more than once in {items[0].source}; "
                          "ids name records on disk and must be unique")
+    if _first_repeat(c.tag for c in conditions) is not None:
+        raise ValueError(f"run_sweep: two conditions share a tag ({[c.tag for c in conditions]}); "
+                         "each would write the other's file")
     if not steer_first_turn and items[0].bench != "sycophancy":
         raise ValueError(f"steer_first_turn=False applies to the two-turn sycophancy suites, not to "
                          f"{items[0].bench!r} ({items[0].source})")
@@ -191,11 +201,7 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     :func:`progress.progress` (a bar in a terminal; in a notebook a line after that many
     seconds, then at doubling intervals, and one when done).
     """
-    _check_sweep(m, items, out_dir, method, steer_first_turn)
-    tags = [c.tag for c in conditions]
-    if len(set(tags)) < len(tags):
-        raise ValueError(f"run_sweep: two conditions share a tag ({tags}); each would write the "
-                         "other's file")
+    _check_sweep(m, items, conditions, out_dir, method, steer_first_turn)
     per_call = max(1, batch_size // len(conditions)) if method == "rows" else batch_size
     paths = _condition_paths(m, items, conditions, cfg, reply_cfg, out_dir, seed, per_call, method,
                              steer_first_turn)
