@@ -67,7 +67,7 @@ def main() -> None:
     forward()
     k = args.loop_neurons
     for i in range(m.adapter.n_layers):
-        z, h = store[i]
+        z, h = (t.reshape(*real.shape, -1) for t in store[i])  # OPT flattens tokens
         w = m.adapter.down_weight(m.hf, i)
         hn = h.norm(dim=-1)
         for j in range(k):

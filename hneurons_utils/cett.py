@@ -116,8 +116,9 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
             if i in scale:
                 idx, alpha = scale[i]
                 down.input[..., idx] *= alpha
-            z = down.input[used].float().abs_()  # [M, N]: |z_j,t| of the used tokens
-            h_norm = down.output[used].float().norm(dim=-1).clamp_min(EPS)  # [M]: ||h_t||
+            bt = (*used.shape, -1)  # [B, T, .], also where a layer flattens tokens (OPT)
+            z = down.input.reshape(bt)[used].float().abs_()  # [M, N]: |z_j,t| of the used tokens
+            h_norm = down.output.reshape(bt)[used].float().norm(dim=-1).clamp_min(EPS)  # ||h_t||
             per_layer.append((weights / h_norm) @ z * norms_d[i])  # [K*B, N]
         sums = nnsight.save(per_layer)
         tracer.stop()  # nothing after the last down-projection is read: skip the LM head
@@ -135,9 +136,11 @@ def cett_tokens(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     """
     layers = list(range(m.adapter.n_layers)) if layers is None else list(layers)
     norms = column_norms(m) if norms is None else norms
+    shape = batch["input_ids"].shape  # [B, T]: also where a layer flattens tokens (OPT)
     with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote):
-        out = nnsight.save([_cett_ratio(m.adapter.down_proj(m.lm, i).input,
-                                        m.adapter.down_proj(m.lm, i).output) for i in layers])
+        out = nnsight.save([_cett_ratio(m.adapter.down_proj(m.lm, i).input.reshape(*shape, -1),
+                                        m.adapter.down_proj(m.lm, i).output.reshape(*shape, -1))
+                            for i in layers])
     return torch.stack([o.cpu() * norms[i][None, None] for o, i in zip(out, layers)])
 
 

@@ -113,15 +113,27 @@ def cett_layer_figure(neuron_mean: np.ndarray) -> tuple[plt.Figure, dict]:
 
 def cett_histogram_figure(neuron_mean: np.ndarray, n_prompts: int) -> tuple[plt.Figure, dict]:
     """Chapter 1: histogram of every neuron's mean CETT (log10), with the tail's reach
-    (99.9th percentile over the median) among the returned numbers."""
+    (99.9th percentile over the median) among the returned numbers.
+
+    A neuron whose mean CETT is exactly 0 never fired on the prompts (a ReLU model such as OPT
+    has many): it has no logarithm, so it is counted (``n_silent``) and left out of the
+    histogram and of the ratios, which describe the neurons that fired."""
     flat = np.asarray(neuron_mean).ravel()
+    if (flat < 0).any() or not np.isfinite(flat).all():
+        raise ValueError("mean CETT must be finite and >= 0 for every neuron")
+    fired = flat[flat > 0]
+    if fired.size == 0:
+        raise ValueError("no neuron has a mean CETT above 0: nothing fired on these prompts")
+    n_silent = flat.size - fired.size
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(np.log10(flat), bins=100, color="C0")
+    ax.hist(np.log10(fired), bins=100, color="C0")
+    silent = f"; {n_silent:,} silent (CETT 0) not shown" if n_silent else ""
     ax.set(xlabel="log10 mean CETT of a neuron", ylabel="neurons",
-           title=f"{flat.size:,} neurons, {n_prompts} prompts")
-    return fig, {"p999_over_median": float(np.quantile(flat, 0.999) / np.median(flat)),
-                 "median": float(np.median(flat)), "max": float(flat.max()),
-                 "log10_max_over_min": float(np.log10(flat.max() / flat.min()))}
+           title=f"{flat.size:,} neurons, {n_prompts} prompts{silent}")
+    return fig, {"p999_over_median": float(np.quantile(fired, 0.999) / np.median(fired)),
+                 "median": float(np.median(fired)), "max": float(fired.max()),
+                 "log10_max_over_min": float(np.log10(fired.max() / fired.min())),
+                 "n_silent": int(n_silent)}
 
 
 def eq7_figure(eq7: Any) -> tuple[plt.Figure, dict]:

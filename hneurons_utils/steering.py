@@ -153,17 +153,32 @@ def scaled_rows(m: LoadedModel, rows: Sequence[tuple[NeuronSet | None, float]]
             table = factors.setdefault(layer, torch.ones(len(rows), m.adapter.n_neurons))
             table[r, idx] = alpha
 
+    batch: dict[str, int] = {}
+
+    def note_rows(_module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        """The forward pass's batch size, read from its input (a layer may flatten tokens)."""
+        x = next((v for v in (kwargs.get("input_ids"), kwargs.get("inputs_embeds"), *args[:1])
+                  if v is not None), None)
+        if x is not None:
+            batch["rows"] = x.shape[0]
+
     def make_hook(table: torch.Tensor):
         def hook(_module: torch.nn.Module, args: tuple) -> tuple:
-            z = args[0]
-            if z.shape[0] != table.shape[0]:
-                raise ValueError(f"batch has {z.shape[0]} rows but {table.shape[0]} row "
+            z = args[0]  # [B, T, N], or [B*T, N] where the layer flattens tokens (OPT)
+            rows = batch.get("rows", z.shape[0])
+            if rows != table.shape[0]:
+                raise ValueError(f"batch has {rows} rows but {table.shape[0]} row "
                                  "interventions were given (num_return_sequences must be 1)")
-            return (z * table.to(z.device, z.dtype)[:, None, :], *args[1:])
+            scaled = z.reshape(rows, -1, z.shape[-1]) * table.to(z.device, z.dtype)[:, None, :]
+            return (scaled.reshape(z.shape), *args[1:])
         return hook
 
-    with _down_proj_pre_hooks(m, {layer: make_hook(table) for layer, table in factors.items()}):
-        yield m
+    handle = m.hf.register_forward_pre_hook(note_rows, with_kwargs=True)
+    try:
+        with _down_proj_pre_hooks(m, {layer: make_hook(table) for layer, table in factors.items()}):
+            yield m
+    finally:
+        handle.remove()
 
 
 def generate_rows(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig,

@@ -100,8 +100,9 @@ else:
     layer = m.adapter.n_layers // 2
     fast = cett.cett_tokens(m, batch, layers=[layer])[0]  # [B, T, N]
     captured = {}
+    bt = (*batch["input_ids"].shape, -1)  # [B, T, .]: OPT's layers flatten tokens to [B*T, .]
     hook = m.adapter.down_proj(m.hf, layer).register_forward_hook(
-        lambda mod, inp, out: captured.update(z=inp[0].detach(), h=out.detach()))
+        lambda mod, inp, out: captured.update(z=inp[0].reshape(bt), h=out.reshape(bt)))
     with torch.no_grad():  # a plain forward pass
         m.hf(**batch, position_ids=(batch["attention_mask"].cumsum(-1) - 1).clamp_min(0))
     hook.remove()
@@ -150,6 +151,9 @@ print(f"99.9th percentile / median = {tail['p999_over_median']:.1f}; max / min =
       f"10^{tail['log10_max_over_min']:.1f}; the top 1% of neurons hold {100 * top_share.min():.1f}-"
       f"{100 * top_share.max():.1f}% of their layer's CETT (median {100 * np.median(top_share):.1f}%, "
       "uniform 1%)")
+if tail["n_silent"]:
+    print(f"{tail['n_silent']:,} neurons never fired on these prompts (mean CETT exactly 0, as a "
+          "ReLU FFN allows): they are left out of the histogram and of its ratios")
 
 # %% [markdown]
 # Read the printed figures as the answer to "how concentrated is CETT?". A uniform layer would

@@ -86,9 +86,10 @@ print(m.adapter)
 prompt = sampling.build_prompt(m.tokenizer, "What is the capital of Australia?")
 enc = m.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)  # the template has its own
 layer = m.adapter.n_layers // 2
+bt = (*enc["input_ids"].shape, -1)  # [B, T, .] (OPT's layers flatten tokens to [B*T, .])
 with torch.no_grad(), m.lm.trace(dict(enc), remote=m.remote):
-    z = nnsight.save(m.adapter.down_proj(m.lm, layer).input[0, -1])  # [neurons]
-    h = nnsight.save(m.adapter.down_proj(m.lm, layer).output[0, -1])  # [d_model]
+    z = nnsight.save(m.adapter.down_proj(m.lm, layer).input.reshape(bt)[0, -1])  # [neurons]
+    h = nnsight.save(m.adapter.down_proj(m.lm, layer).output.reshape(bt)[0, -1])  # [d_model]
 w_norm = cett.column_norms(m)[layer]  # ||W_down[:, j]|| of every neuron, [neurons] (works on NDIF too)
 cett_last = z.abs().float().cpu() * w_norm / h.float().norm().cpu()
 top = torch.topk(cett_last, 5)

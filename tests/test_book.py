@@ -93,20 +93,26 @@ def test_pages_load_nothing_from_the_internet(smoke_book):
 
 
 @pytest.mark.slow
-def test_chapter_1_runs_on_another_architecture_by_parameters_only(tmp_path):
-    """The CETT chapter on a tiny random GPT-2 (Conv1D down-projection, no chat template) saved
-    as a local folder: only MODEL_ID and OUTPUT_DIR change, and its results describe that model."""
+@pytest.mark.parametrize("family", ["gpt2", "opt"])
+def test_chapter_1_runs_on_another_architecture_by_parameters_only(tmp_path, family):
+    """The CETT chapter on a tiny random GPT-2 (Conv1D down-projection, no chat template) or OPT
+    (layers that flatten tokens before the FFN) saved as a local folder: only MODEL_ID and
+    OUTPUT_DIR change, and its results describe that model."""
     import torch
     import yaml
     from conftest import tiny_tokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel, OPTConfig, OPTForCausalLM
 
     from hneurons_utils.profiles import profile_for_notebook
 
-    folder = tmp_path / "tiny-gpt2"
+    folder = tmp_path / f"tiny-{family}"
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=32, n_layer=3, n_head=4, n_positions=256,
-                               pad_token_id=0, eos_token_id=1, bos_token_id=1)).save_pretrained(folder)
+    ids = dict(vocab_size=100, pad_token_id=0, eos_token_id=1, bos_token_id=1)
+    hf = (GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=3, n_head=4, n_positions=256, **ids))
+          if family == "gpt2" else
+          OPTForCausalLM(OPTConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                   ffn_dim=128, word_embed_proj_dim=32, **ids)))
+    hf.save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     nb_py = REPO_ROOT / "notebooks" / "01_cett.py"
     params = {**profile_for_notebook("smoke", nb_py), "MODEL_ID": str(folder),
@@ -119,6 +125,6 @@ def test_chapter_1_runs_on_another_architecture_by_parameters_only(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = json.loads((tmp_path / "out.ipynb").read_text())
     text = "".join("".join(o.get("text", "")) for c in out["cells"] for o in c.get("outputs", []))
-    assert "GPT2LMHeadModel" in text and "3 layers x 128 neurons" in text
-    layer = json.loads((tmp_path / "results" / "tiny-gpt2" / "cett" / "cett_by_layer.json").read_text())
+    assert type(hf).__name__ in text and "3 layers x 128 neurons" in text
+    layer = json.loads((tmp_path / "results" / folder.name / "cett" / "cett_by_layer.json").read_text())
     assert len(layer["top1pct_share"]) == 3

@@ -31,8 +31,9 @@ def reference_cett(m, batch):
     for h in hooks:
         h.remove()
     out = []
+    shape = (*batch["input_ids"].shape, -1)  # [B, T, .]: OPT's layers flatten tokens
     for i in range(m.adapter.n_layers):
-        z, h = store[i]
+        z, h = (t.reshape(shape) for t in store[i])
         w = m.adapter.down_weight(m.hf, i)
         per_neuron = [(z[..., j:j + 1] * w[:, j]).norm(dim=-1) / h.norm(dim=-1)
                       for j in range(w.shape[1])]

@@ -36,7 +36,21 @@ def test_cett_layer_and_histogram_numbers():
     fig, t = plots.cett_histogram_figure(nm, n_prompts=3)
     assert t["median"] == 1.0 and t["max"] == 99.0
     assert t["p999_over_median"] == pytest.approx(np.quantile(nm, 0.999))
-    assert t["log10_max_over_min"] == pytest.approx(np.log10(99.0))
+    assert t["log10_max_over_min"] == pytest.approx(np.log10(99.0)) and t["n_silent"] == 0
+
+
+def test_cett_histogram_counts_silent_neurons_apart():
+    """Neurons that never fired (mean CETT 0, a ReLU FFN) are counted, not logged to -inf; a
+    negative or NaN mean, or nothing fired at all, is refused."""
+    nm = np.r_[np.zeros(60), np.ones(39), 10.0]
+    fig, t = plots.cett_histogram_figure(nm, n_prompts=2)
+    assert t["n_silent"] == 60 and t["median"] == 1.0
+    assert t["log10_max_over_min"] == pytest.approx(1.0)
+    assert "60 silent" in fig.axes[0].get_title()
+    for bad, msg in ((np.zeros(5), "nothing fired"), (np.r_[1.0, np.nan], "finite"),
+                     (np.r_[1.0, -1.0], ">= 0")):
+        with pytest.raises(ValueError, match=msg):
+            plots.cett_histogram_figure(bad, n_prompts=1)
 
 
 def test_eq7_figure_draws_every_neuron_and_the_identity():

@@ -35,8 +35,8 @@ def _reference_hooks(m, neurons: NeuronSet, alpha: float) -> list:
         idx = torch.as_tensor(idx)
 
         def hook(_mod, args, idx=idx):
-            z = args[0].clone()
-            z[:, :, idx] = z[:, :, idx] * alpha
+            z = args[0].clone()  # [B, T, N], or [B*T, N] where a layer flattens tokens (OPT)
+            z[..., idx] = z[..., idx] * alpha
             return (z,)
         handles.append(m.adapter.down_proj(m.hf, layer).register_forward_pre_hook(hook))
     return handles

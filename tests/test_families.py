@@ -1,0 +1,69 @@
+"""The CETT and steering checks of test_cett/test_steering on the other architecture families
+the adapter supports (the `tiny_model` fixture covers Llama and GPT-2): a user who changes
+MODEL_ID to a Mistral, Qwen, Gemma, Pythia or OPT model gets the same guarantees.
+
+Each family is a tiny random model built in code. OPT is the odd one: its decoder layers flatten
+tokens to ``[B*T, d]`` before the FFN, so the down-projection sees ``[B*T, N]``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import test_cett
+import test_steering
+from conftest import tiny_tokenizer
+from hneurons_utils.models import wrap_model
+
+SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, vocab_size=100,
+             pad_token_id=0, eos_token_id=1, bos_token_id=1)
+GQA = dict(intermediate_size=48, num_key_value_heads=2)
+
+
+def _build(family: str) -> torch.nn.Module:
+    import transformers as tf
+
+    if family == "mistral":
+        return tf.MistralForCausalLM(tf.MistralConfig(**SIZES, **GQA))
+    if family == "qwen2":
+        return tf.Qwen2ForCausalLM(tf.Qwen2Config(**SIZES, **GQA))
+    if family == "gemma3":  # GELU-tanh gate, pre/post feed-forward norms, sliding window
+        return tf.Gemma3ForCausalLM(tf.Gemma3TextConfig(**SIZES, **GQA, head_dim=8))
+    if family == "gpt_neox":  # parallel attention and FFN
+        return tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(**SIZES, intermediate_size=48))
+    if family == "opt":
+        return tf.OPTForCausalLM(tf.OPTConfig(**SIZES, ffn_dim=48, word_embed_proj_dim=32))
+    raise AssertionError(family)
+
+
+DOWN = {"mistral": "mlp.down_proj", "qwen2": "mlp.down_proj", "gemma3": "mlp.down_proj",
+        "gpt_neox": "mlp.dense_4h_to_h", "opt": "fc2"}
+
+
+@pytest.fixture(params=list(DOWN))
+def family_model(request):
+    torch.manual_seed(0)
+    return wrap_model(_build(request.param).eval(), tiny_tokenizer(), name=f"tiny-{request.param}")
+
+
+def test_adapter_finds_the_down_projection(family_model):
+    family = family_model.name.removeprefix("tiny-")
+    a = family_model.adapter
+    assert (a.down_path, a.n_layers, a.n_neurons) == (DOWN[family], 2, 48)
+    assert (a.gate_path is not None) == (family in ("mistral", "qwen2", "gemma3"))
+
+
+def test_cett_matches_the_reference(family_model):
+    test_cett.test_cett_tokens_match_reference(family_model)
+    test_cett.test_cett_means_match_reference_over_masks(family_model)
+
+
+def test_steering_methods_match_the_reference_hook(family_model):
+    test_steering.test_logits_match_reference_hook(family_model, 3.0)  # amplifies the FFN
+    test_steering.test_rows_method_matches_one_condition_at_a_time(family_model)
+
+
+def test_weight_edit_restores_the_weights(family_model):
+    test_steering.test_weights_restored_bit_exactly(family_model)
+    test_steering.test_weights_restored_after_exception(family_model)
