@@ -106,9 +106,9 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     n_k, n_b = k.shape[:2]
     counts = k.sum(-1)  # [K, B]
     norms = column_norms(m) if norms is None else norms
-    dev = m.device if not m.remote else "cpu"
     used, weights = _token_weights(k)
-    used, weights, norms_d = used.to(dev), weights.to(dev), norms.to(dev)
+    if not m.remote:  # to the model's (first) device once; each layer moves them where it runs
+        used, weights, norms = used.to(m.device), weights.to(m.device), norms.to(m.device)
     with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote) as tracer:
         per_layer = []
         for i in range(m.adapter.n_layers):
@@ -117,9 +117,13 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
                 idx, alpha = scale[i]
                 down.input[..., idx] *= alpha
             bt = (*used.shape, -1)  # [B, T, .], also where a layer flattens tokens (OPT)
-            z = down.input.reshape(bt)[used].float().abs_()  # [M, N]: |z_j,t| of the used tokens
-            h_norm = down.output.reshape(bt)[used].float().norm(dim=-1).clamp_min(EPS)  # ||h_t||
-            per_layer.append((weights / h_norm) @ z * norms_d[i])  # [K*B, N]
+            z_all, h_all = down.input.reshape(bt), down.output.reshape(bt)
+            # the layer's device: a sharded model (DEVICE "auto") or NDIF runs layers elsewhere
+            dev = z_all.device
+            u = used.to(dev)
+            z = z_all[u].float().abs_()  # [M, N]: |z_j,t| of the used tokens
+            h_norm = h_all[u].float().norm(dim=-1).clamp_min(EPS)  # [M]: ||h_t||
+            per_layer.append((weights.to(dev) / h_norm) @ z * norms[i].to(dev))  # [K*B, N]
         sums = nnsight.save(per_layer)
         tracer.stop()  # nothing after the last down-projection is read: skip the LM head
     total = torch.stack([s.cpu() for s in sums], dim=1).reshape(n_k, n_b, -1, norms.shape[1])
@@ -141,7 +145,7 @@ def cett_tokens(m: LoadedModel, batch: Mapping[str, torch.Tensor],
         out = nnsight.save([_cett_ratio(m.adapter.down_proj(m.lm, i).input.reshape(*shape, -1),
                                         m.adapter.down_proj(m.lm, i).output.reshape(*shape, -1))
                             for i in layers])
-    return torch.stack([o.cpu() * norms[i][None, None] for o, i in zip(out, layers)])
+    return torch.stack([o.cpu() * norms[i].cpu()[None, None] for o, i in zip(out, layers)])
 
 
 def eq7_ratios(m: LoadedModel, batch: Mapping[str, torch.Tensor],

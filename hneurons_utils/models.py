@@ -247,7 +247,10 @@ def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device:
                remote: bool = False) -> LoadedModel:
     """Load ``model_id`` (hub id, folder, or the embedded default) wrapped for nnsight.
 
-    ``remote=True`` keeps the weights on NDIF (nnsight's ``remote=True``); traces then run there.
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... puts the whole model there; ``"auto"``
+    shards it over every visible GPU (transformers' ``device_map="auto"``, for a model larger
+    than one GPU, e.g. 70B in bfloat16). ``remote=True`` keeps the weights on NDIF (nnsight's
+    ``remote=True``); traces then run there.
     """
     from nnsight import TransformersModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -263,8 +266,14 @@ def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device:
         lm = TransformersModel(source, tokenizer=tok, task="text-generation")
         hf = lm._model
     else:
-        hf = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
-        hf.to(device).eval()
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ValueError(f"DTYPE {dtype!r} is not a torch dtype; use float32, bfloat16 or float16")
+        if device == "auto":
+            hf = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype),
+                                                      device_map="auto").eval()
+        else:
+            hf = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
+            hf.to(device).eval()
         lm = TransformersModel(hf, tokenizer=tok)
     return LoadedModel(model_name(model_id), lm, hf, tok, ffn_adapter(hf), remote)
 

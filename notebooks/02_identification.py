@@ -30,7 +30,7 @@
 # %% tags=["parameters"]
 PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
 MODEL_ID = "SmolLM2-135M-Instruct"  # HF hub id, local folder, or the embedded default
-DEVICE = "cpu"  # "cuda" for GPUs
+DEVICE = "cpu"  # "cuda" for a GPU; "auto" shards a model too big for one GPU over all of them
 DTYPE = "float32"  # "bfloat16" for 7B+ models on GPUs
 REMOTE = False  # True: run the traces on NDIF through nnsight (remote execution)
 DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging Face Hub

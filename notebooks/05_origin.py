@@ -41,7 +41,7 @@
 
 # %% tags=["parameters"]
 PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
-DEVICE = "cpu"  # "cuda" for GPUs
+DEVICE = "cpu"  # "cuda" for a GPU; "auto" shards a model too big for one GPU over all of them
 DTYPE = "float32"  # "bfloat16" for 7B+ models on GPUs
 DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging Face Hub
 OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<instruct model>/origin

@@ -141,6 +141,33 @@ def test_missing_model_folder_is_named(tmp_path):
     assert models.resolve_model_source("org/name") == "org/name"  # hub ids pass through
 
 
+def test_local_folder_loads_on_a_device_or_sharded(tmp_path, monkeypatch):
+    """A local folder loads whole (DEVICE "cpu") or through device_map="auto" (DEVICE "auto",
+    which shards over GPUs; on a machine without one everything lands on the CPU): both give
+    the same CETT. A DTYPE that is not a torch dtype is named."""
+    from conftest import tiny_llama, tiny_tokenizer
+
+    from hneurons_utils import cett
+
+    tiny_llama().save_pretrained(tmp_path / "m")
+    tiny_tokenizer().save_pretrained(tmp_path / "m")
+    import transformers
+
+    calls = []
+    real = transformers.AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    whole = models.load_model(str(tmp_path / "m"))
+    sharded = models.load_model(str(tmp_path / "m"), device="auto")
+    assert [kw.get("device_map") for kw in calls] == [None, "auto"]
+    batch = cett.encode(whole, ["w1 w2 w3", "w4"])
+    mask = {"all": batch["attention_mask"].bool()}
+    torch.testing.assert_close(cett.cett_means(sharded, batch, mask)["all"],
+                               cett.cett_means(whole, batch, mask)["all"])
+    with pytest.raises(ValueError, match="DTYPE 'bf16' is not a torch dtype"):
+        models.load_model(str(tmp_path / "m"), dtype="bf16")
+
+
 def test_model_name_of_cached_folders_survives_a_moved_cache(tmp_path, monkeypatch):
     """A folder inside the cache is named by its folder name (results stay valid when the cache
     moves); a user's folder and a hub id keep their full name."""
