@@ -101,12 +101,15 @@ else:
     fast = cett.cett_tokens(m, batch, layers=[layer])[0]  # [B, T, N]
     captured = {}
     bt = (*batch["input_ids"].shape, -1)  # [B, T, .]: OPT's layers flatten tokens to [B*T, .]
-    hook = m.adapter.down_proj(m.hf, layer).register_forward_hook(
-        lambda mod, inp, out: captured.update(z=inp[0].reshape(bt), h=out.reshape(bt)))
+    # captured and computed in float32 on the CPU, as the fast path computes (a bfloat16 model's
+    # own products would carry its rounding, about 1e-2)
+    hook = m.adapter.down_proj(m.hf, layer).register_forward_hook(lambda mod, inp, out: captured.update(
+        z=inp[0].reshape(bt).float().cpu(), h=out.reshape(bt).float().cpu()))
+    plain = {k: v.to(m.device) for k, v in batch.items()}
     with torch.no_grad():  # a plain forward pass
-        m.hf(**batch, position_ids=(batch["attention_mask"].cumsum(-1) - 1).clamp_min(0))
+        m.hf(**plain, position_ids=(plain["attention_mask"].cumsum(-1) - 1).clamp_min(0))
     hook.remove()
-    W = m.adapter.down_weight(m.hf, layer)
+    W = m.adapter.down_weight(m.hf, layer).float().cpu()
     neurons = torch.randperm(m.adapter.n_neurons)[:CHECK_NEURONS]
     literal = torch.stack([(captured["z"][..., j, None] * W[:, j]).norm(dim=-1)
                            / captured["h"].norm(dim=-1) for j in neurons.tolist()], dim=-1)
