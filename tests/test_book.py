@@ -93,11 +93,12 @@ def test_pages_load_nothing_from_the_internet(smoke_book):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["gpt2", "opt"])
-def test_chapter_1_runs_on_another_architecture_by_parameters_only(tmp_path, family):
+@pytest.mark.parametrize("family, dtype", [("gpt2", "float32"), ("opt", "bfloat16")])
+def test_chapter_1_runs_on_another_architecture_by_parameters_only(tmp_path, family, dtype):
     """The CETT chapter on a tiny random GPT-2 (Conv1D down-projection, no chat template) or OPT
-    (layers that flatten tokens before the FFN) saved as a local folder: only MODEL_ID and
-    OUTPUT_DIR change, and its results describe that model."""
+    (layers that flatten tokens before the FFN) saved as a local folder: only MODEL_ID,
+    OUTPUT_DIR and DTYPE change (bfloat16, the paper profile's, for OPT: the chapter's literal
+    check must hold there too), and its results describe that model."""
     import torch
     import yaml
     from conftest import tiny_tokenizer
@@ -115,7 +116,7 @@ def test_chapter_1_runs_on_another_architecture_by_parameters_only(tmp_path, fam
     hf.save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     nb_py = REPO_ROOT / "notebooks" / "01_cett.py"
-    params = {**profile_for_notebook("smoke", nb_py), "MODEL_ID": str(folder),
+    params = {**profile_for_notebook("smoke", nb_py), "MODEL_ID": str(folder), "DTYPE": dtype,
               "OUTPUT_DIR": str(tmp_path / "results")}
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
     cmd = (f"jupytext --quiet --to ipynb -o {tmp_path}/src.ipynb {nb_py} && papermill "
