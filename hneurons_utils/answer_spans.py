@@ -1,6 +1,6 @@
-"""Where the answer sits in a response: the tokens whose CETT is averaged (paper Section 2.2).
+"""Where the answer sits in a response: the tokens whose CETT is averaged (paper Section 6.1.1).
 
-The paper computes CETT features on the answer tokens only (Section 2.2, "answer tokens"),
+The paper computes CETT features on the answer tokens only (Section 6.1.1, "answer tokens"),
 found there by asking an LLM to extract the answer string. Here a rule does it, in order:
 
 1. ``alias``: a gold alias occurs in the response (case/accent-insensitive, whole tokens, the
@@ -148,7 +148,7 @@ def locate_answer_span(response: str, answers: Sequence[str],
                        question: str | None = None) -> AnswerSpan:
     """The shortest span of ``response`` that carries the answer (alias, content, or fallback).
 
-    Implements the paper's "answer tokens" (Section 2.2) by rule. Passing ``question`` lets
+    Implements the paper's "answer tokens" (Section 6.1.1) by rule. Passing ``question`` lets
     the content heuristic tell the answer from an echo of the question ("Lyon is the capital
     of France." -> "Lyon"); without it, "X is Y" sentences give Y.
     """
@@ -181,7 +181,7 @@ def token_mask_from_span(offsets: Sequence[tuple[int, int]], span: AnswerSpan) -
     ``offsets`` are per-token ``(start, end)`` character offsets into the response text alone,
     as a fast tokenizer's ``return_offsets_mapping=True`` gives; zero-width tokens (special
     tokens, ``(0, 0)``) never count. Raises if no token overlaps, since a CETT mean over zero
-    answer tokens (Section 2.2) is undefined.
+    answer tokens (Section 6.1.1) is undefined.
     """
     arr = np.asarray(offsets, dtype=np.int64)
     if arr.ndim != 2 or arr.shape[1] != 2:

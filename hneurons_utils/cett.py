@@ -1,4 +1,4 @@
-"""CETT: the contribution of each FFN neuron to its layer's output (paper Section 2.1, Eq. 1-2).
+"""CETT: the contribution of each FFN neuron to its layer's output (paper Section 6.1.2, Eq. 1-2).
 
 For layer l, token t and neuron j, with z_t the input of the down-projection (the neuron
 activations) and h_t = W_down z_t its output::

@@ -1,7 +1,7 @@
-"""Benchmarks and the NonExist set (paper Sections 2.1-2.3 and 3).
+"""Benchmarks and the NonExist set (paper Sections 2-3 and 6.1-6.2).
 
-H-Neurons are identified on TriviaQA (Section 2.2), tested for generalisation on NQ-Open,
-BioASQ and NonExist (Section 2.3, Table 1), and steered on FalseQA, FaithEval, Sycophancy and
+H-Neurons are identified on TriviaQA (Section 6.1.1), tested for generalisation on NQ-Open,
+BioASQ and NonExist (Section 2, Table 1), and steered on FalseQA, FaithEval, Sycophancy and
 Jailbreak (Section 3). Files are read from the local data folder (the ``DATA_DIR`` parameter,
 else ``$HNEURONS_DATA_DIR``; formats in ``../shared/data/README.md``); when a file is absent the
 loader falls back to the dataset's public home on the Hugging Face Hub (``datasets`` if
@@ -331,7 +331,7 @@ def _qa_items(rows: Iterable[Row], dataset: str, prefix: str, answers_key: str =
 
 
 def load_triviaqa(split: str = "train", data_dir: str | Path | None = None) -> list[QAItem]:
-    """TriviaQA questions and aliases; "train" identifies H-Neurons, "test" evaluates (Section 2.2)."""
+    """TriviaQA questions and aliases; "train" identifies H-Neurons, "test" evaluates (Section 6.1.1)."""
     if split not in ("train", "test"):
         raise ValueError(f"TriviaQA split must be 'train' or 'test', got {split!r}")
     rows = _source_rows(f"triviaqa/{split}.tsv", data_dir, _read_tsv_qa)
@@ -339,13 +339,13 @@ def load_triviaqa(split: str = "train", data_dir: str | Path | None = None) -> l
 
 
 def load_nq_open(data_dir: str | Path | None = None) -> list[QAItem]:
-    """NQ-Open test questions (cross-domain generalisation, Section 2.3, Table 1)."""
+    """NQ-Open test questions (cross-domain generalisation, Section 2, Table 1)."""
     rows = _source_rows("nq_open/test.jsonl", data_dir, _read_jsonl)
     return _qa_items(rows, "nq_open", "nq_open", answers_key="answer")
 
 
 def load_bioasq(data_dir: str | Path | None = None) -> list[QAItem]:
-    """BioASQ factoid questions (biomedical domain shift, Section 2.3, Table 1); local file only."""
+    """BioASQ factoid questions (biomedical domain shift, Section 2, Table 1); local file only."""
     return _qa_items(_source_rows("bioasq/factoid.jsonl", data_dir, _read_jsonl), "bioasq", "bioasq")
 
 
@@ -405,7 +405,7 @@ def load_qa(name: str, split: str | None = None, data_dir: str | Path | None = N
     return subsample(items, limit, seed)
 
 
-# ---------------------------------------------------------------- NonExist (Section 2.3)
+# ---------------------------------------------------------------- NonExist (Section 2)
 
 
 class NonExistItems(list):
@@ -485,7 +485,7 @@ def _collides(name: str, real_words: frozenset, words: set[str], blob: str) -> b
 
 def make_nonexist(n: int, seed: int = 0, exclude_texts: Iterable[str] = (),
                   parts_path: str | Path = NONEXIST_PARTS) -> NonExistItems:
-    """``n`` questions about fabricated entities, balanced over entity kinds (NonExist, Section 2.3).
+    """``n`` questions about fabricated entities, balanced over entity kinds (NonExist, Section 2).
 
     After HalluLens (Bang et al. 2025), as the paper does: names are built from invented
     syllables and recombined real word parts ("Who manufactures the medicine volor pri

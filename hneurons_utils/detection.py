@@ -1,4 +1,4 @@
-"""Detection on unseen questions: Table 1's evaluation sets, metrics and baselines (Section 2.3).
+"""Detection on unseen questions: Table 1's evaluation sets, metrics and baselines (Section 2, Table 1).
 
 Each dataset is answered once per question with the identification settings; responses are
 labelled hallucinated (1) or faithful (0), balanced, and featurised on their answer tokens.
@@ -257,7 +257,7 @@ def empty_counts(path: Path, items: Sequence, error: Exception) -> dict:
 
 def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict[str, EvalSet],
                      seeds: Sequence[int], keep_scores: bool = False) -> list[dict]:
-    """Table 1's random-neuron baselines, each matched in neuron count (Section 2.3).
+    """Table 1's random-neuron baselines, each matched in neuron count (Section 2, Table 1).
 
     Per seed, two classifiers trained on the identification training rows (same label scheme,
     an L2 logistic regression on standardised features): ``kind="random_<seed>"`` on as many
@@ -444,19 +444,22 @@ def all_answers_frame(ours: dict[str, dict], baselines: pd.DataFrame) -> pd.Data
                          for k, d in ours.items()}).T
 
 
-def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille: float,
+def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, total_neurons: int,
                       label: str, datasets: Sequence[str], n_used: int | None = None,
                       n_h: int | None = None) -> pd.DataFrame:
     """Table 1 (accuracy, %) with the paper's rows and ours, each row labelled by its source.
 
-    "ratio (per mille)" is the H-Neurons' share (the paper's column); "neurons read" is how many
-    neurons each of our classifiers uses (``n_used``: the probe's non-zero weights, positive and
-    negative), which the paper does not state for its rows. Besides the probe and random
-    classifiers of its size, our rows give the H-Neurons alone (refit) and random classifiers
-    of the H-Neurons' count ``n_h`` (the like-for-like pair), when ``baselines`` has them.
+    "ratio (per mille)" is, as the paper's caption defines it, "the proportion of total neurons
+    that are selected for classifiers": for each of our rows, the neurons that classifier reads
+    over ``total_neurons``. "neurons read" gives the count (``n_used``: the probe's non-zero
+    weights, positive and negative; ``n_h``: the H-Neurons, its positive ones), which the paper
+    does not state for its rows. Besides the probe and random classifiers of its size, our rows
+    give the H-Neurons alone (refit) and random classifiers of the H-Neurons' count (the
+    like-for-like pair), when ``baselines`` has them.
     """
     from .paper import table1_frame
 
+    ratio = lambda k: 1000 * k / total_neurons if k is not None else float("nan")  # noqa: E731
     ref = table1_frame()
     rows = {}
     for model, g in ref.groupby("model", sort=False):
@@ -465,18 +468,19 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, per_mille:
             rows[f"paper: {model}, {what}"] = {**g[col].to_dict(),
                                                "ratio (per mille)": g.ratio_permille.iloc[0]}
     rows[f"{label}, H-Neuron probe"] = {**{k: 100 * d["accuracy"] for k, d in ours.items()},
-                                        "ratio (per mille)": per_mille, "neurons read": n_used}
+                                        "ratio (per mille)": ratio(n_used), "neurons read": n_used}
     if len(baselines):
+        k_random = baselines["random neurons"].iloc[0]
         rows[f"{label}, random (mean over seeds)"] = {
-            **(100 * baselines["random accuracy"]).to_dict(), "ratio (per mille)": per_mille,
-            "neurons read": baselines["random neurons"].iloc[0]}
+            **(100 * baselines["random accuracy"]).to_dict(), "ratio (per mille)": ratio(k_random),
+            "neurons read": k_random}
         small = baselines.get("random (H-Neuron count) accuracy")
         if small is not None and small.notna().any():
             rows[f"{label}, H-Neurons alone (refit)"] = {
                 **(100 * baselines["H-Neurons refit accuracy"]).to_dict(),
-                "ratio (per mille)": per_mille, "neurons read": n_h}
+                "ratio (per mille)": ratio(n_h), "neurons read": n_h}
             rows[f"{label}, random, as many as H-Neurons"] = {
-                **(100 * small).to_dict(), "ratio (per mille)": per_mille, "neurons read": n_h}
+                **(100 * small).to_dict(), "ratio (per mille)": ratio(n_h), "neurons read": n_h}
     return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)", "neurons read"])
 
 

@@ -285,25 +285,30 @@ def drift_direction(t: dict, alpha: float = 0.05) -> str:
     """The outcome of :func:`drift_tests`: "too few" (under two H-Neurons); "less" (the
     paper's one-sided t-test at ``alpha``, mean rank above 0.5); "more" (mean-rank interval
     below 0.5 and, where the result has it, beyond what layer-matched random sets of as many
-    neurons reach: ``p_value_more < alpha``); "more, within random sets" (below 0.5, but such
-    sets often rank as low: with few neurons the bootstrap interval alone is too narrow); or
-    "none". Under ``MIN_FOR_INTERVAL`` neurons there is no interval and a t-test on so few
-    values means little: the layer-matched random sets alone decide ("less" or "more" where
-    their one-sided p-value is under ``alpha``, else "none")."""
+    neurons reach: ``p_value_more < alpha / 2``); "more, within random sets" (below 0.5, but
+    such sets often rank as low: with few neurons the bootstrap interval alone is too narrow);
+    or "none". Under ``MIN_FOR_INTERVAL`` neurons there is no interval and a t-test on so few
+    values means little: the layer-matched random sets alone decide ("less" where their
+    one-sided p-value is under ``alpha``, "more" under ``alpha / 2``, else "none").
+
+    "less" is the paper's one-sided hypothesis, tested at ``alpha``. "more" was not anyone's
+    hypothesis: claiming it whenever either tail is under ``alpha`` would test at twice
+    ``alpha``, so the opposite direction needs ``alpha / 2`` (two-sided ``alpha``), as the 95%
+    interval below 0.5 does."""
     if t.get("n_h_neurons", 0) < 2:
         return "too few"
     layer = t.get("random_layer_matched", {})
     if t.get("mean_rank_ci") is None:
         if layer.get("p_value", 1.0) < alpha and t["mean_rank"] > 0.5:
             return "less"
-        if layer.get("p_value_more", 1.0) < alpha and t["mean_rank"] < 0.5:
+        if layer.get("p_value_more", 1.0) < alpha / 2 and t["mean_rank"] < 0.5:
             return "more"
         return "none"
     if t["t_test"]["p_value"] < alpha and t["mean_rank"] > 0.5:
         return "less"
     if t["mean_rank_ci"][1] < 0.5:
         p_more = layer.get("p_value_more")
-        return "more" if p_more is None or p_more < alpha else "more, within random sets"
+        return "more" if p_more is None or p_more < alpha / 2 else "more, within random sets"
     return "none"
 
 
@@ -330,10 +335,13 @@ def drift_verdict(t: dict, alpha: float = 0.05) -> str:
                     f"{layer['p_value']:.2g}; too few neurons for the t-test to mean much)")
         if d == "more":
             return (f"changed more than layer-matched random sets of {n} neurons (p = "
-                    f"{layer['p_value_more']:.2g}): the paper's opposite, in this pair")
+                    f"{layer['p_value_more']:.2g}, under the {alpha / 2:g} that a direction "
+                    "opposite to the paper's needs): the paper's opposite, in this pair")
         return (f"layer-matched random sets of {n} neurons reach a mean rank as high as the "
                 f"H-Neurons' in {100 * layer['p_value']:.0f}% of draws and one as low in "
-                f"{100 * layer.get('p_value_more', float('nan')):.0f}%: no evidence either way")
+                f"{100 * layer.get('p_value_more', float('nan')):.1f}% (a direction needs under "
+                f"{100 * alpha:g}% for the paper's, under {100 * alpha / 2:g}% for the opposite): "
+                "no evidence either way")
     if d == "less":
         extra = ("; also against layer-matched random sets" if layer["p_value"] < alpha else
                  "; but not against layer-matched random sets (a layer effect)")

@@ -1,4 +1,4 @@
-"""Response-level CETT features: the classifier's input (paper Section 2.2, Eq. 3).
+"""Response-level CETT features: the classifier's input (paper Section 6.1.2, Eq. 3).
 
 For each response the paper averages CETT (Eq. 2) over its answer tokens and, separately, over
 all other tokens, in every layer, giving two vectors of ``layers x neurons`` values::

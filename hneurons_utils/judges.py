@@ -1,4 +1,4 @@
-"""Judging answers: correct, incorrect (a hallucination) or refusal (paper Section 2.2).
+"""Judging answers: correct, incorrect (a hallucination) or refusal (paper Section 6.1.1).
 
 The paper labels each sampled TriviaQA answer with a judge and keeps questions answered
 correctly in all 10 samples (the "faithful" class) or incorrectly in all 10, where an incorrect
@@ -60,7 +60,7 @@ def normalized_tokens(text: str, drop_articles: bool = True) -> list[tuple[str, 
 def normalize_answer(s: str) -> str:
     """SQuAD/TriviaQA answer normalisation: NFKD, lowercase, no punctuation or articles, single spaces.
 
-    This is the string compared by the rule judge (Section 2.2); ``"The Beatles!"`` and
+    This is the string compared by the rule judge (Section 6.1.1); ``"The Beatles!"`` and
     ``"beatles"`` normalise alike, ``"Campbell-Bannerman"`` becomes ``"campbell bannerman"``.
     """
     return " ".join(tok for tok, _, _ in normalized_tokens(s))
@@ -103,7 +103,7 @@ def is_refusal(response: str, entity_denial: bool = True) -> bool:
     ``entity_denial=False`` leaves out :data:`ENTITY_DENIAL_PATTERNS` ("does not exist",
     "fictional", ...), which :func:`rule_judge` checks only after looking for a gold alias.
 
-    The paper excludes refusals from both classes (Section 2.2) and counts them as the good
+    The paper excludes refusals from both classes (Section 6.1.1) and counts them as the good
     outcome on NonExist. Precision is kept on purpose: phrases are matched as whole words,
     curly apostrophes are straightened, and "I cannot" needs a verb of answering after it.
     An empty or whitespace-only response carries no answer and counts as a refusal.
@@ -142,7 +142,7 @@ RULE_JUDGE_VERSION = 2
 def rule_judge(response: str, answers: Sequence[str]) -> Label:
     """Label one answer: "refusal" first, then "correct" if a gold alias is contained, else "incorrect".
 
-    Implements the paper's correct / incorrect split (Section 2.2) with TriviaQA's alias
+    Implements the paper's correct / incorrect split (Section 6.1.1) with TriviaQA's alias
     containment. An empty ``answers`` list means no answer exists (NonExist): any
     non-refusal answer is then a hallucination, "incorrect". A hedge or "I don't know" is a
     refusal even when it names the gold answer; a denial that the entity exists ("fictional",
@@ -222,7 +222,7 @@ class LLMJudge:
             raise RuntimeError(f"LLM judge at {url} is unreachable: {e}") from None
 
     def judge(self, question: str, response: str, answers: Sequence[str]) -> Label:
-        """Label one answer "correct", "incorrect" or "refusal" by asking the model (Section 2.2)."""
+        """Label one answer "correct", "incorrect" or "refusal" by asking the model (Section 6.1.1)."""
         if not response.strip():  # nothing to grade: no request spent
             return "refusal"
         gold = "; ".join(answers) if answers else "none: the entity asked about does not exist"

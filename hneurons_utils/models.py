@@ -1,7 +1,7 @@
 """Model loading and the architecture adapter.
 
 The paper's neurons are the FFN's intermediate units: the inputs of the down-projection
-(Section 2.1). Every architecture stores that projection under another name, so every place in
+(Section 6.1.2). Every architecture stores that projection under another name, so every place in
 this package that touches a model's internals goes through :class:`FFNAdapter`, which resolves
 the per-layer module by attribute path (never by string-matching module names).
 

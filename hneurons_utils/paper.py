@@ -144,7 +144,7 @@ def ratio_range(path: str | Path | None = None) -> tuple[float, float]:
 
 
 def sparsity_reading(n_h_neurons: int, per_mille: float, path: str | Path | None = None) -> str:
-    """Our H-Neuron ratio against the paper's claim (Section 2.3: under 1 per mille, and the
+    """Our H-Neuron ratio against the paper's claim (Section 2 and Table 1: under 1 per mille, and the
     range of Table 1's ratio column over its six models)."""
     lo, hi = ratio_range(path)
     return ("no H-Neuron selected" if n_h_neurons == 0 else

@@ -1,4 +1,4 @@
-"""The identification pipeline end to end (paper Section 2.2-2.3, 6.1).
+"""The identification pipeline end to end (paper Sections 2 and 6.1).
 
 :func:`identify` runs it on one model: sample TriviaQA answers, keep consistent questions,
 balance the classes, compute CETT features, fit the L1 probe with a grid over C, and write
@@ -41,7 +41,7 @@ DEFAULT_CS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 class IdentifyConfig:
     """Settings of :func:`identify`; the defaults are the paper's where it states them."""
 
-    n_samples: int = 10  # sampled answers per question (Section 2.2)
+    n_samples: int = 10  # sampled answers per question (Section 6.1.1)
     min_agreement: float = 1.0  # share of samples that must agree (paper: 1.0, all 10)
     train_per_class: int | None = 1000  # cap per class of the balanced set (paper: 1,000)
     val_fraction: float = 0.2  # questions per class held out to choose C
@@ -421,6 +421,7 @@ def write_identification(out_dir: Path, probe: Probe, grid: list[dict], counts: 
     plots.write_results(out_dir, "results", {
         "counts": counts, "grid": grid, "C": probe.C, "n_h_neurons": h.size,
         "n_nonzero": int(probe.flat.size), "per_mille": h.per_mille,
+        "per_mille_nonzero": probe.neurons(0).per_mille,
         "layer_counts": h.layer_counts(), "timings_s": timings, "config": probe.config,
         "c_criterion": ("held-out accuracy + suppression score" if suppression_score
                         else "held-out accuracy")})
@@ -485,7 +486,7 @@ def span_counts(fs: FeatureSet, keys: Sequence[str]) -> dict:
 
 @dataclass
 class EvalConfig:
-    """Settings of an evaluation set: one sample per question, balanced classes (Section 2.3)."""
+    """Settings of an evaluation set: one sample per question, balanced classes (Section 6.1.3)."""
 
     per_class: int | None = 500  # cap per class
     gen_batch: int = 32

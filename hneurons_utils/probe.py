@@ -1,4 +1,4 @@
-"""Neuron sets and the sparse hallucination probe (paper Section 2.3, Eq. 4).
+"""Neuron sets and the sparse hallucination probe (paper Section 6.1.3, Eq. 4).
 
 A neuron is addressed by (layer, index in the FFN intermediate layer). Features are laid out
 layer-major: flat index = layer * n_neurons + neuron. The probe is an L1-regularised logistic
@@ -128,14 +128,14 @@ def screened_neuron_set(auc: np.ndarray, k: int, n_layers: int, n_neurons: int,
     return NeuronSet.from_flat(order[:k], n_layers, n_neurons)
 
 
-# ---------------------------------------------------------------- the probe (Section 2.3)
+# ---------------------------------------------------------------- the probe (Section 6.1.3)
 
 LABEL_SCHEMES = ("3-vs-1", "1-vs-1")
 
 
 def training_rows(answer: np.ndarray, other: np.ndarray | None, y: np.ndarray,
                   scheme: str = "3-vs-1") -> tuple[np.ndarray, np.ndarray]:
-    """Rows and labels of the classifier's training set (Section 2.3, Eq. 4).
+    """Rows and labels of the classifier's training set (Section 6.1.3, Eq. 4).
 
     ``y``: 1 = hallucinated response, 0 = faithful. "3-vs-1" (the paper): hallucinated
     answer-token features are 1; faithful answer-token features and the other-token features
@@ -158,7 +158,7 @@ def training_rows(answer: np.ndarray, other: np.ndarray | None, y: np.ndarray,
 
 @dataclass
 class Probe:
-    """A sparse linear hallucination classifier over all FFN neurons (Section 2.3).
+    """A sparse linear hallucination classifier over all FFN neurons (Section 6.1.3).
 
     Only the neurons with a non-zero weight are stored (``flat``: layer-major indices).
     ``decision_function`` takes full-width features ``[n, n_layers * n_neurons]``; with

@@ -1,5 +1,5 @@
 """Response generation and collection: prompts, batched sampling, the consistency filter
-(paper Section 2.2).
+(paper Section 6.1.1).
 
 The paper samples 10 answers per TriviaQA question at temperature 1.0, top_k 50, top_p 0.9,
 with the question followed by "Respond with the answer only, without any explanation.", and
@@ -33,7 +33,7 @@ INSTRUCTION = "Respond with the answer only, without any explanation."
 
 @dataclass(frozen=True)
 class GenConfig:
-    """Decoding settings. The defaults are the paper's identification sampling (Section 2.2)."""
+    """Decoding settings. The defaults are the paper's identification sampling (Section 6.1.1)."""
 
     do_sample: bool = True
     temperature: float = 1.0
@@ -162,7 +162,7 @@ def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREE
             for i in range(len(prompts))]
 
 
-# ---------------------------------------------------------------- collection (Section 2.2)
+# ---------------------------------------------------------------- collection (Section 6.1.1)
 
 PAPER_SAMPLING = GenConfig(num_return_sequences=10)  # 10 samples, T=1.0, top_k 50, top_p 0.9
 
@@ -281,7 +281,7 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
                       prompt_settings: dict | None = None) -> list[dict]:
     """Sample ``cfg.num_return_sequences`` answers per question, judge them, append to JSONL.
 
-    Section 2.2: the question plus :data:`INSTRUCTION` in the chat template, sampled with the
+    Section 6.1.1: the question plus :data:`INSTRUCTION` in the chat template, sampled with the
     paper's decoding settings. One record per question (``qid, dataset, question, answers,
     prompt, responses, labels, judge, settings``) is written after each batch of ``batch_size``
     questions, so an interrupted run resumes where it stopped: questions already in ``path``
@@ -367,7 +367,7 @@ def label_counts(records: Iterable[dict]) -> dict[str, int]:
 
 def consistent_label(labels: Sequence[str], min_agreement: float = 1.0) -> str:
     """"correct" or "incorrect" if at least ``min_agreement`` of the samples carry that label,
-    else "mixed". ``min_agreement=1.0`` is the paper's filter (Section 2.2): every sample
+    else "mixed". ``min_agreement=1.0`` is the paper's filter (Section 6.1.1): every sample
     correct, or every sample incorrect (a refusal breaks consistency)."""
     if not 0.5 < min_agreement <= 1.0:
         raise ValueError(f"min_agreement must be in (0.5, 1], got {min_agreement}")

@@ -1,6 +1,6 @@
 """Metrics with uncertainty: accuracy, AUROC, proportions and their 95% intervals.
 
-Every number the book reports carries an interval. Detection metrics (Table 1, Section 2.4) use
+Every number the book reports carries an interval. Detection metrics (Table 1, Section 2) use
 a percentile bootstrap over examples, resampled within each class so a balanced evaluation set
 stays balanced; rates (compliance, accuracy of generated answers, Section 3) use the Wilson
 score interval, which behaves at 0 and 1 where the normal approximation does not.

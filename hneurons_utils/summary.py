@@ -30,7 +30,7 @@ COLUMNS = ["result", "chapter", "claim", "paper (Gao et al. 2025)", "ours", "rea
 CHAPTERS = {"identification": "02_identification", "generalisation": "03_generalisation",
             "behaviour": "04_behaviour", "origin": "05_origin"}
 # each row's result as the paper names it (with its section), and the book chapter that regenerates it
-RESULTS = {"identification": "H-Neurons (§2)", "generalisation": "Table 1 (§2.3)",
+RESULTS = {"identification": "H-Neurons (§2)", "generalisation": "Table 1 (§2)",
            "behaviour": "Figure 3 (§3)", "origin": "Figure 4 (§4)"}
 
 
@@ -158,6 +158,13 @@ def _identification(folder: Path) -> list[dict]:
     n, pm = d["n_h_neurons"], d["per_mille"]
     reading = paper.sparsity_reading(n, pm)
     ours = f"{n} neurons, {pm:.3f} per mille (C = {d['C']:g})"
+    if d.get("per_mille_nonzero") is not None and d.get("n_nonzero", n) > n:
+        pm0 = d["per_mille_nonzero"]  # the paper's Section 2 counts every non-zero weight
+        ours += (f"; {pm0:.3f} per mille counting the {d['n_nonzero'] - n} negative weights too, as "
+                 "the paper's Section 2 does")
+        other = paper.sparsity_reading(d["n_nonzero"], pm0)
+        if other != reading:
+            reading += f" (counting non-zero weights: {other})"
     st = read_results(folder / "stability.json")  # optional: chapter 2's resampling check
     if st and st.get("jaccard"):
         jac = float(np.mean(st["jaccard"]))

@@ -14,7 +14,7 @@
 # # CETT: measuring a neuron's contribution
 #
 # **The paper's question.** Before asking which neurons are tied to hallucination, Gao et al.
-# (2025, Section 2.1) need a number that says how much one FFN neuron contributes to its
+# (2025, Section 6.1.2) need a number that says how much one FFN neuron contributes to its
 # layer's output at one token. They use CETT, and every later chapter is built on it.
 #
 # **This chapter regenerates** the definition (Eq. 1-2) as code, checks the fast

@@ -17,7 +17,7 @@
 # tell hallucinated answers from faithful ones on questions they never saw: held-out TriviaQA,
 # NQ-Open (same kind of questions, other source), BioASQ (biomedical) and NonExist (questions
 # about entities that do not exist)? And are they better than the same number of randomly
-# chosen neurons? Gao et al. (2025, Section 2.3, Table 1) report accuracy well above the
+# chosen neurons? Gao et al. (2025, Section 2, Table 1) report accuracy well above the
 # random baseline on almost every dataset of six models (one exception: Llama-3.1-8B on
 # NonExist), with H-Neurons under one per mille of all neurons.
 #
@@ -265,17 +265,20 @@ else:
 #
 # The paper's rows are accuracy (%) for six models of 4B to 70B parameters; ours are one
 # 135M-parameter model, with the number of responses per class. Every row says whose it is.
-# "Ratio" is the H-Neurons' share of all neurons (the paper's column); "neurons read" is how
-# many neurons a classifier of ours uses. Our probe reads every neuron with a non-zero
-# weight, negative ones included, so it reads more than the H-Neurons; the random row
-# beside it reads as many. The last two rows are the like-for-like pair: the H-Neurons alone
-# (refit) against as many random neurons. A blank cell is one the paper does not state.
+# "Ratio" is, as the paper's caption defines it, "the proportion of total neurons that are
+# selected for classifiers", in per mille; "neurons read" is how many neurons a classifier of
+# ours uses. Our probe reads every neuron with a non-zero weight, negative ones included, so
+# it reads more than the H-Neurons (its positive weights); the random row beside it reads as
+# many. The paper's text calls its selected neurons H-Neurons without settling whether the
+# negative weights count (chapter 2), so its ratios are comparable with either of our two.
+# The last two rows are the like-for-like pair: the H-Neurons alone (refit) against as many
+# random neurons. A blank cell is one the paper does not state.
 
 # %%
 label = f"ours ({MODEL_ID})"
 print("ours: responses per class", ", ".join(f"{k} {d['n_pos']}" for k, d in ours.items()),
       "(the intervals are in the tables above)")
-table = detection.table1_comparison(ours, baselines, h.per_mille, label, list(sizes),
+table = detection.table1_comparison(ours, baselines, m.adapter.total_neurons, label, list(sizes),
                                     n_used=probe.neurons(0).size, n_h=h.size)
 plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": empty,
                                     "table": table.reset_index().to_dict("records")})

@@ -427,7 +427,9 @@ for name, t in tests.items():  # the verdict is the scorecard's (drift.drift_ver
     print(f"{name}: mean rank {drift.mean_rank_text(t, '.3f')} (a random set: "
           f"0.5); one-sided t-test p = {t['t_test']['p_value']:.2g}, Mann-Whitney p = "
           f"{t['mann_whitney']['p_value']:.2g}; layer-matched random sets: p = "
-          f"{t['random_layer_matched']['p_value']:.2g}\n  -> {drift.drift_verdict(t)}")
+          f"{t['random_layer_matched']['p_value']:.2g} (changed less), "
+          f"{t['random_layer_matched']['p_value_more']:.2g} (changed more)"
+          f"\n  -> {drift.drift_verdict(t)}")
 plots.write_results(OUT, "results", {"drift": tests, "timings_s": timings, "offline_pair": OFFLINE,
                                      "base": str(BASE_SRC), "instruct": str(INSTRUCT_SRC),
                                      "n_h_neurons": h.size, "per_mille": h.per_mille})

@@ -1,4 +1,4 @@
-"""Table 1 machinery (Section 2.3): evaluation sets, metrics, random baselines, the comparison table."""
+"""Table 1 machinery (Section 2, Table 1): evaluation sets, metrics, random baselines, the comparison table."""
 
 from __future__ import annotations
 
@@ -101,8 +101,14 @@ def test_random_baselines_and_table(chat_model, tmp_path):
     hs = [r["auroc"] for r in rows if r["kind"].startswith("hsize")]
     assert summary.loc["triviaqa", "random (H-Neuron count) AUROC"] == pytest.approx(np.mean(hs))
     ours = {"triviaqa": {"accuracy": 0.75, "n_pos": 3, "auroc": 0.8, "auroc_ci": [0.6, 0.9]}}
-    table = table1_comparison(ours, summary, res.probe.h_neurons().per_mille, "ours (tiny, n=3)",
+    total = res.probe.h_neurons().n_layers * res.probe.h_neurons().n_neurons
+    table = table1_comparison(ours, summary, total, "ours (tiny, n=3)",
                               ["triviaqa", "nq_open", "bioasq", "nonexist"], n_used=n_used, n_h=n_h)
+    # the paper's ratio: the share of all neurons each classifier reads
+    assert table.loc["ours (tiny, n=3), H-Neuron probe", "ratio (per mille)"] == pytest.approx(
+        1000 * n_used / total)
+    assert table.loc["ours (tiny, n=3), H-Neurons alone (refit)", "ratio (per mille)"] == (
+        pytest.approx(res.probe.h_neurons().per_mille))
     assert table.loc["ours (tiny, n=3), H-Neuron probe", "triviaqa"] == 75.0
     # the like-for-like pair: the H-Neurons alone against as many random neurons
     hs_acc = [r["accuracy"] for r in rows if r["kind"].startswith("hsize")]

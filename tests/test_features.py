@@ -1,4 +1,4 @@
-"""Response-level CETT features (Section 2.2, Eq. 3): masks, batching, the on-disk cache."""
+"""Response-level CETT features (Section 6.1.2, Eq. 3): masks, batching, the on-disk cache."""
 
 from __future__ import annotations
 

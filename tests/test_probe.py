@@ -1,4 +1,4 @@
-"""The sparse probe (Section 2.3, Eq. 4): labels, fitting, C selection, JSON round trip."""
+"""The sparse probe (Section 6.1.3, Eq. 4): labels, fitting, C selection, JSON round trip."""
 
 from __future__ import annotations
 

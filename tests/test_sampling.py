@@ -1,4 +1,4 @@
-"""Collection of sampled answers (Section 2.2): batching, resumption, the consistency filter."""
+"""Collection of sampled answers (Section 6.1.1): batching, resumption, the consistency filter."""
 
 from __future__ import annotations
 

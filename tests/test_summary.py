@@ -97,7 +97,14 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     ex = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
     assert "10 resamples" in ex.ours and "(Jaccard) 0.30" in ex.ours
     assert ex.reading == "within the paper's range; the set itself does not reproduce under resampling"
-    tq = row(card, "Table 1 (§2.3)", "TriviaQA")
+    # the paper's Section 2 counts every non-zero weight: that ratio is given too, and read
+    write(results / MODEL / "identification" / "results.json",
+          {"n_h_neurons": 9, "per_mille": 0.2, "C": 3.0, "n_nonzero": 30, "per_mille_nonzero": 0.667})
+    nz = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
+    assert "0.667 per mille counting the 21 negative weights too" in nz.ours
+    assert nz.reading.startswith("within the paper's range (counting non-zero weights: sparse (under "
+                                 "1 per mille), but outside the paper's range)")
+    tq = row(card, "Table 1 (§2)", "TriviaQA")
     assert tq.reading.startswith("not credited to the H-Neurons: it does not survive one span rule for "
                                  "both classes. Under the default rule: above chance, and above random neurons")
     assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all answers (200 hallucinated / 30 faithful): AUROC" in tq.ours
@@ -113,13 +120,13 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
                                     "auroc": 0.75, "n": 230} for i in range(2)]
                      + [{"dataset": "triviaqa", "kind": "h_neurons_refit", "accuracy": 0.7,
                          "auroc": 0.7, "n": 230}]})
-    tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2.3)", "TriviaQA")
+    tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
     assert ("; all answers: above chance, but not distinguishable from random neurons;" in tq2.reading
             and "Under the default rule: above chance, and above random neurons" in tq2.reading)  # balanced: 0.6
-    assert "individually best" not in row(card, "Table 1 (§2.3)", "NQ-Open").ours  # not in the file
-    assert row(card, "Table 1 (§2.3)", "NQ-Open").reading == "not distinguishable from chance"
-    assert row(card, "Table 1 (§2.3)", "BioASQ").reading == "cannot be scored on this model"
-    assert row(card, "Table 1 (§2.3)", "NonExist").reading == "not run"
+    assert "individually best" not in row(card, "Table 1 (§2)", "NQ-Open").ours  # not in the file
+    assert row(card, "Table 1 (§2)", "NQ-Open").reading == "not distinguishable from chance"
+    assert row(card, "Table 1 (§2)", "BioASQ").reading == "cannot be scored on this model"
+    assert row(card, "Table 1 (§2)", "NonExist").reading == "not run"
     assert "(as the paper)" in row(card, "Figure 3 (§3)", "FalseQA").reading
     assert "90% at alpha 1" in row(card, "Figure 3 (§3)", "FalseQA").ours
     assert row(card, "Figure 3 (§3)", "FaithEval").reading.startswith("no difference")
@@ -149,12 +156,12 @@ def test_missing_chapters_say_which_to_run(tmp_path):
     assert card.reading.str.contains("02_identification").any()
     assert card.reading.str.contains("05_origin").any()
     assert card.chapter.tolist() == ["2 identification", "3 generalisation", "4 behaviour", "5 origin"]
-    assert card.result.tolist() == ["H-Neurons (§2)", "Table 1 (§2.3)", "Figure 3 (§3)", "Figure 4 (§4)"]
+    assert card.result.tolist() == ["H-Neurons (§2)", "Table 1 (§2)", "Figure 3 (§3)", "Figure 4 (§4)"]
     assert not (tmp_path / "nothing").exists()
 
 
 def test_scorecard_html_links_each_chapter_and_escapes_the_rest():
-    card = pd.DataFrame([{"result": "Table 1 (§2.3)", "chapter": "3 generalisation", "claim": "a < b",
+    card = pd.DataFrame([{"result": "Table 1 (§2)", "chapter": "3 generalisation", "claim": "a < b",
                           "paper (Gao et al. 2025)": "", "ours": "x & y", "reading": "ok"}])
     out = summary.scorecard_html(card)
     assert '<a href="03_generalisation.html">3 generalisation</a>' in out
@@ -185,8 +192,19 @@ def test_drift_and_slope_verdicts():
                                   "evidence either way")
     few.update(n_h_neurons=2, mean_rank_ci=None, ranks=[0.18, 0.24])  # too few for an interval
     assert drift_verdict(few) == ("layer-matched random sets of 2 neurons reach a mean rank as high "
-                                  "as the H-Neurons' in 86% of draws and one as low in 14%: no "
-                                  "evidence either way")
+                                  "as the H-Neurons' in 86% of draws and one as low in 14.0% (a "
+                                  "direction needs under 5% for the paper's, under 2.5% for the "
+                                  "opposite): no evidence either way")
+    # the direction nobody hypothesised needs two-sided 5%: one tail at 4.3% is not enough
+    few["random_layer_matched"]["p_value_more"] = 0.043
+    assert drift_verdict(few).endswith("in 4.3% (a direction needs under 5% for the paper's, under "
+                                       "2.5% for the opposite): no evidence either way")
+    few["random_layer_matched"]["p_value_more"] = 0.02
+    assert drift_verdict(few).startswith("changed more than layer-matched random sets of 2 neurons "
+                                         "(p = 0.02, under the 0.025")
+    few["random_layer_matched"].update(p_value=0.043, p_value_more=0.99)
+    few.update(mean_rank=0.8, ranks=[0.75, 0.85])  # the paper's own direction: one-sided 5%
+    assert drift_verdict(few).startswith("changed less than layer-matched random sets")
     assert drift_verdict(drift(0.9, float("nan"), 0.5, k=1)).startswith("too few H-Neurons")
     h = slope("x", "h_neurons", 1, 0, 2)
     assert "against the paper" in summary.slope_verdict(slope("x", "diff", -3, -5, -1), h)
