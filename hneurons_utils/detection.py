@@ -536,9 +536,19 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     same = [k for k in scored if k in spans and spans[k]["hallucinated: alias spans"] == 0
             and spans[k]["faithful: alias spans"] == 0]  # no gold alias in either class
     if same:
-        text += (f" On {names(same)} no answer contains a gold alias, so both classes already "
-                 "share one span rule and the verdict there needs no span control: "
-                 + "; ".join(f"{k}: {verdicts[k]}" for k in same) + ".")
+        def same_note(k: str) -> str:
+            note = f"{k}: {verdicts[k]}"
+            c = (control or {}).get("datasets", {}).get(k, {}).get("metrics")
+            if c:  # the refit differs from the probe in its *training* spans only
+                cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c["n_neg"]),
+                                   min_per_class)
+                if cv.split(",")[0] != verdicts[k].split(",")[0]:
+                    note += (f" (the one-rule refit gives {cv}, AUROC {c['auroc']:.2f}: the span "
+                             "rule of the training rows alone moves this verdict)")
+            return note
+        text += (f" On {names(same)} no answer contains a gold alias, so both classes share one "
+                 "span rule in the evaluation set and the verdict there is not confounded by it: "
+                 + "; ".join(same_note(k) for k in same) + ".")
     confounded = [k for k in above if k not in same]
     if not confounded:
         return text

@@ -156,6 +156,7 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
     a_held, a_train = held["AUROC vs faithful"].to_numpy(), train["AUROC vs faithful"].to_numpy()
     n = len(held)
     med = float(np.nanmedian(a_held))
+    near = np.abs(a_held - strong) < 0.005  # a value that two decimals would print as the threshold
     out = [f"On their own, {int((a_held >= strong).sum())} of {n} H-Neurons separate held-out "
            f"hallucinated from faithful answers with an AUROC of at least {strong:g}, and "
            f"{(k := int((a_held < 0.5).sum()))} fire{'s' if k == 1 else ''} more on faithful answers "
@@ -169,15 +170,18 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
             tail = (f": above every single H-Neuron (the best, {name}, reaches {best:.2f}), so the "
                     "detection combines neurons none of which does it alone")
         elif best > probe_auroc + 0.02:
-            tail = (f": below the best single H-Neuron, {name}, at {best:.2f}: on these responses "
-                    "one neuron carries the signal and the probe's other weights add noise")
+            tail = (f": below the best single H-Neuron, {name}, at {best:.2f}, the largest of {n} "
+                    "values on the same few responses (so favoured by its selection): on these "
+                    "responses the probe's other weights do not add to it, which does not show that "
+                    "one neuron carries the signal")
         else:
             tail = f": about what the best single H-Neuron, {name}, reaches ({best:.2f})"
         out.append(f"the whole probe reaches {probe_auroc:.2f} on the same held-out responses "
                    "(which chose its C, so slightly in its favour)" + tail)
     top = held.iloc[0]
+    fmt = ".3f" if near.any() else ".2f"  # 0.698 printed as 0.70 would contradict "at least 0.7"
     out.append(f"the H-Neuron with the largest weight, {top['neuron']}, reaches "
-               f"{top['AUROC vs faithful']:.2f} against faithful answers and "
+               f"{top['AUROC vs faithful']:{fmt}} against faithful answers and "
                f"{top['AUROC 3-vs-1']:.2f} on the probe's contrast, held out")
     more = int((held["AUROC 3-vs-1"] > held["AUROC vs faithful"]).sum())
     out.append(f"{more} of {n} separate the probe's own contrast (hallucinated answer tokens "

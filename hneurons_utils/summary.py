@@ -218,7 +218,9 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                 ours += f"; one span rule for both classes: AUROC {_auroc_ci(c)}"
                 cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c["n_neg"]),
                                    min_per_class)
-                if verdict.startswith("above chance") and cv == "not distinguishable from chance":
+                # as chapter 3: only a verdict that supports the claim can lose its credit
+                if (verdict.split(";")[0] in ("above chance, and above random neurons", "above chance")
+                        and cv == "not distinguishable from chance"):
                     verdict = ("not credited to the H-Neurons: it does not survive one span rule for "
                                "both classes. Under the default rule: " + verdict)
                 verdict += "; one span rule: " + cv
@@ -328,7 +330,9 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
         else:
             ours, verdict = "not evaluated", ("no H-Neuron to apply" if res["n_h_neurons"] == 0 else "not run")
         rows.append({**_where("origin", "Figure 4a (§4)"), "claim": f"the instruct probe transfers to the base model on {paper.dataset_label(k)}",
-                     "paper (Gao et al. 2025)": "AUROC well above 50 (six pairs; Mistral > 86 on TriviaQA)",
+                     "paper (Gao et al. 2025)": "AUROC well above 50 (six pairs)" + (
+                         "; Mistral pairs: 'accuracy exceeding 86%', on the AUROC panel"
+                         if k == "triviaqa" else ""),
                      "ours": ours, "reading": verdict})
     t = res["drift"].get("up + down (paper)")
     if t is None:

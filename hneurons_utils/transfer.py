@@ -51,10 +51,15 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
     for name, g in base.groupby("dataset", sort=False):
         refit = g[g.kind == "h_neurons_refit"]
         if len(refit):
+            same = 100 * g[g.kind.str.startswith("hsize_random")].auroc.to_numpy(dtype=float)
             rows.append({"dataset": name, "probe": REFIT, "n": int(refit.n.iloc[0]),
                          "auroc": 100 * float(refit.auroc.iloc[0]), "lo": float("nan"), "hi": float("nan"),
                          "sd": float("nan"), "n_probes": 1, "interval": "point estimate (one classifier)",
-                         "accuracy": 100 * float(refit.accuracy.iloc[0])})
+                         "accuracy": 100 * float(refit.accuracy.iloc[0]),
+                         # its like-for-like yardstick: random probes of as many neurons
+                         "same_size_lo": float(same.min()) if same.size else float("nan"),
+                         "same_size_hi": float(same.max()) if same.size else float("nan"),
+                         "same_size_n": int(same.size)})
         rnd = g[g.kind.str.startswith("random")]
         if len(rnd):
             auc = 100 * rnd.auroc.to_numpy(dtype=float)
@@ -87,24 +92,41 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
         mean = float(rnd.auroc) if rnd is not None else float("nan")
         sd = float(rnd.get("sd", float("nan"))) if rnd is not None else float("nan")
         refit = float(r.loc[REFIT].auroc) if REFIT in r.index else float("nan")
+        same = (r.loc[REFIT].get("same_size_lo", float("nan")), r.loc[REFIT].get("same_size_hi", float("nan")),
+                int(r.loc[REFIT].get("same_size_n", 0) or 0)) if REFIT in r.index else (float("nan"),) * 2 + (0,)
         out.append({"dataset": name, "auroc": float(main.auroc), "lo": float(main.lo),
                     "hi": float(main.hi), "n": int(main.n), "n_min": k,
                     "random_mean": mean, "random_sd": sd, "refit": refit,
-                    "refit_note": _refit_note(refit, float(main.lo), float(main.hi), k, min_per_class),
+                    "refit_note": _refit_note(refit, float(main.lo), float(main.hi), k, min_per_class,
+                                              same),
                     "verdict": auroc_verdict(float(main.lo), mean, k, min_per_class, chance=50.0)})
     return out
 
 
-def _refit_note(refit: float, lo: float, hi: float, k: int, min_per_class: int) -> str:
+def _refit_note(refit: float, lo: float, hi: float, k: int, min_per_class: int,
+                same: tuple[float, float, int] = (float("nan"), float("nan"), 0)) -> str:
     """A note where the H-Neurons refit (one classifier, no interval of its own) sits below 50
-    by more than half the unchanged probe's interval on the same answers (the noise guide):
-    the neurons then separate the base model's classes, but the other way round."""
+    by more than half the unchanged probe's interval on the same answers (the noise guide).
+
+    ``same``: the lowest and highest AUROC of the random probes with as many neurons as the
+    refit, and their number. Where one of them falls as low, so few neurons wander that far by
+    chance and the note says so; only below all of them is it read as a hint that the neurons
+    separate the base model's classes the other way round."""
     half = (hi - lo) / 2
     if k < min_per_class or not np.isfinite(refit) or not np.isfinite(half) or refit >= 50 - half:
         return ""
-    return (f"the H-Neurons refit on the instruct model's training rows reaches {refit:.1f}, below "
-            f"50 by more than the probe's interval half-width ({half:.1f}): on the base model these "
-            "neurons separate the classes the other way round, which is not the paper's transfer")
+    head = (f"the H-Neurons refit on the instruct model's training rows reaches {refit:.1f}, below "
+            f"50 by more than the probe's interval half-width ({half:.1f})")
+    s_lo, s_hi, s_n = same
+    if s_n and np.isfinite(s_lo) and s_lo <= refit:
+        return (f"{head}, but random probes of as many neurons reach {s_lo:.1f} to {s_hi:.1f} "
+                f"({s_n} seeds): so few neurons fall that far by chance, so this is no evidence "
+                "of a reversed signal")
+    beyond = (f", and below all {s_n} random probes of as many neurons ({s_lo:.1f} to {s_hi:.1f})"
+              if s_n else "")
+    return (f"{head}{beyond}: a hint (one classifier, no interval of its own) that on the base "
+            "model these neurons separate the classes the other way round, which is not the "
+            "paper's transfer")
 
 
 def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None,
@@ -200,12 +222,11 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
                  "close and transfer is an easier test than in the paper: it shows that this "
                  "tuning left the signal in place, not what vendor alignment does.")
     elif offline and chance and not transfers:
-        text += (" Small drift makes transfer an easy test here, so this null result is better "
-                 "explained by a weak probe (few faithful training answers) or too few evaluation "
-                 "answers than by tuning having created the signal, though this run does not "
-                 "separate the two: the probe can show no more on the base model than it does on "
-                 "the instruct model itself (its held-out AUROC there is printed with the "
-                 "identification above).")
+        text += (" Small drift makes transfer an easy test here, so tuning having created the "
+                 "signal is not the only reading of this null result: a weak probe (few faithful "
+                 "training answers; its held-out AUROC on the instruct model itself is printed "
+                 "with the identification above) or too few evaluation answers would give it "
+                 "too, and this run does not separate these explanations.")
     return text
 
 

@@ -106,13 +106,17 @@ print(f"{MODEL_ID}: {m.adapter.total_neurons:,} FFN neurons ({m.adapter.n_layers
 
 # %%
 items = data.load_qa("triviaqa", "train", DATA_DIR, limit=N_SCREEN, seed=SEED)
+REUSED = " (partly or wholly reused from an earlier run)"  # a file there already: resumed, not redone
+reused = {k: (OUT / f"{f}.{ext}").exists() for k, f, ext in (
+    ("screen", "responses_triviaqa_greedy", "jsonl"), ("sampling", "responses_triviaqa", "jsonl"),
+    ("features", "features_triviaqa", "npz"))}
 t0 = time.monotonic()
 greedy = pipeline.screen_greedy(m, items, OUT, cfg, judge=judge) if SCREEN else None
 timings = {"screen_s": time.monotonic() - t0}
 if greedy is not None:
     g = sampling.label_counts(greedy)
-    print(f"{len(greedy)} questions answered greedily in {timings['screen_s']:.0f} s: {g}; "
-          f"greedy accuracy {g['correct'] / len(greedy):.1%}")
+    print(f"{len(greedy)} questions answered greedily in {timings['screen_s']:.0f} s"
+          f"{REUSED if reused['screen'] else ''}: {g}; greedy accuracy {g['correct'] / len(greedy):.1%}")
 
 # %%
 t0 = time.monotonic()
@@ -121,7 +125,7 @@ timings["sampling_s"] = time.monotonic() - t0
 consistent = sampling.consistency_split(sampled, MIN_AGREEMENT)
 counts = pipeline.yield_counts(items, greedy, sampled, consistent)
 print(f"{counts['sampled']['samples']} answers sampled for {len(sampled)} questions "
-      f"in {timings['sampling_s']:.0f} s")
+      f"in {timings['sampling_s']:.0f} s" + (REUSED if reused["sampling"] else ""))
 
 # %% [markdown]
 # ## Step 2: the consistency filter
@@ -221,7 +225,8 @@ fs = features.extract_features(m, examples, OUT / "features_triviaqa.npz", cfg.f
 timings["features_s"] = time.monotonic() - t0
 idx = fs.index([e.key for e in examples])
 print(f"{len(examples)} responses x 2 x {fs.answer.shape[1]} layers x {fs.answer.shape[2]} "
-      f"neurons in {timings['features_s']:.0f} s; mean answer tokens {fs.n_tokens[idx, 0].mean():.1f}")
+      f"neurons in {timings['features_s']:.0f} s{REUSED if reused['features'] else ''}; mean answer "
+      f"tokens {fs.n_tokens[idx, 0].mean():.1f}")
 diag = detection.span_diagnostic([e.label for e in examples], fs.n_tokens[idx, 0], fs.methods[idx])
 print("answer spans by class (the caveat above):", {k: round(v, 2) for k, v in diag.items()})
 
@@ -421,8 +426,11 @@ print(pipeline.stability_reading(stability) if stability else
 # %% [markdown]
 # ## Exercises
 #
-# 1. Set `MIN_AGREEMENT = 1.0` (the paper's rule) and rerun. How many questions per class
-#    survive, and what does that tell you about using 10/10 consistency on small models?
+# 1. The paper's rule is `MIN_AGREEMENT = 1.0`: read its row in the yield table above. How
+#    many questions per class survive, and what does that tell you about 10/10 consistency on
+#    small models? To train on it, raise `N_SCREEN` until that row has a few correct
+#    questions (with none, the balanced set is empty and the chapter stops with an error
+#    that says so).
 # 2. Set `LABEL_SCHEME = "1-vs-1"`. The official README says it detects better; does it
 #    select more or fewer neurons, and in which layers?
 # 3. With `STANDARDIZE = True` every neuron competes on equal terms under the L1 penalty. Do the

@@ -213,8 +213,10 @@ records = pd.concat(frames, ignore_index=True)
 # over items (`N_BOOT` draws). Where every item agrees (0% or 100%) such an interval has zero
 # width: that is a limit of the bootstrap with this few items, not certainty. The second table
 # gives the number of items scored at each point (`n_scored`, of `n_items`) and of responses
-# excluded; the figure marks the spread between single random sets and, where it changes,
-# the number of scored items.
+# excluded; the figure marks the spread between single random sets and, where it changes
+# along the H-Neuron curve, the number of scored items (the random curves' counts are in the
+# table). In the slope tables, `n_items` is the items resampled by the bootstrap and
+# `n_scored` the range of items scored at one α: unscored items enter no rate.
 
 # %%
 llm = dict(base_url=JUDGE_BASE_URL, model=JUDGE_MODEL, api_key_env=JUDGE_KEY_ENV)

@@ -170,8 +170,8 @@ else:
 # %% [markdown]
 # ## Scale the H-Neurons while generating
 #
-# `generate_scaled` multiplies the H-Neurons' activations by $\alpha$ at every generated
-# token (`method="weights"` edits the matching columns of $W_\text{down}$ and restores them;
+# `generate_scaled` multiplies the H-Neurons' activations by $\alpha$ at every token the
+# model reads or writes, the prompt included (`method="weights"` edits the matching columns of $W_\text{down}$ and restores them;
 # `"nnsight"` intervenes in the trace and is the one that works on NDIF). Beside it, a
 # layer-matched random set of as many neurons, at the largest $\alpha$: the control chapter 4
 # runs on every benchmark. One false-premise question, greedy decoding:
@@ -205,14 +205,17 @@ steered
 # %%
 enc = m.tokenizer(fq_prompt, return_tensors="pt", add_special_tokens=False).to(m.device)
 if not m.remote and h_set.size:
+    layers = sorted(h_set.by_layer())
+    w_before = [m.adapter.down_weight(m.hf, l).detach().clone() for l in layers]
     with torch.no_grad():
         before = m.hf(**enc).logits[0, -1].log_softmax(-1)
         with scaled_down_proj(m, h_set, 0.0):
             silenced = m.hf(**enc).logits[0, -1].log_softmax(-1)
         after = m.hf(**enc).logits[0, -1].log_softmax(-1)
     kl = float((before.exp() * (before - silenced)).sum())
-    print(f"KL(unsteered || H-Neurons silenced) of the next token: {kl:.4f} nats; "
-          f"weights restored exactly: {torch.equal(before, after)}")
+    restored = all(torch.equal(w, m.adapter.down_weight(m.hf, l)) for w, l in zip(w_before, layers))
+    print(f"KL(unsteered || H-Neurons silenced) of the next token: {kl:.4f} nats; after the "
+          f"block, W_down restored bit for bit: {restored}; the same logits: {torch.equal(before, after)}")
 else:
     print("skipped:", "REMOTE run (the weights live on NDIF: nothing local to edit)" if m.remote
           else "the probe has no H-Neuron")

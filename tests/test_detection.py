@@ -325,6 +325,12 @@ def test_overall_reading_follows_the_counts():
             "classes (none)") in text
     assert "span length alone reaches a 0.85, b 0.85" in text and "cannot be credited" in text
     assert "Only on a does" in overall_reading(ours, base, ctl(0.55, 0.3), spans)
+    # a shared-rule dataset whose verdict the refit's training spans alone change: said so
+    moved = ctl(0.55, 0.6)
+    moved["datasets"]["c"] = {"metrics": {"auroc": 0.7, "auroc_ci": [0.55, 0.83], "n_pos": 20, "n_neg": 20}}
+    assert ("c: not distinguishable from chance (the one-rule refit gives above chance, AUROC 0.70: "
+            "the span rule of the training rows alone moves this verdict)") in overall_reading(
+                ours, base, moved, spans)
     assert "survives the span control on every one" in overall_reading(ours, base, ctl(0.55, 0.6), spans)
     assert "not checked" in overall_reading(ours, base, None, spans)
     assert "cannot say" in overall_reading({"x": d(0.9, n=3)}, base, None, spans)

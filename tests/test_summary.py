@@ -120,6 +120,17 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
                                     "auroc": 0.75, "n": 230} for i in range(2)]
                      + [{"dataset": "triviaqa", "kind": "h_neurons_refit", "accuracy": 0.7,
                          "auroc": 0.7, "n": 230}]})
+    # a verdict that does not support the claim (not above random neurons) loses no credit,
+    # as in chapter 3: the control is reported beside it
+    t1 = json.loads((results / MODEL / "generalisation" / "table1.json").read_text())
+    t1["ours"]["nq_open"] = metric(0.7, 0.55, 0.85, 20)  # above chance; random neurons at 60
+    write(results / MODEL / "generalisation" / "table1.json", t1)
+    write(results / MODEL / "generalisation" / "span_control.json",
+          {"rule": "content", "datasets": {"triviaqa": {"metrics": metric(0.62, 0.45, 0.8, 30)},
+                                           "nq_open": {"metrics": metric(0.55, 0.4, 0.7, 20)}}})
+    nq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NQ-Open")
+    assert nq.reading == ("above chance, but not distinguishable from random neurons; one span rule: "
+                          "not distinguishable from chance")
     tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
     assert ("; all answers: above chance, but not distinguishable from random neurons;" in tq2.reading
             and "Under the default rule: above chance, and above random neurons" in tq2.reading)  # balanced: 0.6

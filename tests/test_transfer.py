@@ -78,10 +78,15 @@ def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_a
     sets = {"triviaqa": EvalSet("triviaqa", [str(i) for i in range(24)], X, y, {})}
     aucs = [0.0, 0.02, 0.98, 1.0]  # mean ± sd would leave [0, 100]
     rows = [{"kind": "h_neurons_refit", "dataset": "triviaqa", "accuracy": 0.9, "auroc": 0.8, "n": 24}] + \
-        [{"kind": f"random_{i}", "dataset": "triviaqa", "accuracy": 0.5, "auroc": a, "n": 24} for i, a in enumerate(aucs)]
+        [{"kind": f"random_{i}", "dataset": "triviaqa", "accuracy": 0.5, "auroc": a, "n": 24} for i, a in enumerate(aucs)] + \
+        [{"kind": f"hsize_random_{i}", "dataset": "triviaqa", "accuracy": 0.5, "auroc": a, "n": 24}
+         for i, a in enumerate([0.3, 0.6])]
     t = transfer.transfer_table(probe, sets, rows, n_boot=50).set_index("probe")
     refit, rnd = t.loc[transfer.REFIT], t.loc[transfer.RANDOM]
     assert refit.auroc == pytest.approx(80.0) and np.isnan(refit.lo) and np.isnan(refit.hi)
+    # the refit's yardstick: random probes of as many neurons (not mixed into the random row)
+    assert (refit.same_size_lo, refit.same_size_hi, refit.same_size_n) == (
+        pytest.approx(30.0), pytest.approx(60.0), 2)
     assert refit.interval.startswith("point estimate")
     sd = np.std(np.array(aucs) * 100, ddof=1)
     assert rnd.auroc == pytest.approx(50.0) and rnd.sd == pytest.approx(sd)
@@ -152,14 +157,21 @@ def test_discussion_follows_the_results():
 def test_refit_far_below_chance_is_named():
     """A refit point estimate below 50 by more than half the probe's interval is read as a
     reversed signal; within that noise guide, or with too few answers, nothing is said."""
-    def table(refit, n=40):
+    def table(refit, n=40, same=(np.nan, np.nan, 0)):
         return pd.DataFrame([
             {"dataset": "triviaqa", "probe": transfer.UNCHANGED, "n": n, "auroc": 48.0, "lo": 28.0, "hi": 68.0},
-            {"dataset": "triviaqa", "probe": transfer.REFIT, "n": n, "auroc": refit, "lo": np.nan, "hi": np.nan}])
+            {"dataset": "triviaqa", "probe": transfer.REFIT, "n": n, "auroc": refit, "lo": np.nan, "hi": np.nan,
+             "same_size_lo": same[0], "same_size_hi": same[1], "same_size_n": same[2]}])
     (low,) = transfer.transfer_reading(table(22.8))
     assert low["refit"] == pytest.approx(22.8)
     assert low["refit_note"].startswith("the H-Neurons refit on the instruct model's training rows reaches 22.8")
     assert "(20.0)" in low["refit_note"] and "other way round" in low["refit_note"]
+    # random probes of as many neurons fall as low: not evidence of a reversed signal
+    wander = transfer.transfer_reading(table(22.8, same=(20.1, 61.0, 5)))[0]["refit_note"]
+    assert wander.endswith("random probes of as many neurons reach 20.1 to 61.0 (5 seeds): so few "
+                           "neurons fall that far by chance, so this is no evidence of a reversed signal")
+    below = transfer.transfer_reading(table(22.8, same=(33.0, 61.0, 5)))[0]["refit_note"]
+    assert "below all 5 random probes of as many neurons (33.0 to 61.0): a hint" in below
     assert transfer.transfer_reading(table(35.0))[0]["refit_note"] == ""  # within the noise guide
     assert transfer.transfer_reading(table(10.0, n=12))[0]["refit_note"] == ""  # 6 per class: too few
     text = transfer.discussion(transfer.transfer_reading(table(22.8)), {}, {}, True, 2)[0]
