@@ -156,12 +156,13 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
     a_held, a_train = held["AUROC vs faithful"].to_numpy(), train["AUROC vs faithful"].to_numpy()
     n = len(held)
     med = float(np.nanmedian(a_held))
-    near = np.abs(a_held - strong) < 0.005  # a value that two decimals would print as the threshold
+    # a value that two decimals would print as the threshold (0.698 as 0.70 beside "at least 0.7")
+    fmt = ".3f" if (np.abs(np.r_[a_held, med] - strong) < 0.005).any() else ".2f"
     out = [f"On their own, {int((a_held >= strong).sum())} of {n} H-Neurons separate held-out "
            f"hallucinated from faithful answers with an AUROC of at least {strong:g}, and "
            f"{(k := int((a_held < 0.5).sum()))} fire{'s' if k == 1 else ''} more on faithful answers "
            "(AUROC below 0.5); the "
-           f"median is {med:.2f} held out against {float(np.nanmedian(a_train)):.2f} on the "
+           f"median is {med:{fmt}} held out against {float(np.nanmedian(a_train)):.2f} on the "
            "training responses they were selected on"]
     if probe_auroc is not None and np.isfinite(probe_auroc):
         i = int(np.nanargmax(a_held))
@@ -179,7 +180,6 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
         out.append(f"the whole probe reaches {probe_auroc:.2f} on the same held-out responses "
                    "(which chose its C, so slightly in its favour)" + tail)
     top = held.iloc[0]
-    fmt = ".3f" if near.any() else ".2f"  # 0.698 printed as 0.70 would contradict "at least 0.7"
     out.append(f"the H-Neuron with the largest weight, {top['neuron']}, reaches "
                f"{top['AUROC vs faithful']:{fmt}} against faithful answers and "
                f"{top['AUROC 3-vs-1']:.2f} on the probe's contrast, held out")

@@ -90,6 +90,9 @@ def test_neuron_reading_counts_and_compares():
     assert "below the best single H-Neuron, a, at 0.75" in below and "above every" not in below
     assert "about what the best single H-Neuron, a, reaches (0.75)" in neurons.neuron_reading(
         train, held, probe_auroc=0.76)
+    assert "does not show that one neuron carries the signal" in below
+    near = neurons.neuron_reading(train, table([0.698, 0.4, 0.6], [0.9, 0.3, 0.5]))
+    assert "0 of 3 H-Neurons" in near and "largest weight, a, reaches 0.698" in near  # not "0.70"
     with pytest.raises(ValueError, match="same neurons"):
         neurons.neuron_reading(train, held.iloc[::-1])
     assert "no H-Neuron" in neurons.neuron_reading(train.iloc[:0], held.iloc[:0])
