@@ -1,6 +1,7 @@
 """The CETT and steering checks of test_cett/test_steering on the other architecture families
 the adapter supports (the `tiny_model` fixture covers Llama and GPT-2): a user who changes
-MODEL_ID to a Mistral, Qwen, Gemma, Pythia or OPT model gets the same guarantees.
+MODEL_ID to a Mistral, Qwen, Gemma (text-only or the vision-language checkpoints the paper's
+Gemma-3 models are), Pythia or OPT model gets the same guarantees.
 
 Each family is a tiny random model built in code. OPT is the odd one: its decoder layers flatten
 tokens to ``[B*T, d]`` before the FFN, so the down-projection sees ``[B*T, N]``.
@@ -30,6 +31,14 @@ def _build(family: str) -> torch.nn.Module:
         return tf.Qwen2ForCausalLM(tf.Qwen2Config(**SIZES, **GQA))
     if family == "gemma3":  # GELU-tanh gate, pre/post feed-forward norms, sliding window
         return tf.Gemma3ForCausalLM(tf.Gemma3TextConfig(**SIZES, **GQA, head_dim=8))
+    if family == "gemma3_vlm":  # the paper's Gemma-3-4B/27B: a vision-language checkpoint,
+        # whose text layers sit at model.language_model.layers beside a vision tower with its own FFNs
+        text = tf.Gemma3TextConfig(**SIZES, **GQA, head_dim=8)
+        vision = tf.SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, image_size=28, patch_size=14)
+        return tf.Gemma3ForConditionalGeneration(tf.Gemma3Config(
+            text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=99,
+            boi_token_index=97, eoi_token_index=98))
     if family == "gpt_neox":  # parallel attention and FFN
         return tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(**SIZES, intermediate_size=48))
     if family == "opt":
@@ -38,7 +47,7 @@ def _build(family: str) -> torch.nn.Module:
 
 
 DOWN = {"mistral": "mlp.down_proj", "qwen2": "mlp.down_proj", "gemma3": "mlp.down_proj",
-        "gpt_neox": "mlp.dense_4h_to_h", "opt": "fc2"}
+        "gemma3_vlm": "mlp.down_proj", "gpt_neox": "mlp.dense_4h_to_h", "opt": "fc2"}
 
 
 @pytest.fixture(params=list(DOWN))
@@ -51,7 +60,9 @@ def test_adapter_finds_the_down_projection(family_model):
     family = family_model.name.removeprefix("tiny-")
     a = family_model.adapter
     assert (a.down_path, a.n_layers, a.n_neurons) == (DOWN[family], 2, 48)
-    assert (a.gate_path is not None) == (family in ("mistral", "qwen2", "gemma3"))
+    assert (a.gate_path is not None) == (family in ("mistral", "qwen2", "gemma3", "gemma3_vlm"))
+    if family == "gemma3_vlm":  # the text model's layers, not the vision tower's
+        assert a.layers_path == "model.language_model.layers"
 
 
 def test_cett_matches_the_reference(family_model):
