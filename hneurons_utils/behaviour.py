@@ -117,12 +117,17 @@ def _slopes(alphas: np.ndarray, rates: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scored_range(g: pd.DataFrame, alphas: Sequence[float]) -> str:
-    """How many items are scored (a compliance value, not NaN) at one alpha of ``g``: "n" or
-    "lowest-highest" over ``alphas``."""
-    at = g[g["alpha"].isin(alphas)].dropna(subset=["complied"])
-    n = at.groupby("alpha")["item_id"].nunique().reindex(alphas, fill_value=0)
-    return f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
+def _scored_range(frames: Sequence[pd.DataFrame], alphas: Sequence[float]) -> str:
+    """How many items are scored (a compliance value, not NaN) at one alpha, in every one of
+    ``frames`` (one per curve: for a difference, an item counts where both curves score it; a
+    random curve scores an item where one of its sets does): "n" or "lowest-highest" over
+    ``alphas``."""
+    counts = []
+    for a in alphas:
+        sets = [set(f[(f["alpha"] == a) & f["complied"].notna()]["item_id"]) for f in frames]
+        counts.append(len(set.intersection(*sets)))
+    lo, hi = min(counts), max(counts)
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
 
 def _slope_row(bench: str, group: str, point: float, boot: np.ndarray, q: list, n: int,
@@ -158,7 +163,7 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
             a = np.asarray(alphas, dtype=float)
             fits[group] = (alphas, _slopes(a, 100 * point[None])[0], _slopes(a, 100 * boot))
             rows.append(_slope_row(bench, group, *fits[group][1:], q, len(items), alphas,
-                                   _scored_range(g, alphas)))
+                                   _scored_range([g], alphas)))
         if {"h_neurons", "random"} <= set(fits):
             grid = [a for a in fits["random"][0] if a in set(fits["h_neurons"][0])]
             g = b[(b["group"] == "h_neurons") & b["alpha"].isin(grid)]
@@ -166,15 +171,15 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
             a = np.asarray(grid, dtype=float)
             h_pt, h_boot = _slopes(a, 100 * point[None])[0], _slopes(a, 100 * boot)
             rows.append(_slope_row(bench, "h_neurons_control_grid", h_pt, h_boot, q, len(items), grid,
-                                   _scored_range(g, grid)))
+                                   _scored_range([g], grid)))
             r_pt, r_boot = fits["random"][1:]
             if grid != fits["random"][0]:  # control alphas beyond the H grid: both on the shared ones
                 r = b[(b["group"] == "random") & b["alpha"].isin(grid)]
                 point, boot = item_bootstrap_means(_item_rates(r, items, grid), draws=draws)
                 r_pt, r_boot = _slopes(a, 100 * point[None])[0], _slopes(a, 100 * boot)
-            both = b[b["group"].isin(["h_neurons", "random"])]
             rows.append(_slope_row(bench, "diff", h_pt - r_pt, h_boot - r_boot, q, len(items), grid,
-                                   _scored_range(both, grid)))
+                                   _scored_range([b[b["group"] == k] for k in ("h_neurons", "random")],
+                                                 grid)))
     out = pd.DataFrame(rows)
     cols = ["slope_pp", "ci_lo", "ci_hi"]
     out[cols] = out[cols].astype(float)

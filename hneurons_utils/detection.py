@@ -542,7 +542,9 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
             if c:  # the refit differs from the probe in its *training* spans only
                 cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c["n_neg"]),
                                    min_per_class)
-                if cv.split(",")[0] != verdicts[k].split(",")[0]:
+                readable = ("above chance", "not distinguishable from chance")
+                if cv.startswith(readable) and verdicts[k].startswith(readable) and \
+                        cv.split(",")[0] != verdicts[k].split(",")[0]:
                     note += (f" (the one-rule refit gives {cv}, AUROC {c['auroc']:.2f}: the span "
                              "rule of the training rows alone moves this verdict)")
             return note

@@ -337,11 +337,15 @@ def drift_verdict(t: dict, alpha: float = 0.05) -> str:
             return (f"changed more than layer-matched random sets of {n} neurons (p = "
                     f"{layer['p_value_more']:.2g}, under the {alpha / 2:g} that a direction "
                     "opposite to the paper's needs): the paper's opposite, in this pair")
+        side = ""  # a tail under its threshold with the mean rank on the other side of 0.5
+        if layer["p_value"] < alpha or layer.get("p_value_more", 1.0) < alpha / 2:
+            side = (f"; the mean rank ({t['mean_rank']:.2f}) sits on the other side of 0.5, so the "
+                    "difference from those sets is their layers', not a direction of the H-Neurons")
         return (f"layer-matched random sets of {n} neurons reach a mean rank as high as the "
                 f"H-Neurons' in {100 * layer['p_value']:.0f}% of draws and one as low in "
                 f"{100 * layer.get('p_value_more', float('nan')):.1f}% (a direction needs under "
-                f"{100 * alpha:g}% for the paper's, under {100 * alpha / 2:g}% for the opposite): "
-                "no evidence either way")
+                f"{100 * alpha:g}% for the paper's, under {100 * alpha / 2:g}% for the opposite, "
+                f"with the mean rank on that side of 0.5){side}: no evidence either way")
     if d == "less":
         extra = ("; also against layer-matched random sets" if layer["p_value"] < alpha else
                  "; but not against layer-matched random sets (a layer effect)")

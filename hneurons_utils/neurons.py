@@ -168,15 +168,15 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
         i = int(np.nanargmax(a_held))
         best, name = float(a_held[i]), held["neuron"].iloc[i]
         if probe_auroc > best + 0.02:
-            tail = (f": above every single H-Neuron (the best, {name}, reaches {best:.2f}), so the "
+            tail = (f": above every single H-Neuron (the best, {name}, reaches {best:{fmt}}), so the "
                     "detection combines neurons none of which does it alone")
         elif best > probe_auroc + 0.02:
-            tail = (f": below the best single H-Neuron, {name}, at {best:.2f}, the largest of {n} "
+            tail = (f": below the best single H-Neuron, {name}, at {best:{fmt}}, the largest of {n} "
                     "values on the same few responses (so favoured by its selection): on these "
                     "responses the probe's other weights do not add to it, which does not show that "
                     "one neuron carries the signal")
         else:
-            tail = f": about what the best single H-Neuron, {name}, reaches ({best:.2f})"
+            tail = f": about what the best single H-Neuron, {name}, reaches ({best:{fmt}})"
         out.append(f"the whole probe reaches {probe_auroc:.2f} on the same held-out responses "
                    "(which chose its C, so slightly in its favour)" + tail)
     top = held.iloc[0]

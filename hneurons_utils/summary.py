@@ -218,9 +218,13 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                 ours += f"; one span rule for both classes: AUROC {_auroc_ci(c)}"
                 cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c["n_neg"]),
                                    min_per_class)
-                # as chapter 3: only a verdict that supports the claim can lose its credit
+                # as chapter 3: only a verdict that supports the claim can lose its credit, and
+                # only where the two classes got different span rules (not NonExist's shared one)
+                sp = (d.get("spans") or {}).get(k, {})
+                shared = (sp.get("hallucinated: alias spans") == 0
+                          and sp.get("faithful: alias spans") == 0)
                 if (verdict.split(";")[0] in ("above chance, and above random neurons", "above chance")
-                        and cv == "not distinguishable from chance"):
+                        and cv == "not distinguishable from chance" and not shared):
                     verdict = ("not credited to the H-Neurons: it does not survive one span rule for "
                                "both classes. Under the default rule: " + verdict)
                 verdict += "; one span rule: " + cv

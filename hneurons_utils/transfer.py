@@ -52,6 +52,7 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
         refit = g[g.kind == "h_neurons_refit"]
         if len(refit):
             same = 100 * g[g.kind.str.startswith("hsize_random")].auroc.to_numpy(dtype=float)
+            same = same[np.isfinite(same)]  # a seed without an AUROC is no yardstick
             rows.append({"dataset": name, "probe": REFIT, "n": int(refit.n.iloc[0]),
                          "auroc": 100 * float(refit.auroc.iloc[0]), "lo": float("nan"), "hi": float("nan"),
                          "sd": float("nan"), "n_probes": 1, "interval": "point estimate (one classifier)",

@@ -137,8 +137,10 @@ for i in range(0, len(prompts), BATCH_SIZE):
     mean = cett.cett_means(m, b, {"all": b["attention_mask"].bool()}, norms=norms)["all"]
     per_prompt.append(mean)  # [B, L, N]
 neuron_mean = torch.cat(per_prompt).mean(0).numpy()  # [L, N]: mean over prompts
+n_silent = int((neuron_mean == 0).sum())  # never fired on these prompts (a ReLU FFN has many)
 print(f"{len(prompts)} prompts; mean CETT per neuron: median {np.median(neuron_mean):.2e}, "
-      f"max {neuron_mean.max():.2e}")
+      f"max {neuron_mean.max():.2e}" + (f"; {n_silent:,} neurons never fired (mean CETT 0, "
+                                        "counted in this median)" if n_silent else ""))
 
 # %% mystnb={"figure": {"caption": "CETT across layers: quantiles of each neuron's mean CETT over the prompts (left, log scale) and the share of each layer's summed CETT held by its top 1% of neurons (right; a uniform layer gives 1%).", "name": "fig-cett-layers"}, "image": {"alt": "CETT across layers"}}
 fig, layer_numbers = plots.cett_layer_figure(neuron_mean)

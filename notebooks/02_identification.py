@@ -106,7 +106,7 @@ print(f"{MODEL_ID}: {m.adapter.total_neurons:,} FFN neurons ({m.adapter.n_layers
 
 # %%
 items = data.load_qa("triviaqa", "train", DATA_DIR, limit=N_SCREEN, seed=SEED)
-REUSED = " (partly or wholly reused from an earlier run)"  # a file there already: resumed, not redone
+REUSED = " (an earlier run's file was there: what matched these settings was reused)"
 reused = {k: (OUT / f"{f}.{ext}").exists() for k, f, ext in (
     ("screen", "responses_triviaqa_greedy", "jsonl"), ("sampling", "responses_triviaqa", "jsonl"),
     ("features", "features_triviaqa", "npz"))}

@@ -280,7 +280,7 @@ print("ours: responses per class", ", ".join(f"{k} {d['n_pos']}" for k, d in our
       "(the intervals are in the tables above)")
 table = detection.table1_comparison(ours, baselines, m.adapter.total_neurons, label, list(sizes),
                                     n_used=probe.neurons(0).size, n_h=h.size)
-plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": empty,
+plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": empty, "spans": spans,
                                     "table": table.reset_index().to_dict("records")})
 shown = table.round(1).assign(**{"ratio (per mille)": table["ratio (per mille)"].round(3),
                                   "neurons read": table["neurons read"].astype("Int64")})

@@ -122,6 +122,8 @@ def test_common_items_removes_a_slope_made_by_which_items_are_scored():
     assert full.loc[("sycophancy", "h_neurons"), "n_items"] == 10
     assert full.loc[("sycophancy", "h_neurons"), "n_scored"] == "5-10"
     assert same.loc[("sycophancy", "h_neurons"), "n_scored"] == "5"
+    # the difference counts items both curves score (random: scored by one of its sets)
+    assert full.loc[("sycophancy", "diff"), "n_scored"] == "5-10"
     text = behaviour.common_items_reading(full_t, same_t, min_items=5)
     assert "5 of 10 items are scored at every point" in text and "the reading changes" in text
     assert "too few" in behaviour.common_items_reading(full_t, same_t, min_items=6)

@@ -331,6 +331,8 @@ def test_overall_reading_follows_the_counts():
     assert ("c: not distinguishable from chance (the one-rule refit gives above chance, AUROC 0.70: "
             "the span rule of the training rows alone moves this verdict)") in overall_reading(
                 ours, base, moved, spans)
+    moved["datasets"]["c"]["metrics"].update(n_pos=3, n_neg=3)  # a refit too small to read: no note
+    assert "moves this verdict" not in overall_reading(ours, base, moved, spans)
     assert "survives the span control on every one" in overall_reading(ours, base, ctl(0.55, 0.6), spans)
     assert "not checked" in overall_reading(ours, base, None, spans)
     assert "cannot say" in overall_reading({"x": d(0.9, n=3)}, base, None, spans)

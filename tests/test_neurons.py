@@ -93,6 +93,8 @@ def test_neuron_reading_counts_and_compares():
     assert "does not show that one neuron carries the signal" in below
     near = neurons.neuron_reading(train, table([0.698, 0.4, 0.6], [0.9, 0.3, 0.5]))
     assert "0 of 3 H-Neurons" in near and "largest weight, a, reaches 0.698" in near  # not "0.70"
+    best = neurons.neuron_reading(train, table([0.698, 0.4, 0.6], [0.9, 0.3, 0.5]), probe_auroc=0.6)
+    assert "below the best single H-Neuron, a, at 0.698," in best and "a, at 0.70," not in best
     with pytest.raises(ValueError, match="same neurons"):
         neurons.neuron_reading(train, held.iloc[::-1])
     assert "no H-Neuron" in neurons.neuron_reading(train.iloc[:0], held.iloc[:0])

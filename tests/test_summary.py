@@ -131,6 +131,12 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     nq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NQ-Open")
     assert nq.reading == ("above chance, but not distinguishable from random neurons; one span rule: "
                           "not distinguishable from chance")
+    # nor does one where both classes already share a span rule (no gold alias: NonExist)
+    t1["ours"]["nq_open"] = metric(0.8, 0.7, 0.9, 20)  # above chance and random neurons
+    t1["spans"] = {"nq_open": {"hallucinated: alias spans": 0.0, "faithful: alias spans": 0.0}}
+    write(results / MODEL / "generalisation" / "table1.json", t1)
+    nq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NQ-Open")
+    assert nq.reading.startswith("above chance, and above random neurons; one span rule: not")
     tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
     assert ("; all answers: above chance, but not distinguishable from random neurons;" in tq2.reading
             and "Under the default rule: above chance, and above random neurons" in tq2.reading)  # balanced: 0.6
@@ -205,11 +211,18 @@ def test_drift_and_slope_verdicts():
     assert drift_verdict(few) == ("layer-matched random sets of 2 neurons reach a mean rank as high "
                                   "as the H-Neurons' in 86% of draws and one as low in 14.0% (a "
                                   "direction needs under 5% for the paper's, under 2.5% for the "
-                                  "opposite): no evidence either way")
+                                  "opposite, with the mean rank on that side of 0.5): no evidence "
+                                  "either way")
     # the direction nobody hypothesised needs two-sided 5%: one tail at 4.3% is not enough
     few["random_layer_matched"]["p_value_more"] = 0.043
     assert drift_verdict(few).endswith("in 4.3% (a direction needs under 5% for the paper's, under "
-                                       "2.5% for the opposite): no evidence either way")
+                                       "2.5% for the opposite, with the mean rank on that side of "
+                                       "0.5): no evidence either way")
+    few["mean_rank"] = 0.55  # a tail under its threshold, the mean rank on the other side
+    few["random_layer_matched"]["p_value_more"] = 0.01
+    assert "sits on the other side of 0.5, so the difference from those sets is their layers'" in (
+        drift_verdict(few))
+    few["mean_rank"] = 0.21
     few["random_layer_matched"]["p_value_more"] = 0.02
     assert drift_verdict(few).startswith("changed more than layer-matched random sets of 2 neurons "
                                          "(p = 0.02, under the 0.025")

@@ -80,7 +80,7 @@ def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_a
     rows = [{"kind": "h_neurons_refit", "dataset": "triviaqa", "accuracy": 0.9, "auroc": 0.8, "n": 24}] + \
         [{"kind": f"random_{i}", "dataset": "triviaqa", "accuracy": 0.5, "auroc": a, "n": 24} for i, a in enumerate(aucs)] + \
         [{"kind": f"hsize_random_{i}", "dataset": "triviaqa", "accuracy": 0.5, "auroc": a, "n": 24}
-         for i, a in enumerate([0.3, 0.6])]
+         for i, a in enumerate([0.3, 0.6, float("nan")])]  # a seed without an AUROC is left out
     t = transfer.transfer_table(probe, sets, rows, n_boot=50).set_index("probe")
     refit, rnd = t.loc[transfer.REFIT], t.loc[transfer.RANDOM]
     assert refit.auroc == pytest.approx(80.0) and np.isnan(refit.lo) and np.isnan(refit.hi)
