@@ -74,12 +74,15 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
 
 
 def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
-                     min_per_class: int = MIN_PER_CLASS) -> list[dict]:
+                     min_per_class: int = MIN_PER_CLASS,
+                     span_auroc: dict[str, float] | None = None) -> list[dict]:
     """Per dataset of a :func:`transfer_table`: the unchanged probe's AUROC against chance and
     against the random-neuron probes' mean AUROC (the level chapter 3 uses), as a verdict
     (``detection.auroc_verdict``: the probe's interval must lie above it).
 
     ``n_min``: responses in the smaller class per dataset (default: half of each balanced set).
+    ``span_auroc``: what span length alone reaches per dataset (%, ``detection.span_diagnostic``
+    x 100): where the probe clears chance but not that, ``span_note`` says so.
     Each reading has ``random_mean`` and ``random_sd`` (over seeds; NaN without random probes).
     """
     from .detection import auroc_verdict
@@ -101,6 +104,12 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
                     "refit_note": _refit_note(refit, float(main.lo), float(main.hi), k, min_per_class,
                                               same),
                     "verdict": auroc_verdict(float(main.lo), mean, k, min_per_class, chance=50.0)})
+        span = (span_auroc or {}).get(name, float("nan"))
+        out[-1]["span_note"] = (
+            f"span length alone reaches {span:.1f} here, as much as the probe ({main.auroc:.1f}): "
+            "its detection is not shown to be more than where the answer span sits"
+            if out[-1]["verdict"].startswith("above chance") and np.isfinite(span)
+            and span >= float(main.auroc) else "")
     return out
 
 
@@ -208,6 +217,7 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
         parts.append(f"on {r['dataset']} its AUROC interval [{r['lo']:.1f}, {r['hi']:.1f}] "
                      f"({r['n_min']} answers in the smaller class) includes 50: this run neither "
                      f"shows transfer nor rules out an AUROC up to about {r['hi']:.0f}")
+    parts += [f"on {r['dataset']}, {r['span_note']}" for r in shown if r.get("span_note")]
     parts += [f"on {r['dataset']}, {r['refit_note']}" for r in shown if r.get("refit_note")]
     if few:
         parts.append(f"{', '.join(few)}: fewer than {min_per_class} answers per class, no verdict")

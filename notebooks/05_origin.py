@@ -327,12 +327,13 @@ ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")  # the paper's stat
 # `N_EVAL_BIOASQ`; see the exercises).
 
 # %%
-readings = transfer.transfer_reading(table_4a) if len(table_4a) else []
+span_auroc = spans["AUROC of span length alone"].to_dict() if len(spans) else {}  # % (above)
+readings = transfer.transfer_reading(table_4a, span_auroc=span_auroc) if len(table_4a) else []
 for r in readings:
     ci = f"[{r['lo']:.1f}, {r['hi']:.1f}]" if r["n_min"] >= 2 else "(one answer per class: no interval)"
     print(f"{r['dataset']}: AUROC {r['auroc']:.1f} {ci} on {r['n']} answers, "
           f"{r['verdict']} (random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})"
-          + (f"; {r['refit_note']}" if r["refit_note"] else ""))
+          + "".join(f"; {r[k]}" for k in ("span_note", "refit_note") if r[k]))
 # datasets without a balanced set, or with too few answers per class: what it would take
 for line in transfer.unscored_reading({**{k: es.counts for k, es in sets.items()}, **empty}, sizes):
     print(line)

@@ -94,6 +94,13 @@ def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_a
     assert 50.0 - sd < 0 and 50.0 + sd > 100
     (r,) = transfer.transfer_reading(t.reset_index())
     assert r["random_mean"] == pytest.approx(50.0) and r["random_sd"] == pytest.approx(sd)
+    assert r["span_note"] == ""  # no span yardstick given
+    # a probe above chance that span length alone matches is named as such, in the discussion too
+    (r,) = transfer.transfer_reading(t.reset_index(), span_auroc={"triviaqa": 100.0})
+    assert r["verdict"].startswith("above chance")  # the probe separates this set perfectly
+    assert r["span_note"].startswith("span length alone reaches 100.0 here, as much as the probe")
+    assert "on triviaqa, span length alone" in transfer.discussion([r], {}, {}, True, 1)[0]
+    assert transfer.transfer_reading(t.reset_index(), span_auroc={"triviaqa": 10.0})[0]["span_note"] == ""
 
 
 def test_unscored_reading_says_why_and_how_many_questions():
