@@ -268,6 +268,10 @@ def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device:
     else:
         if not isinstance(getattr(torch, dtype, None), torch.dtype):
             raise ValueError(f"DTYPE {dtype!r} is not a torch dtype; use float32, bfloat16 or float16")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"DEVICE {device!r}, but torch {torch.__version__} sees no CUDA GPU "
+                               "here; use DEVICE 'cpu', or a machine with a GPU and a CUDA build "
+                               "of torch")
         if device == "auto":
             hf = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype),
                                                       device_map="auto").eval()

@@ -166,6 +166,9 @@ def test_local_folder_loads_on_a_device_or_sharded(tmp_path, monkeypatch):
                                cett.cett_means(whole, batch, mask)["all"])
     with pytest.raises(ValueError, match="DTYPE 'bf16' is not a torch dtype"):
         models.load_model(str(tmp_path / "m"), dtype="bf16")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="DEVICE 'cuda', but torch .* sees no CUDA GPU"):
+        models.load_model(str(tmp_path / "m"), device="cuda")
 
 
 def test_model_name_of_cached_folders_survives_a_moved_cache(tmp_path, monkeypatch):
