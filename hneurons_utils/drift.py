@@ -84,8 +84,21 @@ def ffn_tensor_names(folder: str | Path) -> tuple[list[dict[str, str]], bool]:
         layer = {"up": prefix + ad.up_path + ".weight", "down": prefix + ad.down_path + ".weight"}
         if ad.gate_path:
             layer["gate"] = prefix + ad.gate_path + ".weight"
+        if ad.fused_gate_up:  # one tensor: gate rows first, then up rows ("#half" of two)
+            layer["gate"] += "#0"
+            layer["up"] += "#1"
         names.append(layer)
     return names, ad.down_transposed
+
+
+def _read_part(folder: "SafetensorsFolder", name: str) -> torch.Tensor:
+    """The tensor ``name``, or for ``"<name>#<i>"`` its i-th half of rows (a fused gate/up weight)."""
+    name, _, half = name.partition("#")
+    t = folder.get(name)
+    if not half:
+        return t
+    rows = t.shape[0] // 2
+    return t[int(half) * rows:(int(half) + 1) * rows]
 
 
 def cosine_drift(base: torch.Tensor, tuned: torch.Tensor, dim: int) -> np.ndarray:
@@ -129,7 +142,7 @@ def iter_layer_drift(base_folder: str | Path, tuned_folder: str | Path
     for layer, parts in enumerate(names):
         out = {}
         for kind, name in parts.items():
-            b, t = base.get(name), tuned.get(tuned_names[layer][kind])
+            b, t = _read_part(base, name), _read_part(tuned, tuned_names[layer][kind])
             if b.shape != t.shape:
                 raise ValueError(f"not a matched pair: layer {layer} {kind} weight is "
                                  f"{tuple(b.shape)} in {base_folder}, {tuple(t.shape)} in {tuned_folder}")

@@ -33,6 +33,9 @@ FFN_PATHS = (
     ("mlp.dense_4h_to_h", "mlp.dense_h_to_4h", None, False),     # GPT-NeoX / Pythia
     ("fc2", "fc1", None, False),                                 # OPT
 )
+# One weight holding the gate and up projections, gate rows first (Phi-3, Phi-4): W_up is its
+# second half of rows, W_gate its first.
+FUSED_GATE_UP = "mlp.gate_up_proj"
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -70,6 +73,7 @@ class FFNAdapter:
     down_transposed: bool
     n_layers: int
     n_neurons: int  # per layer
+    fused_gate_up: bool = False  # up_path = gate_path = FUSED_GATE_UP: halves of one weight
 
     @property
     def total_neurons(self) -> int:
@@ -94,7 +98,10 @@ class FFNAdapter:
         if path is None:
             raise UnsupportedArchitectureError(f"{self.model_class} has no gate projection")
         w = resolve(self.layers(hf_model)[layer], path).weight
-        return w.T if self.down_transposed else w
+        w = w.T if self.down_transposed else w
+        if self.fused_gate_up:  # [2N, d_model]: gate rows, then up rows
+            return w[:self.n_neurons] if gate else w[self.n_neurons:]
+        return w
 
 
 def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
@@ -115,13 +122,19 @@ def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
             w = resolve(layers[0], down).weight
             n_neurons = w.shape[0] if transposed else w.shape[1]
             gate = gate if gate and _has(layers[0], gate) else None
-            if not _has(layers[0], up):  # e.g. a fused gate_up_proj (Phi-3): drift needs W_up alone
+            fused = (not _has(layers[0], up) and not transposed and _has(layers[0], FUSED_GATE_UP)
+                     and resolve(layers[0], FUSED_GATE_UP).weight.shape[0] == 2 * n_neurons)
+            if fused:  # Phi-3: W_up and W_gate are the two halves of one weight
+                up = gate = FUSED_GATE_UP
+            if not _has(layers[0], up):  # another fusion or name: drift needs W_up alone
                 raise UnsupportedArchitectureError(
                     f"{cls}: found the FFN down-projection {layers_path}[0].{down} but not its "
-                    f"up-projection {up}; a fused or renamed up-projection needs its own entry in "
+                    f"up-projection {up} (nor a fused {FUSED_GATE_UP} of twice its width); "
+                    "another fused or renamed up-projection needs its own entry in "
                     "hneurons_utils.models.FFN_PATHS.")
             _check_every_layer(cls, layers_path, layers, down, up, gate, transposed, n_neurons)
-            return FFNAdapter(cls, layers_path, down, up, gate, transposed, len(layers), n_neurons)
+            return FFNAdapter(cls, layers_path, down, up, gate, transposed, len(layers), n_neurons,
+                              fused)
     raise UnsupportedArchitectureError(
         f"{cls}: no FFN down-projection found in {layers_path}[0]; looked for "
         f"{', '.join(p[0] for p in FFN_PATHS)}. Add the module path to "

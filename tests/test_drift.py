@@ -175,12 +175,22 @@ def _drift_in_memory(base, tuned) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def _tiny_phi3(seed: int):
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    torch.manual_seed(seed)
+    return Phi3ForCausalLM(Phi3Config(vocab_size=100, hidden_size=32, intermediate_size=16,
+                                      num_hidden_layers=3, num_attention_heads=4,
+                                      num_key_value_heads=2, pad_token_id=0)).eval()
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "phi3"])
 @pytest.mark.parametrize("shard", [None, "20KB"])
 def test_drift_from_folders_equals_drift_from_loaded_models(tmp_path, family, shard):
-    """Streaming from (sharded) safetensors folders gives the drift of the two loaded models."""
-    make = (lambda seed: tiny_llama(seed=seed, layers=3, neurons=16)) if family == "llama" else \
-        (lambda seed: tiny_gpt2(seed=seed, layers=3))
+    """Streaming from (sharded) safetensors folders gives the drift of the two loaded models
+    (Phi-3: W_up and W_gate read as the halves of its fused gate_up_proj)."""
+    make = {"llama": lambda seed: tiny_llama(seed=seed, layers=3, neurons=16),
+            "gpt2": lambda seed: tiny_gpt2(seed=seed, layers=3), "phi3": _tiny_phi3}[family]
     base, tuned = make(1), make(1)
     with torch.no_grad():
         for p_ in tuned.parameters():

@@ -1,7 +1,7 @@
 """The CETT and steering checks of test_cett/test_steering on the other architecture families
 the adapter supports (the `tiny_model` fixture covers Llama and GPT-2): a user who changes
 MODEL_ID to a Mistral, Qwen, Gemma (text-only or the vision-language checkpoints the paper's
-Gemma-3 models are), Pythia or OPT model gets the same guarantees.
+Gemma-3 models are), Phi-3, Pythia or OPT model gets the same guarantees.
 
 Each family is a tiny random model built in code. OPT is the odd one: its decoder layers flatten
 tokens to ``[B*T, d]`` before the FFN, so the down-projection sees ``[B*T, N]``.
@@ -41,13 +41,16 @@ def _build(family: str) -> torch.nn.Module:
             boi_token_index=97, eoi_token_index=98))
     if family == "gpt_neox":  # parallel attention and FFN
         return tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(**SIZES, intermediate_size=48))
+    if family == "phi3":  # gate and up projections fused into one weight
+        return tf.Phi3ForCausalLM(tf.Phi3Config(**SIZES, **GQA))
     if family == "opt":
         return tf.OPTForCausalLM(tf.OPTConfig(**SIZES, ffn_dim=48, word_embed_proj_dim=32))
     raise AssertionError(family)
 
 
 DOWN = {"mistral": "mlp.down_proj", "qwen2": "mlp.down_proj", "gemma3": "mlp.down_proj",
-        "gemma3_vlm": "mlp.down_proj", "gpt_neox": "mlp.dense_4h_to_h", "opt": "fc2"}
+        "gemma3_vlm": "mlp.down_proj", "phi3": "mlp.down_proj", "gpt_neox": "mlp.dense_4h_to_h",
+        "opt": "fc2"}
 
 
 @pytest.fixture(params=list(DOWN))
@@ -60,7 +63,8 @@ def test_adapter_finds_the_down_projection(family_model):
     family = family_model.name.removeprefix("tiny-")
     a = family_model.adapter
     assert (a.down_path, a.n_layers, a.n_neurons) == (DOWN[family], 2, 48)
-    assert (a.gate_path is not None) == (family in ("mistral", "qwen2", "gemma3", "gemma3_vlm"))
+    assert (a.gate_path is not None) == (family in ("mistral", "qwen2", "gemma3", "gemma3_vlm", "phi3"))
+    assert a.fused_gate_up == (family == "phi3")
     if family == "gemma3_vlm":  # the text model's layers, not the vision tower's
         assert a.layers_path == "model.language_model.layers"
 

@@ -50,6 +50,24 @@ def test_adapter_other_families(family):
     assert a.down_weight(hf, 1).shape == (32, 64)
 
 
+def test_fused_gate_up_is_split_as_the_model_computes():
+    """Phi-3 keeps W_gate and W_up in one gate_up_proj weight (gate rows first): the adapter's
+    halves, put through the MLP by hand, give the model's own MLP output."""
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    torch.manual_seed(0)
+    hf = Phi3ForCausalLM(Phi3Config(vocab_size=100, hidden_size=32, intermediate_size=24,
+                                    num_hidden_layers=2, num_attention_heads=4,
+                                    num_key_value_heads=2, pad_token_id=0)).eval()
+    a = models.ffn_adapter(hf)
+    assert a.fused_gate_up and a.up_path == a.gate_path == "mlp.gate_up_proj"
+    assert a.n_neurons == 24 and a.up_weight(hf, 1).shape == a.up_weight(hf, 1, gate=True).shape == (24, 32)
+    mlp, x = hf.model.layers[1].mlp, torch.randn(5, 32)
+    by_hand = (x @ a.up_weight(hf, 1).T) * mlp.activation_fn(x @ a.up_weight(hf, 1, gate=True).T)
+    with torch.no_grad():
+        torch.testing.assert_close(mlp(x), by_hand @ a.down_weight(hf, 1).T)
+
+
 def test_unknown_architecture_names_class_and_paths():
     """A model without a known block list gets an error naming its class and what was tried."""
 
@@ -81,14 +99,20 @@ def test_missing_down_projection_names_modules():
         models.ffn_adapter(Odd())
 
 
-def test_fused_up_projection_is_named():
-    """A down-projection without its separate up-projection (Phi-3 fuses gate and up into
-    gate_up_proj) is refused at load time, naming both modules, not deep inside the drift."""
+@pytest.mark.parametrize("fused_rows", [6, None])
+def test_unknown_up_projection_is_named(fused_rows):
+    """A down-projection without an up-projection the adapter knows (no up_proj, and no fused
+    gate_up_proj of twice its width) is refused at load time, naming both modules, not deep
+    inside the drift."""
 
     class MLP(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.gate_up_proj, self.down_proj = torch.nn.Linear(2, 8), torch.nn.Linear(4, 2)
+            self.down_proj = torch.nn.Linear(4, 2)
+            if fused_rows:  # a fused weight of the wrong size: not read as gate + up halves
+                self.gate_up_proj = torch.nn.Linear(2, fused_rows)
+            else:
+                self.w_in = torch.nn.Linear(2, 8)
 
     class Block(torch.nn.Module):
         def __init__(self):
