@@ -318,7 +318,9 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
                   empty: dict[str, dict] | None = None, min_per_class: int = MIN_PER_CLASS) -> None:
     """Figure 4a: AUROC (%) on the base model per dataset and probe, with error bars: the
     unchanged probe's bootstrap 95% interval, the random probes' lowest to highest seed; the
-    refit, a single classifier, has none, nor has any bar of a dataset with too few answers.
+    refit, a single classifier, has none of its own: the grey bar on it spans the random probes
+    of as many neurons (its yardstick, lowest to highest seed). No bar of a dataset with too
+    few answers has one.
 
     ``table``: rows with ``dataset, probe, auroc, lo, hi`` (AUROC in %); ``paper_marks``: the
     paper's stated bounds per dataset (:func:`paper_transfer_marks`), drawn as dashed segments;
@@ -346,6 +348,13 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         if keep.any():
             ax.errorbar(x[keep], rows["auroc"].to_numpy()[keep], yerr=err[:, keep], fmt="none",
                         ecolor="k", capsize=3)
+        if p == REFIT and "same_size_lo" in rows:  # its like-for-like yardstick, in grey
+            lo, hi = rows["same_size_lo"].to_numpy(float), rows["same_size_hi"].to_numpy(float)
+            ok = np.isfinite(lo) & np.isfinite(hi) & np.array([ds not in few for ds in datasets])
+            if ok.any():
+                ax.errorbar(x[ok], (lo[ok] + hi[ok]) / 2, yerr=(hi[ok] - lo[ok]) / 2, fmt="none",
+                            ecolor="0.45", elinewidth=2.5, capsize=5,
+                            label="random probes of the refit's size (bar: lowest-highest seed)")
         for bar, ds, v in zip(bars, datasets, rows["auroc"]):
             if ds in few:
                 bar.set_alpha(0.35), bar.set_hatch("//")

@@ -302,7 +302,7 @@ plots.write_results(OUT, "transfer", {"table": table_4a.to_dict("records"), "bas
                                       "empty": empty, "counts": {k: s.counts for k, s in sets.items()}})
 table_4a.round(1)
 
-# %% mystnb={"figure": {"caption": "Figure 4a regenerated: AUROC (%) on the base model of the instruct model's probe applied unchanged (95% bootstrap interval), of the H-Neurons refit on the instruct features (a single classifier, no interval) and of random-neuron probes (mean; bar: lowest to highest seed); dashed: the bounds the paper states; faded, hatched bars: fewer than ten answers per class, no verdict; datasets without a balanced set keep their class counts.", "name": "fig-figure4a"}, "image": {"alt": "Base-model AUROC per dataset of the instruct model's probe and of random-neuron probes"}}
+# %% mystnb={"figure": {"caption": "Figure 4a regenerated: AUROC (%) on the base model of the instruct model's probe applied unchanged (95% bootstrap interval), of the H-Neurons refit on the instruct features (a single classifier, no interval; grey bar: the lowest to highest of random probes with as many neurons, its yardstick) and of random-neuron probes (mean; bar: lowest to highest seed); dashed: the bounds the paper states; faded, hatched bars: fewer than ten answers per class, no verdict; datasets without a balanced set keep their class counts.", "name": "fig-figure4a"}, "image": {"alt": "Base-model AUROC per dataset of the instruct model's probe and of random-neuron probes"}}
 ref = paper.backward_auroc_frame()
 fig, ax = plt.subplots(figsize=(8, 4.5))
 if len(table_4a):

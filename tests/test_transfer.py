@@ -63,6 +63,17 @@ def test_plot_transfer_keeps_unscored_datasets_on_the_axis():
     assert any("H-Neuron probe (unchanged) (bar: 95% bootstrap CI)" == t.get_text()
                for t in ax.get_legend().get_texts())
     plt.close(fig)
+    # the refit's grey bar spans the random probes of its size (triviaqa only: nq_open has too few)
+    refit = pd.DataFrame([{"dataset": ds, "probe": transfer.REFIT, "auroc": 30.0, "lo": np.nan,
+                           "hi": np.nan, "n": n, "same_size_lo": 35.0, "same_size_hi": 65.0}
+                          for ds, n in (("triviaqa", 40), ("nq_open", 6))])
+    fig, ax = plt.subplots()
+    transfer.plot_transfer(ax, pd.concat([table, refit], ignore_index=True))
+    grey = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"
+            and c.get_label().startswith("random probes of the refit's size")]
+    (segs,) = [c.lines[2][0].get_segments() for c in grey]
+    assert len(segs) == 1 and (segs[0][0, 1], segs[0][1, 1]) == (35.0, 65.0)
+    plt.close(fig)
 
 
 def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_and_range():
