@@ -141,7 +141,9 @@ def eq7_figure(eq7: Any) -> tuple[plt.Figure, dict]:
     ratio = alpha, and the approximation error. ``eq7``: ``cett.eq7_ratios`` output."""
     alphas = sorted(eq7.alpha.unique())
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for name, g in eq7.groupby("neuron"):
+    layer_then_index = lambda n: tuple(int(v) for v in n[1:].split("/"))  # noqa: E731  "L<l>/<j>"
+    for name in sorted(eq7.neuron.unique(), key=layer_then_index):  # L2 before L10
+        g = eq7[eq7.neuron == name]
         axes[0].plot(g.alpha, g.ratio, marker="o", ms=3, label=name)
         axes[1].plot(g.alpha, g.error, marker="o", ms=3)
     axes[0].plot(alphas, alphas, **PAPER_STYLE, label=r"Eq. 7: ratio = $\alpha$")
