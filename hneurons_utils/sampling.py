@@ -125,6 +125,8 @@ def generate_traced(m: LoadedModel, enc: dict, kw: dict[str, Any],
     """
     import warnings
 
+    import nnsight
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*was never reached.*")
         with m.lm.generate(remote=m.remote, **kw) as tracer:
@@ -133,7 +135,7 @@ def generate_traced(m: LoadedModel, enc: dict, kw: dict[str, Any],
                     for _ in tracer.iter[:kw["max_new_tokens"]]:
                         step()
             with tracer.invoke():
-                out = tracer.result.save()
+                out = nnsight.save(tracer.result)
     return out.cpu()
 
 

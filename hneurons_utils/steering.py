@@ -263,9 +263,11 @@ def logits_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], neurons: Neur
     enc = {k: v.to(m.device) for k, v in enc.items()}
     enc["position_ids"] = (enc["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
     if method == "nnsight":
+        import nnsight
+
         with torch.no_grad(), m.lm.trace(enc, remote=m.remote):
             _scale_step(m, layer_indices(m, neurons), alpha)
-            logits = m.lm.output.logits.save()
+            logits = nnsight.save(m.lm.output.logits)
         return logits.cpu()
     ctx = scaled_down_proj if method == "weights" else scaled_by_hook
     with torch.no_grad(), ctx(m, neurons, alpha):
