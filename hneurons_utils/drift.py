@@ -66,12 +66,13 @@ class SafetensorsFolder:
             return f.get_tensor(name).float()
 
 
-def ffn_tensor_names(folder: str | Path) -> tuple[list[dict[str, str]], bool]:
+def ffn_tensor_names(folder: str | Path) -> tuple[list[dict[str, tuple[str, int | None]]], bool]:
     """Checkpoint names of each layer's FFN weights, found through the architecture adapter.
 
     The model is built on the meta device (no weights), so :func:`models.ffn_adapter` resolves
-    the module paths without loading anything. Returns ``([{"up", "down"[, "gate"]} per layer],
-    down_transposed)``.
+    the module paths without loading anything. Returns ``([{"up", "down"[, "gate"]: (tensor
+    name, half)} per layer], down_transposed)``; ``half`` is None for a whole tensor, else the
+    half of its rows that holds this part (a fused gate/up weight: gate 0, up 1).
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -81,24 +82,21 @@ def ffn_tensor_names(folder: str | Path) -> tuple[list[dict[str, str]], bool]:
     names = []
     for i in range(ad.n_layers):
         prefix = f"{ad.layers_path}.{i}."
-        layer = {"up": prefix + ad.up_path + ".weight", "down": prefix + ad.down_path + ".weight"}
+        fused = ad.fused_gate_up
+        layer = {"up": (prefix + ad.up_path + ".weight", 1 if fused else None),
+                 "down": (prefix + ad.down_path + ".weight", None)}
         if ad.gate_path:
-            layer["gate"] = prefix + ad.gate_path + ".weight"
-        if ad.fused_gate_up:  # one tensor: gate rows first, then up rows ("#half" of two)
-            layer["gate"] += "#0"
-            layer["up"] += "#1"
+            layer["gate"] = (prefix + ad.gate_path + ".weight", 0 if fused else None)
         names.append(layer)
     return names, ad.down_transposed
 
 
-def _read_part(folder: "SafetensorsFolder", name: str) -> torch.Tensor:
-    """The tensor ``name``, or for ``"<name>#<i>"`` its i-th half of rows (a fused gate/up weight)."""
-    name, _, half = name.partition("#")
-    t = folder.get(name)
-    if not half:
+def _rows_half(t: torch.Tensor, half: int | None) -> torch.Tensor:
+    """``t`` itself, or the ``half``-th half of its rows (a part of a fused gate/up weight)."""
+    if half is None:
         return t
     rows = t.shape[0] // 2
-    return t[int(half) * rows:(int(half) + 1) * rows]
+    return t[half * rows:(half + 1) * rows]
 
 
 def cosine_drift(base: torch.Tensor, tuned: torch.Tensor, dim: int) -> np.ndarray:
@@ -140,14 +138,20 @@ def iter_layer_drift(base_folder: str | Path, tuned_folder: str | Path
                          f"with {sorted(tuned_names[0]) if tuned_names else []}")
     base, tuned = SafetensorsFolder(base_folder), SafetensorsFolder(tuned_folder)
     for layer, parts in enumerate(names):
+        by_tensor: dict[str, list[str]] = {}  # a fused gate/up tensor is read once for both parts
+        for kind, (name, _) in parts.items():
+            by_tensor.setdefault(name, []).append(kind)
         out = {}
-        for kind, name in parts.items():
-            b, t = _read_part(base, name), _read_part(tuned, tuned_names[layer][kind])
-            if b.shape != t.shape:
-                raise ValueError(f"not a matched pair: layer {layer} {kind} weight is "
-                                 f"{tuple(b.shape)} in {base_folder}, {tuple(t.shape)} in {tuned_folder}")
-            out[kind] = cosine_drift(b, t, _neuron_axis_reduced(kind, transposed))
-            del b, t
+        for name, kinds in by_tensor.items():
+            b_all, t_all = base.get(name), tuned.get(tuned_names[layer][kinds[0]][0])
+            for kind in kinds:
+                b = _rows_half(b_all, parts[kind][1])
+                t = _rows_half(t_all, tuned_names[layer][kind][1])
+                if b.shape != t.shape:
+                    raise ValueError(f"not a matched pair: layer {layer} {kind} weight is "
+                                     f"{tuple(b.shape)} in {base_folder}, {tuple(t.shape)} in {tuned_folder}")
+                out[kind] = cosine_drift(b, t, _neuron_axis_reduced(kind, transposed))
+            del b_all, t_all, b, t
         yield layer, out
 
 

@@ -175,12 +175,12 @@ def _drift_in_memory(base, tuned) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
-def _tiny_phi3(seed: int):
+def _tiny_phi3(seed: int, layers: int = 3):
     from transformers import Phi3Config, Phi3ForCausalLM
 
     torch.manual_seed(seed)
     return Phi3ForCausalLM(Phi3Config(vocab_size=100, hidden_size=32, intermediate_size=16,
-                                      num_hidden_layers=3, num_attention_heads=4,
+                                      num_hidden_layers=layers, num_attention_heads=4,
                                       num_key_value_heads=2, pad_token_id=0)).eval()
 
 
@@ -237,9 +237,11 @@ def test_drift_refuses_pairs_of_different_shape(tmp_path):
         drift.parameter_drift(tmp_path / "a", tmp_path / "c")
 
 
-def test_drift_is_streamed_one_tensor_pair_at_a_time(tmp_path, monkeypatch):
-    """Drift reads each FFN tensor once and never holds more than one tensor per model."""
-    model = tiny_llama(seed=2, layers=4, neurons=16)
+@pytest.mark.parametrize("family, tensors", [("llama", 3), ("phi3", 2)])
+def test_drift_is_streamed_one_tensor_pair_at_a_time(tmp_path, monkeypatch, family, tensors):
+    """Drift reads each FFN tensor once (Phi-3's fused gate/up weight too, for both its parts)
+    and never holds more than one tensor per model."""
+    model = tiny_llama(seed=2, layers=4, neurons=16) if family == "llama" else _tiny_phi3(2, layers=4)
     _save(model, tmp_path / "a")
     _save(model, tmp_path / "b")
     live, reads, peak = weakref.WeakSet(), [], [0]
@@ -254,7 +256,7 @@ def test_drift_is_streamed_one_tensor_pair_at_a_time(tmp_path, monkeypatch):
 
     monkeypatch.setattr(drift.SafetensorsFolder, "get", counting_get)
     drift.parameter_drift(tmp_path / "a", tmp_path / "b")
-    assert len(reads) == 2 * 4 * 3 and len(set(reads)) == 4 * 3
+    assert len(reads) == 2 * 4 * tensors and len(set(reads)) == 4 * tensors
     assert peak[0] <= 1
 
 
