@@ -157,26 +157,27 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
     for bench, b in df.groupby("bench"):
         items = sorted(b["item_id"].unique())
         draws, fits = _draws(len(items), n_boot, seed), {}
-        for group, g in b.groupby("group"):
-            alphas = sorted(g["alpha"].unique())
+
+        def fit(g: pd.DataFrame, alphas: list) -> tuple[float, np.ndarray]:
+            """Slope (pp per unit alpha) of ``g``'s curve on ``alphas``, and its bootstrap draws."""
             point, boot = item_bootstrap_means(_item_rates(g, items, alphas), draws=draws)
             a = np.asarray(alphas, dtype=float)
-            fits[group] = (alphas, _slopes(a, 100 * point[None])[0], _slopes(a, 100 * boot))
+            return _slopes(a, 100 * point[None])[0], _slopes(a, 100 * boot)
+
+        for group, g in b.groupby("group"):
+            alphas = sorted(g["alpha"].unique())
+            fits[group] = (alphas, *fit(g, alphas))
             rows.append(_slope_row(bench, group, *fits[group][1:], q, len(items), alphas,
                                    _scored_range([g], alphas)))
         if {"h_neurons", "random"} <= set(fits):
             grid = [a for a in fits["random"][0] if a in set(fits["h_neurons"][0])]
             g = b[(b["group"] == "h_neurons") & b["alpha"].isin(grid)]
-            point, boot = item_bootstrap_means(_item_rates(g, items, grid), draws=draws)
-            a = np.asarray(grid, dtype=float)
-            h_pt, h_boot = _slopes(a, 100 * point[None])[0], _slopes(a, 100 * boot)
+            h_pt, h_boot = fit(g, grid)
             rows.append(_slope_row(bench, "h_neurons_control_grid", h_pt, h_boot, q, len(items), grid,
                                    _scored_range([g], grid)))
             r_pt, r_boot = fits["random"][1:]
             if grid != fits["random"][0]:  # control alphas beyond the H grid: both on the shared ones
-                r = b[(b["group"] == "random") & b["alpha"].isin(grid)]
-                point, boot = item_bootstrap_means(_item_rates(r, items, grid), draws=draws)
-                r_pt, r_boot = _slopes(a, 100 * point[None])[0], _slopes(a, 100 * boot)
+                r_pt, r_boot = fit(b[(b["group"] == "random") & b["alpha"].isin(grid)], grid)
             rows.append(_slope_row(bench, "diff", h_pt - r_pt, h_boot - r_boot, q, len(items), grid,
                                    _scored_range([b[b["group"] == k] for k in ("h_neurons", "random")],
                                                  grid)))

@@ -285,12 +285,11 @@ def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device:
             raise RuntimeError(f"DEVICE {device!r}, but torch {torch.__version__} sees no CUDA GPU "
                                "here; use DEVICE 'cpu', or a machine with a GPU and a CUDA build "
                                "of torch")
-        if device == "auto":
-            hf = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype),
-                                                      device_map="auto").eval()
-        else:
-            hf = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
-            hf.to(device).eval()
+        shard = {"device_map": "auto"} if device == "auto" else {}  # over every visible GPU
+        hf = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype), **shard)
+        if not shard:
+            hf.to(device)
+        hf.eval()
         lm = TransformersModel(hf, tokenizer=tok)
     return LoadedModel(model_name(model_id), lm, hf, tok, ffn_adapter(hf), remote)
 
