@@ -83,6 +83,14 @@ def span_diagnostic(y: np.ndarray, answer_tokens: np.ndarray, methods: Sequence[
     return out
 
 
+def shared_span_rule(diag: dict | None) -> bool:
+    """Whether both classes got their answer spans from one rule (:func:`span_diagnostic`'s
+    ``diag``): no answer of either class contains a gold alias (NonExist), so the span rule
+    cannot tell the classes apart there."""
+    return bool(diag) and diag.get("hallucinated: alias spans") == 0 and \
+        diag.get("faithful: alias spans") == 0
+
+
 def balanced_eval_set(m: LoadedModel, name: str, records: Sequence[dict], cfg: EvalConfig,
                       out_dir: str | Path, what: str, desc: str) -> EvalSet:
     """Judged records -> balanced classes (at most ``cfg.per_class``) -> :func:`featurised_set`.
@@ -533,8 +541,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     if len(both) < len(above):
         alone = [k for k in above if k not in both]
         text += f" It is above chance with no random-neuron baseline to compare on {names(alone)}."
-    same = [k for k in scored if k in spans and spans[k]["hallucinated: alias spans"] == 0
-            and spans[k]["faithful: alias spans"] == 0]  # no gold alias in either class
+    same = [k for k in scored if shared_span_rule(spans.get(k))]  # no gold alias in either class
     if same:
         def same_note(k: str) -> str:
             note = f"{k}: {verdicts[k]}"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import paper
-from .detection import auroc_verdict, baseline_summary, screen_verdict
+from .detection import auroc_verdict, baseline_summary, screen_verdict, shared_span_rule
 from .behaviour import BENCH_TITLES, SYC_REPLY, WEAK_PRECISION_LO, at_ceiling
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
@@ -220,11 +220,9 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                                    min_per_class)
                 # as chapter 3: only a verdict that supports the claim can lose its credit, and
                 # only where the two classes got different span rules (not NonExist's shared one)
-                sp = (d.get("spans") or {}).get(k, {})
-                shared = (sp.get("hallucinated: alias spans") == 0
-                          and sp.get("faithful: alias spans") == 0)
                 if (verdict.split(";")[0] in ("above chance, and above random neurons", "above chance")
-                        and cv == "not distinguishable from chance" and not shared):
+                        and cv == "not distinguishable from chance"
+                        and not shared_span_rule((d.get("spans") or {}).get(k))):
                     verdict = ("not credited to the H-Neurons: it does not survive one span rule for "
                                "both classes. Under the default rule: " + verdict)
                 verdict += "; one span rule: " + cv

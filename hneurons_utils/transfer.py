@@ -95,9 +95,10 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
         k = (n_min or {}).get(name, int(main.n) // 2)
         mean = float(rnd.auroc) if rnd is not None else float("nan")
         sd = float(rnd.get("sd", float("nan"))) if rnd is not None else float("nan")
-        refit = float(r.loc[REFIT].auroc) if REFIT in r.index else float("nan")
-        same = (r.loc[REFIT].get("same_size_lo", float("nan")), r.loc[REFIT].get("same_size_hi", float("nan")),
-                int(r.loc[REFIT].get("same_size_n", 0) or 0)) if REFIT in r.index else (float("nan"),) * 2 + (0,)
+        fit = r.loc[REFIT] if REFIT in r.index else {}
+        nan = float("nan")
+        refit = float(fit.get("auroc", nan))
+        same = (fit.get("same_size_lo", nan), fit.get("same_size_hi", nan), int(fit.get("same_size_n", 0) or 0))
         out.append({"dataset": name, "auroc": float(main.auroc), "lo": float(main.lo),
                     "hi": float(main.hi), "n": int(main.n), "n_min": k,
                     "random_mean": mean, "random_sd": sd, "refit": refit,
@@ -335,6 +336,7 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
     width = 0.8 / len(probes)
     per_class = table[table["probe"] == UNCHANGED].set_index("dataset")["n"] // 2
     few = {ds: int(k) for ds, k in per_class.items() if k < min_per_class}
+    enough = np.array([ds not in few for ds in datasets])  # bars with too few answers get no interval
     for i, p in enumerate(probes):
         rows = table[table["probe"] == p].set_index("dataset").reindex(datasets)
         x = np.arange(len(datasets)) + (i - (len(probes) - 1) / 2) * width
@@ -344,13 +346,13 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         bars = ax.bar(x, rows["auroc"], width, label=label)
         # error bars where there is an interval (the refit is one classifier: none) and enough
         # answers (with too few, an interval would only span most of 0-100)
-        keep = np.isfinite(err).all(axis=0) & np.array([ds not in few for ds in datasets])
+        keep = np.isfinite(err).all(axis=0) & enough
         if keep.any():
             ax.errorbar(x[keep], rows["auroc"].to_numpy()[keep], yerr=err[:, keep], fmt="none",
                         ecolor="k", capsize=3)
         if p == REFIT and "same_size_lo" in rows:  # its like-for-like yardstick, in grey
             lo, hi = rows["same_size_lo"].to_numpy(float), rows["same_size_hi"].to_numpy(float)
-            ok = np.isfinite(lo) & np.isfinite(hi) & np.array([ds not in few for ds in datasets])
+            ok = np.isfinite(lo) & np.isfinite(hi) & enough
             if ok.any():
                 ax.errorbar(x[ok], (lo[ok] + hi[ok]) / 2, yerr=(hi[ok] - lo[ok]) / 2, fmt="none",
                             ecolor="0.45", elinewidth=2.5, capsize=5,
