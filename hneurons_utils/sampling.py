@@ -196,13 +196,6 @@ def read_jsonl(path: str | Path, repair: bool = False) -> list[dict]:
     raw = path.read_bytes()
     good = raw[: raw.rfind(b"\n") + 1]  # everything up to the last complete line
     tail = raw[len(good):]
-    if tail.strip():
-        try:
-            json.loads(tail.decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            pass  # torn: dropped
-        else:
-            good = raw + b"\n"
     records = []
     for i, line in enumerate(good.decode("utf-8").splitlines(), 1):
         if not line.strip():
@@ -211,6 +204,14 @@ def read_jsonl(path: str | Path, repair: bool = False) -> list[dict]:
             records.append(json.loads(line))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}, line {i}: not JSON ({e}); delete the file to recollect")
+    if tail.strip():
+        try:
+            last = json.loads(tail.decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass  # torn: dropped
+        else:
+            records.append(last)
+            good = raw + b"\n"
     if repair and good != raw:
         if len(good) > len(raw):
             with open(path, "ab") as f:
