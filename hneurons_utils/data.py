@@ -364,7 +364,7 @@ def load_qa_file(path: str | Path, name: str) -> list[QAItem]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"QA set {name!r}: file {path} does not exist")
-    items = _qa_items(_read_jsonl(path), name, name)
+    items = drop_answer_in_question(_qa_items(_read_jsonl(path), name, name), name)
     if not items:
         raise ValueError(f"QA set {name!r}: {path} holds no usable question")
     return items
@@ -384,6 +384,31 @@ def subsample(items: list, limit: int | None, seed: int = 0) -> list:
     return [items[i] for i in keep]
 
 
+def answer_in_question(item: QAItem) -> bool:
+    """Whether every gold alias of ``item`` is written in its question ("Is X more common in men
+    or women?" with gold "women"; TriviaQA's questions that list their options).
+
+    Such a question is not closed-book recall, and a response that echoes the question would
+    contain a gold alias, so neither the rule judge nor the answer-span rule can tell an answer
+    from an echo (``sampling.echo_free_aliases``).
+    """
+    from .judges import normalize_answer, normalized_tokens
+
+    q = f" {normalize_answer(item.question)} "
+    words = [" ".join(t for t, _, _ in normalized_tokens(a)) for a in item.answers]
+    words = [w for w in words if w]
+    return bool(words) and all(f" {w} " in q for w in words)
+
+
+def drop_answer_in_question(items: list[QAItem], what: str) -> list[QAItem]:
+    """``items`` without those whose every gold alias is in the question
+    (:func:`answer_in_question`); how many were dropped is logged."""
+    kept = [it for it in items if not answer_in_question(it)]
+    _log_skips(what, Counter({"every gold answer is written in the question": len(items) - len(kept)})
+               if len(kept) < len(items) else Counter(), len(kept))
+    return kept
+
+
 def load_qa(name: str, split: str | None = None, data_dir: str | Path | None = None,
             limit: int | None = None, seed: int = 0) -> list[QAItem]:
     """One of the paper's closed-book QA sets (Table 1) by name, optionally a seeded subset.
@@ -391,9 +416,15 @@ def load_qa(name: str, split: str | None = None, data_dir: str | Path | None = N
     ``name`` is "triviaqa" (split "train" by default, or "test"), "nq_open", "bioasq" (test
     only) or "nonexist" (``limit`` questions generated with ``seed``, default
     ``NONEXIST_DEFAULT_N``, their names checked against the local QA sets).
+
+    Questions whose every gold alias is written in the question are dropped from the subset
+    (:func:`answer_in_question`: they are not closed-book recall, and an echo would be judged
+    correct), after it is drawn, so the other questions stay those of the same ``seed``;
+    the subset can then hold a few fewer than ``limit``, and the log says how many.
     """
     if name == "triviaqa":
-        return subsample(load_triviaqa(split or "train", data_dir), limit, seed)
+        return drop_answer_in_question(subsample(load_triviaqa(split or "train", data_dir), limit, seed),
+                                       f"triviaqa-{split or 'train'}")
     if name not in QA_DATASETS:
         raise ValueError(f"unknown QA dataset {name!r}; known: {', '.join(QA_DATASETS)}")
     if split not in (None, "test"):
@@ -402,7 +433,7 @@ def load_qa(name: str, split: str | None = None, data_dir: str | Path | None = N
         n = NONEXIST_DEFAULT_N if limit is None else limit
         return make_nonexist(n, seed, nonexist_exclude_texts(data_dir))
     items = load_nq_open(data_dir) if name == "nq_open" else load_bioasq(data_dir)
-    return subsample(items, limit, seed)
+    return drop_answer_in_question(subsample(items, limit, seed), name)
 
 
 # ---------------------------------------------------------------- NonExist (Section 2)

@@ -68,21 +68,31 @@ def normalize_answer(s: str) -> str:
 
 # Refusal / abstention phrases. Bare "I cannot" is NOT a refusal ("I cannot stress enough that
 # Paris is ..."): it counts only when followed by a verb of answering, helping or knowing.
-_CANNOT = (r"\bi (?:cannot|can't|can not|am unable to|'m unable to|am not able to|'m not able to"
-           r"|could not|couldn't|do not have enough information to|don't have enough information to)"
+_CANNOT = (r"\bi(?: cannot| can't| can not| am unable to|'m unable to| am not able to|'m not able to"
+           r"| could not| couldn't| do not have enough information to| don't have enough information to)"
            r" (?:provide|answer|give|find|determine|confirm|verify|say|tell|help|assist|identify"
            r"|locate|comply|fulfil|fulfill|be sure|be certain|know|access|share|offer|speculate)\b")
+# An apology *for something* is not a refusal: this model opens many answers with "I'm sorry
+# for the confusion" and then states something ("..., but X is a city in Essex"). A bare
+# "I'm sorry, ..." still declines, and so does a decline after any apology ("I'm sorry for
+# any confusion, but I don't have the ability to ...") through the other patterns.
 REFUSAL_PATTERNS: tuple[str, ...] = (
     _CANNOT,
     r"\bi (?:do not|don't|really don't) know\b",
-    r"\bi(?: am|'m) (?:not sure|unsure|not certain|not aware|not familiar|sorry)\b",
-    r"\bi apologi[sz]e\b", r"\bsorry, (?:but )?i\b",
+    r"\bi(?: am|'m) (?:not sure|unsure|not certain|not aware|not familiar|not capable of)\b",
+    r"\bi(?: am|'m) sorry\b(?!\s+(?:for|about|to)\b)", r"\bi apologi[sz]e\b(?!\s+for\b)",
+    r"\bsorry, (?:but )?i\b",
+    r"\bi (?:do not|don't) have the (?:ability|capability|means) to\b",
+    r"\bi (?:will not|won't|must decline to|have to decline to|refuse to) (?:respond|answer|provide"
+    r"|help|assist|comply|speculate)\b",
+    r"\bnot (?:something|a question) (?:that )?i can (?:answer|help)\b",
     r"\bi (?:have|possess) no (?:information|knowledge|data|record|details)\b",
     r"\bi (?:do not|don't) have (?:any )?(?:information|knowledge|data|details|records?)\b",
     r"\bno (?:reliable |available |specific )?(?:information|records?|data) (?:about|on|available|regarding)\b",
     r"\b(?:not|isn't|is not) aware of\b", r"\bunknown to me\b",
     r"\bunable to (?:find|locate|verify|determine|answer)\b",
-    r"\b(?:could not|couldn't|can't|cannot) find\b", r"\bas an ai\b",
+    r"\b(?:could not|couldn't|can't|cannot) find\b",
+    r"\bas (?:an?|your) (?:[\w-]+ )?(?:ai|chatbot|assistant|virtual assistant|language model)\b",
 )
 # Denying that the asked-about entity exists: the faithful answer on NonExist, but words such
 # as "fictional" also occur in correct answers about real questions ("Sherlock Holmes, the
@@ -91,7 +101,11 @@ ENTITY_DENIAL_PATTERNS: tuple[str, ...] = (
     r"\b(?:does|do) not (?:appear to |seem to )?exist\b", r"\b(?:doesn't|don't) (?:appear to |seem to )?exist\b",
     r"\bthere (?:is|are) no (?:such|known|record|information|evidence)\b",
     r"\bno such (?:medicine|drug|company|person|place|town|species|entity|thing)\b",
-    r"\b(?:fictional|fictitious|made[- ]up|non-?existent|not a real)\b",
+    r"\b(?:fictitious|made[- ]up|non-?existent|not a real)\b",
+    # "fictional" followed by a source or an attribute is no denial: "X is a fictional town
+    # in the Marvel Universe", "a fictional character created by ..." invent a story about X
+    r"\bfictional\b(?![ ,]*(?:\w+ ){0,2}(?:in|from|by|of|on|at|set|created|written|featured"
+    r"|invented|called|named|appearing|based|who|that|which|where)\b)",
 )
 _REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
 _DENIAL_RE = re.compile("|".join(f"(?:{p})" for p in ENTITY_DENIAL_PATTERNS), re.IGNORECASE)
@@ -136,7 +150,9 @@ def contains_alias(response: str, answers: Sequence[str]) -> bool:
 # Bumped whenever a change to the rules can change a label: stored answers are then labelled
 # again on the next run (sampling.collect_responses), their responses kept.
 # 2: a contained gold alias outranks entity-denial words ("fictional", "does not exist").
-RULE_JUDGE_VERSION = 2
+# 3: an apology for something ("I'm sorry for the confusion, ...") is no refusal, nor is "fictional"
+#    followed by a source ("a fictional town in ..."); questions that contain all their gold answers are left out by the loaders.
+RULE_JUDGE_VERSION = 3
 
 
 def rule_judge(response: str, answers: Sequence[str]) -> Label:

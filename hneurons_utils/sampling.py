@@ -337,18 +337,25 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
 
 
 def echo_free_aliases(question: str, answers: Sequence[str]) -> list[str]:
-    """The gold aliases the question itself does not contain (all of them if none is left).
+    """The gold aliases the question itself does not contain.
 
     Some TriviaQA alias lists repeat words of the question ("How is the Chilean Pine ...
     known in the UK?" lists "Chilean pine"), so a response that merely echoes the question
     would contain them. The judge and the answer-span rule both use what this returns.
+    Raises when every alias is in the question ("... in men or women?", gold "women"): no
+    rule can then tell an answer from an echo (the QA loaders drop such questions,
+    ``data.answer_in_question``). An empty ``answers`` (NonExist) stays empty.
     """
     from .judges import normalize_answer, normalized_tokens
 
     q = f" {normalize_answer(question)} "
     words = {a: " ".join(t for t, _, _ in normalized_tokens(a)) for a in answers}
     kept = [a for a in answers if words[a] and f" {words[a]} " not in q]
-    return kept or list(answers)
+    if answers and not kept:
+        raise ValueError(f"every gold answer of {question!r} is written in the question "
+                         f"({list(answers)!r}): an echo of the question would be judged correct; "
+                         "leave such questions out (data.drop_answer_in_question)")
+    return kept
 
 
 def echo_free_rule_judge(question: str, response: str, answers: Sequence[str]) -> str:

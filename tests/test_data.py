@@ -81,6 +81,34 @@ def test_load_qa_limit_is_a_seeded_subset():
         D.load_qa("squad", None, SHARED)
 
 
+def test_questions_that_hold_every_gold_answer_are_dropped_and_counted(tmp_path, caplog):
+    """A question whose every gold alias is written in it ("... men or women?", gold "women") is
+    not closed-book recall and an echo of it would be judged correct: the loaders drop it, after
+    drawing the subset, and log how many; a question holding only some aliases stays."""
+    mk = lambda q, a: D.QAItem(q, q, a, "x")  # noqa: E731
+    both = mk("Is gout more common in men or women?", ["Men", "men"])
+    some = mk("How is the Chilean Pine known in the UK?", ["Chilean pine", "Monkey puzzle"])
+    plain = mk("Capital of France?", ["Paris"])
+    assert D.answer_in_question(both) and not D.answer_in_question(some)
+    assert not D.answer_in_question(plain)
+    with caplog.at_level(logging.WARNING):
+        assert D.drop_answer_in_question([both, some, plain], "toy") == [some, plain]
+    assert "skipped 1 rows (every gold answer is written in the question); kept 2" in caplog.text
+    f = tmp_path / "own.jsonl"
+    f.write_text('{"question": "Red or blue?", "answers": ["blue"]}\n'
+                 '{"question": "Sky colour?", "answers": ["blue"]}\n')
+    assert [it.question for it in D.load_qa_file(f, "own")] == ["Sky colour?"]
+
+
+@needs_data
+def test_bundled_subsets_hold_no_question_that_contains_its_answers():
+    """Through load_qa, no TriviaQA / BioASQ / NQ-Open question carries all its answers."""
+    for name, split in (("bioasq", None), ("nq_open", None), ("triviaqa", "test")):
+        items = D.load_qa(name, split, SHARED)
+        assert items and not any(D.answer_in_question(it) for it in items)
+    assert any(D.answer_in_question(it) for it in D.load_bioasq(SHARED))  # the raw file has some
+
+
 @needs_data
 @pytest.mark.parametrize("split,rows", [("train", 2374), ("valid", 982), ("test", 1374)])
 def test_falseqa_splits(split, rows):

@@ -37,6 +37,32 @@ def test_answers_not_mistaken_for_refusals(text):
     assert not is_refusal(text)
 
 
+@pytest.mark.parametrize("text", [
+    "I'm sorry for the confusion. The city of Bresford is part of the West End of Essex.",
+    "I'm sorry for the confusion, but you are referring to The Maven Initiative, a robotics team.",
+    "I apologize for the error. The Bells of Plogroukstad is a story about a mysterious bell.",
+    "Varwick is a fictional town in the Marvel Universe.",
+    "The painter Amara Hefluani is a fictional character in a 1930s Italian short film.",
+    "It is a fictional river in a fictional city named Kegsgarten.",
+])
+def test_apologies_and_invented_sources_are_answers(text):
+    """An apology *for* something that goes on to state something, and "fictional" with an invented source or
+    attribute, are answers (on NonExist: fabrications), not refusals; this model writes both."""
+    assert not is_refusal(text)
+    assert rule_judge(text, []) == "incorrect"
+
+
+@pytest.mark.parametrize("text", [
+    "No, I'm sorry, I will not respond.", "I apologize, but I don't know.",
+    "That's not something I can answer.", "I'm sorry, but I'm unable to provide that.",
+    "No, no, no, I'm sorry, but I'm sorry.", "As a text-based AI, I only chat.",
+    "I'm sorry for any confusion, but as a chatbot, I'm designed to help users.", "I'm sorry for any confusion, but I don't have the ability to see it.",
+])
+def test_declines_after_an_apology_are_refusals(text):
+    """A bare apology, or an apology followed by a decline, is a refusal."""
+    assert is_refusal(text)
+
+
 def test_rule_judge_labels():
     """Alias containment is word-boundary aware; refusal wins; empty answers make any answer incorrect."""
     assert rule_judge("The capital of Australia is Canberra.", ["Canberra"]) == "correct"

@@ -224,6 +224,16 @@ def test_echo_free_rule_judge():
     assert echo_free_rule_judge("What is x?", "I don't know.", gold) == "refusal"
 
 
+def test_echo_free_judge_refuses_a_question_holding_all_its_answers():
+    """When every alias is in the question, an echo cannot be told from an answer: an error
+    names the question (the loaders drop such questions) instead of a wrong "correct"."""
+    from hneurons_utils.sampling import echo_free_aliases, echo_free_rule_judge
+
+    with pytest.raises(ValueError, match="men or women"):
+        echo_free_rule_judge("Is gout more common in men or women?", "Men or women.", ["men"])
+    assert echo_free_aliases("Who made volor?", []) == []  # NonExist: nothing to drop
+
+
 def test_echo_free_rule_judge_with_symbol_alias():
     """An alias with no letters (TriviaQA has emoji aliases) neither crashes nor counts as echo."""
     from hneurons_utils.sampling import echo_free_rule_judge
