@@ -230,6 +230,15 @@ def _concat(fs: FeatureSet | None, parts: list[dict], settings: dict) -> Feature
                       settings, cat["digests"])
 
 
+def _drop_rows(fs: FeatureSet, keys: set[str]) -> FeatureSet | None:
+    """``fs`` without the rows of ``keys`` (None if no row is left)."""
+    keep = np.array([k not in keys for k in fs.keys.tolist()], dtype=bool)
+    if not keep.any():
+        return None
+    return FeatureSet(fs.keys[keep], fs.answer[keep], fs.other[keep], fs.methods[keep],
+                      fs.n_tokens[keep], fs.settings, fs.digests[keep])
+
+
 def example_digest(ex: Example) -> str:
     """What a row's features depend on besides the settings: prompt, response, question, gold
     answers. A cached row is reused only for an example with the same digest."""
@@ -269,7 +278,9 @@ def extract_features(m: LoadedModel, examples: Sequence[Example], path: str | Pa
 
     Examples already in the file (same settings) are not recomputed; new ones are appended and
     the file is rewritten at most every ``cfg.save_every_s`` seconds and at the end, so an
-    interrupted extraction loses at most that much work. Returns the whole stored set.
+    interrupted extraction loses at most that much work. A stored row whose key now names
+    another response or prompt (its digest differs) is recomputed, with a note. Returns the
+    whole stored set.
     """
     keys = [ex.key for ex in examples]
     if len(set(keys)) != len(keys):
@@ -281,10 +292,13 @@ def extract_features(m: LoadedModel, examples: Sequence[Example], path: str | Pa
         print(f"{e}; recomputing them", file=sys.stderr, flush=True)
         fs = None
     have = dict(zip(fs.keys.tolist(), fs.digests.tolist())) if fs is not None else {}
-    for ex in examples:
-        if have.get(ex.key) and have[ex.key] != example_digest(ex):
-            raise ValueError(f"{path} holds features for {ex.key!r} computed on another response "
-                             "or prompt (the responses changed); delete the file to recompute")
+    stale = {ex.key for ex in examples if have.get(ex.key) and have[ex.key] != example_digest(ex)}
+    if stale:  # e.g. a new judge version chose other responses for these keys: never reuse them
+        print(f"{path}: {len(stale)} stored rows were computed on another response or prompt than "
+              f"the examples with their keys (e.g. {sorted(stale)[0]!r}; the responses changed): "
+              "recomputing them", file=sys.stderr, flush=True)
+        fs = _drop_rows(fs, stale)
+        have = {k: d for k, d in have.items() if k not in stale}
     todo = [ex for ex in examples if ex.key not in have]
     suffix, norms = turn_suffix(m.tokenizer), column_norms(m)
     parts, last = [], time.monotonic()

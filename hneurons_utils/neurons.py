@@ -136,9 +136,11 @@ def held_out_summary(probe: Probe, fs: FeatureSet, held: Sequence[Example], held
 
 def side_by_side(train: pd.DataFrame, held: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
     """:func:`neuron_table` on the training responses with the held-out AUROCs beside them
-    (first ``k`` rows), indexed by neuron."""
+    (first ``k`` rows), indexed by neuron; every column computed on the training responses (the
+    CETT means and the AUROCs) is tagged ``(train)``."""
     auc = ["AUROC vs faithful", "AUROC 3-vs-1"]
-    out = (train.rename(columns={c: f"{c} (train)" for c in auc})
+    trained = [c for c in train.columns if c.startswith(("CETT ", "AUROC "))]
+    out = (train.rename(columns={c: f"{c} (train)" for c in trained})
            .join(held[auc].rename(columns={c: f"{c} (held out)" for c in auc})))
     return out.head(len(out) if k is None else k).set_index("neuron")
 

@@ -9,9 +9,11 @@ records (:class:`EvalConfig`, :class:`EvalSet`) live here too; :mod:`detection` 
 On a CPU, sampling 10 answers for every question is out of reach, and a question whose greedy
 answer is wrong is almost never answered correctly 10 times out of 10. With ``screen=True`` all
 questions are first answered greedily; the 10 samples are drawn for every greedy-correct
-question and for just enough greedy-incorrect ones to balance the classes. The consistency
-filter is then applied to the samples, with the paper's rule (all samples agree) unless
-``min_agreement`` is set lower.
+question, then for greedy-incorrect ones in rounds until those alone give as many consistently
+incorrect questions as there are consistently correct ones (:func:`sample_consistency`). The
+consistency filter is then applied to the samples alone, with the paper's rule (all samples
+agree) unless ``min_agreement`` is set lower: a greedy-correct question whose samples are
+mostly wrong joins the hallucinated class (:func:`greedy_origin` counts how many do).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import math
 import random
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,6 +36,7 @@ from .probe import Probe, fit_probe, select_C, training_rows
 from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, GenConfig, balanced_sample, collect_responses,
                        consistency_split, label_counts, read_jsonl, representative_response)
+from .stats import auroc
 
 DEFAULT_CS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
@@ -93,8 +97,10 @@ def sample_consistency(m: LoadedModel, items: Sequence, greedy: Sequence[dict] |
     """``n_samples`` answers for the candidates (``responses_<name>.jsonl``).
 
     Without screening every question is sampled. With it: all greedy-correct questions, then
-    greedy-incorrect ones in rounds until as many are consistently incorrect as are
-    consistently correct (capped by ``train_per_class``), or the pool runs out.
+    greedy-incorrect ones in rounds until as many *of those* are consistently incorrect as
+    greedy-correct ones are consistently correct (capped by ``train_per_class``), or the pool
+    runs out; greedy refusals are not sampled. Greedy-correct questions that turn out
+    consistently incorrect come on top of that (:func:`greedy_origin`).
     """
     path, gen = out_dir / f"responses_{name}.jsonl", sampling_cfg(cfg.n_samples, cfg)
     run = lambda its, d: collect_responses(m, its, path, gen, judge, cfg.gen_batch,  # noqa: E731
@@ -356,7 +362,100 @@ def yield_counts(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequen
                       **label_counts(sampled)}
     out["consistent"] = {k: len(v) for k, v in consistent.items()}
     out["consistent_all_samples"] = {k: len(v) for k, v in consistency_split(sampled).items()}
+    if greedy is not None:
+        out["greedy_origin"] = greedy_origin(consistent, greedy)
     return out
+
+
+GREEDY_LABELS = ("correct", "incorrect", "refusal")
+
+
+def _origin_counts(qids: Sequence[str], greedy_label: dict[str, str]) -> dict[str, int]:
+    """How many of ``qids`` got each greedy label (``"not screened"``: no greedy answer, only
+    listed when there is one)."""
+    c = Counter(greedy_label.get(q, "not screened") for q in qids)
+    out = {k: c.get(k, 0) for k in GREEDY_LABELS}
+    if c.get("not screened"):
+        out["not screened"] = c["not screened"]
+    return out
+
+
+def greedy_origin(consistent: dict[str, list[dict]], greedy: Sequence[dict] | None
+                  ) -> dict[str, dict[str, int]] | None:
+    """What the greedy screen said about the questions of each kept class.
+
+    ``consistent``: :func:`sampling.consistency_split`'s output. Returns ``{"faithful": ...,
+    "hallucinated": ...}`` (the consistently correct and consistently incorrect questions),
+    each a count of their questions per greedy label (correct / incorrect / refusal). Labels
+    come from the samples alone (as in the paper, which looks at no greedy answer), so a
+    greedy-correct question whose samples are mostly wrong counts as hallucinated. None when
+    no screening ran (``greedy`` None): no question has a greedy answer.
+    """
+    if greedy is None:
+        return None
+    lab = {r["qid"]: r["labels"][0] for r in greedy}
+    return {name: _origin_counts([r["qid"] for r in consistent[cls]], lab)
+            for name, cls in (("faithful", "correct"), ("hallucinated", "incorrect"))}
+
+
+def split_greedy_origin(split: dict[str, list[Example]], greedy: Sequence[dict] | None
+                        ) -> dict[str, dict[str, dict[str, int]]] | None:
+    """:func:`greedy_origin` for the balanced split of :func:`split_examples`: per part
+    (``"train"``, ``"val"``) and class (``"hallucinated"``, ``"faithful"``), the greedy labels
+    of its distinct questions (an example's ``meta["qid"]``, else its key before ``#``; a
+    question with several responses counts once). None without screening."""
+    if greedy is None:
+        return None
+    lab = {r["qid"]: r["labels"][0] for r in greedy}
+    out = {}
+    for part, exs in split.items():
+        qids = {name: sorted({e.meta.get("qid", e.key.rsplit("#", 1)[0]) for e in exs if e.label == y})
+                for name, y in (("hallucinated", 1), ("faithful", 0))}
+        out[part] = {name: _origin_counts(q, lab) for name, q in qids.items()}
+    return out
+
+
+def span_length_check(probe: Probe, fs: FeatureSet, split: dict[str, list[Example]]) -> dict:
+    """Answer-span length alone (more answer tokens = "hallucinated") and the probe, both as
+    detectors on the same held-out responses (``split["val"]``), by AUROC.
+
+    The default span rule gives faithful answers their gold alias and hallucinated ones the
+    content rule's (longer) span, so span length can separate the classes by itself; this puts
+    that yardstick beside the probe on the set that chose C. ``held_out`` False (no question
+    held out): both AUROCs are None, nothing is compared. An AUROC is NaN when the held-out
+    responses hold one class only.
+    """
+    held = split.get("val") or []
+    if not held:
+        return {"held_out": False, "hallucinated": 0, "faithful": 0,
+                "span_length_auroc": None, "probe_auroc": None}
+    X, y = answer_matrix(fs, held)
+    n = fs.n_tokens[fs.index([e.key for e in held]), 0]
+    return {"held_out": True, "hallucinated": int(y.sum()), "faithful": int((y == 0).sum()),
+            "span_length_auroc": auroc(y, n), "probe_auroc": auroc(y, probe.decision_function(X))}
+
+
+def span_length_reading(r: dict, margin: float = 0.02) -> str:
+    """:func:`span_length_check` in one sentence: both AUROCs, and whether the probe beats span
+    length alone (by more than ``margin``), falls below it, or is within ``margin`` of it."""
+    if not r["held_out"]:
+        return ("No question was held out, so span length alone and the probe are not compared "
+                "on held-out responses (the span diagnostic of Step 4 covers all responses).")
+    s, p = r["span_length_auroc"], r["probe_auroc"]
+    head = (f"On the same {r['hallucinated']} hallucinated and {r['faithful']} faithful held-out "
+            "responses, answer-span length alone (more answer tokens = 'hallucinated') reaches "
+            f"an AUROC of {s:.2f} and the probe {p:.2f} (these responses chose C, which favours "
+            "the probe slightly)")
+    if not (np.isfinite(s) and np.isfinite(p)):
+        return head + ": the held-out responses hold one class only, so nothing is compared."
+    if p > s + margin:
+        return head + (": the probe beats span length alone here, which does not show that it "
+                       "ignores the spans (chapter 3's span control tests that).")
+    if s > p + margin:
+        return head + (": the probe does not beat span length alone; on these responses how many "
+                       "tokens the answer span has separates the classes better than the probe.")
+    return head + (f": within {margin:g} of each other, so the probe does not beat span length "
+                   "alone.")
 
 
 def known_correct(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequence[dict],

@@ -156,22 +156,31 @@ def eq7_figure(eq7: Any) -> tuple[plt.Figure, dict]:
 
 def consistency_figure(sampled: list[dict], greedy: list[dict] | None, n_samples: int,
                        min_agreement: float) -> tuple[plt.Figure, dict]:
-    """Chapter 2: correct answers among each question's ``n_samples`` samples, one histogram
-    per label of the question's greedy answer, with the consistency threshold (Eq. of the
-    filter: ceil(min_agreement * n_samples))."""
+    """Chapter 2: correct answers ``c`` among each question's ``n_samples`` samples, one histogram
+    per label of the question's greedy answer, with both rules of the consistency filter
+    (``k = ceil(min_agreement * n_samples)``, as ``sampling.consistent_label`` computes it):
+    faithful when ``c >= k`` (dashed line), hallucinated when the incorrect answers ``w >= k``,
+    which is ``c <= n - k`` for a question without refusals (dotted line; a refusal lowers ``w``
+    too, so such a question left of that line can still miss the rule)."""
     greedy_label = {r["qid"]: r["labels"][0] for r in (greedy or [])}
     per_q: dict[str, list[int]] = {}
     for r in sampled:
         per_q.setdefault(greedy_label.get(r["qid"], "not screened"), []).append(r["labels"].count("correct"))
+    k = math.ceil(min_agreement * n_samples - 1e-9)
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.arange(n_samples + 2) - 0.5
     for name in sorted(per_q):
         ax.hist(per_q[name], bins=bins, alpha=0.7, label=f"greedy {name} ({len(per_q[name])})")
-    ax.axvline(np.ceil(min_agreement * n_samples) - 0.5, color="0.3", ls="--", label="threshold used")
-    ax.set(xlabel=f"correct answers among {n_samples} samples", ylabel="questions",
-           title="How consistently the model answers")
-    ax.legend()
-    return fig, {"n_correct_by_greedy": {k: per_q[k] for k in sorted(per_q)}}
+    ax.axvline(k - 0.5, color="0.15", ls="--", label=f"faithful: c \u2265 {k}")
+    ax.axvline(n_samples - k + 0.5, color="0.15", ls=":", lw=2,
+               label=f"hallucinated: w \u2265 {k} (c \u2264 {n_samples - k} without refusals)")
+    ax.set(xlabel=f"correct answers c among n = {n_samples} samples (w: incorrect ones)",
+           ylabel="questions", title="How consistently the model answers")
+    ax.legend(fontsize=8)
+    return fig, {"n_correct_by_greedy": {k_: per_q[k_] for k_ in sorted(per_q)},
+                 "min_agreement": min_agreement, "n_samples": n_samples,
+                 "faithful_min_correct": k, "hallucinated_min_incorrect": k,
+                 "hallucinated_max_correct_without_refusals": n_samples - k}
 
 
 def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:

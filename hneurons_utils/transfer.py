@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .drift import drift_direction, drift_verdict, mean_rank_text
-from .paper import dataset_label
+from .paper import dataset_label, load_reference
 from .stats import MIN_PER_CLASS
 
 REFIT = "H-Neurons refit (L2)"
@@ -30,7 +30,10 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
     (``detection.baseline_metrics`` rows). AUROC in %.
 
     Columns ``dataset, probe, n, auroc, lo, hi, sd, n_probes, interval, accuracy``. The
-    H-Neuron refit is one classifier: a point estimate, ``lo``/``hi`` NaN (no bar). The random
+    H-Neuron refit is one classifier: a point estimate, ``lo``/``hi`` NaN (no bar); beside it
+    ``same_size_lo``/``same_size_hi``/``same_size_n``, the lowest and highest AUROC and the
+    number of the random probes with as many neurons, and ``same_size_above``, how many of them
+    score above it. The random
     neurons are ``n_probes`` classifiers: ``auroc`` their mean, ``sd`` their standard deviation
     over seeds (as chapter 3 reports them) and ``lo``/``hi`` the lowest and highest of their
     AUROCs: the spread of the seeds, not a confidence interval (mean -/+ sd could leave [0, 100]
@@ -60,7 +63,9 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
                          # its like-for-like yardstick: random probes of as many neurons
                          "same_size_lo": float(same.min()) if same.size else float("nan"),
                          "same_size_hi": float(same.max()) if same.size else float("nan"),
-                         "same_size_n": int(same.size)})
+                         "same_size_n": int(same.size),
+                         # how many of them score above the refit (its rank among them)
+                         "same_size_above": int((same > 100 * float(refit.auroc.iloc[0])).sum())})
         rnd = g[g.kind.str.startswith("random")]
         if len(rnd):
             auc = 100 * rnd.auroc.to_numpy(dtype=float)
@@ -73,9 +78,67 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
     return pd.DataFrame(rows)
 
 
+def instruct_heldout(probe: Any, train_fs: Any, split: dict, n_boot: int = 1000, seed: int = 0,
+                     min_per_class: int = MIN_PER_CLASS) -> dict[str, dict]:
+    """The yardstick on the instruct model itself: the unchanged probe and the H-Neurons refit
+    scored on the identification's held-out responses (``split["val"]``), AUROC and accuracy in
+    % with bootstrap 95% intervals over responses (resampled within each class).
+
+    The refit is :func:`detection.baseline_metrics`' ``h_neurons_refit``: an L2 logistic
+    regression on the standardised features of the H-Neurons alone, trained on the same
+    identification rows (``train_fs``, ``split["train"]``, the probe's label scheme). These are
+    the responses that chose C, so the probe's AUROC on them is optimistic, and the responses
+    of one question are not independent, so the intervals are if anything too narrow.
+
+    Returns ``{}`` without held-out responses, else ``{UNCHANGED: row, REFIT: row}`` (no REFIT
+    without H-Neurons), each row with ``auroc, lo, hi, accuracy, acc_lo, acc_hi, n,
+    n_hallucinated, n_faithful, q_hallucinated, q_faithful`` (questions behind each class),
+    ``n_min`` and ``verdict`` (:func:`detection.auroc_verdict` against chance: under
+    ``min_per_class`` responses in the smaller class, "too few").
+    """
+    from .detection import auroc_verdict
+    from .pipeline import answer_matrix, scheme_rows, stored_examples
+    from .probe import subset_probes
+    from .stats import detection_metrics
+
+    val = stored_examples(split, "val") if split.get("val") else []
+    if not val:
+        return {}
+    Xv, yv = answer_matrix(train_fs, val)
+    scorers = {UNCHANGED: probe}
+    h = probe.h_neurons()
+    if h.size:
+        X, y = scheme_rows(train_fs, stored_examples(split, "train"), probe.label_scheme)
+        scorers[REFIT] = subset_probes(X, y, [h])[0]
+    questions = {lab: len({e.key.rsplit("#", 1)[0] for e in val if e.label == lab}) for lab in (0, 1)}
+    out = {}
+    for name, clf in scorers.items():
+        d = detection_metrics(yv, clf.decision_function(Xv), n_boot=n_boot, seed=seed)
+        k = min(d["n_pos"], d["n_neg"])
+        out[name] = {"auroc": 100 * d["auroc"], "lo": 100 * d["auroc_ci"][0],
+                     "hi": 100 * d["auroc_ci"][1], "accuracy": 100 * d["accuracy"],
+                     "acc_lo": 100 * d["accuracy_ci"][0], "acc_hi": 100 * d["accuracy_ci"][1],
+                     "n": d["n"], "n_hallucinated": d["n_pos"], "n_faithful": d["n_neg"],
+                     "q_hallucinated": questions[1], "q_faithful": questions[0], "n_min": k,
+                     "verdict": ("below chance (the interval lies under 50)"
+                                 if k >= min_per_class and 100 * d["auroc_ci"][1] < 50 else
+                                 auroc_verdict(100 * d["auroc_ci"][0], float("nan"), k,
+                                               min_per_class, chance=50.0))}
+    return out
+
+
+def heldout_text(r: dict) -> str:
+    """One :func:`instruct_heldout` row in words: AUROC with its interval, the class counts
+    (responses and the questions behind them) and the verdict against chance."""
+    return (f"AUROC {r['auroc']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}] on {r['n']} responses "
+            f"({r['n_hallucinated']} hallucinated, {r['n_faithful']} faithful, from "
+            f"{r['q_hallucinated']} and {r['q_faithful']} questions): {r['verdict']}")
+
+
 def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
                      min_per_class: int = MIN_PER_CLASS,
-                     span_auroc: dict[str, float] | None = None) -> list[dict]:
+                     span_auroc: dict[str, float] | None = None,
+                     heldout: dict | None = None) -> list[dict]:
     """Per dataset of a :func:`transfer_table`: the unchanged probe's AUROC against chance and
     against the random-neuron probes' mean AUROC (the level chapter 3 uses), as a verdict
     (``detection.auroc_verdict``: the probe's interval must lie above it).
@@ -83,7 +146,11 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
     ``n_min``: responses in the smaller class per dataset (default: half of each balanced set).
     ``span_auroc``: what span length alone reaches per dataset (%, ``detection.span_diagnostic``
     x 100): where the probe clears chance but not that, ``span_note`` says so.
-    Each reading has ``random_mean`` and ``random_sd`` (over seeds; NaN without random probes).
+    ``heldout``: the refit's row of :func:`instruct_heldout` (its AUROC on the instruct model's
+    own held-out responses), which ``refit_note`` needs before it reads a low base-model AUROC
+    as a reversal between the models.
+    Each reading has ``random_mean`` and ``random_sd`` (over seeds; NaN without random probes),
+    and ``refit_note`` (empty, or its base-model part ``refit_base`` and the rest ``refit_tail``).
     """
     from .detection import auroc_verdict
 
@@ -99,11 +166,14 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
         nan = float("nan")
         refit = float(fit.get("auroc", nan))
         same = (fit.get("same_size_lo", nan), fit.get("same_size_hi", nan), int(fit.get("same_size_n", 0) or 0))
+        above = fit.get("same_size_above", nan)
+        above = int(above) if above is not None and np.isfinite(above) else None
+        base_part, tail = _refit_parts(refit, float(main.lo), float(main.hi), k, min_per_class,
+                                       same, heldout, above)
         out.append({"dataset": name, "auroc": float(main.auroc), "lo": float(main.lo),
                     "hi": float(main.hi), "n": int(main.n), "n_min": k,
                     "random_mean": mean, "random_sd": sd, "refit": refit,
-                    "refit_note": _refit_note(refit, float(main.lo), float(main.hi), k, min_per_class,
-                                              same),
+                    "refit_base": base_part, "refit_tail": tail, "refit_note": base_part + tail,
                     "verdict": auroc_verdict(float(main.lo), mean, k, min_per_class, chance=50.0)})
         span = (span_auroc or {}).get(name, float("nan"))
         out[-1]["span_note"] = (
@@ -114,30 +184,69 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
     return out
 
 
-def _refit_note(refit: float, lo: float, hi: float, k: int, min_per_class: int,
-                same: tuple[float, float, int] = (float("nan"), float("nan"), 0)) -> str:
+def chance_rank(n_above: int, n_probes: int) -> tuple[int, int]:
+    """How often a classifier no different from ``n_probes`` others ranks at least as low as
+    one with ``n_above`` of them above it: ``(n_probes - n_above + 1, n_probes + 1)``, i.e.
+    being below all ``k`` is a 1-in-(k+1) event (all k+1 orders equally likely, no ties)."""
+    if not 0 <= n_above <= n_probes:
+        raise ValueError(f"n_above={n_above} must lie in [0, {n_probes}]")
+    return n_probes - n_above + 1, n_probes + 1
+
+
+def _refit_parts(refit: float, lo: float, hi: float, k: int, min_per_class: int,
+                 same: tuple[float, float, int] = (float("nan"), float("nan"), 0),
+                 heldout: dict | None = None, n_above: int | None = None) -> tuple[str, str]:
     """A note where the H-Neurons refit (one classifier, no interval of its own) sits below 50
-    by more than half the unchanged probe's interval on the same answers (the noise guide).
+    on the base model by more than half the unchanged probe's interval on the same answers (the
+    noise guide).
 
     ``same``: the lowest and highest AUROC of the random probes with as many neurons as the
-    refit, and their number. Where one of them falls as low, so few neurons wander that far by
-    chance and the note says so; only below all of them is it read as a hint that the neurons
-    separate the base model's classes the other way round."""
+    refit, and their number; ``n_above``: how many of them score above the refit (:func:`chance_rank`
+    says how often chance alone puts it that low). ``heldout``: the refit's row of
+    :func:`instruct_heldout`. A reversal between the models is named only where the refit is
+    clearly above 50 on the instruct model's own held-out responses (at least ``min_per_class``
+    per class, interval above 50); otherwise the note says the refit is not shown to detect on
+    either model. Returns the base-model part and the rest (the instruct side and the
+    conclusion, the same for every dataset), or ``("", "")``."""
     half = (hi - lo) / 2
     if k < min_per_class or not np.isfinite(refit) or not np.isfinite(half) or refit >= 50 - half:
-        return ""
-    head = (f"the H-Neurons refit on the instruct model's training rows reaches {refit:.1f}, below "
-            f"50 by more than the probe's interval half-width ({half:.1f})")
+        return "", ""
+    text = (f"the H-Neurons refit (trained on the instruct model's identification rows) reaches "
+            f"{refit:.1f} on the base model, below 50 by more than the probe's interval half-width "
+            f"({half:.1f})")
     s_lo, s_hi, s_n = same
-    if s_n and np.isfinite(s_lo) and s_lo <= refit:
-        return (f"{head}, but random probes of as many neurons reach {s_lo:.1f} to {s_hi:.1f} "
-                f"({s_n} seeds): so few neurons fall that far by chance, so this is no evidence "
-                "of a reversed signal")
-    beyond = (f", and below all {s_n} random probes of as many neurons ({s_lo:.1f} to {s_hi:.1f})"
-              if s_n else "")
-    return (f"{head}{beyond}: a hint (one classifier, no interval of its own) that on the base "
-            "model these neurons separate the classes the other way round, which is not the "
-            "paper's transfer")
+    if s_n and np.isfinite(s_lo):
+        if n_above is None and s_lo > refit:
+            n_above = s_n  # below the lowest of them
+        rng = f"random probes of as many neurons ({s_lo:.1f} to {s_hi:.1f})"
+        if n_above is None:
+            text += f"; {rng} fall as low"
+        elif n_above == 0:
+            text += f", not below any of the {s_n} {rng}"
+        else:
+            a, b = chance_rank(n_above, s_n)
+            which = f"all {s_n}" if n_above == s_n else f"{n_above} of the {s_n}"
+            text += (f", below {which} {rng}: a {a}-in-{b} event by chance if the refit is no "
+                     "different from them")
+    if heldout is None:
+        tail = "; its AUROC on the instruct model's own held-out responses is not given"
+        clear = False
+    else:
+        tail = (f"; on the instruct model's own held-out responses the refit reaches "
+                f"{heldout['auroc']:.1f} [{heldout['lo']:.1f}, {heldout['hi']:.1f}] "
+                f"({heldout['n_hallucinated']} hallucinated, {heldout['n_faithful']} faithful)")
+        clear = heldout["n_min"] >= min_per_class and heldout["lo"] > 50
+        tail += (f", too few for a verdict (fewer than {min_per_class} per class)"
+                 if heldout["n_min"] < min_per_class else
+                 ", above 50" if clear else ", an interval that does not lie above 50")
+    if clear:
+        return text, tail + (": these neurons detect on the instruct model and order the base "
+                             "model's answers the other way round, a reversal between the models "
+                             "(on the base side one classifier without an interval of its own), "
+                             "not the paper's transfer")
+    return text, tail + (": the refit is not shown to detect hallucinations on either model, so "
+                         "its low base-model AUROC is no evidence that the signal reverses "
+                         "between them")
 
 
 def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None,
@@ -180,24 +289,27 @@ def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None
 
 def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, dict],
                offline: bool, n_h_neurons: int, min_per_class: int = MIN_PER_CLASS,
-               stability: dict | None = None, per_mille: float | None = None) -> list[str]:
+               stability: dict | None = None, per_mille: float | None = None,
+               heldout: dict | None = None) -> list[str]:
     """The chapter's reading of its own results, one Markdown paragraph per finding.
 
     ``readings``: :func:`transfer_reading` (balanced sets); ``empty``: datasets without a
     balanced set; ``drift``: :func:`drift_tests` per variant (``"up + down (paper)"`` is read);
     ``offline``: whether the pair is the Gemma-3-270M twin; ``stability``:
     ``pipeline.selection_stability`` of the probe (optional); ``per_mille``: the H-Neurons'
-    share of all neurons (optional; above 1 the drift paragraph says the set is not sparse).
+    share of all neurons (optional; above 1 the drift paragraph says the set is not sparse);
+    ``heldout``: the unchanged probe's row of :func:`instruct_heldout` (optional; quoted where a
+    weak probe is one reading of a null result).
     Every sentence that states an outcome is chosen by the numbers; nothing is pre-written for
     one outcome.
     """
-    return [_transfer_paragraph(readings, empty, offline, n_h_neurons, min_per_class),
+    return [_transfer_paragraph(readings, empty, offline, n_h_neurons, min_per_class, heldout),
             _drift_paragraph(drift.get("up + down (paper)"), offline, n_h_neurons, stability,
                              per_mille)]
 
 
 def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: bool,
-                        n_h_neurons: int, min_per_class: int) -> str:
+                        n_h_neurons: int, min_per_class: int, heldout: dict | None = None) -> str:
     """:func:`discussion`'s paragraph on Figure 4a: which datasets transfer, which do not."""
     shown = [r for r in readings if not r["verdict"].startswith("too few")]
     transfers = [r["dataset"] for r in shown if r["verdict"].startswith("above chance, and above")]
@@ -219,7 +331,12 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
                      f"({r['n_min']} answers in the smaller class) includes 50: this run neither "
                      f"shows transfer nor rules out an AUROC up to about {r['hi']:.0f}")
     parts += [f"on {r['dataset']}, {r['span_note']}" for r in shown if r.get("span_note")]
-    parts += [f"on {r['dataset']}, {r['refit_note']}" for r in shown if r.get("refit_note")]
+    noted = [r for r in shown if r.get("refit_note")]
+    tails = {r.get("refit_tail") for r in noted}
+    if len(tails) == 1 and None not in tails:  # the instruct side is the same for every dataset
+        parts.append("; ".join(f"on {r['dataset']}, {r['refit_base']}" for r in noted) + tails.pop())
+    else:
+        parts += [f"on {r['dataset']}, {r['refit_note']}" for r in noted]
     if few:
         parts.append(f"{', '.join(few)}: fewer than {min_per_class} answers per class, no verdict")
     if empty:
@@ -230,15 +347,18 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
     joined = "; ".join(parts)
     text = "**Backward transfer (Figure 4a), as measured.** " + joined[:1].upper() + joined[1:] + "."
     if offline and transfers:
-        text += (" Our tuning step moved the weights little, so the two models' activations are "
-                 "close and transfer is an easier test than in the paper: it shows that this "
-                 "tuning left the signal in place, not what vendor alignment does.")
+        text += (" Our tuning step is short and on one task, so it likely moved the weights less "
+                 "than vendor alignment does (not measured here), which would make transfer an "
+                 "easier test than in the paper: it shows that this tuning left the signal in "
+                 "place, not what vendor alignment does.")
     elif offline and chance and not transfers:
-        text += (" Small drift makes transfer an easy test here, so tuning having created the "
-                 "signal is not the only reading of this null result: a weak probe (few faithful "
-                 "training answers; its held-out AUROC on the instruct model itself is printed "
-                 "with the identification above) or too few evaluation answers would give it "
-                 "too, and this run does not separate these explanations.")
+        text += (" Tuning having created the signal is not the only reading of this null result: "
+                 "a weak probe (few faithful training answers) or too few evaluation answers "
+                 "would give it too, and this run does not separate these explanations.")
+        text += (" The probe's held-out AUROC on the instruct model itself is printed with the "
+                 "identification above." if heldout is None else
+                 " On the instruct model's own held-out responses, the set that chose C (so an "
+                 f"optimistic yardstick), the probe reaches {heldout_text(heldout)}.")
     return text
 
 
@@ -302,26 +422,41 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
 # ---------------------------------------------------------------- figure (Figure 4a)
 
 
-def paper_transfer_marks(frame: Any, chance: float = 50.0) -> dict[str, tuple[float, str]]:
+def paper_transfer_marks(frame: Any, chance: float = 50.0, reference: dict | None = None
+                         ) -> dict[str, tuple[float, str]]:
     """``{dataset: (bound, label)}`` for the paper's stated Figure 4a bounds above chance.
 
-    ``frame``: ``paper.backward_auroc_frame()``; e.g. the Mistral pair's "above 86" on TriviaQA.
+    ``frame``: ``paper.backward_auroc_frame()``; e.g. the Mistral pair's TriviaQA bound.
+    ``reference``: ``paper.load_reference()`` (read when None), whose quote words the bound.
+    Where that quote names the bound as something other than AUROC (the paper's "accuracy
+    exceeding 86%", in its discussion of the AUROC panel), the label quotes the words and says
+    the figure reads them as an AUROC bound.
     """
+    import re
+
+    ref = load_reference() if reference is None else reference
+    quotes = {(b["dataset"], float(b["auroc_above"])): b.get("quote", "")
+              for b in ref["figure4"]["backward_auroc"].get("text_bounds", [])}
     marks = {}
     for ds, g in frame[frame.auroc_above > chance].groupby("dataset", sort=False):
         top = g[g.auroc_above == g.auroc_above.max()]
-        marks[ds] = (float(top.auroc_above.iloc[0]),
-                     f"paper: {', '.join(top.model)} above {top.auroc_above.iloc[0]:g}")
+        value, models = float(top.auroc_above.iloc[0]), ", ".join(top.model)
+        words = re.search(rf"\w+\s+\w+\s+{re.escape(f'{value:g}')}\s*%", quotes.get((ds, value), ""))
+        if words and "auroc" not in words.group(0).lower():
+            label = (f"paper text ({models}):\n'{words.group(0)}'\n(read here as an AUROC bound)")
+        else:
+            label = f"paper: {models} above {value:g}"
+        marks[ds] = (value, label)
     return marks
 
 
 def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]] | None = None,
                   empty: dict[str, dict] | None = None, min_per_class: int = MIN_PER_CLASS) -> None:
     """Figure 4a: AUROC (%) on the base model per dataset and probe, with error bars: the
-    unchanged probe's bootstrap 95% interval, the random probes' lowest to highest seed; the
-    refit, a single classifier, has none of its own: the grey bar on it spans the random probes
-    of as many neurons (its yardstick, lowest to highest seed). No bar of a dataset with too
-    few answers has one.
+    unchanged probe's bootstrap 95% interval, the random probes' lowest to highest seed. The
+    refit, a single classifier, has none of its own: beside it (not on it) a narrow grey,
+    dotted band spans the random probes of as many neurons (its yardstick, lowest to highest
+    seed), with its own legend entry. No bar of a dataset with too few answers has an interval.
 
     ``table``: rows with ``dataset, probe, auroc, lo, hi`` (AUROC in %); ``paper_marks``: the
     paper's stated bounds per dataset (:func:`paper_transfer_marks`), drawn as dashed segments;
@@ -333,15 +468,21 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
     probes = list(dict.fromkeys(table["probe"]))
     scored = list(dict.fromkeys(table["dataset"]))
     datasets = scored + [k for k in (empty or {}) if k not in scored]
-    width = 0.8 / len(probes)
+    band = REFIT in probes and "same_size_lo" in table
+    # one slot per probe, and a narrower one right after the refit for its yardstick band
+    slots = [s for p in probes for s in ([(p, 1.0), ("band", 0.4)] if p == REFIT and band else [(p, 1.0)])]
+    width = 0.8 / sum(w for _, w in slots)
+    edges = np.cumsum([0.0] + [w * width for _, w in slots]) - 0.4
+    offset = {name: (edges[i] + edges[i + 1]) / 2 for i, (name, _) in enumerate(slots)}
     per_class = table[table["probe"] == UNCHANGED].set_index("dataset")["n"] // 2
     few = {ds: int(k) for ds, k in per_class.items() if k < min_per_class}
     enough = np.array([ds not in few for ds in datasets])  # bars with too few answers get no interval
-    for i, p in enumerate(probes):
+    for p in probes:
         rows = table[table["probe"] == p].set_index("dataset").reindex(datasets)
-        x = np.arange(len(datasets)) + (i - (len(probes) - 1) / 2) * width
+        x = np.arange(len(datasets)) + offset[p]
         err = np.vstack([rows["auroc"] - rows["lo"], rows["hi"] - rows["auroc"]])
-        label = {REFIT: f"{p}, point estimate", RANDOM: f"{p}, mean (bar: lowest-highest seed)",
+        label = {REFIT: f"{p}, point estimate (no interval)",
+                 RANDOM: f"{p}, mean (bar: lowest-highest seed)",
                  UNCHANGED: f"{p} (bar: 95% bootstrap CI)"}.get(p, p)
         bars = ax.bar(x, rows["auroc"], width, label=label)
         # error bars where there is an interval (the refit is one classifier: none) and enough
@@ -350,13 +491,16 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         if keep.any():
             ax.errorbar(x[keep], rows["auroc"].to_numpy()[keep], yerr=err[:, keep], fmt="none",
                         ecolor="k", capsize=3)
-        if p == REFIT and "same_size_lo" in rows:  # its like-for-like yardstick, in grey
+        if p == REFIT and band:  # its like-for-like yardstick, beside the refit's bar
             lo, hi = rows["same_size_lo"].to_numpy(float), rows["same_size_hi"].to_numpy(float)
             ok = np.isfinite(lo) & np.isfinite(hi) & enough
+            n = sorted({int(v) for v in rows.get("same_size_n", []) if np.isfinite(v)}) or ["the"]
+            k = str(n[0]) if len(n) == 1 else f"{n[0]}-{n[-1]}"
             if ok.any():
-                ax.errorbar(x[ok], (lo[ok] + hi[ok]) / 2, yerr=(hi[ok] - lo[ok]) / 2, fmt="none",
-                            ecolor="0.45", elinewidth=2.5, capsize=5,
-                            label="random probes of the refit's size (bar: lowest-highest seed)")
+                xb = np.arange(len(datasets))[ok] + offset["band"]
+                ax.bar(xb, hi[ok] - lo[ok], 0.4 * width * 0.8, bottom=lo[ok], color="0.85",
+                       edgecolor="0.4", hatch="..", lw=0.8,
+                       label=f"range of {k} same-size random probes (the refit's yardstick)")
         for bar, ds, v in zip(bars, datasets, rows["auroc"]):
             if ds in few:
                 bar.set_alpha(0.35), bar.set_hatch("//")

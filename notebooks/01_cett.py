@@ -84,7 +84,10 @@ print(f"{m.adapter.n_layers} layers x {m.adapter.n_neurons} neurons = "
 # ## Check: the fast path equals the literal definition
 #
 # We capture $z$ and $h$ of one layer with a plain PyTorch hook and compute
-# $\lVert z_{j,t} W_\text{down}[:,j]\rVert / \lVert h_t\rVert$ neuron by neuron, then compare.
+# $\lVert z_{j,t} W_\text{down}[:,j]\rVert / \lVert h_t\rVert$ neuron by neuron, then compare it
+# with both fast functions: token by token with `cett.cett_tokens`, and as the mean over each
+# prompt's real tokens with `cett.cett_means`, the function that computes every feature of the
+# later chapters.
 
 # %%
 questions = data.load_qa("triviaqa", split="train", data_dir=DATA_DIR, limit=N_PROMPTS, seed=SEED)
@@ -115,12 +118,20 @@ else:
                            / captured["h"].norm(dim=-1) for j in neurons.tolist()], dim=-1)
     real = batch["attention_mask"].bool()
     rel_err = ((fast[..., neurons] - literal).abs() / literal.abs().clamp_min(1e-12))[real]
-    print(f"layer {layer}, {CHECK_NEURONS} neurons, {int(real.sum())} tokens: "
+    print(f"layer {layer}, {CHECK_NEURONS} neurons, {int(real.sum())} tokens: cett_tokens' "
           f"max relative error {rel_err.max().item():.2e}")
-    assert rel_err.max() < 1e-4, "fast CETT disagrees with the definition"
+    # the per-prompt mean over real tokens, as the literal definition gives it and as cett_means does
+    literal_mean = (literal.where(real[..., None], torch.zeros(())).sum(1)
+                    / real.sum(1, keepdim=True))  # [B, neurons]; padding left out
+    means = cett.cett_means(m, batch, {"real": real})["real"][:, layer, neurons]  # [B, neurons]
+    mean_err = (means - literal_mean).abs() / literal_mean.abs().clamp_min(1e-12)
+    print(f"the same neurons averaged over each of the {real.shape[0]} prompts' real tokens: "
+          f"cett_means' max relative error {mean_err.max().item():.2e}")
+    assert rel_err.max() < 1e-4, "fast CETT (cett_tokens) disagrees with the definition"
+    assert mean_err.max() < 1e-4, "mean CETT (cett_means) disagrees with the definition"
 
 # %% [markdown]
-# The two agree to float32 rounding. (Position ids follow the attention mask in both paths:
+# Both agree with the literal definition to float32 rounding. (Position ids follow the attention mask in both paths:
 # nnsight corrects them for left padding, so the plain call gets them explicitly.)
 #
 # ## How CETT is distributed over layers and neurons

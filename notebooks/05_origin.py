@@ -208,7 +208,7 @@ try:
                               suppression_questions=SUPPRESSION_QUESTIONS)
     probe, h = ident.probe, ident.probe.h_neurons()
 except sampling.EmptyBalancedSetError as e:  # too weak a model or too few questions
-    ident, probe = None, None
+    ident, probe, heldout = None, None, {}
     h = NeuronSet(np.array([], int), np.array([], int), m_inst.adapter.n_layers, m_inst.adapter.n_neurons)
     display(Markdown(f"**No H-Neurons could be identified** ({e}). The analyses below that need "
                      "them are skipped; raise `N_SCREEN` or `SFT_STEPS`."))
@@ -219,9 +219,15 @@ if ident:
           f"C = {probe.C}{edge}, trained on {ident.counts['split']['train']['examples']} responses "
           f"({timings['identify_s'] / 60:.1f} min); against the paper's ratios: "
           f"{paper.sparsity_reading(h.size, h.per_mille)}")
-    chosen = next(g for g in ident.grid if g["C"] == probe.C)  # the yardstick for Figure 4a
-    print(f"on the instruct model's own held-out responses (which chose C): accuracy "
-          f"{100 * chosen['val_accuracy']:.1f}, AUROC {100 * chosen['val_auroc']:.1f}")
+    # the yardstick for Figure 4a: the probe (and, below, the refit) on the instruct model itself
+    heldout = transfer.instruct_heldout(probe, ident.features, ident.split, N_BOOT, SEED)
+    if heldout:
+        own = heldout[transfer.UNCHANGED]
+        print("on the instruct model's own held-out responses, the set that chose C (so an "
+              f"optimistic yardstick): accuracy {own['accuracy']:.1f} [{own['acc_lo']:.1f}, "
+              f"{own['acc_hi']:.1f}], {transfer.heldout_text(own)}")
+    else:
+        print("no held-out responses (VAL_FRACTION = 0): C was chosen on the training answers")
     sup = [g["suppression"] for g in ident.grid if g["suppression"] is not None]
     print("C chosen by", f"held-out accuracy + accuracy with the H-Neurons silenced (on the grid: "
           f"{min(sup):.2f} to {max(sup):.2f})" if sup else "held-out accuracy only")
@@ -260,9 +266,15 @@ plt.show()
 # regression on standardised features), each also applied unchanged to the base model. In the table and figure the unchanged probe has a
 # bootstrap 95% interval over answers; the random probes show their mean over
 # `N_RANDOM_SEEDS` seeds with the lowest and highest seed as the bar (their sd, the spread
-# chapter 3 reports, is in the `sd` column and the reading); the refit is one classifier, a point estimate
-# without an error bar. A dataset on which the base model gives no answer of one class has no
-# balanced set and is not scored; the reading below says which and why. AUROC and accuracy
+# chapter 3 reports, is in the `sd` column and the reading); the refit is one classifier, a point
+# estimate without an error bar of its own. The dotted grey band *beside* it is not its interval:
+# it spans the lowest to highest AUROC of the random probes with as many neurons as the refit,
+# its like-for-like yardstick. Before either is read on the base model, the probe and the refit
+# are scored on the instruct model's own held-out responses (printed under the table, with
+# intervals and class counts): neurons that do not detect there have nothing to transfer, and a
+# low AUROC on the base model only reads as a *reversal* between the models where the refit is
+# clearly above 50 on the instruct side. A dataset on which the base model gives no answer of
+# one class has no balanced set and is not scored; the reading below says which and why. AUROC and accuracy
 # are in percent here, as in the paper's Figure 4a (chapter 3 prints AUROC as a fraction:
 # 0.84 there is 84 here).
 
@@ -299,10 +311,13 @@ seeds = [SEED + 1000 + s for s in range(N_RANDOM_SEEDS)]
 rows = detection.baseline_metrics(probe, ident.features, ident.split, sets, seeds) if sets and h.size else []
 table_4a = transfer.transfer_table(probe, sets, rows, n_boot=N_BOOT, seed=SEED) if rows else pd.DataFrame()
 plots.write_results(OUT, "transfer", {"table": table_4a.to_dict("records"), "baselines": rows,
-                                      "empty": empty, "counts": {k: s.counts for k, s in sets.items()}})
+                                      "empty": empty, "counts": {k: s.counts for k, s in sets.items()},
+                                      "instruct_heldout": heldout})
+for name, r in heldout.items():  # the same classifiers on the instruct model's held-out responses
+    print(f"instruct model, held-out responses (the set that chose C), {name}: {transfer.heldout_text(r)}")
 table_4a.round(1)
 
-# %% mystnb={"figure": {"caption": "Figure 4a regenerated: AUROC (%) on the base model of the instruct model's probe applied unchanged (95% bootstrap interval), of the H-Neurons refit on the instruct features (a single classifier, no interval; grey bar: the lowest to highest of random probes with as many neurons, its yardstick) and of random-neuron probes (mean; bar: lowest to highest seed); dashed: the bounds the paper states; faded, hatched bars: fewer than ten answers per class, no verdict; datasets without a balanced set keep their class counts.", "name": "fig-figure4a"}, "image": {"alt": "Base-model AUROC per dataset of the instruct model's probe and of random-neuron probes"}}
+# %% mystnb={"figure": {"caption": "Figure 4a regenerated: AUROC (%) on the base model of the instruct model's probe applied unchanged (95% bootstrap interval), of the H-Neurons refit on the instruct features (a single classifier, no interval; the dotted grey band beside it: the lowest to highest of the random probes with as many neurons, its yardstick, not its interval) and of random-neuron probes (mean; bar: lowest to highest seed); dashed: the bound the paper's text states (worded as accuracy, read here as an AUROC bound); faded, hatched bars: fewer than ten answers per class, no verdict; datasets without a balanced set keep their class counts.", "name": "fig-figure4a"}, "image": {"alt": "Base-model AUROC per dataset of the instruct model's probe and of random-neuron probes"}}
 ref = paper.backward_auroc_frame()
 fig, ax = plt.subplots(figsize=(8, 4.5))
 if len(table_4a):
@@ -317,8 +332,10 @@ ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")  # the paper's stat
 
 # %% [markdown]
 # The paper gives its per-model AUROCs only in the figure. Its text states that all six base
-# models score well above 50 on all three datasets, and the Mistral pair above 86 on TriviaQA
-# (the last table). The cell below reads our numbers against chance and against the random
+# models score well above 50 on all three datasets, and, for the Mistral family on TriviaQA,
+# "accuracy exceeding" the bound in the last table. That sentence says accuracy but sits in the
+# discussion of the AUROC panel, so the figure draws it as an AUROC bound and its legend quotes
+# the paper's wording. The cell below reads our numbers against chance and against the random
 # neurons: an interval entirely above 50 means the H-Neurons' signal is present in the base
 # model; an interval above the random probes' mean AUROC (the level chapter 3 uses) means it
 # is specific to these neurons. Under ten answers per class no verdict is given. Datasets
@@ -328,7 +345,8 @@ ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")  # the paper's stat
 
 # %%
 span_auroc = spans["AUROC of span length alone"].to_dict() if len(spans) else {}  # % (above)
-readings = transfer.transfer_reading(table_4a, span_auroc=span_auroc) if len(table_4a) else []
+readings = (transfer.transfer_reading(table_4a, span_auroc=span_auroc, heldout=heldout.get(transfer.REFIT))
+            if len(table_4a) else [])
 for r in readings:
     ci = f"[{r['lo']:.1f}, {r['hi']:.1f}]" if r["n_min"] >= 2 else "(one answer per class: no interval)"
     print(f"{r['dataset']}: AUROC {r['auroc']:.1f} {ci} on {r['n']} answers, "
@@ -342,7 +360,9 @@ for line in transfer.unscored_reading({**{k: es.counts for k, es in sets.items()
 # The balanced sets are as large as their smaller class. AUROC does not depend on the class
 # ratio, so the same probes are also scored on **every** judged base-model answer
 # (`ALL_ANSWERS`, at most `ALL_ANSWERS_MAX` per class), which narrows the intervals where one
-# class is much larger.
+# class is much larger. Unless a cap cuts it, the smaller class enters both sets whole, and the
+# probes are the same classifiers, so this rerun is not an independent confirmation of the
+# balanced reading: where the two agree, they agree largely on the same answers.
 
 # %%
 if ALL_ANSWERS and sets and rows:
@@ -352,7 +372,7 @@ if ALL_ANSWERS and sets and rows:
     plots.write_results(OUT, "transfer_all_answers", {"table": transfer_all.to_dict("records"),
                                                       "counts": {k: s.counts for k, s in full.items()}})
     n_min = {k: int(min(es.y.sum(), (1 - es.y).sum())) for k, es in full.items()}
-    for r in transfer.transfer_reading(transfer_all, n_min):
+    for r in transfer.transfer_reading(transfer_all, n_min, heldout=heldout.get(transfer.REFIT)):
         es = full[r["dataset"]]
         used = {"hallucinated": int(es.y.sum()), "faithful": int((1 - es.y).sum())}
         print(f"{r['dataset']}, " + " / ".join(  # "of N": the class was capped at ALL_ANSWERS_MAX
@@ -468,18 +488,20 @@ print({k: f"{v / 60:.1f} min" + (" (cached)" if cached.get(k) else "") for k, v 
 
 # %%
 display(Markdown("\n\n".join(transfer.discussion(readings, empty, tests, OFFLINE, h.size,
-                                                   stability=stability, per_mille=h.per_mille))))
+                                                   stability=stability, per_mille=h.per_mille,
+                                                   heldout=heldout.get(transfer.UNCHANGED)))))
 
 # %% [markdown]
 # **The limits of this pair.** Whatever the outcome above, read it against these:
 #
 # - *Our "instruct" model (offline pair) is a small, controlled tuning step*, a few dozen
 #   optimiser steps on chat-formatted TriviaQA answers, not Google's instruction tuning
-#   (large, diverse supervised data plus preference tuning). It changes the weights far less
-#   than real alignment does (the median drifts are printed above). Backward transfer is
-#   therefore an *easier* test here than in the paper. The drift analysis asks a relative
-#   question, whether the H-Neurons sit among the less or the more changed neurons, which
-#   holds at any scale of change.
+#   (large, diverse supervised data plus preference tuning). We expect it to change the
+#   weights far less than real alignment does, but this is not measured here: the median drifts
+#   printed above are this pair's only, with no vendor pair beside them. If the expectation
+#   holds, backward transfer is an *easier* test here than in the paper. The drift analysis
+#   asks a relative question, whether the H-Neurons sit among the less or the more changed
+#   neurons, which holds at any scale of change.
 # - *The probe is the weak link at this scale.* The twin answers few trivia questions
 #   correctly, so the faithful class (in identification, and among the base model's answers)
 #   is small; the identification table and the counts table of Figure 4a say how small. The

@@ -144,12 +144,14 @@ print(f"{len(records)} questions, {len(records) - len(judged)} refusals; mean pr
 scored.groupby("judge").head(SHOW_PER_LABEL)
 
 # %% [markdown]
-# The judge is chapter 2's rule judge (a gold alias anywhere in the answer makes it correct), so
-# a label can be wrong too. Read the judge's label and the probe's score side by side, not as a
-# test: the table shows at most `SHOW_PER_LABEL` answers of each label, and a few dozen answers
-# make agreement or disagreement luck as much as signal. Chapter 3 measures the probe on
-# hundreds of answers, with intervals, against random neurons, and with the answer-span control
-# that this page does not repeat.
+# The judge is chapter 2's rule judge, and its "correct" means only that a gold alias occurs
+# somewhere in the answer: an answer can be marked correct while it states a false fact (the
+# right name beside a wrong one, say), and a right answer worded unlike every alias is marked
+# incorrect; read the rows before trusting a label. Read the judge's label and the probe's
+# score side by side, not as a test: the table shows at most `SHOW_PER_LABEL` answers of each
+# label, and a few dozen answers make agreement or disagreement luck as much as signal.
+# Chapter 3 measures the probe on hundreds of answers, with intervals, against random neurons,
+# and with the answer-span control that this page does not repeat.
 #
 # ## One answer, token by token
 #

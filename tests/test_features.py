@@ -157,12 +157,20 @@ def test_missing_key_is_named(tiny_model, tmp_path):
         fs.flat("answer", ["a", "zz"])
 
 
-def test_cached_row_for_a_changed_response_is_an_error(tiny_model, tmp_path):
+def test_cached_row_for_a_changed_response_is_recomputed(tiny_model, tmp_path, capsys):
     """Features are keyed by example key; a key whose response changed since it was cached
-    must not silently reuse the old row."""
+    (a new judge picked other responses) never reuses the old row: it is recomputed, with a
+    note, and the other rows are kept."""
     path = tmp_path / "f.npz"
-    extract_features(tiny_model, [ex("a", "w6 w7")], path, FeatureConfig("all"))
+    first = extract_features(tiny_model, [ex("a", "w6 w7"), ex("b", "w5 w9")], path, FeatureConfig("all"))
     again = extract_features(tiny_model, [ex("a", "w6 w7")], path, FeatureConfig("all"))
-    assert again.digests.tolist() == [F.example_digest(ex("a", "w6 w7"))]
-    with pytest.raises(ValueError, match="'a' computed on another response"):
-        extract_features(tiny_model, [ex("a", "w6 w8")], path, FeatureConfig("all"))
+    assert again.digests.tolist()[0] == F.example_digest(ex("a", "w6 w7"))
+    assert "recomputing" not in capsys.readouterr().err
+    new = extract_features(tiny_model, [ex("a", "w6 w8")], path, FeatureConfig("all"))
+    assert "1 stored rows were computed on another response" in capsys.readouterr().err
+    fresh = extract_features(tiny_model, [ex("a", "w6 w8")], tmp_path / "g.npz", FeatureConfig("all"))
+    assert sorted(new.keys.tolist()) == ["a", "b"] and len(new.keys) == 2
+    ia, ib = new.index(["a"])[0], new.index(["b"])[0]
+    np.testing.assert_array_equal(new.answer[ia], fresh.answer[0])
+    assert new.digests[ia] == F.example_digest(ex("a", "w6 w8"))
+    np.testing.assert_array_equal(new.answer[ib], first.answer[first.index(["b"])[0]])

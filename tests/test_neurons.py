@@ -158,3 +158,7 @@ def test_held_out_summary_and_side_by_side():
     assert both.index.tolist() == ["L0/2"]
     assert both.loc["L0/2", "AUROC vs faithful (train)"] == pytest.approx(1.0)
     assert both.loc["L0/2", "AUROC vs faithful (held out)"] == pytest.approx(0.25)
+    # every column computed on the training responses says so; the neuron's layer and weight do not
+    assert both.loc["L0/2", "CETT hallucinated answers (train)"] == pytest.approx(3.5)
+    assert {"CETT faithful answers (train)", "CETT other tokens (train)", "layer", "weight"} <= set(both.columns)
+    assert not [c for c in both.columns if c.startswith(("CETT", "AUROC")) and not c.endswith(("(train)", "(held out)"))]

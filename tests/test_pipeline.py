@@ -23,7 +23,9 @@ def judge(question, response, answers):
 
 
 def qa(n: int, start: int = 3, dataset: str = "toy") -> list[QAItem]:
-    return [QAItem(f"{dataset}{i}", f"w{start + i} w{start + i + 1}", [f"w{start + i}"], dataset)
+    """Toy questions whose gold answer is not in the question (the loaders drop such questions,
+    and the answer-span rule refuses them)."""
+    return [QAItem(f"{dataset}{i}", f"w{start + i} w{start + i + 1}", [f"w{start + i + 2}"], dataset)
             for i in range(n)]
 
 
@@ -44,6 +46,9 @@ def test_identify_end_to_end_and_rerun(chat_model, tmp_path, monkeypatch):
     assert c["greedy"] == {"answered": 16, "correct": 8, "incorrect": 8, "refusal": 0}
     assert c["consistent"]["correct"] == 8 and c["consistent"]["mixed"] == 0
     assert c["consistent"]["incorrect"] >= 5  # incorrect candidates are sampled only as needed
+    assert c["greedy_origin"] == {  # the toy judge never changes its mind between greedy and sampled
+        "faithful": {"correct": 8, "incorrect": 0, "refusal": 0},
+        "hallucinated": {"correct": 0, "incorrect": c["consistent"]["incorrect"], "refusal": 0}}
     for part in ("train", "val"):
         labels = res.split[part]["labels"]
         assert labels.count(0) == labels.count(1) > 0
@@ -245,3 +250,83 @@ def test_trained_questions_are_read_back_from_the_responses(tmp_path):
     split = {"train": {"keys": ["q0#0", "q0#1", "q2#0"], "labels": [1, 1, 0]},
              "val": {"keys": ["q3#0"], "labels": [0]}}
     assert trained_questions(split, path) == ["Question 0?", "Question 2?", "Question 3?"]
+
+
+def test_greedy_origin_counts_the_greedy_label_of_each_kept_class():
+    """A greedy-correct question whose samples are mostly wrong is counted in the hallucinated
+    class; a question without a greedy answer is "not screened"; no screening gives None."""
+    from hneurons_utils.pipeline import greedy_origin
+    from hneurons_utils.sampling import consistency_split
+
+    sampled = [{"qid": "a", "labels": ["correct"] * 3}, {"qid": "b", "labels": ["incorrect"] * 3},
+               {"qid": "c", "labels": ["incorrect"] * 2 + ["correct"]},
+               {"qid": "d", "labels": ["incorrect"] * 3}, {"qid": "e", "labels": ["correct", "incorrect", "refusal"]}]
+    greedy = [{"qid": "a", "labels": ["correct"]}, {"qid": "b", "labels": ["correct"]},
+              {"qid": "c", "labels": ["incorrect"]}, {"qid": "e", "labels": ["correct"]}]
+    cons = consistency_split(sampled, 0.6)
+    assert greedy_origin(cons, greedy) == {
+        "faithful": {"correct": 1, "incorrect": 0, "refusal": 0},
+        "hallucinated": {"correct": 1, "incorrect": 1, "refusal": 0, "not screened": 1}}
+    assert greedy_origin(cons, None) is None
+
+
+def test_split_greedy_origin_counts_each_question_once_per_part_and_class():
+    from hneurons_utils.features import Example
+    from hneurons_utils.pipeline import split_greedy_origin
+
+    def ex(key, label, qid=None):
+        return Example(key, "", "", [], "", label, {"qid": qid} if qid else {})
+
+    split = {"train": [ex("a#0", 1, "a"), ex("a#1", 1, "a"), ex("b#0", 1, "b"), ex("c#0", 0, "c")],
+             "val": [ex("d#0", 0)]}  # no meta: the qid is read from the key
+    greedy = [{"qid": q, "labels": [lab]} for q, lab in
+              (("a", "correct"), ("b", "incorrect"), ("c", "correct"), ("d", "refusal"))]
+    got = split_greedy_origin(split, greedy)
+    assert got["train"]["hallucinated"] == {"correct": 1, "incorrect": 1, "refusal": 0}  # a once
+    assert got["train"]["faithful"] == {"correct": 1, "incorrect": 0, "refusal": 0}
+    assert got["val"] == {"hallucinated": {"correct": 0, "incorrect": 0, "refusal": 0},
+                          "faithful": {"correct": 0, "incorrect": 0, "refusal": 1}}
+    assert split_greedy_origin(split, None) is None
+
+
+def _span_case(answer_tokens, scores, labels):
+    """A one-neuron probe whose decision value is ``scores`` and features whose answer spans
+    have ``answer_tokens`` tokens, on held-out examples with ``labels``."""
+    from hneurons_utils.features import Example, FeatureSet
+    from hneurons_utils.probe import Probe
+
+    n = len(labels)
+    ans = np.zeros((n, 1, 2), np.float16)
+    ans[:, 0, 1] = scores
+    fs = FeatureSet(np.array([f"q{i}#0" for i in range(n)]), ans, np.zeros_like(ans),
+                    np.array(["alias"] * n), np.c_[answer_tokens, np.ones(n, int)], {})
+    probe = Probe("tiny", 1, 2, np.array([1]), np.array([1.0]), 0.0, 1.0, np.zeros(1), np.ones(1))
+    val = [Example(f"q{i}#0", "", "", [], "", y) for i, y in enumerate(labels)]
+    return probe, fs, {"train": [], "val": val}
+
+
+def test_span_length_check_compares_on_the_held_out_responses():
+    from hneurons_utils.pipeline import span_length_check, span_length_reading
+
+    labels = [1, 1, 0, 0]
+    # span length ranks perfectly, the probe half the pairs: the probe does not beat it
+    r = span_length_check(*_span_case([5, 4, 1, 2], [1.0, 0.0, 1.0, 0.0], labels))
+    assert r == {"held_out": True, "hallucinated": 2, "faithful": 2,
+                 "span_length_auroc": pytest.approx(1.0), "probe_auroc": pytest.approx(0.5)}
+    text = span_length_reading(r)
+    assert "reaches an AUROC of 1.00 and the probe 0.50" in text and "does not beat" in text
+    # the other way round: the probe beats span length
+    r = span_length_check(*_span_case([1, 1, 1, 1], [3.0, 2.0, 1.0, 0.0], labels))
+    assert r["span_length_auroc"] == pytest.approx(0.5) and r["probe_auroc"] == pytest.approx(1.0)
+    assert "the probe beats span length alone" in span_length_reading(r)
+    # within the margin: not a win
+    assert "within 0.02 of each other" in span_length_reading(
+        dict(r, span_length_auroc=0.80, probe_auroc=0.81))
+    # one class held out: NaN, nothing compared
+    r = span_length_check(*_span_case([1, 2], [0.0, 1.0], [1, 1]))
+    assert np.isnan(r["probe_auroc"]) and "one class only" in span_length_reading(r)
+    # nothing held out
+    probe, fs, split = _span_case([1, 2], [0.0, 1.0], [1, 0])
+    r = span_length_check(probe, fs, {"train": split["val"], "val": []})
+    assert r["held_out"] is False and r["span_length_auroc"] is None
+    assert span_length_reading(r).startswith("No question was held out")

@@ -71,8 +71,17 @@ def test_consistency_figure_groups_by_greedy_label():
     greedy = [{"qid": "a", "labels": ["correct"]}, {"qid": "b", "labels": ["incorrect"]}]
     fig, n = plots.consistency_figure(sampled, greedy, n_samples=10, min_agreement=0.6)
     assert n["n_correct_by_greedy"] == {"correct": [9], "incorrect": [0], "not screened": [1]}
-    threshold = [line for line in fig.axes[0].lines if line.get_label() == "threshold used"][0]
-    assert threshold.get_xdata()[0] == pytest.approx(5.5)  # ceil(0.6 * 10) - 0.5
+    lines = {line.get_label(): line.get_xdata()[0] for line in fig.axes[0].lines}
+    # both rules of the filter, k = ceil(0.6 * 10) = 6: faithful c >= 6, hallucinated c <= 4
+    assert lines == {"faithful: c \u2265 6": pytest.approx(5.5),
+                     "hallucinated: w \u2265 6 (c \u2264 4 without refusals)": pytest.approx(4.5)}
+    assert (n["faithful_min_correct"], n["hallucinated_min_incorrect"],
+            n["hallucinated_max_correct_without_refusals"]) == (6, 6, 4)
+    _, n = plots.consistency_figure(sampled, greedy, n_samples=25, min_agreement=0.56)
+    assert n["faithful_min_correct"] == 14  # 0.56 * 25 is 14.000000000000002 in floating point
+    fig, n = plots.consistency_figure(sampled, None, n_samples=10, min_agreement=1.0)  # the paper's
+    assert sorted(line.get_xdata()[0] for line in fig.axes[0].lines) == [pytest.approx(0.5), pytest.approx(9.5)]
+    assert n["hallucinated_max_correct_without_refusals"] == 0
 
 
 def test_c_grid_figure_draws_suppression_only_when_measured():

@@ -35,6 +35,16 @@ def test_paper_transfer_marks_come_from_the_reference_file():
     ref = paper.load_reference()["figure4"]
     stated = {b["auroc_above"] for b in ref["backward_auroc"]["text_bounds"]} - {50.0}
     assert {v for v, _ in marks.values()} == stated and "triviaqa" in marks
+    # the paper words this bound as accuracy: the label quotes it and says how it is read
+    value, label = marks["triviaqa"]
+    assert f"'accuracy exceeding {value:g}%'" in label and "read here as an AUROC bound" in label
+    assert label.startswith("paper text (Mistral-7B-v0.3, Mistral-Small-3.1-24B)")
+    # a bound the text states as AUROC keeps the plain label
+    ref_auroc = paper.load_reference()
+    for b in ref_auroc["figure4"]["backward_auroc"]["text_bounds"]:
+        b["quote"] = b["quote"].replace("accuracy exceeding", "an AUROC of")
+    (_, plain), = transfer.paper_transfer_marks(paper.backward_auroc_frame(), reference=ref_auroc).values()
+    assert plain == f"paper: Mistral-7B-v0.3, Mistral-Small-3.1-24B above {value:g}"
 
 
 def test_plot_transfer_keeps_unscored_datasets_on_the_axis():
@@ -63,16 +73,25 @@ def test_plot_transfer_keeps_unscored_datasets_on_the_axis():
     assert any("H-Neuron probe (unchanged) (bar: 95% bootstrap CI)" == t.get_text()
                for t in ax.get_legend().get_texts())
     plt.close(fig)
-    # the refit's grey bar spans the random probes of its size (triviaqa only: nq_open has too few)
+    # the refit's yardstick (the random probes of its size) is a band beside its bar, not an
+    # error bar on it, with its own legend entry (triviaqa only: nq_open has too few)
     refit = pd.DataFrame([{"dataset": ds, "probe": transfer.REFIT, "auroc": 30.0, "lo": np.nan,
-                           "hi": np.nan, "n": n, "same_size_lo": 35.0, "same_size_hi": 65.0}
-                          for ds, n in (("triviaqa", 40), ("nq_open", 6))])
+                           "hi": np.nan, "n": n, "same_size_lo": 35.0, "same_size_hi": 65.0,
+                           "same_size_n": 5} for ds, n in (("triviaqa", 40), ("nq_open", 6))])
     fig, ax = plt.subplots()
     transfer.plot_transfer(ax, pd.concat([table, refit], ignore_index=True))
-    grey = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"
-            and c.get_label().startswith("random probes of the refit's size")]
-    (segs,) = [c.lines[2][0].get_segments() for c in grey]
-    assert len(segs) == 1 and (segs[0][0, 1], segs[0][1, 1]) == (35.0, 65.0)
+    (band,) = [c for c in ax.containers if c.get_label().startswith("range of 5 same-size random probes")]
+    (patch,) = band.patches
+    assert (patch.get_y(), patch.get_y() + patch.get_height()) == (35.0, 65.0)
+    (refit_bars,) = [c for c in ax.containers if c.get_label().startswith(transfer.REFIT)]
+    bar = refit_bars.patches[0]
+    assert patch.get_x() >= bar.get_x() + bar.get_width() - 1e-9  # beside the refit, not on it
+    errs = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+    on_refit = [s for c in errs for s in c.lines[2][0].get_segments()
+                if bar.get_x() <= s[0, 0] <= bar.get_x() + bar.get_width()]
+    assert on_refit == []  # no error bar drawn on the refit
+    assert any(t.get_text().startswith("range of 5 same-size random probes")
+               for t in ax.get_legend().get_texts())
     plt.close(fig)
 
 
@@ -98,6 +117,7 @@ def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_a
     # the refit's yardstick: random probes of as many neurons (not mixed into the random row)
     assert (refit.same_size_lo, refit.same_size_hi, refit.same_size_n) == (
         pytest.approx(30.0), pytest.approx(60.0), 2)
+    assert refit.same_size_above == 0  # 80 is above both of them
     assert refit.interval.startswith("point estimate")
     sd = np.std(np.array(aucs) * 100, ddof=1)
     assert rnd.auroc == pytest.approx(50.0) and rnd.sd == pytest.approx(sd)
@@ -172,25 +192,146 @@ def test_discussion_follows_the_results():
     assert "not sparse" not in transfer.discussion(chance, {}, drift_res, True, 14, per_mille=0.4)[1]
 
 
-def test_refit_far_below_chance_is_named():
-    """A refit point estimate below 50 by more than half the probe's interval is read as a
-    reversed signal; within that noise guide, or with too few answers, nothing is said."""
-    def table(refit, n=40, same=(np.nan, np.nan, 0)):
+def _heldout(auroc, lo, hi, n_faithful, n_hallucinated=16):
+    return {"auroc": auroc, "lo": lo, "hi": hi, "n": n_faithful + n_hallucinated,
+            "n_hallucinated": n_hallucinated, "n_faithful": n_faithful,
+            "n_min": min(n_faithful, n_hallucinated)}
+
+
+def test_refit_far_below_chance_is_no_reversal_unless_it_detects_on_the_instruct_model():
+    """A refit below 50 on the base model (by more than half the probe's interval) is read as a
+    reversal between the models only where the same refit is clearly above 50 on the instruct
+    model's own held-out responses; its rank among the random probes of its size is a
+    1-in-(k+1) event; within the noise guide, or with too few answers, nothing is said."""
+    def table(refit, n=40, same=(np.nan, np.nan, 0), above=np.nan):
         return pd.DataFrame([
             {"dataset": "triviaqa", "probe": transfer.UNCHANGED, "n": n, "auroc": 48.0, "lo": 28.0, "hi": 68.0},
             {"dataset": "triviaqa", "probe": transfer.REFIT, "n": n, "auroc": refit, "lo": np.nan, "hi": np.nan,
-             "same_size_lo": same[0], "same_size_hi": same[1], "same_size_n": same[2]}])
-    (low,) = transfer.transfer_reading(table(22.8))
+             "same_size_lo": same[0], "same_size_hi": same[1], "same_size_n": same[2],
+             "same_size_above": above}])
+    few = _heldout(53.8, 27.5, 81.3, 5)
+    (low,) = transfer.transfer_reading(table(22.8, same=(33.0, 61.0, 5), above=5), heldout=few)
     assert low["refit"] == pytest.approx(22.8)
-    assert low["refit_note"].startswith("the H-Neurons refit on the instruct model's training rows reaches 22.8")
-    assert "(20.0)" in low["refit_note"] and "other way round" in low["refit_note"]
-    # random probes of as many neurons fall as low: not evidence of a reversed signal
-    wander = transfer.transfer_reading(table(22.8, same=(20.1, 61.0, 5)))[0]["refit_note"]
-    assert wander.endswith("random probes of as many neurons reach 20.1 to 61.0 (5 seeds): so few "
-                           "neurons fall that far by chance, so this is no evidence of a reversed signal")
-    below = transfer.transfer_reading(table(22.8, same=(33.0, 61.0, 5)))[0]["refit_note"]
-    assert "below all 5 random probes of as many neurons (33.0 to 61.0): a hint" in below
-    assert transfer.transfer_reading(table(35.0))[0]["refit_note"] == ""  # within the noise guide
-    assert transfer.transfer_reading(table(10.0, n=12))[0]["refit_note"] == ""  # 6 per class: too few
-    text = transfer.discussion(transfer.transfer_reading(table(22.8)), {}, {}, True, 2)[0]
-    assert "on triviaqa, the H-Neurons refit" in text
+    note = low["refit_note"]
+    assert note.startswith("the H-Neurons refit (trained on the instruct model's identification "
+                           "rows) reaches 22.8 on the base model, below 50 by more than the probe's "
+                           "interval half-width (20.0), below all 5 random probes of as many "
+                           "neurons (33.0 to 61.0): a 1-in-6 event by chance")
+    assert "it reaches 53.8 [27.5, 81.3] (16 hallucinated, 5 faithful), too few for a verdict" in \
+        note.replace("the refit reaches", "it reaches")
+    assert note.endswith("not shown to detect hallucinations on either model, so its low "
+                         "base-model AUROC is no evidence that the signal reverses between them")
+    assert "other way round" not in note and note == low["refit_base"] + low["refit_tail"]
+    # enough held-out responses but an interval through 50: still no reversal
+    flat = transfer.transfer_reading(table(22.8), heldout=_heldout(55.0, 40.0, 70.0, 20, 20))[0]
+    assert "does not lie above 50" in flat["refit_note"] and "either model" in flat["refit_note"]
+    # clearly above 50 on the instruct side: a reversal between the models
+    clear = transfer.transfer_reading(table(22.8), heldout=_heldout(80.0, 65.0, 92.0, 20, 20))[0]
+    assert ", above 50: these neurons detect on the instruct model" in clear["refit_note"]
+    assert "other way round, a reversal between the models" in clear["refit_note"]
+    # a high point estimate with too few held-out responses is not "clearly above"
+    assert "reversal between the models" not in transfer.transfer_reading(
+        table(22.8), heldout=_heldout(95.0, 80.0, 100.0, 5))[0]["refit_note"]
+    # without the instruct side no reversal is claimed either
+    assert "is not given: the refit is not shown" in transfer.transfer_reading(table(22.8))[0]["refit_note"]
+    # its rank among random probes of its size: below 3 of 5 is a 3-in-6 event
+    mid = transfer.transfer_reading(table(22.8, same=(20.1, 61.0, 5), above=3), heldout=few)[0]
+    assert "below 3 of the 5 random probes of as many neurons (20.1 to 61.0): a 3-in-6 event" in mid["refit_note"]
+    top = transfer.transfer_reading(table(22.8, same=(10.0, 20.0, 5), above=0), heldout=few)[0]
+    assert "not below any of the 5 random probes" in top["refit_note"] and "event" not in top["refit_note"]
+    # an older table without same_size_above: the rank is inferred only below the lowest
+    old = transfer.transfer_reading(table(22.8, same=(33.0, 61.0, 5)), heldout=few)[0]["refit_note"]
+    assert "below all 5" in old and "1-in-6" in old
+    wander = transfer.transfer_reading(table(22.8, same=(20.1, 61.0, 5)), heldout=few)[0]["refit_note"]
+    assert "; random probes of as many neurons (20.1 to 61.0) fall as low" in wander
+    assert transfer.transfer_reading(table(35.0), heldout=few)[0]["refit_note"] == ""  # within the noise guide
+    assert transfer.transfer_reading(table(10.0, n=12), heldout=few)[0]["refit_note"] == ""  # 6 per class
+    # the discussion states the instruct side once for all datasets
+    two = pd.concat([table(22.8, same=(33.0, 61.0, 5), above=5),
+                     table(27.2, same=(34.9, 68.6, 5), above=5).assign(dataset="bioasq")])
+    text = transfer.discussion(transfer.transfer_reading(two, heldout=few), {}, {}, True, 2)[0]
+    assert "on triviaqa, the H-Neurons refit" in text and "on bioasq, the H-Neurons refit" in text
+    assert text.count("on the instruct model's own held-out responses") == 1
+
+
+def test_chance_rank_is_one_in_k_plus_one_below_all():
+    """Below all k exchangeable probes: 1 in k+1; below none: certain; out of range: refused."""
+    assert transfer.chance_rank(5, 5) == (1, 6)
+    assert transfer.chance_rank(2, 5) == (4, 6)
+    assert transfer.chance_rank(0, 3) == (4, 4)
+    with pytest.raises(ValueError):
+        transfer.chance_rank(6, 5)
+
+
+def test_instruct_heldout_scores_probe_and_refit_on_the_held_out_responses():
+    """The unchanged probe and the H-Neurons refit (baseline_metrics' recipe) are scored on the
+    identification's held-out responses with intervals, class and question counts; under
+    MIN_PER_CLASS responses per class there is no verdict; no held-out part: nothing."""
+    from hneurons_utils.detection import baseline_metrics
+    from hneurons_utils.features import FeatureSet
+    from hneurons_utils.pipeline import EvalSet
+    from hneurons_utils.probe import Probe
+    from hneurons_utils.stats import auroc
+
+    rng = np.random.default_rng(0)
+    L, N = 2, 4
+
+    def keys(part, n_q, label, per_q):
+        return [f"{part}{label}q{q}#{i}" for q in range(n_q) for i in range(per_q)]
+
+    split = {"train": {"keys": keys("t", 20, 1, 1) + keys("t", 20, 0, 1), "labels": [1] * 20 + [0] * 20},
+             "val": {"keys": keys("v", 4, 1, 4) + keys("v", 4, 0, 3), "labels": [1] * 16 + [0] * 12}}
+    all_keys = split["train"]["keys"] + split["val"]["keys"]
+    y = np.array(split["train"]["labels"] + split["val"]["labels"])
+    ans = rng.normal(size=(len(all_keys), L, N)).astype(np.float32)
+    ans[:, 1, 1] += 2.0 * y  # neuron 5 carries the label; 6 is noise with a negative weight
+    fs = FeatureSet(np.array(all_keys), ans, ans * 0.5, np.full(len(all_keys), "alias"),
+                    np.ones((len(all_keys), 2), dtype=np.int64), {})
+    probe = Probe("m", L, N, np.array([5, 6]), np.array([1.5, -0.2]), -1.0, 1.0, np.zeros(2), np.ones(2),
+                  label_scheme="1-vs-1")
+    out = transfer.instruct_heldout(probe, fs, split, n_boot=200, seed=0)
+    assert set(out) == {transfer.UNCHANGED, transfer.REFIT}
+    yv = np.array(split["val"]["labels"])
+    Xv = ans[len(split["train"]["keys"]):].reshape(len(yv), -1)
+    u = out[transfer.UNCHANGED]
+    assert u["auroc"] == pytest.approx(100 * auroc(yv, probe.decision_function(Xv)))
+    assert u["lo"] <= u["auroc"] <= u["hi"] and u["acc_lo"] <= u["accuracy"] <= u["acc_hi"]
+    assert (u["n"], u["n_hallucinated"], u["n_faithful"], u["n_min"]) == (28, 16, 12, 12)
+    assert (u["q_hallucinated"], u["q_faithful"]) == (4, 4)
+    assert u["verdict"] == "above chance"
+    # the refit is the very classifier baseline_metrics trains, scored on these responses
+    val_set = {"val": EvalSet("val", split["val"]["keys"], Xv, yv, {})}
+    (row,) = [r for r in baseline_metrics(probe, fs, split, val_set, []) if r["kind"] == "h_neurons_refit"]
+    assert out[transfer.REFIT]["auroc"] == pytest.approx(100 * row["auroc"])
+    text = transfer.heldout_text(u)
+    assert text.startswith(f"AUROC {u['auroc']:.1f} [{u['lo']:.1f}, {u['hi']:.1f}] on 28 responses "
+                           "(16 hallucinated, 12 faithful, from 4 and 4 questions): above chance")
+    # under MIN_PER_CLASS faithful responses: no verdict
+    small = {"train": split["train"], "val": {"keys": split["val"]["keys"][:21],
+                                              "labels": split["val"]["labels"][:21]}}
+    few = transfer.instruct_heldout(probe, fs, small, n_boot=50)[transfer.UNCHANGED]
+    assert few["n_faithful"] == 5 and few["verdict"].startswith("too few")
+    # a probe whose scores run the wrong way, with enough responses: below chance
+    flipped = Probe("m", L, N, np.array([5]), np.array([-1.5]), 1.0, 1.0, np.zeros(1), np.ones(1),
+                    label_scheme="1-vs-1")
+    rev = transfer.instruct_heldout(flipped, fs, split, n_boot=200)
+    assert rev[transfer.UNCHANGED]["verdict"].startswith("below chance") and transfer.REFIT not in rev
+    assert transfer.instruct_heldout(probe, fs, {"train": split["train"], "val": {"keys": [], "labels": []}}) == {}
+
+
+def test_discussion_quotes_the_probes_instruct_side_yardstick():
+    """Where a weak probe is one reading of a null result, the discussion gives its held-out
+    AUROC on the instruct model (with the set that chose C named as optimistic) and no longer
+    asserts that the tuning moved the weights little."""
+    chance = [{"dataset": "triviaqa", "auroc": 47.8, "lo": 26.9, "hi": 67.6, "n": 36, "n_min": 18,
+               "random_mean": 54.3, "random_sd": 16.4, "verdict": "not distinguishable from chance"}]
+    own = dict(_heldout(63.7, 35.0, 92.5, 5), q_hallucinated=4, q_faithful=4,
+               verdict="too few responses to conclude (fewer than 10 per class)")
+    text = transfer.discussion(chance, {}, {}, True, 2, heldout=own)[0]
+    assert ("the set that chose C (so an optimistic yardstick), the probe reaches AUROC 63.7 "
+            "[35.0, 92.5] on 21 responses (16 hallucinated, 5 faithful, from 4 and 4 questions): "
+            "too few responses to conclude") in text
+    assert "Small drift" not in text and "moved the weights little" not in text
+    assert "printed with the identification above" in transfer.discussion(chance, {}, {}, True, 2)[0]
+    good = [dict(chance[0], lo=70.0, verdict="above chance, and above random neurons")]
+    assert "not measured here" in transfer.discussion(good, {}, {}, True, 2)[0]
