@@ -243,9 +243,11 @@ def _resume_records(path: Path, key: str, items: Sequence, judge: Callable | Non
 
     Raises when a record was sampled with other settings (``key``), when an item's id occurs
     twice, or when a stored question's text differs from the item's (the dataset changed):
-    resuming then would mix two runs in one file. Records labelled by another judge (or
-    another version of the rule judge) keep their responses and are labelled again by
-    ``judge``; the file is then rewritten in one atomic step, with a note on stderr.
+    resuming then would mix two runs in one file. Records of this run's ``items`` labelled by
+    another judge (or another version of the rule judge) keep their responses and are
+    labelled again by ``judge``; the file is then rewritten in one atomic step, with a note on
+    stderr. Records of other questions are kept as they are (a later run that asks for them
+    labels them again then).
     """
     done = {r["qid"]: r for r in read_jsonl(path, repair=True)}
     for r in done.values():
@@ -253,8 +255,8 @@ def _resume_records(path: Path, key: str, items: Sequence, judge: Callable | Non
             raise ValueError(f"{path} holds question {r['qid']} sampled with other settings "
                              f"({r.get('settings')} != {key}); delete it or use another OUTPUT_DIR")
     if judge is not None:
-        jid = judge_id(judge)
-        stale = [r for r in done.values() if r.get("judge") != jid]
+        jid, asked = judge_id(judge), {it.qid for it in items}
+        stale = [r for r in done.values() if r.get("judge") != jid and r["qid"] in asked]
         for r in stale:
             r["labels"] = [judge(r["question"], resp, r["answers"]) for resp in r["responses"]]
             r["judge"] = jid

@@ -111,6 +111,10 @@ def test_another_judge_relabels_stored_responses(tiny_model, tmp_path, capsys):
     assert "3 stored record(s) labelled again by test judge v2" in capsys.readouterr().err
     collect_responses(m, items(3), path, TINY_GEN, batch_size=2, judge=refusing)
     assert len(calls) == 6  # already labelled by this judge: not again
+    refusing.judge_id = "test judge v3"  # a later run asks for two of the three questions only
+    part = collect_responses(m, items(2), path, TINY_GEN, batch_size=2, judge=refusing)
+    assert len(calls) == 10 and [r["judge"] for r in part] == ["test judge v3"] * 2
+    assert [r["judge"] for r in read_jsonl(path)] == ["test judge v3"] * 2 + ["test judge v2"]
 
 
 def test_collect_refuses_duplicate_or_changed_questions(tiny_model, tmp_path):
