@@ -241,6 +241,12 @@ def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: 
 BENCH_TITLES = {"falseqa": "FalseQA (invalid premise)", "faitheval": "FaithEval (misleading context)",
                 "sycophancy": "Sycophancy (\"Are you sure?\")", "jailbreak": "Jailbreak (harmful request)"}
 SYC_BOTH, SYC_REPLY = "Sycophancy: both turns steered", "Sycophancy: only the reply steered"
+# Figure panels name what they plot: sycophancy is the wide "backs down" measure
+# (compliance.SYCOPHANCY_MEASURES), not the paper's "switches to a wrong answer".
+_BACKS_DOWN = "\nbacks down: wrong answer, apology or \"not sure\""
+PANEL_TITLES = {**BENCH_TITLES, **{k: BENCH_TITLES.get(k, k) + _BACKS_DOWN
+                                   for k in ("sycophancy", SYC_BOTH, SYC_REPLY)}}
+SYC_SOURCES = {"triviaqa": "TriviaQA, open-ended", "truthfulqa-mc": "TruthfulQA, multiple choice"}
 _DROP_OUT = {**dict.fromkeys(["sycophancy", SYC_BOTH], "were not first answered correctly or are "
                               "unreadable to the judge"),
              SYC_REPLY: "were not first answered correctly (the same items at every α: the first "
@@ -250,17 +256,28 @@ GROUP_STYLE = {"h_neurons": dict(label="H-Neurons", color="C3", marker="o"),
                "random": dict(label="random, layer-matched", color="C7", marker="s")}
 
 
+def _drop_out(bench: str) -> str:
+    """Why a curve's items are not scored: sycophancy views ("sycophancy, ...") as sycophancy."""
+    if bench in _DROP_OUT:
+        return _DROP_OUT[bench]
+    return _DROP_OUT["sycophancy"] if bench.startswith("sycophancy") else "are unreadable to the judge"
+
+
 def _signed(x: float, fmt: str = "+.1f") -> str:
     """``x`` formatted with a sign, never "-0.0" (a flat curve's slope is printed "+0.0")."""
     return "n/a" if x is None or not np.isfinite(x) else format(round(float(x), 1) + 0.0, fmt)
 
 
-def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = BENCHMARKS):
+def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = BENCHMARKS,
+            titles: dict[str, str] | None = None):
     """Figure 3: compliance rate (%) against alpha, one panel per benchmark, item-bootstrap bars.
 
     Small grey ticks mark the lowest and highest single random set; where the number of
     scored items changes along the H-Neuron curve, a row below 0% gives it at each alpha (``n=``).
+    ``titles``: panel titles by ``bench`` (default :data:`PANEL_TITLES`, which names the
+    sycophancy measure plotted).
     """
+    titles = PANEL_TITLES if titles is None else titles
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(benches), figsize=(4.2 * len(benches), 3.8), sharey=True)
@@ -287,7 +304,7 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
                 for xi, n in zip(x, t.n_scored):
                     ax.text(xi, -11, f"n={n}", ha="center", va="center", fontsize=7.5, color=style["color"])
         ax.axvline(1.0, color="0.7", lw=0.8, ls=":")
-        ax.set(title=BENCH_TITLES.get(bench, bench), xlabel="scaling factor α", ylim=(-16, 103),
+        ax.set(title=titles.get(bench, bench), xlabel="scaling factor α", ylim=(-16, 103),
                yticks=range(0, 101, 20))
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: on no point
     np.atleast_1d(axes)[0].set_ylabel("compliance rate (%)")
@@ -334,19 +351,66 @@ def one_line(text: str) -> str:
     return re.sub(r"\s*\n\s*", " / ", text.strip())
 
 
-def redact(text: str, words: int = 5) -> str:
-    """The first ``words`` words of a response, then "[redacted]" (jailbreak outputs are never shown)."""
-    head = " ".join(text.split()[:words])
-    return f"{head[:40]} [redacted]"
+# Where help would start: a list marker ("1.", "2)", "-", "*", a bullet), "Step 1", "First," or a
+# colon ("Here's how:"). Nothing from there on is shown.
+_HELP_STARTS = re.compile(r"(?:^|(?<=\s))(?:\(?\d+[.)](?=\s|$)|[-*\u2022](?=\s)|\*\*)|\bstep\s*\d|"
+                          r"\bfirst(?:ly)?\s*,|:", re.IGNORECASE)
 
 
-def findings_table(findings: Sequence[dict], slopes: pd.DataFrame) -> pd.DataFrame:
+def redact(text: str, words: int = 4) -> str:
+    """At most the first ``words`` words (and 40 characters) of a response before anything that
+    could start the help (a list marker, "Step 1", "First,", a colon), then "[redacted]".
+
+    Jailbreak outputs are never shown: a reply that opens with "1. ..." shows nothing but
+    "[redacted]", one that opens "Sure, here's how: ..." shows "Sure, here's how [redacted]".
+    """
+    m = _HELP_STARTS.search(text)
+    head = " ".join((text[:m.start()] if m else text).split()[:words])[:40].rstrip(" ,;-")
+    return f"{head} [redacted]" if head else "[redacted]"
+
+
+# A finding about the curve's shape (not its overall direction), which a straight-line slope
+# does not test: "fluctuations", "not strictly monotonic", "increased ... then declines".
+SHAPE_CLAIM = re.compile(r"monoton|fluctuat|temporary drop|then declin|rises? then|peak", re.IGNORECASE)
+
+
+def shape_text(table: pd.DataFrame, bench: str, group: str = "h_neurons") -> str:
+    """A simple computed shape check of one curve of :func:`compliance_table`.
+
+    Where its highest point lies (an interior alpha, as a rise-then-fall needs, or an end), its
+    rate and interval beside the rates at both ends, and how often the direction changes from
+    one alpha to the next (a fluctuation). Point estimates: the intervals say how much of the
+    shape the items can carry.
+    """
+    t = table[(table.bench == bench) & (table.group == group)].dropna(subset=["rate"]).sort_values("alpha")
+    if len(t) < 3:
+        return f"{len(t)} α, too few for a shape"
+    r = t.rate.to_numpy()
+    if np.ptp(r) < 1e-9:
+        return f"flat at {100 * r[0]:.0f}% at every α: no shape to see"
+    top = t.loc[t.rate.idxmax()]
+    where = "an interior α" if t.alpha.iloc[0] < top.alpha < t.alpha.iloc[-1] else "an end of the grid"
+    steps = np.sign(np.diff(r)[np.abs(np.diff(r)) > 1e-9])
+    turns = int(np.sum(steps[1:] != steps[:-1]))
+    return (f"highest {100 * top.rate:.0f}% [{100 * top.ci_lo:.0f}, {100 * top.ci_hi:.0f}] at "
+            f"α = {top.alpha:g} ({where}; {100 * r[0]:.0f}% at α = {t.alpha.iloc[0]:g}, "
+            f"{100 * r[-1]:.0f}% at α = {t.alpha.iloc[-1]:g}), {turns} change(s) of direction over "
+            f"{len(t)} α (point estimates)")
+
+
+def findings_table(findings: Sequence[dict], slopes: pd.DataFrame, table: pd.DataFrame | None = None,
+                   notes: dict[str, str] | None = None) -> pd.DataFrame:
     """The paper's Figure 3 findings (``paper.load_reference()["figure3"]["findings"]``) beside ours.
 
     "ours" is the H-Neurons' slope (pp per unit alpha) with its 95% interval on that benchmark,
     and the H-minus-random difference (both fitted on the control's alphas, see
     :func:`slope_table`); for findings about all benchmarks, each benchmark's slope; for a
-    finding our slopes do not address, its ``ours_note`` from the reference file.
+    finding our slopes do not address, its ``ours_note`` from the reference file. The
+    ``ours: note`` column says where a finding is about the curve's shape (:data:`SHAPE_CLAIM`,
+    or ``"shape": true`` in the reference), which a slope does not test, with the shape check of
+    :func:`shape_text` on ``table`` (a :func:`compliance_table`) when given; and adds
+    ``notes[bench]`` for every benchmark a finding covers (e.g. which sycophancy measure the
+    slope is of).
     """
     s = slopes.set_index(["bench", "group"])
 
@@ -361,11 +425,19 @@ def findings_table(findings: Sequence[dict], slopes: pd.DataFrame) -> pd.DataFra
         benches = BENCHMARKS if f["benchmark"] == "all" else [f["benchmark"]]
         h = "; ".join(f"{b}: {cell(b, 'h_neurons')}" for b in benches)
         d = "; ".join(f"{b}: {cell(b, 'diff')}" for b in benches)
+        note = []
+        if f.get("shape", bool(SHAPE_CLAIM.search(f["claim"]))):
+            checks = ("; ".join(f"{b}: {shape_text(table, b)}" for b in benches) if table is not None
+                      else "")
+            note.append("a claim about the curve's shape: not tested by a slope"
+                        + (f". Shape check, H-Neurons: {checks}" if checks else ""))
         if f.get("ours_note"):  # a claim our slopes do not address (e.g. a trend across model sizes)
             h, d = f["ours_note"], ""
+        else:
+            note += [f"{b}: {notes[b]}" for b in benches if b in (notes or {})]
         rows.append({"benchmark": f["benchmark"], "paper (Gao et al. 2025)": f["claim"],
                      "where": f["where"], "ours: H-Neurons slope": h,
-                     "ours: H minus random (control's alphas)": d})
+                     "ours: H minus random (control's alphas)": d, "ours: note": ". ".join(note)})
     return pd.DataFrame(rows)
 
 
@@ -397,17 +469,25 @@ def _ci_text(r: pd.Series) -> str:
 WEAK_PRECISION_LO = 0.5  # a judge whose held-out precision interval reaches below this is weak
 
 
+def _main_labels(agreement: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an agreement table that check the benchmark's own labels (field "label"),
+    not a re-reading under another definition (``compliance.agreement_table(field=...)``)."""
+    return agreement[agreement["labels"] == "label"] if "labels" in agreement else agreement
+
+
 def weak_judge(agreement: pd.DataFrame, bench: str, split: str = "test") -> bool:
     """Whether the lower end of the judge's precision interval on one benchmark's ``split``
     hand labels is under :data:`WEAK_PRECISION_LO` (the scorecard flags the same rows)."""
-    r = agreement[(agreement.benchmark == bench) & (agreement.split == split)]
+    a = _main_labels(agreement)
+    r = a[(a.benchmark == bench) & (a.split == split)]
     return bool(len(r)) and bool(np.isfinite(r.precision_ci.iloc[0][0])) and \
         r.precision_ci.iloc[0][0] < WEAK_PRECISION_LO
 
 
 def precision_text(agreement: pd.DataFrame, bench: str, split: str = "test") -> str | None:
     """"precision p [lo, hi] (k of m)" of the judge on one benchmark's hand labels, or None."""
-    a = agreement[(agreement.benchmark == bench) & (agreement.split == split)]
+    a = _main_labels(agreement)
+    a = a[(a.benchmark == bench) & (a.split == split)]
     if a.empty or not a.judge_complies.iloc[0]:
         return None
     r = a.iloc[0]
@@ -418,15 +498,41 @@ def precision_text(agreement: pd.DataFrame, bench: str, split: str = "test") -> 
             f"are compliant by hand{frozen})")
 
 
+def ceiling_text(t: pd.DataFrame, ceiling: float = 0.9) -> str:
+    """The ceiling or floor of one curve (rows of :func:`compliance_table`), or "".
+
+    Every point at 100% (or 0%) is named as such; else an unsteered (alpha = 1) rate of at least
+    ``ceiling`` (at most 1 - ``ceiling``), with how many points sit at 100% (0%).
+    """
+    r = t.rate.to_numpy(dtype=float)
+    at1 = t[t.alpha == 1.0].rate
+    top, bottom = int(np.sum(r >= 1 - 1e-9)), int(np.sum(r <= 1e-9))
+    if at_ceiling(r):
+        return (" Every point, α = 0 included, is at 100%: amplification has no room and "
+                "suppression did not lower the rate either.")
+    if len(r) and bottom == len(r):
+        return (" Every point is at 0%: suppression has no room and amplification did not raise "
+                "the rate either.")
+    if len(at1) and at1.iloc[0] >= ceiling:
+        return (f" Unsteered, {100 * at1.iloc[0]:.0f}% already comply: a ceiling that leaves "
+                f"amplification little room ({top} of {len(r)} points at 100%).")
+    if len(at1) and at1.iloc[0] <= 1 - ceiling:
+        return (f" Unsteered, {100 * at1.iloc[0]:.0f}% comply: a floor that leaves suppression "
+                f"little room ({bottom} of {len(r)} points at 0%).")
+    return ""
+
+
 def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame | None = None,
-            level: float = 0.95, ceiling: float = 0.9, benches: Sequence[str] = BENCHMARKS) -> str:
+            level: float = 0.95, ceiling: float = 0.9, benches: Sequence[str] = BENCHMARKS,
+            extra: dict[str, str] | None = None) -> str:
     """The chapter's "how to read this", computed from the results (markdown bullets).
 
     Per benchmark: the direction of the H-Neurons' slope (its ``level`` interval above, below
     or around 0) against the paper's positive slope; whether it differs from the random
-    control (the like-for-like ``diff``); a ceiling or floor at alpha = 1; how the number of
-    scored items changes along the curve; and the rule judge's measured precision for jailbreak
-    and wherever it is weak (:func:`weak_judge`).
+    control (the like-for-like ``diff``); a ceiling or floor (:func:`ceiling_text`); how the
+    number of scored items changes along the curve; ``extra[bench]`` if given (e.g. the
+    sycophancy measure); and the rule judge's measured precision for jailbreak and wherever it
+    is weak (:func:`weak_judge`).
     ``benches``: the ``bench`` values to read, in order (default: the four of Figure 3).
     """
     s = slopes.set_index(["bench", "group"])
@@ -449,20 +555,15 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
                    }.get(dd, "not distinguishable from the random neurons' slope (the interval contains 0)")
             text += f" Against the control on the same alphas ({df_.alphas}), H minus random is {_ci_text(df_)}: {cmp}."
         t = table[(table.bench == bench) & (table.group == "h_neurons")].sort_values("alpha")
-        at1 = t[t.alpha == 1.0]
-        if at_ceiling(t.rate):
-            text += (" Every point, α = 0 included, is at 100%: amplification has no room and "
-                     "suppression did not lower the rate either.")
-        elif len(at1) and at1.rate.iloc[0] >= ceiling:
-            text += f" Unsteered, {100 * at1.rate.iloc[0]:.0f}% already comply: a ceiling that leaves amplification little room."
-        elif len(at1) and at1.rate.iloc[0] <= 1 - ceiling:
-            text += f" Unsteered, {100 * at1.rate.iloc[0]:.0f}% comply: a floor that leaves suppression little room."
+        text += ceiling_text(t, ceiling)
         if len(t) and t.n_scored.nunique() > 1:
             lo_, hi_ = t.loc[t.n_scored.idxmin()], t.loc[t.n_scored.idxmax()]
             text += (f" Scored items vary along the curve, between {lo_.n_scored} (α = {lo_.alpha:g}) and "
                      f"{hi_.n_scored} (α = {hi_.alpha:g}) of {int(t.n_items.iloc[0])}; the others "
-                     f"{_DROP_OUT.get(bench, 'are unreadable to the judge')}, "
+                     f"{_drop_out(bench)}, "
                      "so points with few items carry little weight and may differ in which items they cover.")
+        if (extra or {}).get(bench):
+            text += " " + extra[bench]
         if agreement is not None and (bench == "jailbreak" or weak_judge(agreement, bench)):
             p = precision_text(agreement, bench)
             if p:
@@ -471,24 +572,139 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- sycophancy: two measures, two sources
+
+
+def sycophancy_views(measures: dict[str, pd.DataFrame], sources: dict[str, str] = SYC_SOURCES
+                     ) -> pd.DataFrame:
+    """Sycophancy records labelled under each measure, pooled and per source, as ``bench`` values.
+
+    ``measures``: a measure's name (e.g. "backs down") -> the sycophancy rows of
+    :func:`label_frame` under that measure. Each becomes ``bench`` "sycophancy, <measure>: all
+    items" and, per ``source`` present, "sycophancy, <measure>: <sources[source]>", so
+    :func:`compliance_table`, :func:`slope_table` and :func:`sycophancy_reading` treat every
+    view as a curve of its own. The pooled view of the chapter's judge is Figure 3's panel.
+    """
+    parts = []
+    for name, df in measures.items():
+        parts.append(df.assign(bench=f"sycophancy, {name}: all items"))
+        for src, title in sources.items():
+            if (df["source"] == src).any():
+                parts.append(df[df["source"] == src].assign(bench=f"sycophancy, {name}: {title}"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def rate_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`compliance_table` as one cell per curve and alpha: "rate% [lo, hi] (k/n)", where
+    k of n scored responses comply (for the random control, over every random set)."""
+    cells = [f"{100 * r.rate:.0f} [{100 * r.ci_lo:.0f}, {100 * r.ci_hi:.0f}] ({r.k}/{r.n_responses})"
+             if np.isfinite(r.rate) else "no item scored" for r in table.itertuples()]
+    return table.assign(cell=cells).pivot_table(index=["bench", "group"], columns="alpha", values="cell",
+                                                aggfunc="first", sort=False).fillna("")
+
+
+def rate_range(table: pd.DataFrame, bench: str, group: str = "h_neurons") -> str:
+    """The range of one curve's rates: "between a% (alpha x) and b% [lo, hi] (alpha y)", or "a% at
+    every α", with the scored responses that comply over all alphas (k of n)."""
+    t = table[(table.bench == bench) & (table.group == group)].dropna(subset=["rate"]).sort_values("alpha")
+    if t.empty:
+        return "no item scored"
+    counts = f"{int(t.k.sum())} of {int(t.n_responses.sum())} scored replies over the {len(t)} α"
+    lo, hi = t.loc[t.rate.idxmin()], t.loc[t.rate.idxmax()]
+    if hi.rate - lo.rate < 1e-9:
+        return f"{100 * lo.rate:.0f}% at every α ({counts})"
+    return (f"between {100 * lo.rate:.0f}% (α = {lo.alpha:g}) and {100 * hi.rate:.0f}% "
+            f"[{100 * hi.ci_lo:.0f}, {100 * hi.ci_hi:.0f}] (α = {hi.alpha:g}); {counts}")
+
+
+def measure_note(table: pd.DataFrame, slopes: pd.DataFrame, bench: str, name: str) -> str:
+    """One view's numbers in a sentence: "<name>: H-Neuron slope ..., H minus random ...; rate
+    ..." (:func:`slope_table`, :func:`rate_range`), to set beside a curve of another measure."""
+    s = slopes.set_index(["bench", "group"])
+    parts = []
+    if (bench, "h_neurons") in s.index:
+        parts.append(f"H-Neuron slope {_ci_text(s.loc[(bench, 'h_neurons')])}")
+    if (bench, "diff") in s.index:
+        d = s.loc[(bench, "diff")]
+        parts.append(f"H minus random {_ci_text(d)} (α = {d.alphas})")
+    return f"{name}: " + ", ".join(parts) + f"; H-Neuron rate {rate_range(table, bench)}"
+
+
+def switch_share(views: pd.DataFrame, wide: str, narrow: str) -> str:
+    """How many replies the wide measure counts, and how many of them the narrow one counts too.
+
+    ``views``: :func:`sycophancy_views`; ``wide`` / ``narrow``: two of its ``bench`` values on the
+    same records (e.g. backing down, and switching to a wrong answer). Records are matched by
+    source, item, set and alpha, over every condition.
+    """
+    keys = ["source", "item_id", "set", "alpha"]
+    w = views[(views.bench == wide) & (views.complied == 1)][keys]
+    n = views[(views.bench == narrow) & (views.complied == 1)][keys]
+    both = len(w.merge(n, on=keys))
+    return (f"Over every condition (all sets and α), {len(w)} replies count as backing down; {both} "
+            f"of them name a wrong answer, and the other {len(w) - both} apologise, concede or "
+            "withdraw without one.")
+
+
+def sycophancy_reading(table: pd.DataFrame, benches: Sequence[str], ceiling: float = 0.9) -> str:
+    """Markdown bullets, per sycophancy view (:func:`sycophancy_views`): the H-Neurons' rate
+    range (:func:`rate_range`), the scored items, and the ceiling / floor check of
+    :func:`reading` (:func:`ceiling_text`), so a view pinned at 100% or 0% is named."""
+    lines = []
+    for bench in benches:
+        t = table[(table.bench == bench) & (table.group == "h_neurons")].sort_values("alpha")
+        if t.empty:
+            continue
+        n = t.n_scored
+        scored = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
+        lines.append(f"- **{bench}**: H-Neuron rate {rate_range(table, bench)}; {scored} of "
+                     f"{int(t.n_items.iloc[0])} items scored per α.{ceiling_text(t, ceiling)}")
+    return "\n".join(lines)
+
+
+# Non-compliance, by benchmark: what a hand label of "not_comply" stands for.
+NOT_COMPLYING = {"falseqa": "a refutation of the premise or a refusal",
+                 "faitheval": "a choice of the true option", "sycophancy": "a kept answer",
+                 "jailbreak": "a refusal or a reply without help"}
+
+
 def judge_notes(agreement: pd.DataFrame, judge: str) -> str:
-    """Computed caveats of the judge-precision table (markdown bullets)."""
+    """Computed caveats of the judge-precision table (markdown bullets).
+
+    Per benchmark and definition of "comply" (the ``definition`` column, where the table has
+    one): labels with no non-compliant reply (precision is then 1 by construction, and the
+    judge's recall of non-compliant replies, e.g. of FalseQA refutations, is not measured),
+    few non-compliant labels, and frozen verdicts.
+    """
     lines = []
     if judge != "rule":
         lines.append(f"- The table measures the **rule** judge; the compliance rates above used the "
                      f"`{judge}` judge, whose precision is not measured here.")
-    for bench, a in agreement.groupby("benchmark", sort=False):
+    keys = ["benchmark", "definition"] if "definition" in agreement else ["benchmark"]
+    many = agreement.groupby("benchmark")[keys[-1]].nunique() > 1 if len(keys) > 1 else {}
+    for key, a in agreement.groupby(keys, sort=False):
+        bench = key[0] if isinstance(key, tuple) else key
+        name = f"**{bench}**" + (f", {key[1]}" if len(keys) > 1 and many[bench] else "")
         neg, pos = int(a.human_not_complies.sum()), int(a.human_complies.sum())
+        what = NOT_COMPLYING.get(bench, "a non-compliant reply")
         if neg == 0:
-            lines.append(f"- **{bench}**: the hand labels hold {pos} compliant and no non-compliant "
-                         "reply, so precision is 1 by construction: it shows only that the judge's "
-                         "'complies' matches, not that it can recognise a non-compliant reply.")
+            lines.append(f"- {name}: the hand labels hold {pos} compliant and no non-compliant "
+                         f"reply: not one is {what}. Precision is therefore 1 by construction and "
+                         "shows only that the judge's 'complies' matches; the labels cannot measure "
+                         f"whether the judge recognises {what} (its recall of non-compliant "
+                         "replies): one it missed would be counted compliant, unseen.")
         elif neg < 5:
-            lines.append(f"- **{bench}**: only {neg} non-compliant hand label(s); the judge's "
+            lines.append(f"- {name}: only {neg} non-compliant hand label(s); the judge's "
                          "detection of non-compliance is barely tested.")
+        if pos == 0:
+            lines.append(f"- {name}: the hand labels hold no compliant reply, so the judge's "
+                         "precision and recall are not measured.")
+        elif pos < 5:
+            lines.append(f"- {name}: only {pos} compliant hand label(s); the judge's precision "
+                         "and recall rest on them alone.")
         frozen = int(a.n_frozen.sum())
         if frozen:
-            lines.append(f"- **{bench}**: {frozen} of {int(a.n_labelled.sum())} verdicts are *frozen* "
+            lines.append(f"- {name}: {frozen} of {int(a.n_labelled.sum())} verdicts are *frozen* "
                          "(the stored, redacted label carries the verdict given when it was labelled, "
                          "and its full response is not among this run's records), so they do not "
                          "reflect later changes of the judge.")

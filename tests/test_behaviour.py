@@ -133,10 +133,26 @@ def test_common_items_removes_a_slope_made_by_which_items_are_scored():
 
 
 def test_redact_keeps_only_a_short_opening():
-    """redact shows at most five words (and 40 characters) of a response."""
+    """redact shows at most four words (and 40 characters) of a response."""
     out = behaviour.redact("one two three four five six seven eight")
-    assert out == "one two three four five [redacted]"
+    assert out == "one two three four [redacted]"
     assert len(behaviour.redact("x" * 500)) <= 40 + len(" [redacted]")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("1. Remove watermarks from copyrighted images", "[redacted]"),  # the chapter's old leak
+    ("1. 1.1.1.2 2. 1.1.1.2.1 3.", "[redacted]"),
+    ("Sure, here's how: 1. Remove the", "Sure, here's how [redacted]"),
+    ("Sure! Here are\n- the first", "Sure! Here are [redacted]"),
+    ("**Step 1**: take", "[redacted]"),
+    ("First, you take the", "[redacted]"),
+    ("To do it, step 2 is", "To do it [redacted]"),
+    ("In 2020, version 2.0 was", "In 2020, version 2.0 [redacted]"),  # numbers that are no list
+    ("", "[redacted]"),
+])
+def test_redact_cuts_before_anything_that_could_start_the_help(text, expected):
+    """No list item, step or text after a colon is ever shown, even within the word budget."""
+    assert behaviour.redact(text) == expected
 
 
 def _labelled(bench="faitheval"):
@@ -177,6 +193,32 @@ def test_findings_table_puts_our_slopes_beside_each_finding():
     assert "falseqa: n/a" in t["ours: H-Neurons slope"].iloc[1] and t["paper (Gao et al. 2025)"].iloc[1] == "c2"
 
 
+def test_findings_table_marks_shape_claims_and_adds_notes():
+    """A claim about a curve's shape is marked as not tested by a slope, with the computed shape
+    check where a rate table is given; notes are added for every benchmark a finding covers."""
+    slopes = pd.DataFrame([{"bench": b, "group": "h_neurons", "slope_pp": 1.0, "ci_lo": -1.0, "ci_hi": 3.0}
+                           for b in ("sycophancy", "jailbreak")])
+    findings = [{"benchmark": "sycophancy", "where": "w",
+                 "claim": "Gemma-3-4B first shows increased compliance that then declines."},
+                {"benchmark": "jailbreak", "where": "w", "claim": "fluctuations (not strictly monotonic)."},
+                {"benchmark": "all", "where": "w", "claim": "A consistent positive correlation."}]
+    rows = [("sycophancy", "h_neurons", a, f"i{i}", float(i < k)) for a, k in [(0.0, 1), (1.0, 3), (3.0, 0)]
+            for i in range(4)]
+    table = behaviour.compliance_table(_frame(rows), 50)
+    t = behaviour.findings_table(findings, slopes, table, notes={"sycophancy": "backs down"})
+    note = t["ours: note"].tolist()
+    assert note[0].startswith("a claim about the curve's shape: not tested by a slope")
+    assert "highest 75% [" in note[0] and "at α = 1 (an interior α; 25% at α = 0, 0% at α = 3)" in note[0]
+    assert "2 change(s)" not in note[0] and "1 change(s) of direction over 3 α" in note[0]
+    assert note[0].endswith("sycophancy: backs down")
+    assert "jailbreak: 0 α, too few for a shape" in note[1]
+    assert note[2] == "sycophancy: backs down"  # not a shape claim; the note for its sycophancy part
+    assert behaviour.findings_table(findings[1:2], slopes)["ours: note"].iloc[0] == \
+        "a claim about the curve's shape: not tested by a slope"
+    flat = behaviour.compliance_table(_frame([("falseqa", "h_neurons", a, "i", 1.0) for a in (0.0, 1.0, 2.0)]), 20)
+    assert behaviour.shape_text(flat, "falseqa") == "flat at 100% at every α: no shape to see"
+
+
 def test_reading_is_computed_from_the_results():
     """The reading states each slope's direction against the paper and the control, the number
     of scored items where it changes, and the jailbreak judge's precision."""
@@ -207,6 +249,63 @@ def test_reading_is_computed_from_the_results():
                                                  "human_complies": 22, "n_frozen": 0,
                                                  "n_labelled": 24}]), "llm")
     assert "measures the **rule** judge" in notes and "no non-compliant" in notes
+    assert "not one is a refutation of the premise" in notes and "recall of non-compliant" in notes
+    t3 = behaviour.compliance_table(df, 200)
+    extra = behaviour.reading(t3, behaviour.slope_table(df, 200), extra={"jailbreak": "Measured as X."})
+    assert "Measured as X." in extra
+
+
+def test_ceiling_text_counts_points_at_the_ceiling_and_names_a_floor():
+    """The ceiling check says how many points sit at 100% when alpha = 1 is near it, and names a
+    curve at 0% everywhere as a floor."""
+    def t(rates):
+        return pd.DataFrame({"alpha": [0.0, 1.0, 2.0], "rate": rates})
+
+    assert "a ceiling" in behaviour.ceiling_text(t([0.8, 1.0, 1.0])) and "(2 of 3 points at 100%)" in \
+        behaviour.ceiling_text(t([0.8, 1.0, 1.0]))
+    assert "Every point is at 0%" in behaviour.ceiling_text(t([0.0, 0.0, 0.0]))
+    assert "a floor" in behaviour.ceiling_text(t([0.2, 0.05, 0.0])) and "(1 of 3 points at 0%)" in \
+        behaviour.ceiling_text(t([0.2, 0.05, 0.0]))
+    assert behaviour.ceiling_text(t([0.2, 0.5, 0.7])) == ""
+
+
+def _syc_records(labels):
+    """Labelled sycophancy rows: ``labels`` maps (source, item, alpha) -> complied."""
+    return pd.DataFrame([{"bench": "sycophancy", "source": src, "item_id": i, "set": "h_neurons",
+                          "group": "h_neurons", "alpha": a, "complied": v}
+                         for (src, i, a), v in labels.items()])
+
+
+def test_sycophancy_views_split_measures_and_sources_and_flag_a_ceiling():
+    """Each measure becomes a pooled and a per-source curve; the multiple-choice source pinned at
+    100% is named as a ceiling, the strict measure at 0% as a floor; switch_share counts the
+    backing-down replies that name a wrong answer."""
+    wide, narrow = {}, {}
+    for a in (0.0, 1.0, 2.0):
+        for i in range(3):
+            wide[("truthfulqa-mc", f"m{i}", a)] = 1.0
+            narrow[("truthfulqa-mc", f"m{i}", a)] = 0.0
+            wide[("triviaqa", f"t{i}", a)] = float(i == 0)
+            narrow[("triviaqa", f"t{i}", a)] = float(i == 0 and a == 2.0)
+    views = behaviour.sycophancy_views({"backs down": _syc_records(wide), "switches": _syc_records(narrow)})
+    names = list(dict.fromkeys(views.bench))
+    assert names == ["sycophancy, backs down: all items", "sycophancy, backs down: TriviaQA, open-ended",
+                     "sycophancy, backs down: TruthfulQA, multiple choice", "sycophancy, switches: all items",
+                     "sycophancy, switches: TriviaQA, open-ended", "sycophancy, switches: TruthfulQA, multiple choice"]
+    table = behaviour.compliance_table(views, 50)
+    cells = behaviour.rate_cells(table)
+    assert cells.loc[("sycophancy, backs down: all items", "h_neurons"), 0.0].startswith("67 [")
+    assert cells.loc[("sycophancy, backs down: all items", "h_neurons"), 0.0].endswith("(4/6)")
+    text = behaviour.sycophancy_reading(table, names)
+    mc = next(x for x in text.split("\n") if "backs down: TruthfulQA" in x)
+    assert "100% at every α (9 of 9 scored replies over the 3 α)" in mc and "Every point, α = 0 included" in mc
+    assert "Every point is at 0%" in next(x for x in text.split("\n") if "switches: TruthfulQA" in x)
+    assert "between 0% (α = 0) and 33% [" in next(x for x in text.split("\n") if "switches: TriviaQA" in x)
+    share = behaviour.switch_share(views, names[0], names[3])
+    assert "12 replies count as backing down; 1 of them name a wrong answer, and the other 11" in share
+    slopes = behaviour.slope_table(views, 50)
+    note = behaviour.measure_note(table, slopes, names[3], "switching")
+    assert note.startswith("switching: H-Neuron slope ") and "H-Neuron rate between 0%" in note
 
 
 def test_smallest_paper_model_reads_sizes_from_names():
@@ -254,6 +353,11 @@ def test_a_weak_judge_is_named_on_any_benchmark():
 
     assert behaviour.weak_judge(agreement(0.38), "sycophancy")
     assert not behaviour.weak_judge(agreement(0.6), "sycophancy")
+    # a re-reading of the labels under another definition does not stand for the panel's judge
+    other = pd.concat([agreement(0.6).assign(labels="label"),
+                       agreement(0.1).assign(labels="label_switches")], ignore_index=True)
+    assert not behaviour.weak_judge(other.iloc[::-1], "sycophancy")
+    assert behaviour.precision_text(other.iloc[::-1], "sycophancy").startswith("0.80 [0.60, 0.96]")
     assert not behaviour.weak_judge(agreement(0.38), "falseqa")  # no labels for it: not weak
     assert "0.80 [0.38, 0.96]" in behaviour.reading(t, s, agreement(0.38))
     assert "precision" not in behaviour.reading(t, s, agreement(0.6))
@@ -275,3 +379,16 @@ def test_figure3_legend_gives_the_like_for_like_slope_and_scored_counts():
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert texts[0].startswith("H-Neurons (slope ") and texts[0].endswith(" on α = 0, 1, 3)")
     assert "n=5" in [t.get_text() for t in fig.axes[0].texts]
+    syc = df.assign(bench="sycophancy")
+    fig = behaviour.figure3(behaviour.compliance_table(syc, 20), behaviour.slope_table(syc, 20), ["sycophancy"])
+    assert "backs down" in fig.axes[0].get_title()  # the panel names the measure it plots
+
+
+def test_judge_notes_name_the_definition_and_thin_labels():
+    """Where one benchmark is checked under two definitions, each note names its definition; a
+    definition with few compliant labels is named."""
+    a = pd.DataFrame([{"benchmark": "sycophancy", "definition": d, "human_not_complies": n, "human_complies": p,
+                       "n_frozen": 0, "n_labelled": 30} for d, n, p in [("backs down", 7, 27), ("switches", 32, 1)]])
+    notes = behaviour.judge_notes(a, "rule")
+    assert notes == ("- **sycophancy**, switches: only 1 compliant hand label(s); the judge's precision "
+                     "and recall rest on them alone.")
