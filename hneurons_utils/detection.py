@@ -21,7 +21,7 @@ from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, rebuild_exa
                        scheme_rows, span_counts, stored_examples)
 from .probe import NeuronSet, Probe
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
-from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread
+from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread, paired_bootstrap_ci
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,8 @@ def balanced_eval_set(m: LoadedModel, name: str, records: Sequence[dict], cfg: E
 
 def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, EvalSet],
                       cfg: EvalConfig, id_dir: str | Path, out_dir: str | Path,
-                      rule: str = "content", n_boot: int = 1000) -> dict[str, dict]:
+                      rule: str = "content", n_boot: int = 1000,
+                      also: dict[str, dict[str, EvalSet]] | None = None) -> dict:
     """The detection result again with every answer span found by one ``rule`` for both classes.
 
     The default span rule gives faithful answers their gold alias and hallucinated ones the
@@ -115,8 +116,14 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     (cached as ``features_<name>_span-<rule>.npz``), a probe is refit with the original's C,
     label scheme and standardisation, and scored. Per dataset: ``metrics`` (AUROC, accuracy
     with intervals), ``spans`` (the diagnostic under ``rule``), and the refit probe's H-Neurons
-    with their overlap with the original's, and the per-response ``y``, ``scores`` (the refit
-    probe's logits) and ``answer_tokens`` under ``rule`` (for ROC curves).
+    with their overlap with the original's; the per-response ``keys``, ``y``, ``scores`` (the
+    refit probe's logits) and ``answer_tokens`` under ``rule`` (for ROC curves), the original
+    probe's ``default_scores`` on the same responses (default spans), and ``drop``: the paired
+    AUROC difference, default rule minus one rule, with its bootstrap interval
+    (:func:`paired_auroc_drop`; the responses are paired by key).
+
+    ``also``: more groups of sets (e.g. ``{"all_answers": ...}``) scored by the same refit,
+    each under its own key of the result, with the same fields per dataset.
     """
     from dataclasses import replace
 
@@ -133,19 +140,158 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
                       n_layers=probe.n_layers, n_neurons=probe.n_neurons, model_id=probe.model_id,
                       label_scheme=probe.label_scheme)
     h0, h1 = set(probe.h_neurons().flat.tolist()), set(refit.h_neurons().flat.tolist())
-    out = {}
-    for name, es in sets.items():
-        recs = {r["qid"]: r for r in read_jsonl(out_dir / f"responses_{name}.jsonl")}
-        by_label = {lab: [recs[k.rsplit("#", 1)[0]] for k, y_ in zip(es.keys, es.y) if y_ == lab]
-                    for lab in (1, 0)}
-        ctl = featurised_set(m, f"{name}_span-{rule}", by_label[1], by_label[0], {}, es.questions,
-                             replace(cfg, features=fcfg), out_dir, f"features {name} ({rule} spans)")
-        scores = refit.decision_function(ctl.X)
-        out[name] = {"metrics": detection_metrics(ctl.y, scores, n_boot=n_boot, seed=cfg.seed),
-                     "spans": span_diagnostic(ctl.y, ctl.answer_tokens, ctl.span_methods),
-                     "y": ctl.y.tolist(), "scores": scores.tolist(),
-                     "answer_tokens": ctl.answer_tokens.tolist()}
-    return {"rule": rule, "h_neurons": len(h1), "h_overlap": len(h0 & h1), "datasets": out}
+
+    def score(group: dict[str, EvalSet]) -> dict[str, dict]:
+        out = {}
+        for name, es in group.items():
+            recs = {r["qid"]: r for r in read_jsonl(out_dir / f"responses_{name}.jsonl")}
+            by_label = {lab: [recs[k.rsplit("#", 1)[0]] for k, y_ in zip(es.keys, es.y) if y_ == lab]
+                        for lab in (1, 0)}
+            ctl = featurised_set(m, f"{name}_span-{rule}", by_label[1], by_label[0], {}, es.questions,
+                                 replace(cfg, features=fcfg), out_dir, f"features {name} ({rule} spans)")
+            scores = refit.decision_function(ctl.X)
+            default = probe.decision_function(es.X)
+            drop = paired_auroc_drop(es.keys, es.y, default, ctl.keys, ctl.y, scores, n_boot, cfg.seed)
+            where = {k: i for i, k in enumerate(es.keys)}
+            out[name] = {"metrics": detection_metrics(ctl.y, scores, n_boot=n_boot, seed=cfg.seed),
+                         "spans": span_diagnostic(ctl.y, ctl.answer_tokens, ctl.span_methods),
+                         "keys": list(ctl.keys), "y": ctl.y.tolist(), "scores": scores.tolist(),
+                         "default_scores": [float(default[where[k]]) if k in where else None
+                                            for k in ctl.keys],
+                         "answer_tokens": ctl.answer_tokens.tolist(), "drop": drop}
+        return out
+
+    res = {"rule": rule, "h_neurons": len(h1), "h_overlap": len(h0 & h1), "datasets": score(sets)}
+    for key, group in (also or {}).items():
+        res[key] = score(group)
+    return res
+
+
+def paired_auroc_drop(keys_default: Sequence[str], y_default: np.ndarray, s_default: np.ndarray,
+                      keys_control: Sequence[str], y_control: np.ndarray, s_control: np.ndarray,
+                      n_boot: int = 1000, seed: int = 0) -> dict:
+    """AUROC under the default span rule minus AUROC under the one-rule control, on the *same*
+    responses, with a paired bootstrap 95% interval (:func:`stats.paired_bootstrap_ci`: each
+    replicate resamples the responses within each class once and scores both on it).
+
+    The two sets are paired by response key; a key in only one of them is left out (counted in
+    ``left_out``), and a key labelled differently in the two raises. Returns ``default``,
+    ``control`` (the AUROCs on the paired responses), ``drop`` and ``drop_ci``, ``n_pos`` and
+    ``n_neg`` (paired responses per class), ``left_out``, ``n_boot`` and ``ci_level``.
+    """
+    ka, kb = list(keys_default), list(keys_control)
+    if len(set(ka)) < len(ka) or len(set(kb)) < len(kb):
+        raise ValueError("response keys repeat within a set: responses cannot be paired by key")
+    ya, yb = np.asarray(y_default).ravel(), np.asarray(y_control).ravel()
+    sa, sb = np.asarray(s_default, dtype=np.float64).ravel(), np.asarray(s_control, dtype=np.float64).ravel()
+    if not (len(ka) == ya.size == sa.size and len(kb) == yb.size == sb.size):
+        raise ValueError("each set needs one label and one score per key")
+    where = {k: i for i, k in enumerate(kb)}
+    shared = [k for k in ka if k in where]
+    ia = np.array([i for i, k in enumerate(ka) if k in where], dtype=np.int64)
+    ib = np.array([where[k] for k in shared], dtype=np.int64)
+    if (ya[ia] != yb[ib]).any():
+        bad = [k for k, a, b in zip(shared, ya[ia], yb[ib]) if a != b]
+        raise ValueError(f"{len(bad)} paired response(s) are labelled differently in the two sets, "
+                         f"e.g. {bad[0]!r}")
+    y = ya[ia]
+    d = paired_bootstrap_ci(auroc, y, sa[ia], sb[ib], n_boot=n_boot, seed=seed)
+    return {"default": d["a"], "control": d["b"], "drop": d["diff"], "drop_ci": d["diff_ci"],
+            "n_pos": int((y == 1).sum()), "n_neg": int((y == 0).sum()),
+            "left_out": len(ka) + len(kb) - 2 * len(shared), "n_boot": d["n_boot"],
+            "ci_level": d["ci_level"]}
+
+
+# a verdict that supports "the H-Neurons detect" (the only kind that can lose its credit)
+SUPPORTING = ("above chance, and above random neurons", "above chance")
+
+
+def span_control_outcome(control: dict | None, min_per_class: int = MIN_PER_CLASS) -> str:
+    """What the one-rule control (one dataset's entry of :func:`span_rule_control`, or None)
+    says about a detection under the default span rule.
+
+    "survives": the refit is above chance. Otherwise, when it is not distinguishable from
+    chance: "fails" when the paired drop (default minus control, :func:`paired_auroc_drop`)
+    has its interval above 0, so the detection falls measurably once the spans agree;
+    "inconclusive" when that interval reaches 0 (or lies below it): the control is too
+    uncertain to tell a drop from noise; "unpaired" when no paired drop is stored (a result
+    file from before it was computed). "undetermined": the refit has too few responses or no
+    finite interval; "not run": no control for this set.
+    """
+    if not control or "metrics" not in control:
+        return "not run"
+    c = control["metrics"]
+    cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c.get("n_neg", c["n_pos"])),
+                       min_per_class)
+    if cv == "above chance":
+        return "survives"
+    if cv != "not distinguishable from chance":
+        return "undetermined"
+    drop = control.get("drop")  # a NaN end comes back from JSON as null (None)
+    if not drop or not np.isfinite(np.asarray(drop.get("drop_ci") or [np.nan], dtype=float)).all():
+        return "unpaired"
+    return "fails" if drop["drop_ci"][0] > 0 else "inconclusive"
+
+
+def span_drop_text(drop: dict, scale: float = 1.0, fmt: str = ".2f") -> str:
+    """The paired AUROC drop as text: ``+0.18 [-0.04, +0.40]`` (``scale=100, fmt=".1f"`` for
+    AUROC points). An end that would round to 0 gets more decimals, so its side of 0 (which the
+    verdict rests on) shows."""
+    def num(x: float) -> str:
+        v, digits = scale * x, int(fmt[1:-1])
+        out = f"{v:+.{digits}f}"
+        while float(out) == 0 and v != 0 and digits < 6:
+            digits += 1
+            out = f"{v:+.{digits}f}"
+        return out.replace("-", "+", 1) if float(out) == 0 else out  # never "-0.0"
+
+    lo, hi = drop["drop_ci"]
+    return f"{num(drop['drop'])} [{num(lo)}, {num(hi)}]"
+
+
+def span_credit(verdict: str, spans: dict | None, control: dict | None,
+                min_per_class: int = MIN_PER_CLASS) -> str | None:
+    """Whether a default-rule ``verdict`` (:func:`auroc_verdict`) keeps its credit to the
+    H-Neurons against the span confound: None when it does, or when there is nothing to
+    credit (a verdict that does not support the claim); otherwise the
+    :func:`span_control_outcome` that withholds it ("fails", "inconclusive", "unpaired" or
+    "not run").
+
+    Credit is withheld only where the two classes got their answer spans from different rules
+    (``spans``: :func:`span_diagnostic` of the same set; :func:`shared_span_rule` exempts
+    NonExist's shared rule), and kept where the one-rule refit stays above chance, or cannot
+    be read ("undetermined": too few responses, as the default verdict then is too).
+    """
+    if verdict.split(";")[0] not in SUPPORTING or shared_span_rule(spans):
+        return None
+    outcome = span_control_outcome(control, min_per_class)
+    return outcome if outcome in ("fails", "inconclusive", "unpaired", "not run") else None
+
+
+def span_credit_text(outcome: str, control: dict | None = None, scale: float = 1.0,
+                     fmt: str = ".2f") -> str:
+    """Why a verdict is not credited to the H-Neurons (``outcome`` from :func:`span_credit`),
+    with the paired drop of ``control`` (one dataset's :func:`span_rule_control` entry) where
+    there is one; ``scale``/``fmt`` as in :func:`span_drop_text`."""
+    head = "not credited to the H-Neurons: "
+    if outcome == "not run":
+        return (head + "span control not run on these answers (the two classes get their answer "
+                "spans from different rules here, and nothing checks what that alone does)")
+    if outcome == "unpaired":
+        return (head + "span control without a paired drop (the refit with one span rule for both "
+                "classes is not distinguishable from chance, but no paired drop is stored to tell a "
+                "fall from noise: rerun chapter 3)")
+    drop = (control or {})["drop"]
+    txt = (f"the AUROC drop from the default rule to one span rule for both classes (paired "
+           f"bootstrap over the same responses) is {span_drop_text(drop, scale, fmt)}"
+           + (" points" if scale == 100 else ""))
+    if outcome == "fails":
+        return (head + "span control fails (the detection does not survive one span rule for both "
+                f"classes: the refit is not distinguishable from chance, and {txt}, above 0)")
+    where = "includes 0" if drop["drop_ci"][1] >= 0 else "lies below 0"
+    return (head + "span control inconclusive (not shown to survive one span rule for both "
+            f"classes: the refit is not distinguishable from chance, but {txt}, which {where}: "
+            "the control is too uncertain to tell)")
 
 
 def _bound(x: float) -> str:
@@ -159,17 +305,24 @@ def _auroc_ci_text(lo: float, hi: float, n_min: int) -> str:
     return f"[{_bound(lo)}, {_bound(hi)}]" if n_min >= 2 else "[no interval: one per class]"
 
 
-def span_control_reading(control: dict, ours: dict[str, dict], min_per_class: int = MIN_PER_CLASS) -> list[str]:
+def span_control_reading(control: dict, ours: dict[str, dict], min_per_class: int = MIN_PER_CLASS,
+                         group: str = "datasets", label: str = "") -> list[str]:
     """One sentence per dataset comparing the probe under the default span rule (``ours``)
-    with the :func:`span_rule_control` refit, and what span length alone reaches under each."""
+    with the :func:`span_rule_control` refit (``control[group]``; ``label`` prefixes each
+    dataset's name), the paired AUROC drop between the two, and what span length alone reaches
+    under the one rule."""
     out = [f"one span rule ({control['rule']}) for both classes: the refit probe has "
-           f"{control['h_neurons']} H-Neurons, {control['h_overlap']} of them shared with the original"]
-    for k, d in control["datasets"].items():
+           f"{control['h_neurons']} H-Neurons, {control['h_overlap']} of them shared with the original"] \
+        if group == "datasets" else []
+    for k, d in control.get(group, {}).items():
         mt, n_min = d["metrics"], min(d["metrics"]["n_pos"], d["metrics"]["n_neg"])
         lo, hi = mt["auroc_ci"]
         verdict = auroc_verdict(lo, float("nan"), n_min, min_per_class)
         before = f"; default rule {ours[k]['auroc']:.2f}" if k in ours else ""
-        out.append(f"{k}: AUROC {mt['auroc']:.2f} {_auroc_ci_text(lo, hi, n_min)} ({verdict}){before}; span "
+        if d.get("drop") and n_min >= 2:
+            before += (f", paired drop (default minus one rule) {span_drop_text(d['drop'])}"
+                       + (f", {d['drop']['left_out']} response(s) unpaired" if d["drop"]["left_out"] else ""))
+        out.append(f"{label}{k}: AUROC {mt['auroc']:.2f} {_auroc_ci_text(lo, hi, n_min)} ({verdict}){before}; span "
                    f"length alone {d['spans']['AUROC of span length alone']:.2f} under this rule.")
     return out
 
@@ -264,7 +417,8 @@ def empty_counts(path: Path, items: Sequence, error: Exception) -> dict:
 
 
 def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict[str, EvalSet],
-                     seeds: Sequence[int], keep_scores: bool = False) -> list[dict]:
+                     seeds: Sequence[int], keep_scores: bool = False, n_boot: int = 0,
+                     seed: int = 0) -> list[dict]:
     """Table 1's random-neuron baselines, each matched in neuron count (Section 2, Table 1).
 
     Per seed, two classifiers trained on the identification training rows (same label scheme,
@@ -273,8 +427,11 @@ def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict
     negative-weight neurons), the baseline of the probe itself; ``kind="hsize_random_<seed>"``
     on as many as there are H-Neurons, the baseline of ``kind="h_neurons_refit"``, the
     H-Neurons alone refit with the same recipe. One row per classifier and dataset, with the
-    number of neurons it reads (``k``); with ``keep_scores``, also each response's decision
-    value (``scores``, in the order of the set's ``y``), for ROC curves.
+    number of neurons it reads (``k``) and the share of responses it flags as hallucinated
+    (``flagged``: where its threshold falls); with ``keep_scores``, also each response's
+    decision value (``scores``, in the order of the set's ``y``), for ROC curves. With
+    ``n_boot``, the H-Neuron refit's rows also carry a bootstrap 95% AUROC interval
+    (``auroc_ci``, resampled within class with ``seed``), so it can be judged on its own.
     """
     from .probe import random_neuron_set
 
@@ -287,22 +444,27 @@ def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict
     for prefix, k in (("random", used.size), ("hsize_random", h.size)):
         sets_ += [random_neuron_set(k, h.n_layers, h.n_neurons, seed=s) for s in seeds]
         kinds += [f"{prefix}_{s}" for s in seeds]
-    return _subset_rows(X, y, dict(zip(kinds, sets_)), sets, keep_scores)
+    return _subset_rows(X, y, dict(zip(kinds, sets_)), sets, keep_scores,
+                        {"h_neurons_refit": n_boot} if n_boot else None, seed)
 
 
 def _subset_rows(X: np.ndarray, y: np.ndarray, neuron_sets: dict[str, NeuronSet],
-                 sets: dict[str, EvalSet], keep_scores: bool = False) -> list[dict]:
+                 sets: dict[str, EvalSet], keep_scores: bool = False,
+                 intervals: dict[str, int] | None = None, seed: int = 0) -> list[dict]:
     """Train one classifier per named neuron set on (X, y) (:func:`probe.subset_probes`) and
-    score it on every evaluation set: one row per classifier (``kind``) and dataset."""
+    score it on every evaluation set: one row per classifier (``kind``) and dataset, with the
+    share of responses it flags (``flagged``). ``intervals``: kind -> bootstrap resamples for
+    an ``auroc_ci`` of that kind's rows."""
     from .probe import subset_probes
 
-    rows = []
+    intervals, rows = intervals or {}, []
     for (kind, ns), clf in zip(neuron_sets.items(), subset_probes(X, y, list(neuron_sets.values()))):
         for name, es in sets.items():
             scores = clf.decision_function(es.X)
-            d = detection_metrics(es.y, scores, n_boot=0)
+            d = detection_metrics(es.y, scores, n_boot=intervals.get(kind, 0), seed=seed)
             rows.append({"kind": kind, "dataset": name, "k": ns.size, "accuracy": d["accuracy"],
-                         "auroc": d["auroc"], "n": d["n"],
+                         "auroc": d["auroc"], "n": d["n"], "flagged": d["flagged"],
+                         **({"auroc_ci": d["auroc_ci"]} if intervals.get(kind) else {}),
                          **({"scores": scores.tolist()} if keep_scores else {})})
     return rows
 
@@ -333,7 +495,8 @@ def screen_baseline(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict[
     rank = np.empty(auc.size, dtype=np.int64)
     rank[np.argsort(-auc, kind="stable")] = np.arange(1, auc.size + 1)
     overlap = {"h_neurons": h.size, "h_in_screen": int(np.isin(h.flat, chosen["hsize_screen"].flat).sum()),
-               "h_screen_ranks": rank[h.flat].tolist(), "neurons": X.shape[1]}
+               "h_screen_ranks": rank[h.flat].tolist(), "neurons": X.shape[1],
+               "probe_neurons": used.size}
     return _subset_rows(X, y, chosen, sets), overlap
 
 
@@ -396,6 +559,40 @@ def screen_reading(frame: pd.DataFrame, overlap: dict, min_per_class: int = MIN_
     if any(tally.values()):
         out.append("Against the individually best neurons of the same count: " + "; ".join(
             f"{k} on {len(v)} ({', '.join(v) or 'none'})" for k, v in tally.items()) + ".")
+    return out + reversals(frame, overlap, min_per_class)
+
+
+def reversals(frame: pd.DataFrame, overlap: dict | None = None,
+              min_per_class: int = MIN_PER_CLASS) -> list[str]:
+    """One sentence per classifier of :func:`screen_frame` whose AUROC lies far below chance on
+    a dataset with enough answers: more than the noise guide (half the probe's 95% interval
+    there) below 0.5. Such a classifier was trained on the identification rows and separates
+    the classes the other way on this set: a signal that flips between training and
+    evaluation, not detection. ``overlap`` (:func:`screen_baseline`) gives the neuron counts."""
+    o = overlap or {}
+    n_h, n_p = o.get("h_neurons"), o.get("probe_neurons")
+    names = {"H-Neurons refit": "the H-Neurons refit",
+             "screen (H count)": f"the {n_h} individually best neurons" if n_h else
+             "the individually best neurons at the H-Neurons' count",
+             "random (H count)": "random neurons of the H-Neurons' count (mean over seeds)",
+             "screen (probe count)": (f"the {n_p} individually best neurons (either direction)" if n_p
+                                      else "the individually best neurons at the probe's count"),
+             "random (probe count)": "random neurons of the probe's count (mean over seeds)"}
+    out = []
+    for name, r in frame.iterrows():
+        band = r.get("probe CI half-width", np.nan)
+        if r["n per class"] < min_per_class or not np.isfinite(band):
+            continue
+        for col, what in names.items():
+            v = r.get(col, np.nan)
+            if np.isfinite(v) and v < 0.5 - band:
+                chosen = "chosen and trained" if col.startswith("screen") else "trained"
+                one = col == "H-Neurons refit"
+                out.append(f"{name}: {what} {'reaches' if one else 'reach'} AUROC {v:.2f}, {0.5 - v:.2f} "
+                           f"below chance, beyond the noise guide ({band:.2f}): a reversal. "
+                           f"{chosen.capitalize()} on the identification rows, {'it separates' if one else 'they separate'} "
+                           "the classes the other way on this set: a signal that flips between "
+                           "training and evaluation, not detection.")
     return out
 
 
@@ -411,7 +608,8 @@ def counts_frame(sets: dict[str, EvalSet], empty: dict[str, dict]) -> pd.DataFra
 
 def baseline_summary(rows: Sequence[dict]) -> pd.DataFrame:
     """Per dataset: random-neuron accuracy and AUROC (mean, sd over seeds) at the probe's neuron
-    count, and the H-Neuron refit beside random neurons of the H-Neurons' count."""
+    count, and the H-Neuron refit (with its AUROC interval where :func:`baseline_metrics`
+    computed one; NaN otherwise) beside random neurons of the H-Neurons' count."""
     df = pd.DataFrame(rows)
     out = {}
     for name, g in df.groupby("dataset", sort=False):
@@ -419,11 +617,16 @@ def baseline_summary(rows: Sequence[dict]) -> pd.DataFrame:
         small = g[g.kind.str.startswith("hsize_random")]
         acc, auc, auc_h = mean_spread(rand.accuracy), mean_spread(rand.auroc), mean_spread(small.auroc)
         acc_h = mean_spread(small.accuracy)
+        ci = refit.auroc_ci.iloc[0] if "auroc_ci" in refit and isinstance(refit.auroc_ci.iloc[0], list) \
+            else [np.nan, np.nan]
+        ci = np.asarray(ci, dtype=float)  # a NaN end comes back from JSON as null (None)
         out[name] = {"random accuracy": acc["mean"], "random accuracy sd": acc["std"],
                      "random AUROC": auc["mean"], "random AUROC sd": auc["std"], "seeds": acc["n"],
                      "random neurons": float(rand.k.iloc[0]) if "k" in rand else float("nan"),
                      "H-Neurons refit accuracy": float(refit.accuracy.iloc[0]),
                      "H-Neurons refit AUROC": float(refit.auroc.iloc[0]),
+                     "H-Neurons refit AUROC CI low": float(ci[0]),
+                     "H-Neurons refit AUROC CI high": float(ci[1]),
                      "random (H-Neuron count) accuracy": acc_h["mean"],
                      "random (H-Neuron count) AUROC": auc_h["mean"],
                      "random (H-Neuron count) AUROC sd": auc_h["std"]}
@@ -436,6 +639,84 @@ def metrics_frame(ours: dict[str, dict]) -> pd.DataFrame:
                              "accuracy CI low": d["accuracy_ci"][0], "accuracy CI high": d["accuracy_ci"][1],
                              "AUROC": d["auroc"], "AUROC CI low": d["auroc_ci"][0],
                              "AUROC CI high": d["auroc_ci"][1]} for k, d in ours.items()}).T
+
+
+def _flagged_share(row: dict) -> float:
+    """A classifier row's share of responses flagged hallucinated: its ``flagged``, or (files
+    written before that was stored) its stored ``scores`` above 0; NaN without either."""
+    f = row.get("flagged")
+    if f is not None and np.isfinite(f):
+        return float(f)
+    sc = row.get("scores")
+    return float(np.mean(np.asarray(sc, dtype=np.float64) > 0)) if sc is not None and len(sc) else float("nan")
+
+
+FLAGGED_CLASSIFIERS = {"random_": "random (probe count)", "h_neurons_refit": "H-Neurons refit",
+                       "hsize_random_": "random (H count)"}
+
+
+def flagged_frame(ours: dict[str, dict], rows: Sequence[dict]) -> pd.DataFrame:
+    """Where each classifier's threshold falls on each evaluation set: the share of responses it
+    flags as hallucinated (decision value above 0). ``ours``: the probe's
+    :func:`stats.detection_metrics` per dataset (its ``flagged``); ``rows``:
+    :func:`baseline_metrics` (each row's ``flagged``, or its ``scores``). Per dataset: the probe,
+    and for the random classifiers at the probe's count, the H-Neurons refit and the random ones
+    at the H-Neurons' count, the lowest, mean and highest share over seeds, and how many
+    classifiers (``n``)."""
+    out = {}
+    for k, d in ours.items():
+        row = {"n per class": d["n_pos"], "probe": float(d.get("flagged", np.nan))}
+        for prefix, name in FLAGGED_CLASSIFIERS.items():
+            v = np.array([_flagged_share(r) for r in rows if r["dataset"] == k and r["kind"].startswith(prefix)])
+            v = v[np.isfinite(v)]
+            row.update({f"{name} min": v.min() if v.size else np.nan,
+                        f"{name} mean": v.mean() if v.size else np.nan,
+                        f"{name} max": v.max() if v.size else np.nan, f"{name} n": v.size})
+        out[k] = row
+    return pd.DataFrame(out).T
+
+
+def threshold_reading(flagged: pd.DataFrame, ours: dict[str, dict], rows: Sequence[dict]) -> str:
+    """What :func:`flagged_frame` says about accuracy on balanced sets (half hallucinated): each
+    classifier's range of flagged shares, how many classifier-and-set pairs flag fewer or more
+    than half, and the classifiers that flag none or all (their accuracy is exactly 50% there,
+    whatever their AUROC). Unbalanced sets (``n_neg`` differs from ``n_pos``) are left out."""
+    keep = [k for k, d in ours.items() if d.get("n_neg", d["n_pos"]) == d["n_pos"] and k in flagged.index]
+    if not keep:
+        return "No balanced set with a stored share of flagged responses."
+    f = flagged.loc[keep]
+    pct = lambda x: f"{100 * x:.0f}%"  # noqa: E731
+    span = lambda v: pct(v.min()) if pct(v.min()) == pct(v.max()) else f"{pct(v.min())} to {pct(v.max())}"  # noqa: E731
+    parts, below, above, total = [], 0, 0, 0
+    probe = f["probe"].to_numpy(dtype=float)
+    if np.isfinite(probe).any():
+        p = probe[np.isfinite(probe)]
+        parts.append(f"the probe {span(p)}")
+        below, above, total = int((p < 0.5).sum()), int((p > 0.5).sum()), p.size
+    for prefix, name in FLAGGED_CLASSIFIERS.items():
+        v = np.array([_flagged_share(r) for r in rows if r["dataset"] in keep and r["kind"].startswith(prefix)])
+        v = v[np.isfinite(v)]
+        if v.size:
+            label = {"random (probe count)": "random neurons of the probe's count",
+                     "H-Neurons refit": "the H-Neurons refit",
+                     "random (H count)": "random neurons of the H-Neurons' count"}[name]
+            parts.append(f"{label} {span(v)}"
+                         + (f" ({v.size} classifier-set pairs)" if v.size > 1 else ""))
+            below, above, total = below + int((v < 0.5).sum()), above + int((v > 0.5).sum()), total + v.size
+    if not total:
+        return "No balanced set with a stored share of flagged responses."
+    text = ("Share of responses flagged hallucinated on the balanced sets (where half are): "
+            + "; ".join(parts) + f". Of all {total} classifier-set pairs, {below} flag fewer than "
+            f"half and {above} more than half.")
+    extremes = [f"{r['kind']} on {r['dataset']} flags {pct(_flagged_share(r))} (accuracy "
+                f"{r['accuracy']:.2f}, AUROC {r['auroc']:.2f})" for r in rows
+                if r["dataset"] in keep and _flagged_share(r) in (0.0, 1.0)]
+    if extremes:
+        text += (" A classifier that flags none or all of a balanced set is right on exactly half of "
+                 "it, whatever its ranking: " + "; ".join(extremes) + ".")
+    return text + (" Where a threshold sits off-centre, accuracy is pulled towards 50% whatever "
+                   "the ranking, for the random baselines as for the probe; AUROC, which needs no "
+                   "threshold, is the comparison that does not depend on it.")
 
 
 def all_answers_frame(ours: dict[str, dict], baselines: pd.DataFrame) -> pd.DataFrame:
@@ -565,7 +846,8 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
         return text + (" The span control did not run, so the other verdicts are not checked "
                        "against the span confound.")
     ctl = control["datasets"]
-    kept = [k for k in confounded if k in ctl and ctl[k]["metrics"]["auroc_ci"][0] > 0.5]
+    outcome = {k: span_control_outcome(ctl.get(k), min_per_class) for k in confounded}
+    kept = [k for k in confounded if outcome[k] == "survives"]
     alone = [f"{k} {spans[k]['AUROC of span length alone']:.2f}" for k in confounded if k in spans]
     text += (f" Of the datasets where it clears chance and the random neurons, {len(confounded)} "
              f"gave the two classes different span rules ({names(confounded)}); {len(kept)} of them "
@@ -573,14 +855,92 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
              f"({names(kept)})"
              + (f"; span length alone reaches {', '.join(alone)} under the default rule" if alone else "")
              + ".")
-    if not kept:
-        return text + (f" So on {'those datasets' if len(confounded) > 1 else confounded[0]} the "
-                       "detection that the default rule shows cannot be "
-                       "credited to the H-Neurons: it does not survive once both classes get their "
-                       "answer spans from the same rule.")
-    if len(kept) < len(confounded):
+    of = lambda o: [k for k in confounded if outcome[k] == o]  # noqa: E731
+    drops = lambda ks: ", ".join(f"{k} {span_drop_text(ctl[k]['drop'])}" for k in ks)  # noqa: E731
+    if of("fails"):
+        text += (f" On {names(of('fails'))} the detection that the default rule shows does not survive "
+                 "once both classes get their answer spans from the same rule: the AUROC drop from "
+                 "the default rule to the one-rule refit, paired over the same responses, is "
+                 f"{drops(of('fails'))}, above 0; it cannot be credited to the H-Neurons.")
+    if of("inconclusive"):
+        text += (f" On {names(of('inconclusive'))} the detection is not shown to survive: the one-rule refit is "
+                 "not distinguishable from chance, but the paired AUROC drop from the default rule "
+                 f"({drops(of('inconclusive'))}) does not lie above 0, so the control is too uncertain "
+                 "to tell a real fall from noise. The detection there is not credited to the "
+                 "H-Neurons (the positive claim is not established), nor refuted by the control.")
+    if of("unpaired"):
+        text += (f" On {names(of('unpaired'))} the one-rule refit is not distinguishable from chance "
+                 "and no paired drop is stored to tell a fall from noise (rerun the control), so the "
+                 "detection cannot be credited to the H-Neurons.")
+    if of("not run"):
+        text += (f" The control did not run on {names(of('not run'))}, so the detection there is not "
+                 "checked against the span confound and cannot be credited to the H-Neurons.")
+    if of("undetermined"):
+        text += (f" On {names(of('undetermined'))} the refit cannot be read (too few responses or "
+                 "no finite interval).")
+    if kept and len(kept) == len(confounded):
+        return text + " The detection survives the span control on every one of them."
+    if kept:
         return text + f" Only on {names(kept)} does the detection not rest on the span difference."
-    return text + " The detection survives the span control on every one of them."
+    return text
+
+
+def capped_label(counts: dict | None, n_pos: int, n_neg: int, detail: bool = True) -> str:
+    """How the larger sets of :func:`full_eval_set` were drawn, from a set's ``counts`` (which
+    hold the judged totals and ``max_per_class``): "up to 300 per class (300 of 553
+    hallucinated, all 16 faithful)". Without counts (a result file from before they were
+    stored), the larger class's size stands for the cap. ``detail=False``: "up to 300 per
+    class" alone."""
+    def part(n: int, total: int | None, name: str) -> str:
+        return (f"{n} {name}" if total is None else f"all {n} {name}" if n == total else
+                f"{n} of {total} {name}")
+
+    c = counts or {}
+    if c and c.get("max_per_class") is None and "hallucinated" in c:
+        return "every judged answer" + (f" ({n_pos} hallucinated, {n_neg} faithful)" if detail else "")
+    cap = c.get("max_per_class", max(n_pos, n_neg))
+    return f"up to {cap} per class" + (f" ({part(n_pos, c.get('hallucinated'), 'hallucinated')}, "
+                                       f"{part(n_neg, c.get('faithful'), 'faithful')})" if detail else "")
+
+
+def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: dict | None,
+                   spans: dict[str, dict], counts: dict[str, dict] | None = None,
+                   min_per_class: int = MIN_PER_CLASS) -> str:
+    """The larger sets of :func:`full_eval_set` (``ours_all``: dataset -> metrics) in one
+    paragraph, with the same span-credit rule as the balanced sets (:func:`span_credit`): a
+    verdict that supports the claim keeps its credit only where both classes share one span
+    rule (``spans``: :func:`span_diagnostic` of these sets) or the one-rule refit scored on
+    these same sets (``control["all_answers"]``, :func:`span_rule_control`'s ``also``) stays
+    above chance; where that control was not run, the credit is withheld and the reason given.
+    ``counts``: each set's counts, for the cap (:func:`capped_label`)."""
+    counts = counts or {}
+    n_min = lambda d: min(d["n_pos"], d.get("n_neg", d["n_pos"]))  # noqa: E731
+    scored = [k for k, d in ours_all.items() if n_min(d) >= min_per_class]
+    caps = {c.get("max_per_class") for c in counts.values()} if counts else \
+        {max(max(d["n_pos"], d.get("n_neg", 0)) for d in ours_all.values())} if ours_all else set()
+    head = (f"On the larger sets (up to {caps.pop()} per class)" if len(caps) == 1 and None not in caps
+            else "On the larger sets")
+    if not scored:
+        return f"{head} no dataset has {min_per_class} or more answers in its smaller class: no verdict."
+    ctl = (control or {}).get("all_answers", {})
+    notes = []
+    for k in scored:
+        d = ours_all[k]
+        rnd = base_all.loc[k, "random AUROC"] if k in base_all.index else float("nan")
+        v = auroc_verdict(d["auroc_ci"][0], rnd, n_min(d), min_per_class)
+        if v not in SUPPORTING:
+            notes.append(f"{k}: {v}")
+            continue
+        why = span_credit(v, spans.get(k), ctl.get(k), min_per_class)
+        if why is None:
+            notes.append(f"{k}: {v}, " + (
+                "credited (both classes share one span rule here)" if shared_span_rule(spans.get(k)) else
+                "credited (the one-rule refit on these answers stays above chance)"
+                if span_control_outcome(ctl.get(k), min_per_class) == "survives" else
+                "unchecked (the one-rule refit on these answers cannot be read)"))
+        else:
+            notes.append(f"{k}: {v} under the default rule, but {span_credit_text(why, ctl.get(k))}")
+    return f"{head}, each dataset's verdict with its span check: " + "; ".join(notes) + "."
 
 
 def _below_chance_note(mean: float, sd: float) -> str:
@@ -618,7 +978,11 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
                     + _below_chance_note(rnd, b["random AUROC sd"]))
             if not np.isnan(b.get("random (H-Neuron count) AUROC", np.nan)):
                 r_h, sd_h = b["random (H-Neuron count) AUROC"], b["random (H-Neuron count) AUROC sd"]
-                base += (f"; the H-Neurons alone (refit) {b['H-Neurons refit AUROC']:.2f} vs as many "
+                lo_h, hi_h = b.get("H-Neurons refit AUROC CI low", np.nan), b.get("H-Neurons refit AUROC CI high", np.nan)
+                ci_h = (f" {_auroc_ci_text(lo_h, hi_h, min(d['n_pos'], n_neg))} "
+                        f"({auroc_verdict(lo_h, r_h, min(d['n_pos'], n_neg), min_per_class)})"
+                        if np.isfinite(lo_h) else "")
+                base += (f"; the H-Neurons alone (refit) {b['H-Neurons refit AUROC']:.2f}{ci_h} vs as many "
                          f"random neurons {r_h:.2f} ± {sd_h:.2f}" + _below_chance_note(r_h, sd_h))
         ci = _auroc_ci_text(lo, hi, min(d["n_pos"], n_neg))
         size = (f"{d['n_pos']} per class" if n_neg == d["n_pos"] else

@@ -83,6 +83,31 @@ def table1_frame(path: str | Path | None = None) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def table1_margins(path: str | Path | None = None) -> pd.DataFrame:
+    """Table 1's H-Neurons minus random accuracy (percentage points), paired within each model:
+    one row per (model, dataset), columns ``model, dataset, margin``."""
+    t = table1_frame(path)
+    return t.assign(margin=t.h_neurons - t.random)[["model", "dataset", "margin"]]
+
+
+def margin_range_text(dataset: str, path: str | Path | None = None) -> str:
+    """Table 1 on one dataset as per-model margins: the lowest and highest H-Neurons minus
+    random accuracy over the paper's models, and on how many the H-Neurons are ahead, e.g.
+    ``"accuracy, H-Neurons minus random per model: -7.5 to +37.7 pp; H-Neurons ahead on 5 of 6
+    models (behind on Llama-3.1-8B)"``."""
+    m = table1_margins(path)
+    m = m[m.dataset == dataset]
+    if not len(m):
+        raise KeyError(f"{dataset!r} is not a dataset of the paper's Table 1 ({', '.join(DATASETS)})")
+    num = lambda x: f"{x:+.1f}".replace("-0.0", "+0.0")  # noqa: E731
+    ahead, behind = m[m.margin > 0], m[m.margin < 0]
+    text = (f"accuracy, H-Neurons minus random per model: {num(m.margin.min())} to "
+            f"{num(m.margin.max())} pp; H-Neurons ahead on {len(ahead)} of {len(m)} models")
+    if len(behind):
+        text += f" (behind on {', '.join(behind.model)})"
+    return text
+
+
 def _num(x) -> float:
     return float(x) if x is not None else math.nan
 

@@ -81,18 +81,51 @@ def bootstrap_ci(metric: Metric, y_true: np.ndarray, y_other: np.ndarray, n_boot
         raise ValueError(f"y_true {y_true.shape} and scores {y_other.shape} differ in length")
     if not y_true.size:
         return float("nan"), float("nan")
+    stats = np.array([metric(y_true[idx], y_other[idx])
+                      for idx in _resamples(y_true, n_boot, seed, stratified)])
+    return _percentiles(stats, level)
+
+
+def _resamples(y: np.ndarray, n_boot: int, seed: int, stratified: bool = True):
+    """``n_boot`` bootstrap index arrays over the examples of ``y`` (each class resampled on its
+    own when ``stratified``, so a balanced set stays balanced), from one seeded generator."""
     rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(y_true == c) for c in np.unique(y_true)] if stratified \
-        else [np.arange(y_true.size)]
-    stats = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = np.concatenate([rng.choice(g, size=g.size, replace=True) for g in groups])
-        stats[b] = metric(y_true[idx], y_other[idx])
-    if np.isnan(stats).all():
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratified else [np.arange(y.size)]
+    for _ in range(n_boot):
+        yield np.concatenate([rng.choice(g, size=g.size, replace=True) for g in groups])
+
+
+def _percentiles(stats: np.ndarray, level: float) -> tuple[float, float]:
+    """The percentile interval of bootstrap replicates; NaN replicates are dropped
+    (``(nan, nan)`` if all are)."""
+    stats = np.asarray(stats, dtype=np.float64)
+    if not stats.size or np.isnan(stats).all():
         return float("nan"), float("nan")
     alpha = (1 - level) / 2
     lo, hi = np.nanquantile(stats, [alpha, 1 - alpha])
     return float(lo), float(hi)
+
+
+def paired_bootstrap_ci(metric: Metric, y_true: np.ndarray, score_a: np.ndarray,
+                        score_b: np.ndarray, n_boot: int = 1000, level: float = 0.95,
+                        seed: int = 0, stratified: bool = True) -> dict:
+    """``metric(y, a) - metric(y, b)`` for two scores of the *same* examples, with a paired
+    percentile bootstrap interval: each replicate resamples the examples once (within each
+    class when ``stratified``) and scores both on that same resample, so what the two share
+    (which examples happen to be easy) cancels out of the difference.
+
+    Returns ``{"a", "b", "diff", "diff_ci": [lo, hi], "n_boot", "ci_level"}``; the interval is
+    ``[nan, nan]`` when no replicate is defined (e.g. one class only).
+    """
+    y = np.asarray(y_true).ravel()
+    a, b = np.asarray(score_a, dtype=np.float64).ravel(), np.asarray(score_b, dtype=np.float64).ravel()
+    if not y.shape == a.shape == b.shape:
+        raise ValueError(f"labels {y.shape} and the two scores {a.shape}, {b.shape} differ in length")
+    point_a, point_b = (metric(y, a), metric(y, b)) if y.size else (float("nan"), float("nan"))
+    reps = np.array([metric(y[idx], a[idx]) - metric(y[idx], b[idx])
+                     for idx in (_resamples(y, n_boot, seed, stratified) if y.size else ())])
+    return {"a": float(point_a), "b": float(point_b), "diff": float(point_a - point_b),
+            "diff_ci": list(_percentiles(reps, level)), "n_boot": int(n_boot), "ci_level": level}
 
 
 def detection_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.0,
@@ -100,6 +133,8 @@ def detection_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 
     """Accuracy (``score > threshold`` predicts 1) and AUROC with bootstrap intervals.
 
     The paper's Table 1 reports both for a probe that predicts "hallucinated" (label 1).
+    ``flagged`` is the share of examples predicted 1: where the threshold falls on this set
+    (on a balanced set, far from 0.5 means accuracy is held down by the threshold, not the ranking).
     """
     y = _binary(y_true)
     s = np.asarray(score, dtype=np.float64).ravel()
@@ -111,7 +146,8 @@ def detection_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 
     auc_ci = bootstrap_ci(auroc, y, s, n_boot, level, seed)
     return {"n": int(y.size), "n_pos": int(y.sum()), "n_neg": int((1 - y).sum()),
             "accuracy": accuracy(y, pred), "accuracy_ci": list(acc_ci),
-            "auroc": auroc(y, s), "auroc_ci": list(auc_ci), "ci_level": level}
+            "auroc": auroc(y, s), "auroc_ci": list(auc_ci), "ci_level": level,
+            "flagged": float(pred.mean()) if pred.size else float("nan")}
 
 
 def wilson_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:

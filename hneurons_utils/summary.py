@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from . import paper
-from .detection import auroc_verdict, baseline_summary, screen_verdict, shared_span_rule
+from .detection import (auroc_verdict, baseline_summary, capped_label, screen_verdict, span_credit,
+                        span_credit_text, span_drop_text)
 from .behaviour import BENCH_TITLES, SYC_REPLY, WEAK_PRECISION_LO, at_ceiling
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
@@ -178,60 +179,109 @@ def _identification(folder: Path) -> list[dict]:
              "ours": ours, "reading": reading}]
 
 
+def _probe_label(baselines: Sequence[dict]) -> tuple[str, int | None]:
+    """Who the Table 1 numbers belong to: the whole probe, which reads its H-Neurons (positive
+    weights) and its negative-weight neurons, counted from the baselines chapter 3 stored (the
+    H-Neuron refit reads the former, the random classifiers of the probe's count all of them)."""
+    n_h = next((r["k"] for r in baselines if r["kind"] == "h_neurons_refit" and "k" in r), None)
+    n_used = next((r["k"] for r in baselines if r["kind"].startswith("random_") and "k" in r), None)
+    if n_h is None or n_used is None:
+        return "the probe (its H-Neurons and any negative-weight neurons)", n_h
+    return f"the probe ({int(n_h)} H-Neurons + {int(n_used - n_h)} negative-weight neurons)", int(n_h)
+
+
+def _refit_cells(base: pd.DataFrame, k: str, n_h: int | None, n_min: int,
+                 min_per_class: int) -> tuple[str, str] | None:
+    """The H-Neurons alone (chapter 3's refit) on dataset ``k``, beside random classifiers of
+    the same size: the ``ours`` text and the verdict (None when chapter 3 stored no refit)."""
+    if k not in base.index or not np.isfinite(base.loc[k].get("H-Neurons refit AUROC", np.nan)):
+        return None
+    b = base.loc[k]
+    lo, hi = b.get("H-Neurons refit AUROC CI low", np.nan), b.get("H-Neurons refit AUROC CI high", np.nan)
+    r_h, sd_h = b.get("random (H-Neuron count) AUROC", np.nan), b.get("random (H-Neuron count) AUROC sd", np.nan)
+    auc = (_ci(b["H-Neurons refit AUROC"], lo, hi, scale=100) if np.isfinite(lo) and n_min >= 2
+           else f"{100 * b['H-Neurons refit AUROC']:.1f}")
+    size = f"{n_h} " if n_h is not None else ""
+    ours = f"the H-Neurons alone (refit, {size}neurons): AUROC {auc}" + (
+        (f" vs {size}random neurons {_num(100 * r_h, '.1f')}"
+         + (f" ± {_num(100 * sd_h, '.1f')}" if np.isfinite(sd_h) else "")) if np.isfinite(r_h) else
+        " (no random neurons of its size scored)")
+    if not np.isfinite(lo):
+        return ours, "no interval stored for the refit (rerun chapter 3)"
+    verdict = auroc_verdict(lo, r_h, n_min, min_per_class)
+    if verdict == "above chance, and above random neurons" and r_h < 0.5:
+        verdict += " (which sit below chance: that adds nothing to above chance)"
+    return ours, verdict
+
+
 def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     path = folder / "table1.json"
     d = read_results(path)
     if d is None:
         return [_missing("generalisation", path)]
     _need(d, path, "ours", "baselines", "empty")
-    ref = paper.table1_frame()
     base = baseline_summary(d["baselines"]) if d["baselines"] else pd.DataFrame()
     everyone = read_results(folder / "all_answers.json") or {}
-    # the all-answers verdict is judged against the random classifiers scored on the same sets
+    # the larger sets' verdicts are judged against the random classifiers scored on the same sets
     base_all = baseline_summary(everyone["baselines"]) if everyone.get("baselines") else pd.DataFrame()
-    control = (read_results(folder / "span_control.json") or {}).get("datasets", {})
+    sc = read_results(folder / "span_control.json") or {}
+    control, control_all = sc.get("datasets", {}), sc.get("all_answers") or {}
+    spans, spans_all = d.get("spans") or {}, everyone.get("spans") or {}
     sb = read_results(folder / "screen_baseline.json") or {}  # chapter 3's stronger baseline
     screen, n_screen = {r["index"]: r for r in sb.get("table", [])}, sb.get("overlap", {}).get("h_neurons")
+    probe, n_h = _probe_label(d["baselines"])
     rows = []
     for k in paper.load_reference()["datasets"]:
-        g = ref[ref.dataset == k]
         claim = f"H-Neurons detect hallucinations on {paper.dataset_label(k)} better than random neurons"
-        theirs = (f"accuracy {g.h_neurons.min():.1f}-{g.h_neurons.max():.1f} vs random "
-                  f"{g.random.min():.1f}-{g.random.max():.1f} (six models)")
+        theirs = paper.margin_range_text(k)
         if k in d["ours"]:
             m = d["ours"][k]
+            n_min = min(m["n_pos"], m.get("n_neg", m["n_pos"]))
             rnd = float(base.loc[k, "random AUROC"]) if k in base.index else float("nan")
             rnd_acc = float(base.loc[k, "random accuracy"]) if k in base.index else float("nan")
-            ours = (f"accuracy {100 * m['accuracy']:.1f} vs random {_num(100 * rnd_acc, '.1f')} "
+            ours = (f"{probe}: accuracy {100 * m['accuracy']:.1f} vs random {_num(100 * rnd_acc, '.1f')} "
                     f"(the paper's measure); AUROC {_auroc_ci(m)} vs random {_num(100 * rnd, '.1f')} "
                     f"(the verdict's); {m['n_pos']} per class")
-            verdict = auroc_verdict(m["auroc_ci"][0], rnd, m["n_pos"], min_per_class)
+            verdict = auroc_verdict(m["auroc_ci"][0], rnd, n_min, min_per_class)
+            # as chapter 3 (detection.span_credit): a verdict that supports the claim keeps its
+            # credit only where both classes share one span rule or the one-rule refit survives
+            why = span_credit(verdict, spans.get(k), control.get(k), min_per_class)
+            parts = [verdict if why is None else
+                     span_credit_text(why, control.get(k), 100, ".1f") + ". Under the default rule: " + verdict]
             if k in everyone.get("ours", {}):
                 a = everyone["ours"][k]
-                ours += (f"; all answers ({a['n_pos']} hallucinated / {a['n_neg']} faithful): "
-                         f"AUROC {_auroc_ci(a)}")
+                n_all = min(a["n_pos"], a["n_neg"])
+                counts = (everyone.get("counts") or {}).get(k)
+                ours += f"; {capped_label(counts, a['n_pos'], a['n_neg'])}: AUROC {_auroc_ci(a)}"
                 rnd_all = float(base_all.loc[k, "random AUROC"]) if k in base_all.index else float("nan")
-                verdict += ("; all answers: " + auroc_verdict(a["auroc_ci"][0], rnd_all,
-                                                             min(a["n_pos"], a["n_neg"]), min_per_class))
+                va = auroc_verdict(a["auroc_ci"][0], rnd_all, n_all, min_per_class)
+                ca = control_all.get(k)
+                if ca:
+                    ours += f" (one span rule: AUROC {_auroc_ci(ca['metrics'])})"
+                why_a = span_credit(va, spans_all.get(k, spans.get(k)), ca, min_per_class)
+                parts.append(capped_label(counts, a["n_pos"], a["n_neg"], detail=False) + ": " + (
+                    va if why_a is None else
+                    span_credit_text(why_a, ca, 100, ".1f") + "; under the default rule: " + va))
             if k in control:  # the same probe recipe with one answer-span rule for both classes
-                c = control[k]["metrics"]
-                ours += f"; one span rule for both classes: AUROC {_auroc_ci(c)}"
-                cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c["n_neg"]),
-                                   min_per_class)
-                # as chapter 3: only a verdict that supports the claim can lose its credit, and
-                # only where the two classes got different span rules (not NonExist's shared one)
-                if (verdict.split(";")[0] in ("above chance, and above random neurons", "above chance")
-                        and cv == "not distinguishable from chance"
-                        and not shared_span_rule((d.get("spans") or {}).get(k))):
-                    verdict = ("not credited to the H-Neurons: it does not survive one span rule for "
-                               "both classes. Under the default rule: " + verdict)
-                verdict += "; one span rule: " + cv
+                c = control[k]
+                ours += f"; one span rule for both classes: AUROC {_auroc_ci(c['metrics'])}"
+                if c.get("drop") and n_min >= 2:
+                    ours += (f", AUROC drop from the default rule (paired) "
+                             f"{span_drop_text(c['drop'], 100, '.1f')} points")
+                cv = auroc_verdict(c["metrics"]["auroc_ci"][0], float("nan"),
+                                   min(c["metrics"]["n_pos"], c["metrics"]["n_neg"]), min_per_class)
+                parts.append("one span rule: " + cv)
+            refit = _refit_cells(base, k, n_h, n_min, min_per_class)
+            if refit is not None:  # what the H-Neurons do without the negative-weight neurons
+                ours += "; " + refit[0]
+                parts.append("the H-Neurons alone (refit, default span rule): " + refit[1])
             if k in screen:  # the H-Neurons refit against as many individually best neurons
                 r = screen[k]
                 ours += (f"; the {n_screen} individually best neurons: AUROC "
                          f"{100 * r['screen (H count)']:.1f} (H-Neurons refit {100 * r['H-Neurons refit']:.1f})")
                 sv = screen_verdict(r, min_per_class)
-                verdict += "; against the individually best: " + (sv or f"too few (under {min_per_class} per class)")
+                parts.append("against the individually best: " + (sv or f"too few (under {min_per_class} per class)"))
+            verdict = "; ".join(parts)
         elif k in d["empty"]:
             e = d["empty"][k]
             ours = f"no balanced set: {e['faithful']} faithful, {e['hallucinated']} hallucinated answers"
@@ -387,6 +437,37 @@ def scorecard_html(card: pd.DataFrame) -> str:
     out = card.astype(str).map(html.escape)
     out["chapter"] = card["chapter"].astype(str).map(link)
     return out.to_html(index=False, escape=False)
+
+
+def scale_note(output_dir: str | Path, model_id: str, origin_dir: str | Path | None = None) -> str:
+    """The "scale first" note of the scorecard page, from this build's own result files: which
+    model chapters 2-4 ran (its MLP neuron count, from chapter 2's H-Neuron ratio), which pair
+    chapter 5 ran, the paper's model range, and how many answers per class Table 1's balanced
+    sets hold, with the smaller class named where the larger sets (chapter 3) tell which it is."""
+    ref = paper.load_reference()
+    models = ref["models"]
+    out = f"**Scale first.** Chapters 2-4 of this build ran `{model_id}`"
+    ident = read_results(_chapter_dir(output_dir, model_id, "identification") / "results.json") or {}
+    if ident.get("n_h_neurons") and ident.get("per_mille"):
+        out += f" ({round(1000 * ident['n_h_neurons'] / ident['per_mille']):,} MLP neurons)"
+    out += f", against the paper's {len(models)} models ({', '.join(models)})"
+    folder = Path(origin_dir) if origin_dir else origin_folder(output_dir)
+    out += (f"; chapter 5 ran the base/instruct pair whose instruct side is `{folder.parent.name}`."
+            if folder is not None else "; chapter 5 has not run.")
+    gen = _chapter_dir(output_dir, model_id, "generalisation")
+    t1 = (read_results(gen / "table1.json") or {}).get("ours", {})
+    if t1:
+        n = [d["n_pos"] for d in t1.values()]
+        out += (f" This build's balanced Table 1 sets hold {min(n)} to {max(n)} answers per class"
+                if min(n) != max(n) else f" This build's balanced Table 1 sets hold {n[0]} answers per class")
+        larger = (read_results(gen / "all_answers.json") or {}).get("ours", {})
+        small = {("faithful" if d["n_neg"] < d["n_pos"] else "hallucinated" if d["n_pos"] < d["n_neg"]
+                  else "neither") for d in larger.values()}
+        if len(small) == 1 and small != {"neither"}:
+            out += f"; on every dataset the {small.pop()} class is the smaller one and sets that size"
+        out += (", and every interval is as wide as those counts make it. Where a row says *too "
+                "few*, the chapter's exercises say how to grow it.")
+    return out
 
 
 def summary_inputs(output_dir: str | Path, model_id: str) -> dict[str, Any]:

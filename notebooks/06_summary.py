@@ -27,11 +27,19 @@
 # neuron sets drawn with the H-Neurons' layer counts. "Not distinguishable" and "too few" mean
 # that this run neither confirms nor refutes the claim; they are not evidence against it.
 #
-# **Four checks ride along.** A Table 1 row also gives the probe refit with one answer-span
-# rule for both classes (chapter 3's span control): a verdict that does not survive it cannot
-# be credited to the H-Neurons. It gives, too, chapter 3's stronger baseline (not in the
-# paper): the H-Neurons refit against as many neurons picked one by one for their own AUROC;
-# "screened ahead" means a simple screen finds neurons at least as telling. A Figure 3 verdict with a direction is checked on the items
+# **Four checks ride along.** A Table 1 row's numbers are the whole probe's, which reads its
+# H-Neurons and its negative-weight neurons (the row counts both); the H-Neurons alone, refit
+# and set against as many random neurons, follow. The row also gives the probe refit with one
+# answer-span rule for both classes (chapter 3's span control), with the paired AUROC drop
+# from the default rule: where the classes got different span rules, a verdict is credited to
+# the H-Neurons only if the refit stays above chance. "Span control fails": the refit is not
+# above chance and the drop's interval lies above 0. "Span control inconclusive": the refit is
+# not above chance but the drop's interval includes 0, so the control is too uncertain to tell;
+# the credit is withheld, since the claim is not established, but nothing is refuted. The same
+# rule applies to the larger sets (up to a cap per class); where the control was not run on
+# them, the row says so and withholds the credit. It gives, too, chapter 3's stronger baseline
+# (not in the paper): the H-Neurons refit against as many neurons picked one by one for their
+# own AUROC; "screened ahead" means a simple screen finds neurons at least as telling. A Figure 3 verdict with a direction is checked on the items
 # scored at every α (chapter 4's same-items check), or named as resting on too few of them. A
 # Figure 3 row whose rule judge has a weak precision on its held-out hand labels says so: its
 # rates may not measure compliance.
@@ -68,18 +76,24 @@ display(HTML(summary.scorecard_html(card)))  # an HTML table (renders in the boo
 # %% [markdown]
 # ## How to read it
 #
-# - **Scale first.** The default build runs a 135M-parameter model (chapters 2-4) and a
-#   270M-parameter pair (chapter 5) against the paper's 4B-70B models. Few questions are
-#   answered correctly, so the faithful class, and with it every interval, is small. Where a
-#   row says *too few*, the chapter's exercises say how to grow it.
+# The first point is this build's own: the models it ran and how many answers per class its
+# detection verdicts rest on, read from the same result files.
+
+# %%
+display(Markdown(summary.scale_note(OUTPUT_DIR, MODEL_ID, ORIGIN_DIR)))
+
+# %% [markdown]
 # - **Each row has its chapter.** "Result" names the paper's table or figure and its section;
 #   "chapter" links the chapter of this book that regenerates it, with the full tables,
 #   figures and caveats: {doc}`02_identification`, {doc}`03_generalisation`,
 #   {doc}`04_behaviour` and {doc}`05_origin`.
 # - **Units.** Accuracy and AUROC are in percent, as in the paper (chapter 3 prints AUROC as
 #   a fraction: 0.84 there is 84.0 here); drift ranks run from 0 to 1.
-# - **The paper's column** quotes its Table 1 ranges over six models and the bounds its text
-#   states for Figures 3 and 4 (per-model values of those figures are not in the text); the
-#   source of every number is in `data/paper_reference.json`.
+# - **The paper's column** gives, per Table 1 dataset, the H-Neurons' accuracy minus the
+#   random baseline's, paired within each of the paper's models: the lowest and highest of
+#   those margins, and on how many models the H-Neurons are ahead (the models behind are
+#   named). For Figures 3 and 4 it quotes the bounds the paper's text states (per-model values
+#   of those figures are not in the text); the source of every number is in
+#   `data/paper_reference.json`.
 # - **On a 7B+ model** (`params/paper.yaml`, a GPU) the same page gives the paper-scale
 #   scorecard; nothing here is specific to the default model.

@@ -124,6 +124,14 @@ def test_random_baselines_and_table(chat_model, tmp_path):
     # with keep_scores each row carries its decision values, in the set's order, for ROC curves
     scored = baseline_metrics(probe, fs, split, {"triviaqa": es}, seeds=[1, 2], keep_scores=True)
     assert "scores" not in rows[0] and len(scored[1]["scores"]) == len(es.y)
+    # every row says where its threshold falls; with n_boot the refit gets its own interval
+    assert all(r["flagged"] == pytest.approx(np.mean(np.array(r["scores"]) > 0)) for r in scored)
+    assert "auroc_ci" not in rows[0] and np.isnan(summary.loc["triviaqa", "H-Neurons refit AUROC CI low"])
+    with_ci = baseline_metrics(probe, fs, split, {"triviaqa": es}, seeds=[1, 2], n_boot=30)
+    assert [("auroc_ci" in r) for r in with_ci] == [True, False, False, False, False]
+    lo, hi = with_ci[0]["auroc_ci"]
+    assert lo <= with_ci[0]["auroc"] <= hi
+    assert baseline_summary(with_ci).loc["triviaqa", "H-Neurons refit AUROC CI high"] == pytest.approx(hi)
     assert auroc(es.y, np.array(scored[1]["scores"])) == pytest.approx(scored[1]["auroc"])
     assert [r["auroc"] for r in scored] == pytest.approx([r["auroc"] for r in rows])
     # every-answer table: our counts and interval beside the random mean; NaN without baselines
@@ -180,6 +188,58 @@ def test_screen_reading_counts_a_gap_only_beyond_the_noise_guide():
     assert "within the noise guide" in text[3] and "too few" in text[4]
     assert text[5] == ("Against the individually best neurons of the same count: H-Neurons ahead on 1 (a); "
                        "screened ahead on 1 (b); within the noise guide on 1 (c).")
+    assert len(text) == 6  # nothing far below chance: no reversal named
+
+
+def test_screen_reading_names_a_reversal():
+    """A classifier whose AUROC lies further below 0.5 than the noise guide is named as a
+    reversal; one within the guide, or on a set with too few answers, is not."""
+    from hneurons_utils.detection import reversals, screen_reading
+
+    frame = pd.DataFrame({"n per class": [27, 27, 5], "probe CI half-width": [0.15, 0.15, 0.1],
+                          "H-Neurons refit": [0.40, 0.30, 0.1], "screen (H count)": [0.44, 0.5, 0.5],
+                          "random (H count)": [0.48, 0.5, 0.5], "screen (probe count)": [0.147, 0.5, 0.5],
+                          "random (probe count)": [0.53, 0.5, 0.5]}, index=["nonexist", "b", "few"])
+    overlap = {"h_in_screen": 1, "h_neurons": 5, "h_screen_ranks": [1, 2, 3, 4, 5], "neurons": 100,
+               "probe_neurons": 15}
+    text = screen_reading(frame, overlap)
+    assert text[-2] == ("nonexist: the 15 individually best neurons (either direction) reach AUROC 0.15, "
+                        "0.35 below chance, beyond the noise guide (0.15): a reversal. Chosen and trained "
+                        "on the identification rows, they separate the classes the other way on this "
+                        "set: a signal that flips between training and evaluation, not detection.")
+    assert text[-1].startswith("b: the H-Neurons refit reaches AUROC 0.30, 0.20 below chance") and \
+        "Trained on the identification rows, it separates" in text[-1]
+    assert not any(t.startswith("few:") and "reversal" in t for t in text)  # too few answers
+    older = {k: v for k, v in overlap.items() if k != "probe_neurons"}  # a file without the count
+    assert "the individually best neurons at the probe's count reach" in reversals(frame, older)[0]
+
+
+def test_flagged_shares_and_the_threshold_reading():
+    """Where each classifier's threshold falls: the probe's own share, each baseline's from its
+    row (or its stored scores), and a reading that names classifiers flagging none."""
+    from hneurons_utils.detection import flagged_frame, threshold_reading
+
+    ours = {"a": {"n_pos": 4, "n_neg": 4, "flagged": 0.25}, "u": {"n_pos": 9, "n_neg": 3, "flagged": 0.5}}
+    rows = [{"dataset": "a", "kind": "random_1", "flagged": 0.0, "accuracy": 0.5, "auroc": 0.7},
+            {"dataset": "a", "kind": "random_2", "scores": [1.0, -1.0, -2.0, -1.0, 0.5, -3.0, -1.0, -1.0],
+             "accuracy": 0.5, "auroc": 0.6},  # flags 2 of 8, from its scores (an older file)
+            {"dataset": "a", "kind": "h_neurons_refit", "flagged": 0.625, "accuracy": 0.6, "auroc": 0.6},
+            {"dataset": "a", "kind": "hsize_random_1", "flagged": 0.125, "accuracy": 0.4, "auroc": 0.4},
+            {"dataset": "u", "kind": "random_1", "flagged": 0.0, "accuracy": 0.25, "auroc": 0.5}]
+    f = flagged_frame(ours, rows)
+    assert f.loc["a", "probe"] == 0.25 and f.loc["a", "random (probe count) min"] == 0.0
+    assert f.loc["a", "random (probe count) max"] == 0.25 and f.loc["a", "random (probe count) n"] == 2
+    assert f.loc["a", "H-Neurons refit mean"] == 0.625 and f.loc["u", "random (H count) n"] == 0
+    text = threshold_reading(f, ours, rows)
+    assert text.startswith("Share of responses flagged hallucinated on the balanced sets (where half "
+                           "are): the probe 25%; random neurons of the probe's count 0% to 25% "
+                           "(2 classifier-set pairs); the H-Neurons refit 62%; random neurons of "
+                           "the H-Neurons' count 12%.")
+    assert "Of all 5 classifier-set pairs, 4 flag fewer than half and 1 more than half." in text
+    assert "random_1 on a flags 0% (accuracy 0.50, AUROC 0.70)" in text
+    assert "random_1 on u" not in text  # u is unbalanced: left out
+    assert text.endswith("AUROC, which needs no threshold, is the comparison that does not depend on it.")
+    assert threshold_reading(f.loc[["u"]], {"u": ours["u"]}, rows).startswith("No balanced set")
 
 
 def test_reading_verdicts():
@@ -204,6 +264,9 @@ def test_reading_verdicts():
                            "random (H-Neuron count) AUROC sd": 0.02})
     assert "H-Neurons alone (refit) 0.66 vs as many random neurons 0.61 ± 0.02" in \
         reading({"s": strong}, refit, {})[0]
+    judged = refit.assign(**{"H-Neurons refit AUROC CI low": 0.55, "H-Neurons refit AUROC CI high": 0.77})
+    assert ("H-Neurons alone (refit) 0.66 [0.55, 0.77] (above chance, but not distinguishable from "
+            "random neurons) vs as many random neurons 0.61 ± 0.02") in reading({"s": strong}, judged, {})[0]
     assert "below chance" not in reading({"s": strong}, refit, {})[0]
     low = refit.assign(**{"random (H-Neuron count) AUROC": 0.39, "random AUROC": 0.47,
                           "random AUROC sd": 0.09})
@@ -291,11 +354,24 @@ def test_span_rule_control_refits_with_one_rule_for_both_classes(chat_model, tmp
     assert auroc(np.array(d["y"]), np.array(d["scores"])) == pytest.approx(d["metrics"]["auroc"])
     assert (tmp_path / "id" / "features_triviaqa_span-content.npz").exists()
     assert (tmp_path / "features_ev_span-content.npz").exists()
+    # the default-rule scores of the same responses, paired by key, and the paired drop
+    assert d["keys"] == es.keys
+    default = probe.decision_function(es.X)
+    assert d["default_scores"] == pytest.approx(default.tolist())
+    assert d["drop"]["default"] == pytest.approx(auroc(es.y, default))
+    assert d["drop"]["control"] == pytest.approx(d["metrics"]["auroc"])
+    assert d["drop"]["drop"] == pytest.approx(d["drop"]["default"] - d["drop"]["control"])
+    assert d["drop"]["left_out"] == 0 and len(d["drop"]["drop_ci"]) == 2
     from hneurons_utils.detection import span_control_reading
 
     text = span_control_reading(res, {"ev": {"auroc": 0.9}})
     assert text[0].startswith("one span rule (content)") and text[1].startswith("ev: AUROC")
-    assert "default rule 0.90" in text[1]
+    assert "default rule 0.90, paired drop (default minus one rule) " in text[1]
+    # more groups of sets are scored by the same refit, each under its own key
+    again = span_rule_control(chat_model, probe, split, {"ev": es}, EVAL, tmp_path / "id", tmp_path,
+                              n_boot=20, also={"all_answers": {"ev": es}})
+    assert again["all_answers"]["ev"]["scores"] == pytest.approx(d["scores"])
+    assert span_control_reading(again, {}, group="all_answers", label="larger, ")[0].startswith("larger, ev: AUROC")
 
 
 def test_overall_reading_follows_the_counts():
@@ -312,11 +388,16 @@ def test_overall_reading_follows_the_counts():
     same = {"hallucinated: alias spans": 0.0, "faithful: alias spans": 0.0, "AUROC of span length alone": 0.5}
     spans = {"a": diff, "b": diff, "c": same, "x": diff}
 
-    def ctl(lo_a, lo_b):
-        return {"datasets": {"a": {"metrics": {"auroc_ci": [lo_a, 0.9]}},
-                             "b": {"metrics": {"auroc_ci": [lo_b, 0.9]}}}}
+    def entry(lo, drop=None):
+        e = {"metrics": {"auroc": lo + 0.1, "auroc_ci": [lo, 0.9], "n_pos": 20, "n_neg": 20}}
+        if drop is not None:
+            e["drop"] = {"drop": sum(drop) / 2, "drop_ci": list(drop), "left_out": 0}
+        return e
 
-    text = overall_reading(ours, base, ctl(0.4, 0.3), spans)
+    def ctl(lo_a, lo_b, drop_a=None, drop_b=None):
+        return {"datasets": {"a": entry(lo_a, drop_a), "b": entry(lo_b, drop_b)}}
+
+    text = overall_reading(ours, base, ctl(0.4, 0.3), spans)  # no paired drop stored
     assert "Of the 3 dataset(s) with at least 10 answers per class (a, b, c)" in text  # x: too few
     assert "on 2 (a, b) under the default span rule" in text
     assert "On c no answer contains a gold alias" in text and "c: not distinguishable from chance" in text
@@ -324,7 +405,23 @@ def test_overall_reading_follows_the_counts():
             "different span rules (a, b); 0 of them stay above chance when the probe is refit with one span rule for both "
             "classes (none)") in text
     assert "span length alone reaches a 0.85, b 0.85" in text and "cannot be credited" in text
-    assert "Only on a does" in overall_reading(ours, base, ctl(0.55, 0.3), spans)
+    assert "no paired drop is stored" in text
+    # the paired drop sorts the refits that fall to chance: a fall (interval above 0) ...
+    fails = overall_reading(ours, base, ctl(0.4, 0.3, (0.1, 0.5), (0.05, 0.3)), spans)
+    assert ("On a, b the detection that the default rule shows does not survive once both classes "
+            "get their answer spans from the same rule: the AUROC drop from the default rule to the "
+            "one-rule refit, paired over the same responses, is a +0.30 [+0.10, +0.50], "
+            "b +0.17 [+0.05, +0.30], above 0; it cannot be credited to the H-Neurons.") in fails
+    assert "not shown to survive" not in fails
+    # ... or a control too uncertain to tell (interval reaching 0): not credited, not refuted
+    unsure = overall_reading(ours, base, ctl(0.4, 0.3, (-0.04, 0.4), (0.05, 0.3)), spans)
+    assert ("On a the detection is not shown to survive: the one-rule refit is not distinguishable "
+            "from chance, but the paired AUROC drop from the default rule (a +0.18 [-0.04, +0.40]) "
+            "does not lie above 0, so the control is too uncertain to tell") in unsure
+    assert "nor refuted by the control" in unsure and "On b the detection that the default rule" in unsure
+    assert "Only on a does" in overall_reading(ours, base, ctl(0.55, 0.3, None, (0.1, 0.2)), spans)
+    missing = {"datasets": {"a": entry(0.55)}}  # the control did not score b
+    assert "The control did not run on b" in overall_reading(ours, base, missing, spans)
     # a shared-rule dataset whose verdict the refit's training spans alone change: said so
     moved = ctl(0.55, 0.6)
     moved["datasets"]["c"] = {"metrics": {"auroc": 0.7, "auroc_ci": [0.55, 0.83], "n_pos": 20, "n_neg": 20}}
@@ -338,6 +435,114 @@ def test_overall_reading_follows_the_counts():
     assert "cannot say" in overall_reading({"x": d(0.9, n=3)}, base, None, spans)
 
 
+def test_paired_auroc_drop_pairs_responses_by_key():
+    """The drop is computed on the responses both sets hold, matched by key whatever their
+    order; a response only one set holds is left out and counted; labels must agree."""
+    from hneurons_utils.detection import paired_auroc_drop
+
+    keys = ["a#0", "b#0", "c#0", "d#0", "e#0", "f#0"]
+    y = np.array([1, 1, 1, 0, 0, 0])
+    default = np.array([3.0, 2.0, 0.5, 0.0, -1.0, 1.0])  # AUROC 8/9
+    control = np.array([0.0, 1.0, -1.0, 0.5, 2.0, -2.0])  # AUROC 4/9
+    d = paired_auroc_drop(keys, y, default, keys, y, control, n_boot=200)
+    assert d["default"] == pytest.approx(8 / 9) and d["control"] == pytest.approx(4 / 9)
+    assert d["drop"] == pytest.approx(4 / 9) and d["drop_ci"][0] <= d["drop"] <= d["drop_ci"][1]
+    assert (d["n_pos"], d["n_neg"], d["left_out"]) == (3, 3, 0)
+    order = [5, 3, 0, 4, 2, 1]  # the control stored in another order: the same pairs
+    shuffled = paired_auroc_drop(keys, y, default, [keys[i] for i in order], y[order], control[order],
+                                 n_boot=200)
+    assert shuffled["drop"] == pytest.approx(d["drop"]) and shuffled["drop_ci"] == d["drop_ci"]
+    more = paired_auroc_drop(keys + ["g#0"], np.append(y, 0), np.append(default, 9.0), keys, y, control,
+                             n_boot=50)
+    assert more["left_out"] == 1 and more["default"] == pytest.approx(8 / 9)  # g#0 has no pair
+    with pytest.raises(ValueError, match="labelled differently"):
+        paired_auroc_drop(keys, y, default, keys, 1 - y, control)
+    with pytest.raises(ValueError, match="repeat"):
+        paired_auroc_drop(keys[:1] * 2, y[:2], default[:2], keys, y, control)
+
+
+def test_span_control_outcome_and_credit():
+    """Three outcomes of a control that does not stay above chance, read from the paired drop;
+    credit is withheld only from a supporting verdict on a set whose classes got different rules."""
+    from hneurons_utils.detection import (span_control_outcome, span_credit, span_credit_text,
+                                          span_drop_text)
+
+    def c(lo, drop_ci=None, n=20):
+        e = {"metrics": {"auroc": 0.6, "auroc_ci": [lo, 0.8], "n_pos": n, "n_neg": n}}
+        if drop_ci is not None:
+            e["drop"] = {"drop": 0.2, "drop_ci": drop_ci, "left_out": 0}
+        return e
+
+    assert span_control_outcome(c(0.55)) == "survives"
+    assert span_control_outcome(c(0.45, [0.01, 0.4])) == "fails"
+    assert span_control_outcome(c(0.45, [-0.04, 0.4])) == "inconclusive"
+    assert span_control_outcome(c(0.45, [-0.3, -0.01])) == "inconclusive"  # refit better, still at chance
+    assert span_control_outcome(c(0.45)) == "unpaired"
+    assert span_control_outcome(c(0.45, [None, None])) == "unpaired"  # NaN ends read back from JSON
+    assert span_control_outcome(c(0.45, [0.1, 0.4], n=5)) == "undetermined"  # too few to read
+    assert span_control_outcome(None) == "not run"
+    diff = {"hallucinated: alias spans": 0.0, "faithful: alias spans": 1.0}
+    same = {"hallucinated: alias spans": 0.0, "faithful: alias spans": 0.0}
+    assert span_credit("above chance, and above random neurons", diff, c(0.45, [0.01, 0.4])) == "fails"
+    assert span_credit("above chance", diff, c(0.45, [-0.01, 0.4])) == "inconclusive"
+    assert span_credit("above chance", diff, None) == "not run"
+    assert span_credit("above chance", same, None) is None  # NonExist: no confound to check
+    assert span_credit("above chance", diff, c(0.55)) is None  # survives
+    assert span_credit("above chance, but not distinguishable from random neurons", diff, None) is None
+    assert span_credit("not distinguishable from chance", diff, None) is None
+    drop = {"drop": 0.184, "drop_ci": [-0.0546, 0.41]}
+    assert span_drop_text(drop) == "+0.18 [-0.05, +0.41]"
+    assert span_drop_text(drop, 100, ".1f") == "+18.4 [-5.5, +41.0]"
+    assert span_drop_text({"drop": 0.16, "drop_ci": [-0.003, 0.31]}) == "+0.16 [-0.003, +0.31]"
+    assert span_drop_text({"drop": 0.0, "drop_ci": [-0.0, 0.31]}) == "+0.00 [+0.00, +0.31]"
+    unsure = span_credit_text("inconclusive", {"drop": drop}, 100, ".1f")
+    assert unsure == ("not credited to the H-Neurons: span control inconclusive (not shown to survive "
+                      "one span rule for both classes: the refit is not distinguishable from chance, "
+                      "but the AUROC drop from the default rule to one span rule for both classes "
+                      "(paired bootstrap over the same responses) is +18.4 [-5.5, +41.0] points, "
+                      "which includes 0: the control is too uncertain to tell)")
+    fails = span_credit_text("fails", {"drop": {"drop": 0.45, "drop_ci": [0.2, 0.69]}})
+    assert fails.startswith("not credited to the H-Neurons: span control fails (the detection does not "
+                            "survive one span rule for both classes") and "+0.45 [+0.20, +0.69], above 0" in fails
+    assert "span control not run on these answers" in span_credit_text("not run")
+    assert "no paired drop is stored" in span_credit_text("unpaired")
+
+
+def test_capped_sets_are_labelled_and_read_with_the_span_rule():
+    """The larger sets are named by their cap and what it kept; their verdicts keep credit only
+    with a shared span rule or a surviving control on those same sets."""
+    from hneurons_utils.detection import capped_label, capped_reading
+
+    counts = {"hallucinated": 553, "faithful": 16, "max_per_class": 300}
+    assert capped_label(counts, 300, 16) == "up to 300 per class (300 of 553 hallucinated, all 16 faithful)"
+    assert capped_label(counts, 300, 16, detail=False) == "up to 300 per class"
+    assert capped_label(None, 300, 16) == "up to 300 per class (300 hallucinated, 16 faithful)"
+    assert capped_label({"hallucinated": 40, "faithful": 9, "max_per_class": None}, 40, 9) == \
+        "every judged answer (40 hallucinated, 9 faithful)"
+
+    def m(lo, n_pos=300, n_neg=20):
+        return {"auroc": lo + 0.1, "auroc_ci": [lo, lo + 0.2], "n_pos": n_pos, "n_neg": n_neg}
+
+    ours = {"a": m(0.65), "b": m(0.65), "c": m(0.65), "d": m(0.4), "e": m(0.9, n_neg=4)}
+    base = pd.DataFrame({"random AUROC": [0.55] * 5}, index=list("abcde"))
+    diff = {"hallucinated: alias spans": 0.0, "faithful: alias spans": 1.0}
+    same = {"hallucinated: alias spans": 0.0, "faithful: alias spans": 0.0}
+    spans = {"a": diff, "b": diff, "c": same, "d": diff, "e": diff}
+    cnt = {k: counts for k in ours}
+    none = capped_reading(ours, base, None, spans, cnt)
+    assert none.startswith("On the larger sets (up to 300 per class), each dataset's verdict")
+    assert ("a: above chance, and above random neurons under the default rule, but not credited to "
+            "the H-Neurons: span control not run on these answers") in none
+    assert "c: above chance, and above random neurons, credited (both classes share one span rule here)" in none
+    assert "d: not distinguishable from chance" in none and "e:" not in none  # e: too few faithful
+    ctl = {"datasets": {}, "all_answers": {
+        "a": {"metrics": {"auroc": 0.7, "auroc_ci": [0.56, 0.8], "n_pos": 300, "n_neg": 20}},
+        "b": {"metrics": {"auroc": 0.5, "auroc_ci": [0.4, 0.6], "n_pos": 300, "n_neg": 20},
+              "drop": {"drop": 0.2, "drop_ci": [0.05, 0.35], "left_out": 0}}}}
+    text = capped_reading(ours, base, ctl, spans, cnt)
+    assert "a: above chance, and above random neurons, credited (the one-rule refit on these answers stays above chance)" in text
+    assert "b: above chance, and above random neurons under the default rule, but not credited to the H-Neurons: span control fails" in text
+    assert capped_reading({"e": ours["e"]}, base, None, spans).endswith("no verdict.")
 def test_interval_ends_next_to_chance_keep_their_side():
     """An interval end that two decimals would round onto 0.50 gets a third, so the printed
     interval never contradicts its verdict; 0.5 itself and other ends stay at two."""

@@ -145,3 +145,36 @@ def test_sparsity_reading_against_the_papers_ratios():
 def test_dataset_label_names_the_papers_sets_and_keeps_other_keys():
     assert [paper.dataset_label(k) for k in ("triviaqa", "nq_open", "bioasq", "nonexist", "medical")] == [
         "TriviaQA", "NQ-Open", "BioASQ", "NonExist", "medical"]
+
+
+def test_table1_margins_pair_each_models_two_rows():
+    """The margin is H-Neurons minus random within one model's row, never across models."""
+    m = paper.table1_margins().set_index(["model", "dataset"])
+    assert m.loc[("Llama-3.1-8B", "nonexist"), "margin"] == pytest.approx(43.1 - 50.6)
+    assert m.loc[("Gemma-3-27B", "nonexist"), "margin"] == pytest.approx(95.9 - 58.2)
+    assert len(m) == len(SIX_MODELS) * len(paper.DATASETS)
+
+
+def test_margin_range_text_names_the_losing_model():
+    """NonExist: the unpaired ranges (43.1-96.7 vs 50.6-80.9) would hide that one model loses;
+    the per-model margins show it, and name it."""
+    assert paper.margin_range_text("nonexist") == (
+        "accuracy, H-Neurons minus random per model: -7.5 to +37.7 pp; H-Neurons ahead on 5 of 6 "
+        "models (behind on Llama-3.1-8B)")
+    tq = paper.margin_range_text("triviaqa")
+    assert "ahead on 6 of 6 models" in tq and "behind" not in tq
+    with pytest.raises(KeyError, match="not a dataset"):
+        paper.margin_range_text("mine")
+
+
+def test_margin_range_text_reads_an_edited_reference(tmp_path):
+    """The text follows the reference file: a tie counts as neither ahead nor behind."""
+    ref = paper.load_reference()
+    for model in SIX_MODELS:
+        ref["table1"]["rows"][model]["bioasq"] = {"h_neurons": 60.0, "random": 60.0}
+    ref["table1"]["rows"]["Gemma-3-4B"]["bioasq"] = {"h_neurons": 50.0, "random": 62.5}
+    path = tmp_path / "ref.json"
+    path.write_text(json.dumps(ref))
+    assert paper.margin_range_text("bioasq", path) == (
+        "accuracy, H-Neurons minus random per model: -12.5 to +0.0 pp; H-Neurons ahead on 0 of 6 "
+        "models (behind on Gemma-3-4B)")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hneurons_utils.stats import (accuracy, auroc, bootstrap_ci, detection_metrics, mean_spread,
-                                  wilson_ci)
+                                  paired_bootstrap_ci, wilson_ci)
 
 
 def test_auroc_matches_sklearn_with_ties():
@@ -44,6 +44,8 @@ def test_detection_metrics_threshold_and_counts():
     d = detection_metrics(y, np.array([2.0, -1.0, -3.0, 0.5]), n_boot=50)
     assert d["accuracy"] == 0.5 and d["auroc"] == 0.75
     assert (d["n"], d["n_pos"], d["n_neg"]) == (4, 2, 2)
+    assert d["flagged"] == 0.5  # 2.0 and 0.5 lie above the threshold
+    assert detection_metrics(y, np.array([-2.0, -1.0, -3.0, -0.5]), n_boot=0)["flagged"] == 0.0
     assert accuracy(y, y) == 1.0
     with pytest.raises(ValueError, match="0/1"):
         detection_metrics(np.array([2, 0]), np.zeros(2))
@@ -115,3 +117,37 @@ def test_column_aurocs_match_auroc_column_by_column():
     assert np.isnan(column_aurocs(X, np.ones(40, int))).all()
     with pytest.raises(ValueError, match="one row per label"):
         column_aurocs(X, y[:-1])
+
+
+def test_bootstrap_ci_keeps_its_resampling_stream():
+    """The shared resampler draws what the original loop drew: same seed, same interval."""
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], [7, 9])
+    s = rng.normal(size=16) + y
+    gen = np.random.default_rng(5)
+    groups = [np.flatnonzero(y == c) for c in (0, 1)]
+    stats = [auroc(y[i], s[i]) for i in (np.concatenate([gen.choice(g, size=g.size, replace=True)
+                                                          for g in groups]) for _ in range(200))]
+    assert bootstrap_ci(auroc, y, s, n_boot=200, seed=5) == pytest.approx(
+        tuple(np.nanquantile(stats, [0.025, 0.975])))
+
+
+def test_paired_bootstrap_ci_of_a_difference():
+    """The difference of two scores on the same examples, resampled together: identical scores
+    give exactly 0; a clearly better score gives an interval above 0; replicates are paired."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 30)
+    good = y + 0.3 * rng.normal(size=60)
+    noise = rng.normal(size=60)
+    same = paired_bootstrap_ci(auroc, y, good, good, n_boot=200)
+    assert same["diff"] == 0.0 and same["diff_ci"] == [0.0, 0.0]  # paired: no noise at all
+    d = paired_bootstrap_ci(auroc, y, good, noise, n_boot=300, seed=1)
+    assert d["a"] == pytest.approx(auroc(y, good)) and d["b"] == pytest.approx(auroc(y, noise))
+    assert d["diff"] == pytest.approx(d["a"] - d["b"]) and d["diff_ci"][0] > 0
+    assert d["n_boot"] == 300 and d["ci_level"] == 0.95
+    # a monotone transform of a score has the same AUROC on every resample: difference 0
+    assert paired_bootstrap_ci(auroc, y, noise, np.exp(noise), n_boot=50)["diff_ci"] == [0.0, 0.0]
+    none = paired_bootstrap_ci(auroc, np.ones(4, dtype=int), np.arange(4.0), np.arange(4.0), n_boot=20)
+    assert np.isnan(none["diff"]) and all(np.isnan(none["diff_ci"]))  # one class: undefined
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_bootstrap_ci(auroc, y, good, good[:10])

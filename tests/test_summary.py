@@ -26,6 +26,11 @@ def metric(auroc, lo, hi, n_pos, n_neg=None, accuracy=0.6):
             "n": n_pos + (n_neg or n_pos), "n_pos": n_pos, "n_neg": n_neg or n_pos}
 
 
+def drop(d, lo, hi):
+    return {"default": 0.8, "control": 0.8 - d, "drop": d, "drop_ci": [lo, hi], "n_pos": 30,
+            "n_neg": 30, "left_out": 0}
+
+
 def slope(bench, group, s, lo, hi, n=20):
     return {"bench": bench, "group": group, "slope_pp": s, "ci_lo": lo, "ci_hi": hi, "n_items": n}
 
@@ -42,7 +47,8 @@ def results(tmp_path):
     root = tmp_path / "results"
     m = root / MODEL
     write(m / "identification" / "results.json", {"n_h_neurons": 9, "per_mille": 0.2, "C": 3.0})
-    base = [{"dataset": d, "kind": k, "accuracy": 0.55, "auroc": 0.6, "n": 40}
+    base = [{"dataset": d, "kind": k, "accuracy": 0.55, "auroc": 0.6, "n": 40,
+             "k": 5 if k == "h_neurons_refit" else 15}
             for d in ("triviaqa", "nq_open") for k in ("random_0", "random_1", "h_neurons_refit")]
     write(m / "generalisation" / "table1.json", {
         "ours": {"triviaqa": metric(0.8, 0.7, 0.9, 30), "nq_open": metric(0.55, 0.4, 0.7, 20)},
@@ -51,7 +57,8 @@ def results(tmp_path):
     write(m / "generalisation" / "all_answers.json",
           {"ours": {"triviaqa": metric(0.78, 0.72, 0.85, 200, 30)}, "baselines": []})
     write(m / "generalisation" / "span_control.json",
-          {"rule": "content", "datasets": {"triviaqa": {"metrics": metric(0.62, 0.45, 0.8, 30)}}})
+          {"rule": "content", "datasets": {"triviaqa": {"metrics": metric(0.62, 0.45, 0.8, 30),
+                                                        "drop": drop(0.18, -0.04, 0.40)}}})
     write(m / "generalisation" / "screen_baseline.json", {
         "overlap": {"h_neurons": 9, "h_in_screen": 2},
         "table": [{"index": "triviaqa", "n per class": 30, "probe CI half-width": 0.1,
@@ -105,15 +112,27 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert nz.reading.startswith("within the paper's range (counting non-zero weights: sparse (under "
                                  "1 per mille), but outside the paper's range)")
     tq = row(card, "Table 1 (§2)", "TriviaQA")
-    assert tq.reading.startswith("not credited to the H-Neurons: it does not survive one span rule for "
-                                 "both classes. Under the default rule: above chance, and above random neurons")
-    assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "all answers (200 hallucinated / 30 faithful): AUROC" in tq.ours
-    assert tq.ours.startswith("accuracy 60.0 vs random 55.0 (the paper's measure); AUROC 80.0")
-    assert "one span rule for both classes: AUROC 62.0 [45.0, 80.0]" in tq.ours
+    # the one-rule refit is at chance, but the paired drop's interval includes 0: inconclusive
+    assert tq.reading.startswith(
+        "not credited to the H-Neurons: span control inconclusive (not shown to survive one span rule "
+        "for both classes: the refit is not distinguishable from chance, but the AUROC drop from the "
+        "default rule to one span rule for both classes (paired bootstrap over the same responses) is "
+        "+18.0 [-4.0, +40.0] points, which includes 0: the control is too uncertain to tell). Under the "
+        "default rule: above chance, and above random neurons")
+    assert "AUROC 80.0 [70.0, 90.0]" in tq.ours and "up to 200 per class (200 hallucinated, 30 faithful): AUROC" in tq.ours
+    # the numbers are the whole probe's, and say so
+    assert tq.ours.startswith("the probe (5 H-Neurons + 10 negative-weight neurons): accuracy 60.0 vs "
+                              "random 55.0 (the paper's measure); AUROC 80.0")
+    assert ("one span rule for both classes: AUROC 62.0 [45.0, 80.0], AUROC drop from the default "
+            "rule (paired) +18.0 [-4.0, +40.0] points") in tq.ours
     assert "; the 9 individually best neurons: AUROC 85.0 (H-Neurons refit 60.0)" in tq.ours
-    assert tq.reading.endswith("one span rule: not distinguishable from chance; "
-                               "against the individually best: screened ahead")
-    assert "; all answers: above chance;" in tq.reading  # no random classifiers on all answers
+    assert "the H-Neurons alone (refit, 5 neurons): AUROC 60.0 (no random neurons of its size scored)" in tq.ours
+    assert tq.reading.endswith("one span rule: not distinguishable from chance; the H-Neurons alone "
+                               "(refit, default span rule): no interval stored for the refit (rerun "
+                               "chapter 3); against the individually best: screened ahead")
+    # the larger sets face the same span check; no control ran on them, so the credit is withheld
+    assert ("; up to 200 per class: not credited to the H-Neurons: span control not run on these "
+            "answers") in tq.reading and "; under the default rule: above chance;" in tq.reading
     everyone = results / MODEL / "generalisation" / "all_answers.json"
     write(everyone, {"ours": {"triviaqa": metric(0.78, 0.72, 0.85, 200, 30)},  # random: 0.75 there
                      "baselines": [{"dataset": "triviaqa", "kind": f"random_{i}", "accuracy": 0.7,
@@ -130,7 +149,8 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
                                            "nq_open": {"metrics": metric(0.55, 0.4, 0.7, 20)}}})
     nq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NQ-Open")
     assert nq.reading == ("above chance, but not distinguishable from random neurons; one span rule: "
-                          "not distinguishable from chance")
+                          "not distinguishable from chance; the H-Neurons alone (refit, default span "
+                          "rule): no interval stored for the refit (rerun chapter 3)")
     # nor does one where both classes already share a span rule (no gold alias: NonExist)
     t1["ours"]["nq_open"] = metric(0.8, 0.7, 0.9, 20)  # above chance and random neurons
     t1["spans"] = {"nq_open": {"hallucinated: alias spans": 0.0, "faithful: alias spans": 0.0}}
@@ -138,10 +158,10 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     nq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NQ-Open")
     assert nq.reading.startswith("above chance, and above random neurons; one span rule: not")
     tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
-    assert ("; all answers: above chance, but not distinguishable from random neurons;" in tq2.reading
+    assert ("; up to 200 per class: above chance, but not distinguishable from random neurons;" in tq2.reading
             and "Under the default rule: above chance, and above random neurons" in tq2.reading)  # balanced: 0.6
     assert "individually best" not in row(card, "Table 1 (§2)", "NQ-Open").ours  # not in the file
-    assert row(card, "Table 1 (§2)", "NQ-Open").reading == "not distinguishable from chance"
+    assert row(card, "Table 1 (§2)", "NQ-Open").reading.startswith("not distinguishable from chance; the H-Neurons alone")
     assert row(card, "Table 1 (§2)", "BioASQ").reading == "cannot be scored on this model"
     assert row(card, "Table 1 (§2)", "NonExist").reading == "not run"
     assert "(as the paper)" in row(card, "Figure 3 (§3)", "FalseQA").reading
@@ -305,3 +325,52 @@ def test_the_sycophancy_row_reads_the_reply_only_sweep(results):
     assert r.reading.endswith("Only the reply steered: H-Neurons raise compliance less than random "
                               "neurons do (against the paper)")
     assert "reply" not in row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FaithEval").ours
+
+
+def test_table1_rows_withhold_credit_by_the_span_controls_outcome(results):
+    """A fall (the paired drop above 0) reads "span control fails"; a control on the larger sets
+    that survives keeps their credit; the H-Neurons alone are judged against random neurons of
+    their size when chapter 3 stored the refit's interval; the paper's column pairs each model."""
+    gen = results / MODEL / "generalisation"
+    write(gen / "span_control.json", {"rule": "content", "datasets": {
+        "triviaqa": {"metrics": metric(0.5, 0.3, 0.7, 30), "drop": drop(0.3, 0.1, 0.5)}},
+        "all_answers": {"triviaqa": {"metrics": metric(0.7, 0.6, 0.8, 200, 30)}}})
+    t1 = json.loads((gen / "table1.json").read_text())
+    for r in t1["baselines"]:
+        if r["kind"] == "h_neurons_refit":
+            r["auroc_ci"] = [0.52, 0.7]
+    t1["baselines"] += [{"dataset": "triviaqa", "kind": f"hsize_random_{i}", "accuracy": 0.5,
+                         "auroc": a, "n": 60, "k": 5} for i, a in enumerate((0.4, 0.44))]
+    write(gen / "table1.json", t1)
+    write(gen / "all_answers.json", {"ours": {"triviaqa": metric(0.78, 0.72, 0.85, 200, 30)}, "baselines": [],
+                                     "counts": {"triviaqa": {"hallucinated": 553, "faithful": 30,
+                                                             "max_per_class": 200}}})
+    tq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
+    assert tq.reading.startswith("not credited to the H-Neurons: span control fails (the detection does "
+                                 "not survive one span rule for both classes: the refit is not "
+                                 "distinguishable from chance, and the AUROC drop")
+    assert "+30.0 [+10.0, +50.0] points, above 0). Under the default rule: above chance" in tq.reading
+    assert "; up to 200 per class: above chance; one span rule:" in tq.reading  # its own control survives
+    assert "up to 200 per class (200 of 553 hallucinated, all 30 faithful): AUROC 78.0 [72.0, 85.0] " \
+           "(one span rule: AUROC 70.0 [60.0, 80.0])" in tq.ours
+    assert ("the H-Neurons alone (refit, 5 neurons): AUROC 60.0 [52.0, 70.0] vs 5 random neurons 42.0 ± 2.8"
+            in tq.ours)
+    assert ("the H-Neurons alone (refit, default span rule): above chance, and above random neurons "
+            "(which sit below chance: that adds nothing to above chance)") in tq.reading
+    nx = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NonExist")
+    assert nx["paper (Gao et al. 2025)"] == ("accuracy, H-Neurons minus random per model: -7.5 to +37.7 "
+                                             "pp; H-Neurons ahead on 5 of 6 models (behind on Llama-3.1-8B)")
+
+
+def test_scale_note_reads_the_builds_own_models_and_counts(results):
+    """The "scale first" note names the models this build ran and its answers per class, so it
+    stays true on another profile; missing chapters are said to be missing."""
+    write(results / MODEL / "identification" / "results.json", {"n_h_neurons": 5, "per_mille": 0.125, "C": 1.0})
+    note = summary.scale_note(results, MODEL)
+    assert note.startswith(f"**Scale first.** Chapters 2-4 of this build ran `{MODEL}` (40,000 MLP neurons), "
+                           "against the paper's 6 models (Mistral-7B-v0.3")
+    assert "chapter 5 ran the base/instruct pair whose instruct side is `twin-sft`." in note
+    assert "This build's balanced Table 1 sets hold 20 to 30 answers per class; on every dataset the " \
+           "faithful class is the smaller one" in note
+    empty = summary.scale_note(results / "nothing", "m")
+    assert "chapter 5 has not run." in empty and "Table 1" not in empty
