@@ -26,6 +26,26 @@ from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread, paired_
 log = logging.getLogger(__name__)
 
 
+def class_responses(out_dir: str | Path, es: EvalSet, label: int, width: int = 110) -> pd.DataFrame:
+    """The responses of one class of a balanced set (``label`` 1: hallucinated, 0: faithful) with
+    their questions and the judge's label, shortened to ``width`` characters, in set order: what
+    the judge put into that class, for a reader to check (chapter 3 shows NonExist's faithful
+    class, the refusals, since a rule judge decides it alone)."""
+    recs = {r["qid"]: r for r in read_jsonl(Path(out_dir) / f"responses_{es.name}.jsonl")}
+    cut = lambda t: t if len(t) <= width else t[:width - 3] + "..."  # noqa: E731
+    rows = []
+    for key, y in zip(es.keys, es.y):
+        if int(y) != label:
+            continue
+        qid = key.rsplit("#", 1)[0]
+        if qid not in recs:
+            raise KeyError(f"responses_{es.name}.jsonl has no question {qid!r} (needed by {key!r})")
+        r = recs[qid]
+        rows.append({"question": cut(r["question"]), "response": cut(" ".join(r["responses"][0].split())),
+                     "judge": r["labels"][0]})
+    return pd.DataFrame(rows, columns=["question", "response", "judge"])
+
+
 def split_by_label(records: Sequence[dict]) -> tuple[list[dict], list[dict], dict]:
     """Hallucinated and faithful single-answer records (:func:`eval_label`), and the counts."""
     labelled = [(r, eval_label(r["dataset"], r["labels"][0]) if r["responses"][0].strip() else None)

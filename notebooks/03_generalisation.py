@@ -137,6 +137,21 @@ spans = {k: detection.span_diagnostic(es.y, es.answer_tokens, es.span_methods) f
 pd.DataFrame(spans).T.round(2)
 
 # %% [markdown]
+# **What counts as faithful on NonExist.** There the faithful class is whatever the rule
+# judge calls a refusal (`judges.is_refusal`): declining, hedging, or saying the entity does
+# not exist. A small model apologises often and invents freely, so the rule decides a great
+# deal; here is every response of that class in the balanced set, for you to check (an
+# apology *for* something followed by an answer, and "a fictional town in ..." with an
+# invented source, are not refusals to the rule; a bare "I'm sorry" and "as an AI" are).
+
+# %%
+if "nonexist" in sets and (sets["nonexist"].y == 0).any():
+    with pd.option_context("display.max_colwidth", None):
+        display(detection.class_responses(OUT, sets["nonexist"], 0))
+else:
+    print("NonExist has no faithful response in this run (or was not evaluated)")
+
+# %% [markdown]
 # ## The H-Neuron probe on each dataset
 #
 # Accuracy uses the probe's own decision ($w^\top x + b > 0$ means "hallucinated"), as the

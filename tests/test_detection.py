@@ -569,3 +569,25 @@ def test_no_verdict_from_a_nan_interval_or_a_missing_baseline():
     row = {"n per class": 20, "H-Neurons refit": float("nan"), "screen (H count)": 0.7,
            "probe CI half-width": 0.1}
     assert screen_verdict(row).startswith("undetermined")
+
+
+def test_class_responses_lists_one_class_of_a_balanced_set(tmp_path):
+    """The responses behind one class, in set order, with question and judge label; a key whose
+    question is not in the responses file is an error naming it."""
+    from hneurons_utils.detection import class_responses
+    from hneurons_utils.pipeline import EvalSet
+
+    recs = [{"qid": f"nonexist:{i}", "question": f"Who makes drug {i}?", "responses": [text],
+             "labels": [lab]} for i, (text, lab) in enumerate(
+                [("It does not exist.", "refusal"), ("Pfizer   makes it.", "incorrect"),
+                 ("I'm sorry, " + "x" * 200, "refusal")])]
+    (tmp_path / "responses_nonexist.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    es = EvalSet("nonexist", ["nonexist:2#0", "nonexist:1#0", "nonexist:0#0"], np.zeros((3, 2)),
+                 np.array([0, 1, 0]), {})
+    faithful = class_responses(tmp_path, es, 0, width=40)
+    assert faithful.question.tolist() == ["Who makes drug 2?", "Who makes drug 0?"]
+    assert faithful.response.iloc[0] == "I'm sorry, " + "x" * 26 + "..." and len(faithful.response.iloc[0]) == 40
+    assert faithful.judge.tolist() == ["refusal", "refusal"]
+    assert class_responses(tmp_path, es, 1).response.tolist() == ["Pfizer makes it."]
+    with pytest.raises(KeyError, match="nonexist:9"):
+        class_responses(tmp_path, replace(es, keys=["nonexist:9#0"], y=np.array([0])), 0)
