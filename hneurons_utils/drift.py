@@ -332,6 +332,8 @@ def drift_direction(t: dict, alpha: float = 0.05) -> str:
 def mean_rank_text(t: dict, fmt: str = ".2f") -> str:
     """The mean rank with its interval, or with the ranks themselves where there is no interval."""
     if t.get("mean_rank_ci") is None:
+        if t["n_h_neurons"] == 1:
+            return f"{t['mean_rank']:{fmt}} (one neuron's rank: no interval)"
         ranks = ", ".join(format(r, fmt) for r in t.get("ranks", []))
         return f"{t['mean_rank']:{fmt}} (the {t['n_h_neurons']} ranks: {ranks}; too few for an interval)"
     lo, hi = t["mean_rank_ci"]

@@ -370,7 +370,9 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
     if t is None:
         return (f"**Parameter drift (Figure 4b), as measured.** Not tested: {n_h_neurons} "
                 "H-Neuron(s).")
-    head = (f"**Parameter drift (Figure 4b), as measured.** The {t['n_h_neurons']} H-Neurons' mean "
+    n_h = t["n_h_neurons"]
+    head = ("**Parameter drift (Figure 4b), as measured.** "
+            + ("The one H-Neuron's" if n_h == 1 else f"The {n_h} H-Neurons' mean") + " "
             f"normalised rank is {mean_rank_text(t)} (random sets: 0.5; the "
             f"paper: above 0.58 for Gemma and Llama, about 0.97 for Mistral-Small). Verdict: "
             f"{drift_verdict(t)}.")
@@ -399,14 +401,18 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
     else:
         body = (" The interval includes 0.5 or the test is not significant: no evidence either "
                 "way, in this pair.")
-    if t["n_h_neurons"] < 20:
-        body += f" With {t['n_h_neurons']} H-Neurons the rank is an average of few neurons."
+    if 1 < n_h < 20:
+        body += f" With {n_h} H-Neurons the rank is an average of few neurons."
     if per_mille is not None and per_mille > 1:
         body += (f" The set is not sparse ({per_mille:.1f} per mille, above the paper's 1 per "
                  "mille): the ranks describe a broad selection of neurons that carry answers, not "
                  "the paper's few.")
     kind = stability_kind(stability)
-    if kind != "too few":
+    if kind != "too few" and len(stability["frequency"]) == 1:
+        body += (f" Refitted on {stability['n_resamples']} resamples of its training questions, the "
+                 f"probe selects this neuron again in {stability['frequency'][0]:.0%} of them: the "
+                 "rank describes one draw among neurons that carry similar information.")
+    elif kind != "too few":
         freq = np.asarray(stability["frequency"])
         body += (f" Refitted on {stability['n_resamples']} resamples of its training questions, the "
                  f"probe selects {int((freq >= 0.5).sum())} of these {freq.size} neurons again in at "

@@ -187,6 +187,12 @@ def test_discussion_follows_the_results():
     assert "uncertain" not in para
     steady = dict(unstable, jaccard=[0.7] * 20)
     assert "largely reproduces" in transfer.discussion(chance, {}, drift_res, True, 14, stability=steady)[1]
+    single = dict(_drift_result(0.22, None, None, np.nan, k=1), mean_rank_ci=None, ranks=[0.22])
+    one = transfer.discussion(chance, {}, {"up + down (paper)": single}, True, 1,
+                              stability=dict(unstable, frequency=[0.65]))[1]
+    assert "The one H-Neuron's normalised rank is 0.22 (one neuron's rank: no interval)" in one
+    assert "again in 65% of them" in one
+    assert "average of few neurons" not in one and "1 H-Neurons" not in one
     broad = transfer.discussion(chance, {}, drift_res, True, 14, per_mille=3.9)[1]
     assert "not sparse (3.9 per mille" in broad
     assert "not sparse" not in transfer.discussion(chance, {}, drift_res, True, 14, per_mille=0.4)[1]
