@@ -871,7 +871,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     alone = [f"{k} {spans[k]['AUROC of span length alone']:.2f}" for k in confounded if k in spans]
     text += (f" Of the datasets where it clears chance and the random neurons, {len(confounded)} "
              f"gave the two classes different span rules ({names(confounded)}); {len(kept)} of them "
-             f"stay above chance when the probe is refit with one span rule for both classes "
+             f"{'stays' if len(kept) == 1 else 'stay'} above chance when the probe is refit with one span rule for both classes "
              f"({names(kept)})"
              + (f"; span length alone reaches {', '.join(alone)} under the default rule" if alone else "")
              + ".")
