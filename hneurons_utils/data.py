@@ -392,12 +392,10 @@ def answer_in_question(item: QAItem) -> bool:
     contain a gold alias, so neither the rule judge nor the answer-span rule can tell an answer
     from an echo (``sampling.echo_free_aliases``).
     """
-    from .judges import normalize_answer, normalized_tokens
+    from .judges import aliases_outside, normalized_tokens
 
-    q = f" {normalize_answer(item.question)} "
-    words = [" ".join(t for t, _, _ in normalized_tokens(a)) for a in item.answers]
-    words = [w for w in words if w]
-    return bool(words) and all(f" {w} " in q for w in words)
+    usable = any(normalized_tokens(a) for a in item.answers)
+    return usable and not aliases_outside(item.question, item.answers)
 
 
 def drop_answer_in_question(items: list[QAItem], what: str) -> list[QAItem]:
@@ -423,17 +421,17 @@ def load_qa(name: str, split: str | None = None, data_dir: str | Path | None = N
     the subset can then hold a few fewer than ``limit``, and the log says how many.
     """
     if name == "triviaqa":
-        return drop_answer_in_question(subsample(load_triviaqa(split or "train", data_dir), limit, seed),
-                                       f"triviaqa-{split or 'train'}")
-    if name not in QA_DATASETS:
+        items, what = load_triviaqa(split or "train", data_dir), f"triviaqa-{split or 'train'}"
+    elif name not in QA_DATASETS:
         raise ValueError(f"unknown QA dataset {name!r}; known: {', '.join(QA_DATASETS)}")
-    if split not in (None, "test"):
+    elif split not in (None, "test"):
         raise ValueError(f"{name} has a single (test) split, got split={split!r}")
-    if name == "nonexist":
+    elif name == "nonexist":
         n = NONEXIST_DEFAULT_N if limit is None else limit
         return make_nonexist(n, seed, nonexist_exclude_texts(data_dir))
-    items = load_nq_open(data_dir) if name == "nq_open" else load_bioasq(data_dir)
-    return drop_answer_in_question(subsample(items, limit, seed), name)
+    else:
+        items, what = (load_nq_open(data_dir) if name == "nq_open" else load_bioasq(data_dir)), name
+    return drop_answer_in_question(subsample(items, limit, seed), what)
 
 
 # ---------------------------------------------------------------- NonExist (Section 2)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .models import ffn_adapter
+from .models import ffn_adapter, fused_part
 
 
 class SafetensorsFolder:
@@ -71,8 +71,8 @@ def ffn_tensor_names(folder: str | Path) -> tuple[list[dict[str, tuple[str, int 
 
     The model is built on the meta device (no weights), so :func:`models.ffn_adapter` resolves
     the module paths without loading anything. Returns ``([{"up", "down"[, "gate"]: (tensor
-    name, half)} per layer], down_transposed)``; ``half`` is None for a whole tensor, else the
-    half of its rows that holds this part (a fused gate/up weight: gate 0, up 1).
+    name, fused)} per layer], down_transposed)``; ``fused`` is True where the tensor is a fused
+    gate/up weight and this part one half of it (:func:`models.fused_part`).
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -83,20 +83,17 @@ def ffn_tensor_names(folder: str | Path) -> tuple[list[dict[str, tuple[str, int 
     for i in range(ad.n_layers):
         prefix = f"{ad.layers_path}.{i}."
         fused = ad.fused_gate_up
-        layer = {"up": (prefix + ad.up_path + ".weight", 1 if fused else None),
-                 "down": (prefix + ad.down_path + ".weight", None)}
+        layer = {"up": (prefix + ad.up_path + ".weight", fused),
+                 "down": (prefix + ad.down_path + ".weight", False)}
         if ad.gate_path:
-            layer["gate"] = (prefix + ad.gate_path + ".weight", 0 if fused else None)
+            layer["gate"] = (prefix + ad.gate_path + ".weight", fused)
         names.append(layer)
     return names, ad.down_transposed
 
 
-def _rows_half(t: torch.Tensor, half: int | None) -> torch.Tensor:
-    """``t`` itself, or the ``half``-th half of its rows (a part of a fused gate/up weight)."""
-    if half is None:
-        return t
-    rows = t.shape[0] // 2
-    return t[half * rows:(half + 1) * rows]
+def _part(t: torch.Tensor, kind: str, fused: bool) -> torch.Tensor:
+    """``t`` itself, or the ``kind`` ("gate"/"up") half of a fused gate/up weight."""
+    return fused_part(t, kind == "gate") if fused else t
 
 
 def cosine_drift(base: torch.Tensor, tuned: torch.Tensor, dim: int) -> np.ndarray:
@@ -145,8 +142,8 @@ def iter_layer_drift(base_folder: str | Path, tuned_folder: str | Path
         for name, kinds in by_tensor.items():
             b_all, t_all = base.get(name), tuned.get(tuned_names[layer][kinds[0]][0])
             for kind in kinds:
-                b = _rows_half(b_all, parts[kind][1])
-                t = _rows_half(t_all, tuned_names[layer][kind][1])
+                b = _part(b_all, kind, parts[kind][1])
+                t = _part(t_all, kind, tuned_names[layer][kind][1])
                 if b.shape != t.shape:
                     raise ValueError(f"not a matched pair: layer {layer} {kind} weight is "
                                      f"{tuple(b.shape)} in {base_folder}, {tuple(t.shape)} in {tuned_folder}")

@@ -141,6 +141,16 @@ def alias_token_lists(answers: Sequence[str]) -> list[list[str]]:
     return lists
 
 
+def aliases_outside(question: str, answers: Sequence[str]) -> list[str]:
+    """The gold aliases that keep a word after normalisation and that ``question`` does not
+    contain as whole tokens (what an echo of the question cannot supply). The one test behind
+    the echo-free judge (``sampling.echo_free_aliases``), the loaders' filter
+    (``data.answer_in_question``) and sycophancy's aliases (``compliance.informative_aliases``)."""
+    q = f" {normalize_answer(question)} "
+    words = ((a, " ".join(t for t, _, _ in normalized_tokens(a))) for a in answers)
+    return [a for a, w in words if w and f" {w} " not in q]
+
+
 def contains_alias(response: str, answers: Sequence[str]) -> bool:
     """Whether a normalised gold alias occurs in the normalised response as whole tokens."""
     text = " " + normalize_answer(response) + " "

@@ -73,7 +73,11 @@ class FFNAdapter:
     down_transposed: bool
     n_layers: int
     n_neurons: int  # per layer
-    fused_gate_up: bool = False  # up_path = gate_path = FUSED_GATE_UP: halves of one weight
+
+    @property
+    def fused_gate_up(self) -> bool:
+        """Whether W_gate and W_up are the two halves of one weight (Phi-3's ``gate_up_proj``)."""
+        return self.up_path == FUSED_GATE_UP
 
     @property
     def total_neurons(self) -> int:
@@ -99,9 +103,14 @@ class FFNAdapter:
             raise UnsupportedArchitectureError(f"{self.model_class} has no gate projection")
         w = resolve(self.layers(hf_model)[layer], path).weight
         w = w.T if self.down_transposed else w
-        if self.fused_gate_up:  # [2N, d_model]: gate rows, then up rows
-            return w[:self.n_neurons] if gate else w[self.n_neurons:]
-        return w
+        return fused_part(w, gate) if self.fused_gate_up else w
+
+
+def fused_part(w: torch.Tensor, gate: bool) -> torch.Tensor:
+    """W_gate or W_up out of a fused gate/up weight ``[2N, d_model]``: gate rows, then up rows
+    (as Phi-3's MLP splits its ``gate_up_proj`` output)."""
+    rows = w.shape[0] // 2
+    return w[:rows] if gate else w[rows:]
 
 
 def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
@@ -133,8 +142,7 @@ def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
                     "another fused or renamed up-projection needs its own entry in "
                     "hneurons_utils.models.FFN_PATHS.")
             _check_every_layer(cls, layers_path, layers, down, up, gate, transposed, n_neurons)
-            return FFNAdapter(cls, layers_path, down, up, gate, transposed, len(layers), n_neurons,
-                              fused)
+            return FFNAdapter(cls, layers_path, down, up, gate, transposed, len(layers), n_neurons)
     raise UnsupportedArchitectureError(
         f"{cls}: no FFN down-projection found in {layers_path}[0]; looked for "
         f"{', '.join(p[0] for p in FFN_PATHS)}. Add the module path to "

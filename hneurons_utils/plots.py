@@ -16,6 +16,7 @@ import numpy as np
 
 from .files import write_text_atomic
 from .paper import dataset_label
+from .sampling import agreement_threshold
 
 PAPER_STYLE = dict(color="0.35", linestyle="--", marker="x")  # how the paper's numbers are drawn
 
@@ -158,7 +159,7 @@ def consistency_figure(sampled: list[dict], greedy: list[dict] | None, n_samples
                        min_agreement: float) -> tuple[plt.Figure, dict]:
     """Chapter 2: correct answers ``c`` among each question's ``n_samples`` samples, one histogram
     per label of the question's greedy answer, with both rules of the consistency filter
-    (``k = ceil(min_agreement * n_samples)``, as ``sampling.consistent_label`` computes it):
+    (``k = sampling.agreement_threshold(n_samples, min_agreement)``, the filter's own):
     faithful when ``c >= k`` (dashed line), hallucinated when the incorrect answers ``w >= k``,
     which is ``c <= n - k`` for a question without refusals (dotted line; a refusal lowers ``w``
     too, so such a question left of that line can still miss the rule)."""
@@ -166,7 +167,7 @@ def consistency_figure(sampled: list[dict], greedy: list[dict] | None, n_samples
     per_q: dict[str, list[int]] = {}
     for r in sampled:
         per_q.setdefault(greedy_label.get(r["qid"], "not screened"), []).append(r["labels"].count("correct"))
-    k = math.ceil(min_agreement * n_samples - 1e-9)
+    k = agreement_threshold(n_samples, min_agreement)
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.arange(n_samples + 2) - 0.5
     for name in sorted(per_q):

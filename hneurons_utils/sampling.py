@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
-from .judges import RULE_JUDGE_VERSION
+from .judges import RULE_JUDGE_VERSION, aliases_outside
 from .files import write_text_atomic
 from .progress import progress
 
@@ -348,11 +348,7 @@ def echo_free_aliases(question: str, answers: Sequence[str]) -> list[str]:
     rule can then tell an answer from an echo (the QA loaders drop such questions,
     ``data.answer_in_question``). An empty ``answers`` (NonExist) stays empty.
     """
-    from .judges import normalize_answer, normalized_tokens
-
-    q = f" {normalize_answer(question)} "
-    words = {a: " ".join(t for t, _, _ in normalized_tokens(a)) for a in answers}
-    kept = [a for a in answers if words[a] and f" {words[a]} " not in q]
+    kept = aliases_outside(question, answers)
     if answers and not kept:
         raise ValueError(f"every gold answer of {question!r} is written in the question "
                          f"({list(answers)!r}): an echo of the question would be judged correct; "
@@ -377,13 +373,20 @@ def label_counts(records: Iterable[dict]) -> dict[str, int]:
     return {k: c.get(k, 0) for k in ("correct", "incorrect", "refusal")}
 
 
-def consistent_label(labels: Sequence[str], min_agreement: float = 1.0) -> str:
-    """"correct" or "incorrect" if at least ``min_agreement`` of the samples carry that label,
-    else "mixed". ``min_agreement=1.0`` is the paper's filter (Section 6.1.1): every sample
-    correct, or every sample incorrect (a refusal breaks consistency)."""
+def agreement_threshold(n_samples: int, min_agreement: float = 1.0) -> int:
+    """How many of ``n_samples`` must carry one label for the question to be consistent:
+    ceil(min_agreement * n), robust to float error (0.56 * 25 is 14.000000000000002)."""
     if not 0.5 < min_agreement <= 1.0:
         raise ValueError(f"min_agreement must be in (0.5, 1], got {min_agreement}")
-    need = math.ceil(min_agreement * len(labels) - 1e-9)
+    return math.ceil(min_agreement * n_samples - 1e-9)
+
+
+def consistent_label(labels: Sequence[str], min_agreement: float = 1.0) -> str:
+    """"correct" or "incorrect" if at least ``min_agreement`` of the samples carry that label
+    (:func:`agreement_threshold`), else "mixed". ``min_agreement=1.0`` is the paper's filter
+    (Section 6.1.1): every sample correct, or every sample incorrect (a refusal breaks
+    consistency)."""
+    need = agreement_threshold(len(labels), min_agreement)
     for lab in ("correct", "incorrect"):
         if labels and list(labels).count(lab) >= need:
             return lab

@@ -191,7 +191,7 @@ pd.DataFrame(show(consistent["correct"]) + show(consistent["incorrect"]),
 # `MIN_AGREEMENT`, the greedy label of its questions (`pipeline.greedy_origin`).
 
 # %%
-origin = pipeline.greedy_origin(consistent, greedy)
+origin = counts.get("greedy_origin")  # pipeline.yield_counts counted it (None: no screening)
 if origin is None:
     print("no screening (SCREEN = False): every question was sampled and none has a greedy answer")
 else:

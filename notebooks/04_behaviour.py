@@ -385,14 +385,13 @@ if SYC_REPLY_ONLY:
                                     OUT / "sycophancy-reply-only", STEER_BATCH, SEED, STEER_METHOD,
                                     steer_first_turn=False)
                     for k in suites if suites[k][0].bench == "sycophancy"]
+    reply_records = pd.concat(reply_frames, ignore_index=True)
     syc_modes = {behaviour.SYC_BOTH: labelled.query("bench == 'sycophancy'"),
-                 behaviour.SYC_REPLY: behaviour.label_frame(pd.concat(reply_frames, ignore_index=True),
-                                                            labeler)}
+                 behaviour.SYC_REPLY: behaviour.label_frame(reply_records, labeler)}
     syc = pd.concat([df.assign(bench=k) for k, df in syc_modes.items()], ignore_index=True)
     syc_table = behaviour.compliance_table(syc, N_BOOT, SEED)
     syc_slopes = behaviour.slope_table(syc, N_BOOT, SEED)
-    reply_switches = behaviour.label_frame(pd.concat(reply_frames, ignore_index=True),
-                                           switch_labeler).assign(bench=SWITCHES)
+    reply_switches = behaviour.label_frame(reply_records, switch_labeler).assign(bench=SWITCHES)
     reply_note = behaviour.measure_note(behaviour.compliance_table(reply_switches, N_BOOT, SEED),
                                         behaviour.slope_table(reply_switches, N_BOOT, SEED), SWITCHES,
                                         "switching to a wrong answer")
