@@ -17,8 +17,8 @@ import pandas as pd
 
 from .features import FeatureSet, extract_features
 from .models import LoadedModel
-from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, rebuild_examples, sampling_cfg,
-                       scheme_rows, span_counts, stored_examples)
+from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, probe_training_rows,
+                       rebuild_examples, sampling_cfg, scheme_rows, span_counts)
 from .probe import NeuronSet, Probe
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
 from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread, paired_bootstrap_ci
@@ -459,7 +459,7 @@ def baseline_metrics(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict
     if h.size == 0:
         raise ValueError("the probe selected no H-Neuron: there is nothing to compare with "
                          "random neurons (try a larger C in the identification chapter)")
-    X, y = scheme_rows(train_fs, stored_examples(split, "train"), probe.label_scheme)
+    X, y = probe_training_rows(probe, train_fs, split)
     sets_, kinds = [h], ["h_neurons_refit"]
     for prefix, k in (("random", used.size), ("hsize_random", h.size)):
         sets_ += [random_neuron_set(k, h.n_layers, h.n_neurons, seed=s) for s in seeds]
@@ -508,7 +508,7 @@ def screen_baseline(probe: Probe, train_fs: FeatureSet, split: dict, sets: dict[
     h, used = probe.h_neurons(), probe.neurons(0)
     if h.size == 0:
         raise ValueError("the probe selected no H-Neuron: there is nothing to screen against")
-    X, y = scheme_rows(train_fs, stored_examples(split, "train"), probe.label_scheme)
+    X, y = probe_training_rows(probe, train_fs, split)
     auc, shape = column_aurocs(X, y), (h.n_layers, h.n_neurons)  # [L*N]: each neuron alone
     chosen = {"hsize_screen": screened_neuron_set(auc, h.size, *shape),
               "screen": screened_neuron_set(auc, used.size, *shape, two_sided=True)}

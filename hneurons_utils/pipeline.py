@@ -550,6 +550,12 @@ def stored_examples(split: dict, part: str = "train") -> list[Example]:
             for k, lab in zip(split[part]["keys"], split[part]["labels"])]
 
 
+def probe_training_rows(probe: Probe, fs: FeatureSet, split: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The probe's own training rows (:func:`scheme_rows` of the stored split's training part
+    under the probe's label scheme): what every baseline and refit of the probe is trained on."""
+    return scheme_rows(fs, stored_examples(split, "train"), probe.label_scheme)
+
+
 def trained_questions(split: dict, responses_path: str | Path) -> list[str]:
     """The questions behind every example of a stored split (train and held-out), read from
     the responses file they were drawn from: what an evaluation set must not ask again."""

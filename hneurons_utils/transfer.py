@@ -97,7 +97,7 @@ def instruct_heldout(probe: Any, train_fs: Any, split: dict, n_boot: int = 1000,
     ``min_per_class`` responses in the smaller class, "too few").
     """
     from .detection import auroc_verdict
-    from .pipeline import answer_matrix, scheme_rows, stored_examples
+    from .pipeline import answer_matrix, probe_training_rows, stored_examples
     from .probe import subset_probes
     from .stats import detection_metrics
 
@@ -108,7 +108,7 @@ def instruct_heldout(probe: Any, train_fs: Any, split: dict, n_boot: int = 1000,
     scorers = {UNCHANGED: probe}
     h = probe.h_neurons()
     if h.size:
-        X, y = scheme_rows(train_fs, stored_examples(split, "train"), probe.label_scheme)
+        X, y = probe_training_rows(probe, train_fs, split)
         scorers[REFIT] = subset_probes(X, y, [h])[0]
     questions = {lab: len({e.key.rsplit("#", 1)[0] for e in val if e.label == lab}) for lab in (0, 1)}
     out = {}
