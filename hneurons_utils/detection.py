@@ -26,23 +26,27 @@ from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread, paired_
 log = logging.getLogger(__name__)
 
 
+def class_records(out_dir: str | Path, es: EvalSet) -> dict[int, list[dict]]:
+    """The stored records (``responses_<name>.jsonl``, read once) behind each class of ``es``
+    (1: hallucinated, 0: faithful), in set order; a key whose question is missing is an error."""
+    recs = {r["qid"]: r for r in read_jsonl(Path(out_dir) / f"responses_{es.name}.jsonl")}
+    out: dict[int, list[dict]] = {1: [], 0: []}
+    for key, y in zip(es.keys, es.y):
+        qid = key.rsplit("#", 1)[0]
+        if qid not in recs:
+            raise KeyError(f"responses_{es.name}.jsonl has no question {qid!r} (needed by {key!r})")
+        out[int(y)].append(recs[qid])
+    return out
+
+
 def class_responses(out_dir: str | Path, es: EvalSet, label: int, width: int = 110) -> pd.DataFrame:
     """The responses of one class of a balanced set (``label`` 1: hallucinated, 0: faithful) with
     their questions and the judge's label, shortened to ``width`` characters, in set order: what
     the judge put into that class, for a reader to check (chapter 3 shows NonExist's faithful
     class, the refusals, since a rule judge decides it alone)."""
-    recs = {r["qid"]: r for r in read_jsonl(Path(out_dir) / f"responses_{es.name}.jsonl")}
     cut = lambda t: t if len(t) <= width else t[:width - 3] + "..."  # noqa: E731
-    rows = []
-    for key, y in zip(es.keys, es.y):
-        if int(y) != label:
-            continue
-        qid = key.rsplit("#", 1)[0]
-        if qid not in recs:
-            raise KeyError(f"responses_{es.name}.jsonl has no question {qid!r} (needed by {key!r})")
-        r = recs[qid]
-        rows.append({"question": cut(r["question"]), "response": cut(" ".join(r["responses"][0].split())),
-                     "judge": r["labels"][0]})
+    rows = [{"question": cut(r["question"]), "response": cut(" ".join(r["responses"][0].split())),
+             "judge": r["labels"][0]} for r in class_records(out_dir, es)[label]]
     return pd.DataFrame(rows, columns=["question", "response", "judge"])
 
 
@@ -164,9 +168,7 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     def score(group: dict[str, EvalSet]) -> dict[str, dict]:
         out = {}
         for name, es in group.items():
-            recs = {r["qid"]: r for r in read_jsonl(out_dir / f"responses_{name}.jsonl")}
-            by_label = {lab: [recs[k.rsplit("#", 1)[0]] for k, y_ in zip(es.keys, es.y) if y_ == lab]
-                        for lab in (1, 0)}
+            by_label = class_records(out_dir, es)
             ctl = featurised_set(m, f"{name}_span-{rule}", by_label[1], by_label[0], {}, es.questions,
                                  replace(cfg, features=fcfg), out_dir, f"features {name} ({rule} spans)")
             scores = refit.decision_function(ctl.X)
