@@ -673,6 +673,14 @@ def _flagged_share(row: dict) -> float:
     return float(np.mean(np.asarray(sc, dtype=np.float64) > 0)) if sc is not None and len(sc) else float("nan")
 
 
+def _flagged_shares(rows: Sequence[dict], datasets: Sequence[str], prefix: str) -> np.ndarray:
+    """The finite flagged shares (:func:`_flagged_share`) of the ``rows`` on ``datasets``
+    whose kind starts with ``prefix``."""
+    v = np.array([_flagged_share(r) for r in rows if r["dataset"] in datasets and r["kind"].startswith(prefix)],
+                 dtype=np.float64)
+    return v[np.isfinite(v)]
+
+
 FLAGGED_CLASSIFIERS = {"random_": "random (probe count)", "h_neurons_refit": "H-Neurons refit",
                        "hsize_random_": "random (H count)"}
 
@@ -689,8 +697,7 @@ def flagged_frame(ours: dict[str, dict], rows: Sequence[dict]) -> pd.DataFrame:
     for k, d in ours.items():
         row = {"n per class": d["n_pos"], "probe": float(d.get("flagged", np.nan))}
         for prefix, name in FLAGGED_CLASSIFIERS.items():
-            v = np.array([_flagged_share(r) for r in rows if r["dataset"] == k and r["kind"].startswith(prefix)])
-            v = v[np.isfinite(v)]
+            v = _flagged_shares(rows, [k], prefix)
             row.update({f"{name} min": v.min() if v.size else np.nan,
                         f"{name} mean": v.mean() if v.size else np.nan,
                         f"{name} max": v.max() if v.size else np.nan, f"{name} n": v.size})
@@ -716,8 +723,7 @@ def threshold_reading(flagged: pd.DataFrame, ours: dict[str, dict], rows: Sequen
         parts.append(f"the probe {span(p)}")
         below, above, total = int((p < 0.5).sum()), int((p > 0.5).sum()), p.size
     for prefix, name in FLAGGED_CLASSIFIERS.items():
-        v = np.array([_flagged_share(r) for r in rows if r["dataset"] in keep and r["kind"].startswith(prefix)])
-        v = v[np.isfinite(v)]
+        v = _flagged_shares(rows, keep, prefix)
         if v.size:
             label = {"random (probe count)": "random neurons of the probe's count",
                      "H-Neurons refit": "the H-Neurons refit",
