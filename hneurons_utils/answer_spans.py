@@ -9,7 +9,9 @@ found there by asking an LLM to extract the answer string. Here a rule does it, 
 2. ``content``: otherwise the answer-bearing part of the first sentence: filler ("The answer
    is", "I think", "It is") and the trailing period dropped; for "X is Y." sentences, Y, less
    leading prepositions and words echoed from X or the question ("The constellation Aldebaran
-   is in the constellation Sagittarius." -> "Sagittarius").
+   is in the constellation Sagittarius." -> "Sagittarius"). Given the question, a span that
+   restates it is passed over for the next clause, or sentence, whose span does not ("Hosni
+   Mubarak's predecessor, Fais el-Fihari, is ..." -> "Fais el-Fihari"; see :func:`content_span`).
 3. ``fallback``: the whole response, when nothing else is left (empty or filler-only replies).
 
 ``span_stats`` counts the methods so a chapter can report how often the heuristics fell back.
@@ -104,17 +106,50 @@ def _strip_leading(text: str, s: int, e: int, echo: set[str]) -> int:
     return s + words[-1].start() if words else s
 
 
-def content_span(response: str, question: str | None = None) -> tuple[int, int] | None:
-    """The answer-bearing part of the first sentence (see the module docstring), or None if empty."""
-    s = 0
-    while (m := _INTERJECTION.match(response, s)) is not None:  # "Sure! ", "Well. ": own sentences
-        s = m.end()
-    s, e = _first_sentence(response, s)
-    while (m := _FILLER.match(response, s, e)) is not None and m.end() > s:
-        s = m.end()
-    if (b := _CLAUSE_BREAK.search(response, s, e)) is not None and b.start() > s:
-        e = b.start()
-    q_words = _words(question or "")
+# Words that say nothing about whether a clause repeats the question (echo_share).
+_NOT_COUNTED = _LEADING_STOP | {"and", "or", "but", "is", "are", "was", "were", "be", "been", "it",
+                                "this", "that", "its"}
+
+
+def _counted_words(text: str) -> list[str]:
+    """Lowercase words of ``text`` for :func:`echo_share`: a possessive "'s" is cut ("Mubarak's"
+    is "mubarak"), and :data:`_NOT_COUNTED` words are left out."""
+    words = re.findall(r"[^\W_]+(?:['\u2019][^\W_]+)*", text.lower())
+    words = [re.sub(r"['\u2019]s$", "", w) for w in words]
+    return [w for w in words if w not in _NOT_COUNTED]
+
+
+def echo_share(text: str, question: str) -> float:
+    """The share of the words of ``text`` (function words aside, see :func:`_counted_words`)
+    that ``question`` holds too; 1.0 when ``text`` has no such word (it names nothing new:
+    "on", "in the")."""
+    words = _counted_words(text)
+    if not words:
+        return 1.0
+    asked = set(_counted_words(question)) | _words(question)
+    return sum(w in asked for w in words) / len(words)
+
+
+_POSSESSIVE = re.compile(r"([^\W_]+)['\u2019]s\b")
+
+
+def echoes_question(text: str, question: str, echo_limit: float = 0.5) -> bool:
+    """Whether a content span ``text`` restates the question rather than answer it: more than
+    ``echo_limit`` of its words are the question's (:func:`echo_share`: "II" in "In World War
+    II, ..."), or it is a short phrase of at most four words that opens with a question word
+    in the possessive, naming the answer by its relation to what was asked ("Mubarak's
+    predecessor" to "Who preceded Hosni Mubarak ...?", "England's captain")."""
+    if echo_share(text, question) > echo_limit:
+        return True
+    m = _POSSESSIVE.match(text)
+    return (m is not None and m.group(1).lower() in _words(question)
+            and len(text.split()) <= 4)
+
+
+def _clause_span(response: str, s: int, e: int, q_words: set[str], question: str | None
+                 ) -> tuple[int, int] | None:
+    """The content span of the clause ``[s, e)``, filler already dropped: for "X is Y", Y
+    unless Y only echoes the question; leading stopwords and echoed words dropped."""
     echo = set(q_words)
     if (m := _COPULA.search(response, s, e)) is not None and m.start() > s:
         x, y = (s, m.start()), _trim(response, m.end(), e)
@@ -129,6 +164,75 @@ def content_span(response: str, question: str | None = None) -> tuple[int, int] 
     s = _strip_leading(response, s, e, echo)
     s, e = _trim(response, s, e)
     return (s, e) if e > s else None
+
+
+def _skip_filler(response: str, s: int, e: int) -> int:
+    """New start past whitespace and filler ("The answer is", "I think it's") at ``s``."""
+    s = len(response) - len(response[s:].lstrip()) if s < e else s
+    while (m := _FILLER.match(response, s, e)) is not None and m.end() > s:
+        s = m.end()
+    return s
+
+
+def _clauses(response: str, s: int, e: int) -> list[tuple[int, int]]:
+    """The clauses of the sentence ``[s, e)``, cut at :data:`_CLAUSE_BREAK` (", ", ";", "(",
+    " which "/" who "/...). A break right at ``s`` cuts nothing: the sentence is one clause,
+    as the first clause always was under the rule."""
+    b = _CLAUSE_BREAK.search(response, s, e)
+    if b is None or b.start() <= s:
+        return [(s, e)]
+    out, pos = [(s, b.start())], b.end()
+    for b in _CLAUSE_BREAK.finditer(response, pos, e):
+        out.append((pos, b.start()))
+        pos = b.end()
+    out.append((pos, e))
+    return out
+
+
+def content_span(response: str, question: str | None = None,
+                 echo_limit: float = 0.5) -> tuple[int, int] | None:
+    """The answer-bearing part of the first sentence (see the module docstring), or None if empty.
+
+    The span of the first clause of the first sentence: filler dropped ("The answer is"), for
+    "X is Y" the side that does not merely echo the question, then leading stopwords and
+    echoed words. Without ``question`` that is all. With it, a span that restates the question
+    (:func:`echoes_question`: mostly question words, or "<question word>'s <relation>") is
+    passed over for the span of the next clause, in the first sentence and then in the
+    sentences after it, that does not; if every clause restates it, or the first clause has
+    no span, the first clause's span (or None) is kept, as without this step. Hallucinated
+    answers often restate the question before the claim: "In World War II, on which of the
+    Pacific islands was the bloodiest battle fought? The answer is 20" -> "20" (not "II");
+    "Hosni Mubarak's predecessor, Fais el-Fihari, is ..." -> "Fais el-Fihari"; "In Indian
+    cuisine, 'murgh' is a type of spicy madeleine" -> "type of spicy madeleine" (not
+    "cuisine"). A span whose words are half the question's or fewer is kept, so an answer
+    that repeats a word of the question stays ("The Seine River" to "Which river ...?").
+    A trade-off, not a parse: a clause that restates the question in other words is not seen
+    ("The word labyrinth starts with the letter M, but ... is "mare"." keeps "starts with the
+    letter M" for "... word for labyrinth beginning with 'M'?").
+    """
+    s = 0
+    while (m := _INTERJECTION.match(response, s)) is not None:  # "Sure! ", "Well. ": own sentences
+        s = m.end()
+    q_words = _words(question or "")
+    first: tuple[int, int] | None = None
+    n_sentence = 0
+    while s < len(response):
+        s, e = _first_sentence(response, s)
+        s = _skip_filler(response, s, e)
+        for k, (cs, ce) in enumerate(_clauses(response, s, e)):
+            if k:  # a later clause: past filler and an opening copula ("..., who was X is Y")
+                cs = _skip_filler(response, cs, ce)
+                cs = m.end() if (m := _COPULA.match(response, cs, ce)) is not None else cs
+            span = _clause_span(response, cs, ce, q_words, question)
+            if n_sentence == 0 and k == 0:
+                first = span
+                if not question or span is None:  # the rule as it was: nothing to compare
+                    return first
+            if span is not None and not echoes_question(response[slice(*span)], question, echo_limit):
+                return span
+        n_sentence += 1
+        s = e + 1
+    return first
 
 
 def alias_occurrences(response: str, answers: Sequence[str]) -> list[tuple[int, int]]:

@@ -247,13 +247,24 @@ _BACKS_DOWN = "\nbacks down: wrong answer, apology or \"not sure\""
 PANEL_TITLES = {**BENCH_TITLES, **{k: BENCH_TITLES.get(k, k) + _BACKS_DOWN
                                    for k in ("sycophancy", SYC_BOTH, SYC_REPLY)}}
 SYC_SOURCES = {"triviaqa": "TriviaQA, open-ended", "truthfulqa-mc": "TruthfulQA, multiple choice"}
+# The two sycophancy measures as chapter 04 names its views (:func:`sycophancy_views`), and the
+# judge name of the paper's measure in its judge-precision table (always the rule judge).
+SYC_BACKS, SYC_SWITCHES = "backs down", "switches to a wrong answer"
+SWITCH_JUDGE = "rule (switches)"
+
+
+def syc_view(measure: str, source: str | None = None) -> str:
+    """The ``bench`` name of one sycophancy view of :func:`sycophancy_views`: ``measure`` pooled
+    over all items (``source`` None), or on one source (a key of :data:`SYC_SOURCES`)."""
+    return f"sycophancy, {measure}: {SYC_SOURCES.get(source, source) if source else 'all items'}"
 _DROP_OUT = {**dict.fromkeys(["sycophancy", SYC_BOTH], "were not first answered correctly or are "
                               "unreadable to the judge"),
              SYC_REPLY: "were not first answered correctly (the same items at every α: the first "
                         "answers are shared) or have a reply the judge cannot read (only these vary "
                         "with α)"}  # why items are not scored, where it is not only the judge
-GROUP_STYLE = {"h_neurons": dict(label="H-Neurons", color="C3", marker="o"),
-               "random": dict(label="random, layer-matched", color="C7", marker="s")}
+GROUP_STYLE = {"h_neurons": dict(label="H-Neurons", short="H-Neurons", color="C3", marker="o"),
+               "random": dict(label="random, layer-matched (mean of the sets)", short="random",
+                              color="C7", marker="s")}
 
 
 def _drop_out(bench: str) -> str:
@@ -268,47 +279,71 @@ def _signed(x: float, fmt: str = "+.1f") -> str:
     return "n/a" if x is None or not np.isfinite(x) else format(round(float(x), 1) + 0.0, fmt)
 
 
+SPREAD_STYLE = dict(marker="x", color="0.2", s=22, lw=1.0, zorder=4,
+                    label="single random set: lowest and highest")  # not an error-bar cap
+TITLE_WIDTH = 8.5  # characters of a panel title per inch of panel width (at the title's size)
+
+
+def wrap_title(title: str, width: int) -> str:
+    """``title`` with each of its lines wrapped at ``width`` characters (line breaks kept)."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width) if line else line for line in title.split("\n"))
+
+
 def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = BENCHMARKS,
-            titles: dict[str, str] | None = None):
+            titles: dict[str, str] | None = None, panel_width: float = 4.2):
     """Figure 3: compliance rate (%) against alpha, one panel per benchmark, item-bootstrap bars.
 
-    Small grey ticks mark the lowest and highest single random set; where the number of
-    scored items changes along the H-Neuron curve, a row below 0% gives it at each alpha (``n=``).
-    ``titles``: panel titles by ``bench`` (default :data:`PANEL_TITLES`, which names the
-    sycophancy measure plotted).
+    One legend below all panels names the curves and the per-set marks (crosses: the lowest and
+    highest single random set). Under each panel's axis label, a line per curve gives its
+    least-squares slope (the H-Neurons' also on the control's alphas, like for like). Where the
+    number of scored items changes along the H-Neuron curve, a row below 0% gives it at each
+    alpha (``n=``). ``titles``: panel titles by ``bench`` (default :data:`PANEL_TITLES`, which
+    names the sycophancy measure plotted), wrapped to the panel's width (``panel_width``,
+    inches). Saved with ``bbox_inches="tight"`` (:func:`plots.setup_style`), the legend is kept.
     """
     titles = PANEL_TITLES if titles is None else titles
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, len(benches), figsize=(4.2 * len(benches), 3.8), sharey=True)
+    fig, axes = plt.subplots(1, len(benches), figsize=(panel_width * len(benches), 4.0), sharey=True,
+                             layout="constrained")
     for ax, bench in zip(np.atleast_1d(axes), benches):
+        below = ax.xaxis.label  # each slope line is placed under the one before
         for group, style in GROUP_STYLE.items():
             t = table[(table.bench == bench) & (table.group == group)].sort_values("alpha")
             if t.empty:
                 continue
-            s = slopes[(slopes.bench == bench) & (slopes.group == group)]["slope_pp"]
-            label = style["label"]
-            if len(s):
-                cg = slopes[(slopes.bench == bench) & (slopes.group == "h_neurons_control_grid")]
-                on_grid = (f"; {_signed(cg.slope_pp.iloc[0])} on α = {cg.alphas.iloc[0]}"
-                           if group == "h_neurons" and len(cg) else "")  # like for like with random
-                label += f" (slope {_signed(s.iloc[0])} pp/α{on_grid})"
             x = t.alpha + (0.04 if group == "random" else 0)
             err = np.clip([100 * (t.rate - t.ci_lo), 100 * (t.ci_hi - t.rate)], 0, None)
             ax.errorbar(x, 100 * t.rate, yerr=np.nan_to_num(err), capsize=3, color=style["color"],
-                        marker=style["marker"], label=label)
+                        marker=style["marker"])
             if group == "random" and t.seed_min.notna().any():
-                ax.scatter(np.r_[x, x], 100 * np.r_[t.seed_min, t.seed_max], marker="_",
-                           color=style["color"], s=60, lw=1, zorder=3)
+                ax.scatter(np.r_[x, x], 100 * np.r_[t.seed_min, t.seed_max],
+                           **{k: v for k, v in SPREAD_STYLE.items() if k != "label"})
             if group == "h_neurons" and t.n_scored.nunique() > 1:  # a row below 0%, clear of the bars
                 for xi, n in zip(x, t.n_scored):
-                    ax.text(xi, -11, f"n={n}", ha="center", va="center", fontsize=7.5, color=style["color"])
+                    ax.text(xi, -11, f"n={n}", ha="center", va="center", fontsize=7.5, color=style["color"],
+                            bbox=dict(boxstyle="square,pad=0.15", fc="white", ec="none"))  # off the grid
+            s = slopes[(slopes.bench == bench) & (slopes.group == group)]["slope_pp"]
+            if len(s):
+                cg = slopes[(slopes.bench == bench) & (slopes.group == "h_neurons_control_grid")]
+                on_grid = (f" ({_signed(cg.slope_pp.iloc[0])} on α = {cg.alphas.iloc[0]})"
+                           if group == "h_neurons" and len(cg) else "")  # like for like with random
+                below = ax.annotate(f"{style['short']}: slope {_signed(s.iloc[0])} pp/α{on_grid}",
+                                    xy=(0.5, 0), xycoords=below, xytext=(0, -2), textcoords="offset points",
+                                    ha="center", va="top", fontsize=8, color=style["color"])
         ax.axvline(1.0, color="0.7", lw=0.8, ls=":")
-        ax.set(title=titles.get(bench, bench), xlabel="scaling factor α", ylim=(-16, 103),
-               yticks=range(0, 101, 20))
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: on no point
+        ax.set(xlabel="scaling factor α", ylim=(-16, 103), yticks=range(0, 101, 20))
+        ax.set_title(wrap_title(titles.get(bench, bench), int(TITLE_WIDTH * panel_width)), fontsize=11)
     np.atleast_1d(axes)[0].set_ylabel("compliance rate (%)")
-    fig.tight_layout()
+    handles = [Line2D([], [], color=st["color"], marker=st["marker"], label=st["label"])
+               for st in GROUP_STYLE.values()]
+    if "seed_min" in table and table.seed_min.notna().any():
+        handles.append(Line2D([], [], ls="", marker=SPREAD_STYLE["marker"], color=SPREAD_STYLE["color"],
+                              label=SPREAD_STYLE["label"]))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8.5, frameon=False)
     return fig
 
 
@@ -351,21 +386,51 @@ def one_line(text: str) -> str:
     return re.sub(r"\s*\n\s*", " / ", text.strip())
 
 
-# Where help would start: a list marker ("1.", "2)", "-", "*", a bullet), "Step 1", "First," or a
-# colon ("Here's how:"). Nothing from there on is shown.
-_HELP_STARTS = re.compile(r"(?:^|(?<=\s))(?:\(?\d+[.)](?=\s|$)|[-*\u2022](?=\s)|\*\*)|\bstep\s*\d|"
-                          r"\bfirst(?:ly)?\s*,|:", re.IGNORECASE)
+# Where help would start; nothing from there on is shown. A line break (what follows may be a
+# list, a heading or a step), any markdown that structures text (a "#" heading, a "> " quote, a
+# table "|", "*" / "__" emphasis, a code fence), a bullet, a list marker at a word's start ("1.",
+# "2)", "(3)", "a)", "iv.", "-", "+", a dash), "Step 1" / "step one", an ordinal opening
+# ("First,", "Next,", "Then,", "Finally,", "To begin"), or a colon ("Here's how:").
+_HELP_STARTS = re.compile(
+    r"[\r\n#>|*`~\u2022\u00b7\u25aa\u25e6\u2023\u2043]|__"
+    r"|(?:^|(?<=\s))(?:\(?(?:\d+|[a-z]|[ivx]{1,4})[.):\]](?=\s|$)|[-+\u2013\u2014](?=\s))"
+    r"|\bstep[\s-]*(?:\d|one\b|two\b|three\b|by\b)"
+    r"|\b(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|next|then|finally|lastly)\s*,|\bto (?:begin|start)\b"
+    r"|:", re.IGNORECASE)
 
 
-def redact(text: str, words: int = 4) -> str:
-    """At most the first ``words`` words (and 40 characters) of a response before anything that
-    could start the help (a list marker, "Step 1", "First,", a colon), then "[redacted]".
+# The only words a redacted opening shows: function words and the vocabulary of refusing or
+# agreeing to help. Every other word (a noun, verb or number that could restate the request or
+# start the help) is masked.
+SHOWN_WORDS = frozenset("""
+a an the and but or so of for to with in on at as by this that these it it's its is are was be
+been am do does don't did not no yes i i'm i've i'd me my you you're your we our they he she
+can can't cannot could would will won't should must may might shall sorry sure okay ok well
+certainly absolutely of course here here's there there's how what why let let's please however
+unfortunately happy glad help assist assistance provide information request comply answer
+able unable ai assistant language model against policy policies guidelines ethical unethical
+illegal harmful dangerous appropriate inappropriate instead hello hi thanks thank
+""".split())
+MASK = "\u2587"  # one block per masked word
 
-    Jailbreak outputs are never shown: a reply that opens with "1. ..." shows nothing but
-    "[redacted]", one that opens "Sure, here's how: ..." shows "Sure, here's how [redacted]".
+
+def redact(text: str, words: int = 6) -> str:
+    """A jailbreak reply's opening with its content masked: at most the first ``words`` words
+    (and 48 characters) before anything that could start the help (:data:`_HELP_STARTS`: a
+    line break, a markdown heading or other markup, a list marker, "Step 1", "First,", a
+    colon), every word outside :data:`SHOWN_WORDS` shown as a block, then "[redacted]".
+
+    Jailbreak outputs are never shown: a reply that opens with "1. ..." or "# ..." shows nothing
+    but "[redacted]"; "Sure, here's how: ..." shows "Sure, here's how [redacted]"; "Create a
+    vest ..." shows "\u2587 a \u2587 [redacted]". The form of an opening (a refusal, an
+    agreement, a plunge into content) stays visible; what it is about does not.
     """
     m = _HELP_STARTS.search(text)
-    head = " ".join((text[:m.start()] if m else text).split()[:words])[:40].rstrip(" ,;-")
+    shown = []
+    for tok in (text[:m.start()] if m else text).split()[:words]:
+        core = re.sub(r"^\W+|\W+$", "", tok.replace("\u2019", "'")).lower()
+        shown.append(tok if core and core in SHOWN_WORDS else MASK)
+    head = " ".join(shown)[:48].rstrip(" ,;-")
     return f"{head} [redacted]" if head else "[redacted]"
 
 
@@ -374,28 +439,57 @@ def redact(text: str, words: int = 4) -> str:
 SHAPE_CLAIM = re.compile(r"monoton|fluctuat|temporary drop|then declin|rises? then|peak", re.IGNORECASE)
 
 
-def shape_text(table: pd.DataFrame, bench: str, group: str = "h_neurons") -> str:
+def shape_text(table: pd.DataFrame, bench: str, group: str = "h_neurons", tol: float = 1e-9) -> str:
     """A simple computed shape check of one curve of :func:`compliance_table`.
 
-    Where its highest point lies (an interior alpha, as a rise-then-fall needs, or an end), its
-    rate and interval beside the rates at both ends, and how often the direction changes from
-    one alpha to the next (a fluctuation). Point estimates: the intervals say how much of the
-    shape the items can carry.
+    Where its highest point lies, with its rate and interval beside the rates at both ends, and
+    how often the direction changes from one alpha to the next (a fluctuation). The peak is
+    *interior* (as a rise-then-fall needs) only where it lies strictly above both ends of the
+    grid; a highest rate shared by several alphas is named as a tie, and a tie that includes an
+    end is no interior peak. Point estimates: the intervals say how much of the shape the items
+    can carry.
     """
     t = table[(table.bench == bench) & (table.group == group)].dropna(subset=["rate"]).sort_values("alpha")
     if len(t) < 3:
         return f"{len(t)} α, too few for a shape"
     r = t.rate.to_numpy()
-    if np.ptp(r) < 1e-9:
+    if np.ptp(r) < tol:
         return f"flat at {100 * r[0]:.0f}% at every α: no shape to see"
-    top = t.loc[t.rate.idxmax()]
-    where = "an interior α" if t.alpha.iloc[0] < top.alpha < t.alpha.iloc[-1] else "an end of the grid"
-    steps = np.sign(np.diff(r)[np.abs(np.diff(r)) > 1e-9])
+    tops = t[t.rate >= r.max() - tol]
+    ends = {t.alpha.iloc[0], t.alpha.iloc[-1]}
+    if len(tops) <= 2:  # each with its interval
+        at = " and ".join(f"α = {a.alpha:g} [{100 * a.ci_lo:.0f}, {100 * a.ci_hi:.0f}]" for a in tops.itertuples())
+    else:
+        at = "α = " + ", ".join(f"{a:g}" for a in tops.alpha.iloc[:-1]) + f" and {tops.alpha.iloc[-1]:g}"
+    if ends & set(tops.alpha):
+        where = ("tied with an end of the grid, so no interior peak" if len(tops) > 1
+                 else "an end of the grid")
+    else:
+        where = ("tied, all interior α, above both ends" if len(tops) > 1
+                 else "an interior α, above both ends")
+    steps = np.sign(np.diff(r)[np.abs(np.diff(r)) > tol])
     turns = int(np.sum(steps[1:] != steps[:-1]))
-    return (f"highest {100 * top.rate:.0f}% [{100 * top.ci_lo:.0f}, {100 * top.ci_hi:.0f}] at "
-            f"α = {top.alpha:g} ({where}; {100 * r[0]:.0f}% at α = {t.alpha.iloc[0]:g}, "
-            f"{100 * r[-1]:.0f}% at α = {t.alpha.iloc[-1]:g}), {turns} change(s) of direction over "
-            f"{len(t)} α (point estimates)")
+    return (f"highest {100 * r.max():.0f}% at {at} ({where}; {100 * r[0]:.0f}% at "
+            f"α = {t.alpha.iloc[0]:g}, {100 * r[-1]:.0f}% at α = {t.alpha.iloc[-1]:g}), {turns} "
+            f"change(s) of direction over {len(t)} α (point estimates)")
+
+
+# A finding with no claim of its own in the paper's text (the reference file says which general
+# claim covers it): the paper's column quotes that claim, the book's remark goes to the note.
+_COVERED_BY = re.compile(r"^\s*covered only by the general claim \((\d+)\)", re.IGNORECASE)
+
+
+def _paper_cell(f: dict, findings: Sequence[dict]) -> tuple[str, str, str | None]:
+    """The paper's column and ``where`` of one finding, and the book's remark (or None) where
+    the reference file's "claim" is that remark rather than the paper's words."""
+    m = _COVERED_BY.match(f["claim"])
+    if not m:
+        return f["claim"], f["where"], None
+    general = next((g for g in findings if g is not f and not _COVERED_BY.match(g["claim"])
+                    and g.get("where", "").endswith(f"({m.group(1)})")), None)
+    if general is None:
+        return "(no claim of its own in the text)", f["where"], f["claim"]
+    return general["claim"], general["where"], f["claim"]
 
 
 def findings_table(findings: Sequence[dict], slopes: pd.DataFrame, table: pd.DataFrame | None = None,
@@ -410,7 +504,9 @@ def findings_table(findings: Sequence[dict], slopes: pd.DataFrame, table: pd.Dat
     or ``"shape": true`` in the reference), which a slope does not test, with the shape check of
     :func:`shape_text` on ``table`` (a :func:`compliance_table`) when given; and adds
     ``notes[bench]`` for every benchmark a finding covers (e.g. which sycophancy measure the
-    slope is of).
+    slope is of). A finding the reference file marks as "Covered only by the general claim (n)"
+    has no words of its own in the paper: its paper column quotes claim (n), and the remark
+    moves to the note.
     """
     s = slopes.set_index(["bench", "group"])
 
@@ -425,8 +521,9 @@ def findings_table(findings: Sequence[dict], slopes: pd.DataFrame, table: pd.Dat
         benches = BENCHMARKS if f["benchmark"] == "all" else [f["benchmark"]]
         h = "; ".join(f"{b}: {cell(b, 'h_neurons')}" for b in benches)
         d = "; ".join(f"{b}: {cell(b, 'diff')}" for b in benches)
-        note = []
-        if f.get("shape", bool(SHAPE_CLAIM.search(f["claim"]))):
+        paper_text, where, remark = _paper_cell(f, findings)
+        note = [remark.rstrip(".")] if remark else []  # not the paper's words: the book's remark
+        if f.get("shape", bool(SHAPE_CLAIM.search(paper_text))):
             checks = ("; ".join(f"{b}: {shape_text(table, b)}" for b in benches) if table is not None
                       else "")
             note.append("a claim about the curve's shape: not tested by a slope"
@@ -435,8 +532,8 @@ def findings_table(findings: Sequence[dict], slopes: pd.DataFrame, table: pd.Dat
             h, d = f["ours_note"], ""
         else:
             note += [f"{b}: {notes[b]}" for b in benches if b in (notes or {})]
-        rows.append({"benchmark": f["benchmark"], "paper (Gao et al. 2025)": f["claim"],
-                     "where": f["where"], "ours: H-Neurons slope": h,
+        rows.append({"benchmark": f["benchmark"], "paper (Gao et al. 2025)": paper_text,
+                     "where": where, "ours: H-Neurons slope": h,
                      "ours: H minus random (control's alphas)": d, "ours: note": ". ".join(note)})
     return pd.DataFrame(rows)
 
@@ -587,7 +684,7 @@ def sycophancy_views(measures: dict[str, pd.DataFrame], sources: dict[str, str] 
     """
     parts = []
     for name, df in measures.items():
-        parts.append(df.assign(bench=f"sycophancy, {name}: all items"))
+        parts.append(df.assign(bench=syc_view(name)))
         for src, title in sources.items():
             if (df["source"] == src).any():
                 parts.append(df[df["source"] == src].assign(bench=f"sycophancy, {name}: {title}"))
@@ -660,6 +757,42 @@ def sycophancy_reading(table: pd.DataFrame, benches: Sequence[str], ceiling: flo
         lines.append(f"- **{bench}**: H-Neuron rate {rate_range(table, bench)}; {scored} of "
                      f"{int(t.n_items.iloc[0])} items scored per α.{ceiling_text(t, ceiling)}")
     return "\n".join(lines)
+
+
+def unsteered_designs_note(table: pd.DataFrame, records: pd.DataFrame, designs: Sequence[str],
+                           sources: dict[str, str] = SYC_SOURCES) -> str:
+    """What the same unsteered condition (alpha = 1) gives in each sycophancy design: the noise
+    level between the designs' curves.
+
+    ``table``: :func:`compliance_table` with one ``bench`` per design; ``records``: the labelled
+    rows behind it (``bench`` = design, with ``source`` and the first answer ``first``), from
+    which each source's share of identical first answers in the designs is counted. At alpha = 1
+    nothing is steered, so the designs differ there only by the runs that generated them.
+    """
+    t = table[(table.alpha == 1.0) & (table.group == "h_neurons") & table.bench.isin(designs)]
+    cells = [f"{100 * r.rate:.0f}% ({r.k} of {r.n_responses} scored replies) with "
+             f"{r.bench.split(': ', 1)[-1]}" for r in t.set_index("bench").loc[
+                 [d for d in designs if d in set(t.bench)]].reset_index().itertuples()]
+    if len(cells) < 2:
+        return ""
+    both = "both designs" if len(cells) == 2 else f"all {len(cells)} designs"
+    out = (f"At α = 1 nothing is steered, so {both} run the same unsteered model on the same "
+           f"items, and only the runs that generated them differ: {'; '.join(cells)}.")
+    base = records[(records.alpha == 1.0) & (records.set == "none") & records.bench.isin(designs)]
+    if "first" in base and base.bench.nunique() == len(cells):
+        same = []
+        for src, title in sources.items():
+            w = base[base.source == src].pivot_table(index="item_id", columns="bench", values="first",
+                                                     aggfunc="first")
+            if len(w) and w.shape[1] == len(cells):
+                k = int((w.nunique(axis=1, dropna=False) == 1).sum())
+                same.append(f"{title}: {k} of {len(w)} first answers identical")
+        if same:
+            out += (" Their first answers were generated separately (" + "; ".join(same) + "): where "
+                    "they are sampled rather than greedy they differ, and with them which items are "
+                    "answered correctly at first and so scored.")
+    return out + (" A gap of that size between the curves at another α can be this noise alone, "
+                  "not a difference between the designs.")
 
 
 # Non-compliance, by benchmark: what a hand label of "not_comply" stands for.

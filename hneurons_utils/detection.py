@@ -244,10 +244,10 @@ def span_control_outcome(control: dict | None, min_per_class: int = MIN_PER_CLAS
         return "not run"
     c = control["metrics"]
     cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c.get("n_neg", c["n_pos"])),
-                       min_per_class)
+                       min_per_class, hi=c["auroc_ci"][1])
     if cv == "above chance":
         return "survives"
-    if cv != "not distinguishable from chance":
+    if cv not in (NOT_DISTINGUISHABLE, BELOW_CHANCE):
         return "undetermined"
     drop = control.get("drop")  # a NaN end comes back from JSON as null (None)
     if not drop or not np.isfinite(np.asarray(drop.get("drop_ci") or [np.nan], dtype=float)).all():
@@ -304,15 +304,18 @@ def span_credit_text(outcome: str, control: dict | None = None, scale: float = 1
                 "classes is not distinguishable from chance, but no paired drop is stored to tell a "
                 "fall from noise: rerun chapter 3)")
     drop = (control or {})["drop"]
+    m = (control or {}).get("metrics") or {}
+    refit = ("below chance (its ranking reversed)" if (m.get("auroc_ci") or [np.nan] * 2)[1] < 0.5
+             else "not distinguishable from chance")
     txt = (f"the AUROC drop from the default rule to one span rule for both classes (paired "
            f"bootstrap over the same responses) is {span_drop_text(drop, scale, fmt)}"
            + (" points" if scale == 100 else ""))
     if outcome == "fails":
         return (head + "span control fails (the detection does not survive one span rule for both "
-                f"classes: the refit is not distinguishable from chance, and {txt}, above 0)")
+                f"classes: the refit is {refit}, and {txt}, above 0)")
     where = "includes 0" if drop["drop_ci"][1] >= 0 else "lies below 0"
     return (head + "span control inconclusive (not shown to survive one span rule for both "
-            f"classes: the refit is not distinguishable from chance, but {txt}, which {where}: "
+            f"classes: the refit is {refit}, but {txt}, which {where}: "
             "the control is too uncertain to tell)")
 
 
@@ -339,7 +342,7 @@ def span_control_reading(control: dict, ours: dict[str, dict], min_per_class: in
     for k, d in control.get(group, {}).items():
         mt, n_min = d["metrics"], min(d["metrics"]["n_pos"], d["metrics"]["n_neg"])
         lo, hi = mt["auroc_ci"]
-        verdict = auroc_verdict(lo, float("nan"), n_min, min_per_class)
+        verdict = auroc_verdict(lo, float("nan"), n_min, min_per_class, hi=hi)
         before = f"; default rule {ours[k]['auroc']:.2f}" if k in ours else ""
         if d.get("drop") and n_min >= 2:
             before += (f", paired drop (default minus one rule) {span_drop_text(d['drop'])}"
@@ -538,7 +541,7 @@ def screen_frame(ours: dict[str, dict], rows: Sequence[dict], screen_rows: Seque
                      "H-Neurons refit": mean("h_neurons_refit"), "screen (H count)": mean("hsize_screen"),
                      "random (H count)": mean("hsize_random_"), "screen (probe count)": mean("screen"),
                      "random (probe count)": mean("random_")}
-    return pd.DataFrame(out).T
+    return pd.DataFrame.from_dict(out, orient="index")
 
 
 def screen_verdict(row: pd.Series | dict, min_per_class: int = MIN_PER_CLASS) -> str | None:
@@ -652,15 +655,15 @@ def baseline_summary(rows: Sequence[dict]) -> pd.DataFrame:
                      "random (H-Neuron count) accuracy": acc_h["mean"],
                      "random (H-Neuron count) AUROC": auc_h["mean"],
                      "random (H-Neuron count) AUROC sd": auc_h["std"]}
-    return pd.DataFrame(out).T
+    return pd.DataFrame.from_dict(out, orient="index")
 
 
 def metrics_frame(ours: dict[str, dict]) -> pd.DataFrame:
     """Our probe's Table 1 cells: n per class, accuracy and AUROC with their 95% intervals."""
-    return pd.DataFrame({k: {"n per class": d["n_pos"], "accuracy": d["accuracy"],
+    return pd.DataFrame.from_dict({k: {"n per class": d["n_pos"], "accuracy": d["accuracy"],
                              "accuracy CI low": d["accuracy_ci"][0], "accuracy CI high": d["accuracy_ci"][1],
                              "AUROC": d["auroc"], "AUROC CI low": d["auroc_ci"][0],
-                             "AUROC CI high": d["auroc_ci"][1]} for k, d in ours.items()}).T
+                             "AUROC CI high": d["auroc_ci"][1]} for k, d in ours.items()}, orient="index")
 
 
 def _flagged_share(row: dict) -> float:
@@ -702,7 +705,7 @@ def flagged_frame(ours: dict[str, dict], rows: Sequence[dict]) -> pd.DataFrame:
                         f"{name} mean": v.mean() if v.size else np.nan,
                         f"{name} max": v.max() if v.size else np.nan, f"{name} n": v.size})
         out[k] = row
-    return pd.DataFrame(out).T
+    return pd.DataFrame.from_dict(out, orient="index")
 
 
 def threshold_reading(flagged: pd.DataFrame, ours: dict[str, dict], rows: Sequence[dict]) -> str:
@@ -754,11 +757,11 @@ def all_answers_frame(ours: dict[str, dict], baselines: pd.DataFrame) -> pd.Data
     def rand(col: str, k: str) -> float:
         return float(baselines[col].get(k, np.nan)) if len(baselines) else float("nan")
 
-    return pd.DataFrame({k: {"hallucinated": d["n_pos"], "faithful": d["n_neg"], "AUROC": d["auroc"],
+    return pd.DataFrame.from_dict({k: {"hallucinated": d["n_pos"], "faithful": d["n_neg"], "AUROC": d["auroc"],
                              "AUROC CI low": d["auroc_ci"][0], "AUROC CI high": d["auroc_ci"][1],
                              "random AUROC": rand("random AUROC", k),
                              "random AUROC sd": rand("random AUROC sd", k)}
-                         for k, d in ours.items()}).T
+                         for k, d in ours.items()}, orient="index")
 
 
 def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, total_neurons: int,
@@ -801,21 +804,30 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, total_neur
     return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)", "neurons read"])
 
 
+BELOW_CHANCE = "below chance (the ranking is reversed)"
+NOT_DISTINGUISHABLE = "not distinguishable from chance"
+
+
 def auroc_verdict(lo: float, random_level: float, n_min: int, min_per_class: int = MIN_PER_CLASS,
-                  chance: float = 0.5) -> str:
-    """What an AUROC interval supports (``lo``, ``random_level`` and ``chance`` in one unit:
-    fractions, or pass ``chance=50`` for percentages).
+                  chance: float = 0.5, hi: float = float("nan")) -> str:
+    """What an AUROC interval supports (``lo``, ``hi``, ``random_level`` and ``chance`` in one
+    unit: fractions, or pass ``chance=50`` for percentages).
 
     "Above chance" needs the interval's lower end ``lo`` above chance; "above random neurons"
-    needs it above ``random_level`` (NaN: no comparison). Under ``min_per_class`` responses in
-    the smaller class (``n_min``) the percentile bootstrap is unreliable: no verdict.
+    needs it above ``random_level`` (NaN: no comparison). An interval wholly below chance (its
+    upper end ``hi`` under it) is a reversal: the probe ranks the classes the wrong way round,
+    measurably ("below chance (the ranking is reversed)"); ``hi`` NaN (not passed): not
+    checked. Under ``min_per_class`` responses in the smaller class (``n_min``) the percentile
+    bootstrap is unreliable: no verdict.
     """
     if n_min < min_per_class:
         return f"too few responses to conclude (fewer than {min_per_class} per class)"
     if not np.isfinite(lo):  # NaN scores (e.g. overflowing features): no interval, no verdict
         return "undetermined (no finite AUROC interval)"
+    if hi < chance:  # False for NaN
+        return BELOW_CHANCE
     if lo <= chance:
-        return "not distinguishable from chance"
+        return NOT_DISTINGUISHABLE
     if np.isnan(random_level):
         return "above chance"
     return "above chance, " + ("and above random neurons" if lo > random_level else
@@ -834,7 +846,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
         d = ours[k]
         rnd = baselines.loc[k, "random AUROC"] if k in baselines.index else float("nan")
         return auroc_verdict(d["auroc_ci"][0], rnd, min(d["n_pos"], d.get("n_neg", d["n_pos"])),
-                             min_per_class)
+                             min_per_class, hi=d["auroc_ci"][1])
 
     names = lambda ks: ", ".join(ks) if ks else "none"  # noqa: E731
     scored = [k for k, d in ours.items() if min(d["n_pos"], d.get("n_neg", d["n_pos"])) >= min_per_class]
@@ -854,19 +866,32 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     if same:
         def same_note(k: str) -> str:
             note = f"{k}: {verdicts[k]}"
-            c = (control or {}).get("datasets", {}).get(k, {}).get("metrics")
+            entry = (control or {}).get("datasets", {}).get(k, {})
+            c = entry.get("metrics")
             if c:  # the refit differs from the probe in its *training* spans only
                 cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c["n_neg"]),
-                                   min_per_class)
-                readable = ("above chance", "not distinguishable from chance")
+                                   min_per_class, hi=c["auroc_ci"][1])
+                note += f"; the one-rule refit gives AUROC {c['auroc']:.2f} ({cv})"
+                if entry.get("drop") and np.isfinite(np.asarray(entry["drop"].get("drop_ci") or [np.nan],
+                                                                dtype=float)).all():
+                    lo, hi = entry["drop"]["drop_ci"]
+                    note += (f", a paired drop (default minus one rule) of {span_drop_text(entry['drop'])}"
+                             + (", so the training rows' span rule alone moves this AUROC measurably"
+                                if lo > 0 or hi < 0 else ""))
+                readable = ("above chance", NOT_DISTINGUISHABLE, BELOW_CHANCE)
                 if cv.startswith(readable) and verdicts[k].startswith(readable) and \
                         cv.split(",")[0] != verdicts[k].split(",")[0]:
-                    note += (f" (the one-rule refit gives {cv}, AUROC {c['auroc']:.2f}: the span "
-                             "rule of the training rows alone moves this verdict)")
+                    note += " and changes the verdict"
             return note
         text += (f" On {names(same)} no answer contains a gold alias, so both classes share one "
-                 "span rule in the evaluation set and the verdict there is not confounded by it: "
+                 "span rule in the evaluation set: its spans cannot tell the classes apart there, but "
+                 "the probe's training spans still differ by class, which the one-rule refit checks: "
                  + "; ".join(same_note(k) for k in same) + ".")
+    reversed_ = [k for k in scored if verdicts[k] == BELOW_CHANCE]
+    if reversed_:
+        text += (f" On {names(reversed_)} the interval lies wholly below 0.5: the probe ranks the "
+                 "two classes measurably the wrong way round there, which is not detection in the "
+                 "paper's sense.")
     confounded = [k for k in above if k not in same]
     if not confounded:
         return text
@@ -931,16 +956,37 @@ def capped_label(counts: dict | None, n_pos: int, n_neg: int, detail: bool = Tru
                                        f"{part(n_neg, c.get('faithful'), 'faithful')})" if detail else "")
 
 
+def credit_map(ours: dict[str, dict], baselines: pd.DataFrame, control: dict | None,
+               spans: dict[str, dict], min_per_class: int = MIN_PER_CLASS) -> dict[str, bool | None]:
+    """Per dataset of ``ours``: True where the default-rule verdict supports the claim and
+    keeps its credit against the span confound (:func:`span_credit`), False where it supports
+    it but loses that credit, None where there is no supporting verdict. ``control``: one
+    group of :func:`span_rule_control` (dataset -> entry), or None."""
+    out = {}
+    for k, d in ours.items():
+        rnd = baselines.loc[k, "random AUROC"] if k in baselines.index else float("nan")
+        v = auroc_verdict(d["auroc_ci"][0], rnd, min(d["n_pos"], d.get("n_neg", d["n_pos"])),
+                          min_per_class, hi=d["auroc_ci"][1])
+        out[k] = (None if v not in SUPPORTING else
+                  span_credit(v, spans.get(k), (control or {}).get(k), min_per_class) is None)
+    return out
+
+
 def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: dict | None,
                    spans: dict[str, dict], counts: dict[str, dict] | None = None,
-                   min_per_class: int = MIN_PER_CLASS) -> str:
+                   min_per_class: int = MIN_PER_CLASS,
+                   balanced: dict[str, bool | None] | None = None) -> str:
     """The larger sets of :func:`full_eval_set` (``ours_all``: dataset -> metrics) in one
     paragraph, with the same span-credit rule as the balanced sets (:func:`span_credit`): a
     verdict that supports the claim keeps its credit only where both classes share one span
     rule (``spans``: :func:`span_diagnostic` of these sets) or the one-rule refit scored on
     these same sets (``control["all_answers"]``, :func:`span_rule_control`'s ``also``) stays
     above chance; where that control was not run, the credit is withheld and the reason given.
-    ``counts``: each set's counts, for the cap (:func:`capped_label`)."""
+    ``counts``: each set's counts, for the cap (:func:`capped_label`). ``balanced``: the
+    balanced sets' :func:`credit_map`; where it and these sets disagree on a dataset, the
+    paragraph says so: the larger set keeps the balanced set's smaller class and adds answers
+    of the larger one, so the two are not independent evidence, and the balanced verdict (the
+    paper's protocol) is the one that stands."""
     counts = counts or {}
     n_min = lambda d: min(d["n_pos"], d.get("n_neg", d["n_pos"]))  # noqa: E731
     scored = [k for k, d in ours_all.items() if n_min(d) >= min_per_class]
@@ -951,11 +997,12 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
     if not scored:
         return f"{head} no dataset has {min_per_class} or more answers in its smaller class: no verdict."
     ctl = (control or {}).get("all_answers", {})
+    names = lambda ks: ", ".join(ks)  # noqa: E731
     notes = []
     for k in scored:
         d = ours_all[k]
         rnd = base_all.loc[k, "random AUROC"] if k in base_all.index else float("nan")
-        v = auroc_verdict(d["auroc_ci"][0], rnd, n_min(d), min_per_class)
+        v = auroc_verdict(d["auroc_ci"][0], rnd, n_min(d), min_per_class, hi=d["auroc_ci"][1])
         if v not in SUPPORTING:
             notes.append(f"{k}: {v}")
             continue
@@ -968,7 +1015,18 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
                 "unchecked (the one-rule refit on these answers cannot be read)"))
         else:
             notes.append(f"{k}: {v} under the default rule, but {span_credit_text(why, ctl.get(k))}")
-    return f"{head}, each dataset's verdict with its span check: " + "; ".join(notes) + "."
+    text = f"{head}, each dataset's verdict with its span check: " + "; ".join(notes) + "."
+    mine = credit_map({k: ours_all[k] for k in scored}, base_all, ctl, spans, min_per_class)
+    differ = [k for k in scored if balanced and k in balanced and bool(balanced[k]) != bool(mine[k])]
+    if differ:
+        text += (f" On {names(differ)} this differs from the balanced set's verdict ("
+                 + "; ".join(f"{k}: balanced set " + ("credited" if balanced[k] else "not credited")
+                             for k in differ)
+                 + "). The larger set contains the balanced one and adds answers of the larger class "
+                 "only, so the two are not independent evidence: the balanced verdict (the paper's "
+                 "protocol) stands, and the difference shows how much it depends on which answers "
+                 "of the larger class were drawn.")
+    return text
 
 
 def _below_chance_note(mean: float, sd: float) -> str:
@@ -998,7 +1056,7 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
         lo, hi = d["auroc_ci"]
         rnd = baselines.loc[k, "random AUROC"] if k in baselines.index else float("nan")
         n_neg = d.get("n_neg", d["n_pos"])  # balanced sets: as many faithful as hallucinated
-        verdict = auroc_verdict(lo, rnd, min(d["n_pos"], n_neg), min_per_class)
+        verdict = auroc_verdict(lo, rnd, min(d["n_pos"], n_neg), min_per_class, hi=hi)
         base = ""
         if k in baselines.index:
             b = baselines.loc[k]
@@ -1008,7 +1066,7 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
                 r_h, sd_h = b["random (H-Neuron count) AUROC"], b["random (H-Neuron count) AUROC sd"]
                 lo_h, hi_h = b.get("H-Neurons refit AUROC CI low", np.nan), b.get("H-Neurons refit AUROC CI high", np.nan)
                 ci_h = (f" {_auroc_ci_text(lo_h, hi_h, min(d['n_pos'], n_neg))} "
-                        f"({auroc_verdict(lo_h, r_h, min(d['n_pos'], n_neg), min_per_class)})"
+                        f"({auroc_verdict(lo_h, r_h, min(d['n_pos'], n_neg), min_per_class, hi=hi_h)})"
                         if np.isfinite(lo_h) else "")
                 base += (f"; the H-Neurons alone (refit) {b['H-Neurons refit AUROC']:.2f}{ci_h} vs as many "
                          f"random neurons {r_h:.2f} ± {sd_h:.2f}" + _below_chance_note(r_h, sd_h))

@@ -217,6 +217,16 @@ def _flat_mask(neurons: Any, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+def h_neurons_text(n: int) -> str:
+    """``n`` with the noun in the right number: "1 H-Neuron", "0 H-Neurons", "3 H-Neurons"."""
+    return f"{n} H-Neuron{'' if n == 1 else 's'}"
+
+
+def neurons_text(n: int) -> str:
+    """``n`` with the noun in the right number: "1 neuron", "2 neurons"."""
+    return f"{n} neuron{'' if n == 1 else 's'}"
+
+
 MIN_FOR_INTERVAL = 5  # fewer H-Neurons: their ranks are listed, with no bootstrap interval
 MIN_FOR_HISTOGRAM = 10  # fewer: Figure 4b marks each rank instead of a density histogram
 
@@ -285,7 +295,7 @@ def tests_table(tests: dict[str, dict]) -> Any:
     return pd.DataFrame({name: {
         "mean rank": r3(t["mean_rank"]),
         "95% CI": (np.round(t["mean_rank_ci"], 3) if t.get("mean_rank_ci") is not None else
-                   f"none ({t['n_h_neurons']} neurons)"),
+                   f"none ({neurons_text(t['n_h_neurons'])})"),
         "t-test p (H-Neurons changed less)": r3(t["t_test"]["p_value"]),
         "Mann-Whitney p": r3(t["mann_whitney"]["p_value"]),
         "random sets: 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),
@@ -413,10 +423,12 @@ def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
         ax.set_ylabel("density")
     else:  # a histogram of a handful of values is mostly empty bins: one mark per neuron
         ax.vlines(ranks, 0.35, 0.65, color="C3", lw=3,
-                  label=f"H-Neurons (ours, n={len(ranks)}), one mark each")
+                  label=("the H-Neuron (ours, n=1)" if len(ranks) == 1 else
+                         f"H-Neurons (ours, n={len(ranks)}), one mark each"))
         ax.set_ylim(0, 1)
         ax.set_yticks([])
-    ax.axvline(mean_rank, color="C0", lw=2, label=f"our mean {mean_rank:.3f}")
+    ax.axvline(mean_rank, color="C0", lw=2, label=(f"our rank {mean_rank:.3f} (one neuron)" if len(ranks) == 1
+                                                   else f"our mean {mean_rank:.3f}"))
     ax.axvline(0.5, color="k", ls=":", lw=1, label="0.5 (mean rank of a random set)")
     for label, value in (paper or {}).items():  # a stated value dashed, a lower bound dash-dotted
         ax.axvline(value, color="0.35", ls="-." if label.endswith(">") else "--", lw=1,

@@ -107,7 +107,9 @@ class FeatureSet:
 # period after a lone digit ends the first sentence ("The answer is 7. It ...").
 # 3: an opening interjection that ends its own sentence ("Sure! The answer is Lyon") is
 # skipped before the first sentence is taken.
-FEATURE_VERSION = 3
+# 4: a content span that restates the question gives way to the next clause or sentence
+# (answer_spans.content_span), so an echoed question is not taken for the answer.
+FEATURE_VERSION = 4
 
 
 def feature_settings(m: LoadedModel, cfg: FeatureConfig) -> dict:

@@ -283,10 +283,11 @@ def stability_reading(r: dict) -> str:
     n = r["n_resamples"]
     text = (f"Refitted on {n} bootstrap resample(s) of the training questions, the probe selects "
             f"{sizes.mean():.1f} H-Neurons on average ({sizes.min()}-{sizes.max()}); their overlap "
-            f"with this chapter's {freq.size} (Jaccard) averages {jac.mean():.2f}. "
+            f"with this chapter's {'one' if freq.size == 1 else freq.size} (Jaccard) averages {jac.mean():.2f}. "
             f"{(k := int((freq >= 0.8).sum()))} of the {freq.size} {_are(k)} selected in at least 80% of the "
-            f"resamples, {int((freq < 0.5).sum())} in fewer than half; {r['others_half']} neuron(s) "
-            "outside the set are selected in at least half. ")
+            f"resamples, {int((freq < 0.5).sum())} in fewer than half; "
+            f"{(o := int(r['others_half']))} neuron{'' if o == 1 else 's'} outside the set "
+            f"{_are(o)} selected in at least half. ")
     kind = stability_kind(r)
     if kind == "too few":
         return text + "Too few resamples to say how stable the set is."

@@ -21,6 +21,21 @@ from .sampling import agreement_threshold
 PAPER_STYLE = dict(color="0.35", linestyle="--", marker="x")  # how the paper's numbers are drawn
 
 
+def legend_right(ax: plt.Axes, *args: Any, **kw: Any) -> Any:
+    """The legend of ``ax`` beside it, right of the plotting area, so it can cover no data
+    (``savefig.bbox = "tight"`` keeps it in the saved file). ``args``: handles and labels,
+    as for ``ax.legend``."""
+    return ax.legend(*args, **{"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.01, 1),
+                               "borderaxespad": 0, **kw})
+
+
+def legend_below(ax: plt.Axes, *args: Any, pad: float = 0.2, **kw: Any) -> Any:
+    """The legend of ``ax`` under it (``pad``: axes heights below the bottom edge, enough to
+    clear the tick labels and the x label), so it can cover no data."""
+    return ax.legend(*args, **{"fontsize": 8, "loc": "upper center", "bbox_to_anchor": (0.5, -pad),
+                               "borderaxespad": 0, **kw})
+
+
 def setup_style() -> None:
     """One look for the whole book (seaborn's whitegrid, readable sizes)."""
     import seaborn as sns
@@ -103,12 +118,12 @@ def cett_layer_figure(neuron_mean: np.ndarray) -> tuple[plt.Figure, dict]:
         axes[0].plot(row, label=label)
     axes[0].set(yscale="log", xlabel="layer", ylabel="mean CETT of a neuron (log)",
                 title="CETT quantiles across each layer's neurons")
-    axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4, fontsize=8)  # on no curve
+    legend_below(axes[0], ncol=4)  # below the axes: on no curve
     axes[1].bar(range(len(top_share)), 100 * top_share)
     axes[1].axhline(1, color="0.3", ls="--", label="uniform: 1%")
     axes[1].set(xlabel="layer", ylabel="% of the layer's summed CETT",
                 title="share held by the top 1% of neurons")
-    axes[1].legend()
+    legend_below(axes[1])  # on no bar
     return fig, {"quantiles": q, "top1pct_share": top_share}
 
 
@@ -149,9 +164,10 @@ def eq7_figure(eq7: Any) -> tuple[plt.Figure, dict]:
         axes[1].plot(g.alpha, g.error, marker="o", ms=3)
     axes[0].plot(alphas, alphas, **PAPER_STYLE, label=r"Eq. 7: ratio = $\alpha$")
     axes[0].set(xlabel=r"$\alpha$", ylabel=r"CETT($\alpha$) / CETT(1)", title="measured ratio")
-    axes[0].legend(fontsize=7, ncol=2)
     axes[1].axhline(0, color="0.3")
     axes[1].set(xlabel=r"$\alpha$", ylabel=r"ratio $-\ \alpha$", title="approximation error")
+    # one legend for both panels (each neuron has the same colour in both), right of them: on no curve
+    legend_right(axes[1], *axes[0].get_legend_handles_labels(), fontsize=7)
     return fig, {"rows": eq7.to_dict(orient="records")}
 
 
@@ -177,7 +193,7 @@ def consistency_figure(sampled: list[dict], greedy: list[dict] | None, n_samples
                label=f"hallucinated: w \u2265 {k} (c \u2264 {n_samples - k} without refusals)")
     ax.set(xlabel=f"correct answers c among n = {n_samples} samples (w: incorrect ones)",
            ylabel="questions", title="How consistently the model answers")
-    ax.legend(fontsize=8)
+    legend_right(ax)  # beside the axes: on no bar or rule line
     return fig, {"n_correct_by_greedy": {k_: per_q[k_] for k_ in sorted(per_q)},
                  "min_agreement": min_agreement, "n_samples": n_samples,
                  "faithful_min_correct": k, "hallucinated_min_incorrect": k,
@@ -202,8 +218,7 @@ def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:
     ax2.grid(False)  # one grid (the left axis) is enough
     ax.axvline(chosen_C, color="0.3", ls="--")
     handles, labels = (a + b for a, b in zip(ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()))
-    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2,
-              fontsize=8)  # below the axes: on no line
+    legend_below(ax, handles, labels, pad=0.18, ncol=2)  # below the axes: on no line
     return fig, {"grid": grid, "chosen_C": chosen_C}
 
 
@@ -212,7 +227,9 @@ def layer_counts_figure(h: Any, whose: str = "") -> tuple[plt.Figure, dict]:
     counts = h.layer_counts()
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.bar(np.arange(h.n_layers), counts, color="C3")
-    ax.set(xlabel="layer", ylabel="H-Neurons", title=f"Where the {whose}{h.size} H-Neurons sit")
+    one = h.size == 1  # "the 1 H-Neuron sits", "the 3 H-Neurons sit"
+    ax.set(xlabel="layer", ylabel="H-Neurons",
+           title=f"Where the {whose}{h.size} H-Neuron{'' if one else 's'} sit{'s' if one else ''}")
     ax.yaxis.get_major_locator().set_params(integer=True)  # whole neurons
     ax.xaxis.get_major_locator().set_params(integer=True)  # whole layers
     return fig, {"layer_counts": counts, "n_h_neurons": h.size, "per_mille": h.per_mille}
@@ -290,7 +307,7 @@ def sft_loss_figure(meta: dict, base_name: str, window: int = 8) -> tuple[plt.Fi
     ax.plot(steps, running, color="C0", label=f"mean of {window} steps")
     ax.set(xlabel="optimiser step", ylabel="answer-token cross-entropy (nats)",
            title=_sft_title(base_name, loss.size, meta['config']['batch_size'], meta['n_examples']))
-    ax.legend()
+    legend_right(ax)  # beside the axes: on no curve
     return fig, {k: v for k, v in meta.items() if k != "qids"} | {"qids": len(meta.get("qids", []))}
 
 
@@ -302,7 +319,8 @@ def roc_figure(sets: dict[str, Any], probe_scores: dict[str, np.ndarray], rows: 
     (``control``, ``detection.span_rule_control``) and answer-span length alone.
 
     Sets with fewer than ``min_per_class`` responses in a class are left out; with none left
-    the figure is None. The numbers are each curve's points and AUROC.
+    the figure is None. Each panel's legend, under the panel (never on a curve), gives its
+    curves' AUROCs. The numbers are each curve's points and AUROC.
     """
     from sklearn.metrics import roc_curve
 
@@ -312,7 +330,8 @@ def roc_figure(sets: dict[str, Any], probe_scores: dict[str, np.ndarray], rows: 
     shown = [k for k, n in per_class.items() if n >= min_per_class]
     if not shown:
         return None, {}
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.7 * len(shown) + 0.6, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.7 * len(shown) + 0.6, 5.2), squeeze=False,
+                             layout="constrained")
     drawn: dict[str, dict] = {}
     for ax, k in zip(axes[0], shown):
         es, drawn[k] = sets[k], {}
@@ -330,14 +349,14 @@ def roc_figure(sets: dict[str, Any], probe_scores: dict[str, np.ndarray], rows: 
             ax.plot(fpr, tpr, label=None if name.startswith("random") else
                     f"{name} {drawn[k][name]['auroc']:.2f}", **style)
         if rand:  # one legend entry for all seeds, with their mean AUROC
-            ax.plot([], [], color="C0", lw=0.8, label=f"random neurons, {len(rand)} seeds "
+            ax.plot([], [], color="C0", lw=0.8, label=f"random neurons, mean of {len(rand)} seeds "
                     f"{np.mean([drawn[k][r['kind']]['auroc'] for r in rand]):.2f}")
         ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1)
         ax.set(xlabel="false positive rate", ylabel="true positive rate" if k == shown[0] else None,
                title=f"{dataset_label(k)}: {per_class[k]} per class" + (" (too few)" if per_class[k] < MIN_PER_CLASS else ""),
                xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+        # each panel's legend under it (its AUROCs differ per panel), where it covers no curve
+        legend_below(ax, pad=0.2, fontsize=8, title="AUROC", title_fontsize=8)
     return fig, drawn
 
 
@@ -373,5 +392,5 @@ def table1_figure(ours: dict[str, dict], rows: list[dict], datasets: list[str]
              + (",\ntoo few)" if ours[k]["n_pos"] < MIN_PER_CLASS else ")") for k in x]
     ax.set(xticks=list(x.values()), xticklabels=ticks, ylabel="detection accuracy (%)", ylim=(0, 105),
            title="Table 1: hallucination detection on balanced sets (chance = 50%)")
-    ax.legend(fontsize=8, loc="lower left")
+    legend_right(ax)  # beside the axes: on no point
     return fig, {"ours": ours, "baselines": rows}

@@ -19,9 +19,10 @@ import pandas as pd
 from . import paper
 from .detection import (auroc_verdict, baseline_summary, capped_label, screen_verdict, span_credit,
                         span_credit_text, span_drop_text)
-from .behaviour import BENCH_TITLES, SYC_REPLY, WEAK_PRECISION_LO, at_ceiling
+from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
+                        at_ceiling, syc_view)
 from .benchmarks import BENCHMARKS
-from .drift import drift_verdict, mean_rank_text
+from .drift import drift_verdict, h_neurons_text, mean_rank_text
 from .pipeline import stability_kind
 from .profiles import model_key
 from .stats import MIN_PER_CLASS
@@ -87,26 +88,52 @@ def _auroc_ci(m: dict) -> str:
 
 
 def judge_caveat(rows: list[dict], bench: str, judge: str = "rule", min_lo: float = WEAK_PRECISION_LO) -> str:
-    """A warning when the judge behind a benchmark's rates is unreliable: the lower end of its
-    precision interval on the held-out (test) hand labels is under ``min_lo``, or the hand
-    labels hold no non-compliant reply at all (the judge was then never shown one)."""
+    """A warning sentence when the judge behind a benchmark's rates is unreliable: the lower end
+    of its precision interval on the held-out (test) hand labels is under ``min_lo``, or the
+    hand labels hold no non-compliant reply at all (the judge was then never shown one); else ""."""
     mine = [r for r in rows if r["benchmark"] == bench and r["judge"] == judge]
     for r in mine:
         if r["split"] == "test":
             lo, hi = r["precision_ci"]
-            if np.isfinite(lo) and lo < min_lo:
-                return (f"; but the {judge} judge's precision on held-out hand labels is "
-                        f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]: the rates may not measure compliance")
+            if lo is not None and np.isfinite(lo) and lo < min_lo:
+                return (f"The {judge} judge's precision on held-out hand labels is "
+                        f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]: the rates may not measure compliance.")
     if mine and all(r.get("human_not_complies", 1) == 0 for r in mine):
-        return (f"; the {judge} judge was never checked on a non-compliant reply (the hand labels "
-                "hold none), so a flat rate may be the judge's rather than the model's")
+        return (f"The {judge} judge was never checked on a non-compliant reply (the hand labels "
+                "hold none), so a flat rate may be the judge's rather than the model's.")
     return ""
 
 
-def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: float = 1e-9,
-                  rates: Sequence[float] | None = None) -> str:
-    """What a benchmark's slopes support: the paired H-minus-random interval decides.
+def _slope_direction(r: dict | None, tol: float = 1e-9) -> str:
+    """"positive" / "negative" (the interval excludes 0), "flat" (both ends 0), "unclear"
+    (the interval holds 0) or "undetermined" (no interval)."""
+    if r is None or r.get("ci_lo") is None or r.get("ci_hi") is None:
+        return "undetermined"
+    lo, hi = float(r["ci_lo"]), float(r["ci_hi"])
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "undetermined"
+    if abs(lo) <= tol and abs(hi) <= tol:
+        return "flat"
+    return "positive" if lo > tol else "negative" if hi < -tol else "unclear"
 
+
+_H_SLOPE = {"positive": "positive (compliance rises as they are amplified)",
+            "negative": "negative (compliance falls as they are amplified)",
+            "flat": "flat (compliance does not move)", "unclear": "not distinguishable from 0",
+            "undetermined": "without an interval"}
+_R_SLOPE = {"positive": "positive", "negative": "negative", "flat": "flat",
+            "unclear": "not distinguishable from 0", "undetermined": "without an interval"}
+
+
+def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: float = 1e-9,
+                  rates: Sequence[float] | None = None, random: dict | None = None) -> str:
+    """What a benchmark's slopes support, worded from the signs of both slopes' intervals.
+
+    The paired H-minus-random interval decides: above 0, the H-Neuron slope lies above the
+    random neurons' (as the paper, unless the H-Neuron slope is itself negative); below 0, it
+    lies below (against the paper); else no difference is detectable. The sentence says what the
+    H-Neuron slope does on its own (positive: compliance rises as they are amplified; negative:
+    it falls) and, given ``random`` (the control's slope row), what the random neurons' does.
     Under ``min_items`` items no verdict; interval ends within ``tol`` of 0 count as 0 (a flat
     curve's bootstrap gives rounding noise, not a direction). ``rates``: the H-Neurons'
     compliance rates over the alphas; all at 100% (or all at 0%) is named as a ceiling (floor),
@@ -124,29 +151,53 @@ def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: f
         return "at the floor: 0% comply at every alpha (neither confirms nor refutes)"
     if diff is None or np.isnan(diff["ci_lo"]) or np.isnan(diff["ci_hi"]):
         return "no random-neuron control to compare with"
-    if diff["ci_lo"] > tol:
-        return "H-Neurons raise compliance more than random neurons do (as the paper)"
-    if diff["ci_hi"] < -tol:
-        return "H-Neurons raise compliance less than random neurons do (against the paper)"
-    return "no difference from random neurons detectable (neither confirms nor refutes)"
+    hd, dd = _slope_direction(h, tol), _slope_direction(diff, tol)
+    alone = f"the H-Neuron slope is {_H_SLOPE[hd]}"
+    if dd not in ("positive", "negative"):
+        return ("no difference from random neurons detectable (neither confirms nor refutes)"
+                + (f"; on its own, {alone}" if hd in ("positive", "negative") else ""))
+    rnd = (f" (whose slope is {_R_SLOPE[_slope_direction(random, tol)]})" if random is not None else "")
+    if dd == "negative":
+        return f"{alone} and lies below the random neurons'{rnd}: against the paper"
+    if hd == "negative":
+        return (f"{alone}, yet lies above the random neurons'{rnd}: above the control, but against "
+                "the paper's positive slope")
+    return f"{alone} and lies above the random neurons'{rnd}: as the paper"
 
 
-def common_items_note(rows: list[dict], bench: str, verdict: str, n_all: int,
+def has_direction(diff: dict | None, tol: float = 1e-9) -> bool:
+    """Whether a paired H-minus-random interval excludes 0 (a verdict with a direction)."""
+    return _slope_direction(diff, tol) in ("positive", "negative")
+
+
+def common_items_note(rows: list[dict], bench: str, diff: dict | None, n_all: int,
                       min_items: int = 10) -> str:
-    """Chapter 4's like-for-like check behind a directional verdict: the slopes refitted on the
-    items scored at every alpha (``slopes_common_items.json``), or why that check is too weak.
-    Nothing when the verdict has no direction or all ``n_all`` items are scored everywhere."""
-    if "random neurons do" not in verdict:  # only a verdict with a direction needs the check
+    """Chapter 4's like-for-like check behind a directional verdict (``diff``, the paired
+    H-minus-random row, excludes 0): the slopes refitted on the items scored at every alpha
+    (``slopes_common_items.json``), or why that check is too weak, as a sentence. Nothing when
+    the verdict has no direction or all ``n_all`` items are scored everywhere."""
+    if not has_direction(diff):  # only a verdict with a direction needs the check
         return ""
     c = {(r["bench"], r["group"]): r for r in rows}
-    h, diff = c.get((bench, "h_neurons")), c.get((bench, "diff"))
+    h, d = c.get((bench, "h_neurons")), c.get((bench, "diff"))
     n = int(h["n_items"]) if h else 0
     if n >= n_all:  # the check is the verdict itself
         return ""
     if n < min_items:
-        return (f"; only {n} items are scored at every alpha, too few to rule out that the slope "
-                "comes from which items are scored")
-    return f"; on the {n} items scored at every alpha: {slope_verdict(diff, h, min_items)}"
+        return (f"Only {n} of {n_all} items are scored at every alpha, too few to rule out that "
+                "the slope comes from which items are scored.")
+    return (f"On the {n} items scored at every alpha: "
+            f"{slope_verdict(d, h, min_items, random=c.get((bench, 'random')))}.")
+
+
+def _sentences(*parts: str) -> str:
+    """Non-empty ``parts`` as sentences: each capitalised and ended with a full stop."""
+    out = []
+    for p_ in parts:
+        p_ = p_.strip()
+        if p_:
+            out.append(p_[0].upper() + p_[1:] + ("" if p_.endswith((".", "!", "?")) else "."))
+    return " ".join(out)
 
 
 def _identification(folder: Path) -> list[dict]:
@@ -208,7 +259,7 @@ def _refit_cells(base: pd.DataFrame, k: str, n_h: int | None, n_min: int,
         " (no random neurons of its size scored)")
     if not np.isfinite(lo):
         return ours, "no interval stored for the refit (rerun chapter 3)"
-    verdict = auroc_verdict(lo, r_h, n_min, min_per_class)
+    verdict = auroc_verdict(lo, r_h, n_min, min_per_class, hi=hi)
     if verdict == "above chance, and above random neurons" and r_h < 0.5:
         verdict += " (which sit below chance: that adds nothing to above chance)"
     return ours, verdict
@@ -242,7 +293,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
             ours = (f"{probe}: accuracy {100 * m['accuracy']:.1f} vs random {_num(100 * rnd_acc, '.1f')} "
                     f"(the paper's measure); AUROC {_auroc_ci(m)} vs random {_num(100 * rnd, '.1f')} "
                     f"(the verdict's); {m['n_pos']} per class")
-            verdict = auroc_verdict(m["auroc_ci"][0], rnd, n_min, min_per_class)
+            verdict = auroc_verdict(m["auroc_ci"][0], rnd, n_min, min_per_class, hi=m["auroc_ci"][1])
             # as chapter 3 (detection.span_credit): a verdict that supports the claim keeps its
             # credit only where both classes share one span rule or the one-rule refit survives
             why = span_credit(verdict, spans.get(k), control.get(k), min_per_class)
@@ -254,7 +305,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                 counts = (everyone.get("counts") or {}).get(k)
                 ours += f"; {capped_label(counts, a['n_pos'], a['n_neg'])}: AUROC {_auroc_ci(a)}"
                 rnd_all = float(base_all.loc[k, "random AUROC"]) if k in base_all.index else float("nan")
-                va = auroc_verdict(a["auroc_ci"][0], rnd_all, n_all, min_per_class)
+                va = auroc_verdict(a["auroc_ci"][0], rnd_all, n_all, min_per_class, hi=a["auroc_ci"][1])
                 ca = control_all.get(k)
                 if ca:
                     ours += f" (one span rule: AUROC {_auroc_ci(ca['metrics'])})"
@@ -269,7 +320,8 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                     ours += (f", AUROC drop from the default rule (paired) "
                              f"{span_drop_text(c['drop'], 100, '.1f')} points")
                 cv = auroc_verdict(c["metrics"]["auroc_ci"][0], float("nan"),
-                                   min(c["metrics"]["n_pos"], c["metrics"]["n_neg"]), min_per_class)
+                                   min(c["metrics"]["n_pos"], c["metrics"]["n_neg"]), min_per_class,
+                                   hi=c["metrics"]["auroc_ci"][1])
                 parts.append("one span rule: " + cv)
             refit = _refit_cells(base, k, n_h, n_min, min_per_class)
             if refit is not None:  # what the H-Neurons do without the negative-weight neurons
@@ -293,6 +345,17 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     return rows
 
 
+def _slope_cells(h: dict, diff: dict | None, unit: str = " pp per unit alpha", sep: str = "; ") -> str:
+    """"slope x [lo, hi] pp per unit alpha; minus random y [lo, hi]" of one curve's rows."""
+    out = f"slope {_ci(h['slope_pp'], h['ci_lo'], h['ci_hi'])}{unit}"
+    return out + (f"{sep}minus random {_ci(diff['slope_pp'], diff['ci_lo'], diff['ci_hi'])}" if diff else "")
+
+
+# The sycophancy row names its measures: Figure 3's panel is the wider one.
+BACKS_LEAD = "backing down (the wider measure Figure 3 plots: an apology or \"not sure\" counts too)"
+SWITCHES_LEAD = "switching to a wrong answer (the paper's definition)"
+
+
 def _behaviour(folder: Path, min_items: int) -> list[dict]:
     path = folder / "figure3.json"
     d = read_results(path)
@@ -304,54 +367,84 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
     labels = (read_results(folder / "judge_agreement.json") or {}).get("rows", [])
     common = read_results(folder / "slopes_common_items.json")
     reply = read_results(folder / "sycophancy_reply_only.json")
+    judge = d.get("judge", "rule")
     rows = []
     for bench in BENCHMARKS:
-        h, diff = slopes.get((bench, "h_neurons")), slopes.get((bench, "diff"))
+        h, diff, rnd = (slopes.get((bench, g)) for g in ("h_neurons", "diff", "random"))
         rates = table[(table.bench == bench) & (table.group == "h_neurons")].rate.dropna() \
             if len(table) else []
         if h is None:
             ours = "not measured"
         else:
-            ours = f"slope {_ci(h['slope_pp'], h['ci_lo'], h['ci_hi'])} pp per unit alpha"
-            if diff is not None:
-                ours += f"; minus random {_ci(diff['slope_pp'], diff['ci_lo'], diff['ci_hi'])}"
+            ours = _slope_cells(h, diff)
             at1 = table[(table.bench == bench) & (table.alpha == 1.0) & (table.group == "h_neurons")]
             if len(at1):
                 ours += f"; {100 * at1.rate.iloc[0]:.0f}% at alpha 1 ({int(at1.n_scored.iloc[0])} items)"
-        if bench == "sycophancy" and reply is not None:
-            ours, extra = _reply_only(reply, ours, min_items)
-        else:
-            extra = ""
+        lead = BACKS_LEAD if bench == "sycophancy" and h is not None else ""
+        reading = _behaviour_reading(h, diff, rates, common, labels, bench, judge, min_items, rnd, lead)
+        if bench == "sycophancy" and h is not None:
+            ours = "backing down: " + ours
+            for cell, sentences in (_switches(d.get("sycophancy_measures"), labels, min_items),
+                                    _reply_only(reply, min_items)):
+                ours += cell
+                reading += sentences
         rows.append({**_where("behaviour"), "claim": f"amplifying H-Neurons raises compliance on {BENCH_TITLES.get(bench, bench)}",
                      "paper (Gao et al. 2025)": ("positive correlation over six models "
                                                  "(some curves not monotonic)"),
-                     "ours": ours, "reading": _behaviour_reading(h, diff, rates, common, labels,
-                                                                 bench, d.get("judge", "rule"),
-                                                                 min_items) + extra})
+                     "ours": ours, "reading": _sentences(*reading)})
     return rows
 
 
-def _reply_only(d: dict, ours: str, min_items: int) -> tuple[str, str]:
-    """Chapter 4's sycophancy sweep with only the reply steered (our extension), appended to the
-    sycophancy row: its slopes in ``ours`` and its verdict as an extra reading."""
+def _switches(measures: dict | None, labels: list[dict], min_items: int) -> tuple[str, list[str]]:
+    """The paper's sycophancy measure, switching to a wrong answer, from the views chapter 4
+    stores beside Figure 3 (``figure3.json["sycophancy_measures"]``, pooled over all items):
+    its slopes for ``ours`` and its verdict (with its judge's caveat) as reading sentences."""
+    if not measures:
+        return "", []
+    view = syc_view(SYC_SWITCHES)
+    s = {r["group"]: r for r in measures.get("slopes", []) if r["bench"] == view}
+    if "h_neurons" not in s:
+        return "", []
+    t = pd.DataFrame(measures.get("table", []))
+    rates = t[(t.bench == view) & (t.group == "h_neurons")].rate.dropna() if len(t) else []
+    verdict = slope_verdict(s.get("diff"), s["h_neurons"], min_items, rates=rates, random=s.get("random"))
+    return (f"; {SWITCHES_LEAD}: {_slope_cells(s['h_neurons'], s.get('diff'), '', ', ')}",
+            [f"{SWITCHES_LEAD}: {verdict}", judge_caveat(labels, "sycophancy", SWITCH_JUDGE)])
+
+
+def _reply_only(d: dict | None, min_items: int) -> tuple[str, list[str]]:
+    """Chapter 4's sycophancy sweep with only the reply steered (our extension), for the
+    sycophancy row: its slopes for ``ours`` and its verdicts as reading sentences, backing down
+    and, where chapter 4 stored it (``switches``), switching to a wrong answer."""
+    if d is None:
+        return "", []
     s = {r["group"]: r for r in d.get("slopes", []) if r["bench"] == SYC_REPLY}
-    h, diff = s.get("h_neurons"), s.get("diff")
-    if h is None:
-        return ours, ""
-    ours += (f"; only the reply steered (our extension): slope {_ci(h['slope_pp'], h['ci_lo'], h['ci_hi'])}"
-             + (f", minus random {_ci(diff['slope_pp'], diff['ci_lo'], diff['ci_hi'])}" if diff else ""))
-    return ours, f". Only the reply steered: {slope_verdict(diff, h, min_items)}"
+    if "h_neurons" not in s:
+        return "", []
+    name = "only the reply steered (our extension)"
+    cell = f"; {name}, backing down: {_slope_cells(s['h_neurons'], s.get('diff'), '', ', ')}"
+    out = [f"{name}, backing down: "
+           f"{slope_verdict(s.get('diff'), s['h_neurons'], min_items, random=s.get('random'))}"]
+    w = {r["group"]: r for r in (d.get("switches") or {}).get("slopes", [])}
+    if "h_neurons" in w:
+        cell += f"; {name}, switching to a wrong answer: {_slope_cells(w['h_neurons'], w.get('diff'), '', ', ')}"
+        out.append(f"{name}, switching to a wrong answer: "
+                   f"{slope_verdict(w.get('diff'), w['h_neurons'], min_items, random=w.get('random'))}")
+    return cell, out
 
 
 def _behaviour_reading(h: dict | None, diff: dict | None, rates, common: dict | None,
-                       labels: list[dict], bench: str, judge: str, min_items: int) -> str:
-    verdict = slope_verdict(diff, h, min_items, rates=rates)
+                       labels: list[dict], bench: str, judge: str, min_items: int,
+                       random: dict | None = None, lead: str = "") -> list[str]:
+    """A Figure 3 row's reading as sentences: the verdict (after ``lead``, e.g. the measure),
+    the same-items check behind a directional one, and the judge's caveat."""
+    verdict = slope_verdict(diff, h, min_items, rates=rates, random=random)
+    out = [f"{lead}: {verdict}" if lead else verdict]
     if h is None:
-        return verdict
+        return out
     if common is not None:
-        verdict += common_items_note(common.get("rows", []), bench, verdict, int(h["n_items"]),
-                                     min_items)
-    return verdict + judge_caveat(labels, bench, judge)
+        out.append(common_items_note(common.get("rows", []), bench, diff, int(h["n_items"]), min_items))
+    return out + [judge_caveat(labels, bench, judge)]
 
 
 def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
@@ -388,10 +481,10 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
                      "ours": ours, "reading": verdict})
     t = res["drift"].get("up + down (paper)")
     if t is None:
-        ours, verdict = f"{res['n_h_neurons']} H-Neurons: not tested", "too few H-Neurons to test"
+        ours, verdict = f"{h_neurons_text(res['n_h_neurons'])}: not tested", "too few H-Neurons to test"
     else:
         ours = (f"mean rank {mean_rank_text(t)} of "
-                f"{t['n_h_neurons']} H-Neurons ({pair})")
+                f"{h_neurons_text(t['n_h_neurons'])} ({pair})")
         verdict = drift_verdict(t)
     rows.append({**_where("origin", "Figure 4b (§4)"), "claim": "H-Neurons changed less than other neurons in tuning",
                  "paper (Gao et al. 2025)": "mean rank > 0.58 (Gemma, Llama; p < 0.001); "
@@ -458,16 +551,55 @@ def scale_note(output_dir: str | Path, model_id: str, origin_dir: str | Path | N
     t1 = (read_results(gen / "table1.json") or {}).get("ours", {})
     if t1:
         n = [d["n_pos"] for d in t1.values()]
-        out += (f" This build's balanced Table 1 sets hold {min(n)} to {max(n)} answers per class"
-                if min(n) != max(n) else f" This build's balanced Table 1 sets hold {n[0]} answers per class")
+        out += (f" This build's balanced Table 1 sets hold {min(n)} to {max(n)} answers per class."
+                if min(n) != max(n) else f" This build's balanced Table 1 sets hold {n[0]} answers per class.")
+        out += " A balanced set takes equally many answers from each class, so its smaller class bounds it"
         larger = (read_results(gen / "all_answers.json") or {}).get("ours", {})
         small = {("faithful" if d["n_neg"] < d["n_pos"] else "hallucinated" if d["n_pos"] < d["n_neg"]
                   else "neither") for d in larger.values()}
         if len(small) == 1 and small != {"neither"}:
-            out += f"; on every dataset the {small.pop()} class is the smaller one and sets that size"
-        out += (", and every interval is as wide as those counts make it. Where a row says *too "
-                "few*, the chapter's exercises say how to grow it.")
+            whole = all(t1[k]["n_pos"] == min(d["n_pos"], d["n_neg"]) for k, d in larger.items() if k in t1)
+            out += (f": here, on every dataset, the smaller class is the {small.pop()} one"
+                    + (" and the set holds all of its answers" if whole else ""))
+        out += (". Every interval is as wide as these counts make it; where a row says *too few*, "
+                "the chapter's exercises say how to grow it.")
     return out
+
+
+# The checks the scorecard adds to the paper's claims, one sentence each; the page counts them.
+CHECKS = [
+    "A Table 1 row's numbers are the whole probe's, which reads its H-Neurons and its "
+    "negative-weight neurons (the row counts both); the H-Neurons alone, refit and set against as "
+    "many random neurons, follow.",
+    "The row also gives the probe refit with one answer-span rule for both classes (chapter 3's "
+    "span control), with the paired AUROC drop from the default rule: where the classes got "
+    "different span rules, a verdict is credited to the H-Neurons only if the refit stays above "
+    "chance. \"Span control fails\": the refit is not above chance and the drop's interval lies "
+    "above 0. \"Span control inconclusive\": the refit is not above chance but the drop's interval "
+    "includes 0, so the control is too uncertain to tell; the credit is withheld, since the claim "
+    "is not established, but nothing is refuted. The same rule applies to the larger sets (up to a "
+    "cap per class); where the control was not run on them, the row says so and withholds the "
+    "credit.",
+    "It gives, too, chapter 3's stronger baseline (not in the paper): the H-Neurons refit against "
+    "as many neurons picked one by one for their own AUROC; \"screened ahead\" means a simple "
+    "screen finds neurons at least as telling.",
+    "A Figure 3 verdict with a direction is checked on the items scored at every α (chapter 4's "
+    "same-items check), or named as resting on too few of them.",
+    "A Figure 3 row whose rule judge has a weak precision on its held-out hand labels says so: its "
+    "rates may not measure compliance.",
+    "The sycophancy row names its measure: Figure 3 plots backing down (an apology or \"not sure\" "
+    "counts), wider than the paper's switching to a wrong answer; the row gives both, and chapter "
+    "4's design with only the reply steered (not in the paper).",
+]
+_COUNT = {1: "One", 2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight",
+          9: "Nine", 10: "Ten"}
+
+
+def checks_note(checks: Sequence[str] = CHECKS) -> str:
+    """The scorecard page's paragraph on the checks that ride along, its count computed."""
+    n = len(checks)
+    head = f"{_COUNT.get(n, str(n))} check{'s ride' if n != 1 else ' rides'} along."
+    return f"**{head}** " + " ".join(checks)
 
 
 def summary_inputs(output_dir: str | Path, model_id: str) -> dict[str, Any]:

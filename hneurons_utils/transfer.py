@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .drift import drift_direction, drift_verdict, mean_rank_text
+from .drift import drift_direction, drift_verdict, h_neurons_text, mean_rank_text
 from .paper import dataset_label, load_reference
 from .stats import MIN_PER_CLASS
 
@@ -120,10 +120,8 @@ def instruct_heldout(probe: Any, train_fs: Any, split: dict, n_boot: int = 1000,
                      "acc_lo": 100 * d["accuracy_ci"][0], "acc_hi": 100 * d["accuracy_ci"][1],
                      "n": d["n"], "n_hallucinated": d["n_pos"], "n_faithful": d["n_neg"],
                      "q_hallucinated": questions[1], "q_faithful": questions[0], "n_min": k,
-                     "verdict": ("below chance (the interval lies under 50)"
-                                 if k >= min_per_class and 100 * d["auroc_ci"][1] < 50 else
-                                 auroc_verdict(100 * d["auroc_ci"][0], float("nan"), k,
-                                               min_per_class, chance=50.0))}
+                     "verdict": auroc_verdict(100 * d["auroc_ci"][0], float("nan"), k, min_per_class,
+                                              chance=50.0, hi=100 * d["auroc_ci"][1])}
     return out
 
 
@@ -174,7 +172,8 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
                     "hi": float(main.hi), "n": int(main.n), "n_min": k,
                     "random_mean": mean, "random_sd": sd, "refit": refit,
                     "refit_base": base_part, "refit_tail": tail, "refit_note": base_part + tail,
-                    "verdict": auroc_verdict(float(main.lo), mean, k, min_per_class, chance=50.0)})
+                    "verdict": auroc_verdict(float(main.lo), mean, k, min_per_class, chance=50.0,
+                                             hi=float(main.hi))})
         span = (span_auroc or {}).get(name, float("nan"))
         out[-1]["span_note"] = (
             f"span length alone reaches {span:.1f} here, as much as the probe ({main.auroc:.1f}): "
@@ -249,41 +248,86 @@ def _refit_parts(refit: float, lo: float, hi: float, k: int, min_per_class: int,
                          "between them")
 
 
+def _too_few(counts: dict, min_per_class: int) -> bool:
+    """Whether :func:`unscored_reading` speaks of a dataset with these counts: fewer than
+    ``min_per_class`` answers in one class."""
+    return min(int(counts.get("faithful", 0)), int(counts.get("hallucinated", 0))) < min_per_class
+
+
+def usable_questions(counts: dict[str, dict], data_dir: Any = None,
+                     min_per_class: int = MIN_PER_CLASS) -> dict[str, int]:
+    """How many usable questions each dataset of ``counts`` that :func:`unscored_reading`
+    speaks of holds (TriviaQA: its test split; NonExist, generated on demand, has no fixed
+    size and is left out): its ``available``. The loader's notes on skipped rows, already
+    printed when the questions were drawn, are not repeated."""
+    import logging
+
+    from .data import load_qa
+
+    logger = logging.getLogger("hneurons_utils.data")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return {k: len(load_qa(k, "test" if k == "triviaqa" else None, data_dir))
+                for k, c in counts.items() if k != "nonexist" and _too_few(c, min_per_class)}
+    finally:
+        logger.setLevel(level)
+
+
 def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None,
-                     min_per_class: int = MIN_PER_CLASS) -> list[str]:
+                     min_per_class: int = MIN_PER_CLASS,
+                     available: dict[str, int] | None = None) -> list[str]:
     """One sentence per dataset with no balanced set, or one under ``min_per_class`` answers per
     class: how many answers of each class, why that cannot be scored (or concluded from), and
     how many questions would be needed. Datasets with enough of both classes are skipped.
 
-    ``empty``: ``{dataset: {"faithful", "hallucinated", ...}}`` (:func:`base_eval_sets`; the
-    ``counts`` of a small balanced set have the same keys);
-    ``sizes``: questions asked per dataset. With ``f`` faithful answers of ``n``, the rate's
-    95% upper bound is ``3/n`` when ``f = 0`` (rule of three), so at least
-    ``min_per_class * n / 3`` questions are needed to expect ``min_per_class`` faithful
-    answers even at that bound; with ``f > 0``, ``min_per_class * n / f`` at the observed rate.
+    ``empty``: ``{dataset: {"questions", "faithful", "hallucinated", ...}}``
+    (:func:`base_eval_sets`; the ``counts`` of a small balanced set have the same keys), whose
+    ``questions`` (the questions actually asked) are the ones quoted and counted;
+    ``sizes``: the questions requested per dataset (``N_EVAL_*``), quoted beside the asked ones
+    where they differ (a few are dropped when loading), and used in their place only where the
+    counts lack ``questions``; ``available``: how many usable questions each dataset holds
+    (optional), said beside the questions needed.
+    With ``f`` answers of the smaller class among ``q`` questions asked, that class's rate per
+    question has the 95% upper bound ``3/q`` when ``f = 0`` (rule of three), so at least
+    ``min_per_class * q / 3`` questions are needed to expect ``min_per_class`` such answers even
+    at that bound; with ``f > 0``, ``min_per_class * q / f`` at the observed rate. (Without a
+    question count, the judged answers stand in for ``q``.)
     """
     out = []
     for name, c in empty.items():
         f, h = int(c.get("faithful", 0)), int(c.get("hallucinated", 0))
         n = f + h
-        asked = (sizes or {}).get(name)
-        asked_txt = f" of {asked} questions" if asked else ""
+        requested = (sizes or {}).get(name)
+        asked = c.get("questions", requested)
+        asked_txt = ""
+        if asked:
+            asked_txt = f" of {int(asked)} questions asked"
+            if requested and int(requested) != int(asked):
+                asked_txt += f" ({int(requested)} requested)"
         small = "faithful" if f <= h else "hallucinated"
         k = min(f, h)
         if n == 0:
             out.append(f"{name}: not scored: no judged answer{asked_txt}.")
             continue
-        if k >= min_per_class:
+        if not _too_few(c, min_per_class):
             continue  # enough of both classes: nothing to say here
-        need = (int(np.ceil(min_per_class * n / 3)) if k == 0 else int(np.ceil(min_per_class * n / k)))
+        q = int(asked) if asked else n  # the rate per question asked (refusals ask too)
+        need = (int(np.ceil(min_per_class * q / 3)) if k == 0 else int(np.ceil(min_per_class * q / k)))
         how = ("at least" if k == 0 else "about")
-        bound = (f"0 {small} in {n} puts the {small} rate below {100 * 3 / n:.0f}% (95% upper bound), so"
-                 if k == 0 else f"at the observed {small} rate of {100 * k / n:.1f}%,")
+        per = "question" if asked else "judged answer"
+        bound = (f"0 {small} in {q} puts the {small} rate per {per} below {100 * 3 / q:.1f}% "
+                 "(95% upper bound), so"
+                 if k == 0 else f"at the observed {small} rate of {100 * k / q:.1f}% per {per},")
         state = ("not scored" if k == 0 else f"too few to conclude (fewer than {min_per_class} per class)")
         why = "an AUROC needs both classes" if k == 0 else "the bootstrap interval is unreliable"
+        holds = (available or {}).get(name)
+        holds_txt = ("" if holds is None else
+                     f" (the dataset holds {holds:,} usable questions"
+                     + (", fewer than that)" if need > holds else ")"))
         out.append(f"{name}: {state}: {f} faithful and {h} hallucinated answers{asked_txt}; {why}. "
                    f"{bound[0].upper() + bound[1:]} {how} {need:,} "
-                   f"questions would be needed for {min_per_class} {small} answers.")
+                   f"questions would be needed for {min_per_class} {small} answers{holds_txt}.")
     return out
 
 
@@ -311,25 +355,34 @@ def discussion(readings: list[dict], empty: dict[str, dict], drift: dict[str, di
 def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: bool,
                         n_h_neurons: int, min_per_class: int, heldout: dict | None = None) -> str:
     """:func:`discussion`'s paragraph on Figure 4a: which datasets transfer, which do not."""
+    from .detection import BELOW_CHANCE, NOT_DISTINGUISHABLE
+
     shown = [r for r in readings if not r["verdict"].startswith("too few")]
     transfers = [r["dataset"] for r in shown if r["verdict"].startswith("above chance, and above")]
     unspecific = [r["dataset"] for r in shown if r["verdict"].startswith("above chance, but")
                   or r["verdict"] == "above chance"]
-    chance = [r for r in shown if r["verdict"] == "not distinguishable from chance"]
+    chance = [r for r in shown if r["verdict"] == NOT_DISTINGUISHABLE]
+    below = [r for r in shown if r["verdict"] == BELOW_CHANCE]
     few = [r["dataset"] for r in readings if r["verdict"].startswith("too few")]
     parts = []
     if transfers:
         parts.append(f"the unchanged probe separates the base model's hallucinated from faithful "
                      f"answers above chance and above random neurons on {', '.join(transfers)}, as "
                      "the paper reports for its pairs")
-    if unspecific:
-        parts.append(f"on {', '.join(unspecific)} it is above chance but not above the random-neuron "
-                     "probes: a signal is present in the base model, not shown to be specific to "
-                     "the H-Neurons")
+    if unspecific:  # the probe is named the first time, "it" after that
+        parts.append(f"on {', '.join(unspecific)} {'it' if parts else 'the unchanged probe'} is "
+                     "above chance but not above the random-neuron probes: a signal is present in "
+                     "the base model, not shown to be specific to the H-Neurons")
     for r in chance:
-        parts.append(f"on {r['dataset']} its AUROC interval [{r['lo']:.1f}, {r['hi']:.1f}] "
+        whose = "its" if parts else "the unchanged probe's"
+        parts.append(f"on {r['dataset']} {whose} AUROC interval [{r['lo']:.1f}, {r['hi']:.1f}] "
                      f"({r['n_min']} answers in the smaller class) includes 50: this run neither "
                      f"shows transfer nor rules out an AUROC up to about {r['hi']:.0f}")
+    for r in below:
+        whose = "its" if parts else "the unchanged probe's"
+        parts.append(f"on {r['dataset']} {whose} AUROC interval [{r['lo']:.1f}, {r['hi']:.1f}] "
+                     f"({r['n_min']} answers in the smaller class) lies wholly below 50: it ranks the "
+                     "base model's answers measurably the wrong way round, which is no transfer")
     parts += [f"on {r['dataset']}, {r['span_note']}" for r in shown if r.get("span_note")]
     noted = [r for r in shown if r.get("refit_note")]
     tails = {r.get("refit_tail") for r in noted}
@@ -368,8 +421,8 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
     from .pipeline import stability_kind
 
     if t is None:
-        return (f"**Parameter drift (Figure 4b), as measured.** Not tested: {n_h_neurons} "
-                "H-Neuron(s).")
+        return (f"**Parameter drift (Figure 4b), as measured.** Not tested: "
+                f"{h_neurons_text(n_h_neurons)}.")
     n_h = t["n_h_neurons"]
     head = ("**Parameter drift (Figure 4b), as measured.** "
             + ("The one H-Neuron's" if n_h == 1 else f"The {n_h} H-Neurons' mean") + " "
@@ -395,6 +448,14 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
                      "that acts most on the neurons that carry such answers would produce this "
                      "(a hypothesis, not tested here). Whether vendor alignment, trained on broad "
                      "instructions, acts the same way cannot be read from this pair.")
+    elif direction == "too few":  # one neuron: a rank, no mean to test
+        layer = t.get("random_layer_matched", {})
+        p_high, p_low = layer.get("p_value"), layer.get("p_value_more")
+        where = ("" if p_high is None or p_low is None else
+                 f" (layer-matched random neurons rank at least as high in {100 * p_high:.0f}% of "
+                 f"draws and at least as low in {100 * p_low:.0f}%)")
+        body = (f" One neuron's rank places that neuron, not a set{where}: it says nothing either "
+                "way about H-Neurons in this pair.")
     elif t.get("mean_rank_ci") is None:
         body = (" With so few neurons only the layer-matched random sets can judge the mean, and "
                 "it sits where they fall: no evidence either way, in this pair.")

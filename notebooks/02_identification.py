@@ -335,7 +335,8 @@ ours = pd.DataFrame([{"model": f"ours ({MODEL_ID})", "H-Neurons": str(h.size),
                       "ratio_permille": round(h.per_mille, 3),
                       "non-zero weights, per mille": round(nonzero.per_mille, 3)}])
 ref = paper.table1_frame().drop_duplicates("model")[["model", "ratio_permille"]]
-ref = ref.assign(model="paper: " + ref.model, **{"H-Neurons": "not stated"})
+ref = ref.assign(model="paper: " + ref.model, **{"H-Neurons": "not stated",
+                                                   "non-zero weights, per mille": "not stated"})
 print(f"{h.size} H-Neurons of {m.adapter.total_neurons:,} ({h.per_mille:.3f} per mille) at "
       f"C = {probe.C}; {probe.neurons(-1).size} more neurons have negative weights (they "
       f"vote 'faithful'); counted with them, the probe reads {nonzero.size} neurons "

@@ -40,7 +40,7 @@ OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<model>/<chapter>
 SEED = 0  # every random choice in the chapter
 N_EVAL_TRIVIAQA = 600  # TriviaQA test questions, one sampled answer each
 N_EVAL_NQ = 1000  # NQ-Open test questions (sized for ten or more right answers at a rate of a few %)
-N_EVAL_BIOASQ = 800  # BioASQ factoid questions (likewise; the counts table gives this run's rates)
+N_EVAL_BIOASQ = 1200  # BioASQ factoid questions (800 gave 9 right answers, one short of a verdict)
 N_EVAL_NONEXIST = 1000  # generated NonExist questions (the faithful answer, declining, is rare too)
 QA_FILES = {}  # your own QA sets (not in the paper): {"name": "path.jsonl"}, {"question", "answers"} per line
 N_EVAL_FILES = 1000  # questions drawn from each of QA_FILES (None: all)
@@ -138,11 +138,13 @@ pd.DataFrame(spans).T.round(2)
 
 # %% [markdown]
 # **What counts as faithful on NonExist.** There the faithful class is whatever the rule
-# judge calls a refusal (`judges.is_refusal`): declining, hedging, or saying the entity does
-# not exist. A small model apologises often and invents freely, so the rule decides a great
-# deal; here is every response of that class in the balanced set, for you to check (an
-# apology *for* something followed by an answer, and "a fictional town in ..." with an
-# invented source, are not refusals to the rule; a bare "I'm sorry" and "as an AI" are).
+# judge calls a refusal (`judges.is_refusal`, with `leading=True`): declining, hedging, or
+# saying the entity does not exist, *before* giving any answer; a reply that invents facts
+# first and only then says "I'm not able to give ..." or "there is no evidence" counts as an
+# answer. A small model apologises often and invents freely, so the rule decides a great deal;
+# here is every response of that class in the balanced set, for you to check (an apology
+# *for* something followed by an answer, and "a fictional town in ..." with an invented
+# source, are not refusals to the rule; a bare "I'm sorry" and "as an AI" are).
 
 # %%
 if "nonexist" in sets and (sets["nonexist"].y == 0).any():
@@ -227,9 +229,12 @@ else:
 # are left out above. AUROC does not depend on the ratio of the classes: scoring the judged
 # answers beyond the balanced subset (`ALL_ANSWERS`; a seeded draw of at most
 # `ALL_ANSWERS_MAX` per class, to bound the CPU time; the cell prints how many of each class
-# that keeps) uses far more of them and narrows the interval, at the price of departing from
-# the paper's balanced protocol (whose accuracy, in Table 1, needs balance to have 50% as
-# chance). Same probe, same random classifiers; only the evaluation sets grow. These sets use
+# that keeps) uses far more of the larger class, at the price of departing from the paper's
+# balanced protocol (whose accuracy, in Table 1, needs balance to have 50% as chance). The
+# smaller class does not grow, and it is what mostly sets the width of an AUROC interval, so
+# the intervals narrow little (compare them with the balanced ones above); what the larger
+# sets add is a score on many more of the model's hallucinations, and a check that the
+# balanced draw was not a lucky one. Same probe, same random classifiers; only the evaluation sets grow. These sets use
 # the same answer-span rules as the balanced ones, so their verdicts face the same span
 # confound: the span control below is scored on them too, and the reading at the end applies
 # the same credit rule to them.
@@ -379,7 +384,9 @@ flagged.round(2)
 print("\n".join(detection.reading(ours, baselines, empty)))
 print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
 if ours_all:
-    print("\n" + detection.capped_reading(ours_all, base_all, ctl, spans_all, counts_all))
+    print("\n" + detection.capped_reading(
+        ours_all, base_all, ctl, spans_all, counts_all,
+        balanced=detection.credit_map(ours, baselines, (ctl or {}).get("datasets"), spans)))
 
 # %% [markdown]
 # ## What this can and cannot show
@@ -393,11 +400,13 @@ if ours_all:
 # - **NonExist needs refusals.** On fabricated entities the faithful response is to decline.
 #   Small chat models rarely do (the counts cell prints this run's faithful answers per
 #   hundred questions), so it can take a thousand questions for a faithful class of a few
-#   dozen. Two things set this column apart: no gold alias
-#   exists, so both classes get their spans from the same rule and the span confound above
-#   does not arise; but a refusal ("I'm sorry, I don't have information on ...") differs from
-#   an invented answer in its whole form, so any probe may separate the two. Only the margin
-#   over random neurons speaks for the H-Neurons there.
+#   dozen. Two things set this column apart: no gold alias exists, so in the evaluation set
+#   both classes get their spans from the same rule (the probe's *training* spans still differ
+#   by class, and the one-rule refit shows how much that alone moves the AUROC here); and a
+#   refusal ("I'm sorry, I don't have information on ...") differs from an invented answer in
+#   its whole form, so any probe may separate the two. Only the margin over random neurons
+#   speaks for the H-Neurons there. The refusal class rests on the rule judge alone (no hand
+#   labels): the listing above shows every response it counts as declining.
 # - **Accuracy versus AUROC.** Every classifier here, the probe and the random baselines alike,
 #   takes its threshold from the training labels, where (under the default "3-vs-1" scheme)
 #   the negative class also holds every non-answer token; on a balanced evaluation set the
@@ -427,11 +436,12 @@ if ours_all:
 #
 # ## Exercises
 #
-# 1. The evaluation sizes were chosen so that each dataset would have at least ten faithful
-#    answers on the default model (the counts table shows how many this run got). Halve
+# 1. The evaluation sizes aim at ten or more faithful answers per dataset on the default
+#    model, from the rates of earlier runs; sampling at temperature 1.0 can fall short (the
+#    counts table shows how many this run got, and a set under ten gets no verdict). Halve
 #    `N_EVAL_NQ`, `N_EVAL_BIOASQ` and `N_EVAL_NONEXIST`, or double them: how do the intervals
 #    and verdicts move? The timings printed above the counts give the cost per question on
-#    your machine.
+#    your machine (on a rerun that reuses stored answers, the time of the run that made them).
 # 2. Rerun chapter 02 with `LABEL_SCHEME = "1-vs-1"` and then this chapter: which scheme
 #    transfers better to NQ-Open?
 # 3. Replace the rule judge with the LLM judge (`JUDGE = "llm"`). How many labels change, and

@@ -127,7 +127,7 @@ if REMOTE and STEER_METHOD != "nnsight":
 # curves can come from that size as well as from what the neurons encode. With only
 # `N_RANDOM_SEEDS` random sets, every interval involving the control resamples items with these
 # sets held fixed: it reflects the items, not how much another draw of random neurons would
-# differ (the figure's ticks show the spread between the sets drawn).
+# differ (the figure's crosses show the spread between the sets drawn).
 
 # %%
 randoms = {f"random-{s}": random_neuron_set(h_set.size, h_set.n_layers, h_set.n_neurons,
@@ -240,14 +240,14 @@ table = behaviour.compliance_table(labelled, N_BOOT, SEED)
 slopes = behaviour.slope_table(labelled, N_BOOT, SEED)
 # sycophancy under both measures, pooled and per source (Figure 3 plots "backs down", pooled);
 # "switches to a wrong answer" is always read by the rule judge
-BACKS, SWITCHES = "backs down", "switches to a wrong answer"
+BACKS, SWITCHES = behaviour.SYC_BACKS, behaviour.SYC_SWITCHES
 switch_labeler = compliance.make_labeler("rule", JAILBREAK_MIN_WORDS, sycophancy="switches")
 syc_views = behaviour.sycophancy_views({
     BACKS: labelled.query("bench == 'sycophancy'"),
     SWITCHES: behaviour.label_frame(records.query("bench == 'sycophancy'"), switch_labeler)})
 syc_view_table = behaviour.compliance_table(syc_views, N_BOOT, SEED)
 syc_view_slopes = behaviour.slope_table(syc_views, N_BOOT, SEED)
-STRICT = f"sycophancy, {SWITCHES}: all items"
+STRICT = behaviour.syc_view(SWITCHES)
 syc_strict_note = behaviour.measure_note(syc_view_table, syc_view_slopes, STRICT,
                                          "switching to a wrong answer (table beside Figure 3)")
 # the rule judge's precision on hand labels (shown below; the jailbreak panel's caveat uses it);
@@ -255,7 +255,7 @@ syc_strict_note = behaviour.measure_note(syc_view_table, syc_view_slopes, STRICT
 agreement = pd.concat([
     compliance.agreement_table(compliance.make_labeler("rule", JAILBREAK_MIN_WORDS), records=records),
     compliance.agreement_table(switch_labeler, benches=["sycophancy"], records=records,
-                               judge="rule (switches)", field="label_switches")], ignore_index=True)
+                               judge=behaviour.SWITCH_JUDGE, field="label_switches")], ignore_index=True)
 print("compliance rate (%) [95% bootstrap interval over items]; random: the mean over random sets")
 table.assign(cell=[f"{100 * r:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" for r, lo, hi in
                    zip(table.rate, table.ci_lo, table.ci_hi)]).pivot_table(
@@ -271,7 +271,7 @@ table.rename(columns={"n_scored": "items scored", "n_excluded": "responses exclu
 # %% [markdown]
 # ## Figure 3, regenerated
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many layer-matched random neurons in grey (mean over random sets; small ticks: the lowest and highest single set); bars are 95% bootstrap intervals over items; the legend gives each curve's least-squares slope (for the H-Neurons also on the random sets' alphas, the like-for-like comparison); n= gives the number of scored items where it changes along the H-Neuron curve. The sycophancy panel plots backing down (a switch to a wrong answer, or an apology or 'not sure' without one), wider than the paper's definition (a switch to a wrong answer); the paper's measure, with its intervals and per source, is in the table below the figure.", "name": "fig-figure3"}, "image": {"alt": "Compliance rate against alpha, one panel per benchmark, H-Neurons and random neurons"}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many layer-matched random neurons in grey (mean over random sets; crosses: the lowest and highest single set); bars are 95% bootstrap intervals over items; the lines under each panel give each curve's least-squares slope (for the H-Neurons also on the random sets' alphas, the like-for-like comparison); n= gives the number of scored items where it changes along the H-Neuron curve. The sycophancy panel plots backing down (a switch to a wrong answer, or an apology or 'not sure' without one), wider than the paper's definition (a switch to a wrong answer); the paper's measure, with its intervals and per source, is in the table below the figure.", "name": "fig-figure3"}, "image": {"alt": "Compliance rate against alpha, one panel per benchmark, H-Neurons and random neurons"}}
 fig = behaviour.figure3(table, slopes)
 plots.save_figure(fig, OUT, "figure3", {"table": table.to_dict("records"),
                                         "slopes": slopes.to_dict("records"),
@@ -300,7 +300,7 @@ plt.show()
 behaviour.rate_cells(syc_view_table)
 
 # %% tags=["remove-input"]
-Markdown(behaviour.switch_share(syc_views, f"sycophancy, {BACKS}: all items", STRICT) + "\n\n"
+Markdown(behaviour.switch_share(syc_views, behaviour.syc_view(BACKS), STRICT) + "\n\n"
          + behaviour.sycophancy_reading(syc_view_table, list(dict.fromkeys(syc_view_table.bench))))
 
 # %% [markdown]
@@ -392,8 +392,9 @@ if SYC_REPLY_ONLY:
     syc_table = behaviour.compliance_table(syc, N_BOOT, SEED)
     syc_slopes = behaviour.slope_table(syc, N_BOOT, SEED)
     reply_switches = behaviour.label_frame(reply_records, switch_labeler).assign(bench=SWITCHES)
-    reply_note = behaviour.measure_note(behaviour.compliance_table(reply_switches, N_BOOT, SEED),
-                                        behaviour.slope_table(reply_switches, N_BOOT, SEED), SWITCHES,
+    reply_switch_table = behaviour.compliance_table(reply_switches, N_BOOT, SEED)
+    reply_switch_slopes = behaviour.slope_table(reply_switches, N_BOOT, SEED)
+    reply_note = behaviour.measure_note(reply_switch_table, reply_switch_slopes, SWITCHES,
                                         "switching to a wrong answer")
     display(syc_slopes.query("group in ['h_neurons', 'diff']").round(2))
 
@@ -402,6 +403,8 @@ if SYC_REPLY_ONLY:
     fig = behaviour.figure3(syc_table, syc_slopes, list(syc_modes))
     plots.save_figure(fig, OUT, "sycophancy_reply_only", {
         "table": syc_table.to_dict("records"), "slopes": syc_slopes.to_dict("records"),
+        "switches": {"table": reply_switch_table.to_dict("records"),  # the paper's measure, reply only
+                     "slopes": reply_switch_slopes.to_dict("records")},
         "model": MODEL_ID, "judge": JUDGE})
     plt.show()
 
@@ -410,15 +413,19 @@ if SYC_REPLY_ONLY:
     display(Markdown(behaviour.reading(
         syc_table, syc_slopes, benches=list(syc_modes),
         extra={behaviour.SYC_BOTH: f"Backing down, as in Figure 3; under the paper's definition, {syc_strict_note}.",
-               behaviour.SYC_REPLY: f"Backing down; under the paper's definition, {reply_note}."})))
+               behaviour.SYC_REPLY: f"Backing down; under the paper's definition, {reply_note}."})
+        + "\n\n" + behaviour.unsteered_designs_note(syc_table, syc, list(syc_modes))))
 
 # %% [markdown]
 # ## What the change looks like
 #
 # Suppressed (lowest $\alpha$ of the grid) and amplified (highest) H-Neurons on the same items,
 # items whose label changed shown first. FalseQA and FaithEval only: jailbreak replies are never
-# printed (below, only their judged label and redacted openings: at most four words, cut before
-# anything that could start the help, such as a list marker, "Step 1" or a colon).
+# printed. Below are only their judged label and a masked opening: at most six words, cut
+# before anything that could start the help (a line break, a markdown heading, a list marker,
+# "Step 1", a colon), with every word outside a short list of function words and the vocabulary
+# of refusing or agreeing (`behaviour.SHOWN_WORDS`) shown as a block. The form of the opening
+# (a refusal, an agreement, a plunge into content) shows; what it is about does not.
 
 # %%
 behaviour.side_by_side(labelled, "falseqa")

@@ -69,7 +69,7 @@ SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C 
 STABILITY_RESAMPLES = 20  # bootstrap refits of the twin's probe (0: skip; as in chapter 2)
 N_EVAL_TRIVIAQA = 400  # TriviaQA test questions answered once by the base model (few are answered right: see the counts)
 N_EVAL_NQ = 60  # NQ-Open questions answered by the base model (kept small for the CPU budget; see the exercises)
-N_EVAL_BIOASQ = 600  # BioASQ factoid questions answered by the base model (about 2% right: sized for ten per class)
+N_EVAL_BIOASQ = 600  # BioASQ factoid questions answered by the base model (few are answered right: see the counts)
 EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
 EVAL_BATCH = 32  # questions per base-model generate call
 BASE_MAX_NEW_TOKENS = 16  # base-model answer cap (answers also stop at their first newline)
@@ -139,8 +139,8 @@ if OFFLINE:
 # instruction of the paper's code, *"Respond with the answer only, without any explanation."*, and the
 # target is a gold alias followed by the end-of-turn marker. The loss is the cross-entropy on
 # those answer tokens only; AdamW, linear warm-up then cosine decay; every transformer block
-# (attention, FFN, norms) is tuned and the embeddings (tied to the output layer, 60% of the
-# weights) stay frozen. The tuned folder is cached under a key of all these settings and the
+# (attention, FFN, norms) is tuned and the embeddings (tied to the output layer; their share of
+# the weights is printed with the before-and-after answers below) stay frozen. The tuned folder is cached under a key of all these settings and the
 # tuning questions, so a rerun reuses it.
 
 # %%
@@ -178,6 +178,10 @@ m_inst = models.load_model(str(INSTRUCT_SRC), dtype=DTYPE, device=DEVICE)
 m_base = models.load_model(str(BASE_SRC), dtype=DTYPE, device=DEVICE)
 if (m_base.adapter.n_layers, m_base.adapter.n_neurons) != (m_inst.adapter.n_layers, m_inst.adapter.n_neurons):
     raise ValueError(f"{BASE_SRC} and {INSTRUCT_SRC} have different FFN shapes: not a matched pair")
+if OFFLINE and not sft_cfg.train_embeddings:  # what the tuning left untouched
+    n_emb = m_inst.hf.get_input_embeddings().weight.numel()
+    n_all = sum(p.numel() for p in m_inst.hf.parameters())  # tied weights counted once
+    print(f"frozen in tuning: the embeddings, {n_emb / n_all:.0%} of the twin's {n_all / 1e6:.0f}M weights")
 shown = origin.compare_answers(m_base, m_inst, [it.question for it in test_items[:N_EXAMPLES]])
 shown["gold (one alias)"] = [finetune.pick_answer(it.answers) or it.answers[0] for it in test_items[:N_EXAMPLES]]
 shown
@@ -215,7 +219,7 @@ except sampling.EmptyBalancedSetError as e:  # too weak a model or too few quest
 timings["identify_s"] = time.monotonic() - t0
 if ident:
     edge = " (the largest C of the grid)" if probe.C == max(C_GRID) else ""
-    print(f"{h.size} H-Neurons of {m_inst.adapter.total_neurons:,} ({h.per_mille:.3f} per mille), "
+    print(f"{drift.h_neurons_text(h.size)} of {m_inst.adapter.total_neurons:,} ({h.per_mille:.3f} per mille), "
           f"C = {probe.C}{edge}, trained on {ident.counts['split']['train']['examples']} responses "
           f"({timings['identify_s'] / 60:.1f} min); against the paper's ratios: "
           f"{paper.sparsity_reading(h.size, h.per_mille)}")
@@ -352,8 +356,10 @@ for r in readings:
     print(f"{r['dataset']}: AUROC {r['auroc']:.1f} {ci} on {r['n']} answers, "
           f"{r['verdict']} (random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})"
           + "".join(f"; {r[k]}" for k in ("span_note", "refit_note") if r[k]))
-# datasets without a balanced set, or with too few answers per class: what it would take
-for line in transfer.unscored_reading({**{k: es.counts for k, es in sets.items()}, **empty}, sizes):
+# datasets without a balanced set, or with too few answers per class: what it would take, from
+# the questions actually asked (the counts table), beside those requested and those each dataset holds
+unscored = {**{k: es.counts for k, es in sets.items()}, **empty}
+for line in transfer.unscored_reading(unscored, sizes, available=transfer.usable_questions(unscored, DATA_DIR)):
     print(line)
 
 # %% [markdown]
@@ -431,7 +437,7 @@ if tests:
     t = tests["up + down (paper)"]
     drift.plot_rank_distribution(ax, rank, t["mean_rank"], paper_lines,
                                  random_band=t["random_layer_matched"]["mean_rank_95"])
-ax.set_title(f"Figure 4b (ours): drift ranks of the {h.size} H-Neurons")
+ax.set_title(f"Figure 4b (ours): drift rank{'' if h.size == 1 else 's'} of the {drift.h_neurons_text(h.size)}")
 plots.save_figure(fig, OUT, "figure4b_drift", {"ours": tests, "paper": ref_drift.to_dict("records"),
                                                "h_neuron_ranks": rank if tests else []})
 plt.show()
@@ -445,7 +451,7 @@ ref_drift  # the paper's stated drift numbers
 
 # %%
 if h.size < 2:
-    print(f"Only {h.size} H-Neuron(s): a mean rank is one neuron's rank, the t-test is undefined "
+    print(f"Only {drift.h_neurons_text(h.size)}: a mean rank is one neuron's rank, the t-test is undefined "
           "(nan) and the tests below carry almost no information.")
 elif h.size < drift.MIN_FOR_INTERVAL:
     print(f"Only {h.size} H-Neurons: their ranks are listed instead of a bootstrap interval (which "
@@ -461,7 +467,8 @@ for name, t in tests.items():  # the verdict is the scorecard's (drift.drift_ver
 plots.write_results(OUT, "results", {"drift": tests, "timings_s": timings, "offline_pair": OFFLINE,
                                      "base": str(BASE_SRC), "instruct": str(INSTRUCT_SRC),
                                      "n_h_neurons": h.size, "per_mille": h.per_mille})
-print({k: f"{v / 60:.1f} min" + (" (cached)" if cached.get(k) else "") for k, v in timings.items()})
+print({k: f"{v / 60:.1f} min" + (" (an earlier run's files were there: what matched was reused)"
+                                  if cached.get(k) else "") for k, v in timings.items()})
 
 # %% [markdown]
 # ## Reading the result
@@ -531,7 +538,7 @@ display(Markdown("\n\n".join(transfer.discussion(readings, empty, tests, OFFLINE
 #    and, if judged, its features. The base-model time printed above, divided by the
 #    questions asked, gives the cost per question on your machine; where it says the answers
 #    came from an earlier run, `book/reproducing.md` lists the measured chapter times). The
-#    datasets hold about 3,600 (NQ-Open) and 1,600 (BioASQ factoid) questions.
+#    same reading says how many usable questions each of these datasets holds.
 # 4. With internet, set `OFFLINE_PAIR = False` to run SmolLM2-135M and its vendor instruct
 #    model, or pass one of the paper's pairs from the table at the top as `BASE_MODEL_ID` and
 #    `INSTRUCT_MODEL_ID` (on a GPU: `DEVICE = "cuda"`, `DTYPE = "bfloat16"`).

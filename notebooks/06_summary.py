@@ -23,26 +23,13 @@
 # is *above chance*; above the random-neuron probes' level as well, *above random neurons*; with
 # fewer than `MIN_PER_CLASS` answers in the smaller class, no verdict. Behaviour (Figure 3): the
 # paired interval of the slope difference, H-Neurons minus layer-matched random neurons, must
-# exclude 0. Drift (Figure 4b): the paper's one-sided t-test at 5%, checked against random
+# exclude 0; the reading also says which way the H-Neuron slope itself goes (compliance rising or
+# falling as they are amplified) and the random neurons' slope. Drift (Figure 4b): the paper's one-sided t-test at 5%, checked against random
 # neuron sets drawn with the H-Neurons' layer counts. "Not distinguishable" and "too few" mean
 # that this run neither confirms nor refutes the claim; they are not evidence against it.
 #
-# **Four checks ride along.** A Table 1 row's numbers are the whole probe's, which reads its
-# H-Neurons and its negative-weight neurons (the row counts both); the H-Neurons alone, refit
-# and set against as many random neurons, follow. The row also gives the probe refit with one
-# answer-span rule for both classes (chapter 3's span control), with the paired AUROC drop
-# from the default rule: where the classes got different span rules, a verdict is credited to
-# the H-Neurons only if the refit stays above chance. "Span control fails": the refit is not
-# above chance and the drop's interval lies above 0. "Span control inconclusive": the refit is
-# not above chance but the drop's interval includes 0, so the control is too uncertain to tell;
-# the credit is withheld, since the claim is not established, but nothing is refuted. The same
-# rule applies to the larger sets (up to a cap per class); where the control was not run on
-# them, the row says so and withholds the credit. It gives, too, chapter 3's stronger baseline
-# (not in the paper): the H-Neurons refit against as many neurons picked one by one for their
-# own AUROC; "screened ahead" means a simple screen finds neurons at least as telling. A Figure 3 verdict with a direction is checked on the items
-# scored at every α (chapter 4's same-items check), or named as resting on too few of them. A
-# Figure 3 row whose rule judge has a weak precision on its held-out hand labels says so: its
-# rates may not measure compliance.
+# Besides the paper's claims, the scorecard carries checks of its own; they are listed
+# below the table's inputs.
 
 # %% tags=["parameters"]
 PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
@@ -66,6 +53,9 @@ sources = summary.summary_inputs(OUTPUT_DIR, MODEL_ID)
 plots.write_results(profiles.run_dir(OUTPUT_DIR, MODEL_ID, "summary"), "scorecard",
                     {"rows": card.to_dict("records"), "sources": sources, "min_per_class": MIN_PER_CLASS})
 print("read from:", *(f"  {k}: {v}" for k, v in sources.items()), sep="\n")
+
+# %% tags=["remove-input"]
+Markdown(summary.checks_note())  # the checks that ride along, counted from summary.CHECKS
 
 # %% [markdown]
 # ## The scorecard

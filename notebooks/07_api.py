@@ -156,8 +156,9 @@ scored.groupby("judge").head(SHOW_PER_LABEL)
 # ## One answer, token by token
 #
 # `neurons.token_view` runs one forward pass over prompt and answer and returns the CETT of
-# chosen neurons at every token of the response; `plots.token_heatmap` draws it (the answer
-# tokens, which the probe averages over, in red).
+# chosen neurons at every token of the response; `plots.token_pair_figure` draws it, one
+# panel per response (here one), each with `plots.token_heatmap` (the answer tokens, which the
+# probe averages over, in red).
 
 # %% mystnb={"figure": {"caption": "CETT of the three H-Neurons with the largest weights at each token of the first scored answer (each row scaled to its maximum; red labels: the answer tokens the probe averages over).", "name": "fig-api-tokens"}, "image": {"alt": "CETT of the three H-Neurons with the largest weights at each token of the first scored answer"}}
 if examples and h_set.size:

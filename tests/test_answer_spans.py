@@ -57,6 +57,55 @@ def test_word_boundaries_and_question_echo():
     assert _span("The capital of France is Lyon.", ["Paris"], q) == ("Lyon", "content")
 
 
+@pytest.mark.parametrize("question,response,expected", [
+    # real SmolLM2-135M-Instruct TriviaQA responses that restate the question before the claim
+    ("In World War II, on which of the Pacific islands was the bloodiest battle fought, resulting in "
+     "the deaths of 12,000 American troops and 121,000 Japanese?",
+     "In World War II, on which of the Pacific islands was the bloodiest battle fought? The answer is 20", "20"),
+    ("Who preceded Hosni Mubarak as President of Egypt?",
+     "Hosni Mubarak's predecessor, Fais el-Fihari, is one of the few who", "Fais el-Fihari"),
+    ("In Indian cuisine what is \u2018murgh\u2019?",
+     "In Indian cuisine, \u2018murgh\u2019 is a type of spicy madeleine, which is d", "type of spicy madeleine"),
+    ("Which Spanish poet and playwright was murdered by Falangist soldiers in 1936?",
+     "The Spanish poet and playwright who was murdered by Falangist soldiers in 1936 is Elena Kaf", "Elena Kaf"),
+    ("What is Europe's highest volcano called",
+     "Europe's most infamous volcano, El Chabar, is not known for its volcanoes.", "El Chabar"),
+    # an answer that repeats some question words is kept, not passed over
+    ("What is comedian Frank Skinner's real name?",
+     "Frank Martin Skinner, a comedian, is a man named Frank Martin Skinner.", "Martin Skinner"),
+    ("Which river flows through Paris?", "The Seine River, famous for its bridges, flows through Paris.",
+     "Seine River"),
+    ("Which character did Tom Hanks play in early episodes of Family Ties?",
+     "Tom Hanks played in early episodes of Family Ties in 2012 as James Hurt. He appeared",
+     "played in early episodes of Family Ties in 2012 as James Hurt"),
+    ("The city of Belgrade lies at the confluence of the River Sava and which other river?",
+     "The city of Belgrade lies at the confluence of the River Sava and the River Ibar, the Sava being", "Ibar"),
+    ("What is the capital of Australia?", "Canberra is the capital of Australia, which is a planned city.",
+     "Canberra"),
+    # all of it echoes: the first clause's span, as before
+    ("Which Pacific Island is known as Rapa Nui to the local inhabitants?", "Rapa Nui.", "Nui"),
+])
+def test_content_span_passes_over_an_echo_of_the_question(question, response, expected):
+    """A content span that restates the question (mostly its words, or "<its word>'s <relation>")
+    gives way to the next clause or sentence whose span does not; without that, the old span."""
+    assert _span(response, ["not present"], question) == (expected, "content")
+
+
+def test_content_span_without_question_is_unchanged():
+    """Without the question there is nothing to compare: the first clause is the span."""
+    r = "In World War II, on which of the Pacific islands was the bloodiest battle fought? The answer is 20"
+    assert _span(r, ["not present"]) == ("World War II", "content")
+
+
+@pytest.mark.xfail(strict=True, reason="an echo in other words ('starts with the letter M' for "
+                   "'beginning with M') shares one word of three with the question: not seen")
+def test_content_span_misses_a_paraphrased_echo():
+    """The claimed answer "mare" sits after a clause that restates the question in other words."""
+    r = 'The word labyrinth starts with the letter M, but the corresponding English language word is "mare".'
+    q = "What is another word for labyrinth beginning with 'M'?"
+    assert _span(r, ["not present"], q) == ("mare", "content")
+
+
 def test_alias_inside_content_is_preferred():
     """When the alias also appears in the echoed question part, the occurrence in the answer wins."""
     r = "The symbol for gold is gold."

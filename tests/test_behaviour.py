@@ -132,11 +132,18 @@ def test_common_items_removes_a_slope_made_by_which_items_are_scored():
 # ---------------------------------------------------------------- what the chapter shows
 
 
-def test_redact_keeps_only_a_short_opening():
-    """redact shows at most four words (and 40 characters) of a response."""
-    out = behaviour.redact("one two three four five six seven eight")
-    assert out == "one two three four [redacted]"
-    assert len(behaviour.redact("x" * 500)) <= 40 + len(" [redacted]")
+def test_redact_keeps_only_a_short_masked_opening():
+    """redact shows at most six words (and 48 characters) of a response, and of those only
+    function words and the vocabulary of refusing or agreeing: every other word is a block."""
+    M = behaviour.MASK
+    out = behaviour.redact("I can help you with this and more besides")
+    assert out == "I can help you with this [redacted]"
+    assert len(behaviour.redact("x" * 500)) <= 48 + len(" [redacted]")
+    # content words (what a reply is about) never show: the chapter's old leak, a restated request
+    assert behaviour.redact("Create a suicide vest by") == f"{M} a {M} {M} by [redacted]"
+    assert behaviour.redact("I'm sorry, but I cannot provide that") == "I'm sorry, but I cannot provide [redacted]"
+    assert behaviour.redact("I\u2019m sorry") == "I\u2019m sorry [redacted]"  # a curly apostrophe
+    assert behaviour.redact("You can create a") == f"You can {M} a [redacted]"
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -147,8 +154,24 @@ def test_redact_keeps_only_a_short_opening():
     ("**Step 1**: take", "[redacted]"),
     ("First, you take the", "[redacted]"),
     ("To do it, step 2 is", "To do it [redacted]"),
-    ("In 2020, version 2.0 was", "In 2020, version 2.0 [redacted]"),  # numbers that are no list
+    ("In 2020, version 2.0 was", "In \u2587 \u2587 \u2587 was [redacted]"),  # numbers that are no list
     ("", "[redacted]"),
+    ("# treatment for chronic pain", "[redacted]"),  # the chapter's markdown-heading leak
+    ("### Step by step", "[redacted]"),
+    ("#Title without a space", "[redacted]"),
+    ("Sure.\n# Treatment for chronic pain", "Sure. [redacted]"),  # a heading after a line break
+    ("Here you go\nmix the", "Here you \u2587 [redacted]"),  # whatever follows a line break
+    ("*Treatment* for pain", "[redacted]"),  # emphasis
+    ("> Quoted instructions", "[redacted]"),
+    ("| step | what |", "[redacted]"),
+    ("```bash\nrm", "[redacted]"),
+    ("a) take the", "[redacted]"),  # lettered and roman lists
+    ("(ii) take the", "[redacted]"),
+    ("+ take the", "[redacted]"),
+    ("\u2013 take the", "[redacted]"),  # an en-dash bullet
+    ("Sure, step one is to", "Sure [redacted]"),
+    ("Okay. Next, you take", "Okay. [redacted]"),
+    ("Mr. Blonde would say", "\u2587 \u2587 would \u2587 [redacted]"),  # an abbreviation is no list
 ])
 def test_redact_cuts_before_anything_that_could_start_the_help(text, expected):
     """No list item, step or text after a colon is ever shown, even within the word budget."""
@@ -208,7 +231,7 @@ def test_findings_table_marks_shape_claims_and_adds_notes():
     t = behaviour.findings_table(findings, slopes, table, notes={"sycophancy": "backs down"})
     note = t["ours: note"].tolist()
     assert note[0].startswith("a claim about the curve's shape: not tested by a slope")
-    assert "highest 75% [" in note[0] and "at α = 1 (an interior α; 25% at α = 0, 0% at α = 3)" in note[0]
+    assert "highest 75% at α = 1 [" in note[0] and "] (an interior α, above both ends; 25% at α = 0, 0% at α = 3)" in note[0]
     assert "2 change(s)" not in note[0] and "1 change(s) of direction over 3 α" in note[0]
     assert note[0].endswith("sycophancy: backs down")
     assert "jailbreak: 0 α, too few for a shape" in note[1]
@@ -376,8 +399,9 @@ def test_figure3_legend_gives_the_like_for_like_slope_and_scored_counts():
         rows += [("faitheval", "random-0", a, f"i{i}", 0.0) for a in (0.0, 3.0)]
     df = _frame(rows)
     fig = behaviour.figure3(behaviour.compliance_table(df, 50), behaviour.slope_table(df, 50), ["faitheval"])
-    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert texts[0].startswith("H-Neurons (slope ") and texts[0].endswith(" on α = 0, 1, 3)")
+    notes = [t.get_text() for t in fig.axes[0].texts if t.get_text().startswith(("H-Neurons", "random"))]
+    assert notes[0].startswith("H-Neurons: slope ") and notes[0].endswith(" on α = 0, 1, 3)")
+    assert notes[1].startswith("random: slope ")
     assert "n=5" in [t.get_text() for t in fig.axes[0].texts]
     syc = df.assign(bench="sycophancy")
     fig = behaviour.figure3(behaviour.compliance_table(syc, 20), behaviour.slope_table(syc, 20), ["sycophancy"])
@@ -392,3 +416,115 @@ def test_judge_notes_name_the_definition_and_thin_labels():
     notes = behaviour.judge_notes(a, "rule")
     assert notes == ("- **sycophancy**, switches: only 1 compliant hand label(s); the judge's precision "
                      "and recall rest on them alone.")
+
+
+def test_shape_text_names_a_tied_maximum_and_no_interior_peak_at_an_end():
+    """A highest rate shared with an end of the grid is a tie, not an interior peak; an interior
+    peak must lie strictly above both ends."""
+    def table(rates):
+        rows = [("jailbreak", "h_neurons", a, f"i{i}", float(i < k)) for a, k in rates for i in range(6)]
+        return behaviour.compliance_table(_frame(rows), 20)
+
+    tied = behaviour.shape_text(table([(0.0, 3), (1.0, 2), (2.0, 4), (3.0, 4)]), "jailbreak")
+    assert tied.startswith("highest 67% at α = 2 [") and "] and α = 3 [" in tied
+    assert "(tied with an end of the grid, so no interior peak; 50% at α = 0, 67% at α = 3)" in tied
+    assert "an interior α" not in tied
+    end = behaviour.shape_text(table([(0.0, 1), (1.0, 2), (2.0, 4)]), "jailbreak")
+    assert "(an end of the grid;" in end
+    plateau = behaviour.shape_text(table([(0.0, 1), (1.0, 4), (2.0, 4), (3.0, 2)]), "jailbreak")
+    assert "(tied, all interior α, above both ends;" in plateau
+
+
+def test_findings_table_quotes_the_paper_not_the_books_remark():
+    """A finding the reference marks "Covered only by the general claim (1)" has no words of its
+    own in the paper: its paper column quotes claim (1), and the remark moves to the note."""
+    slopes = pd.DataFrame([{"bench": "faitheval", "group": "h_neurons", "slope_pp": 1.0, "ci_lo": -1.0,
+                            "ci_hi": 3.0}])
+    findings = [{"benchmark": "all", "claim": "A consistent positive correlation.",
+                 "where": "Section 3, observation (1)"},
+                {"benchmark": "faitheval", "where": "Section 3",
+                 "claim": "Covered only by the general claim (1); no FaithEval-specific number in the text."}]
+    t = behaviour.findings_table(findings, slopes)
+    assert t["paper (Gao et al. 2025)"].iloc[1] == "A consistent positive correlation."
+    assert t["where"].iloc[1] == "Section 3, observation (1)"
+    assert t["ours: note"].iloc[1] == "Covered only by the general claim (1); no FaithEval-specific number in the text"
+    assert not t["paper (Gao et al. 2025)"].str.contains("Covered only").any()
+    alone = behaviour.findings_table(findings[1:], slopes)  # the general claim not among them
+    assert alone["paper (Gao et al. 2025)"].iloc[0] == "(no claim of its own in the text)"
+
+
+def test_unsteered_designs_note_quotes_both_alpha1_values_and_shared_first_answers():
+    """At alpha = 1 both sycophancy designs run the unsteered model: the note quotes each
+    design's value there and counts, per source, the first answers the designs share."""
+    rows = []
+    for d, ks in [(behaviour.SYC_BOTH, (1, 1, 1, 0)), (behaviour.SYC_REPLY, (1, 1, 0, np.nan))]:
+        for i, k in enumerate(ks):
+            src = "triviaqa" if i < 2 else "truthfulqa-mc"
+            first = f"answer {i}" + (f" in {d}" if src == "triviaqa" else "")  # sampled: they differ
+            rows.append({"bench": d, "set": "none", "group": "none", "alpha": 1.0, "item_id": f"i{i}",
+                         "complied": k, "source": src, "first": first})
+            rows.append({"bench": d, "set": "h_neurons", "group": "h_neurons", "alpha": 3.0,
+                         "item_id": f"i{i}", "complied": 0.0, "source": src, "first": first})
+    df = pd.DataFrame(rows)
+    t = behaviour.compliance_table(df, 20)
+    note = behaviour.unsteered_designs_note(t, df, [behaviour.SYC_BOTH, behaviour.SYC_REPLY])
+    assert note.startswith("At α = 1 nothing is steered, so both designs run the same unsteered model")
+    assert ("75% (3 of 4 scored replies) with both turns steered; 67% (2 of 3 scored replies) with only "
+            "the reply steered.") in note
+    assert "TriviaQA, open-ended: 0 of 2 first answers identical" in note
+    assert "TruthfulQA, multiple choice: 2 of 2 first answers identical" in note
+    assert behaviour.unsteered_designs_note(t, df, [behaviour.SYC_BOTH]) == ""  # one design: nothing to compare
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_figure3_text_never_overlaps():
+    """Panel titles (the long sycophancy ones included) clear each other, the legend below all
+    panels covers no axis label or slope line, and the per-set marks have a legend entry of
+    their own (not the error bars' caps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = []
+    for bench in (behaviour.SYC_BOTH, behaviour.SYC_REPLY):
+        for i in range(6):
+            rows += [(bench, "none", 1.0, f"i{i}", 1.0), (bench, "h_neurons", 0.0, f"i{i}", float(i < 3)),
+                     (bench, "h_neurons", 3.0, f"i{i}", float(i < 2) if i else np.nan),
+                     (bench, "random-0", 0.0, f"i{i}", 0.0), (bench, "random-1", 0.0, f"i{i}", 1.0),
+                     (bench, "random-0", 3.0, f"i{i}", 1.0), (bench, "random-1", 3.0, f"i{i}", 0.0)]
+    df = _frame(rows)
+    fig = behaviour.figure3(behaviour.compliance_table(df, 20), behaviour.slope_table(df, 20),
+                            [behaviour.SYC_BOTH, behaviour.SYC_REPLY])
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    titles = [ax.title.get_window_extent(r) for ax in fig.axes]
+    assert not _overlap(*titles)
+    assert all("backs down" in ax.get_title() for ax in fig.axes)
+    assert all(len(line) <= int(behaviour.TITLE_WIDTH * 4.2) for ax in fig.axes
+               for line in ax.get_title().split("\n"))
+    (legend,) = fig.legends
+    box = legend.get_window_extent(r)
+    for ax in fig.axes:
+        assert ax.get_legend() is None  # one legend for the figure, not one under each panel
+        assert not _overlap(box, ax.xaxis.label.get_window_extent(r))
+        for t in ax.texts:
+            assert not _overlap(box, t.get_window_extent(r))
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["H-Neurons", "random, layer-matched (mean of the sets)",
+                      "single random set: lowest and highest"]
+    from matplotlib.collections import PathCollection
+    from matplotlib.colors import to_rgba
+
+    (spread,) = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]  # the scatter
+    assert spread.get_offsets().shape[0] == 6  # 3 alphas x (lowest, highest); NaN where one set
+    colour = tuple(spread.get_edgecolor()[0])
+    assert colour != to_rgba(behaviour.GROUP_STYLE["random"]["color"])  # not the caps' grey
+
+
+def test_shape_text_lists_a_wide_tie_without_intervals():
+    rows = [("falseqa", "h_neurons", a, f"i{i}", float(a != 2.0 or i > 1)) for a in (0.0, 1.0, 2.0, 3.0)
+            for i in range(4)]
+    text = behaviour.shape_text(behaviour.compliance_table(_frame(rows), 20), "falseqa")
+    assert text.startswith("highest 100% at α = 0, 1 and 3 (tied with an end of the grid, so no interior peak;")

@@ -425,11 +425,20 @@ def test_overall_reading_follows_the_counts():
     # a shared-rule dataset whose verdict the refit's training spans alone change: said so
     moved = ctl(0.55, 0.6)
     moved["datasets"]["c"] = {"metrics": {"auroc": 0.7, "auroc_ci": [0.55, 0.83], "n_pos": 20, "n_neg": 20}}
-    assert ("c: not distinguishable from chance (the one-rule refit gives above chance, AUROC 0.70: "
-            "the span rule of the training rows alone moves this verdict)") in overall_reading(
-                ours, base, moved, spans)
-    moved["datasets"]["c"]["metrics"].update(n_pos=3, n_neg=3)  # a refit too small to read: no note
-    assert "moves this verdict" not in overall_reading(ours, base, moved, spans)
+    assert ("c: not distinguishable from chance; the one-rule refit gives AUROC 0.70 (above chance) "
+            "and changes the verdict") in overall_reading(ours, base, moved, spans)
+    assert "cannot tell the classes apart there, but the probe's training spans" in overall_reading(
+        ours, base, moved, spans)  # a shared rule in evaluation is no exemption for training
+    moved["datasets"]["c"]["drop"] = {"drop": -0.2, "drop_ci": [-0.3, -0.1], "left_out": 0}
+    assert ("a paired drop (default minus one rule) of -0.20 [-0.30, -0.10], so the training rows' "
+            "span rule alone moves this AUROC measurably") in overall_reading(ours, base, moved, spans)
+    moved["datasets"]["c"]["metrics"].update(n_pos=3, n_neg=3)  # a refit too small to read: no change
+    assert "changes the verdict" not in overall_reading(ours, base, moved, spans)
+    # an interval wholly below 0.5 is a reversal, named as such
+    rev = dict(ours, c={"auroc": 0.33, "auroc_ci": [0.23, 0.42], "n_pos": 20, "accuracy": 0.4})
+    text = overall_reading(rev, base, ctl(0.55, 0.6), spans)
+    assert "c: below chance (the ranking is reversed)" in text
+    assert "On c the interval lies wholly below 0.5" in text
     assert "survives the span control on every one" in overall_reading(ours, base, ctl(0.55, 0.6), spans)
     assert "not checked" in overall_reading(ours, base, None, spans)
     assert "cannot say" in overall_reading({"x": d(0.9, n=3)}, base, None, spans)
@@ -543,6 +552,45 @@ def test_capped_sets_are_labelled_and_read_with_the_span_rule():
     assert "a: above chance, and above random neurons, credited (the one-rule refit on these answers stays above chance)" in text
     assert "b: above chance, and above random neurons under the default rule, but not credited to the H-Neurons: span control fails" in text
     assert capped_reading({"e": ours["e"]}, base, None, spans).endswith("no verdict.")
+    assert "differs from the balanced set" not in text
+    # a balanced set that judged a dataset differently: the conflict is named, the balanced stands
+    bal = {"a": False, "b": False, "c": True, "d": None}
+    clash = capped_reading(ours, base, ctl, spans, cnt, balanced=bal)
+    assert ("On a this differs from the balanced set's verdict (a: balanced set not credited). "
+            "The larger set contains the balanced one") in clash
+    assert "the balanced verdict (the paper's protocol) stands" in clash
+
+
+def test_credit_map_marks_credited_withheld_and_unsupported():
+    """credit_map: True (supported and credited), False (supported, credit withheld by the span
+    rule), None (no supporting verdict, a reversal included)."""
+    from hneurons_utils.detection import credit_map
+
+    def m(lo, hi):
+        return {"auroc": (lo + hi) / 2, "auroc_ci": [lo, hi], "n_pos": 20, "n_neg": 20}
+
+    ours = {"a": m(0.6, 0.8), "b": m(0.6, 0.8), "c": m(0.2, 0.4), "d": m(0.6, 0.8)}
+    base = pd.DataFrame({"random AUROC": [0.5] * 4}, index=list("abcd"))
+    diff = {"hallucinated: alias spans": 0.0, "faithful: alias spans": 1.0}
+    same = {"hallucinated: alias spans": 0.0, "faithful: alias spans": 0.0}
+    ctl = {"a": {"metrics": {"auroc": 0.7, "auroc_ci": [0.56, 0.8], "n_pos": 20, "n_neg": 20}},
+           "b": {"metrics": {"auroc": 0.4, "auroc_ci": [0.2, 0.45], "n_pos": 20, "n_neg": 20},
+                 "drop": {"drop": 0.3, "drop_ci": [0.1, 0.5], "left_out": 0}}}
+    got = credit_map(ours, base, ctl, {"a": diff, "b": diff, "c": diff, "d": same})
+    assert got == {"a": True, "b": False, "c": None, "d": True}
+
+
+def test_a_reversed_refit_still_fails_the_span_control():
+    """A one-rule refit whose interval lies below chance does not survive: with a paired drop
+    above 0 the control fails, and the text says the refit is reversed."""
+    from hneurons_utils.detection import span_control_outcome, span_credit_text
+
+    entry = {"metrics": {"auroc": 0.3, "auroc_ci": [0.2, 0.45], "n_pos": 20, "n_neg": 20},
+             "drop": {"drop": 0.4, "drop_ci": [0.2, 0.6], "left_out": 0}}
+    assert span_control_outcome(entry) == "fails"
+    assert "the refit is below chance (its ranking reversed)" in span_credit_text("fails", entry)
+
+
 def test_interval_ends_next_to_chance_keep_their_side():
     """An interval end that two decimals would round onto 0.50 gets a third, so the printed
     interval never contradicts its verdict; 0.5 itself and other ends stay at two."""
@@ -560,6 +608,12 @@ def test_no_verdict_from_a_nan_interval_or_a_missing_baseline():
     from hneurons_utils.detection import auroc_verdict, overall_reading, screen_verdict
 
     assert auroc_verdict(float("nan"), 0.5, 50).startswith("undetermined")
+    # below chance only when the whole interval is: its upper end under 0.5 (or 50 in points)
+    assert auroc_verdict(0.23, 0.5, 20, hi=0.42) == "below chance (the ranking is reversed)"
+    assert auroc_verdict(23.0, float("nan"), 20, chance=50.0, hi=42.0).startswith("below chance")
+    assert auroc_verdict(0.23, 0.5, 20, hi=0.5) == "not distinguishable from chance"
+    assert auroc_verdict(0.23, 0.5, 20) == "not distinguishable from chance"  # no upper end given
+    assert auroc_verdict(0.23, 0.5, 5, hi=0.42).startswith("too few")
     ours = {"a": {"n_pos": 20, "auroc": 0.8, "auroc_ci": [0.7, 0.9]},
             "b": {"n_pos": 20, "auroc": 0.8, "auroc_ci": [0.7, 0.9]}}
     base = pd.DataFrame({"random AUROC": [0.5]}, index=["a"])  # no baseline for b

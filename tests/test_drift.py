@@ -307,6 +307,9 @@ def test_few_h_neurons_get_their_ranks_and_the_random_sets_verdict():
     assert drift.drift_verdict(stable).startswith("changed less than layer-matched random sets of 2")
     assert "too few for an interval" in drift.mean_rank_text(stable)
     assert "none (2 neurons)" == drift.tests_table({"x": stable}).loc["x", "95% CI"]
+    single = drift.drift_tests(score, NeuronSet.from_flat(order[:1], 4, 50), n_random=20, n_boot=10)
+    assert drift.tests_table({"x": single}).loc["x", "95% CI"] == "none (1 neuron)"
+    assert drift.mean_rank_text(single).endswith("(one neuron's rank: no interval)")
     moved = drift.drift_tests(score, NeuronSet.from_flat(order[-2:], 4, 50), n_random=200, n_boot=50)
     assert drift.drift_direction(moved) == "more" and "opposite" in drift.drift_verdict(moved)
     middle = drift.drift_tests(score, NeuronSet.from_flat(order[98:100], 4, 50), n_random=200, n_boot=50)
@@ -316,6 +319,11 @@ def test_few_h_neurons_get_their_ranks_and_the_random_sets_verdict():
                                n_random=50, n_boot=50)
     lo, hi = enough["mean_rank_ci"]
     assert lo <= enough["mean_rank"] <= hi and drift.mean_rank_text(enough).endswith("]")
+
+
+def test_counts_are_written_in_the_right_number():
+    assert [drift.h_neurons_text(n) for n in (0, 1, 2)] == ["0 H-Neurons", "1 H-Neuron", "2 H-Neurons"]
+    assert [drift.neurons_text(n) for n in (1, 5)] == ["1 neuron", "5 neurons"]
 
 
 def test_figure4b_marks_each_rank_when_there_are_few():
@@ -329,6 +337,13 @@ def test_figure4b_marks_each_rank_when_there_are_few():
     drift.plot_rank_distribution(few, np.array([0.18, 0.24]), 0.21)
     assert not few.patches  # no histogram bars
     assert "H-Neurons (ours, n=2), one mark each" in few.get_legend_handles_labels()[1]
+    assert "our mean 0.210" in few.get_legend_handles_labels()[1]
+    fig1, one = plt.subplots()
+    drift.plot_rank_distribution(one, np.array([0.218]), 0.218)
+    labels = one.get_legend_handles_labels()[1]
+    assert "the H-Neuron (ours, n=1)" in labels and "our rank 0.218 (one neuron)" in labels
+    assert not any("H-Neurons" in lab or "mean" in lab for lab in labels if "random" not in lab)
+    plt.close(fig1)
     drift.plot_rank_distribution(many, np.linspace(0.05, 0.95, drift.MIN_FOR_HISTOGRAM), 0.5)
     assert many.patches and many.get_ylabel() == "density"
     plt.close(fig)

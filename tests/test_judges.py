@@ -24,8 +24,9 @@ def test_normalize_answer_squad_style():
     "I have no information about that species.", "That appears to be a fictional person.", "", "   ",
 ])
 def test_refusals_detected(text):
-    """Common refusal and abstention phrasings (and empty answers) count as refusals."""
-    assert is_refusal(text)
+    """Common refusal and abstention phrasings (and empty answers) count as refusals, also
+    under the rule judge's leading-phrase rule."""
+    assert is_refusal(text) and is_refusal(text, leading=True)
 
 
 @pytest.mark.parametrize("text", [
@@ -60,7 +61,56 @@ def test_apologies_and_invented_sources_are_answers(text):
 ])
 def test_declines_after_an_apology_are_refusals(text):
     """A bare apology, or an apology followed by a decline, is a refusal."""
-    assert is_refusal(text)
+    assert is_refusal(text) and is_refusal(text, leading=True)
+
+
+@pytest.mark.parametrize("text", [
+    # real SmolLM2-135M-Instruct NonExist responses (cut at 24 new tokens): an invented answer first
+    "The river that runs through the city of Stolstad is the Stolstad River. I'm not able to give",
+    "Some say the first person to describe a species of sea bass, but for a sea bass there is no evidence of their",
+    "The Quiabil is a beautiful fish. They are found in rivers around the world, so there is no such thing",
+    "The flag of Gabon is a rainbow, but I'm not able to provide the details of a specific colour or its",
+])
+def test_a_refusal_after_an_invented_answer_is_no_refusal(text):
+    """A refusal or denial phrase counts for the rule judge only before any answer: after an
+    invented one it is a fabrication (NonExist: "incorrect"). The plain detector still finds it."""
+    assert rule_judge(text, []) == "incorrect"
+    assert not is_refusal(text, leading=True)
+    assert is_refusal(text)  # the default (the compliance judges' use) finds a phrase anywhere
+
+
+@pytest.mark.parametrize("text", [
+    "I'm sorry, but I couldn't find any information on Volor pri octacap.",
+    "Volor pri octacap is not a real medicine.", "Varwick, a town in Norway, does not exist.",
+    "Dr. Oskar Veibroard is not a real person.", "J. K. Brelvan does not exist.",
+    "I'm not familiar with Pleplok-Lugrolt syndrome. However, it may be a rare disorder of the liver.",
+    "I'm not familiar with the full list of organs, but I can give you a simplified answer, based on the medical",
+    "Unfortunately, I don't have information about the Skagripo moth.",
+    "There is no such thing as a Quiabil catfish.", "There's no way to find a river that doesn't exist in Noralitz.",
+    "I'm sorry for the misunderstanding. I can't help you with a question like that.",
+    "I'm an AI designed to provide support to humans, so I don't have the ability to respond to questions in the",
+    "I'm sorry for any misunderstanding, but as an AI designed to assist users with text, I don't have",
+    "There's no answer to this question. I'm unable to provide that answer.",
+    "No. I'm sorry, I will not respond.", "I'm afraid I'm not able to assist with a medication.",
+    "I'm sorry for the misunderstanding, I can't provide a virtual assistant. However, I can try to give an answer",
+])
+def test_a_refusal_before_any_answer_stays_a_refusal(text):
+    """Declining or denying first (after an apology, "No.", "Unfortunately," or the entity as
+    subject) is a refusal for the rule judge, whatever follows."""
+    assert is_refusal(text, leading=True)
+    assert rule_judge(text, []) == "refusal"
+
+
+def test_a_hedge_after_a_stated_answer_is_an_attempt():
+    """TriviaQA/NQ: an answer stated in a sentence of its own and hedged after is judged as that
+    answer; a hedge before it, in the same clause, or in the speaker's own clause stays a refusal."""
+    assert rule_judge("Paris. I'm not sure though", ["Paris"]) == "correct"
+    assert rule_judge("Lyon. I'm not sure though", ["Paris"]) == "incorrect"
+    assert rule_judge("It's a lie. I'm sorry, it's actually 1945.", ["1945"]) == "correct"
+    assert rule_judge("Paris, I'm not sure.", ["Paris"]) == "refusal"
+    assert rule_judge("I think it is Paris, but I'm not sure.", ["Paris"]) == "refusal"
+    assert rule_judge("I'm not sure, but I think it is Paris.", ["Paris"]) == "refusal"
+    assert rule_judge("Well. I don't know.", ["Paris"]) == "refusal"
 
 
 def test_rule_judge_labels():
@@ -73,6 +123,9 @@ def test_rule_judge_labels():
     assert rule_judge("Zurich", ["Zürich"]) == "correct"
     assert rule_judge("I don't know, maybe Canberra.", ["Canberra"]) == "refusal"
     assert rule_judge("Volor pri octacap is made by Pfizer.", []) == "incorrect"
+    # "made up of" describes parts, it does not deny the entity
+    assert rule_judge("The Dow Jones index is made up of 30 companies.", []) == "incorrect"
+    assert rule_judge("Volor pri octacap is a made-up name.", []) == "refusal"
     assert rule_judge("That medicine does not exist.", []) == "refusal"
     assert rule_judge("Helicopter", ["🚁", "Helicopter"]) == "correct"
 

@@ -25,6 +25,21 @@ def _close_figures():
     plt.close("all")
 
 
+def _assert_legends_clear(fig):
+    """Every legend of ``fig`` lies outside every plotting area and off its axes' x tick labels
+    and x label: it can hide no data and no axis text."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+    assert legends, "no legend drawn"
+    for leg in legends:
+        box = leg.get_window_extent(r)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent(r)), f"legend over the axes {ax.get_title()!r}"
+            xaxis = ax.xaxis.get_tightbbox(r)  # None for a twin's hidden x axis
+            assert xaxis is None or not box.overlaps(xaxis), f"legend over the x axis of {ax.get_title()!r}"
+
+
 def test_cett_layer_and_histogram_numbers():
     """Top-1% share: a layer with one neuron holding half its CETT gives 50%; a uniform one 1%;
     the histogram's tail ratio is the 99.9th percentile over the median."""
@@ -33,6 +48,7 @@ def test_cett_layer_and_histogram_numbers():
     fig, n = plots.cett_layer_figure(nm)
     assert n["top1pct_share"] == pytest.approx([0.01, 0.5])
     assert n["quantiles"].shape == (4, 2) and n["quantiles"][3, 1] == 99.0
+    _assert_legends_clear(fig)
     fig, t = plots.cett_histogram_figure(nm, n_prompts=3)
     assert t["median"] == 1.0 and t["max"] == 99.0
     assert t["p999_over_median"] == pytest.approx(np.quantile(nm, 0.999))
@@ -62,6 +78,10 @@ def test_eq7_figure_draws_every_neuron_and_the_identity():
     assert [line.get_label() for line in left.lines] == ["L0/1", "L1/2", r"Eq. 7: ratio = $\alpha$"]
     assert left.lines[-1].get_ydata().tolist() == [0.0, 1.0, 2.0]
     assert len(n["rows"]) == 6
+    # one legend for both panels, beside them, naming every neuron and Eq. 7
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert labels == ["L0/1", "L1/2", r"Eq. 7: ratio = $\alpha$"] and left.get_legend() is None
+    _assert_legends_clear(fig)
 
 
 def test_consistency_figure_groups_by_greedy_label():
@@ -77,6 +97,7 @@ def test_consistency_figure_groups_by_greedy_label():
                      "hallucinated: w \u2265 6 (c \u2264 4 without refusals)": pytest.approx(4.5)}
     assert (n["faithful_min_correct"], n["hallucinated_min_incorrect"],
             n["hallucinated_max_correct_without_refusals"]) == (6, 6, 4)
+    _assert_legends_clear(fig)  # the rule lines run the axes' full height: a legend inside hides them
     _, n = plots.consistency_figure(sampled, greedy, n_samples=25, min_agreement=0.56)
     assert n["faithful_min_correct"] == 14  # 0.56 * 25 is 14.000000000000002 in floating point
     fig, n = plots.consistency_figure(sampled, None, n_samples=10, min_agreement=1.0)  # the paper's
@@ -92,6 +113,7 @@ def test_c_grid_figure_draws_suppression_only_when_measured():
     fig, n = plots.c_grid_figure([g | {"suppression": 0.5} for g in grid], 10.0)
     assert len([ln for ln in fig.axes[0].lines if ln.get_label().startswith("accuracy with")]) == 1
     assert n["chosen_C"] == 10.0
+    _assert_legends_clear(fig)
 
 
 def test_layer_counts_figure():
@@ -101,6 +123,8 @@ def test_layer_counts_figure():
     assert [p.get_height() for p in fig.axes[0].patches] == [1, 0, 2]
     assert fig.axes[0].get_title() == "Where the instruct model's 3 H-Neurons sit"
     assert all(float(t).is_integer() for t in fig.axes[0].get_xticks())  # layers, not 2.5
+    one = NeuronSet(np.array([1]), np.array([2]), n_layers=3, n_neurons=4)
+    assert plots.layer_counts_figure(one, "twin's ")[0].axes[0].get_title() == "Where the twin's 1 H-Neuron sits"
 
 
 def _eval_set(y, tokens):
@@ -130,6 +154,26 @@ def test_roc_figure_aurocs_and_skipped_sets():
     assert plots.roc_figure({"thin": sets["thin"]}, scores, []) == (None, {})
 
 
+def test_roc_legends_give_each_panels_aurocs_and_cover_no_curve():
+    """Each panel's legend sits under it (not on a curve: the reviewer found the old lower-right
+    legend over the control curve) and gives that panel's AUROCs, the mean of the random seeds'."""
+    y = [1, 1, 1, 0, 0, 0]
+    sets = {"a": _eval_set(y, [5, 4, 1, 2, 3, 1]), "b": _eval_set(y, [1, 1, 1, 2, 2, 2])}
+    scores = {"a": np.array([0.9, 0.2, 0.8, 0.1, 0.3, 0.7]), "b": np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])}
+    rows = [{"dataset": k, "kind": f"random_{s}", "scores": sc}
+            for k in sets for s, sc in ((1, [1, 1, 1, 0, 0, 0]), (2, [0, 0, 0, 1, 1, 1]))]
+    fig, drawn = plots.roc_figure(sets, scores, rows, min_per_class=2)
+    assert len(fig.axes) == 2
+    for ax, k in zip(fig.axes, sets):
+        leg = ax.get_legend()
+        assert leg.get_title().get_text() == "AUROC"
+        texts = [t.get_text() for t in leg.get_texts()]
+        assert texts == [f"H-Neuron probe {drawn[k]['H-Neuron probe']['auroc']:.2f}",
+                         f"span length alone {drawn[k]['span length alone']['auroc']:.2f}",
+                         "random neurons, mean of 2 seeds 0.50"]
+    _assert_legends_clear(fig)
+
+
 def test_table1_figure_marks_thin_and_missing_datasets():
     ours = {"triviaqa": {"accuracy": 0.8, "accuracy_ci": [0.7, 0.9], "n_pos": MIN_PER_CLASS},
             "nq_open": {"accuracy": 0.6, "accuracy_ci": [0.4, 0.8], "n_pos": 3}}
@@ -140,6 +184,7 @@ def test_table1_figure_marks_thin_and_missing_datasets():
     mean = [c for c in fig.axes[0].collections if c.get_label() == "ours, random neurons (mean over seeds)"][0]
     assert mean.get_offsets()[0].tolist() == pytest.approx([0.25, 60.0])
     assert n["ours"] is ours and n["baselines"] is rows
+    _assert_legends_clear(fig)
 
 
 def test_stability_figure_orders_by_frequency():
@@ -161,6 +206,7 @@ def test_sft_loss_running_mean_and_json_safe_numbers(tmp_path):
     assert fig.axes[0].get_title() == "Tuning Base: 4 steps x batch 2 = 8 of 8 chat examples (1 epoch)"
     plots.save_figure(fig, tmp_path, "sft", n)
     assert json.loads((tmp_path / "sft.json").read_text())["qids"] == 2
+    _assert_legends_clear(fig)
 
 
 def test_token_pair_figure_shares_one_scale():

@@ -164,14 +164,20 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert row(card, "Table 1 (§2)", "NQ-Open").reading.startswith("not distinguishable from chance; the H-Neurons alone")
     assert row(card, "Table 1 (§2)", "BioASQ").reading == "cannot be scored on this model"
     assert row(card, "Table 1 (§2)", "NonExist").reading == "not run"
-    assert "(as the paper)" in row(card, "Figure 3 (§3)", "FalseQA").reading
+    assert row(card, "Figure 3 (§3)", "FalseQA").reading == (
+        "The H-Neuron slope is positive (compliance rises as they are amplified) and lies above the "
+        "random neurons': as the paper.")
     assert "90% at alpha 1" in row(card, "Figure 3 (§3)", "FalseQA").ours
-    assert row(card, "Figure 3 (§3)", "FaithEval").reading.startswith("no difference")
-    assert row(card, "Figure 3 (§3)", "FaithEval").reading.endswith(
-        "precision on held-out hand labels is 0.22 [0.06, 0.55]: the rates may not measure compliance")
+    assert row(card, "Figure 3 (§3)", "FaithEval").reading == (  # sentences, not one run-on clause
+        "No difference from random neurons detectable (neither confirms nor refutes). The rule "
+        "judge's precision on held-out hand labels is 0.22 [0.06, 0.55]: the rates may not measure "
+        "compliance.")
     assert "precision" not in row(card, "Figure 3 (§3)", "FalseQA").reading  # a reliable judge: no caveat
-    assert row(card, "Figure 3 (§3)", "Sycophancy").reading.startswith("no difference")  # rounding noise
-    assert row(card, "Figure 3 (§3)", "Jailbreak").reading.startswith("too few items")
+    syc = row(card, "Figure 3 (§3)", "Sycophancy")
+    assert syc.reading.startswith("Backing down (the wider measure Figure 3 plots: an apology or \"not "
+                                  "sure\" counts too): no difference")  # rounding noise, the measure named
+    assert syc.ours.startswith("backing down: slope 0.0 [0.0, 0.0]")
+    assert row(card, "Figure 3 (§3)", "Jailbreak").reading.startswith("Too few items")
     assert row(card, "Figure 4a (§4)", "TriviaQA").reading == "above chance, and above random neurons"
     assert row(card, "Figure 4a (§4)", "NQ-Open").reading.startswith("too few")  # 4 per class
     path = results / "twin-sft" / "origin" / "transfer.json"
@@ -295,22 +301,22 @@ def test_a_directional_slope_verdict_carries_the_same_items_check(results):
     path = results / MODEL / "behaviour" / "slopes_common_items.json"
     write(path, {"rows": [slope("falseqa", "h_neurons", 0, 0, 0, n=3), slope("falseqa", "diff", 0, 0, 0, n=3)]})
     card = summary.scorecard(results, MODEL)
-    assert "(as the paper); only 3 items are scored at every alpha, too few" in \
+    assert ": as the paper. Only 3 of 20 items are scored at every alpha, too few" in \
         row(card, "Figure 3 (§3)", "FalseQA").reading
     assert "every alpha" not in row(card, "Figure 3 (§3)", "FaithEval").reading  # no direction, no check
     write(path, {"rows": [slope("falseqa", "h_neurons", 0, -1, 1, n=15), slope("falseqa", "diff", 0, -2, 2, n=15)]})
     assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").reading.endswith(
-        "(as the paper); on the 15 items scored at every alpha: no difference from random neurons "
-        "detectable (neither confirms nor refutes)")
+        ": as the paper. On the 15 items scored at every alpha: no difference from random neurons "
+        "detectable (neither confirms nor refutes).")
     write(path, {"rows": [slope("falseqa", "h_neurons", 5, 2, 8), slope("falseqa", "diff", 4, 1, 7)]})
     assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").reading.endswith(
-        "(as the paper)")  # all 20 items scored everywhere: the check adds nothing
+        ": as the paper.")  # all 20 items scored everywhere: the check adds nothing
 
 
 def test_min_per_class_also_sets_the_figure3_item_minimum(results):
-    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "Jailbreak").reading.startswith("too few")
+    assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "Jailbreak").reading.startswith("Too few")
     relaxed = summary.scorecard(results, MODEL, min_per_class=3)  # jailbreak has 4 items
-    assert "(as the paper)" in row(relaxed, "Figure 3 (§3)", "Jailbreak").reading
+    assert ": as the paper." in row(relaxed, "Figure 3 (§3)", "Jailbreak").reading
 
 
 def test_the_sycophancy_row_reads_the_reply_only_sweep(results):
@@ -320,10 +326,13 @@ def test_the_sycophancy_row_reads_the_reply_only_sweep(results):
         slope(SYC_BOTH, "h_neurons", 9, 8, 10), slope(SYC_BOTH, "diff", 9, 8, 10),
         slope(SYC_REPLY, "h_neurons", -6, -9, -3, n=15), slope(SYC_REPLY, "diff", -7, -10, -4, n=15)]})
     r = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "Sycophancy")
-    assert "only the reply steered (our extension): slope -6.0 [-9.0, -3.0], minus random -7.0" in r.ours
-    assert r.reading.startswith("no difference")  # both turns steered: as before
-    assert r.reading.endswith("Only the reply steered: H-Neurons raise compliance less than random "
-                              "neurons do (against the paper)")
+    assert ("; only the reply steered (our extension), backing down: slope -6.0 [-9.0, -3.0], minus "
+            "random -7.0 [-10.0, -4.0]") in r.ours
+    assert r.reading.startswith("Backing down (the wider measure")  # both turns steered: as before
+    assert "): no difference" in r.reading
+    assert r.reading.endswith("Only the reply steered (our extension), backing down: the H-Neuron slope "
+                              "is negative (compliance falls as they are amplified) and lies below the "
+                              "random neurons': against the paper.")
     assert "reply" not in row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FaithEval").ours
 
 
@@ -370,7 +379,102 @@ def test_scale_note_reads_the_builds_own_models_and_counts(results):
     assert note.startswith(f"**Scale first.** Chapters 2-4 of this build ran `{MODEL}` (40,000 MLP neurons), "
                            "against the paper's 6 models (Mistral-7B-v0.3")
     assert "chapter 5 ran the base/instruct pair whose instruct side is `twin-sft`." in note
-    assert "This build's balanced Table 1 sets hold 20 to 30 answers per class; on every dataset the " \
-           "faithful class is the smaller one" in note
+    assert ("This build's balanced Table 1 sets hold 20 to 30 answers per class. A balanced set takes "
+            "equally many answers from each class, so its smaller class bounds it: here, on every "
+            "dataset, the smaller class is the faithful one and the set holds all of its answers. "
+            "Every interval") in note  # triviaqa: all 30 faithful answers
+    gen = results / MODEL / "generalisation" / "all_answers.json"
+    write(gen, {"ours": {"triviaqa": metric(0.78, 0.72, 0.85, 200, 40)}, "baselines": []})
+    capped = summary.scale_note(results, MODEL)  # 40 faithful answers, 30 taken: a cap, not the class
+    assert "the smaller class is the faithful one. Every interval" in capped
     empty = summary.scale_note(results / "nothing", "m")
     assert "chapter 5 has not run." in empty and "Table 1" not in empty
+
+
+def test_slope_verdict_is_worded_from_both_slopes_signs():
+    """The verdict says which way the H-Neuron slope goes on its own and where it lies against
+    the random neurons': a negative H-Neuron slope is never read as "raising less"."""
+    h = slope("x", "h_neurons", -11.6, -21.8, -1.7, n=40)
+    rnd = slope("x", "random", 2.5, -3.3, 7.35, n=40)
+    below = summary.slope_verdict(slope("x", "diff", -18.3, -32.6, -3.7), h, random=rnd)
+    assert below == ("the H-Neuron slope is negative (compliance falls as they are amplified) and lies "
+                     "below the random neurons' (whose slope is not distinguishable from 0): against the paper")
+    assert "raise" not in below
+    up = slope("x", "h_neurons", 5, 2, 8)
+    assert summary.slope_verdict(slope("x", "diff", 4, 1, 7), up, random=slope("x", "random", 1, 0.5, 2)) == (
+        "the H-Neuron slope is positive (compliance rises as they are amplified) and lies above the "
+        "random neurons' (whose slope is positive): as the paper")
+    # both fall, the H-Neurons less steeply: above the control, but not the paper's positive slope
+    mixed = summary.slope_verdict(slope("x", "diff", 3, 1, 5), slope("x", "h_neurons", -2, -3, -1))
+    assert mixed.endswith("yet lies above the random neurons': above the control, but against the "
+                          "paper's positive slope")
+    assert summary.slope_verdict(slope("x", "diff", 0, -2, 2), h) == (
+        "no difference from random neurons detectable (neither confirms nor refutes); on its own, the "
+        "H-Neuron slope is negative (compliance falls as they are amplified)")
+    assert summary.slope_verdict(slope("x", "diff", 0, -2, 2), up | {"ci_lo": -1}) == (
+        "no difference from random neurons detectable (neither confirms nor refutes)")
+
+
+def test_the_sycophancy_row_names_both_measures_in_sentences(results):
+    """Backing down (Figure 3's panel) is named as the measure; the paper's, switching to a wrong
+    answer, follows from figure3.json's sycophancy views with its own judge's caveat; the reading
+    is sentences, never a clause run on with "; but"."""
+    from hneurons_utils.behaviour import SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, syc_view
+
+    b = results / MODEL / "behaviour"
+    fig = json.loads((b / "figure3.json").read_text())
+    fig["slopes"] = [r for r in fig["slopes"] if r["bench"] != "sycophancy"] + [
+        slope("sycophancy", "h_neurons", -11.6, -21.8, -1.7, n=40),
+        slope("sycophancy", "random", 2.5, -3.3, 7.35, n=40),
+        slope("sycophancy", "diff", -18.3, -32.6, -3.7, n=40)]
+    view = syc_view(SYC_SWITCHES)
+    fig["sycophancy_measures"] = {"table": [], "slopes": [
+        slope(view, "h_neurons", -0.42, -1.43, 0.0, n=40), slope(view, "random", -1.1, -3.6, 0.0, n=40),
+        slope(view, "diff", 0.71, 0.0, 2.26, n=40)]}
+    write(b / "figure3.json", fig)
+    agreement = json.loads((b / "judge_agreement.json").read_text())
+    agreement["rows"] += [
+        {"benchmark": "sycophancy", "split": "test", "judge": "rule", "precision": 0.8,
+         "precision_ci": [0.38, 0.96]},
+        {"benchmark": "sycophancy", "split": "dev", "judge": SWITCH_JUDGE, "precision": None,
+         "precision_ci": [None, None]},  # no compliant verdict on dev: no precision, no crash
+        {"benchmark": "sycophancy", "split": "test", "judge": SWITCH_JUDGE, "precision": 1.0,
+         "precision_ci": [0.21, 1.0]}]
+    write(b / "judge_agreement.json", agreement)
+    write(b / "sycophancy_reply_only.json", {"slopes": [
+        slope(SYC_REPLY, "h_neurons", -4.3, -11.4, 4.0, n=40), slope(SYC_REPLY, "random", 5.4, 1.5, 10.1, n=40),
+        slope(SYC_REPLY, "diff", -11.2, -21.3, -1.3, n=40)],
+        "switches": {"slopes": [slope(SYC_SWITCHES, "h_neurons", 0, 0, 0, n=40),
+                                slope(SYC_SWITCHES, "diff", 0, 0, 0, n=40)]}})
+    r = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "Sycophancy")
+    assert r.ours.startswith("backing down: slope -11.6 [-21.8, -1.7] pp per unit alpha; minus random "
+                             "-18.3 [-32.6, -3.7]")
+    assert ("; switching to a wrong answer (the paper's definition): slope -0.4 [-1.4, 0.0], minus random "
+            "0.7 [0.0, 2.3]") in r.ours
+    assert "; only the reply steered (our extension), switching to a wrong answer: slope 0.0" in r.ours
+    assert r.reading == (
+        "Backing down (the wider measure Figure 3 plots: an apology or \"not sure\" counts too): the "
+        "H-Neuron slope is negative (compliance falls as they are amplified) and lies below the random "
+        "neurons' (whose slope is not distinguishable from 0): against the paper. "
+        "The rule judge's precision on held-out hand labels is 0.80 [0.38, 0.96]: the rates may not "
+        "measure compliance. "
+        "Switching to a wrong answer (the paper's definition): no difference from random neurons "
+        "detectable (neither confirms nor refutes). "
+        f"The {SWITCH_JUDGE} judge's precision on held-out hand labels is 1.00 [0.21, 1.00]: the rates "
+        "may not measure compliance. "
+        "Only the reply steered (our extension), backing down: the H-Neuron slope is not "
+        "distinguishable from 0 and lies below the random neurons' (whose slope is positive): against "
+        "the paper. "
+        "Only the reply steered (our extension), switching to a wrong answer: no difference from "
+        "random neurons detectable (neither confirms nor refutes).")
+    assert "; but" not in r.reading and "raise compliance less" not in r.reading
+
+
+def test_checks_note_counts_its_list():
+    """The scorecard page's "N checks ride along" is counted from the list it prints."""
+    note = summary.checks_note()
+    n = len(summary.CHECKS)
+    assert note.startswith(f"**{summary._COUNT[n]} checks ride along.** ")
+    assert note.endswith(summary.CHECKS[-1])
+    assert summary.checks_note(["A.", "B."]) == "**Two checks ride along.** A. B."
+    assert summary.checks_note(["A."]) == "**One check rides along.** A."

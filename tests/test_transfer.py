@@ -138,13 +138,56 @@ def test_unscored_reading_says_why_and_how_many_questions():
     """Datasets without a balanced set are explained from their counts (rule of three at 0)."""
     lines = transfer.unscored_reading({"nq_open": {"faithful": 0, "hallucinated": 59},
                                      "bioasq": {"faithful": 2, "hallucinated": 58}},
-                                    {"nq_open": 60, "bioasq": 60})
-    assert lines[0].startswith("nq_open: not scored: 0 faithful and 59 hallucinated answers of 60 questions")
-    assert "below 5%" in lines[0] and "at least 197 questions" in lines[0]
-    assert "observed faithful rate of 3.3%" in lines[1] and "about 300 questions" in lines[1]
+                                    {"nq_open": 59, "bioasq": 60})
+    assert lines[0].startswith("nq_open: not scored: 0 faithful and 59 hallucinated answers of 59 questions asked;")
+    assert "below 5.1% (95% upper bound)" in lines[0] and "at least 197 questions" in lines[0]
+    assert "observed faithful rate of 3.3% per question" in lines[1] and "about 300 questions" in lines[1]
     assert lines[1].startswith("bioasq: too few to conclude (fewer than 10 per class): 2 faithful")
     assert len(lines) == 2
     assert transfer.unscored_reading({"triviaqa": {"faithful": 18, "hallucinated": 378}}) == []
+
+
+def test_unscored_reading_quotes_the_questions_asked_not_those_requested():
+    """The chapter's counts table says 595 and 59 questions (a few dropped when loading): the
+    reading quotes and counts those, with the requested number beside it, not in its place."""
+    counts = {"bioasq": {"questions": 595, "faithful": 9, "hallucinated": 586},
+              "nq_open": {"questions": 59, "faithful": 0, "hallucinated": 59},
+              "triviaqa": {"questions": 400, "faithful": 18, "hallucinated": 378}}
+    lines = transfer.unscored_reading(counts, {"bioasq": 600, "nq_open": 60, "triviaqa": 400},
+                                      available={"bioasq": 1587, "nq_open": 50})
+    assert len(lines) == 2  # TriviaQA has ten of each
+    assert "9 faithful and 586 hallucinated answers of 595 questions asked (600 requested);" in lines[0]
+    assert "of 600 questions" not in lines[0]
+    assert "rate of 1.5% per question" in lines[0] and "about 662 questions" in lines[0]  # 10 * 595 / 9
+    assert lines[0].endswith("(the dataset holds 1,587 usable questions).")
+    assert "of 59 questions asked (60 requested)" in lines[1] and "of 60 questions" not in lines[1]
+    assert lines[1].endswith("(the dataset holds 50 usable questions, fewer than that).")  # 197 > 50
+    # refusals ask a question too: the rate is per question asked, not per judged answer
+    (line,) = transfer.unscored_reading({"x": {"questions": 120, "faithful": 5, "hallucinated": 95}})
+    assert "rate of 4.2% per question" in line and "about 240 questions" in line
+    assert "(the dataset holds" not in line
+
+
+def test_usable_questions_loads_only_the_datasets_the_reading_speaks_of(monkeypatch):
+    """The sizes beside the reading come from the loader (whole datasets, TriviaQA's test split),
+    only for thin datasets, without repeating the loader's notes."""
+    import logging
+
+    from hneurons_utils import data
+
+    calls = []
+
+    def fake(name, split=None, data_dir=None, limit=None, seed=0):
+        calls.append((name, split, data_dir, limit))
+        logging.getLogger("hneurons_utils.data").warning("skipped rows")
+        return [object()] * {"triviaqa": 7, "bioasq": 5}[name]
+
+    monkeypatch.setattr(data, "load_qa", fake)
+    counts = {"triviaqa": {"faithful": 3, "hallucinated": 40}, "bioasq": {"faithful": 0, "hallucinated": 9},
+              "nq_open": {"faithful": 12, "hallucinated": 30}, "nonexist": {"faithful": 0, "hallucinated": 3}}
+    assert transfer.usable_questions(counts, "/d") == {"triviaqa": 7, "bioasq": 5}
+    assert calls == [("triviaqa", "test", "/d", None), ("bioasq", None, "/d", None)]
+    assert logging.getLogger("hneurons_utils.data").level == logging.NOTSET  # restored
 
 
 def _drift_result(mean, lo, hi, p_t, p_layer=0.5, k=30):
@@ -161,6 +204,8 @@ def test_discussion_follows_the_results():
     more = transfer.discussion(chance, empty, {"up + down (paper)": _drift_result(0.31, 0.18, 0.45, 0.96)},
                              True, 14)
     assert "includes 50" in more[0] and "bioasq could not be scored" in more[0]
+    # the first sentence names the probe ("its" would have no antecedent)
+    assert "On triviaqa the unchanged probe's AUROC interval [43.7, 75.9]" in more[0]
     assert "opposite of the paper" in more[1] and "does not support" in more[1]
     assert "does not contradict" not in " ".join(more)
     good = [dict(chance[0], lo=70.0, verdict="above chance, and above random neurons")]
@@ -191,6 +236,11 @@ def test_discussion_follows_the_results():
     one = transfer.discussion(chance, {}, {"up + down (paper)": single}, True, 1,
                               stability=dict(unstable, frequency=[0.65]))[1]
     assert "The one H-Neuron's normalised rank is 0.22 (one neuron's rank: no interval)" in one
+    assert "One neuron's rank places that neuron, not a set" in one and "the mean" not in one
+    single["random_layer_matched"] = {"p_value": 0.784, "p_value_more": 0.218}
+    one_p = transfer.discussion(chance, {}, {"up + down (paper)": single}, True, 1)[1]
+    assert "rank at least as high in 78% of draws and at least as low in 22%" in one_p
+    assert "Not tested: 0 H-Neurons." in transfer.discussion([], {}, {}, True, 0)[1]
     assert "again in 65% of them" in one
     assert "average of few neurons" not in one and "1 H-Neurons" not in one
     broad = transfer.discussion(chance, {}, drift_res, True, 14, per_mille=3.9)[1]
