@@ -399,7 +399,7 @@ if ours_all:
 #   per class) add answers of the larger class but cannot create more of the smaller one.
 # - **NonExist needs refusals.** On fabricated entities the faithful response is to decline.
 #   Small chat models rarely do (the counts cell prints this run's faithful answers per
-#   hundred questions), so it can take a thousand questions for a faithful class of a few
+#   hundred questions), so a thousand questions may give a faithful class of only one or two
 #   dozen. Two things set this column apart: no gold alias exists, so in the evaluation set
 #   both classes get their spans from the same rule (the probe's *training* spans still differ
 #   by class, and the one-rule refit shows how much that alone moves the AUROC here); and a
