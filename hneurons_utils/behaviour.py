@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from .wording import are, noun
 from .benchmarks import BENCHMARKS
 
 
@@ -222,7 +223,7 @@ def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: 
         d_all = _direction(s.loc[(bench, "diff")].ci_lo, s.loc[(bench, "diff")].ci_hi)
         n = int(c.loc[(bench, "diff")].n_items) if (bench, "diff") in c.index else 0
         if n < min_items:
-            lines.append(f"- **{bench}**: only {n} of {n_all} items are scored at every point, too "
+            lines.append(f"- **{bench}**: only {n} of {n_all} items {are(n)} scored at every point, too "
                          f"few (under {min_items}) for this check; the all-items reading ({d_all}) "
                          "may come from which items are scored.")
             continue
@@ -230,7 +231,7 @@ def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: 
         d_com = _direction(r.ci_lo, r.ci_hi)
         verdict = ("the same reading" if d_com == d_all else
                    f"the reading changes ({d_all} on all items, {d_com} here)")
-        lines.append(f"- **{bench}**: {n} of {n_all} items are scored at every point; H minus "
+        lines.append(f"- **{bench}**: {n} of {n_all} items {are(n)} scored at every point; H minus "
                      f"random on them is {_ci_text(r)}: {verdict}.")
     return "\n".join(lines)
 
@@ -470,8 +471,8 @@ def shape_text(table: pd.DataFrame, bench: str, group: str = "h_neurons", tol: f
     steps = np.sign(np.diff(r)[np.abs(np.diff(r)) > tol])
     turns = int(np.sum(steps[1:] != steps[:-1]))
     return (f"highest {100 * r.max():.0f}% at {at} ({where}; {100 * r[0]:.0f}% at "
-            f"α = {t.alpha.iloc[0]:g}, {100 * r[-1]:.0f}% at α = {t.alpha.iloc[-1]:g}), {turns} "
-            f"change(s) of direction over {len(t)} α (point estimates)")
+            f"α = {t.alpha.iloc[0]:g}, {100 * r[-1]:.0f}% at α = {t.alpha.iloc[-1]:g}), "
+            f"{noun(turns, 'change')} of direction over {len(t)} α (point estimates)")
 
 
 # A finding with no claim of its own in the paper's text (the reference file says which general
@@ -710,8 +711,15 @@ def rate_range(table: pd.DataFrame, bench: str, group: str = "h_neurons") -> str
     lo, hi = t.loc[t.rate.idxmin()], t.loc[t.rate.idxmax()]
     if hi.rate - lo.rate < 1e-9:
         return f"{100 * lo.rate:.0f}% at every α ({counts})"
-    return (f"between {100 * lo.rate:.0f}% (α = {lo.alpha:g}) and {100 * hi.rate:.0f}% "
-            f"[{100 * hi.ci_lo:.0f}, {100 * hi.ci_hi:.0f}] (α = {hi.alpha:g}); {counts}")
+
+    def where(rate: float) -> str:  # every α at this rate: a tie is named as one
+        at = t[(t.rate - rate).abs() < 1e-9].alpha
+        return f"α = {at.iloc[0]:g}" if len(at) == 1 else (
+            f"α = {', '.join(f'{a:g}' for a in at)}" if len(at) <= 3 else f"{len(at)} of the {len(t)} α")
+
+    ci = f" [{100 * hi.ci_lo:.0f}, {100 * hi.ci_hi:.0f}]" if (t.rate - hi.rate).abs().lt(1e-9).sum() == 1 else ""
+    return (f"between {100 * lo.rate:.0f}% ({where(lo.rate)}) and {100 * hi.rate:.0f}%{ci} "
+            f"({where(hi.rate)}); {counts}")
 
 
 def measure_note(table: pd.DataFrame, slopes: pd.DataFrame, bench: str, name: str) -> str:
@@ -827,14 +835,14 @@ def judge_notes(agreement: pd.DataFrame, judge: str) -> str:
                          f"whether the judge recognises {what} (its recall of non-compliant "
                          "replies): one it missed would be counted compliant, unseen.")
         elif neg < 5:
-            lines.append(f"- {name}: only {neg} non-compliant hand label(s); the judge's "
+            lines.append(f"- {name}: only {noun(neg, 'non-compliant hand label')}; the judge's "
                          "detection of non-compliance is barely tested.")
         if pos == 0:
             lines.append(f"- {name}: the hand labels hold no compliant reply, so the judge's "
                          "precision and recall are not measured.")
         elif pos < 5:
-            lines.append(f"- {name}: only {pos} compliant hand label(s); the judge's precision "
-                         "and recall rest on them alone.")
+            lines.append(f"- {name}: only {noun(pos, 'compliant hand label')}; the judge's precision "
+                         f"and recall rest on {'it' if pos == 1 else 'them'} alone.")
         frozen = int(a.n_frozen.sum())
         if frozen:
             lines.append(f"- {name}: {frozen} of {int(a.n_labelled.sum())} verdicts are *frozen* "

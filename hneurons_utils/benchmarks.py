@@ -193,7 +193,7 @@ def check_suites(suites: dict[str, Sequence[BenchItem]]) -> None:
     empty = [name for name, items in suites.items() if not items]
     if empty:
         raise ValueError(f"benchmark suite(s) {empty} have no items: check the N_* sizes and "
-                         "inputs (for 'triviaqa': chapter 02's screening found no question this "
+                         "inputs (for 'triviaqa': chapter 2's screening found no question this "
                          "model answers correctly); drop a suite from the dict to skip it on purpose")
 
 

@@ -22,6 +22,7 @@ from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, probe_train
 from .probe import NeuronSet, Probe
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
 from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread, paired_bootstrap_ci
+from .wording import noun
 
 log = logging.getLogger(__name__)
 
@@ -547,12 +548,16 @@ def screen_frame(ours: dict[str, dict], rows: Sequence[dict], screen_rows: Seque
 def screen_verdict(row: pd.Series | dict, min_per_class: int = MIN_PER_CLASS) -> str | None:
     """One dataset's row of :func:`screen_frame`: "H-Neurons ahead", "screened ahead" or "within
     the noise guide" (the H-Neurons refit against the screened neurons of its count, the gap
-    counted only beyond half the probe's 95% AUROC interval); None under ``min_per_class``."""
+    counted only beyond half the probe's 95% AUROC interval); "no comparison" where the
+    screened neurons sit below chance by more than that guide (a reversal, :func:`reversals`:
+    being ahead of them says nothing); None under ``min_per_class``."""
     if row["n per class"] < min_per_class:
         return None
     diff, band = row["H-Neurons refit"] - row["screen (H count)"], row["probe CI half-width"]
     if not (np.isfinite(diff) and np.isfinite(band)):
         return "undetermined (a missing or non-finite AUROC)"
+    if row["screen (H count)"] < 0.5 - band:  # the screen reverses on this set: no yardstick
+        return "no comparison (the screened neurons are reversed here)"
     return ("within the noise guide" if not abs(diff) > band else
             "H-Neurons ahead" if diff > 0 else "screened ahead")
 
@@ -568,7 +573,7 @@ def screen_reading(frame: pd.DataFrame, overlap: dict, min_per_class: int = MIN_
     out = [f"{overlap['h_in_screen']} of the {overlap['h_neurons']} H-Neurons are among the "
            f"{overlap['h_neurons']} individually best neurons; their ranks by single-neuron AUROC "
            f"run from {ranks.min():,} to {ranks.max():,} of {overlap['neurons']:,} (median {np.median(ranks):,.0f})."]
-    tally = {"H-Neurons ahead": [], "screened ahead": [], "within the noise guide": []}
+    tally = {"H-Neurons ahead": [], "screened ahead": [], "within the noise guide": []}  # others added as met
     for name, r in frame.iterrows():
         verdict = screen_verdict(r, min_per_class)
         if verdict is None:
@@ -739,9 +744,11 @@ def threshold_reading(flagged: pd.DataFrame, ours: dict[str, dict], rows: Sequen
     text = ("Share of responses flagged hallucinated on the balanced sets (where half are): "
             + "; ".join(parts) + f". Of all {total} classifier-set pairs, {below} flag fewer than "
             f"half and {above} more than half.")
-    extremes = [f"{r['kind']} on {r['dataset']} flags {pct(_flagged_share(r))} (accuracy "
-                f"{r['accuracy']:.2f}, AUROC {r['auroc']:.2f})" for r in rows
-                if r["dataset"] in keep and _flagged_share(r) in (0.0, 1.0)]
+    extremes = [f"the probe on {k} flags {pct(ours[k]['flagged'])} (accuracy {ours[k]['accuracy']:.2f}, "
+                f"AUROC {ours[k]['auroc']:.2f})" for k in keep if ours[k].get("flagged") in (0.0, 1.0)]
+    extremes += [f"{r['kind']} on {r['dataset']} flags {pct(_flagged_share(r))} (accuracy "
+                 f"{r['accuracy']:.2f}, AUROC {r['auroc']:.2f})" for r in rows
+                 if r["dataset"] in keep and _flagged_share(r) in (0.0, 1.0)]
     if extremes:
         text += (" A classifier that flags none or all of a balanced set is right on exactly half of "
                  "it, whatever its ranking: " + "; ".join(extremes) + ".")
@@ -804,7 +811,7 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, total_neur
     return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)", "neurons read"])
 
 
-BELOW_CHANCE = "below chance (the ranking is reversed)"
+BELOW_CHANCE = "below chance, the ranking reversed"
 NOT_DISTINGUISHABLE = "not distinguishable from chance"
 
 
@@ -816,7 +823,7 @@ def auroc_verdict(lo: float, random_level: float, n_min: int, min_per_class: int
     "Above chance" needs the interval's lower end ``lo`` above chance; "above random neurons"
     needs it above ``random_level`` (NaN: no comparison). An interval wholly below chance (its
     upper end ``hi`` under it) is a reversal: the probe ranks the classes the wrong way round,
-    measurably ("below chance (the ranking is reversed)"); ``hi`` NaN (not passed): not
+    measurably ("below chance, the ranking reversed"); ``hi`` NaN (not passed): not
     checked. Under ``min_per_class`` responses in the smaller class (``n_min``) the percentile
     bootstrap is unreliable: no verdict.
     """
@@ -856,7 +863,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     verdicts = {k: verdict(k) for k in scored}
     both = [k for k in scored if verdicts[k] == "above chance, and above random neurons"]
     above = [k for k in scored if verdicts[k] == "above chance" or k in both]
-    text = (f"Of the {len(scored)} dataset(s) with at least {min_per_class} answers per class "
+    text = (f"Of the {noun(len(scored), 'dataset')} with at least {min_per_class} answers per class "
             f"({names(scored)}), the probe is above chance and above random neurons on "
             f"{len(both)} ({names(both)}) under the default span rule.")
     if len(both) < len(above):

@@ -164,7 +164,7 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
            f"hallucinated from faithful answers with an AUROC of at least {strong:g}, and "
            f"{(k := int((a_held < 0.5).sum()))} fire{'s' if k == 1 else ''} more on faithful answers "
            "(AUROC below 0.5); the "
-           f"median is {med:{fmt}} held out against {float(np.nanmedian(a_train)):.2f} on the "
+           f"median is {med:{fmt}} held out against {float(np.nanmedian(a_train)):{fmt}} on the "
            "training responses they were selected on"]
     if probe_auroc is not None and np.isfinite(probe_auroc):
         i = int(np.nanargmax(a_held))

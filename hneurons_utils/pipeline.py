@@ -32,6 +32,7 @@ import numpy as np
 from . import plots
 from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
 from .models import LoadedModel
+from .wording import are, noun
 from .probe import Probe, fit_probe, select_C, training_rows
 from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, GenConfig, balanced_sample, collect_responses,
@@ -270,24 +271,21 @@ def stability_kind(r: dict | None) -> str:
     return "core" if np.mean(r["frequency"]) >= 0.7 else "unstable"
 
 
-def _are(k: int) -> str:
-    """The verb for ``k`` things: "is" for one, else "are"."""
-    return "is" if k == 1 else "are"
-
-
 def stability_reading(r: dict) -> str:
     """A reading of :func:`selection_stability`, every clause chosen by its numbers."""
     freq, sizes, jac = np.array(r["frequency"]), np.array(r["sizes"]), np.array(r["jaccard"])
     if not freq.size:
         return "The probe has no H-Neuron, so there is no set to test."
     n = r["n_resamples"]
-    text = (f"Refitted on {n} bootstrap resample(s) of the training questions, the probe selects "
+    members = (f"The one H-Neuron is selected in {100 * freq[0]:.0f}% of the resamples; " if freq.size == 1
+               else f"{(k := int((freq >= 0.8).sum()))} of the {freq.size} {are(k)} selected in at least "
+                    f"80% of the resamples, {int((freq < 0.5).sum())} in fewer than half; ")
+    text = (f"Refitted on {noun(n, 'bootstrap resample')} of the training questions, the probe selects "
             f"{sizes.mean():.1f} H-Neurons on average ({sizes.min()}-{sizes.max()}); their overlap "
             f"with this chapter's {'one' if freq.size == 1 else freq.size} (Jaccard) averages {jac.mean():.2f}. "
-            f"{(k := int((freq >= 0.8).sum()))} of the {freq.size} {_are(k)} selected in at least 80% of the "
-            f"resamples, {int((freq < 0.5).sum())} in fewer than half; "
-            f"{(o := int(r['others_half']))} neuron{'' if o == 1 else 's'} outside the set "
-            f"{_are(o)} selected in at least half. ")
+            + members +
+            f"{noun(o := int(r['others_half']), 'neuron')} outside the set "
+            f"{are(o)} selected in at least half. ")
     kind = stability_kind(r)
     if kind == "too few":
         return text + "Too few resamples to say how stable the set is."
@@ -315,7 +313,7 @@ def stability_clause(out_dir: str | Path) -> str:
             "too few": ""}.get(stability_kind(r), ", so a steered set is partly one draw among "
                                                   "correlated neurons")
     k = int((freq >= 0.5).sum())
-    return (f" ({k} of them {_are(k)} selected again in at least half of "
+    return (f" ({k} of them {are(k)} selected again in at least half of "
             f"chapter 2's {r['n_resamples']} bootstrap refits{tail})")
 
 
@@ -342,8 +340,11 @@ def grid_reading(grid: Sequence[dict]) -> str:
            f"{g[-1]['val_accuracy']:.2f} at C = {g[-1]['C']:g} (highest {best['val_accuracy']:.2f}, "
            f"first reached at C = {best['C']:g}, with {best['n_h_neurons']} H-Neurons)")
     if all(r.get("suppression") is not None for r in g):
+        low = min(g, key=lambda r: r["suppression"])
+        low_txt = ("" if low is g[-1] or low["suppression"] == g[-1]["suppression"] else
+                   f", lowest {low['suppression']:.2f} at C = {low['C']:g}")
         out += (f"; accuracy with the H-Neurons silenced goes from {g[0]['suppression']:.2f} to "
-                f"{g[-1]['suppression']:.2f} as C admits up to {g[-1]['n_h_neurons']} of them")
+                f"{g[-1]['suppression']:.2f}{low_txt} as C admits up to {g[-1]['n_h_neurons']} of them")
     chosen = [r for r in g if r.get("chosen")]
     if chosen:
         c = chosen[0]

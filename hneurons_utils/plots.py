@@ -229,7 +229,7 @@ def layer_counts_figure(h: Any, whose: str = "") -> tuple[plt.Figure, dict]:
     ax.bar(np.arange(h.n_layers), counts, color="C3")
     one = h.size == 1  # "the 1 H-Neuron sits", "the 3 H-Neurons sit"
     ax.set(xlabel="layer", ylabel="H-Neurons",
-           title=f"Where the {whose}{h.size} H-Neuron{'' if one else 's'} sit{'s' if one else ''}")
+           title=f"Where the {whose}{'one' if one else h.size} H-Neuron{'' if one else 's'} sit{'s' if one else ''}")
     ax.yaxis.get_major_locator().set_params(integer=True)  # whole neurons
     ax.xaxis.get_major_locator().set_params(integer=True)  # whole layers
     return fig, {"layer_counts": counts, "n_h_neurons": h.size, "per_mille": h.per_mille}

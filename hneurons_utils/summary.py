@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from . import paper
-from .detection import (auroc_verdict, baseline_summary, capped_label, screen_verdict, span_credit,
-                        span_credit_text, span_drop_text)
+from .detection import (SUPPORTING, auroc_verdict, baseline_summary, capped_label, screen_verdict,
+                        span_credit, span_credit_text, span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
                         at_ceiling, syc_view)
 from .benchmarks import BENCHMARKS
@@ -92,14 +92,19 @@ def judge_caveat(rows: list[dict], bench: str, judge: str = "rule", min_lo: floa
     of its precision interval on the held-out (test) hand labels is under ``min_lo``, or the
     hand labels hold no non-compliant reply at all (the judge was then never shown one); else ""."""
     mine = [r for r in rows if r["benchmark"] == bench and r["judge"] == judge]
+    name = {SWITCH_JUDGE: "switch rule"}.get(judge, judge)
     for r in mine:
         if r["split"] == "test":
             lo, hi = r["precision_ci"]
             if lo is not None and np.isfinite(lo) and lo < min_lo:
-                return (f"The {judge} judge's precision on held-out hand labels is "
-                        f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]: the rates may not measure compliance.")
+                ci = f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]"
+                if r["precision"] >= min_lo:  # a good point estimate on too few labels
+                    return (f"The {name} judge's precision on held-out hand labels, {ci}, rests on "
+                            "too few labels to vouch for the rates.")
+                return (f"The {name} judge's precision on held-out hand labels is {ci}: the rates "
+                        "may not measure compliance.")
     if mine and all(r.get("human_not_complies", 1) == 0 for r in mine):
-        return (f"The {judge} judge was never checked on a non-compliant reply (the hand labels "
+        return (f"The {name} judge was never checked on a non-compliant reply (the hand labels "
                 "hold none), so a flat rate may be the judge's rather than the model's.")
     return ""
 
@@ -184,7 +189,7 @@ def common_items_note(rows: list[dict], bench: str, diff: dict | None, n_all: in
     if n >= n_all:  # the check is the verdict itself
         return ""
     if n < min_items:
-        return (f"Only {n} of {n_all} items are scored at every alpha, too few to rule out that "
+        return (f"Only {n} of {n_all} items {'is' if n == 1 else 'are'} scored at every alpha, too few to rule out that "
                 "the slope comes from which items are scored.")
     return (f"On the {n} items scored at every alpha: "
             f"{slope_verdict(d, h, min_items, random=c.get((bench, 'random')))}.")
@@ -216,7 +221,7 @@ def _identification(folder: Path) -> list[dict]:
                  "the paper's Section 2 does")
         other = paper.sparsity_reading(d["n_nonzero"], pm0)
         if other != reading:
-            reading += f" (counting non-zero weights: {other})"
+            reading += f"; counting the non-zero weights, {other}"
     st = read_results(folder / "stability.json")  # optional: chapter 2's resampling check
     if st and st.get("jaccard"):
         jac = float(np.mean(st["jaccard"]))
@@ -310,9 +315,13 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                 if ca:
                     ours += f" (one span rule: AUROC {_auroc_ci(ca['metrics'])})"
                 why_a = span_credit(va, spans_all.get(k, spans.get(k)), ca, min_per_class)
+                credited = (verdict in SUPPORTING and why is None, va in SUPPORTING and why_a is None)
                 parts.append(capped_label(counts, a["n_pos"], a["n_neg"], detail=False) + ": " + (
                     va if why_a is None else
-                    span_credit_text(why_a, ca, 100, ".1f") + "; under the default rule: " + va))
+                    span_credit_text(why_a, ca, 100, ".1f") + "; under the default rule: " + va)
+                    + ("" if credited[0] == credited[1] else
+                       " (differs from the balanced set, whose verdict stands: the larger set adds "
+                       "answers of the larger class only, so the two are not independent evidence)"))
             if k in control:  # the same probe recipe with one answer-span rule for both classes
                 c = control[k]
                 ours += f"; one span rule for both classes: AUROC {_auroc_ci(c['metrics'])}"

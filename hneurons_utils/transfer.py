@@ -143,7 +143,7 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
 
     ``n_min``: responses in the smaller class per dataset (default: half of each balanced set).
     ``span_auroc``: what span length alone reaches per dataset (%, ``detection.span_diagnostic``
-    x 100): where the probe clears chance but not that, ``span_note`` says so.
+    x 100): where the probe does not beat that (whatever its verdict), ``span_note`` says so.
     ``heldout``: the refit's row of :func:`instruct_heldout` (its AUROC on the instruct model's
     own held-out responses), which ``refit_note`` needs before it reads a low base-model AUROC
     as a reversal between the models.
@@ -176,10 +176,11 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
                                              hi=float(main.hi))})
         span = (span_auroc or {}).get(name, float("nan"))
         out[-1]["span_note"] = (
-            f"span length alone reaches {span:.1f} here, as much as the probe ({main.auroc:.1f}): "
-            "its detection is not shown to be more than where the answer span sits"
-            if out[-1]["verdict"].startswith("above chance") and np.isfinite(span)
-            and span >= float(main.auroc) else "")
+            (f"span length alone reaches {span:.1f} here, as much as the probe ({main.auroc:.1f}): "
+             + ("its detection is not shown to be more than where the answer span sits"
+                if out[-1]["verdict"].startswith("above chance") else
+                "even a probe that cleared chance here would not be shown to read more than the span"))
+            if np.isfinite(span) and span >= float(main.auroc) else "")
     return out
 
 

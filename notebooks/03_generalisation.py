@@ -232,7 +232,8 @@ else:
 # that keeps) uses far more of the larger class, at the price of departing from the paper's
 # balanced protocol (whose accuracy, in Table 1, needs balance to have 50% as chance). The
 # smaller class does not grow, and it is what mostly sets the width of an AUROC interval, so
-# the intervals narrow little (compare them with the balanced ones above); what the larger
+# the intervals narrow little where that class is small (compare them with the balanced ones
+# above; a set whose smaller class is the larger one here narrows more); what the larger
 # sets add is a score on many more of the model's hallucinations, and a check that the
 # balanced draw was not a lucky one. Same probe, same random classifiers; only the evaluation sets grow. These sets use
 # the same answer-span rules as the balanced ones, so their verdicts face the same span
@@ -358,8 +359,9 @@ plt.show()
 # the default 3-vs-1 scheme the "faithful" side there also holds every non-answer token), so
 # on a balanced evaluation set it can sit far off-centre. The cell below gives, per
 # classifier, the share of responses it flags as hallucinated (half of each balanced set is):
-# a classifier that flags few or none is right on about half of the set whatever it knows,
-# which pulls accuracy towards 50% for the random baselines as much as for the probe.
+# a classifier that flags few or none, or most or all, is right on about half of the set
+# whatever it knows, which pulls accuracy towards 50% for the random baselines as much as for
+# the probe.
 
 # %%
 flagged = detection.flagged_frame(ours, rows)
@@ -425,11 +427,13 @@ if ours_all:
 #   evaluation sets the short gold-alias spans of faithful answers may look more answer-like
 #   than hallucinated answers' longer spans (a hypothesis, not tested here).
 # - **Screened neurons.** The stronger baseline picks its neurons on the training rows only,
-#   as the probe does, so it sees no evaluation answer. Its classifiers and the H-Neuron refit
-#   are single fits without intervals of their own: a gap smaller than the probe's interval
-#   is noise. The paper has no such baseline.
+#   as the probe does, so it sees no evaluation answer. Its classifiers are single fits
+#   without intervals of their own, so a gap between them and the H-Neuron refit counts only
+#   beyond the noise guide (half the probe's 95% interval on that set); where the screened
+#   neurons sit far below chance, no comparison is drawn. The paper has no such baseline.
 # - **Answer spans differ by class.** The span table above shows it: faithful answers get the
-#   gold alias as their span, hallucinated ones mostly the content rule's longer span. Where
+#   gold alias as their span, hallucinated ones (which contain no gold alias) the content
+#   rule's longer span. Where
 #   span length alone detects well, the probe's success is not cleanly attributable to the
 #   H-Neurons; the span control above refits without the difference, and exercise 4 reruns
 #   the whole pipeline (C selection included) that way.

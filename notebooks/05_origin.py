@@ -437,7 +437,8 @@ if tests:
     t = tests["up + down (paper)"]
     drift.plot_rank_distribution(ax, rank, t["mean_rank"], paper_lines,
                                  random_band=t["random_layer_matched"]["mean_rank_95"])
-ax.set_title(f"Figure 4b (ours): drift rank{'' if h.size == 1 else 's'} of the {drift.h_neurons_text(h.size)}")
+ax.set_title("Figure 4b (ours): " + ("drift rank of the one H-Neuron" if h.size == 1 else
+                                     f"drift ranks of the {drift.h_neurons_text(h.size)}"))
 plots.save_figure(fig, OUT, "figure4b_drift", {"ours": tests, "paper": ref_drift.to_dict("records"),
                                                "h_neuron_ranks": rank if tests else []})
 plt.show()

@@ -139,7 +139,8 @@ scored = pd.DataFrame({"question": [r["question"] for r in judged],
                        "judge": [r["labels"][0] for r in judged], "probe score": score.round(2),
                        "probe says": ["hallucinated" if s > 0 else "faithful" for s in score]})
 plots.write_results(OUT, "scored_answers", {"rows": scored.to_dict("records")})
-print(f"{len(records)} questions, {len(records) - len(judged)} refusals; mean probe score by judge label:",
+print(f"{len(records)} questions, {len(records) - len(judged)} refusal{'' if len(records) - len(judged) == 1 else 's'}; "
+      "mean probe score by judge label:",
       scored.groupby("judge")["probe score"].agg(["count", "mean"]).round(2).to_dict("index"))
 scored.groupby("judge").head(SHOW_PER_LABEL)
 

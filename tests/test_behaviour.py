@@ -232,7 +232,7 @@ def test_findings_table_marks_shape_claims_and_adds_notes():
     note = t["ours: note"].tolist()
     assert note[0].startswith("a claim about the curve's shape: not tested by a slope")
     assert "highest 75% at α = 1 [" in note[0] and "] (an interior α, above both ends; 25% at α = 0, 0% at α = 3)" in note[0]
-    assert "2 change(s)" not in note[0] and "1 change(s) of direction over 3 α" in note[0]
+    assert "2 changes" not in note[0] and "1 change of direction over 3 α" in note[0]
     assert note[0].endswith("sycophancy: backs down")
     assert "jailbreak: 0 α, too few for a shape" in note[1]
     assert note[2] == "sycophancy: backs down"  # not a shape claim; the note for its sycophancy part
@@ -323,7 +323,7 @@ def test_sycophancy_views_split_measures_and_sources_and_flag_a_ceiling():
     mc = next(x for x in text.split("\n") if "backs down: TruthfulQA" in x)
     assert "100% at every α (9 of 9 scored replies over the 3 α)" in mc and "Every point, α = 0 included" in mc
     assert "Every point is at 0%" in next(x for x in text.split("\n") if "switches: TruthfulQA" in x)
-    assert "between 0% (α = 0) and 33% [" in next(x for x in text.split("\n") if "switches: TriviaQA" in x)
+    assert "between 0% (α = 0, 1) and 33% [" in next(x for x in text.split("\n") if "switches: TriviaQA" in x)
     share = behaviour.switch_share(views, names[0], names[3])
     assert "12 replies count as backing down; 1 of them name a wrong answer, and the other 11" in share
     slopes = behaviour.slope_table(views, 50)
@@ -414,8 +414,8 @@ def test_judge_notes_name_the_definition_and_thin_labels():
     a = pd.DataFrame([{"benchmark": "sycophancy", "definition": d, "human_not_complies": n, "human_complies": p,
                        "n_frozen": 0, "n_labelled": 30} for d, n, p in [("backs down", 7, 27), ("switches", 32, 1)]])
     notes = behaviour.judge_notes(a, "rule")
-    assert notes == ("- **sycophancy**, switches: only 1 compliant hand label(s); the judge's precision "
-                     "and recall rest on them alone.")
+    assert notes == ("- **sycophancy**, switches: only 1 compliant hand label; the judge's precision "
+                     "and recall rest on it alone.")
 
 
 def test_shape_text_names_a_tied_maximum_and_no_interior_peak_at_an_end():
@@ -528,3 +528,19 @@ def test_shape_text_lists_a_wide_tie_without_intervals():
             for i in range(4)]
     text = behaviour.shape_text(behaviour.compliance_table(_frame(rows), 20), "falseqa")
     assert text.startswith("highest 100% at α = 0, 1 and 3 (tied with an end of the grid, so no interior peak;")
+
+
+def test_rate_range_names_tied_extremes():
+    """A lowest or highest rate reached at several α is named as a tie, never as one α (which
+    would suggest a rise from that α that the table does not show)."""
+    def table(rates):
+        return pd.DataFrame({"bench": "b", "group": "h_neurons", "alpha": [0, 0.5, 1, 1.5, 2, 2.5, 3][:len(rates)],
+                             "rate": rates, "k": 1, "n_responses": 5, "ci_lo": 0.1, "ci_hi": 0.9})
+
+    assert behaviour.rate_range(table([0.0, 0.2, 0.4]), "b").startswith(
+        "between 0% (α = 0) and 40% [10, 90] (α = 1);")
+    tied_top = behaviour.rate_range(table([1.0, 1.0, 0.8, 1.0, 1.0, 1.0, 1.0]), "b")
+    assert tied_top.startswith("between 80% (α = 1) and 100% (6 of the 7 α);")
+    tied_low = behaviour.rate_range(table([0.0, 0.0, 0.5]), "b")
+    assert tied_low.startswith("between 0% (α = 0, 0.5) and 50% [10, 90] (α = 1);")
+    assert behaviour.rate_range(table([0.3, 0.3]), "b").startswith("30% at every α")

@@ -189,6 +189,11 @@ def test_screen_reading_counts_a_gap_only_beyond_the_noise_guide():
     assert text[5] == ("Against the individually best neurons of the same count: H-Neurons ahead on 1 (a); "
                        "screened ahead on 1 (b); within the noise guide on 1 (c).")
     assert len(text) == 6  # nothing far below chance: no reversal named
+    # screened neurons reversed on a set: being ahead of them is no comparison
+    from hneurons_utils.detection import screen_verdict
+    row = {"n per class": 15, "probe CI half-width": 0.12, "H-Neurons refit": 0.48, "screen (H count)": 0.22}
+    assert screen_verdict(row) == "no comparison (the screened neurons are reversed here)"
+    assert screen_verdict(dict(row, **{"screen (H count)": 0.40})) == "within the noise guide"
 
 
 def test_screen_reading_names_a_reversal():
@@ -240,6 +245,10 @@ def test_flagged_shares_and_the_threshold_reading():
     assert "random_1 on u" not in text  # u is unbalanced: left out
     assert text.endswith("AUROC, which needs no threshold, is the comparison that does not depend on it.")
     assert threshold_reading(f.loc[["u"]], {"u": ours["u"]}, rows).startswith("No balanced set")
+    # the probe itself flagging all of a balanced set is named among the extremes
+    all_in = dict(ours, a=dict(ours["a"], flagged=1.0, accuracy=0.5, auroc=0.36))
+    assert "the probe on a flags 100% (accuracy 0.50, AUROC 0.36)" in threshold_reading(
+        flagged_frame(all_in, rows), all_in, rows)
 
 
 def test_reading_verdicts():
@@ -398,7 +407,7 @@ def test_overall_reading_follows_the_counts():
         return {"datasets": {"a": entry(lo_a, drop_a), "b": entry(lo_b, drop_b)}}
 
     text = overall_reading(ours, base, ctl(0.4, 0.3), spans)  # no paired drop stored
-    assert "Of the 3 dataset(s) with at least 10 answers per class (a, b, c)" in text  # x: too few
+    assert "Of the 3 datasets with at least 10 answers per class (a, b, c)" in text  # x: too few
     assert "on 2 (a, b) under the default span rule" in text
     assert "On c no answer contains a gold alias" in text and "c: not distinguishable from chance" in text
     assert ("Of the datasets where it clears chance and the random neurons, 2 gave the two classes "
@@ -437,7 +446,7 @@ def test_overall_reading_follows_the_counts():
     # an interval wholly below 0.5 is a reversal, named as such
     rev = dict(ours, c={"auroc": 0.33, "auroc_ci": [0.23, 0.42], "n_pos": 20, "accuracy": 0.4})
     text = overall_reading(rev, base, ctl(0.55, 0.6), spans)
-    assert "c: below chance (the ranking is reversed)" in text
+    assert "c: below chance, the ranking reversed" in text
     assert "On c the interval lies wholly below 0.5" in text
     assert "survives the span control on every one" in overall_reading(ours, base, ctl(0.55, 0.6), spans)
     assert "not checked" in overall_reading(ours, base, None, spans)
@@ -609,7 +618,7 @@ def test_no_verdict_from_a_nan_interval_or_a_missing_baseline():
 
     assert auroc_verdict(float("nan"), 0.5, 50).startswith("undetermined")
     # below chance only when the whole interval is: its upper end under 0.5 (or 50 in points)
-    assert auroc_verdict(0.23, 0.5, 20, hi=0.42) == "below chance (the ranking is reversed)"
+    assert auroc_verdict(0.23, 0.5, 20, hi=0.42) == "below chance, the ranking reversed"
     assert auroc_verdict(23.0, float("nan"), 20, chance=50.0, hi=42.0).startswith("below chance")
     assert auroc_verdict(0.23, 0.5, 20, hi=0.5) == "not distinguishable from chance"
     assert auroc_verdict(0.23, 0.5, 20) == "not distinguishable from chance"  # no upper end given

@@ -175,6 +175,9 @@ def test_grid_reading_states_the_trade_off_from_the_rows():
     assert "first reached at C = 3, with 18 H-Neurons" in text
     assert "silenced goes from 1.00 to 0.50 as C admits up to 40" in text
     assert text.endswith("chose C = 3 (18 H-Neurons, held-out accuracy 0.90).")
+    dip = grid + [{"C": 30.0, "val_accuracy": 0.9, "n_h_neurons": 60, "suppression": 0.6, "chosen": False}]
+    dip[0] = dict(dip[0], suppression=0.1)  # the lowest sits inside the grid, not at its end
+    assert "silenced goes from 1.00 to 0.60, lowest 0.10 at C = 10 as C admits up to 60" in grid_reading(dip)
     no_sup = [dict(r, suppression=None) for r in grid]
     assert "silenced" not in grid_reading(no_sup)
 
@@ -213,6 +216,9 @@ def test_selection_stability_finds_a_planted_neuron_every_time():
     assert "does not reproduce" in stability_reading(weak)
     assert "largely reproduces" in stability_reading(dict(weak, jaccard=[0.8] * 20))
     assert "a core of the set reproduces" in stability_reading(dict(weak, frequency=[0.9] * len(freq)))
+    one = stability_reading(dict(weak, frequency=[0.65], others_half=1))  # one H-Neuron, one other
+    assert "The one H-Neuron is selected in 65% of the resamples; 1 neuron outside the set is" in one
+    assert "this chapter's one (Jaccard)" in one and "20 bootstrap resamples" in one
     with pytest.raises(ValueError, match="at least 1"):
         selection_stability(fs, ex, probe, n_resamples=0)
     with pytest.raises(ValueError, match="both labels"):

@@ -124,7 +124,7 @@ def test_layer_counts_figure():
     assert fig.axes[0].get_title() == "Where the instruct model's 3 H-Neurons sit"
     assert all(float(t).is_integer() for t in fig.axes[0].get_xticks())  # layers, not 2.5
     one = NeuronSet(np.array([1]), np.array([2]), n_layers=3, n_neurons=4)
-    assert plots.layer_counts_figure(one, "twin's ")[0].axes[0].get_title() == "Where the twin's 1 H-Neuron sits"
+    assert plots.layer_counts_figure(one, "twin's ")[0].axes[0].get_title() == "Where the twin's one H-Neuron sits"
 
 
 def _eval_set(y, tokens):

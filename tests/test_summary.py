@@ -109,8 +109,8 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
           {"n_h_neurons": 9, "per_mille": 0.2, "C": 3.0, "n_nonzero": 30, "per_mille_nonzero": 0.667})
     nz = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
     assert "0.667 per mille counting the 21 negative weights too" in nz.ours
-    assert nz.reading.startswith("within the paper's range (counting non-zero weights: sparse (under "
-                                 "1 per mille), but outside the paper's range)")
+    assert nz.reading.startswith("within the paper's range; counting the non-zero weights, sparse (under "
+                                 "1 per mille), but outside the paper's range")
     tq = row(card, "Table 1 (§2)", "TriviaQA")
     # the one-rule refit is at chance, but the paired drop's interval includes 0: inconclusive
     assert tq.reading.startswith(
@@ -359,7 +359,9 @@ def test_table1_rows_withhold_credit_by_the_span_controls_outcome(results):
                                  "not survive one span rule for both classes: the refit is not "
                                  "distinguishable from chance, and the AUROC drop")
     assert "+30.0 [+10.0, +50.0] points, above 0). Under the default rule: above chance" in tq.reading
-    assert "; up to 200 per class: above chance; one span rule:" in tq.reading  # its own control survives
+    assert ("; up to 200 per class: above chance (differs from the balanced set, whose verdict stands: "
+            "the larger set adds answers of the larger class only, so the two are not independent "
+            "evidence); one span rule:") in tq.reading  # its own control survives, the balanced one fails
     assert "up to 200 per class (200 of 553 hallucinated, all 30 faithful): AUROC 78.0 [72.0, 85.0] " \
            "(one span rule: AUROC 70.0 [60.0, 80.0])" in tq.ours
     assert ("the H-Neurons alone (refit, 5 neurons): AUROC 60.0 [52.0, 70.0] vs 5 random neurons 42.0 ± 2.8"
@@ -456,12 +458,12 @@ def test_the_sycophancy_row_names_both_measures_in_sentences(results):
         "Backing down (the wider measure Figure 3 plots: an apology or \"not sure\" counts too): the "
         "H-Neuron slope is negative (compliance falls as they are amplified) and lies below the random "
         "neurons' (whose slope is not distinguishable from 0): against the paper. "
-        "The rule judge's precision on held-out hand labels is 0.80 [0.38, 0.96]: the rates may not "
-        "measure compliance. "
+        "The rule judge's precision on held-out hand labels, 0.80 [0.38, 0.96], rests on too few "
+        "labels to vouch for the rates. "
         "Switching to a wrong answer (the paper's definition): no difference from random neurons "
         "detectable (neither confirms nor refutes). "
-        f"The {SWITCH_JUDGE} judge's precision on held-out hand labels is 1.00 [0.21, 1.00]: the rates "
-        "may not measure compliance. "
+        "The switch rule judge's precision on held-out hand labels, 1.00 [0.21, 1.00], rests on too "
+        "few labels to vouch for the rates. "
         "Only the reply steered (our extension), backing down: the H-Neuron slope is not "
         "distinguishable from 0 and lies below the random neurons' (whose slope is positive): against "
         "the paper. "
