@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .wording import are, noun
 from .benchmarks import BENCHMARKS
+from .wording import are, noun
 
 
 # ---------------------------------------------------------------- compliance-rate arithmetic
@@ -220,7 +220,7 @@ def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: 
     lines = []
     for bench in [b for b in BENCHMARKS if (b, "diff") in s.index]:
         n_all = int(s.loc[(bench, "diff")].n_items)
-        d_all = _direction(s.loc[(bench, "diff")].ci_lo, s.loc[(bench, "diff")].ci_hi)
+        d_all = slope_direction(s.loc[(bench, "diff")].ci_lo, s.loc[(bench, "diff")].ci_hi)
         n = int(c.loc[(bench, "diff")].n_items) if (bench, "diff") in c.index else 0
         if n < min_items:
             lines.append(f"- **{bench}**: only {n} of {n_all} items {are(n)} scored at every point, too "
@@ -228,7 +228,7 @@ def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: 
                          "may come from which items are scored.")
             continue
         r = c.loc[(bench, "diff")]
-        d_com = _direction(r.ci_lo, r.ci_hi)
+        d_com = slope_direction(r.ci_lo, r.ci_hi)
         verdict = ("the same reading" if d_com == d_all else
                    f"the reading changes ({d_all} on all items, {d_com} here)")
         lines.append(f"- **{bench}**: {n} of {n_all} items {are(n)} scored at every point; H minus "
@@ -552,7 +552,9 @@ def smallest_paper_model(models: Sequence[str]) -> tuple[str, float]:
     return name, b
 
 
-def _direction(lo: float, hi: float, tol: float = 1e-9) -> str:
+def slope_direction(lo: float, hi: float, tol: float = 1e-9) -> str:
+    """"positive" / "negative" (the interval [lo, hi] excludes 0), "flat" (both ends within
+    ``tol`` of 0), "unclear" (it holds 0) or "undetermined" (a non-finite end)."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "undetermined"
     if abs(lo) <= tol and abs(hi) <= tol:
@@ -637,7 +639,7 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
     lines = []
     for bench in [b for b in benches if (b, "h_neurons") in s.index]:
         h = s.loc[(bench, "h_neurons")]
-        d = _direction(h.ci_lo, h.ci_hi)
+        d = slope_direction(h.ci_lo, h.ci_hi)
         paper_cmp = {"positive": "the paper's direction",
                      "negative": "the opposite of the paper's positive slope",
                      "flat": "no change at all, so it cannot show the paper's positive slope",
@@ -646,7 +648,7 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
                 f"{'a ' + d + ' slope, ' if d in ('positive', 'negative') else ''}{paper_cmp}.")
         if (bench, "diff") in s.index:
             df_ = s.loc[(bench, "diff")]
-            dd = _direction(df_.ci_lo, df_.ci_hi)
+            dd = slope_direction(df_.ci_lo, df_.ci_hi)
             cmp = {"positive": "the H-Neurons' slope lies above the random neurons'",
                    "negative": "the H-Neurons' slope lies below the random neurons'",
                    "flat": "both curves are flat"
@@ -712,14 +714,14 @@ def rate_range(table: pd.DataFrame, bench: str, group: str = "h_neurons") -> str
     if hi.rate - lo.rate < 1e-9:
         return f"{100 * lo.rate:.0f}% at every α ({counts})"
 
-    def where(rate: float) -> str:  # every α at this rate: a tie is named as one
-        at = t[(t.rate - rate).abs() < 1e-9].alpha
+    def where(at: pd.Series) -> str:  # the α of one extreme: a tie is named as one
         return f"α = {at.iloc[0]:g}" if len(at) == 1 else (
             f"α = {', '.join(f'{a:g}' for a in at)}" if len(at) <= 3 else f"{len(at)} of the {len(t)} α")
 
-    ci = f" [{100 * hi.ci_lo:.0f}, {100 * hi.ci_hi:.0f}]" if (t.rate - hi.rate).abs().lt(1e-9).sum() == 1 else ""
-    return (f"between {100 * lo.rate:.0f}% ({where(lo.rate)}) and {100 * hi.rate:.0f}%{ci} "
-            f"({where(hi.rate)}); {counts}")
+    at_lo, at_hi = (t[(t.rate - x.rate).abs() < 1e-9].alpha for x in (lo, hi))
+    ci = f" [{100 * hi.ci_lo:.0f}, {100 * hi.ci_hi:.0f}]" if len(at_hi) == 1 else ""  # one α: its interval
+    return (f"between {100 * lo.rate:.0f}% ({where(at_lo)}) and {100 * hi.rate:.0f}%{ci} "
+            f"({where(at_hi)}); {counts}")
 
 
 def measure_note(table: pd.DataFrame, slopes: pd.DataFrame, bench: str, name: str) -> str:

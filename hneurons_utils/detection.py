@@ -244,8 +244,7 @@ def span_control_outcome(control: dict | None, min_per_class: int = MIN_PER_CLAS
     if not control or "metrics" not in control:
         return "not run"
     c = control["metrics"]
-    cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c.get("n_neg", c["n_pos"])),
-                       min_per_class, hi=c["auroc_ci"][1])
+    cv = metrics_verdict(c, min_per_class=min_per_class)
     if cv == "above chance":
         return "survives"
     if cv not in (NOT_DISTINGUISHABLE, BELOW_CHANCE):
@@ -343,7 +342,7 @@ def span_control_reading(control: dict, ours: dict[str, dict], min_per_class: in
     for k, d in control.get(group, {}).items():
         mt, n_min = d["metrics"], min(d["metrics"]["n_pos"], d["metrics"]["n_neg"])
         lo, hi = mt["auroc_ci"]
-        verdict = auroc_verdict(lo, float("nan"), n_min, min_per_class, hi=hi)
+        verdict = metrics_verdict(mt, min_per_class=min_per_class)
         before = f"; default rule {ours[k]['auroc']:.2f}" if k in ours else ""
         if d.get("drop") and n_min >= 2:
             before += (f", paired drop (default minus one rule) {span_drop_text(d['drop'])}"
@@ -666,9 +665,10 @@ def baseline_summary(rows: Sequence[dict]) -> pd.DataFrame:
 def metrics_frame(ours: dict[str, dict]) -> pd.DataFrame:
     """Our probe's Table 1 cells: n per class, accuracy and AUROC with their 95% intervals."""
     return pd.DataFrame.from_dict({k: {"n per class": d["n_pos"], "accuracy": d["accuracy"],
-                             "accuracy CI low": d["accuracy_ci"][0], "accuracy CI high": d["accuracy_ci"][1],
-                             "AUROC": d["auroc"], "AUROC CI low": d["auroc_ci"][0],
-                             "AUROC CI high": d["auroc_ci"][1]} for k, d in ours.items()}, orient="index")
+                                       "accuracy CI low": d["accuracy_ci"][0],
+                                       "accuracy CI high": d["accuracy_ci"][1], "AUROC": d["auroc"],
+                                       "AUROC CI low": d["auroc_ci"][0], "AUROC CI high": d["auroc_ci"][1]}
+                                   for k, d in ours.items()}, orient="index")
 
 
 def _flagged_share(row: dict) -> float:
@@ -765,10 +765,10 @@ def all_answers_frame(ours: dict[str, dict], baselines: pd.DataFrame) -> pd.Data
         return float(baselines[col].get(k, np.nan)) if len(baselines) else float("nan")
 
     return pd.DataFrame.from_dict({k: {"hallucinated": d["n_pos"], "faithful": d["n_neg"], "AUROC": d["auroc"],
-                             "AUROC CI low": d["auroc_ci"][0], "AUROC CI high": d["auroc_ci"][1],
-                             "random AUROC": rand("random AUROC", k),
-                             "random AUROC sd": rand("random AUROC sd", k)}
-                         for k, d in ours.items()}, orient="index")
+                                       "AUROC CI low": d["auroc_ci"][0], "AUROC CI high": d["auroc_ci"][1],
+                                       "random AUROC": rand("random AUROC", k),
+                                       "random AUROC sd": rand("random AUROC sd", k)}
+                                   for k, d in ours.items()}, orient="index")
 
 
 def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, total_neurons: int,
@@ -841,6 +841,22 @@ def auroc_verdict(lo: float, random_level: float, n_min: int, min_per_class: int
                                "but not distinguishable from random neurons")
 
 
+def metrics_verdict(m: dict, random_level: float = float("nan"),
+                    min_per_class: int = MIN_PER_CLASS) -> str:
+    """:func:`auroc_verdict` of one metrics dict (:func:`stats.detection_metrics`): its AUROC
+    interval, both ends, and its smaller class (``n_neg`` missing: a balanced set, as many as
+    ``n_pos``)."""
+    lo, hi = m["auroc_ci"]
+    return auroc_verdict(lo, random_level, min(m["n_pos"], m.get("n_neg", m["n_pos"])), min_per_class,
+                         hi=hi)
+
+
+def random_auroc(baselines: pd.DataFrame, k: str) -> float:
+    """The random classifiers' mean AUROC on dataset ``k`` (:func:`baseline_summary`), NaN
+    where none was scored."""
+    return float(baselines.loc[k, "random AUROC"]) if k in baselines.index else float("nan")
+
+
 def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dict | None,
                     spans: dict[str, dict], min_per_class: int = MIN_PER_CLASS) -> str:
     """Table 1 in one paragraph: on how many datasets (with enough answers) the probe is above
@@ -850,10 +866,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     which datasets need no control because both classes got the same span rule there. The
     conclusion follows from those counts."""
     def verdict(k: str) -> str:
-        d = ours[k]
-        rnd = baselines.loc[k, "random AUROC"] if k in baselines.index else float("nan")
-        return auroc_verdict(d["auroc_ci"][0], rnd, min(d["n_pos"], d.get("n_neg", d["n_pos"])),
-                             min_per_class, hi=d["auroc_ci"][1])
+        return metrics_verdict(ours[k], random_auroc(baselines, k), min_per_class)
 
     names = lambda ks: ", ".join(ks) if ks else "none"  # noqa: E731
     scored = [k for k, d in ours.items() if min(d["n_pos"], d.get("n_neg", d["n_pos"])) >= min_per_class]
@@ -876,8 +889,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
             entry = (control or {}).get("datasets", {}).get(k, {})
             c = entry.get("metrics")
             if c:  # the refit differs from the probe in its *training* spans only
-                cv = auroc_verdict(c["auroc_ci"][0], float("nan"), min(c["n_pos"], c["n_neg"]),
-                                   min_per_class, hi=c["auroc_ci"][1])
+                cv = metrics_verdict(c, min_per_class=min_per_class)
                 note += f"; the one-rule refit gives AUROC {c['auroc']:.2f} ({cv})"
                 if entry.get("drop") and np.isfinite(np.asarray(entry["drop"].get("drop_ci") or [np.nan],
                                                                 dtype=float)).all():
@@ -971,9 +983,7 @@ def credit_map(ours: dict[str, dict], baselines: pd.DataFrame, control: dict | N
     group of :func:`span_rule_control` (dataset -> entry), or None."""
     out = {}
     for k, d in ours.items():
-        rnd = baselines.loc[k, "random AUROC"] if k in baselines.index else float("nan")
-        v = auroc_verdict(d["auroc_ci"][0], rnd, min(d["n_pos"], d.get("n_neg", d["n_pos"])),
-                          min_per_class, hi=d["auroc_ci"][1])
+        v = metrics_verdict(d, random_auroc(baselines, k), min_per_class)
         out[k] = (None if v not in SUPPORTING else
                   span_credit(v, spans.get(k), (control or {}).get(k), min_per_class) is None)
     return out
@@ -1005,15 +1015,15 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
         return f"{head} no dataset has {min_per_class} or more answers in its smaller class: no verdict."
     ctl = (control or {}).get("all_answers", {})
     names = lambda ks: ", ".join(ks)  # noqa: E731
-    notes = []
+    notes, mine = [], {}  # mine: each set's credit, as credit_map gives the balanced sets'
     for k in scored:
-        d = ours_all[k]
-        rnd = base_all.loc[k, "random AUROC"] if k in base_all.index else float("nan")
-        v = auroc_verdict(d["auroc_ci"][0], rnd, n_min(d), min_per_class, hi=d["auroc_ci"][1])
+        v = metrics_verdict(ours_all[k], random_auroc(base_all, k), min_per_class)
         if v not in SUPPORTING:
             notes.append(f"{k}: {v}")
+            mine[k] = None
             continue
         why = span_credit(v, spans.get(k), ctl.get(k), min_per_class)
+        mine[k] = why is None
         if why is None:
             notes.append(f"{k}: {v}, " + (
                 "credited (both classes share one span rule here)" if shared_span_rule(spans.get(k)) else
@@ -1023,7 +1033,6 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
         else:
             notes.append(f"{k}: {v} under the default rule, but {span_credit_text(why, ctl.get(k))}")
     text = f"{head}, each dataset's verdict with its span check: " + "; ".join(notes) + "."
-    mine = credit_map({k: ours_all[k] for k in scored}, base_all, ctl, spans, min_per_class)
     differ = [k for k in scored if balanced and k in balanced and bool(balanced[k]) != bool(mine[k])]
     if differ:
         text += (f" On {names(differ)} this differs from the balanced set's verdict ("
@@ -1061,9 +1070,9 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
     out = []
     for k, d in ours.items():
         lo, hi = d["auroc_ci"]
-        rnd = baselines.loc[k, "random AUROC"] if k in baselines.index else float("nan")
+        rnd = random_auroc(baselines, k)
         n_neg = d.get("n_neg", d["n_pos"])  # balanced sets: as many faithful as hallucinated
-        verdict = auroc_verdict(lo, rnd, min(d["n_pos"], n_neg), min_per_class, hi=hi)
+        verdict = metrics_verdict(d, rnd, min_per_class)
         base = ""
         if k in baselines.index:
             b = baselines.loc[k]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .models import ffn_adapter, fused_part
+from .wording import noun
 
 
 class SafetensorsFolder:
@@ -217,16 +218,6 @@ def _flat_mask(neurons: Any, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def h_neurons_text(n: int) -> str:
-    """``n`` with the noun in the right number: "1 H-Neuron", "0 H-Neurons", "3 H-Neurons"."""
-    return f"{n} H-Neuron{'' if n == 1 else 's'}"
-
-
-def neurons_text(n: int) -> str:
-    """``n`` with the noun in the right number: "1 neuron", "2 neurons"."""
-    return f"{n} neuron{'' if n == 1 else 's'}"
-
-
 MIN_FOR_INTERVAL = 5  # fewer H-Neurons: their ranks are listed, with no bootstrap interval
 MIN_FOR_HISTOGRAM = 10  # fewer: Figure 4b marks each rank instead of a density histogram
 
@@ -295,7 +286,7 @@ def tests_table(tests: dict[str, dict]) -> Any:
     return pd.DataFrame({name: {
         "mean rank": r3(t["mean_rank"]),
         "95% CI": (np.round(t["mean_rank_ci"], 3) if t.get("mean_rank_ci") is not None else
-                   f"none ({neurons_text(t['n_h_neurons'])})"),
+                   f"none ({noun(t['n_h_neurons'], 'neuron')})"),
         "t-test p (H-Neurons changed less)": r3(t["t_test"]["p_value"]),
         "Mann-Whitney p": r3(t["mann_whitney"]["p_value"]),
         "random sets: 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),

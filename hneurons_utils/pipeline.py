@@ -32,12 +32,12 @@ import numpy as np
 from . import plots
 from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
 from .models import LoadedModel
-from .wording import are, noun
 from .probe import Probe, fit_probe, select_C, training_rows
 from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, GenConfig, balanced_sample, collect_responses,
                        consistency_split, label_counts, read_jsonl, representative_response)
 from .stats import auroc
+from .wording import are, noun
 
 DEFAULT_CS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 

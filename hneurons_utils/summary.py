@@ -17,16 +17,17 @@ import numpy as np
 import pandas as pd
 
 from . import paper
-from .detection import (SUPPORTING, auroc_verdict, baseline_summary, capped_label, screen_verdict,
-                        span_credit, span_credit_text, span_drop_text)
+from .detection import (SUPPORTING, auroc_verdict, baseline_summary, capped_label, metrics_verdict,
+                        random_auroc, screen_verdict, span_credit, span_credit_text, span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
-                        at_ceiling, syc_view)
+                        at_ceiling, slope_direction, syc_view)
 from .benchmarks import BENCHMARKS
-from .drift import drift_verdict, h_neurons_text, mean_rank_text
+from .drift import drift_verdict, mean_rank_text
 from .pipeline import stability_kind
 from .profiles import model_key
 from .stats import MIN_PER_CLASS
 from .transfer import transfer_reading
+from .wording import are, noun
 
 COLUMNS = ["result", "chapter", "claim", "paper (Gao et al. 2025)", "ours", "reading"]
 CHAPTERS = {"identification": "02_identification", "generalisation": "03_generalisation",
@@ -110,16 +111,11 @@ def judge_caveat(rows: list[dict], bench: str, judge: str = "rule", min_lo: floa
 
 
 def _slope_direction(r: dict | None, tol: float = 1e-9) -> str:
-    """"positive" / "negative" (the interval excludes 0), "flat" (both ends 0), "unclear"
-    (the interval holds 0) or "undetermined" (no interval)."""
+    """:func:`behaviour.slope_direction` of a stored slope row's interval; "undetermined"
+    without a row or an interval (a JSON null)."""
     if r is None or r.get("ci_lo") is None or r.get("ci_hi") is None:
         return "undetermined"
-    lo, hi = float(r["ci_lo"]), float(r["ci_hi"])
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "undetermined"
-    if abs(lo) <= tol and abs(hi) <= tol:
-        return "flat"
-    return "positive" if lo > tol else "negative" if hi < -tol else "unclear"
+    return slope_direction(float(r["ci_lo"]), float(r["ci_hi"]), tol)
 
 
 _H_SLOPE = {"positive": "positive (compliance rises as they are amplified)",
@@ -189,7 +185,7 @@ def common_items_note(rows: list[dict], bench: str, diff: dict | None, n_all: in
     if n >= n_all:  # the check is the verdict itself
         return ""
     if n < min_items:
-        return (f"Only {n} of {n_all} items {'is' if n == 1 else 'are'} scored at every alpha, too few to rule out that "
+        return (f"Only {n} of {n_all} items {are(n)} scored at every alpha, too few to rule out that "
                 "the slope comes from which items are scored.")
     return (f"On the {n} items scored at every alpha: "
             f"{slope_verdict(d, h, min_items, random=c.get((bench, 'random')))}.")
@@ -293,12 +289,12 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
         if k in d["ours"]:
             m = d["ours"][k]
             n_min = min(m["n_pos"], m.get("n_neg", m["n_pos"]))
-            rnd = float(base.loc[k, "random AUROC"]) if k in base.index else float("nan")
+            rnd = random_auroc(base, k)
             rnd_acc = float(base.loc[k, "random accuracy"]) if k in base.index else float("nan")
             ours = (f"{probe}: accuracy {100 * m['accuracy']:.1f} vs random {_num(100 * rnd_acc, '.1f')} "
                     f"(the paper's measure); AUROC {_auroc_ci(m)} vs random {_num(100 * rnd, '.1f')} "
                     f"(the verdict's); {m['n_pos']} per class")
-            verdict = auroc_verdict(m["auroc_ci"][0], rnd, n_min, min_per_class, hi=m["auroc_ci"][1])
+            verdict = metrics_verdict(m, rnd, min_per_class)
             # as chapter 3 (detection.span_credit): a verdict that supports the claim keeps its
             # credit only where both classes share one span rule or the one-rule refit survives
             why = span_credit(verdict, spans.get(k), control.get(k), min_per_class)
@@ -306,11 +302,9 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                      span_credit_text(why, control.get(k), 100, ".1f") + ". Under the default rule: " + verdict]
             if k in everyone.get("ours", {}):
                 a = everyone["ours"][k]
-                n_all = min(a["n_pos"], a["n_neg"])
                 counts = (everyone.get("counts") or {}).get(k)
                 ours += f"; {capped_label(counts, a['n_pos'], a['n_neg'])}: AUROC {_auroc_ci(a)}"
-                rnd_all = float(base_all.loc[k, "random AUROC"]) if k in base_all.index else float("nan")
-                va = auroc_verdict(a["auroc_ci"][0], rnd_all, n_all, min_per_class, hi=a["auroc_ci"][1])
+                va = metrics_verdict(a, random_auroc(base_all, k), min_per_class)
                 ca = control_all.get(k)
                 if ca:
                     ours += f" (one span rule: AUROC {_auroc_ci(ca['metrics'])})"
@@ -328,10 +322,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                 if c.get("drop") and n_min >= 2:
                     ours += (f", AUROC drop from the default rule (paired) "
                              f"{span_drop_text(c['drop'], 100, '.1f')} points")
-                cv = auroc_verdict(c["metrics"]["auroc_ci"][0], float("nan"),
-                                   min(c["metrics"]["n_pos"], c["metrics"]["n_neg"]), min_per_class,
-                                   hi=c["metrics"]["auroc_ci"][1])
-                parts.append("one span rule: " + cv)
+                parts.append("one span rule: " + metrics_verdict(c["metrics"], min_per_class=min_per_class))
             refit = _refit_cells(base, k, n_h, n_min, min_per_class)
             if refit is not None:  # what the H-Neurons do without the negative-weight neurons
                 ours += "; " + refit[0]
@@ -490,10 +481,10 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
                      "ours": ours, "reading": verdict})
     t = res["drift"].get("up + down (paper)")
     if t is None:
-        ours, verdict = f"{h_neurons_text(res['n_h_neurons'])}: not tested", "too few H-Neurons to test"
+        ours, verdict = f"{noun(res['n_h_neurons'], 'H-Neuron')}: not tested", "too few H-Neurons to test"
     else:
         ours = (f"mean rank {mean_rank_text(t)} of "
-                f"{h_neurons_text(t['n_h_neurons'])} ({pair})")
+                f"{noun(t['n_h_neurons'], 'H-Neuron')} ({pair})")
         verdict = drift_verdict(t)
     rows.append({**_where("origin", "Figure 4b (§4)"), "claim": "H-Neurons changed less than other neurons in tuning",
                  "paper (Gao et al. 2025)": "mean rank > 0.58 (Gemma, Llama; p < 0.001); "

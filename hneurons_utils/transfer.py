@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .drift import drift_direction, drift_verdict, h_neurons_text, mean_rank_text
+from .drift import drift_direction, drift_verdict, mean_rank_text
 from .paper import dataset_label, load_reference
 from .stats import MIN_PER_CLASS
+from .wording import noun
 
 REFIT = "H-Neurons refit (L2)"
 RANDOM = "random neurons (L2)"
@@ -423,7 +424,7 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
 
     if t is None:
         return (f"**Parameter drift (Figure 4b), as measured.** Not tested: "
-                f"{h_neurons_text(n_h_neurons)}.")
+                f"{noun(n_h_neurons, 'H-Neuron')}.")
     n_h = t["n_h_neurons"]
     head = ("**Parameter drift (Figure 4b), as measured.** "
             + ("The one H-Neuron's" if n_h == 1 else f"The {n_h} H-Neurons' mean") + " "

@@ -96,7 +96,7 @@ import torch
 from IPython.display import Markdown, display
 
 from hneurons_utils import data, detection, drift, features, finetune, judges, models, origin
-from hneurons_utils import paper, pipeline, plots, profiles, sampling, transfer
+from hneurons_utils import paper, pipeline, plots, profiles, sampling, transfer, wording
 from hneurons_utils.probe import NeuronSet
 
 profiles.check_parameters("05_origin", globals())  # a list given as text (papermill -p) stops here
@@ -219,7 +219,7 @@ except sampling.EmptyBalancedSetError as e:  # too weak a model or too few quest
 timings["identify_s"] = time.monotonic() - t0
 if ident:
     edge = " (the largest C of the grid)" if probe.C == max(C_GRID) else ""
-    print(f"{drift.h_neurons_text(h.size)} of {m_inst.adapter.total_neurons:,} ({h.per_mille:.3f} per mille), "
+    print(f"{wording.noun(h.size, 'H-Neuron')} of {m_inst.adapter.total_neurons:,} ({h.per_mille:.3f} per mille), "
           f"C = {probe.C}{edge}, trained on {ident.counts['split']['train']['examples']} responses "
           f"({timings['identify_s'] / 60:.1f} min); against the paper's ratios: "
           f"{paper.sparsity_reading(h.size, h.per_mille)}")
@@ -438,7 +438,7 @@ if tests:
     drift.plot_rank_distribution(ax, rank, t["mean_rank"], paper_lines,
                                  random_band=t["random_layer_matched"]["mean_rank_95"])
 ax.set_title("Figure 4b (ours): " + ("drift rank of the one H-Neuron" if h.size == 1 else
-                                     f"drift ranks of the {drift.h_neurons_text(h.size)}"))
+                                     f"drift ranks of the {wording.noun(h.size, 'H-Neuron')}"))
 plots.save_figure(fig, OUT, "figure4b_drift", {"ours": tests, "paper": ref_drift.to_dict("records"),
                                                "h_neuron_ranks": rank if tests else []})
 plt.show()
@@ -452,7 +452,7 @@ ref_drift  # the paper's stated drift numbers
 
 # %%
 if h.size < 2:
-    print(f"Only {drift.h_neurons_text(h.size)}: a mean rank is one neuron's rank, the t-test is undefined "
+    print(f"Only {wording.noun(h.size, 'H-Neuron')}: a mean rank is one neuron's rank, the t-test is undefined "
           "(nan) and the tests below carry almost no information.")
 elif h.size < drift.MIN_FOR_INTERVAL:
     print(f"Only {h.size} H-Neurons: their ranks are listed instead of a bootstrap interval (which "

@@ -46,7 +46,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from hneurons_utils import cett, data, features, models, neurons, pipeline, plots, profiles, sampling
+from hneurons_utils import cett, data, features, models, neurons, pipeline, plots, profiles, sampling, wording
 import nnsight  # after hneurons_utils, which silences tqdm's notebook warning
 from hneurons_utils.benchmarks import chat_prompt
 from hneurons_utils.probe import Probe, random_neuron_set
@@ -139,7 +139,7 @@ scored = pd.DataFrame({"question": [r["question"] for r in judged],
                        "judge": [r["labels"][0] for r in judged], "probe score": score.round(2),
                        "probe says": ["hallucinated" if s > 0 else "faithful" for s in score]})
 plots.write_results(OUT, "scored_answers", {"rows": scored.to_dict("records")})
-print(f"{len(records)} questions, {len(records) - len(judged)} refusal{'' if len(records) - len(judged) == 1 else 's'}; "
+print(f"{len(records)} questions, {wording.noun(len(records) - len(judged), 'refusal')}; "
       "mean probe score by judge label:",
       scored.groupby("judge")["probe score"].agg(["count", "mean"]).round(2).to_dict("index"))
 scored.groupby("judge").head(SHOW_PER_LABEL)

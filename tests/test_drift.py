@@ -322,8 +322,10 @@ def test_few_h_neurons_get_their_ranks_and_the_random_sets_verdict():
 
 
 def test_counts_are_written_in_the_right_number():
-    assert [drift.h_neurons_text(n) for n in (0, 1, 2)] == ["0 H-Neurons", "1 H-Neuron", "2 H-Neurons"]
-    assert [drift.neurons_text(n) for n in (1, 5)] == ["1 neuron", "5 neurons"]
+    from hneurons_utils.wording import noun
+
+    assert [noun(n, "H-Neuron") for n in (0, 1, 2)] == ["0 H-Neurons", "1 H-Neuron", "2 H-Neurons"]
+    assert [noun(n, "neuron") for n in (1, 5)] == ["1 neuron", "5 neurons"]
 
 
 def test_figure4b_marks_each_rank_when_there_are_few():
