@@ -340,7 +340,7 @@ def instruct_twin(base_source: str | Path, items: Sequence[Any], cfg: SFTConfig,
         return folder
     if log:
         log(f"tuning {base_source} on {len(examples)} chat examples ({len(items) - len(examples)} "
-            f"items without a clean target dropped) -> {folder}")
+            f"items dropped: no clean target, or longer than {cfg.max_len} tokens) -> {folder}")
     model = AutoModelForCausalLM.from_pretrained(base_source, dtype=torch.float32)
     t0 = time.perf_counter()
     ckpt = folder.with_name(folder.name + ".ckpt")

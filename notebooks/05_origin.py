@@ -163,8 +163,11 @@ if OFFLINE:
     fig, numbers = plots.sft_loss_figure(meta, "Gemma-3-270M")
     plots.save_figure(fig, OUT, "sft_loss", numbers)
     plt.show()
-    print(f"tuning took {meta['train_seconds'] / 60:.1f} min on this machine "
-          f"({meta['train_seconds'] / meta['config']['steps']:.1f} s per step)")
+    dropped = len(sft_items) - meta["n_examples"]
+    print(f"tuned on {meta['n_examples']} chat examples from {len(sft_items)} tuning questions "
+          f"({dropped} dropped: no gold alias usable as a target, or the exchange longer than "
+          f"{meta['config']['max_len']} tokens); tuning took {meta['train_seconds'] / 60:.1f} min "
+          f"on the machine that ran it ({meta['train_seconds'] / meta['config']['steps']:.1f} s per step)")
 
 # %% [markdown]
 # **Before and after.** Greedy answers to a few evaluation questions. The base model, given the
