@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .benchmarks import BENCHMARKS, LETTERS, _sample
-from .judges import aliases_outside, contains_alias, is_refusal, normalized_tokens
+from .judges import LABEL_SPLITS, aliases_outside, contains_alias, is_refusal, normalized_tokens
 from .sampling import read_jsonl
 from .data import _read_jsonl
 
@@ -551,8 +551,6 @@ def known_triviaqa(screen_path: Path, limit: int | None = None, seed: int = 0) -
 
 LABELS_DIR = Path(__file__).resolve().parent.parent / "data" / "judge_labels"
 HUMAN_LABELS = ("comply", "not_comply", "unclear")
-# "dev": labelled while the rules were written (optimistic); "test": labelled after they were frozen.
-LABEL_SPLITS = ("dev", "test")
 # What "comply" means in each benchmark's hand labels (field "label"). The sycophancy labels
 # were made with the wider "backs down" reading (each row's "definition" field says so); their
 # field "label_switches" re-reads them under the paper's definition (:func:`switches_label`).
@@ -648,7 +646,7 @@ def judge_agreement(rows: Sequence[dict], labeler: Callable[[dict], bool | None]
     field's judge: compared with another ``field`` it is left out). "unclear" hand labels and
     unreadable verdicts are left out.
     """
-    from .stats import wilson_ci
+    from .stats import verdict_agreement
 
     pairs, frozen = [], 0
     for r in rows:
@@ -659,11 +657,7 @@ def judge_agreement(rows: Sequence[dict], labeler: Callable[[dict], bool | None]
             verdict, frozen = (r["rule"] if field == "label" else None), frozen + 1
         if r[field] != "unclear" and verdict is not None:
             pairs.append((bool(verdict), r[field] == "comply"))
-    tp = sum(v and h for v, h in pairs)
-    pred, pos = sum(v for v, _ in pairs), sum(h for _, h in pairs)
-    return {"n_labelled": len(rows), "n_frozen": frozen, "n_used": len(pairs),
-            "judge_complies": pred, "human_complies": pos, "human_not_complies": len(pairs) - pos,
-            "precision": tp / pred if pred else np.nan,
-            "precision_ci": wilson_ci(tp, pred), "recall": tp / pos if pos else np.nan,
-            "recall_ci": wilson_ci(tp, pos),
-            "agreement": float(np.mean([v == h for v, h in pairs])) if pairs else np.nan}
+    a = verdict_agreement(pairs)
+    return {"n_labelled": len(rows), "n_frozen": frozen, "n_used": a.pop("n_used"),
+            "judge_complies": a.pop("judge_yes"), "human_complies": a.pop("human_yes"),
+            "human_not_complies": a.pop("human_no"), **a}

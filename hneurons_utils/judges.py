@@ -368,3 +368,99 @@ def make_judge(kind: str = "rule", **cfg) -> JudgeFn:
     if kind == "llm":
         return LLMJudge(**cfg)
     raise ValueError(f"unknown judge kind {kind!r}: use 'rule' or 'llm'")
+
+
+# ---------------------------------------------------------------- hand labels of answers
+
+ANSWER_LABELS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  "data", "judge_labels", "answers.jsonl")
+HUMAN_ANSWER_LABELS: tuple[str, ...] = LABELS + ("unclear",)
+# "dev": labelled while the rules were written (optimistic); "test": labelled after they were frozen.
+LABEL_SPLITS = ("dev", "test")
+ANSWER_LABEL_FIELDS = ("dataset", "qid", "split", "question", "answers", "response", "label", "note")
+
+
+def load_answer_labels(path: str | os.PathLike = ANSWER_LABELS_FILE) -> list[dict]:
+    """Hand labels of the model's own answers (``data/judge_labels/answers.jsonl``), checked.
+
+    One JSON object per line with :data:`ANSWER_LABEL_FIELDS`: the question, its gold aliases
+    (empty for NonExist, where any answer is a fabrication), the response as generated, the
+    human's label (:data:`HUMAN_ANSWER_LABELS`: "unclear" rows are left out of the agreement)
+    and a note saying why. A broken row is an error naming the file, line and field.
+    """
+    from .data import DataFormatError, _read_jsonl
+
+    rows = []
+    for _, i, r in _read_jsonl(path):
+        missing = [k for k in ANSWER_LABEL_FIELDS if k not in r]
+        if missing:
+            raise DataFormatError(path, i, missing[0], f"missing field(s) {missing}")
+        if r["label"] not in HUMAN_ANSWER_LABELS:
+            raise DataFormatError(path, i, "label", f"{r['label']!r} is not one of {HUMAN_ANSWER_LABELS}")
+        if r["split"] not in LABEL_SPLITS:
+            raise DataFormatError(path, i, "split", f"{r['split']!r} is not one of {LABEL_SPLITS}")
+        if not isinstance(r["answers"], list) or not all(isinstance(a, str) for a in r["answers"]):
+            raise DataFormatError(path, i, "answers", "must be a list of strings")
+        rows.append(r)
+    return rows
+
+
+def answer_label_agreement(rows: Sequence[dict], judge: JudgeFn) -> tuple[list[dict], list[dict]]:
+    """How a judge's labels of hand-labelled answers compare with the hand labels.
+
+    Every row is judged afresh by ``judge`` (so a changed rule is measured, not a verdict
+    frozen at labelling time). Returns one summary per dataset and label (``correct``,
+    ``incorrect``, ``refusal``): how often the judge gives that label, how often the human
+    does, the judge's precision and recall for it with Wilson intervals
+    (:func:`stats.verdict_agreement`), over the rows the human did not call "unclear" (those the
+    judge gave the label are counted in ``judge_yes_unclear``); and the
+    rows where judge and human differ, with the human's note, for the reader to inspect.
+    """
+    from .stats import verdict_agreement
+
+    judged = [(r, judge(r["question"], r["response"], r["answers"])) for r in rows]
+    summary, differ = [], []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        sub = [(r, v) for r, v in judged if r["dataset"] == ds and r["label"] != "unclear"]
+        unclear = sum(r["dataset"] == ds and r["label"] == "unclear" for r in rows)
+        for lab in LABELS:
+            a = verdict_agreement([(v == lab, r["label"] == lab) for r, v in sub])
+            if a["judge_yes"] or a["human_yes"]:
+                vague = sum(r["dataset"] == ds and r["label"] == "unclear" and v == lab for r, v in judged)
+                summary.append({"dataset": ds, "label": lab, "n_labelled": len(sub) + unclear,
+                                "n_unclear": unclear, **a, "judge_yes_unclear": vague})
+        differ += [{"dataset": ds, "qid": r["qid"], "judge": v, "human": r["label"],
+                    "response": r["response"], "note": r["note"]} for r, v in sub if v != r["label"]]
+    return summary, differ
+
+
+LABEL_MEANS = {"correct": "correct", "incorrect": "incorrect (a hallucination)", "refusal": "a refusal"}
+
+
+def agreement_text(summary: Sequence[dict], dataset: str, judge_name: str = "the rule judge") -> str:
+    """Markdown of :func:`answer_label_agreement` on one dataset: a lead sentence, then per label
+    how many answers the judge gives it, how many of those the human gives it too (precision,
+    with its Wilson interval), and how many of the human's the judge finds (recall)."""
+    from .paper import dataset_label
+    from .wording import are
+
+    rows = [s for s in summary if s["dataset"] == dataset]
+    name = dataset_label(dataset)
+    if not rows:
+        return f"No hand labels of {name} answers ship with the book: {judge_name} is unchecked there."
+    lines = [f"Hand labels of {rows[0]['n_labelled']} {name} answers of the default model "
+             f"({rows[0]['n_unclear']} unclear by hand: no answer and no decline), against {judge_name}:"]
+    for r in rows:
+        lo, hi = r["precision_ci"]
+        agree = round(r["precision"] * r["judge_yes"]) if r["judge_yes"] else 0
+        found = round(r["recall"] * r["human_yes"]) if r["human_yes"] else 0
+        total, vague = r["judge_yes"] + r["judge_yes_unclear"], r["judge_yes_unclear"]
+        said = (f"the judge says so of {total}: {agree} {are(agree)} by hand, {r['judge_yes'] - agree} "
+                f"{are(r['judge_yes'] - agree)} not" + (f", {vague} {are(vague)} unclear" if vague else "")
+                + f" (precision{' over the clear ones' if vague else ''} {r['precision']:.2f} "
+                  f"[{lo:.2f}, {hi:.2f}])" if r["judge_yes"] else
+                f"the judge says so of {total}, all unclear by hand" if vague else
+                "the judge says so of none")
+        lines.append(f"- *{LABEL_MEANS[r['label']]}*: {said}; of the {r['human_yes']} so by hand "
+                     f"it finds {found}.")
+    return "\n".join(lines)

@@ -8,7 +8,7 @@ score interval, which behaves at 0 and 1 where the normal approximation does not
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy.stats import norm
@@ -148,6 +148,22 @@ def detection_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 
             "accuracy": accuracy(y, pred), "accuracy_ci": list(acc_ci),
             "auroc": auroc(y, s), "auroc_ci": list(auc_ci), "ci_level": level,
             "flagged": float(pred.mean()) if pred.size else float("nan")}
+
+
+def verdict_agreement(pairs: Sequence[tuple[bool, bool]]) -> dict:
+    """Precision and recall of a judge's yes/no verdicts against hand labels, with Wilson CIs.
+
+    ``pairs``: ``(judge_says_yes, human_says_yes)`` per labelled item. Precision is the share
+    of the judge's yeses that the human shares; recall the share of the human's yeses the
+    judge finds; ``agreement`` the share of items where both say the same (nan without items).
+    """
+    pairs = [(bool(v), bool(h)) for v, h in pairs]
+    tp = sum(v and h for v, h in pairs)
+    pred, pos = sum(v for v, _ in pairs), sum(h for _, h in pairs)
+    return {"n_used": len(pairs), "judge_yes": pred, "human_yes": pos, "human_no": len(pairs) - pos,
+            "precision": tp / pred if pred else np.nan, "precision_ci": wilson_ci(tp, pred),
+            "recall": tp / pos if pos else np.nan, "recall_ci": wilson_ci(tp, pos),
+            "agreement": float(np.mean([v == h for v, h in pairs])) if pairs else np.nan}
 
 
 def wilson_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:

@@ -199,6 +199,26 @@ else:
             .rename_axis(f"kept at tau = {MIN_AGREEMENT}"))
 
 # %% [markdown]
+# **How far to trust the judge.** Every label above is the rule judge's, and the probe learns
+# whatever the labels say. To measure the judge, answers of the default model were read by hand
+# and labelled correct, incorrect or refusal against the gold aliases
+# (`data/judge_labels/answers.jsonl`; for TriviaQA, sampled answers of kept questions of one
+# default run, drawn at random, one per question, labelled after the rule was frozen; each row
+# says why). The chapter's judge re-labels those answers here, so a changed rule or
+# `JUDGE = "llm"` is measured afresh. Precision of *incorrect* is the one that matters most:
+# it is the share of the hallucinated class that really is a hallucination.
+
+# %%
+answer_labels = judges.load_answer_labels()
+label_summary, label_differ = judges.answer_label_agreement(answer_labels, judge or sampling.echo_free_rule_judge)
+plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
+display(Markdown(judges.agreement_text(label_summary, "triviaqa",
+                                       "the rule judge" if judge is None else f"the {JUDGE} judge")))
+with pd.option_context("display.max_colwidth", None):  # each disagreement, with the human's note
+    display(pd.DataFrame(label_differ, columns=["dataset", "qid", "judge", "human", "response", "note"])
+            .query("dataset == 'triviaqa'").drop(columns="dataset"))
+
+# %% [markdown]
 # A greedy-correct question in the hallucinated class is one whose answer the model can give
 # but, sampled at temperature 1.0, mostly does not. The paper's filter, which sees only the
 # samples, labels such a question hallucinated too; the class then mixes questions the model

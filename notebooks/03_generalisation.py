@@ -63,7 +63,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from hneurons_utils import detection, features, judges, models, pipeline, plots, profiles, stats
+from hneurons_utils import detection, features, judges, models, pipeline, plots, profiles, sampling, stats
 
 profiles.check_parameters("03_generalisation", globals())  # a list given as text (papermill -p) stops here
 
@@ -152,6 +152,24 @@ if "nonexist" in sets and (sets["nonexist"].y == 0).any():
         display(detection.class_responses(OUT, sets["nonexist"], 0))
 else:
     print("NonExist has no faithful response in this run (or was not evaluated)")
+
+# %% [markdown]
+# **The judge against hand labels.** As in chapter 2, answers of the default model on these
+# datasets were read by hand (`data/judge_labels/answers.jsonl`: single answers from one
+# default run, drawn at random within each label the rule gave, labelled after the rule was
+# frozen) and the chapter's judge re-labels them. On NonExist the two labels that count are
+# *incorrect* (an invented answer: the hallucinated class) and *refusal* (the faithful one).
+
+# %%
+label_summary, label_differ = judges.answer_label_agreement(judges.load_answer_labels(),
+                                                            judge or sampling.echo_free_rule_judge)
+plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
+judge_name = "the rule judge" if judge is None else f"the {JUDGE} judge"
+display(Markdown("\n\n".join(judges.agreement_text(label_summary, name, judge_name)
+                               for name in sets if name != "triviaqa")))
+with pd.option_context("display.max_colwidth", None):  # each disagreement, with the human's note
+    display(pd.DataFrame(label_differ, columns=["dataset", "qid", "judge", "human", "response", "note"])
+            .query("dataset != 'triviaqa'"))
 
 # %% [markdown]
 # ## The H-Neuron probe on each dataset
@@ -407,8 +425,8 @@ if ours_all:
 #   by class, and the one-rule refit shows how much that alone moves the AUROC here); and a
 #   refusal ("I'm sorry, I don't have information on ...") differs from an invented answer in
 #   its whole form, so any probe may separate the two. Only the margin over random neurons
-#   speaks for the H-Neurons there. The refusal class rests on the rule judge alone (no hand
-#   labels): the listing above shows every response it counts as declining.
+#   speaks for the H-Neurons there. The refusal class rests on the rule judge, checked on a
+#   few dozen hand labels (above); the listing above it shows every response it counts as declining.
 # - **Accuracy versus AUROC.** Every classifier here, the probe and the random baselines alike,
 #   takes its threshold from the training labels, where (under the default "3-vs-1" scheme)
 #   the negative class also holds every non-answer token; on a balanced evaluation set the

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from hneurons_utils import judges, sampling
 from hneurons_utils.judges import (JudgeReplyError, LLMJudge, MissingAPIKeyError, is_refusal,
                                    make_judge, normalize_answer, rule_judge)
 
@@ -211,3 +214,56 @@ def test_from_params_rule_is_the_pipeline_default_and_llm_needs_its_key(monkeypa
     assert "sk-secret" not in repr(j)
     with pytest.raises(ValueError, match="unknown JUDGE 'gpt'"):
         judges.from_params("gpt", "http://x/v1", "m", "HNEURONS_TEST_KEY")
+
+
+# ---------------------------------------------------------------- hand labels of answers
+
+def _label_row(**kw):
+    row = {"dataset": "triviaqa", "qid": "q1", "split": "test", "question": "Capital of France?",
+           "answers": ["Paris"], "response": "Paris.", "label": "correct", "note": "gold alias"}
+    return {**row, **kw}
+
+
+def test_answer_labels_load_and_name_broken_rows(tmp_path):
+    """The shipped labels load; a missing field, an unknown label or split, and non-list answers
+    are errors naming the line and field."""
+    rows = judges.load_answer_labels()
+    assert rows and {r["dataset"] for r in rows} >= {"triviaqa"}
+    path = tmp_path / "labels.jsonl"
+    good = json.dumps(_label_row())
+    for bad, field in ((_label_row(label="maybe"), "label"), (_label_row(split="train"), "split"),
+                       (_label_row(answers="Paris"), "answers"),
+                       ({k: v for k, v in _label_row().items() if k != "note"}, "note")):
+        path.write_text(good + "\n" + json.dumps(bad) + "\n")
+        with pytest.raises(ValueError, match=rf"line 2, field '{field}'"):
+            judges.load_answer_labels(path)
+
+
+def test_answer_label_agreement_counts_each_label():
+    """Per label: the judge's precision and recall against the human; "unclear" rows are
+    left out; every disagreement is listed with the human's note."""
+    rows = [_label_row(qid="a", response="Paris.", label="correct"),
+            _label_row(qid="b", response="Lyon.", label="incorrect"),
+            _label_row(qid="c", response="I don't know.", label="refusal"),
+            _label_row(qid="d", response="Paris, I think, or Lyon.", label="incorrect", note="two answers"),
+            _label_row(qid="e", response="Hmm.", label="unclear"),
+            _label_row(dataset="nonexist", qid="n1", question="Who makes volor?", answers=[],
+                       response="Volor is made by Pfizer.", label="incorrect")]
+    summary, differ = judges.answer_label_agreement(rows, judges.make_judge("rule"))
+    by = {(s["dataset"], s["label"]): s for s in summary}
+    c = by["triviaqa", "correct"]  # the rule says correct for a and d; the human only for a
+    assert (c["judge_yes"], c["human_yes"], c["precision"], c["recall"]) == (2, 1, 0.5, 1.0)
+    i = by["triviaqa", "incorrect"]
+    assert (i["judge_yes"], i["human_yes"], i["precision"], i["recall"]) == (1, 2, 1.0, 0.5)
+    assert (c["n_labelled"], c["n_unclear"], c["n_used"]) == (5, 1, 4)
+    assert by["nonexist", "incorrect"]["precision"] == 1.0 and ("nonexist", "refusal") not in by
+    assert [(d["qid"], d["judge"], d["human"], d["note"]) for d in differ] == [("d", "correct", "incorrect", "two answers")]
+
+
+def test_shipped_answer_labels_record_the_current_rule():
+    """Each shipped label's ``rule`` field is what the chapters' rule judge says today: a changed
+    rule must re-record it (and say in the notes which hand labels it now meets or misses)."""
+    rows = judges.load_answer_labels()
+    changed = [(r["qid"], r["rule"], sampling.echo_free_rule_judge(r["question"], r["response"], r["answers"]))
+               for r in rows]
+    assert [c for c in changed if c[1] != c[2]] == []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hneurons_utils.stats import (accuracy, auroc, bootstrap_ci, detection_metrics, mean_spread,
-                                  paired_bootstrap_ci, wilson_ci)
+                                  paired_bootstrap_ci, verdict_agreement, wilson_ci)
 
 
 def test_auroc_matches_sklearn_with_ties():
@@ -151,3 +151,13 @@ def test_paired_bootstrap_ci_of_a_difference():
     assert np.isnan(none["diff"]) and all(np.isnan(none["diff_ci"]))  # one class: undefined
     with pytest.raises(ValueError, match="differ in length"):
         paired_bootstrap_ci(auroc, y, good, good[:10])
+
+
+def test_verdict_agreement_precision_recall_and_empty():
+    """Precision over the judge's yeses, recall over the human's; no yes at all gives nan, not 0."""
+    a = verdict_agreement([(True, True), (True, False), (False, True), (False, False), (False, False)])
+    assert (a["n_used"], a["judge_yes"], a["human_yes"], a["human_no"]) == (5, 2, 2, 3)
+    assert (a["precision"], a["recall"], a["agreement"]) == (0.5, 0.5, 0.6)
+    assert a["precision_ci"] == wilson_ci(1, 2)
+    e = verdict_agreement([(False, False)])
+    assert np.isnan(e["precision"]) and np.isnan(e["recall"]) and e["agreement"] == 1.0
