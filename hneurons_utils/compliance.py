@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import pandas as pd
 
 from .benchmarks import BENCHMARKS, LETTERS, _sample
