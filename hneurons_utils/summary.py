@@ -201,6 +201,23 @@ def _sentences(*parts: str) -> str:
     return " ".join(out)
 
 
+def label_check(rows: Sequence[dict], dataset: str, min_lo: float = WEAK_PRECISION_LO) -> tuple[str, str]:
+    """What the hand labels say of the judge's *hallucinated* label on ``dataset`` (rows of
+    ``answer_judge_agreement.json``): a cell for "ours" and a warning for "reading" when the
+    lower end of its precision interval is under ``min_lo`` (the class may not hold
+    hallucinations); ("", "") without hand labels there."""
+    r = next((r for r in rows if r["dataset"] == dataset and r["label"] == "incorrect"), None)
+    if r is None or not r["judge_yes"]:
+        return "", ""
+    lo, hi = r["precision_ci"]
+    ci = f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]"
+    vague = f", {r['judge_yes_unclear']} more unclear by hand" if r.get("judge_yes_unclear") else ""
+    cell = f"the judge's hallucination label on hand labels: precision {ci} ({r['judge_yes']} clear{vague})"
+    warn = (f"the judge's hallucination label has a weak precision on hand labels ({ci}): the "
+            "hallucinated class may not hold hallucinations" if lo is not None and lo < min_lo else "")
+    return cell, warn
+
+
 def _identification(folder: Path) -> list[dict]:
     path = folder / "results.json"
     d = read_results(path)
@@ -226,6 +243,10 @@ def _identification(folder: Path) -> list[dict]:
         reading += {"unstable": "; the set itself does not reproduce under resampling",
                     "core": "; under resampling a core of the set reproduces, its edge does not",
                     }.get(stability_kind(st), "")
+    cell, warn = label_check((read_results(folder / "answer_judge_agreement.json") or {}).get("rows", []),
+                             "triviaqa")
+    ours += f"; {cell}" if cell else ""
+    reading += f"; {warn}" if warn else ""
     return [{**_where("identification"), "claim": "H-Neurons are a sparse set (< 1 per mille)",
              "paper (Gao et al. 2025)": f"{lo:g}-{hi:g} per mille (six models)",
              "ours": ours, "reading": reading}]
@@ -282,6 +303,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     sb = read_results(folder / "screen_baseline.json") or {}  # chapter 3's stronger baseline
     screen, n_screen = {r["index"]: r for r in sb.get("table", [])}, sb.get("overlap", {}).get("h_neurons")
     probe, n_h = _probe_label(d["baselines"])
+    labels = (read_results(folder / "answer_judge_agreement.json") or {}).get("rows", [])
     rows = []
     for k in paper.load_reference()["datasets"]:
         claim = f"H-Neurons detect hallucinations on {paper.dataset_label(k)} better than random neurons"
@@ -333,6 +355,9 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                          f"{100 * r['screen (H count)']:.1f} (H-Neurons refit {100 * r['H-Neurons refit']:.1f})")
                 sv = screen_verdict(r, min_per_class)
                 parts.append("against the individually best: " + (sv or f"too few (under {min_per_class} per class)"))
+            cell, warn = label_check(labels, k)
+            ours += f"; {cell}" if cell else ""
+            parts += [warn] if warn else []
             verdict = "; ".join(parts)
         elif k in d["empty"]:
             e = d["empty"][k]
@@ -583,6 +608,9 @@ CHECKS = [
     "It gives, too, chapter 3's stronger baseline (not in the paper): the H-Neurons refit against "
     "as many neurons picked one by one for their own AUROC; \"screened ahead\" means a simple "
     "screen finds neurons at least as telling.",
+    "The H-Neuron and Table 1 rows give the precision of the judge's hallucination label on hand "
+    "labels of the default model's answers, where the book has them (chapters 2 and 3); a weak one "
+    "is flagged: the hallucinated class may then not hold hallucinations.",
     "A Figure 3 verdict with a direction is checked on the items scored at every α (chapter 4's "
     "same-items check), or named as resting on too few of them.",
     "A Figure 3 row whose rule judge has a weak precision on its held-out hand labels says so: its "

@@ -275,6 +275,21 @@ def test_judge_caveat_names_a_judge_never_shown_a_non_compliant_reply():
     assert summary.judge_caveat(rows, "faitheval") == ""  # no labels for it: nothing to say
 
 
+def test_label_check_reports_and_flags_the_hallucination_label():
+    """The judge's "incorrect" label on hand labels: a cell always, a warning only when the lower
+    end of its precision interval is under WEAK_PRECISION_LO; nothing without labels there."""
+    good = {"dataset": "triviaqa", "label": "incorrect", "judge_yes": 17, "judge_yes_unclear": 8,
+            "precision": 0.88, "precision_ci": [0.66, 0.97]}
+    cell, warn = summary.label_check([good, {**good, "label": "correct", "precision_ci": [0.1, 0.3]}], "triviaqa")
+    assert cell == ("the judge's hallucination label on hand labels: precision 0.88 [0.66, 0.97] "
+                    "(17 clear, 8 more unclear by hand)") and warn == ""
+    weak = {**good, "dataset": "nonexist", "precision": 0.6, "precision_ci": [0.3, 0.85], "judge_yes_unclear": 0}
+    cell, warn = summary.label_check([weak], "nonexist")
+    assert "(17 clear)" in cell and "may not hold hallucinations" in warn and "0.60 [0.30, 0.85]" in warn
+    assert summary.label_check([good], "nq_open") == ("", "")
+    assert summary.label_check([{**good, "judge_yes": 0}], "triviaqa") == ("", "")
+
+
 def test_auroc_verdict_units_and_transfer_reading():
     assert auroc_verdict(0.6, np.nan, 20) == "above chance"
     assert auroc_verdict(60.0, 55.0, 20, chance=50.0) == "above chance, and above random neurons"
