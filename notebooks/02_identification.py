@@ -206,7 +206,10 @@ else:
 # default run, drawn at random, one per question, labelled after the rule was frozen; each row
 # says why). The chapter's judge re-labels those answers here, so a changed rule or
 # `JUDGE = "llm"` is measured afresh. Precision of *incorrect* is the one that matters most:
-# it is the share of the hallucinated class that really is a hallucination.
+# it is the share of the hallucinated class that really is a hallucination. A small model
+# often replies with neither an answer nor a decline (it rambles around the question); the
+# hand labels call those *unclear*, the rule calls them *incorrect*, so they sit in the
+# hallucinated class too: the line below counts them, apart from the precision.
 
 # %%
 answer_labels = judges.load_answer_labels()
