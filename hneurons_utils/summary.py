@@ -205,7 +205,8 @@ def label_check(rows: Sequence[dict], dataset: str, min_lo: float = WEAK_PRECISI
     """What the hand labels say of the judge's *hallucinated* label on ``dataset`` (rows of
     ``answer_judge_agreement.json``): a cell for "ours" and a warning for "reading" when the
     lower end of its precision interval is under ``min_lo`` (the class may not hold
-    hallucinations); ("", "") without hand labels there."""
+    hallucinations) or when most of its yeses are unclear by hand (non-answers); ("", "")
+    without hand labels there."""
     r = next((r for r in rows if r["dataset"] == dataset and r["label"] == "incorrect"), None)
     if r is None or not r["judge_yes"]:
         return "", ""
@@ -215,6 +216,11 @@ def label_check(rows: Sequence[dict], dataset: str, min_lo: float = WEAK_PRECISI
     cell = f"the judge's hallucination label on hand labels: precision {ci} ({r['judge_yes']} clear{vague})"
     warn = (f"the judge's hallucination label has a weak precision on hand labels ({ci}): the "
             "hallucinated class may not hold hallucinations" if lo is not None and lo < min_lo else "")
+    vague = r.get("judge_yes_unclear") or 0
+    if vague > r["judge_yes"]:
+        warn += ("; " if warn else "") + (
+            f"most of the replies the judge calls hallucinated give no answer by hand ({vague} of "
+            f"{vague + r['judge_yes']}): the hallucinated class is mostly non-answers")
     return cell, warn
 
 
@@ -610,7 +616,8 @@ CHECKS = [
     "screen finds neurons at least as telling.",
     "The H-Neuron and Table 1 rows give the precision of the judge's hallucination label on hand "
     "labels of the default model's answers, where the book has them (chapters 2 and 3); a weak one "
-    "is flagged: the hallucinated class may then not hold hallucinations.",
+    "is flagged (the hallucinated class may then not hold hallucinations), and so is a class whose "
+    "replies, by hand, mostly give no answer at all.",
     "A Figure 3 verdict with a direction is checked on the items scored at every α (chapter 4's "
     "same-items check), or named as resting on too few of them.",
     "A Figure 3 row whose rule judge has a weak precision on its held-out hand labels says so: its "

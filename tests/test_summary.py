@@ -287,6 +287,8 @@ def test_label_check_reports_and_flags_the_hallucination_label():
     cell, warn = summary.label_check([weak], "nonexist")
     assert "(17 clear)" in cell and "may not hold hallucinations" in warn and "0.60 [0.30, 0.85]" in warn
     assert summary.label_check([good], "nq_open") == ("", "")
+    _, warn = summary.label_check([{**good, "judge_yes": 8, "judge_yes_unclear": 14}], "triviaqa")
+    assert warn.endswith("give no answer by hand (14 of 22): the hallucinated class is mostly non-answers")
     assert summary.label_check([{**good, "judge_yes": 0}], "triviaqa") == ("", "")
 
 
