@@ -202,26 +202,31 @@ def _sentences(*parts: str) -> str:
 
 
 def label_check(rows: Sequence[dict], dataset: str, min_lo: float = WEAK_PRECISION_LO) -> tuple[str, str]:
-    """What the hand labels say of the judge's *hallucinated* label on ``dataset`` (rows of
-    ``answer_judge_agreement.json``): a cell for "ours" and a warning for "reading" when the
-    lower end of its precision interval is under ``min_lo`` (the class may not hold
-    hallucinations) or when most of its yeses are unclear by hand (non-answers); ("", "")
-    without hand labels there."""
-    r = next((r for r in rows if r["dataset"] == dataset and r["label"] == "incorrect"), None)
-    if r is None or not r["judge_yes"]:
-        return "", ""
-    lo, hi = r["precision_ci"]
-    ci = f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]"
-    vague = f", {r['judge_yes_unclear']} more unclear by hand" if r.get("judge_yes_unclear") else ""
-    cell = f"the judge's hallucination label on hand labels: precision {ci} ({r['judge_yes']} clear{vague})"
-    warn = (f"the judge's hallucination label has a weak precision on hand labels ({ci}): the "
-            "hallucinated class may not hold hallucinations" if lo is not None and lo < min_lo else "")
-    vague = r.get("judge_yes_unclear") or 0
-    if vague > r["judge_yes"]:
-        warn += ("; " if warn else "") + (
-            f"most of the replies the judge calls hallucinated give no answer by hand ({vague} of "
-            f"{vague + r['judge_yes']}): the hallucinated class is mostly non-answers")
-    return cell, warn
+    """What the hand labels say of the judge's two class labels on ``dataset`` (rows of
+    ``answer_judge_agreement.json``): the hallucinated class ("incorrect") and the faithful one
+    ("correct"; on NonExist "refusal"). Returns a cell for "ours" (each label's precision) and
+    a warning for "reading": a label whose precision interval reaches under ``min_lo`` (its
+    class may not hold what it should), or a hallucinated class mostly unclear by hand
+    (non-answers). ("", "") without hand labels there."""
+    faithful = "refusal" if dataset == "nonexist" else "correct"
+    cells, warns = [], []
+    for label, what in (("incorrect", "hallucinated"), (faithful, "faithful")):
+        r = next((r for r in rows if r["dataset"] == dataset and r["label"] == label), None)
+        if r is None or not r["judge_yes"]:
+            continue
+        lo, hi = r["precision_ci"]
+        ci = f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]"
+        vague = r.get("judge_yes_unclear") or 0
+        cells.append(f"{what} ({label}) {ci} of {r['judge_yes']}"
+                     + (f", {vague} more unclear by hand" if vague else ""))
+        if lo is not None and lo < min_lo:
+            warns.append(f"the judge's {what} label has a weak precision on hand labels ({ci}): the "
+                         f"{what} class may not hold what it should")
+        if label == "incorrect" and vague > r["judge_yes"]:
+            warns.append(f"most of the replies the judge calls hallucinated give no answer by hand "
+                         f"({vague} of {vague + r['judge_yes']}): the hallucinated class is mostly non-answers")
+    cell = "the judge's labels against hand labels, precision: " + "; ".join(cells) if cells else ""
+    return cell, "; ".join(warns)
 
 
 def _identification(folder: Path) -> list[dict]:
@@ -614,10 +619,10 @@ CHECKS = [
     "It gives, too, chapter 3's stronger baseline (not in the paper): the H-Neurons refit against "
     "as many neurons picked one by one for their own AUROC; \"screened ahead\" means a simple "
     "screen finds neurons at least as telling.",
-    "The H-Neuron and Table 1 rows give the precision of the judge's hallucination label on hand "
-    "labels of the default model's answers, where the book has them (chapters 2 and 3); a weak one "
-    "is flagged (the hallucinated class may then not hold hallucinations), and so is a class whose "
-    "replies, by hand, mostly give no answer at all.",
+    "The H-Neuron and Table 1 rows give the precision of the judge's class labels (hallucinated, "
+    "faithful) on hand labels of the default model's answers, where the book has them (chapters 2 "
+    "and 3); a weak one is flagged (its class may then not hold what it should), and so is a "
+    "hallucinated class whose replies, by hand, mostly give no answer at all.",
     "A Figure 3 verdict with a direction is checked on the items scored at every α (chapter 4's "
     "same-items check), or named as resting on too few of them.",
     "A Figure 3 row whose rule judge has a weak precision on its held-out hand labels says so: its "
