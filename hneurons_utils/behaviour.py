@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .benchmarks import BENCHMARKS
+from .judges import WEAK_PRECISION_LO
 from .wording import are, noun
 
 
@@ -566,7 +567,6 @@ def _ci_text(r: pd.Series) -> str:
     return f"{_signed(r.slope_pp)} pp/α [{_signed(r.ci_lo)}, {_signed(r.ci_hi)}]"
 
 
-WEAK_PRECISION_LO = 0.5  # a judge whose held-out precision interval reaches below this is weak
 
 
 def _main_labels(agreement: pd.DataFrame) -> pd.DataFrame:

@@ -375,6 +375,7 @@ def make_judge(kind: str = "rule", **cfg) -> JudgeFn:
 ANSWER_LABELS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                   "data", "judge_labels", "answers.jsonl")
 HUMAN_ANSWER_LABELS: tuple[str, ...] = LABELS + ("unclear",)
+WEAK_PRECISION_LO = 0.5  # a judge whose held-out precision interval reaches below this is weak
 # "dev": labelled while the rules were written (optimistic); "test": labelled after they were frozen.
 LABEL_SPLITS = ("dev", "test")
 ANSWER_LABEL_FIELDS = ("dataset", "qid", "split", "question", "answers", "response", "label", "note")
@@ -464,3 +465,31 @@ def agreement_text(summary: Sequence[dict], dataset: str, judge_name: str = "the
         lines.append(f"- *{LABEL_MEANS[r['label']]}*: {said}; of the {r['human_yes']} so by hand "
                      f"it finds {found}.")
     return "\n".join(lines)
+
+
+def label_check(rows: Sequence[dict], dataset: str, min_lo: float = WEAK_PRECISION_LO) -> tuple[str, str]:
+    """What the hand labels say of the judge's two class labels on ``dataset`` (rows of
+    ``answer_judge_agreement.json``): the hallucinated class ("incorrect") and the faithful one
+    ("correct"; on NonExist "refusal"). Returns a cell for "ours" (each label's precision) and
+    a warning for "reading": a label whose precision interval reaches under ``min_lo`` (its
+    class may not hold what it should), or a hallucinated class mostly unclear by hand
+    (non-answers). ("", "") without hand labels there."""
+    faithful = "refusal" if dataset == "nonexist" else "correct"
+    cells, warns = [], []
+    for label, what in (("incorrect", "hallucinated"), (faithful, "faithful")):
+        r = next((r for r in rows if r["dataset"] == dataset and r["label"] == label), None)
+        if r is None or not r["judge_yes"]:
+            continue
+        lo, hi = r["precision_ci"]
+        ci = f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]"
+        vague = r.get("judge_yes_unclear") or 0
+        cells.append(f"{what} ({label}) {ci} of {r['judge_yes']}"
+                     + (f", {vague} more unclear by hand" if vague else ""))
+        if lo is not None and lo < min_lo:
+            warns.append(f"the judge's {what} label has a weak precision on hand labels ({ci}): the "
+                         f"{what} class may not hold what it should")
+        if label == "incorrect" and vague > r["judge_yes"]:
+            warns.append(f"most of the replies the judge calls hallucinated give no answer by hand "
+                         f"({vague} of {vague + r['judge_yes']}): the hallucinated class is mostly non-answers")
+    cell = "the judge's labels against hand labels, precision: " + "; ".join(cells) if cells else ""
+    return cell, "; ".join(warns)

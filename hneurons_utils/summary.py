@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from . import paper
+from . import judges, paper
 from .detection import (SUPPORTING, auroc_verdict, baseline_summary, capped_label, metrics_verdict,
                         random_auroc, screen_verdict, span_credit, span_credit_text, span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
@@ -201,34 +201,6 @@ def _sentences(*parts: str) -> str:
     return " ".join(out)
 
 
-def label_check(rows: Sequence[dict], dataset: str, min_lo: float = WEAK_PRECISION_LO) -> tuple[str, str]:
-    """What the hand labels say of the judge's two class labels on ``dataset`` (rows of
-    ``answer_judge_agreement.json``): the hallucinated class ("incorrect") and the faithful one
-    ("correct"; on NonExist "refusal"). Returns a cell for "ours" (each label's precision) and
-    a warning for "reading": a label whose precision interval reaches under ``min_lo`` (its
-    class may not hold what it should), or a hallucinated class mostly unclear by hand
-    (non-answers). ("", "") without hand labels there."""
-    faithful = "refusal" if dataset == "nonexist" else "correct"
-    cells, warns = [], []
-    for label, what in (("incorrect", "hallucinated"), (faithful, "faithful")):
-        r = next((r for r in rows if r["dataset"] == dataset and r["label"] == label), None)
-        if r is None or not r["judge_yes"]:
-            continue
-        lo, hi = r["precision_ci"]
-        ci = f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]"
-        vague = r.get("judge_yes_unclear") or 0
-        cells.append(f"{what} ({label}) {ci} of {r['judge_yes']}"
-                     + (f", {vague} more unclear by hand" if vague else ""))
-        if lo is not None and lo < min_lo:
-            warns.append(f"the judge's {what} label has a weak precision on hand labels ({ci}): the "
-                         f"{what} class may not hold what it should")
-        if label == "incorrect" and vague > r["judge_yes"]:
-            warns.append(f"most of the replies the judge calls hallucinated give no answer by hand "
-                         f"({vague} of {vague + r['judge_yes']}): the hallucinated class is mostly non-answers")
-    cell = "the judge's labels against hand labels, precision: " + "; ".join(cells) if cells else ""
-    return cell, "; ".join(warns)
-
-
 def _identification(folder: Path) -> list[dict]:
     path = folder / "results.json"
     d = read_results(path)
@@ -254,7 +226,7 @@ def _identification(folder: Path) -> list[dict]:
         reading += {"unstable": "; the set itself does not reproduce under resampling",
                     "core": "; under resampling a core of the set reproduces, its edge does not",
                     }.get(stability_kind(st), "")
-    cell, warn = label_check((read_results(folder / "answer_judge_agreement.json") or {}).get("rows", []),
+    cell, warn = judges.label_check((read_results(folder / "answer_judge_agreement.json") or {}).get("rows", []),
                              "triviaqa")
     ours += f"; {cell}" if cell else ""
     reading += f"; {warn}" if warn else ""
@@ -366,7 +338,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                          f"{100 * r['screen (H count)']:.1f} (H-Neurons refit {100 * r['H-Neurons refit']:.1f})")
                 sv = screen_verdict(r, min_per_class)
                 parts.append("against the individually best: " + (sv or f"too few (under {min_per_class} per class)"))
-            cell, warn = label_check(labels, k)
+            cell, warn = judges.label_check(labels, k)
             ours += f"; {cell}" if cell else ""
             parts += [warn] if warn else []
             verdict = "; ".join(parts)

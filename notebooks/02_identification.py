@@ -215,8 +215,10 @@ else:
 answer_labels = judges.load_answer_labels()
 label_summary, label_differ = judges.answer_label_agreement(answer_labels, judge or sampling.echo_free_rule_judge)
 plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
+caution = judges.label_check(label_summary, "triviaqa")[1]
 display(Markdown(judges.agreement_text(label_summary, "triviaqa",
-                                       "the rule judge" if judge is None else f"the {JUDGE} judge")))
+                                       "the rule judge" if judge is None else f"the {JUDGE} judge")
+                 + (f"\n\n**Caution:** {caution}." if caution else "")))
 with pd.option_context("display.max_colwidth", None):  # each disagreement, with the human's note
     display(pd.DataFrame(label_differ, columns=["dataset", "qid", "judge", "human", "response", "note"])
             .query("dataset == 'triviaqa'").drop(columns="dataset"))

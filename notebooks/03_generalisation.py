@@ -165,7 +165,9 @@ label_summary, label_differ = judges.answer_label_agreement(judges.load_answer_l
                                                             judge or sampling.echo_free_rule_judge)
 plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
 judge_name = "the rule judge" if judge is None else f"the {JUDGE} judge"
+warnings = {name: judges.label_check(label_summary, name)[1] for name in sets}
 display(Markdown("\n\n".join(judges.agreement_text(label_summary, name, judge_name)
+                               + (f"\n\n**Caution:** {warnings[name]}." if warnings[name] else "")
                                for name in sets if name != "triviaqa")))
 with pd.option_context("display.max_colwidth", None):  # each disagreement, with the human's note
     display(pd.DataFrame(label_differ, columns=["dataset", "qid", "judge", "human", "response", "note"])

@@ -275,30 +275,6 @@ def test_judge_caveat_names_a_judge_never_shown_a_non_compliant_reply():
     assert summary.judge_caveat(rows, "faitheval") == ""  # no labels for it: nothing to say
 
 
-def test_label_check_reports_and_flags_weak_class_labels():
-    """Each class label's precision on hand labels goes in the cell; a warning only for a label
-    whose interval reaches under WEAK_PRECISION_LO, or a hallucinated class mostly unclear by
-    hand; the faithful label is "refusal" on NonExist; nothing without labels there."""
-    inc = {"dataset": "triviaqa", "label": "incorrect", "judge_yes": 17, "judge_yes_unclear": 8,
-           "precision": 0.88, "precision_ci": [0.66, 0.97]}
-    cor = {**inc, "label": "correct", "judge_yes": 20, "judge_yes_unclear": 0, "precision": 0.9,
-           "precision_ci": [0.7, 0.97]}
-    cell, warn = summary.label_check([inc, cor, {**cor, "label": "refusal", "precision_ci": [0.1, 0.3]}], "triviaqa")
-    assert cell == ("the judge's labels against hand labels, precision: hallucinated (incorrect) "
-                    "0.88 [0.66, 0.97] of 17, 8 more unclear by hand; faithful (correct) 0.90 [0.70, 0.97] of 20")
-    assert warn == ""
-    weak = {**cor, "dataset": "nonexist", "label": "refusal", "precision": 0.6, "precision_ci": [0.3, 0.85]}
-    cell, warn = summary.label_check([weak, {**cor, "dataset": "nonexist"}], "nonexist")
-    assert cell.endswith("faithful (refusal) 0.60 [0.30, 0.85] of 20")
-    assert warn == ("the judge's faithful label has a weak precision on hand labels (0.60 [0.30, 0.85]): "
-                    "the faithful class may not hold what it should")
-    assert summary.label_check([inc], "nq_open") == ("", "")
-    assert summary.label_check([{**inc, "judge_yes": 0}], "triviaqa") == ("", "")
-    _, warn = summary.label_check([{**inc, "judge_yes": 8, "judge_yes_unclear": 14}], "triviaqa")
-    assert warn == ("most of the replies the judge calls hallucinated give no answer by hand "
-                    "(14 of 22): the hallucinated class is mostly non-answers")
-
-
 def test_auroc_verdict_units_and_transfer_reading():
     assert auroc_verdict(0.6, np.nan, 20) == "above chance"
     assert auroc_verdict(60.0, 55.0, 20, chance=50.0) == "above chance, and above random neurons"
