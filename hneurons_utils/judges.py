@@ -483,8 +483,8 @@ def label_check(rows: Sequence[dict], dataset: str, min_lo: float = WEAK_PRECISI
         lo, hi = r["precision_ci"]
         ci = f"{r['precision']:.2f} [{lo:.2f}, {hi:.2f}]"
         vague = r.get("judge_yes_unclear") or 0
-        cells.append(f"{what} ({label}) {ci} of {r['judge_yes']}"
-                     + (f", {vague} more unclear by hand" if vague else ""))
+        cells.append(f"{what} ({label}) {ci} (n = {r['judge_yes']}"
+                     + (f"; {vague} more unclear by hand)" if vague else ")"))
         if lo is not None and lo < min_lo:
             warns.append(f"the judge's {what} label has a weak precision on hand labels ({ci}): the "
                          f"{what} class may not hold what it should")

@@ -279,11 +279,11 @@ def test_label_check_reports_and_flags_weak_class_labels():
            "precision_ci": [0.7, 0.97]}
     cell, warn = judges.label_check([inc, cor, {**cor, "label": "refusal", "precision_ci": [0.1, 0.3]}], "triviaqa")
     assert cell == ("the judge's labels against hand labels, precision: hallucinated (incorrect) "
-                    "0.88 [0.66, 0.97] of 17, 8 more unclear by hand; faithful (correct) 0.90 [0.70, 0.97] of 20")
+                    "0.88 [0.66, 0.97] (n = 17; 8 more unclear by hand); faithful (correct) 0.90 [0.70, 0.97] (n = 20)")
     assert warn == ""
     weak = {**cor, "dataset": "nonexist", "label": "refusal", "precision": 0.6, "precision_ci": [0.3, 0.85]}
     cell, warn = judges.label_check([weak, {**cor, "dataset": "nonexist"}], "nonexist")
-    assert cell.endswith("faithful (refusal) 0.60 [0.30, 0.85] of 20")
+    assert cell.endswith("faithful (refusal) 0.60 [0.30, 0.85] (n = 20)")
     assert warn == ("the judge's faithful label has a weak precision on hand labels (0.60 [0.30, 0.85]): "
                     "the faithful class may not hold what it should")
     assert judges.label_check([inc], "nq_open") == ("", "")
