@@ -471,7 +471,7 @@ jb.assign(opening=jb.response.map(behaviour.redact),
 # Read the `test` rows. Where they are weak, a compliance rate above measures the rule as much
 # as the model. In our labels the jailbreak rule counts replies that agree to help, restate
 # the request or ramble on for long enough as "complies" while the hand label says no help was
-# given, and misses some replies that do start to help; most sycophancy items are "unclear"
+# given, and misses some replies that do start to help; many sycophancy items are "unclear"
 # because the first answer was already wrong. The notes on each disagreement are in the label
 # files. Computed caveats:
 
