@@ -378,16 +378,21 @@ HUMAN_ANSWER_LABELS: tuple[str, ...] = LABELS + ("unclear",)
 WEAK_PRECISION_LO = 0.5  # a judge whose held-out precision interval reaches below this is weak
 # "dev": labelled while the rules were written (optimistic); "test": labelled after they were frozen.
 LABEL_SPLITS = ("dev", "test")
-ANSWER_LABEL_FIELDS = ("dataset", "qid", "split", "question", "answers", "response", "label", "note")
+ANSWER_LABEL_FIELDS = ("dataset", "qid", "split", "response", "label", "note")
+# NonExist questions are the project's own (generated), so their rows carry question and (empty)
+# answers; the other datasets' rows name the question by id and are resolved from the data
+# directory (:func:`resolve_answer_labels`): benchmark text is read, never copied.
+SELF_CONTAINED = ("nonexist",)
 
 
 def load_answer_labels(path: str | os.PathLike = ANSWER_LABELS_FILE) -> list[dict]:
     """Hand labels of the model's own answers (``data/judge_labels/answers.jsonl``), checked.
 
-    One JSON object per line with :data:`ANSWER_LABEL_FIELDS`: the question, its gold aliases
-    (empty for NonExist, where any answer is a fabrication), the response as generated, the
-    human's label (:data:`HUMAN_ANSWER_LABELS`: "unclear" rows are left out of the agreement)
-    and a note saying why. A broken row is an error naming the file, line and field.
+    One JSON object per line with :data:`ANSWER_LABEL_FIELDS`: the dataset and question id,
+    the response as generated, the human's label (:data:`HUMAN_ANSWER_LABELS`: "unclear" rows
+    are left out of the agreement) and a note saying why. NonExist rows also hold the question
+    and its (empty) gold aliases; the others get theirs from :func:`resolve_answer_labels`. A
+    broken row is an error naming the file, line and field.
     """
     from .data import DataFormatError, _read_jsonl
 
@@ -400,10 +405,47 @@ def load_answer_labels(path: str | os.PathLike = ANSWER_LABELS_FILE) -> list[dic
             raise DataFormatError(path, i, "label", f"{r['label']!r} is not one of {HUMAN_ANSWER_LABELS}")
         if r["split"] not in LABEL_SPLITS:
             raise DataFormatError(path, i, "split", f"{r['split']!r} is not one of {LABEL_SPLITS}")
-        if not isinstance(r["answers"], list) or not all(isinstance(a, str) for a in r["answers"]):
-            raise DataFormatError(path, i, "answers", "must be a list of strings")
+        if r["dataset"] in SELF_CONTAINED:
+            if not isinstance(r.get("question"), str):
+                raise DataFormatError(path, i, "question", f"a {r['dataset']} row holds its question text")
+            if not isinstance(r.get("answers"), list) or not all(isinstance(a, str) for a in r["answers"]):
+                raise DataFormatError(path, i, "answers", "must be a list of strings")
         rows.append(r)
     return rows
+
+
+def resolve_answer_labels(rows: Sequence[dict], data_dir: str | os.PathLike | None = None,
+                          loader: Callable[..., list] | None = None) -> tuple[list[dict], dict[str, str]]:
+    """Hand-label rows with their question and gold aliases, read from the benchmark files.
+
+    A row's ``qid`` names its set and split ("triviaqa-train:603", "nq_open:2191"); each set is
+    loaded once with ``loader`` (``data.load_qa``: ``data_dir``, else ``$HNEURONS_DATA_DIR``,
+    else the Hub). Returns the rows that could be resolved, and per set that could not be
+    loaded the reason, so a chapter can say which labels it left out. A question id missing
+    from a loaded set is an error (the set changed since the labels were made).
+    """
+    if loader is None:
+        from .data import load_qa as loader
+    out, unavailable, cache = [], {}, {}
+    for r in rows:
+        if r["dataset"] in SELF_CONTAINED:
+            out.append(r)
+            continue
+        prefix = r["qid"].split(":", 1)[0]
+        name, _, split = prefix.partition("-")
+        if prefix not in cache:
+            try:
+                cache[prefix] = {it.qid: it for it in loader(name, split or None, data_dir)}
+            except (OSError, ValueError, ImportError, RuntimeError) as e:
+                cache[prefix], unavailable[r["dataset"]] = None, f"{type(e).__name__}: {e}"
+        if cache[prefix] is None:
+            continue
+        it = cache[prefix].get(r["qid"])
+        if it is None:
+            raise KeyError(f"hand label {r['dataset']} {r['qid']!r}: no such question in {prefix} "
+                           "(the benchmark file differs from the one the labels were made on)")
+        out.append({**r, "question": it.question, "answers": list(it.answers)})
+    return out, unavailable
 
 
 def answer_label_agreement(rows: Sequence[dict], judge: JudgeFn) -> tuple[list[dict], list[dict]]:

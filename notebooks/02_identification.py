@@ -212,7 +212,10 @@ else:
 # hallucinated class too: the line below counts them, apart from the precision.
 
 # %%
-answer_labels = judges.load_answer_labels()
+answer_labels, unavailable = judges.resolve_answer_labels(  # questions read from DATA_DIR, by id
+    [r for r in judges.load_answer_labels() if r["dataset"] == "triviaqa"], DATA_DIR)
+if unavailable:
+    print(f"hand labels left out, their questions not readable: {unavailable}")
 label_summary, label_differ = judges.answer_label_agreement(answer_labels, judge or sampling.echo_free_rule_judge)
 plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
 caution = judges.label_check(label_summary, "triviaqa")[1]

@@ -161,14 +161,17 @@ else:
 # *incorrect* (an invented answer: the hallucinated class) and *refusal* (the faithful one).
 
 # %%
-label_summary, label_differ = judges.answer_label_agreement(judges.load_answer_labels(),
-                                                            judge or sampling.echo_free_rule_judge)
+answer_labels, unavailable = judges.resolve_answer_labels(  # questions read from DATA_DIR, by id
+    [r for r in judges.load_answer_labels() if r["dataset"] in sizes and r["dataset"] != "triviaqa"], DATA_DIR)
+if unavailable:
+    print(f"hand labels left out, their questions not readable: {unavailable}")
+label_summary, label_differ = judges.answer_label_agreement(answer_labels, judge or sampling.echo_free_rule_judge)
 plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
 judge_name = "the rule judge" if judge is None else f"the {JUDGE} judge"
-warnings = {name: judges.label_check(label_summary, name)[1] for name in sets}
+warnings = {name: judges.label_check(label_summary, name)[1] for name in sizes}
 display(Markdown("\n\n".join(judges.agreement_text(label_summary, name, judge_name)
                                + (f"\n\n**Caution:** {warnings[name]}." if warnings[name] else "")
-                               for name in sets if name != "triviaqa")))
+                               for name in sizes if name != "triviaqa")))
 with pd.option_context("display.max_colwidth", None):  # each disagreement, with the human's note
     display(pd.DataFrame(label_differ, columns=["dataset", "qid", "judge", "human", "response", "note"])
             .query("dataset != 'triviaqa'"))
