@@ -15,6 +15,7 @@ entities) every non-refusal answer is a hallucination. Two judges are offered:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import unicodedata
@@ -434,10 +435,15 @@ def resolve_answer_labels(rows: Sequence[dict], data_dir: str | os.PathLike | No
         prefix = r["qid"].split(":", 1)[0]
         name, _, split = prefix.partition("-")
         if prefix not in cache:
+            quiet = logging.getLogger("hneurons_utils.data")  # its row counts belong to the chapters
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)
             try:
                 cache[prefix] = {it.qid: it for it in loader(name, split or None, data_dir)}
             except (OSError, ValueError, ImportError, RuntimeError) as e:
                 cache[prefix], unavailable[r["dataset"]] = None, f"{type(e).__name__}: {e}"
+            finally:
+                quiet.setLevel(level)
         if cache[prefix] is None:
             continue
         it = cache[prefix].get(r["qid"])
@@ -472,8 +478,9 @@ def answer_label_agreement(rows: Sequence[dict], judge: JudgeFn) -> tuple[list[d
                 vague = sum(r["dataset"] == ds and r["label"] == "unclear" and v == lab for r, v in judged)
                 summary.append({"dataset": ds, "label": lab, "n_labelled": len(sub) + unclear,
                                 "n_unclear": unclear, **a, "judge_yes_unclear": vague})
-        differ += [{"dataset": ds, "qid": r["qid"], "judge": v, "human": r["label"],
-                    "response": r["response"], "note": r["note"]} for r, v in sub if v != r["label"]]
+        differ += [{"dataset": ds, "qid": r["qid"], "question": r["question"], "judge": v,
+                    "human": r["label"], "response": r["response"], "note": r["note"]}
+                   for r, v in sub if v != r["label"]]
     return summary, differ
 
 

@@ -223,7 +223,7 @@ display(Markdown(judges.agreement_text(label_summary, "triviaqa",
                                        "the rule judge" if judge is None else f"the {JUDGE} judge")
                  + (f"\n\n**Caution:** {caution}." if caution else "")))
 with pd.option_context("display.max_colwidth", None):  # each disagreement, with the human's note
-    display(pd.DataFrame(label_differ, columns=["dataset", "qid", "judge", "human", "response", "note"])
+    display(pd.DataFrame(label_differ, columns=["dataset", "question", "judge", "human", "response", "note"])
             .query("dataset == 'triviaqa'").drop(columns="dataset"))
 
 # %% [markdown]

@@ -173,7 +173,7 @@ display(Markdown("\n\n".join(judges.agreement_text(label_summary, name, judge_na
                                + (f"\n\n**Caution:** {warnings[name]}." if warnings[name] else "")
                                for name in sizes if name != "triviaqa")))
 with pd.option_context("display.max_colwidth", None):  # each disagreement, with the human's note
-    display(pd.DataFrame(label_differ, columns=["dataset", "qid", "judge", "human", "response", "note"])
+    display(pd.DataFrame(label_differ, columns=["dataset", "question", "judge", "human", "response", "note"])
             .query("dataset != 'triviaqa'"))
 
 # %% [markdown]
