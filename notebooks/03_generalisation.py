@@ -432,6 +432,12 @@ if ours_all:
 #   its whole form, so any probe may separate the two. Only the margin over random neurons
 #   speaks for the H-Neurons there. The refusal class rests on the rule judge, checked on a
 #   few dozen hand labels (above); the listing above it shows every response it counts as declining.
+# - **What the labels hold.** The hand labels above measure the judge, not the probe. A small
+#   model often answers with neither an answer nor a decline, and the rule calls such replies
+#   hallucinations; where they make up most of a set's hallucinated class (a caution above says
+#   so), a detector may separate rambling from answering rather than wrong answers from right
+#   ones, and a verdict on that set speaks of the former. The `llm` judge and more hand labels
+#   are the ways to narrow the class.
 # - **Accuracy versus AUROC.** Every classifier here, the probe and the random baselines alike,
 #   takes its threshold from the training labels, where (under the default "3-vs-1" scheme)
 #   the negative class also holds every non-answer token; on a balanced evaluation set the
