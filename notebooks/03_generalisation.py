@@ -436,8 +436,9 @@ if ours_all:
 #   model often answers with neither an answer nor a decline, and the rule calls such replies
 #   hallucinations; where they make up most of a set's hallucinated class (a caution above says
 #   so), a detector may separate rambling from answering rather than wrong answers from right
-#   ones, and a verdict on that set speaks of the former. The `llm` judge and more hand labels
-#   are the ways to narrow the class.
+#   ones, and a verdict on that set speaks of the former. A judge told how to treat replies
+#   that state no answer (the `llm` judge's prompt is in `judges.JUDGE_TEMPLATE`), checked on
+#   more hand labels, is the way to narrow the class.
 # - **Accuracy versus AUROC.** Every classifier here, the probe and the random baselines alike,
 #   takes its threshold from the training labels, where (under the default "3-vs-1" scheme)
 #   the negative class also holds every non-answer token; on a balanced evaluation set the
