@@ -392,7 +392,8 @@ def load_answer_labels(path: str | os.PathLike = ANSWER_LABELS_FILE) -> list[dic
     One JSON object per line with :data:`ANSWER_LABEL_FIELDS`: the dataset and question id,
     the response as generated, the human's label (:data:`HUMAN_ANSWER_LABELS`: "unclear" rows
     are left out of the agreement) and a note saying why. NonExist rows also hold the question
-    and its (empty) gold aliases; the others get theirs from :func:`resolve_answer_labels`. A
+    and its (empty) gold aliases; the others hold the question's digest and get the text and
+    aliases from :func:`resolve_answer_labels`. A
     broken row is an error naming the file, line and field.
     """
     from .data import DataFormatError, _read_jsonl
@@ -406,6 +407,9 @@ def load_answer_labels(path: str | os.PathLike = ANSWER_LABELS_FILE) -> list[dic
             raise DataFormatError(path, i, "label", f"{r['label']!r} is not one of {HUMAN_ANSWER_LABELS}")
         if r["split"] not in LABEL_SPLITS:
             raise DataFormatError(path, i, "split", f"{r['split']!r} is not one of {LABEL_SPLITS}")
+        if r["dataset"] not in SELF_CONTAINED and not isinstance(r.get("question_digest"), str):
+            raise DataFormatError(path, i, "question_digest", "a row naming its question by id holds "
+                                  "the question's digest (judges.question_digest)")
         if r["dataset"] in SELF_CONTAINED:
             if not isinstance(r.get("question"), str):
                 raise DataFormatError(path, i, "question", f"a {r['dataset']} row holds its question text")
@@ -422,8 +426,11 @@ def resolve_answer_labels(rows: Sequence[dict], data_dir: str | os.PathLike | No
     A row's ``qid`` names its set and split ("triviaqa-train:603", "nq_open:2191"); each set is
     loaded once with ``loader`` (``data.load_qa``: ``data_dir``, else ``$HNEURONS_DATA_DIR``,
     else the Hub). Returns the rows that could be resolved, and per set that could not be
-    loaded the reason, so a chapter can say which labels it left out. A question id missing
-    from a loaded set is an error (the set changed since the labels were made).
+    loaded the reason, so a chapter can say which labels it left out. Each row's
+    ``question_digest`` (:func:`question_digest`) must match the question its id names there:
+    a missing id or another question means another copy of the benchmark (the Hub's numbers
+    its rows otherwise), and that set's labels are left out, with the reason, rather than
+    judged on the wrong questions.
     """
     if loader is None:
         from .data import load_qa as loader
@@ -447,11 +454,24 @@ def resolve_answer_labels(rows: Sequence[dict], data_dir: str | os.PathLike | No
         if cache[prefix] is None:
             continue
         it = cache[prefix].get(r["qid"])
-        if it is None:
-            raise KeyError(f"hand label {r['dataset']} {r['qid']!r}: no such question in {prefix} "
-                           "(the benchmark file differs from the one the labels were made on)")
+        if it is None or question_digest(it.question) != r.get("question_digest"):
+            # another copy of the benchmark (the Hub's numbers its rows otherwise): no label of
+            # this set can be trusted to sit on the question it was made for
+            cache[prefix] = None
+            unavailable[r["dataset"]] = (f"question {r['qid']!r} is {'missing' if it is None else 'another question'} "
+                                         f"in this copy of {prefix}: not the file the labels were made on")
+            out = [o for o in out if o["qid"].split(":", 1)[0] != prefix]
+            continue
         out.append({**r, "question": it.question, "answers": list(it.answers)})
     return out, unavailable
+
+
+def question_digest(question: str) -> str:
+    """A short fingerprint of a question's text: how a hand label checks, without copying the
+    text, that a benchmark file gives its id the question it was labelled on."""
+    import hashlib
+
+    return hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:16]
 
 
 def answer_label_agreement(rows: Sequence[dict], judge: JudgeFn) -> tuple[list[dict], list[dict]]:

@@ -232,9 +232,11 @@ def test_answer_labels_load_and_name_broken_rows(tmp_path):
     assert {r["dataset"] for r in rows} == {"triviaqa", "nq_open", "bioasq", "nonexist"}
     assert not [r for r in rows if r["dataset"] != "nonexist" and ({"question", "answers"} & set(r))]
     path = tmp_path / "labels.jsonl"
-    good = json.dumps(_label_row())
     ne = _label_row(dataset="nonexist", question="Who makes volor?", answers=[])
-    for bad, field in ((_label_row(label="maybe"), "label"), (_label_row(split="train"), "split"),
+    good = json.dumps({**_label_row(), "question_digest": "0" * 16})
+    for bad, field in ((_label_row(label="maybe", question_digest="0"), "label"),
+                       (_label_row(split="train", question_digest="0"), "split"),
+                       (_label_row(), "question_digest"),
                        ({**ne, "answers": "none"}, "answers"),
                        ({k: v for k, v in ne.items() if k != "question"}, "question"),
                        ({k: v for k, v in _label_row().items() if k != "note"}, "note")):
@@ -245,7 +247,7 @@ def test_answer_labels_load_and_name_broken_rows(tmp_path):
 
 def test_resolve_answer_labels_reads_questions_by_id():
     """Each set named by a qid prefix is loaded once (TriviaQA with its split); a set that cannot
-    be loaded is named with the reason and its rows left out; an unknown id is an error."""
+    be loaded, or whose ids name other questions, is named with the reason and its rows left out."""
     from hneurons_utils.data import QAItem
 
     calls = []
@@ -256,8 +258,11 @@ def test_resolve_answer_labels_reads_questions_by_id():
             raise FileNotFoundError("no bioasq here")
         return [QAItem(f"{name}{'-' + split if split else ''}:{i}", f"q{i}?", [f"a{i}"], name) for i in range(3)]
 
-    rows = [{"dataset": "triviaqa", "qid": "triviaqa-train:1"}, {"dataset": "triviaqa", "qid": "triviaqa-train:2"},
-            {"dataset": "nq_open", "qid": "nq_open:0"}, {"dataset": "bioasq", "qid": "bioasq:x"},
+    def row(ds, qid, q):
+        return {"dataset": ds, "qid": qid, "question_digest": judges.question_digest(q)}
+
+    rows = [row("triviaqa", "triviaqa-train:1", "q1?"), row("triviaqa", "triviaqa-train:2", "q2?"),
+            row("nq_open", "nq_open:0", "q0?"), row("bioasq", "bioasq:x", "?"),
             {"dataset": "nonexist", "qid": "nonexist:0:1", "question": "Who?", "answers": []}]
     out, unavailable = judges.resolve_answer_labels(rows, "/d", loader)
     assert [(r["qid"], r["question"], r["answers"]) for r in out] == [
@@ -265,8 +270,11 @@ def test_resolve_answer_labels_reads_questions_by_id():
         ("nonexist:0:1", "Who?", [])]
     assert calls == [("triviaqa", "train", "/d"), ("nq_open", None, "/d"), ("bioasq", None, "/d")]
     assert unavailable == {"bioasq": "FileNotFoundError: no bioasq here"}
-    with pytest.raises(KeyError, match="nq_open:9"):
-        judges.resolve_answer_labels([{"dataset": "nq_open", "qid": "nq_open:9"}], None, loader)
+    # another copy of the set (an id missing, or naming another question): its labels are left
+    # out, all of them, rather than judged on the wrong questions
+    for bad in (row("nq_open", "nq_open:9", "q9?"), row("nq_open", "nq_open:2", "q1?")):
+        out, unavailable = judges.resolve_answer_labels([row("nq_open", "nq_open:0", "q0?"), bad], None, loader)
+        assert out == [] and "not the file the labels were made on" in unavailable["nq_open"]
 
 
 def test_answer_label_agreement_counts_each_label():
