@@ -659,4 +659,4 @@ def judge_agreement(rows: Sequence[dict], labeler: Callable[[dict], bool | None]
     a = verdict_agreement(pairs)
     return {"n_labelled": len(rows), "n_frozen": frozen, "n_used": a.pop("n_used"),
             "judge_complies": a.pop("judge_yes"), "human_complies": a.pop("human_yes"),
-            "human_not_complies": a.pop("human_no"), **a}
+            "human_not_complies": a.pop("human_no"), "both_comply": a.pop("both_yes"), **a}

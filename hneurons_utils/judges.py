@@ -474,6 +474,17 @@ def question_digest(question: str) -> str:
     return hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:16]
 
 
+def hand_label_check(datasets: Sequence[str], judge: JudgeFn, data_dir: str | os.PathLike | None = None,
+                     path: str | os.PathLike = ANSWER_LABELS_FILE) -> tuple[list[dict], list[dict], dict[str, str]]:
+    """The judge on the shipped hand labels of ``datasets``: :func:`load_answer_labels`, then
+    :func:`resolve_answer_labels` (questions read from ``data_dir`` by id), then
+    :func:`answer_label_agreement`. Returns its summary and disagreements, and the sets whose
+    labels were left out with the reason."""
+    rows, unavailable = resolve_answer_labels([r for r in load_answer_labels(path) if r["dataset"] in datasets],
+                                              data_dir)
+    return (*answer_label_agreement(rows, judge), unavailable)
+
+
 def answer_label_agreement(rows: Sequence[dict], judge: JudgeFn) -> tuple[list[dict], list[dict]]:
     """How a judge's labels of hand-labelled answers compare with the hand labels.
 
@@ -510,7 +521,8 @@ LABEL_MEANS = {"correct": "correct", "incorrect": "incorrect (a hallucination)",
 def agreement_text(summary: Sequence[dict], dataset: str, judge_name: str = "the rule judge") -> str:
     """Markdown of :func:`answer_label_agreement` on one dataset: a lead sentence, then per label
     how many answers the judge gives it, how many of those the human gives it too (precision,
-    with its Wilson interval), and how many of the human's the judge finds (recall)."""
+    with its Wilson interval), and how many of the human's the judge finds (recall); then
+    :func:`label_check`'s caution, if it has one."""
     from .paper import dataset_label
     from .wording import are
 
@@ -521,19 +533,22 @@ def agreement_text(summary: Sequence[dict], dataset: str, judge_name: str = "the
     lines = [f"Hand labels of {rows[0]['n_labelled']} {name} answers of the default model "
              f"({rows[0]['n_unclear']} unclear by hand: no answer and no decline), against {judge_name}:"]
     for r in rows:
-        lo, hi = r["precision_ci"]
-        agree = round(r["precision"] * r["judge_yes"]) if r["judge_yes"] else 0
-        found = round(r["recall"] * r["human_yes"]) if r["human_yes"] else 0
-        total, vague = r["judge_yes"] + r["judge_yes_unclear"], r["judge_yes_unclear"]
-        said = (f"the judge says so of {total}: {agree} {are(agree)} by hand, {r['judge_yes'] - agree} "
-                f"{are(r['judge_yes'] - agree)} not" + (f", {vague} {are(vague)} unclear" if vague else "")
-                + f" (precision{' over the clear ones' if vague else ''} {r['precision']:.2f} "
-                  f"[{lo:.2f}, {hi:.2f}])" if r["judge_yes"] else
-                f"the judge says so of {total}, all unclear by hand" if vague else
-                "the judge says so of none")
+        agree, vague = r["both_yes"], r["judge_yes_unclear"]
+        if r["judge_yes"]:
+            lo, hi = r["precision_ci"]
+            wrong = r["judge_yes"] - agree
+            said = (f"the judge says so of {r['judge_yes'] + vague}: {agree} {are(agree)} by hand, "
+                    f"{wrong} {are(wrong)} not" + (f", {vague} {are(vague)} unclear" if vague else "")
+                    + f" (precision{' over the clear ones' if vague else ''} {r['precision']:.2f} "
+                      f"[{lo:.2f}, {hi:.2f}])")
+        elif vague:
+            said = f"the judge says so of {vague}, all unclear by hand"
+        else:
+            said = "the judge says so of none"
         lines.append(f"- *{LABEL_MEANS[r['label']]}*: {said}; of the {r['human_yes']} so by hand "
-                     f"it finds {found}.")
-    return "\n".join(lines)
+                     f"it finds {agree}.")
+    caution = label_check(summary, dataset)[1]
+    return "\n".join(lines) + (f"\n\n**Caution:** {caution}." if caution else "")
 
 
 def label_check(rows: Sequence[dict], dataset: str, min_lo: float = WEAK_PRECISION_LO) -> tuple[str, str]:

@@ -153,14 +153,15 @@ def detection_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 
 def verdict_agreement(pairs: Sequence[tuple[bool, bool]]) -> dict:
     """Precision and recall of a judge's yes/no verdicts against hand labels, with Wilson CIs.
 
-    ``pairs``: ``(judge_says_yes, human_says_yes)`` per labelled item. Precision is the share
-    of the judge's yeses that the human shares; recall the share of the human's yeses the
-    judge finds; ``agreement`` the share of items where both say the same (nan without items).
+    ``pairs``: ``(judge_says_yes, human_says_yes)`` per labelled item. ``both_yes`` counts the
+    items where both say yes; precision is its share of the judge's yeses, recall its share of
+    the human's; ``agreement`` the share of items where both say the same (nan without items).
     """
     pairs = [(bool(v), bool(h)) for v, h in pairs]
     tp = sum(v and h for v, h in pairs)
     pred, pos = sum(v for v, _ in pairs), sum(h for _, h in pairs)
     return {"n_used": len(pairs), "judge_yes": pred, "human_yes": pos, "human_no": len(pairs) - pos,
+            "both_yes": tp,
             "precision": tp / pred if pred else np.nan, "precision_ci": wilson_ci(tp, pred),
             "recall": tp / pos if pos else np.nan, "recall_ci": wilson_ci(tp, pos),
             "agreement": float(np.mean([v == h for v, h in pairs])) if pairs else np.nan}

@@ -212,19 +212,16 @@ else:
 # hallucinated class too: the line below counts them, apart from the precision.
 
 # %%
-answer_labels, unavailable = judges.resolve_answer_labels(  # questions read from DATA_DIR, by id
-    [r for r in judges.load_answer_labels() if r["dataset"] == "triviaqa"], DATA_DIR)
+label_summary, label_differ, unavailable = judges.hand_label_check(  # questions read from DATA_DIR, by id
+    ["triviaqa"], judge or sampling.echo_free_rule_judge, DATA_DIR)
 if unavailable:
     print(f"hand labels left out, their questions not readable: {unavailable}")
-label_summary, label_differ = judges.answer_label_agreement(answer_labels, judge or sampling.echo_free_rule_judge)
 plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
-caution = judges.label_check(label_summary, "triviaqa")[1]
 display(Markdown(judges.agreement_text(label_summary, "triviaqa",
-                                       "the rule judge" if judge is None else f"the {JUDGE} judge")
-                 + (f"\n\n**Caution:** {caution}." if caution else "")))
+                                       "the rule judge" if judge is None else f"the {JUDGE} judge")))
 with pd.option_context("display.max_colwidth", None):  # each disagreement, with the human's note
     display(pd.DataFrame(label_differ, columns=["dataset", "question", "judge", "human", "response", "note"])
-            .query("dataset == 'triviaqa'").drop(columns="dataset"))
+            .drop(columns="dataset"))
 
 # %% [markdown]
 # A greedy-correct question in the hallucinated class is one whose answer the model can give

@@ -161,20 +161,16 @@ else:
 # *incorrect* (an invented answer: the hallucinated class) and *refusal* (the faithful one).
 
 # %%
-answer_labels, unavailable = judges.resolve_answer_labels(  # questions read from DATA_DIR, by id
-    [r for r in judges.load_answer_labels() if r["dataset"] in sizes and r["dataset"] != "triviaqa"], DATA_DIR)
+others = [name for name in sizes if name != "triviaqa"]  # chapter 2 checks TriviaQA's
+label_summary, label_differ, unavailable = judges.hand_label_check(  # questions read from DATA_DIR, by id
+    others, judge or sampling.echo_free_rule_judge, DATA_DIR)
 if unavailable:
     print(f"hand labels left out, their questions not readable: {unavailable}")
-label_summary, label_differ = judges.answer_label_agreement(answer_labels, judge or sampling.echo_free_rule_judge)
 plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
 judge_name = "the rule judge" if judge is None else f"the {JUDGE} judge"
-warnings = {name: judges.label_check(label_summary, name)[1] for name in sizes}
-display(Markdown("\n\n".join(judges.agreement_text(label_summary, name, judge_name)
-                               + (f"\n\n**Caution:** {warnings[name]}." if warnings[name] else "")
-                               for name in sizes if name != "triviaqa")))
+display(Markdown("\n\n".join(judges.agreement_text(label_summary, name, judge_name) for name in others)))
 with pd.option_context("display.max_colwidth", None):  # each disagreement, with the human's note
-    display(pd.DataFrame(label_differ, columns=["dataset", "question", "judge", "human", "response", "note"])
-            .query("dataset != 'triviaqa'"))
+    display(pd.DataFrame(label_differ, columns=["dataset", "question", "judge", "human", "response", "note"]))
 
 # %% [markdown]
 # ## The H-Neuron probe on each dataset

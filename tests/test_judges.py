@@ -296,6 +296,23 @@ def test_answer_label_agreement_counts_each_label():
     assert (c["n_labelled"], c["n_unclear"], c["n_used"]) == (5, 1, 4)
     assert by["nonexist", "incorrect"]["precision"] == 1.0 and ("nonexist", "refusal") not in by
     assert [(d["qid"], d["judge"], d["human"], d["note"]) for d in differ] == [("d", "correct", "incorrect", "two answers")]
+    assert (c["both_yes"], i["both_yes"]) == (1, 1)
+    text = judges.agreement_text(summary, "triviaqa")
+    assert "- *correct*: the judge says so of 2: 1 is by hand, 1 is not (precision 0.50" in text
+    caution = judges.label_check(summary, "triviaqa")[1]  # the correct label's interval reaches under 0.5
+    assert caution and text.endswith("it finds 1.\n\n**Caution:** " + caution + ".")
+
+
+def test_hand_label_check_reads_only_the_asked_sets(tmp_path):
+    """The shipped-label pipeline in one call: only the sets asked for are read and judged."""
+    path = tmp_path / "labels.jsonl"
+    rows = [_label_row(dataset="nonexist", qid="n1", question="Who makes volor?", answers=[],
+                       response="Volor is made by Pfizer.", label="incorrect"),
+            {**_label_row(dataset="nq_open", qid="nq_open:1"), "question_digest": "0" * 16}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary, differ, unavailable = judges.hand_label_check(["nonexist"], judges.make_judge("rule"), path=path)
+    assert [(s["dataset"], s["label"], s["both_yes"]) for s in summary] == [("nonexist", "incorrect", 1)]
+    assert differ == [] and unavailable == {}
 
 
 def test_shipped_answer_labels_record_the_current_rule():

@@ -156,7 +156,7 @@ def test_paired_bootstrap_ci_of_a_difference():
 def test_verdict_agreement_precision_recall_and_empty():
     """Precision over the judge's yeses, recall over the human's; no yes at all gives nan, not 0."""
     a = verdict_agreement([(True, True), (True, False), (False, True), (False, False), (False, False)])
-    assert (a["n_used"], a["judge_yes"], a["human_yes"], a["human_no"]) == (5, 2, 2, 3)
+    assert (a["n_used"], a["judge_yes"], a["human_yes"], a["human_no"], a["both_yes"]) == (5, 2, 2, 3, 1)
     assert (a["precision"], a["recall"], a["agreement"]) == (0.5, 0.5, 0.6)
     assert a["precision_ci"] == wilson_ci(1, 2)
     e = verdict_agreement([(False, False)])
