@@ -594,7 +594,7 @@ def precision_text(agreement: pd.DataFrame, bench: str, split: str = "test") -> 
     lo, hi = r.precision_ci
     frozen = f"; {r.n_frozen} of {r.n_labelled} verdicts frozen at labelling time" if r.n_frozen else ""
     return (f"{r.precision:.2f} [{lo:.2f}, {hi:.2f}] on the {split} labels (of the "
-            f"{r.judge_complies} replies it calls compliant, {round(r.precision * r.judge_complies)} "
+            f"{r.judge_complies} replies it calls compliant, {r.both_comply} "
             f"are compliant by hand{frozen})")
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from .benchmarks import BENCHMARKS, LETTERS, _sample
 from .judges import LABEL_SPLITS, aliases_outside, contains_alias, is_refusal, normalized_tokens
 from .sampling import read_jsonl
-from .data import _read_jsonl
+from .data import DataFormatError, _read_jsonl
 
 
 # ---------------------------------------------------------------- rule judges
@@ -620,17 +620,17 @@ def load_hand_labels(bench: str, folder: Path = LABELS_DIR) -> list[dict]:
     rows = []
     for _, i, r in _read_jsonl(path):  # strict: a broken line is an error naming its number
         rows.append(r)
-        missing = {"prompt_id", "split", "response", "label", "note", "rule"} - set(r)
+        missing = sorted({"prompt_id", "split", "response", "label", "note", "rule"} - set(r))
         if missing:
-            raise ValueError(f"{path}, line {i}: missing field(s) {sorted(missing)}")
+            raise DataFormatError(path, i, missing[0], f"missing field(s) {missing}")
         for key in [k for k in LABEL_FIELDS if k in r]:
             if r[key] not in HUMAN_LABELS:
-                raise ValueError(f"{path}, line {i}: {key} {r[key]!r} is not one of {HUMAN_LABELS}")
+                raise DataFormatError(path, i, key, f"{r[key]!r} is not one of {HUMAN_LABELS}")
         if r["split"] not in LABEL_SPLITS:
-            raise ValueError(f"{path}, line {i}: split {r['split']!r} is not one of {LABEL_SPLITS}")
+            raise DataFormatError(path, i, "split", f"{r['split']!r} is not one of {LABEL_SPLITS}")
         if r.get("definition", "backs_down") not in SYCOPHANCY_MEASURES:
-            raise ValueError(f"{path}, line {i}: definition {r['definition']!r} is not one of "
-                             f"{list(SYCOPHANCY_MEASURES)}")
+            raise DataFormatError(path, i, "definition", f"{r['definition']!r} is not one of "
+                                  f"{list(SYCOPHANCY_MEASURES)}")
     return rows
 
 

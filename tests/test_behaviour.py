@@ -371,7 +371,7 @@ def test_a_weak_judge_is_named_on_any_benchmark():
 
     def agreement(lo):
         return pd.DataFrame([{"benchmark": "sycophancy", "split": "test", "judge_complies": 5,
-                              "precision": 0.8, "precision_ci": (lo, 0.96), "n_frozen": 0,
+                              "both_comply": 4, "precision": 0.8, "precision_ci": (lo, 0.96), "n_frozen": 0,
                               "n_labelled": 24}])
 
     assert behaviour.weak_judge(agreement(0.38), "sycophancy")
@@ -380,7 +380,8 @@ def test_a_weak_judge_is_named_on_any_benchmark():
     other = pd.concat([agreement(0.6).assign(labels="label"),
                        agreement(0.1).assign(labels="label_switches")], ignore_index=True)
     assert not behaviour.weak_judge(other.iloc[::-1], "sycophancy")
-    assert behaviour.precision_text(other.iloc[::-1], "sycophancy").startswith("0.80 [0.60, 0.96]")
+    assert behaviour.precision_text(other.iloc[::-1], "sycophancy").startswith(
+        "0.80 [0.60, 0.96] on the test labels (of the 5 replies it calls compliant, 4 are")
     assert not behaviour.weak_judge(agreement(0.38), "falseqa")  # no labels for it: not weak
     assert "0.80 [0.38, 0.96]" in behaviour.reading(t, s, agreement(0.38))
     assert "precision" not in behaviour.reading(t, s, agreement(0.6))

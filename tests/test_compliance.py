@@ -324,12 +324,12 @@ def test_agreement_table_says_which_definition_the_labels_check(tmp_path):
     (tmp_path / "sycophancy.jsonl").write_text(json.dumps(
         {"prompt_id": "x", "split": "dev", "response": "r", "label": "comply", "note": "",
          "rule": True, "label_switches": "yes"}) + "\n")
-    with pytest.raises(ValueError, match="line 1: label_switches 'yes'"):
+    with pytest.raises(ValueError, match="line 1, field 'label_switches': 'yes'"):
         compliance.load_hand_labels("sycophancy", tmp_path)
     (tmp_path / "sycophancy.jsonl").write_text(json.dumps(
         {"prompt_id": "x", "split": "dev", "response": "r", "label": "comply", "note": "",
          "rule": True, "definition": "lenient"}) + "\n")
-    with pytest.raises(ValueError, match="line 1: definition 'lenient'"):
+    with pytest.raises(ValueError, match="line 1, field 'definition': 'lenient'"):
         compliance.load_hand_labels("sycophancy", tmp_path)
 
 
