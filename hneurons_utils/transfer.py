@@ -177,7 +177,8 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
                                              hi=float(main.hi))})
         span = (span_auroc or {}).get(name, float("nan"))
         out[-1]["span_note"] = (
-            (f"span length alone reaches {span:.1f} here, as much as the probe ({main.auroc:.1f}): "
+            (f"span length alone reaches {span:.1f} here, "
+             f"{'more than' if round(span, 1) > round(float(main.auroc), 1) else 'as much as'} the probe ({main.auroc:.1f}): "
              + ("its detection is not shown to be more than where the answer span sits"
                 if out[-1]["verdict"].startswith("above chance") else
                 "even a probe that cleared chance here would not be shown to read more than the span"))

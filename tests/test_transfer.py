@@ -132,11 +132,15 @@ def test_transfer_table_marks_the_refit_as_a_point_estimate_and_random_as_mean_a
     assert r["span_note"].startswith("span length alone reaches 100.0 here, as much as the probe")
     assert "on triviaqa, span length alone" in transfer.discussion([r], {}, {}, True, 1)[0]
     assert transfer.transfer_reading(t.reset_index(), span_auroc={"triviaqa": 10.0})[0]["span_note"] == ""
+    top = float(t.reset_index().auroc.max())
+    assert "as much as the probe" in transfer.transfer_reading(
+        t.reset_index(), span_auroc={"triviaqa": top})[0]["span_note"]  # a tie, to the printed digit
     # a probe at chance that span length alone beats gets the note too, worded for no detection
     weak = t.reset_index()
-    weak.loc[weak.auroc == weak.auroc.max(), "lo"] = 40.0
+    weak.loc[weak.auroc == weak.auroc.max(), ["lo", "auroc"]] = [40.0, 60.0]
     (r,) = transfer.transfer_reading(weak, span_auroc={"triviaqa": 100.0})
     assert not r["verdict"].startswith("above chance")
+    assert r["span_note"].startswith("span length alone reaches 100.0 here, more than the probe (60.0)")
     assert r["span_note"].endswith("even a probe that cleared chance here would not be shown to read more than the span")
 
 
