@@ -84,10 +84,16 @@ def _token_weights(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return used, (k[:, used][:, None, :] * onehot[None]).reshape(n_k * n_b, -1)
 
 
+# What a response-level feature measures: "cett" (the paper) or "activation", the mean
+# absolute down-projection input |z_j,t| with neither CETT factor (the baseline that asks
+# what CETT's normalisation adds; chapter 3).
+MEASURES = ("cett", "activation")
+
+
 def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
                masks: Mapping[str, torch.Tensor], norms: torch.Tensor | None = None,
                scale: Mapping[int, tuple[torch.Tensor, float]] | None = None,
-               ) -> dict[str, torch.Tensor]:
+               measure: str = "cett") -> dict[str, torch.Tensor]:
     """Mean CETT over each token mask, for every layer, in one forward pass (Eq. 2).
 
     ``batch``: ``input_ids``/``attention_mask`` ``[B, T]``. ``masks``: name -> bool ``[B, T]``
@@ -98,7 +104,11 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     ``h`` is the down-projection's output as the model computes it: where that layer has a bias
     (GPT-2's ``c_proj``, OPT's ``fc2``, Pythia's ``dense_4h_to_h``) the bias is part of
     ``||h_t||``; the paper's models (Llama, Mistral, Gemma, Qwen) have none.
+    ``measure="activation"`` returns the mean of ``|z_j,t|`` instead (no division by
+    ``||h_t||``, no column norm): the raw-activation baseline (:data:`MEASURES`).
     """
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
     names = list(masks)
     scale = scale or {}
     _check_masks_and_scale(m, batch, masks, scale)
@@ -106,6 +116,7 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     n_k, n_b = k.shape[:2]
     counts = k.sum(-1)  # [K, B]
     norms = column_norms(m) if norms is None else norms
+    raw = measure == "activation"
     used, weights = _token_weights(k)
     if not m.remote:  # to the model's (first) device once; each layer moves them where it runs
         used, weights, norms = used.to(m.device), weights.to(m.device), norms.to(m.device)
@@ -122,6 +133,9 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
             dev = z_all.device
             u = used.to(dev)
             z = z_all[u].float().abs_()  # [M, N]: |z_j,t| of the used tokens
+            if raw:
+                per_layer.append(weights.to(dev) @ z)  # [K*B, N]: sums of |z_j,t|
+                continue
             h_norm = h_all[u].float().norm(dim=-1).clamp_min(EPS)  # [M]: ||h_t||
             per_layer.append((weights.to(dev) / h_norm) @ z * norms[i].to(dev))  # [K*B, N]
         sums = nnsight.save(per_layer)

@@ -190,6 +190,97 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     return res
 
 
+def measure_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, EvalSet],
+                    cfg: EvalConfig, id_dir: str | Path, out_dir: str | Path,
+                    Cs: Sequence[float], n_boot: int = 1000) -> dict:
+    """Is CETT needed? The same probe on mean raw activations ``|z|`` (``measure="activation"``).
+
+    CETT scales each activation by ``||W_down[:, j]|| / ||h_t||``; a probe on ``|z|`` alone
+    asks what that normalisation adds to detection (not a question the paper tests). Both
+    measures get the same protocol: the probe's label scheme, penalty and standardisation,
+    fitted on the identification training responses with ``C`` chosen on ``Cs`` by held-out
+    accuracy alone (no suppression runs, unlike chapter 2's probe: the same criterion for both,
+    so neither is favoured by it), then scored on each balanced evaluation set. The
+    activation features are cached beside the CETT ones (``features_triviaqa_measure-
+    activation.npz``, ``features_<name>_measure-activation.npz``).
+
+    Returns per measure its ``C``, ``grid`` (:func:`probe.select_C`'s rows), H-Neuron count
+    and overlap with the chapter probe's; and per dataset each measure's ``metrics`` and
+    ``scores``, the response ``keys`` and ``y``, and ``diff``: the paired AUROC difference,
+    CETT minus activation, with its bootstrap interval (:func:`paired_auroc_drop`).
+    """
+    from dataclasses import replace
+
+    from .pipeline import answer_matrix
+    from .probe import select_C
+
+    id_dir, out_dir = Path(id_dir), Path(out_dir)
+    train = rebuild_examples(split, "train", id_dir / "responses_triviaqa.jsonl")
+    val = rebuild_examples(split, "val", id_dir / "responses_triviaqa.jsonl") or train
+    h0 = set(probe.h_neurons().flat.tolist())
+    fits, res = {}, {"measures": {}, "datasets": {}}
+    for measure in ("cett", "activation"):
+        fcfg = replace(cfg.features, measure=measure)
+        name = "features_triviaqa" + ("" if measure == "cett" else f"_measure-{measure}")
+        seen = {e.key for e in train}
+        fs = extract_features(m, train + [e for e in val if e.key not in seen], id_dir / f"{name}.npz",
+                              fcfg, desc=f"features training ({measure})")
+        X, y = scheme_rows(fs, train, probe.label_scheme)
+        Xv, yv = answer_matrix(fs, val)
+        fit, grid = select_C(X, y, Xv, yv, Cs, penalty=probe.config.get("penalty", "l1"),
+                             standardize=probe.standardize, seed=probe.config.get("seed", 0),
+                             n_layers=probe.n_layers, n_neurons=probe.n_neurons,
+                             model_id=probe.model_id, label_scheme=probe.label_scheme)
+        h = set(fit.h_neurons().flat.tolist())
+        fits[measure] = (fit, fcfg)
+        res["measures"][measure] = {"C": fit.C, "grid": grid, "h_neurons": len(h),
+                                    "h_overlap": len(h & h0), "n_nonzero": int(fit.flat.size)}
+    for name, es in sets.items():
+        by_label, out = class_records(out_dir, es), {"keys": list(es.keys), "y": es.y.tolist()}
+        scored = {}
+        for measure, (fit, fcfg) in fits.items():
+            ev = es if measure == "cett" else featurised_set(
+                m, f"{name}_measure-{measure}", by_label[1], by_label[0], {}, es.questions,
+                replace(cfg, features=fcfg), out_dir, f"features {name} ({measure})")
+            scored[measure] = (ev, fit.decision_function(ev.X))
+            out[measure] = {"metrics": detection_metrics(ev.y, scored[measure][1], n_boot=n_boot,
+                                                         seed=cfg.seed),
+                            "scores": scored[measure][1].tolist()}
+        (a, sa), (b, sb) = scored["cett"], scored["activation"]
+        out["diff"] = paired_auroc_drop(a.keys, a.y, sa, b.keys, b.y, sb, n_boot, cfg.seed)
+        res["datasets"][name] = out
+    return res
+
+
+def measure_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
+    """One line per dataset of :func:`measure_control`: both AUROCs with intervals and the
+    paired difference, read as CETT ahead, activations ahead, or within the interval; then
+    what each measure's probe selected."""
+    lines = []
+    for name, d in res["datasets"].items():
+        c, a, diff = d["cett"]["metrics"], d["activation"]["metrics"], d["diff"]
+        lo, hi = diff["drop_ci"]
+        k = min(diff["n_pos"], diff["n_neg"])
+        if k < min_per_class:
+            verdict = f"too few responses to compare (fewer than {min_per_class} per class)"
+        elif lo > 0:
+            verdict = "CETT ahead (the interval lies above 0)"
+        elif hi < 0:
+            verdict = "raw activations ahead (the interval lies below 0)"
+        else:
+            verdict = "no difference shown (the interval includes 0)"
+        lines.append(f"{name}: AUROC with CETT {c['auroc']:.2f} [{c['auroc_ci'][0]:.2f}, {c['auroc_ci'][1]:.2f}], "
+                     f"with raw activations {a['auroc']:.2f} [{a['auroc_ci'][0]:.2f}, {a['auroc_ci'][1]:.2f}]; "
+                     f"paired difference {diff['drop']:+.2f} [{lo:+.2f}, {hi:+.2f}] on {diff['n_pos']} + "
+                     f"{diff['n_neg']} responses: {verdict}.")
+    for measure, r in res["measures"].items():
+        what = "CETT" if measure == "cett" else "raw activations"
+        lines.append(f"on {what}: C = {r['C']:g} (held-out accuracy), {noun(r['h_neurons'], 'H-Neuron')} "
+                     f"({r['n_nonzero']} non-zero weights), {r['h_overlap']} of them among the "
+                     "chapter probe's H-Neurons")
+    return lines
+
+
 def paired_auroc_drop(keys_default: Sequence[str], y_default: np.ndarray, s_default: np.ndarray,
                       keys_control: Sequence[str], y_control: np.ndarray, s_control: np.ndarray,
                       n_boot: int = 1000, seed: int = 0) -> dict:

@@ -29,7 +29,7 @@ import torch
 from .progress import progress
 
 from .answer_spans import AnswerSpan, locate_answer_span, span_stats, token_mask_from_span
-from .cett import cett_means, column_norms
+from .cett import MEASURES, cett_means, column_norms
 from .models import LoadedModel
 from .sampling import echo_free_aliases, settings_hash
 
@@ -48,8 +48,11 @@ class FeatureConfig:
     batch_size: int = 8  # responses per traced forward pass
     save_every_s: float = 60.0  # rewrite the npz at most this often while extracting
     span_rule: str = "alias"  # "alias": gold alias first (the default rule); "content": one rule for all
+    measure: str = "cett"  # "cett" (the paper); "activation": mean |z| (cett.MEASURES)
 
     def __post_init__(self) -> None:
+        if self.measure not in MEASURES:
+            raise ValueError(f"measure must be one of {MEASURES}, got {self.measure!r}")
         if self.other_tokens not in OTHER_TOKENS:
             raise ValueError(f"other_tokens must be one of {OTHER_TOKENS}, got {self.other_tokens!r}")
         if self.span_rule not in SPAN_RULES:
@@ -112,12 +115,17 @@ class FeatureSet:
 FEATURE_VERSION = 4
 
 
+FEATURE_TEXT = {"cett": "mean CETT (Eq. 2) over answer / other tokens",
+                "activation": "mean |z| (down-projection input) over answer / other tokens"}
+
+
 def feature_settings(m: LoadedModel, cfg: FeatureConfig) -> dict:
     """What the cached features depend on (their cache key)."""
     return {"model": m.name, "n_layers": m.adapter.n_layers, "n_neurons": m.adapter.n_neurons,
             "other_tokens": cfg.other_tokens, "dtype": str(next(m.hf.parameters()).dtype),
-            "feature": "mean CETT (Eq. 2) over answer / other tokens", "version": FEATURE_VERSION,
-            **({"span_rule": cfg.span_rule} if cfg.span_rule != "alias" else {})}  # old keys stay valid
+            "feature": FEATURE_TEXT[cfg.measure], "version": FEATURE_VERSION,
+            **({"span_rule": cfg.span_rule} if cfg.span_rule != "alias" else {}),  # old keys stay valid
+            **({"measure": cfg.measure} if cfg.measure != "cett" else {})}
 
 
 def turn_suffix(tokenizer) -> str:
@@ -257,13 +265,13 @@ def _featurise_batch(m: LoadedModel, batch: Sequence[Example], cfg: FeatureConfi
         rows.append((ids, a, o))
         methods.append(method)
     enc, masks = _batch(m.tokenizer, rows)
-    means = cett_means(m, enc, masks, norms=norms)  # name -> [B, L, N]
+    means = cett_means(m, enc, masks, norms=norms, measure=cfg.measure)  # name -> [B, L, N]
     top = float(np.finfo(np.float16).max)
     for name in ("answer", "other"):  # NaN is expected (a response with no such token); inf is not
         x = means[name].numpy()
         bad = (np.abs(x) > top).any(axis=(1, 2))  # inf counts; NaN compares False
         if bad.any():
-            raise ValueError(f"CETT {name}-token means of {[ex.key for ex, b in zip(batch, bad) if b]} "
+            raise ValueError(f"{'CETT' if cfg.measure == 'cett' else 'activation'} {name}-token means of {[ex.key for ex, b in zip(batch, bad) if b]} "
                              f"are infinite or beyond float16's range ({top:g}), the storage format: "
                              "a near-zero FFN output norm ||h_t|| at some token? Check those responses.")
     return {"keys": [ex.key for ex in batch], "methods": methods,

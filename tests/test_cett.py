@@ -69,6 +69,43 @@ def test_cett_means_match_reference_over_masks(tiny_model):
         assert rel.max() < 1e-5
 
 
+def _hooked_z(m, batch):
+    """|z| (the down-projection input) of every layer from plain hooks: [L, B, T, N]."""
+    store = {}
+    hooks = [m.adapter.down_proj(m.hf, i).register_forward_hook(
+        lambda mod, inp, out, i=i: store.__setitem__(i, inp[0].detach()))
+        for i in range(m.adapter.n_layers)]
+    pos = (batch["attention_mask"].cumsum(-1) - 1).clamp_min(0)
+    with torch.no_grad():
+        m.hf(**batch, position_ids=pos)
+    for h in hooks:
+        h.remove()
+    return torch.stack([store[i].reshape(*batch["input_ids"].shape, -1).abs()
+                        for i in range(m.adapter.n_layers)])
+
+
+def test_activation_measure_is_the_mean_absolute_down_projection_input(tiny_model):
+    """measure="activation" (chapter 3's baseline) averages |z_j,t| itself over each mask, with
+    neither CETT factor; CETT divided by it token by token is ||W_down[:, j]|| / ||h_t||, so the
+    two measures differ exactly by those factors. An unknown measure is refused."""
+    batch = _batch()
+    real = batch["attention_mask"].bool()
+    z = _hooked_z(tiny_model, batch)  # [L, B, T, N]
+    got = cett.cett_means(tiny_model, batch, {"all": real}, measure="activation")["all"]
+    want = (torch.where(real[None, :, :, None], z, 0.0).sum(2) / real.sum(1)[None, :, None]).permute(1, 0, 2)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-7)
+    one = real.clone()
+    one[:, :-1] = False  # the last token alone: CETT / |z| = ||W_down[:, j]|| / ||h_t||
+    c = cett.cett_means(tiny_model, batch, {"t": one})["t"]
+    a = cett.cett_means(tiny_model, batch, {"t": one}, measure="activation")["t"]
+    ref = reference_cett(tiny_model, batch)[:, :, -1].permute(1, 0, 2)  # [B, L, N]
+    assert torch.allclose(c, ref, rtol=1e-5) and not torch.allclose(c, a)
+    inv_h = c / a / cett.column_norms(tiny_model)[None]  # 1 / ||h_t||: one value per row and layer
+    assert torch.allclose(inv_h, inv_h[..., :1].expand_as(inv_h), rtol=1e-4)
+    with pytest.raises(ValueError, match="measure must be one of"):
+        cett.cett_means(tiny_model, batch, {"all": real}, measure="z")
+
+
 def test_empty_mask_gives_nan_not_zero(tiny_model):
     """A row with no tokens in a mask yields NaN (never a silent 0 that looks like data)."""
     batch = _batch(pad=False)

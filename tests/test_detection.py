@@ -383,6 +383,47 @@ def test_span_rule_control_refits_with_one_rule_for_both_classes(chat_model, tmp
     assert span_control_reading(again, {}, group="all_answers", label="larger, ")[0].startswith("larger, ev: AUROC")
 
 
+def test_measure_control_fits_cett_and_raw_activations_alike(chat_model, tmp_path):
+    """The CETT-vs-activation control fits both measures with the same protocol (C by held-out
+    accuracy on the same grid), caches the activation features apart, scores both on the same
+    responses and pairs them; its reading names the comparison."""
+    from hneurons_utils import pipeline
+    from hneurons_utils.detection import measure_control, measure_reading
+    from hneurons_utils.probe import select_C
+
+    identify(chat_model, qa(16), replace(CFG, Cs=(1e6,)), tmp_path / "id", judge=judge)
+    probe, split, fs = load_identification(tmp_path / "id")
+    es = build_eval_set(chat_model, qa(10, start=30, dataset="ev"), EVAL, tmp_path, "ev", judge=judge)
+    res = measure_control(chat_model, probe, split, {"ev": es}, EVAL, tmp_path / "id", tmp_path,
+                          Cs=(0.1, 1e6), n_boot=20)
+    assert (tmp_path / "id" / "features_triviaqa_measure-activation.npz").exists()
+    assert (tmp_path / "features_ev_measure-activation.npz").exists()
+    assert not (tmp_path / "features_ev_measure-cett.npz").exists()  # CETT: the set's own features
+    for r in res["measures"].values():
+        assert [g["C"] for g in r["grid"]] == [0.1, 1e6] and sum(g["chosen"] for g in r["grid"]) == 1
+        assert 0 <= r["h_overlap"] <= r["h_neurons"] <= r["n_nonzero"]
+    # the CETT side is the probe's own protocol on chapter 2's features, C by held-out accuracy
+    train = pipeline.rebuild_examples(split, "train", tmp_path / "id" / "responses_triviaqa.jsonl")
+    val = pipeline.rebuild_examples(split, "val", tmp_path / "id" / "responses_triviaqa.jsonl") or train
+    X, y = pipeline.scheme_rows(fs, train, probe.label_scheme)
+    Xv, yv = pipeline.answer_matrix(fs, val)
+    want, _ = select_C(X, y, Xv, yv, (0.1, 1e6), standardize=probe.standardize,
+                       n_layers=probe.n_layers, n_neurons=probe.n_neurons)
+    d = res["datasets"]["ev"]
+    assert res["measures"]["cett"]["C"] == want.C
+    assert d["cett"]["scores"] == pytest.approx(want.decision_function(es.X).tolist())
+    assert d["keys"] == es.keys and d["y"] == es.y.tolist()
+    assert d["diff"]["default"] == pytest.approx(d["cett"]["metrics"]["auroc"])
+    assert d["diff"]["control"] == pytest.approx(d["activation"]["metrics"]["auroc"])
+    assert d["diff"]["drop"] == pytest.approx(d["diff"]["default"] - d["diff"]["control"])
+    act = np.load(tmp_path / "features_ev_measure-activation.npz", allow_pickle=False)["answer"]
+    assert not np.allclose(act.astype(np.float32).reshape(len(act), -1), es.X)  # other numbers
+    text = measure_reading(res)
+    assert text[0].startswith("ev: AUROC with CETT ") and "with raw activations" in text[0]
+    assert "too few responses to compare" in text[0]  # a tiny set: no verdict
+    assert text[1].startswith("on CETT: C = ") and text[2].startswith("on raw activations: C = ")
+
+
 def test_overall_reading_follows_the_counts():
     """The Table 1 paragraph counts verdicts, checks them against the span control, and
     exempts datasets where both classes already share one span rule."""

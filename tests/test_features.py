@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import hneurons_utils.features as F
+from hneurons_utils import cett
 from hneurons_utils.cett import cett_tokens
 from hneurons_utils.features import Example, FeatureConfig, extract_features, token_masks
 
@@ -131,6 +132,25 @@ def test_features_beyond_float16_are_an_error_naming_the_response(tiny_model, tm
     with pytest.raises(ValueError, match=r"answer-token means of \['b'\] are infinite or beyond float16"):
         extract_features(tiny_model, [ex("a", "w6 w7"), ex("b", "w7 w8")], tmp_path / "f.npz")
     assert not (tmp_path / "f.npz").exists()
+
+
+def test_activation_features_are_cached_apart_and_read_raw_activations(tiny_model, tmp_path):
+    """FeatureConfig(measure="activation") stores mean |z| under its own settings (a CETT file
+    is refused for it, and the default settings stay as they were); an unknown measure is refused."""
+    exs = [ex("a", "w6 w7 w8"), ex("b", "w7")]
+    path = tmp_path / "f.npz"
+    cfg = FeatureConfig(batch_size=2, measure="activation")
+    fs = extract_features(tiny_model, exs, path, cfg)
+    assert "measure" not in F.feature_settings(tiny_model, FeatureConfig())
+    assert F.feature_settings(tiny_model, cfg)["measure"] == "activation"
+    with pytest.raises(ValueError, match="other settings"):
+        extract_features(tiny_model, exs, path)
+    ids, a, o, _ = token_masks(tiny_model.tokenizer, exs[0], "all", F.turn_suffix(tiny_model.tokenizer))
+    batch = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+    want = cett.cett_means(tiny_model, batch, {"a": torch.tensor(a)[None]}, measure="activation")["a"][0]
+    np.testing.assert_allclose(fs.answer[0].astype(np.float32), want.numpy(), rtol=2e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="measure must be one of"):
+        FeatureConfig(measure="raw")
 
 
 def test_cache_with_other_settings_is_an_error(tiny_model, tmp_path):
