@@ -252,6 +252,20 @@ def measure_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, E
     return res
 
 
+def measure_verdict(diff: dict, min_per_class: int = MIN_PER_CLASS) -> str:
+    """The paired AUROC difference (CETT minus raw activations, :func:`measure_control`) read:
+    CETT ahead or raw activations ahead where its interval excludes 0, else no difference
+    shown; too few responses under ``min_per_class`` in the smaller class."""
+    lo, hi = diff["drop_ci"]
+    if min(diff["n_pos"], diff["n_neg"]) < min_per_class:
+        return f"too few responses to compare (fewer than {min_per_class} per class)"
+    if lo > 0:
+        return "CETT ahead (the interval lies above 0)"
+    if hi < 0:
+        return "raw activations ahead (the interval lies below 0)"
+    return "no difference shown (the interval includes 0)"
+
+
 def measure_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
     """One line per dataset of :func:`measure_control`: both AUROCs with intervals and the
     paired difference, read as CETT ahead, activations ahead, or within the interval; then
@@ -259,19 +273,10 @@ def measure_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
     lines = []
     for name, d in res["datasets"].items():
         c, a, diff = d["cett"]["metrics"], d["activation"]["metrics"], d["diff"]
-        lo, hi = diff["drop_ci"]
-        k = min(diff["n_pos"], diff["n_neg"])
-        if k < min_per_class:
-            verdict = f"too few responses to compare (fewer than {min_per_class} per class)"
-        elif lo > 0:
-            verdict = "CETT ahead (the interval lies above 0)"
-        elif hi < 0:
-            verdict = "raw activations ahead (the interval lies below 0)"
-        else:
-            verdict = "no difference shown (the interval includes 0)"
+        verdict = measure_verdict(diff, min_per_class)
         lines.append(f"{name}: AUROC with CETT {c['auroc']:.2f} [{c['auroc_ci'][0]:.2f}, {c['auroc_ci'][1]:.2f}], "
                      f"with raw activations {a['auroc']:.2f} [{a['auroc_ci'][0]:.2f}, {a['auroc_ci'][1]:.2f}]; "
-                     f"paired difference {diff['drop']:+.2f} [{lo:+.2f}, {hi:+.2f}] on {diff['n_pos']} + "
+                     f"paired difference {span_drop_text(diff)} on {diff['n_pos']} + "
                      f"{diff['n_neg']} responses: {verdict}.")
     for measure, r in res["measures"].items():
         what = "CETT" if measure == "cett" else "raw activations"
