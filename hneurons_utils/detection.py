@@ -218,7 +218,7 @@ def measure_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, E
     train = rebuild_examples(split, "train", id_dir / "responses_triviaqa.jsonl")
     val = rebuild_examples(split, "val", id_dir / "responses_triviaqa.jsonl") or train
     h0 = set(probe.h_neurons().flat.tolist())
-    fits, res = {}, {"measures": {}, "datasets": {}}
+    fits, res = {}, {"measures": {}, "datasets": {}, "probe_h_neurons": len(h0)}
     for measure in ("cett", "activation"):
         fcfg = replace(cfg.features, measure=measure)
         name = "features_triviaqa" + ("" if measure == "cett" else f"_measure-{measure}")
@@ -266,6 +266,12 @@ def measure_verdict(diff: dict, min_per_class: int = MIN_PER_CLASS) -> str:
     return "no difference shown (the interval includes 0)"
 
 
+def _ci_level(res: dict) -> float:
+    """The confidence level of :func:`measure_control`'s paired intervals (0.95 if unstated)."""
+    levels = {d["diff"].get("ci_level", 0.95) for d in res["datasets"].values()}
+    return levels.pop() if len(levels) == 1 else 0.95
+
+
 def measure_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
     """One line per dataset of :func:`measure_control`: both AUROCs with intervals and the
     paired difference, read as CETT ahead, activations ahead, or within the interval; then
@@ -278,11 +284,30 @@ def measure_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
                      f"with raw activations {a['auroc']:.2f} [{a['auroc_ci'][0]:.2f}, {a['auroc_ci'][1]:.2f}]; "
                      f"paired difference {span_drop_text(diff)} on {diff['n_pos']} + "
                      f"{diff['n_neg']} responses: {verdict}.")
+    verdicts = {name: measure_verdict(d["diff"], min_per_class) for name, d in res["datasets"].items()}
+    scored = [n for n, v in verdicts.items() if not v.startswith("too few")]
+    ahead = {w: [n for n in scored if verdicts[n].startswith(w)] for w in ("CETT ahead", "raw activations ahead")}
+    if scored:
+        def named(ns: list[str]) -> str:
+            return f"{len(ns)} ({', '.join(ns)})" if ns else "0"
+
+        line = (f"Over the {noun(len(scored), 'set')} with a verdict: CETT ahead on "
+                f"{named(ahead['CETT ahead'])}, raw activations ahead on "
+                f"{named(ahead['raw activations ahead'])}, no difference shown on "
+                f"{len(scored) - sum(map(len, ahead.values()))}.")
+        n_diff = sum(map(len, ahead.values()))
+        if n_diff == 1 and len(scored) > 1:
+            level = _ci_level(res)
+            chance = 1 - level ** len(scored)
+            line += (f" With {len(scored)} intervals at {level:.0%}, at least one excludes 0 "
+                     f"in about {chance:.0%} of runs where the measures do not differ at all, so one "
+                     "set ahead is weak evidence on its own.")
+        lines.append(line)
     for measure, r in res["measures"].items():
         what = "CETT" if measure == "cett" else "raw activations"
         lines.append(f"on {what}: C = {r['C']:g} (held-out accuracy), {noun(r['h_neurons'], 'H-Neuron')} "
                      f"({r['n_nonzero']} non-zero weights), {r['h_overlap']} of them among the "
-                     "chapter probe's H-Neurons")
+                     f"chapter probe's {res.get('probe_h_neurons', '')} H-Neurons".replace("  ", " "))
     return lines
 
 

@@ -515,6 +515,10 @@ if ours_all:
 #    chapter. Does span length still separate the classes, and does the TriviaQA AUROC hold?
 # 5. In that same rerun, compare the H-Neurons with the individually best neurons again. With
 #    span length no longer a cue, does the screen still match or beat them?
-# 6. Write twenty questions of your own, with their answers, as `mine.jsonl` (the format of
+# 6. The measure control fits raw activations with the penalty of the CETT probe. Rerun
+#    chapter 02 with `STANDARDIZE = True` (every neuron z-scored, so the column norm
+#    $\lVert W_{down}[:, j]\rVert$ cancels and only the division by $\lVert h_t\rVert$ tells
+#    the two measures apart), then this chapter: does the gap between them change?
+# 7. Write twenty questions of your own, with their answers, as `mine.jsonl` (the format of
 #    `data/example_qa.jsonl`) and pass `-y "QA_FILES: {mine: mine.jsonl}"`. How many of
 #    them does the model answer correctly, and is that enough for a verdict?

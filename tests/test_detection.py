@@ -424,6 +424,42 @@ def test_measure_control_fits_cett_and_raw_activations_alike(chat_model, tmp_pat
     assert text[1].startswith("on CETT: C = ") and text[2].startswith("on raw activations: C = ")
 
 
+def test_measure_reading_counts_verdicts_and_warns_of_a_lone_difference():
+    """Each set's paired difference is read by its interval; the summary line counts the
+    verdicts and, where some set shows a difference among several, says how often one of that
+    many intervals excludes 0 by chance alone (1 - 0.95^n)."""
+    from hneurons_utils.detection import measure_reading, measure_verdict
+
+    def d(lo, hi, n=20):
+        m = {"auroc": 0.8, "auroc_ci": [0.7, 0.9]}
+        return {"cett": {"metrics": m}, "activation": {"metrics": m},
+                "diff": {"drop": (lo + hi) / 2, "drop_ci": [lo, hi], "n_pos": n, "n_neg": n, "ci_level": 0.95}}
+
+    def fit(C, h, overlap):
+        return {"C": C, "h_neurons": h, "h_overlap": overlap, "n_nonzero": 2 * h}
+
+    res = {"datasets": {"a": d(0.01, 0.2), "b": d(-0.1, 0.1), "c": d(-0.3, -0.1), "x": d(0.1, 0.2, n=4)},
+           "measures": {"cett": fit(100.0, 1, 1), "activation": fit(30.0, 12, 3)}, "probe_h_neurons": 4}
+    assert measure_verdict(res["datasets"]["a"]["diff"]) == "CETT ahead (the interval lies above 0)"
+    assert measure_verdict(res["datasets"]["c"]["diff"]).startswith("raw activations ahead")
+    text = measure_reading(res)
+    assert text[0].endswith("paired difference +0.11 [+0.01, +0.20] on 20 + 20 responses: CETT ahead "
+                            "(the interval lies above 0).")
+    assert text[3].endswith("too few responses to compare (fewer than 10 per class).")
+    assert text[4] == ("Over the 3 sets with a verdict: CETT ahead on 1 (a), raw activations ahead on "
+                       "1 (c), no difference shown on 1.")  # two differences: no lone-interval caution
+    lone = measure_reading({**res, "datasets": {k: res["datasets"][k] for k in "abx"}})
+    assert lone[3] == ("Over the 2 sets with a verdict: CETT ahead on 1 (a), raw activations ahead on 0, "
+                       "no difference shown on 1. With 2 intervals at 95%, at least one excludes 0 in "
+                       "about 10% of runs where the measures do not differ at all, so one set ahead is "
+                       "weak evidence on its own.")
+    assert text[5] == ("on CETT: C = 100 (held-out accuracy), 1 H-Neuron (2 non-zero weights), 1 of them "
+                       "among the chapter probe's 4 H-Neurons")
+    quiet = measure_reading({**res, "datasets": {"b": d(-0.1, 0.1)}})
+    assert quiet[1] == ("Over the 1 set with a verdict: CETT ahead on 0, raw activations ahead on 0, "
+                        "no difference shown on 1.")
+
+
 def test_overall_reading_follows_the_counts():
     """The Table 1 paragraph counts verdicts, checks them against the span control, and
     exempts datasets where both classes already share one span rule."""
