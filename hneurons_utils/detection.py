@@ -307,7 +307,8 @@ def measure_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
         what = "CETT" if measure == "cett" else "raw activations"
         lines.append(f"on {what}: C = {r['C']:g} (held-out accuracy), {noun(r['h_neurons'], 'H-Neuron')} "
                      f"({r['n_nonzero']} non-zero weights), {r['h_overlap']} of them among the "
-                     f"chapter probe's {res.get('probe_h_neurons', '')} H-Neurons".replace("  ", " "))
+                     + ("chapter probe's H-Neurons" if (n := res.get("probe_h_neurons")) is None
+                        else f"chapter probe's {n} H-Neurons"))
     return lines
 
 
