@@ -253,7 +253,7 @@ def test_reading_is_computed_from_the_results():
                  ("jailbreak", "random-0", 3.0, f"i{i}", float(i < 3) if i else np.nan)]
     df = _frame(rows)
     agreement = pd.DataFrame([{"benchmark": "jailbreak", "split": "test", "judge_complies": 9,
-                               "precision": 2 / 9, "precision_ci": (0.06, 0.55), "n_frozen": 20,
+                               "both_comply": 2, "precision": 2 / 9, "precision_ci": (0.06, 0.55), "n_frozen": 20,
                                "n_labelled": 20}])
     text = behaviour.reading(behaviour.compliance_table(df, 200), behaviour.slope_table(df, 200), agreement)
     assert "**jailbreak**" in text and "a negative slope, the opposite of the paper's" in text
