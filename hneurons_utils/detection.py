@@ -190,125 +190,167 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     return res
 
 
-def measure_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, EvalSet],
-                    cfg: EvalConfig, id_dir: str | Path, out_dir: str | Path,
-                    Cs: Sequence[float], n_boot: int = 1000) -> dict:
-    """Is CETT needed? The same probe on mean raw activations ``|z|`` (``measure="activation"``).
+OTHER_SCHEME = {"3-vs-1": "1-vs-1", "1-vs-1": "3-vs-1"}
 
-    CETT scales each activation by ``||W_down[:, j]|| / ||h_t||``; a probe on ``|z|`` alone
-    asks what that normalisation adds to detection (not a question the paper tests). Both
-    measures get the same protocol: the probe's label scheme, penalty and standardisation,
-    fitted on the identification training responses with ``C`` chosen on ``Cs`` by held-out
-    accuracy alone (no suppression runs, unlike chapter 2's probe: the same criterion for both,
-    so neither is favoured by it), then scored on each balanced evaluation set. The
-    activation features are cached beside the CETT ones (``features_triviaqa_measure-
-    activation.npz``, ``features_<name>_measure-activation.npz``).
 
-    Returns per measure its ``C``, ``grid`` (:func:`probe.select_C`'s rows), H-Neuron count
-    and overlap with the chapter probe's; and per dataset each measure's ``metrics`` and
-    ``scores``, the response ``keys`` and ``y``, and ``diff``: the paired AUROC difference,
-    CETT minus activation, with its bootstrap interval (:func:`paired_auroc_drop`).
+def recipe_variants(probe: Probe) -> dict[str, dict]:
+    """The probe recipes :func:`recipe_control` sets against the chapter probe's own: raw
+    activations instead of CETT (``"measure"``) and the other label scheme (``"scheme"``).
+    Each: ``ref`` and ``alt`` (how the text names the probe's recipe and the variant), and
+    what changes (``features``: :class:`features.FeatureConfig` fields; ``label_scheme``)."""
+    other = OTHER_SCHEME[probe.label_scheme]
+    return {"measure": {"ref": "CETT", "alt": "raw activations", "features": {"measure": "activation"}},
+            "scheme": {"ref": probe.label_scheme, "alt": other, "label_scheme": other}}
+
+
+def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, EvalSet],
+                   cfg: EvalConfig, id_dir: str | Path, out_dir: str | Path,
+                   Cs: Sequence[float], n_boot: int = 1000,
+                   variants: Sequence[str] = ("measure", "scheme")) -> dict:
+    """Two design choices of the probe tested like for like (neither test is in the paper).
+
+    ``"measure"``: is CETT needed? CETT scales each activation by ``||W_down[:, j]|| /
+    ||h_t||``; a probe on the mean raw activations ``|z|`` (``FeatureConfig.measure=
+    "activation"``) asks what that normalisation adds to detection. ``"scheme"``: the other
+    label scheme ("1-vs-1": hallucinated against faithful answer tokens only; the official
+    repository's README says it detects better than the paper's "3-vs-1").
+
+    Every recipe, the reference (the chapter probe's features and label scheme) included, gets
+    one protocol: the probe's penalty and standardisation, fitted on the identification
+    training responses with ``C`` chosen on ``Cs`` by held-out accuracy alone (chapter 2's
+    probe also weighs a suppression run; leaving it out for all favours none), then scored on
+    each balanced evaluation set. Activation features are cached beside the CETT ones
+    (``features_triviaqa_measure-activation.npz``, ``features_<name>_measure-activation.npz``).
+
+    Returns ``reference`` and per variant (``variants``) the fit: ``C``, ``grid``
+    (:func:`probe.select_C`'s rows), H-Neuron count, overlap with the chapter probe's, and for
+    a variant its ``ref``/``alt`` names; per dataset the response ``keys`` and ``y``, and per
+    recipe ``metrics`` and ``scores``, a variant's with ``diff``: the paired AUROC difference,
+    reference minus variant, with its bootstrap interval (:func:`paired_auroc_drop`).
     """
     from dataclasses import replace
 
     from .pipeline import answer_matrix
     from .probe import select_C
 
+    spec = recipe_variants(probe)
+    unknown = [v for v in variants if v not in spec]
+    if unknown:
+        raise ValueError(f"unknown probe variants {unknown}: use some of {list(spec)}")
     id_dir, out_dir = Path(id_dir), Path(out_dir)
-    train = rebuild_examples(split, "train", id_dir / "responses_triviaqa.jsonl")
-    val = rebuild_examples(split, "val", id_dir / "responses_triviaqa.jsonl") or train
+    responses = id_dir / "responses_triviaqa.jsonl"
+    train = rebuild_examples(split, "train", responses)
+    val = rebuild_examples(split, "val", responses) or train
+    seen = {e.key for e in train}
+    everyone = train + [e for e in val if e.key not in seen]
     h0 = set(probe.h_neurons().flat.tolist())
-    fits, res = {}, {"measures": {}, "datasets": {}, "probe_h_neurons": len(h0)}
-    for measure in ("cett", "activation"):
-        fcfg = replace(cfg.features, measure=measure)
-        name = "features_triviaqa" + ("" if measure == "cett" else f"_measure-{measure}")
-        seen = {e.key for e in train}
-        fs = extract_features(m, train + [e for e in val if e.key not in seen], id_dir / f"{name}.npz",
-                              fcfg, desc=f"features training ({measure})")
-        X, y = scheme_rows(fs, train, probe.label_scheme)
+    res: dict = {"probe_h_neurons": len(h0), "variants": {}, "datasets": {}}
+    features_cache: dict = {}
+    fits = {}
+    for name in ("reference", *variants):
+        v = spec.get(name, {})
+        fcfg = replace(cfg.features, **v.get("features", {}))
+        scheme = v.get("label_scheme", probe.label_scheme)
+        if fcfg not in features_cache:
+            tag = "" if fcfg.measure == "cett" else f"_measure-{fcfg.measure}"
+            features_cache[fcfg] = extract_features(m, everyone, id_dir / f"features_triviaqa{tag}.npz",
+                                                    fcfg, desc=f"features training ({fcfg.measure})")
+        fs = features_cache[fcfg]
+        X, y = scheme_rows(fs, train, scheme)
         Xv, yv = answer_matrix(fs, val)
         fit, grid = select_C(X, y, Xv, yv, Cs, penalty=probe.config.get("penalty", "l1"),
                              standardize=probe.standardize, seed=probe.config.get("seed", 0),
                              n_layers=probe.n_layers, n_neurons=probe.n_neurons,
-                             model_id=probe.model_id, label_scheme=probe.label_scheme)
+                             model_id=probe.model_id, label_scheme=scheme)
         h = set(fit.h_neurons().flat.tolist())
-        fits[measure] = (fit, fcfg)
-        res["measures"][measure] = {"C": fit.C, "grid": grid, "h_neurons": len(h),
-                                    "h_overlap": len(h & h0), "n_nonzero": int(fit.flat.size)}
-    for name, es in sets.items():
+        fits[name] = (fit, fcfg)
+        info = {"C": fit.C, "grid": grid, "h_neurons": len(h), "h_overlap": len(h & h0),
+                "n_nonzero": int(fit.flat.size), "label_scheme": scheme, "measure": fcfg.measure,
+                **{k: v[k] for k in ("ref", "alt") if k in v}}
+        if name == "reference":
+            res["reference"] = info
+        else:
+            res["variants"][name] = info
+    for dname, es in sets.items():
         by_label, out = class_records(out_dir, es), {"keys": list(es.keys), "y": es.y.tolist()}
-        scored = {}
-        for measure, (fit, fcfg) in fits.items():
-            ev = es if measure == "cett" else featurised_set(
-                m, f"{name}_measure-{measure}", by_label[1], by_label[0], {}, es.questions,
-                replace(cfg, features=fcfg), out_dir, f"features {name} ({measure})")
-            scored[measure] = (ev, fit.decision_function(ev.X))
-            out[measure] = {"metrics": detection_metrics(ev.y, scored[measure][1], n_boot=n_boot,
-                                                         seed=cfg.seed),
-                            "scores": scored[measure][1].tolist()}
-        (a, sa), (b, sb) = scored["cett"], scored["activation"]
-        out["diff"] = paired_auroc_drop(a.keys, a.y, sa, b.keys, b.y, sb, n_boot, cfg.seed)
-        res["datasets"][name] = out
+        ref_scores = None
+        for name, (fit, fcfg) in fits.items():
+            ev = es if fcfg == cfg.features else featurised_set(
+                m, f"{dname}_measure-{fcfg.measure}", by_label[1], by_label[0], {}, es.questions,
+                replace(cfg, features=fcfg), out_dir, f"features {dname} ({fcfg.measure})")
+            sc = fit.decision_function(ev.X)
+            out[name] = {"metrics": detection_metrics(ev.y, sc, n_boot=n_boot, seed=cfg.seed),
+                         "scores": sc.tolist()}
+            if ref_scores is None:
+                ref_scores = (ev, sc)
+            else:
+                a, sa = ref_scores
+                out[name]["diff"] = paired_auroc_drop(a.keys, a.y, sa, ev.keys, ev.y, sc, n_boot, cfg.seed)
+        res["datasets"][dname] = out
     return res
 
 
-def measure_verdict(diff: dict, min_per_class: int = MIN_PER_CLASS) -> str:
-    """The paired AUROC difference (CETT minus raw activations, :func:`measure_control`) read:
-    CETT ahead or raw activations ahead where its interval excludes 0, else no difference
-    shown; too few responses under ``min_per_class`` in the smaller class."""
+def recipe_verdict(diff: dict, ref: str, alt: str, min_per_class: int = MIN_PER_CLASS) -> str:
+    """A paired AUROC difference of :func:`recipe_control` (reference ``ref`` minus variant
+    ``alt``) read: "<ref> ahead" or "<alt> ahead" where its interval excludes 0, else no
+    difference shown; too few responses under ``min_per_class`` in the smaller class."""
     lo, hi = diff["drop_ci"]
     if min(diff["n_pos"], diff["n_neg"]) < min_per_class:
         return f"too few responses to compare (fewer than {min_per_class} per class)"
     if lo > 0:
-        return "CETT ahead (the interval lies above 0)"
+        return f"{ref} ahead (the interval lies above 0)"
     if hi < 0:
-        return "raw activations ahead (the interval lies below 0)"
+        return f"{alt} ahead (the interval lies below 0)"
     return "no difference shown (the interval includes 0)"
 
 
-def _ci_level(res: dict) -> float:
-    """The confidence level of :func:`measure_control`'s paired intervals (0.95 if unstated)."""
-    levels = {d["diff"].get("ci_level", 0.95) for d in res["datasets"].values()}
-    return levels.pop() if len(levels) == 1 else 0.95
+def _auroc_text(m: dict) -> str:
+    return f"{m['auroc']:.2f} [{m['auroc_ci'][0]:.2f}, {m['auroc_ci'][1]:.2f}]"
 
 
-def measure_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
-    """One line per dataset of :func:`measure_control`: both AUROCs with intervals and the
-    paired difference, read as CETT ahead, activations ahead, or within the interval; then
-    what each measure's probe selected."""
+def recipe_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
+    """Lines reading :func:`recipe_control`: per dataset the reference's AUROC and each
+    variant's with its paired difference and verdict; per variant a count of the verdicts over
+    the sets (with a caution where one set alone differs: how often one of that many intervals
+    excludes 0 by chance); then what each recipe's probe selected."""
+    ref = res["reference"]
     lines = []
-    for name, d in res["datasets"].items():
-        c, a, diff = d["cett"]["metrics"], d["activation"]["metrics"], d["diff"]
-        verdict = measure_verdict(diff, min_per_class)
-        lines.append(f"{name}: AUROC with CETT {c['auroc']:.2f} [{c['auroc_ci'][0]:.2f}, {c['auroc_ci'][1]:.2f}], "
-                     f"with raw activations {a['auroc']:.2f} [{a['auroc_ci'][0]:.2f}, {a['auroc_ci'][1]:.2f}]; "
-                     f"paired difference {span_drop_text(diff)} on {diff['n_pos']} + "
-                     f"{diff['n_neg']} responses: {verdict}.")
-    verdicts = {name: measure_verdict(d["diff"], min_per_class) for name, d in res["datasets"].items()}
-    scored = [n for n, v in verdicts.items() if not v.startswith("too few")]
-    ahead = {w: [n for n in scored if verdicts[n].startswith(w)] for w in ("CETT ahead", "raw activations ahead")}
-    if scored:
+    for dname, d in res["datasets"].items():
+        parts = [f"{dname}: AUROC of the reference ({ref['measure'].replace('cett', 'CETT')}, "
+                 f"{ref['label_scheme']}) {_auroc_text(d['reference']['metrics'])}"]
+        for name, v in res["variants"].items():
+            diff = d[name]["diff"]
+            parts.append(f"with {v['alt']} {_auroc_text(d[name]['metrics'])}, {v['ref']} minus "
+                         f"{v['alt']} {span_drop_text(diff)} on {diff['n_pos']} + {diff['n_neg']} "
+                         f"responses: {recipe_verdict(diff, v['ref'], v['alt'], min_per_class)}")
+        lines.append("; ".join(parts) + ".")
+    for name, v in res["variants"].items():
+        verdicts = {dn: recipe_verdict(d[name]["diff"], v["ref"], v["alt"], min_per_class)
+                    for dn, d in res["datasets"].items()}
+        scored = [dn for dn, t in verdicts.items() if not t.startswith("too few")]
+        if not scored:
+            continue
+        ahead = {w: [dn for dn in scored if verdicts[dn].startswith(f"{w} ahead")] for w in (v["ref"], v["alt"])}
+        n_diff = sum(map(len, ahead.values()))
+
         def named(ns: list[str]) -> str:
             return f"{len(ns)} ({', '.join(ns)})" if ns else "0"
 
-        line = (f"Over the {noun(len(scored), 'set')} with a verdict: CETT ahead on "
-                f"{named(ahead['CETT ahead'])}, raw activations ahead on "
-                f"{named(ahead['raw activations ahead'])}, no difference shown on "
-                f"{len(scored) - sum(map(len, ahead.values()))}.")
-        n_diff = sum(map(len, ahead.values()))
+        line = (f"{v['ref']} vs {v['alt']}, over the {noun(len(scored), 'set')} with a verdict: "
+                f"{v['ref']} ahead on {named(ahead[v['ref']])}, {v['alt']} ahead on "
+                f"{named(ahead[v['alt']])}, no difference shown on {len(scored) - n_diff}.")
         if n_diff == 1 and len(scored) > 1:
-            level = _ci_level(res)
-            chance = 1 - level ** len(scored)
-            line += (f" With {len(scored)} intervals at {level:.0%}, at least one excludes 0 "
-                     f"in about {chance:.0%} of runs where the measures do not differ at all, so one "
-                     "set ahead is weak evidence on its own.")
+            level = {d[name]["diff"].get("ci_level", 0.95) for d in res["datasets"].values()}
+            level = level.pop() if len(level) == 1 else 0.95
+            line += (f" With {len(scored)} intervals at {level:.0%}, at least one excludes 0 in about "
+                     f"{1 - level ** len(scored):.0%} of runs where the recipes do not differ at all, "
+                     "so one set ahead is weak evidence on its own.")
         lines.append(line)
-    for measure, r in res["measures"].items():
-        what = "CETT" if measure == "cett" else "raw activations"
-        lines.append(f"on {what}: C = {r['C']:g} (held-out accuracy), {noun(r['h_neurons'], 'H-Neuron')} "
-                     f"({r['n_nonzero']} non-zero weights), {r['h_overlap']} of them among the "
-                     + ("chapter probe's H-Neurons" if (n := res.get("probe_h_neurons")) is None
-                        else f"chapter probe's {n} H-Neurons"))
+    n0 = res.get("probe_h_neurons")
+    for what, r in [("the reference", ref)] + [(f"{v['alt']}", v) for v in res["variants"].values()]:
+        lines.append(f"{what}: C = {r['C']:g} (held-out accuracy), {noun(r['h_neurons'], 'H-Neuron')} "
+                     f"({r['n_nonzero']} non-zero weights), {r['h_overlap']} of them among the chapter "
+                     f"probe's" + (f" {n0}" if n0 is not None else "") + " H-Neurons")
     return lines
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import judges, paper
 from .detection import (SUPPORTING, auroc_verdict, baseline_summary, capped_label, metrics_verdict,
-                        measure_verdict, random_auroc, screen_verdict, span_credit, span_credit_text,
+                        random_auroc, recipe_verdict, screen_verdict, span_credit, span_credit_text,
                         span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
                         at_ceiling, slope_direction, syc_view)
@@ -286,7 +286,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     spans, spans_all = d.get("spans") or {}, everyone.get("spans") or {}
     sb = read_results(folder / "screen_baseline.json") or {}  # chapter 3's stronger baseline
     screen, n_screen = {r["index"]: r for r in sb.get("table", [])}, sb.get("overlap", {}).get("h_neurons")
-    measure = (read_results(folder / "measure_control.json") or {}).get("datasets", {})
+    recipes = read_results(folder / "recipe_control.json") or {}
     probe, n_h = _probe_label(d["baselines"])
     labels = (read_results(folder / "answer_judge_agreement.json") or {}).get("rows", [])
     rows = []
@@ -340,12 +340,15 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                          f"{100 * r['screen (H count)']:.1f} (H-Neurons refit {100 * r['H-Neurons refit']:.1f})")
                 sv = screen_verdict(r, min_per_class)
                 parts.append("against the individually best: " + (sv or f"too few (under {min_per_class} per class)"))
-            if k in measure:  # the same protocol on raw activations instead of CETT
-                c, diff = measure[k], measure[k]["diff"]
-                ours += (f"; on raw activations instead of CETT (both with C by held-out accuracy): "
-                         f"AUROC {_auroc_ci(c['activation']['metrics'])} vs {_auroc_ci(c['cett']['metrics'])}, "
-                         f"paired difference {span_drop_text(diff, 100, '.1f')} points")
-                parts.append("CETT vs raw activations: " + measure_verdict(diff, min_per_class))
+            for name, v in recipes.get("variants", {}).items():  # like-for-like refits (chapter 3)
+                r = recipes["datasets"].get(k, {})
+                if name not in r:
+                    continue
+                ours += (f"; {v['alt']} instead of {v['ref']} (both with C by held-out accuracy): AUROC "
+                         f"{_auroc_ci(r[name]['metrics'])} vs {_auroc_ci(r['reference']['metrics'])}, "
+                         f"paired difference {span_drop_text(r[name]['diff'], 100, '.1f')} points")
+                parts.append(f"{v['ref']} vs {v['alt']}: "
+                             + recipe_verdict(r[name]["diff"], v["ref"], v["alt"], min_per_class))
             cell, warn = judges.label_check(labels, k)
             ours += f"; {cell}" if cell else ""
             parts += [warn] if warn else []
@@ -599,9 +602,10 @@ CHECKS = [
     "It gives, too, chapter 3's stronger baseline (not in the paper): the H-Neurons refit against "
     "as many neurons picked one by one for their own AUROC; \"screened ahead\" means a simple "
     "screen finds neurons at least as telling.",
-    "And it gives the measure control (chapter 3, not in the paper): the same probe fitted on raw "
-    "activations |z| instead of CETT, both with C chosen by held-out accuracy alone, and the paired "
-    "AUROC difference; \"CETT ahead\" means its interval lies above 0.",
+    "And it gives chapter 3's like-for-like refits (not in the paper): the same probe on raw "
+    "activations |z| instead of CETT, and with the other label scheme, each against the probe's "
+    "own recipe with C chosen by held-out accuracy alone for both, with the paired AUROC "
+    "difference; \"CETT ahead\" means its interval lies above 0.",
     "The H-Neuron and Table 1 rows give the precision of the judge's class labels (hallucinated, "
     "faithful) on hand labels of the default model's answers, where the book has them (chapters 2 "
     "and 3); a weak one is flagged (its class may then not hold what it should), and so is a "

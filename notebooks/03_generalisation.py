@@ -26,7 +26,7 @@
 # intervals on the four datasets, for the H-Neuron probe and for classifiers on random neurons
 # over several seeds, beside the paper's published rows. Controls the paper does not run
 # follow: the individually best neurons, one answer-span rule for both classes, and the same
-# probe on raw activations instead of CETT.
+# probe on raw activations instead of CETT, or with the other label scheme.
 #
 # **Inputs:** `probe.json`, `split.json` and `features_triviaqa.npz` from the identification
 # chapter (`notebooks/02_identification.py`), run with the same `OUTPUT_DIR` and `MODEL_ID`.
@@ -53,7 +53,7 @@ N_BOOT = 1000  # bootstrap resamples for the 95% intervals
 ALL_ANSWERS = True  # also score larger sets (up to ALL_ANSWERS_MAX answers per class) than the balanced one
 ALL_ANSWERS_MAX = 300  # cap per class of those sets (seeded draw); None: no cap
 SPAN_CONTROL = True  # also refit and score with one span rule for both classes (see below)
-MEASURE_CONTROL = True  # also fit the same probe on raw activations |z| instead of CETT (not in the paper)
+PROBE_VARIANTS = ["measure", "scheme"]  # like-for-like refits (see below): raw |z| instead of CETT; the other label scheme; [] skips
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
 JUDGE_MODEL = "gpt-4o"  # the paper's judge
@@ -341,31 +341,40 @@ else:
     print("no evaluation set has two or more responses per class: no ROC curve to draw")
 
 # %% [markdown]
-# ## Is CETT needed? The same probe on raw activations (not in the paper)
+# ## Two design choices, tested like for like (not in the paper)
 #
-# CETT weighs each activation $|z_{j,t}|$ by $\lVert W_{down}[:, j]\rVert / \lVert h_t\rVert$:
-# a neuron counts for what it adds to the layer's output at that token, not for its raw size.
-# The paper builds on that measure but does not test whether detection needs it. Here both
-# measures get the same protocol, so only the measure differs: the probe's labels, penalty and
+# The probe rests on two choices the paper does not test against alternatives on held-out
+# sets. **The measure:** CETT weighs each activation $|z_{j,t}|$ by
+# $\lVert W_{down}[:, j]\rVert / \lVert h_t\rVert$, so a neuron counts for what it adds to
+# the layer's output at that token, not for its raw size. Does detection need that, or do raw
+# activations do as well? **The labels:** the paper's "3-vs-1" scheme puts faithful answer
+# tokens and every non-answer token in the negative class; "1-vs-1" contrasts hallucinated
+# with faithful answer tokens only, which the official repository's README says detects
+# better.
+#
+# Each alternative is set against a *reference* recipe (the chapter probe's: CETT, its label
+# scheme), and all get one protocol so that only the choice differs: the probe's penalty and
 # standardisation, fitted on chapter 2's training responses, with $C$ chosen on the same grid
 # by held-out accuracy alone (chapter 2's probe also weighs a suppression run, which this
-# comparison leaves out for both), then scored on the balanced sets above. The *paired
-# difference* is the CETT probe's AUROC minus the activation probe's on the same responses,
+# comparison leaves out for every recipe), then scored on the balanced sets above. The
+# reference is therefore the chapter probe's like-for-like twin, not the probe itself. The
+# *paired difference* is the reference's AUROC minus the alternative's on the same responses,
 # with a bootstrap interval that resamples the responses once per replicate for both. With
-# unstandardised features (the default, as in the paper) the measures also differ in scale,
-# so the L1 penalty picks different kinds of neurons under each: that is part of what is being
-# compared.
+# unstandardised features (the default, as in the paper) raw activations and CETT also differ
+# in scale, so the L1 penalty picks different kinds of neurons under each: that is part of
+# what is being compared.
 
 # %%
-if MEASURE_CONTROL and sets:
+if PROBE_VARIANTS and sets:
     t0 = time.monotonic()
-    mctl = detection.measure_control(m, probe, split, sets, ecfg, ID_DIR, OUT, idc["Cs"], n_boot=N_BOOT)
-    plots.write_results(OUT, "measure_control", mctl)
-    print("\n".join(detection.measure_reading(mctl)))
+    rctl = detection.recipe_control(m, probe, split, sets, ecfg, ID_DIR, OUT, idc["Cs"], n_boot=N_BOOT,
+                                    variants=PROBE_VARIANTS)
+    plots.write_results(OUT, "recipe_control", rctl)
+    print("\n".join(detection.recipe_reading(rctl)))
     print(f"({time.monotonic() - t0:.0f} s)")
 else:
-    mctl = None
-    print("skipped:", "MEASURE_CONTROL is False" if not MEASURE_CONTROL else "no evaluation set")
+    rctl = None
+    print("skipped:", "PROBE_VARIANTS is empty" if not PROBE_VARIANTS else "no evaluation set")
 
 # %% [markdown]
 # ## Our Table 1 beside the paper's
@@ -493,11 +502,11 @@ if ours_all:
 #   span length alone detects well, the probe's success is not cleanly attributable to the
 #   H-Neurons; the span control above refits without the difference, and exercise 4 reruns
 #   the whole pipeline (C selection included) that way.
-# - **CETT or raw activations.** The measure comparison refits both probes with $C$ chosen by
-#   held-out accuracy alone, so its CETT row is not the chapter's probe (whose $C$ also weighs
-#   a suppression run) but its like-for-like twin. A difference whose interval includes 0
-#   says the two measures are not told apart on these sets, not that they are equal; at a
-#   few dozen responses per set only a large gap can show.
+# - **Design choices.** The like-for-like refits choose $C$ by held-out accuracy alone, so
+#   their reference is not the chapter's probe (whose $C$ also weighs a suppression run) but
+#   its twin. A difference whose interval includes 0 says the two recipes are not told apart
+#   on these sets, not that they are equal; at a few dozen responses per set only a large gap
+#   can show.
 #
 # ## Exercises
 #
@@ -515,7 +524,7 @@ if ours_all:
 #    chapter. Does span length still separate the classes, and does the TriviaQA AUROC hold?
 # 5. In that same rerun, compare the H-Neurons with the individually best neurons again. With
 #    span length no longer a cue, does the screen still match or beat them?
-# 6. The measure control fits raw activations with the penalty of the CETT probe. Rerun
+# 6. The like-for-like refits fit raw activations with the penalty of the CETT probe. Rerun
 #    chapter 02 with `STANDARDIZE = True` (every neuron z-scored, so the column norm
 #    $\lVert W_{down}[:, j]\rVert$ cancels and only the division by $\lVert h_t\rVert$ tells
 #    the two measures apart), then this chapter: does the gap between them change?

@@ -383,81 +383,104 @@ def test_span_rule_control_refits_with_one_rule_for_both_classes(chat_model, tmp
     assert span_control_reading(again, {}, group="all_answers", label="larger, ")[0].startswith("larger, ev: AUROC")
 
 
-def test_measure_control_fits_cett_and_raw_activations_alike(chat_model, tmp_path):
-    """The CETT-vs-activation control fits both measures with the same protocol (C by held-out
-    accuracy on the same grid), caches the activation features apart, scores both on the same
-    responses and pairs them; its reading names the comparison."""
+def test_recipe_control_fits_every_recipe_alike(chat_model, tmp_path):
+    """The like-for-like refits fit the probe's recipe, raw activations and the other label
+    scheme with one protocol (C by held-out accuracy on the same grid), cache the activation
+    features apart, score all on the same responses and pair each variant with the reference;
+    the reading names each comparison. An unknown variant is refused."""
     from hneurons_utils import pipeline
-    from hneurons_utils.detection import measure_control, measure_reading
+    from hneurons_utils.detection import recipe_control, recipe_reading
     from hneurons_utils.probe import select_C
 
     identify(chat_model, qa(16), replace(CFG, Cs=(1e6,)), tmp_path / "id", judge=judge)
     probe, split, fs = load_identification(tmp_path / "id")
     es = build_eval_set(chat_model, qa(10, start=30, dataset="ev"), EVAL, tmp_path, "ev", judge=judge)
-    res = measure_control(chat_model, probe, split, {"ev": es}, EVAL, tmp_path / "id", tmp_path,
-                          Cs=(0.1, 1e6), n_boot=20)
+    with pytest.raises(ValueError, match=r"unknown probe variants \['width'\]"):
+        recipe_control(chat_model, probe, split, {"ev": es}, EVAL, tmp_path / "id", tmp_path,
+                       Cs=(1.0,), variants=["width"])
+    res = recipe_control(chat_model, probe, split, {"ev": es}, EVAL, tmp_path / "id", tmp_path,
+                         Cs=(0.1, 1e6), n_boot=20)
     assert (tmp_path / "id" / "features_triviaqa_measure-activation.npz").exists()
     assert (tmp_path / "features_ev_measure-activation.npz").exists()
     assert not (tmp_path / "features_ev_measure-cett.npz").exists()  # CETT: the set's own features
-    for r in res["measures"].values():
+    assert set(res["variants"]) == {"measure", "scheme"}
+    assert (res["variants"]["scheme"]["label_scheme"], res["variants"]["scheme"]["alt"]) == ("1-vs-1", "1-vs-1")
+    assert (res["variants"]["measure"]["measure"], res["reference"]["label_scheme"]) == ("activation", "3-vs-1")
+    for r in [res["reference"], *res["variants"].values()]:
         assert [g["C"] for g in r["grid"]] == [0.1, 1e6] and sum(g["chosen"] for g in r["grid"]) == 1
         assert 0 <= r["h_overlap"] <= r["h_neurons"] <= r["n_nonzero"]
-    # the CETT side is the probe's own protocol on chapter 2's features, C by held-out accuracy
-    train = pipeline.rebuild_examples(split, "train", tmp_path / "id" / "responses_triviaqa.jsonl")
-    val = pipeline.rebuild_examples(split, "val", tmp_path / "id" / "responses_triviaqa.jsonl") or train
-    X, y = pipeline.scheme_rows(fs, train, probe.label_scheme)
+    # the reference is the probe's own recipe on chapter 2's features, C by held-out accuracy
+    rows = pipeline.rebuild_examples(split, "train", tmp_path / "id" / "responses_triviaqa.jsonl")
+    val = pipeline.rebuild_examples(split, "val", tmp_path / "id" / "responses_triviaqa.jsonl") or rows
     Xv, yv = pipeline.answer_matrix(fs, val)
-    want, _ = select_C(X, y, Xv, yv, (0.1, 1e6), standardize=probe.standardize,
-                       n_layers=probe.n_layers, n_neurons=probe.n_neurons)
     d = res["datasets"]["ev"]
-    assert res["measures"]["cett"]["C"] == want.C
-    assert d["cett"]["scores"] == pytest.approx(want.decision_function(es.X).tolist())
-    assert d["keys"] == es.keys and d["y"] == es.y.tolist()
-    assert d["diff"]["default"] == pytest.approx(d["cett"]["metrics"]["auroc"])
-    assert d["diff"]["control"] == pytest.approx(d["activation"]["metrics"]["auroc"])
-    assert d["diff"]["drop"] == pytest.approx(d["diff"]["default"] - d["diff"]["control"])
+    for key, scheme in (("reference", "3-vs-1"), ("scheme", "1-vs-1")):
+        X, y = pipeline.scheme_rows(fs, rows, scheme)
+        want, _ = select_C(X, y, Xv, yv, (0.1, 1e6), standardize=probe.standardize,
+                           n_layers=probe.n_layers, n_neurons=probe.n_neurons)
+        assert d[key]["scores"] == pytest.approx(want.decision_function(es.X).tolist())
+    assert d["keys"] == es.keys and d["y"] == es.y.tolist() and "diff" not in d["reference"]
+    for key in ("measure", "scheme"):
+        diff = d[key]["diff"]
+        assert diff["default"] == pytest.approx(d["reference"]["metrics"]["auroc"])
+        assert diff["control"] == pytest.approx(d[key]["metrics"]["auroc"])
+        assert diff["drop"] == pytest.approx(diff["default"] - diff["control"])
     act = np.load(tmp_path / "features_ev_measure-activation.npz", allow_pickle=False)["answer"]
     assert not np.allclose(act.astype(np.float32).reshape(len(act), -1), es.X)  # other numbers
-    text = measure_reading(res)
-    assert text[0].startswith("ev: AUROC with CETT ") and "with raw activations" in text[0]
-    assert "too few responses to compare" in text[0]  # a tiny set: no verdict
-    assert text[1].startswith("on CETT: C = ") and text[2].startswith("on raw activations: C = ")
+    text = recipe_reading(res)
+    assert text[0].startswith("ev: AUROC of the reference (CETT, 3-vs-1) ")
+    assert "; with raw activations " in text[0] and ", CETT minus raw activations " in text[0]
+    assert "; with 1-vs-1 " in text[0] and ", 3-vs-1 minus 1-vs-1 " in text[0]
+    assert text[0].count("too few responses to compare") == 2  # a tiny set: no verdict
+    assert [t.split(":")[0] for t in text[1:]] == ["the reference", "raw activations", "1-vs-1"]
+    only = recipe_control(chat_model, probe, split, {"ev": es}, EVAL, tmp_path / "id", tmp_path,
+                          Cs=(0.1, 1e6), n_boot=20, variants=["scheme"])
+    assert list(only["variants"]) == ["scheme"] and "measure" not in only["datasets"]["ev"]
 
 
-def test_measure_reading_counts_verdicts_and_warns_of_a_lone_difference():
-    """Each set's paired difference is read by its interval; the summary line counts the
-    verdicts and, where some set shows a difference among several, says how often one of that
-    many intervals excludes 0 by chance alone (1 - 0.95^n)."""
-    from hneurons_utils.detection import measure_reading, measure_verdict
+def test_recipe_reading_counts_verdicts_and_warns_of_a_lone_difference():
+    """Each set's paired difference is read by its interval; a line per variant counts the
+    verdicts and, where one set alone shows a difference among several, says how often one of
+    that many intervals excludes 0 by chance alone (1 - 0.95^n)."""
+    from hneurons_utils.detection import recipe_reading, recipe_verdict
 
-    def d(lo, hi, n=20):
-        m = {"auroc": 0.8, "auroc_ci": [0.7, 0.9]}
-        return {"cett": {"metrics": m}, "activation": {"metrics": m},
-                "diff": {"drop": (lo + hi) / 2, "drop_ci": [lo, hi], "n_pos": n, "n_neg": n, "ci_level": 0.95}}
+    m = {"auroc": 0.8, "auroc_ci": [0.7, 0.9]}
 
-    def fit(C, h, overlap):
-        return {"C": C, "h_neurons": h, "h_overlap": overlap, "n_nonzero": 2 * h}
+    def diff(lo, hi, n=20):
+        return {"drop": (lo + hi) / 2, "drop_ci": [lo, hi], "n_pos": n, "n_neg": n, "ci_level": 0.95}
 
-    res = {"datasets": {"a": d(0.01, 0.2), "b": d(-0.1, 0.1), "c": d(-0.3, -0.1), "x": d(0.1, 0.2, n=4)},
-           "measures": {"cett": fit(100.0, 1, 1), "activation": fit(30.0, 12, 3)}, "probe_h_neurons": 4}
-    assert measure_verdict(res["datasets"]["a"]["diff"]) == "CETT ahead (the interval lies above 0)"
-    assert measure_verdict(res["datasets"]["c"]["diff"]).startswith("raw activations ahead")
-    text = measure_reading(res)
-    assert text[0].endswith("paired difference +0.11 [+0.01, +0.20] on 20 + 20 responses: CETT ahead "
-                            "(the interval lies above 0).")
-    assert text[3].endswith("too few responses to compare (fewer than 10 per class).")
-    assert text[4] == ("Over the 3 sets with a verdict: CETT ahead on 1 (a), raw activations ahead on "
-                       "1 (c), no difference shown on 1.")  # two differences: no lone-interval caution
-    lone = measure_reading({**res, "datasets": {k: res["datasets"][k] for k in "abx"}})
-    assert lone[3] == ("Over the 2 sets with a verdict: CETT ahead on 1 (a), raw activations ahead on 0, "
-                       "no difference shown on 1. With 2 intervals at 95%, at least one excludes 0 in "
-                       "about 10% of runs where the measures do not differ at all, so one set ahead is "
-                       "weak evidence on its own.")
-    assert text[5] == ("on CETT: C = 100 (held-out accuracy), 1 H-Neuron (2 non-zero weights), 1 of them "
-                       "among the chapter probe's 4 H-Neurons")
-    quiet = measure_reading({**res, "datasets": {"b": d(-0.1, 0.1)}})
-    assert quiet[1] == ("Over the 1 set with a verdict: CETT ahead on 0, raw activations ahead on 0, "
-                        "no difference shown on 1.")
+    def d(measure, scheme, n=20):
+        return {"reference": {"metrics": m}, "measure": {"metrics": m, "diff": diff(*measure, n)},
+                "scheme": {"metrics": m, "diff": diff(*scheme, n)}}
+
+    def fit(C, h, overlap, **kw):
+        return {"C": C, "h_neurons": h, "h_overlap": overlap, "n_nonzero": 2 * h, **kw}
+
+    res = {"probe_h_neurons": 4,
+           "reference": fit(100.0, 1, 1, measure="cett", label_scheme="3-vs-1"),
+           "variants": {"measure": fit(30.0, 12, 3, ref="CETT", alt="raw activations"),
+                        "scheme": fit(3.0, 5, 2, ref="3-vs-1", alt="1-vs-1")},
+           "datasets": {"a": d((0.01, 0.2), (-0.1, 0.1)), "b": d((-0.1, 0.1), (-0.1, 0.1)),
+                        "c": d((-0.3, -0.1), (-0.1, 0.1)), "x": d((0.1, 0.2), (0.1, 0.2), n=4)}}
+    assert recipe_verdict(diff(0.01, 0.2), "CETT", "raw activations") == "CETT ahead (the interval lies above 0)"
+    assert recipe_verdict(diff(-0.3, -0.1), "3-vs-1", "1-vs-1") == "1-vs-1 ahead (the interval lies below 0)"
+    text = recipe_reading(res)
+    assert text[0] == ("a: AUROC of the reference (CETT, 3-vs-1) 0.80 [0.70, 0.90]; with raw activations "
+                       "0.80 [0.70, 0.90], CETT minus raw activations +0.11 [+0.01, +0.20] on 20 + 20 "
+                       "responses: CETT ahead (the interval lies above 0); with 1-vs-1 0.80 [0.70, 0.90], "
+                       "3-vs-1 minus 1-vs-1 +0.00 [-0.10, +0.10] on 20 + 20 responses: no difference "
+                       "shown (the interval includes 0).")
+    assert text[3].count("too few responses to compare (fewer than 10 per class)") == 2
+    assert text[4] == ("CETT vs raw activations, over the 3 sets with a verdict: CETT ahead on 1 (a), raw "
+                       "activations ahead on 1 (c), no difference shown on 1.")  # two: no caution
+    assert text[5] == "3-vs-1 vs 1-vs-1, over the 3 sets with a verdict: 3-vs-1 ahead on 0, 1-vs-1 ahead on 0, no difference shown on 3."
+    assert text[6] == ("the reference: C = 100 (held-out accuracy), 1 H-Neuron (2 non-zero weights), 1 of "
+                       "them among the chapter probe's 4 H-Neurons")
+    lone = recipe_reading({**res, "datasets": {k: res["datasets"][k] for k in "abx"}})
+    assert lone[3] == ("CETT vs raw activations, over the 2 sets with a verdict: CETT ahead on 1 (a), raw "
+                       "activations ahead on 0, no difference shown on 1. With 2 intervals at 95%, at least "
+                       "one excludes 0 in about 10% of runs where the recipes do not differ at all, so one "
+                       "set ahead is weak evidence on its own.")
 
 
 def test_overall_reading_follows_the_counts():

@@ -472,18 +472,20 @@ def test_the_sycophancy_row_names_both_measures_in_sentences(results):
     assert "; but" not in r.reading and "raise compliance less" not in r.reading
 
 
-def test_table1_row_gives_the_measure_control(results):
-    """Where chapter 3 ran the measure control, the Table 1 row gives both AUROCs and the paired
-    difference, and reads it (an interval above 0: CETT ahead; one including 0: no difference)."""
+def test_table1_row_gives_the_like_for_like_refits(results):
+    """Where chapter 3 ran its like-for-like refits, the Table 1 row gives each variant's AUROC
+    beside the reference's with the paired difference, and reads it (an interval above 0: the
+    reference ahead; one including 0: no difference)."""
     def entry(d, lo, hi):
-        return {"cett": {"metrics": metric(0.8, 0.7, 0.9, 30)},
-                "activation": {"metrics": metric(0.8 - d, 0.6, 0.8, 30)}, "diff": drop(d, lo, hi)}
+        return {"reference": {"metrics": metric(0.8, 0.7, 0.9, 30)},
+                "measure": {"metrics": metric(0.8 - d, 0.6, 0.8, 30), "diff": drop(d, lo, hi)}}
 
-    write(results / MODEL / "generalisation" / "measure_control.json",
-          {"datasets": {"triviaqa": entry(0.1, 0.02, 0.2), "nq_open": entry(0.05, -0.1, 0.2)}})
+    write(results / MODEL / "generalisation" / "recipe_control.json",
+          {"variants": {"measure": {"ref": "CETT", "alt": "raw activations"}},
+           "datasets": {"triviaqa": entry(0.1, 0.02, 0.2), "nq_open": entry(0.05, -0.1, 0.2)}})
     card = summary.scorecard(results, MODEL)
     tq, nq = row(card, "Table 1 (§2)", "TriviaQA"), row(card, "Table 1 (§2)", "NQ-Open")
-    assert ("; on raw activations instead of CETT (both with C by held-out accuracy): AUROC 70.0 "
+    assert ("; raw activations instead of CETT (both with C by held-out accuracy): AUROC 70.0 "
             "[60.0, 80.0] vs 80.0 [70.0, 90.0], paired difference +10.0 [+2.0, +20.0] points") in tq.ours
     assert "; CETT vs raw activations: CETT ahead (the interval lies above 0)" in tq.reading
     assert "CETT vs raw activations: no difference shown (the interval includes 0)" in nq.reading
