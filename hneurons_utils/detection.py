@@ -262,6 +262,7 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
                              standardize=probe.standardize, seed=probe.config.get("seed", 0),
                              n_layers=probe.n_layers, n_neurons=probe.n_neurons,
                              model_id=probe.model_id, label_scheme=scheme)
+        del X, y, Xv, yv  # at 7B+ one recipe's rows are gigabytes: never hold two recipes' at once
         h = set(fit.h_neurons().flat.tolist())
         fits[name] = (fit, fcfg)
         info = {"C": fit.C, "grid": grid, "h_neurons": len(h), "h_overlap": len(h & h0),
