@@ -19,8 +19,8 @@ def _batch(pad: bool = True):
     return {"input_ids": ids, "attention_mask": am}
 
 
-def reference_cett(m, batch):
-    """Slow reference: per neuron, ||z_j W_down[:, j]|| / ||h|| as a plain loop, from plain hooks."""
+def hooked_down_proj(m, batch) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Every layer's down-projection input z and output h, ``[B, T, .]``, from plain hooks."""
     store = {}
     hooks = [m.adapter.down_proj(m.hf, i).register_forward_hook(
         lambda mod, inp, out, i=i: store.__setitem__(i, (inp[0].detach(), out.detach())))
@@ -30,10 +30,16 @@ def reference_cett(m, batch):
         m.hf(**batch, position_ids=pos)
     for h in hooks:
         h.remove()
-    out = []
     shape = (*batch["input_ids"].shape, -1)  # [B, T, .]: OPT's layers flatten tokens
+    return {i: tuple(t.reshape(shape) for t in zh) for i, zh in store.items()}
+
+
+def reference_cett(m, batch):
+    """Slow reference: per neuron, ||z_j W_down[:, j]|| / ||h|| as a plain loop, from plain hooks."""
+    store = hooked_down_proj(m, batch)
+    out = []
     for i in range(m.adapter.n_layers):
-        z, h = (t.reshape(shape) for t in store[i])
+        z, h = store[i]
         w = m.adapter.down_weight(m.hf, i)
         per_neuron = [(z[..., j:j + 1] * w[:, j]).norm(dim=-1) / h.norm(dim=-1)
                       for j in range(w.shape[1])]
@@ -69,28 +75,14 @@ def test_cett_means_match_reference_over_masks(tiny_model):
         assert rel.max() < 1e-5
 
 
-def _hooked_z(m, batch):
-    """|z| (the down-projection input) of every layer from plain hooks: [L, B, T, N]."""
-    store = {}
-    hooks = [m.adapter.down_proj(m.hf, i).register_forward_hook(
-        lambda mod, inp, out, i=i: store.__setitem__(i, inp[0].detach()))
-        for i in range(m.adapter.n_layers)]
-    pos = (batch["attention_mask"].cumsum(-1) - 1).clamp_min(0)
-    with torch.no_grad():
-        m.hf(**batch, position_ids=pos)
-    for h in hooks:
-        h.remove()
-    return torch.stack([store[i].reshape(*batch["input_ids"].shape, -1).abs()
-                        for i in range(m.adapter.n_layers)])
-
-
 def test_activation_measure_is_the_mean_absolute_down_projection_input(tiny_model):
     """measure="activation" (chapter 3's baseline) averages |z_j,t| itself over each mask, with
     neither CETT factor; CETT divided by it token by token is ||W_down[:, j]|| / ||h_t||, so the
     two measures differ exactly by those factors. An unknown measure is refused."""
     batch = _batch()
     real = batch["attention_mask"].bool()
-    z = _hooked_z(tiny_model, batch)  # [L, B, T, N]
+    store = hooked_down_proj(tiny_model, batch)
+    z = torch.stack([store[i][0].abs() for i in range(tiny_model.adapter.n_layers)])  # [L, B, T, N]
     got = cett.cett_means(tiny_model, batch, {"all": real}, measure="activation")["all"]
     want = (torch.where(real[None, :, :, None], z, 0.0).sum(2) / real.sum(1)[None, :, None]).permute(1, 0, 2)
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-7)
