@@ -519,8 +519,9 @@ print(pipeline.stability_reading(stability) if stability else
 #    small models? To train on it, raise `N_SCREEN` until that row has a few correct
 #    questions (with none, the balanced set is empty and the chapter stops with an error
 #    that says so).
-# 2. Set `LABEL_SCHEME = "1-vs-1"`. The official README says it detects better; does it
-#    select more or fewer neurons, and in which layers?
+# 2. Set `LABEL_SCHEME = "1-vs-1"`. The official README says it detects better (chapter 3
+#    compares the two schemes like for like on its evaluation sets); does it select more or
+#    fewer neurons, and in which layers?
 # 3. With `STANDARDIZE = True` every neuron competes on equal terms under the L1 penalty. Do the
 #    H-Neurons move to other layers?
 # 4. Set `RESPONSES_PER_QUESTION = 1` (the paper's one response per question) and compare the
