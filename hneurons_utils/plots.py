@@ -394,3 +394,52 @@ def table1_figure(ours: dict[str, dict], rows: list[dict], datasets: list[str]
            title="Table 1: hallucination detection on balanced sets (chance = 50%)")
     legend_right(ax)  # beside the axes: on no point
     return fig, {"ours": ours, "baselines": rows}
+
+
+def recipe_figure(res: dict) -> tuple[plt.Figure, dict]:
+    """Chapter 3's like-for-like refits (``detection.recipe_control``): left, each recipe's
+    AUROC with its bootstrap interval per dataset (chance dotted); right, each variant's paired
+    difference from the reference (reference minus variant) with its interval, 0 dotted. A
+    dataset under ``stats.MIN_PER_CLASS`` responses per class is marked "too few"."""
+    from .stats import MIN_PER_CLASS
+
+    names = list(res["datasets"])
+    ref = res["reference"]
+    recipes = [("reference", f"reference ({ref['measure'].replace('cett', 'CETT')}, {ref['label_scheme']})")]
+    recipes += [(k, v["alt"]) for k, v in res["variants"].items()]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True,
+                                      gridspec_kw={"width_ratios": [3, 2]})
+    y = np.arange(len(names))[::-1].astype(float)
+    step = 0.8 / max(len(recipes), 1)
+    drawn = {}
+    for j, (key, label) in enumerate(recipes):
+        off = 0.4 - step / 2 - j * step
+        pts = [(y[i] + off, res["datasets"][n][key]["metrics"]) for i, n in enumerate(names)
+               if key in res["datasets"][n]]
+        if not pts:
+            continue
+        yy = np.array([p[0] for p in pts])
+        a = np.array([p[1]["auroc"] for p in pts])
+        lo, hi = (np.array([p[1]["auroc_ci"][k] for p in pts]) for k in (0, 1))
+        left.errorbar(a, yy, xerr=[a - lo, hi - a], fmt="o", color=f"C{j}", capsize=3, label=label)
+        drawn[label] = a.tolist()
+        if key == "reference":
+            continue
+        d = [res["datasets"][n][key]["diff"] for n in names if key in res["datasets"][n]]
+        v = res["variants"][key]
+        dd = np.array([x["drop"] for x in d])
+        dlo, dhi = (np.array([x["drop_ci"][k] for x in d]) for k in (0, 1))
+        right.errorbar(dd, yy, xerr=[dd - dlo, dhi - dd], fmt="s", color=f"C{j}", capsize=3,
+                       label=f"{v['ref']} minus {v['alt']}")
+    left.axvline(0.5, color="0.3", ls=":", lw=1)
+    right.axvline(0.0, color="0.3", ls=":", lw=1)
+    n_min = {n: min(res["datasets"][n]["reference"]["metrics"]["n_pos"],
+                    res["datasets"][n]["reference"]["metrics"]["n_neg"]) for n in names}
+    ticks = [f"{dataset_label(n)}\n({n_min[n]} per class" + (", too few)" if n_min[n] < MIN_PER_CLASS else ")")
+             for n in names]
+    left.set(yticks=y, yticklabels=ticks, xlim=(-0.02, 1.02), xlabel="AUROC (95% bootstrap CI)",
+             title="each recipe, C by held-out accuracy")
+    right.set(xlabel="paired AUROC difference (95% CI)", title="reference minus variant")
+    legend_below(left, ncol=1)
+    legend_below(right, ncol=1)
+    return fig, {"auroc": drawn, "datasets": names}

@@ -376,6 +376,14 @@ else:
     rctl = None
     print("skipped:", "PROBE_VARIANTS is empty" if not PROBE_VARIANTS else "no evaluation set")
 
+# %% mystnb={"figure": {"caption": "Like-for-like refits on each balanced set: left, the AUROC of the probe's own recipe (CETT, its label scheme) and of each alternative, all with C chosen by held-out accuracy; right, the paired AUROC difference, reference minus alternative. Dotted: chance (left) and no difference (right). Bars: 95% bootstrap intervals.", "name": "fig-recipes"}, "image": {"alt": "AUROC of the probe on CETT, on raw activations and with 1-vs-1 labels, per dataset, with paired differences"}}
+if rctl:
+    fig, drawn = plots.recipe_figure(rctl)
+    plots.save_figure(fig, OUT, "recipe_control_figure", drawn)
+    plt.show()
+else:
+    print("no refits to draw")
+
 # %% [markdown]
 # ## Our Table 1 beside the paper's
 #

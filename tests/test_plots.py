@@ -226,3 +226,28 @@ def test_neuron_values_figure_one_panel_per_neuron():
     assert len(fig.axes) == 1 and fig.axes[0].get_title() == "title"
     assert n == {"L0/1": {"hallucinated answers": [1.0, 2.0], "faithful answers": [0.5],
                           "other tokens": [0.1, 0.2, 0.3]}}
+
+
+def test_recipe_figure_draws_each_recipe_and_difference():
+    """The like-for-like figure has one AUROC series per recipe (the reference first) and one
+    difference series per variant, and marks a set with too few responses per class."""
+    m = {"auroc": 0.8, "auroc_ci": [0.7, 0.9], "n_pos": 20, "n_neg": 20}
+    few = {**m, "n_pos": 4, "n_neg": 4}
+    diff = {"drop": 0.1, "drop_ci": [0.0, 0.2]}
+
+    def d(metrics):
+        return {"reference": {"metrics": metrics}, "measure": {"metrics": metrics, "diff": diff},
+                "scheme": {"metrics": metrics, "diff": diff}}
+
+    res = {"reference": {"measure": "cett", "label_scheme": "3-vs-1"},
+           "variants": {"measure": {"ref": "CETT", "alt": "raw activations"},
+                        "scheme": {"ref": "3-vs-1", "alt": "1-vs-1"}},
+           "datasets": {"triviaqa": d(m), "mine": d(few)}}
+    fig, drawn = plots.recipe_figure(res)
+    left, right = fig.axes
+    assert list(drawn["auroc"]) == ["reference (CETT, 3-vs-1)", "raw activations", "1-vs-1"]
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["CETT minus raw activations",
+                                                                      "3-vs-1 minus 1-vs-1"]
+    labels = [t.get_text() for t in left.get_yticklabels()]
+    assert labels == ["TriviaQA\n(20 per class)", "mine\n(4 per class, too few)"]
+    plt.close(fig)
