@@ -195,28 +195,34 @@ OTHER_SCHEME = {"3-vs-1": "1-vs-1", "1-vs-1": "3-vs-1"}
 
 def recipe_variants(probe: Probe) -> dict[str, dict]:
     """The probe recipes :func:`recipe_control` sets against the chapter probe's own: raw
-    activations instead of CETT (``"measure"``) and the other label scheme (``"scheme"``).
+    activations instead of CETT (``"measure"``), the other label scheme (``"scheme"``), and
+    features standardised if the probe's are not, or not if they are (``"standardize"``).
     Each: ``ref`` and ``alt`` (how the text names the probe's recipe and the variant), and
-    what changes (``features``: :class:`features.FeatureConfig` fields; ``label_scheme``)."""
+    what changes (``features``: :class:`features.FeatureConfig` fields; ``label_scheme``;
+    ``standardize``)."""
     other = OTHER_SCHEME[probe.label_scheme]
+    scaled = ("standardised", "unstandardised")[::1 if probe.standardize else -1]
     return {"measure": {"ref": "CETT", "alt": "raw activations", "features": {"measure": "activation"}},
-            "scheme": {"ref": probe.label_scheme, "alt": other, "label_scheme": other}}
+            "scheme": {"ref": probe.label_scheme, "alt": other, "label_scheme": other},
+            "standardize": {"ref": scaled[0], "alt": scaled[1], "standardize": not probe.standardize}}
 
 
 def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, EvalSet],
                    cfg: EvalConfig, id_dir: str | Path, out_dir: str | Path,
                    Cs: Sequence[float], n_boot: int = 1000,
-                   variants: Sequence[str] = ("measure", "scheme")) -> dict:
-    """Two design choices of the probe tested like for like (neither test is in the paper).
+                   variants: Sequence[str] = ("measure", "scheme", "standardize")) -> dict:
+    """Design choices of the probe tested like for like (none of these tests is in the paper).
 
     ``"measure"``: is CETT needed? CETT scales each activation by ``||W_down[:, j]|| /
     ||h_t||``; a probe on the mean raw activations ``|z|`` (``FeatureConfig.measure=
     "activation"``) asks what that normalisation adds to detection. ``"scheme"``: the other
     label scheme ("1-vs-1": hallucinated against faithful answer tokens only; the official
-    repository's README says it detects better than the paper's "3-vs-1").
+    repository's README says it detects better than the paper's "3-vs-1"). ``"standardize"``:
+    features z-scored per neuron before the L1 fit, or not (the paper fits raw CETT, so the
+    penalty favours neurons with large values; z-scored, all compete on equal terms).
 
-    Every recipe, the reference (the chapter probe's features and label scheme) included, gets
-    one protocol: the probe's penalty and standardisation, fitted on the identification
+    Every recipe, the reference (the chapter probe's features, label scheme and scaling)
+    included, gets one protocol: the probe's penalty, fitted on the identification
     training responses with ``C`` chosen on ``Cs`` by held-out accuracy alone (chapter 2's
     probe also weighs a suppression run; leaving it out for all favours none), then scored on
     each balanced evaluation set. Activation features are cached beside the CETT ones
@@ -251,6 +257,7 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
         v = spec.get(name, {})
         fcfg = replace(cfg.features, **v.get("features", {}))
         scheme = v.get("label_scheme", probe.label_scheme)
+        standardize = v.get("standardize", probe.standardize)
         if fcfg not in features_cache:
             tag = "" if fcfg.measure == "cett" else f"_measure-{fcfg.measure}"
             features_cache[fcfg] = extract_features(m, everyone, id_dir / f"features_triviaqa{tag}.npz",
@@ -259,7 +266,7 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
         X, y = scheme_rows(fs, train, scheme)
         Xv, yv = answer_matrix(fs, val)
         fit, grid = select_C(X, y, Xv, yv, Cs, penalty=probe.config.get("penalty", "l1"),
-                             standardize=probe.standardize, seed=probe.config.get("seed", 0),
+                             standardize=standardize, seed=probe.config.get("seed", 0),
                              n_layers=probe.n_layers, n_neurons=probe.n_neurons,
                              model_id=probe.model_id, label_scheme=scheme)
         del X, y, Xv, yv  # at 7B+ one recipe's rows are gigabytes: never hold two recipes' at once
@@ -267,6 +274,7 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
         fits[name] = (fit, fcfg)
         info = {"C": fit.C, "grid": grid, "h_neurons": len(h), "h_overlap": len(h & h0),
                 "n_nonzero": int(fit.flat.size), "label_scheme": scheme, "measure": fcfg.measure,
+                "standardize": standardize,
                 **{k: v[k] for k in ("ref", "alt") if k in v}}
         if name == "reference":
             res["reference"] = info
@@ -289,6 +297,14 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
                 out[name]["diff"] = paired_auroc_drop(a.keys, a.y, sa, ev.keys, ev.y, sc, n_boot, cfg.seed)
         res["datasets"][dname] = out
     return res
+
+
+def recipe_name(r: dict) -> str:
+    """A recipe of :func:`recipe_control` in words: "CETT, 3-vs-1, unstandardised"."""
+    parts = ["CETT" if r["measure"] == "cett" else "raw activations", r["label_scheme"]]
+    if "standardize" in r:
+        parts.append("standardised" if r["standardize"] else "unstandardised")
+    return ", ".join(parts)
 
 
 def recipe_verdict(diff: dict, ref: str, alt: str, min_per_class: int = MIN_PER_CLASS) -> str:
@@ -317,8 +333,7 @@ def recipe_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
     ref = res["reference"]
     lines = []
     for dname, d in res["datasets"].items():
-        parts = [f"{dname}: AUROC of the reference ({ref['measure'].replace('cett', 'CETT')}, "
-                 f"{ref['label_scheme']}) {_auroc_text(d['reference']['metrics'])}"]
+        parts = [f"{dname}: AUROC of the reference ({recipe_name(ref)}) {_auroc_text(d['reference']['metrics'])}"]
         for name, v in res["variants"].items():
             diff = d[name]["diff"]
             parts.append(f"with {v['alt']} {_auroc_text(d[name]['metrics'])}, {v['ref']} minus "

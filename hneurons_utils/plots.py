@@ -401,11 +401,12 @@ def recipe_figure(res: dict) -> tuple[plt.Figure, dict]:
     AUROC with its bootstrap interval per dataset (chance dotted); right, each variant's paired
     difference from the reference (reference minus variant) with its interval, 0 dotted. A
     dataset under ``stats.MIN_PER_CLASS`` responses per class is marked "too few"."""
+    from .detection import recipe_name
     from .stats import MIN_PER_CLASS
 
     names = list(res["datasets"])
     ref = res["reference"]
-    recipes = [("reference", f"reference ({ref['measure'].replace('cett', 'CETT')}, {ref['label_scheme']})")]
+    recipes = [("reference", f"reference ({recipe_name(ref)})")]
     recipes += [(k, v["alt"]) for k, v in res["variants"].items()]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True,
                                       gridspec_kw={"width_ratios": [3, 2]})

@@ -603,7 +603,8 @@ CHECKS = [
     "as many neurons picked one by one for their own AUROC; \"screened ahead\" means a simple "
     "screen finds neurons at least as telling.",
     "And it gives chapter 3's like-for-like refits (not in the paper): the same probe on raw "
-    "activations |z| instead of CETT, and with the other label scheme, each against the probe's "
+    "activations |z| instead of CETT, with the other label scheme, and with its features "
+    "standardised (or not), each against the probe's "
     "own recipe with C chosen by held-out accuracy alone for both, with the paired AUROC "
     "difference; \"CETT ahead\" means its interval lies above 0.",
     "The H-Neuron and Table 1 rows give the precision of the judge's class labels (hallucinated, "

@@ -26,7 +26,8 @@
 # intervals on the four datasets, for the H-Neuron probe and for classifiers on random neurons
 # over several seeds, beside the paper's published rows. Controls the paper does not run
 # follow: the individually best neurons, one answer-span rule for both classes, and the same
-# probe on raw activations instead of CETT, or with the other label scheme.
+# probe on raw activations instead of CETT, with the other label scheme, or with its features
+# standardised.
 #
 # **Inputs:** `probe.json`, `split.json` and `features_triviaqa.npz` from the identification
 # chapter (`notebooks/02_identification.py`), run with the same `OUTPUT_DIR` and `MODEL_ID`.
@@ -53,7 +54,7 @@ N_BOOT = 1000  # bootstrap resamples for the 95% intervals
 ALL_ANSWERS = True  # also score larger sets (up to ALL_ANSWERS_MAX answers per class) than the balanced one
 ALL_ANSWERS_MAX = 300  # cap per class of those sets (seeded draw); None: no cap
 SPAN_CONTROL = True  # also refit and score with one span rule for both classes (see below)
-PROBE_VARIANTS = ["measure", "scheme"]  # like-for-like refits (see below): raw |z| instead of CETT; the other label scheme; [] skips
+PROBE_VARIANTS = ["measure", "scheme", "standardize"]  # like-for-like refits (see below): raw |z| for CETT; the other label scheme; (un)standardised; [] skips
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
 JUDGE_MODEL = "gpt-4o"  # the paper's judge
@@ -341,20 +342,22 @@ else:
     print("no evaluation set has two or more responses per class: no ROC curve to draw")
 
 # %% [markdown]
-# ## Two design choices, tested like for like (not in the paper)
+# ## Three design choices, tested like for like (not in the paper)
 #
-# The probe rests on two choices the paper does not test against alternatives on held-out
+# The probe rests on three choices the paper does not test against alternatives on held-out
 # sets. **The measure:** CETT weighs each activation $|z_{j,t}|$ by
 # $\lVert W_{down}[:, j]\rVert / \lVert h_t\rVert$, so a neuron counts for what it adds to
 # the layer's output at that token, not for its raw size. Does detection need that, or do raw
 # activations do as well? **The labels:** the paper's "3-vs-1" scheme puts faithful answer
 # tokens and every non-answer token in the negative class; "1-vs-1" contrasts hallucinated
 # with faithful answer tokens only, which the official repository's README says detects
-# better.
+# better. **The scaling:** the paper fits raw CETT means, so the L1 penalty favours neurons
+# whose CETT is large; z-scoring each neuron first lets all compete on equal terms (and makes
+# the column norm $\lVert W_{down}[:, j]\rVert$ irrelevant).
 #
 # Each alternative is set against a *reference* recipe (the chapter probe's: CETT, its label
-# scheme), and all get one protocol so that only the choice differs: the probe's penalty and
-# standardisation, fitted on chapter 2's training responses, with $C$ chosen on the same grid
+# scheme, its scaling), and all get one protocol so that only the choice differs: the probe's
+# penalty, fitted on chapter 2's training responses, with $C$ chosen on the same grid
 # by held-out accuracy alone (chapter 2's probe also weighs a suppression run, which this
 # comparison leaves out for every recipe), then scored on the balanced sets above. The
 # reference is therefore the chapter probe's like-for-like twin, not the probe itself. The
@@ -532,7 +535,7 @@ if ours_all:
 #    chapter. Does span length still separate the classes, and does the TriviaQA AUROC hold?
 # 5. In that same rerun, compare the H-Neurons with the individually best neurons again. With
 #    span length no longer a cue, does the screen still match or beat them?
-# 6. The like-for-like refits fit raw activations with the penalty of the CETT probe. Rerun
+# 6. The like-for-like refits fit raw activations with the CETT probe's scaling. Rerun
 #    chapter 02 with `STANDARDIZE = True` (every neuron z-scored, so the column norm
 #    $\lVert W_{down}[:, j]\rVert$ cancels and only the division by $\lVert h_t\rVert$ tells
 #    the two measures apart), then this chapter: does the gap between them change?

@@ -403,9 +403,11 @@ def test_recipe_control_fits_every_recipe_alike(chat_model, tmp_path):
     assert (tmp_path / "id" / "features_triviaqa_measure-activation.npz").exists()
     assert (tmp_path / "features_ev_measure-activation.npz").exists()
     assert not (tmp_path / "features_ev_measure-cett.npz").exists()  # CETT: the set's own features
-    assert set(res["variants"]) == {"measure", "scheme"}
+    assert list(res["variants"]) == ["measure", "scheme", "standardize"]
     assert (res["variants"]["scheme"]["label_scheme"], res["variants"]["scheme"]["alt"]) == ("1-vs-1", "1-vs-1")
     assert (res["variants"]["measure"]["measure"], res["reference"]["label_scheme"]) == ("activation", "3-vs-1")
+    assert (probe.standardize, res["variants"]["standardize"]["standardize"]) == (False, True)
+    assert res["variants"]["standardize"]["alt"] == "standardised"
     for r in [res["reference"], *res["variants"].values()]:
         assert [g["C"] for g in r["grid"]] == [0.1, 1e6] and sum(g["chosen"] for g in r["grid"]) == 1
         assert 0 <= r["h_overlap"] <= r["h_neurons"] <= r["n_nonzero"]
@@ -414,13 +416,14 @@ def test_recipe_control_fits_every_recipe_alike(chat_model, tmp_path):
     val = pipeline.rebuild_examples(split, "val", tmp_path / "id" / "responses_triviaqa.jsonl") or rows
     Xv, yv = pipeline.answer_matrix(fs, val)
     d = res["datasets"]["ev"]
-    for key, scheme in (("reference", "3-vs-1"), ("scheme", "1-vs-1")):
+    for key, scheme, scaled in (("reference", "3-vs-1", False), ("scheme", "1-vs-1", False),
+                                ("standardize", "3-vs-1", True)):
         X, y = pipeline.scheme_rows(fs, rows, scheme)
-        want, _ = select_C(X, y, Xv, yv, (0.1, 1e6), standardize=probe.standardize,
+        want, _ = select_C(X, y, Xv, yv, (0.1, 1e6), standardize=scaled,
                            n_layers=probe.n_layers, n_neurons=probe.n_neurons)
         assert d[key]["scores"] == pytest.approx(want.decision_function(es.X).tolist())
     assert d["keys"] == es.keys and d["y"] == es.y.tolist() and "diff" not in d["reference"]
-    for key in ("measure", "scheme"):
+    for key in ("measure", "scheme", "standardize"):
         diff = d[key]["diff"]
         assert diff["default"] == pytest.approx(d["reference"]["metrics"]["auroc"])
         assert diff["control"] == pytest.approx(d[key]["metrics"]["auroc"])
@@ -428,11 +431,12 @@ def test_recipe_control_fits_every_recipe_alike(chat_model, tmp_path):
     act = np.load(tmp_path / "features_ev_measure-activation.npz", allow_pickle=False)["answer"]
     assert not np.allclose(act.astype(np.float32).reshape(len(act), -1), es.X)  # other numbers
     text = recipe_reading(res)
-    assert text[0].startswith("ev: AUROC of the reference (CETT, 3-vs-1) ")
+    assert text[0].startswith("ev: AUROC of the reference (CETT, 3-vs-1, unstandardised) ")
     assert "; with raw activations " in text[0] and ", CETT minus raw activations " in text[0]
     assert "; with 1-vs-1 " in text[0] and ", 3-vs-1 minus 1-vs-1 " in text[0]
-    assert text[0].count("too few responses to compare") == 2  # a tiny set: no verdict
-    assert [t.split(":")[0] for t in text[1:]] == ["the reference", "raw activations", "1-vs-1"]
+    assert "; with standardised " in text[0] and ", unstandardised minus standardised " in text[0]
+    assert text[0].count("too few responses to compare") == 3  # a tiny set: no verdict
+    assert [t.split(":")[0] for t in text[1:]] == ["the reference", "raw activations", "1-vs-1", "standardised"]
     only = recipe_control(chat_model, probe, split, {"ev": es}, EVAL, tmp_path / "id", tmp_path,
                           Cs=(0.1, 1e6), n_boot=20, variants=["scheme"])
     assert list(only["variants"]) == ["scheme"] and "measure" not in only["datasets"]["ev"]
