@@ -309,16 +309,18 @@ def recipe_name(r: dict) -> str:
 
 def recipe_verdict(diff: dict, ref: str, alt: str, min_per_class: int = MIN_PER_CLASS) -> str:
     """A paired AUROC difference of :func:`recipe_control` (reference ``ref`` minus variant
-    ``alt``) read: "<ref> ahead" or "<alt> ahead" where its interval excludes 0, else no
-    difference shown; too few responses under ``min_per_class`` in the smaller class."""
+    ``alt``) read: "<ref> ahead" or "<alt> ahead" where its interval excludes 0 (said to be
+    only less reversed where both AUROCs lie below 0.5), else no difference shown; too few
+    responses under ``min_per_class`` in the smaller class."""
     lo, hi = diff["drop_ci"]
     if min(diff["n_pos"], diff["n_neg"]) < min_per_class:
         return f"too few responses to compare (fewer than {min_per_class} per class)"
-    if lo > 0:
-        return f"{ref} ahead (the interval lies above 0)"
-    if hi < 0:
-        return f"{alt} ahead (the interval lies below 0)"
-    return "no difference shown (the interval includes 0)"
+    if lo <= 0 <= hi:
+        return "no difference shown (the interval includes 0)"
+    out = f"{ref} ahead (the interval lies above 0)" if lo > 0 else f"{alt} ahead (the interval lies below 0)"
+    if max(diff.get("default", 1.0), diff.get("control", 1.0)) < 0.5:
+        out += ", though both rank below chance: the one ahead is only less reversed"
+    return out
 
 
 def _auroc_text(m: dict) -> str:

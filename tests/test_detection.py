@@ -468,6 +468,11 @@ def test_recipe_reading_counts_verdicts_and_warns_of_a_lone_difference():
                         "c": d((-0.3, -0.1), (-0.1, 0.1)), "x": d((0.1, 0.2), (0.1, 0.2), n=4)}}
     assert recipe_verdict(diff(0.01, 0.2), "CETT", "raw activations") == "CETT ahead (the interval lies above 0)"
     assert recipe_verdict(diff(-0.3, -0.1), "3-vs-1", "1-vs-1") == "1-vs-1 ahead (the interval lies below 0)"
+    reversed_both = {**diff(0.05, 0.3), "default": 0.3, "control": 0.1}
+    assert recipe_verdict(reversed_both, "CETT", "raw activations") == (
+        "CETT ahead (the interval lies above 0), though both rank below chance: the one ahead is "
+        "only less reversed")
+    assert recipe_verdict({**reversed_both, "default": 0.6}, "CETT", "raw activations").endswith("above 0)")
     text = recipe_reading(res)
     assert text[0] == ("a: AUROC of the reference (CETT, 3-vs-1) 0.80 [0.70, 0.90]; with raw activations "
                        "0.80 [0.70, 0.90], CETT minus raw activations +0.11 [+0.01, +0.20] on 20 + 20 "
