@@ -80,7 +80,10 @@ print(m.adapter)
 # $h_t$. Inside `m.lm.trace`, saving both for one layer takes two lines; CETT of neuron $j$
 # is then $|z_{j,t}|\,\lVert W_\text{down}[:, j]\rVert / \lVert h_t\rVert$. `cett.cett_means`
 # does this for every layer at once (chapter 1); here is the bare version, for the last
-# token of one prompt.
+# token of one prompt. The neurons with the largest raw activations $|z_{j,t}|$ need not be
+# those with the largest CETT: the column norm reorders them (`measure="activation"` in
+# `cett.cett_means` and `features.FeatureConfig` gives mean $|z|$ instead, the baseline of
+# chapter 3's like-for-like refits).
 
 # %%
 prompt = sampling.build_prompt(m.tokenizer, "What is the capital of Australia?")
@@ -95,6 +98,8 @@ cett_last = z.abs().float().cpu() * w_norm / h.float().norm().cpu()
 top = torch.topk(cett_last, 5)
 print(f"layer {layer}, last prompt token: the five largest CETT values",
       [f"neuron {j}: {v:.3f}" for v, j in zip(top.values.tolist(), top.indices.tolist())])
+top_z = set(torch.topk(z.abs().float().cpu(), 5).indices.tolist())
+print(f"of those five, {len(top_z & set(top.indices.tolist()))} are among the five largest |z| values")
 
 # %% [markdown]
 # ## Load a probe and its H-Neurons
