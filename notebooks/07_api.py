@@ -81,7 +81,7 @@ print(m.adapter)
 # is then $|z_{j,t}|\,\lVert W_\text{down}[:, j]\rVert / \lVert h_t\rVert$. `cett.cett_means`
 # does this for every layer at once (chapter 1); here is the bare version, for the last
 # token of one prompt. The neurons with the largest raw activations $|z_{j,t}|$ need not be
-# those with the largest CETT: the column norm reorders them (`measure="activation"` in
+# those with the largest CETT: the column norm can reorder them (`measure="activation"` in
 # `cett.cett_means` and `features.FeatureConfig` gives mean $|z|$ instead, the baseline of
 # chapter 3's like-for-like refits).
 
