@@ -567,8 +567,6 @@ def _ci_text(r: pd.Series) -> str:
     return f"{_signed(r.slope_pp)} pp/α [{_signed(r.ci_lo)}, {_signed(r.ci_hi)}]"
 
 
-
-
 def _main_labels(agreement: pd.DataFrame) -> pd.DataFrame:
     """The rows of an agreement table that check the benchmark's own labels (field "label"),
     not a re-reading under another definition (``compliance.agreement_table(field=...)``)."""

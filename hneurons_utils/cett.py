@@ -115,11 +115,13 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     k = torch.stack([masks[n].float() for n in names])  # [K, B, T]
     n_k, n_b = k.shape[:2]
     counts = k.sum(-1)  # [K, B]
-    norms = column_norms(m) if norms is None else norms
-    raw = measure == "activation"
+    raw = measure == "activation"  # mean |z|: neither the column norms nor ||h_t|| are needed
+    if norms is None and not raw:
+        norms = column_norms(m)
     used, weights = _token_weights(k)
     if not m.remote:  # to the model's (first) device once; each layer moves them where it runs
-        used, weights, norms = used.to(m.device), weights.to(m.device), norms.to(m.device)
+        used, weights = used.to(m.device), weights.to(m.device)
+        norms = None if raw else norms.to(m.device)
     with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote) as tracer:
         per_layer = []
         for i in range(m.adapter.n_layers):
@@ -140,7 +142,7 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
             per_layer.append((weights.to(dev) / h_norm) @ z * norms[i].to(dev))  # [K*B, N]
         sums = nnsight.save(per_layer)
         tracer.stop()  # nothing after the last down-projection is read: skip the LM head
-    total = torch.stack([s.cpu() for s in sums], dim=1).reshape(n_k, n_b, -1, norms.shape[1])
+    total = torch.stack([s.cpu() for s in sums], dim=1).reshape(n_k, n_b, -1, m.adapter.n_neurons)
     means = total / counts[:, :, None, None]  # [K, B, L, N]
     return {n: means[i] for i, n in enumerate(names)}
 

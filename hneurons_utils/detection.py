@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .features import FeatureSet, extract_features
+from .features import FeatureConfig, FeatureSet, extract_features
 from .models import LoadedModel
 from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, probe_training_rows,
                        rebuild_examples, sampling_cfg, scheme_rows, span_counts)
@@ -129,6 +129,17 @@ def balanced_eval_set(m: LoadedModel, name: str, records: Sequence[dict], cfg: E
                           out_dir, desc)
 
 
+def refeaturised_set(m: LoadedModel, name: str, es: EvalSet, cfg: EvalConfig, fcfg: FeatureConfig,
+                     out_dir: str | Path, tag: str, what: str) -> EvalSet:
+    """The responses of evaluation set ``es`` (named ``name``) featurised again under ``fcfg``,
+    cached as ``features_<name>_<tag>.npz`` in ``out_dir`` (progress labelled ``what``)."""
+    from dataclasses import replace
+
+    by_label = class_records(out_dir, es)
+    return featurised_set(m, f"{name}_{tag}", by_label[1], by_label[0], {}, es.questions,
+                          replace(cfg, features=fcfg), out_dir, f"features {name} ({what})")
+
+
 def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, EvalSet],
                       cfg: EvalConfig, id_dir: str | Path, out_dir: str | Path,
                       rule: str = "content", n_boot: int = 1000,
@@ -169,9 +180,7 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     def score(group: dict[str, EvalSet]) -> dict[str, dict]:
         out = {}
         for name, es in group.items():
-            by_label = class_records(out_dir, es)
-            ctl = featurised_set(m, f"{name}_span-{rule}", by_label[1], by_label[0], {}, es.questions,
-                                 replace(cfg, features=fcfg), out_dir, f"features {name} ({rule} spans)")
+            ctl = refeaturised_set(m, name, es, cfg, fcfg, out_dir, f"span-{rule}", f"{rule} spans")
             scores = refit.decision_function(ctl.X)
             default = probe.decision_function(es.X)
             drop = paired_auroc_drop(es.keys, es.y, default, ctl.keys, ctl.y, scores, n_boot, cfg.seed)
@@ -201,10 +210,10 @@ def recipe_variants(probe: Probe) -> dict[str, dict]:
     what changes (``features``: :class:`features.FeatureConfig` fields; ``label_scheme``;
     ``standardize``)."""
     other = OTHER_SCHEME[probe.label_scheme]
-    scaled = ("standardised", "unstandardised")[::1 if probe.standardize else -1]
+    ref, alt = ("standardised", "unstandardised") if probe.standardize else ("unstandardised", "standardised")
     return {"measure": {"ref": "CETT", "alt": "raw activations", "features": {"measure": "activation"}},
             "scheme": {"ref": probe.label_scheme, "alt": other, "label_scheme": other},
-            "standardize": {"ref": scaled[0], "alt": scaled[1], "standardize": not probe.standardize}}
+            "standardize": {"ref": ref, "alt": alt, "standardize": not probe.standardize}}
 
 
 def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, EvalSet],
@@ -281,12 +290,11 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
         else:
             res["variants"][name] = info
     for dname, es in sets.items():
-        by_label, out = class_records(out_dir, es), {"keys": list(es.keys), "y": es.y.tolist()}
+        out = {"keys": list(es.keys), "y": es.y.tolist()}
         ref_scores = None
         for name, (fit, fcfg) in fits.items():
-            ev = es if fcfg == cfg.features else featurised_set(
-                m, f"{dname}_measure-{fcfg.measure}", by_label[1], by_label[0], {}, es.questions,
-                replace(cfg, features=fcfg), out_dir, f"features {dname} ({fcfg.measure})")
+            ev = es if fcfg == cfg.features else refeaturised_set(
+                m, dname, es, cfg, fcfg, out_dir, f"measure-{fcfg.measure}", fcfg.measure)
             sc = fit.decision_function(ev.X)
             out[name] = {"metrics": detection_metrics(ev.y, sc, n_boot=n_boot, seed=cfg.seed),
                          "scores": sc.tolist()}
@@ -333,6 +341,8 @@ def recipe_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
     the sets (with a caution where one set alone differs: how often one of that many intervals
     excludes 0 by chance); then what each recipe's probe selected."""
     ref = res["reference"]
+    verdicts = {name: {dn: recipe_verdict(d[name]["diff"], v["ref"], v["alt"], min_per_class)
+                       for dn, d in res["datasets"].items()} for name, v in res["variants"].items()}
     lines = []
     for dname, d in res["datasets"].items():
         parts = [f"{dname}: AUROC of the reference ({recipe_name(ref)}) {_auroc_text(d['reference']['metrics'])}"]
@@ -340,15 +350,14 @@ def recipe_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
             diff = d[name]["diff"]
             parts.append(f"with {v['alt']} {_auroc_text(d[name]['metrics'])}, {v['ref']} minus "
                          f"{v['alt']} {span_drop_text(diff)} on {diff['n_pos']} + {diff['n_neg']} "
-                         f"responses: {recipe_verdict(diff, v['ref'], v['alt'], min_per_class)}")
+                         f"responses: {verdicts[name][dname]}")
         lines.append("; ".join(parts) + ".")
     for name, v in res["variants"].items():
-        verdicts = {dn: recipe_verdict(d[name]["diff"], v["ref"], v["alt"], min_per_class)
-                    for dn, d in res["datasets"].items()}
-        scored = [dn for dn, t in verdicts.items() if not t.startswith("too few")]
+        scored = [dn for dn, t in verdicts[name].items() if not t.startswith("too few")]
         if not scored:
             continue
-        ahead = {w: [dn for dn in scored if verdicts[dn].startswith(f"{w} ahead")] for w in (v["ref"], v["alt"])}
+        ahead = {w: [dn for dn in scored if verdicts[name][dn].startswith(f"{w} ahead")]
+                 for w in (v["ref"], v["alt"])}
         n_diff = sum(map(len, ahead.values()))
 
         def named(ns: list[str]) -> str:

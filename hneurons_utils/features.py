@@ -257,7 +257,7 @@ def example_digest(ex: Example) -> str:
 
 
 def _featurise_batch(m: LoadedModel, batch: Sequence[Example], cfg: FeatureConfig, suffix: str,
-                     norms: torch.Tensor) -> dict:
+                     norms: torch.Tensor | None) -> dict:
     """CETT means of one batch of responses (one traced forward pass)."""
     rows, methods = [], []
     for ex in batch:
@@ -310,7 +310,8 @@ def extract_features(m: LoadedModel, examples: Sequence[Example], path: str | Pa
         fs = _drop_rows(fs, stale)
         have = {k: d for k, d in have.items() if k not in stale}
     todo = [ex for ex in examples if ex.key not in have]
-    suffix, norms = turn_suffix(m.tokenizer), column_norms(m)
+    suffix = turn_suffix(m.tokenizer)
+    norms = column_norms(m) if cfg.measure == "cett" else None  # raw activations need none
     parts, last = [], time.monotonic()
     batches = [todo[i:i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
     for batch in progress(batches, desc, "batches"):
