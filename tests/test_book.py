@@ -93,6 +93,22 @@ def test_pages_load_nothing_from_the_internet(smoke_book):
 
 
 @pytest.mark.slow
+def test_results_files_named_in_the_prose_are_written(smoke_book):
+    """Every results file the pages and chapters name (``identification/probe.json``,
+    ``generalisation/*.json``: paths relative to a chapter's output folder) is one the smoke
+    build wrote, so a reader who looks for it finds it."""
+    from test_docs import CHAPTERS, PAGES, is_path, quoted
+
+    top = {p.name for p in REPO_ROOT.iterdir()}
+    named = {s for page in PAGES + CHAPTERS for s in quoted(page)
+             if is_path(s) and s.split("/")[0] not in top and not s.startswith((".", "~"))
+             and re.search(r"\.\w+$", s) and not re.search(r"[<>]", s)}
+    assert len(named) >= 10, sorted(named)
+    missing = sorted(s for s in named if not list(REPO_ROOT.glob(f"results/smoke/*/{s}")))
+    assert not missing, f"named in the prose, not written by the smoke build: {missing}"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("family, dtype", [("gpt2", "float32"), ("opt", "bfloat16")])
 def test_chapter_1_runs_on_another_architecture_by_parameters_only(tmp_path, family, dtype):
     """The CETT chapter on a tiny random GPT-2 (Conv1D down-projection, no chat template) or OPT
