@@ -462,6 +462,20 @@ def span_drop_text(drop: dict, scale: float = 1.0, fmt: str = ".2f") -> str:
     return f"{num(drop['drop'])} [{num(lo)}, {num(hi)}]"
 
 
+def survival_note(control: dict, sep: str = " ") -> str:
+    """For a one-rule refit that stays above chance (one dataset's :func:`span_rule_control`
+    entry), its paired drop from the default rule, and whether the span difference still adds
+    to the AUROC measurably (the drop's interval above 0): "" without a finite drop.
+    ``sep`` goes before the text ("; " or ", " inside a longer clause)."""
+    drop = control.get("drop") or {}
+    ci = np.asarray(drop.get("drop_ci") or [np.nan], dtype=float)
+    if not np.isfinite(ci).all():
+        return ""
+    return sep + (f"paired drop {span_drop_text(drop)}, above 0: the span difference still adds to "
+                  "the AUROC measurably" if ci[0] > 0 else
+                  f"paired drop {span_drop_text(drop)}, which includes 0")
+
+
 def span_credit(verdict: str, spans: dict | None, control: dict | None,
                 min_per_class: int = MIN_PER_CLASS) -> str | None:
     """Whether a default-rule ``verdict`` (:func:`auroc_verdict`) keeps its credit to the
@@ -748,7 +762,8 @@ def screen_verdict(row: pd.Series | dict, min_per_class: int = MIN_PER_CLASS) ->
         return "undetermined (a missing or non-finite AUROC)"
     if row["screen (H count)"] < 0.5 - band:  # the screen reverses on this set: no yardstick
         return "no comparison (the screened neurons are reversed here)"
-    return ("within the noise guide" if not abs(diff) > band else
+    # a gap equal to the guide (the two are often ratios of the same count of pairs) is within
+    return ("within the noise guide" if not abs(diff) > band + 1e-9 else
             "H-Neurons ahead" if diff > 0 else "screened ahead")
 
 
@@ -769,12 +784,13 @@ def screen_reading(frame: pd.DataFrame, overlap: dict, min_per_class: int = MIN_
         if verdict is None:
             out.append(f"{name}: too few responses to compare (fewer than {min_per_class} per class).")
             continue
-        # the difference of the two printed (rounded) values, so the line adds up as read
-        diff = round(r["H-Neurons refit"], 2) - round(r["screen (H count)"], 2)
+        # three decimals, and the difference of the two printed values, so the line adds up as
+        # read and a gap near the guide shows on which side of it it falls
+        diff = round(r["H-Neurons refit"], 3) - round(r["screen (H count)"], 3)
         band = r["probe CI half-width"]
         tally.setdefault(verdict, []).append(name)
-        out.append(f"{name}: H-Neurons refit {r['H-Neurons refit']:.2f} vs screened "
-                   f"{r['screen (H count)']:.2f} ({diff:+.2f}; noise guide +/-{band:.2f}: {verdict}); "
+        out.append(f"{name}: H-Neurons refit {r['H-Neurons refit']:.3f} vs screened "
+                   f"{r['screen (H count)']:.3f} ({diff:+.3f}; noise guide +/-{band:.3f}: {verdict}); "
                    f"random {r['random (H count)']:.2f}.")
     if any(tally.values()):
         out.append("Against the individually best neurons of the same count: " + "; ".join(
@@ -1141,11 +1157,15 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     if of("undetermined"):
         text += (f" On {names(of('undetermined'))} the refit cannot be read (too few responses or "
                  "no finite interval).")
-    if kept and len(kept) == len(confounded):
-        return text + " The detection survives the span control on every one of them."
-    if kept:
-        return text + f" Only on {names(kept)} does the detection not rest on the span difference."
-    return text
+    if not kept:
+        return text
+    held = "; ".join(f"{k}{survival_note(ctl[k])}" for k in kept if survival_note(ctl[k]))
+    return text + (
+        (" The detection survives the span control on every one of them" if len(kept) == len(confounded)
+         else f" Only on {names(kept)} does the detection survive one span rule for both classes")
+        + " (the refit stays above chance" + (f": {held}" if held else "") + "). The refit is not set against random neurons "
+        "(they were fit on the default spans), so the control shows that detection remains, not "
+        "how much of the margin over random neurons it keeps.")
 
 
 def capped_label(counts: dict | None, n_pos: int, n_neg: int, detail: bool = True) -> str:
@@ -1218,7 +1238,7 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
         if why is None:
             notes.append(f"{k}: {v}, " + (
                 "credited (both classes share one span rule here)" if shared_span_rule(spans.get(k)) else
-                "credited (the one-rule refit on these answers stays above chance)"
+                f"credited (the one-rule refit on these answers stays above chance{survival_note(ctl[k], ', ')})"
                 if span_control_outcome(ctl.get(k), min_per_class) == "survives" else
                 "unchecked (the one-rule refit on these answers cannot be read)"))
         else:

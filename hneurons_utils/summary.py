@@ -215,7 +215,7 @@ def _identification(folder: Path) -> list[dict]:
     if d.get("per_mille_nonzero") is not None and d.get("n_nonzero", n) > n:
         pm0 = d["per_mille_nonzero"]  # the paper's Section 2 counts every non-zero weight
         ours += (f"; {pm0:.3f} per mille counting the {d['n_nonzero'] - n} negative weights too, as "
-                 "the paper's Section 2 does")
+                 "the paper's Section 2 counts (its Section 3 and Figure 1 count positive weights only)")
         other = paper.sparsity_reading(d["n_nonzero"], pm0)
         if other != reading:
             reading += f"; counting the non-zero weights, {other}"
@@ -340,13 +340,18 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                          f"{100 * r['screen (H count)']:.1f} (H-Neurons refit {100 * r['H-Neurons refit']:.1f})")
                 sv = screen_verdict(r, min_per_class)
                 parts.append("against the individually best: " + (sv or f"too few (under {min_per_class} per class)"))
+            ref_fit = recipes.get("reference") or {}  # the like-for-like reference is a refit of its own
+            ref_size = (f"; the reference refit: C = {ref_fit['C']:g}, {ref_fit['h_neurons']} H-Neurons, "
+                        "not this probe" if {"C", "h_neurons"} <= set(ref_fit) else "")
             for name, v in recipes.get("variants", {}).items():  # like-for-like refits (chapter 3)
                 r = recipes["datasets"].get(k, {})
                 if name not in r:
                     continue
-                ours += (f"; {v['alt']} instead of {v['ref']} (both with C by held-out accuracy): AUROC "
-                         f"{_auroc_ci(r[name]['metrics'])} vs {_auroc_ci(r['reference']['metrics'])}, "
-                         f"paired difference {span_drop_text(r[name]['diff'], 100, '.1f')} points")
+                ours += (f"; {v['alt']} instead of {v['ref']} (both refit with C by held-out "
+                         f"accuracy{ref_size}): AUROC {_auroc_ci(r[name]['metrics'])} with {v['alt']} vs "
+                         f"{_auroc_ci(r['reference']['metrics'])} with {v['ref']}, {v['ref']} minus "
+                         f"{v['alt']} {span_drop_text(r[name]['diff'], 100, '.1f')} points")
+                ref_size = ""  # said once per row
                 parts.append(f"{v['ref']} vs {v['alt']}: "
                              + recipe_verdict(r[name]["diff"], v["ref"], v["alt"], min_per_class))
             cell, warn = judges.label_check(labels, k)
@@ -624,9 +629,11 @@ _COUNT = {1: "One", 2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Se
 
 
 def checks_note(checks: Sequence[str] = CHECKS) -> str:
-    """The scorecard page's paragraph on the checks that ride along, its count computed."""
+    """The scorecard page's paragraph on the checks that ride along, its count computed (of
+    kinds: one paragraph may hold several checks of one kind, e.g. three like-for-like refits)."""
     n = len(checks)
-    head = f"{_COUNT.get(n, str(n))} check{'s ride' if n != 1 else ' rides'} along."
+    head = (f"{_COUNT.get(n, str(n))} kinds of check ride along, each set out below." if n != 1
+            else "One kind of check rides along.")
     return f"**{head}** " + " ".join(checks)
 
 

@@ -254,11 +254,10 @@ else:
 # `ALL_ANSWERS_MAX` per class, to bound the CPU time; the cell prints how many of each class
 # that keeps) uses far more of the larger class, at the price of departing from the paper's
 # balanced protocol (whose accuracy, in Table 1, needs balance to have 50% as chance). The
-# smaller class does not grow, and it is what mostly sets the width of an AUROC interval, so
-# the intervals narrow little where that class is small (compare them with the balanced ones
-# above; a set whose smaller class is the larger one here narrows more); what the larger
-# sets add is a score on many more of the model's hallucinations, and a check that the
-# balanced draw was not a lucky one. Same probe, same random classifiers; only the evaluation sets grow. These sets use
+# smaller class does not grow, so the intervals narrow only as far as the noise from the
+# larger class shrinks (compare them with the balanced ones above: how far depends on the
+# set); what the larger sets add is a score on many more of the model's hallucinations, and
+# a check that the balanced draw was not a lucky one. Same probe, same random classifiers; only the evaluation sets grow. These sets use
 # the same answer-span rules as the balanced ones, so their verdicts face the same span
 # confound: the span control below is scored on them too, and the reading at the end applies
 # the same credit rule to them.
@@ -294,7 +293,9 @@ else:
 # responses and these evaluation sets with the content rule for every response (no gold
 # alias is used anywhere), refits the probe with the same $C$, and scores it again, on the
 # balanced sets and on the larger ones above. If its AUROC holds while span length alone
-# drops towards 0.5, the detection does not rest on the spans; if it falls with them, it did.
+# drops towards 0.5, detection survives without the span difference (how much of the margin over
+# random neurons survives is another question: those were fit on the default spans); if it
+# falls with them, it rested on the spans.
 #
 # Both scores are computed on the same responses, so the fall can be measured directly: the
 # *paired drop* is the probe's AUROC under the default rule minus the refit's under one rule,
@@ -360,7 +361,9 @@ else:
 # penalty, fitted on chapter 2's training responses, with $C$ chosen on the same grid
 # by held-out accuracy alone (chapter 2's probe also weighs a suppression run, which this
 # comparison leaves out for every recipe), then scored on the balanced sets above. The
-# reference is therefore the chapter probe's like-for-like twin, not the probe itself. The
+# reference is therefore a refit of the chapter probe's recipe, not the probe itself: its $C$,
+# and so its number of H-Neurons, can differ from the probe's (the last lines below give each
+# refit's $C$ and size), and so can its AUROC on a set. The
 # *paired difference* is the reference's AUROC minus the alternative's on the same responses,
 # with a bootstrap interval that resamples the responses once per replicate for both. With
 # unstandardised features (the default, as in the paper) raw activations and CETT also differ
@@ -476,7 +479,13 @@ if ours_all:
 #   by class, and the one-rule refit shows how much that alone moves the AUROC here); and a
 #   refusal ("I'm sorry, I don't have information on ...") differs from an invented answer in
 #   its whole form, so any probe may separate the two. Only the margin over random neurons
-#   speaks for the H-Neurons there. The refusal class rests on the rule judge, checked on a
+#   speaks for the H-Neurons there. Separating them is not the same as ranking them the right
+#   way: the probe's faithful rows were correct answers, never a refusal, so nothing in its
+#   training says on which side a refusal falls, and a probe that finds refusals *more*
+#   hallucination-like than invented answers scores below 0.5 (an interval wholly below 0.5
+#   is a reversal of that kind; a reading, not a test). The paper's NonExist column is its
+#   highest on most of its models, but on Llama-3.1-8B it sits below the random neurons (the
+#   paper's rows above). The refusal class rests on the rule judge, checked on a
 #   few dozen hand labels (above); the listing above it shows every response it counts as declining.
 # - **What the labels hold.** The hand labels above measure the judge, not the probe. A small
 #   model often answers with neither an answer nor a decline, and the rule calls such replies
@@ -501,7 +510,9 @@ if ours_all:
 #   the random neurons carry a signal that flips between training and evaluation: trained on 3-vs-1 rows, which mostly
 #   contrast answer tokens with other tokens, they can learn "answer-like", and on the
 #   evaluation sets the short gold-alias spans of faithful answers may look more answer-like
-#   than hallucinated answers' longer spans (a hypothesis, not tested here).
+#   than hallucinated answers' longer spans (a hypothesis, not tested here). That cannot be
+#   the reason on NonExist, where no answer has an alias span; there the faithful class is
+#   refusals, which no training row resembles (the NonExist bullet above).
 # - **Screened neurons.** The stronger baseline picks its neurons on the training rows only,
 #   as the probe does, so it sees no evaluation answer. Its classifiers are single fits
 #   without intervals of their own, so a gap between them and the H-Neuron refit counts only
@@ -515,7 +526,7 @@ if ours_all:
 #   the whole pipeline (C selection included) that way.
 # - **Design choices.** The like-for-like refits choose $C$ by held-out accuracy alone, so
 #   their reference is not the chapter's probe (whose $C$ also weighs a suppression run) but
-#   its twin. A difference whose interval includes 0 says the two recipes are not told apart
+#   a refit of its recipe, with a $C$ and a size of its own. A difference whose interval includes 0 says the two recipes are not told apart
 #   on these sets, not that they are equal; at a few dozen responses per set only a large gap
 #   can show.
 #
@@ -526,7 +537,8 @@ if ours_all:
 #    counts table shows how many this run got, and a set under ten gets no verdict). Halve
 #    `N_EVAL_NQ`, `N_EVAL_BIOASQ` and `N_EVAL_NONEXIST`, or double them: how do the intervals
 #    and verdicts move? The timings printed above the counts give the cost per question on
-#    your machine (on a rerun that reuses stored answers, the time of the run that made them).
+#    your machine, for the answers a run generates itself (a rerun that reuses stored answers
+#    times only what it adds; {doc}`reproducing` gives a full run's times).
 # 2. Rerun chapter 02 with `LABEL_SCHEME = "1-vs-1"` and then this chapter: which scheme
 #    transfers better to NQ-Open?
 # 3. Replace the rule judge with the LLM judge (`JUDGE = "llm"`). How many labels change, and

@@ -78,7 +78,8 @@ display(Markdown(summary.scale_note(OUTPUT_DIR, MODEL_ID, ORIGIN_DIR)))
 #   figures and caveats: {doc}`02_identification`, {doc}`03_generalisation`,
 #   {doc}`04_behaviour` and {doc}`05_origin`.
 # - **Units.** Accuracy and AUROC are in percent, as in the paper (chapter 3 prints AUROC as
-#   a fraction: 0.84 there is 84.0 here); drift ranks run from 0 to 1.
+#   a fraction: 0.84 there is 84.0 here); drift ranks run from 0 to 1, and a judge's precision
+#   on hand labels is a fraction with its interval (0.88 [0.66, 0.97]), as chapters 2-4 print it.
 # - **The paper's column** gives, per Table 1 dataset, the H-Neurons' accuracy minus the
 #   random baseline's, paired within each of the paper's models: the lowest and highest of
 #   those margins, and on how many models the H-Neurons are ahead (the models behind are

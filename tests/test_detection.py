@@ -194,6 +194,11 @@ def test_screen_reading_counts_a_gap_only_beyond_the_noise_guide():
     row = {"n per class": 15, "probe CI half-width": 0.12, "H-Neurons refit": 0.48, "screen (H count)": 0.22}
     assert screen_verdict(row) == "no comparison (the screened neurons are reversed here)"
     assert screen_verdict(dict(row, **{"screen (H count)": 0.40})) == "within the noise guide"
+    # a gap equal to the guide (both 28/169 in a default run) is within it, whatever the float noise
+    tie = {"n per class": 13, "probe CI half-width": 28 / 169, "H-Neurons refit": 0.669,
+           "screen (H count)": 0.669 + 28 / 169}
+    assert screen_verdict(tie) == "within the noise guide"
+    assert screen_verdict(dict(tie, **{"screen (H count)": 0.669 + 28 / 169 + 0.001})) == "screened ahead"
 
 
 def test_screen_reading_names_a_reversal():
@@ -537,7 +542,10 @@ def test_overall_reading_follows_the_counts():
             "from chance, but the paired AUROC drop from the default rule (a +0.18 [-0.04, +0.40]) "
             "does not lie above 0, so the control is too uncertain to tell") in unsure
     assert "nor refuted by the control" in unsure and "On b the detection that the default rule" in unsure
-    assert "Only on a does" in overall_reading(ours, base, ctl(0.55, 0.3, None, (0.1, 0.2)), spans)
+    kept = overall_reading(ours, base, ctl(0.55, 0.3, None, (0.1, 0.2)), spans)
+    assert ("Only on a does the detection survive one span rule for both classes (the refit stays "
+            "above chance). The refit is not set against random neurons") in kept
+    assert "does not rest on the span difference" not in kept  # the control shows less than that
     missing = {"datasets": {"a": entry(0.55)}}  # the control did not score b
     assert "The control did not run on b" in overall_reading(ours, base, missing, spans)
     # a shared-rule dataset whose verdict the refit's training spans alone change: said so
@@ -668,6 +676,15 @@ def test_capped_sets_are_labelled_and_read_with_the_span_rule():
               "drop": {"drop": 0.2, "drop_ci": [0.05, 0.35], "left_out": 0}}}}
     text = capped_reading(ours, base, ctl, spans, cnt)
     assert "a: above chance, and above random neurons, credited (the one-rule refit on these answers stays above chance)" in text
+    # a refit that stays above chance while the paired drop lies above 0: credited, the drop named
+    ctl["all_answers"]["a"]["drop"] = {"drop": 0.15, "drop_ci": [0.004, 0.29], "left_out": 0}
+    assert ("a: above chance, and above random neurons, credited (the one-rule refit on these answers "
+            "stays above chance, paired drop +0.15 [+0.004, +0.29], above 0: the span difference still "
+            "adds to the AUROC measurably)") in capped_reading(ours, base, ctl, spans, cnt)
+    ctl["all_answers"]["a"]["drop"]["drop_ci"] = [-0.05, 0.29]
+    assert "stays above chance, paired drop +0.15 [-0.05, +0.29], which includes 0)" in \
+        capped_reading(ours, base, ctl, spans, cnt)
+    del ctl["all_answers"]["a"]["drop"]
     assert "b: above chance, and above random neurons under the default rule, but not credited to the H-Neurons: span control fails" in text
     assert capped_reading({"e": ours["e"]}, base, None, spans).endswith("no verdict.")
     assert "differs from the balanced set" not in text

@@ -485,18 +485,29 @@ def test_table1_row_gives_the_like_for_like_refits(results):
            "datasets": {"triviaqa": entry(0.1, 0.02, 0.2), "nq_open": entry(0.05, -0.1, 0.2)}})
     card = summary.scorecard(results, MODEL)
     tq, nq = row(card, "Table 1 (§2)", "TriviaQA"), row(card, "Table 1 (§2)", "NQ-Open")
-    assert ("; raw activations instead of CETT (both with C by held-out accuracy): AUROC 70.0 "
-            "[60.0, 80.0] vs 80.0 [70.0, 90.0], paired difference +10.0 [+2.0, +20.0] points") in tq.ours
+    assert ("; raw activations instead of CETT (both refit with C by held-out accuracy): AUROC 70.0 "
+            "[60.0, 80.0] with raw activations vs 80.0 [70.0, 90.0] with CETT, CETT minus raw "
+            "activations +10.0 [+2.0, +20.0] points") in tq.ours
     assert "; CETT vs raw activations: CETT ahead (the interval lies above 0)" in tq.reading
     assert "CETT vs raw activations: no difference shown (the interval includes 0)" in nq.reading
     assert "raw activations" not in row(card, "Table 1 (§2)", "BioASQ").reading  # not run there
+    # the reference is a refit with its own C and count: the row says so, once
+    data = json.loads((results / MODEL / "generalisation" / "recipe_control.json").read_text())
+    data["reference"] = {"C": 100.0, "h_neurons": 143}
+    data["variants"]["scheme"] = {"ref": "3-vs-1", "alt": "1-vs-1"}
+    data["datasets"]["triviaqa"]["scheme"] = data["datasets"]["triviaqa"]["measure"]
+    write(results / MODEL / "generalisation" / "recipe_control.json", data)
+    tq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
+    assert ("(both refit with C by held-out accuracy; the reference refit: C = 100, 143 H-Neurons, "
+            "not this probe)") in tq.ours
+    assert tq.ours.count("the reference refit") == 1 and "1-vs-1 instead of 3-vs-1" in tq.ours
 
 
 def test_checks_note_counts_its_list():
-    """The scorecard page's "N checks ride along" is counted from the list it prints."""
+    """The scorecard page's "N kinds of check ride along" is counted from the list it prints."""
     note = summary.checks_note()
     n = len(summary.CHECKS)
-    assert note.startswith(f"**{summary._COUNT[n]} checks ride along.** ")
+    assert note.startswith(f"**{summary._COUNT[n]} kinds of check ride along, each set out below.** ")
     assert note.endswith(summary.CHECKS[-1])
-    assert summary.checks_note(["A.", "B."]) == "**Two checks ride along.** A. B."
-    assert summary.checks_note(["A."]) == "**One check rides along.** A."
+    assert summary.checks_note(["A.", "B."]) == "**Two kinds of check ride along, each set out below.** A. B."
+    assert summary.checks_note(["A."]) == "**One kind of check rides along.** A."
