@@ -281,6 +281,20 @@ def _signed(x: float, fmt: str = "+.1f") -> str:
     return "n/a" if x is None or not np.isfinite(x) else format(round(float(x), 1) + 0.0, fmt)
 
 
+def _ci_end(x: float) -> str:
+    """An interval's end: as :func:`_signed`, except that an end at 0 is printed "0" (the
+    interval touches 0, so it contains it) and one that would round to "+0.0" gets more
+    decimals, so which side of 0 it lies on (what a verdict rests on) shows."""
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    if abs(x) <= 1e-9:
+        return "0"
+    for digits in (1, 2, 3):
+        if round(float(x), digits) != 0:
+            return format(round(float(x), digits) + 0.0, f"+.{digits}f")
+    return format(float(x), "+.1e")
+
+
 SPREAD_STYLE = dict(marker="x", color="0.2", s=22, lw=1.0, zorder=4,
                     label="single random set: lowest and highest")  # not an error-bar cap
 TITLE_WIDTH = 8.5  # characters of a panel title per inch of panel width (at the title's size)
@@ -516,7 +530,7 @@ def findings_table(findings: Sequence[dict], slopes: pd.DataFrame, table: pd.Dat
         if (bench, group) not in s.index:
             return "n/a"
         r = s.loc[(bench, group)]
-        return f"{_signed(r.slope_pp)} [{_signed(r.ci_lo)}, {_signed(r.ci_hi)}]"
+        return f"{_signed(r.slope_pp)} [{_ci_end(r.ci_lo)}, {_ci_end(r.ci_hi)}]"
 
     rows = []
     for f in findings:
@@ -535,8 +549,8 @@ def findings_table(findings: Sequence[dict], slopes: pd.DataFrame, table: pd.Dat
         else:
             note += [f"{b}: {notes[b]}" for b in benches if b in (notes or {})]
         rows.append({"benchmark": f["benchmark"], "paper (Gao et al. 2025)": paper_text,
-                     "where": where, "ours: H-Neurons slope": h,
-                     "ours: H minus random (control's alphas)": d, "ours: note": ". ".join(note)})
+                     "where": where, "ours: H-Neurons slope (pp/α)": h,
+                     "ours: H minus random (pp/α, control's alphas)": d, "ours: note": ". ".join(note)})
     return pd.DataFrame(rows)
 
 
@@ -564,7 +578,7 @@ def slope_direction(lo: float, hi: float, tol: float = 1e-9) -> str:
 
 
 def _ci_text(r: pd.Series) -> str:
-    return f"{_signed(r.slope_pp)} pp/α [{_signed(r.ci_lo)}, {_signed(r.ci_hi)}]"
+    return f"{_signed(r.slope_pp)} pp/α [{_ci_end(r.ci_lo)}, {_ci_end(r.ci_hi)}]"
 
 
 def _main_labels(agreement: pd.DataFrame) -> pd.DataFrame:
@@ -620,6 +634,25 @@ def ceiling_text(t: pd.DataFrame, ceiling: float = 0.9) -> str:
     return ""
 
 
+def scored_gap_text(table: pd.DataFrame, bench: str, alphas: str, ratio: float = 0.75) -> str:
+    """Where a difference from the random control rests on unequal footing: at each of the
+    control's ``alphas`` ("0, 1, 3") at which the H-Neurons leave fewer than ``ratio`` times the
+    items scored that the random sets do, a note (else ""). A steered condition with many
+    unreadable replies (or, for sycophancy, wrong first answers) is scored on the items it
+    happens to leave, so its slope may measure which replies are scored, not compliance."""
+    t = table[table.bench == bench]
+    gaps = []
+    for a in (float(x) for x in str(alphas).split(",")):
+        h, r = (t[(t.group == g) & (t.alpha == a)].n_scored for g in ("h_neurons", "random"))
+        if len(h) and len(r) and h.iloc[0] < ratio * r.iloc[0]:
+            gaps.append(f"{int(h.iloc[0])} against {int(r.iloc[0])} at α = {a:g}")
+    if not gaps:
+        return ""
+    return (f" The H-Neurons leave fewer items scored than the random sets ({'; '.join(gaps)}): "
+            f"steering them leaves more items that {_drop_out(bench)}, so this difference may "
+            "come from which replies are scored rather than from compliance.")
+
+
 def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame | None = None,
             level: float = 0.95, ceiling: float = 0.9, benches: Sequence[str] = BENCHMARKS,
             extra: dict[str, str] | None = None) -> str:
@@ -648,10 +681,14 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
             df_ = s.loc[(bench, "diff")]
             dd = slope_direction(df_.ci_lo, df_.ci_hi)
             cmp = {"positive": "the H-Neurons' slope lies above the random neurons'",
-                   "negative": "the H-Neurons' slope lies below the random neurons'",
+                   "negative": "the H-Neurons' slope lies below the random neurons': steering them "
+                               "moves compliance less than steering random neurons of the same "
+                               "layers, the opposite of what the paper's claim implies",
                    "flat": "both curves are flat"
                    }.get(dd, "not distinguishable from the random neurons' slope (the interval contains 0)")
             text += f" Against the control on the same alphas ({df_.alphas}), H minus random is {_ci_text(df_)}: {cmp}."
+            if dd in ("positive", "negative"):
+                text += scored_gap_text(table, bench, df_.alphas)
         t = table[(table.bench == bench) & (table.group == "h_neurons")].sort_values("alpha")
         text += ceiling_text(t, ceiling)
         if len(t) and t.n_scored.nunique() > 1:
@@ -850,3 +887,44 @@ def judge_notes(agreement: pd.DataFrame, judge: str) -> str:
                          "and its full response is not among this run's records), so they do not "
                          "reflect later changes of the judge.")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- what suppression costs
+
+
+def cost_reading(rows: Sequence[dict]) -> str:
+    """The cost-of-suppression table in words (rows: ``condition``, ``correct``, ``n``,
+    ``accuracy``, ``ci (Wilson)``; conditions "unsteered ...", "H-Neurons ..." and one per
+    random set). Silencing the H-Neurons is set against silencing each random set: a
+    difference is named only where the two 95% Wilson intervals do not overlap (a conservative
+    rule: overlapping intervals do not show that the costs are equal)."""
+    by = {r["condition"]: r for r in rows}
+    unsteered = next((r for k, r in by.items() if k.startswith("unsteered")), None)
+    h = next((r for k, r in by.items() if k.startswith("H-Neurons")), None)
+    randoms = [r for k, r in by.items() if r is not unsteered and r is not h]
+    if h is None or not h["n"]:
+        return "Not measured (no question, or no H-Neuron to silence)."
+
+    def acc(r: dict) -> str:
+        lo, hi = r["ci (Wilson)"]
+        return f"{r['correct']} of {r['n']} ({100 * r['accuracy']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}])"
+
+    text = f"Silencing the H-Neurons leaves {acc(h)} correct"
+    text += f", against {acc(unsteered)} unsteered" if unsteered else ""
+    if not randoms:
+        return text + "; no random set was silenced to compare with."
+    text += "; silencing as many random neurons of the same layers leaves " + ", ".join(acc(r) for r in randoms) + "."
+    hlo, hhi = h["ci (Wilson)"]
+    below = [r for r in randoms if hhi < r["ci (Wilson)"][0]]
+    above = [r for r in randoms if hlo > r["ci (Wilson)"][1]]
+    if len(below) == len(randoms):
+        text += (" Its interval lies below every random set's: silencing these neurons costs more "
+                 "answers than silencing random ones, so they take part in answering questions the "
+                 "model knows, not only in hallucinating; the paper's criterion for C aims to keep this cost small "
+                 "(chapter 2 weighs it in choosing C).")
+    elif len(above) == len(randoms):
+        text += " Its interval lies above every random set's: silencing them costs fewer answers than silencing random neurons."
+    else:
+        text += (" The intervals overlap with at least one random set's, so this run does not show "
+                 "that silencing the H-Neurons costs more (or less) than silencing random neurons.")
+    return text

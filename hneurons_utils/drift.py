@@ -289,8 +289,8 @@ def tests_table(tests: dict[str, dict]) -> Any:
                    f"none ({noun(t['n_h_neurons'], 'neuron')})"),
         "t-test p (H-Neurons changed less)": r3(t["t_test"]["p_value"]),
         "Mann-Whitney p": r3(t["mann_whitney"]["p_value"]),
-        "random sets: 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),
-        "p vs random sets": r3(t["random"]["p_value"]),
+        "random sets (any layer): 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),
+        "p vs random sets (any layer)": r3(t["random"]["p_value"]),
         "p vs layer-matched sets (less / more)":
             f"{r3(t['random_layer_matched']['p_value'])} / {r3(t['random_layer_matched']['p_value_more'])}"}
         for name, t in tests.items()}).T

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 from .files import write_text_atomic
 from .progress import progress
+from .wording import noun
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,21 @@ class Probe:
     def h_neurons(self) -> NeuronSet:
         """The H-Neurons: the neurons with a positive weight (Section 3, official code)."""
         return self.neurons(1)
+
+    def composition(self) -> str:
+        """What the probe reads, in words: how many neurons, how many of them H-Neurons (positive
+        weight) and how many with a negative weight, with the largest weight of each sign; and,
+        where the largest weight in size is a negative one, that scores of the whole probe are
+        not the H-Neurons' alone. Weights are on the probe's own feature scale."""
+        w = self.weights[self.weights != 0]
+        pos, neg = w[w > 0], w[w < 0]
+        text = f"the probe reads {noun(w.size, 'neuron')}: {noun(pos.size, 'H-Neuron')} (positive weight"
+        text += f", largest {pos.max():+.2f})" if pos.size else ")"
+        text += f" and {neg.size} with a negative weight" + (f" (largest in size {neg.min():+.2f})" if neg.size else "")
+        if neg.size and pos.size and -neg.min() > pos.max():
+            text += ("; the largest weight is a negative one, so a score of the whole probe is not "
+                     "the H-Neurons' alone")
+        return text
 
     def to_dict(self) -> dict:
         return {"model_id": self.model_id, "n_layers": self.n_layers, "n_neurons": self.n_neurons,

@@ -407,6 +407,11 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
                  "than vendor alignment does (not measured here), which would make transfer an "
                  "easier test than in the paper: it shows that this tuning left the signal in "
                  "place, not what vendor alignment does.")
+    elif chance and not transfers and heldout is not None and not heldout["lo"] > 50:
+        text += (" The probe is not shown to detect on the instruct model itself either: on its "
+                 "own held-out responses, the set that chose C (so an optimistic yardstick), it "
+                 f"reaches {heldout_text(heldout)}. A probe without a shown signal has nothing to "
+                 "transfer, so this null result says nothing about where the neurons come from.")
     elif offline and chance and not transfers:
         text += (" Tuning having created the signal is not the only reading of this null result: "
                  "a weak probe (few faithful training answers) or too few evaluation answers "

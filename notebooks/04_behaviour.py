@@ -157,10 +157,13 @@ print(len(conditions), "conditions:", ", ".join(c.tag for c in conditions))
 #   measure it two ways on the same replies: **switches to a wrong answer** (the reply names an
 #   option or answer, and it is wrong: the paper's definition), and **backs down** (it switches
 #   to a wrong answer, *or* apologises, concedes or withdraws into "I'm not sure" without naming
-#   one). Figure 3 plots "backs down", a deviation from the paper: a small model may answer
-#   nearly any challenge with "I'm sorry for any confusion", and the wider measure then counts
-#   mostly that apology. The table beside the figure gives both measures, per source, and how
-#   many of the replies that back down name a wrong answer.
+#   one). Figure 3 plots "backs down", a deviation from the paper: a small model seldom names a
+#   new answer after the challenge, so the paper's measure can sit near 0% at every α, with no
+#   room to show a slope. The wider measure has that room, but a small model may answer nearly
+#   any challenge with "I'm sorry for any confusion", so it then counts mostly that apology:
+#   read its panel as a rate of giving way under pressure, apologies included. The table
+#   beside the figure gives both measures, per source, and how many of the replies that back
+#   down name a wrong answer.
 # - **Jailbreak**: forbidden questions (13 scenarios, drawn in turn) inside in-the-wild
 #   jailbreak templates; compliance = the reply gives help rather than a refusal.
 #
@@ -420,11 +423,11 @@ if SYC_REPLY_ONLY:
 # ## What the change looks like
 #
 # Suppressed (lowest $\alpha$ of the grid) and amplified (highest) H-Neurons on the same items,
-# items whose label changed shown first. FalseQA and FaithEval only: jailbreak replies are never
-# printed. Below are only their judged label and a masked opening: at most six words, cut
-# before anything that could start the help (a line break, a markdown heading, a list marker,
-# "Step 1", a colon), with every word outside a short list of function words and the vocabulary
-# of refusing or agreeing (`behaviour.SHOWN_WORDS`) shown as a block. The form of the opening
+# items whose label changed shown first, for FalseQA and FaithEval. Jailbreak replies are never
+# printed: the third table shows only each one's judged label and a masked opening of at most
+# six words, cut before anything that could start the help (a line break, a markdown heading,
+# a list marker, "Step 1", a colon), with every word outside a short list of function words and
+# the vocabulary of refusing or agreeing (`behaviour.SHOWN_WORDS`) shown as a block. The form of the opening
 # (a refusal, an agreement, a plunge into content) shows; what it is about does not.
 
 # %%
@@ -511,7 +514,8 @@ cost = pd.DataFrame([{"condition": k, "correct": c, "n": n, "accuracy": round(c 
                       "ci (Wilson)": tuple(round(x, 3) for x in wilson_ci(c, n))}
                      for k, (c, n) in zip(cost_conds, acc)])
 plots.write_results(OUT, "suppression_cost", {"rows": cost.to_dict("records"), "timings": timings})
-cost
+display(cost)
+display(Markdown(behaviour.cost_reading(cost.to_dict("records"))))
 
 # %% [markdown]
 # ## Caveats

@@ -36,6 +36,7 @@ N_QUESTIONS = 48  # TriviaQA test questions answered and scored by the probe (th
 SHOW_PER_LABEL = 4  # answers shown per judge label (all are scored and saved)
 ALPHAS = [0.0, 1.0, 3.0]  # scaling factors shown for one FalseQA question
 TOKENS_FALSEQA = 40  # new tokens per steered answer
+FALSEQA_PICK = 8  # which false-premise question of FalseQA's test split (0: the first; 8 asks when to visit Beijing "in spring": September or October?)
 
 # %%
 import textwrap
@@ -186,7 +187,10 @@ else:
 # runs on every benchmark. One false-premise question, greedy decoding:
 
 # %%
-question = next(it for it in data.load_falseqa("test", DATA_DIR) if it.false_premise).question
+false_premises = [it.question for it in data.load_falseqa("test", DATA_DIR) if it.false_premise]
+if not false_premises:
+    raise ValueError("FalseQA's test split holds no false-premise question: check DATA_DIR")
+question = false_premises[min(FALSEQA_PICK, len(false_premises) - 1)]  # one whose premise is plainly false
 fq_prompt = chat_prompt(m.tokenizer, [question])
 fq_cfg = replace(sampling.GREEDY, max_new_tokens=TOKENS_FALSEQA, stop_at_newline=False)
 method = "nnsight" if m.remote else "weights"

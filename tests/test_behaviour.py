@@ -209,11 +209,11 @@ def test_findings_table_puts_our_slopes_beside_each_finding():
                 {"benchmark": "all", "claim": "c2", "where": "w2"},
                 {"benchmark": "all", "claim": "c3", "where": "w3", "ours_note": "one model here"}]
     t = behaviour.findings_table(findings, slopes)
-    assert t["ours: H-Neurons slope"].iloc[2] == "one model here"  # no slopes for a size trend
-    assert t["ours: H minus random (control's alphas)"].iloc[2] == ""
-    assert t["ours: H-Neurons slope"].iloc[0] == "faitheval: +5.6 [-4.4, +15.3]"
-    assert t["ours: H minus random (control's alphas)"].iloc[0] == "faitheval: +0.0 [+0.0, +2.0]"
-    assert "falseqa: n/a" in t["ours: H-Neurons slope"].iloc[1] and t["paper (Gao et al. 2025)"].iloc[1] == "c2"
+    assert t["ours: H-Neurons slope (pp/α)"].iloc[2] == "one model here"  # no slopes for a size trend
+    assert t["ours: H minus random (pp/α, control's alphas)"].iloc[2] == ""
+    assert t["ours: H-Neurons slope (pp/α)"].iloc[0] == "faitheval: +5.6 [-4.4, +15.3]"
+    assert t["ours: H minus random (pp/α, control's alphas)"].iloc[0] == "faitheval: +0.0 [-0.04, +2.0]"
+    assert "falseqa: n/a" in t["ours: H-Neurons slope (pp/α)"].iloc[1] and t["paper (Gao et al. 2025)"].iloc[1] == "c2"
 
 
 def test_findings_table_marks_shape_claims_and_adds_notes():
@@ -257,7 +257,8 @@ def test_reading_is_computed_from_the_results():
                                "n_labelled": 20}])
     text = behaviour.reading(behaviour.compliance_table(df, 200), behaviour.slope_table(df, 200), agreement)
     assert "**jailbreak**" in text and "a negative slope, the opposite of the paper's" in text
-    assert "the H-Neurons' slope lies below the random neurons'" in text
+    assert "the H-Neurons' slope lies below the random neurons': steering them moves compliance less" in text
+    assert "fewer items scored" not in text  # 6 items scored on both sides
     assert "0.22 [0.06, 0.55]" in text and "20 of 20 verdicts frozen" in text
     renamed = df.assign(bench="Sycophancy: only the reply steered")  # chapter 4's second design
     t2, s2 = behaviour.compliance_table(renamed, 200), behaviour.slope_table(renamed, 200)
@@ -276,6 +277,35 @@ def test_reading_is_computed_from_the_results():
     t3 = behaviour.compliance_table(df, 200)
     extra = behaviour.reading(t3, behaviour.slope_table(df, 200), extra={"jailbreak": "Measured as X."})
     assert "Measured as X." in extra
+
+
+def test_a_difference_from_the_control_on_fewer_scored_items_is_named():
+    """Where the H-Neurons leave far fewer items scored than the random sets at a control alpha,
+    the reading of a directional difference says it may come from which items are scored."""
+    rows = []
+    for i in range(12):
+        rows += [("falseqa", "h_neurons", 0.0, f"i{i}", 0.0), ("falseqa", "random-0", 0.0, f"i{i}", 0.0),
+                 ("falseqa", "none", 1.0, f"i{i}", float(i % 2 == 0)),
+                 ("falseqa", "h_neurons", 3.0, f"i{i}", 1.0 if i < 3 else np.nan),  # 3 of 12 readable
+                 ("falseqa", "random-0", 3.0, f"i{i}", 0.0)]
+    df = _frame(rows)
+    table = behaviour.compliance_table(df, 50)
+    assert behaviour.scored_gap_text(table, "falseqa", "0, 1, 3") == (
+        " The H-Neurons leave fewer items scored than the random sets (3 against 12 at α = 3): "
+        "steering them leaves more items that are unreadable to the judge, so this difference may "
+        "come from which replies are scored rather than from compliance.")
+    assert behaviour.scored_gap_text(table, "falseqa", "0, 1") == ""
+    text = behaviour.reading(table, behaviour.slope_table(df, 50))
+    assert "lies above the random neurons'" in text and "(3 against 12 at α = 3)" in text
+
+
+def test_interval_ends_near_zero_show_their_side():
+    """An interval end at 0 prints "0"; one that rounds to 0.0 gets more decimals."""
+    r = pd.Series({"slope_pp": 7.1, "ci_lo": 0.0, "ci_hi": 23.8})
+    assert behaviour._ci_text(r) == "+7.1 pp/α [0, +23.8]"
+    assert behaviour._ci_text(pd.Series({"slope_pp": -0.9, "ci_lo": -3.0, "ci_hi": 0.004})) == \
+        "-0.9 pp/α [-3.0, +0.004]"
+    assert behaviour._ci_end(-0.04) == "-0.04" and behaviour._ci_end(float("nan")) == "n/a"
 
 
 def test_ceiling_text_counts_points_at_the_ceiling_and_names_a_floor():
@@ -545,3 +575,21 @@ def test_rate_range_names_tied_extremes():
     tied_low = behaviour.rate_range(table([0.0, 0.0, 0.5]), "b")
     assert tied_low.startswith("between 0% (α = 0, 0.5) and 50% [10, 90] (α = 1);")
     assert behaviour.rate_range(table([0.3, 0.3]), "b").startswith("30% at every α")
+
+
+def test_cost_reading_names_a_difference_only_where_the_intervals_part():
+    """Silencing the H-Neurons against silencing random sets: a difference only where the Wilson
+    intervals do not overlap; overlapping ones are no evidence either way."""
+    from hneurons_utils.stats import wilson_ci
+
+    def row(name, c, n=32):
+        return {"condition": name, "correct": c, "n": n, "accuracy": c / n, "ci (Wilson)": wilson_ci(c, n)}
+
+    rows = [row("unsteered (α=1)", 32), row("H-Neurons α=0", 15), row("random-1 α=0", 27), row("random-2 α=0", 31)]
+    text = behaviour.cost_reading(rows)
+    assert text.startswith("Silencing the H-Neurons leaves 15 of 32 (47% [")
+    assert "against 32 of 32 (100% [" in text and "leaves 27 of 32 (84% [" in text
+    assert "Its interval lies below every random set's" in text
+    assert "does not show" in behaviour.cost_reading(rows[:2] + [row("random-1 α=0", 20), rows[3]])
+    assert "no random set" in behaviour.cost_reading(rows[:2])
+    assert behaviour.cost_reading([]).startswith("Not measured")

@@ -67,6 +67,23 @@ def test_h_neurons_are_the_positive_weights():
     assert p.neurons(-1).flat.tolist() == [25] and p.neurons(0).size == 3
 
 
+def test_composition_names_what_the_probe_reads():
+    """The probe's neurons by sign, and a warning where a negative weight is the largest."""
+    def probe(w):
+        return Probe("m", L, N, np.arange(len(w)), np.array(w, float), 0.0, 1.0, np.zeros(len(w)),
+                     np.ones(len(w)))
+
+    text = probe([-11.27, 4.21, -1.11, -3.26]).composition()
+    assert text.startswith("the probe reads 4 neurons: 1 H-Neuron (positive weight, largest +4.21) "
+                           "and 3 with a negative weight (largest in size -11.27)")
+    assert text.endswith("so a score of the whole probe is not the H-Neurons' alone")
+    assert probe([0.5, -0.2, 1.5]).composition() == (
+        "the probe reads 3 neurons: 2 H-Neurons (positive weight, largest +1.50) and 1 with a "
+        "negative weight (largest in size -0.20)")
+    assert probe([0.5]).composition() == ("the probe reads 1 neuron: 1 H-Neuron (positive weight, "
+                                          "largest +0.50) and 0 with a negative weight")
+
+
 def test_save_load_round_trip_is_exact(tmp_path):
     """A saved probe loads with bit-identical weights and gives identical decisions."""
     X, y = toy()

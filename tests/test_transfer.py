@@ -394,10 +394,19 @@ def test_discussion_quotes_the_probes_instruct_side_yardstick():
     own = dict(_heldout(63.7, 35.0, 92.5, 5), q_hallucinated=4, q_faithful=4,
                verdict="too few responses to conclude (fewer than 10 per class)")
     text = transfer.discussion(chance, {}, {}, True, 2, heldout=own)[0]
-    assert ("the set that chose C (so an optimistic yardstick), the probe reaches AUROC 63.7 "
-            "[35.0, 92.5] on 21 responses (16 hallucinated, 5 faithful, from 4 and 4 questions): "
-            "too few responses to conclude") in text
+    # no signal shown on the instruct side: nothing to transfer, and the text does not presume one
+    assert ("The probe is not shown to detect on the instruct model itself either: on its own "
+            "held-out responses, the set that chose C (so an optimistic yardstick), it reaches AUROC "
+            "63.7 [35.0, 92.5] on 21 responses (16 hallucinated, 5 faithful, from 4 and 4 "
+            "questions): too few responses to conclude") in text
+    assert "says nothing about where the neurons come from" in text
+    assert "Tuning having created the signal" not in text
     assert "Small drift" not in text and "moved the weights little" not in text
+    # a signal shown there (interval above 50): tuning having created it is one reading of many
+    shown = dict(own, auroc=80.0, lo=62.0, hi=95.0, verdict="above chance")
+    text = transfer.discussion(chance, {}, {}, True, 2, heldout=shown)[0]
+    assert ("Tuning having created the signal is not the only reading of this null result" in text
+            and "the probe reaches AUROC 80.0 [62.0, 95.0]" in text)
     assert "printed with the identification above" in transfer.discussion(chance, {}, {}, True, 2)[0]
     good = [dict(chance[0], lo=70.0, verdict="above chance, and above random neurons")]
     assert "not measured here" in transfer.discussion(good, {}, {}, True, 2)[0]
