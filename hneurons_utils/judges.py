@@ -540,7 +540,9 @@ def agreement_text(summary: Sequence[dict], dataset: str, judge_name: str = "the
             said = (f"the judge says so of {r['judge_yes'] + vague}: {agree} {are(agree)} by hand, "
                     f"{wrong} {are(wrong)} not" + (f", {vague} {are(vague)} unclear" if vague else "")
                     + f" (precision{' over the clear ones' if vague else ''} {r['precision']:.2f} "
-                      f"[{lo:.2f}, {hi:.2f}])")
+                      f"[{lo:.2f}, {hi:.2f}]"
+                    + (f"; {agree} of all {r['judge_yes'] + vague}, {agree / (r['judge_yes'] + vague):.2f}, "
+                       "counting the unclear ones as not" if vague else "") + ")")
         elif vague:
             said = f"the judge says so of {vague}, all unclear by hand"
         else:

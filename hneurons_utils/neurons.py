@@ -186,8 +186,8 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
                f"{top['AUROC vs faithful']:{fmt}} against faithful answers and "
                f"{top['AUROC 3-vs-1']:.2f} on the probe's contrast, held out")
     more = int((held["AUROC 3-vs-1"] > held["AUROC vs faithful"]).sum())
-    out.append(f"{more} of {n} separate the probe's own contrast (hallucinated answer tokens "
-               "against faithful answers and all other tokens) better than hallucinated from "
-               "faithful answers" + (": for those, part of what they carry is 'this is an "
+    out.append(f"on the held-out responses, {more} of {n} separate the probe's own contrast "
+               "(hallucinated answer tokens against faithful answers and all other tokens) better "
+               "than hallucinated from faithful answers" + (": for those, part of what they carry is 'this is an "
                                      "answer token', which the 3-vs-1 labels reward" if more else ""))
     return "; ".join(out) + "."

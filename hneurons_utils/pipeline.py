@@ -400,6 +400,24 @@ def greedy_origin(consistent: dict[str, list[dict]], greedy: Sequence[dict] | No
             for name, cls in (("faithful", "correct"), ("hallucinated", "incorrect"))}
 
 
+def greedy_origin_text(origin: dict[str, dict[str, int]] | None) -> str:
+    """:func:`greedy_origin` in one sentence: how many of the hallucinated class's questions
+    the model answered correctly when greedy, a share the reader should weigh (the class then
+    mixes unknown facts with facts the model holds but loses when sampling). "" without
+    screening or without a hallucinated question."""
+    h = (origin or {}).get("hallucinated") or {}
+    n = sum(h.values())
+    if not n:
+        return ""
+    k = h.get("correct", 0)
+    return (f"{k} of {n} questions of the hallucinated class ({100 * k / n:.0f}%) were answered "
+            "correctly greedily: " + ("none is a fact the model holds but loses when sampling."
+                                      if not k else
+                                      "the class mixes facts the model does not know with facts it "
+                                      "knows but loses at temperature 1.0" +
+                                      (", and here the second kind is the larger part." if 2 * k > n else ".")))
+
+
 def split_greedy_origin(split: dict[str, list[Example]], greedy: Sequence[dict] | None
                         ) -> dict[str, dict[str, dict[str, int]]] | None:
     """:func:`greedy_origin` for the balanced split of :func:`split_examples`: per part

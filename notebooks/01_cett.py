@@ -136,9 +136,11 @@ else:
 #
 # ## How CETT is distributed over layers and neurons
 #
-# We average CETT over every real token of the prompts, per neuron. If a few neurons carried
-# most of each layer's output, a sparse probe over CETT features (next chapter) would have
-# something to find.
+# We average CETT over every real token of the prompts, per neuron, and ask how unevenly it is
+# spread: over a few neurons per layer, or over all of them. CETT values do not add up to 1
+# (each is one neuron's contribution relative to the block's output, and contributions point
+# in different directions and partly cancel), so "share" below means a share of the layer's
+# summed CETT, not of its output.
 
 # %%
 norms = cett.column_norms(m)
@@ -153,7 +155,7 @@ print(f"{len(prompts)} prompts; mean CETT per neuron: median {np.median(neuron_m
       f"max {neuron_mean.max():.2e}" + (f"; {n_silent:,} neurons never fired (mean CETT 0, "
                                         "counted in this median)" if n_silent else ""))
 
-# %% mystnb={"figure": {"caption": "CETT across layers: quantiles of each neuron's mean CETT over the prompts (left, log scale) and the share of each layer's summed CETT held by its top 1% of neurons (right; a uniform layer gives 1%).", "name": "fig-cett-layers"}, "image": {"alt": "CETT across layers"}}
+# %% mystnb={"figure": {"caption": "CETT across layers: quantiles, across each layer's neurons, of their mean CETT over the prompts (left, log scale) and the share of each layer's summed CETT held by its top 1% of neurons (right; a uniform layer gives 1%).", "name": "fig-cett-layers"}, "image": {"alt": "CETT across layers"}}
 fig, layer_numbers = plots.cett_layer_figure(neuron_mean)
 plots.save_figure(fig, OUT, "cett_by_layer", {"model": MODEL_ID, "n_prompts": len(prompts), **layer_numbers})
 plt.show()
@@ -177,8 +179,7 @@ if tail["n_silent"]:
 # them tens of percent. The ratio of the 99.9th percentile to the median says how far the
 # tail reaches. Whatever the concentration, it is a property of this model's FFNs on ordinary
 # prompts, not yet anything about hallucination: the probe of the next chapter looks for
-# neurons that *differ between* faithful and hallucinated answers, which a mild tail does
-# not prevent.
+# neurons that *differ between* faithful and hallucinated answers, whatever the tail's shape.
 #
 # ## Eq. 7: scaling an activation scales its CETT by about $\alpha$
 #
@@ -218,8 +219,12 @@ print(cett.eq7_reading(eq7))
 # ratio overshoots $\alpha$ below 1 (the output shrinks) and falls short above 1 (it grows);
 # the printed signs show which way it goes on this model. Scaling an early layer also changes every
 # later layer's input, which moves the scaled neurons downstream. When the behaviour chapter
-# says "$\alpha = 3$", the H-Neurons' contribution has grown by the measured ratio, not
-# necessarily threefold.
+# says "$\alpha = 3$", each H-Neuron's contribution vector $z_{j,t} W_\text{down}[:, j]$ is
+# exactly three times larger, but its CETT (that contribution relative to the block's output)
+# grows by less where the neuron's share of the output is large. The ratios above are for each
+# layer's top-CETT neurons, the case where the approximation is weakest; a neuron with a
+# small CETT sits closer to $\alpha$ on its own, while scaling many at once (as chapter 4
+# scales every H-Neuron) adds their effects on $\lVert h_t \rVert$.
 #
 # ## Exercises
 #

@@ -93,7 +93,10 @@ print(f"{MODEL_ID}: {m.adapter.total_neurons:,} FFN neurons ({m.adapter.n_layers
 #
 # Each question is put to the model in its chat template, followed by *"Respond with the
 # answer only, without any explanation."*, and answered with the paper's decoding settings:
-# temperature 1.0, top-$k$ 50, top-$p$ 0.9, 10 samples per question (Section 6.1.1). A rule
+# temperature 1.0, top-$k$ 50, top-$p$ 0.9, 10 samples per question (Section 6.1.1), each cut
+# at its first newline and at `QA_MAX_NEW_TOKENS` new tokens (a CPU budget): an answer still
+# going at the cap is judged on what it said so far, so an alias it would have reached later
+# is missed and the answer counts as incorrect. A rule
 # judge labels each answer *correct* (a gold TriviaQA alias occurs in it), *incorrect*, or
 # *refusal*; aliases that the question itself contains are ignored, so that echoing the
 # question does not count as knowing the answer.
@@ -110,7 +113,8 @@ print(f"{MODEL_ID}: {m.adapter.total_neurons:,} FFN neurons ({m.adapter.n_layers
 # sampled; a question's label comes from its samples alone, as in the paper, which looks at
 # no greedy answer. At temperature 1.0 a model can lose an answer it gives greedily, so a
 # greedy-correct question can end up consistently *incorrect* and join the hallucinated class
-# on top of the greedy-incorrect ones; Step 2 counts how often that happened. With
+# on top of the greedy-incorrect ones; Step 2 counts how often that happened (with a small
+# model, possibly most of the class). With
 # `SCREEN = False` every question is sampled, as in the paper. Collection is written to JSONL
 # question by question and resumes where it stopped.
 
@@ -174,16 +178,21 @@ pd.DataFrame(pipeline.agreement_yields(sampled, [1.0, 0.9, 0.8, 0.7, 0.6])).set_
 # property of a small model, not of the method. The default profile therefore lowers the
 # threshold to `MIN_AGREEMENT` (a majority of the samples, the rule above) and uses only the
 # responses that carry the question's label; the `paper` profile keeps $\tau = 1$. A few kept
-# questions of each class, with the answer the model gave most often:
+# questions of each class, with the answer the model gave most often (the first sample where
+# all ten differ, as at temperature 1.0 they often do: the last column says how often it came):
 
 # %%
 def show(recs, k=4):
-    return [(r["question"][:70], sampling.representative_response(r["responses"])[:70],
-             f"{r['labels'].count('correct')}/{len(r['labels'])}") for r in recs[:k]]
+    rows = []
+    for r in recs[:k]:
+        rep = sampling.representative_response(r["responses"])
+        rows.append((r["question"][:70], rep[:70], f"{r['responses'].count(rep)}/{len(r['responses'])}",
+                     f"{r['labels'].count('correct')}/{len(r['labels'])}"))
+    return rows
 
 
 pd.DataFrame(show(consistent["correct"]) + show(consistent["incorrect"]),
-             columns=["question", "most frequent answer", "correct samples"])
+             columns=["question", "most frequent answer", "given", "correct samples"])
 
 # %% [markdown]
 # **Where each class comes from.** The screen chose which questions were sampled; the labels
@@ -197,6 +206,7 @@ if origin is None:
 else:
     display(pd.DataFrame(origin).T.fillna(0).astype(int).add_prefix("greedy ")
             .rename_axis(f"kept at tau = {MIN_AGREEMENT}"))
+    print(pipeline.greedy_origin_text(origin))
 
 # %% [markdown]
 # **How far to trust the judge.** Every label above is the rule judge's, and the probe learns
@@ -206,10 +216,11 @@ else:
 # default run, drawn at random, one per question, labelled after the rule was frozen; each row
 # says why). The chapter's judge re-labels those answers here, so a changed rule or
 # `JUDGE = "llm"` is measured afresh. Precision of *incorrect* is the one that matters most:
-# it is the share of the hallucinated class that really is a hallucination. A small model
-# often replies with neither an answer nor a decline (it rambles around the question); the
-# hand labels call those *unclear*, the rule calls them *incorrect*, so they sit in the
-# hallucinated class too: the line below counts them, apart from the precision.
+# of the answers the rule calls incorrect, the share that really is a hallucination. A small
+# model often replies with neither an answer nor a decline (it rambles around the question);
+# the hand labels call those *unclear*, the rule calls them *incorrect*, so they sit in the
+# hallucinated class too: the line below counts them, gives the precision over the clear
+# answers, and the share over all of them (the unclear counted as not hallucinations).
 
 # %%
 label_summary, label_differ, unavailable = judges.hand_label_check(  # questions read from DATA_DIR, by id
@@ -241,17 +252,21 @@ with pd.option_context("display.max_colwidth", None):  # each disagreement, with
 # below counts, for each part and class of this balanced set, the greedy labels of its
 # questions, as in Step 2 (`pipeline.split_greedy_origin`).
 #
-# The features are read on the **answer tokens**, the part of the response that states the
-# fact. The paper asks GPT-4o to mark them; here a rule does (`answer_spans`): the gold alias
-# where the response contains one, otherwise the content of the first sentence with filler
-# such as "The answer is" removed, and the whole response as a last resort.
+# The features are read on the **answer tokens**, meant to be the part of the response that
+# states the fact. The paper asks GPT-4o to mark them; here a rule does (`answer_spans`): the
+# gold alias where the response contains one, otherwise the content of the first sentence with
+# filler such as "The answer is" removed, and the whole response as a last resort. Without an
+# alias the rule can miss the stated answer (a sentence that restates the question before
+# giving it, for example); the marked responses below show what it found.
 #
 # **A caveat this rule brings.** A correct answer contains a gold alias by definition, so the
-# faithful class gets alias spans (a name, often one or two tokens) while most hallucinated
-# answers get the content rule's span (often a longer phrase). Span length and position then
-# differ *by class*, and a probe could in part pick that up. Chapter 3 measures how well span
-# length alone would detect; `SPAN_RULE = "content"` applies the content rule to both classes
-# (the paper's GPT-4o extraction is also one rule for both) at the price of looser spans.
+# faithful class gets alias spans (a name, often one or two tokens) while every hallucinated
+# answer, holding no alias, gets the content rule's span (often a longer phrase). Span length
+# and position then differ *by class*, and a probe could in part pick that up. The span
+# diagnostic printed with the features below and the span-length check after the probe measure
+# how well span length alone separates the classes here; chapter 3 refits the probe without
+# the difference. `SPAN_RULE = "content"` applies the content rule to both classes (the
+# paper's GPT-4o extraction is also one rule for both) at the price of looser spans.
 
 # %%
 split = pipeline.split_examples(consistent, cfg)
@@ -404,8 +419,8 @@ print(f"paper, Table 1: H-Neuron ratios of {lo:g} to {hi:g} per mille over "
 
 # %% [markdown]
 # What the numbers can and cannot carry:
-# - the held-out set is a handful of questions per class (`VAL_FRACTION` of the kept ones,
-#   several responses each), so neighbouring $C$ values are within noise of each other and
+# - the held-out set is a handful of questions per class (`VAL_FRACTION` of the balanced
+#   set's questions, several responses each), so neighbouring $C$ values are within noise of each other and
 #   the count of H-Neurons is an order of magnitude, not a measurement;
 # - the suppression term is greedy accuracy on `SUPPRESSION_QUESTIONS` questions the model
 #   answered correctly when screened (some are training questions). It can fall below 100%
@@ -451,7 +466,7 @@ else:
     t_train = None
     print("skipped: no H-Neuron, or the held-out responses hold only one class")
 
-# %% mystnb={"figure": {"caption": "Up to six H-Neurons, those with the largest weights: each one's answer-token CETT on hallucinated and faithful training answers, and its CETT averaged over all other tokens (the probe's third group). Titles: weight and single-neuron AUROC vs faithful answers on the training responses.", "name": "fig-h-neuron-values"}, "image": {"alt": "Up to six H-Neurons with the largest weights"}}
+# %% mystnb={"figure": {"caption": "Up to six H-Neurons, those with the largest weights: each one's answer-token CETT on hallucinated and faithful training answers, and its CETT averaged over all other tokens (the other-token rows, in the probe's negative class). Titles: weight and single-neuron AUROC vs faithful answers on the training responses.", "name": "fig-h-neuron-values"}, "image": {"alt": "Up to six H-Neurons with the largest weights"}}
 if t_train is not None:
     rows = t_train.head(6).to_dict("records")  # largest weight first
     values = {r["neuron"]: neurons.neuron_values(probe, fs, split["train"], f)

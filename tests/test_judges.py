@@ -299,6 +299,9 @@ def test_answer_label_agreement_counts_each_label():
     assert (c["both_yes"], i["both_yes"]) == (1, 1)
     text = judges.agreement_text(summary, "triviaqa")
     assert "- *correct*: the judge says so of 2: 1 is by hand, 1 is not (precision 0.50" in text
+    # the unclear reply the rule calls incorrect: precision over the clear ones, and the share of all
+    assert "1 is unclear (precision over the clear ones 1.00 [" in text
+    assert "; 1 of all 2, 0.50, counting the unclear ones as not)" in text
     caution = judges.label_check(summary, "triviaqa")[1]  # the correct label's interval reaches under 0.5
     assert caution and text.endswith("it finds 1.\n\n**Caution:** " + caution + ".")
 

@@ -85,7 +85,7 @@ def test_neuron_reading_counts_and_compares():
     assert "median is 0.60 held out against 0.70" in text
     assert "above every single H-Neuron (the best, a, reaches 0.75)" in text
     assert "largest weight, a, reaches 0.75 against faithful answers and 0.90" in text
-    assert "1 of 3 separate the probe's own contrast" in text
+    assert "on the held-out responses, 1 of 3 separate the probe's own contrast" in text
     below = neurons.neuron_reading(train, held, probe_auroc=0.62)  # a single neuron does better
     assert "below the best single H-Neuron, a, at 0.75" in below and "above every" not in below
     assert "about what the best single H-Neuron, a, reaches (0.75)" in neurons.neuron_reading(

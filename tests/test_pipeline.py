@@ -336,3 +336,16 @@ def test_span_length_check_compares_on_the_held_out_responses():
     r = span_length_check(probe, fs, {"train": split["val"], "val": []})
     assert r["held_out"] is False and r["span_length_auroc"] is None
     assert span_length_reading(r).startswith("No question was held out")
+
+
+def test_greedy_origin_text_weighs_greedy_correct_questions_in_the_hallucinated_class():
+    """The share of hallucinated questions the model answered correctly greedily, named as the
+    larger part where it is."""
+    from hneurons_utils.pipeline import greedy_origin_text
+
+    text = greedy_origin_text({"faithful": {"correct": 20}, "hallucinated": {"correct": 48, "incorrect": 39}})
+    assert text.startswith("48 of 87 questions of the hallucinated class (55%) were answered correctly greedily")
+    assert text.endswith("here the second kind is the larger part.")
+    assert greedy_origin_text({"hallucinated": {"correct": 1, "incorrect": 9}}).endswith("at temperature 1.0.")
+    assert "none is a fact" in greedy_origin_text({"hallucinated": {"correct": 0, "incorrect": 9}})
+    assert greedy_origin_text(None) == "" and greedy_origin_text({"hallucinated": {}}) == ""
