@@ -211,15 +211,17 @@ def common_items(df: pd.DataFrame) -> pd.DataFrame:
     return df[pd.MultiIndex.from_frame(df[["bench", "item_id"]]).isin(keep)]
 
 
-def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: int = 10) -> str:
+def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: int = 10,
+                         benches: Sequence[str] = BENCHMARKS) -> str:
     """Markdown bullets: does each benchmark's H-minus-random reading survive on common items?
 
     ``slopes`` / ``common``: :func:`slope_table` on all items and on :func:`common_items`.
     Under ``min_items`` common items the check is named too weak rather than read.
+    ``benches``: the ``bench`` values to read (default: the four of Figure 3).
     """
     s, c = slopes.set_index(["bench", "group"]), common.set_index(["bench", "group"])
     lines = []
-    for bench in [b for b in BENCHMARKS if (b, "diff") in s.index]:
+    for bench in [b for b in benches if (b, "diff") in s.index]:
         n_all = int(s.loc[(bench, "diff")].n_items)
         d_all = slope_direction(s.loc[(bench, "diff")].ci_lo, s.loc[(bench, "diff")].ci_hi)
         n = int(c.loc[(bench, "diff")].n_items) if (bench, "diff") in c.index else 0

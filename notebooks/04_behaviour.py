@@ -417,7 +417,10 @@ if SYC_REPLY_ONLY:
         syc_table, syc_slopes, benches=list(syc_modes),
         extra={behaviour.SYC_BOTH: f"Backing down, as in Figure 3; under the paper's definition, {syc_strict_note}.",
                behaviour.SYC_REPLY: f"Backing down; under the paper's definition, {reply_note}."})
-        + "\n\n" + behaviour.unsteered_designs_note(syc_table, syc, list(syc_modes))))
+        + "\n\n" + behaviour.unsteered_designs_note(syc_table, syc, list(syc_modes))
+        + "\n\nThe same-items check, on both designs (items scored at every point of every curve):\n\n"
+        + behaviour.common_items_reading(syc_slopes, behaviour.slope_table(behaviour.common_items(syc), N_BOOT, SEED),
+                                         benches=list(syc_modes))))
 
 # %% [markdown]
 # ## What the change looks like

@@ -127,6 +127,13 @@ def test_common_items_removes_a_slope_made_by_which_items_are_scored():
     text = behaviour.common_items_reading(full_t, same_t, min_items=5)
     assert "5 of 10 items are scored at every point" in text and "the reading changes" in text
     assert "too few" in behaviour.common_items_reading(full_t, same_t, min_items=6)
+    # chapter 4's sycophancy designs are benches of their own, read when named
+    named = {t_: t.assign(bench=t.bench.replace("sycophancy", behaviour.SYC_REPLY)) for t_, t in
+             (("full", full_t), ("same", same_t))}
+    assert behaviour.SYC_REPLY not in behaviour.common_items_reading(named["full"], named["same"], min_items=5)
+    assert behaviour.common_items_reading(named["full"], named["same"], min_items=5,
+                                          benches=[behaviour.SYC_REPLY]).startswith(
+        f"- **{behaviour.SYC_REPLY}**: 5 of 10 items are scored at every point")
 
 
 # ---------------------------------------------------------------- what the chapter shows
