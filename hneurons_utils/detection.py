@@ -1159,7 +1159,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
                  "no finite interval).")
     if not kept:
         return text
-    held = "; ".join(f"{k}{survival_note(ctl[k])}" for k in kept if survival_note(ctl[k]))
+    held = "; ".join(f"{k}{survival_note(ctl[k], ', ')}" for k in kept if survival_note(ctl[k]))
     return text + (
         (" The detection survives the span control on every one of them" if len(kept) == len(confounded)
          else f" Only on {names(kept)} does the detection survive one span rule for both classes")
