@@ -309,7 +309,8 @@ print(f"{len(examples)} responses x 2 x {fs.answer.shape[1]} layers x {fs.answer
       f"neurons in {timings['features_s']:.0f} s{REUSED if reused['features'] else ''}; mean answer "
       f"tokens {fs.n_tokens[idx, 0].mean():.1f}")
 diag = detection.span_diagnostic([e.label for e in examples], fs.n_tokens[idx, 0], fs.methods[idx])
-print("answer spans by class (the caveat above; training and held-out responses together):",
+print("answer spans by class (the caveat above; training and held-out responses together; 'alias "
+      "spans': the share of responses whose span is a gold alias; 'answer tokens': mean per response):",
       {k: round(v, 2) for k, v in diag.items()})
 
 # %% [markdown]

@@ -130,8 +130,9 @@ counts
 # The `span_*` columns say how the answer tokens were found (alias match, rule on the first
 # sentence, or the whole response as a fallback).
 #
-# **Do the two classes get different spans?** The next table splits that by class, with
-# the AUROC that span length alone (more answer tokens = "hallucinated") would reach on each
+# **Do the two classes get different spans?** The next table splits that by class (*alias
+# spans*: the share of the class's responses whose span is a gold alias; *answer tokens*: the
+# mean span length), with the AUROC that span length alone (more answer tokens = "hallucinated") would reach on each
 # balanced set: 0.5 means the spans carry no label information; far from 0.5 means a
 # detector could in part read where the span is rather than what the neurons do (see the
 # caveat in chapter 2).
