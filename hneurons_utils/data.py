@@ -135,6 +135,47 @@ NO_HUB_COPY: dict[str, str] = {
 }
 
 
+# every benchmark file the book reads (each chapter reads some of them)
+NO_HUB_FILES = ("bioasq/factoid.jsonl", "falseqa/test.csv")
+BOOK_FILES = (*HUB_SOURCES, *NO_HUB_FILES)
+
+
+def source_report(data_dir: str | Path | None = None, files: Iterable[str] = BOOK_FILES
+                  ) -> list[dict]:
+    """Where each benchmark file in ``files`` will come from, before anything is run: ``local``
+    (found in the data directory), ``hub`` (absent here; its public copy will be fetched,
+    which needs the network, or the Hub's local cache when ``HF_HUB_OFFLINE`` is set) or
+    ``missing`` (absent, and without a public copy: ``how`` says how to get it)."""
+    import os
+
+    root = resolve_data_dir(data_dir)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    out = []
+    for rel in files:
+        if root is not None and (root / rel).is_file():
+            out.append({"file": rel, "source": "local", "how": str(root / rel)})
+        elif rel.split("/")[0] in NO_HUB_COPY:
+            out.append({"file": rel, "source": "missing", "how": NO_HUB_COPY[rel.split("/")[0]]})
+        else:
+            out.append({"file": rel, "source": "hub", "how": str(HUB_SOURCES[rel]) + (
+                " (HF_HUB_OFFLINE is set: only from the local Hugging Face cache)" if offline else "")})
+    return out
+
+
+def check_sources(data_dir: str | Path | None = None, files: Iterable[str] = BOOK_FILES) -> str:
+    """:func:`source_report` as text; raises ``FileNotFoundError`` naming every missing file
+    and how to get it (a build would otherwise fail only when a chapter reaches that file)."""
+    rows = source_report(data_dir, files)
+    text = "\n".join(f"{r['file']}: {r['source']} ({r['how']})" for r in rows)
+    missing = [r for r in rows if r["source"] == "missing"]
+    if missing:
+        where = resolve_data_dir(data_dir)
+        raise FileNotFoundError(
+            f"benchmark files missing from the data directory ({where or 'none set: HNEURONS_DATA_DIR'}) "
+            "with no public copy to fall back on:\n" + "\n".join(f"- {r['file']}: {r['how']}" for r in missing))
+    return text
+
+
 def _hub_record(rel: str, r: dict) -> dict:
     """A Hub row in the local file's record format (same keys, lists as lists)."""
     if rel.startswith("triviaqa/"):
@@ -697,3 +738,12 @@ def fill_template(template: JailbreakTemplate | str, question: str) -> str:
     if PLACEHOLDER.search(prompt):
         return PLACEHOLDER.sub(lambda m: question, prompt)
     return f"{prompt.rstrip()}\n\n{question}"
+
+
+if __name__ == "__main__":  # python -m hneurons_utils.data [DATA_DIR]: where each benchmark file comes from
+    import sys
+
+    try:
+        print(check_sources(sys.argv[1] if len(sys.argv) > 1 else None))
+    except FileNotFoundError as e:
+        sys.exit(str(e))

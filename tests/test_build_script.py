@@ -76,7 +76,7 @@ def build(project: Path, **env: str) -> tuple[int, list[str], str]:
     """Run the copied build script; its exit code, the stubs' event log, and its output."""
     log = project / "lanes.log"
     log.unlink(missing_ok=True)
-    full = {**os.environ, "LANES_LOG": str(log), "HNEURONS_DATA_DIR": str(project), **env}
+    full = {**os.environ, "LANES_LOG": str(log), "HNEURONS_DATA_DIR": str(project), "CHECK_DATA": "0", **env}
     proc = subprocess.run(["bash", "scripts/build_book.sh"], cwd=project, env=full,
                           capture_output=True, text=True, timeout=120)
     time.sleep(2.5)  # a side-lane chapter left running would log its end by now
@@ -168,3 +168,14 @@ def test_a_kernel_that_does_not_start_is_started_again_but_other_failures_are_no
     assert at(ev, "race 05_origin") < at(ev, "end 05_origin")
     rc, ev, out = build(project, JOBS="1", STUB_NO_KERNEL="01_cett", STUB_RACES="3")
     assert rc != 0 and ev.count("race 01_cett") == 3 and "start 02_identification" not in ev
+
+
+def test_a_missing_benchmark_file_stops_the_build_before_any_chapter(project):
+    """With no BioASQ or FalseQA file in the data directory (neither has a public copy), the
+    build stops before the first chapter, naming each file and how to get it; a build of
+    chapter 1 alone reads no benchmark and is not stopped."""
+    rc, events, out = build(project, CHECK_DATA="1")
+    assert rc != 0 and not any(e.startswith("start") for e in events)
+    assert "bioasq/factoid.jsonl: BioASQ cannot be redistributed" in out and "falseqa/test.csv" in out
+    rc, events, out = build(project, CHECK_DATA="1", NOTEBOOKS="01_cett")
+    assert rc == 0 and "start 01_cett" in events

@@ -314,3 +314,28 @@ def test_own_qa_file_is_validated_like_the_bundled_sets(tmp_path):
     path.write_text('{"question": "Q1?", "answers": []}\n')
     with pytest.raises(ValueError, match="no usable question"):
         D.load_qa_file(path, "mine")
+
+
+def test_source_report_names_local_hub_and_missing_files(tmp_path, monkeypatch):
+    """Each benchmark file the book reads is local, fetched from the Hub, or missing (no public
+    copy): check_sources raises naming every missing one and how to get it."""
+    from hneurons_utils.data import BOOK_FILES, check_sources, source_report
+
+    monkeypatch.delenv("HNEURONS_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "bioasq").mkdir()
+    (tmp_path / "bioasq" / "factoid.jsonl").write_text("")
+    by = {r["file"]: r for r in source_report(tmp_path)}
+    assert set(by) == set(BOOK_FILES)
+    assert by["bioasq/factoid.jsonl"]["source"] == "local"
+    assert by["falseqa/test.csv"]["source"] == "missing" and "thunlp/FalseQA" in by["falseqa/test.csv"]["how"]
+    assert by["triviaqa/train.tsv"]["source"] == "hub" and "only from the local Hugging Face cache" in \
+        by["triviaqa/train.tsv"]["how"]
+    with pytest.raises(FileNotFoundError, match=r"falseqa/test.csv: FalseQA has no official") as e:
+        check_sources(tmp_path)
+    assert "bioasq" not in str(e.value)
+    (tmp_path / "falseqa").mkdir()
+    (tmp_path / "falseqa" / "test.csv").write_text("")
+    assert "falseqa/test.csv: local" in check_sources(tmp_path)
+    with pytest.raises(FileNotFoundError, match="none set: HNEURONS_DATA_DIR"):
+        check_sources(None)
