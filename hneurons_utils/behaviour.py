@@ -650,9 +650,9 @@ def scored_gap_text(table: pd.DataFrame, bench: str, alphas: str, ratio: float =
             gaps.append(f"{int(h.iloc[0])} against {int(r.iloc[0])} at α = {a:g}")
     if not gaps:
         return ""
-    return (f" The H-Neurons leave fewer items scored than the random sets ({'; '.join(gaps)}): "
-            f"steering them leaves more items that {_drop_out(bench)}, so this difference may "
-            "come from which replies are scored rather than from compliance.")
+    return (f" The H-Neurons leave fewer items scored than the random sets ({'; '.join(gaps)}), "
+            "so this difference may come from which replies are scored rather than from "
+            "compliance.")
 
 
 def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame | None = None,

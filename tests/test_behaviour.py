@@ -298,9 +298,8 @@ def test_a_difference_from_the_control_on_fewer_scored_items_is_named():
     df = _frame(rows)
     table = behaviour.compliance_table(df, 50)
     assert behaviour.scored_gap_text(table, "falseqa", "0, 1, 3") == (
-        " The H-Neurons leave fewer items scored than the random sets (3 against 12 at α = 3): "
-        "steering them leaves more items that are unreadable to the judge, so this difference may "
-        "come from which replies are scored rather than from compliance.")
+        " The H-Neurons leave fewer items scored than the random sets (3 against 12 at α = 3), "
+        "so this difference may come from which replies are scored rather than from compliance.")
     assert behaviour.scored_gap_text(table, "falseqa", "0, 1") == ""
     text = behaviour.reading(table, behaviour.slope_table(df, 50))
     assert "lies above the random neurons'" in text and "(3 against 12 at α = 3)" in text
