@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .profiles import REPO_ROOT
 from .profiles import data_dir as resolve_data_dir
+from .profiles import hub_offline
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +147,8 @@ def source_report(data_dir: str | Path | None = None, files: Iterable[str] = BOO
     (found in the data directory), ``hub`` (absent here; its public copy will be fetched,
     which needs the network, or the Hub's local cache when ``HF_HUB_OFFLINE`` is set) or
     ``missing`` (absent, and without a public copy: ``how`` says how to get it)."""
-    import os
-
     root = resolve_data_dir(data_dir)
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    offline = hub_offline()
     out = []
     for rel in files:
         if root is not None and (root / rel).is_file():

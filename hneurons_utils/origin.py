@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from .models import cache_dir, convert_gguf
+from .profiles import hub_offline
 
 HUB_PAIR = ("HuggingFaceTB/SmolLM2-135M", "HuggingFaceTB/SmolLM2-135M-Instruct")
 # The paper's six base / instruction-tuned pairs (Section 4), as hub ids; pick one with the
@@ -119,10 +120,6 @@ class PairUnavailableError(ValueError):
     """A named model of the pair cannot be used (no such repo or folder, gated, other Hub error)."""
 
 
-def _env_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in ("0", "false", "no", "off", "")
-
-
 def _looks_like_path(model_id: str) -> bool:
     """A folder name rather than a hub id: absolute, ``./``, ``../`` or ``~``, or an existing path."""
     return (model_id.startswith(("/", "./", "../", "~", ".\\")) or Path(model_id).expanduser().exists()
@@ -206,7 +203,7 @@ def use_offline_pair(flag: bool | str, base_model_id: str = HUB_PAIR[0],
             raise PairUnavailableError(f"model folder {mid!r} does not exist (BASE_MODEL_ID / "
                                        "INSTRUCT_MODEL_ID)")
         hub_ids.append(mid)
-    if hub_ids and _env_offline():
+    if hub_ids and hub_offline():
         say(f"model pair: offline (Gemma-3-270M + our tuning run): HF_HUB_OFFLINE is set, so "
             f"{' and '.join(hub_ids)} cannot be fetched")
         return True
@@ -418,7 +415,7 @@ def model_folder(model_id: str | Path) -> Path:
         return Path(model_id)
     from huggingface_hub import hf_hub_download, list_repo_files, snapshot_download
 
-    if _env_offline():  # HF_HUB_OFFLINE: only what the Hub cache already holds
+    if hub_offline():  # HF_HUB_OFFLINE: only what the Hub cache already holds
         return Path(snapshot_download(str(model_id), local_files_only=True))
     repo_files = list_repo_files(str(model_id))
     index = None

@@ -117,6 +117,12 @@ def profile_for_notebook(name: str, notebook: str | os.PathLike,
     return {k: v for k, v in params.items() if k in known}
 
 
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` is set to anything but an off value ("0", "false", "no",
+    "off" or empty): Hub files then come only from the local Hugging Face cache."""
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in ("0", "false", "no", "off", "")
+
+
 def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
     """The local benchmark data folder: ``explicit``, else ``$HNEURONS_DATA_DIR``, else None.
 
