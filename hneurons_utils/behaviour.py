@@ -20,7 +20,7 @@ import pandas as pd
 
 from .benchmarks import BENCHMARKS
 from .judges import WEAK_PRECISION_LO
-from .wording import are, noun
+from .wording import are, noun, signed
 
 
 # ---------------------------------------------------------------- compliance-rate arithmetic
@@ -291,10 +291,8 @@ def _ci_end(x: float) -> str:
         return "n/a"
     if abs(x) <= 1e-9:
         return "0"
-    for digits in (1, 2, 3):
-        if round(float(x), digits) != 0:
-            return format(round(float(x), digits) + 0.0, f"+.{digits}f")
-    return format(float(x), "+.1e")
+    out = signed(float(x), 1, 3)
+    return out if float(out) != 0 else format(float(x), "+.1e")
 
 
 SPREAD_STYLE = dict(marker="x", color="0.2", s=22, lw=1.0, zorder=4,

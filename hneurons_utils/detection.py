@@ -22,7 +22,7 @@ from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, probe_train
 from .probe import NeuronSet, Probe
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
 from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread, paired_bootstrap_ci
-from .wording import noun
+from .wording import noun, signed
 
 log = logging.getLogger(__name__)
 
@@ -451,12 +451,7 @@ def span_drop_text(drop: dict, scale: float = 1.0, fmt: str = ".2f") -> str:
     AUROC points). An end that would round to 0 gets more decimals, so its side of 0 (which the
     verdict rests on) shows."""
     def num(x: float) -> str:
-        v, digits = scale * x, int(fmt[1:-1])
-        out = f"{v:+.{digits}f}"
-        while float(out) == 0 and v != 0 and digits < 6:
-            digits += 1
-            out = f"{v:+.{digits}f}"
-        return out.replace("-", "+", 1) if float(out) == 0 else out  # never "-0.0"
+        return signed(scale * x, int(fmt[1:-1]), 6)
 
     lo, hi = drop["drop_ci"]
     return f"{num(drop['drop'])} [{num(lo)}, {num(hi)}]"

@@ -1,4 +1,5 @@
-"""Counts in generated sentences, with the noun and verb in the right number."""
+"""Counts in generated sentences, with the noun and verb in the right number, and signed numbers
+whose side of 0 shows."""
 
 from __future__ import annotations
 
@@ -12,3 +13,15 @@ def noun(n: int, word: str, plural: str | None = None) -> str:
 def are(n: int) -> str:
     """The verb for ``n`` things: "is" for one, else "are"."""
     return "is" if n == 1 else "are"
+
+
+def signed(x: float, digits: int = 1, max_digits: int | None = None) -> str:
+    """``x`` with a sign and ``digits`` decimals, never "-0.0"; a non-zero value that would
+    print as 0 gets more decimals, up to ``max_digits`` (default: none more), so its side of 0
+    shows. A value still at 0 then prints "+0.0..."."""
+    max_digits = digits if max_digits is None else max_digits
+    out = f"{x:+.{digits}f}"
+    while float(out) == 0 and x != 0 and digits < max_digits:
+        digits += 1
+        out = f"{x:+.{digits}f}"
+    return out.replace("-", "+", 1) if float(out) == 0 else out
