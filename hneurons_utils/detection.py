@@ -420,6 +420,15 @@ def paired_auroc_drop(keys_default: Sequence[str], y_default: np.ndarray, s_defa
 SUPPORTING = ("above chance, and above random neurons", "above chance")
 
 
+def finite_drop(control: dict | None) -> dict | None:
+    """The paired drop of one :func:`span_rule_control` entry when both ends of its interval
+    are finite (a NaN end comes back from JSON as null), else None."""
+    drop = (control or {}).get("drop")
+    if not drop or not np.isfinite(np.asarray(drop.get("drop_ci") or [np.nan], dtype=float)).all():
+        return None
+    return drop
+
+
 def span_control_outcome(control: dict | None, min_per_class: int = MIN_PER_CLASS) -> str:
     """What the one-rule control (one dataset's entry of :func:`span_rule_control`, or None)
     says about a detection under the default span rule.
@@ -440,8 +449,8 @@ def span_control_outcome(control: dict | None, min_per_class: int = MIN_PER_CLAS
         return "survives"
     if cv not in (NOT_DISTINGUISHABLE, BELOW_CHANCE):
         return "undetermined"
-    drop = control.get("drop")  # a NaN end comes back from JSON as null (None)
-    if not drop or not np.isfinite(np.asarray(drop.get("drop_ci") or [np.nan], dtype=float)).all():
+    drop = finite_drop(control)
+    if drop is None:
         return "unpaired"
     return "fails" if drop["drop_ci"][0] > 0 else "inconclusive"
 
@@ -457,18 +466,16 @@ def span_drop_text(drop: dict, scale: float = 1.0, fmt: str = ".2f") -> str:
     return f"{num(drop['drop'])} [{num(lo)}, {num(hi)}]"
 
 
-def survival_note(control: dict, sep: str = " ") -> str:
+def survival_note(control: dict) -> str:
     """For a one-rule refit that stays above chance (one dataset's :func:`span_rule_control`
-    entry), its paired drop from the default rule, and whether the span difference still adds
-    to the AUROC measurably (the drop's interval above 0): "" without a finite drop.
-    ``sep`` goes before the text ("; " or ", " inside a longer clause)."""
-    drop = control.get("drop") or {}
-    ci = np.asarray(drop.get("drop_ci") or [np.nan], dtype=float)
-    if not np.isfinite(ci).all():
+    entry), ", paired drop ..." from the default rule, and whether the span difference still
+    adds to the AUROC measurably (the drop's interval above 0): "" without a finite drop."""
+    drop = finite_drop(control)
+    if drop is None:
         return ""
-    return sep + (f"paired drop {span_drop_text(drop)}, above 0: the span difference still adds to "
-                  "the AUROC measurably" if ci[0] > 0 else
-                  f"paired drop {span_drop_text(drop)}, which includes 0")
+    return f", paired drop {span_drop_text(drop)}" + (
+        ", above 0: the span difference still adds to the AUROC measurably" if drop["drop_ci"][0] > 0
+        else ", which includes 0")
 
 
 def span_credit(verdict: str, spans: dict | None, control: dict | None,
@@ -1093,8 +1100,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
             if c:  # the refit differs from the probe in its *training* spans only
                 cv = metrics_verdict(c, min_per_class=min_per_class)
                 note += f"; the one-rule refit gives AUROC {c['auroc']:.2f} ({cv})"
-                if entry.get("drop") and np.isfinite(np.asarray(entry["drop"].get("drop_ci") or [np.nan],
-                                                                dtype=float)).all():
+                if finite_drop(entry):
                     lo, hi = entry["drop"]["drop_ci"]
                     note += (f", a paired drop (default minus one rule) of {span_drop_text(entry['drop'])}"
                              + (", so the training rows' span rule alone moves this AUROC measurably"
@@ -1154,7 +1160,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
                  "no finite interval).")
     if not kept:
         return text
-    held = "; ".join(f"{k}{survival_note(ctl[k], ', ')}" for k in kept if survival_note(ctl[k]))
+    held = "; ".join(k + note for k in kept if (note := survival_note(ctl[k])))
     return text + (
         (" The detection survives the span control on every one of them" if len(kept) == len(confounded)
          else f" Only on {names(kept)} does the detection survive one span rule for both classes")
@@ -1233,7 +1239,7 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
         if why is None:
             notes.append(f"{k}: {v}, " + (
                 "credited (both classes share one span rule here)" if shared_span_rule(spans.get(k)) else
-                f"credited (the one-rule refit on these answers stays above chance{survival_note(ctl[k], ', ')})"
+                f"credited (the one-rule refit on these answers stays above chance{survival_note(ctl[k])})"
                 if span_control_outcome(ctl.get(k), min_per_class) == "survives" else
                 "unchecked (the one-rule refit on these answers cannot be read)"))
         else:
