@@ -108,13 +108,17 @@ def load_overrides(path: str | os.PathLike) -> dict:
     return params
 
 
+def profile_values(name: str, overrides: str | os.PathLike | None = None) -> dict:
+    """Profile ``name``, then the ``overrides`` file if given (every chapter's share)."""
+    return {**load_profile(name), **(load_overrides(overrides) if overrides else {})}
+
+
 def profile_for_notebook(name: str, notebook: str | os.PathLike,
                          overrides: str | os.PathLike | None = None) -> dict:
-    """Profile ``name``, then the ``overrides`` file if given, restricted to the parameters
-    ``notebook`` declares (what papermill gets)."""
+    """:func:`profile_values` restricted to the parameters ``notebook`` declares (what
+    papermill gets)."""
     known = notebook_parameters(notebook)
-    params = {**load_profile(name), **(load_overrides(overrides) if overrides else {})}
-    return {k: v for k, v in params.items() if k in known}
+    return {k: v for k, v in profile_values(name, overrides).items() if k in known}
 
 
 def hub_offline() -> bool:

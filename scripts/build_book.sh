@@ -31,9 +31,8 @@ names=$(echo $names)  # one line, single spaces
 # a benchmark file missing with no public copy (BioASQ, FalseQA) stops the build here, named with
 # how to get it, not when a chapter reaches it (CHECK_DATA=0 skips; chapters 1 and 6 read none)
 if [ "${CHECK_DATA:-1}" != 0 ] && echo " $names " | grep -qE " 0[2-57]_"; then
-  data_param=$(python -c 'import sys; from hneurons_utils import profiles as p
-d = {**p.load_profile(sys.argv[1]), **(p.load_overrides(sys.argv[2]) if sys.argv[2] else {})}
-print(d.get("DATA_DIR") or "")' "$PROFILE" "${PARAMS:-}")
+  data_param=$(python -c 'import sys; from hneurons_utils.profiles import profile_values
+print(profile_values(sys.argv[1], sys.argv[2] or None).get("DATA_DIR") or "")' "$PROFILE" "${PARAMS:-}")
   python -m hneurons_utils.data $data_param > /dev/null
 fi
 BOOK_OUT=${BOOK_OUT:-book}  # where executed notebooks and the site go (the tests use a temporary one)
