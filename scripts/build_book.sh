@@ -33,7 +33,7 @@ names=$(echo $names)  # one line, single spaces
 if [ "${CHECK_DATA:-1}" != 0 ] && echo " $names " | grep -qE " 0[2-57]_"; then
   data_param=$(python -c 'import sys; from hneurons_utils.profiles import profile_values
 print(profile_values(sys.argv[1], sys.argv[2] or None).get("DATA_DIR") or "")' "$PROFILE" "${PARAMS:-}")
-  python -m hneurons_utils.data $data_param > /dev/null
+  python -m hneurons_utils.data ${data_param:+"$data_param"} > /dev/null
 fi
 BOOK_OUT=${BOOK_OUT:-book}  # where executed notebooks and the site go (the tests use a temporary one)
 if [ "$(cd "$(dirname "$BOOK_OUT")" 2>/dev/null && pwd)/$(basename "$BOOK_OUT")" != "$PWD/book" ]; then
