@@ -35,7 +35,8 @@ from .models import LoadedModel
 from .probe import Probe, fit_probe, select_C, training_rows
 from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, GenConfig, balanced_sample, collect_responses,
-                       consistency_split, label_counts, read_jsonl, representative_response)
+                       consistency_split, greedy_labels, label_counts, read_jsonl,
+                       representative_response)
 from .stats import auroc
 from .wording import are, noun
 
@@ -395,7 +396,7 @@ def greedy_origin(consistent: dict[str, list[dict]], greedy: Sequence[dict] | No
     """
     if greedy is None:
         return None
-    lab = {r["qid"]: r["labels"][0] for r in greedy}
+    lab = greedy_labels(greedy)
     return {name: _origin_counts([r["qid"] for r in consistent[cls]], lab)
             for name, cls in (("faithful", "correct"), ("hallucinated", "incorrect"))}
 
@@ -426,7 +427,7 @@ def split_greedy_origin(split: dict[str, list[Example]], greedy: Sequence[dict] 
     question with several responses counts once). None without screening."""
     if greedy is None:
         return None
-    lab = {r["qid"]: r["labels"][0] for r in greedy}
+    lab = greedy_labels(greedy)
     out = {}
     for part, exs in split.items():
         qids = {name: sorted({e.meta.get("qid", e.key.rsplit("#", 1)[0]) for e in exs if e.label == y})

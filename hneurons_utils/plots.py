@@ -16,7 +16,7 @@ import numpy as np
 
 from .files import write_text_atomic
 from .paper import dataset_label
-from .sampling import agreement_threshold
+from .sampling import agreement_threshold, greedy_labels
 
 PAPER_STYLE = dict(color="0.35", linestyle="--", marker="x")  # how the paper's numbers are drawn
 
@@ -179,7 +179,7 @@ def consistency_figure(sampled: list[dict], greedy: list[dict] | None, n_samples
     faithful when ``c >= k`` (dashed line), hallucinated when the incorrect answers ``w >= k``,
     which is ``c <= n - k`` for a question without refusals (dotted line; a refusal lowers ``w``
     too, so such a question left of that line can still miss the rule)."""
-    greedy_label = {r["qid"]: r["labels"][0] for r in (greedy or [])}
+    greedy_label = greedy_labels(greedy)
     per_q: dict[str, list[int]] = {}
     for r in sampled:
         per_q.setdefault(greedy_label.get(r["qid"], "not screened"), []).append(r["labels"].count("correct"))

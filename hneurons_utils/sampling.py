@@ -373,6 +373,12 @@ def label_counts(records: Iterable[dict]) -> dict[str, int]:
     return {k: c.get(k, 0) for k in ("correct", "incorrect", "refusal")}
 
 
+def greedy_labels(greedy: Iterable[dict] | None) -> dict[str, str]:
+    """Question id -> the label of its one greedy answer (a greedy screen's records; empty for
+    None, when no screen ran)."""
+    return {r["qid"]: r["labels"][0] for r in greedy or ()}
+
+
 def agreement_threshold(n_samples: int, min_agreement: float = 1.0) -> int:
     """How many of ``n_samples`` must carry one label for the question to be consistent:
     ceil(min_agreement * n), robust to float error (0.56 * 25 is 14.000000000000002)."""
