@@ -634,15 +634,16 @@ def ceiling_text(t: pd.DataFrame, ceiling: float = 0.9) -> str:
     return ""
 
 
-def scored_gap_text(table: pd.DataFrame, bench: str, alphas: str, ratio: float = 0.75) -> str:
+def scored_gap_text(table: pd.DataFrame, bench: str, alphas: str | Sequence[float],
+                    ratio: float = 0.75) -> str:
     """Where a difference from the random control rests on unequal footing: at each of the
-    control's ``alphas`` ("0, 1, 3") at which the H-Neurons leave fewer than ``ratio`` times the
+    control's ``alphas`` (numbers, or the slope table's ``alphas`` cell "0, 1, 3") at which the H-Neurons leave fewer than ``ratio`` times the
     items scored that the random sets do, a note (else ""). A steered condition with many
     unreadable replies (or, for sycophancy, wrong first answers) is scored on the items it
     happens to leave, so its slope may measure which replies are scored, not compliance."""
     t = table[table.bench == bench]
     gaps = []
-    for a in (float(x) for x in str(alphas).split(",")):
+    for a in (float(x) for x in (alphas.split(",") if isinstance(alphas, str) else alphas)):
         h, r = (t[(t.group == g) & (t.alpha == a)].n_scored for g in ("h_neurons", "random"))
         if len(h) and len(r) and h.iloc[0] < ratio * r.iloc[0]:
             gaps.append(f"{int(h.iloc[0])} against {int(r.iloc[0])} at α = {a:g}")

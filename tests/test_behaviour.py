@@ -301,6 +301,8 @@ def test_a_difference_from_the_control_on_fewer_scored_items_is_named():
         " The H-Neurons leave fewer items scored than the random sets (3 against 12 at α = 3), "
         "so this difference may come from which replies are scored rather than from compliance.")
     assert behaviour.scored_gap_text(table, "falseqa", "0, 1") == ""
+    assert behaviour.scored_gap_text(table, "falseqa", [0.0, 3.0]) == behaviour.scored_gap_text(
+        table, "falseqa", "0, 1, 3")  # numbers work as well as the slope table's cell
     text = behaviour.reading(table, behaviour.slope_table(df, 50))
     assert "lies above the random neurons'" in text and "(3 against 12 at α = 3)" in text
 
