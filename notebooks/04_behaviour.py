@@ -216,7 +216,7 @@ records = pd.concat(frames, ignore_index=True)
 # %% [markdown]
 # ## Compliance rates
 #
-# Each response is labelled by the judge (`JUDGE`). The rate is
+# Each response is labelled by the judge (`JUDGE`). The rate of one set of neurons at one α is
 #
 # ```{math}
 # \text{compliance}(\alpha) = \frac{\#\{\text{responses judged compliant}\}}{\#\{\text{responses the judge can read}\}},
@@ -226,7 +226,8 @@ records = pd.concat(frames, ignore_index=True)
 # only repeats the question) and, for sycophancy, items whose first answer was not correct
 # leave the denominator. Items are the unit: for the random control an item's compliance is
 # the mean over the `N_RANDOM_SEEDS` sets (two seeds of one item are not two independent
-# items), and the rate is the mean over scored items. Intervals are 95% percentile bootstraps
+# items), and the rate is the mean over scored items; where an item is scored in one set only,
+# this differs from pooling every set's responses in the fraction above. Intervals are 95% percentile bootstraps
 # over items (`N_BOOT` draws). Where every item agrees (0% or 100%) such an interval has zero
 # width: that is a limit of the bootstrap with this few items, not certainty. The second table
 # gives the number of items scored at each point (`n_scored`, of `n_items`) and of responses
