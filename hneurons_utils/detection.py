@@ -2,8 +2,9 @@
 
 Each dataset is answered once per question with the identification settings; responses are
 labelled hallucinated (1) or faithful (0), balanced, and featurised on their answer tokens.
-The probe's accuracy and AUROC come with bootstrap 95% intervals; the baseline is a classifier
-on as many random neurons as there are H-Neurons, over several seeds (Table 1's "Random").
+The probe's accuracy and AUROC come with bootstrap 95% intervals; the baselines are classifiers
+on random neurons over several seeds: as many as the probe reads (its H-Neurons and its
+negative-weight neurons; Table 1's "Random"), and as many as there are H-Neurons.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread, paired_
 from .wording import noun, signed
 
 log = logging.getLogger(__name__)
+
+# why a larger set's verdict does not overrule the balanced set's (see full_eval_set's draw)
+SHARED_ANSWERS = ("the two sets share answers (a class smaller than the cap is in both whole), "
+                  "so they are not independent evidence")
 
 
 def class_records(out_dir: str | Path, es: EvalSet) -> dict[int, list[dict]]:
@@ -565,10 +570,12 @@ def full_eval_set(m: LoadedModel, es: EvalSet, cfg: EvalConfig, out_dir: str | P
 
     A balanced set is capped by the smaller class; a small model answers few questions
     correctly, so most hallucinated answers go unused. AUROC does not depend on the class
-    ratio, so scoring all of them narrows its interval. Features of the balanced subset are
-    reused from the same cache file; the others are appended to it. ``max_per_class`` caps
-    each class by a seeded random draw (the interval is set by the smaller class, so a cap on
-    the larger one saves feature extraction and costs little precision).
+    ratio, so scoring all of them narrows its interval. Features already in the cache file
+    (the balanced subset's among them) are reused; the others are appended to it.
+    ``max_per_class`` caps each class by a seeded random draw of its own, independent of the
+    balanced subset's: a capped class need not hold every answer the balanced set drew from it,
+    while a class under the cap is whole in both (the interval is set by the smaller class, so a
+    cap on the larger one saves feature extraction and costs little precision).
     """
     import random
 
@@ -1250,10 +1257,9 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
         text += (f" On {names(differ)} this differs from the balanced set's verdict ("
                  + "; ".join(f"{k}: balanced set " + ("credited" if balanced[k] else "not credited")
                              for k in differ)
-                 + "). The larger set contains the balanced one and adds answers of the larger class "
-                 "only, so the two are not independent evidence: the balanced verdict (the paper's "
-                 "protocol) stands, and the difference shows how much it depends on which answers "
-                 "of the larger class were drawn.")
+                 + f"). {SHARED_ANSWERS[0].upper()}{SHARED_ANSWERS[1:]}: the balanced verdict (the "
+                 "paper's protocol) stands, and the difference shows how much it depends on which "
+                 "answers were drawn.")
     return text
 
 

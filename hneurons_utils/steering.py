@@ -274,6 +274,17 @@ def logits_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], neurons: Neur
         return m.hf(**enc).logits.cpu()
 
 
+def _answers_scaled(m: LoadedModel, items: Sequence[Any], neurons: NeuronSet | None, alpha: float,
+                    batch_size: int, cfg: GenConfig, method: str) -> list[str]:
+    """One greedy answer per item with ``neurons`` scaled by ``alpha`` (one condition, any method)."""
+    out: list[str] = []
+    for i in range(0, len(items), batch_size):
+        chunk = items[i:i + batch_size]
+        prompts = [build_prompt(m.tokenizer, it.question, INSTRUCTION) for it in chunk]
+        out += [a[0] for a in generate_scaled(m, prompts, cfg, neurons, alpha, method)]
+    return out
+
+
 def suppression_accuracy(m: LoadedModel, neurons: NeuronSet | None, items: Sequence[Any],
                          alpha: float = 0.0, batch_size: int = 16, cfg: GenConfig = SHORT_GREEDY,
                          method: str = "weights") -> float:
@@ -288,37 +299,38 @@ def suppression_accuracy(m: LoadedModel, neurons: NeuronSet | None, items: Seque
 
     if not items:
         raise ValueError("suppression_accuracy needs at least one QA item")
-    correct = 0
-    for i in range(0, len(items), batch_size):
-        chunk = items[i:i + batch_size]
-        prompts = [build_prompt(m.tokenizer, it.question, INSTRUCTION) for it in chunk]
-        answers = generate_scaled(m, prompts, cfg, neurons, alpha, method)
-        correct += sum(rule_judge(a[0], it.answers) == "correct" for a, it in zip(answers, chunk))
-    return correct / len(items)
+    answers = _answers_scaled(m, items, neurons, alpha, batch_size, cfg, method)
+    return sum(rule_judge(a, it.answers) == "correct" for a, it in zip(answers, items)) / len(items)
+
+
+def qa_answers(m: LoadedModel, items: Sequence[Any],
+               conditions: Sequence[tuple[NeuronSet | None, float]], cfg: GenConfig = SHORT_GREEDY,
+               batch_size: int = 64, method: str = "rows") -> list[list[str]]:
+    """Greedy answers to every item under each ``(neurons, alpha)`` condition: one list per
+    condition, in item order (the cost of suppression, Sec. 3, answer by answer).
+
+    ``method="rows"``: rows of one generate call mix conditions (:func:`scaled_rows`); any of
+    :data:`METHODS` instead runs one condition at a time with it (``"nnsight"`` also on a
+    remote model).
+    """
+    if method != "rows":
+        return [_answers_scaled(m, items, ns, alpha, batch_size, cfg, method) for ns, alpha in conditions]
+    pairs = [(c, it) for c in range(len(conditions)) for it in range(len(items))]
+    out: list[list[str]] = [[""] * len(items) for _ in conditions]
+    for b in range(0, len(pairs), batch_size):
+        chunk = pairs[b:b + batch_size]
+        prompts = [build_prompt(m.tokenizer, items[i].question, INSTRUCTION) for _, i in chunk]
+        for (c, i), a in zip(chunk, generate_rows(m, prompts, cfg, [conditions[c] for c, _ in chunk])):
+            out[c][i] = a
+    return out
 
 
 def qa_accuracy(m: LoadedModel, items: Sequence[Any],
                 conditions: Sequence[tuple[NeuronSet | None, float]], cfg: GenConfig = SHORT_GREEDY,
                 batch_size: int = 64, method: str = "rows") -> list[tuple[int, int]]:
-    """``(correct, n)`` of greedy QA answers under each condition (the cost of suppression, Sec. 3).
-
-    The many-conditions form of :func:`suppression_accuracy`: every ``(neurons, alpha)`` pair
-    answers every item. ``method="rows"``: rows of one generate call mix conditions
-    (:func:`scaled_rows`); any of :data:`METHODS` instead runs one condition at a time with it
-    (``"nnsight"`` also on a remote model).
-    """
+    """``(correct, n)`` of greedy QA answers under each condition (:func:`qa_answers` judged
+    with ``judges.rule_judge``): the many-conditions form of :func:`suppression_accuracy`."""
     from .judges import rule_judge
 
-    if method != "rows":
-        return [(round(suppression_accuracy(m, ns, items, alpha, batch_size, cfg, method)
-                       * len(items)), len(items)) for ns, alpha in conditions]
-
-    pairs = [(c, it) for c in range(len(conditions)) for it in range(len(items))]
-    correct = [0] * len(conditions)
-    for b in range(0, len(pairs), batch_size):
-        chunk = pairs[b:b + batch_size]
-        prompts = [build_prompt(m.tokenizer, items[i].question, INSTRUCTION) for _, i in chunk]
-        answers = generate_rows(m, prompts, cfg, [conditions[c] for c, _ in chunk])
-        for (c, i), a in zip(chunk, answers):
-            correct[c] += rule_judge(a, items[i].answers) == "correct"
-    return [(k, len(items)) for k in correct]
+    return [(sum(rule_judge(a, it.answers) == "correct" for a, it in zip(answers, items)), len(items))
+            for answers in qa_answers(m, items, conditions, cfg, batch_size, method)]

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from . import judges, paper
-from .detection import (SUPPORTING, auroc_verdict, baseline_summary, capped_label, metrics_verdict,
-                        random_auroc, recipe_verdict, screen_verdict, span_credit, span_credit_text,
-                        span_drop_text)
+from .detection import (SHARED_ANSWERS, SUPPORTING, auroc_verdict, baseline_summary, capped_label,
+                        metrics_verdict, random_auroc, recipe_verdict, screen_verdict, span_credit,
+                        span_credit_text, span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
                         at_ceiling, slope_direction, syc_view)
 from .benchmarks import BENCHMARKS
@@ -321,8 +321,7 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                     va if why_a is None else
                     span_credit_text(why_a, ca, 100, ".1f") + "; under the default rule: " + va)
                     + ("" if credited[0] == credited[1] else
-                       " (differs from the balanced set, whose verdict stands: the larger set adds "
-                       "answers of the larger class only, so the two are not independent evidence)"))
+                       f" (differs from the balanced set, whose verdict stands: {SHARED_ANSWERS})"))
             if k in control:  # the same probe recipe with one answer-span rule for both classes
                 c = control[k]
                 ours += f"; one span rule for both classes: AUROC {_auroc_ci(c['metrics'])}"

@@ -250,15 +250,17 @@ else:
 #
 # A balanced set is as large as its smaller class. When the model answers few questions
 # correctly (the counts table says whether it does here), most of its hallucinated answers
-# are left out above. AUROC does not depend on the ratio of the classes: scoring the judged
-# answers beyond the balanced subset (`ALL_ANSWERS`; a seeded draw of at most
-# `ALL_ANSWERS_MAX` per class, to bound the CPU time; the cell prints how many of each class
-# that keeps) uses far more of the larger class, at the price of departing from the paper's
-# balanced protocol (whose accuracy, in Table 1, needs balance to have 50% as chance). The
-# smaller class does not grow, so the intervals narrow only as far as the noise from the
-# larger class shrinks (compare them with the balanced ones above: how far depends on the
-# set); what the larger sets add is a score on many more of the model's hallucinations, and
-# a check that the balanced draw was not a lucky one. Same probe, same random classifiers; only the evaluation sets grow. These sets use
+# are left out above. AUROC does not depend on the ratio of the classes: scoring a larger
+# draw of the judged answers (`ALL_ANSWERS`; a seeded draw of at most `ALL_ANSWERS_MAX` per
+# class, to bound the CPU time, made apart from the balanced one: a class under the cap is
+# whole in both sets, a capped class need not hold every answer the balanced set took from
+# it; the cell prints how many of each class it keeps) uses far more of the larger class, at
+# the price of departing from the paper's balanced protocol (whose accuracy, in Table 1, needs
+# balance to have 50% as chance). The smaller class does not grow, so the intervals narrow
+# only as far as the noise from the larger class shrinks (compare them with the balanced ones
+# above: how far depends on the set); what the larger sets add is a score on many more of the
+# model's hallucinations, and a check that the balanced draw was not a lucky one. Same probe,
+# same random classifiers; only the evaluation sets grow. These sets use
 # the same answer-span rules as the balanced ones, so their verdicts face the same span
 # confound: the span control below is scored on them too, and the reading at the end applies
 # the same credit rule to them.

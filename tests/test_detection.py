@@ -692,7 +692,8 @@ def test_capped_sets_are_labelled_and_read_with_the_span_rule():
     bal = {"a": False, "b": False, "c": True, "d": None}
     clash = capped_reading(ours, base, ctl, spans, cnt, balanced=bal)
     assert ("On a this differs from the balanced set's verdict (a: balanced set not credited). "
-            "The larger set contains the balanced one") in clash
+            "The two sets share answers (a class smaller than the cap is in both whole), so they "
+            "are not independent evidence") in clash
     assert "the balanced verdict (the paper's protocol) stands" in clash
 
 

@@ -223,3 +223,16 @@ def test_qa_accuracy_per_condition_method_matches_rows(tiny_model, monkeypatch):
     wide = steering.qa_accuracy(tiny_model, items, conds, cfg, batch_size=4)
     assert steering.qa_accuracy(tiny_model, items, conds, cfg, 4, "hook") == wide
     assert wide[0] == (2, 2)
+
+
+def test_qa_answers_keep_item_order_in_every_condition(tiny_model, monkeypatch):
+    """qa_answers gives one answer per item per condition, in item order, whatever the batch
+    split of the wide call; the per-condition path gives the same answers; silencing changes
+    some answer (else the other checks would pass on a no-op)."""
+    steering, cfg, ns, items = _qa_setup(tiny_model, monkeypatch)
+    items = items + items[::-1]  # 4 items: a batch of 3 splits conditions across calls
+    conds = [(None, 1.0), (ns, 0.0)]
+    wide = steering.qa_answers(tiny_model, items, conds, cfg, batch_size=3)
+    assert wide[0] == [it.answers[0] for it in items]
+    assert steering.qa_answers(tiny_model, items, conds, cfg, 4, "weights") == wide
+    assert wide[1] != wide[0]

@@ -360,8 +360,8 @@ def test_table1_rows_withhold_credit_by_the_span_controls_outcome(results):
                                  "distinguishable from chance, and the AUROC drop")
     assert "+30.0 [+10.0, +50.0] points, above 0). Under the default rule: above chance" in tq.reading
     assert ("; up to 200 per class: above chance (differs from the balanced set, whose verdict stands: "
-            "the larger set adds answers of the larger class only, so the two are not independent "
-            "evidence); one span rule:") in tq.reading  # its own control survives, the balanced one fails
+            "the two sets share answers (a class smaller than the cap is in both whole), so they are "
+            "not independent evidence); one span rule:") in tq.reading  # its own control survives, the balanced one fails
     assert "up to 200 per class (200 of 553 hallucinated, all 30 faithful): AUROC 78.0 [72.0, 85.0] " \
            "(one span rule: AUROC 70.0 [60.0, 80.0])" in tq.ours
     assert ("the H-Neurons alone (refit, 5 neurons): AUROC 60.0 [52.0, 70.0] vs 5 random neurons 42.0 ± 2.8"
