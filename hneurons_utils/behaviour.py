@@ -929,3 +929,82 @@ def cost_reading(rows: Sequence[dict]) -> str:
         text += (" The intervals overlap with at least one random set's, so this run does not show "
                  "that silencing the H-Neurons costs more (or less) than silencing random neurons.")
     return text
+
+
+LOSS_KINDS = ("another answer", "no answer", "refusal")  # how an answer lost to silencing reads
+
+
+def loss_kind(reply: str, question: str, label: str) -> str:
+    """How a reply the judge does not call correct reads (one of :data:`LOSS_KINDS`): a
+    "refusal" (the judge's label), "no answer" (no content span, or one that only restates the
+    question: :func:`answer_spans.echoes_question`; "The volcano Chimborazo is located in the
+    South American country."), else "another answer" (a claim the gold aliases do not match:
+    "... was Sydney.")."""
+    from .answer_spans import content_span, echoes_question
+
+    if label == "refusal":
+        return "refusal"
+    span = content_span(reply, question)
+    if span is None or echoes_question(reply[span[0]:span[1]], question):
+        return "no answer"
+    return "another answer"
+
+
+def cost_records(items: Sequence, replies: dict[str, Sequence[str]]) -> list[dict]:
+    """One record per question of the cost of suppression: ``qid``, ``question``, ``gold`` (its
+    aliases) and, per condition name of ``replies`` (name -> one reply per item, in item
+    order, as ``steering.qa_answers`` gives them), the reply with its rule-judge label and,
+    when that is not "correct", its :func:`loss_kind`."""
+    from .judges import rule_judge
+
+    out = []
+    for i, it in enumerate(items):
+        rec = {"qid": it.qid, "question": it.question, "gold": list(it.answers), "replies": {}}
+        for name, texts in replies.items():
+            if len(texts) != len(items):
+                raise ValueError(f"{name}: {len(texts)} replies for {len(items)} questions")
+            lab = rule_judge(texts[i], it.answers)
+            rec["replies"][name] = {"text": texts[i], "label": lab,
+                                    "kind": None if lab == "correct" else loss_kind(texts[i], it.question, lab)}
+        out.append(rec)
+    return out
+
+
+def cost_counts(records: Sequence[dict], name: str) -> tuple[int, int]:
+    """``(correct, n)`` of condition ``name`` in :func:`cost_records`' records."""
+    return sum(r["replies"][name]["label"] == "correct" for r in records), len(records)
+
+
+def lost_answers(records: Sequence[dict], name: str, reference: str) -> list[dict]:
+    """The questions ``reference`` answers correctly and ``name`` does not: its reply beside
+    the reference's, with the kind of the loss."""
+    return [{"question": r["question"], "gold": r["gold"][0] if r["gold"] else "",
+             reference: one_line(r["replies"][reference]["text"]),
+             name: one_line(r["replies"][name]["text"]), "kind": r["replies"][name]["kind"]}
+            for r in records if r["replies"][reference]["label"] == "correct"
+            and r["replies"][name]["label"] != "correct"]
+
+
+def _s(n: int, verb: str) -> str:
+    """``verb`` agreeing with ``n`` things: "names" for one, "name" for any other count."""
+    return verb + "s" if n == 1 else verb
+
+
+def loss_text(records: Sequence[dict], reference: str, names: Sequence[str]) -> str:
+    """What the lost answers of each condition in ``names`` are (against ``reference``, e.g.
+    the unsteered model), by :data:`LOSS_KINDS`, in one sentence per condition; and any answer
+    a condition gains (wrong under ``reference``, right under it)."""
+    parts = []
+    for name in names:
+        lost = lost_answers(records, name, reference)
+        gained = sum(r["replies"][reference]["label"] != "correct" and r["replies"][name]["label"] == "correct"
+                     for r in records)
+        if not lost:
+            text = f"{name}: no answer lost"
+        else:
+            kinds = {k: sum(x["kind"] == k for x in lost) for k in LOSS_KINDS}
+            a, n, r = (kinds[k] for k in LOSS_KINDS)
+            text = (f"{name}: {noun(len(lost), 'answer')} lost ({a} {_s(a, 'name')} a wrong answer instead, "
+                    f"{n} {_s(n, 'name')} none, {r} {_s(r, 'decline')})")
+        parts.append(text + (f"; {gained} gained" if gained else "") + ".")
+    return " ".join(parts)

@@ -59,6 +59,7 @@ TOKENS_FAITHEVAL = 24  # paper: 256
 TOKENS_SYCOPHANCY = 24  # per turn (paper: 512)
 TOKENS_JAILBREAK = 40  # paper: 256
 N_COST_QUESTIONS = 32  # known TriviaQA questions for the cost of suppression (alpha 0 vs 1)
+N_COST_EXAMPLES = 8  # lost answers shown (every reply is written to suppression_cost.json)
 STEER_METHOD = "rows"  # "rows" (conditions batched), "weights", "hook" or "nnsight"
 STEER_BATCH = 96  # rows per generate call
 JUDGE = "rule"  # "rule", or "llm" (an OpenAI-compatible endpoint; key from JUDGE_KEY_ENV)
@@ -504,22 +505,43 @@ Markdown(behaviour.judge_notes(agreement, JUDGE))
 # %%
 from hneurons_utils.sampling import GenConfig
 from hneurons_utils.stats import wilson_ci
-from hneurons_utils.steering import qa_accuracy
+from hneurons_utils.steering import qa_answers
 
 cost_items = known[-N_COST_QUESTIONS:] if N_COST_QUESTIONS else []
 cost_conds = {"unsteered (α=1)": (None, 1.0), "H-Neurons α=0": (h_set, 0.0),
               **{f"{k} α=0": (v, 0.0) for k, v in randoms.items()}}
 qa_cfg = GenConfig(do_sample=False, top_k=0, top_p=1.0, max_new_tokens=24)
 t0 = time.perf_counter()
-acc = (qa_accuracy(m, cost_items, list(cost_conds.values()), qa_cfg, STEER_BATCH, STEER_METHOD)
-       if cost_items else [])
+replies = (qa_answers(m, cost_items, list(cost_conds.values()), qa_cfg, STEER_BATCH, STEER_METHOD)
+           if cost_items else [[] for _ in cost_conds])
 timings["cost"] = round(time.perf_counter() - t0, 1)
-cost = pd.DataFrame([{"condition": k, "correct": c, "n": n, "accuracy": round(c / n, 3),
-                      "ci (Wilson)": tuple(round(x, 3) for x in wilson_ci(c, n))}
-                     for k, (c, n) in zip(cost_conds, acc)])
-plots.write_results(OUT, "suppression_cost", {"rows": cost.to_dict("records"), "timings": timings})
+cost_recs = behaviour.cost_records(cost_items, dict(zip(cost_conds, replies)))
+cost = pd.DataFrame([{"condition": k, "correct": c, "n": n, "accuracy": round(c / n, 3) if n else None,
+                      "ci (Wilson)": tuple(round(x, 3) for x in wilson_ci(c, n)) if n else None}
+                     for k in cost_conds for c, n in [behaviour.cost_counts(cost_recs, k)]])
+plots.write_results(OUT, "suppression_cost", {"rows": cost.to_dict("records"), "timings": timings,
+                                              "questions": cost_recs})
 display(cost)
 display(Markdown(behaviour.cost_reading(cost.to_dict("records"))))
+
+# %% [markdown]
+# What the silenced model says instead: each answer lost (right unsteered, not right with the
+# neurons silenced) is read by rule as naming a wrong answer instead, naming none (its content
+# only restates the question, or it stops short), or declining. A model that declines when its
+# H-Neurons are silent would be the abstention the paper's reading hopes for; one that names a
+# wrong answer instead hallucinates more. The table shows the H-Neurons' lost answers (at most
+# `N_COST_EXAMPLES`) beside the first random set's reply to the same question; every reply is
+# in `suppression_cost.json`. Answers are cut at 24 new tokens, so a reply that has not reached
+# its answer yet reads as "no answer".
+
+# %%
+cost_names = list(cost_conds)
+print(behaviour.loss_text(cost_recs, cost_names[0], cost_names[1:]))
+lost = pd.DataFrame(behaviour.lost_answers(cost_recs, cost_names[1], cost_names[0]))
+if len(lost) and len(cost_names) > 2:
+    by_q = {r["question"]: behaviour.one_line(r["replies"][cost_names[2]]["text"]) for r in cost_recs}
+    lost[cost_names[2]] = lost.question.map(by_q)
+lost.head(N_COST_EXAMPLES) if len(lost) else "no answer lost"
 
 # %% [markdown]
 # ## Caveats

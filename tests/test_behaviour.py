@@ -601,3 +601,31 @@ def test_cost_reading_names_a_difference_only_where_the_intervals_part():
     assert "does not show" in behaviour.cost_reading(rows[:2] + [row("random-1 α=0", 20), rows[3]])
     assert "no random set" in behaviour.cost_reading(rows[:2])
     assert behaviour.cost_reading([]).startswith("Not measured")
+
+
+def test_cost_records_judge_each_reply_and_read_what_replaces_a_lost_answer():
+    """cost_records labels every reply by the rule judge; an answer lost to silencing is read
+    as another answer, none (the reply only restates the question) or a refusal; loss_text
+    counts them per condition, and gains too."""
+    from hneurons_utils.data import QAItem
+
+    items = [QAItem("q1", "Which city was founded by Sir Stamford Raffles in 1819?", ["Singapore"], "triviaqa"),
+             QAItem("q2", "The volcano Chimborazo is in which South American country?", ["Ecuador"], "triviaqa"),
+             QAItem("q3", "Who invented the electric battery?", ["Volta"], "triviaqa"),
+             QAItem("q4", "What is the capital of Peru?", ["Lima"], "triviaqa")]
+    replies = {"plain": ["It was Singapore.", "It is in Ecuador.", "Alessandro Volta.", "Cusco."],
+               "silenced": ["The city founded by Sir Stamford Raffles in 1819 was Sydney.",
+                            "The volcano Chimborazo is located in the South American country.",
+                            "I don't know.", "Lima."]}
+    recs = behaviour.cost_records(items, replies)
+    assert [r["replies"]["silenced"]["kind"] for r in recs] == ["another answer", "no answer", "refusal", None]
+    assert [r["replies"]["plain"]["label"] for r in recs] == ["correct", "correct", "correct", "incorrect"]
+    assert behaviour.cost_counts(recs, "plain") == (3, 4) and behaviour.cost_counts(recs, "silenced") == (1, 4)
+    lost = behaviour.lost_answers(recs, "silenced", "plain")
+    assert [x["kind"] for x in lost] == ["another answer", "no answer", "refusal"]
+    assert lost[0]["gold"] == "Singapore" and lost[0]["plain"] == "It was Singapore."
+    assert behaviour.loss_text(recs, "plain", ["silenced"]) == (
+        "silenced: 3 answers lost (1 names a wrong answer instead, 1 names none, 1 declines); 1 gained.")
+    assert behaviour.loss_text(recs, "plain", ["plain"]) == "plain: no answer lost."
+    with pytest.raises(ValueError, match="silenced: 1 replies for 4 questions"):
+        behaviour.cost_records(items, {"silenced": ["x"]})
