@@ -977,8 +977,16 @@ def cost_counts(records: Sequence[dict], name: str) -> tuple[int, int]:
 
 def lost_answers(records: Sequence[dict], name: str, reference: str) -> list[dict]:
     """The questions ``reference`` answers correctly and ``name`` does not: its reply beside
-    the reference's, with the kind of the loss."""
-    return [{"question": r["question"], "gold": r["gold"][0] if r["gold"] else "",
+    the reference's, with the kind of the loss. ``gold``: the alias as the reference's reply
+    gives it (TriviaQA's first alias can be "Singapore City (disambiguation)")."""
+    from .answer_spans import alias_occurrences
+
+    def gold(r: dict) -> str:
+        ref = r["replies"][reference]["text"]
+        occ = alias_occurrences(ref, r["gold"])
+        return ref[occ[0][0]:occ[0][1]] if occ else (r["gold"][0] if r["gold"] else "")
+
+    return [{"question": r["question"], "gold": gold(r),
              reference: one_line(r["replies"][reference]["text"]),
              name: one_line(r["replies"][name]["text"]), "kind": r["replies"][name]["kind"]}
             for r in records if r["replies"][reference]["label"] == "correct"

@@ -527,9 +527,9 @@ display(Markdown(behaviour.cost_reading(cost.to_dict("records"))))
 # %% [markdown]
 # What the silenced model says instead: each answer lost (right unsteered, not right with the
 # neurons silenced) is read by rule as naming a wrong answer instead, naming none (its content
-# only restates the question, or it stops short), or declining. A model that declines when its
-# H-Neurons are silent would be the abstention the paper's reading hopes for; one that names a
-# wrong answer instead hallucinates more. The table shows the H-Neurons' lost answers (at most
+# only restates the question, or it stops short), or declining. If silencing the H-Neurons
+# made the model decline what it no longer recalls, the lost answers would be refusals; where
+# it names a wrong answer instead, silencing adds hallucinations of its own. The table shows the H-Neurons' lost answers (at most
 # `N_COST_EXAMPLES`) beside the first random set's reply to the same question; every reply is
 # in `suppression_cost.json`. Answers are cut at 24 new tokens, so a reply that has not reached
 # its answer yet reads as "no answer".

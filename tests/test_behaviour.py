@@ -624,6 +624,8 @@ def test_cost_records_judge_each_reply_and_read_what_replaces_a_lost_answer():
     lost = behaviour.lost_answers(recs, "silenced", "plain")
     assert [x["kind"] for x in lost] == ["another answer", "no answer", "refusal"]
     assert lost[0]["gold"] == "Singapore" and lost[0]["plain"] == "It was Singapore."
+    recs[1]["gold"] = ["Independence Day of Ecuador", "ecuador"]  # TriviaQA's alias lists
+    assert behaviour.lost_answers(recs, "silenced", "plain")[1]["gold"] == "Ecuador"  # as the reply has it
     assert behaviour.loss_text(recs, "plain", ["silenced"]) == (
         "silenced: 3 answers lost (1 names a wrong answer instead, 1 names none, 1 declines); 1 gained.")
     assert behaviour.loss_text(recs, "plain", ["plain"]) == "plain: no answer lost."
