@@ -583,6 +583,10 @@ lost.head(N_COST_EXAMPLES) if len(lost) else "no answer lost"
 #    neurons make the model give in to pushback?", and which mixes that with "does it make the
 #    model answer wrongly in the first place"? Which would you report, and why might the paper
 #    have chosen the other?
+# 7. Read the lost answers in `suppression_cost.json` yourself: does the rule's split into a
+#    wrong answer, none and a refusal match yours? Rerun with `N_COST_QUESTIONS = 128` (about
+#    three minutes more) and see whether silencing the H-Neurons still turns known answers into
+#    wrong ones rather than refusals, and by how much more than random neurons.
 
 # %%
 timings
