@@ -584,9 +584,11 @@ lost.head(N_COST_EXAMPLES) if len(lost) else "no answer lost"
 #    model answer wrongly in the first place"? Which would you report, and why might the paper
 #    have chosen the other?
 # 7. Read the lost answers in `suppression_cost.json` yourself: does the rule's split into a
-#    wrong answer, none and a refusal match yours? Rerun with `N_COST_QUESTIONS = 128` (about
-#    three minutes more) and see whether silencing the H-Neurons still turns known answers into
-#    wrong ones rather than refusals, and by how much more than random neurons.
+#    wrong answer, none and a refusal match yours? Raise `N_COST_QUESTIONS` to every question
+#    chapter 2's greedy screen answered correctly (its count is printed there; the cost grows
+#    in proportion, about a minute and a half per 64 questions here) and see whether silencing
+#    the H-Neurons still turns known answers into wrong ones rather than refusals, and by how
+#    much more than random neurons.
 
 # %%
 timings
