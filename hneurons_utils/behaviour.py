@@ -893,42 +893,62 @@ def judge_notes(agreement: pd.DataFrame, judge: str) -> str:
 # ---------------------------------------------------------------- what suppression costs
 
 
-def cost_reading(rows: Sequence[dict]) -> str:
-    """The cost-of-suppression table in words (rows: ``condition``, ``correct``, ``n``,
-    ``accuracy``, ``ci (Wilson)``; conditions "unsteered ...", "H-Neurons ..." and one per
-    random set). Silencing the H-Neurons is set against silencing each random set: a
-    difference is named only where the two 95% Wilson intervals do not overlap (a conservative
-    rule: overlapping intervals do not show that the costs are equal)."""
+def _cost_parts(rows: Sequence[dict]) -> tuple[dict | None, dict | None, list[dict]]:
+    """The unsteered row, the H-Neuron row and the random rows of the cost table."""
     by = {r["condition"]: r for r in rows}
     unsteered = next((r for k, r in by.items() if k.startswith("unsteered")), None)
     h = next((r for k, r in by.items() if k.startswith("H-Neurons")), None)
-    randoms = [r for k, r in by.items() if r is not unsteered and r is not h]
+    return unsteered, h, [r for r in by.values() if r is not unsteered and r is not h]
+
+
+def cost_verdict(rows: Sequence[dict]) -> str | None:
+    """Silencing the H-Neurons against silencing each random set, by 95% Wilson intervals:
+    "more" (the H-Neurons' interval lies below every random set's: they cost more answers),
+    "less" (above every one), "not distinguishable" (overlapping some: a conservative rule,
+    overlap does not show the costs equal), "no random set", or None (not measured)."""
+    _, h, randoms = _cost_parts(rows)
     if h is None or not h["n"]:
-        return "Not measured (no question, or no H-Neuron to silence)."
-
-    def acc(r: dict) -> str:
-        lo, hi = r["ci (Wilson)"]
-        return f"{r['correct']} of {r['n']} ({100 * r['accuracy']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}])"
-
-    text = f"Silencing the H-Neurons leaves {acc(h)} correct"
-    text += f", against {acc(unsteered)} unsteered" if unsteered else ""
+        return None
     if not randoms:
-        return text + "; no random set was silenced to compare with."
-    text += "; silencing as many random neurons of the same layers leaves " + ", ".join(acc(r) for r in randoms) + "."
+        return "no random set"
     hlo, hhi = h["ci (Wilson)"]
-    below = [r for r in randoms if hhi < r["ci (Wilson)"][0]]
-    above = [r for r in randoms if hlo > r["ci (Wilson)"][1]]
-    if len(below) == len(randoms):
-        text += (" Its interval lies below every random set's: silencing these neurons costs more "
+    if all(hhi < r["ci (Wilson)"][0] for r in randoms):
+        return "more"
+    if all(hlo > r["ci (Wilson)"][1] for r in randoms):
+        return "less"
+    return "not distinguishable"
+
+
+def cost_accuracy(r: dict) -> str:
+    """One cost row's correct answers with its accuracy and Wilson interval, in percent."""
+    lo, hi = r["ci (Wilson)"]
+    return f"{r['correct']} of {r['n']} ({100 * r['accuracy']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}])"
+
+
+def cost_reading(rows: Sequence[dict]) -> str:
+    """The cost-of-suppression table in words (rows: ``condition``, ``correct``, ``n``,
+    ``accuracy``, ``ci (Wilson)``; conditions "unsteered ...", "H-Neurons ..." and one per
+    random set), with :func:`cost_verdict`'s comparison."""
+    unsteered, h, randoms = _cost_parts(rows)
+    verdict = cost_verdict(rows)
+    if verdict is None:
+        return "Not measured (no question, or no H-Neuron to silence)."
+    text = f"Silencing the H-Neurons leaves {cost_accuracy(h)} correct"
+    text += f", against {cost_accuracy(unsteered)} unsteered" if unsteered else ""
+    if verdict == "no random set":
+        return text + "; no random set was silenced to compare with."
+    text += ("; silencing as many random neurons of the same layers leaves "
+             + ", ".join(cost_accuracy(r) for r in randoms) + ".")
+    return text + {
+        "more": (" Its interval lies below every random set's: silencing these neurons costs more "
                  "answers than silencing random ones, so they take part in answering questions the "
-                 "model knows, not only in hallucinating; the paper's criterion for C aims to keep this cost small "
-                 "(chapter 2 weighs it in choosing C).")
-    elif len(above) == len(randoms):
-        text += " Its interval lies above every random set's: silencing them costs fewer answers than silencing random neurons."
-    else:
-        text += (" The intervals overlap with at least one random set's, so this run does not show "
-                 "that silencing the H-Neurons costs more (or less) than silencing random neurons.")
-    return text
+                 "model knows, not only in hallucinating; the paper's criterion for C aims to keep "
+                 "this cost small (chapter 2 weighs it in choosing C)."),
+        "less": (" Its interval lies above every random set's: silencing them costs fewer answers "
+                 "than silencing random neurons."),
+        "not distinguishable": (" The intervals overlap with at least one random set's, so this run "
+                                "does not show that silencing the H-Neurons costs more (or less) "
+                                "than silencing random neurons.")}[verdict]
 
 
 LOSS_KINDS = ("another answer", "no answer", "refusal")  # how an answer lost to silencing reads
@@ -998,21 +1018,26 @@ def _s(n: int, verb: str) -> str:
     return verb + "s" if n == 1 else verb
 
 
+def loss_counts(records: Sequence[dict], reference: str, name: str) -> dict[str, int]:
+    """How many answers ``name`` loses against ``reference`` (``"lost"``), each of
+    :data:`LOSS_KINDS`, and how many it gains (wrong under ``reference``, right under it)."""
+    lost = lost_answers(records, name, reference)
+    return {"lost": len(lost), **{k: sum(x["kind"] == k for x in lost) for k in LOSS_KINDS},
+            "gained": sum(r["replies"][reference]["label"] != "correct"
+                          and r["replies"][name]["label"] == "correct" for r in records)}
+
+
+def loss_phrase(c: dict[str, int]) -> str:
+    """:func:`loss_counts` in words: "17 answers lost (13 name a wrong answer instead, 4 name
+    none, 0 decline)"; "1 gained" added where answers were gained."""
+    text = (f"{noun(c['lost'], 'answer')} lost ({c['another answer']} {_s(c['another answer'], 'name')} "
+            f"a wrong answer instead, {c['no answer']} {_s(c['no answer'], 'name')} none, "
+            f"{c['refusal']} {_s(c['refusal'], 'decline')})" if c["lost"] else "no answer lost")
+    return text + (f"; {c['gained']} gained" if c["gained"] else "")
+
+
 def loss_text(records: Sequence[dict], reference: str, names: Sequence[str]) -> str:
     """What the lost answers of each condition in ``names`` are (against ``reference``, e.g.
-    the unsteered model), by :data:`LOSS_KINDS`, in one sentence per condition; and any answer
-    a condition gains (wrong under ``reference``, right under it)."""
-    parts = []
-    for name in names:
-        lost = lost_answers(records, name, reference)
-        gained = sum(r["replies"][reference]["label"] != "correct" and r["replies"][name]["label"] == "correct"
-                     for r in records)
-        if not lost:
-            text = f"{name}: no answer lost"
-        else:
-            kinds = {k: sum(x["kind"] == k for x in lost) for k in LOSS_KINDS}
-            a, n, r = (kinds[k] for k in LOSS_KINDS)
-            text = (f"{name}: {noun(len(lost), 'answer')} lost ({a} {_s(a, 'name')} a wrong answer instead, "
-                    f"{n} {_s(n, 'name')} none, {r} {_s(r, 'decline')})")
-        parts.append(text + (f"; {gained} gained" if gained else "") + ".")
-    return " ".join(parts)
+    the unsteered model), by :data:`LOSS_KINDS`, one sentence per condition
+    (:func:`loss_phrase`)."""
+    return " ".join(f"{name}: {loss_phrase(loss_counts(records, reference, name))}." for name in names)

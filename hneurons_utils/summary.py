@@ -415,7 +415,53 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
                      "paper (Gao et al. 2025)": ("positive correlation over six models "
                                                  "(some curves not monotonic)"),
                      "ours": ours, "reading": _sentences(*reading)})
-    return rows
+    return rows + [_cost(folder)]
+
+
+COST_CLAIM = "silencing the H-Neurons alone is no cure: it costs answers the model knows"
+COST_PAPER = ("no number: C is chosen to keep TriviaQA performance with the H-Neurons suppressed "
+              "(§6.1.3); plain suppression 'proves insufficient' (§5)")
+COST_READINGS = {"more": "costs more known answers than silencing random neurons (Wilson intervals apart)",
+                 "less": "costs fewer known answers than silencing random neurons (Wilson intervals apart)",
+                 "not distinguishable": "not distinguishable from silencing random neurons (Wilson "
+                                        "intervals overlap)",
+                 "no random set": "no random set silenced to compare with"}
+
+
+def _cost(folder: Path) -> dict:
+    """The row of chapter 4's cost of suppression (``suppression_cost.json``): greedy accuracy on
+    questions the model knows with the H-Neurons or each random set silenced, the comparison of
+    :func:`behaviour.cost_verdict`, and what the H-Neurons' lost answers became."""
+    from .behaviour import cost_accuracy, cost_verdict, loss_counts, loss_phrase
+
+    row = {**_where("behaviour", "Suppression (§5, §6.1.3)"), "claim": COST_CLAIM,
+           "paper (Gao et al. 2025)": COST_PAPER}
+    path = folder / "suppression_cost.json"
+    d = read_results(path)
+    if d is None:
+        return {**row, "ours": f"not measured ({path.name} absent)", "reading": "not run"}
+    _need(d, path, "rows")
+    verdict = cost_verdict(d["rows"])
+    if verdict is None:
+        return {**row, "ours": "not measured (no question, or no H-Neuron to silence)", "reading": "not run"}
+    by = {r["condition"]: r for r in d["rows"]}
+    h = next(k for k in by if k.startswith("H-Neurons"))
+    randoms = [k for k in by if not k.startswith(("H-Neurons", "unsteered"))]
+    ours = f"H-Neurons silenced: {cost_accuracy(by[h])} known TriviaQA answers kept"
+    if randoms:
+        ours += "; as many random neurons: " + ", ".join(cost_accuracy(by[k]) for k in randoms)
+    reading = COST_READINGS[verdict]
+    ref = next((k for k in by if k.startswith("unsteered")), None)
+    if d.get("questions") and ref:
+        c = loss_counts(d["questions"], ref, h)
+        ours += f"; with the H-Neurons silenced, {loss_phrase(c)} (read by rule)"
+        if c["lost"]:
+            most = max(("another answer", "no answer", "refusal"), key=lambda k: c[k])
+            reading += ("; the lost answers mostly " + {"another answer": "become wrong answers, not refusals",
+                                                       "no answer": "give no answer at all",
+                                                       "refusal": "become refusals"}[most]
+                        if 2 * c[most] > c["lost"] else "; the lost answers are of mixed kinds")
+    return {**row, "ours": ours, "reading": reading}
 
 
 def _switches(measures: dict | None, labels: list[dict], min_items: int) -> tuple[str, list[str]]:

@@ -24,8 +24,11 @@
 # fewer than `MIN_PER_CLASS` answers in the smaller class, no verdict. Behaviour (Figure 3): the
 # paired interval of the slope difference, H-Neurons minus layer-matched random neurons, must
 # exclude 0; the reading also says which way the H-Neuron slope itself goes (compliance rising or
-# falling as they are amplified) and the random neurons' slope. Drift (Figure 4b): the paper's one-sided t-test at 5%, checked against random
-# neuron sets drawn with the H-Neurons' layer counts. "Not distinguishable" and "too few" mean
+# falling as they are amplified) and the random neurons' slope. Suppression (Sections 5 and
+# 6.1.3): the known TriviaQA answers kept with the H-Neurons silenced, whose 95% Wilson interval
+# must lie below (or above) that of every layer-matched random set silenced alike; the row also
+# says what the lost answers became. Drift (Figure 4b): the paper's one-sided t-test at 5%,
+# checked against random neuron sets drawn with the H-Neurons' layer counts. "Not distinguishable" and "too few" mean
 # that this run neither confirms nor refutes the claim; they are not evidence against it.
 #
 # Besides the paper's claims, the scorecard carries checks of its own; they are listed

@@ -511,3 +511,35 @@ def test_checks_note_counts_its_list():
     assert note.endswith(summary.CHECKS[-1])
     assert summary.checks_note(["A.", "B."]) == "**Two kinds of check ride along, each set out below.** A. B."
     assert summary.checks_note(["A."]) == "**One kind of check rides along.** A."
+
+
+def test_the_suppression_row_reads_chapter_4s_cost_answer_by_answer(results):
+    """The cost of suppression: the H-Neurons' Wilson interval against each random set's, and
+    what their lost answers became; a run without the file (or without questions) says so."""
+    from hneurons_utils.behaviour import cost_records
+    from hneurons_utils.data import QAItem
+    from hneurons_utils.stats import wilson_ci
+
+    def cost(name, c, n=32):
+        return {"condition": name, "correct": c, "n": n, "accuracy": c / n, "ci (Wilson)": list(wilson_ci(c, n))}
+
+    claim = summary.COST_CLAIM[:30]
+    assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).ours.startswith(
+        "not measured (suppression_cost.json absent)")
+    items = [QAItem(f"q{i}", f"Which city is number {i}?", ["Paris"], "triviaqa") for i in range(3)]
+    recs = cost_records(items, {"unsteered (α=1)": ["Paris."] * 3,
+                                "H-Neurons α=0": ["Rome.", "Lyon.", "Paris."],
+                                "random-0 α=0": ["Paris."] * 3})
+    path = results / MODEL / "behaviour" / "suppression_cost.json"
+    write(path, {"rows": [cost("unsteered (α=1)", 32), cost("H-Neurons α=0", 15), cost("random-0 α=0", 30)],
+                 "questions": recs})
+    r = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
+    assert r.ours.startswith("H-Neurons silenced: 15 of 32 (47% [") and "as many random neurons: 30 of 32" in r.ours
+    assert "2 answers lost (2 name a wrong answer instead, 0 name none, 0 decline)" in r.ours
+    assert r.reading == ("costs more known answers than silencing random neurons (Wilson intervals "
+                         "apart); the lost answers mostly become wrong answers, not refusals")
+    write(path, {"rows": [cost("unsteered (α=1)", 32), cost("H-Neurons α=0", 28), cost("random-0 α=0", 30)]})
+    r = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
+    assert r.reading.startswith("not distinguishable") and "lost" not in r.ours
+    write(path, {"rows": []})
+    assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading == "not run"
