@@ -1263,6 +1263,21 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
     return text
 
 
+def narrow_margin_note(lo: float, mean: float, sd: float, n: int) -> str:
+    """A note where an AUROC interval's lower end ``lo`` clears the random classifiers' mean by
+    less than that mean's standard error (``sd`` over ``n`` random sets, ``sd / sqrt(n)``): the
+    "above random neurons" verdict then rests on a level that another draw of random neurons
+    could move past it. "" otherwise (or with fewer than two sets: no standard error)."""
+    if not (n >= 2 and np.isfinite(lo) and np.isfinite(mean) and np.isfinite(sd)) or lo <= mean:
+        return ""
+    se = sd / np.sqrt(n)
+    if lo - mean >= se:
+        return ""
+    return (f" (narrowly: the interval's lower end clears their mean by {lo - mean:.3f}, less than "
+            f"the standard error of a mean over {n} random sets, {se:.3f}; another draw of random "
+            "neurons could undo it)")
+
+
 def _below_chance_note(mean: float, sd: float) -> str:
     """A note for random classifiers whose mean AUROC sits below 0.5: being above them is then
     no more than being above chance; two spreads below it, they carry a signal that points the
@@ -1295,7 +1310,8 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
         if k in baselines.index:
             b = baselines.loc[k]
             base = (f"; random neurons {rnd:.2f} ± {b['random AUROC sd']:.2f}"
-                    + _below_chance_note(rnd, b["random AUROC sd"]))
+                    + _below_chance_note(rnd, b["random AUROC sd"])
+                    + narrow_margin_note(lo, rnd, b["random AUROC sd"], int(b.get("seeds", 0))))
             if not np.isnan(b.get("random (H-Neuron count) AUROC", np.nan)):
                 r_h, sd_h = b["random (H-Neuron count) AUROC"], b["random (H-Neuron count) AUROC sd"]
                 lo_h, hi_h = b.get("H-Neurons refit AUROC CI low", np.nan), b.get("H-Neurons refit AUROC CI high", np.nan)
@@ -1303,7 +1319,8 @@ def reading(ours: dict[str, dict], baselines: pd.DataFrame, empty: dict[str, dic
                         f"({auroc_verdict(lo_h, r_h, min(d['n_pos'], n_neg), min_per_class, hi=hi_h)})"
                         if np.isfinite(lo_h) else "")
                 base += (f"; the H-Neurons alone (refit) {b['H-Neurons refit AUROC']:.2f}{ci_h} vs as many "
-                         f"random neurons {r_h:.2f} ± {sd_h:.2f}" + _below_chance_note(r_h, sd_h))
+                         f"random neurons {r_h:.2f} ± {sd_h:.2f}" + _below_chance_note(r_h, sd_h)
+                         + narrow_margin_note(lo_h, r_h, sd_h, int(b.get("seeds", 0))))
         ci = _auroc_ci_text(lo, hi, min(d["n_pos"], n_neg))
         size = (f"{d['n_pos']} per class" if n_neg == d["n_pos"] else
                 f"{d['n_pos']} hallucinated / {n_neg} faithful answers")

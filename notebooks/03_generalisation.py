@@ -449,7 +449,9 @@ flagged.round(2)
 # The cell below states, from the numbers above, where our probe's AUROC interval lies above
 # chance (its lower end above 0.5) and above the random classifiers (its lower end above their
 # mean AUROC), and where the evidence is too thin to say. Clearing the random *mean* is a
-# weaker test than non-overlapping intervals: the random spread is printed beside it. The
+# weaker test than non-overlapping intervals: the random spread is printed beside it, and a
+# lower end that clears the mean by less than the mean's own standard error (spread over the
+# square root of the number of random sets) is marked "narrowly". The
 # paragraph after it reads them together with the span control above: where the classes got
 # different span rules and the probe refit with one span rule for both classes is not above
 # chance, the default-rule verdict is not credited to the H-Neurons; the paired drop says

@@ -781,3 +781,21 @@ def test_class_responses_lists_one_class_of_a_balanced_set(tmp_path):
     assert class_responses(tmp_path, es, 1).response.tolist() == ["Pfizer makes it."]
     with pytest.raises(KeyError, match="nonexist:9"):
         class_responses(tmp_path, replace(es, keys=["nonexist:9#0"], y=np.array([0])), 0)
+
+
+def test_narrow_margin_over_random_neurons_is_named():
+    """An "above random neurons" verdict whose interval's lower end clears the random mean by
+    less than that mean's standard error (sd / sqrt(seeds)) is called narrow; a wide margin,
+    a single seed or a lower end under the mean gets no note."""
+    from hneurons_utils.detection import narrow_margin_note
+
+    assert narrow_margin_note(0.62, 0.60, 0.11, 5) == (
+        " (narrowly: the interval's lower end clears their mean by 0.020, less than the standard "
+        "error of a mean over 5 random sets, 0.049; another draw of random neurons could undo it)")
+    assert narrow_margin_note(0.75, 0.60, 0.11, 5) == ""  # 0.15 > 0.049
+    assert narrow_margin_note(0.62, 0.60, 0.11, 1) == "" and narrow_margin_note(0.55, 0.60, 0.11, 5) == ""
+    strong = {"accuracy": 0.8, "n_pos": 50, "auroc": 0.8, "auroc_ci": [0.72, 0.9]}
+    base = pd.DataFrame({"random AUROC": [0.7], "random AUROC sd": [0.05], "seeds": [5]}, index=["s"])
+    line = reading({"s": strong}, base, {})[0]
+    assert "and above random neurons; random neurons 0.70 ± 0.05 (narrowly: " in line
+    assert "(narrowly" not in reading({"s": strong}, base.assign(**{"random AUROC sd": 0.01}), {})[0]
