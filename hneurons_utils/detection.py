@@ -1263,16 +1263,25 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
     return text
 
 
+def narrow_margin(lo: float, mean: float, sd: float, n: int) -> bool:
+    """Whether ``lo`` is above ``mean`` by less than its standard error ``sd / sqrt(n)`` (two
+    random sets at least; False where any number is missing)."""
+    if not (n >= 2 and np.isfinite(lo) and np.isfinite(mean) and np.isfinite(sd)) or lo <= mean:
+        return False
+    return bool(lo - mean < sd / np.sqrt(n))
+
+
+NARROWLY = " (narrowly: by less than the random mean's standard error)"
+
+
 def narrow_margin_note(lo: float, mean: float, sd: float, n: int) -> str:
     """A note where an AUROC interval's lower end ``lo`` clears the random classifiers' mean by
     less than that mean's standard error (``sd`` over ``n`` random sets, ``sd / sqrt(n)``): the
     "above random neurons" verdict then rests on a level that another draw of random neurons
     could move past it. "" otherwise (or with fewer than two sets: no standard error)."""
-    if not (n >= 2 and np.isfinite(lo) and np.isfinite(mean) and np.isfinite(sd)) or lo <= mean:
+    if not narrow_margin(lo, mean, sd, n):
         return ""
     se = sd / np.sqrt(n)
-    if lo - mean >= se:
-        return ""
     return (f" (narrowly: the interval's lower end clears their mean by {lo - mean:.3f}, less than "
             f"the standard error of a mean over {n} random sets, {se:.3f}; another draw of random "
             "neurons could undo it)")

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from . import judges, paper
-from .detection import (SHARED_ANSWERS, SUPPORTING, auroc_verdict, baseline_summary, capped_label,
-                        metrics_verdict, random_auroc, recipe_verdict, screen_verdict, span_credit,
-                        span_credit_text, span_drop_text)
+from .detection import (NARROWLY, SHARED_ANSWERS, SUPPORTING, auroc_verdict, baseline_summary, capped_label,
+                        metrics_verdict, narrow_margin, random_auroc, recipe_verdict, screen_verdict,
+                        span_credit, span_credit_text, span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
                         at_ceiling, slope_direction, syc_view)
 from .benchmarks import BENCHMARKS
@@ -268,6 +268,8 @@ def _refit_cells(base: pd.DataFrame, k: str, n_h: int | None, n_min: int,
     verdict = auroc_verdict(lo, r_h, n_min, min_per_class, hi=hi)
     if verdict == "above chance, and above random neurons" and r_h < 0.5:
         verdict += " (which sit below chance: that adds nothing to above chance)"
+    elif verdict == "above chance, and above random neurons" and narrow_margin(lo, r_h, sd_h, int(b.get("seeds", 0))):
+        verdict += NARROWLY
     return ours, verdict
 
 
@@ -305,8 +307,11 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
             # as chapter 3 (detection.span_credit): a verdict that supports the claim keeps its
             # credit only where both classes share one span rule or the one-rule refit survives
             why = span_credit(verdict, spans.get(k), control.get(k), min_per_class)
-            parts = [verdict if why is None else
-                     span_credit_text(why, control.get(k), 100, ".1f") + ". Under the default rule: " + verdict]
+            shown = verdict + (NARROWLY if verdict.endswith("and above random neurons") and k in base.index
+                               and narrow_margin(m["auroc_ci"][0], rnd, base.loc[k, "random AUROC sd"],
+                                                 int(base.loc[k].get("seeds", 0))) else "")
+            parts = [shown if why is None else
+                     span_credit_text(why, control.get(k), 100, ".1f") + ". Under the default rule: " + shown]
             if k in everyone.get("ours", {}):
                 a = everyone["ours"][k]
                 counts = (everyone.get("counts") or {}).get(k)

@@ -20,8 +20,10 @@
 # model (same `OUTPUT_DIR`, same `MODEL_ID`), then this page, and the scorecard follows.
 #
 # **The rules.** Detection (Table 1, Figure 4a): an AUROC interval whose lower end is above 50
-# is *above chance*; above the random-neuron probes' level as well, *above random neurons*; with
-# fewer than `MIN_PER_CLASS` answers in the smaller class, no verdict. Behaviour (Figure 3): the
+# is *above chance*; above the random-neuron probes' level as well, *above random neurons*
+# (in Table 1 marked *narrowly* where it clears that mean by less than the mean's standard
+# error over the random sets); with fewer than `MIN_PER_CLASS` answers in the smaller class,
+# no verdict. Behaviour (Figure 3): the
 # paired interval of the slope difference, H-Neurons minus layer-matched random neurons, must
 # exclude 0; the reading also says which way the H-Neuron slope itself goes (compliance rising or
 # falling as they are amplified) and the random neurons' slope. Suppression (Sections 5 and

@@ -543,3 +543,19 @@ def test_the_suppression_row_reads_chapter_4s_cost_answer_by_answer(results):
     assert r.reading.startswith("not distinguishable") and "lost" not in r.ours
     write(path, {"rows": []})
     assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading == "not run"
+
+
+def test_a_narrow_margin_over_random_neurons_is_marked(results):
+    """A Table 1 verdict "above random neurons" whose lower end clears the random mean by less
+    than that mean's standard error is marked narrowly; the credit logic is unchanged."""
+    path = results / MODEL / "generalisation" / "table1.json"
+    t1 = json.loads(path.read_text())
+    assert summary.NARROWLY not in row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA").reading
+    for r, a in zip([r for r in t1["baselines"] if r["dataset"] == "triviaqa" and r["kind"].startswith("random")],
+                    (0.5, 0.8)):  # mean 0.65, sd 0.21 over two sets: standard error 0.15 > 0.70 - 0.65
+        r["auroc"] = a
+    write(path, t1)
+    tq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
+    assert ("Under the default rule: above chance, and above random neurons (narrowly: by less than "
+            "the random mean's standard error)") in tq.reading
+    assert tq.reading.startswith("not credited to the H-Neurons: span control inconclusive")
