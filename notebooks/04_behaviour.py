@@ -532,7 +532,9 @@ display(Markdown(behaviour.cost_reading(cost.to_dict("records"))))
 # it names a wrong answer instead, silencing adds hallucinations of its own. The table shows the H-Neurons' lost answers (at most
 # `N_COST_EXAMPLES`) beside the first random set's reply to the same question; every reply is
 # in `suppression_cost.json`. Answers are cut at 24 new tokens, so a reply that has not reached
-# its answer yet reads as "no answer".
+# its answer yet reads as "no answer", or as a wrong one if it has started a wrong claim on the
+# way. The rule has no hand labels here: it reads garbled words as an answer and a fictional
+# claim as one too, so read the table as well as the counts.
 
 # %%
 cost_names = list(cost_conds)
