@@ -559,6 +559,12 @@ lost.head(N_COST_EXAMPLES) if len(lost) else "no answer lost"
 #   (`CONTROL_ALPHAS`); H minus random compares both on those alphas only. They are matched to
 #   the H-Neurons by layer, not by activation size, and the intervals hold the
 #   `N_RANDOM_SEEDS` sets fixed: they do not include the variation between random sets.
+# - **One draw.** Open-ended sycophancy and jailbreak sample their replies: each item gets one
+#   reply per condition, and the intervals resample items with those replies fixed. Another
+#   `SEED`, or another condition grid (the rows of one generate call share one random stream,
+#   so adding a random set re-draws every sampled reply), draws other replies; with a dozen
+#   items, a slope difference that excludes 0 on one draw can change sign on the next.
+#   Exercise 8 measures this.
 # - **Sycophancy measure.** Figure 3's sycophancy panel is backing down, wider than the paper's
 #   switching to a wrong answer; both are shown beside the figure, per source.
 # - **Offline FaithEval.** Our TruthfulQA-built contexts are one assertion, not FaithEval's
@@ -591,6 +597,9 @@ lost.head(N_COST_EXAMPLES) if len(lost) else "no answer lost"
 #    in proportion, about a minute and a half per 64 questions here) and see whether silencing
 #    the H-Neurons still turns known answers into wrong ones rather than refusals, and by how
 #    much more than random neurons.
+# 8. Rerun the chapter with `SEED = 1` (new random sets, items and sampled replies) and then
+#    with `N_RANDOM_SEEDS = 4` (same items, every sampled reply re-drawn). Which verdicts of the
+#    reading keep their direction? A result that does not survive a re-draw was not one.
 
 # %%
 timings
