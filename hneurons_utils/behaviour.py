@@ -977,12 +977,13 @@ def cost_records(items: Sequence, replies: dict[str, Sequence[str]]) -> list[dic
     when that is not "correct", its :func:`loss_kind`."""
     from .judges import rule_judge
 
+    for name, texts in replies.items():
+        if len(texts) != len(items):
+            raise ValueError(f"{name}: {len(texts)} replies for {len(items)} questions")
     out = []
     for i, it in enumerate(items):
         rec = {"qid": it.qid, "question": it.question, "gold": list(it.answers), "replies": {}}
         for name, texts in replies.items():
-            if len(texts) != len(items):
-                raise ValueError(f"{name}: {len(texts)} replies for {len(items)} questions")
             lab = rule_judge(texts[i], it.answers)
             rec["replies"][name] = {"text": texts[i], "label": lab,
                                     "kind": None if lab == "correct" else loss_kind(texts[i], it.question, lab)}
