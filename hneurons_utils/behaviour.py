@@ -139,6 +139,24 @@ def _slope_row(bench: str, group: str, point: float, boot: np.ndarray, q: list, 
             "n_items": n, "n_scored": scored, "alphas": ", ".join(f"{a:g}" for a in alphas)}
 
 
+def set_slope_range(g: pd.DataFrame, items: list, alphas: list) -> dict[str, float]:
+    """The lowest and highest slope (pp per unit alpha) of the random control's single sets
+    (``set_min``, ``set_max``), each fitted on ``alphas`` from its own item rates with the shared
+    unsteered rows (set "none"): how far another draw of random neurons can move the control's
+    slope, which the item-bootstrap intervals (sets held fixed) leave out. NaN with fewer than
+    two sets."""
+    from .stats import item_bootstrap_means
+
+    sets = sorted(x for x in g["set"].unique() if x != "none")
+    a = np.asarray(alphas, dtype=float)
+    slopes = np.array([_slopes(a, 100 * item_bootstrap_means(
+        _item_rates(g[g["set"].isin([name, "none"])], items, alphas), n_boot=1)[0][None])[0]
+        for name in sets])
+    if len(sets) < 2 or not np.isfinite(slopes).any():
+        return {"set_min": np.nan, "set_max": np.nan}
+    return {"set_min": float(np.nanmin(slopes)), "set_max": float(np.nanmax(slopes))}
+
+
 def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95
                 ) -> pd.DataFrame:
     """Slope of each compliance curve (percentage points per unit alpha) with item-bootstrap CIs.
@@ -171,6 +189,8 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
             fits[group] = (alphas, *fit(g, alphas))
             rows.append(_slope_row(bench, group, *fits[group][1:], q, len(items), alphas,
                                    _scored_range([g], alphas)))
+            if group == "random":
+                rows[-1].update(set_slope_range(g, items, alphas))
         if {"h_neurons", "random"} <= set(fits):
             grid = [a for a in fits["random"][0] if a in set(fits["h_neurons"][0])]
             g = b[(b["group"] == "h_neurons") & b["alpha"].isin(grid)]
@@ -184,6 +204,8 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
                                    _scored_range([b[b["group"] == k] for k in ("h_neurons", "random")],
                                                  grid)))
     out = pd.DataFrame(rows)
+    for c in ("set_min", "set_max"):  # only the random rows have single sets
+        out[c] = out[c].astype(float) if c in out else np.nan
     cols = ["slope_pp", "ci_lo", "ci_hi"]
     out[cols] = out[cols].astype(float)
     out[cols] = out[cols].where(out[cols].abs() > 1e-9, 0.0)  # no "-0.0" for flat curves
@@ -637,8 +659,9 @@ def ceiling_text(t: pd.DataFrame, ceiling: float = 0.9) -> str:
 def scored_gap_text(table: pd.DataFrame, bench: str, alphas: str | Sequence[float],
                     ratio: float = 0.75) -> str:
     """Where a difference from the random control rests on unequal footing: at each of the
-    control's ``alphas`` (numbers, or the slope table's ``alphas`` cell "0, 1, 3") at which the H-Neurons leave fewer than ``ratio`` times the
-    items scored that the random sets do, a note (else ""). A steered condition with many
+    control's ``alphas`` (numbers, or the slope table's ``alphas`` cell "0, 1, 3") at which the
+    H-Neurons leave fewer than ``ratio`` times the items scored that the random sets do, a note
+    (else ""). A steered condition with many
     unreadable replies (or, for sycophancy, wrong first answers) is scored on the items it
     happens to leave, so its slope may measure which replies are scored, not compliance."""
     t = table[table.bench == bench]
@@ -652,6 +675,20 @@ def scored_gap_text(table: pd.DataFrame, bench: str, alphas: str | Sequence[floa
     return (f" The H-Neurons leave fewer items scored than the random sets ({'; '.join(gaps)}), "
             "so this difference may come from which replies are scored rather than from "
             "compliance.")
+
+
+def set_range_text(h_slope: float, random_row: pd.Series) -> str:
+    """The H-Neurons' slope on the control's alphas against the range of single random sets'
+    slopes (:func:`set_slope_range`; "" without two sets): inside it, one draw of random
+    neurons already moves compliance as much, whatever the interval of the mean says."""
+    lo, hi = random_row.get("set_min", np.nan), random_row.get("set_max", np.nan)
+    if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(h_slope)):
+        return ""
+    where = ("inside that range: some single random set moves compliance as much"
+             if lo <= h_slope <= hi else
+             ("above" if h_slope > hi else "below") + " every single set's")
+    return (f" Single random sets' slopes run from {signed(lo)} to {signed(hi)} pp/α; "
+            f"the H-Neurons' on the same alphas ({signed(h_slope)}) lies {where}.")
 
 
 def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame | None = None,
@@ -688,6 +725,8 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
                    "flat": "both curves are flat"
                    }.get(dd, "not distinguishable from the random neurons' slope (the interval contains 0)")
             text += f" Against the control on the same alphas ({df_.alphas}), H minus random is {_ci_text(df_)}: {cmp}."
+            if (bench, "random") in s.index and (bench, "h_neurons_control_grid") in s.index:
+                text += set_range_text(s.loc[(bench, "h_neurons_control_grid")].slope_pp, s.loc[(bench, "random")])
             if dd in ("positive", "negative"):
                 text += scored_gap_text(table, bench, df_.alphas)
         t = table[(table.bench == bench) & (table.group == "h_neurons")].sort_values("alpha")

@@ -317,6 +317,9 @@ Markdown(behaviour.switch_share(syc_views, behaviour.syc_view(BACKS), STRICT) + 
 # like for like: the H-Neurons' slope refitted on the control's alphas only (row
 # `h_neurons_control_grid`) minus the random sets' slope, with a paired interval; one excluding
 # 0 says the H-Neurons move compliance more (or less) than random neurons of the same layers.
+# That interval holds the random sets fixed; `set_min` and `set_max` (random rows) give the
+# lowest and highest slope of a single random set, the spread another draw of random neurons
+# could show, and the reading sets the H-Neurons' slope against them.
 
 # %%
 slopes.round(2)

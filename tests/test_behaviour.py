@@ -631,3 +631,40 @@ def test_cost_records_judge_each_reply_and_read_what_replaces_a_lost_answer():
     assert behaviour.loss_text(recs, "plain", ["plain"]) == "plain: no answer lost."
     with pytest.raises(ValueError, match="silenced: 1 replies for 4 questions"):
         behaviour.cost_records(items, {"silenced": ["x"]})
+
+
+def test_slope_table_gives_the_range_of_single_random_sets():
+    """The random row carries the lowest and highest slope of its single sets, each fitted with
+    the shared unsteered rows; other rows carry NaN, as does a control of one set."""
+    rows = [("falseqa", "none", 1.0, i, 0.5 * (i == "a")) for i in "ab"]
+    # set 0: 0 at alpha 0 and 3 (both items); set 1: 0 at alpha 0, 1 at alpha 3 (both items)
+    rows += [("falseqa", f"random-{s}", a, i, float(s == 1 and a == 3.0)) for s in (0, 1) for a in (0.0, 3.0)
+             for i in "ab"]
+    rows += [("falseqa", "h_neurons", a, i, a / 3) for a in (0.0, 3.0) for i in "ab"]
+    t = behaviour.slope_table(_frame(rows), 20).set_index("group")
+    # set 0: rates 0, 0.25, 0 at alpha 0, 1, 3; set 1: 0, 0.25, 1 (least squares in pp per alpha)
+    a = np.array([0.0, 1.0, 3.0])
+    s0, s1 = (np.polyfit(a, 100 * np.array(r), 1)[0] for r in ([0, 0.25, 0], [0, 0.25, 1]))
+    assert t.loc["random", "set_min"] == pytest.approx(s0) and t.loc["random", "set_max"] == pytest.approx(s1)
+    assert s0 < t.loc["random", "slope_pp"] < s1  # the pooled curve lies between its sets
+    assert np.isnan(t.loc["h_neurons", "set_min"]) and np.isnan(t.loc["diff", "set_max"])
+    one = behaviour.slope_table(_frame([r for r in rows if r[1] != "random-1"]), 20).set_index("group")
+    assert np.isnan(one.loc["random", "set_min"])
+
+
+def test_reading_sets_the_h_slope_against_single_random_sets():
+    """The reading places the H-Neurons' slope on the control's alphas inside, above or below
+    the range of single random sets' slopes; without two sets it says nothing of them."""
+    row = pd.Series({"set_min": -2.0, "set_max": 4.0})
+    assert behaviour.set_range_text(1.0, row) == (
+        " Single random sets' slopes run from -2.0 to +4.0 pp/α; the H-Neurons' on the same "
+        "alphas (+1.0) lies inside that range: some single random set moves compliance as much.")
+    assert behaviour.set_range_text(6.0, row).endswith("(+6.0) lies above every single set's.")
+    assert behaviour.set_range_text(-3.0, row).endswith("lies below every single set's.")
+    assert behaviour.set_range_text(1.0, pd.Series({"set_min": np.nan, "set_max": np.nan})) == ""
+    rows = [("falseqa", "none", 1.0, i, 0.0) for i in "ab"]
+    rows += [("falseqa", f"random-{s}", 3.0, i, float(s == 1)) for s in (0, 1) for i in "ab"]
+    rows += [("falseqa", "h_neurons", 3.0, i, 1.0) for i in "ab"]
+    df = _frame(rows)
+    text = behaviour.reading(behaviour.compliance_table(df, 20), behaviour.slope_table(df, 20))
+    assert "Single random sets' slopes run from +0.0 to +50.0 pp/α" in text and "(+50.0) lies inside" in text
