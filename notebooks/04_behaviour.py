@@ -561,7 +561,8 @@ lost.head(N_COST_EXAMPLES) if len(lost) else "no answer lost"
 # - **Control grid.** The random sets run at fewer alphas than the H-Neurons
 #   (`CONTROL_ALPHAS`); H minus random compares both on those alphas only. They are matched to
 #   the H-Neurons by layer, not by activation size, and the intervals hold the
-#   `N_RANDOM_SEEDS` sets fixed: they do not include the variation between random sets.
+#   `N_RANDOM_SEEDS` sets fixed: they do not include the variation between random sets (the
+#   slope table's `set_min` and `set_max` show it, from this few sets).
 # - **One draw.** Open-ended sycophancy and jailbreak sample their replies: each item gets one
 #   reply per condition, and the intervals resample items with those replies fixed. Another
 #   `SEED`, or another condition grid (the rows of one generate call share one random stream,
