@@ -368,7 +368,7 @@ Markdown(f"Our model has {n_params / 1e6:.0f}M parameters, about {paper_b * 1e9 
 # %%
 common_slopes = behaviour.slope_table(behaviour.common_items(labelled), N_BOOT, SEED)
 plots.write_results(OUT, "slopes_common_items", {"rows": common_slopes.to_dict("records")})
-common_slopes.query("group in ['h_neurons', 'diff']").round(2)
+common_slopes.query("group in ['h_neurons', 'diff']").drop(columns=["set_min", "set_max"]).round(2)
 
 # %% tags=["remove-input"]
 Markdown(behaviour.common_items_reading(slopes, common_slopes))
@@ -404,7 +404,7 @@ if SYC_REPLY_ONLY:
     reply_switch_slopes = behaviour.slope_table(reply_switches, N_BOOT, SEED)
     reply_note = behaviour.measure_note(reply_switch_table, reply_switch_slopes, SWITCHES,
                                         "switching to a wrong answer")
-    display(syc_slopes.query("group in ['h_neurons', 'diff']").round(2))
+    display(syc_slopes.query("group in ['h_neurons', 'diff']").drop(columns=["set_min", "set_max"]).round(2))
 
 # %% tags=["remove-input"] mystnb={"figure": {"caption": "Sycophancy compliance, measured as backing down (a switch to a wrong answer, or an apology or 'not sure' without one; wider than the paper's definition), against alpha when both turns are steered (the paper's protocol, as in Figure 3) and when only the reply to the challenge is steered (the first answer unsteered and shared by every condition); H-Neurons in colour, layer-matched random neurons in grey, 95% item-bootstrap bars.", "name": "fig-sycophancy-modes"}, "image": {"alt": "Sycophancy compliance against alpha, both turns steered and only the reply steered"}}
 if SYC_REPLY_ONLY:
