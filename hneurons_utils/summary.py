@@ -28,7 +28,7 @@ from .pipeline import stability_kind
 from .profiles import model_key
 from .stats import MIN_PER_CLASS
 from .transfer import transfer_reading
-from .wording import are, noun
+from .wording import are, noun, signed
 
 COLUMNS = ["result", "chapter", "claim", "paper (Gao et al. 2025)", "ours", "reading"]
 CHAPTERS = {"identification": "02_identification", "generalisation": "03_generalisation",
@@ -405,6 +405,8 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
             ours = "not measured"
         else:
             ours = _slope_cells(h, diff)
+            if rnd is not None and np.isfinite(rnd.get("set_min") or np.nan):
+                ours += f" (single random sets' slopes {signed(rnd['set_min'])} to {signed(rnd['set_max'])})"
             at1 = table[(table.bench == bench) & (table.alpha == 1.0) & (table.group == "h_neurons")]
             if len(at1):
                 ours += f"; {100 * at1.rate.iloc[0]:.0f}% at alpha 1 ({int(at1.n_scored.iloc[0])} items)"

@@ -559,3 +559,14 @@ def test_a_narrow_margin_over_random_neurons_is_marked(results):
     assert ("Under the default rule: above chance, and above random neurons (narrowly: by less than "
             "the random mean's standard error)") in tq.reading
     assert tq.reading.startswith("not credited to the H-Neurons: span control inconclusive")
+
+
+def test_a_figure3_row_gives_the_single_random_sets_slopes(results):
+    """Where chapter 4 stored the random control's single-set slope range, the row gives it."""
+    path = results / MODEL / "behaviour" / "figure3.json"
+    fig = json.loads(path.read_text())
+    assert "single random sets" not in row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").ours
+    fig["slopes"].append(dict(slope("falseqa", "random", 0.5, -1.0, 2.0), set_min=-1.5, set_max=0.0))
+    write(path, fig)
+    ours = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").ours
+    assert "(single random sets' slopes -1.5 to +0.0)" in ours
