@@ -932,8 +932,9 @@ def judge_notes(agreement: pd.DataFrame, judge: str) -> str:
 # ---------------------------------------------------------------- what suppression costs
 
 
-def _cost_parts(rows: Sequence[dict]) -> tuple[dict | None, dict | None, list[dict]]:
-    """The unsteered row, the H-Neuron row and the random rows of the cost table."""
+def cost_parts(rows: Sequence[dict]) -> tuple[dict | None, dict | None, list[dict]]:
+    """The unsteered row, the H-Neuron row and the random rows of the cost table (rows named by
+    ``condition``: "unsteered ...", "H-Neurons ...", any other one a random set)."""
     by = {r["condition"]: r for r in rows}
     unsteered = next((r for k, r in by.items() if k.startswith("unsteered")), None)
     h = next((r for k, r in by.items() if k.startswith("H-Neurons")), None)
@@ -945,7 +946,7 @@ def cost_verdict(rows: Sequence[dict]) -> str | None:
     "more" (the H-Neurons' interval lies below every random set's: they cost more answers),
     "less" (above every one), "not distinguishable" (overlapping some: a conservative rule,
     overlap does not show the costs equal), "no random set", or None (not measured)."""
-    _, h, randoms = _cost_parts(rows)
+    _, h, randoms = cost_parts(rows)
     if h is None or not h["n"]:
         return None
     if not randoms:
@@ -968,7 +969,7 @@ def cost_reading(rows: Sequence[dict]) -> str:
     """The cost-of-suppression table in words (rows: ``condition``, ``correct``, ``n``,
     ``accuracy``, ``ci (Wilson)``; conditions "unsteered ...", "H-Neurons ..." and one per
     random set), with :func:`cost_verdict`'s comparison."""
-    unsteered, h, randoms = _cost_parts(rows)
+    unsteered, h, randoms = cost_parts(rows)
     verdict = cost_verdict(rows)
     if verdict is None:
         return "Not measured (no question, or no H-Neuron to silence)."

@@ -1274,6 +1274,12 @@ def narrow_margin(lo: float, mean: float, sd: float, n: int) -> bool:
 NARROWLY = " (narrowly: by less than the random mean's standard error)"
 
 
+def narrowly(verdict: str, lo: float, mean: float, sd: float, n: int) -> str:
+    """:data:`NARROWLY` for an "above random neurons" verdict (:func:`auroc_verdict`) whose
+    margin :func:`narrow_margin` finds under the random mean's standard error, else ""."""
+    return NARROWLY if verdict == SUPPORTING[0] and narrow_margin(lo, mean, sd, n) else ""
+
+
 def narrow_margin_note(lo: float, mean: float, sd: float, n: int) -> str:
     """A note where an AUROC interval's lower end ``lo`` clears the random classifiers' mean by
     less than that mean's standard error (``sd`` over ``n`` random sets, ``sd / sqrt(n)``): the

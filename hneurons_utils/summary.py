@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from . import judges, paper
-from .detection import (NARROWLY, SHARED_ANSWERS, SUPPORTING, auroc_verdict, baseline_summary, capped_label,
-                        metrics_verdict, narrow_margin, random_auroc, recipe_verdict, screen_verdict,
+from .detection import (SHARED_ANSWERS, SUPPORTING, auroc_verdict, baseline_summary, capped_label,
+                        metrics_verdict, narrowly, random_auroc, recipe_verdict, screen_verdict,
                         span_credit, span_credit_text, span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
                         at_ceiling, slope_direction, syc_view)
@@ -268,8 +268,8 @@ def _refit_cells(base: pd.DataFrame, k: str, n_h: int | None, n_min: int,
     verdict = auroc_verdict(lo, r_h, n_min, min_per_class, hi=hi)
     if verdict == "above chance, and above random neurons" and r_h < 0.5:
         verdict += " (which sit below chance: that adds nothing to above chance)"
-    elif verdict == "above chance, and above random neurons" and narrow_margin(lo, r_h, sd_h, int(b.get("seeds", 0))):
-        verdict += NARROWLY
+    else:
+        verdict += narrowly(verdict, lo, r_h, sd_h, int(b.get("seeds", 0)))
     return ours, verdict
 
 
@@ -307,9 +307,8 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
             # as chapter 3 (detection.span_credit): a verdict that supports the claim keeps its
             # credit only where both classes share one span rule or the one-rule refit survives
             why = span_credit(verdict, spans.get(k), control.get(k), min_per_class)
-            shown = verdict + (NARROWLY if verdict.endswith("and above random neurons") and k in base.index
-                               and narrow_margin(m["auroc_ci"][0], rnd, base.loc[k, "random AUROC sd"],
-                                                 int(base.loc[k].get("seeds", 0))) else "")
+            shown = verdict + (narrowly(verdict, m["auroc_ci"][0], rnd, base.loc[k, "random AUROC sd"],
+                                        int(base.loc[k].get("seeds", 0))) if k in base.index else "")
             parts = [shown if why is None else
                      span_credit_text(why, control.get(k), 100, ".1f") + ". Under the default rule: " + shown]
             if k in everyone.get("ours", {}):
@@ -439,7 +438,7 @@ def _cost(folder: Path) -> dict:
     """The row of chapter 4's cost of suppression (``suppression_cost.json``): greedy accuracy on
     questions the model knows with the H-Neurons or each random set silenced, the comparison of
     :func:`behaviour.cost_verdict`, and what the H-Neurons' lost answers became."""
-    from .behaviour import cost_accuracy, cost_verdict, loss_counts, loss_phrase
+    from .behaviour import LOSS_KINDS, cost_accuracy, cost_parts, cost_verdict, loss_counts, loss_phrase
 
     row = {**_where("behaviour", "Suppression (§5, §6.1.3)"), "claim": COST_CLAIM,
            "paper (Gao et al. 2025)": COST_PAPER}
@@ -451,19 +450,16 @@ def _cost(folder: Path) -> dict:
     verdict = cost_verdict(d["rows"])
     if verdict is None:
         return {**row, "ours": "not measured (no question, or no H-Neuron to silence)", "reading": "not run"}
-    by = {r["condition"]: r for r in d["rows"]}
-    h = next(k for k in by if k.startswith("H-Neurons"))
-    randoms = [k for k in by if not k.startswith(("H-Neurons", "unsteered"))]
-    ours = f"H-Neurons silenced: {cost_accuracy(by[h])} known TriviaQA answers kept"
+    unsteered, h, randoms = cost_parts(d["rows"])
+    ours = f"H-Neurons silenced: {cost_accuracy(h)} known TriviaQA answers kept"
     if randoms:
-        ours += "; as many random neurons: " + ", ".join(cost_accuracy(by[k]) for k in randoms)
+        ours += "; as many random neurons: " + ", ".join(cost_accuracy(r) for r in randoms)
     reading = COST_READINGS[verdict]
-    ref = next((k for k in by if k.startswith("unsteered")), None)
-    if d.get("questions") and ref:
-        c = loss_counts(d["questions"], ref, h)
+    if d.get("questions") and unsteered:
+        c = loss_counts(d["questions"], unsteered["condition"], h["condition"])
         ours += f"; with the H-Neurons silenced, {loss_phrase(c)} (read by rule)"
         if c["lost"]:
-            most = max(("another answer", "no answer", "refusal"), key=lambda k: c[k])
+            most = max(LOSS_KINDS, key=lambda k: c[k])
             reading += ("; the lost answers mostly " + {"another answer": "become wrong answers, not refusals",
                                                        "no answer": "give no answer at all",
                                                        "refusal": "become refusals"}[most]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hneurons_utils import summary
+from hneurons_utils import detection, summary
 from hneurons_utils.detection import auroc_verdict
 from hneurons_utils.drift import drift_verdict
 from hneurons_utils.transfer import transfer_reading
@@ -550,7 +550,7 @@ def test_a_narrow_margin_over_random_neurons_is_marked(results):
     than that mean's standard error is marked narrowly; the credit logic is unchanged."""
     path = results / MODEL / "generalisation" / "table1.json"
     t1 = json.loads(path.read_text())
-    assert summary.NARROWLY not in row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA").reading
+    assert detection.NARROWLY not in row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA").reading
     for r, a in zip([r for r in t1["baselines"] if r["dataset"] == "triviaqa" and r["kind"].startswith("random")],
                     (0.5, 0.8)):  # mean 0.65, sd 0.21 over two sets: standard error 0.15 > 0.70 - 0.65
         r["auroc"] = a
