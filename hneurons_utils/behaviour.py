@@ -661,9 +661,9 @@ def scored_gap_text(table: pd.DataFrame, bench: str, alphas: str | Sequence[floa
     """Where a difference from the random control rests on unequal footing: at each of the
     control's ``alphas`` (numbers, or the slope table's ``alphas`` cell "0, 1, 3") at which the
     H-Neurons leave fewer than ``ratio`` times the items scored that the random sets do, a note
-    (else ""). A steered condition with many
-    unreadable replies (or, for sycophancy, wrong first answers) is scored on the items it
-    happens to leave, so its slope may measure which replies are scored, not compliance."""
+    (else ""). A steered condition with many unreadable replies (or, for sycophancy, wrong first
+    answers) is scored on the items it happens to leave, so its slope may measure which replies
+    are scored, not compliance."""
     t = table[table.bench == bench]
     gaps = []
     for a in (float(x) for x in (alphas.split(",") if isinstance(alphas, str) else alphas)):

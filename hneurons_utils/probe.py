@@ -350,8 +350,9 @@ def subset_probes(X: np.ndarray, y: np.ndarray, neuron_sets: Sequence[NeuronSet]
     """One classifier per neuron set, trained on those neurons only (Table 1's baseline).
 
     The paper's random baseline is a classifier on as many randomly selected neurons (chapter
-    3 trains one on as many as the probe reads and one on as many as there are H-Neurons). By default an L2 classifier on standardised features: with a
-    handful of neurons sparsity is not wanted, and this gives the baseline its best chance.
+    3 trains one on as many as the probe reads and one on as many as there are H-Neurons). By
+    default an L2 classifier on standardised features: with a handful of neurons sparsity is
+    not wanted, and this gives the baseline its best chance.
     Training the H-Neurons themselves the same way gives the like-for-like comparison.
     """
     out = []
