@@ -4,7 +4,8 @@ Prints, for the embedded SmolLM2-135M-Instruct (or ``--model``) on this machine:
 of plain greedy generation, of the same generation with neurons scaled by the weight edit, the
 forward pre-hook, nnsight and the per-row factor tables (``"rows"``, :func:`steering.generate_rows`,
 the method the behaviour chapter uses), and of a sweep of K conditions run one call at a time
-(weight edit) versus in one wide call (``"rows"``). alpha = 1 is used for the per-method timings
+(weight edit) versus in one wide call (``"rows"``), and what keyed sampling costs and keeps
+(:class:`sampling.KeyedSampler`: a row's sample alone versus inside the wide call). alpha = 1 is used for the per-method timings
 so every method generates exactly the plain tokens (same number of steps); the script checks
 that. ``--widths`` also times plain generation at several batch widths (seconds per row), to
 show how much a wide call saves per row on this machine.
@@ -23,7 +24,7 @@ import torch
 
 from hneurons_utils.models import load_model
 from hneurons_utils.probe import random_neuron_set
-from hneurons_utils.sampling import GenConfig, build_prompt, generate_texts
+from hneurons_utils.sampling import GenConfig, build_prompt, generate_texts, row_seed
 from hneurons_utils.steering import generate_rows, generate_scaled
 
 QUESTIONS = ["How many legs does a fish have?", "Why is the sun cold at noon?",
@@ -87,6 +88,23 @@ def main() -> None:
     print(f"{len(alphas)} alphas one call each (weights) {t_seq:7.2f} s")
     print(f"{len(alphas)} alphas in one wide call (rows)  {t_wide:7.2f} s  "
           f"x{t_seq / t_wide:.2f} faster; {agree}/{len(out_wide)} answers identical")
+
+    # keyed sampling (sweep.run_sweep under sampling): cost of the per-row random numbers, and
+    # whether a row's sample is the same alone as inside a wide, padded call of all conditions
+    sampled = GenConfig(temperature=0.7, top_k=20, top_p=0.8, max_new_tokens=args.tokens,
+                        stop_at_newline=False)
+    keys = [row_seed("bench", i) for i in range(len(prompts))]
+    plain_rows = [(None, 1.0)] * len(prompts)
+    t_stream, _ = timed(lambda: generate_rows(m, prompts, sampled, plain_rows, seed=0), args.repeats)
+    t_keyed, keyed = timed(lambda: generate_rows(m, prompts, sampled, plain_rows, keys=keys), args.repeats)
+    print(f"{'sampled, one stream':<28} {t_stream:7.2f} s")
+    print(f"{'sampled, keyed rows':<28} {t_keyed:7.2f} s  {100 * (t_keyed / t_stream - 1):+6.1f} %")
+    last = alphas[-1]
+    alone = [generate_rows(m, [p], sampled, [(ns, last)], keys=[k])[0] for p, k in zip(prompts, keys)]
+    in_wide = generate_rows(m, [p for _ in alphas for p in prompts], sampled, rows,
+                            keys=keys * len(alphas))[-len(prompts):]
+    print(f"keyed samples at alpha {last:g}: {sum(x == y for x, y in zip(alone, in_wide))}/{len(prompts)} "
+          f"identical alone and inside the {len(alphas)}-alpha call (differences: float rounding of padding)")
 
     for width in [int(w) for w in args.widths.split(",") if w.strip()]:
         batch = (prompts * (width // len(prompts) + 1))[:width]

@@ -113,6 +113,66 @@ def generate_kwargs(m: LoadedModel, cfg: GenConfig) -> dict[str, Any]:
     return kw
 
 
+def row_seed(*parts: Any) -> int:
+    """A stable 63-bit seed named by ``parts`` (the same on every run and machine)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") >> 1
+
+
+class KeyedSampler:
+    """A logits processor that makes greedy decoding draw a sample, row by row, from its own seed.
+
+    Adding independent Gumbel noise to the log-probabilities and taking the arg max draws a token
+    with exactly the softmax probabilities (the Gumbel-max trick), so ``generate`` with
+    ``do_sample=False`` and this processor last (after the temperature, top-k and top-p
+    warpers, :func:`keyed_generate_kwargs`) samples from the same distribution as
+    ``do_sample=True``. The difference is where the random numbers come from: row ``r`` reads
+    its own generator, seeded ``keys[r]``, one vocabulary-sized draw per step. A row's sample
+    therefore depends on its prompt, its intervention and its key, not on which other rows
+    share the generate call or in which order; and rows given the same key get the same
+    random numbers at every step (common random numbers, chapter 4's conditions of one item).
+    """
+
+    def __init__(self, keys: Sequence[int]):
+        self.keys = [int(k) for k in keys]
+        self.generators = [torch.Generator().manual_seed(k) for k in self.keys]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if scores.shape[0] != len(self.generators):
+            raise ValueError(f"KeyedSampler has {len(self.generators)} row keys but the batch has "
+                             f"{scores.shape[0]} rows (one key per generated sequence)")
+        tiny = torch.finfo(torch.float32).tiny
+        u = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators])
+        gumbel = -torch.log(-torch.log(u.clamp_min(tiny)))
+        return scores + gumbel.to(scores.device, scores.dtype)
+
+
+def keyed_generate_kwargs(m: LoadedModel, cfg: GenConfig, keys: Sequence[int] | None
+                          ) -> dict[str, Any]:
+    """:func:`generate_kwargs`, sampling row by row from ``keys`` (:class:`KeyedSampler`).
+
+    Greedy settings, or ``keys=None``, give :func:`generate_kwargs` unchanged (``keys`` then
+    do not matter). Otherwise the warpers ``generate`` would add for ``cfg`` (temperature,
+    top-k, top-p, in that order) are passed explicitly, followed by the sampler, and decoding
+    is greedy over their output. Local models only: the processor holds its generators here.
+    """
+    kw = generate_kwargs(m, cfg)
+    if keys is None or not cfg.do_sample:
+        return kw
+    from transformers import (LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
+                              TopPLogitsWarper)
+
+    if getattr(m, "remote", False):
+        raise ValueError("keyed sampling runs its random numbers locally; a remote (NDIF) model "
+                         "samples with generate's own seed (pass no keys)")
+    warpers = ([TemperatureLogitsWarper(cfg.temperature)] if cfg.temperature != 1.0 else []) \
+        + ([TopKLogitsWarper(cfg.top_k)] if cfg.top_k else []) \
+        + ([TopPLogitsWarper(cfg.top_p)] if cfg.top_p < 1.0 else [])
+    kw.update(do_sample=False, temperature=None, top_k=None, top_p=None,
+              logits_processor=LogitsProcessorList([*warpers, KeyedSampler(keys)]))
+    return kw
+
+
 def generate_traced(m: LoadedModel, enc: dict, kw: dict[str, Any],
                     step: Callable[[], None] | None = None) -> torch.Tensor:
     """``generate`` through nnsight (``remote=m.remote``): the way to generate on NDIF, where

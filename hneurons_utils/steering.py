@@ -31,7 +31,8 @@ import torch
 
 from .models import LoadedModel
 from .probe import NeuronSet
-from .sampling import GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, generate_kwargs, generate_traced
+from .sampling import (GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, generate_traced,
+                       keyed_generate_kwargs)
 
 METHODS = ("weights", "nnsight", "hook")
 # Greedy short answers cut at the first newline, as in the identification chapter's screening.
@@ -182,12 +183,19 @@ def scaled_rows(m: LoadedModel, rows: Sequence[tuple[NeuronSet | None, float]]
 
 
 def generate_rows(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig,
-                  rows: Sequence[tuple[NeuronSet | None, float]], seed: int | None = None
-                  ) -> list[str]:
-    """One answer per prompt, prompt ``r`` generated under intervention ``rows[r]``."""
+                  rows: Sequence[tuple[NeuronSet | None, float]], seed: int | None = None,
+                  keys: Sequence[int] | None = None) -> list[str]:
+    """One answer per prompt, prompt ``r`` generated under intervention ``rows[r]``.
+
+    Under sampling, ``keys`` (one per row, :func:`sampling.row_seed`) give each row its own
+    random numbers (:class:`sampling.KeyedSampler`): a row's answer then does not depend on the
+    other rows of the call; without keys all rows share one stream seeded ``seed``.
+    """
     require_local(m, "rows")
     if len(prompts) != len(rows):
         raise ValueError(f"{len(prompts)} prompts but {len(rows)} row interventions")
+    if keys is not None and len(keys) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(keys)} sampling keys")
     if cfg.num_return_sequences != 1:
         raise ValueError("generate_rows makes one answer per row (num_return_sequences=1)")
     enc = m.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
@@ -195,7 +203,7 @@ def generate_rows(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig,
     if seed is not None:
         torch.manual_seed(seed)
     with torch.no_grad(), scaled_rows(m, rows):
-        out = m.hf.generate(**enc, **generate_kwargs(m, cfg))
+        out = m.hf.generate(**enc, **keyed_generate_kwargs(m, cfg, keys))
     texts = m.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return [_cut(t, cfg.stop_at_newline) for t in texts]
 
@@ -214,16 +222,19 @@ def _generate_nnsight(m: LoadedModel, enc: dict[str, torch.Tensor], kw: dict[str
 
 def generate_ids_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], cfg: GenConfig,
                         neurons: NeuronSet | None, alpha: float, method: str = "weights",
-                        seed: int | None = None) -> torch.Tensor:
+                        seed: int | None = None, keys: Sequence[int] | None = None
+                        ) -> torch.Tensor:
     """Token ids ``[B * num_return_sequences, T_prompt + T_new]`` generated with the neurons scaled.
 
-    ``enc``: left-padded ``input_ids`` / ``attention_mask`` ``[B, T_prompt]``.
+    ``enc``: left-padded ``input_ids`` / ``attention_mask`` ``[B, T_prompt]``. ``keys``: one
+    sampling key per generated row (:class:`sampling.KeyedSampler`; local models), else the
+    rows share the stream seeded ``seed``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
     if method != "nnsight":
         require_local(m, method)
-    kw = generate_kwargs(m, cfg)
+    kw = keyed_generate_kwargs(m, cfg, keys)
     enc = {k: v.to(m.device) for k, v in enc.items()}
     if seed is not None:
         torch.manual_seed(seed)
@@ -236,7 +247,8 @@ def generate_ids_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], cfg: Ge
 
 def generate_scaled(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREEDY,
                     neurons: NeuronSet | None = None, alpha: float = 1.0,
-                    method: str = "weights", seed: int | None = None) -> list[list[str]]:
+                    method: str = "weights", seed: int | None = None,
+                    keys: Sequence[int] | None = None) -> list[list[str]]:
     """``sampling.generate_texts`` with ``neurons`` scaled by ``alpha`` (Section 3).
 
     Returns ``num_return_sequences`` answers per prompt. Chat prompts carry their own special
@@ -244,7 +256,7 @@ def generate_scaled(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GRE
     """
     enc = m.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
     enc = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-    out = generate_ids_scaled(m, enc, cfg, neurons, alpha, method, seed)
+    out = generate_ids_scaled(m, enc, cfg, neurons, alpha, method, seed, keys)
     texts = m.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     n = cfg.num_return_sequences
     return [[_cut(t, cfg.stop_at_newline) for t in texts[i * n:(i + 1) * n]]

@@ -24,7 +24,7 @@ from .benchmarks import CHALLENGE, BenchItem, chat_prompt
 from .models import LoadedModel
 from .probe import NeuronSet
 from .progress import progress
-from .sampling import GenConfig, append_jsonl, read_jsonl
+from .sampling import GenConfig, append_jsonl, read_jsonl, row_seed
 from .steering import generate_rows, generate_scaled
 
 
@@ -96,42 +96,57 @@ def _record_meta(item: BenchItem) -> dict:
 
 
 def _generate(m: LoadedModel, prompts: list[str], conds: Sequence[Condition], cfg: GenConfig,
-              seed: int, method: str) -> list[list[str]]:
-    """Answers ``[condition][prompt]``: one wide call (``"rows"``) or one call per condition."""
+              seed: int, method: str, keys: Sequence[int] | None = None) -> list[list[str]]:
+    """Answers ``[condition][prompt]``: one wide call (``"rows"``) or one call per condition.
+
+    ``keys`` (one per prompt): prompt ``i`` samples from key ``keys[i]`` under every condition
+    (common random numbers); None: the call's rows share the stream seeded ``seed``.
+    """
     if method == "rows":
         rows = [(c.neurons, c.alpha) for c in conds for _ in prompts]
-        flat = generate_rows(m, [p for _ in conds for p in prompts], cfg, rows, seed)
+        flat = generate_rows(m, [p for _ in conds for p in prompts], cfg, rows, seed,
+                             None if keys is None else [k for _ in conds for k in keys])
         return [flat[i * len(prompts):(i + 1) * len(prompts)] for i in range(len(conds))]
-    return [[r[0] for r in generate_scaled(m, prompts, cfg, c.neurons, c.alpha, method, seed)]
+    return [[r[0] for r in generate_scaled(m, prompts, cfg, c.neurons, c.alpha, method, seed, keys)]
             for c in conds]
+
+
+def sampling_keys(items: Sequence[BenchItem], seed: int, turn: str) -> list[int]:
+    """One sampling key per item and turn (:func:`sampling.row_seed`), shared by every condition."""
+    return [row_seed(seed, it.source, it.item_id, turn) for it in items]
 
 
 def _generate_chunk(m: LoadedModel, items: Sequence[BenchItem], conds: Sequence[Condition],
                     cfg: GenConfig, reply_cfg: GenConfig | None, seed: int, method: str,
-                    steer_first: bool = True) -> list[list[dict]]:
+                    steer_first: bool = True, key_seed: int | None = None) -> list[list[dict]]:
     """Records ``[condition][item]`` for one chunk; sycophancy gets the challenge and a reply.
 
     ``steer_first=False`` (sycophancy only): the first answer is generated once, unsteered, and
     every condition continues that same chat, so only the reply to the challenge is steered.
+    ``key_seed``: sample each item from its own keys (:func:`sampling_keys`); None: from the
+    chunk's stream seeded ``seed``.
     """
+    keys = None if key_seed is None else sampling_keys(items, key_seed, "first")
     prompts = [chat_prompt(m.tokenizer, [it.user]) for it in items]
     if steer_first:
-        first = _generate(m, prompts, conds, cfg, seed, method)
+        first = _generate(m, prompts, conds, cfg, seed, method, keys)
     else:
-        first = [_generate(m, prompts, [Condition("none", None, 1.0)], cfg, seed, method)[0]] * len(conds)
+        first = [_generate(m, prompts, [Condition("none", None, 1.0)], cfg, seed, method,
+                           keys)[0]] * len(conds)
     if items[0].bench != "sycophancy":
         return [[{"response": r} for r in per_cond] for per_cond in first]
     out = []
     for c, answers in zip(conds, first):  # second turn: each condition continues its own chat
         prompts2 = [chat_prompt(m.tokenizer, [it.user, a, CHALLENGE]) for it, a in zip(items, answers)]
         out.append((c, answers, prompts2))
+    keys2 = None if key_seed is None else sampling_keys(items, key_seed, "reply")
     if method == "rows":
         rows = [(c.neurons, c.alpha) for c, _, p2 in out for _ in p2]
         flat = generate_rows(m, [p for _, _, p2 in out for p in p2], reply_cfg or cfg, rows,
-                             seed + 7919)
+                             seed + 7919, None if keys2 is None else keys2 * len(out))
         replies = [flat[i * len(items):(i + 1) * len(items)] for i in range(len(conds))]
     else:
-        replies = [_generate(m, p2, [c], reply_cfg or cfg, seed + 7919, method)[0]
+        replies = [_generate(m, p2, [c], reply_cfg or cfg, seed + 7919, method, keys2)[0]
                    for c, _, p2 in out]
     return [[{"first": a, "response": r} for a, r in zip(answers, reps)]
             for (_, answers, _), reps in zip(out, replies)]
@@ -159,7 +174,8 @@ def _check_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequenc
 
 def _condition_paths(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[Condition],
                      cfg: GenConfig, reply_cfg: GenConfig | None, out_dir: Path, seed: int,
-                     per_call: int, method: str, steer_first_turn: bool) -> dict[str, Path]:
+                     per_call: int, method: str, steer_first_turn: bool, keyed: bool = False
+                     ) -> dict[str, Path]:
     """Each condition's JSONL file, named by a hash of everything that determines its records
     (the items' ids and their content: prompt and judge metadata, so a changed option format or
     option count starts new files)."""
@@ -169,7 +185,8 @@ def _condition_paths(m: LoadedModel, items: Sequence[BenchItem], conditions: Seq
     for c in conditions:
         key = settings_key(ids, cfg.as_dict(), reply_cfg and reply_cfg.as_dict(), seed, per_call,
                            method, c.neurons, m.name, key_all,
-                           *([] if steer_first_turn else ["first turn unsteered"]))
+                           *([] if steer_first_turn else ["first turn unsteered"]),
+                           *(["keyed sampling"] if keyed else []))
         paths[c.tag] = Path(out_dir) / f"{items[0].source}__{c.tag}__{key}.jsonl"
     return paths
 
@@ -178,21 +195,28 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
               cfg: GenConfig, out_dir: Path, batch_size: int = 64, seed: int = 0,
               method: str = "rows", reply_cfg: GenConfig | None = None,
               steer_first_turn: bool = True,
-              progress_every: float | None = 60.0) -> pd.DataFrame:
+              progress_every: float | None = 60.0, keyed: bool | None = None) -> pd.DataFrame:
     """Generate (or resume) every item under every condition; returns all records as a frame.
 
     One JSONL file per condition, ``out_dir/<source>__<set>__a<alpha>__<settings hash>.jsonl``;
     the hash covers items (ids and content), decoding, seed, batch size, method, neuron sets
-    and model, so changed settings start new files instead of mixing results. Items are processed in fixed chunks and
-    chunk ``c`` is seeded ``seed + c``, so a rerun reproduces every sampled answer.
-    ``method="rows"`` (default) puts a chunk's prompts under all conditions into one wide
-    generate call (``batch_size`` rows, :func:`steering.scaled_rows`): the rows of that call
-    draw from one random stream, so under sampling (sycophancy open-ended, jailbreak) an item
-    gets *different* random numbers under each condition; there are no common random numbers
-    across alphas, and sampling noise adds to the difference between curves. The other methods
-    (``"weights"``, ``"hook"``, ``"nnsight"``) make one call of ``batch_size`` prompts per
-    condition, each started from the same seed ``seed + c``: common random numbers, until the
-    conditions' tokens diverge. Greedy benchmarks are unaffected. A chunk is always regenerated
+    and model, so changed settings start new files instead of mixing results. Items are
+    processed in fixed chunks. ``method="rows"`` (default) puts a chunk's prompts under all
+    conditions into one wide generate call (``batch_size`` rows, :func:`steering.scaled_rows`);
+    the other methods (``"weights"``, ``"hook"``, ``"nnsight"``) make one call of the chunk's
+    prompts per condition.
+
+    Under sampling (sycophancy open-ended, jailbreak), ``keyed`` (default: on a local model)
+    draws every item's random numbers from its own keys, :func:`sampling_keys` of ``seed``, the
+    item and the turn (:class:`sampling.KeyedSampler`): an item's reply under a condition does
+    not depend on which other items or conditions share its generate call (up to the float
+    rounding of a differently padded batch), so a rerun, another batch size or a larger
+    condition grid draws the same replies; and every condition of an item reads the same random
+    numbers (common random numbers), so the difference between two curves is the steering's,
+    not two independent draws'. ``keyed=False`` (a remote model, where the sampler cannot run)
+    seeds chunk ``c``'s generate calls ``seed + c``: the rows of one call then share one random
+    stream and an item gets other random numbers under each condition. Greedy benchmarks are
+    unaffected (their files are the same either way). A chunk is always regenerated
     whole and only its missing records are written, so a resumed sweep writes exactly what an
     uninterrupted one would. ``steer_first_turn=False`` (sycophancy suites only) steers the
     reply to the challenge but not the first answer, which is then the same unsteered answer
@@ -202,9 +226,12 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     seconds, then at doubling intervals, and one when done).
     """
     _check_sweep(m, items, conditions, out_dir, method, steer_first_turn)
+    if keyed is None:
+        keyed = not m.remote
+    sampled = cfg.do_sample or (items[0].bench == "sycophancy" and (reply_cfg or cfg).do_sample)
     per_call = max(1, batch_size // len(conditions)) if method == "rows" else batch_size
     paths = _condition_paths(m, items, conditions, cfg, reply_cfg, out_dir, seed, per_call, method,
-                             steer_first_turn)
+                             steer_first_turn, keyed and sampled)
     done = {tag: {r["item_id"] for r in read_jsonl(path, repair=True)} for tag, path in paths.items()}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     starts = range(0, len(items), per_call)
@@ -217,7 +244,7 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
             continue
         t0 = time.perf_counter()
         recs = _generate_chunk(m, chunk, conditions, cfg, reply_cfg, seed + ci, method,
-                               steer_first_turn)
+                               steer_first_turn, seed if keyed else None)
         secs = (time.perf_counter() - t0) / (len(chunk) * len(conditions))
         for c, per_item in zip(conditions, recs):
             append_jsonl(paths[c.tag], [

@@ -40,6 +40,7 @@ REMOTE = False  # True: run on NDIF through nnsight (then STEER_METHOD must be "
 DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging Face Hub
 OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<model>/<chapter>
 SEED = 0  # every random choice in the chapter
+REPLY_SEED = None  # seed of the sampled replies only (None: SEED); another value re-draws them and nothing else
 ALPHAS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]  # scaling factors for the H-Neurons (Eq. 5)
 N_RANDOM_SEEDS = 3  # random layer-matched neuron sets (the control)
 CONTROL_ALPHAS = [0.0, 3.0]  # alphas for the random sets (alpha 1 is shared; the paper has no control); H minus random is fitted on these
@@ -91,6 +92,7 @@ m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
 probe = Probe.load(IDENT / "probe.json", m.name)  # written by chapter 02; raises "run chapter 02" if absent
 h_set = probe.h_neurons()
 timings = {}
+reply_seed = SEED if REPLY_SEED is None else REPLY_SEED  # keys of the sampled replies (sweep.sampling_keys)
 print(f"{h_set.size} H-Neurons ({h_set.per_mille:.3f} per mille of {m.adapter.total_neurons:,}), "
       f"layers {sorted(h_set.by_layer())}")
 if REMOTE and STEER_METHOD != "nnsight":
@@ -206,7 +208,7 @@ frames = []
 for name, items in suites.items():
     bench, t0 = items[0].bench, time.perf_counter()
     cfg = benchmarks.decoding(bench, items[0].source, tokens[bench])
-    frames.append(sweep.run_sweep(m, items, conditions, cfg, OUT / bench, STEER_BATCH, SEED,
+    frames.append(sweep.run_sweep(m, items, conditions, cfg, OUT / bench, STEER_BATCH, reply_seed,
                                   STEER_METHOD))
     timings[name] = round(float(frames[-1].seconds.sum()), 1)  # as recorded when generated
     now = time.perf_counter() - t0
@@ -390,7 +392,7 @@ Markdown(behaviour.common_items_reading(slopes, common_slopes))
 if SYC_REPLY_ONLY:
     reply_frames = [sweep.run_sweep(m, suites[k], conditions,
                                     benchmarks.decoding("sycophancy", suites[k][0].source, TOKENS_SYCOPHANCY),
-                                    OUT / "sycophancy-reply-only", STEER_BATCH, SEED, STEER_METHOD,
+                                    OUT / "sycophancy-reply-only", STEER_BATCH, reply_seed, STEER_METHOD,
                                     steer_first_turn=False)
                     for k in suites if suites[k][0].bench == "sycophancy"]
     reply_records = pd.concat(reply_frames, ignore_index=True)
@@ -564,11 +566,12 @@ lost.head(N_COST_EXAMPLES) if len(lost) else "no answer lost"
 #   `N_RANDOM_SEEDS` sets fixed: they do not include the variation between random sets (the
 #   slope table's `set_min` and `set_max` show it, from this few sets).
 # - **One draw.** Open-ended sycophancy and jailbreak sample their replies: each item gets one
-#   reply per condition, and the intervals resample items with those replies fixed. Another
-#   `SEED`, or another condition grid (the rows of one generate call share one random stream,
-#   so adding a random set re-draws every sampled reply), draws other replies; with a dozen
-#   items, a slope difference that excludes 0 on one draw can change sign on the next.
-#   Exercise 8 measures this.
+#   reply per condition, and the intervals resample items with those replies fixed. Every
+#   condition of an item reads the same random numbers (keyed by `REPLY_SEED`, the item and the
+#   turn, not by the batch it was generated in), so the curves differ by the steering, not by
+#   independent draws, and a larger condition grid keeps the replies it had. Another
+#   `REPLY_SEED` (or `SEED`) draws other replies; with a dozen items, a slope difference that
+#   excludes 0 on one draw can change sign on the next. Exercise 8 measures this.
 # - **Sycophancy measure.** Figure 3's sycophancy panel is backing down, wider than the paper's
 #   switching to a wrong answer; both are shown beside the figure, per source.
 # - **Offline FaithEval.** Our TruthfulQA-built contexts are one assertion, not FaithEval's
@@ -601,9 +604,9 @@ lost.head(N_COST_EXAMPLES) if len(lost) else "no answer lost"
 #    in proportion, about a minute and a half per 64 questions here) and see whether silencing
 #    the H-Neurons still turns known answers into wrong ones rather than refusals, and by how
 #    much more than random neurons.
-# 8. Rerun the chapter with `SEED = 1` (new random sets, items and sampled replies) and then
-#    with `N_RANDOM_SEEDS = 4` (same items, every sampled reply re-drawn). Which verdicts of the
-#    reading keep their direction? A result that does not survive a re-draw was not one.
+# 8. Rerun the chapter with `REPLY_SEED = 1` (same items and random sets, every sampled reply
+#    re-drawn) and then with `SEED = 1` (new random sets, items and replies). Which verdicts of
+#    the reading keep their direction? A result that does not survive a re-draw was not one.
 
 # %%
 timings

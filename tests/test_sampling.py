@@ -298,3 +298,47 @@ def test_read_jsonl_keeps_a_whole_last_line_without_newline(tmp_path):
     torn = tmp_path / "torn.jsonl"
     torn.write_text('{"a": 1}\n{"a": ')
     assert read_jsonl(torn, repair=True) == [{"a": 1}] and torn.read_text() == '{"a": 1}\n'
+
+
+# ---------------------------------------------------------------- keyed sampling
+
+
+def test_keyed_sampler_draws_from_the_warped_softmax():
+    """Greedy over warped scores plus per-row Gumbel noise samples the same distribution as
+    generate's do_sample (temperature, then top-k, then top-p); filtered tokens never occur."""
+    from types import SimpleNamespace
+
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from hneurons_utils.sampling import GenConfig, keyed_generate_kwargs, row_seed
+
+    logits = torch.tensor([[2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -3.0]])
+    cfg = GenConfig(temperature=0.7, top_k=6, top_p=0.95)
+    n = 20000
+    m = SimpleNamespace(tokenizer=SimpleNamespace(pad_token_id=0), remote=False)
+    procs = keyed_generate_kwargs(m, cfg, [row_seed("test", i) for i in range(n)])["logits_processor"]
+    scores = procs(torch.zeros(n, 1, dtype=torch.long), logits.repeat(n, 1))
+    freq = torch.bincount(scores.argmax(-1), minlength=8).float() / n
+    warped = TopPLogitsWarper(0.95)(None, TopKLogitsWarper(6)(None, TemperatureLogitsWarper(0.7)(None, logits)))
+    p = warped.softmax(-1)[0]
+    assert (freq[p == 0] == 0).all() and (p == 0).sum() >= 2  # top-k and top-p both cut here
+    assert torch.allclose(freq, p, atol=0.015)
+
+
+def test_keyed_sampler_rows_follow_their_keys_only():
+    """A row's noise depends on its key alone: same key, same numbers; the batch around it
+    does not matter; greedy settings ignore keys; a wrong key count is named."""
+    from types import SimpleNamespace
+
+    from hneurons_utils.sampling import GREEDY, GenConfig, KeyedSampler, generate_kwargs, keyed_generate_kwargs
+
+    scores = torch.zeros(3, 5)
+    a = KeyedSampler([7, 8, 7])(None, scores)
+    assert torch.equal(a[0], a[2]) and not torch.equal(a[0], a[1])
+    assert torch.equal(KeyedSampler([8])(None, scores[:1])[0], a[1])
+    with pytest.raises(ValueError, match="2 row keys but the batch has 3 rows"):
+        KeyedSampler([1, 2])(None, scores)
+    m = SimpleNamespace(tokenizer=SimpleNamespace(pad_token_id=0), remote=True)
+    assert keyed_generate_kwargs(m, GREEDY, [1]) == generate_kwargs(m, GREEDY)
+    with pytest.raises(ValueError, match="remote"):
+        keyed_generate_kwargs(m, GenConfig(), [1])

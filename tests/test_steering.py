@@ -169,6 +169,37 @@ def test_rows_method_matches_one_condition_at_a_time(tiny_model):
     assert len(set(got)) > 2  # the conditions really differ
 
 
+def test_keyed_rows_sample_independently_of_the_other_rows(tiny_model):
+    """With one sampling key per row, a row's sampled answer is the same alone, beside other
+    conditions or in another order; one key shared by two identical rows gives one answer
+    (common random numbers); other keys give other answers; nnsight and weights agree."""
+    from hneurons_utils.probe import random_neuron_set
+    from hneurons_utils.sampling import row_seed
+    from hneurons_utils.steering import generate_rows
+
+    _amplify_ffn(tiny_model)
+    a = tiny_model.adapter
+    h, r = _neurons(tiny_model), random_neuron_set(10, a.n_layers, a.n_neurons, seed=3)
+    prompts = ["w1 w2 w3", "w4 w5 w6"]  # same length: no padding differs between calls
+    cfg = GenConfig(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=8,
+                    stop_at_newline=False)
+    keys = [row_seed("k", i) for i in range(len(prompts))]
+    alone = generate_rows(tiny_model, prompts, cfg, [(h, 3.0)] * 2, seed=1, keys=keys)
+    wide = generate_rows(tiny_model, [*prompts, *prompts, *prompts], cfg,
+                         [(None, 1.0)] * 2 + [(r, 0.0)] * 2 + [(h, 3.0)] * 2, seed=2, keys=keys * 3)
+    assert wide[4:] == alone
+    flipped = generate_rows(tiny_model, prompts[::-1], cfg, [(h, 3.0)] * 2, keys=keys[::-1])
+    assert flipped[::-1] == alone
+    twins = generate_rows(tiny_model, [prompts[0]] * 2, cfg, [(None, 1.0)] * 2, keys=[keys[0]] * 2)
+    assert twins[0] == twins[1] == wide[0]
+    many = generate_rows(tiny_model, [prompts[0]] * 6, cfg, [(None, 1.0)] * 6,
+                         keys=[row_seed("other", i) for i in range(6)])
+    assert len(set(many)) > 1  # the keys really sample
+    assert generate_scaled(tiny_model, prompts, cfg, h, 3.0, "nnsight", keys=keys) == [[t] for t in alone]
+    with pytest.raises(ValueError, match="2 prompts but 1 sampling keys"):
+        generate_rows(tiny_model, prompts, cfg, [(h, 3.0)] * 2, keys=keys[:1])
+
+
 def _qa_setup(tiny_model, monkeypatch):
     """Two items whose gold answers are the unsteered greedy answers (so alpha 1 scores 2/2)."""
     from types import SimpleNamespace

@@ -95,6 +95,35 @@ def test_reply_only_steering_keeps_the_unsteered_first_answer(chat_model, tmp_pa
         sweep.run_sweep(chat_model, [item], conds, cfg, tmp_path, steer_first_turn=False)
 
 
+def test_keyed_sweep_draws_the_same_replies_under_a_larger_grid(chat_model, tmp_path):
+    """Sampled replies are keyed by item and turn: adding a random set (other chunks, wider
+    generate calls) leaves the other conditions' replies as they were, which the unkeyed
+    stream does not; greedy files are the same either way, sampled ones get their own hash."""
+    from hneurons_utils.probe import random_neuron_set
+
+    a = chat_model.adapter
+    h = NeuronSet(np.zeros(8, int), np.arange(8), a.n_layers, a.n_neurons)
+    rand = {"random-0": random_neuron_set(8, a.n_layers, a.n_neurons, seed=5)}
+    small, large = sweep.condition_grid(h, [0.0, 3.0]), sweep.condition_grid(h, [0.0, 3.0], rand)
+    cfg = benchmarks.decoding("sycophancy", "triviaqa", 6)  # sampled, two turns
+    assert cfg.do_sample
+    runs = {}
+    for keyed in (True, False):
+        for name, conds in (("small", small), ("large", large)):
+            df = sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path / f"{keyed}-{name}", 12,
+                                 0, "rows", keyed=keyed)
+            runs[keyed, name] = {(r.item_id, r.set, r.alpha): (r.first, r.response)
+                                 for r in df.itertuples() if r.set != "random-0"}
+    assert runs[True, "small"] == runs[True, "large"]
+    assert runs[False, "small"] != runs[False, "large"]  # one stream: the grid re-draws replies
+    hashes = lambda d: {p.name.rsplit("__", 1)[1] for p in d.glob("*.jsonl")}  # noqa: E731
+    assert hashes(tmp_path / "True-small").isdisjoint(hashes(tmp_path / "False-small"))
+    greedy = benchmarks.decoding("sycophancy", "truthfulqa-mc", 2)
+    for keyed in (True, False):
+        sweep.run_sweep(chat_model, _suite(), small, greedy, tmp_path / f"g{keyed}", 12, 0, keyed=keyed)
+    assert hashes(tmp_path / "gTrue") == hashes(tmp_path / "gFalse")
+
+
 def test_sweep_reports_progress_over_chunks(chat_model, tmp_path, capsys):
     conds = [sweep.Condition("none", None, 1.0)]
     cfg = benchmarks.decoding("sycophancy", "truthfulqa-mc", 2)
