@@ -13,6 +13,7 @@ the results and from the judges' measured precision (:mod:`hneurons_utils.compli
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -20,6 +21,7 @@ import pandas as pd
 
 from .benchmarks import BENCHMARKS
 from .judges import WEAK_PRECISION_LO
+from .stats import wilson_ci
 from .wording import are, noun, signed
 
 
@@ -1036,10 +1038,13 @@ def cost_counts(records: Sequence[dict], name: str) -> tuple[int, int]:
     return sum(r["replies"][name]["label"] == "correct" for r in records), len(records)
 
 
-def lost_answers(records: Sequence[dict], name: str, reference: str) -> list[dict]:
+def lost_answers(records: Sequence[dict], name: str, reference: str,
+                 hand: Sequence[dict] | None = None) -> list[dict]:
     """The questions ``reference`` answers correctly and ``name`` does not: its reply beside
     the reference's, with the kind of the loss. ``gold``: the alias as the reference's reply
-    gives it (TriviaQA's first alias can be "Singapore City (disambiguation)")."""
+    gives it (TriviaQA's first alias can be "Singapore City (disambiguation)"). ``hand``: hand
+    label rows (:func:`load_loss_labels`); each loss then also gets ``"by hand"``, the label of
+    its question and reply text ("" where none is labelled)."""
     from .answer_spans import alias_occurrences
 
     def gold(r: dict) -> str:
@@ -1047,9 +1052,11 @@ def lost_answers(records: Sequence[dict], name: str, reference: str) -> list[dic
         occ = alias_occurrences(ref, r["gold"])
         return ref[occ[0][0]:occ[0][1]] if occ else (r["gold"][0] if r["gold"] else "")
 
+    by_reply = {(h["qid"], h["response"]): h["label"] for h in hand or []}
     return [{"question": r["question"], "gold": gold(r),
              reference: one_line(r["replies"][reference]["text"]),
-             name: one_line(r["replies"][name]["text"]), "kind": r["replies"][name]["kind"]}
+             name: one_line(r["replies"][name]["text"]), "kind": r["replies"][name]["kind"],
+             **({"by hand": by_reply.get((r["qid"], r["replies"][name]["text"]), "")} if hand is not None else {})}
             for r in records if r["replies"][reference]["label"] == "correct"
             and r["replies"][name]["label"] != "correct"]
 
@@ -1077,8 +1084,107 @@ def loss_phrase(c: dict[str, int]) -> str:
     return text + (f"; {c['gained']} gained" if c["gained"] else "")
 
 
-def loss_text(records: Sequence[dict], reference: str, names: Sequence[str]) -> str:
+# Hand labels of lost answers (chapter 4's cost of suppression): how each reply reads to a
+# person, in the rule's terms, or "correct" where the person reads a right answer the rule judge
+# missed (then it was not lost), or "unclear".
+LOSS_LABELS_FILE = Path(__file__).resolve().parent.parent / "data" / "judge_labels" / "lost_answers.jsonl"
+HUMAN_LOSS_LABELS = (*LOSS_KINDS, "correct", "unclear")
+
+
+def rule_loss_kind(reply: str, question: str, answers: Sequence[str]) -> str:
+    """The rule's reading of one reply: "correct" (:func:`judges.rule_judge`), else its
+    :func:`loss_kind`."""
+    from .judges import rule_judge
+
+    label = rule_judge(reply, answers)
+    return "correct" if label == "correct" else loss_kind(reply, question, label)
+
+
+def load_loss_labels(path: str | Path = LOSS_LABELS_FILE, data_dir: str | Path | None = None
+                     ) -> tuple[list[dict], dict[str, str]]:
+    """The shipped hand labels of lost answers (``path``, checked by
+    :func:`judges.load_answer_labels` with :data:`HUMAN_LOSS_LABELS`), each with its question
+    and aliases read from the data directory by id and digest
+    (:func:`judges.resolve_answer_labels`); and the sets that could not be read, with the reason."""
+    from .judges import load_answer_labels, resolve_answer_labels
+
+    return resolve_answer_labels(load_answer_labels(path, HUMAN_LOSS_LABELS), data_dir)
+
+
+def loss_label_check(rows: Sequence[dict]) -> tuple[pd.DataFrame, list[dict]]:
+    """The lost-answer rule against hand labels (:func:`load_loss_labels`), each reply read
+    afresh by :func:`rule_loss_kind`, so a changed rule is measured. Returns the confusion table
+    (rows: the hand label; columns: the rule's reading; "unclear" rows left out) and the
+    disagreements with the labeller's note."""
+    kinds = ("correct", *LOSS_KINDS)
+    pairs = [(r["label"], rule_loss_kind(r["response"], r["question"], r["answers"]), r)
+             for r in rows if r["label"] != "unclear"]
+    table = pd.DataFrame(0, index=pd.Index(kinds, name="hand label"), columns=pd.Index(kinds, name="rule"))
+    for human, rule, _ in pairs:
+        table.loc[human, rule] += 1
+    wrong = [{"condition": r.get("condition", ""), "reply": one_line(r["response"]), "hand label": human,
+              "rule": rule, "note": r["note"]} for human, rule, r in pairs if human != rule]
+    return table, wrong
+
+
+def hand_loss_counts(records: Sequence[dict], reference: str, name: str, rows: Sequence[dict]
+                     ) -> dict[str, int]:
+    """The answers ``name`` loses against ``reference`` (:func:`lost_answers`) as the hand
+    labels read them: ``"lost"``, ``"labelled"`` (those whose question and reply text a label
+    row holds) and the count of each of :data:`HUMAN_LOSS_LABELS` among them."""
+    by_reply = {(r["qid"], r["response"]): r["label"] for r in rows}
+    labels = [by_reply.get((r["qid"], r["replies"][name]["text"])) for r in records
+              if r["replies"][reference]["label"] == "correct" and r["replies"][name]["label"] != "correct"]
+    found = [x for x in labels if x is not None]
+    return {"lost": len(labels), "labelled": len(found), **{k: found.count(k) for k in HUMAN_LOSS_LABELS}}
+
+
+def hand_loss_phrase(c: dict[str, int]) -> str:
+    """:func:`hand_loss_counts` in words: "by hand (17 of 17 labelled): 8 name a wrong answer,
+    7 name none, 0 decline, 1 is right after all, 1 unclear"; "" when none is labelled."""
+    if not c["labelled"]:
+        return ""
+    return (f"by hand ({c['labelled']} of {c['lost']} labelled): {c['another answer']} "
+            f"{_s(c['another answer'], 'name')} a wrong answer, {c['no answer']} "
+            f"{_s(c['no answer'], 'name')} none, {c['refusal']} {_s(c['refusal'], 'decline')}, "
+            f"{c['correct']} {'is' if c['correct'] == 1 else 'are'} right after all, {c['unclear']} unclear")
+
+
+def loss_label_counts(table: pd.DataFrame) -> tuple[int, int]:
+    """``(agree, n)`` of a :func:`loss_label_check` table: replies the rule reads as the
+    labeller did, of all labelled (the diagonal and the total)."""
+    return int(sum(table.loc[k, k] for k in table.index)), int(table.to_numpy().sum())
+
+
+def loss_label_text(table: pd.DataFrame, unavailable: dict[str, str] | None = None) -> str:
+    """:func:`loss_label_check` in words: how many hand-labelled lost answers the rule reads as
+    the labeller did (with a Wilson interval), and which confusion is most common."""
+    agree, n = loss_label_counts(table)
+    if not n:
+        why = "; ".join(f"{k}: {v}" for k, v in (unavailable or {}).items())
+        return "No hand label of a lost answer could be read here" + (f" ({why})." if why else ".")
+    lo, hi = wilson_ci(agree, n)
+    off = table.copy()
+    for k in off.index:
+        off.loc[k, k] = 0
+    text = (f"The rule reads {agree} of {n} hand-labelled replies as the labeller did "
+            f"({agree / n:.0%}, 95% CI {lo:.0%}-{hi:.0%}).")
+    if off.to_numpy().sum():
+        human, rule = off.stack().idxmax()
+        text += (f" The most common disagreement: {int(off.loc[human, rule])} the labeller reads as "
+                 f"{human!r}, the rule as {rule!r}.")
+    return text
+
+
+def loss_text(records: Sequence[dict], reference: str, names: Sequence[str],
+              hand: Sequence[dict] | None = None) -> str:
     """What the lost answers of each condition in ``names`` are (against ``reference``, e.g.
     the unsteered model), by :data:`LOSS_KINDS`, one sentence per condition
-    (:func:`loss_phrase`)."""
-    return " ".join(f"{name}: {loss_phrase(loss_counts(records, reference, name))}." for name in names)
+    (:func:`loss_phrase`); with hand label rows (``hand``, :func:`load_loss_labels`), also as
+    the labels read those of them that are labelled (:func:`hand_loss_phrase`)."""
+    out = []
+    for name in names:
+        text = f"{name}: {loss_phrase(loss_counts(records, reference, name))}"
+        by_hand = hand_loss_phrase(hand_loss_counts(records, reference, name, hand)) if hand else ""
+        out.append(text + (f"; {by_hand}" if by_hand else "") + ".")
+    return " ".join(out)

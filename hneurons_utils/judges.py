@@ -386,15 +386,17 @@ ANSWER_LABEL_FIELDS = ("dataset", "qid", "split", "response", "label", "note")
 SELF_CONTAINED = ("nonexist",)
 
 
-def load_answer_labels(path: str | os.PathLike = ANSWER_LABELS_FILE) -> list[dict]:
+def load_answer_labels(path: str | os.PathLike = ANSWER_LABELS_FILE,
+                       labels: Sequence[str] = HUMAN_ANSWER_LABELS) -> list[dict]:
     """Hand labels of the model's own answers (``data/judge_labels/answers.jsonl``), checked.
 
     One JSON object per line with :data:`ANSWER_LABEL_FIELDS`: the dataset and question id,
     the response as generated, the human's label (:data:`HUMAN_ANSWER_LABELS`: "unclear" rows
     are left out of the agreement) and a note saying why. NonExist rows also hold the question
     and its (empty) gold aliases; the others hold the question's digest and get the text and
-    aliases from :func:`resolve_answer_labels`. A
-    broken row is an error naming the file, line and field.
+    aliases from :func:`resolve_answer_labels`. ``labels``: the allowed hand labels (another
+    file, such as chapter 4's lost answers, may label in other terms). A broken row is an error
+    naming the file, line and field.
     """
     from .data import DataFormatError, _read_jsonl
 
@@ -403,8 +405,8 @@ def load_answer_labels(path: str | os.PathLike = ANSWER_LABELS_FILE) -> list[dic
         missing = [k for k in ANSWER_LABEL_FIELDS if k not in r]
         if missing:
             raise DataFormatError(path, i, missing[0], f"missing field(s) {missing}")
-        if r["label"] not in HUMAN_ANSWER_LABELS:
-            raise DataFormatError(path, i, "label", f"{r['label']!r} is not one of {HUMAN_ANSWER_LABELS}")
+        if r["label"] not in labels:
+            raise DataFormatError(path, i, "label", f"{r['label']!r} is not one of {tuple(labels)}")
         if r["split"] not in LABEL_SPLITS:
             raise DataFormatError(path, i, "split", f"{r['split']!r} is not one of {LABEL_SPLITS}")
         if r["dataset"] not in SELF_CONTAINED and not isinstance(r.get("question_digest"), str):

@@ -438,7 +438,8 @@ def _cost(folder: Path) -> dict:
     """The row of chapter 4's cost of suppression (``suppression_cost.json``): greedy accuracy on
     questions the model knows with the H-Neurons or each random set silenced, the comparison of
     :func:`behaviour.cost_verdict`, and what the H-Neurons' lost answers became."""
-    from .behaviour import LOSS_KINDS, cost_accuracy, cost_parts, cost_verdict, loss_counts, loss_phrase
+    from .behaviour import (LOSS_KINDS, cost_accuracy, cost_parts, cost_verdict, hand_loss_phrase,
+                            loss_counts, loss_phrase)
 
     row = {**_where("behaviour", "Suppression (§5, §6.1.3)"), "claim": COST_CLAIM,
            "paper (Gao et al. 2025)": COST_PAPER}
@@ -457,7 +458,16 @@ def _cost(folder: Path) -> dict:
     reading = COST_READINGS[verdict]
     if d.get("questions") and unsteered:
         c = loss_counts(d["questions"], unsteered["condition"], h["condition"])
-        ours += f"; with the H-Neurons silenced, {loss_phrase(c)} (read by rule)"
+        labels = _loss_labels(folder)
+        ours += f"; with the H-Neurons silenced, {loss_phrase(c)} (read by rule"
+        if labels.get("n"):
+            ours += f", which reads {labels['agree']} of {labels['n']} hand-labelled lost answers as the labeller did"
+        ours += ")"
+        hand = (labels.get("hand") or {}).get(h["condition"])
+        if hand and hand.get("labelled"):
+            ours += f"; {hand_loss_phrase(hand)}"
+            if hand["labelled"] == hand["lost"]:  # every loss labelled: the reading follows the labels
+                c = {**c, **{k: hand[k] for k in LOSS_KINDS}}
         if c["lost"]:
             most = max(LOSS_KINDS, key=lambda k: c[k])
             reading += ("; the lost answers mostly " + {"another answer": "become wrong answers, not refusals",
@@ -465,6 +475,18 @@ def _cost(folder: Path) -> dict:
                                                        "refusal": "become refusals"}[most]
                         if 2 * c[most] > c["lost"] else "; the lost answers are of mixed kinds")
     return {**row, "ours": ours, "reading": reading}
+
+
+def _loss_labels(folder: Path) -> dict:
+    """Chapter 4's hand labels of lost answers (``loss_labels.json``): the rule's agreement with
+    them (``agree`` of ``n``) and, per condition, the labels of its lost answers (``hand``,
+    :func:`behaviour.hand_loss_counts`); {} when the file is absent."""
+    path = folder / "loss_labels.json"
+    d = read_results(path)
+    if not d:
+        return {}
+    _need(d, path, "agree", "n")
+    return d
 
 
 def _switches(measures: dict | None, labels: list[dict], min_items: int) -> tuple[str, list[str]]:

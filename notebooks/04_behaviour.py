@@ -538,17 +538,40 @@ display(Markdown(behaviour.cost_reading(cost.to_dict("records"))))
 # `N_COST_EXAMPLES`) beside the first random set's reply to the same question; every reply is
 # in `suppression_cost.json`. Answers are cut at 24 new tokens, so a reply that has not reached
 # its answer yet reads as "no answer", or as a wrong one if it has started a wrong claim on the
-# way. The rule has no hand labels here: it reads garbled words as an answer and a fictional
-# claim as one too, so read the table as well as the counts.
+# way. The rule reads garbled words as an answer and a fictional claim as one too; how often it
+# reads a reply as a person does is measured below the table.
 
 # %%
 cost_names = list(cost_conds)
-print(behaviour.loss_text(cost_recs, cost_names[0], cost_names[1:]))
-lost = pd.DataFrame(behaviour.lost_answers(cost_recs, cost_names[1], cost_names[0]))
+loss_rows, loss_unavailable = behaviour.load_loss_labels(data_dir=DATA_DIR)
+print(behaviour.loss_text(cost_recs, cost_names[0], cost_names[1:], loss_rows))
+lost = pd.DataFrame(behaviour.lost_answers(cost_recs, cost_names[1], cost_names[0], loss_rows))
 if len(lost) and len(cost_names) > 2:
     by_q = {r["question"]: behaviour.one_line(r["replies"][cost_names[2]]["text"]) for r in cost_recs}
     lost[cost_names[2]] = lost.question.map(by_q)
 lost.head(N_COST_EXAMPLES) if len(lost) else "no answer lost"
+
+# %% [markdown]
+# The rule's split against hand labels: the lost answers of a default run on 77 known
+# questions (the H-Neurons' and the random sets' at $\alpha = 0$; this chapter's 32 are among
+# them), each labelled by hand as a wrong answer, none, a refusal, or correct where the rule
+# judge missed a right answer (then it was not lost), in `data/judge_labels/lost_answers.jsonl`
+# (labelled after the rule was written, with a note on each; the questions are read from the
+# data directory by id). Where this run's replies are among them, the counts above and the
+# table's `by hand` column give the labels. The rule reads each labelled reply again here, so
+# a changed rule is measured, not the verdict of the day; on another model these are not its
+# own replies, and the check then measures the rule only.
+
+# %%
+loss_table, loss_wrong = behaviour.loss_label_check(loss_rows)
+print(behaviour.loss_label_text(loss_table, loss_unavailable))
+loss_agree, loss_n = behaviour.loss_label_counts(loss_table)
+plots.write_results(OUT, "loss_labels", {"agree": loss_agree, "n": loss_n, "unavailable": loss_unavailable,
+                                         "table": loss_table.to_dict(),
+                                         "hand": {name: behaviour.hand_loss_counts(cost_recs, cost_names[0], name, loss_rows)
+                                                  for name in cost_names[1:]}})
+display(loss_table)
+pd.DataFrame(loss_wrong) if loss_wrong else "no disagreement"
 
 # %% [markdown]
 # ## Caveats
@@ -598,8 +621,9 @@ lost.head(N_COST_EXAMPLES) if len(lost) else "no answer lost"
 #    neurons make the model give in to pushback?", and which mixes that with "does it make the
 #    model answer wrongly in the first place"? Which would you report, and why might the paper
 #    have chosen the other?
-# 7. Read the lost answers in `suppression_cost.json` yourself: does the rule's split into a
-#    wrong answer, none and a refusal match yours? Raise `N_COST_QUESTIONS` to every question
+# 7. Read the lost answers in `suppression_cost.json` yourself: do you agree with the shipped
+#    hand labels (`by hand`), and where does the rule's split into a wrong answer, none and a
+#    refusal go wrong? Raise `N_COST_QUESTIONS` to every question
 #    chapter 2's greedy screen answered correctly (its count is printed there; the cost grows
 #    in proportion, about a minute and a half per 64 questions here) and see whether silencing
 #    the H-Neurons still turns known answers into wrong ones rather than refusals, and by how

@@ -633,6 +633,82 @@ def test_cost_records_judge_each_reply_and_read_what_replaces_a_lost_answer():
         behaviour.cost_records(items, {"silenced": ["x"]})
 
 
+def _loss_rows():
+    """Self-contained (nonexist-style) hand-label rows: question and aliases in the row."""
+    q = "Which city was founded by Sir Stamford Raffles in 1819?"
+    base = dict(dataset="nonexist", qid="n:1", split="test", question=q, answers=["Singapore"],
+                condition="H-Neurons α=0", note="n")
+    return [dict(base, response="It was Sydney.", label="another answer"),
+            dict(base, response="The city founded by Sir Stamford Raffles in 1819.", label="no answer"),
+            dict(base, response="I don't know.", label="refusal"),
+            dict(base, response="Singapur, the island city.", label="correct"),  # the rule misses it
+            dict(base, response="Sing sing ga.", label="unclear")]
+
+
+def test_loss_label_check_compares_the_rule_with_hand_labels(tmp_path):
+    """Every labelled reply is read afresh by the rule (correct, or its loss kind); the table
+    counts hand label against rule, unclear rows are left out, disagreements carry the note,
+    and the sentence gives the agreement with its interval and the commonest confusion."""
+    import json
+
+    path = tmp_path / "lost.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _loss_rows()))
+    rows, unavailable = behaviour.load_loss_labels(path)
+    table, wrong = behaviour.loss_label_check(rows)
+    assert int(table.to_numpy().sum()) == 4 and unavailable == {}
+    assert [table.loc[k, k] for k in ("another answer", "no answer", "refusal")] == [1, 1, 1]
+    assert table.loc["correct", "another answer"] == 1
+    assert wrong == [{"condition": "H-Neurons α=0", "reply": "Singapur, the island city.",
+                      "hand label": "correct", "rule": "another answer", "note": "n"}]
+    text = behaviour.loss_label_text(table)
+    assert text.startswith("The rule reads 3 of 4 hand-labelled replies as the labeller did (75%, 95% CI ")
+    assert "1 the labeller reads as 'correct', the rule as 'another answer'" in text
+    assert behaviour.loss_label_text(table * 0, {"triviaqa": "no file"}) == (
+        "No hand label of a lost answer could be read here (triviaqa: no file).")
+
+
+def test_loss_labels_with_an_unknown_label_are_refused(tmp_path):
+    import json
+
+    from hneurons_utils.data import DataFormatError
+
+    path = tmp_path / "lost.jsonl"
+    path.write_text(json.dumps(dict(_loss_rows()[0], label="hallucination")) + "\n")
+    with pytest.raises(DataFormatError, match="line 1.*label.*'hallucination' is not one of"):
+        behaviour.load_loss_labels(path)
+
+
+def test_lost_answers_carry_their_hand_labels():
+    """A lost answer whose question and reply text a label row holds gets that label (in the
+    table, the counts and the sentence); others stay unlabelled and are counted as such."""
+    from hneurons_utils.data import QAItem
+
+    items = [QAItem("q1", "Which city was founded by Sir Stamford Raffles in 1819?", ["Singapore"], "triviaqa"),
+             QAItem("q2", "Who invented the electric battery?", ["Volta"], "triviaqa")]
+    recs = behaviour.cost_records(items, {"plain": ["Singapore.", "Volta."],
+                                          "silenced": ["It was Sydney the the.", "Galvani."]})
+    hand = [{"qid": "q1", "response": "It was Sydney the the.", "label": "no answer"},
+            {"qid": "q2", "response": "Galvani, surely.", "label": "another answer"}]  # another reply
+    lost = behaviour.lost_answers(recs, "silenced", "plain", hand)
+    assert [x["by hand"] for x in lost] == ["no answer", ""] and [x["kind"] for x in lost] == ["another answer"] * 2
+    assert "by hand" not in behaviour.lost_answers(recs, "silenced", "plain")[0]
+    c = behaviour.hand_loss_counts(recs, "plain", "silenced", hand)
+    assert (c["lost"], c["labelled"], c["no answer"], c["another answer"]) == (2, 1, 1, 0)
+    assert behaviour.loss_text(recs, "plain", ["silenced"], hand) == (
+        "silenced: 2 answers lost (2 name a wrong answer instead, 0 name none, 0 decline); by hand "
+        "(1 of 2 labelled): 0 name a wrong answer, 1 names none, 0 decline, 0 are right after all, 0 unclear.")
+    assert behaviour.loss_text(recs, "plain", ["silenced"], []) == behaviour.loss_text(recs, "plain", ["silenced"])
+
+
+def test_the_shipped_lost_answer_labels_load():
+    """data/judge_labels/lost_answers.jsonl is well formed and labels every kind it may."""
+    from hneurons_utils.judges import load_answer_labels
+
+    rows = load_answer_labels(behaviour.LOSS_LABELS_FILE, behaviour.HUMAN_LOSS_LABELS)
+    assert len(rows) >= 20 and {r["dataset"] for r in rows} == {"triviaqa"}
+    assert {"another answer", "no answer"} <= {r["label"] for r in rows}
+
+
 def test_slope_table_gives_the_range_of_single_random_sets():
     """The random row carries the lowest and highest slope of its single sets, each fitted with
     the shared unsteered rows; other rows carry NaN, as does a control of one set."""

@@ -535,7 +535,21 @@ def test_the_suppression_row_reads_chapter_4s_cost_answer_by_answer(results):
                  "questions": recs})
     r = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
     assert r.ours.startswith("H-Neurons silenced: 15 of 32 (47% [") and "as many random neurons: 30 of 32" in r.ours
-    assert "2 answers lost (2 name a wrong answer instead, 0 name none, 0 decline)" in r.ours
+    assert "2 answers lost (2 name a wrong answer instead, 0 name none, 0 decline) (read by rule)" in r.ours
+    write(path.parent / "loss_labels.json", {"agree": 20, "n": 25})
+    r2 = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
+    assert ("0 decline) (read by rule, which reads 20 of 25 hand-labelled lost answers as the "
+            "labeller did)") in r2.ours and "by hand" not in r2.ours
+    hand = {"lost": 2, "labelled": 2, "another answer": 0, "no answer": 2, "refusal": 0, "correct": 0, "unclear": 0}
+    write(path.parent / "loss_labels.json", {"agree": 20, "n": 25, "hand": {"H-Neurons α=0": hand}})
+    r2 = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
+    assert ("; by hand (2 of 2 labelled): 0 name a wrong answer, 2 name none, 0 decline, 0 are right "
+            "after all, 0 unclear") in r2.ours
+    assert r2.reading.endswith("; the lost answers mostly give no answer at all")  # the labels, not the rule
+    write(path.parent / "loss_labels.json", {"agree": 20, "n": 25, "hand": {"H-Neurons α=0": {**hand, "labelled": 1}}})
+    assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading.endswith(
+        "mostly become wrong answers, not refusals")  # a partial labelling leaves the rule's reading
+    (path.parent / "loss_labels.json").unlink()
     assert r.reading == ("costs more known answers than silencing random neurons (Wilson intervals "
                          "apart); the lost answers mostly become wrong answers, not refusals")
     write(path, {"rows": [cost("unsteered (α=1)", 32), cost("H-Neurons α=0", 28), cost("random-0 α=0", 30)]})
