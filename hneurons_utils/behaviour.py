@@ -147,12 +147,12 @@ def set_slope_range(g: pd.DataFrame, items: list, alphas: list) -> dict[str, flo
     unsteered rows (set "none"): how far another draw of random neurons can move the control's
     slope, which the item-bootstrap intervals (sets held fixed) leave out. NaN with fewer than
     two sets."""
-    from .stats import item_bootstrap_means
+    from .stats import column_means
 
     sets = sorted(x for x in g["set"].unique() if x != "none")
     a = np.asarray(alphas, dtype=float)
-    slopes = np.array([_slopes(a, 100 * item_bootstrap_means(
-        _item_rates(g[g["set"].isin([name, "none"])], items, alphas), n_boot=1)[0][None])[0]
+    slopes = np.array([_slopes(a, 100 * column_means(
+        _item_rates(g[g["set"].isin([name, "none"])], items, alphas))[None])[0]
         for name in sets])
     if len(sets) < 2 or not np.isfinite(slopes).any():
         return {"set_min": np.nan, "set_max": np.nan}

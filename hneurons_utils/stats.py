@@ -193,6 +193,15 @@ def mean_spread(values: np.ndarray) -> dict:
             "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
 
 
+def column_means(values: np.ndarray) -> np.ndarray:
+    """Column means of ``values [items, cols]`` over the scored (non-NaN) entries; a column
+    with none is NaN (no warning)."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = ~np.isnan(v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, v, 0.0).sum(0) / ok.sum(0)
+
+
 def item_bootstrap_means(values: np.ndarray, n_boot: int = 1000, seed: int = 0,
                          draws: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Column means of ``values [items, cols]`` and their item-bootstrap replicates ``[n_boot, cols]``.
@@ -216,7 +225,7 @@ def item_bootstrap_means(values: np.ndarray, n_boot: int = 1000, seed: int = 0,
         raise ValueError(f"draws cover {draws.shape[1]} items but values have {v.shape[0]}")
     ok = ~np.isnan(v)
     filled = np.where(ok, v, 0.0)
+    point = column_means(v)
     with np.errstate(invalid="ignore", divide="ignore"):
-        point = filled.sum(0) / ok.sum(0)
         boot = (draws @ filled) / (draws @ ok)
     return point, boot

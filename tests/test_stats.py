@@ -161,3 +161,15 @@ def test_verdict_agreement_precision_recall_and_empty():
     assert a["precision_ci"] == wilson_ci(1, 2)
     e = verdict_agreement([(False, False)])
     assert np.isnan(e["precision"]) and np.isnan(e["recall"]) and e["agreement"] == 1.0
+
+
+def test_column_means_skip_unscored_entries_and_give_nan_for_an_empty_column():
+    import warnings
+
+    from hneurons_utils.stats import column_means
+
+    v = np.array([[1.0, np.nan, np.nan], [0.0, 1.0, np.nan], [1.0, 0.0, np.nan]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an all-NaN column warns nothing
+        m = column_means(v)
+    assert m[0] == pytest.approx(2 / 3) and m[1] == 0.5 and np.isnan(m[2])
