@@ -127,7 +127,8 @@ class KeyedSampler:
     ``do_sample=False`` and this processor last (after the temperature, top-k and top-p
     warpers, :func:`keyed_generate_kwargs`) samples from the same distribution as
     ``do_sample=True``. The difference is where the random numbers come from: row ``r`` reads
-    its own generator, seeded ``keys[r]``, one vocabulary-sized draw per step. A row's sample
+    its own generator, seeded ``keys[r]`` on the device of the logits (a CPU and a GPU draw
+    different numbers from one key), one vocabulary-sized draw per step. A row's sample
     therefore depends on its prompt, its intervention and its key, not on which other rows
     share the generate call or in which order; and rows given the same key get the same
     random numbers at every step (common random numbers, chapter 4's conditions of one item).
@@ -135,16 +136,19 @@ class KeyedSampler:
 
     def __init__(self, keys: Sequence[int]):
         self.keys = [int(k) for k in keys]
-        self.generators = [torch.Generator().manual_seed(k) for k in self.keys]
+        self.generators: list[torch.Generator] = []
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if scores.shape[0] != len(self.generators):
-            raise ValueError(f"KeyedSampler has {len(self.generators)} row keys but the batch has "
+        if scores.shape[0] != len(self.keys):
+            raise ValueError(f"KeyedSampler has {len(self.keys)} row keys but the batch has "
                              f"{scores.shape[0]} rows (one key per generated sequence)")
+        if not self.generators:  # on the scores' device (a GPU draws its own numbers there)
+            self.generators = [torch.Generator(device=scores.device).manual_seed(k) for k in self.keys]
         tiny = torch.finfo(torch.float32).tiny
-        u = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators])
+        u = torch.stack([torch.rand(scores.shape[-1], generator=g, device=scores.device)
+                         for g in self.generators])
         gumbel = -torch.log(-torch.log(u.clamp_min(tiny)))
-        return scores + gumbel.to(scores.device, scores.dtype)
+        return scores + gumbel.to(scores.dtype)
 
 
 def keyed_generate_kwargs(m: LoadedModel, cfg: GenConfig, keys: Sequence[int] | None
