@@ -119,8 +119,11 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     if norms is None and not raw:
         norms = column_norms(m)
     used, weights = _token_weights(k)
+    # the used tokens' rows in the flattened [B*T] batch, found once here: selecting them by
+    # index inside the trace does not wait for the device, as a boolean mask would at each layer
+    rows = used.reshape(-1).nonzero().squeeze(1)  # [M]
     if not m.remote:  # to the model's (first) device once; each layer moves them where it runs
-        used, weights = used.to(m.device), weights.to(m.device)
+        rows, weights = rows.to(m.device), weights.to(m.device)
         norms = None if raw else norms.to(m.device)
     with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote) as tracer:
         per_layer = []
@@ -129,21 +132,24 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
             if i in scale:
                 idx, alpha = scale[i]
                 down.input[..., idx] *= alpha
-            bt = (*used.shape, -1)  # [B, T, .], also where a layer flattens tokens (OPT)
-            z_all, h_all = down.input.reshape(bt), down.output.reshape(bt)
+            z_all, h_all = down.input, down.output  # [B, T, .], or [B*T, .] (OPT flattens tokens)
             # the layer's device: a sharded model (DEVICE "auto") or NDIF runs layers elsewhere
             dev = z_all.device
-            u = used.to(dev)
-            z = z_all[u].float().abs_()  # [M, N]: |z_j,t| of the used tokens
+            r = rows.to(dev)
+            z = z_all.reshape(-1, z_all.shape[-1]).index_select(0, r).float().abs_()  # [M, N]: |z_j,t|
             if raw:
                 per_layer.append(weights.to(dev) @ z)  # [K*B, N]: sums of |z_j,t|
                 continue
-            h_norm = h_all[u].float().norm(dim=-1).clamp_min(EPS)  # [M]: ||h_t||
+            h = h_all.reshape(-1, h_all.shape[-1]).index_select(0, r)
+            h_norm = h.float().norm(dim=-1).clamp_min(EPS)  # [M]: ||h_t||
             per_layer.append((weights.to(dev) / h_norm) @ z * norms[i].to(dev))  # [K*B, N]
         sums = nnsight.save(per_layer)
         tracer.stop()  # nothing after the last down-projection is read: skip the LM head
-    total = torch.stack([s.cpu() for s in sums], dim=1).reshape(n_k, n_b, -1, m.adapter.n_neurons)
-    means = total / counts[:, :, None, None]  # [K, B, L, N]
+    # stacked and divided where the first layer ran, then copied once: on a GPU, K x B x L x N
+    # floats handled by the CPU would cost as much as the extraction itself (bench/gpu_check.py)
+    dev0 = sums[0].device
+    total = torch.stack([s.to(dev0) for s in sums], dim=1).reshape(n_k, n_b, -1, m.adapter.n_neurons)
+    means = (total / counts.to(dev0)[:, :, None, None]).cpu()  # [K, B, L, N]
     return {n: means[i] for i, n in enumerate(names)}
 
 

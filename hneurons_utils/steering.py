@@ -164,13 +164,18 @@ def scaled_rows(m: LoadedModel, rows: Sequence[tuple[NeuronSet | None, float]]
             batch["rows"] = x.shape[0]
 
     def make_hook(table: torch.Tensor):
+        placed: dict[tuple, torch.Tensor] = {}  # the table where the layer runs, copied once
+
         def hook(_module: torch.nn.Module, args: tuple) -> tuple:
             z = args[0]  # [B, T, N], or [B*T, N] where the layer flattens tokens (OPT)
             rows = batch.get("rows", z.shape[0])
             if rows != table.shape[0]:
                 raise ValueError(f"batch has {rows} rows but {table.shape[0]} row "
                                  "interventions were given (num_return_sequences must be 1)")
-            scaled = z.reshape(rows, -1, z.shape[-1]) * table.to(z.device, z.dtype)[:, None, :]
+            key = (z.device, z.dtype)
+            if key not in placed:  # not at every decode step: a GPU would copy [B, N] each time
+                placed[key] = table.to(z.device, z.dtype)[:, None, :]
+            scaled = z.reshape(rows, -1, z.shape[-1]) * placed[key]
             return (scaled.reshape(z.shape), *args[1:])
         return hook
 

@@ -13,3 +13,8 @@ for f in bench/bench_*.py; do
   echo "== $f"
   python "$f"
 done
+# On a machine with a CUDA GPU: the CUDA paths against the CPU, and their speed at 7B/8B shapes
+if python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "== bench/gpu_check.py"
+  python bench/gpu_check.py --shape smollm2-135m,llama-7b,llama3-8b --out results/bench
+fi
