@@ -169,6 +169,34 @@ def part1(device: torch.device) -> None:
               tv["keyed"] < max(2 * tv["generate"], 0.05),
               f"total variation to p over {n} draws: keyed {tv['keyed']:.3f}, generate's sampler {tv['generate']:.3f}")
 
+    # chapter 2's sampling path: the n samples of a prompt share one prefill (sampling.generate_texts)
+    from hneurons_utils.sampling import generate_texts
+
+    dev = models.wrap_model(tiny_llama().to(device), tiny_tokenizer(), name="tiny-llama")
+    cfg = GenConfig(num_return_sequences=4, max_new_tokens=6, stop_at_newline=False)
+    shared = generate_texts(dev, prompts[:3], cfg, seed=3)
+    enc = dev.tokenizer(prompts[:3], return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        out = dev.hf.generate(**{k: v.to(device) for k, v in enc.items()}, max_new_tokens=6, do_sample=True,
+                              temperature=1.0, top_k=50, top_p=0.9, num_return_sequences=4, pad_token_id=0)
+    plain = dev.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    check(f"shared-prefill sampling on {device} gives generate's own samples",
+          [t for row in shared for t in row] == [t.strip() for t in plain])
+
+    # chapter 5's offline twin: a few tuning steps on the device against the CPU
+    from hneurons_utils import finetune as ft
+
+    tok = ft.set_chat_template(tiny_tokenizer())
+    exs = [ft.sft_example(tok, f"q{i}", f"w{i + 3} w{i + 20}", f"w{i + 40}", None) for i in range(12)]
+    sft = ft.SFTConfig(steps=6, batch_size=4, lr=1e-3)
+    losses = {str(d): ft.train_sft(tiny_llama().to(d), exs, sft, tok.pad_token_id, log=None)
+              for d in (torch.device("cpu"), device)}
+    a, b = np.array(losses["cpu"]), np.array(losses[str(device)])
+    err = float(np.abs(a - b).max() / np.abs(a).max())
+    check(f"instruction tuning on {device} follows the CPU's losses", err < 1e-3,
+          f"6 steps, largest difference {err:.1e} of the loss")
+
     # device_map="auto": a saved model loads sharded over the visible GPUs, same CETT
     with tempfile.TemporaryDirectory() as tmp:
         tiny_llama().save_pretrained(f"{tmp}/m")

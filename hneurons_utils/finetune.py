@@ -182,6 +182,8 @@ def answer_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch
     The output layer is applied only where a label exists: with Gemma's 262k-word vocabulary
     that is most of the saving of a step. Gemma 2's final logit soft-capping is honoured.
     """
+    dev = next(model.parameters()).device  # batches are collated on the CPU
+    batch = {k: v.to(dev) for k, v in batch.items()}
     hidden = model.base_model(input_ids=batch["input_ids"],
                               attention_mask=batch["attention_mask"]).last_hidden_state
     target = batch["labels"][:, 1:]  # position t predicts token t + 1
@@ -220,12 +222,12 @@ def save_checkpoint(ckpt: Path, params: dict[str, torch.nn.Parameter],
     """Weights and AdamW moments as safetensors plus the step count as JSON, written atomically."""
     from safetensors.torch import save_file
 
-    tensors = {f"param/{n}": p.detach().contiguous() for n, p in params.items()}
+    tensors = {f"param/{n}": p.detach().cpu().contiguous() for n, p in params.items()}
     for n, p in params.items():
         state = opt.state.get(p, {})
         for k in ("exp_avg", "exp_avg_sq"):
             if k in state:
-                tensors[f"{k}/{n}"] = state[k].contiguous()
+                tensors[f"{k}/{n}"] = state[k].cpu().contiguous()
     tmp = ckpt.with_name(ckpt.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(tmp / "state.safetensors"))
@@ -258,9 +260,9 @@ def load_checkpoint(ckpt: Path, params: dict[str, torch.nn.Parameter],
         for n, p in params.items():
             p.copy_(tensors[f"param/{n}"])
             if f"exp_avg/{n}" in tensors:
-                opt.state[p] = {"step": torch.tensor(float(meta["step"])),
-                                "exp_avg": tensors[f"exp_avg/{n}"].clone(),
-                                "exp_avg_sq": tensors[f"exp_avg_sq/{n}"].clone()}
+                opt.state[p] = {"step": torch.tensor(float(meta["step"])),  # on the parameter's device
+                                "exp_avg": tensors[f"exp_avg/{n}"].to(p.device, copy=True),
+                                "exp_avg_sq": tensors[f"exp_avg_sq/{n}"].to(p.device, copy=True)}
     return int(meta["step"]), list(meta["losses"])
 
 
@@ -302,10 +304,14 @@ def train_sft(model: torch.nn.Module, examples: Sequence[SFTExample], cfg: SFTCo
 
 
 def sft_key(base_id: str, cfg: SFTConfig, qids: Sequence[str],
-            instruction: str | None = INSTRUCTION) -> str:
-    """A short hash of everything that determines the tuned weights."""
-    blob = json.dumps({"base": str(base_id), "cfg": cfg.as_dict(), "qids": sorted(qids),
-                       "instruction": instruction, "template": CHAT_TEMPLATE}, sort_keys=True)
+            instruction: str | None = INSTRUCTION, device: str = "cpu") -> str:
+    """A short hash of everything that determines the tuned weights (the device type too,
+    other than the CPU's, since a GPU rounds differently: the CPU's key stays as it was)."""
+    settings = {"base": str(base_id), "cfg": cfg.as_dict(), "qids": sorted(qids),
+                "instruction": instruction, "template": CHAT_TEMPLATE}
+    if torch.device(device).type != "cpu":
+        settings["device"] = torch.device(device).type
+    blob = json.dumps(settings, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -319,13 +325,15 @@ def sft_meta(folder: str | Path) -> dict:
 
 def instruct_twin(base_source: str | Path, items: Sequence[Any], cfg: SFTConfig,
                   cache: Path | None = None, instruction: str | None = INSTRUCTION,
-                  log: Callable[[str], None] | None = print) -> Path:
+                  log: Callable[[str], None] | None = print, device: str = "cpu") -> Path:
     """The base model after our small instruction-tuning run, as a cached safetensors folder.
 
     ``base_source``: a folder (or hub id) ``from_pretrained`` reads; ``items``: TriviaQA
     training questions, which the caller keeps disjoint from every identification and
     evaluation question. The folder name holds :func:`sft_key`, so other settings write
-    another folder; an interrupted run resumes from ``<folder>.ckpt``.
+    another folder; an interrupted run resumes from ``<folder>.ckpt``. ``device``: where to
+    train (``"cuda"`` on a GPU; ``"auto"``: the first GPU if there is one, else the CPU); the
+    folder is written from the CPU either way.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -334,17 +342,20 @@ def instruct_twin(base_source: str | Path, items: Sequence[Any], cfg: SFTConfig,
 
     tok = set_chat_template(AutoTokenizer.from_pretrained(base_source))
     examples = sft_examples(tok, items, instruction, cfg.max_len)
-    key = sft_key(model_key(str(base_source)), cfg, [e.qid for e in examples], instruction)
+    if device == "auto":  # a model this small needs no sharding
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    key = sft_key(model_key(str(base_source)), cfg, [e.qid for e in examples], instruction, device)
     folder = (cache or cache_dir()) / "sft" / f"{model_key(str(base_source))}-sft-{key}"
     if (folder / "config.json").exists():
         return folder
     if log:
         log(f"tuning {base_source} on {len(examples)} chat examples ({len(items) - len(examples)} "
             f"items dropped: no clean target, or longer than {cfg.max_len} tokens) -> {folder}")
-    model = AutoModelForCausalLM.from_pretrained(base_source, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(base_source, dtype=torch.float32).to(device)
     t0 = time.perf_counter()
     ckpt = folder.with_name(folder.name + ".ckpt")
     losses = train_sft(model, examples, cfg, tok.pad_token_id, ckpt, log)
+    model.to("cpu")
     eot = end_of_turn_id(tok)
     if eot is not None:  # generation stops at the end of the model's turn
         model.generation_config.eos_token_id = sorted({tok.eos_token_id, eot})
@@ -353,6 +364,7 @@ def instruct_twin(base_source: str | Path, items: Sequence[Any], cfg: SFTConfig,
     tok.save_pretrained(tmp)
     (tmp / "sft_meta.json").write_text(json.dumps({
         "base": str(base_source), "config": cfg.as_dict(), "instruction": instruction,
+        "device": torch.device(device).type,
         "n_examples": len(examples), "qids": [e.qid for e in examples], "losses": losses,
         "train_seconds": time.perf_counter() - t0}, indent=1))
     tmp.rename(folder)

@@ -41,7 +41,7 @@
 
 # %% tags=["parameters"]
 PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
-DEVICE = "cpu"  # "cuda" for a GPU; "auto" shards a model too big for one GPU over all of them
+DEVICE = "cpu"  # "cuda" for a GPU (the offline twin is tuned there too); "auto" shards a model too big for one GPU over all of them
 DTYPE = "float32"  # "bfloat16" for 7B+ models on GPUs
 DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging Face Hub
 OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<instruct model>/origin
@@ -148,7 +148,7 @@ t0, wall0 = time.monotonic(), time.time()
 if OFFLINE:
     BASE_SRC = origin.gemma_base_folder()
     sft_cfg = finetune.SFTConfig(steps=SFT_STEPS, batch_size=SFT_BATCH_SIZE, lr=SFT_LR, seed=SEED)
-    INSTRUCT_SRC = finetune.instruct_twin(BASE_SRC, sft_items, sft_cfg)
+    INSTRUCT_SRC = finetune.instruct_twin(BASE_SRC, sft_items, sft_cfg, device=DEVICE)
 else:
     BASE_SRC, INSTRUCT_SRC = BASE_MODEL_ID, INSTRUCT_MODEL_ID
 timings["pair_s"] = time.monotonic() - t0

@@ -149,3 +149,13 @@ def test_disjoint_items_exclude_ids_and_question_texts():
     assert {it.qid for it in got} == {f"q{i}" for i in range(2, 10)}
     with pytest.raises(ValueError, match="only 8"):
         ft.disjoint_items(pool, 9, exclude)
+
+
+def test_sft_key_names_a_gpu_but_keeps_the_cpu_key():
+    """Tuning on a GPU rounds otherwise, so its twin gets its own folder; the CPU's key is the
+    one every earlier run wrote (no device in it), whatever CPU device name is given."""
+    cfg = ft.SFTConfig(steps=2, batch_size=4)
+    key = ft.sft_key("base", cfg, ["q1", "q2"])
+    assert ft.sft_key("base", cfg, ["q1", "q2"], device="cpu") == key
+    assert ft.sft_key("base", cfg, ["q1", "q2"], device="cuda") != key
+    assert ft.sft_key("base", cfg, ["q1", "q2"], device="cuda:1") == ft.sft_key("base", cfg, ["q1", "q2"], device="cuda")

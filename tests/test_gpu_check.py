@@ -26,7 +26,7 @@ def test_correctness_part_passes_on_the_cpu():
     g.part1(torch.device("cpu"))
     names = [c["check"] for c in g.results["checks"]]
     assert not g.failed, g.failed
-    assert len(names) == 21 and any("keyed sampling" in n for n in names)
+    assert len(names) == 23 and any("keyed sampling" in n for n in names)
 
 
 def test_relative_error_and_a_failed_check_are_reported(capsys):
