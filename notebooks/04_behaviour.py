@@ -592,7 +592,9 @@ pd.DataFrame(loss_wrong) if loss_wrong else "no disagreement"
 #   reply per condition, and the intervals resample items with those replies fixed. Every
 #   condition of an item reads the same random numbers (keyed by `REPLY_SEED`, the item and the
 #   turn, not by the batch it was generated in), so the curves differ by the steering, not by
-#   independent draws, and a larger condition grid keeps the replies it had. Another
+#   independent draws, and a larger condition grid keeps the replies it had (on a CPU; on a GPU
+#   in bfloat16 a differently padded batch rounds otherwise and can change a draw: see the
+#   appendix *Reproducing and extending*). Another
 #   `REPLY_SEED` (or `SEED`) draws other replies; with a dozen items, a slope difference that
 #   excludes 0 on one draw can change sign on the next. Exercise 8 measures this.
 # - **Sycophancy measure.** Figure 3's sycophancy panel is backing down, wider than the paper's
