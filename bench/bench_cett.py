@@ -18,12 +18,16 @@ from hneurons_utils import cett, data, models
 from hneurons_utils.sampling import build_prompt
 
 
-def best_of(fn, repeats: int) -> float:
+def best_of(fn, repeats: int, sync=lambda: None) -> float:
+    """The shortest wall time of ``repeats`` calls after one warm-up call; ``sync()`` runs after
+    each call inside the timing (``torch.cuda.synchronize`` on a GPU, where calls return early)."""
     fn()  # warm-up
+    sync()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t)
     return min(times)
 

@@ -35,10 +35,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' tiny models
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cett's timer
 
 import numpy as np
 import torch
 
+from bench_cett import best_of
 from hneurons_utils import cett, models, steering
 from hneurons_utils.probe import NeuronSet
 from hneurons_utils.sampling import GenConfig, row_seed
@@ -51,7 +53,7 @@ SHAPES = {
     "mistral-7b": (32, 4096, 14336, 32, 8, 32768),
 }
 
-results: dict = {"checks": [], "timings": {}}  # timings: the shape being measured
+results: dict = {"checks": [], "speed": []}
 failed: list[str] = []
 
 
@@ -65,18 +67,6 @@ def check(name: str, ok: bool, detail: str = "") -> None:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def best_of(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def rel_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -234,19 +224,19 @@ def build_shape(shape: str, dtype: torch.dtype, device: torch.device) -> models.
 
 
 def part2(device: torch.device, shape: str, dtype: torch.dtype, batch_size: int, tokens: int,
-          new_tokens: int, repeats: int) -> None:
+          new_tokens: int, repeats: int) -> dict:
+    def wait() -> None:
+        sync(device)
+
     t0 = time.perf_counter()
     m = build_shape(shape, dtype, device)
-    sync(device)
+    wait()
     n_params = sum(p.numel() for p in m.hf.parameters())
     a = m.adapter
     print(f"\n{shape}: {a.n_layers} layers x {a.n_neurons} neurons, {n_params / 1e9:.2f}B parameters "
           f"in {dtype} on {device} (random weights, built in {time.perf_counter() - t0:.0f} s)", flush=True)
-    tm = results["timings"]
-    tm.update(shape=shape, dtype=str(dtype), device=str(device), params=n_params,
+    tm = dict(shape=shape, dtype=str(dtype), device=str(device), params=n_params,
               batch=batch_size, tokens=tokens, new_tokens=new_tokens)
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    tm["device_name"] = gpu
 
     vocab = SHAPES[shape][5]
     rng = torch.Generator().manual_seed(0)
@@ -273,9 +263,9 @@ def part2(device: torch.device, shape: str, dtype: torch.dtype, batch_size: int,
         with torch.no_grad(), m.lm.trace(dict(batch)):
             pass
 
-    t_fwd = best_of(forward, repeats, device)
-    t_trace = best_of(trace_only, repeats, device)
-    t_cett = best_of(means, repeats, device)
+    t_fwd = best_of(forward, repeats, wait)
+    t_trace = best_of(trace_only, repeats, wait)
+    t_cett = best_of(means, repeats, wait)
     tm.update(forward_s=t_fwd, trace_s=t_trace, cett_means_s=t_cett, cett_ratio=t_cett / t_fwd)
     print(f"plain forward pass ({batch_size} x {tokens} tokens)  {t_fwd * 1e3:8.1f} ms")
     print(f"empty nnsight trace                  {t_trace * 1e3:8.1f} ms  ({t_trace / t_fwd:.2f}x forward)")
@@ -301,7 +291,7 @@ def part2(device: torch.device, shape: str, dtype: torch.dtype, batch_size: int,
     out: dict[str, torch.Tensor] = {}
 
     def run(name, fn):
-        t = best_of(lambda: out.__setitem__(name, fn()), repeats, device)
+        t = best_of(lambda: out.__setitem__(name, fn()), repeats, wait)
         tm[f"generate_{name}_s"] = t
         return t
 
@@ -328,6 +318,7 @@ def part2(device: torch.device, shape: str, dtype: torch.dtype, batch_size: int,
     tm["keyed_alone_vs_wide_identical"] = f"{same}/2"
     print(f"keyed samples of 2 rows generated alone vs in the batch of {batch_size}: {same}/2 identical "
           f"({dtype}: a differently shaped batch may round differently)")
+    return tm
 
 
 def main() -> None:
@@ -358,10 +349,8 @@ def main() -> None:
         sys.exit(f"unknown --shape {unknown}; choose from {sorted(SHAPES)}")
     part1(device)
     for shape in [] if args.skip_speed else shapes:
-        results["timings"] = {}
-        part2(device, shape, getattr(torch, args.dtype), args.batch, args.tokens,
-              args.new_tokens, args.repeats)
-        results.setdefault("speed", []).append(results.pop("timings"))
+        results["speed"].append(part2(device, shape, getattr(torch, args.dtype), args.batch,
+                                      args.tokens, args.new_tokens, args.repeats))
         if device.type == "cuda":
             torch.cuda.empty_cache()
     Path(args.out).mkdir(parents=True, exist_ok=True)
