@@ -32,6 +32,27 @@ def best_of(fn, repeats: int, sync=lambda: None) -> float:
     return min(times)
 
 
+def cett_calls(m: models.LoadedModel, batch: dict, masks: dict, norms: torch.Tensor):
+    """The three calls the CETT benchmarks time on one ``batch`` (on the CPU, as the pipeline
+    passes it): a plain forward pass with its inputs on the model's device, an empty nnsight
+    trace, and :func:`cett.cett_means` over ``masks``."""
+    on_device = {k: v.to(m.device) for k, v in batch.items()}
+    pos = (on_device["attention_mask"].cumsum(-1) - 1).clamp_min(0)
+
+    def forward():
+        with torch.no_grad():
+            m.hf(**on_device, position_ids=pos)
+
+    def trace_only():
+        with torch.no_grad(), m.lm.trace(dict(batch)):
+            pass
+
+    def means():
+        cett.cett_means(m, batch, masks, norms=norms)
+
+    return forward, trace_only, means
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=models.EMBEDDED_DEFAULT)
@@ -47,20 +68,10 @@ def main() -> None:
                         add_special_tokens=False)
     real = batch["attention_mask"].bool()
     masks = {"answer": real & (torch.arange(real.shape[1]) >= real.shape[1] - 8), "all": real}
-    norms = cett.column_norms(m)
-    pos = (batch["attention_mask"].cumsum(-1) - 1).clamp_min(0)
-
-    def forward():
-        with torch.no_grad():
-            m.hf(**batch, position_ids=pos)
-
-    def trace_only():
-        with torch.no_grad(), m.lm.trace(dict(batch)):
-            pass
-
+    forward, trace_only, means = cett_calls(m, batch, masks, cett.column_norms(m))
     t_fwd = best_of(forward, args.repeats)
     t_trace = best_of(trace_only, args.repeats)
-    t_cett = best_of(lambda: cett.cett_means(m, batch, masks, norms=norms), args.repeats)
+    t_cett = best_of(means, args.repeats)
 
     # The literal definition, neuron by neuron, on a subset (extrapolated to all neurons).
     store = {}

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_cett's timer
 import numpy as np
 import torch
 
-from bench_cett import best_of
+from bench_cett import best_of, cett_calls
 from hneurons_utils import cett, models, steering
 from hneurons_utils.probe import NeuronSet
 from hneurons_utils.sampling import GenConfig, row_seed
@@ -246,23 +246,9 @@ def part2(device: torch.device, shape: str, dtype: torch.dtype, batch_size: int,
         mask[r, : int(torch.randint(0, tokens // 4, (1,), generator=rng))] = 0
     ids = ids.masked_fill(mask == 0, 0)
     batch = {"input_ids": ids, "attention_mask": mask}  # on the CPU, as the pipeline passes it
-    on_device = {k: v.to(device) for k, v in batch.items()}
     real = mask.bool()
     masks = {"answer": real & (torch.arange(tokens) >= tokens - 8), "other": real & (torch.arange(tokens) < tokens - 8)}
-    norms = cett.column_norms(m)
-    pos = (on_device["attention_mask"].cumsum(-1) - 1).clamp_min(0)
-
-    def forward():
-        with torch.no_grad():
-            m.hf(**on_device, position_ids=pos)
-
-    def means():
-        cett.cett_means(m, batch, masks, norms=norms)
-
-    def trace_only():
-        with torch.no_grad(), m.lm.trace(dict(batch)):
-            pass
-
+    forward, trace_only, means = cett_calls(m, batch, masks, cett.column_norms(m))
     t_fwd = best_of(forward, repeats, wait)
     t_trace = best_of(trace_only, repeats, wait)
     t_cett = best_of(means, repeats, wait)
