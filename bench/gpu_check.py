@@ -108,8 +108,7 @@ def part1(device: torch.device) -> None:
         check(f"{fam}: CETT means on {device} equal the CPU's", err < 1e-4, f"max relative error {err:.1e}")
 
         h = random_set(dev, 12, 1)
-        enc = dev.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        enc = cett.encode(dev, prompts, add_special_tokens=False)
         cfg = GenConfig(do_sample=False, top_k=0, top_p=1.0, max_new_tokens=8, stop_at_newline=False)
         plain = steering.generate_ids_scaled(dev, enc, cfg, None, 1.0)
         cpu_plain = steering.generate_ids_scaled(cpu, enc, cfg, None, 1.0)
@@ -270,8 +269,7 @@ def part2(device: torch.device, shape: str, dtype: torch.dtype, batch_size: int,
 
     # steering overhead in greedy generation (no EOS in random weights: every row runs to new_tokens)
     prompts = word_prompts(batch_size, vocab, 1, 8, 40)
-    enc = m.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    enc = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    enc = cett.encode(m, prompts, add_special_tokens=False)
     cfg = GenConfig(do_sample=False, top_k=0, top_p=1.0, max_new_tokens=new_tokens, stop_at_newline=False)
     h = random_set(m, max(1, a.n_layers * a.n_neurons // 10000), 2)  # about 0.1 per mille
     out: dict[str, torch.Tensor] = {}
