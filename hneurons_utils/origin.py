@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from .cett import encode
 from .models import cache_dir, convert_gguf
 from .profiles import hub_offline
 
@@ -290,8 +291,7 @@ def _generate_base_prompts(m: Any, prompts: list[str], cfg: Any,
         raise ValueError("generate_base draws one answer per question (num_return_sequences=1)")
     if seed is not None:
         torch.manual_seed(seed)
-    enc = m.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    enc = {k: v.to(m.device) for k, v in enc.items()}
+    enc = {k: v.to(m.device) for k, v in encode(m, prompts, add_special_tokens=False).items()}
     n = enc["input_ids"].shape[1]
     kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
               pad_token_id=m.tokenizer.pad_token_id,

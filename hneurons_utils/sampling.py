@@ -26,6 +26,7 @@ from .judges import RULE_JUDGE_VERSION, aliases_outside
 from .files import write_text_atomic
 from .progress import progress
 
+from .cett import encode
 from .models import LoadedModel
 
 INSTRUCTION = "Respond with the answer only, without any explanation."
@@ -212,8 +213,7 @@ def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREE
     """
     if seed is not None:
         torch.manual_seed(seed)
-    enc = m.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
-    enc = {k: v.to(m.device) for k, v in enc.items()}
+    enc = {k: v.to(m.device) for k, v in encode(m, prompts, add_special_tokens=False).items()}
     kw = generate_kwargs(m, cfg)
     with torch.no_grad():
         if m.remote:  # NDIF: the local copy has no weights, so generation runs in a trace there

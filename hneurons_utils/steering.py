@@ -29,6 +29,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
+from .cett import encode
 from .models import LoadedModel
 from .probe import NeuronSet
 from .sampling import (GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, generate_traced,
@@ -203,8 +204,7 @@ def generate_rows(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig,
         raise ValueError(f"{len(prompts)} prompts but {len(keys)} sampling keys")
     if cfg.num_return_sequences != 1:
         raise ValueError("generate_rows makes one answer per row (num_return_sequences=1)")
-    enc = m.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
-    enc = {k: v.to(m.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+    enc = {k: v.to(m.device) for k, v in encode(m, prompts, add_special_tokens=False).items()}
     if seed is not None:
         torch.manual_seed(seed)
     with torch.no_grad(), scaled_rows(m, rows):
@@ -259,8 +259,7 @@ def generate_scaled(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GRE
     Returns ``num_return_sequences`` answers per prompt. Chat prompts carry their own special
     tokens, so none are added.
     """
-    enc = m.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
-    enc = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    enc = encode(m, prompts, add_special_tokens=False)
     out = generate_ids_scaled(m, enc, cfg, neurons, alpha, method, seed, keys)
     texts = m.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     n = cfg.num_return_sequences
