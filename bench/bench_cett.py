@@ -36,8 +36,8 @@ def cett_calls(m: models.LoadedModel, batch: dict, masks: dict, norms: torch.Ten
     """The three calls the CETT benchmarks time on one ``batch`` (on the CPU, as the pipeline
     passes it): a plain forward pass with its inputs on the model's device, an empty nnsight
     trace, and :func:`cett.cett_means` over ``masks``."""
-    on_device = {k: v.to(m.device) for k, v in batch.items()}
-    pos = (on_device["attention_mask"].cumsum(-1) - 1).clamp_min(0)
+    on_device = cett.on_device(m, batch)
+    pos = cett.left_pad_positions(on_device["attention_mask"])
 
     def forward():
         with torch.no_grad():

@@ -48,6 +48,18 @@ def encode(m: LoadedModel, texts: Sequence[str], add_special_tokens: bool = True
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
+def on_device(m: LoadedModel, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``batch`` with every tensor moved to the model's device."""
+    return {k: v.to(m.device) for k, v in batch.items()}
+
+
+def left_pad_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids counted from each left-padded row's first real token, as ``generate``
+    counts them, so a padded row reads as it would alone (matters for GPT-2's absolute
+    positions) [B, T]."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 def _cett_ratio(z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """``|z_j,t| / ||h_t||``: CETT before the per-neuron factor ``||W_down[:, j]||`` [B, T, N]."""
     return z.abs().float() / h.float().norm(dim=-1, keepdim=True).clamp_min(EPS)

@@ -29,7 +29,7 @@ import torch
 from .progress import progress
 
 from .answer_spans import AnswerSpan, locate_answer_span, span_stats, token_mask_from_span
-from .cett import MEASURES, cett_means, column_norms
+from .cett import MEASURES, cett_means, column_norms, left_pad_positions
 from .models import LoadedModel
 from .sampling import echo_free_aliases, settings_hash
 
@@ -184,7 +184,7 @@ def _batch(tokenizer, rows: list[tuple[list[int], np.ndarray, np.ndarray]]
         n = len(row_ids)
         ids[i, T - n:], att[i, T - n:] = torch.tensor(row_ids), 1
         masks["answer"][i, T - n:], masks["other"][i, T - n:] = torch.from_numpy(a), torch.from_numpy(o)
-    pos = (att.cumsum(-1) - 1).clamp(min=0)  # positions from each row's first real token
+    pos = left_pad_positions(att)
     return {"input_ids": ids, "attention_mask": att, "position_ids": pos}, masks
 
 

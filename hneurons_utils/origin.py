@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from .cett import encode
+from .cett import encode, on_device
 from .models import cache_dir, convert_gguf
 from .profiles import hub_offline
 
@@ -291,7 +291,7 @@ def _generate_base_prompts(m: Any, prompts: list[str], cfg: Any,
         raise ValueError("generate_base draws one answer per question (num_return_sequences=1)")
     if seed is not None:
         torch.manual_seed(seed)
-    enc = {k: v.to(m.device) for k, v in encode(m, prompts, add_special_tokens=False).items()}
+    enc = on_device(m, encode(m, prompts, add_special_tokens=False))
     n = enc["input_ids"].shape[1]
     kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
               pad_token_id=m.tokenizer.pad_token_id,

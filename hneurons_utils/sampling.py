@@ -26,7 +26,7 @@ from .judges import RULE_JUDGE_VERSION, aliases_outside
 from .files import write_text_atomic
 from .progress import progress
 
-from .cett import encode
+from .cett import encode, left_pad_positions, on_device
 from .models import LoadedModel
 
 INSTRUCTION = "Respond with the answer only, without any explanation."
@@ -89,7 +89,7 @@ def _generate_shared_prefill(m: LoadedModel, enc: dict, kw: dict) -> torch.Tenso
     """
     n = kw.pop("num_return_sequences")
     ids, mask = enc["input_ids"], enc["attention_mask"]
-    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    pos = left_pad_positions(mask)
     prefix = m.hf(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
                   use_cache=True, logits_to_keep=1).past_key_values
     if not hasattr(prefix, "batch_repeat_interleave"):  # a cache type that cannot be copied
@@ -213,7 +213,7 @@ def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREE
     """
     if seed is not None:
         torch.manual_seed(seed)
-    enc = {k: v.to(m.device) for k, v in encode(m, prompts, add_special_tokens=False).items()}
+    enc = on_device(m, encode(m, prompts, add_special_tokens=False))
     kw = generate_kwargs(m, cfg)
     with torch.no_grad():
         if m.remote:  # NDIF: the local copy has no weights, so generation runs in a trace there

@@ -29,7 +29,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from .cett import encode
+from .cett import encode, left_pad_positions, on_device
 from .models import LoadedModel
 from .probe import NeuronSet
 from .sampling import (GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, generate_traced,
@@ -204,7 +204,7 @@ def generate_rows(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig,
         raise ValueError(f"{len(prompts)} prompts but {len(keys)} sampling keys")
     if cfg.num_return_sequences != 1:
         raise ValueError("generate_rows makes one answer per row (num_return_sequences=1)")
-    enc = {k: v.to(m.device) for k, v in encode(m, prompts, add_special_tokens=False).items()}
+    enc = on_device(m, encode(m, prompts, add_special_tokens=False))
     if seed is not None:
         torch.manual_seed(seed)
     with torch.no_grad(), scaled_rows(m, rows):
@@ -240,7 +240,7 @@ def generate_ids_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], cfg: Ge
     if method != "nnsight":
         require_local(m, method)
     kw = keyed_generate_kwargs(m, cfg, keys)
-    enc = {k: v.to(m.device) for k, v in enc.items()}
+    enc = on_device(m, enc)
     if seed is not None:
         torch.manual_seed(seed)
     if method == "nnsight":
@@ -276,8 +276,8 @@ def logits_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], neurons: Neur
     """
     if method not in METHODS:
         raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
-    enc = {k: v.to(m.device) for k, v in enc.items()}
-    enc["position_ids"] = (enc["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+    enc = on_device(m, enc)
+    enc["position_ids"] = left_pad_positions(enc["attention_mask"])
     if method == "nnsight":
         import nnsight
 

@@ -108,9 +108,9 @@ else:
     # own products would carry its rounding, about 1e-2)
     hook = m.adapter.down_proj(m.hf, layer).register_forward_hook(lambda mod, inp, out: captured.update(
         z=inp[0].reshape(bt).float().cpu(), h=out.reshape(bt).float().cpu()))
-    plain = {k: v.to(m.device) for k, v in batch.items()}
+    plain = cett.on_device(m, batch)
     with torch.no_grad():  # a plain forward pass
-        m.hf(**plain, position_ids=(plain["attention_mask"].cumsum(-1) - 1).clamp_min(0))
+        m.hf(**plain, position_ids=cett.left_pad_positions(plain["attention_mask"]))
     hook.remove()
     W = m.adapter.down_weight(m.hf, layer).float().cpu()
     neurons = torch.randperm(m.adapter.n_neurons)[:CHECK_NEURONS]

@@ -130,6 +130,21 @@ def test_bad_masks_and_layers_are_refused(tiny_model):
         cett.cett_means(tiny_model, batch, mask, scale={7: (torch.tensor([0]), 2.0)})
 
 
+def test_left_pad_positions_count_from_each_rows_first_real_token():
+    att = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]])
+    assert cett.left_pad_positions(att).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4],
+                                                     [0, 0, 0, 0, 0]]
+    assert cett.left_pad_positions(att.bool()).dtype == torch.long
+
+
+def test_on_device_moves_every_tensor_and_keeps_keys(tiny_model):
+    batch = _batch()
+    moved = cett.on_device(tiny_model, batch)
+    assert moved.keys() == batch.keys()
+    assert all(v.device == torch.device(tiny_model.device) and torch.equal(v.cpu(), batch[k])
+               for k, v in moved.items())
+
+
 def test_column_norms_shape_and_values(tiny_model):
     """||W_down[:, j]|| per layer, with GPT-2's transposed Conv1D handled."""
     norms = cett.column_norms(tiny_model)
