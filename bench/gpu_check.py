@@ -146,7 +146,7 @@ def part1(device: torch.device) -> None:
         free = GenConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=1, stop_at_newline=False)
         one = dev.tokenizer([prompts[0]], return_tensors="pt", add_special_tokens=False)
         with torch.no_grad():
-            p = dev.hf(**{k: v.to(device) for k, v in one.items()}).logits[0, -1].float().softmax(-1).cpu()
+            p = dev.hf(**cett.on_device(dev, one)).logits[0, -1].float().softmax(-1).cpu()
         rep = {"input_ids": one["input_ids"].repeat(n, 1), "attention_mask": one["attention_mask"].repeat(n, 1)}
         start = rep["input_ids"].shape[1]
         keyed = steering.generate_ids_scaled(dev, rep, free, None, 1.0,
@@ -167,7 +167,7 @@ def part1(device: torch.device) -> None:
     enc = dev.tokenizer(prompts[:3], return_tensors="pt", padding=True, add_special_tokens=False)
     torch.manual_seed(3)
     with torch.no_grad():
-        out = dev.hf.generate(**{k: v.to(device) for k, v in enc.items()}, max_new_tokens=6, do_sample=True,
+        out = dev.hf.generate(**cett.on_device(dev, enc), max_new_tokens=6, do_sample=True,
                               temperature=1.0, top_k=50, top_p=0.9, num_return_sequences=4, pad_token_id=0)
     plain = dev.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     check(f"shared-prefill sampling on {device} gives generate's own samples",
