@@ -144,7 +144,7 @@ def part1(device: torch.device) -> None:
         # keyed sampling's token frequencies against the model's probabilities (one step)
         n = 8192
         free = GenConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=1, stop_at_newline=False)
-        one = dev.tokenizer([prompts[0]], return_tensors="pt", add_special_tokens=False)
+        one = cett.encode(dev, [prompts[0]], add_special_tokens=False)
         with torch.no_grad():
             p = dev.hf(**cett.on_device(dev, one)).logits[0, -1].float().softmax(-1).cpu()
         rep = {"input_ids": one["input_ids"].repeat(n, 1), "attention_mask": one["attention_mask"].repeat(n, 1)}
@@ -164,7 +164,7 @@ def part1(device: torch.device) -> None:
     dev = models.wrap_model(tiny_llama().to(device), tiny_tokenizer(), name="tiny-llama")
     cfg = GenConfig(num_return_sequences=4, max_new_tokens=6, stop_at_newline=False)
     shared = generate_texts(dev, prompts[:3], cfg, seed=3)
-    enc = dev.tokenizer(prompts[:3], return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = cett.encode(dev, prompts[:3], add_special_tokens=False)
     torch.manual_seed(3)
     with torch.no_grad():
         out = dev.hf.generate(**cett.on_device(dev, enc), max_new_tokens=6, do_sample=True,
