@@ -44,10 +44,11 @@ def package_references(span: str) -> list[tuple[str, str]]:
 
 
 def known_upper_names() -> set[str]:
-    """Chapter parameters, the package's module-level names, and every upper-case word of the
-    scripts, the Makefile, the CI entry and the package's source (environment variables the
-    code reads, sets or names in its messages)."""
-    names = set(all_parameters())
+    """Chapter parameters, the package's module-level names, the files at the top of the
+    repository (``LICENSE``), and every upper-case word of the scripts, the Makefile, the CI
+    entry and the package's source (environment variables the code reads, sets or names in its
+    messages)."""
+    names = set(all_parameters()) | {p.name for p in REPO_ROOT.iterdir()}
     for mod in MODULES:
         names |= {n for n in vars(importlib.import_module(f"hneurons_utils.{mod}")) if n.isupper()}
     sources = [*REPO_ROOT.glob("scripts/*"), REPO_ROOT / "Makefile", REPO_ROOT / ".ci" / "run",
