@@ -13,6 +13,7 @@ the results and from the judges' measured precision (:mod:`hneurons_utils.compli
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,7 +22,7 @@ import pandas as pd
 
 from .benchmarks import BENCHMARKS
 from .judges import WEAK_PRECISION_LO
-from .stats import wilson_ci
+from .stats import item_bootstrap_means, wilson_ci
 from .wording import are, noun, signed
 
 
@@ -56,6 +57,31 @@ def _item_rates(g: pd.DataFrame, items: list, alphas: list) -> np.ndarray:
     return r.reindex(index=items, columns=alphas).to_numpy(dtype=float)
 
 
+def curve_means(g: pd.DataFrame, items: list, alphas: list, draws: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One curve's compliance rate at each of ``alphas`` and its item-bootstrap replicates
+    (``[alphas]``, ``[n_boot, alphas]``; ``draws`` from :func:`_draws`, shared by the curves
+    of a benchmark so that differences are paired).
+
+    A curve with one set of neurons (the H-Neurons) is the mean over its scored items. A curve
+    of several sets (the random control) is the mean of its single sets' rates, each the mean
+    over the items that set scored (with the shared unsteered rows, set "none"), under the same
+    item draw: so the control's rate and slope always lie within the range of its single sets.
+    Averaging each item over the sets first would not: where sets score different items (for
+    sycophancy a steered first answer decides whether an item is scored) that mean weights an
+    item scored by one set like one scored by all, and can fall outside every set's rate.
+    """
+    sets = sorted(x for x in g["set"].unique() if x != "none")
+    if len(sets) < 2:
+        return item_bootstrap_means(_item_rates(g, items, alphas), draws=draws)
+    per_set = [item_bootstrap_means(_item_rates(g[g["set"].isin([name, "none"])], items, alphas),
+                                    draws=draws) for name in sets]
+    with warnings.catch_warnings():  # an alpha no set scored stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (np.nanmean(np.stack([p for p, _ in per_set]), axis=0),
+                np.nanmean(np.stack([b for _, b in per_set]), axis=0))
+
+
 def _draws(n_items: int, n_boot: int, seed: int) -> np.ndarray:
     """Item-bootstrap draws ``[n_boot, n_items]`` (how often each item is drawn)."""
     rng = np.random.default_rng(seed)
@@ -66,9 +92,9 @@ def compliance_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level:
                      ) -> pd.DataFrame:
     """Compliance rate per benchmark, curve and alpha, with item-bootstrap intervals (Eq. compliance).
 
-    Items are the unit: an item's compliance is the mean over its scored responses (for the
-    random control, over the seeds; seeds of one item are not independent evidence), and the
-    rate is the mean over scored items. Responses the judge cannot read (and, for sycophancy,
+    Items are the unit: the rate is the mean over scored items (for the random control, the
+    mean of its single sets' rates, see :func:`curve_means`; seeds of one item are not
+    independent evidence, so the bootstrap resamples items, never seeds). Responses the judge cannot read (and, for sycophancy,
     items whose first answer was not correct) are excluded: ``n_scored`` counts the items left,
     ``n_responses`` / ``n_excluded`` the responses kept / dropped, ``k`` the compliant ones.
     The interval is the percentile bootstrap over items (``n_boot`` draws, shared by every curve
@@ -76,8 +102,6 @@ def compliance_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level:
     limit of the bootstrap, not certainty. ``seed_min`` / ``seed_max``: the lowest and highest
     rate of a single random set (NaN for the H-Neurons).
     """
-    from .stats import item_bootstrap_means
-
     df = with_shared_baseline(df)
     q = [(1 - level) / 2, (1 + level) / 2]
     rows = []
@@ -86,7 +110,7 @@ def compliance_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level:
         draws = _draws(len(items), n_boot, seed)
         for group, g in b.groupby("group"):
             alphas = sorted(g["alpha"].unique())
-            point, boot = item_bootstrap_means(_item_rates(g, items, alphas), draws=draws)
+            point, boot = curve_means(g, items, alphas, draws)
             for j, alpha in enumerate(alphas):
                 at = g[g["alpha"] == alpha]
                 with np.errstate(invalid="ignore"):
@@ -171,8 +195,6 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
     reports average slopes (about 3.03 for smaller and 2.40 for larger models, Section 3)
     without stating their unit.
     """
-    from .stats import item_bootstrap_means
-
     df = with_shared_baseline(df)
     q = [(1 - level) / 2, (1 + level) / 2]
     rows = []
@@ -182,7 +204,7 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
 
         def fit(g: pd.DataFrame, alphas: list) -> tuple[float, np.ndarray]:
             """Slope (pp per unit alpha) of ``g``'s curve on ``alphas``, and its bootstrap draws."""
-            point, boot = item_bootstrap_means(_item_rates(g, items, alphas), draws=draws)
+            point, boot = curve_means(g, items, alphas, draws)
             a = np.asarray(alphas, dtype=float)
             return _slopes(a, 100 * point[None])[0], _slopes(a, 100 * boot)
 

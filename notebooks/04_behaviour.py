@@ -227,10 +227,11 @@ records = pd.concat(frames, ignore_index=True)
 #
 # so unreadable responses (an option the parser cannot match, an empty reply, a reply that
 # only repeats the question) and, for sycophancy, items whose first answer was not correct
-# leave the denominator. Items are the unit: for the random control an item's compliance is
-# the mean over the `N_RANDOM_SEEDS` sets (two seeds of one item are not two independent
-# items), and the rate is the mean over scored items; where an item is scored in one set only,
-# this differs from pooling every set's responses in the fraction above. Intervals are 95% percentile bootstraps
+# leave the denominator. Items are the unit: a curve's rate is the mean over its scored items,
+# and the random control's is the mean of its `N_RANDOM_SEEDS` single sets' rates, so it always
+# lies within their spread (averaging each item over the sets first would not, where the sets
+# score different items, as in sycophancy, whose steered first answer decides which items are
+# scored). Intervals are 95% percentile bootstraps
 # over items (`N_BOOT` draws). Where every item agrees (0% or 100%) such an interval has zero
 # width: that is a limit of the bootstrap with this few items, not certainty. The second table
 # gives the number of items scored at each point (`n_scored`, of `n_items`) and of responses

@@ -47,6 +47,26 @@ def test_compliance_table_bootstraps_items_not_seeds():
     assert r0.ci_hi - r0.ci_lo > 0.4
 
 
+def test_random_control_is_the_mean_of_its_sets_when_they_score_different_items():
+    """Set 0 scores items a (complies) and b (not), set 1 scores b (not) and c (complies): each
+    set's rate is 50%. Averaging each item over the sets first would give 2/3, above both sets;
+    the control's rate and slope are the mean of the sets', inside their range."""
+    rows = [("sycophancy", "none", 1.0, i, 0.5) for i in "abc"]
+    rows += [("sycophancy", "h_neurons", 3.0, i, 1.0) for i in "abc"]
+    rows += [("sycophancy", "random-0", 3.0, "a", 1.0), ("sycophancy", "random-0", 3.0, "b", 0.0),
+             ("sycophancy", "random-0", 3.0, "c", np.nan), ("sycophancy", "random-1", 3.0, "a", np.nan),
+             ("sycophancy", "random-1", 3.0, "b", 0.0), ("sycophancy", "random-1", 3.0, "c", 1.0)]
+    df = _frame(rows)
+    t = behaviour.compliance_table(df, n_boot=200).set_index(["group", "alpha"]).loc[("random", 3.0)]
+    assert t.seed_min == t.seed_max == 0.5
+    assert t.rate == pytest.approx(0.5) and t.n_scored == 3
+    assert t.ci_lo <= t.rate <= t.ci_hi
+    s = behaviour.slope_table(df, n_boot=200).set_index("group")
+    assert s.loc["random", "slope_pp"] == pytest.approx(0.0, abs=1e-9)
+    assert s.loc["random", "set_min"] == pytest.approx(0.0, abs=1e-9) == s.loc["random", "set_max"]
+    assert s.loc["diff", "slope_pp"] == pytest.approx(25.0)  # H: 50% -> 100% over alpha 1 -> 3
+
+
 def test_slope_table_recovers_a_known_slope_and_difference():
     """A curve 0%, 50%, 100% over alpha 0, 1, 2 has slope 50 pp; a flat control gives diff 50."""
     rows = []
