@@ -26,11 +26,13 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Where the list of transformer blocks lives, per architecture family.
 LAYER_PATHS = ("model.layers", "model.language_model.layers", "transformer.h",
                "gpt_neox.layers", "model.decoder.layers")
-# (down-projection, up-projection, gate-projection or None, weight stored transposed?)
+# (down-projection, up-projection, gate-projection or None, weight stored transposed?). The
+# last field is what the family's usual module stores; the module found decides (see
+# _stored_transposed): GPT-Neo and GPTBigCode (StarCoder) keep GPT-2's names on nn.Linear.
 FFN_PATHS = (
     ("mlp.down_proj", "mlp.up_proj", "mlp.gate_proj", False),   # Llama, Mistral, Qwen2, Gemma, SmolLM
     ("mlp.c_proj", "mlp.c_fc", None, True),                      # GPT-2 (Conv1D: weight is [in, out])
-    ("mlp.dense_4h_to_h", "mlp.dense_h_to_4h", None, False),     # GPT-NeoX / Pythia
+    ("mlp.dense_4h_to_h", "mlp.dense_h_to_4h", None, False),     # GPT-NeoX / Pythia, Falcon
     ("fc2", "fc1", None, False),                                 # OPT
 )
 # One weight holding the gate and up projections, gate rows first (Phi-3, Phi-4): W_up is its
@@ -128,6 +130,7 @@ def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
     layers = resolve(hf_model, layers_path)
     for down, up, gate, transposed in FFN_PATHS:
         if _has(layers[0], down):
+            transposed = _stored_transposed(resolve(layers[0], down), transposed)
             w = resolve(layers[0], down).weight
             n_neurons = w.shape[0] if transposed else w.shape[1]
             gate = gate if gate and _has(layers[0], gate) else None
@@ -147,6 +150,19 @@ def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
         f"{cls}: no FFN down-projection found in {layers_path}[0]; looked for "
         f"{', '.join(p[0] for p in FFN_PATHS)}. Add the module path to "
         "hneurons_utils.models.FFN_PATHS.")
+
+
+def _stored_transposed(module: torch.nn.Module, usual: bool) -> bool:
+    """Whether ``module`` stores its weight as ``[in, out]``: True for transformers' Conv1D
+    (GPT-2), False for an ``nn.Linear`` (``[out, in]``, quantised subclasses included), and the
+    family's ``usual`` layout for any other module type."""
+    from transformers.pytorch_utils import Conv1D
+
+    if isinstance(module, Conv1D):
+        return True
+    if isinstance(module, torch.nn.Linear):
+        return False
+    return usual
 
 
 def _check_every_layer(cls: str, layers_path: str, layers: Any, down: str, up: str,

@@ -20,10 +20,11 @@ def _batch(pad: bool = True):
 
 
 def hooked_down_proj(m, batch) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """Every layer's down-projection input z and output h, ``[B, T, .]``, from plain hooks."""
+    """Every layer's down-projection input z and output h, ``[B, T, .]``, from plain hooks
+    (copied: Falcon adds the attention output to the FFN output in place afterwards)."""
     store = {}
     hooks = [m.adapter.down_proj(m.hf, i).register_forward_hook(
-        lambda mod, inp, out, i=i: store.__setitem__(i, (inp[0].detach(), out.detach())))
+        lambda mod, inp, out, i=i: store.__setitem__(i, (inp[0].detach().clone(), out.detach().clone())))
         for i in range(m.adapter.n_layers)]
     pos = (batch["attention_mask"].cumsum(-1) - 1).clamp_min(0)
     with torch.no_grad():

@@ -1,7 +1,8 @@
 """The CETT and steering checks of test_cett/test_steering on the other architecture families
 the adapter supports (the `tiny_model` fixture covers Llama and GPT-2): a user who changes
 MODEL_ID to a Mistral, Qwen, Gemma (text-only or the vision-language checkpoints the paper's
-Gemma-3 models are), Phi-3, Pythia or OPT model gets the same guarantees.
+Gemma-3 models are), Phi-3, Pythia, OPT, GPT-Neo, StarCoder (GPTBigCode) or Falcon model gets the
+same guarantees.
 
 Each family is a tiny random model built in code. OPT is the odd one: its decoder layers flatten
 tokens to ``[B*T, d]`` before the FFN, so the down-projection sees ``[B*T, N]``.
@@ -45,12 +46,24 @@ def _build(family: str) -> torch.nn.Module:
         return tf.Phi3ForCausalLM(tf.Phi3Config(**SIZES, **GQA))
     if family == "opt":
         return tf.OPTForCausalLM(tf.OPTConfig(**SIZES, ffn_dim=48, word_embed_proj_dim=32))
+    if family == "gpt_neo":  # GPT-2's module names, but on nn.Linear (weight [out, in])
+        return tf.GPTNeoForCausalLM(tf.GPTNeoConfig(
+            vocab_size=100, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=48,
+            attention_types=[[["global", "local"], 1]], max_position_embeddings=64,
+            pad_token_id=0, eos_token_id=1, bos_token_id=1))
+    if family == "gpt_bigcode":  # StarCoder / SantaCoder: the same, with multi-query attention
+        return tf.GPTBigCodeForCausalLM(tf.GPTBigCodeConfig(
+            vocab_size=100, n_embd=32, n_layer=2, n_head=4, n_inner=48, n_positions=64,
+            pad_token_id=0, eos_token_id=1, bos_token_id=1))
+    if family == "falcon":  # parallel attention; adds the attention output to the FFN's in place
+        return tf.FalconForCausalLM(tf.FalconConfig(**SIZES, ffn_hidden_size=48))
     raise AssertionError(family)
 
 
 DOWN = {"mistral": "mlp.down_proj", "qwen2": "mlp.down_proj", "gemma3": "mlp.down_proj",
         "gemma3_vlm": "mlp.down_proj", "phi3": "mlp.down_proj", "gpt_neox": "mlp.dense_4h_to_h",
-        "opt": "fc2"}
+        "opt": "fc2", "gpt_neo": "mlp.c_proj", "gpt_bigcode": "mlp.c_proj",
+        "falcon": "mlp.dense_4h_to_h"}
 
 
 @pytest.fixture(params=list(DOWN))
@@ -65,6 +78,7 @@ def test_adapter_finds_the_down_projection(family_model):
     assert (a.down_path, a.n_layers, a.n_neurons) == (DOWN[family], 2, 48)
     assert (a.gate_path is not None) == (family in ("mistral", "qwen2", "gemma3", "gemma3_vlm", "phi3"))
     assert a.fused_gate_up == (family == "phi3")
+    assert not a.down_transposed  # only GPT-2's Conv1D is (tiny_model); GPT-Neo's Linear is not
     if family == "gemma3_vlm":  # the text model's layers, not the vision tower's
         assert a.layers_path == "model.language_model.layers"
 
