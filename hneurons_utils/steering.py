@@ -24,6 +24,7 @@ and tokens exactly.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -38,6 +39,20 @@ from .sampling import (GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, gener
 METHODS = ("weights", "nnsight", "hook")
 # Greedy short answers cut at the first newline, as in the identification chapter's screening.
 SHORT_GREEDY = GenConfig(do_sample=False, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=24)
+
+
+def check_alpha(alpha: Any) -> float:
+    """``alpha`` as a float, or a ValueError: a NaN or infinite factor would fill the logits
+    with NaN, and generate would return empty answers that read like refusals. Negative
+    factors (flipping the neurons' sign) are allowed."""
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"alpha must be a number, got {alpha!r}") from None
+    if not math.isfinite(a):
+        raise ValueError(f"alpha must be finite, got {alpha!r}: a NaN or infinite scale makes "
+                         "the logits NaN and the answers empty")
+    return a
 
 
 def layer_indices(m: LoadedModel, neurons: NeuronSet | None) -> dict[int, torch.Tensor]:
@@ -79,6 +94,7 @@ def scaled_down_proj(m: LoadedModel, neurons: NeuronSet | None, alpha: float
     the model is restored bit for bit (dividing by alpha would not be exact, nor possible at 0).
     """
     require_local(m, "weights")
+    alpha = check_alpha(alpha)
     saved: list[tuple[torch.Tensor, tuple, torch.Tensor]] = []
     try:
         with torch.no_grad():
@@ -123,6 +139,7 @@ def scaled_by_hook(m: LoadedModel, neurons: NeuronSet | None, alpha: float
                    ) -> Iterator[LoadedModel]:
     """The same intervention as a forward pre-hook on each down-projection (the reference)."""
     require_local(m, "hook")
+    alpha = check_alpha(alpha)
 
     def make_hook(idx: torch.Tensor):
         def hook(_module: torch.nn.Module, args: tuple) -> tuple:
@@ -151,6 +168,7 @@ def scaled_rows(m: LoadedModel, rows: Sequence[tuple[NeuronSet | None, float]]
     require_local(m, "rows")
     factors: dict[int, torch.Tensor] = {}
     for r, (neurons, alpha) in enumerate(rows):
+        alpha = check_alpha(alpha)
         for layer, idx in layer_indices(m, neurons).items():
             table = factors.setdefault(layer, torch.ones(len(rows), m.adapter.n_neurons))
             table[r, idx] = alpha
@@ -239,6 +257,7 @@ def generate_ids_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], cfg: Ge
         raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
     if method != "nnsight":
         require_local(m, method)
+    alpha = check_alpha(alpha)
     kw = keyed_generate_kwargs(m, cfg, keys)
     enc = on_device(m, enc)
     if seed is not None:
@@ -276,6 +295,7 @@ def logits_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], neurons: Neur
     """
     if method not in METHODS:
         raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
+    alpha = check_alpha(alpha)
     enc = on_device(m, enc)
     enc["position_ids"] = left_pad_positions(enc["attention_mask"])
     if method == "nnsight":

@@ -25,7 +25,7 @@ from .models import LoadedModel
 from .probe import NeuronSet
 from .progress import progress
 from .sampling import GenConfig, append_jsonl, read_jsonl, row_seed
-from .steering import generate_rows, generate_scaled
+from .steering import check_alpha, generate_rows, generate_scaled
 
 
 # ---------------------------------------------------------------- running a sweep (resumable)
@@ -56,6 +56,11 @@ def condition_grid(h_set: NeuronSet, alphas: Sequence[float],
     curves on the same grid).
     """
     for what, grid in (("ALPHAS", alphas), ("CONTROL_ALPHAS", control_alphas or [])):
+        for a in grid:
+            try:
+                check_alpha(a)
+            except ValueError as e:
+                raise ValueError(f"{what} {list(grid)}: {e}") from None
         if _first_repeat(float(a) for a in grid) is not None:
             raise ValueError(f"{what} repeats a value ({list(grid)}): each alpha is one condition")
     if control_alphas is not None and not {float(a) for a in control_alphas} <= {float(a) for a in alphas}:

@@ -8,8 +8,10 @@ import torch
 
 from hneurons_utils.probe import NeuronSet
 from hneurons_utils.sampling import GREEDY, GenConfig
+from hneurons_utils.cett import encode
 from hneurons_utils.steering import (generate_ids_scaled, generate_scaled, layer_indices,
-                                     logits_scaled, scaled_down_proj, suppression_accuracy)
+                                     logits_scaled, scaled_down_proj, scaled_rows,
+                                     suppression_accuracy)
 
 
 def _amplify_ffn(m, factor: float = 20.0) -> None:
@@ -267,3 +269,23 @@ def test_qa_answers_keep_item_order_in_every_condition(tiny_model, monkeypatch):
     assert wide[0] == [it.answers[0] for it in items]
     assert steering.qa_answers(tiny_model, items, conds, cfg, 4, "weights") == wide
     assert wide[1] != wide[0]
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), float("inf"), "high"])
+def test_a_nan_infinite_or_non_numeric_alpha_is_refused(tiny_model, alpha):
+    """A NaN factor would make the logits NaN and generate return empty answers, read as
+    refusals; every entry point refuses it, and the sweep's grid names the parameter."""
+    from hneurons_utils.sweep import condition_grid
+
+    ns = NeuronSet([0, 1], [3, 5], tiny_model.adapter.n_layers, tiny_model.adapter.n_neurons)
+    enc = encode(tiny_model, ["w3 w4 w5"])
+    for method in ("weights", "hook", "nnsight"):
+        with pytest.raises(ValueError, match="alpha must be"):
+            logits_scaled(tiny_model, enc, ns, alpha, method)
+    with pytest.raises(ValueError, match="alpha must be"):
+        generate_scaled(tiny_model, ["w3 w4 w5"], GREEDY, ns, alpha)
+    with pytest.raises(ValueError, match="alpha must be"), scaled_rows(tiny_model, [(ns, 1.0), (ns, alpha)]):
+        pass
+    with pytest.raises(ValueError, match="ALPHAS .*alpha must be"):
+        condition_grid(ns, [0.0, alpha])
+    assert condition_grid(ns, [-1.0, 0.0])  # a negative factor (sign flip) is allowed
