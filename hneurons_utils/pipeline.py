@@ -34,8 +34,8 @@ from .features import Example, FeatureConfig, FeatureSet, extract_features, load
 from .models import LoadedModel
 from .probe import Probe, fit_probe, select_C, training_rows
 from .progress import progress
-from .sampling import (GREEDY, PAPER_SAMPLING, GenConfig, balanced_sample, collect_responses,
-                       consistency_split, greedy_labels, label_counts, read_jsonl,
+from .sampling import (GREEDY, PAPER_SAMPLING, EmptyBalancedSetError, GenConfig, balanced_sample,
+                       collect_responses, consistency_split, greedy_labels, label_counts, read_jsonl,
                        representative_response)
 from .stats import auroc
 from .wording import are, noun
@@ -205,7 +205,21 @@ def identify(m: LoadedModel, train_items: Sequence, cfg: IdentifyConfig, out_dir
 def fit_identification(m: LoadedModel, fs: FeatureSet, split: dict[str, list[Example]],
                        cfg: IdentifyConfig, suppression_score: Callable | None = None
                        ) -> tuple[Probe, list[dict]]:
-    """The probe of Eq. 4 with C chosen on the held-out questions (Section 6.1.3)."""
+    """The probe of Eq. 4 with C chosen on the held-out questions (Section 6.1.3).
+
+    Both splits need faithful and hallucinated answers: with one label only, the 3-vs-1 rows
+    would still hold both classes (answer tokens against the other tokens) and a probe would
+    be fitted that tells answers from other text, not hallucinations; a one-label validation
+    split has no AUROC to choose C by. Either raises :class:`EmptyBalancedSetError`."""
+    for name in ("train", "val"):
+        labels = Counter(int(e.label) for e in split.get(name) or [])
+        if name == "val" and not split.get(name):
+            continue  # no held-out question: C is chosen on the training answers
+        if labels[0] == 0 or labels[1] == 0:
+            raise EmptyBalancedSetError(
+                f"the {name!r} split has {labels[0]} faithful and {labels[1]} hallucinated "
+                "answers; the probe needs both (screen more questions, or hold fewer out "
+                "with a smaller VAL_FRACTION)")
     X, y = scheme_rows(fs, split["train"], cfg.label_scheme)
     Xv, yv = answer_matrix(fs, split["val"] or split["train"])  # no held-out question: training
     return select_C(X, y, Xv, yv, cfg.Cs, suppression_score, penalty=cfg.penalty,

@@ -349,3 +349,28 @@ def test_greedy_origin_text_weighs_greedy_correct_questions_in_the_hallucinated_
     assert greedy_origin_text({"hallucinated": {"correct": 1, "incorrect": 9}}).endswith("at temperature 1.0.")
     assert "none is a fact" in greedy_origin_text({"hallucinated": {"correct": 0, "incorrect": 9}})
     assert greedy_origin_text(None) == "" and greedy_origin_text({"hallucinated": {}}) == ""
+
+
+@pytest.mark.parametrize("part", ["train", "val"])
+def test_fit_identification_refuses_a_split_with_one_label(tiny_model, part):
+    """All-hallucinated training answers would still give the 3-vs-1 fit two classes (answer
+    tokens against other tokens): a probe of 'is this an answer', refused; so is a one-label
+    validation split, which has no AUROC to choose C by. Both labels in both: a probe."""
+    from hneurons_utils.features import Example, FeatureSet
+    from hneurons_utils.pipeline import fit_identification
+
+    a = tiny_model.adapter
+    ex = [Example(f"q{i}#0", "p", "w7", ["w7"], "w5", i % 2, {"qid": f"q{i}"}) for i in range(12)]
+    rng = np.random.default_rng(0)
+    fs = FeatureSet(np.array([e.key for e in ex]),
+                    rng.random((12, a.n_layers, a.n_neurons)).astype(np.float16),
+                    rng.random((12, a.n_layers, a.n_neurons)).astype(np.float16),
+                    np.array(["alias"] * 12), np.ones((12, 2), int), {})
+    good = {"train": ex[:8], "val": ex[8:]}
+    probe, grid = fit_identification(tiny_model, fs, good, IdentifyConfig(Cs=(1.0,)))
+    assert probe.n_neurons == a.n_neurons and len(grid) == 1
+    one_label = {**good, part: [e for e in good[part] if e.label == 1]}
+    with pytest.raises(EmptyBalancedSetError, match=f"'{part}' split has 0 faithful"):
+        fit_identification(tiny_model, fs, one_label, IdentifyConfig(Cs=(1.0,)))
+    with pytest.raises(EmptyBalancedSetError, match="'train' split has 0 faithful and 0"):
+        fit_identification(tiny_model, fs, {"train": [], "val": []}, IdentifyConfig(Cs=(1.0,)))
