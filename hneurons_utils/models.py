@@ -318,12 +318,38 @@ def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device:
     return LoadedModel(model_name(model_id), lm, hf, tok, ffn_adapter(hf), remote)
 
 
-def wrap_model(hf_model: torch.nn.Module, tokenizer: Any, name: str = "custom") -> LoadedModel:
-    """Wrap an already-built HF model (tiny test models, a fine-tuned copy) like ``load_model``."""
+def weights_fingerprint(hf_model: torch.nn.Module, adapter: FFNAdapter | None = None) -> str:
+    """12 hex digits that change with the FFN down-projection weights: a hash of every layer's
+    W_down column sums (float64, one value per neuron), so a fine-tuned copy, or a weight edit
+    of a single neuron, gets another fingerprint. Weights not in memory (a meta device) have
+    none: such a model needs an explicit name."""
+    import hashlib
+
+    a = adapter or ffn_adapter(hf_model)
+    digest = hashlib.sha256(f"{a.model_class}:{a.n_layers}x{a.n_neurons}".encode())
+    with torch.no_grad():
+        for layer in range(a.n_layers):
+            w = a.down_weight(hf_model, layer)
+            if w.is_meta:
+                raise ValueError(f"{a.model_class}: its weights are not loaded (meta device), so "
+                                 "no fingerprint can name it; pass wrap_model a name")
+            digest.update(w.sum(0, dtype=torch.float64).cpu().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def wrap_model(hf_model: torch.nn.Module, tokenizer: Any, name: str | None = None) -> LoadedModel:
+    """Wrap an already-built HF model (tiny test models, a fine-tuned copy) like ``load_model``.
+
+    ``name`` keys every cache and probe made with the model (features, sweeps, probe files
+    check it): without one it is ``custom-<weights_fingerprint>``, so two different models
+    wrapped without a name never share a cache."""
     from nnsight import TransformersModel
 
     if tokenizer is not None and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     hf_model.eval()
+    adapter = ffn_adapter(hf_model)
+    if name is None:
+        name = f"custom-{weights_fingerprint(hf_model, adapter)}"
     return LoadedModel(name, TransformersModel(hf_model, tokenizer=tokenizer), hf_model,
-                       tokenizer, ffn_adapter(hf_model))
+                       tokenizer, adapter)

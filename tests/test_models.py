@@ -237,3 +237,18 @@ def test_remote_without_ndif_key_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(nnsight.CONFIG.API, "APIKEY", None)
     with pytest.raises(RuntimeError, match="NDIF_API_KEY"):
         load_model("some-org/some-model", remote=True)
+
+
+def test_a_model_wrapped_without_a_name_is_named_by_its_weights():
+    """Caches and probes are keyed by the model's name: two different models wrapped without
+    one must not share them (a base model and its fine-tuned copy, say), the same weights must
+    give the same name, and editing one neuron's W_down column changes it."""
+    from conftest import tiny_llama, tiny_tokenizer
+
+    wrap_model = models.wrap_model
+    a, again, other = (wrap_model(tiny_llama(seed=s), tiny_tokenizer()) for s in (1, 1, 2))
+    assert a.name.startswith("custom-") and a.name == again.name != other.name
+    with torch.no_grad():
+        again.adapter.down_weight(again.hf, 1)[:, 7] *= 1.001
+    assert wrap_model(again.hf, tiny_tokenizer()).name != a.name
+    assert wrap_model(tiny_llama(seed=1), tiny_tokenizer(), name="mine").name == "mine"
