@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -59,7 +60,9 @@ def type_problems(params: dict, defaults: dict) -> list[str]:
     """The entries of ``params`` that are no chapter's parameter or change a parameter's type.
 
     An int may stand for a float, None for anything, a bool for the tri-state ``"auto"``, and a
-    parameter whose default is None takes any value.
+    parameter whose default is None takes any value. A bool is not a number here (YAML reads
+    ``yes`` as True, which Python would take for 1), and the items of a list must each have the
+    type of one of the default's items (``[0, 0.5]`` takes numbers, not ``"0"``).
     """
     problems = []
     for key, value in params.items():
@@ -67,13 +70,25 @@ def type_problems(params: dict, defaults: dict) -> list[str]:
             problems.append(f"{key} is not a parameter of any chapter")
             continue
         d = defaults[key]
-        ok = (d is None or value is None or isinstance(value, type(d))
-              or (isinstance(d, float) and isinstance(value, int) and not isinstance(value, bool))
-              or (d == "auto" and isinstance(value, bool)))
-        if not ok:
+        if not _fits(value, d):
             problems.append(f"{key}: {value!r} has type {type(value).__name__}, but its default "
                             f"{d!r} has type {type(d).__name__}")
     return problems
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether ``value`` may replace ``default`` (the rules of :func:`type_problems`)."""
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and (isinstance(default, bool) or default == "auto")
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if not isinstance(value, type(default)):
+        return False
+    if isinstance(default, (list, tuple)) and default:
+        return all(any(_fits(v, d) for d in default) for v in value)
+    return True
 
 
 def check_parameters(chapter: str, values: dict) -> None:

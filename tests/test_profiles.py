@@ -53,6 +53,16 @@ def test_type_problems_name_unknown_names_and_wrong_types():
                    "MODLE is not a parameter of any chapter"]
 
 
+def test_type_problems_take_no_bool_for_a_number_and_check_list_items():
+    """YAML reads ``N_BOOT: yes`` as True, which Python would use as 1; a list's items must
+    each fit one of the default's items (numbers for ALPHAS, not their text)."""
+    defaults = {"N": 10, "ALPHAS": [0, 0.5, 3], "FLAG": True, "NAMES": ["a"], "ANY": []}
+    ok = {"N": 3, "ALPHAS": [0, 1, 2.5], "FLAG": False, "NAMES": ["b", "c"], "ANY": [1, "x"]}
+    assert profiles.type_problems(ok, defaults) == []
+    bad = profiles.type_problems({"N": True, "ALPHAS": ["0", "x"], "FLAG": 1, "NAMES": [1]}, defaults)
+    assert [b.split(":")[0] for b in bad] == ["N", "ALPHAS", "FLAG", "NAMES"]
+
+
 def test_overrides_file_is_checked_and_laid_over_the_profile(tmp_path):
     """A user's YAML overrides the profile for the chapters that declare its names."""
     mine = tmp_path / "mine.yaml"
