@@ -86,6 +86,14 @@ def bootstrap_ci(metric: Metric, y_true: np.ndarray, y_other: np.ndarray, n_boot
     return _percentiles(stats, level)
 
 
+def check_level(level: float) -> float:
+    """A confidence level in (0, 1), or a ValueError (95 for 0.95 would give a silent (0, 1))."""
+    if not 0 < level < 1:
+        raise ValueError(f"confidence level {level!r} must lie strictly between 0 and 1 "
+                         "(0.95, not 95)")
+    return level
+
+
 def _resamples(y: np.ndarray, n_boot: int, seed: int, stratified: bool = True):
     """``n_boot`` bootstrap index arrays over the examples of ``y`` (each class resampled on its
     own when ``stratified``, so a balanced set stays balanced), from one seeded generator."""
@@ -98,6 +106,7 @@ def _resamples(y: np.ndarray, n_boot: int, seed: int, stratified: bool = True):
 def _percentiles(stats: np.ndarray, level: float) -> tuple[float, float]:
     """The percentile interval of bootstrap replicates; NaN replicates are dropped
     (``(nan, nan)`` if all are)."""
+    check_level(level)
     stats = np.asarray(stats, dtype=np.float64)
     if not stats.size or np.isnan(stats).all():
         return float("nan"), float("nan")
@@ -169,6 +178,7 @@ def verdict_agreement(pairs: Sequence[tuple[bool, bool]]) -> dict:
 
 def wilson_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a proportion ``k / n`` (``(nan, nan)`` when ``n == 0``)."""
+    check_level(level)
     if n <= 0:
         return float("nan"), float("nan")
     if not 0 <= k <= n:

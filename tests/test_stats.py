@@ -173,3 +173,12 @@ def test_column_means_skip_unscored_entries_and_give_nan_for_an_empty_column():
         warnings.simplefilter("error")  # an all-NaN column warns nothing
         m = column_means(v)
     assert m[0] == pytest.approx(2 / 3) and m[1] == 0.5 and np.isnan(m[2])
+
+
+def test_a_level_outside_0_1_is_refused():
+    """95 for 0.95 would give Wilson (0, 1) and percentile nonsense."""
+    with pytest.raises(ValueError, match="0.95, not 95"):
+        wilson_ci(3, 10, level=95)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        bootstrap_ci(accuracy, np.array([0, 1, 0, 1]), np.array([0, 1, 1, 1]), level=0)
+    assert wilson_ci(3, 10, level=0.9)[0] > wilson_ci(3, 10, level=0.99)[0]
