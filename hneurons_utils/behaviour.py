@@ -230,9 +230,10 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
     out = pd.DataFrame(rows)
     for c in ("set_min", "set_max"):  # only the random rows have single sets
         out[c] = out[c].astype(float) if c in out else np.nan
-    cols = ["slope_pp", "ci_lo", "ci_hi"]
+    cols = ["slope_pp", "ci_lo", "ci_hi", "set_min", "set_max"]
     out[cols] = out[cols].astype(float)
-    out[cols] = out[cols].where(out[cols].abs() > 1e-9, 0.0)  # no "-0.0" for flat curves
+    # no "-0.0" for flat curves (NaN, where a row has no single sets, stays NaN)
+    out[cols] = out[cols].where(out[cols].abs() > 1e-9, out[cols] * 0.0 + 0.0)
     return out
 
 

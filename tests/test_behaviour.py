@@ -64,6 +64,7 @@ def test_random_control_is_the_mean_of_its_sets_when_they_score_different_items(
     s = behaviour.slope_table(df, n_boot=200).set_index("group")
     assert s.loc["random", "slope_pp"] == pytest.approx(0.0, abs=1e-9)
     assert s.loc["random", "set_min"] == pytest.approx(0.0, abs=1e-9) == s.loc["random", "set_max"]
+    assert not np.signbit(s.loc["random", ["set_min", "set_max"]].to_numpy(float)).any()  # no -0.00
     assert s.loc["diff", "slope_pp"] == pytest.approx(25.0)  # H: 50% -> 100% over alpha 1 -> 3
 
 
