@@ -56,6 +56,7 @@ def test_random_control_is_the_mean_of_its_sets_when_they_score_different_items(
     rows += [("sycophancy", "random-0", 3.0, "a", 1.0), ("sycophancy", "random-0", 3.0, "b", 0.0),
              ("sycophancy", "random-0", 3.0, "c", np.nan), ("sycophancy", "random-1", 3.0, "a", np.nan),
              ("sycophancy", "random-1", 3.0, "b", 0.0), ("sycophancy", "random-1", 3.0, "c", 1.0)]
+    rows += [(b, s, 0.0, i, c) for b, s, _, i, c in rows if s.startswith("random")]  # flat at 50%
     df = _frame(rows)
     t = behaviour.compliance_table(df, n_boot=200).set_index(["group", "alpha"]).loc[("random", 3.0)]
     assert t.seed_min == t.seed_max == 0.5
