@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import json
 import logging
 import random
@@ -272,6 +273,33 @@ def _literal_list(text: str, src: str | Path, line: int, name: str) -> list:
     return value
 
 
+def _file_reader(read: Callable[[Path], Iterator[Row]]) -> Callable[[Path], Iterator[Row]]:
+    """A reader whose file must be UTF-8 and hold at least one row: a stray byte of another
+    encoding is a :class:`DataFormatError` naming its line, and so is a file with no row (an
+    empty file would otherwise load as an empty benchmark, noticed only much later)."""
+    @functools.wraps(read)
+    def rows(path: Path) -> Iterator[Row]:
+        n = 0
+        try:
+            for row in read(path):
+                n += 1
+                yield row
+        except UnicodeDecodeError:
+            data = Path(path).read_bytes()
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataFormatError(path, data.count(b"\n", 0, e.start) + 1, "encoding",
+                                      f"byte 0x{data[e.start]:02x} is not UTF-8; save the file "
+                                      "as UTF-8") from None
+            raise
+        if n == 0:
+            raise DataFormatError(path, None, "rows", "the file holds no row (it is empty, or "
+                                  "only a header)")
+    return rows
+
+
+@_file_reader
 def _read_tsv_qa(path: Path) -> Iterator[Row]:
     """TriviaQA TSV rows: ``question<TAB>python-list-of-aliases``, CRLF and CSV quoting undone."""
     with open(path, encoding="utf-8", newline="") as f:
@@ -287,6 +315,7 @@ def _read_tsv_qa(path: Path) -> Iterator[Row]:
                                        "answers": _literal_list(parts[1], path, line_no, "answers")}
 
 
+@_file_reader
 def _read_jsonl(path: Path) -> Iterator[Row]:
     """JSON-lines rows, each an object."""
     with open(path, encoding="utf-8") as f:
@@ -302,6 +331,7 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
             yield str(path), line_no, rec
 
 
+@_file_reader
 def _read_csv(path: Path) -> Iterator[Row]:
     """CSV rows as dicts (header row required; a BOM is dropped); line = the row's first line."""
     with open(path, encoding="utf-8-sig", newline="") as f:

@@ -187,6 +187,33 @@ def test_malformed_csv_and_jsonl_rows(tmp_path):
         D.load_bioasq(tmp_path)
 
 
+@pytest.mark.parametrize("rel, body, load", [
+    ("nq_open/test.jsonl", b'{"question": "q1", "answer": ["a"]}\n{"question": "caf\xe9", "answer": ["x"]}\n',
+     lambda d: D.load_nq_open(d)),
+    ("triviaqa/train.tsv", b"Q1\t['a']\nQ\xff2\t['a']\n", lambda d: D.load_triviaqa("train", d)),
+    ("falseqa/test.csv", b"question,answer,label\nQ\xff,x,1\n", lambda d: D.load_falseqa("test", d))])
+def test_a_byte_that_is_not_utf8_is_named_with_its_line(tmp_path, rel, body, load):
+    """A file saved in Latin-1 (caf\xe9) fails at its line, not with a bare UnicodeDecodeError."""
+    (tmp_path / rel).parent.mkdir(parents=True)
+    (tmp_path / rel).write_bytes(body)
+    with pytest.raises(DataFormatError, match=r"line 2, field 'encoding': byte 0x(e9|ff) is not UTF-8"):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize("rel, body, load", [
+    ("nq_open/test.jsonl", "", lambda d: D.load_nq_open(d)),
+    ("nq_open/test.jsonl", "\n\n", lambda d: D.load_nq_open(d)),
+    ("triviaqa/train.tsv", "", lambda d: D.load_triviaqa("train", d)),
+    ("falseqa/test.csv", "question,answer,label\n", lambda d: D.load_falseqa("test", d))])
+def test_a_file_with_no_row_is_an_error_not_an_empty_benchmark(tmp_path, rel, body, load):
+    """An empty file (a failed download, say) would load as a benchmark of no question and
+    surface chapters later as a set that 'could not be balanced'."""
+    (tmp_path / rel).parent.mkdir(parents=True)
+    (tmp_path / rel).write_text(body, encoding="utf-8")
+    with pytest.raises(DataFormatError, match="holds no row"):
+        load(tmp_path)
+
+
 def test_empty_answer_lists_are_skipped_and_logged(tmp_path, caplog):
     """A row with an empty alias list is dropped with a logged count, never silently."""
     (tmp_path / "triviaqa").mkdir()
