@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -198,19 +199,23 @@ def load_features(path: str | Path, settings: dict | None = None) -> FeatureSet 
     path = Path(path)
     if not path.exists():
         return None
-    with np.load(path, allow_pickle=False) as z:
-        stored = json.loads(str(z["settings"]))
-        if settings is not None and str(z["settings_hash"]) != settings_hash(settings):
-            if {k: v for k, v in stored.items() if k != "version"} == \
-                    {k: v for k, v in settings.items() if k != "version"}:
-                raise OutdatedFeaturesError(
-                    f"{path} was computed by an older version of the feature code "
-                    f"(version {stored.get('version')}, now {settings.get('version')})")
-            raise ValueError(f"{path} was computed with other settings ({stored}); delete it or "
-                             f"use another OUTPUT_DIR to compute features for {settings}")
-        digests = z["digests"] if "digests" in z.files else None
-        return FeatureSet(z["keys"], z["answer"], z["other"], z["methods"], z["n_tokens"], stored,
-                          digests)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            stored, stored_hash = json.loads(str(z["settings"])), str(z["settings_hash"])
+            arrays = [z[k] for k in ("keys", "answer", "other", "methods", "n_tokens")]
+            digests = z["digests"] if "digests" in z.files else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"{path} is not a readable features file ({type(e).__name__}: {e}); "
+                         "delete it and the features are computed again") from None
+    if settings is not None and stored_hash != settings_hash(settings):
+        if {k: v for k, v in stored.items() if k != "version"} == \
+                {k: v for k, v in settings.items() if k != "version"}:
+            raise OutdatedFeaturesError(
+                f"{path} was computed by an older version of the feature code "
+                f"(version {stored.get('version')}, now {settings.get('version')})")
+        raise ValueError(f"{path} was computed with other settings ({stored}); delete it or "
+                         f"use another OUTPUT_DIR to compute features for {settings}")
+    return FeatureSet(*arrays, stored, digests)
 
 
 def save_features(path: str | Path, fs: FeatureSet) -> None:

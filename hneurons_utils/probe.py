@@ -11,6 +11,7 @@ and the H-Neurons are the neurons it gives a positive weight. :class:`Probe` is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,8 +256,8 @@ class Probe:
             raise FileNotFoundError(f"no probe at {path}: run the identification chapter "
                                     "(notebooks/02_identification.py) for this model first")
         try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{path} is not valid JSON ({e}): rerun the identification chapter") from None
         if not isinstance(d, dict) or d.get("format") != "hneurons-probe/1":
             raise ValueError(f"{path} is not a probe file (format "
@@ -266,6 +267,13 @@ class Probe:
             raise ValueError(f"{path} holds a probe of {d.get('model_id')!r}, not of {model!r}: "
                              "two models share this results folder; give this one its own "
                              "OUTPUT_DIR (or rerun chapter 02 for it)")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        required = {f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        missing, unknown = sorted(required - set(d)), sorted(set(d) - fields)
+        if missing or unknown:
+            raise ValueError(f"{path} is a damaged probe file (missing {missing}, unknown "
+                             f"{unknown}): rerun the identification chapter")
         return cls(**d)
 
 

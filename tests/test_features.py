@@ -9,7 +9,8 @@ import torch
 import hneurons_utils.features as F
 from hneurons_utils import cett
 from hneurons_utils.cett import cett_tokens
-from hneurons_utils.features import Example, FeatureConfig, extract_features, token_masks
+from hneurons_utils.features import (Example, FeatureConfig, extract_features, load_features,
+                                     token_masks)
 
 
 def ex(key: str, response: str, prompt: str = "w3 w4 w5 ", answers=("w7",)) -> Example:
@@ -159,6 +160,20 @@ def test_cache_with_other_settings_is_an_error(tiny_model, tmp_path):
     extract_features(tiny_model, [ex("a", "w6 w7")], path, FeatureConfig("all"))
     with pytest.raises(ValueError, match="other settings"):
         extract_features(tiny_model, [ex("a", "w6 w7")], path, FeatureConfig("output"))
+
+
+def test_a_damaged_features_file_is_named(tiny_model, tmp_path):
+    """A truncated npz, or one without its settings, is an error naming the file and what to do
+    (not numpy's advice about pickled data, nor a bare KeyError)."""
+    path = tmp_path / "f.npz"
+    extract_features(tiny_model, [ex("a", "w6 w7")], path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"f.npz is not a readable features file .*delete it"):
+        load_features(path)
+    np.savez(tmp_path / "g.npz", keys=np.array(["a"]))
+    with pytest.raises(ValueError, match=r"g.npz is not a readable features file \(KeyError"):
+        load_features(tmp_path / "g.npz")
 
 
 def test_npz_needs_no_pickle(tiny_model, tmp_path):

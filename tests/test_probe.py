@@ -113,6 +113,15 @@ def test_load_errors(tmp_path):
     assert Probe.load(path, "/runs/a/model").model_id == "/runs/a/model"
     with pytest.raises(ValueError, match="probe of '/runs/a/model', not of '/runs/b/model'"):
         Probe.load(path, "/runs/b/model")  # same shape, same results folder name: still refused
+    d = json.loads(path.read_text())
+    for name, bad in (("lost", {k: v for k, v in d.items() if k != "std"}), ("extra", {**d, "stdev": 1})):
+        (tmp_path / f"{name}.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=r"lost.json is a damaged probe file \(missing \['std'\]"
+                           if name == "lost" else r"extra.json is a damaged probe file .*unknown \['stdev'\]"):
+            Probe.load(tmp_path / f"{name}.json")
+    (tmp_path / "binary.json").write_bytes(b"\x89PNG\xff\xfe")
+    with pytest.raises(ValueError, match="binary.json is not valid JSON"):
+        Probe.load(tmp_path / "binary.json")
 
 
 @pytest.mark.parametrize("flat, std, problem", [([60], [1.0], "out of range"), ([-1], [1.0], "out of range"),
