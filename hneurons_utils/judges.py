@@ -246,6 +246,10 @@ def rule_judge(response: str, answers: Sequence[str]) -> Label:
     real attempt. Hedges before or around the answer ("I'm not sure, but I think it is
     Paris", "I don't know, maybe Canberra") stay refusals.
     """
+    if isinstance(answers, (str, bytes)) or answers is None \
+            or not all(isinstance(a, str) for a in answers):
+        raise TypeError(f"answers must be a list of alias strings ([] for NonExist), got "
+                        f"{answers!r}: a bare string would be read letter by letter")
     if is_refusal(response, entity_denial=False, leading=True):
         return "refusal"
     if answers and contains_alias(response, answers):

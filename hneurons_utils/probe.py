@@ -23,6 +23,15 @@ from .progress import progress
 from .wording import noun
 
 
+def _indices(values: Sequence, what: str) -> np.ndarray:
+    """Whole-number indices as int64 (a float like 3.7 would be truncated to another neuron)."""
+    a = np.asarray(values).ravel()
+    if a.size and not (np.issubdtype(a.dtype, np.integer)
+                       or (np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a)))):
+        raise ValueError(f"{what} indices must be whole numbers, got {a[:5].tolist()}")
+    return a.astype(np.int64)
+
+
 @dataclass(frozen=True)
 class NeuronSet:
     """A set of FFN neurons: parallel arrays ``layers`` and ``neurons`` (sorted, unique)."""
@@ -33,8 +42,8 @@ class NeuronSet:
     n_neurons: int  # per layer
 
     def __post_init__(self) -> None:
-        layers = np.asarray(self.layers, dtype=np.int64).ravel()
-        neurons = np.asarray(self.neurons, dtype=np.int64).ravel()
+        layers, neurons = (_indices(x, what) for x, what in ((self.layers, "layer"),
+                                                              (self.neurons, "neuron")))
         if layers.shape != neurons.shape:
             raise ValueError(f"layers and neurons differ in length: {layers.shape} vs {neurons.shape}")
         if layers.size and (layers.min() < 0 or layers.max() >= self.n_layers):
@@ -48,7 +57,7 @@ class NeuronSet:
     @classmethod
     def from_flat(cls, flat: np.ndarray, n_layers: int, n_neurons: int) -> "NeuronSet":
         """Build from layer-major flat indices (``layer * n_neurons + neuron``)."""
-        flat = np.asarray(flat, dtype=np.int64)
+        flat = _indices(flat, "flat neuron")
         return cls(flat // n_neurons, flat % n_neurons, n_layers, n_neurons)
 
     @property
@@ -182,7 +191,7 @@ class Probe:
     config: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.flat = np.asarray(self.flat, dtype=np.int64).ravel()
+        self.flat = _indices(self.flat, "Probe neuron")
         for name in ("weights", "mean", "std"):
             setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64).ravel())
             if getattr(self, name).shape != self.flat.shape:
@@ -195,6 +204,12 @@ class Probe:
             raise ValueError("Probe lists a neuron twice (its flat indices must be unique)")
         if not (np.isfinite(self.std).all() and (self.std > 0).all()):
             raise ValueError("Probe.std must be finite and positive (it divides the features)")
+        for name in ("weights", "mean"):
+            if not np.isfinite(getattr(self, name)).all():
+                raise ValueError(f"Probe.{name} holds a NaN or infinite value (a NaN weight would "
+                                 "silently drop its neuron from the H-Neurons)")
+        if not np.isfinite(self.intercept):
+            raise ValueError("Probe.intercept must be finite")
 
     @property
     def n_features(self) -> int:

@@ -30,13 +30,21 @@ def _binary(y: np.ndarray) -> np.ndarray:
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Share of predictions equal to the label (NaN on an empty set)."""
     y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    _same_length(y_true, y_pred, "predictions")
     return float(np.mean(y_true == y_pred)) if y_true.size else float("nan")
+
+
+def _same_length(y: np.ndarray, other: np.ndarray, what: str) -> None:
+    """Labels and their predictions or scores pair up one to one (numpy would broadcast one)."""
+    if y.shape != other.shape:
+        raise ValueError(f"{y.size} labels but {other.size} {what}: they must pair up one to one")
 
 
 def auroc(y_true: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney U, ties count one half); NaN with one class only."""
     y = _binary(y_true)
     s = np.asarray(score, dtype=np.float64).ravel()
+    _same_length(y, s, "scores")
     pos, neg = s[y == 1], s[y == 0]
     if not pos.size or not neg.size:
         return float("nan")

@@ -351,3 +351,11 @@ def test_label_check_reports_and_flags_weak_class_labels():
     _, warn = judges.label_check([{**inc, "judge_yes": 8, "judge_yes_unclear": 14}], "triviaqa")
     assert warn == ("most of the replies the judge calls hallucinated give no answer by hand "
                     "(14 of 22): the hallucinated class is mostly non-answers")
+
+
+@pytest.mark.parametrize("answers", ["Paris", None, [1, 2]])
+def test_rule_judge_needs_a_list_of_alias_strings(answers):
+    """A bare string would be read letter by letter (any 'a' in a reply matching 'Paris');
+    None would read as NonExist's 'no answer exists'."""
+    with pytest.raises(TypeError, match="answers must be a list of alias strings"):
+        rule_judge("It is Madrid", answers)

@@ -196,3 +196,21 @@ def test_screened_neuron_set_keeps_the_individually_best_neurons():
         screened_neuron_set(auc, 1, 3, 4)
     with pytest.raises(ValueError, match="one class only"):
         screened_neuron_set(column_aurocs(X, np.ones(100, int)), 1, 2, 4)
+
+
+def test_fractional_indices_and_non_finite_weights_are_refused():
+    """3.7 would be truncated to neuron 3, a NaN weight would drop its neuron from the
+    H-Neurons without a word; whole floats (3.0, as JSON may give them) are fine."""
+    with pytest.raises(ValueError, match="neuron indices must be whole numbers"):
+        NeuronSet([0], [3.7], L, N)
+    with pytest.raises(ValueError, match="flat neuron indices must be whole numbers"):
+        NeuronSet.from_flat(np.array([2.5]), L, N)
+    assert NeuronSet([0.0], [3.0], L, N).neurons.tolist() == [3]
+    for field, bad in (("weights", [np.nan]), ("mean", [np.inf])):
+        args = dict(weights=[1.0], mean=[0.0])
+        args[field] = bad
+        with pytest.raises(ValueError, match=f"Probe.{field} holds a NaN or infinite"):
+            Probe("m", L, N, np.array([1]), np.array(args["weights"]), 0.0, 1.0,
+                  np.array(args["mean"]), np.ones(1))
+    with pytest.raises(ValueError, match="neuron indices must be whole numbers"):
+        Probe("m", L, N, np.array([1.5]), np.ones(1), 0.0, 1.0, np.zeros(1), np.ones(1))

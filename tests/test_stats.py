@@ -182,3 +182,11 @@ def test_a_level_outside_0_1_is_refused():
     with pytest.raises(ValueError, match="between 0 and 1"):
         bootstrap_ci(accuracy, np.array([0, 1, 0, 1]), np.array([0, 1, 1, 1]), level=0)
     assert wilson_ci(3, 10, level=0.9)[0] > wilson_ci(3, 10, level=0.99)[0]
+
+
+def test_labels_and_predictions_of_different_lengths_are_refused():
+    """numpy would broadcast one prediction over four labels and report an accuracy."""
+    with pytest.raises(ValueError, match="4 labels but 1 predictions"):
+        accuracy([0, 1, 0, 1], [1])
+    with pytest.raises(ValueError, match="4 labels but 3 scores"):
+        auroc([0, 1, 0, 1], [0.1, 0.2, 0.3])
