@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .models import ffn_adapter, fused_part
-from .wording import noun
+from .wording import noun, p_value
 
 
 class SafetensorsFolder:
@@ -366,15 +366,15 @@ def drift_verdict(t: dict, alpha: float = 0.05) -> str:
     if d == "less":
         extra = ("; also against layer-matched random sets" if layer["p_value"] < alpha else
                  "; but not against layer-matched random sets (a layer effect)")
-        return f"changed less than other neurons (t-test p = {p_t:.2g}){extra}"
+        return f"changed less than other neurons (t-test p = {p_value(p_t)}){extra}"
     if d == "more":
         return (f"changed more than other neurons (mean rank interval below 0.5; t-test p = "
-                f"{p_t:.2g} for 'less'): the paper's opposite, in this pair")
+                f"{p_value(p_t)} for 'less'): the paper's opposite, in this pair")
     if d == "more, within random sets":
         return (f"mean rank below 0.5, but layer-matched random sets of {t['n_h_neurons']} neurons "
                 f"reach a mean rank as low as the H-Neurons' in {100 * layer['p_value_more']:.0f}% of "
                 "draws: no evidence either way")
-    return f"no evidence that they changed less (t-test p = {p_t:.2g})"
+    return f"no evidence that they changed less (t-test p = {p_value(p_t)})"
 
 
 def _test(res: Any) -> dict:

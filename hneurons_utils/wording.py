@@ -25,3 +25,9 @@ def signed(x: float, digits: int = 1, max_digits: int | None = None) -> str:
         digits += 1
         out = f"{x:+.{digits}f}"
     return out.replace("-", "+", 1) if float(out) == 0 else out
+
+
+def p_value(p: float, digits: int = 2) -> str:
+    """A p-value with ``digits`` significant digits, or "undefined" where the test has none
+    (NaN: one neuron, no variance), rather than "nan"."""
+    return "undefined" if p != p else f"{p:.{digits}g}"

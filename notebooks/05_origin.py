@@ -461,17 +461,17 @@ ref_drift  # the paper's stated drift numbers
 # %%
 if h.size < 2:
     print(f"Only {wording.noun(h.size, 'H-Neuron')}: a mean rank is one neuron's rank, the t-test is undefined "
-          "(nan) and the tests below carry almost no information.")
+          "and the tests below carry almost no information.")
 elif h.size < drift.MIN_FOR_INTERVAL:
     print(f"Only {h.size} H-Neurons: their ranks are listed instead of a bootstrap interval (which "
           "would only span them), the t-test has almost no degrees of freedom, and the verdict "
           "rests on the layer-matched random sets alone.")
 for name, t in tests.items():  # the verdict is the scorecard's (drift.drift_verdict)
     print(f"{name}: mean rank {drift.mean_rank_text(t, '.3f')} (a random set: "
-          f"0.5); one-sided t-test p = {t['t_test']['p_value']:.2g}, Mann-Whitney p = "
-          f"{t['mann_whitney']['p_value']:.2g}; layer-matched random sets: p = "
-          f"{t['random_layer_matched']['p_value']:.2g} (changed less), "
-          f"{t['random_layer_matched']['p_value_more']:.2g} (changed more)"
+          f"0.5); one-sided t-test p = {wording.p_value(t['t_test']['p_value'])}, Mann-Whitney "
+          f"p = {wording.p_value(t['mann_whitney']['p_value'])}; layer-matched random sets: p = "
+          f"{wording.p_value(t['random_layer_matched']['p_value'])} (changed less), "
+          f"{wording.p_value(t['random_layer_matched']['p_value_more'])} (changed more)"
           f"\n  -> {drift.drift_verdict(t)}")
 plots.write_results(OUT, "results", {"drift": tests, "timings_s": timings, "offline_pair": OFFLINE,
                                      "base": str(BASE_SRC), "instruct": str(INSTRUCT_SRC),

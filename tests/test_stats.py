@@ -190,3 +190,9 @@ def test_labels_and_predictions_of_different_lengths_are_refused():
         accuracy([0, 1, 0, 1], [1])
     with pytest.raises(ValueError, match="4 labels but 3 scores"):
         auroc([0, 1, 0, 1], [0.1, 0.2, 0.3])
+
+
+def test_an_undefined_p_value_reads_undefined_not_nan():
+    from hneurons_utils.wording import p_value
+
+    assert p_value(float("nan")) == "undefined" and p_value(0.0123) == "0.012"
