@@ -491,8 +491,12 @@ jb.assign(opening=jb.response.map(behaviour.redact),
 
 # %%
 plots.write_results(OUT, "judge_agreement", {"rows": agreement.to_dict("records")})
-ci = lambda c: f"[{c[0]:.2f}, {c[1]:.2f}]"  # noqa: E731
-agreement.assign(precision_ci=agreement.precision_ci.map(ci), recall_ci=agreement.recall_ci.map(ci))[
+# a precision (recall) with nothing to divide by, the judge (the hand labels) calling no reply
+# compliant, prints as "n = 0" rather than NaN
+ci = lambda c: "n = 0" if c[0] != c[0] else f"[{c[0]:.2f}, {c[1]:.2f}]"  # noqa: E731
+rate = lambda x: "n = 0" if x != x else round(x, 2)  # noqa: E731
+agreement.assign(precision_ci=agreement.precision_ci.map(ci), recall_ci=agreement.recall_ci.map(ci),
+                 precision=agreement.precision.map(rate), recall=agreement.recall.map(rate))[
     ["judge", "benchmark", "definition", "split", "n_labelled", "n_frozen", "n_used",
      "human_not_complies", "judge_complies", "precision", "precision_ci", "recall", "agreement"]].round(2)
 
