@@ -32,7 +32,7 @@ LAYER_PATHS = ("model.layers", "model.language_model.layers", "transformer.h",
 FFN_PATHS = (
     ("mlp.down_proj", "mlp.up_proj", "mlp.gate_proj", False),   # Llama, Mistral, Qwen2, Gemma, SmolLM
     ("mlp.c_proj", "mlp.c_fc", None, True),                      # GPT-2 (Conv1D: weight is [in, out])
-    ("mlp.dense_4h_to_h", "mlp.dense_h_to_4h", None, False),     # GPT-NeoX / Pythia, Falcon
+    ("mlp.dense_4h_to_h", "mlp.dense_h_to_4h", None, False),     # GPT-NeoX / Pythia, Falcon, Bloom
     ("fc2", "fc1", None, False),                                 # OPT
 )
 # One weight holding the gate and up projections, gate rows first (Phi-3, Phi-4): W_up is its

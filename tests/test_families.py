@@ -1,8 +1,8 @@
 """The CETT and steering checks of test_cett/test_steering on the other architecture families
 the adapter supports (the `tiny_model` fixture covers Llama and GPT-2): a user who changes
 MODEL_ID to a Mistral, Qwen, Gemma (text-only or the vision-language checkpoints the paper's
-Gemma-3 models are), Phi-3, Pythia, OPT, GPT-Neo, StarCoder (GPTBigCode) or Falcon model gets the
-same guarantees.
+Gemma-3 models are), Phi-3, Pythia, OPT, GPT-Neo, StarCoder (GPTBigCode), Falcon or Bloom model gets
+the same guarantees.
 
 Each family is a tiny random model built in code. OPT is the odd one: its decoder layers flatten
 tokens to ``[B*T, d]`` before the FFN, so the down-projection sees ``[B*T, N]``.
@@ -57,13 +57,16 @@ def _build(family: str) -> torch.nn.Module:
             pad_token_id=0, eos_token_id=1, bos_token_id=1))
     if family == "falcon":  # parallel attention; adds the attention output to the FFN's in place
         return tf.FalconForCausalLM(tf.FalconConfig(**SIZES, ffn_hidden_size=48))
+    if family == "bloom":  # ALiBi positions; its FFN is fixed at 4 x hidden (48 = 4 x 12)
+        return tf.BloomForCausalLM(tf.BloomConfig(vocab_size=100, hidden_size=12, n_layer=2, n_head=4,
+                                                  pad_token_id=0, eos_token_id=1, bos_token_id=1))
     raise AssertionError(family)
 
 
 DOWN = {"mistral": "mlp.down_proj", "qwen2": "mlp.down_proj", "gemma3": "mlp.down_proj",
         "gemma3_vlm": "mlp.down_proj", "phi3": "mlp.down_proj", "gpt_neox": "mlp.dense_4h_to_h",
         "opt": "fc2", "gpt_neo": "mlp.c_proj", "gpt_bigcode": "mlp.c_proj",
-        "falcon": "mlp.dense_4h_to_h"}
+        "falcon": "mlp.dense_4h_to_h", "bloom": "mlp.dense_4h_to_h"}
 
 
 @pytest.fixture(params=list(DOWN))
