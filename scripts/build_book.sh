@@ -38,7 +38,7 @@ fi
 BOOK_OUT=${BOOK_OUT:-book}  # where executed notebooks and the site go (the tests use a temporary one)
 if [ "$(cd "$(dirname "$BOOK_OUT")" 2>/dev/null && pwd)/$(basename "$BOOK_OUT")" != "$PWD/book" ]; then
   mkdir -p "$BOOK_OUT"
-  cp -r book/*.md book/references.bib book/_static "$BOOK_OUT"/  # the pages that are not notebooks
+  cp -r book/*.md book/references.bib book/_mathjax "$BOOK_OUT"/  # the pages that are not notebooks
 fi
 
 # A chapter's parameters and unexecuted notebook go to a scratch folder outside the book, so a

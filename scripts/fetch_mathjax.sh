@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Put MathJax 3 (from the npm registry) into book/_static/mathjax so the site needs no CDN.
+# Put MathJax 3 (from the npm registry) where the site serves it, _static/mathjax, so it needs
+# no CDN. It lives in book/_mathjax/_static/mathjax, copied by html_extra_path (_config.yml):
+# jupyter-book would add every .js under book/_static to every page as a script of its own,
+# loading MathJax twice and its font file as a script besides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dest=book/_static/mathjax
+dest=book/_mathjax/_static/mathjax
 [ -f "$dest/tex-mml-chtml.js" ] && exit 0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

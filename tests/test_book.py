@@ -94,6 +94,11 @@ def test_pages_load_nothing_from_the_internet(smoke_book):
             offenders.append(str(css.relative_to(build)))
     assert not offenders, f"remote assets in {sorted(set(offenders))}"
     assert (build / "_static" / "mathjax" / "tex-mml-chtml.js").exists()
+    assert (build / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+    for page in build.glob("*.html"):  # MathJax once, and its font file only as MathJax loads it
+        scripts = re.findall(r"<script[^>]+src=\"([^\"]+)\"", page.read_text())
+        assert sum("tex-mml-chtml.js" in s for s in scripts) == 1, (page.name, scripts)
+        assert not any("fonts/" in s for s in scripts), (page.name, scripts)
 
 
 @pytest.mark.slow

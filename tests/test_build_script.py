@@ -53,8 +53,8 @@ def project(tmp_path: Path) -> Path:
     for ch in CHAPTERS:
         (tmp_path / "notebooks" / f"{ch}.py").write_text(
             '# %% tags=["parameters"]\nPROFILE = "default"\nOUTPUT_DIR = "results/default"\n')
-    (tmp_path / "book" / "_static" / "mathjax").mkdir(parents=True)
-    (tmp_path / "book" / "_static" / "mathjax" / "tex-mml-chtml.js").touch()
+    (tmp_path / "book" / "_mathjax" / "_static" / "mathjax").mkdir(parents=True)
+    (tmp_path / "book" / "_mathjax" / "_static" / "mathjax" / "tex-mml-chtml.js").touch()
     (tmp_path / "book" / "intro.md").touch()
     (tmp_path / "book" / "references.bib").touch()
     bin_ = tmp_path / ".venv" / "bin"
