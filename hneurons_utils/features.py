@@ -43,7 +43,9 @@ _MARK = "\u2063RESPONSE\u2063"
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """How features are computed; everything here is part of the cache key."""
+    """How features are computed. ``other_tokens``, ``span_rule`` and ``measure`` are part of the
+    cache key; ``batch_size`` and ``save_every_s`` only pace the work (padding masks keep a
+    response's features independent of its batch)."""
 
     other_tokens: str = "all"  # "all" (paper, Eq. 3) or "output" (response tokens only)
     batch_size: int = 8  # responses per traced forward pass

@@ -243,6 +243,14 @@ def settings_hash(settings: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def template_id(tokenizer: Any) -> str:
+    """A short hash of the tokenizer's chat template (its source text, so a template that
+    writes today's date still has one id), "none" without one: part of what a sampled file
+    depends on, as the model name does not pin it."""
+    t = getattr(tokenizer, "chat_template", None)
+    return "none" if t is None else settings_hash({"chat_template": t})
+
+
 def _chunk_seed(seed: int, qids: Sequence[str]) -> int:
     """The RNG seed of one batch: a function of the run seed and the batch's questions only,
     so a resumed run draws exactly what an uninterrupted one would have drawn."""
@@ -367,8 +375,9 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     question) -> str`` and ``generate(m, prompts, cfg, seed) -> [[answer, ...], ...]`` (default
     :func:`build_prompt` and :func:`generate_texts`); ``prompt_settings`` names that format in
     the settings key (default: the instruction), so files of two formats never mix. The key
-    also holds the decoding settings, the model and ``seed``: a file sampled otherwise is
-    refused with an error, never mixed in. The judge is not part of it: records labelled by
+    also holds the decoding settings, the model and ``seed``, and each record the chat
+    template's id (:func:`template_id`): a file sampled otherwise is refused with an error,
+    never mixed in. The judge is not part of it: records labelled by
     another judge (or rule version) are labelled again, their responses kept.
     """
     judge = judge or echo_free_rule_judge
@@ -379,7 +388,12 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     key = settings_hash({"gen": cfg.as_dict(), "model": m.name, "seed": seed,
                          **(prompt_settings or {"instruction": INSTRUCTION})})
     done = _resume_records(path, key, items, judge)
-    jid = judge_id(judge)
+    jid, tid = judge_id(judge), template_id(m.tokenizer)
+    for it in items:  # records since the template joined them carry its id; older ones cannot tell
+        if it.qid in done and done[it.qid].get("template", tid) != tid:
+            raise ValueError(f"{path} holds {it.qid!r} sampled under another chat template "
+                             f"({done[it.qid]['template']}, now {tid}); delete the file or use "
+                             "another OUTPUT_DIR")
     prompt = {it.qid: prompt_fn(m.tokenizer, it.question) for it in items}
     order = sorted(items, key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
@@ -393,7 +407,7 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
         recs = [{"qid": it.qid, "dataset": it.dataset, "question": it.question,
                  "answers": list(it.answers), "prompt": p, "responses": rs,
                  "labels": [judge(it.question, r, it.answers) for r in rs], "judge": jid,
-                 "settings": key}
+                 "settings": key, "template": tid}
                 for it, p, rs in zip(batch, prompts, texts) if it.qid not in done]
         append_jsonl(path, recs)
         done.update((r["qid"], r) for r in recs)

@@ -24,7 +24,7 @@ from .benchmarks import CHALLENGE, BenchItem, chat_prompt
 from .models import LoadedModel
 from .probe import NeuronSet
 from .progress import progress
-from .sampling import GenConfig, append_jsonl, read_jsonl, row_seed
+from .sampling import GenConfig, append_jsonl, read_jsonl, row_seed, template_id
 from .steering import check_alpha, generate_rows, generate_scaled
 
 
@@ -183,13 +183,13 @@ def _condition_paths(m: LoadedModel, items: Sequence[BenchItem], conditions: Seq
                      ) -> dict[str, Path]:
     """Each condition's JSONL file, named by a hash of everything that determines its records
     (the items' ids and their content: prompt and judge metadata, so a changed option format or
-    option count starts new files)."""
+    option count starts new files; and the chat template, :func:`sampling.template_id`)."""
     ids = [[it.item_id, it.user, it.meta] for it in items]
     key_all = [c.tag for c in conditions] if method == "rows" else None  # one wide call: all conditions
     paths = {}
     for c in conditions:
         key = settings_key(ids, cfg.as_dict(), reply_cfg and reply_cfg.as_dict(), seed, per_call,
-                           method, c.neurons, m.name, key_all,
+                           method, c.neurons, m.name, key_all, template_id(m.tokenizer),
                            *([] if steer_first_turn else ["first turn unsteered"]),
                            *(["keyed sampling"] if keyed else []))
         paths[c.tag] = Path(out_dir) / f"{items[0].source}__{c.tag}__{key}.jsonl"

@@ -39,3 +39,31 @@ def test_generators_without_length(monkeypatch, capsys):
     fake_clock(monkeypatch, 1.0)
     assert list(progress((i for i in range(3)), "gen", every=1.5)) == [0, 1, 2]
     assert capsys.readouterr().err.splitlines() == ["gen: 2 batch (2 s)", "gen: 3 batch, done in 4 s"]
+
+
+def test_atomic_writes_of_one_file_from_two_threads_never_collide(tmp_path):
+    """Each write has a temporary name of its own: concurrent writers of one file (two runs
+    sharing an OUTPUT_DIR) leave one whole version and no stray temporary file."""
+    import threading
+
+    from hneurons_utils.files import write_text_atomic
+
+    path, errors = tmp_path / "r.json", []
+
+    def write(i):
+        try:
+            for _ in range(50):
+                write_text_atomic(path, f"writer {i}\n" * 200)
+        except Exception as e:  # noqa: BLE001 - any failure is the finding
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    text = path.read_text()
+    assert len(set(text.splitlines())) == 1 and text.count("\n") == 200
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    assert path.stat().st_mode & 0o044  # readable beyond its owner, like any other result

@@ -91,6 +91,23 @@ def test_collect_refuses_other_settings(tiny_model, tmp_path):
         collect_responses(m, items(3), path, TINY_GEN, batch_size=2, seed=1)
 
 
+def test_collect_refuses_another_chat_template(tiny_model, tmp_path):
+    """The model name does not pin the chat template: questions asked in another template are
+    not appended to a file of the old one. Records written before the template's id joined
+    them (no "template" field) are taken as they are."""
+    m = with_chat(tiny_model)
+    path = tmp_path / "r.jsonl"
+    collect_responses(m, items(2), path, TINY_GEN, batch_size=2)
+    m.tokenizer.chat_template = "SYSTEM: be brief. " + CHAT
+    with pytest.raises(ValueError, match="q0.*another chat template"):
+        collect_responses(m, items(4), path, TINY_GEN, batch_size=2)
+    assert len(read_jsonl(path)) == 2  # nothing appended
+    m.tokenizer.chat_template = CHAT
+    old = [{k: v for k, v in r.items() if k != "template"} for r in read_jsonl(path)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in old))
+    assert len(collect_responses(m, items(4), path, TINY_GEN, batch_size=2)) == 4
+
+
 def test_another_judge_relabels_stored_responses(tiny_model, tmp_path, capsys):
     """Records labelled by another judge (or rule version) keep their responses and get the
     current judge's labels, in the file too; the same judge labels nothing twice."""

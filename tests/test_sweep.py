@@ -70,6 +70,19 @@ def test_changed_item_content_starts_new_files(chat_model, tmp_path):
     assert len(set(tmp_path.glob("*.jsonl"))) == 2  # the old format reuses its own file
 
 
+def test_another_chat_template_starts_new_files(chat_model, tmp_path):
+    """Under the same model name a changed chat template renders other prompts: its replies go
+    to files of their own, never appended to (or read from) the old template's."""
+    a = chat_model.adapter
+    conds = sweep.condition_grid(NeuronSet(np.zeros(2, int), np.arange(2), a.n_layers, a.n_neurons), [1.0])
+    cfg = benchmarks.decoding("faitheval", max_new_tokens=2)
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 6, 0)
+    first = set(tmp_path.glob("*.jsonl"))
+    chat_model.tokenizer.chat_template = "w8 " + chat_model.tokenizer.chat_template
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 6, 0)
+    assert len(set(tmp_path.glob("*.jsonl")) - first) == len(first)
+
+
 def test_reply_only_steering_keeps_the_unsteered_first_answer(chat_model, tmp_path):
     """steer_first_turn=False: every condition continues the one unsteered first answer (so the
     same items count as "first answered correctly" at every alpha); the default steers both
