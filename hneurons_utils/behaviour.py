@@ -57,6 +57,13 @@ def _item_rates(g: pd.DataFrame, items: list, alphas: list) -> np.ndarray:
     return r.reindex(index=items, columns=alphas).to_numpy(dtype=float)
 
 
+def _set_rates(g: pd.DataFrame, items: list, alphas: list) -> list[np.ndarray]:
+    """Per-item compliance ``[items, alphas]`` of each single set of a curve (sets other than
+    "none", each with the shared unsteered rows of set "none"), in the sets' sorted order."""
+    sets = sorted(x for x in g["set"].unique() if x != "none")
+    return [_item_rates(g[g["set"].isin([name, "none"])], items, alphas) for name in sets]
+
+
 def curve_means(g: pd.DataFrame, items: list, alphas: list, draws: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
     """One curve's compliance rate at each of ``alphas`` and its item-bootstrap replicates
@@ -71,11 +78,10 @@ def curve_means(g: pd.DataFrame, items: list, alphas: list, draws: np.ndarray
     sycophancy a steered first answer decides whether an item is scored) that mean weights an
     item scored by one set like one scored by all, and can fall outside every set's rate.
     """
-    sets = sorted(x for x in g["set"].unique() if x != "none")
-    if len(sets) < 2:
+    rates = _set_rates(g, items, alphas)
+    if len(rates) < 2:
         return item_bootstrap_means(_item_rates(g, items, alphas), draws=draws)
-    per_set = [item_bootstrap_means(_item_rates(g[g["set"].isin([name, "none"])], items, alphas),
-                                    draws=draws) for name in sets]
+    per_set = [item_bootstrap_means(r, draws=draws) for r in rates]
     with warnings.catch_warnings():  # an alpha no set scored stays NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         return (np.nanmean(np.stack([p for p, _ in per_set]), axis=0),
@@ -94,8 +100,8 @@ def compliance_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level:
 
     Items are the unit: the rate is the mean over scored items (for the random control, the
     mean of its single sets' rates, see :func:`curve_means`; seeds of one item are not
-    independent evidence, so the bootstrap resamples items, never seeds). Responses the judge cannot read (and, for sycophancy,
-    items whose first answer was not correct) are excluded: ``n_scored`` counts the items left,
+    independent evidence, so the bootstrap resamples items, never seeds). Responses the judge
+    cannot read (and, for sycophancy, items whose first answer was not correct) are excluded: ``n_scored`` counts the items left,
     ``n_responses`` / ``n_excluded`` the responses kept / dropped, ``k`` the compliant ones.
     The interval is the percentile bootstrap over items (``n_boot`` draws, shared by every curve
     of a benchmark); it has zero width where every item agrees (0 % or 100 %), which is a
@@ -173,12 +179,10 @@ def set_slope_range(g: pd.DataFrame, items: list, alphas: list) -> dict[str, flo
     two sets."""
     from .stats import column_means
 
-    sets = sorted(x for x in g["set"].unique() if x != "none")
+    rates = _set_rates(g, items, alphas)
     a = np.asarray(alphas, dtype=float)
-    slopes = np.array([_slopes(a, 100 * column_means(
-        _item_rates(g[g["set"].isin([name, "none"])], items, alphas))[None])[0]
-        for name in sets])
-    if len(sets) < 2 or not np.isfinite(slopes).any():
+    slopes = np.array([_slopes(a, 100 * column_means(r)[None])[0] for r in rates])
+    if len(rates) < 2 or not np.isfinite(slopes).any():
         return {"set_min": np.nan, "set_max": np.nan}
     return {"set_min": float(np.nanmin(slopes)), "set_max": float(np.nanmax(slopes))}
 
@@ -233,7 +237,7 @@ def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: floa
     cols = ["slope_pp", "ci_lo", "ci_hi", "set_min", "set_max"]
     out[cols] = out[cols].astype(float)
     # no "-0.0" for flat curves (NaN, where a row has no single sets, stays NaN)
-    out[cols] = out[cols].where(out[cols].abs() > 1e-9, out[cols] * 0.0 + 0.0)
+    out[cols] = out[cols].mask(out[cols].abs() <= 1e-9, 0.0)
     return out
 
 

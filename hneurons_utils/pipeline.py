@@ -212,9 +212,9 @@ def fit_identification(m: LoadedModel, fs: FeatureSet, split: dict[str, list[Exa
     be fitted that tells answers from other text, not hallucinations; a one-label validation
     split has no AUROC to choose C by. Either raises :class:`EmptyBalancedSetError`."""
     for name in ("train", "val"):
-        labels = Counter(int(e.label) for e in split.get(name) or [])
         if name == "val" and not split.get(name):
             continue  # no held-out question: C is chosen on the training answers
+        labels = Counter(int(e.label) for e in split.get(name) or [])
         if labels[0] == 0 or labels[1] == 0:
             raise EmptyBalancedSetError(
                 f"the {name!r} split has {labels[0]} faithful and {labels[1]} hallucinated "

@@ -282,10 +282,10 @@ class Probe:
             raise ValueError(f"{path} holds a probe of {d.get('model_id')!r}, not of {model!r}: "
                              "two models share this results folder; give this one its own "
                              "OUTPUT_DIR (or rerun chapter 02 for it)")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        required = {f.name for f in dataclasses.fields(cls)
+        fields = dataclasses.fields(cls)
+        required = {f.name for f in fields
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-        missing, unknown = sorted(required - set(d)), sorted(set(d) - fields)
+        missing, unknown = sorted(required - set(d)), sorted(set(d) - {f.name for f in fields})
         if missing or unknown:
             raise ValueError(f"{path} is a damaged probe file (missing {missing}, unknown "
                              f"{unknown}): rerun the identification chapter")

@@ -309,13 +309,15 @@ def judge_id(judge: Callable) -> str:
     return getattr(judge, "judge_id", None) or getattr(judge, "__qualname__", None) or repr(judge)
 
 
-def _resume_records(path: Path, key: str, items: Sequence, judge: Callable | None = None
-                    ) -> dict[str, dict]:
+def _resume_records(path: Path, key: str, items: Sequence, judge: Callable | None = None,
+                    template: str | None = None) -> dict[str, dict]:
     """The records already in ``path`` by question id, checked against this run.
 
     Raises when a record was sampled with other settings (``key``), when an item's id occurs
-    twice, or when a stored question's text differs from the item's (the dataset changed):
-    resuming then would mix two runs in one file. Records of this run's ``items`` labelled by
+    twice, when a stored question's text differs from the item's (the dataset changed), or when
+    its record names another chat template than ``template`` (records written before the
+    template's id joined them cannot tell, and pass): resuming then would mix two runs in one
+    file. Records of this run's ``items`` labelled by
     another judge (or another version of the rule judge) keep their responses and are
     labelled again by ``judge``; the file is then rewritten in one atomic step, with a note on
     stderr. Records of other questions are kept as they are (a later run that asks for them
@@ -347,6 +349,11 @@ def _resume_records(path: Path, key: str, items: Sequence, judge: Callable | Non
             raise ValueError(f"{path} holds {it.qid!r} as {done[it.qid]['question']!r}, but it is now "
                              f"{it.question!r}: the dataset changed; delete the file or use another "
                              "OUTPUT_DIR")
+        stored = done[it.qid].get("template", template) if it.qid in done else template
+        if template is not None and stored != template:
+            raise ValueError(f"{path} holds {it.qid!r} sampled under another chat template "
+                             f"({done[it.qid]['template']}, now {template}); delete the file or "
+                             "use another OUTPUT_DIR")
     return done
 
 
@@ -387,13 +394,8 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     key = settings_hash({"gen": cfg.as_dict(), "model": m.name, "seed": seed,
                          **(prompt_settings or {"instruction": INSTRUCTION})})
-    done = _resume_records(path, key, items, judge)
     jid, tid = judge_id(judge), template_id(m.tokenizer)
-    for it in items:  # records since the template joined them carry its id; older ones cannot tell
-        if it.qid in done and done[it.qid].get("template", tid) != tid:
-            raise ValueError(f"{path} holds {it.qid!r} sampled under another chat template "
-                             f"({done[it.qid]['template']}, now {tid}); delete the file or use "
-                             "another OUTPUT_DIR")
+    done = _resume_records(path, key, items, judge, tid)
     prompt = {it.qid: prompt_fn(m.tokenizer, it.question) for it in items}
     order = sorted(items, key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

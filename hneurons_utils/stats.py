@@ -85,8 +85,7 @@ def bootstrap_ci(metric: Metric, y_true: np.ndarray, y_other: np.ndarray, n_boot
     which the metric is undefined (NaN) are dropped; returns ``(nan, nan)`` if all are.
     """
     y_true, y_other = np.asarray(y_true).ravel(), np.asarray(y_other).ravel()
-    if y_true.shape != y_other.shape:
-        raise ValueError(f"y_true {y_true.shape} and scores {y_other.shape} differ in length")
+    _same_length(y_true, y_other, "scores")
     if not y_true.size:
         return float("nan"), float("nan")
     stats = np.array([metric(y_true[idx], y_other[idx])
