@@ -105,8 +105,9 @@ def compliance_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level:
     ``n_scored`` counts the items left, ``n_responses`` / ``n_excluded`` the responses kept /
     dropped, ``k`` the compliant ones. The interval is the percentile bootstrap over items
     (``n_boot`` draws, shared by every curve of a benchmark); it has zero width where every
-    item agrees (0 % or 100 %), which is a limit of the bootstrap, not certainty. ``seed_min`` / ``seed_max``: the lowest and highest
-    rate of a single random set (NaN for the H-Neurons).
+    item agrees (0 % or 100 %), which is a limit of the bootstrap, not certainty.
+    ``seed_min`` / ``seed_max``: the lowest and highest rate of a single random set (NaN for
+    the H-Neurons).
     """
     df = with_shared_baseline(df)
     q = [(1 - level) / 2, (1 + level) / 2]
