@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; see writer_lock
+    fcntl = None
+
+
+class FileBusyError(RuntimeError):
+    """Another process is writing the result file this run wants to write."""
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -22,3 +33,49 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock file of a result file: ``.<name>.lock`` beside it (hidden, and never matched
+    by the ``*.jsonl`` patterns that read results)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``path``'s lock file while a run appends to ``path``.
+
+    Two runs that append to one JSONL at once (two notebooks, or a notebook and a script, on
+    one OUTPUT_DIR) would both see a question as missing and both write it: resumption relies
+    on being the only writer. The second run therefore fails at once with
+    :class:`FileBusyError`, naming the file and the other run's process id, instead of
+    duplicating records. The lock is an advisory ``flock`` that the system releases when its
+    holder exits, even when killed, so a crashed run never leaves a stale lock behind (the
+    empty lock file stays and is reused). Where ``fcntl`` does not exist (Windows) nothing is
+    locked and the caller must not start two writers.
+    """
+    lp = lock_path(path)
+    lp.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield lp
+        return
+    fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise FileBusyError(
+                f"{path} is being written by another run (process {holder}); wait for it to "
+                "finish (it resumes from the same file) or give this run another OUTPUT_DIR"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield lp
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

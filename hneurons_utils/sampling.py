@@ -5,7 +5,8 @@ The paper samples 10 answers per TriviaQA question at temperature 1.0, top_k 50,
 with the question followed by "Respond with the answer only, without any explanation.", and
 keeps the questions answered correctly in all 10 samples or incorrectly in all 10.
 :func:`collect_responses` writes one JSONL record per question as it goes and resumes after an
-interruption; :func:`consistency_split` and :func:`balanced_sample` build the training set.
+interruption (one writer per file: a second run on it fails, :func:`files.writer_lock`);
+:func:`consistency_split` and :func:`balanced_sample` build the training set.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from .judges import RULE_JUDGE_VERSION, aliases_outside
-from .files import write_text_atomic
+from .files import write_text_atomic, writer_lock
 from .progress import progress
 
 from .cett import encode, left_pad_positions, on_device
@@ -385,7 +386,9 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     also holds the decoding settings, the model and ``seed``, and each record the chat
     template's id (:func:`template_id`): a file sampled otherwise is refused with an error,
     never mixed in. The judge is not part of it: records labelled by
-    another judge (or rule version) are labelled again, their responses kept.
+    another judge (or rule version) are labelled again, their responses kept. While it runs it
+    holds ``path``'s writer lock (:func:`files.writer_lock`): another run on the same file
+    raises :class:`files.FileBusyError` instead of writing the same questions twice.
     """
     judge = judge or echo_free_rule_judge
     prompt_fn = prompt_fn or build_prompt
@@ -394,6 +397,14 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     key = settings_hash({"gen": cfg.as_dict(), "model": m.name, "seed": seed,
                          **(prompt_settings or {"instruction": INSTRUCTION})})
+    with writer_lock(path):  # a second writer of this file fails instead of duplicating records
+        return _collect(m, items, path, cfg, judge, batch_size, seed, on_batch, desc, prompt_fn,
+                        generate, key)
+
+
+def _collect(m, items, path, cfg, judge, batch_size, seed, on_batch, desc, prompt_fn, generate,
+             key):
+    """:func:`collect_responses`'s work, under its writer lock."""
     jid, tid = judge_id(judge), template_id(m.tokenizer)
     done = _resume_records(path, key, items, judge, tid)
     prompt = {it.qid: prompt_fn(m.tokenizer, it.question) for it in items}

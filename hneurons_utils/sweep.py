@@ -11,6 +11,7 @@ afterwards (:mod:`hneurons_utils.compliance`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -21,6 +22,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from .benchmarks import CHALLENGE, BenchItem, chat_prompt
+from .files import writer_lock
 from .models import LoadedModel
 from .probe import NeuronSet
 from .progress import progress
@@ -228,7 +230,9 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     under every condition (its files get their own settings hash). ``progress_every`` (seconds;
     None: off) reports progress over the chunks through
     :func:`progress.progress` (a bar in a terminal; in a notebook a line after that many
-    seconds, then at doubling intervals, and one when done).
+    seconds, then at doubling intervals, and one when done). The condition files are locked
+    while the sweep runs (:func:`files.writer_lock`): a second sweep on them raises
+    :class:`files.FileBusyError` instead of duplicating records.
     """
     _check_sweep(m, items, conditions, out_dir, method, steer_first_turn)
     if keyed is None:
@@ -237,8 +241,20 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     per_call = max(1, batch_size // len(conditions)) if method == "rows" else batch_size
     paths = _condition_paths(m, items, conditions, cfg, reply_cfg, out_dir, seed, per_call, method,
                              steer_first_turn, keyed and sampled)
-    done = {tag: {r["item_id"] for r in read_jsonl(path, repair=True)} for tag, path in paths.items()}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as locks:  # a second writer of these files fails, never duplicates
+        for path in dict.fromkeys(paths.values()):
+            locks.enter_context(writer_lock(path))
+        _sweep_chunks(m, items, conditions, cfg, reply_cfg, seed, method, steer_first_turn,
+                      keyed, per_call, paths, progress_every)
+    frames = [pd.DataFrame.from_records(read_jsonl(paths[c.tag])) for c in conditions]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _sweep_chunks(m, items, conditions, cfg, reply_cfg, seed, method, steer_first_turn, keyed,
+                  per_call, paths, progress_every) -> None:
+    """:func:`run_sweep`'s generation loop, under the writer locks of its files."""
+    done = {tag: {r["item_id"] for r in read_jsonl(path, repair=True)} for tag, path in paths.items()}
     starts = range(0, len(items), per_call)
     if progress_every is not None:
         starts = progress(starts, f"{items[0].source} sweep ({len(conditions)} conditions)", "chunk",
@@ -257,5 +273,3 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
                  "alpha": c.alpha, "chunk": ci, "seconds": round(secs, 3), **rec,
                  "meta": _record_meta(it)}
                 for it, rec in zip(chunk, per_item) if it.item_id not in done[c.tag]])
-    frames = [pd.DataFrame.from_records(read_jsonl(paths[c.tag])) for c in conditions]
-    return pd.concat(frames, ignore_index=True)

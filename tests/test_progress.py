@@ -1,6 +1,9 @@
 """Progress lines in executed notebooks (stderr is not a terminal there)."""
 
 import itertools
+from pathlib import Path
+
+import pytest
 
 from hneurons_utils import progress as progress_module
 from hneurons_utils.progress import progress
@@ -67,3 +70,30 @@ def test_atomic_writes_of_one_file_from_two_threads_never_collide(tmp_path):
     assert len(set(text.splitlines())) == 1 and text.count("\n") == 200
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
     assert path.stat().st_mode & 0o044  # readable beyond its owner, like any other result
+
+
+def test_a_killed_writer_leaves_no_stale_lock(tmp_path):
+    """The writer lock names its holder while held, and the system frees it when the holder is
+    killed (no stale lock to delete by hand after a crash)."""
+    import signal
+    import subprocess
+    import sys
+
+    from hneurons_utils.files import FileBusyError, lock_path, writer_lock
+
+    path = tmp_path / "responses.jsonl"
+    code = ("import sys, time; from hneurons_utils.files import writer_lock\n"
+            "with writer_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with pytest.raises(FileBusyError, match=f"process {child.pid}"):
+            with writer_lock(path):
+                pass
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    with writer_lock(path) as lp:  # free after the kill
+        assert lp == lock_path(path) and lp.name == ".responses.jsonl.lock"
+    assert not path.exists()  # locking never creates the result file itself

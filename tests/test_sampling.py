@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 import pytest
@@ -78,6 +79,28 @@ def test_collect_skips_done_questions(tiny_model, tmp_path):
     assert [r["qid"] for batch in calls for r in batch] == ["q4"]
     qids = [json.loads(line)["qid"] for line in path.read_text().splitlines()]
     assert sorted(qids) == [f"q{i}" for i in range(5)]
+
+
+def test_a_second_writer_of_one_file_is_refused(tiny_model, tmp_path):
+    """Two runs appending to one file would both write the questions still missing: the second
+    fails at once, naming the file and this process, and the first finishes with no duplicate."""
+    from hneurons_utils.files import FileBusyError
+
+    m = with_chat(tiny_model)
+    path, errors = tmp_path / "r.jsonl", []
+
+    def second_run(i, recs):
+        if i == 0:
+            with pytest.raises(FileBusyError, match=rf"r\.jsonl.*process {os.getpid()}") as e:
+                collect_responses(m, items(4), path, TINY_GEN, batch_size=2)
+            errors.append(e.value)
+
+    collect_responses(m, items(4), path, TINY_GEN, batch_size=2, on_batch=second_run)
+    assert len(errors) == 1
+    qids = [json.loads(line)["qid"] for line in path.read_text().splitlines()]
+    assert qids == sorted(set(qids)) == [f"q{i}" for i in range(4)]
+    collect_responses(m, items(5), path, TINY_GEN, batch_size=2)  # the lock went with the run
+    assert len(read_jsonl(path)) == 5
 
 
 def test_collect_refuses_other_settings(tiny_model, tmp_path):

@@ -53,6 +53,27 @@ def test_sweep_resumes_to_identical_files(chat_model, tmp_path, method):
     assert len(df) == 5 * len(conds) and {"first", "response"} <= set(df.columns)
 
 
+def test_sweep_refuses_files_another_run_is_writing(chat_model, tmp_path):
+    """A sweep whose files another run holds fails before generating anything, and leaves
+    them as they were."""
+    from hneurons_utils.files import FileBusyError, writer_lock
+
+    a = chat_model.adapter
+    conds = sweep.condition_grid(NeuronSet(np.zeros(2, int), np.arange(2), a.n_layers, a.n_neurons),
+                                 [0.0, 1.0])
+    cfg = benchmarks.decoding("falseqa", max_new_tokens=2)
+    sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 4, 0)
+    files = sorted(tmp_path.glob("*.jsonl"))
+    files[0].write_text(files[0].read_text().splitlines(keepends=True)[0])  # work left to do
+    before = [f.read_text() for f in files]
+    with writer_lock(files[1]):
+        with pytest.raises(FileBusyError, match=files[1].name):
+            sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 4, 0)
+    assert [f.read_text() for f in files] == before
+    df = sweep.run_sweep(chat_model, _suite(), conds, cfg, tmp_path, 4, 0)  # free again
+    assert len(df) == 5 * len(conds) and not df.duplicated(["item_id", "set", "alpha"]).any()
+
+
 def test_changed_item_content_starts_new_files(chat_model, tmp_path):
     """Same item ids with another prompt or option format are other results: new files, not
     the stored replies of the old format."""
