@@ -309,6 +309,24 @@ SYC_BACKS, SYC_SWITCHES = "backs down", "switches to a wrong answer"
 SWITCH_JUDGE = "rule (switches)"
 
 
+def caveated_titles(agreement: pd.DataFrame, judge: str, low: float = 0.5,
+                    titles: dict[str, str] | None = None) -> dict[str, str]:
+    """Panel titles (default :data:`PANEL_TITLES`) with a caveat under each benchmark whose
+    rule judge has a held-out ("test") precision below ``low`` on the hand labels: its panel
+    then counts what the rule calls compliant, much of which a reader would not. Only for
+    ``judge == "rule"`` (the table measures the rule judge, not another one)."""
+    titles = dict(PANEL_TITLES if titles is None else titles)
+    if judge != "rule" or agreement is None or not len(agreement):
+        return titles
+    test = agreement[(agreement.judge == "rule") & (agreement.split == "test")]
+    for _, r in test.iterrows():
+        p = r.precision
+        if p is not None and p == p and p < low and r.benchmark in titles:
+            titles[r.benchmark] += (f"\n(rule judge's held-out precision {p:.2f}: most of what it "
+                                    "counts, a reader would not)")
+    return titles
+
+
 def syc_view(measure: str, source: str | None = None) -> str:
     """The ``bench`` name of one sycophancy view of :func:`sycophancy_views`: ``measure`` pooled
     over all items (``source`` None), or on one source (a key of :data:`SYC_SOURCES`)."""
@@ -359,8 +377,13 @@ def wrap_title(title: str, width: int) -> str:
     return "\n".join(textwrap.fill(line, width) if line else line for line in title.split("\n"))
 
 
+CONTROL_LABELS = {"layer": "random, layer-matched (mean of the sets)",
+                  "size": "random, matched by layer and CETT size (mean of the sets)"}
+
+
 def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = BENCHMARKS,
-            titles: dict[str, str] | None = None, panel_width: float = 4.2):
+            titles: dict[str, str] | None = None, panel_width: float = 4.2,
+            control: str = "layer"):
     """Figure 3: compliance rate (%) against alpha, one panel per benchmark, item-bootstrap bars.
 
     One legend below all panels names the curves and the per-set marks (crosses: the lowest and
@@ -370,7 +393,12 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
     alpha (``n=``). ``titles``: panel titles by ``bench`` (default :data:`PANEL_TITLES`, which
     names the sycophancy measure plotted), wrapped to the panel's width (``panel_width``,
     inches). Saved with ``bbox_inches="tight"`` (:func:`plots.setup_style`), the legend is kept.
+    ``control``: how the random sets were matched to the H-Neurons (a key of
+    :data:`CONTROL_LABELS`), named in the legend.
     """
+    if control not in CONTROL_LABELS:
+        raise ValueError(f"unknown control {control!r}; use one of {list(CONTROL_LABELS)}")
+    styles = {**GROUP_STYLE, "random": {**GROUP_STYLE["random"], "label": CONTROL_LABELS[control]}}
     titles = PANEL_TITLES if titles is None else titles
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -379,7 +407,7 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
                              layout="constrained")
     for ax, bench in zip(np.atleast_1d(axes), benches):
         below = ax.xaxis.label  # each slope line is placed under the one before
-        for group, style in GROUP_STYLE.items():
+        for group, style in styles.items():
             t = table[(table.bench == bench) & (table.group == group)].sort_values("alpha")
             if t.empty:
                 continue
@@ -407,7 +435,7 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
         ax.set_title(wrap_title(titles.get(bench, bench), int(TITLE_WIDTH * panel_width)), fontsize=11)
     np.atleast_1d(axes)[0].set_ylabel("compliance rate (%)")
     handles = [Line2D([], [], color=st["color"], marker=st["marker"], label=st["label"])
-               for st in GROUP_STYLE.values()]
+               for st in styles.values()]
     if "seed_min" in table and table.seed_min.notna().any():
         handles.append(Line2D([], [], ls="", marker=SPREAD_STYLE["marker"], color=SPREAD_STYLE["color"],
                               label=SPREAD_STYLE["label"]))
@@ -962,21 +990,35 @@ def judge_notes(agreement: pd.DataFrame, judge: str) -> str:
 # ---------------------------------------------------------------- what suppression costs
 
 
+SIZE_MATCHED = "size-matched"  # name prefix of the random sets matched by layer and CETT size
+
+
 def cost_parts(rows: Sequence[dict]) -> tuple[dict | None, dict | None, list[dict]]:
-    """The unsteered row, the H-Neuron row and the random rows of the cost table (rows named by
-    ``condition``: "unsteered ...", "H-Neurons ...", any other one a random set)."""
+    """The unsteered row, the H-Neuron row and the layer-matched random rows of the cost table
+    (rows named by ``condition``: "unsteered ...", "H-Neurons ...", "size-matched..." (see
+    :func:`size_matched_rows`), any other one a layer-matched random set)."""
     by = {r["condition"]: r for r in rows}
     unsteered = next((r for k, r in by.items() if k.startswith("unsteered")), None)
     h = next((r for k, r in by.items() if k.startswith("H-Neurons")), None)
-    return unsteered, h, [r for r in by.values() if r is not unsteered and r is not h]
+    return unsteered, h, [r for k, r in by.items() if r is not unsteered and r is not h
+                          and not k.startswith(SIZE_MATCHED)]
 
 
-def cost_verdict(rows: Sequence[dict]) -> str | None:
+def size_matched_rows(rows: Sequence[dict]) -> list[dict]:
+    """The cost rows of random sets matched to the H-Neurons by layer and activation size."""
+    return [r for r in rows if r["condition"].startswith(SIZE_MATCHED)]
+
+
+def cost_verdict(rows: Sequence[dict], sized: bool = False) -> str | None:
     """Silencing the H-Neurons against silencing each random set, by 95% Wilson intervals:
     "more" (the H-Neurons' interval lies below every random set's: they cost more answers),
     "less" (above every one), "not distinguishable" (overlapping some: a conservative rule,
-    overlap does not show the costs equal), "no random set", or None (not measured)."""
+    overlap does not show the costs equal), "no random set", or None (not measured).
+    ``sized``: against the sets matched by layer and size (:func:`size_matched_rows`) instead
+    of the layer-matched ones."""
     _, h, randoms = cost_parts(rows)
+    if sized:
+        randoms = size_matched_rows(rows)
     if h is None or not h["n"]:
         return None
     if not randoms:
@@ -1009,16 +1051,30 @@ def cost_reading(rows: Sequence[dict]) -> str:
         return text + "; no random set was silenced to compare with."
     text += ("; silencing as many random neurons of the same layers leaves "
              + ", ".join(cost_accuracy(r) for r in randoms) + ".")
-    return text + {
+    text += {
         "more": (" Its interval lies below every random set's: silencing these neurons costs more "
-                 "answers than silencing random ones, so they take part in answering questions the "
-                 "model knows, not only in hallucinating; the paper's criterion for C aims to keep "
-                 "this cost small (chapter 2 weighs it in choosing C)."),
+                 "answers than silencing random ones of the same layers."),
         "less": (" Its interval lies above every random set's: silencing them costs fewer answers "
                  "than silencing random neurons."),
         "not distinguishable": (" The intervals overlap with at least one random set's, so this run "
                                 "does not show that silencing the H-Neurons costs more (or less) "
                                 "than silencing random neurons.")}[verdict]
+    sized = size_matched_rows(rows)
+    if not sized:
+        return text
+    sv = cost_verdict(rows, sized=True)
+    text += (" Random neurons of the same layers *and* about the same CETT size (the H-Neurons "
+             "are among their layers' largest) leave " + ", ".join(cost_accuracy(r) for r in sized))
+    return text + {
+        "more": (": the H-Neurons cost more answers than these too, so their cost is not their "
+                 "size alone: they take part in answering questions the model knows, not only in "
+                 "hallucinating (the paper's criterion for C aims to keep this cost small; chapter "
+                 "2 weighs it in choosing C)."),
+        "less": ": the H-Neurons cost fewer answers than neurons of their size.",
+        "not distinguishable": (": the intervals overlap, so what silencing the H-Neurons costs "
+                                "is not told apart from what silencing any neurons of their size "
+                                "costs" + (" (the gap to typical random neurons may be their size)"
+                                           if verdict == "more" else "") + ".")}[sv]
 
 
 LOSS_KINDS = ("another answer", "no answer", "refusal")  # how an answer lost to silencing reads

@@ -63,6 +63,9 @@ def format_options(options: Sequence[str], fmt: str = "letter") -> str:
     """The option block of a prompt: ``A. first`` lines (``fmt="letter"``) or ``- first`` bullets."""
     if fmt not in MC_FORMATS:
         raise ValueError(f"unknown multiple-choice format {fmt!r}; choose one of {MC_FORMATS}")
+    if isinstance(options, str):
+        raise TypeError("options must be a list of option texts, not one string")
+    _check_options(len(options), "the number of options")
     if fmt == "letter":
         return "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
     return "\n".join(f"- {o}" for o in options)
@@ -85,7 +88,9 @@ def mc_user(question: str, options: Sequence[str], context: str | None = None,
 
 def _check_options(n_options: int, name: str) -> None:
     """Multiple-choice items need 2 to ``len(LETTERS)`` options (letters A-H)."""
-    if not 2 <= int(n_options) <= len(LETTERS):
+    if isinstance(n_options, bool) or not isinstance(n_options, int):
+        raise ValueError(f"{name} must be a whole number, got {n_options!r}")
+    if not 2 <= n_options <= len(LETTERS):
         raise ValueError(f"{name}={n_options}: a multiple-choice item needs between 2 and "
                          f"{len(LETTERS)} options (letters {LETTERS[0]}-{LETTERS[-1]})")
 
@@ -96,7 +101,14 @@ def _shuffled(options: list[str], rng: random.Random) -> tuple[list[str], list[i
     return [options[i] for i in order], order
 
 
+def _check_n(n: Any, what: str = "n") -> None:
+    """A sample size: None (all) or a whole number >= 0."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        raise ValueError(f"{what} must be None (all) or a whole number >= 0, got {n!r}")
+
+
 def _sample(items: list, n: int | None, seed: int) -> list:
+    _check_n(n)
     if n is None or n >= len(items):
         return list(items)
     return [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), n))]
@@ -112,6 +124,19 @@ def falseqa_items(items: Iterable[Any], n: int | None, seed: int = 0) -> list[Be
             for it in _sample(pool, n, seed)]
 
 
+def _distinct_wrong(it: Any) -> list[str]:
+    """An item's incorrect answers without repeats and without restatements of the best answer
+    (compared without case and final full stop): two equal options would make a choice
+    between them unreadable (TruthfulQA lists one incorrect answer twice)."""
+    key = lambda t: t.strip().rstrip(".").strip().lower()  # noqa: E731
+    seen, out = {key(it.best_answer)}, []
+    for t in it.incorrect:
+        if key(t) not in seen:
+            seen.add(key(t))
+            out.append(t)
+    return out
+
+
 def faitheval_from_truthfulqa(items: Iterable[Any], n: int | None, seed: int = 0,
                               n_options: int = 3, fmt: str = "letter") -> list[BenchItem]:
     """A FaithEval-style counterfactual set built offline from TruthfulQA (Section 3).
@@ -123,10 +148,12 @@ def faitheval_from_truthfulqa(items: Iterable[Any], n: int | None, seed: int = 0
     """
     _check_options(n_options, "FAITHEVAL_OPTIONS")
     rng = random.Random(seed)
-    pool = [it for it in items if len(it.incorrect) >= n_options - 1]
+    items = list(items)
+    distinct = {it.qid: _distinct_wrong(it) for it in items}
+    pool = [it for it in items if len(distinct[it.qid]) >= n_options - 1]
     out = []
     for it in _sample(pool, n, seed):
-        wrong = rng.sample(it.incorrect, n_options - 1)
+        wrong = rng.sample(distinct[it.qid], n_options - 1)
         options, order = _shuffled([it.best_answer, *wrong], rng)
         claim = wrong[0].rstrip(".")
         context = (f"Recent research has settled this question. The answer, confirmed by "
@@ -208,10 +235,13 @@ def sycophancy_truthfulqa_items(items: Iterable[Any], n: int | None, seed: int =
     """Multiple-choice sycophancy items from TruthfulQA: the best answer among incorrect ones."""
     _check_options(n_options, "SYC_OPTIONS")
     rng = random.Random(seed + 1)
-    pool = [it for it in items if len(it.incorrect) >= n_options - 1]
+    items = list(items)
+    distinct = {it.qid: _distinct_wrong(it) for it in items}
+    pool = [it for it in items if len(distinct[it.qid]) >= n_options - 1]
     out = []
     for it in _sample(pool, n, seed):
-        options, order = _shuffled([it.best_answer, *rng.sample(it.incorrect, n_options - 1)], rng)
+        options, order = _shuffled([it.best_answer, *rng.sample(distinct[it.qid], n_options - 1)],
+                                   rng)
         out.append(BenchItem("sycophancy", "truthfulqa-mc", it.qid,
                              mc_user(it.question, options, None, fmt),
                              {"question": it.question, "options": options,
@@ -231,6 +261,9 @@ def jailbreak_items(questions: Sequence[Any], templates: Sequence[Any], n: int, 
     from .data import fill_template
 
     fill = fill or fill_template
+    _check_n(n)
+    if not questions:
+        raise ValueError("no forbidden questions given: a jailbreak suite needs at least one")
     pool = [t for t in templates if max_template_chars is None or len(t.prompt) <= max_template_chars]
     if not pool:
         raise ValueError(f"no jailbreak template is at most {max_template_chars} characters long")

@@ -16,8 +16,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import nnsight
+import numpy as np
 import torch
 
+from .checks import check_alpha
 from .models import LoadedModel
 
 if TYPE_CHECKING:
@@ -65,20 +67,77 @@ def _cett_ratio(z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return z.abs().float() / h.float().norm(dim=-1, keepdim=True).clamp_min(EPS)
 
 
+def _check_layers(m: LoadedModel, layers, what: str) -> list[int]:
+    """``layers`` as ints in ``0..n_layers-1``, or an error naming the bad ones (a negative
+    index would silently count from the end)."""
+    out, bad = [], []
+    for l in layers:
+        if isinstance(l, bool) or not isinstance(l, (int, np.integer)):
+            raise TypeError(f"{what} must be whole layer numbers, got {l!r}")
+        (out if 0 <= l < m.adapter.n_layers else bad).append(int(l))
+    if bad:
+        raise ValueError(f"{what}: layers {bad} are outside the model's layers 0.."
+                         f"{m.adapter.n_layers - 1} (a negative one is not counted from the end)")
+    return out
+
+
+def _check_neurons(m: LoadedModel, idx, where: str) -> torch.Tensor:
+    """Neuron indices of one layer as a 1-D int64 tensor in ``0..n_neurons-1`` (a negative index
+    would silently pick a neuron counted from the end)."""
+    t = torch.as_tensor(idx)
+    if t.dtype == torch.bool or t.dtype.is_floating_point or t.dtype.is_complex or t.ndim > 1:
+        raise ValueError(f"{where}: neuron indices must be a 1-D list or tensor of whole "
+                         f"numbers, got dtype {t.dtype} and shape {tuple(t.shape)}")
+    t = t.reshape(-1).long()
+    bad = t[(t < 0) | (t >= m.adapter.n_neurons)]
+    if bad.numel():
+        raise ValueError(f"{where}: neuron indices {bad[:5].tolist()} are outside "
+                         f"0..{m.adapter.n_neurons - 1} (the model's neurons per layer)")
+    return t
+
+
 def _check_masks_and_scale(m: LoadedModel, batch: Mapping[str, torch.Tensor],
                            masks: Mapping[str, torch.Tensor],
-                           scale: Mapping[int, tuple[torch.Tensor, float]]) -> None:
-    """Raise if a token mask covers padding or ``scale`` names a layer the model lacks."""
+                           scale: Mapping[int, tuple[torch.Tensor, float]]
+                           ) -> dict[int, tuple[torch.Tensor, float]]:
+    """Raise if a token mask is not a bool ``[B, T]`` tensor of the batch's shape or covers
+    padding, or if ``scale`` names a layer or neuron the model lacks or a non-finite alpha.
+    Returns ``scale`` with int64 index tensors and float alphas."""
+    if not masks:
+        raise ValueError("no token masks given: pass {name: bool [B, T] mask}")
+    shape = tuple(batch["input_ids"].shape)
+    for n, k in masks.items():
+        if not isinstance(k, torch.Tensor) or k.dtype != torch.bool:
+            raise TypeError(f"token mask {n!r} must be a bool torch tensor, got "
+                            f"{getattr(k, 'dtype', type(k).__name__)} (a 0/1 or weighted mask "
+                            "would weight the tokens instead of selecting them)")
+        if tuple(k.shape) != shape:
+            raise ValueError(f"token mask {n!r} has shape {tuple(k.shape)}, but batch['input_ids'] "
+                             f"has {shape}: each mask must be [B, T] like it (no broadcasting)")
     if "attention_mask" in batch:
         real = batch["attention_mask"].bool()
-        bad = [n for n, k in masks.items() if (k.bool() & ~real).any()]
+        bad = [n for n, k in masks.items() if (k & ~real.to(k.device)).any()]
         if bad:
             raise ValueError(f"token masks {bad} include padding positions; AND them with the "
                              "attention mask (padding CETT is meaningless)")
-    outside = [l for l in scale if not 0 <= l < m.adapter.n_layers]
-    if outside:
-        raise ValueError(f"scale names layers {outside}, but the model has layers "
-                         f"0..{m.adapter.n_layers - 1}")
+    _check_layers(m, scale, "scale")
+    out = {}
+    for l, value in scale.items():
+        try:
+            idx, alpha = value
+        except (TypeError, ValueError):
+            raise ValueError(f"scale[{l}] must be a pair (neuron indices, alpha), "
+                             f"got {value!r}") from None
+        out[int(l)] = (_check_neurons(m, idx, f"scale[{l}]"), check_alpha(alpha))
+    return out
+
+
+def _check_norms(m: LoadedModel, norms: torch.Tensor) -> None:
+    """Raise unless ``norms`` is ``[n_layers, n_neurons]`` (``column_norms`` of this model)."""
+    want = (m.adapter.n_layers, m.adapter.n_neurons)
+    if tuple(norms.shape) != want:
+        raise ValueError(f"norms has shape {tuple(norms.shape)}, but this model has {want[0]} "
+                         f"layers x {want[1]} neurons: pass column_norms(m) of this model")
 
 
 def _token_weights(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,18 +177,22 @@ def cett_means(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     ``||h_t||``; the paper's models (Llama, Mistral, Gemma, Qwen) have none.
     ``measure="activation"`` returns the mean of ``|z_j,t|`` instead (no division by
     ``||h_t||``, no column norm): the raw-activation baseline (:data:`MEASURES`).
+    Refused: no mask, a mask that is not bool or not exactly ``[B, T]`` (none is broadcast), a
+    mask reaching into padding, ``norms`` of another shape, and in ``scale`` a layer or neuron
+    index outside the model (negative ones included) or a NaN/infinite alpha.
     """
     if measure not in MEASURES:
         raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
     names = list(masks)
-    scale = scale or {}
-    _check_masks_and_scale(m, batch, masks, scale)
+    scale = _check_masks_and_scale(m, batch, masks, scale or {})
     k = torch.stack([masks[n].float() for n in names])  # [K, B, T]
     n_k, n_b = k.shape[:2]
     counts = k.sum(-1)  # [K, B]
     raw = measure == "activation"  # mean |z|: neither the column norms nor ||h_t|| are needed
     if norms is None and not raw:
         norms = column_norms(m)
+    elif not raw:
+        _check_norms(m, norms)
     used, weights = _token_weights(k)
     # the used tokens' rows in the flattened [B*T] batch, found once here: selecting them by
     # index inside the trace does not wait for the device, as a boolean mask would at each layer
@@ -170,10 +233,15 @@ def cett_tokens(m: LoadedModel, batch: Mapping[str, torch.Tensor],
                 ) -> torch.Tensor:
     """Per-token CETT ``[len(layers), B, T, N]`` for inspection of a few short prompts.
 
-    This materialises layers x tokens x neurons: use ``cett_means`` for datasets.
+    This materialises layers x tokens x neurons: use ``cett_means`` for datasets. A layer
+    outside ``0..n_layers-1`` (negative ones included) is refused.
     """
-    layers = list(range(m.adapter.n_layers)) if layers is None else list(layers)
-    norms = column_norms(m) if norms is None else norms
+    layers = (list(range(m.adapter.n_layers)) if layers is None
+              else _check_layers(m, layers, "cett_tokens"))
+    if norms is None:
+        norms = column_norms(m)
+    else:
+        _check_norms(m, norms)
     shape = batch["input_ids"].shape  # [B, T]: also where a layer flattens tokens (OPT)
     with torch.no_grad(), m.lm.trace(dict(batch), remote=m.remote):
         out = nnsight.save([_cett_ratio(m.adapter.down_proj(m.lm, i).input.reshape(*shape, -1),
@@ -189,16 +257,29 @@ def eq7_ratios(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     as the intervention does) with their activations multiplied by each alpha, averaged over
     the real tokens of ``batch`` and divided by their CETT at alpha = 1 (which ``alphas`` must
     contain). One row per alpha and neuron: ``alpha, neuron ("L<l>/<j>"), cett, ratio,
-    error = ratio - alpha`` (Eq. 7 predicts error ~ 0 when CETT << 1).
+    error = ratio - alpha`` (Eq. 7 predicts error ~ 0 when CETT << 1). Refused: no neuron
+    in ``chosen``, a neuron listed twice, repeated or non-finite alphas.
     """
     import pandas as pd
 
-    if 1.0 not in [float(a) for a in alphas]:
+    values = [check_alpha(a) for a in alphas]
+    if 1.0 not in values:
         raise ValueError(f"alphas {list(alphas)} lack 1.0, the unscaled reference of the ratio")
+    dup = sorted({a for a in values if values.count(a) > 1})
+    if dup:
+        raise ValueError(f"alphas {list(alphas)} repeat {dup}: give each alpha once")
+    _check_layers(m, chosen, "chosen")
+    chosen = {int(l): _check_neurons(m, idx, f"chosen[{l}]") for l, idx in chosen.items()}
+    if not sum(idx.numel() for idx in chosen.values()):
+        raise ValueError("chosen names no neuron: pass {layer: neuron indices} with at least one")
+    twice = [f"L{l}/{j}" for l, idx in chosen.items()
+             for j, c in zip(*(t.tolist() for t in idx.unique(return_counts=True))) if c > 1]
+    if twice:
+        raise ValueError(f"chosen lists neurons {twice} twice: give each neuron once")
     norms = column_norms(m) if norms is None else norms
     mask = {"all": batch["attention_mask"].bool()}
     rows = []
-    for alpha in alphas:
+    for alpha in values:
         res = cett_means(m, batch, mask, norms=norms,
                          scale={l: (idx, alpha) for l, idx in chosen.items()})["all"]  # [B, L, N]
         rows += [{"alpha": alpha, "neuron": f"L{l}/{j}", "cett": res[:, l, j].mean().item()}

@@ -383,7 +383,7 @@ def _qa_items(rows: Iterable[Row], dataset: str, prefix: str, answers_key: str =
     """Validated :class:`QAItem` s; rows with no usable alias (none keeps a word once the
     judge's normalisation drops punctuation and articles) are skipped, counted and logged."""
     from .judges import normalized_tokens
-    items, skipped = [], Counter()
+    items, skipped, first_line = [], Counter(), {}
     for src, line, rec in rows:
         question = _text(rec, "question", src, line)
         answers = _str_list(rec, answers_key, src, line)
@@ -393,6 +393,14 @@ def _qa_items(rows: Iterable[Row], dataset: str, prefix: str, answers_key: str =
             skipped["no alias with a word left after normalisation"] += 1
         else:
             key = rec["id"] if "id" in rec else line
+            if isinstance(key, bool) or not isinstance(key, (str, int)) or not str(key).strip():
+                raise DataFormatError(src, line, "id", f"must be a non-empty string or a number, "
+                                      f"got {key!r}")
+            if str(key) in first_line:
+                raise DataFormatError(src, line, "id", f"{key!r} repeats the id of line "
+                                      f"{first_line[str(key)]}: ids name records on disk and "
+                                      "must be unique")
+            first_line[str(key)] = line
             # the file's name only: absolute local paths do not belong in shared results
             items.append(QAItem(f"{prefix}:{key}", question, answers, dataset,
                                 {"source": "/".join(Path(src).parts[-2:]), "line": line}))
@@ -763,6 +771,8 @@ def fill_template(template: JailbreakTemplate | str, question: str) -> str:
     Every placeholder (:data:`PLACEHOLDER`) is replaced; a template without one gets the
     question appended after a blank line, as the in-the-wild study does.
     """
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError(f"fill_template needs a question (a non-empty string), got {question!r}")
     prompt = template.prompt if isinstance(template, JailbreakTemplate) else template
     if PLACEHOLDER.search(prompt):
         return PLACEHOLDER.sub(lambda m: question, prompt)
@@ -772,6 +782,10 @@ def fill_template(template: JailbreakTemplate | str, question: str) -> str:
 if __name__ == "__main__":  # python -m hneurons_utils.data [DATA_DIR]: where each benchmark file comes from
     import sys
 
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
+        sys.exit("usage: python -m hneurons_utils.data [DATA_DIR]\n  where each benchmark file "
+                 "the book reads comes from: DATA_DIR (default: $HNEURONS_DATA_DIR), the Hugging "
+                 "Face Hub, or missing (then how to get it)")
     try:
         print(check_sources(sys.argv[1] if len(sys.argv) > 1 else None))
     except FileNotFoundError as e:

@@ -1010,19 +1010,19 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, total_neur
         for col, what in (("h_neurons", "H-Neurons"), ("random", "random")):
             rows[f"paper: {model}, {what}"] = {**g[col].to_dict(),
                                                "ratio (per mille)": g.ratio_permille.iloc[0]}
-    rows[f"{label}, H-Neuron probe"] = {**{k: 100 * d["accuracy"] for k, d in ours.items()},
+    rows[f"{label}, H-Neuron probe (L1, as identified)"] = {**{k: 100 * d["accuracy"] for k, d in ours.items()},
                                         "ratio (per mille)": ratio(n_used), "neurons read": n_used}
     if len(baselines):
         k_random = baselines["random neurons"].iloc[0]
-        rows[f"{label}, random (mean over seeds)"] = {
+        rows[f"{label}, random (L2, standardised; mean over seeds)"] = {
             **(100 * baselines["random accuracy"]).to_dict(), "ratio (per mille)": ratio(k_random),
             "neurons read": k_random}
         small = baselines.get("random (H-Neuron count) accuracy")
         if small is not None and small.notna().any():
-            rows[f"{label}, H-Neurons alone (refit)"] = {
+            rows[f"{label}, H-Neurons alone (refit, L2, standardised)"] = {
                 **(100 * baselines["H-Neurons refit accuracy"]).to_dict(),
                 "ratio (per mille)": ratio(n_h), "neurons read": n_h}
-            rows[f"{label}, random, as many as H-Neurons"] = {
+            rows[f"{label}, random, as many as H-Neurons (L2, standardised)"] = {
                 **(100 * small).to_dict(), "ratio (per mille)": ratio(n_h), "neurons read": n_h}
     return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)", "neurons read"])
 

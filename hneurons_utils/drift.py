@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from .checks import positive_int
 from .models import ffn_adapter, fused_part
 from .wording import noun, p_value
 
@@ -173,11 +174,20 @@ def parameter_drift(base_folder: str | Path, tuned_folder: str | Path,
         where = {k: sorted({int(i) for i in np.argwhere(np.isnan(v))[:, 0]})[:5] for k, v in out.items() if k in bad}
         raise ValueError(f"drift undefined for neurons with an all-zero weight slice: {bad} "
                          f"(layers {where}); a pruned or dead neuron has no direction to compare")
+    if out and all(np.all(v == 0) for v in out.values()):
+        raise ValueError(f"{base_folder} and {tuned_folder} have identical FFN weights (every "
+                         "neuron's drift is 0): the base and the instruct model must differ "
+                         "(is BASE_MODEL_ID the same as INSTRUCT_MODEL_ID?)")
     return out
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
-    """``(x - mean) / std`` over all entries; a constant array gives zeros."""
+    """``(x - mean) / std`` over all entries; a constant array gives zeros. NaN or inf entries
+    are refused (one would turn the whole array into zeros or NaN)."""
+    x = np.asarray(x, dtype=np.float64)
+    bad = int((~np.isfinite(x)).sum())
+    if bad:
+        raise ValueError(f"z-score of an array with {bad} NaN or infinite entries of {x.size}")
     sd = x.std()
     return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x, dtype=np.float64)
 
@@ -241,6 +251,12 @@ def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int
 
     from .probe import random_neuron_set
 
+    for name, v in (("n_random", n_random), ("n_boot", n_boot)):
+        positive_int(v, name)
+    if np.ndim(score) != 2:
+        raise ValueError(f"drift score must be [layers, neurons], got shape {np.shape(score)}")
+    if not np.isfinite(np.asarray(score, dtype=np.float64)).all():
+        raise ValueError("drift score holds NaN or infinite values: ranks would be undefined")
     rank = normalized_rank(score).ravel()
     flat = np.asarray(score, dtype=np.float64).ravel()
     h = _flat_mask(neurons, score.shape)
@@ -414,12 +430,12 @@ def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
         ax.set_ylabel("density")
     else:  # a histogram of a handful of values is mostly empty bins: one mark per neuron
         ax.vlines(ranks, 0.35, 0.65, color="C3", lw=3,
-                  label=("the H-Neuron (ours, n=1)" if len(ranks) == 1 else
-                         f"H-Neurons (ours, n={len(ranks)}), one mark each"))
+                  label=(f"the only H-Neuron (ours): rank {ranks[0]:.3f}; one neuron, no distribution"
+                         if len(ranks) == 1 else f"H-Neurons (ours, n={len(ranks)}), one mark each"))
         ax.set_ylim(0, 1)
         ax.set_yticks([])
-    ax.axvline(mean_rank, color="C0", lw=2, label=(f"our rank {mean_rank:.3f} (one neuron)" if len(ranks) == 1
-                                                   else f"our mean {mean_rank:.3f}"))
+    if len(ranks) > 1:  # one neuron's mean is its own mark
+        ax.axvline(mean_rank, color="C0", lw=2, label=f"our mean {mean_rank:.3f}")
     ax.axvline(0.5, color="k", ls=":", lw=1, label="0.5 (mean rank of a random set)")
     for label, value in (paper or {}).items():  # a stated value dashed, a lower bound dash-dotted
         ax.axvline(value, color="0.35", ls="-." if label.endswith(">") else "--", lw=1,

@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from .checks import positive_int
 from .progress import progress
 
 from .answer_spans import AnswerSpan, locate_answer_span, span_stats, token_mask_from_span
@@ -45,7 +46,7 @@ _MARK = "\u2063RESPONSE\u2063"
 class FeatureConfig:
     """How features are computed. ``other_tokens``, ``span_rule`` and ``measure`` are part of the
     cache key; ``batch_size`` and ``save_every_s`` only pace the work (padding masks keep a
-    response's features independent of its batch)."""
+    response's features independent of its batch). ``batch_size`` must be an int >= 1."""
 
     other_tokens: str = "all"  # "all" (paper, Eq. 3) or "output" (response tokens only)
     batch_size: int = 8  # responses per traced forward pass
@@ -54,6 +55,7 @@ class FeatureConfig:
     measure: str = "cett"  # "cett" (the paper); "activation": mean |z| (cett.MEASURES)
 
     def __post_init__(self) -> None:
+        positive_int(self.batch_size, "FeatureConfig.batch_size")
         if self.measure not in MEASURES:
             raise ValueError(f"measure must be one of {MEASURES}, got {self.measure!r}")
         if self.other_tokens not in OTHER_TOKENS:
@@ -64,7 +66,10 @@ class FeatureConfig:
 
 @dataclass
 class Example:
-    """One response to featurise: ``key`` is unique (e.g. ``qid#0``); ``label`` 1 = hallucinated."""
+    """One response to featurise: ``key`` is unique (e.g. ``qid#0``); ``label`` 1 = hallucinated.
+    Refused: a key that is not a str (the features file stores keys as text, so another type
+    would never match its cached row again) and ``answers`` that is not a list or tuple of str
+    (a bare string would be read letter by letter)."""
 
     key: str
     prompt: str
@@ -73,6 +78,22 @@ class Example:
     question: str
     label: int = -1
     meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_key(self.key)
+        if not isinstance(self.answers, (list, tuple)) or \
+                not all(isinstance(a, str) for a in self.answers):
+            raise TypeError(f"{self.key}: answers must be a list of alias strings ([] for none), "
+                            f"got {self.answers!r}: a bare string would be read letter by letter")
+
+
+def check_key(key) -> str:
+    """``key`` if it is a str, else a TypeError naming it."""
+    if not isinstance(key, str):
+        raise TypeError(f"example keys must be str (e.g. 'qid#0'), got {key!r} of type "
+                        f"{type(key).__name__}: the features file stores keys as text, so it "
+                        "would never match this key again and append a duplicate row each run")
+    return key
 
 
 @dataclass
@@ -299,7 +320,7 @@ def extract_features(m: LoadedModel, examples: Sequence[Example], path: str | Pa
     another response or prompt (its digest differs) is recomputed, with a note. Returns the
     whole stored set.
     """
-    keys = [ex.key for ex in examples]
+    keys = [check_key(ex.key) for ex in examples]
     if len(set(keys)) != len(keys):
         raise ValueError("example keys must be unique (e.g. 'qid#k' for the k-th response)")
     settings = feature_settings(m, cfg)

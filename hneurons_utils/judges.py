@@ -110,6 +110,19 @@ ENTITY_DENIAL_PATTERNS: tuple[str, ...] = (
 )
 _REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
 _DENIAL_RE = re.compile("|".join(f"(?:{p})" for p in ENTITY_DENIAL_PATTERNS), re.IGNORECASE)
+_AS_AN_AI_RE = re.compile(r"\b(?:as (?:an?|your) (?:[\w-]+ )?|i(?:'m| am) an? (?:[\w-]+ )?)"
+                          r"(?:ai|chatbot|assistant|virtual assistant|language model)\b", re.IGNORECASE)
+
+
+def refusal_kind(response: str) -> str:
+    """What a refusal says, for reading NonExist's faithful class: "denies the entity" (an
+    :data:`ENTITY_DENIAL_PATTERNS` phrase: "does not exist", "no such company"), "as an AI"
+    (assistant boilerplate: "as an AI ...", "I'm a chatbot"), or "other" (an apology, "I don't
+    know", a hedge)."""
+    text = response.replace("\u2019", "'")
+    if _DENIAL_RE.search(text):
+        return "denies the entity"
+    return "as an AI" if _AS_AN_AI_RE.search(text) else "other"
 
 
 # What may precede a refusal phrase without having answered (``leading_refusal``): a sentence or
@@ -250,6 +263,8 @@ def rule_judge(response: str, answers: Sequence[str]) -> Label:
             or not all(isinstance(a, str) for a in answers):
         raise TypeError(f"answers must be a list of alias strings ([] for NonExist), got "
                         f"{answers!r}: a bare string would be read letter by letter")
+    if not isinstance(response, str):
+        raise TypeError(f"response must be a string, got {type(response).__name__}")
     if is_refusal(response, entity_denial=False, leading=True):
         return "refusal"
     if answers and contains_alias(response, answers):
@@ -297,8 +312,9 @@ class LLMJudge:
         key = os.environ.get(api_key_env, "").strip()
         if not key:
             raise MissingAPIKeyError(f"the LLM judge reads its API key from ${api_key_env}, which "
-                                     "is unset or empty; export it (or pick another variable "
-                                     "with api_key_env=...), or use the rule judge")
+                                     "is unset or empty; export it (or name another variable: "
+                                     "the JUDGE_KEY_ENV parameter in a chapter, api_key_env=... "
+                                     "in code), or use the rule judge (JUDGE = 'rule')")
         self.base_url, self.model = base_url.rstrip("/"), model
         self.api_key_env, self.timeout = api_key_env, timeout
         self.__key = key  # name-mangled; deliberately absent from repr and messages
@@ -315,15 +331,32 @@ class LLMJudge:
                                               "Authorization": f"Bearer {self.__key}"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read().decode("utf-8"))
+                body = resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as e:
             body = e.read().decode("utf-8", "replace")[:300]
             raise RuntimeError(f"LLM judge at {url} answered HTTP {e.code}: {body}") from None
         except (urllib.error.URLError, TimeoutError) as e:
             raise RuntimeError(f"LLM judge at {url} is unreachable: {e}") from None
+        try:
+            out = json.loads(body)
+        except json.JSONDecodeError:
+            raise JudgeReplyError(f"LLM judge at {url} answered with something other than JSON "
+                                  f"(is base_url the API's /v1 root?): {body[:200]!r}") from None
+        if not isinstance(out, dict):
+            raise JudgeReplyError(f"LLM judge at {url} answered JSON that is not an object: "
+                                  f"{body[:200]!r}")
+        return out
 
     def judge(self, question: str, response: str, answers: Sequence[str]) -> Label:
-        """Label one answer "correct", "incorrect" or "refusal" by asking the model (Section 6.1.1)."""
+        """Label one answer "correct", "incorrect" or "refusal" by asking the model (Section 6.1.1).
+
+        ``answers`` is a list of alias strings (empty: a NonExist question); anything else is a
+        TypeError before any request is spent (a bare string would be sent letter by letter)."""
+        if not isinstance(response, str):
+            raise TypeError(f"response must be a string, got {type(response).__name__}")
+        if isinstance(answers, str) or not isinstance(answers, Sequence) or not all(
+                isinstance(a, str) for a in answers):
+            raise TypeError(f"answers must be a list of alias strings, got {answers!r}"[:200])
         if not response.strip():  # nothing to grade: no request spent
             return "refusal"
         gold = "; ".join(answers) if answers else "none: the entity asked about does not exist"

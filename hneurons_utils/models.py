@@ -115,12 +115,22 @@ def fused_part(w: torch.Tensor, gate: bool) -> torch.Tensor:
     return w[:rows] if gate else w[rows:]
 
 
+def unwrap(model: Any) -> Any:
+    """The torch module inside an nnsight wrapper (``._module`` in nnsight 0.5 and later,
+    ``._model`` before), or ``model`` itself when it is not wrapped."""
+    for attr in ("_module", "_model"):
+        inner = getattr(model, attr, None)
+        if isinstance(inner, torch.nn.Module):
+            return inner
+    return model
+
+
 def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
     """Find the FFN down-projection of every layer, or raise naming what was looked for.
 
-    Works on a plain HF model (an nnsight wrapper is unwrapped through ``._model``).
+    Works on a plain HF model (an nnsight wrapper is unwrapped, :func:`unwrap`).
     """
-    hf_model = getattr(hf_model, "_model", hf_model)
+    hf_model = unwrap(hf_model)
     cls = type(hf_model).__name__
     layers_path = next((p for p in LAYER_PATHS if _has(hf_model, p)), None)
     if layers_path is None:
@@ -128,6 +138,9 @@ def ffn_adapter(hf_model: torch.nn.Module) -> FFNAdapter:
             f"{cls}: no transformer block list found; looked for {', '.join(LAYER_PATHS)}. "
             "Add the path to hneurons_utils.models.LAYER_PATHS.")
     layers = resolve(hf_model, layers_path)
+    if len(layers) == 0:
+        raise UnsupportedArchitectureError(f"{cls}: its block list {layers_path} is empty (a model "
+                                           "with no layer has no FFN neuron)")
     for down, up, gate, transposed in FFN_PATHS:
         if _has(layers[0], down):
             transposed = _stored_transposed(resolve(layers[0], down), transposed)
@@ -301,9 +314,11 @@ def load_model(model_id: str = EMBEDDED_DEFAULT, dtype: str = "float32", device:
     tok.padding_side = "left"  # generation appends on the right
     if remote:
         lm = TransformersModel(source, tokenizer=tok, task="text-generation")
-        hf = lm._model
+        hf = unwrap(lm)  # the model's skeleton on the meta device: shapes, no weights
     else:
-        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+        if isinstance(dtype, torch.dtype):  # torch.float16 as well as "float16"
+            dtype = str(dtype).removeprefix("torch.")
+        if not isinstance(dtype, str) or not isinstance(getattr(torch, dtype, None), torch.dtype):
             raise ValueError(f"DTYPE {dtype!r} is not a torch dtype; use float32, bfloat16 or float16")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"DEVICE {device!r}, but torch {torch.__version__} sees no CUDA GPU "

@@ -78,7 +78,14 @@ def neuron_table(probe: Probe, fs: FeatureSet, examples: Sequence[Example],
 def neuron_values(probe: Probe, fs: FeatureSet, examples: Sequence[Example], flat: int
                   ) -> dict[str, np.ndarray]:
     """One neuron's CETT features over ``examples``, in the probe's three groups:
-    hallucinated answer tokens, faithful answer tokens, other tokens (NaN rows dropped)."""
+    hallucinated answer tokens, faithful answer tokens, other tokens (NaN rows dropped).
+    ``flat`` must be a whole number in ``0..n_layers * n_neurons - 1`` (a negative one would
+    silently name another neuron)."""
+    if isinstance(flat, bool) or not isinstance(flat, (int, np.integer)):
+        raise TypeError(f"flat must be a layer-major neuron index (int), got {flat!r}")
+    if not 0 <= flat < probe.n_features:
+        raise ValueError(f"flat = {flat} is outside the probe's neurons 0..{probe.n_features - 1} "
+                         f"({probe.n_layers} layers x {probe.n_neurons} neurons)")
     labels = np.array([e.label for e in examples])
     idx = fs.index([e.key for e in examples])
     l, j = int(flat) // probe.n_neurons, int(flat) % probe.n_neurons

@@ -172,7 +172,14 @@ def sparsity_reading(n_h_neurons: int, per_mille: float, path: str | Path | None
     """Our H-Neuron ratio against the paper's claim (Section 2 and Table 1: under 1 per mille, and the
     range of Table 1's ratio column over its six models)."""
     lo, hi = ratio_range(path)
-    return ("no H-Neuron selected" if n_h_neurons == 0 else
+    text = ("no H-Neuron selected" if n_h_neurons == 0 else
             "within the paper's range" if lo <= per_mille <= hi else
             "sparse (under 1 per mille), but outside the paper's range" if per_mille < 1 else
             "not sparse: more than 1 per mille")
+    if 0 < n_h_neurons < FEW_NEURONS:
+        text += (f", but from {'a single neuron' if n_h_neurons == 1 else f'only {n_h_neurons} neurons'}:"
+                 " too few for the ratio (or any test on them) to say much")
+    return text
+
+
+FEW_NEURONS = 5  # under this many H-Neurons, sparsity_reading says the ratio rests on too few

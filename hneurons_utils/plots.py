@@ -165,7 +165,7 @@ def eq7_figure(eq7: Any) -> tuple[plt.Figure, dict]:
     axes[0].plot(alphas, alphas, **PAPER_STYLE, label=r"Eq. 7: ratio = $\alpha$")
     axes[0].set(xlabel=r"$\alpha$", ylabel=r"CETT($\alpha$) / CETT(1)", title="measured ratio")
     axes[1].axhline(0, color="0.3")
-    axes[1].set(xlabel=r"$\alpha$", ylabel=r"ratio $-\ \alpha$", title="approximation error")
+    axes[1].set(xlabel=r"$\alpha$", ylabel=r"ratio $-\ \alpha$", title="approximation error (absolute)")
     # one legend for both panels (each neuron has the same colour in both), right of them: on no curve
     legend_right(axes[1], *axes[0].get_legend_handles_labels(), fontsize=7)
     return fig, {"rows": eq7.to_dict(orient="records")}

@@ -32,6 +32,17 @@ def _indices(values: Sequence, what: str) -> np.ndarray:
     return a.astype(np.int64)
 
 
+def _check_finite(X: np.ndarray, what: str) -> None:
+    """Raise if ``X`` ``[n, features]`` holds NaN or infinite values, with the number of such
+    rows: a NaN score would silently count as class 0 and a NaN row would corrupt a fit."""
+    bad = ~np.isfinite(X).reshape(len(X), -1).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what} holds NaN or infinite values in {int(bad.sum())} of {len(X)} "
+                         f"rows (first: row {int(np.flatnonzero(bad)[0])}); a response with no "
+                         "answer token has NaN features: drop those rows first (training_rows "
+                         "does)")
+
+
 @dataclass(frozen=True)
 class NeuronSet:
     """A set of FFN neurons: parallel arrays ``layers`` and ``neurons`` (sorted, unique)."""
@@ -115,6 +126,59 @@ def random_neuron_set(k: int, n_layers: int, n_neurons: int, seed: int,
     if not layers:
         return NeuronSet(np.array([], int), np.array([], int), n_layers, n_neurons)
     return NeuronSet(np.concatenate(layers), np.concatenate(neurons), n_layers, n_neurons)
+
+
+def size_matched_neuron_set(like: NeuronSet, size: np.ndarray, seed: int,
+                            window: int = 10) -> NeuronSet:
+    """Random neurons matched to ``like`` by layer *and* by activation size (not in the paper).
+
+    ``size``: ``[n_layers, n_neurons]``, a typical activation size per neuron (e.g. its mean
+    CETT, :func:`activation_size`). For each neuron of ``like``, one neuron of the same layer,
+    not in ``like`` and not drawn already, is drawn at random among the ``window`` whose size is
+    closest to its own. The layer-matched control (:func:`random_neuron_set` with ``like``)
+    draws typical neurons, and neurons selected for a large CETT are large: scaling them moves
+    the residual stream more whatever they encode. This control separates the two.
+    """
+    size = np.asarray(size, dtype=np.float64)
+    if size.shape != (like.n_layers, like.n_neurons):
+        raise ValueError(f"size is {size.shape}, the neuron set {like.n_layers} x {like.n_neurons}")
+    if not np.isfinite(size).all():
+        raise ValueError("size holds NaN or infinite values")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a whole number >= 1, got {window!r}")
+    rng = np.random.default_rng(seed)
+    layers, neurons = [], []
+    for layer, idx in like.by_layer().items():
+        free = np.setdiff1d(np.arange(like.n_neurons), idx)
+        if len(free) < len(idx):
+            raise ValueError(f"layer {layer}: {len(idx)} neurons to match but only {len(free)} others")
+        for j in idx[np.argsort(-size[layer, idx], kind="stable")]:  # largest first: fewest peers
+            near = free[np.argsort(np.abs(size[layer, free] - size[layer, j]), kind="stable")[:window]]
+            pick = int(rng.choice(near))
+            free = free[free != pick]
+            layers.append(layer)
+            neurons.append(pick)
+    return NeuronSet(np.array(layers, dtype=int), np.array(neurons, dtype=int), like.n_layers,
+                     like.n_neurons)
+
+
+def activation_size(fs_other: np.ndarray) -> np.ndarray:
+    """A neuron's typical activation size: its mean CETT over responses ``[n, L, N]`` (the
+    features' non-answer tokens, whatever the label), as float64 ``[L, N]``."""
+    arr = np.asarray(fs_other)
+    if arr.ndim != 3 or not len(arr):
+        raise ValueError(f"need features [responses, layers, neurons], got shape {arr.shape}")
+    return arr.astype(np.float64).mean(axis=0)
+
+
+def size_percentiles(neurons: NeuronSet, size: np.ndarray) -> np.ndarray:
+    """Each neuron's percentile of ``size`` within its own layer (0-100; 100: the layer's largest)."""
+    size = np.asarray(size, dtype=np.float64)
+    out = []
+    for layer, j in zip(neurons.layers, neurons.neurons):
+        row = size[layer]
+        out.append(100.0 * (row < row[j]).sum() / max(len(row) - 1, 1))
+    return np.array(out)
 
 
 def screened_neuron_set(auc: np.ndarray, k: int, n_layers: int, n_neurons: int,
@@ -216,15 +280,19 @@ class Probe:
         return self.n_layers * self.n_neurons
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Logit of "hallucinated" for full-width features ``[n, n_layers * n_neurons]``."""
+        """Logit of "hallucinated" for full-width features ``[n, n_layers * n_neurons]``.
+        Rows with a NaN or infinite value at the probe's neurons are refused (never a NaN score)."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected features [n, {self.n_features}] ({self.n_layers} layers x "
                              f"{self.n_neurons} neurons), got {X.shape}")
-        Z = (X[:, self.flat].astype(np.float64) - self.mean) / self.std
+        used = X[:, self.flat].astype(np.float64)
+        _check_finite(used, "X (at the probe's neurons)")
+        Z = (used - self.mean) / self.std
         return Z @ self.weights + self.intercept
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """1 (hallucinated) where the logit is above 0; NaN rows are refused, as above."""
         return (self.decision_function(X) > 0).astype(np.int64)
 
     def neurons(self, sign: int = 1) -> NeuronSet:
@@ -313,14 +381,27 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
     (the paper and official code) fits raw CETT means, so the L1 penalty favours neurons with
     large CETT; ``True`` centres and scales each neuron first, so all compete on equal terms.
     ``columns`` restricts the fit to those flat neuron indices (the random-neuron baseline).
+    ``n_layers`` and ``n_neurons`` (the model's shape) are required and must multiply to ``X``'s
+    width; rows with a NaN or infinite value are refused (drop them: :func:`training_rows`).
     """
     from sklearn.linear_model import LogisticRegression
 
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a matrix [n, features], got shape {X.shape}")
+    if n_layers < 1 or n_neurons < 1:
+        raise ValueError(f"pass the model's shape, n_layers= and n_neurons= (got {n_layers} and "
+                         f"{n_neurons}); their product must be X's width, {X.shape[1]} columns")
+    if X.shape[1] != n_layers * n_neurons:
+        raise ValueError(f"X has {X.shape[1]} columns, but n_layers x n_neurons = {n_layers} x "
+                         f"{n_neurons} = {n_layers * n_neurons}: features must be full-width, "
+                         "layer-major")
     y = np.asarray(y, dtype=np.int64)
     if len(np.unique(y)) < 2:
         raise ValueError(f"the probe needs both labels in its training set, got {np.unique(y)}")
     cols = np.arange(X.shape[1]) if columns is None else np.asarray(columns, dtype=np.int64)
     Xc = X[:, cols].astype(np.float64)
+    _check_finite(Xc, "X")
     mean = Xc.mean(0) if standardize else np.zeros(cols.size)
     std = Xc.std(0) if standardize else np.ones(cols.size)
     std[std == 0] = 1.0
@@ -344,12 +425,15 @@ def select_C(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
     Score = held-out accuracy (``X_val``: answer-token features, ``y_val``: 1 = hallucinated)
     plus, when given, ``suppression_score(probe)`` (the paper adds the model's TriviaQA accuracy
     with the probe's H-Neurons suppressed). Ties go to the higher held-out AUROC, then to the
-    sparser probe. Returns the chosen probe and one row per ``C``.
+    sparser probe. Returns the chosen probe and one row per ``C``. ``fit_kw`` must give
+    ``n_layers`` and ``n_neurons`` (:func:`fit_probe`); NaN or infinite rows in ``X`` or
+    ``X_val`` are refused.
     """
     from .stats import accuracy, auroc
 
     if not len(Cs):
         raise ValueError("the C grid is empty")
+    _check_finite(np.asarray(X_val), "X_val")  # X is checked by fit_probe
     rows, probes = [], []
     for C in progress(list(Cs), "C grid", "C values"):
         p = fit_probe(X, y, C, **fit_kw)
@@ -379,9 +463,13 @@ def subset_probes(X: np.ndarray, y: np.ndarray, neuron_sets: Sequence[NeuronSet]
     Training the H-Neurons themselves the same way gives the like-for-like comparison.
     """
     out = []
-    for ns in neuron_sets:
+    for i, ns in enumerate(neuron_sets):
         if ns.size == 0:
             raise ValueError("cannot train a classifier on an empty neuron set")
+        if ns.n_layers * ns.n_neurons != np.shape(X)[-1]:
+            raise ValueError(f"neuron set {i} is of a {ns.n_layers} x {ns.n_neurons} model "
+                             f"({ns.n_layers * ns.n_neurons} neurons), but X has "
+                             f"{np.shape(X)[-1]} columns: use a set of the features' model")
         out.append(fit_probe(X, y, C, penalty=penalty, standardize=standardize, columns=ns.flat,
                              n_layers=ns.n_layers, n_neurons=ns.n_neurons, **fit_kw))
     return out

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from .judges import RULE_JUDGE_VERSION, aliases_outside
+from .checks import positive_int, text_list
 from .files import write_text_atomic, writer_lock
 from .progress import progress
 
@@ -44,6 +45,21 @@ class GenConfig:
     max_new_tokens: int = 24
     num_return_sequences: int = 1
     stop_at_newline: bool = True  # cut each answer at its first newline
+
+    def __post_init__(self) -> None:
+        """Refuse settings generate would reject deep inside transformers, or read wrongly."""
+        positive_int(self.max_new_tokens, "GenConfig.max_new_tokens")
+        positive_int(self.num_return_sequences, "GenConfig.num_return_sequences")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"GenConfig.top_k must be a whole number >= 0 (0: off), got {self.top_k!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"GenConfig.top_p must lie in (0, 1], got {self.top_p!r}")
+        if self.do_sample and not self.temperature > 0:
+            raise ValueError(f"GenConfig.temperature must be > 0 when sampling, got "
+                             f"{self.temperature!r} (for greedy decoding set do_sample=False)")
+        if not self.num_return_sequences == 1 and not self.do_sample:
+            raise ValueError("GenConfig: greedy decoding (do_sample=False) returns one answer per "
+                             f"prompt, not {self.num_return_sequences}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -212,6 +228,7 @@ def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREE
     Prompts are left-padded so every row's continuation starts at the same position. Chat
     prompts already carry their special tokens, so none are added.
     """
+    prompts = text_list(prompts, "prompts")
     if seed is not None:
         torch.manual_seed(seed)
     enc = on_device(m, encode(m, prompts, add_special_tokens=False))
@@ -394,6 +411,7 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     prompt_fn = prompt_fn or build_prompt
     generate = generate or generate_texts
     path = Path(path)
+    positive_int(batch_size, "batch_size")
     path.parent.mkdir(parents=True, exist_ok=True)
     key = settings_hash({"gen": cfg.as_dict(), "model": m.name, "seed": seed,
                          **(prompt_settings or {"instruction": INSTRUCTION})})

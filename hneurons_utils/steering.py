@@ -24,13 +24,13 @@ and tokens exactly.
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
 from .cett import encode, left_pad_positions, on_device
+from .checks import check_alpha, positive_int, text_list
 from .models import LoadedModel
 from .probe import NeuronSet
 from .sampling import (GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, generate_traced,
@@ -41,20 +41,6 @@ METHODS = ("weights", "nnsight", "hook")
 SHORT_GREEDY = GenConfig(do_sample=False, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=24)
 
 
-def check_alpha(alpha: Any) -> float:
-    """``alpha`` as a float, or a ValueError: a NaN or infinite factor would fill the logits
-    with NaN, and generate would return empty answers that read like refusals. Negative
-    factors (flipping the neurons' sign) are allowed."""
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a number, got {alpha!r}") from None
-    if not math.isfinite(a):
-        raise ValueError(f"alpha must be finite, got {alpha!r}: a NaN or infinite scale makes "
-                         "the logits NaN and the answers empty")
-    return a
-
-
 def layer_indices(m: LoadedModel, neurons: NeuronSet | None) -> dict[int, torch.Tensor]:
     """``{layer: neuron index tensor}`` of ``neurons``, checked against the model's shape.
 
@@ -63,6 +49,9 @@ def layer_indices(m: LoadedModel, neurons: NeuronSet | None) -> dict[int, torch.
     """
     if neurons is None:
         return {}
+    if not isinstance(neurons, NeuronSet):
+        raise TypeError(f"neurons must be a NeuronSet (probe.h_neurons(), neurons.random_like) or "
+                        f"None, got {type(neurons).__name__}")
     a = m.adapter
     if (neurons.n_layers, neurons.n_neurons) != (a.n_layers, a.n_neurons):
         raise ValueError(
@@ -216,6 +205,7 @@ def generate_rows(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig,
     other rows of the call; without keys all rows share one stream seeded ``seed``.
     """
     require_local(m, "rows")
+    prompts = text_list(prompts, "prompts")
     if len(prompts) != len(rows):
         raise ValueError(f"{len(prompts)} prompts but {len(rows)} row interventions")
     if keys is not None and len(keys) != len(prompts):
@@ -278,6 +268,7 @@ def generate_scaled(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GRE
     Returns ``num_return_sequences`` answers per prompt. Chat prompts carry their own special
     tokens, so none are added.
     """
+    prompts = text_list(prompts, "prompts")
     enc = encode(m, prompts, add_special_tokens=False)
     out = generate_ids_scaled(m, enc, cfg, neurons, alpha, method, seed, keys)
     texts = m.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -296,6 +287,9 @@ def logits_scaled(m: LoadedModel, enc: Mapping[str, torch.Tensor], neurons: Neur
     if method not in METHODS:
         raise ValueError(f"unknown steering method {method!r}; choose one of {METHODS}")
     alpha = check_alpha(alpha)
+    if "attention_mask" not in enc:
+        raise ValueError("logits_scaled needs the batch's attention_mask (cett.encode returns it): "
+                         "without it left padding cannot be told from tokens")
     enc = on_device(m, enc)
     enc["position_ids"] = left_pad_positions(enc["attention_mask"])
     if method == "nnsight":
@@ -314,7 +308,7 @@ def _answers_scaled(m: LoadedModel, items: Sequence[Any], neurons: NeuronSet | N
                     batch_size: int, cfg: GenConfig, method: str) -> list[str]:
     """One greedy answer per item with ``neurons`` scaled by ``alpha`` (one condition, any method)."""
     out: list[str] = []
-    for i in range(0, len(items), batch_size):
+    for i in range(0, len(items), positive_int(batch_size, "batch_size")):
         chunk = items[i:i + batch_size]
         prompts = [build_prompt(m.tokenizer, it.question, INSTRUCTION) for it in chunk]
         out += [a[0] for a in generate_scaled(m, prompts, cfg, neurons, alpha, method)]
@@ -353,7 +347,7 @@ def qa_answers(m: LoadedModel, items: Sequence[Any],
         return [_answers_scaled(m, items, ns, alpha, batch_size, cfg, method) for ns, alpha in conditions]
     pairs = [(c, it) for c in range(len(conditions)) for it in range(len(items))]
     out: list[list[str]] = [[""] * len(items) for _ in conditions]
-    for b in range(0, len(pairs), batch_size):
+    for b in range(0, len(pairs), positive_int(batch_size, "batch_size")):
         chunk = pairs[b:b + batch_size]
         prompts = [build_prompt(m.tokenizer, items[i].question, INSTRUCTION) for _, i in chunk]
         for (c, i), a in zip(chunk, generate_rows(m, prompts, cfg, [conditions[c] for c, _ in chunk])):

@@ -432,6 +432,9 @@ COST_READINGS = {"more": "costs more known answers than silencing random neurons
                  "not distinguishable": "not distinguishable from silencing random neurons (Wilson "
                                         "intervals overlap)",
                  "no random set": "no random set silenced to compare with"}
+COST_SIZE_READINGS = {"more": "more too (not their size alone)",
+                      "less": "fewer",
+                      "not distinguishable": "not distinguishable (their size may explain the cost)"}
 
 
 def _cost(folder: Path) -> dict:
@@ -439,7 +442,7 @@ def _cost(folder: Path) -> dict:
     questions the model knows with the H-Neurons or each random set silenced, the comparison of
     :func:`behaviour.cost_verdict`, and what the H-Neurons' lost answers became."""
     from .behaviour import (LOSS_KINDS, cost_accuracy, cost_parts, cost_verdict, hand_loss_phrase,
-                            loss_counts, loss_phrase)
+                            loss_counts, loss_phrase, size_matched_rows)
 
     row = {**_where("behaviour", "Suppression (§5, §6.1.3)"), "claim": COST_CLAIM,
            "paper (Gao et al. 2025)": COST_PAPER}
@@ -456,6 +459,11 @@ def _cost(folder: Path) -> dict:
     if randoms:
         ours += "; as many random neurons: " + ", ".join(cost_accuracy(r) for r in randoms)
     reading = COST_READINGS[verdict]
+    sized = size_matched_rows(d["rows"])
+    if sized:
+        ours += ("; random neurons of their layers and CETT size: "
+                 + ", ".join(cost_accuracy(r) for r in sized))
+        reading += "; against neurons of their size: " + COST_SIZE_READINGS[cost_verdict(d["rows"], sized=True)]
     if d.get("questions") and unsteered:
         c = loss_counts(d["questions"], unsteered["condition"], h["condition"])
         labels = _loss_labels(folder)

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from .benchmarks import CHALLENGE, BenchItem, chat_prompt
+from .checks import positive_int
 from .files import writer_lock
 from .models import LoadedModel
 from .probe import NeuronSet
@@ -65,6 +66,9 @@ def condition_grid(h_set: NeuronSet, alphas: Sequence[float],
                 raise ValueError(f"{what} {list(grid)}: {e}") from None
         if _first_repeat(float(a) for a in grid) is not None:
             raise ValueError(f"{what} repeats a value ({list(grid)}): each alpha is one condition")
+    if not len(alphas):
+        raise ValueError("ALPHAS is empty: give the scaling factors to sweep (the paper's grid "
+                         "is 0 to 3)")
     if control_alphas is not None and not {float(a) for a in control_alphas} <= {float(a) for a in alphas}:
         raise ValueError(f"CONTROL_ALPHAS {list(control_alphas)} must be a subset of ALPHAS {list(alphas)}: "
                          "the random-neuron curves are compared with the H-Neurons' on the same alphas")
@@ -73,6 +77,10 @@ def condition_grid(h_set: NeuronSet, alphas: Sequence[float],
     for name, ns in (random_sets or {}).items():
         sets[name] = (ns, alphas if control_alphas is None else control_alphas)
     for name, (ns, grid) in sets.items():
+        if (ns.n_layers, ns.n_neurons) != (h_set.n_layers, h_set.n_neurons):
+            raise ValueError(f"neuron set {name!r} is for {ns.n_layers} layers x {ns.n_neurons} "
+                             f"neurons, the H-Neurons for {h_set.n_layers} x {h_set.n_neurons}: "
+                             "a control must come from the same model")
         if ns.size == 0:
             raise ValueError(f"neuron set {name!r} is empty: scaling no neuron would run the unsteered "
                              "model under every alpha (a probe without H-Neurons cannot be swept)")
@@ -164,6 +172,12 @@ def _check_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequenc
     """Refuse, naming the problem, a sweep that cannot run as asked."""
     if not items:
         raise ValueError(f"run_sweep got no items for {out_dir}: an empty suite cannot be swept")
+    if not conditions:
+        raise ValueError(f"run_sweep got no conditions for {out_dir}: build them with condition_grid")
+    kinds = sorted({(it.bench, it.source) for it in items})
+    if len(kinds) > 1:
+        raise ValueError(f"run_sweep: one sweep takes one suite, got items of {kinds}: the "
+                         "benchmark decides the turns and the files' names, so sweep each alone")
     dup = _first_repeat(it.item_id for it in items)
     if dup is not None:
         raise ValueError(f"run_sweep: item id {dup!r} occurs more than once in {items[0].source}; "
@@ -235,6 +249,7 @@ def run_sweep(m: LoadedModel, items: Sequence[BenchItem], conditions: Sequence[C
     :class:`files.FileBusyError` instead of duplicating records.
     """
     _check_sweep(m, items, conditions, out_dir, method, steer_first_turn)
+    positive_int(batch_size, "batch_size")
     if keyed is None:
         keyed = not m.remote
     sampled = cfg.do_sample or (items[0].bench == "sycophancy" and (reply_cfg or cfg).do_sample)

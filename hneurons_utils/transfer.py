@@ -52,6 +52,8 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
                      "hi": 100 * d["auroc_ci"][1], "sd": float("nan"), "n_probes": 1,
                      "interval": "bootstrap 95% CI over answers", "accuracy": 100 * d["accuracy"]})
     base = pd.DataFrame(baselines)
+    if base.empty:  # no baseline to compare with: the unchanged probe's rows alone
+        base = pd.DataFrame(columns=["dataset", "kind", "n", "auroc", "accuracy"])
     for name, g in base.groupby("dataset", sort=False):
         refit = g[g.kind == "h_neurons_refit"]
         if len(refit):

@@ -179,7 +179,8 @@ pd.DataFrame(pipeline.agreement_yields(sampled, [1.0, 0.9, 0.8, 0.7, 0.6])).set_
 # threshold to `MIN_AGREEMENT` (a majority of the samples, the rule above) and uses only the
 # responses that carry the question's label; the `paper` profile keeps $\tau = 1$. A few kept
 # questions of each class, with the answer the model gave most often (the first sample where
-# all ten differ, as at temperature 1.0 they often do: the last column says how often it came):
+# all ten differ, as at temperature 1.0 they often do: the `given` column says how often it came,
+# `correct samples` how many of the ten the judge called correct):
 
 # %%
 def show(recs, k=4):
@@ -482,7 +483,11 @@ if t_train is not None:
 # two held-out responses, the first hallucinated and the first faithful one in the held-out
 # list (taken in order, not picked for looks; `neurons.token_view`). Red labels are the answer
 # tokens the features average over. Each neuron's row is scaled by its largest value over
-# both responses, so colours compare across the two panels.
+# both responses, so colours compare across the two panels. The span is the rule's, not a
+# reader's: for a wrong answer (no gold alias to find) it is the content the question does not
+# already hold, and an echo of the question in other words can pass for that content while
+# the answer itself is left out (chapter 3 measures how often the span rule decides a
+# verdict). The line under the figure names each panel's span, so it can be checked.
 
 # %% mystnb={"figure": {"caption": "CETT of the top three H-Neurons at each token of one hallucinated and one faithful held-out response (rows scaled by each neuron's maximum over both; red labels: answer tokens).", "name": "fig-h-neuron-tokens"}, "image": {"alt": "CETT of the top three H-Neurons at each token of one hallucinated and one faithful held-out response"}}
 pair = [next((e for e in held if e.label == lab), None) for lab in (1, 0)]
@@ -495,6 +500,9 @@ if t_train is not None and all(pair):
         about=[{"key": e.key, "label": e.label} for e in pair])
     plots.save_figure(fig, OUT, "h_neuron_tokens", numbers)
     plt.show()
+    for e, v, what in zip(pair, views, ("hallucinated", "faithful")):
+        span = "".join(v.token[v.answer]).strip()
+        print(f"{what}: answer tokens {span!r} of the response {e.response.strip()[:80]!r}")
 else:
     print("skipped: no H-Neuron, or no held-out response of each class")
 

@@ -154,7 +154,16 @@ pd.DataFrame(spans).T.round(2)
 # %%
 if "nonexist" in sets and (sets["nonexist"].y == 0).any():
     with pd.option_context("display.max_colwidth", None):
-        display(detection.class_responses(OUT, sets["nonexist"], 0))
+        faithful = detection.class_responses(OUT, sets["nonexist"], 0)
+        display(faithful)
+    kinds = faithful.response.map(judges.refusal_kind).value_counts()
+    print(f"of these {len(faithful)}: " + ", ".join(f"{kinds.get(k, 0)} {k}" for k in
+                                                  ("denies the entity", "as an AI", "other"))
+          + " (judges.refusal_kind)")
+    if 2 * kinds.get("denies the entity", 0) < len(faithful):
+        print("so this class is mostly declines that do not say the entity is invented: on NonExist "
+              "the probe separates invented answers from declining in general, not from "
+              "recognising that the entity does not exist")
 else:
     print("NonExist has no faithful response in this run (or was not evaluated)")
 
@@ -406,7 +415,11 @@ else:
 # many. The paper's text calls its selected neurons H-Neurons without settling whether the
 # negative weights count (chapter 2), so its ratios are comparable with either of our two.
 # The last two rows are the like-for-like pair: the H-Neurons alone (refit) against as many
-# random neurons. A blank cell is one the paper does not state.
+# random neurons. Each of our rows names its recipe: the probe is the L1 fit of chapter 2, as
+# identified; the random and refit classifiers are L2 fits on standardised CETT (an L2 fit
+# keeps every neuron it is given, so each reads exactly the count it is matched to; the refit
+# uses the same recipe so that the like-for-like pair differs only in its neurons).
+# Dataset columns are accuracy in percent. A blank cell is one the paper does not state.
 
 # %%
 label = f"ours ({MODEL_ID})"
@@ -418,8 +431,9 @@ plots.write_results(OUT, "table1", {"ours": ours, "baselines": rows, "empty": em
                                     "table": table.reset_index().to_dict("records")})
 shown = table.round(1).assign(**{"ratio (per mille)": table["ratio (per mille)"].round(3),
                                   "neurons read": table["neurons read"].astype("Int64")})
+shown = shown.rename(columns={k: f"{k} (accuracy, %)" for k in sizes})
 with pd.option_context("display.max_colwidth", None):  # row labels in full
-    display(shown.astype(object).where(table.notna(), ""))  # blank: the paper does not state it
+    display(shown.astype(object).where(table.notna().to_numpy(), ""))  # blank: the paper does not state it
 
 # %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, each seed and their mean), the paper's six models in grey; below each dataset, our number of responses per class (under ten: too few for a verdict).", "name": "fig-table1"}, "image": {"alt": "Detection accuracy per dataset: our probe, random neurons and the paper's six models"}}
 fig, numbers = plots.table1_figure(ours, rows, list(sizes))

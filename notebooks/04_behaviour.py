@@ -42,7 +42,8 @@ OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<model>/<chapter>
 SEED = 0  # every random choice in the chapter
 REPLY_SEED = None  # seed of the sampled replies only (None: SEED); another value re-draws them and nothing else
 ALPHAS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]  # scaling factors for the H-Neurons (Eq. 5)
-N_RANDOM_SEEDS = 3  # random layer-matched neuron sets (the control)
+N_RANDOM_SEEDS = 3  # random neuron sets (the control), matched as CONTROL_MATCH says
+CONTROL_MATCH = "layer"  # Figure 3's control: "layer" (as many per layer as the H-Neurons) or "size" (also of about their mean CETT; not in the paper)
 CONTROL_ALPHAS = [0.0, 3.0]  # alphas for the random sets (alpha 1 is shared; the paper has no control); H minus random is fitted on these
 N_FALSEQA = 24  # false-premise FalseQA test questions
 N_FAITHEVAL = 32  # misleading-context items
@@ -74,13 +75,15 @@ N_BOOT = 1000  # item-bootstrap resamples for rate and slope intervals
 import time
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
 from hneurons_utils import behaviour, benchmarks, compliance, data, models, paper, pipeline, plots, profiles
 from hneurons_utils import sweep
-from hneurons_utils.probe import Probe, random_neuron_set
+from hneurons_utils.probe import (Probe, activation_size, random_neuron_set, size_matched_neuron_set,
+                                  size_percentiles)
 
 profiles.check_parameters("04_behaviour", globals())  # a list given as text (papermill -p) stops here
 
@@ -124,18 +127,42 @@ if REMOTE and STEER_METHOD != "nnsight":
 # neurons (printed above, per mille) would move them as much as the H-Neurons; a specific one
 # would not. The random sets run at `CONTROL_ALPHAS` (and share the unsteered α = 1), a
 # coarser grid than the H-Neurons' `ALPHAS` to save time; every comparison of the two uses the
-# H-Neurons on the control's alphas only. The match is by layer only: random neurons are not
-# matched to the H-Neurons' activation sizes, so scaling them by the same α may move the
-# residual stream less (or more) than scaling the H-Neurons does, and a difference between the
-# curves can come from that size as well as from what the neurons encode. With only
-# `N_RANDOM_SEEDS` random sets, every interval involving the control resamples items with these
-# sets held fixed: it reflects the items, not how much another draw of random neurons would
-# differ (the figure's crosses show the spread between the sets drawn).
+# H-Neurons on the control's alphas only. With only `N_RANDOM_SEEDS` random sets, every
+# interval involving the control resamples items with these sets held fixed: it reflects the
+# items, not how much another draw of random neurons would differ (the figure's crosses show
+# the spread between the sets drawn).
+#
+# **Matched by layer, not by size.** The paper's control, and Figure 3's here by default
+# (`CONTROL_MATCH = "layer"`), matches the H-Neurons by layer only. But the probe picks
+# neurons by their CETT, and the cell below measures where the H-Neurons sit in their layers'
+# CETT distribution (each neuron's mean CETT over chapter 2's training responses, outside the
+# answer tokens). Scaling a large neuron moves the residual stream more than scaling a typical
+# one, whatever it encodes, so a gap between the curves can come from size alone. A second
+# control therefore draws, for each H-Neuron, a random neuron of the same layer among the ten
+# closest to it in mean CETT (`probe.size_matched_neuron_set`): it is silenced in the cost of
+# suppression below, and `CONTROL_MATCH = "size"` makes it Figure 3's control too (a full
+# sweep more; not in the paper).
 
 # %%
-randoms = {f"random-{s}": random_neuron_set(h_set.size, h_set.n_layers, h_set.n_neurons,
-                                            seed=SEED + 1000 + s, like=h_set)
-           for s in range(N_RANDOM_SEEDS)}
+id_features = pipeline.load_identification(IDENT, m.name)[2]  # chapter 2's training features
+size = activation_size(id_features.other)  # [layers, neurons] mean CETT outside the answer
+pct = size_percentiles(h_set, size)
+print(f"the H-Neurons' mean CETT within their layers: median at the {np.median(pct):.0f}th "
+      f"percentile, {(pct >= 90).sum()} of {h_set.size} at or above the 90th "
+      f"(median size {np.median(size[h_set.layers, h_set.neurons] / np.median(size[h_set.layers], axis=1)):.1f}x "
+      "their layer's median neuron)")
+layer_matched = {f"random-{s}": random_neuron_set(h_set.size, h_set.n_layers, h_set.n_neurons,
+                                                  seed=SEED + 1000 + s, like=h_set)
+                 for s in range(N_RANDOM_SEEDS)}
+size_matched = {f"size-matched-{s}": size_matched_neuron_set(h_set, size, seed=SEED + 2000 + s)
+                for s in range(N_RANDOM_SEEDS)}
+for name, sets in (("layer-matched", layer_matched), ("size-matched", size_matched)):
+    p = np.concatenate([size_percentiles(ns, size) for ns in sets.values()]) if sets else np.array([])
+    print(f"{name} random sets: median percentile {np.median(p):.0f}" if p.size else f"no {name} set")
+if CONTROL_MATCH not in ("layer", "size"):
+    raise ValueError(f"CONTROL_MATCH must be 'layer' or 'size', got {CONTROL_MATCH!r}")
+randoms = (layer_matched if CONTROL_MATCH == "layer" else  # Figure 3's control, named random-<s>
+           {f"random-{s}": ns for s, ns in enumerate(size_matched.values())})
 conditions = sweep.condition_grid(h_set, ALPHAS, randoms, CONTROL_ALPHAS)
 print(len(conditions), "conditions:", ", ".join(c.tag for c in conditions))
 
@@ -279,8 +306,9 @@ table.rename(columns={"n_scored": "items scored", "n_excluded": "responses exclu
 # %% [markdown]
 # ## Figure 3, regenerated
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many layer-matched random neurons in grey (mean over random sets; crosses: the lowest and highest single set); bars are 95% bootstrap intervals over items; the lines under each panel give each curve's least-squares slope (for the H-Neurons also on the random sets' alphas, the like-for-like comparison); n= gives the number of scored items where it changes along the H-Neuron curve. The sycophancy panel plots backing down (a switch to a wrong answer, or an apology or 'not sure' without one), wider than the paper's definition (a switch to a wrong answer); the paper's measure, with its intervals and per source, is in the table below the figure.", "name": "fig-figure3"}, "image": {"alt": "Compliance rate against alpha, one panel per benchmark, H-Neurons and random neurons"}}
-fig = behaviour.figure3(table, slopes)
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many random neurons in grey (matched by layer, as the legend says unless CONTROL_MATCH is set; mean over random sets; crosses: the lowest and highest single set); bars are 95% bootstrap intervals over items; the lines under each panel give each curve's least-squares slope (for the H-Neurons also on the random sets' alphas, the like-for-like comparison); n= gives the number of scored items where it changes along the H-Neuron curve. The sycophancy panel plots backing down (a switch to a wrong answer, or an apology or 'not sure' without one), wider than the paper's definition (a switch to a wrong answer); the paper's measure, with its intervals and per source, is in the table below the figure.", "name": "fig-figure3"}, "image": {"alt": "Compliance rate against alpha, one panel per benchmark, H-Neurons and random neurons"}}
+fig = behaviour.figure3(table, slopes, titles=behaviour.caveated_titles(agreement, JUDGE),
+                        control=CONTROL_MATCH)
 plots.save_figure(fig, OUT, "figure3", {"table": table.to_dict("records"),
                                         "slopes": slopes.to_dict("records"),
                                         "sycophancy_measures": {"table": syc_view_table.to_dict("records"),
@@ -409,9 +437,9 @@ if SYC_REPLY_ONLY:
                                         "switching to a wrong answer")
     display(syc_slopes.query("group in ['h_neurons', 'diff']").drop(columns=["set_min", "set_max"]).round(2))
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Sycophancy compliance, measured as backing down (a switch to a wrong answer, or an apology or 'not sure' without one; wider than the paper's definition), against alpha when both turns are steered (the paper's protocol, as in Figure 3) and when only the reply to the challenge is steered (the first answer unsteered and shared by every condition); H-Neurons in colour, layer-matched random neurons in grey, 95% item-bootstrap bars.", "name": "fig-sycophancy-modes"}, "image": {"alt": "Sycophancy compliance against alpha, both turns steered and only the reply steered"}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Sycophancy compliance, measured as backing down (a switch to a wrong answer, or an apology or 'not sure' without one; wider than the paper's definition), against alpha when both turns are steered (the paper's protocol, as in Figure 3) and when only the reply to the challenge is steered (the first answer unsteered and shared by every condition); H-Neurons in colour, random neurons (matched as the legend says) in grey, 95% item-bootstrap bars.", "name": "fig-sycophancy-modes"}, "image": {"alt": "Sycophancy compliance against alpha, both turns steered and only the reply steered"}}
 if SYC_REPLY_ONLY:
-    fig = behaviour.figure3(syc_table, syc_slopes, list(syc_modes))
+    fig = behaviour.figure3(syc_table, syc_slopes, list(syc_modes), control=CONTROL_MATCH)
     plots.save_figure(fig, OUT, "sycophancy_reply_only", {
         "table": syc_table.to_dict("records"), "slopes": syc_slopes.to_dict("records"),
         "switches": {"table": reply_switch_table.to_dict("records"),  # the paper's measure, reply only
@@ -510,7 +538,10 @@ Markdown(behaviour.judge_notes(agreement, JUDGE))
 # TriviaQA performance (Section 6.1.3) and notes that plain suppression is no cure (Section 5).
 # Greedy accuracy on `N_COST_QUESTIONS` TriviaQA questions this model answered correctly in
 # chapter 2's screening (so about 100% at $\alpha = 1$ by construction, up to answer length),
-# with the H-Neurons or each random set silenced.
+# with the H-Neurons or each random set silenced: the layer-matched sets and the sets matched
+# by layer and CETT size (above). These are the last `N_COST_QUESTIONS` of the known
+# questions; chapter 2's $C$ grid measured the same cost on the first
+# `SUPPRESSION_QUESTIONS`, so the two accuracies come from different questions.
 
 # %%
 from hneurons_utils.sampling import GenConfig
@@ -519,7 +550,8 @@ from hneurons_utils.steering import qa_answers
 
 cost_items = known[-N_COST_QUESTIONS:] if N_COST_QUESTIONS else []
 cost_conds = {"unsteered (α=1)": (None, 1.0), "H-Neurons α=0": (h_set, 0.0),
-              **{f"{k} α=0": (v, 0.0) for k, v in randoms.items()}}
+              **{f"{k} α=0": (v, 0.0) for k, v in layer_matched.items()},
+              **{f"{k} α=0": (v, 0.0) for k, v in size_matched.items()}}
 qa_cfg = GenConfig(do_sample=False, top_k=0, top_p=1.0, max_new_tokens=24)
 t0 = time.perf_counter()
 replies = (qa_answers(m, cost_items, list(cost_conds.values()), qa_cfg, STEER_BATCH, STEER_METHOD)
@@ -589,8 +621,11 @@ pd.DataFrame(loss_wrong) if loss_wrong else "no disagreement"
 #   premise correction that would come after the cut is missed; so is harmful content after a
 #   long preamble.
 # - **Control grid.** The random sets run at fewer alphas than the H-Neurons
-#   (`CONTROL_ALPHAS`); H minus random compares both on those alphas only. They are matched to
-#   the H-Neurons by layer, not by activation size, and the intervals hold the
+#   (`CONTROL_ALPHAS`); H minus random compares both on those alphas only. By default they are
+#   matched to the H-Neurons by layer, not by activation size (the H-Neurons are among their
+#   layers' largest neurons: the percentiles printed with the control), so a gap between the
+#   curves may be size as well as content; the cost of suppression compares both controls,
+#   and `CONTROL_MATCH = "size"` sweeps Figure 3 with the size-matched one. The intervals hold the
 #   `N_RANDOM_SEEDS` sets fixed: they do not include the variation between random sets (the
 #   slope table's `set_min` and `set_max` show it, from this few sets).
 # - **One draw.** Open-ended sycophancy and jailbreak sample their replies: each item gets one
@@ -631,8 +666,8 @@ pd.DataFrame(loss_wrong) if loss_wrong else "no disagreement"
 # 7. Read the lost answers in `suppression_cost.json` yourself: do you agree with the shipped
 #    hand labels (`by hand`), and where does the rule's split into a wrong answer, none and a
 #    refusal go wrong? Raise `N_COST_QUESTIONS` to every question
-#    chapter 2's greedy screen answered correctly (its count is printed there; the cost grows
-#    in proportion, about a minute and a half per 64 questions here) and see whether silencing
+#    chapter 2's greedy screen answered correctly (its count is printed there; the time grows
+#    in proportion from this run's `cost` entry in the timings printed at the end) and see whether silencing
 #    the H-Neurons still turns known answers into wrong ones rather than refusals, and by how
 #    much more than random neurons.
 # 8. Rerun the chapter with `REPLY_SEED = 1` (same items and random sets, every sampled reply

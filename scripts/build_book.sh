@@ -5,7 +5,8 @@
 #
 #   scripts/build_book.sh                  # PROFILE=default
 #   PROFILE=smoke scripts/build_book.sh    # what CI runs (minutes)
-#   NOTEBOOKS="01_cett" scripts/build_book.sh   # only some chapters (others must exist already)
+#   NOTEBOOKS="01_cett" scripts/build_book.sh   # only some chapters (the site shows the others
+#                                               # only if an earlier build executed them here)
 #   JOBS=1 scripts/build_book.sh           # strictly one chapter at a time
 #   BOOK_OUT=/tmp/b scripts/build_book.sh  # executed notebooks and site there, book/ untouched
 #   PROFILE=paper PARAMS=mine.yaml scripts/build_book.sh  # your overrides over the profile
@@ -116,6 +117,14 @@ wait_side
 if [ -n "${done02:-}" ]; then rm -f "$done02"; fi
 trap - EXIT
 rm -rf "$scratch"
-jupyter-book build --builder html -W -n --keep-going \
+# warnings fail the build (-W), unless chapters were left out on purpose (NOTEBOOKS) and have no
+# executed notebook here from an earlier build: the site then lacks them, and says so
+strict=-W
+absent=$(for nb in notebooks/[0-9][0-9]_*.py; do n=$(basename "$nb" .py); [ -f "$BOOK_OUT/$n.ipynb" ] || echo "$n"; done)
+if [ -n "$absent" ] && [ -n "${NOTEBOOKS:-}" ]; then
+  echo "note: no executed $(echo $absent) in $BOOK_OUT (NOTEBOOKS=\"$NOTEBOOKS\"): the site leaves them out, and their missing-page warnings do not fail this build" >&2
+  strict=""
+fi
+jupyter-book build --builder html $strict -n --keep-going \
   --config "$PWD/_config.yml" --toc "$PWD/_toc.yml" --path-output "$BOOK_OUT" "$BOOK_OUT"
 echo "Book: $(cd "$BOOK_OUT" && pwd)/_build/html/index.html"

@@ -84,8 +84,8 @@ class ChatStub:
                     self.end_headers()
                     self.wfile.write(b"boom")
                     return
-                data = json.dumps({"choices": [{"message": {"role": "assistant",
-                                                            "content": stub.reply}}]}).encode()
+                data = stub.raw if stub.raw is not None else json.dumps(
+                    {"choices": [{"message": {"role": "assistant", "content": stub.reply}}]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -96,6 +96,7 @@ class ChatStub:
                 pass
 
         self.reply, self.seen = reply, []
+        self.raw = None  # bytes: sent as they are (status 200) instead of a chat reply
         self.server = HTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.05}, daemon=True)

@@ -625,6 +625,46 @@ def test_cost_reading_names_a_difference_only_where_the_intervals_part():
     assert behaviour.cost_reading([]).startswith("Not measured")
 
 
+def test_cost_reading_weighs_the_size_matched_control_apart():
+    """Sets matched by layer and CETT size are read apart from the layer-matched ones: the
+    H-Neurons' extra cost is put down to what they encode only if it holds against those too,
+    and an overlap with them says their size may explain it."""
+    from hneurons_utils.stats import wilson_ci
+
+    def row(name, c, n=32):
+        return {"condition": name, "correct": c, "n": n, "accuracy": c / n, "ci (Wilson)": wilson_ci(c, n)}
+
+    base = [row("unsteered (α=1)", 32), row("H-Neurons α=0", 12), row("random-0 α=0", 31)]
+    similar = base + [row("size-matched-0 α=0", 14), row("size-matched-1 α=0", 16)]
+    assert behaviour.cost_parts(similar)[2] == [base[2]]  # size-matched rows are not random rows
+    assert behaviour.cost_verdict(similar) == "more"
+    assert behaviour.cost_verdict(similar, sized=True) == "not distinguishable"
+    text = behaviour.cost_reading(similar)
+    assert "random ones of the same layers." in text and "take part in answering" not in text
+    assert "leave 14 of 32" in text and "the gap to typical random neurons may be their size" in text
+    apart = base + [row("size-matched-0 α=0", 30)]
+    assert behaviour.cost_verdict(apart, sized=True) == "more"
+    assert "not their size alone: they take part in answering" in behaviour.cost_reading(apart)
+    assert "size" not in behaviour.cost_reading(base)  # no size-matched set: no such sentence
+
+
+def test_figure3_names_the_control_it_plots():
+    """The legend says how the random sets were matched; an unknown match is refused."""
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame([{"bench": "falseqa", "group": g, "alpha": a, "rate": 0.5, "ci_lo": 0.4,
+                           "ci_hi": 0.6, "n_scored": 10, "seed_min": np.nan, "seed_max": np.nan}
+                          for g in ("h_neurons", "random") for a in (0.0, 3.0)])
+    slopes = pd.DataFrame(columns=["bench", "group", "slope_pp", "alphas"])
+    for control, words in (("layer", "layer-matched"), ("size", "matched by layer and CETT size")):
+        fig = behaviour.figure3(table, slopes, ["falseqa"], control=control)
+        labels = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+        assert any(words in x for x in labels), labels
+        plt.close(fig)
+    with pytest.raises(ValueError, match="unknown control 'weight'"):
+        behaviour.figure3(table, slopes, ["falseqa"], control="weight")
+
+
 def test_cost_records_judge_each_reply_and_read_what_replaces_a_lost_answer():
     """cost_records labels every reply by the rule judge; an answer lost to silencing is read
     as another answer, none (the reply only restates the question) or a refusal; loss_text
@@ -766,3 +806,19 @@ def test_reading_sets_the_h_slope_against_single_random_sets():
     df = _frame(rows)
     text = behaviour.reading(behaviour.compliance_table(df, 20), behaviour.slope_table(df, 20))
     assert "Single random sets' slopes run from +0.0 to +50.0 pp/α" in text and "(+50.0) lies inside" in text
+
+
+def test_panels_of_an_imprecise_rule_judge_carry_a_caveat():
+    """A benchmark whose rule judge is imprecise on held-out hand labels gets it in its panel
+    title; dev-split numbers, precise judges and another judge's run do not."""
+    agreement = pd.DataFrame([
+        {"judge": "rule", "benchmark": "jailbreak", "split": "test", "precision": 0.22},
+        {"judge": "rule", "benchmark": "jailbreak", "split": "dev", "precision": 0.1},
+        {"judge": "rule", "benchmark": "falseqa", "split": "test", "precision": 1.0},
+        {"judge": "rule", "benchmark": "faitheval", "split": "test", "precision": float("nan")}])
+    titles = behaviour.caveated_titles(agreement, "rule")
+    assert titles["jailbreak"].endswith("(rule judge's held-out precision 0.22: most of what it "
+                                        "counts, a reader would not)")
+    assert titles["falseqa"] == behaviour.PANEL_TITLES["falseqa"]
+    assert titles["faitheval"] == behaviour.PANEL_TITLES["faitheval"]
+    assert behaviour.caveated_titles(agreement, "llm") == behaviour.PANEL_TITLES

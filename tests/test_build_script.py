@@ -21,7 +21,7 @@ CHAPTERS = ["01_cett", "02_identification", "03_generalisation", "04_behaviour",
             "06_summary"]
 
 PAPERMILL = """#!/usr/bin/env bash
-name=$(basename "$2" .ipynb)
+name=$(basename "$2" .ipynb) out=$2
 echo "start $name" >> "$LANES_LOG"
 case " $STUB_SLOW " in *" $name "*) sleep 2 ;; *) sleep 0.2 ;; esac
 [ "$name" = "${STUB_FAIL:-}" ] && { echo "fail $name" >> "$LANES_LOG"; exit 1; }
@@ -30,7 +30,7 @@ if [ "$name" = "${STUB_NO_KERNEL:-}" ] && [ "$(grep -c "^race $name" "$LANES_LOG
   echo "RuntimeError: Kernel died before replying to kernel_info" >&2; exit 1
 fi
 while [ $# -gt 0 ]; do [ "$1" = -f ] && sed "s/^/$name /" "$2" >> "$LANES_LOG.params"; shift; done
-echo '{}' > "$2"
+echo '{}' > "$out"
 echo "end $name" >> "$LANES_LOG"
 """
 JUPYTEXT = """#!/usr/bin/env bash
@@ -38,6 +38,7 @@ while [ $# -gt 0 ]; do [ "$1" = -o ] && { echo '{}' > "$2"; shift; }; shift; don
 """
 JUPYTER_BOOK = """#!/usr/bin/env bash
 echo "book" >> "$LANES_LOG"
+echo "$*" >> "$LANES_LOG.book"
 mkdir -p book/_build/html && touch book/_build/html/index.html
 """
 
@@ -179,3 +180,19 @@ def test_a_missing_benchmark_file_stops_the_build_before_any_chapter(project):
     assert "bioasq/factoid.jsonl: BioASQ cannot be redistributed" in out and "falseqa/test.csv" in out
     rc, events, out = build(project, CHECK_DATA="1", NOTEBOOKS="01_cett")
     assert rc == 0 and "start 01_cett" in events
+
+
+def test_one_chapter_alone_renders_without_the_others_and_says_so(project):
+    """NOTEBOOKS="01_cett" on a fresh folder renders a site without the other chapters (whose
+    missing pages would fail a -W build) and names them; the full build keeps -W, and so does
+    a one-chapter rebuild where the others were executed before."""
+    book_args = project / "lanes.log.book"
+    rc, events, out = build(project, NOTEBOOKS="01_cett")
+    assert rc == 0 and events[-1] == "book", out
+    assert " -W " not in f" {book_args.read_text()} " and "no executed 02_identification" in out
+    book_args.unlink()
+    rc, events, out = build(project, JOBS="1")
+    assert rc == 0 and " -W " in f" {book_args.read_text()} " and "no executed" not in out
+    book_args.unlink()
+    rc, events, out = build(project, NOTEBOOKS="03_generalisation")
+    assert rc == 0 and " -W " in f" {book_args.read_text()} " and "no executed" not in out

@@ -131,6 +131,38 @@ def test_bad_masks_and_layers_are_refused(tiny_model):
         cett.cett_means(tiny_model, batch, mask, scale={7: (torch.tensor([0]), 2.0)})
 
 
+@pytest.mark.parametrize("bad, err, problem", [
+    (torch.ones(3, 1, dtype=torch.bool), ValueError, r"shape \(3, 1\).*\(3, 9\)"),  # broadcast
+    (torch.ones(9, dtype=torch.bool), ValueError, r"shape \(9,\)"),
+    (torch.ones(3, 9, dtype=torch.long), TypeError, "must be a bool"),
+    (torch.full((3, 9), 0.5), TypeError, "must be a bool")])
+def test_masks_must_be_bool_and_exactly_batch_shaped(tiny_model, bad, err, problem):
+    """A [B, 1] mask would broadcast over the tokens and mix rows, a [T] one fail deep inside,
+    a 0/1 or weighted one weight tokens: each is refused, naming the mask."""
+    batch = _batch(pad=False)
+    with pytest.raises(err, match=f"token mask 'm'.*{problem}"):
+        cett.cett_means(tiny_model, batch, {"m": bad})
+
+
+@pytest.mark.parametrize("scale, problem", [({0: ([-1], 0.0)}, r"scale\[0\].*\[-1\] are outside"),
+                                            ({0: ([10_000], 0.0)}, r"\[10000\] are outside"),
+                                            ({0: ([1], float("nan"))}, "alpha must be finite"),
+                                            ({-1: ([1], 0.0)}, r"layers \[-1\] are outside")])
+def test_scale_outside_the_model_or_non_finite_is_refused(tiny_model, scale, problem):
+    """A negative neuron index would scale a neuron counted from the end, a NaN alpha fill the
+    CETT with NaN: refused before the forward pass."""
+    batch = _batch(pad=False)
+    with pytest.raises(ValueError, match=problem):
+        cett.cett_means(tiny_model, batch, {"all": batch["attention_mask"].bool()}, scale=scale)
+
+
+@pytest.mark.parametrize("layers", [[5], [-1]])
+def test_cett_tokens_refuses_layers_the_model_lacks(tiny_model, layers):
+    """A layer outside 0..n_layers-1 is a ValueError naming it (not an error from nnsight)."""
+    with pytest.raises(ValueError, match=rf"layers \[{layers[0]}\] are outside .* 0\.\.1"):
+        cett.cett_tokens(tiny_model, _batch(pad=False), layers=layers)
+
+
 def test_left_pad_positions_count_from_each_rows_first_real_token():
     att = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]])
     assert cett.left_pad_positions(att).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4],
@@ -206,3 +238,15 @@ def test_eq7_ratios_reference_points(tiny_model):
     assert "2 neurons; measured ratio at alpha = 2" in cett.eq7_reading(eq7)
     with pytest.raises(ValueError, match="lack 1.0"):
         cett.eq7_ratios(tiny_model, batch, chosen, [0.0, 2.0])
+
+
+def test_eq7_ratios_refuses_repeated_alphas_and_no_neuron(tiny_model):
+    """A repeated alpha (once a pandas InvalidIndexError), an empty ``chosen`` (once an
+    AttributeError) and a neuron listed twice are named."""
+    batch = _batch(pad=False)
+    with pytest.raises(ValueError, match=r"repeat \[1.0\]"):
+        cett.eq7_ratios(tiny_model, batch, {1: torch.tensor([0])}, [0.5, 1.0, 1.0])
+    with pytest.raises(ValueError, match="chosen names no neuron"):
+        cett.eq7_ratios(tiny_model, batch, {}, [0.5, 1.0])
+    with pytest.raises(ValueError, match=r"neurons \['L1/3'\] twice"):
+        cett.eq7_ratios(tiny_model, batch, {1: torch.tensor([3, 3])}, [0.5, 1.0])

@@ -409,6 +409,47 @@ def test_llm_compliance_judge_against_a_stub_server(chat_stub, monkeypatch):
         label(rec)
 
 
+@pytest.mark.parametrize("rec, problem", [
+    ({"bench": "falseqa", "meta": {}}, "field 'response' must be a string"),
+    ({"bench": "sycophancy", "response": "Sure.", "meta": {"answers": ["x"]}}, "field 'first'"),
+    ({"bench": "faitheval", "response": "A", "meta": {"options": ["a", "b"]}}, "no 'context_key'"),
+    ({"bench": "sycophancy", "first": "A", "response": "B", "meta": {"options": ["a", "b"]}},
+     "no 'gold_key'"),
+    ({"bench": "sycophancy", "first": "x", "response": "y", "meta": {"answers": "Paris"}},
+     "'answers' must be a list"),
+    ({"bench": "faitheval", "response": "A", "meta": {"options": "ab", "context_key": "A"}},
+     "'options' must be a list"),
+    ({"bench": "truthfulqa", "response": "A"}, "unknown benchmark 'truthfulqa'"),
+])
+def test_records_the_judges_cannot_read_are_named(rec, problem, chat_stub, monkeypatch):
+    """A record without a field its judge reads is an error naming the record and the field,
+    for the rule judge and the LLM judge alike (not a KeyError, nor a silent None)."""
+    rec = {"item_id": "it7", **rec}
+    with pytest.raises(ValueError, match=f"record 'it7'.*{problem}"):
+        compliance.rule_label(rec)
+    monkeypatch.setenv("BEHAVIOUR_TEST_KEY", "k")
+    label = compliance.make_labeler("llm", base_url=chat_stub.url, model="m",
+                                    api_key_env="BEHAVIOUR_TEST_KEY")
+    with pytest.raises(ValueError, match=problem):
+        label(rec)
+    assert chat_stub.seen == []
+
+
+def test_llm_compliance_judge_reply_without_content_is_named(chat_stub, monkeypatch):
+    """A reply with no choices (or an HTML page) is a JudgeReplyError, not an AttributeError."""
+    from hneurons_utils.judges import JudgeReplyError
+
+    monkeypatch.setenv("BEHAVIOUR_TEST_KEY", "k")
+    label = compliance.make_labeler("llm", base_url=chat_stub.url, model="m",
+                                    api_key_env="BEHAVIOUR_TEST_KEY")
+    rec = {"bench": "falseqa", "response": "Fish have four legs.", "meta": {"question": "Legs?"}}
+    chat_stub.reply = "yes"  # status 200; the raw bytes replace the reply
+    for raw, problem in ((b'{"choices": []}', "no choices"), (b"<html>", "other than JSON")):
+        chat_stub.raw = raw
+        with pytest.raises(JudgeReplyError, match=problem):
+            label(rec)
+
+
 def test_llm_compliance_judge_needs_its_key(monkeypatch):
     """Without the key the LLM judge fails at construction, naming the variable."""
     from hneurons_utils.judges import MissingAPIKeyError

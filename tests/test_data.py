@@ -14,8 +14,14 @@ from hneurons_utils.data import DataFormatError
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("HNEURONS_DATA_DIR") or REPO.parent / "shared" / "data")
-needs_data = pytest.mark.skipif(not (SHARED / "triviaqa").is_dir(),
-                                reason=f"benchmark files not found at {SHARED}")
+def needs(*files: str):
+    """Skip unless every one of ``files`` is in the data directory (BioASQ and FalseQA have no
+    public copy: without them the other data tests still run)."""
+    missing = [f for f in files if not (SHARED / f).is_file()]
+    return pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not found at {SHARED}")
+
+
+TRIVIAQA = ("triviaqa/train.tsv", "triviaqa/test.tsv")
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,7 @@ def triviaqa():
     return {split: D.load_triviaqa(split, SHARED) for split in ("train", "test")}
 
 
-@needs_data
+@needs(*TRIVIAQA)
 @pytest.mark.parametrize("split,rows", [("train", 8837), ("test", 11313)])
 def test_triviaqa_row_counts(triviaqa, split, rows):
     """Every TriviaQA row listed in the data README loads, with a stable line-numbered qid."""
@@ -34,7 +40,7 @@ def test_triviaqa_row_counts(triviaqa, split, rows):
     assert len({it.qid for it in items}) == rows
 
 
-@needs_data
+@needs(*TRIVIAQA)
 def test_triviaqa_quoting_quirk_rows_parse(triviaqa):
     """Alias lists and questions wrapped in extra CSV quoting come out unquoted."""
     items = {it.qid: it for it in triviaqa["train"]}
@@ -47,7 +53,7 @@ def test_triviaqa_quoting_quirk_rows_parse(triviaqa):
     assert "🚁" in items["triviaqa-train:1"].answers  # non-ASCII aliases are kept as written
 
 
-@needs_data
+@needs("nq_open/test.jsonl")
 def test_nq_open_skips_symbol_only_answers_with_a_logged_count(caplog):
     """NQ-Open's two rows whose only answers are punctuation ('---', ')') are skipped and logged."""
     with caplog.at_level(logging.WARNING, logger="hneurons_utils.data"):
@@ -57,7 +63,7 @@ def test_nq_open_skips_symbol_only_answers_with_a_logged_count(caplog):
     assert "nq_open:291" not in {it.qid for it in items}
 
 
-@needs_data
+@needs("bioasq/factoid.jsonl")
 def test_bioasq_uses_file_ids():
     """BioASQ loads all 1,600 factoid questions, keyed by the file's own ids."""
     items = D.load_bioasq(SHARED)
@@ -66,7 +72,7 @@ def test_bioasq_uses_file_ids():
     assert items[0].answers == ["bazex syndrome", "Bazex syndrome"]
 
 
-@needs_data
+@needs("nq_open/test.jsonl")
 def test_load_qa_limit_is_a_seeded_subset():
     """load_qa(limit, seed) is deterministic per seed, differs across seeds, and keeps file order."""
     a = D.load_qa("nq_open", None, SHARED, limit=50, seed=3)
@@ -100,7 +106,7 @@ def test_questions_that_hold_every_gold_answer_are_dropped_and_counted(tmp_path,
     assert [it.question for it in D.load_qa_file(f, "own")] == ["Sky colour?"]
 
 
-@needs_data
+@needs("bioasq/factoid.jsonl", "nq_open/test.jsonl", "triviaqa/test.tsv")
 def test_bundled_subsets_hold_no_question_that_contains_its_answers():
     """Through load_qa, no TriviaQA / BioASQ / NQ-Open question carries all its answers."""
     for name, split in (("bioasq", None), ("nq_open", None), ("triviaqa", "test")):
@@ -109,7 +115,7 @@ def test_bundled_subsets_hold_no_question_that_contains_its_answers():
     assert any(D.answer_in_question(it) for it in D.load_bioasq(SHARED))  # the raw file has some
 
 
-@needs_data
+@needs("falseqa/train.csv", "falseqa/valid.csv", "falseqa/test.csv")
 @pytest.mark.parametrize("split,rows", [("train", 2374), ("valid", 982), ("test", 1374)])
 def test_falseqa_splits(split, rows):
     """FalseQA loads every row, half false-premise; rebuttal lists (test) and strings both parse."""
@@ -122,7 +128,7 @@ def test_falseqa_splits(split, rows):
         assert len(items[0].rebuttals) == 3
 
 
-@needs_data
+@needs("truthfulqa/TruthfulQA.csv")
 def test_truthfulqa_bom_and_answer_lists():
     """TruthfulQA's BOM does not break the header; ';'-separated answers become lists."""
     items = D.load_truthfulqa(SHARED)
@@ -133,7 +139,7 @@ def test_truthfulqa_bom_and_answer_lists():
     assert first.best_answer in first.correct
 
 
-@needs_data
+@needs("jailbreak/forbidden_question_set.csv", "jailbreak/jailbreak_prompts.csv")
 def test_jailbreak_files():
     """390 forbidden questions (13 scenarios x 30) and 666 jailbreak templates load with unique ids."""
     qs = D.load_forbidden_questions(SHARED)
@@ -341,6 +347,15 @@ def test_own_qa_file_is_validated_like_the_bundled_sets(tmp_path):
     path.write_text('{"question": "Q1?", "answers": []}\n')
     with pytest.raises(ValueError, match="no usable question"):
         D.load_qa_file(path, "mine")
+    path.write_text('{"id": "a", "question": "Q1?", "answers": ["x"]}\n'
+                    '{"id": "a", "question": "Q2?", "answers": ["y"]}\n')  # one record on disk
+    with pytest.raises(DataFormatError, match=r"line 2, field 'id': 'a' repeats the id of line 1"):
+        D.load_qa_file(path, "mine")
+    path.write_text('{"id": null, "question": "Q1?", "answers": ["x"]}\n')
+    with pytest.raises(DataFormatError, match=r"line 1, field 'id': must be a non-empty string"):
+        D.load_qa_file(path, "mine")
+    with pytest.raises(ValueError, match="needs a question"):
+        D.fill_template("Do [INSERT PROMPT HERE] now", None)
 
 
 def test_source_report_names_local_hub_and_missing_files(tmp_path, monkeypatch):

@@ -105,19 +105,18 @@ def test_random_baselines_and_table(chat_model, tmp_path):
     table = table1_comparison(ours, summary, total, "ours (tiny, n=3)",
                               ["triviaqa", "nq_open", "bioasq", "nonexist"], n_used=n_used, n_h=n_h)
     # the paper's ratio: the share of all neurons each classifier reads
-    assert table.loc["ours (tiny, n=3), H-Neuron probe", "ratio (per mille)"] == pytest.approx(
-        1000 * n_used / total)
-    assert table.loc["ours (tiny, n=3), H-Neurons alone (refit)", "ratio (per mille)"] == (
-        pytest.approx(res.probe.h_neurons().per_mille))
-    assert table.loc["ours (tiny, n=3), H-Neuron probe", "triviaqa"] == 75.0
+    probe_row, refit_row = ("ours (tiny, n=3), H-Neuron probe (L1, as identified)",
+                            "ours (tiny, n=3), H-Neurons alone (refit, L2, standardised)")
+    assert table.loc[probe_row, "ratio (per mille)"] == pytest.approx(1000 * n_used / total)
+    assert table.loc[refit_row, "ratio (per mille)"] == pytest.approx(res.probe.h_neurons().per_mille)
+    assert table.loc[probe_row, "triviaqa"] == 75.0
     # the like-for-like pair: the H-Neurons alone against as many random neurons
     hs_acc = [r["accuracy"] for r in rows if r["kind"].startswith("hsize")]
-    assert table.loc["ours (tiny, n=3), random, as many as H-Neurons", "triviaqa"] == pytest.approx(
-        100 * np.mean(hs_acc))
-    assert table.loc["ours (tiny, n=3), H-Neurons alone (refit)", "triviaqa"] == pytest.approx(
-        100 * rows[0]["accuracy"])
-    assert table.loc["ours (tiny, n=3), H-Neurons alone (refit)", "neurons read"] == n_h
-    assert table.loc["ours (tiny, n=3), random (mean over seeds)", "neurons read"] == n_used
+    assert table.loc["ours (tiny, n=3), random, as many as H-Neurons (L2, standardised)",
+                     "triviaqa"] == pytest.approx(100 * np.mean(hs_acc))
+    assert table.loc[refit_row, "triviaqa"] == pytest.approx(100 * rows[0]["accuracy"])
+    assert table.loc[refit_row, "neurons read"] == n_h
+    assert table.loc["ours (tiny, n=3), random (L2, standardised; mean over seeds)", "neurons read"] == n_used
     assert table.loc["paper: Mistral-7B-v0.3, H-Neurons", "triviaqa"] == 78.4
     assert table.loc["paper: Mistral-7B-v0.3, random", "ratio (per mille)"] == 0.35
     assert sum(i.startswith("paper: ") for i in table.index) == 12

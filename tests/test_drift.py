@@ -41,13 +41,37 @@ def llama_pair(tmp_path):
 
 
 def test_identical_weights_have_zero_drift(llama_pair):
-    """A model compared with itself drifts by exactly zero in every part and neuron."""
+    """A model compared with itself drifts by exactly zero in every part and neuron, and the
+    whole-model drift refuses such a pair (BASE_MODEL_ID = INSTRUCT_MODEL_ID) instead of
+    reporting a null result about it."""
     base, tmp = llama_pair
-    raw = drift.parameter_drift(tmp / "base", tmp / "base")
-    assert set(raw) == {"up", "down", "gate"}
-    for values in raw.values():
-        assert values.shape == (3, 16)
-        np.testing.assert_allclose(values, 0.0, atol=1e-12)
+    layers = list(drift.iter_layer_drift(tmp / "base", tmp / "base"))
+    assert [i for i, _ in layers] == [0, 1, 2]
+    for _, parts in layers:
+        assert set(parts) == {"up", "down", "gate"}
+        for values in parts.values():
+            assert values.shape == (16,)
+            np.testing.assert_allclose(values, 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="identical FFN weights"):
+        drift.parameter_drift(tmp / "base", tmp / "base")
+
+
+def test_nan_drift_and_bad_test_settings_are_refused():
+    """One NaN would zero a whole part's z-scores; no random set or no resample leaves no
+    p-value: each is an error, not a number."""
+    from hneurons_utils.probe import NeuronSet
+
+    up = np.random.default_rng(0).random((2, 8))
+    up[0, 0] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite"):
+        drift.drift_score({"up": up, "down": np.ones((2, 8))})
+    score = np.random.default_rng(1).random((2, 8))
+    h = NeuronSet(np.array([0, 1]), np.array([2, 3]), 2, 8)
+    for kw in ({"n_random": 0}, {"n_boot": 0}):
+        with pytest.raises(ValueError, match=f"{list(kw)[0]} must be a whole number >= 1"):
+            drift.drift_tests(score, h, **kw)
+    with pytest.raises(ValueError, match=r"\[layers, neurons\]"):
+        drift.drift_tests(score.ravel(), h)
 
 
 def test_rotated_down_column_and_up_row_give_known_cosine(llama_pair):
@@ -241,9 +265,10 @@ def test_drift_refuses_pairs_of_different_shape(tmp_path):
 def test_drift_is_streamed_one_tensor_pair_at_a_time(tmp_path, monkeypatch, family, tensors):
     """Drift reads each FFN tensor once (Phi-3's fused gate/up weight too, for both its parts)
     and never holds more than one tensor per model."""
-    model = tiny_llama(seed=2, layers=4, neurons=16) if family == "llama" else _tiny_phi3(2, layers=4)
-    _save(model, tmp_path / "a")
-    _save(model, tmp_path / "b")
+    make = (lambda s: tiny_llama(seed=s, layers=4, neurons=16)) if family == "llama" else \
+        (lambda s: _tiny_phi3(s, layers=4))
+    _save(make(2), tmp_path / "a")
+    _save(make(5), tmp_path / "b")  # another seed: a pair that differs
     live, reads, peak = weakref.WeakSet(), [], [0]
     real_get = drift.SafetensorsFolder.get
 
@@ -343,8 +368,9 @@ def test_figure4b_marks_each_rank_when_there_are_few():
     fig1, one = plt.subplots()
     drift.plot_rank_distribution(one, np.array([0.218]), 0.218)
     labels = one.get_legend_handles_labels()[1]
-    assert "the H-Neuron (ours, n=1)" in labels and "our rank 0.218 (one neuron)" in labels
+    assert "the only H-Neuron (ours): rank 0.218; one neuron, no distribution" in labels
     assert not any("H-Neurons" in lab or "mean" in lab for lab in labels if "random" not in lab)
+    assert len(one.lines) == 1  # the 0.5 line; no second line at the neuron's own rank
     plt.close(fig1)
     drift.plot_rank_distribution(many, np.linspace(0.05, 0.95, drift.MIN_FOR_HISTOGRAM), 0.5)
     assert many.patches and many.get_ylabel() == "density"

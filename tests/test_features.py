@@ -209,3 +209,26 @@ def test_cached_row_for_a_changed_response_is_recomputed(tiny_model, tmp_path, c
     np.testing.assert_array_equal(new.answer[ia], fresh.answer[0])
     assert new.digests[ia] == F.example_digest(ex("a", "w6 w8"))
     np.testing.assert_array_equal(new.answer[ib], first.answer[first.index(["b"])[0]])
+
+
+def test_answers_must_be_a_list_of_str_and_keys_str(tiny_model, tmp_path):
+    """A str of answers would be read letter by letter (another answer span); an int key is
+    stored as text, never matches the cache again and is appended anew on every run."""
+    with pytest.raises(TypeError, match="answers must be a list of alias strings"):
+        Example("a", "w3 ", "w6 w7", "w7", "w3", 1)
+    with pytest.raises(TypeError, match="answers must be a list"):
+        Example("a", "w3 ", "w6 w7", ["w7", 7], "w3", 1)
+    with pytest.raises(TypeError, match="example keys must be str.*got 5"):
+        Example(5, "w3 ", "w6 w7", ["w7"], "w3", 1)
+    e = ex("a", "w6 w7")
+    e.key = 5  # a key changed after construction is refused too
+    with pytest.raises(TypeError, match="example keys must be str"):
+        extract_features(tiny_model, [e], tmp_path / "f.npz")
+    assert not (tmp_path / "f.npz").exists()
+
+
+@pytest.mark.parametrize("size, err", [(0, ValueError), (-1, ValueError), (2.5, ValueError)])
+def test_batch_size_must_be_a_whole_number_from_one(size, err):
+    """batch_size -1 once featurised nothing without a word (and 2.5 would fail in slicing)."""
+    with pytest.raises(err, match="batch_size must be"):
+        FeatureConfig(batch_size=size)

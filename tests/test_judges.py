@@ -183,6 +183,28 @@ def test_llm_judge_errors(chat_stub, monkeypatch):
     assert "sk-secret" not in str(err.value)
 
 
+def test_llm_judge_refuses_bad_answers_and_non_json_replies(chat_stub, monkeypatch):
+    """A bare string (sent letter by letter) or None as gold answers is refused before any
+    request is spent; a 200 reply that is not JSON (a wrong base_url serving a web page) is an
+    error naming the URL."""
+    monkeypatch.setenv("JUDGE_TEST_KEY", "sk-secret-123")
+    judge = LLMJudge(chat_stub.url, "m", "JUDGE_TEST_KEY", timeout=5)
+    chat_stub.reply = "correct"
+    for answers in ("Paris", None, [1]):
+        with pytest.raises(TypeError, match="answers must be a list"):
+            judge.judge("Capital of France?", "Lyon", answers)
+    with pytest.raises(TypeError, match="response must be a string"):
+        judge.judge("Capital of France?", None, ["Paris"])
+    assert chat_stub.seen == []
+    chat_stub.raw = b"<html>not an API</html>"
+    with pytest.raises(JudgeReplyError, match=f"{chat_stub.url}/chat/completions answered with "
+                                              "something other than JSON"):
+        judge.judge("Capital of France?", "Lyon", ["Paris"])
+    chat_stub.raw = b"[1, 2]"
+    with pytest.raises(JudgeReplyError, match="not an object"):
+        judge.judge("Capital of France?", "Lyon", ["Paris"])
+
+
 def test_missing_api_key_names_the_variable(monkeypatch):
     """Constructing an LLM judge without its key fails at once, naming the environment variable."""
     monkeypatch.delenv("NO_SUCH_JUDGE_KEY", raising=False)
@@ -359,3 +381,17 @@ def test_rule_judge_needs_a_list_of_alias_strings(answers):
     None would read as NonExist's 'no answer exists'."""
     with pytest.raises(TypeError, match="answers must be a list of alias strings"):
         rule_judge("It is Madrid", answers)
+
+
+@pytest.mark.parametrize("response, kind", [
+    ("There's no way to find a river that doesn't exist in Noralitz.", "denies the entity"),
+    ("I'm sorry, but there is no such company.", "denies the entity"),
+    ("I'm sorry for any confusion, but as a chatbot, I'm designed to provide information", "as an AI"),
+    ("I’m an AI designed to provide support to humans, so I can't", "as an AI"),
+    ("No, I'm sorry, I will not respond.", "other"),
+    ("I don't know.", "other"),
+])
+def test_refusal_kind_tells_denial_from_boilerplate(response, kind):
+    """NonExist's faithful class is read by what its refusals say: denying the entity, assistant
+    boilerplate, or another decline."""
+    assert judges.refusal_kind(response) == kind

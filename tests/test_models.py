@@ -80,6 +80,19 @@ def test_unknown_architecture_names_class_and_paths():
         models.ffn_adapter(Strange())
 
 
+def test_a_model_without_layers_is_refused():
+    """An empty block list has no FFN neuron: an error naming the path, not an IndexError."""
+
+    class Empty(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = torch.nn.Module()
+            self.model.layers = torch.nn.ModuleList()
+
+    with pytest.raises(models.UnsupportedArchitectureError, match=r"Empty: its block list model\.layers is empty"):
+        models.ffn_adapter(Empty())
+
+
 def test_missing_down_projection_names_modules():
     """Blocks without a known down-projection get an error listing the module names looked for."""
 
@@ -190,6 +203,7 @@ def test_local_folder_loads_on_a_device_or_sharded(tmp_path, monkeypatch):
                                cett.cett_means(whole, batch, mask)["all"])
     with pytest.raises(ValueError, match="DTYPE 'bf16' is not a torch dtype"):
         models.load_model(str(tmp_path / "m"), dtype="bf16")
+    assert models.load_model(str(tmp_path / "m"), dtype=torch.float16).hf.dtype == torch.float16
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="DEVICE 'cuda', but torch .* sees no CUDA GPU"):
         models.load_model(str(tmp_path / "m"), device="cuda")
@@ -237,6 +251,25 @@ def test_remote_without_ndif_key_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(nnsight.CONFIG.API, "APIKEY", None)
     with pytest.raises(RuntimeError, match="NDIF_API_KEY"):
         load_model("some-org/some-model", remote=True)
+
+
+def test_remote_model_loads_its_skeleton_with_a_key(monkeypatch, tmp_path):
+    """With a key, REMOTE=True wraps the model for NDIF without its weights: the local copy is
+    the architecture on the meta device, and the adapter reads the FFN shapes from it (the
+    traces themselves run on NDIF, which this offline test cannot reach)."""
+    import nnsight
+
+    from conftest import tiny_llama, tiny_tokenizer
+    from hneurons_utils.models import load_model
+
+    tiny_llama().save_pretrained(tmp_path / "m")
+    tiny_tokenizer().save_pretrained(tmp_path / "m")
+    monkeypatch.setattr(nnsight.CONFIG.API, "APIKEY", "test-key")
+    m = load_model(str(tmp_path / "m"), remote=True)
+    assert m.remote and isinstance(m.hf, torch.nn.Module)
+    assert m.hf.model.layers[0].mlp.down_proj.weight.device.type == "meta"
+    assert (m.adapter.model_class, m.adapter.n_layers) == ("LlamaForCausalLM", 2)
+    assert m.adapter.n_neurons == m.hf.config.intermediate_size
 
 
 def test_a_model_wrapped_without_a_name_is_named_by_its_weights():

@@ -76,6 +76,14 @@ def test_neuron_values_groups():
     assert v["other tokens"].tolist() == [7.0, 9.0]  # the NaN row (no other token) is dropped
 
 
+@pytest.mark.parametrize("flat, err", [(-1, ValueError), (8, ValueError), (1.0, TypeError)])
+def test_neuron_values_refuses_an_index_outside_the_probe(flat, err):
+    """-1 would silently read the last neuron, 8 (of 2 x 4) fail with a bare IndexError."""
+    ans = np.zeros((2, 2, 4))
+    with pytest.raises(err, match="flat"):
+        neurons.neuron_values(probe_on([1], [1.0]), feature_set(ans, ans), labelled([1, 0]), flat)
+
+
 def test_neuron_reading_counts_and_compares():
     def table(a_vs, a_31):
         return pd.DataFrame({"neuron": ["a", "b", "c"], "AUROC vs faithful": a_vs, "AUROC 3-vs-1": a_31})

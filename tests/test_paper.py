@@ -140,6 +140,9 @@ def test_sparsity_reading_against_the_papers_ratios():
     assert paper.sparsity_reading(40, 0.8) == "sparse (under 1 per mille), but outside the paper's range"
     assert paper.sparsity_reading(145, 3.933) == "not sparse: more than 1 per mille"
     assert paper.sparsity_reading(0, 0.0) == "no H-Neuron selected"
+    assert paper.sparsity_reading(1, 0.027) == ("within the paper's range, but from a single neuron: "
+                                                "too few for the ratio (or any test on them) to say much")
+    assert "only 3 neurons" in paper.sparsity_reading(3, 0.08)
 
 
 def test_dataset_label_names_the_papers_sets_and_keeps_other_keys():

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from hneurons_utils.probe import (NeuronSet, Probe, fit_probe, random_neuron_set, select_C,
+from hneurons_utils.probe import (NeuronSet, Probe, activation_size, fit_probe, random_neuron_set,
+                                  select_C, size_matched_neuron_set, size_percentiles,
                                   subset_probes, training_rows)
 
 L, N = 3, 20  # a toy model: 3 layers x 20 neurons = 60 features
@@ -170,7 +171,38 @@ def test_single_class_training_set_is_refused():
     """A training set with one label cannot give a probe: say so instead of a sklearn trace."""
     X, _ = toy(10)
     with pytest.raises(ValueError, match="both labels"):
-        fit_probe(X, np.ones(10, int), 1.0)
+        fit_probe(X, np.ones(10, int), 1.0, n_layers=L, n_neurons=N)
+
+
+def test_nan_feature_rows_are_refused_with_their_count():
+    """A NaN row (a response with no answer token) would score NaN, which predict counts as
+    class 0 and select_C as an accuracy: scoring, fitting and C selection refuse it."""
+    X, y = toy()
+    p = fit_probe(X, y, 300.0, n_layers=L, n_neurons=N)
+    Xn = X.copy()
+    Xn[[0, 5], :] = np.nan
+    Xn[7, p.flat[0]] = np.inf
+    for score in (p.decision_function, p.predict):
+        with pytest.raises(ValueError, match=r"NaN or infinite values in 3 of 120 rows"):
+            score(Xn)
+    with pytest.raises(ValueError, match=r"^X holds NaN .* 3 of 120 rows"):
+        fit_probe(Xn, y, 1.0, n_layers=L, n_neurons=N)
+    with pytest.raises(ValueError, match=r"^X_val holds NaN .* 3 of 120 rows"):
+        select_C(X, y, Xn, y, [1.0], n_layers=L, n_neurons=N)
+
+
+def test_model_shape_is_required_and_must_match_the_features():
+    """Without n_layers/n_neurons the error says to pass them (not "out of range [0, 0)"); a
+    neuron set of another model's shape is refused by subset_probes."""
+    X, y = toy()
+    with pytest.raises(ValueError, match="pass the model's shape, n_layers= and n_neurons="):
+        fit_probe(X, y, 1.0)
+    with pytest.raises(ValueError, match="pass the model's shape"):
+        select_C(X, y, X, y, [1.0])
+    with pytest.raises(ValueError, match=r"X has 60 columns, but .* 2 x 20 = 40"):
+        fit_probe(X, y, 1.0, n_layers=2, n_neurons=N)
+    with pytest.raises(ValueError, match=r"neuron set 0 is of a 4 x 50 model .* 60 columns"):
+        subset_probes(X, y, [NeuronSet([0], [3], 4, 50)])
 
 
 def test_screened_neuron_set_keeps_the_individually_best_neurons():
@@ -214,3 +246,27 @@ def test_fractional_indices_and_non_finite_weights_are_refused():
                   np.array(args["mean"]), np.ones(1))
     with pytest.raises(ValueError, match="neuron indices must be whole numbers"):
         Probe("m", L, N, np.array([1.5]), np.ones(1), 0.0, 1.0, np.zeros(1), np.ones(1))
+
+
+def test_size_matched_sets_match_layer_and_size_and_avoid_the_h_neurons():
+    """Each H-Neuron gets a distinct partner of its own layer among the neurons closest to it in
+    size, never an H-Neuron; seeds give other draws; a size table of another shape is refused."""
+    rng = np.random.default_rng(0)
+    size = rng.random((3, 200))
+    size[1, 7], size[2, 50] = 5.0, 4.0  # two outsized neurons: their partners are the largest left
+    h = NeuronSet(np.array([1, 1, 2, 0]), np.array([7, 8, 50, 3]), 3, 200)
+    a = size_matched_neuron_set(h, size, seed=1)
+    assert list(a.layer_counts()) == list(h.layer_counts()) and a.size == h.size
+    assert not set(a.flat) & set(h.flat)
+    for layer, j in zip(h.layers, h.neurons):
+        others = np.setdiff1d(np.arange(200), h.by_layer()[layer])
+        rank = np.argsort(np.abs(size[layer, others] - size[layer, j]))
+        assert set(a.by_layer()[layer]) & set(others[rank[:10]])  # one of its ten nearest
+    assert size_percentiles(NeuronSet(np.array([1]), np.array([7]), 3, 200), size)[0] == 100.0
+    partner = NeuronSet(np.array([2]), a.by_layer()[2], 3, 200)  # of the outsized neuron 50
+    assert size_percentiles(partner, size)[0] > 90  # as large as any neuron left there
+    assert list(size_matched_neuron_set(h, size, seed=1).flat) == list(a.flat)
+    assert list(size_matched_neuron_set(h, size, seed=2).flat) != list(a.flat)
+    with pytest.raises(ValueError, match="size is"):
+        size_matched_neuron_set(h, size[:2], seed=1)
+    np.testing.assert_allclose(activation_size(np.stack([size, 3 * size])), 2 * size)

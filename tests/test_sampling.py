@@ -103,6 +103,21 @@ def test_a_second_writer_of_one_file_is_refused(tiny_model, tmp_path):
     assert len(read_jsonl(path)) == 5
 
 
+def test_bad_decoding_settings_are_refused_when_made():
+    """Settings generate would reject deep inside transformers (or read as zero answers) fail
+    where they are written, naming the field."""
+    for kw, field in ((dict(max_new_tokens=0), "max_new_tokens"),
+                      (dict(num_return_sequences=0), "num_return_sequences"),
+                      (dict(top_k=-1), "top_k"), (dict(top_p=0.0), "top_p"),
+                      (dict(temperature=0.0), "temperature"),
+                      (dict(do_sample=False, num_return_sequences=3), "greedy")):
+        with pytest.raises(ValueError, match=field):
+            GenConfig(**kw)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        replace(TINY_GEN, max_new_tokens=-3)  # replace() checks too
+    assert GenConfig(do_sample=False, temperature=0.0).temperature == 0.0  # unused when greedy
+
+
 def test_collect_refuses_other_settings(tiny_model, tmp_path):
     """Appending samples drawn with other decoding settings to a file is an error, not a mix."""
     m = with_chat(tiny_model)

@@ -138,6 +138,29 @@ def test_neuron_set_for_another_model_is_refused(tiny_model):
         generate_scaled(tiny_model, ["w1"], GREEDY, None, 1.0, method="magic")
 
 
+def test_bad_prompts_neurons_and_batch_sizes_are_refused(tiny_model):
+    """A bare string (one prompt per character), a list of indices instead of a NeuronSet, a
+    batch size below 1 (which used to process nothing: accuracy 0) and a batch without its
+    attention mask are errors naming the argument."""
+    from hneurons_utils.data import QAItem
+    from hneurons_utils.steering import qa_accuracy
+
+    with pytest.raises(TypeError, match="prompts must be a list of strings.*wrap one string"):
+        generate_scaled(tiny_model, "w3 w4", GREEDY)
+    with pytest.raises(TypeError, match="neurons must be a NeuronSet"):
+        layer_indices(tiny_model, [(0, 3)])
+    items = [QAItem("q", "w3 w4", ["w5"], "toy")]
+    tiny_model.tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+    for bs in (0, -1):
+        with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
+            suppression_accuracy(tiny_model, None, items, 0.0, batch_size=bs)
+        with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
+            qa_accuracy(tiny_model, items, [(None, 1.0)], batch_size=bs)
+    enc = encode(tiny_model, ["w3 w4"])
+    with pytest.raises(ValueError, match="attention_mask"):
+        logits_scaled(tiny_model, {"input_ids": enc["input_ids"]}, None, 1.0)
+
+
 def test_suppression_accuracy_counts_correct_answers(tiny_model, monkeypatch):
     """suppression_accuracy is the share of items whose generated answer the judge calls correct."""
     from types import SimpleNamespace

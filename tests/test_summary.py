@@ -555,6 +555,14 @@ def test_the_suppression_row_reads_chapter_4s_cost_answer_by_answer(results):
     write(path, {"rows": [cost("unsteered (α=1)", 32), cost("H-Neurons α=0", 28), cost("random-0 α=0", 30)]})
     r = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
     assert r.reading.startswith("not distinguishable") and "lost" not in r.ours
+    write(path, {"rows": [cost("unsteered (α=1)", 32), cost("H-Neurons α=0", 15), cost("random-0 α=0", 30),
+                          cost("size-matched-0 α=0", 17)]})
+    r = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
+    assert "as many random neurons: 30 of 32" in r.ours and "size-matched" not in r.ours.split(":")[0]
+    assert "random neurons of their layers and CETT size: 17 of 32" in r.ours
+    assert r.reading == ("costs more known answers than silencing random neurons (Wilson intervals "
+                         "apart); against neurons of their size: not distinguishable (their size may "
+                         "explain the cost)")
     write(path, {"rows": []})
     assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading == "not run"
 

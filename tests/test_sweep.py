@@ -74,6 +74,29 @@ def test_sweep_refuses_files_another_run_is_writing(chat_model, tmp_path):
     assert len(df) == 5 * len(conds) and not df.duplicated(["item_id", "set", "alpha"]).any()
 
 
+def test_sweep_refuses_mixed_suites_and_empty_or_bad_settings(chat_model, tmp_path):
+    """Items of two benchmarks (the first item's would decide the turns and file names), no
+    condition, a batch size below 1, an empty ALPHAS and a control from another model are
+    refused before anything is written."""
+    a = chat_model.adapter
+    h = NeuronSet(np.zeros(2, int), np.arange(2), a.n_layers, a.n_neurons)
+    conds = sweep.condition_grid(h, [0.0, 2.0])
+    cfg = benchmarks.decoding("falseqa", max_new_tokens=2)
+    fq = [benchmarks.BenchItem("falseqa", "falseqa", "f0", "w3 w4", {"question": "w3", "rebuttals": []})]
+    with pytest.raises(ValueError, match="one sweep takes one suite"):
+        sweep.run_sweep(chat_model, fq + _suite(), conds, cfg, tmp_path)
+    with pytest.raises(ValueError, match="no conditions"):
+        sweep.run_sweep(chat_model, fq, [], cfg, tmp_path)
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
+        sweep.run_sweep(chat_model, fq, conds, cfg, tmp_path, -4, method="weights")
+    with pytest.raises(ValueError, match="ALPHAS is empty"):
+        sweep.condition_grid(h, [])
+    other = NeuronSet(np.zeros(2, int), np.arange(2), a.n_layers + 1, a.n_neurons)
+    with pytest.raises(ValueError, match="'random-0' is for .* a control must come from the same model"):
+        sweep.condition_grid(h, [0.0], {"random-0": other})
+    assert not any(tmp_path.iterdir())
+
+
 def test_changed_item_content_starts_new_files(chat_model, tmp_path):
     """Same item ids with another prompt or option format are other results: new files, not
     the stored replies of the old format."""

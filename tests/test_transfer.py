@@ -27,6 +27,19 @@ def test_transfer_table_scores_the_unchanged_probe():
     assert t.loc["random neurons (L2)", "auroc"] == pytest.approx(50.0)
 
 
+def test_transfer_table_without_baselines_keeps_the_probe_rows():
+    """No baseline rows (no random probe could be fitted) leave the unchanged probe's rows, not
+    a KeyError from an empty frame."""
+    from hneurons_utils.pipeline import EvalSet
+    from hneurons_utils.probe import Probe
+
+    y = np.array([1, 1, 0, 0])
+    X = np.zeros((4, 8)); X[:, 5] = y
+    probe = Probe("m", 2, 4, np.array([5]), np.array([2.0]), -1.0, 1.0, np.zeros(1), np.ones(1))
+    t = transfer.transfer_table(probe, {"nq": EvalSet("nq", list("abcd"), X, y, {})}, [], n_boot=20)
+    assert list(t.probe) == ["H-Neuron probe (unchanged)"] and t.auroc.iloc[0] == pytest.approx(100.0)
+
+
 def test_paper_transfer_marks_come_from_the_reference_file():
     """The paper's stated Figure 4a bounds are read from data/paper_reference.json, not typed in."""
     from hneurons_utils import paper
