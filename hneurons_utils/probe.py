@@ -168,7 +168,7 @@ def activation_size(fs_other: np.ndarray) -> np.ndarray:
     arr = np.asarray(fs_other)
     if arr.ndim != 3 or not len(arr):
         raise ValueError(f"need features [responses, layers, neurons], got shape {arr.shape}")
-    return arr.astype(np.float64).mean(axis=0)
+    return arr.mean(axis=0, dtype=np.float64)  # accumulated in float64, never copied whole
 
 
 def size_percentiles(neurons: NeuronSet, size: np.ndarray) -> np.ndarray:

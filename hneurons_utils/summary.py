@@ -621,16 +621,30 @@ def scorecard(output_dir: str | Path, model_id: str, origin_dir: str | Path | No
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def scorecard_html(card: pd.DataFrame) -> str:
-    """The scorecard as an HTML table whose chapter cells link to the chapter's page."""
+def scorecard_html(card: pd.DataFrame, fold_at: int = 280) -> str:
+    """The scorecard as an HTML table whose chapter cells link to the chapter's page.
+
+    A cell of "ours" or "reading" longer than ``fold_at`` characters shows its first clause
+    (up to the first "; ") and folds the rest into a ``<details>`` element ("more"), so the
+    headline numbers and verdicts stay readable in the table and nothing is cut."""
     import html
 
     def link(cell: str) -> str:
         name = next((v for v in CHAPTERS.values() if cell == f"{int(v[:2])} {v[3:]}"), None)
         return f'<a href="{name}.html">{html.escape(cell)}</a>' if name else html.escape(cell)
 
+    def fold(cell: str) -> str:
+        cut = cell.find("; ", 40)
+        if len(cell) <= fold_at or cut < 0:
+            return html.escape(cell)
+        return (f"{html.escape(cell[:cut])}<details><summary>more</summary>"
+                f"{html.escape(cell[cut + 2:])}</details>")
+
     out = card.astype(str).map(html.escape)
     out["chapter"] = card["chapter"].astype(str).map(link)
+    for col in ("ours", "reading"):
+        if col in card:
+            out[col] = card[col].astype(str).map(fold)
     return out.to_html(index=False, escape=False)
 
 

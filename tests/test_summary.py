@@ -208,7 +208,19 @@ def test_scorecard_html_links_each_chapter_and_escapes_the_rest():
                           "paper (Gao et al. 2025)": "", "ours": "x & y", "reading": "ok"}])
     out = summary.scorecard_html(card)
     assert '<a href="03_generalisation.html">3 generalisation</a>' in out
-    assert "a &lt; b" in out and "x &amp; y" in out
+    assert "a &lt; b" in out and "x &amp; y" in out and "<details>" not in out
+
+
+def test_long_scorecard_cells_fold_after_their_first_clause():
+    """A long cell keeps its headline in view and folds the rest, uncut, into <details>."""
+    long = "accuracy 84.4 vs random 65.0 (the paper's measure); " + "; ".join(f"check {i} & more" for i in range(40))
+    card = pd.DataFrame([{"result": "Table 1 (§2)", "chapter": "3 generalisation", "claim": "c",
+                          "paper (Gao et al. 2025)": "", "ours": long, "reading": "short"}])
+    out = summary.scorecard_html(card)
+    head, rest = out.split("<details><summary>more</summary>")
+    assert head.endswith("accuracy 84.4 vs random 65.0 (the paper&#x27;s measure)")
+    assert rest.startswith("check 0 &amp; more; check 1") and "check 39 &amp; more</details>" in rest
+    assert out.count("<details>") == 1  # the short reading is not folded
 
 
 def test_malformed_result_files_are_named(results):
