@@ -673,6 +673,12 @@ pd.DataFrame(loss_wrong) if loss_wrong else "no disagreement"
 # 8. Rerun the chapter with `REPLY_SEED = 1` (same items and random sets, every sampled reply
 #    re-drawn) and then with `SEED = 1` (new random sets, items and replies). Which verdicts of
 #    the reading keep their direction? A result that does not survive a re-draw was not one.
+# 9. The cost of suppression compares the H-Neurons with random neurons of their size as well
+#    as of their layers. Rerun the chapter with `CONTROL_MATCH = "size"` (Figure 3's control
+#    becomes the size-matched sets: their sweep runs anew, about as long as the first sweep
+#    here) and read the H-minus-random slopes again. Where the H-Neurons' curve stood apart
+#    from layer-matched random neurons, does it still stand apart from neurons as large as
+#    they are? What would that say about the paper's Figure 3, which has no random control?
 
 # %%
 timings

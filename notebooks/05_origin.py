@@ -295,13 +295,17 @@ ecfg = detection.EvalConfig(per_class=EVAL_PER_CLASS, gen_batch=EVAL_BATCH,
                             features=id_cfg.features)
 sizes = {"triviaqa": N_EVAL_TRIVIAQA, "nq_open": N_EVAL_NQ, "bioasq": N_EVAL_BIOASQ}
 t0 = time.monotonic()
-cached["base_eval_s"] = all((OUT / "base" / f"responses_{k}.jsonl").exists() for k in sizes)
+stored = lambda: sum(len(sampling.read_jsonl(OUT / "base" / f"responses_{k}.jsonl")) for k in sizes)  # noqa: E731
+before = stored()  # answers already on disk from an earlier run
 trained_on = (pipeline.trained_questions(ident.split, OUT / "identification" / "responses_triviaqa.jsonl")
               if ident else [])  # the probe's training questions are not asked again
 sets, empty = origin.base_eval_sets(m_base, sizes, ecfg, OUT / "base", DATA_DIR, judge, trained_on)
 timings["base_eval_s"] = time.monotonic() - t0
+new = stored() - before
+cached["base_eval_s"] = before > 0 and new == 0
 print(f"base-model answers and features: {timings['base_eval_s'] / 60:.1f} min"
-      f"{' (answers cached from an earlier run)' if cached['base_eval_s'] else ''}")
+      + (f" ({new} new answers; {before} read from an earlier run)" if before and new else
+         " (answers read from an earlier run)" if before else ""))
 detection.counts_frame(sets, empty)
 
 # %% [markdown]
