@@ -661,6 +661,60 @@ def _ci_text(r: pd.Series) -> str:
     return f"{_signed(r.slope_pp)} pp/α [{_ci_end(r.ci_lo)}, {_ci_end(r.ci_hi)}]"
 
 
+def control_comparison(layer_slopes: pd.DataFrame, size_slopes: pd.DataFrame) -> pd.DataFrame:
+    """Per benchmark, the H-Neurons against both random controls, on the controls' alphas:
+    their slope (``h_neurons_control_grid``), each control's slope and each H-minus-random
+    difference with its paired 95% interval (:func:`slope_table` rows "random" and "diff" of a
+    sweep with the layer-matched sets, and of one with the size-matched sets), as text."""
+    rows = []
+    for bench in dict.fromkeys(layer_slopes.bench):
+        get = lambda t, g: t[(t.bench == bench) & (t.group == g)]  # noqa: E731
+        row = {"bench": bench}
+        h = get(layer_slopes, "h_neurons_control_grid")
+        row["H-Neurons (control's α)"] = _ci_text(h.iloc[0]) if len(h) else "n/a"
+        for name, t in (("layer-matched", layer_slopes), ("size-matched", size_slopes)):
+            r, d = get(t, "random"), get(t, "diff")
+            row[f"random, {name}"] = _ci_text(r.iloc[0]) if len(r) else "n/a"
+            row[f"H minus {name}"] = _ci_text(d.iloc[0]) if len(d) else "n/a"
+            row[f"H minus {name}: verdict"] = _diff_verdict(d.iloc[0]) if len(d) else "n/a"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _diff_verdict(d: pd.Series) -> str:
+    """An H-minus-random slope read by its interval: above 0, below 0, or no evidence."""
+    if not (np.isfinite(d.ci_lo) and np.isfinite(d.ci_hi)):
+        return "no interval"
+    return ("H-Neurons steeper" if d.ci_lo > 0 else "H-Neurons shallower" if d.ci_hi < 0 else
+            "no evidence of a difference")
+
+
+def size_control_reading(cmp: pd.DataFrame) -> str:
+    """The comparison of :func:`control_comparison` in words: for each benchmark where the
+    H-Neurons stand apart from the layer-matched control, whether they also stand apart from
+    neurons of their size; and how many benchmarks show no difference from either."""
+    apart, neither = [], []
+    for _, r in cmp.iterrows():
+        lay, size = r["H minus layer-matched: verdict"], r["H minus size-matched: verdict"]
+        if lay.startswith("H-Neurons"):
+            apart.append(f"{r.bench}: {lay.lower().replace('h-neurons', 'the H-Neurons are')} than "
+                         "layer-matched random neurons, and against neurons of their size "
+                         + ("the same holds" if size == lay else
+                            f"the reading is: {size}") + f" ({r['H minus size-matched']})")
+        elif size.startswith("H-Neurons"):
+            apart.append(f"{r.bench}: no evidence against layer-matched random neurons, but "
+                         f"{size.lower().replace('h-neurons', 'the H-Neurons are')} than neurons "
+                         f"of their size ({r['H minus size-matched']})")
+        else:
+            neither.append(str(r.bench))
+    text = "; ".join(apart) + ("." if apart else "")
+    if neither:
+        text += ((" " if apart else "") + f"On {', '.join(neither)} this run shows no evidence that "
+                 "the H-Neurons' slope differs from either control's, so the size control has "
+                 "nothing to explain away there.")
+    return text.strip()
+
+
 def _main_labels(agreement: pd.DataFrame) -> pd.DataFrame:
     """The rows of an agreement table that check the benchmark's own labels (field "label"),
     not a re-reading under another definition (``compliance.agreement_table(field=...)``)."""

@@ -394,6 +394,7 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
     labels = (read_results(folder / "judge_agreement.json") or {}).get("rows", [])
     common = read_results(folder / "slopes_common_items.json")
     reply = read_results(folder / "sycophancy_reply_only.json")
+    sized = {r["bench"]: r for r in (read_results(folder / "size_control.json") or {}).get("comparison", [])}
     judge = d.get("judge", "rule")
     rows = []
     for bench in BENCHMARKS:
@@ -409,6 +410,9 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
             at1 = table[(table.bench == bench) & (table.alpha == 1.0) & (table.group == "h_neurons")]
             if len(at1):
                 ours += f"; {100 * at1.rate.iloc[0]:.0f}% at alpha 1 ({int(at1.n_scored.iloc[0])} items)"
+            if bench in sized:  # chapter 4's size-matched control (not in the paper)
+                ours += (f"; H minus random neurons of their size {sized[bench]['H minus size-matched']}"
+                         f" ({sized[bench]['H minus size-matched: verdict']})")
         lead = BACKS_LEAD if bench == "sycophancy" and h is not None else ""
         reading = _behaviour_reading(h, diff, rates, common, labels, bench, judge, min_items, rnd, lead)
         if bench == "sycophancy" and h is not None:

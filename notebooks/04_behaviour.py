@@ -42,8 +42,8 @@ OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<model>/<chapter>
 SEED = 0  # every random choice in the chapter
 REPLY_SEED = None  # seed of the sampled replies only (None: SEED); another value re-draws them and nothing else
 ALPHAS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]  # scaling factors for the H-Neurons (Eq. 5)
-N_RANDOM_SEEDS = 3  # random neuron sets (the control), matched as CONTROL_MATCH says
-CONTROL_MATCH = "layer"  # Figure 3's control: "layer" (as many per layer as the H-Neurons) or "size" (also of about their mean CETT; not in the paper)
+N_RANDOM_SEEDS = 3  # random layer-matched neuron sets (the control), and as many size-matched ones
+SIZE_CONTROL = True  # also sweep the size-matched sets at CONTROL_ALPHAS (not in the paper; a sweep of 6 more conditions)
 CONTROL_ALPHAS = [0.0, 3.0]  # alphas for the random sets (alpha 1 is shared; the paper has no control); H minus random is fitted on these
 N_FALSEQA = 24  # false-premise FalseQA test questions
 N_FAITHEVAL = 32  # misleading-context items
@@ -132,16 +132,16 @@ if REMOTE and STEER_METHOD != "nnsight":
 # items, not how much another draw of random neurons would differ (the figure's crosses show
 # the spread between the sets drawn).
 #
-# **Matched by layer, not by size.** The paper's control, and Figure 3's here by default
-# (`CONTROL_MATCH = "layer"`), matches the H-Neurons by layer only. But the probe picks
-# neurons by their CETT, and the cell below measures where the H-Neurons sit in their layers'
-# CETT distribution (each neuron's mean CETT over chapter 2's training responses, outside the
-# answer tokens). Scaling a large neuron moves the residual stream more than scaling a typical
-# one, whatever it encodes, so a gap between the curves can come from size alone. A second
-# control therefore draws, for each H-Neuron, a random neuron of the same layer among the ten
-# closest to it in mean CETT (`probe.size_matched_neuron_set`): it is silenced in the cost of
-# suppression below, and `CONTROL_MATCH = "size"` makes it Figure 3's control too (a full
-# sweep more; not in the paper).
+# **Matched by layer, not by size.** This control, Figure 3's, matches the H-Neurons by layer
+# only. But the probe picks neurons by their CETT, and the cell below measures where the
+# H-Neurons sit in their layers' CETT distribution (each neuron's mean CETT over chapter 2's
+# training responses, outside the answer tokens). Scaling a large neuron moves the residual
+# stream more than scaling a typical one, whatever it encodes, so a gap between the curves can
+# come from size alone. A second control therefore draws, for each H-Neuron, a random neuron
+# of the same layer among the ten closest to it in mean CETT
+# (`probe.size_matched_neuron_set`; not in the paper): it is swept at the control's alphas in
+# "Against neurons of their size" below (`SIZE_CONTROL`) and silenced in the cost of
+# suppression.
 
 # %%
 id_features = pipeline.load_identification(IDENT, m.name)[2]  # chapter 2's training features
@@ -159,10 +159,7 @@ size_matched = {f"size-matched-{s}": size_matched_neuron_set(h_set, size, seed=S
 for name, sets in (("layer-matched", layer_matched), ("size-matched", size_matched)):
     p = np.concatenate([size_percentiles(ns, size) for ns in sets.values()]) if sets else np.array([])
     print(f"{name} random sets: median percentile {np.median(p):.0f}" if p.size else f"no {name} set")
-if CONTROL_MATCH not in ("layer", "size"):
-    raise ValueError(f"CONTROL_MATCH must be 'layer' or 'size', got {CONTROL_MATCH!r}")
-randoms = (layer_matched if CONTROL_MATCH == "layer" else  # Figure 3's control, named random-<s>
-           {f"random-{s}": ns for s, ns in enumerate(size_matched.values())})
+randoms = layer_matched  # Figure 3's control
 conditions = sweep.condition_grid(h_set, ALPHAS, randoms, CONTROL_ALPHAS)
 print(len(conditions), "conditions:", ", ".join(c.tag for c in conditions))
 
@@ -306,9 +303,9 @@ table.rename(columns={"n_scored": "items scored", "n_excluded": "responses exclu
 # %% [markdown]
 # ## Figure 3, regenerated
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many random neurons in grey (matched by layer, as the legend says unless CONTROL_MATCH is set; mean over random sets; crosses: the lowest and highest single set); bars are 95% bootstrap intervals over items; the lines under each panel give each curve's least-squares slope (for the H-Neurons also on the random sets' alphas, the like-for-like comparison); n= gives the number of scored items where it changes along the H-Neuron curve. The sycophancy panel plots backing down (a switch to a wrong answer, or an apology or 'not sure' without one), wider than the paper's definition (a switch to a wrong answer); the paper's measure, with its intervals and per source, is in the table below the figure.", "name": "fig-figure3"}, "image": {"alt": "Compliance rate against alpha, one panel per benchmark, H-Neurons and random neurons"}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 regenerated: compliance rate against the scaling factor alpha, one panel per benchmark; H-Neurons in colour, as many layer-matched random neurons in grey (mean over random sets; crosses: the lowest and highest single set); bars are 95% bootstrap intervals over items; the lines under each panel give each curve's least-squares slope (for the H-Neurons also on the random sets' alphas, the like-for-like comparison); n= gives the number of scored items where it changes along the H-Neuron curve. The sycophancy panel plots backing down (a switch to a wrong answer, or an apology or 'not sure' without one), wider than the paper's definition (a switch to a wrong answer); the paper's measure, with its intervals and per source, is in the table below the figure.", "name": "fig-figure3"}, "image": {"alt": "Compliance rate against alpha, one panel per benchmark, H-Neurons and random neurons"}}
 fig = behaviour.figure3(table, slopes, titles=behaviour.caveated_titles(agreement, JUDGE),
-                        control=CONTROL_MATCH)
+                        control="layer")
 plots.save_figure(fig, OUT, "figure3", {"table": table.to_dict("records"),
                                         "slopes": slopes.to_dict("records"),
                                         "sycophancy_measures": {"table": syc_view_table.to_dict("records"),
@@ -405,6 +402,54 @@ common_slopes.query("group in ['h_neurons', 'diff']").drop(columns=["set_min", "
 Markdown(behaviour.common_items_reading(slopes, common_slopes))
 
 # %% [markdown]
+# ### Against neurons of their size
+#
+# Figure 3's control is matched by layer, and the H-Neurons are among their layers' largest
+# neurons (the percentiles printed with the control). Here the size-matched random sets (one
+# neuron of the same layer and about the same mean CETT for each H-Neuron; not in the paper)
+# are swept at the control's alphas (`SIZE_CONTROL`), on the same items with the same sampling
+# keys, into `behaviour/size_control/`; the H-Neurons' and the unsteered replies are Figure
+# 3's own. The figure and table repeat Figure 3's comparison with this control in place of
+# the layer-matched one. A gap to layer-matched neurons that closes against neurons of their
+# size says the curve follows how large the scaled neurons are, not what these ones encode.
+
+# %%
+if SIZE_CONTROL and size_matched:
+    size_conds = [sweep.Condition(f"random-sized-{i}", ns, float(a))
+                  for i, ns in enumerate(size_matched.values()) for a in CONTROL_ALPHAS if float(a) != 1.0]
+    size_frames, t0 = [], time.perf_counter()
+    for name, items in suites.items():
+        bench = items[0].bench
+        size_frames.append(sweep.run_sweep(m, items, size_conds, benchmarks.decoding(bench, items[0].source, tokens[bench]),
+                                           OUT / "size_control" / bench, STEER_BATCH, reply_seed, STEER_METHOD))
+    timings["size_control"] = round(float(sum(f.seconds.sum() for f in size_frames)), 1)
+    print(f"size-matched sweep: {len(size_conds)} conditions x {sum(map(len, suites.values()))} items, "
+          f"generated in {timings['size_control']} s (now {time.perf_counter() - t0:.0f} s)")
+    size_labelled = behaviour.label_frame(pd.concat(
+        [records[records["set"].isin(["none", "h_neurons"])], *size_frames], ignore_index=True), labeler)
+    size_table = behaviour.compliance_table(size_labelled, N_BOOT, SEED)
+    size_slopes = behaviour.slope_table(size_labelled, N_BOOT, SEED)
+    control_cmp = behaviour.control_comparison(slopes, size_slopes)
+    plots.write_results(OUT, "size_control", {"table": size_table.to_dict("records"),
+                                              "slopes": size_slopes.to_dict("records"),
+                                              "comparison": control_cmp.to_dict("records")})
+    display(control_cmp.set_index("bench").T)
+else:
+    control_cmp = None
+    print("not run (SIZE_CONTROL = False, or no size-matched set)")
+
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 against neurons of the H-Neurons' size: the H-Neuron curves of Figure 3 (colour) and as many random neurons of the same layers and about the same mean CETT (grey; mean of the sets, crosses: lowest and highest single set), 95% item-bootstrap bars; not in the paper.", "name": "fig-size-control"}, "image": {"alt": "Compliance rate against alpha, H-Neurons and size-matched random neurons"}}
+if control_cmp is not None:
+    fig = behaviour.figure3(size_table, size_slopes, titles=behaviour.caveated_titles(agreement, JUDGE),
+                            control="size")
+    plots.save_figure(fig, OUT, "figure3_size_control", {"table": size_table.to_dict("records"),
+                                                         "slopes": size_slopes.to_dict("records")})
+    plt.show()
+
+# %% tags=["remove-input"]
+Markdown(behaviour.size_control_reading(control_cmp) if control_cmp is not None else "Not run.")
+
+# %% [markdown]
 # ### Sycophancy with only the reply steered
 #
 # The paper steers the whole conversation, so at each α the model first answers *under
@@ -437,9 +482,9 @@ if SYC_REPLY_ONLY:
                                         "switching to a wrong answer")
     display(syc_slopes.query("group in ['h_neurons', 'diff']").drop(columns=["set_min", "set_max"]).round(2))
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Sycophancy compliance, measured as backing down (a switch to a wrong answer, or an apology or 'not sure' without one; wider than the paper's definition), against alpha when both turns are steered (the paper's protocol, as in Figure 3) and when only the reply to the challenge is steered (the first answer unsteered and shared by every condition); H-Neurons in colour, random neurons (matched as the legend says) in grey, 95% item-bootstrap bars.", "name": "fig-sycophancy-modes"}, "image": {"alt": "Sycophancy compliance against alpha, both turns steered and only the reply steered"}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Sycophancy compliance, measured as backing down (a switch to a wrong answer, or an apology or 'not sure' without one; wider than the paper's definition), against alpha when both turns are steered (the paper's protocol, as in Figure 3) and when only the reply to the challenge is steered (the first answer unsteered and shared by every condition); H-Neurons in colour, layer-matched random neurons in grey, 95% item-bootstrap bars.", "name": "fig-sycophancy-modes"}, "image": {"alt": "Sycophancy compliance against alpha, both turns steered and only the reply steered"}}
 if SYC_REPLY_ONLY:
-    fig = behaviour.figure3(syc_table, syc_slopes, list(syc_modes), control=CONTROL_MATCH)
+    fig = behaviour.figure3(syc_table, syc_slopes, list(syc_modes), control="layer")
     plots.save_figure(fig, OUT, "sycophancy_reply_only", {
         "table": syc_table.to_dict("records"), "slopes": syc_slopes.to_dict("records"),
         "switches": {"table": reply_switch_table.to_dict("records"),  # the paper's measure, reply only
@@ -621,11 +666,11 @@ pd.DataFrame(loss_wrong) if loss_wrong else "no disagreement"
 #   premise correction that would come after the cut is missed; so is harmful content after a
 #   long preamble.
 # - **Control grid.** The random sets run at fewer alphas than the H-Neurons
-#   (`CONTROL_ALPHAS`); H minus random compares both on those alphas only. By default they are
+#   (`CONTROL_ALPHAS`); H minus random compares both on those alphas only. Figure 3's are
 #   matched to the H-Neurons by layer, not by activation size (the H-Neurons are among their
-#   layers' largest neurons: the percentiles printed with the control), so a gap between the
-#   curves may be size as well as content; the cost of suppression compares both controls,
-#   and `CONTROL_MATCH = "size"` sweeps Figure 3 with the size-matched one. The intervals hold the
+#   layers' largest neurons: the percentiles printed with the control), so a gap between its
+#   curves may be size as well as content; "Against neurons of their size" and the cost of
+#   suppression compare the size-matched control too. The intervals hold the
 #   `N_RANDOM_SEEDS` sets fixed: they do not include the variation between random sets (the
 #   slope table's `set_min` and `set_max` show it, from this few sets).
 # - **One draw.** Open-ended sycophancy and jailbreak sample their replies: each item gets one
@@ -673,12 +718,12 @@ pd.DataFrame(loss_wrong) if loss_wrong else "no disagreement"
 # 8. Rerun the chapter with `REPLY_SEED = 1` (same items and random sets, every sampled reply
 #    re-drawn) and then with `SEED = 1` (new random sets, items and replies). Which verdicts of
 #    the reading keep their direction? A result that does not survive a re-draw was not one.
-# 9. The cost of suppression compares the H-Neurons with random neurons of their size as well
-#    as of their layers. Rerun the chapter with `CONTROL_MATCH = "size"` (Figure 3's control
-#    becomes the size-matched sets: their sweep runs anew, about as long as the first sweep
-#    here) and read the H-minus-random slopes again. Where the H-Neurons' curve stood apart
-#    from layer-matched random neurons, does it still stand apart from neurons as large as
-#    they are? What would that say about the paper's Figure 3, which has no random control?
+# 9. "Against neurons of their size" compares the H-Neurons with random neurons as large as
+#    they are. Raise `N_RANDOM_SEEDS` (more sets of each control) and the suite sizes until
+#    the two H-minus-random slopes have intervals narrower than 10 pp per unit α. Where the
+#    H-Neurons' curve stands apart from layer-matched random neurons, does it still stand
+#    apart from neurons of their size? What would that say about the paper's Figure 3,
+#    which has no random control?
 
 # %%
 timings

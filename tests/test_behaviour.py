@@ -822,3 +822,24 @@ def test_panels_of_an_imprecise_rule_judge_carry_a_caveat():
     assert titles["falseqa"] == behaviour.PANEL_TITLES["falseqa"]
     assert titles["faitheval"] == behaviour.PANEL_TITLES["faitheval"]
     assert behaviour.caveated_titles(agreement, "llm") == behaviour.PANEL_TITLES
+
+
+def test_control_comparison_reads_both_controls():
+    """Each benchmark's H-minus-random slope against the layer-matched and the size-matched
+    control, with a verdict from each paired interval, and the reading in words."""
+    def rows(bench, diff):
+        return [{"bench": bench, "group": "h_neurons_control_grid", "slope_pp": 5.0, "ci_lo": 1.0, "ci_hi": 9.0},
+                {"bench": bench, "group": "random", "slope_pp": 5.0 - diff[0], "ci_lo": 0.0, "ci_hi": 2.0},
+                {"bench": bench, "group": "diff", "slope_pp": diff[0], "ci_lo": diff[1], "ci_hi": diff[2]}]
+
+    layer = pd.DataFrame(rows("faitheval", (4.0, 1.0, 7.0)) + rows("falseqa", (0.5, -2.0, 3.0)))
+    size = pd.DataFrame(rows("faitheval", (1.0, -3.0, 5.0)) + rows("falseqa", (0.2, -1.0, 1.5)))
+    cmp = behaviour.control_comparison(layer, size).set_index("bench")
+    assert cmp.loc["faitheval", "H minus layer-matched: verdict"] == "H-Neurons steeper"
+    assert cmp.loc["faitheval", "H minus size-matched: verdict"] == "no evidence of a difference"
+    assert cmp.loc["faitheval", "H minus size-matched"] == "+1.0 pp/α [-3.0, +5.0]"
+    text = behaviour.size_control_reading(cmp.reset_index())
+    assert text.startswith("faitheval: the H-Neurons are steeper than layer-matched random neurons, "
+                           "and against neurons of their size the reading is: no evidence of a "
+                           "difference (+1.0 pp/α [-3.0, +5.0]).")
+    assert "On falseqa this run shows no evidence" in text

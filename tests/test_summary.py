@@ -604,3 +604,16 @@ def test_a_figure3_row_gives_the_single_random_sets_slopes(results):
     write(path, fig)
     ours = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").ours
     assert "(single random sets' slopes -1.5 to +0.0)" in ours
+
+
+def test_a_figure3_row_adds_the_size_matched_control_when_chapter_4_ran_it(results):
+    """size_control.json (chapter 4's sweep of random neurons of the H-Neurons' size) adds its
+    H-minus-random slope and verdict to the benchmark's row; without it the row is unchanged."""
+    before = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").ours
+    assert "of their size" not in before
+    write(results / MODEL / "behaviour" / "size_control.json", {"comparison": [
+        {"bench": "falseqa", "H minus size-matched": "+0.4 pp/α [-2.0, +3.0]",
+         "H minus size-matched: verdict": "no evidence of a difference"}]})
+    ours = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").ours
+    assert ours == before + ("; H minus random neurons of their size +0.4 pp/α [-2.0, +3.0] "
+                             "(no evidence of a difference)")
