@@ -396,10 +396,16 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
         raise ValueError(f"X has {X.shape[1]} columns, but n_layers x n_neurons = {n_layers} x "
                          f"{n_neurons} = {n_layers * n_neurons}: features must be full-width, "
                          "layer-major")
-    y = np.asarray(y, dtype=np.int64)
+    from .stats import _binary
+
+    y = _binary(y)  # 0/1 only: 0.7 or -1 would be cast or read as another class without a word
+    if len(y) != len(X):
+        raise ValueError(f"{len(y)} labels for {len(X)} rows of X")
     if len(np.unique(y)) < 2:
         raise ValueError(f"the probe needs both labels in its training set, got {np.unique(y)}")
     cols = np.arange(X.shape[1]) if columns is None else np.asarray(columns, dtype=np.int64)
+    if cols.size and (cols.min() < 0 or cols.max() >= X.shape[1]):
+        raise ValueError(f"columns must lie in [0, {X.shape[1]}), got {cols.min()} to {cols.max()}")
     Xc = X[:, cols].astype(np.float64)
     _check_finite(Xc, "X")
     mean = Xc.mean(0) if standardize else np.zeros(cols.size)

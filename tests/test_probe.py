@@ -270,3 +270,16 @@ def test_size_matched_sets_match_layer_and_size_and_avoid_the_h_neurons():
     with pytest.raises(ValueError, match="size is"):
         size_matched_neuron_set(h, size[:2], seed=1)
     np.testing.assert_allclose(activation_size(np.stack([size, 3 * size])), 2 * size)
+
+
+def test_labels_and_columns_outside_their_range_are_refused():
+    """Labels other than 0/1 (0.7 was cast to 0, -1 read as a class), a label count that does
+    not match X, and column indices outside X are errors, not a probe of something else."""
+    X, y = toy()
+    for bad in (np.where(y == 1, 0.7, 0.0), np.where(y == 1, 1, -1)):
+        with pytest.raises(ValueError, match="labels must be 0/1"):
+            fit_probe(X, bad, 1.0, n_layers=L, n_neurons=N)
+    with pytest.raises(ValueError, match="labels for"):
+        fit_probe(X, y[:-1], 1.0, n_layers=L, n_neurons=N)
+    with pytest.raises(ValueError, match="columns must lie in"):
+        fit_probe(X, y, 1.0, n_layers=L, n_neurons=N, columns=np.array([0, X.shape[1]]))
