@@ -28,8 +28,9 @@
 # precision of our rule-based judges on hand labels; and what suppressing the H-Neurons costs
 # in factual recall.
 #
-# **Inputs:** the probe of chapter 02 (`identification/probe.json`) and its greedy TriviaQA
-# screening (`identification/responses_triviaqa_greedy.jsonl`).
+# **Inputs:** the probe of chapter 02 (`identification/probe.json`), its greedy TriviaQA
+# screening (`identification/responses_triviaqa_greedy.jsonl`) and its training features
+# (`identification/features_triviaqa.npz`, for the size-matched control).
 
 # %% tags=["parameters"]
 PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
@@ -370,8 +371,9 @@ behaviour.findings_table(paper.load_reference()["figure3"]["findings"], slopes, 
 # is computed from this run's tables (also in `results/.../behaviour/figure3.json`); where an
 # interval contains 0 this run gives **no evidence** either way, and the paper's claim is
 # neither confirmed nor refuted by it. H minus random compares with random neurons matched by
-# layer only, not by activation size, and its interval holds the `N_RANDOM_SEEDS` random sets
-# fixed (it reflects item resampling, not the variation between random sets).
+# layer only, not by activation size ("Against neurons of their size" below repeats it with
+# size-matched ones), and its interval holds the `N_RANDOM_SEEDS` random sets fixed (it
+# reflects item resampling, not the variation between random sets).
 
 # %% tags=["remove-input"]
 paper_name, paper_b = behaviour.smallest_paper_model(paper.load_reference()["models"])
