@@ -23,7 +23,7 @@ import pandas as pd
 from .benchmarks import BENCHMARKS
 from .judges import WEAK_PRECISION_LO
 from .stats import item_bootstrap_means, wilson_ci
-from .wording import are, noun, signed
+from .wording import are, noun, ordinal, signed
 
 
 # ---------------------------------------------------------------- compliance-rate arithmetic
@@ -685,8 +685,8 @@ def _diff_verdict(d: pd.Series) -> str:
     """An H-minus-random slope read by its interval: above 0, below 0, or no evidence."""
     if not (np.isfinite(d.ci_lo) and np.isfinite(d.ci_hi)):
         return "no interval"
-    return ("H-Neurons steeper" if d.ci_lo > 0 else "H-Neurons shallower" if d.ci_hi < 0 else
-            "no evidence of a difference")
+    return ("H-Neurons' slope above" if d.ci_lo > 0 else "H-Neurons' slope below" if d.ci_hi < 0
+            else "no evidence of a difference")
 
 
 def size_control_reading(cmp: pd.DataFrame) -> str:
@@ -697,14 +697,14 @@ def size_control_reading(cmp: pd.DataFrame) -> str:
     for _, r in cmp.iterrows():
         lay, size = r["H minus layer-matched: verdict"], r["H minus size-matched: verdict"]
         if lay.startswith("H-Neurons"):
-            apart.append(f"{r.bench}: {lay.lower().replace('h-neurons', 'the H-Neurons are')} than "
+            apart.append(f"{r.bench}: the H-Neurons' slope lies {lay.split()[-1]} that of "
                          "layer-matched random neurons, and against neurons of their size "
                          + ("the same holds" if size == lay else
                             f"the reading is: {size}") + f" ({r['H minus size-matched']})")
         elif size.startswith("H-Neurons"):
-            apart.append(f"{r.bench}: no evidence against layer-matched random neurons, but "
-                         f"{size.lower().replace('h-neurons', 'the H-Neurons are')} than neurons "
-                         f"of their size ({r['H minus size-matched']})")
+            apart.append(f"{r.bench}: no evidence against layer-matched random neurons, but the "
+                         f"H-Neurons' slope lies {size.split()[-1]} that of neurons of their size "
+                         f"({r['H minus size-matched']})")
         else:
             neither.append(str(r.bench))
     text = "; ".join(apart) + ("." if apart else "")
@@ -1091,10 +1091,11 @@ def cost_accuracy(r: dict) -> str:
     return f"{r['correct']} of {r['n']} ({100 * r['accuracy']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}])"
 
 
-def cost_reading(rows: Sequence[dict]) -> str:
+def cost_reading(rows: Sequence[dict], h_percentile: float | None = None) -> str:
     """The cost-of-suppression table in words (rows: ``condition``, ``correct``, ``n``,
     ``accuracy``, ``ci (Wilson)``; conditions "unsteered ...", "H-Neurons ..." and one per
-    random set), with :func:`cost_verdict`'s comparison."""
+    random set), with :func:`cost_verdict`'s comparison; ``h_percentile``: the H-Neurons'
+    median percentile of mean CETT in their layers, named beside the size-matched sets."""
     unsteered, h, randoms = cost_parts(rows)
     verdict = cost_verdict(rows)
     if verdict is None:
@@ -1117,8 +1118,10 @@ def cost_reading(rows: Sequence[dict]) -> str:
     if not sized:
         return text
     sv = cost_verdict(rows, sized=True)
-    text += (" Random neurons of the same layers *and* about the same CETT size (the H-Neurons "
-             "are among their layers' largest) leave " + ", ".join(cost_accuracy(r) for r in sized))
+    where = ("" if h_percentile is None else f" (the H-Neurons sit at a median {ordinal(h_percentile)} "
+             "percentile of their layers' mean CETT)")
+    text += (" Random neurons of the same layers *and* about the same CETT size" + where + " leave "
+             + ", ".join(cost_accuracy(r) for r in sized))
     return text + {
         "more": (": the H-Neurons cost more answers than these too, so their cost is not their "
                  "size alone: they take part in answering questions the model knows, not only in "

@@ -241,6 +241,27 @@ def load_features(path: str | Path, settings: dict | None = None) -> FeatureSet 
     return FeatureSet(*arrays, stored, digests)
 
 
+def mean_other(path: str | Path, model: str | None = None) -> np.ndarray:
+    """The mean over responses of the ``other``-token features in ``path``, ``[layers, neurons]``
+    float64 (a neuron's typical CETT outside the answer: the size the size-matched control
+    matches). Reads only that array, not the whole file; ``model`` (a loaded model's name):
+    refused unless the features are that model's."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the identification chapter first")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            stored = json.loads(str(z["settings"]))
+            other = z["other"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"{path} is not a readable features file ({type(e).__name__}: {e})") from None
+    if model is not None and stored.get("model") != model:
+        raise ValueError(f"{path} holds features of {stored.get('model')!r}, not of {model!r}")
+    if other.ndim != 3 or not len(other):
+        raise ValueError(f"{path}: 'other' features have shape {other.shape}, not [responses, L, N]")
+    return other.mean(axis=0, dtype=np.float64)
+
+
 def save_features(path: str | Path, fs: FeatureSet) -> None:
     """Write ``fs`` atomically as npz (float16 features, settings and their hash inside)."""
     path = Path(path)

@@ -130,6 +130,12 @@ def random_neuron_set(k: int, n_layers: int, n_neurons: int, seed: int,
 
 def size_matched_neuron_set(like: NeuronSet, size: np.ndarray, seed: int,
                             window: int = 10) -> NeuronSet:
+    """The partners of :func:`size_matched_pairs` as a neuron set (see there)."""
+    pairs = size_matched_pairs(like, size, seed, window)
+    return NeuronSet.from_flat(pairs[:, 1], like.n_layers, like.n_neurons)
+
+
+def size_matched_pairs(like: NeuronSet, size: np.ndarray, seed: int, window: int = 10) -> np.ndarray:
     """Random neurons matched to ``like`` by layer *and* by activation size (not in the paper).
 
     ``size``: ``[n_layers, n_neurons]``, a typical activation size per neuron (e.g. its mean
@@ -137,7 +143,9 @@ def size_matched_neuron_set(like: NeuronSet, size: np.ndarray, seed: int,
     not in ``like`` and not drawn already, is drawn at random among the ``window`` whose size is
     closest to its own. The layer-matched control (:func:`random_neuron_set` with ``like``)
     draws typical neurons, and neurons selected for a large CETT are large: scaling them moves
-    the residual stream more whatever they encode. This control separates the two.
+    the residual stream more whatever they encode. This control separates the two. Returns
+    ``[k, 2]`` flat indices: each neuron of ``like`` and its partner. A neuron at the very top
+    of its layer can only get smaller partners (compare ``size`` at the two columns).
     """
     size = np.asarray(size, dtype=np.float64)
     if size.shape != (like.n_layers, like.n_neurons):
@@ -147,7 +155,7 @@ def size_matched_neuron_set(like: NeuronSet, size: np.ndarray, seed: int,
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(f"window must be a whole number >= 1, got {window!r}")
     rng = np.random.default_rng(seed)
-    layers, neurons = [], []
+    pairs = []
     for layer, idx in like.by_layer().items():
         free = np.setdiff1d(np.arange(like.n_neurons), idx)
         if len(free) < len(idx):
@@ -156,10 +164,8 @@ def size_matched_neuron_set(like: NeuronSet, size: np.ndarray, seed: int,
             near = free[np.argsort(np.abs(size[layer, free] - size[layer, j]), kind="stable")[:window]]
             pick = int(rng.choice(near))
             free = free[free != pick]
-            layers.append(layer)
-            neurons.append(pick)
-    return NeuronSet(np.array(layers, dtype=int), np.array(neurons, dtype=int), like.n_layers,
-                     like.n_neurons)
+            pairs.append((layer * like.n_neurons + int(j), layer * like.n_neurons + pick))
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def activation_size(fs_other: np.ndarray) -> np.ndarray:

@@ -31,3 +31,10 @@ def p_value(p: float, digits: int = 2) -> str:
     """A p-value with ``digits`` significant digits, or "undefined" where the test has none
     (NaN: one neuron, no variance), rather than "nan"."""
     return "undefined" if p != p else f"{p:.{digits}g}"
+
+
+def ordinal(n: float) -> str:
+    """``n`` rounded to a whole number with its English ordinal suffix: 1st, 2nd, 72nd, 97th, 11th."""
+    k = int(round(float(n)))
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"

@@ -156,7 +156,8 @@ if "nonexist" in sets and (sets["nonexist"].y == 0).any():
     with pd.option_context("display.max_colwidth", None):
         faithful = detection.class_responses(OUT, sets["nonexist"], 0)
         display(faithful)
-    kinds = faithful.response.map(judges.refusal_kind).value_counts()
+    full = [r["responses"][0] for r in detection.class_records(OUT, sets["nonexist"])[0]]  # uncut
+    kinds = pd.Series([judges.refusal_kind(t) for t in full]).value_counts()
     print(f"of these {len(faithful)}: " + ", ".join(f"{kinds.get(k, 0)} {k}" for k in
                                                   ("denies the entity", "as an AI", "other"))
           + " (judges.refusal_kind)")

@@ -44,7 +44,7 @@ SEED = 0  # every random choice in the chapter
 REPLY_SEED = None  # seed of the sampled replies only (None: SEED); another value re-draws them and nothing else
 ALPHAS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]  # scaling factors for the H-Neurons (Eq. 5)
 N_RANDOM_SEEDS = 3  # random layer-matched neuron sets (the control), and as many size-matched ones
-SIZE_CONTROL = True  # also sweep the size-matched sets at CONTROL_ALPHAS (not in the paper; a sweep of 6 more conditions)
+SIZE_CONTROL = True  # also sweep the size-matched sets at CONTROL_ALPHAS (not in the paper; N_RANDOM_SEEDS x the control's alphas other than 1 more conditions per suite)
 CONTROL_ALPHAS = [0.0, 3.0]  # alphas for the random sets (alpha 1 is shared; the paper has no control); H minus random is fitted on these
 N_FALSEQA = 24  # false-premise FalseQA test questions
 N_FAITHEVAL = 32  # misleading-context items
@@ -81,10 +81,10 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from hneurons_utils import behaviour, benchmarks, compliance, data, models, paper, pipeline, plots, profiles
+from hneurons_utils import behaviour, benchmarks, compliance, data, features, models, paper, pipeline, plots
+from hneurons_utils import profiles, wording
 from hneurons_utils import sweep
-from hneurons_utils.probe import (Probe, activation_size, random_neuron_set, size_matched_neuron_set,
-                                  size_percentiles)
+from hneurons_utils.probe import NeuronSet, Probe, random_neuron_set, size_matched_pairs, size_percentiles
 
 profiles.check_parameters("04_behaviour", globals())  # a list given as text (papermill -p) stops here
 
@@ -134,32 +134,39 @@ if REMOTE and STEER_METHOD != "nnsight":
 # the spread between the sets drawn).
 #
 # **Matched by layer, not by size.** This control, Figure 3's, matches the H-Neurons by layer
-# only. But the probe picks neurons by their CETT, and the cell below measures where the
-# H-Neurons sit in their layers' CETT distribution (each neuron's mean CETT over chapter 2's
+# only. But the probe reads raw CETT, so it can favour large neurons, and the cell below
+# measures where the H-Neurons sit in their layers' CETT distribution (each neuron's mean CETT over chapter 2's
 # training responses, outside the answer tokens). Scaling a large neuron moves the residual
 # stream more than scaling a typical one, whatever it encodes, so a gap between the curves can
 # come from size alone. A second control therefore draws, for each H-Neuron, a random neuron
 # of the same layer among the ten closest to it in mean CETT
 # (`probe.size_matched_neuron_set`; not in the paper): it is swept at the control's alphas in
 # "Against neurons of their size" below (`SIZE_CONTROL`) and silenced in the cost of
-# suppression.
+# suppression. An H-Neuron at the very top of its layer can only get smaller partners, so
+# the cell also prints how close the sizes came.
 
 # %%
-id_features = pipeline.load_identification(IDENT, m.name)[2]  # chapter 2's training features
-size = activation_size(id_features.other)  # [layers, neurons] mean CETT outside the answer
+size = features.mean_other(IDENT / "features_triviaqa.npz", m.name)  # [layers, neurons] mean CETT outside the answer
 pct = size_percentiles(h_set, size)
-print(f"the H-Neurons' mean CETT within their layers: median at the {np.median(pct):.0f}th "
+h_size = size[h_set.layers, h_set.neurons]
+print(f"the H-Neurons' mean CETT within their layers: median at the {wording.ordinal(np.median(pct))} "
       f"percentile, {(pct >= 90).sum()} of {h_set.size} at or above the 90th "
-      f"(median size {np.median(size[h_set.layers, h_set.neurons] / np.median(size[h_set.layers], axis=1)):.1f}x "
+      f"(median size {np.median(h_size / np.median(size, axis=1)[h_set.layers]):.1f}x "
       "their layer's median neuron)")
 layer_matched = {f"random-{s}": random_neuron_set(h_set.size, h_set.n_layers, h_set.n_neurons,
                                                   seed=SEED + 1000 + s, like=h_set)
                  for s in range(N_RANDOM_SEEDS)}
-size_matched = {f"size-matched-{s}": size_matched_neuron_set(h_set, size, seed=SEED + 2000 + s)
-                for s in range(N_RANDOM_SEEDS)}
+size_pairs = {f"size-matched-{s}": size_matched_pairs(h_set, size, seed=SEED + 2000 + s)
+              for s in range(N_RANDOM_SEEDS)}  # [H-Neuron, partner] flat indices
+size_matched = {k: NeuronSet.from_flat(p[:, 1], h_set.n_layers, h_set.n_neurons) for k, p in size_pairs.items()}
 for name, sets in (("layer-matched", layer_matched), ("size-matched", size_matched)):
     p = np.concatenate([size_percentiles(ns, size) for ns in sets.values()]) if sets else np.array([])
     print(f"{name} random sets: median percentile {np.median(p):.0f}" if p.size else f"no {name} set")
+ratios = np.concatenate([size.ravel()[p[:, 1]] / size.ravel()[p[:, 0]] for p in size_pairs.values()]) \
+    if h_set.size else np.array([])  # each partner's size over its H-Neuron's
+if ratios.size:
+    print(f"size-matched partners' mean CETT over their H-Neuron's: median {np.median(ratios):.2f}, "
+          f"{np.mean((ratios > 0.8) & (ratios < 1.25)):.0%} within 0.8-1.25x, lowest {ratios.min():.2f}")
 randoms = layer_matched  # Figure 3's control
 conditions = sweep.condition_grid(h_set, ALPHAS, randoms, CONTROL_ALPHAS)
 print(len(conditions), "conditions:", ", ".join(c.tag for c in conditions))
@@ -406,8 +413,8 @@ Markdown(behaviour.common_items_reading(slopes, common_slopes))
 # %% [markdown]
 # ### Against neurons of their size
 #
-# Figure 3's control is matched by layer, and the H-Neurons are among their layers' largest
-# neurons (the percentiles printed with the control). Here the size-matched random sets (one
+# Figure 3's control is matched by layer, and the H-Neurons may be among their layers'
+# largest neurons (the percentiles printed with the control say how large). Here the size-matched random sets (one
 # neuron of the same layer and about the same mean CETT for each H-Neuron; not in the paper)
 # are swept at the control's alphas (`SIZE_CONTROL`), on the same items with the same sampling
 # keys, into `behaviour/size_control/`; the H-Neurons' and the unsteered replies are Figure
@@ -438,6 +445,7 @@ if SIZE_CONTROL and size_matched:
     display(control_cmp.set_index("bench").T)
 else:
     control_cmp = None
+    plots.write_results(OUT, "size_control", {"comparison": [], "not_run": True})  # no stale file
     print("not run (SIZE_CONTROL = False, or no size-matched set)")
 
 # %% tags=["remove-input"] mystnb={"figure": {"caption": "Figure 3 against neurons of the H-Neurons' size: the H-Neuron curves of Figure 3 (colour) and as many random neurons of the same layers and about the same mean CETT (grey; mean of the sets, crosses: lowest and highest single set), 95% item-bootstrap bars; not in the paper.", "name": "fig-size-control"}, "image": {"alt": "Compliance rate against alpha, H-Neurons and size-matched random neurons"}}
@@ -587,8 +595,9 @@ Markdown(behaviour.judge_notes(agreement, JUDGE))
 # chapter 2's screening (so about 100% at $\alpha = 1$ by construction, up to answer length),
 # with the H-Neurons or each random set silenced: the layer-matched sets and the sets matched
 # by layer and CETT size (above). These are the last `N_COST_QUESTIONS` of the known
-# questions; chapter 2's $C$ grid measured the same cost on the first
-# `SUPPRESSION_QUESTIONS`, so the two accuracies come from different questions.
+# questions in the screening file's order; chapter 2's $C$ grid measured the same cost on its
+# own choice of known questions (`SUPPRESSION_QUESTIONS` of them), which overlaps these only
+# in part, so the two accuracies need not agree.
 
 # %%
 from hneurons_utils.sampling import GenConfig
@@ -611,7 +620,7 @@ cost = pd.DataFrame([{"condition": k, "correct": c, "n": n, "accuracy": round(c 
 plots.write_results(OUT, "suppression_cost", {"rows": cost.to_dict("records"), "timings": timings,
                                               "questions": cost_recs})
 display(cost)
-display(Markdown(behaviour.cost_reading(cost.to_dict("records"))))
+display(Markdown(behaviour.cost_reading(cost.to_dict("records"), float(np.median(pct)) if pct.size else None)))
 
 # %% [markdown]
 # What the silenced model says instead: each answer lost (right unsteered, not right with the
@@ -669,8 +678,8 @@ pd.DataFrame(loss_wrong) if loss_wrong else "no disagreement"
 #   long preamble.
 # - **Control grid.** The random sets run at fewer alphas than the H-Neurons
 #   (`CONTROL_ALPHAS`); H minus random compares both on those alphas only. Figure 3's are
-#   matched to the H-Neurons by layer, not by activation size (the H-Neurons are among their
-#   layers' largest neurons: the percentiles printed with the control), so a gap between its
+#   matched to the H-Neurons by layer, not by activation size (how large the H-Neurons are in
+#   their layers is printed with the control), so a gap between its
 #   curves may be size as well as content; "Against neurons of their size" and the cost of
 #   suppression compare the size-matched control too. The intervals hold the
 #   `N_RANDOM_SEEDS` sets fixed: they do not include the variation between random sets (the

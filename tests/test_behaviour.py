@@ -642,6 +642,8 @@ def test_cost_reading_weighs_the_size_matched_control_apart():
     text = behaviour.cost_reading(similar)
     assert "random ones of the same layers." in text and "take part in answering" not in text
     assert "leave 14 of 32" in text and "the gap to typical random neurons may be their size" in text
+    assert "median 97th percentile" in behaviour.cost_reading(similar, 97.4)
+    assert "percentile" not in text  # not claimed unless measured
     apart = base + [row("size-matched-0 α=0", 30)]
     assert behaviour.cost_verdict(apart, sized=True) == "more"
     assert "not their size alone: they take part in answering" in behaviour.cost_reading(apart)
@@ -835,11 +837,11 @@ def test_control_comparison_reads_both_controls():
     layer = pd.DataFrame(rows("faitheval", (4.0, 1.0, 7.0)) + rows("falseqa", (0.5, -2.0, 3.0)))
     size = pd.DataFrame(rows("faitheval", (1.0, -3.0, 5.0)) + rows("falseqa", (0.2, -1.0, 1.5)))
     cmp = behaviour.control_comparison(layer, size).set_index("bench")
-    assert cmp.loc["faitheval", "H minus layer-matched: verdict"] == "H-Neurons steeper"
+    assert cmp.loc["faitheval", "H minus layer-matched: verdict"] == "H-Neurons' slope above"
     assert cmp.loc["faitheval", "H minus size-matched: verdict"] == "no evidence of a difference"
     assert cmp.loc["faitheval", "H minus size-matched"] == "+1.0 pp/α [-3.0, +5.0]"
     text = behaviour.size_control_reading(cmp.reset_index())
-    assert text.startswith("faitheval: the H-Neurons are steeper than layer-matched random neurons, "
-                           "and against neurons of their size the reading is: no evidence of a "
-                           "difference (+1.0 pp/α [-3.0, +5.0]).")
+    assert text.startswith("faitheval: the H-Neurons' slope lies above that of layer-matched random "
+                           "neurons, and against neurons of their size the reading is: no evidence "
+                           "of a difference (+1.0 pp/α [-3.0, +5.0]).")
     assert "On falseqa this run shows no evidence" in text

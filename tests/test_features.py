@@ -232,3 +232,21 @@ def test_batch_size_must_be_a_whole_number_from_one(size, err):
     """batch_size -1 once featurised nothing without a word (and 2.5 would fail in slicing)."""
     with pytest.raises(err, match="batch_size must be"):
         FeatureConfig(batch_size=size)
+
+
+def test_mean_other_reads_one_array_and_checks_the_model(tiny_model, tmp_path):
+    """The size the size-matched control matches: the mean over responses of the other-token
+    features, read from the file alone; features of another model are refused."""
+    import numpy as np
+
+    from hneurons_utils.features import Example, extract_features, mean_other
+
+    ex = [Example("a#0", "w3 w4", "w5 w6 w7", ["w6"], "w3", 1),
+          Example("b#0", "w4 w5", "w8 w9 w7", ["w9"], "w4", 0)]
+    path = tmp_path / "f.npz"
+    fs = extract_features(tiny_model, ex, path)
+    np.testing.assert_allclose(mean_other(path, tiny_model.name), fs.other.astype(np.float64).mean(0))
+    with pytest.raises(ValueError, match="not of 'other-model'"):
+        mean_other(path, "other-model")
+    with pytest.raises(FileNotFoundError, match="identification"):
+        mean_other(tmp_path / "none.npz")

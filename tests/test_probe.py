@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from hneurons_utils.probe import (NeuronSet, Probe, activation_size, fit_probe, random_neuron_set,
-                                  select_C, size_matched_neuron_set, size_percentiles,
+                                  select_C, size_matched_neuron_set, size_matched_pairs,
+                                  size_percentiles,
                                   subset_probes, training_rows)
 
 L, N = 3, 20  # a toy model: 3 layers x 20 neurons = 60 features
@@ -270,6 +271,9 @@ def test_size_matched_sets_match_layer_and_size_and_avoid_the_h_neurons():
     with pytest.raises(ValueError, match="size is"):
         size_matched_neuron_set(h, size[:2], seed=1)
     np.testing.assert_allclose(activation_size(np.stack([size, 3 * size])), 2 * size)
+    pairs = size_matched_pairs(h, size, seed=1)  # the same draw, with each partner's H-Neuron
+    assert sorted(pairs[:, 1]) == sorted(a.flat) and sorted(pairs[:, 0]) == sorted(h.flat)
+    assert all(p // 200 == q // 200 for p, q in pairs)  # same layer
 
 
 def test_labels_and_columns_outside_their_range_are_refused():

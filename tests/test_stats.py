@@ -196,3 +196,12 @@ def test_an_undefined_p_value_reads_undefined_not_nan():
     from hneurons_utils.wording import p_value
 
     assert p_value(float("nan")) == "undefined" and p_value(0.0123) == "0.012"
+
+
+def test_ordinals_take_their_english_suffix():
+    """Percentiles are printed as ordinals: 1st, 2nd, 3rd, 11th-13th, 21st, 72nd, 97th."""
+    from hneurons_utils.wording import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 72, 97.4, 100, 111, 112)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "72nd", "97th", "100th",
+        "111th", "112th"]
