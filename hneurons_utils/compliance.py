@@ -15,7 +15,6 @@ chapter 02, for sycophancy.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -23,8 +22,8 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from .benchmarks import BENCHMARKS, LETTERS, _sample
-from .judges import (LABEL_SPLITS, JudgeReplyError, aliases_outside, contains_alias, is_refusal,
-                     normalized_tokens)
+from .judges import (LABEL_SPLITS, aliases_outside, contains_alias, is_refusal, normalized_tokens,
+                     reply_content)
 from .sampling import read_jsonl
 from .data import DataFormatError, _read_jsonl
 
@@ -519,11 +518,7 @@ class LLMComplianceJudge:
                                  "messages": [{"role": "system", "content": "Reply yes or no."},
                                               {"role": "user", "content": f"{LLM_QUESTIONS[bench]}"
                                                f"\n\n{convo}\n\nyes or no?"}]})
-        try:
-            reply = out["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise JudgeReplyError(f"LLM judge reply has no choices[0].message.content: "
-                                  f"{json.dumps(out)[:300]}") from None
+        reply = reply_content(out)
         words = re.findall(r"[a-z]+", reply.lower())
         if not words or words[0] not in ("yes", "no"):
             raise ValueError(f"LLM judge reply is not yes/no: {reply[:100]!r}")

@@ -257,9 +257,12 @@ def mean_other(path: str | Path, model: str | None = None) -> np.ndarray:
         raise ValueError(f"{path} is not a readable features file ({type(e).__name__}: {e})") from None
     if model is not None and stored.get("model") != model:
         raise ValueError(f"{path} holds features of {stored.get('model')!r}, not of {model!r}")
-    if other.ndim != 3 or not len(other):
-        raise ValueError(f"{path}: 'other' features have shape {other.shape}, not [responses, L, N]")
-    return other.mean(axis=0, dtype=np.float64)
+    from .probe import activation_size
+
+    try:
+        return activation_size(other)
+    except ValueError as e:
+        raise ValueError(f"{path}: 'other' features: {e}") from None
 
 
 def save_features(path: str | Path, fs: FeatureSet) -> None:

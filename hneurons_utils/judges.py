@@ -299,6 +299,16 @@ def parse_verdict(reply: str) -> Label:
     return words[0]  # type: ignore[return-value]
 
 
+def reply_content(out: dict) -> str:
+    """The text of a chat-completions reply (``choices[0].message.content``; "" when it is
+    null), or a :class:`JudgeReplyError` quoting the reply when it has none."""
+    try:
+        return out["choices"][0]["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError):
+        raise JudgeReplyError(f"LLM judge reply has no choices[0].message.content: "
+                              f"{json.dumps(out)[:300]}") from None
+
+
 class LLMJudge:
     """A judge on an OpenAI-compatible ``/chat/completions`` endpoint (the paper used GPT-4o).
 
@@ -364,12 +374,7 @@ class LLMJudge:
         out = self._post({"model": self.model, "temperature": 0, "max_tokens": 5,
                           "messages": [{"role": "system", "content": JUDGE_SYSTEM},
                                        {"role": "user", "content": prompt}]})
-        try:
-            reply = out["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise JudgeReplyError(f"LLM judge reply has no choices[0].message.content: "
-                                  f"{json.dumps(out)[:300]}") from None
-        return parse_verdict(reply or "")
+        return parse_verdict(reply_content(out))
 
     def __call__(self, question: str, response: str, answers: Sequence[str]) -> Label:
         return self.judge(question, response, answers)

@@ -168,6 +168,9 @@ def ratio_range(path: str | Path | None = None) -> tuple[float, float]:
     return float(ratios.min()), float(ratios.max())
 
 
+FEW_NEURONS = 5  # under this many H-Neurons, sparsity_reading says the ratio rests on too few
+
+
 def sparsity_reading(n_h_neurons: int, per_mille: float, path: str | Path | None = None) -> str:
     """Our H-Neuron ratio against the paper's claim (Section 2 and Table 1: under 1 per mille, and the
     range of Table 1's ratio column over its six models)."""
@@ -181,5 +184,3 @@ def sparsity_reading(n_h_neurons: int, per_mille: float, path: str | Path | None
                  " too few for the ratio (or any test on them) to say much")
     return text
 
-
-FEW_NEURONS = 5  # under this many H-Neurons, sparsity_reading says the ratio rests on too few

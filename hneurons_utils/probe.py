@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from .checks import positive_int
 from .files import write_text_atomic
 from .progress import progress
 from .wording import noun
@@ -152,8 +153,7 @@ def size_matched_pairs(like: NeuronSet, size: np.ndarray, seed: int, window: int
         raise ValueError(f"size is {size.shape}, the neuron set {like.n_layers} x {like.n_neurons}")
     if not np.isfinite(size).all():
         raise ValueError("size holds NaN or infinite values")
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be a whole number >= 1, got {window!r}")
+    positive_int(window, "window")
     rng = np.random.default_rng(seed)
     pairs = []
     for layer, idx in like.by_layer().items():

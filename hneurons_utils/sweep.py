@@ -22,13 +22,13 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from .benchmarks import CHALLENGE, BenchItem, chat_prompt
-from .checks import positive_int
+from .checks import check_alpha, positive_int
 from .files import writer_lock
 from .models import LoadedModel
 from .probe import NeuronSet
 from .progress import progress
 from .sampling import GenConfig, append_jsonl, read_jsonl, row_seed, template_id
-from .steering import check_alpha, generate_rows, generate_scaled
+from .steering import generate_rows, generate_scaled
 
 
 # ---------------------------------------------------------------- running a sweep (resumable)
@@ -202,10 +202,11 @@ def _condition_paths(m: LoadedModel, items: Sequence[BenchItem], conditions: Seq
     option count starts new files; and the chat template, :func:`sampling.template_id`)."""
     ids = [[it.item_id, it.user, it.meta] for it in items]
     key_all = [c.tag for c in conditions] if method == "rows" else None  # one wide call: all conditions
+    template = template_id(m.tokenizer)
     paths = {}
     for c in conditions:
         key = settings_key(ids, cfg.as_dict(), reply_cfg and reply_cfg.as_dict(), seed, per_call,
-                           method, c.neurons, m.name, key_all, template_id(m.tokenizer),
+                           method, c.neurons, m.name, key_all, template,
                            *([] if steer_first_turn else ["first turn unsteered"]),
                            *(["keyed sampling"] if keyed else []))
         paths[c.tag] = Path(out_dir) / f"{items[0].source}__{c.tag}__{key}.jsonl"
