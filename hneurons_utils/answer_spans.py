@@ -130,6 +130,19 @@ def echo_share(text: str, question: str) -> float:
     return sum(w in asked for w in words) / len(words)
 
 
+def echo_note(span_text: str, question: str, echo_limit: float = 0.5) -> str:
+    """A note for a reader checking a marked span: the share of its words the question holds
+    (:func:`echo_share`) and, above ``echo_limit``, a flag that the span probably restates the
+    question rather than states the answer. Word overlap misses a paraphrase of the question
+    ("starts with the letter M" for "beginning with 'M'"), so a low share does not prove that
+    the span is the answer."""
+    share = echo_share(span_text, question)
+    note = f"{100 * share:.0f}% of its words are the question's"
+    if share > echo_limit:
+        note += ": most of the span echoes the question, so it is probably not the answer itself"
+    return note
+
+
 _POSSESSIVE = re.compile(r"([^\W_]+)['\u2019]s\b")
 
 

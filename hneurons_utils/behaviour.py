@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .benchmarks import BENCHMARKS
-from .judges import WEAK_PRECISION_LO
+from .judges import LABELS_MODEL, WEAK_PRECISION_LO
 from .stats import item_bootstrap_means, wilson_ci
 from .wording import are, noun, ordinal, signed
 
@@ -184,8 +184,9 @@ def set_slope_range(g: pd.DataFrame, items: list, alphas: list) -> dict[str, flo
     a = np.asarray(alphas, dtype=float)
     slopes = np.array([_slopes(a, 100 * column_means(r)[None])[0] for r in rates])
     if len(rates) < 2 or not np.isfinite(slopes).any():
-        return {"set_min": np.nan, "set_max": np.nan}
-    return {"set_min": float(np.nanmin(slopes)), "set_max": float(np.nanmax(slopes))}
+        return {"set_min": np.nan, "set_max": np.nan, "set_n": 0}
+    return {"set_min": float(np.nanmin(slopes)), "set_max": float(np.nanmax(slopes)),
+            "set_n": int(np.isfinite(slopes).sum())}
 
 
 def slope_table(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95
@@ -322,8 +323,11 @@ def caveated_titles(agreement: pd.DataFrame, judge: str, low: float = 0.5,
     for _, r in test.iterrows():
         p = r.precision
         if p is not None and p == p and p < low and r.benchmark in titles:
-            titles[r.benchmark] += (f"\n(rule judge's held-out precision {p:.2f}: most of what it "
-                                    "counts, a reader would not)")
+            frozen = (", frozen verdicts" if "n_frozen" in r and r.n_frozen and r.n_frozen == r.n_used
+                      else "")  # verdicts of an earlier rule, kept since the replies are stored redacted
+            titles[r.benchmark] += (f"\n(rule judge's held-out precision {p:.2f} on hand-labelled "
+                                    f"{LABELS_MODEL} replies{frozen}:\nmost of what it counts, a reader "
+                                    "would not)")
     return titles
 
 
@@ -346,6 +350,56 @@ def _drop_out(bench: str) -> str:
     if bench in _DROP_OUT:
         return _DROP_OUT[bench]
     return _DROP_OUT["sycophancy"] if bench.startswith("sycophancy") else "are unreadable to the judge"
+
+
+def size_against(n_params: int, paper_b: float, paper_name: str) -> str:
+    """Our model's parameter count beside the paper's smallest model's (``paper_b`` billion)."""
+    ours = f"{n_params / 1e9:.1f}B parameters" if n_params >= 1e9 else f"{n_params / 1e6:.0f}M parameters"
+    ratio = paper_b * 1e9 / n_params
+    if ratio >= 1.5:
+        return f"{ours}, about {ratio:.0f} times fewer than the paper's smallest ({paper_name})"
+    if ratio <= 1 / 1.5:
+        return f"{ours}, about {1 / ratio:.0f} times more than the paper's smallest ({paper_name})"
+    return f"{ours}, about as many as the paper's smallest ({paper_name})"
+
+
+def unreadable_bounds(t: pd.DataFrame) -> tuple[float, float]:
+    """The slope (pp per unit alpha) of one curve's rows ``t`` (:func:`compliance_table`, one
+    bench and group) if every reply the judge could not read had complied not at all / fully:
+    the two ends between which the slope of all replies must lie, whatever they say."""
+    alphas = t.alpha.to_numpy(float)
+    total = (t.n_responses + t.n_excluded).to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = t.k.to_numpy(float) / total
+        hi = (t.k + t.n_excluded).to_numpy(float) / total
+    s = _slopes(alphas, 100 * np.vstack([lo, hi]))
+    return float(s[0]), float(s[1])
+
+
+def unreadable_bounds_text(table: pd.DataFrame, bench: str) -> str:
+    """For a benchmark whose unread replies are unreadable ones (not sycophancy's wrong first
+    answers), how many the H-Neurons' curve drops per alpha and what its slope would be if they
+    all complied or none did; "" when none is dropped."""
+    if _drop_out(bench) != "are unreadable to the judge":
+        return ""
+    t = table[(table.bench == bench) & (table.group == "h_neurons")].sort_values("alpha")
+    if not len(t) or not t.n_excluded.sum():
+        return ""
+    lo, hi = unreadable_bounds(t)
+    per = ", ".join(f"{int(e)} (α = {a:g})" for a, e in zip(t.alpha, t.n_excluded))
+    total = int((t.n_responses + t.n_excluded).iloc[0])
+    out = (f" Unreadable H-Neuron replies, of {total} per α: {per}. Counted as not complying they "
+           f"give a slope of {_signed(lo)}, counted as complying {_signed(hi)} pp/α")
+    r = table[(table.bench == bench) & (table.group == "random")]
+    if len(r) and r.n_excluded.sum():
+        top = r.loc[r.alpha.idxmax()]
+        out += (f" (the random sets at α = {top.alpha:g}: {int(top.n_excluded)} of "
+                f"{int(top.n_responses + top.n_excluded)} unreadable)")
+    if np.isfinite(lo) and np.isfinite(hi) and lo * hi < 0:
+        return out + ("; the two differ in sign, so the readable replies alone do not fix the "
+                      "direction, and a rising share of unreadable replies is an effect of steering "
+                      "in its own right.")
+    return out + "."
 
 
 def _signed(x: float, fmt: str = "+.1f") -> str:
@@ -383,7 +437,7 @@ CONTROL_LABELS = {"layer": "random, layer-matched (mean of the sets)",
 
 def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = BENCHMARKS,
             titles: dict[str, str] | None = None, panel_width: float = 4.2,
-            control: str = "layer"):
+            control: str = "layer", model: str | None = None):
     """Figure 3: compliance rate (%) against alpha, one panel per benchmark, item-bootstrap bars.
 
     One legend below all panels names the curves and the per-set marks (crosses: the lowest and
@@ -394,7 +448,8 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
     names the sycophancy measure plotted), wrapped to the panel's width (``panel_width``,
     inches). Saved with ``bbox_inches="tight"`` (:func:`plots.setup_style`), the legend is kept.
     ``control``: how the random sets were matched to the H-Neurons (a key of
-    :data:`CONTROL_LABELS`), named in the legend.
+    :data:`CONTROL_LABELS`), named in the legend. The random curve is dashed: it joins only the
+    control's alphas, not measurements in between. ``model``: named above the panels (ours).
     """
     if control not in CONTROL_LABELS:
         raise ValueError(f"unknown control {control!r}; use one of {list(CONTROL_LABELS)}")
@@ -414,7 +469,7 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
             x = t.alpha + (0.04 if group == "random" else 0)
             err = np.clip([100 * (t.rate - t.ci_lo), 100 * (t.ci_hi - t.rate)], 0, None)
             ax.errorbar(x, 100 * t.rate, yerr=np.nan_to_num(err), capsize=3, color=style["color"],
-                        marker=style["marker"])
+                        marker=style["marker"], ls="--" if group == "random" else "-")
             if group == "random" and t.seed_min.notna().any():
                 ax.scatter(np.r_[x, x], 100 * np.r_[t.seed_min, t.seed_max],
                            **{k: v for k, v in SPREAD_STYLE.items() if k != "label"})
@@ -434,8 +489,10 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
         ax.set(xlabel="scaling factor α", ylim=(-16, 103), yticks=range(0, 101, 20))
         ax.set_title(wrap_title(titles.get(bench, bench), int(TITLE_WIDTH * panel_width)), fontsize=11)
     np.atleast_1d(axes)[0].set_ylabel("compliance rate (%)")
-    handles = [Line2D([], [], color=st["color"], marker=st["marker"], label=st["label"])
-               for st in styles.values()]
+    handles = [Line2D([], [], color=st["color"], marker=st["marker"], label=st["label"],
+                      ls="--" if g == "random" else "-") for g, st in styles.items()]
+    if model:
+        fig.suptitle(f"ours: {model}", fontsize=11)
     if "seed_min" in table and table.seed_min.notna().any():
         handles.append(Line2D([], [], ls="", marker=SPREAD_STYLE["marker"], color=SPREAD_STYLE["color"],
                               label=SPREAD_STYLE["label"]))
@@ -444,12 +501,16 @@ def figure3(table: pd.DataFrame, slopes: pd.DataFrame, benches: Sequence[str] = 
 
 
 def side_by_side(records: pd.DataFrame, bench: str, alphas: tuple[float, float] | None = None,
-                 group: str = "h_neurons", n: int = 3, width: int = 220) -> pd.DataFrame:
+                 group: str = "h_neurons", n: int = 3, width: int = 220,
+                 hand: Sequence[dict] | None = None) -> pd.DataFrame:
     """``n`` items whose label differs between the two alphas (else any), responses side by side.
 
     ``alphas`` default to the lowest and highest alpha of the curve (suppressed vs amplified);
-    alphas the curve lacks raise, naming the ones it has.
+    alphas the curve lacks raise, naming the ones it has. ``hand``: hand-label rows
+    (:func:`compliance.load_hand_labels`, with ``response`` and ``label``); a shown reply that
+    was labelled by hand gets that label beside the judge's, and a disagreement is marked.
     """
+    by_text = {h["response"]: h["label"] for h in hand or [] if "response" in h}
     r = with_shared_baseline(records)
     r = r[(r.bench == bench) & (r.group == group)]
     have = sorted(r.alpha.unique())
@@ -471,6 +532,10 @@ def side_by_side(records: pd.DataFrame, bench: str, alphas: tuple[float, float] 
         for a in alphas:
             rec = r[(r.item_id == i) & (r.alpha == a)].iloc[0]
             tag = {1.0: "complies", 0.0: "does not comply"}.get(rec.complied, "unreadable")
+            label = by_text.get(rec.response)
+            if label in ("comply", "not_comply"):
+                agree = (label == "comply") == (rec.complied == 1.0)
+                tag += f"; by hand: {label.replace('_', ' ')}" + ("" if agree else ", the rule errs")
             row[f"α = {a:g}"] = f"[{tag}] {one_line(rec.response)[:width]}"
         rows.append(row)
     return pd.DataFrame(rows)
@@ -565,9 +630,14 @@ def shape_text(table: pd.DataFrame, bench: str, group: str = "h_neurons", tol: f
                  else "an interior α, above both ends")
     steps = np.sign(np.diff(r)[np.abs(np.diff(r)) > tol])
     turns = int(np.sum(steps[1:] != steps[:-1]))
+    n = t.n_scored.to_numpy(float)
+    items = np.abs(np.diff(r)) * np.minimum(n[:-1], n[1:])  # about how many items each step moves
+    small = (f"; no step between neighbouring α moves more than {max(1, int(np.round(items.max())))} "
+             "items' worth, so these turns are within what a few items' noise gives"
+             if turns and np.round(items.max()) <= 2 else "")
     return (f"highest {100 * r.max():.0f}% at {at} ({where}; {100 * r[0]:.0f}% at "
             f"α = {t.alpha.iloc[0]:g}, {100 * r[-1]:.0f}% at α = {t.alpha.iloc[-1]:g}), "
-            f"{noun(turns, 'change')} of direction over {len(t)} α (point estimates)")
+            f"{noun(turns, 'change')} of direction over {len(t)} α (point estimates{small})")
 
 
 # A finding with no claim of its own in the paper's text (the reference file says which general
@@ -799,8 +869,12 @@ def set_range_text(h_slope: float, random_row: pd.Series) -> str:
     where = ("inside that range: some single random set moves compliance as much"
              if lo <= h_slope <= hi else
              ("above" if h_slope > hi else "below") + " every single set's")
+    n = random_row.get("set_n", 0)
+    chance = (f" (were the H-Neurons one more random set, their slope would lie {where.split()[0]} "
+              f"all {int(n)} by chance one time in {int(n) + 1}: weak evidence on its own)"
+              if not lo <= h_slope <= hi and n == n and n >= 1 else "")
     return (f" Single random sets' slopes run from {signed(lo)} to {signed(hi)} pp/α; "
-            f"the H-Neurons' on the same alphas ({signed(h_slope)}) lies {where}.")
+            f"the H-Neurons' on the same alphas ({signed(h_slope)}) lies {where}{chance}.")
 
 
 def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame | None = None,
@@ -837,6 +911,10 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
                    "flat": "both curves are flat"
                    }.get(dd, "not distinguishable from the random neurons' slope (the interval contains 0)")
             text += f" Against the control on the same alphas ({df_.alphas}), H minus random is {_ci_text(df_)}: {cmp}."
+            if dd not in ("positive", "negative", "flat") and np.isfinite(df_.ci_lo) and np.isfinite(df_.ci_hi):
+                text += (f" That interval is {df_.ci_hi - df_.ci_lo:.0f} pp/α wide: a true difference of "
+                         f"less than about {max(abs(df_.ci_lo), abs(df_.ci_hi)):.0f} pp/α either way is "
+                         "within what this run cannot tell from none.")
             if (bench, "random") in s.index and (bench, "h_neurons_control_grid") in s.index:
                 text += set_range_text(s.loc[(bench, "h_neurons_control_grid")].slope_pp, s.loc[(bench, "random")])
             if dd in ("positive", "negative"):
@@ -848,7 +926,10 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
             text += (f" Scored items vary along the curve, between {lo_.n_scored} (α = {lo_.alpha:g}) and "
                      f"{hi_.n_scored} (α = {hi_.alpha:g}) of {int(t.n_items.iloc[0])}; the others "
                      f"{_drop_out(bench)}, "
-                     "so points with few items carry little weight and may differ in which items they cover.")
+                     "yet the slope weighs every α's rate alike, so a point scored on few items moves it "
+                     "as much as a full one (only its interval is wider), and points may differ in "
+                     "which items they cover.")
+            text += unreadable_bounds_text(table, bench)
         if (extra or {}).get(bench):
             text += " " + extra[bench]
         if agreement is not None and (bench == "jailbreak" or weak_judge(agreement, bench)):
@@ -976,6 +1057,7 @@ def unsteered_designs_note(table: pd.DataFrame, records: pd.DataFrame, designs: 
     out = (f"At α = 1 nothing is steered, so {both} run the same unsteered model on the same "
            f"items, and only the runs that generated them differ: {'; '.join(cells)}.")
     base = records[(records.alpha == 1.0) & (records.set == "none") & records.bench.isin(designs)]
+    identical = t.rate.nunique() == 1  # and, below, every first answer the same
     if "first" in base and base.bench.nunique() == len(cells):
         same = []
         for src, title in sources.items():
@@ -983,7 +1065,14 @@ def unsteered_designs_note(table: pd.DataFrame, records: pd.DataFrame, designs: 
                                                      aggfunc="first")
             if len(w) and w.shape[1] == len(cells):
                 k = int((w.nunique(axis=1, dropna=False) == 1).sum())
+                identical &= k == len(w)
                 same.append(f"{title}: {k} of {len(w)} first answers identical")
+        if same and identical:
+            return out + (" Every first answer is the same in the designs (" + "; ".join(same) + "): "
+                          "with keyed sampling each item draws from the same random stream in every "
+                          "run, so the unsteered points coincide by construction and measure no "
+                          "noise. How much another draw would move the curves needs a rerun with "
+                          "another seed.")
         if same:
             out += (" Their first answers were generated separately (" + "; ".join(same) + "): where "
                     "they are sampled rather than greedy they differ, and with them which items are "
@@ -1063,11 +1152,62 @@ def size_matched_rows(rows: Sequence[dict]) -> list[dict]:
     return [r for r in rows if r["condition"].startswith(SIZE_MATCHED)]
 
 
-def cost_verdict(rows: Sequence[dict], sized: bool = False) -> str | None:
-    """Silencing the H-Neurons against silencing each random set, by 95% Wilson intervals:
-    "more" (the H-Neurons' interval lies below every random set's: they cost more answers),
-    "less" (above every one), "not distinguishable" (overlapping some: a conservative rule,
-    overlap does not show the costs equal), "no random set", or None (not measured).
+def cost_paired(rows: Sequence[dict], records: Sequence[dict], sized: bool = False,
+                n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict | None:
+    """The H-Neurons' cost against the random sets', question by question (every condition
+    answers the same questions, so the comparison is paired).
+
+    ``diff_pp``: the random sets' mean accuracy minus the H-Neurons', in percentage points
+    (positive: silencing the H-Neurons loses more answers), with a percentile bootstrap
+    interval over the questions (``ci``); ``per_set``: for each set, the questions only it
+    answers right (``set_only``), those only the H-Neurons' condition answers right
+    (``h_only``) and the exact McNemar p-value of that split. None when there is no H-Neuron
+    row, no random set or no question. ``records``: :func:`cost_records`' records.
+    """
+    from .stats import check_level, mcnemar_exact
+
+    check_level(level)
+    _, h, randoms = cost_parts(rows)
+    if sized:
+        randoms = size_matched_rows(rows)
+    if h is None or not randoms or not records:
+        return None
+    right = lambda name: np.array([r["replies"][name]["label"] == "correct" for r in records], float)  # noqa: E731
+    hv = right(h["condition"])
+    sets = {r["condition"]: right(r["condition"]) for r in randoms}
+    per_q = np.mean(list(sets.values()), axis=0) - hv
+    rng = np.random.default_rng(seed)
+    boot = per_q[rng.integers(0, len(per_q), size=(n_boot, len(per_q)))].mean(axis=1)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    per_set = {}
+    for name, v in sets.items():
+        b, c = int(((v == 1) & (hv == 0)).sum()), int(((v == 0) & (hv == 1)).sum())
+        per_set[name] = {"set_only": b, "h_only": c, "p": mcnemar_exact(b, c)}
+    return {"diff_pp": float(100 * per_q.mean()), "ci": (float(100 * lo), float(100 * hi)),
+            "n": len(per_q), "per_set": per_set}
+
+
+def cost_paired_text(paired: dict) -> str:
+    """:func:`cost_paired` in words."""
+    lo, hi = paired["ci"]
+    sets = "; ".join(f"{k}: {v['set_only']} right only with it silenced, {v['h_only']} only with "
+                     f"the H-Neurons silenced (exact McNemar p = {v['p']:.2g})"
+                     for k, v in paired["per_set"].items())
+    return (f"question by question (the same {paired['n']}), the random sets' mean keeps "
+            f"{_signed(paired['diff_pp'])} pp more answers than the H-Neurons silenced "
+            f"[{_ci_end(lo)}, {_ci_end(hi)}] (bootstrap over the questions); per set, {sets}")
+
+
+def cost_verdict(rows: Sequence[dict], sized: bool = False,
+                 records: Sequence[dict] | None = None) -> str | None:
+    """Silencing the H-Neurons against silencing the random sets: "more" (they cost more
+    answers), "less", "not distinguishable", "no random set", or None (not measured).
+
+    With ``records`` (:func:`cost_records`; every condition answers the same questions) the
+    comparison is paired: the 95% bootstrap interval of :func:`cost_paired`'s difference to the
+    random sets' mean must exclude 0. Without them (an older result file) it falls back on the
+    per-condition 95% Wilson intervals: the H-Neurons' must lie below (above) every set's, a
+    conservative rule since overlap does not show the costs equal.
     ``sized``: against the sets matched by layer and size (:func:`size_matched_rows`) instead
     of the layer-matched ones."""
     _, h, randoms = cost_parts(rows)
@@ -1077,6 +1217,10 @@ def cost_verdict(rows: Sequence[dict], sized: bool = False) -> str | None:
         return None
     if not randoms:
         return "no random set"
+    paired = cost_paired(rows, records, sized) if records else None
+    if paired is not None:
+        lo, hi = paired["ci"]
+        return "more" if lo > 0 else "less" if hi < 0 else "not distinguishable"
     hlo, hhi = h["ci (Wilson)"]
     if all(hhi < r["ci (Wilson)"][0] for r in randoms):
         return "more"
@@ -1091,13 +1235,17 @@ def cost_accuracy(r: dict) -> str:
     return f"{r['correct']} of {r['n']} ({100 * r['accuracy']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}])"
 
 
-def cost_reading(rows: Sequence[dict], h_percentile: float | None = None) -> str:
+def cost_reading(rows: Sequence[dict], h_percentile: float | None = None,
+                 records: Sequence[dict] | None = None) -> str:
     """The cost-of-suppression table in words (rows: ``condition``, ``correct``, ``n``,
     ``accuracy``, ``ci (Wilson)``; conditions "unsteered ...", "H-Neurons ..." and one per
-    random set), with :func:`cost_verdict`'s comparison; ``h_percentile``: the H-Neurons'
-    median percentile of mean CETT in their layers, named beside the size-matched sets."""
+    random set), with :func:`cost_verdict`'s comparison (paired when ``records``, the
+    questions' replies, are given); ``h_percentile``: the H-Neurons' median percentile of mean
+    CETT in their layers, named beside the size-matched sets."""
     unsteered, h, randoms = cost_parts(rows)
-    verdict = cost_verdict(rows)
+    verdict = cost_verdict(rows, records=records)
+    if records and verdict not in (None, "no random set"):
+        return _cost_reading_paired(rows, h_percentile, records, verdict)
     if verdict is None:
         return "Not measured (no question, or no H-Neuron to silence)."
     text = f"Silencing the H-Neurons leaves {cost_accuracy(h)} correct"
@@ -1132,6 +1280,43 @@ def cost_reading(rows: Sequence[dict], h_percentile: float | None = None) -> str
                                 "is not told apart from what silencing any neurons of their size "
                                 "costs" + (" (the gap to typical random neurons may be their size)"
                                            if verdict == "more" else "") + ".")}[sv]
+
+
+def _cost_reading_paired(rows: Sequence[dict], h_percentile: float | None, records: Sequence[dict],
+                         verdict: str) -> str:
+    """:func:`cost_reading` when the questions' replies allow the paired comparison."""
+    unsteered, h, randoms = cost_parts(rows)
+    text = f"Silencing the H-Neurons leaves {cost_accuracy(h)} correct"
+    text += f", against {cost_accuracy(unsteered)} unsteered" if unsteered else ""
+    text += ("; silencing as many random neurons of the same layers leaves "
+             + ", ".join(cost_accuracy(r) for r in randoms) + ". Compared "
+             + cost_paired_text(cost_paired(rows, records)) + ".")
+    text += {
+        "more": " The interval excludes 0: silencing these neurons costs more answers than "
+                "silencing random ones of the same layers.",
+        "less": " The interval excludes 0: silencing them costs fewer answers than silencing "
+                "random neurons.",
+        "not distinguishable": " The interval contains 0, so this run does not show that silencing "
+                               "the H-Neurons costs more (or less) than silencing random neurons."}[verdict]
+    sized = size_matched_rows(rows)
+    if not sized:
+        return text
+    sv = cost_verdict(rows, sized=True, records=records)
+    where = ("" if h_percentile is None else f" (the H-Neurons sit at a median {ordinal(h_percentile)} "
+             "percentile of their layers' mean CETT)")
+    text += (" Random neurons of the same layers *and* about the same CETT size" + where + " leave "
+             + ", ".join(cost_accuracy(r) for r in sized) + "; compared "
+             + cost_paired_text(cost_paired(rows, records, sized=True)))
+    return text + {
+        "more": (". The interval excludes 0: the H-Neurons cost more answers than these too, so "
+                 "their cost is not their size alone: they take part in answering questions the "
+                 "model knows, not only in hallucinating (the paper's criterion for C aims to keep "
+                 "this cost small; chapter 2 weighs it in choosing C)."),
+        "less": ". The interval excludes 0: the H-Neurons cost fewer answers than neurons of their size.",
+        "not distinguishable": (". The interval contains 0, so what silencing the H-Neurons costs "
+                                "is not told apart from what silencing neurons of their size costs"
+                                + (" (the gap to typical random neurons may be their size)"
+                                   if verdict == "more" else "") + ".")}[sv]
 
 
 LOSS_KINDS = ("another answer", "no answer", "refusal")  # how an answer lost to silencing reads

@@ -250,6 +250,23 @@ def cett_tokens(m: LoadedModel, batch: Mapping[str, torch.Tensor],
     return torch.stack([o.cpu() * norms[i].cpu()[None, None] for o, i in zip(out, layers)])
 
 
+def template_token_share(tokenizer, prompts: Sequence[str], questions: Sequence[str]) -> float:
+    """The share of the prompts' tokens that are not the question's own: the chat template,
+    system prompt and instruction that every prompt shares. Counted as 1 - (tokens of the
+    questions alone) / (tokens of the prompts), both without special tokens added (the template
+    writes its own), so a question's tokens that merge with the text around it make this an
+    estimate, not an exact count."""
+    if len(prompts) != len(questions) or not prompts:
+        raise ValueError(f"need as many questions as prompts, at least one (got {len(questions)} "
+                         f"and {len(prompts)})")
+    count = lambda texts: sum(len(tokenizer(t, add_special_tokens=False)["input_ids"])  # noqa: E731
+                              for t in texts)
+    total = count(prompts)
+    if not total:
+        raise ValueError("the prompts hold no token")
+    return 1.0 - count(questions) / total
+
+
 def eq7_ratios(m: LoadedModel, batch: Mapping[str, torch.Tensor],
                chosen: Mapping[int, torch.Tensor], alphas: Sequence[float],
                norms: torch.Tensor | None = None) -> "pd.DataFrame":

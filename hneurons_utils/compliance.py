@@ -559,7 +559,8 @@ def make_labeler(kind: str = "rule", min_words: int = 10, sycophancy: str = "bac
 # ---------------------------------------------------------------- inputs from chapter 02, hand labels
 
 
-def known_triviaqa(screen_path: Path, limit: int | None = None, seed: int = 0) -> list[Any]:
+def known_triviaqa(screen_path: Path, limit: int | None = None, seed: int = 0,
+                   sampled_path: Path | None = None) -> list[Any]:
     """TriviaQA questions the unsteered model answered correctly when chapter 02 screened them.
 
     Reads ``responses_triviaqa_greedy.jsonl`` of the identification chapter (one greedy answer
@@ -567,20 +568,40 @@ def known_triviaqa(screen_path: Path, limit: int | None = None, seed: int = 0) -
     135M model answers few TriviaQA questions correctly, so drawing from random questions would
     leave almost nothing to flip. An answer counts only if it contains an alias that is not in
     the question (:func:`informative_aliases`): restating the question is not knowing the answer.
+
+    Chapter 02 run with ``SCREEN=False`` (the paper profile) writes no greedy file; then
+    ``sampled_path`` (its ``responses_triviaqa.jsonl``) is read instead, and a question counts
+    as known when more than half of its samples are judged correct and one of those names an
+    informative alias (the rule chapter 02's :func:`pipeline.known_correct` uses without
+    screening). :func:`known_source` says which file a run used.
     """
     from .data import QAItem
 
     path = Path(screen_path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run chapter 02 (notebooks/02_identification.py) "
-                                "first with the same OUTPUT_DIR and MODEL_ID; its greedy screening "
-                                "supplies the questions this model knows")
     items = []
-    for r in read_jsonl(path):
+    if path.exists():
+        for r in read_jsonl(path):
+            aliases = informative_aliases(r["answers"], r["question"])
+            if r.get("labels") == ["correct"] and contains_alias(r["responses"][0], aliases):
+                items.append(QAItem(r["qid"], r["question"], list(r["answers"]), "triviaqa"))
+        return _sample(items, limit, seed)
+    if sampled_path is None or not Path(sampled_path).exists():
+        also = f" nor {sampled_path}" if sampled_path is not None else ""
+        raise FileNotFoundError(f"{path} not found{also}: run chapter 02 (notebooks/02_identification.py) "
+                                "first with the same OUTPUT_DIR and MODEL_ID; its screening (or, with "
+                                "SCREEN=False, its sampled answers) supplies the questions this model knows")
+    for r in read_jsonl(sampled_path):
         aliases = informative_aliases(r["answers"], r["question"])
-        if r.get("labels") == ["correct"] and contains_alias(r["responses"][0], aliases):
+        right = [t for t, lab in zip(r["responses"], r["labels"]) if lab == "correct"]
+        if 2 * len(right) > len(r["labels"]) and any(contains_alias(t, aliases) for t in right):
             items.append(QAItem(r["qid"], r["question"], list(r["answers"]), "triviaqa"))
     return _sample(items, limit, seed)
+
+
+def known_source(screen_path: Path) -> str:
+    """How :func:`known_triviaqa` chose its questions, for the chapter's printout."""
+    return ("greedy answer judged correct in chapter 02's screening" if Path(screen_path).exists()
+            else "more than half of chapter 02's samples judged correct (it ran without screening)")
 
 
 LABELS_DIR = Path(__file__).resolve().parent.parent / "data" / "judge_labels"

@@ -56,6 +56,56 @@ def class_responses(out_dir: str | Path, es: EvalSet, label: int, width: int = 1
     return pd.DataFrame(rows, columns=["question", "response", "judge"])
 
 
+def at_token_cap(tokenizer, texts: Sequence[str], max_new_tokens: int) -> np.ndarray:
+    """Which stored responses reached the generation cap, as booleans. The records keep no
+    token count, so each text is re-tokenised (no special tokens) and counted: at or over
+    ``max_new_tokens`` means generation stopped at the cap, not at an end-of-sequence token or
+    a newline. An estimate: re-tokenising decoded text can differ by a token, and a reply that
+    ended on its own at exactly the cap counts as cut."""
+    return np.array([len(tokenizer(t, add_special_tokens=False)["input_ids"]) >= max_new_tokens
+                     for t in texts], dtype=bool)
+
+
+def token_cap_note(n_cap: int, n: int, max_new_tokens: int, what: str = "faithful (declining)",
+                   others: tuple[int, int] | None = None) -> str:
+    """A sentence on how many of ``n`` responses of a class were cut by the token cap
+    (:func:`at_token_cap`) and what that does to their label: a decline cut at the cap may have
+    been about to answer, so where the cap fell decides the label. ``others``: the same count
+    for the other class, (cut, of how many)."""
+    text = (f"{n_cap} of the {n} {what} responses end at the {max_new_tokens}-token cap "
+            "(re-tokenised length; the records store no token count)")
+    if others is not None:
+        text += f", against {others[0]} of {others[1]} in the other class"
+    if not n_cap:
+        return text + "."
+    return text + (": they were cut, not finished, and any of them that would have gone on from "
+                   "its apology to an answer counts as a decline only because the cap came first. "
+                   "The label of these responses depends on max_new_tokens (the identification "
+                   "setting, not changed here).")
+
+
+def faithful_class_reading(kinds: dict, n: int, verdict: str | None = None) -> str:
+    """What NonExist's faithful class holds and what a detector could separate on it, from
+    ``kinds`` (:func:`judges.refusal_kind` counts over the ``n`` responses of the class). If
+    fewer than half deny the entity, the class is mostly declines in general, so the contrast is
+    answering against declining, not recognising an invented entity. ``verdict``: the probe's
+    :func:`metrics_verdict` on the set, or None where it is not yet scored; only a verdict
+    above chance says the probe separates the two."""
+    denies = int(kinds.get("denies the entity", 0))
+    if 2 * denies < n:
+        text = (f"the faithful class is mostly declines that do not say the entity is invented "
+                f"({denies} of {n} do): what a detector could separate on NonExist is answering from "
+                "declining in general, not recognising that the entity does not exist")
+    else:
+        text = (f"most of the faithful class says the entity does not exist ({denies} of {n}): a "
+                "detector could separate invented answers from recognising an invented entity")
+    if verdict is None:
+        return text + "; whether the probe does is its NonExist verdict below."
+    if verdict.startswith("above chance"):
+        return text + f"; the probe's verdict here ({verdict}) says it separates them in that sense."
+    return text + f"; the probe's verdict here is \"{verdict}\", so it is not shown to separate them."
+
+
 def split_by_label(records: Sequence[dict]) -> tuple[list[dict], list[dict], dict]:
     """Hallucinated and faithful single-answer records (:func:`eval_label`), and the counts."""
     labelled = [(r, eval_label(r["dataset"], r["labels"][0]) if r["responses"][0].strip() else None)
@@ -264,7 +314,8 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
     seen = {e.key for e in train}
     everyone = train + [e for e in val if e.key not in seen]
     h0 = set(probe.h_neurons().flat.tolist())
-    res: dict = {"probe_h_neurons": len(h0), "variants": {}, "datasets": {}}
+    res: dict = {"probe_h_neurons": len(h0), "variants": {}, "datasets": {},
+                 "total_neurons": int(probe.n_layers * probe.n_neurons)}
     features_cache: dict = {}
     fits = {}
     for name in ("reference", *variants):
@@ -340,17 +391,22 @@ def _auroc_text(m: dict) -> str:
     return f"{m['auroc']:.2f} [{m['auroc_ci'][0]:.2f}, {m['auroc_ci'][1]:.2f}]"
 
 
-def recipe_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
-    """Lines reading :func:`recipe_control`: per dataset the reference's AUROC and each
+def recipe_reading(res: dict, min_per_class: int = MIN_PER_CLASS,
+                   total_neurons: int | None = None) -> list[str]:
+    """Lines reading :func:`recipe_control`: per dataset the reference refit's AUROC and each
     variant's with its paired difference and verdict; per variant a count of the verdicts over
     the sets (with a caution where one set alone differs: how often one of that many intervals
-    excludes 0 by chance); then what each recipe's probe selected."""
+    would exclude 0 by chance if they were independent; they are not, so "up to"); then what
+    each recipe's probe selected, with its H-Neurons per mille of ``total_neurons`` (default:
+    ``res["total_neurons"]``) and a flag where that is above the paper's "under one per mille"
+    (such a refit is not sparse like the chapter's probe)."""
     ref = res["reference"]
+    total = total_neurons or res.get("total_neurons")
     verdicts = {name: {dn: recipe_verdict(d[name]["diff"], v["ref"], v["alt"], min_per_class)
                        for dn, d in res["datasets"].items()} for name, v in res["variants"].items()}
     lines = []
     for dname, d in res["datasets"].items():
-        parts = [f"{dname}: AUROC of the reference ({recipe_name(ref)}) {_auroc_text(d['reference']['metrics'])}"]
+        parts = [f"{dname}: AUROC of the reference refit ({recipe_name(ref)}) {_auroc_text(d['reference']['metrics'])}"]
         for name, v in res["variants"].items():
             diff = d[name]["diff"]
             parts.append(f"with {v['alt']} {_auroc_text(d[name]['metrics'])}, {v['ref']} minus "
@@ -374,15 +430,23 @@ def recipe_reading(res: dict, min_per_class: int = MIN_PER_CLASS) -> list[str]:
         if n_diff == 1 and len(scored) > 1:
             level = {d[name]["diff"].get("ci_level", 0.95) for d in res["datasets"].values()}
             level = level.pop() if len(level) == 1 else 0.95
-            line += (f" With {len(scored)} intervals at {level:.0%}, at least one excludes 0 in about "
-                     f"{1 - level ** len(scored):.0%} of runs where the recipes do not differ at all, "
-                     "so one set ahead is weak evidence on its own.")
+            line += (f" With {len(scored)} intervals at {level:.0%}, at least one excludes 0 in up to "
+                     f"about {1 - level ** len(scored):.0%} of runs where the recipes do not differ at all "
+                     "(if the intervals were independent; these are correlated, as every set is scored "
+                     "by the same two fits), so one set ahead is weak evidence on its own.")
         lines.append(line)
     n0 = res.get("probe_h_neurons")
-    for what, r in [("the reference", ref)] + [(f"{v['alt']}", v) for v in res["variants"].values()]:
+    mille = lambda n: 1000 * n / total  # noqa: E731
+    for what, r in [("the reference refit", ref)] + [(f"{v['alt']}", v) for v in res["variants"].values()]:
+        ratio = ""
+        if total:
+            ratio = f"; H-Neurons {mille(r['h_neurons']):.1f} per mille of all {total:,} neurons" + (
+                ", above 1 per mille: not sparse like the chapter's probe"
+                + (f" ({mille(n0):.1f} per mille)" if n0 is not None else "")
+                + " or the paper's H-Neurons (under 1 per mille)" if mille(r["h_neurons"]) > 1 else "")
         lines.append(f"{what}: C = {r['C']:g} (held-out accuracy), {noun(r['h_neurons'], 'H-Neuron')} "
                      f"({r['n_nonzero']} non-zero weights), {r['h_overlap']} of them among the chapter "
-                     f"probe's" + (f" {n0}" if n0 is not None else "") + " H-Neurons")
+                     f"probe's" + (f" {n0}" if n0 is not None else "") + f" H-Neurons{ratio}")
     return lines
 
 
@@ -481,6 +545,14 @@ def survival_note(control: dict) -> str:
     return f", paired drop {span_drop_text(drop)}" + (
         ", above 0: the span difference still adds to the AUROC measurably" if drop["drop_ci"][0] > 0
         else ", which includes 0")
+
+
+def _span_alone_note(control: dict) -> str:
+    """"; span length alone 0.64 under the same rule": what answer-span length alone reaches
+    on the one-rule sets of a :func:`span_rule_control` entry ("" where not stored). The credit
+    rule asks the refit to clear chance, not span length, so the two are shown side by side."""
+    alone = (control.get("spans") or {}).get("AUROC of span length alone")
+    return "" if alone is None else f"; span length alone {alone:.2f} under the same rule"
 
 
 def span_credit(verdict: str, spans: dict | None, control: dict | None,
@@ -842,10 +914,12 @@ def reversals(frame: pd.DataFrame, overlap: dict | None = None,
 
 
 def counts_frame(sets: dict[str, EvalSet], empty: dict[str, dict]) -> pd.DataFrame:
-    """One row per dataset: answers judged, hallucinated / faithful, balanced size, span methods."""
+    """One row per dataset: answers judged, hallucinated / faithful, balanced size, and how the
+    balanced set's answer spans were found (``balanced_span_*``: they count the balanced set's
+    responses, not every answer)."""
     rows = {}
     for k, es in sets.items():
-        spans = {f"span_{a}": n for a, n in es.counts["answer_spans"].items()}
+        spans = {f"balanced_span_{a}": n for a, n in es.counts["answer_spans"].items()}
         rows[k] = {**{c: v for c, v in es.counts.items() if c != "answer_spans"}, **spans}
     rows.update({k: {c: v for c, v in d.items() if c != "error"} for k, d in empty.items()})
     return pd.DataFrame(rows).T.astype("Int64")
@@ -878,12 +952,30 @@ def baseline_summary(rows: Sequence[dict]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(out, orient="index")
 
 
+def degenerate_accuracy_note(d: dict) -> str:
+    """Why a percentile bootstrap of accuracy has no width (one metrics dict of
+    :func:`stats.detection_metrics`): where the threshold flags every response, or none, each
+    resample of a balanced set is right on exactly half, so the interval collapses onto 0.5 and
+    says nothing about the sampling noise. "" where the interval has a width."""
+    lo, hi = d["accuracy_ci"]
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo != hi:
+        return ""
+    flagged = d.get("flagged")
+    if flagged == 1.0:
+        return "the threshold flags every response: interval undefined"
+    if flagged == 0.0:
+        return "the threshold flags no response: interval undefined"
+    return "every resample gives the same accuracy: interval undefined"
+
+
 def metrics_frame(ours: dict[str, dict]) -> pd.DataFrame:
-    """Our probe's Table 1 cells: n per class, accuracy and AUROC with their 95% intervals."""
+    """Our probe's Table 1 cells: n per class, accuracy and AUROC with their 95% intervals, and
+    a note where the accuracy interval is degenerate (:func:`degenerate_accuracy_note`)."""
     return pd.DataFrame.from_dict({k: {"n per class": d["n_pos"], "accuracy": d["accuracy"],
                                        "accuracy CI low": d["accuracy_ci"][0],
                                        "accuracy CI high": d["accuracy_ci"][1], "AUROC": d["auroc"],
-                                       "AUROC CI low": d["auroc_ci"][0], "AUROC CI high": d["auroc_ci"][1]}
+                                       "AUROC CI low": d["auroc_ci"][0], "AUROC CI high": d["auroc_ci"][1],
+                                       "note": degenerate_accuracy_note(d)}
                                    for k, d in ours.items()}, orient="index")
 
 
@@ -1074,15 +1166,129 @@ def random_auroc(baselines: pd.DataFrame, k: str) -> float:
 
 
 def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dict | None,
-                    spans: dict[str, dict], min_per_class: int = MIN_PER_CLASS) -> str:
+                    spans: dict[str, dict], min_per_class: int = MIN_PER_CLASS,
+                    notes: dict[str, str] | None = None, probe_recipe: str | None = None) -> str:
     """Table 1 in one paragraph: on how many datasets (with enough answers) the probe is above
-    chance and random neurons under the default span rule; on how many of those the one-rule
-    refit (:func:`span_rule_control`; None: not run) stays above chance; how far span length
-    alone goes (``spans``: dataset -> :func:`span_diagnostic` under the default rule); and
-    which datasets need no control because both classes got the same span rule there. The
-    conclusion follows from those counts."""
+    chance and random neurons under the default span rule (marked *narrowly* where
+    :func:`narrow_margin` finds the margin under the random mean's standard error), and where
+    it is above chance only; that this pair differs in recipe as well as neurons
+    (``probe_recipe``: :func:`probe_recipe_text`), and what the like-for-like pair (the
+    H-Neurons refit against as many random neurons, one recipe) gives; on how many of the
+    supported datasets the one-rule refit (:func:`span_rule_control`; None: not run) stays above
+    chance; how far span length alone goes (``spans``: dataset -> :func:`span_diagnostic`
+    under the default rule); and which datasets need no control because both classes got the
+    same span rule there. It ends with one line per scored dataset (:func:`credit_lines`:
+    credited or not, and why; ``notes``: dataset -> a caution added to its line)."""
     def verdict(k: str) -> str:
         return metrics_verdict(ours[k], random_auroc(baselines, k), min_per_class)
+
+    text = _overall_paragraph(ours, baselines, control, spans, min_per_class, verdict, probe_recipe)
+    lines = credit_lines(ours, baselines, control, spans, notes, min_per_class)
+    if not lines:
+        return text
+    return text + "\n\nEach scored dataset, credited to the H-Neurons or not:\n" + "\n".join(
+        f"- {line}" for line in lines)
+
+
+def _narrow(k: str, lo: float, baselines: pd.DataFrame, mean_col: str = "random AUROC",
+            sd_col: str = "random AUROC sd") -> bool:
+    """:func:`narrow_margin` of dataset ``k``'s lower end ``lo`` over a random mean of
+    ``baselines`` (False where a column is missing)."""
+    if k not in baselines.index or mean_col not in baselines or sd_col not in baselines:
+        return False
+    b = baselines.loc[k]
+    return narrow_margin(lo, float(b[mean_col]), float(b[sd_col]), int(b.get("seeds", 0) or 0))
+
+
+def like_for_like(k: str, baselines: pd.DataFrame, n_min: int,
+                  min_per_class: int = MIN_PER_CLASS) -> dict | None:
+    """The like-for-like pair on dataset ``k`` (:func:`baseline_summary`): the H-Neurons refit
+    with the random classifiers' recipe, its AUROC interval and verdict against random neurons
+    of the H-Neurons' count (same recipe, same count), and whether that margin is narrow.
+    None where ``baselines`` has no refit interval for ``k``."""
+    cols = ("H-Neurons refit AUROC CI low", "random (H-Neuron count) AUROC")
+    if k not in baselines.index or not all(c in baselines for c in cols):
+        return None
+    b = baselines.loc[k]
+    lo, hi = float(b["H-Neurons refit AUROC CI low"]), float(b["H-Neurons refit AUROC CI high"])
+    r_h = float(b["random (H-Neuron count) AUROC"])
+    if not np.isfinite(lo):
+        return None
+    v = auroc_verdict(lo, r_h, n_min, min_per_class, hi=hi)
+    narrow = v == SUPPORTING[0] and _narrow(k, lo, baselines, "random (H-Neuron count) AUROC",
+                                            "random (H-Neuron count) AUROC sd")
+    return {"auroc": float(b["H-Neurons refit AUROC"]), "ci": (lo, hi), "random": r_h,
+            "verdict": v, "narrow": narrow, "n_min": n_min}
+
+
+def probe_recipe_text(probe: Probe) -> str:
+    """How the chapter's probe was fit, in words, for setting it beside the random classifiers
+    (an L2 fit on standardised features): "an L1 fit on unstandardised CETT means (3-vs-1, C
+    chosen in chapter 2) reading 68 neurons (37 H-Neurons and 31 negative-weight ones)"."""
+    measure = probe.config.get("features", {}).get("measure", "cett")
+    return (f"an {probe.config.get('penalty', 'l1').upper()} fit on "
+            f"{'standardised' if probe.standardize else 'unstandardised'} "
+            f"{'CETT' if measure == 'cett' else 'raw activation'} means ({probe.label_scheme}, C "
+            f"chosen in chapter 2) reading {probe.neurons(0).size} neurons ("
+            f"{noun(probe.h_neurons().size, 'H-Neuron')} and {probe.neurons(-1).size} negative-weight ones)")
+
+
+def credit_lines(ours: dict[str, dict], baselines: pd.DataFrame, control: dict | None,
+                 spans: dict[str, dict], notes: dict[str, str] | None = None,
+                 min_per_class: int = MIN_PER_CLASS) -> list[str]:
+    """One line per dataset with a verdict: "credited" to the H-Neurons (the probe's verdict
+    supports the claim and keeps its credit against the span confound, :func:`credit_map`'s
+    rule) or "not credited", and why: the probe's verdict (with *narrowly*), the span control
+    where the classes got different span rules (the one-rule refit with span length alone
+    under that same rule beside it: the credit rule only asks the refit to clear chance, not to
+    beat span length), the like-for-like pair (:func:`like_for_like`; where a credited dataset
+    is not supported by it, the line says the credit rests on a pair that differs in recipe),
+    and ``notes`` (dataset -> a caution, e.g. the judge's)."""
+    ctl = (control or {}).get("datasets", {})
+    out = []
+    for k, d in ours.items():
+        n_min = min(d["n_pos"], d.get("n_neg", d["n_pos"]))
+        if n_min < min_per_class:
+            continue
+        v = metrics_verdict(d, random_auroc(baselines, k), min_per_class)
+        supported = v in SUPPORTING
+        why = span_credit(v, spans.get(k), ctl.get(k), min_per_class) if supported else None
+        credited = supported and why is None
+        narrow = " (narrowly)" if v == SUPPORTING[0] and _narrow(k, d["auroc_ci"][0], baselines) else ""
+        parts = [f"the probe vs random neurons: {v}{narrow}"]
+        entry = ctl.get(k)
+        if shared_span_rule(spans.get(k)):
+            parts.append("both classes share one span rule in this set")
+        elif entry and "metrics" in entry:
+            c = entry["metrics"]
+            cn = min(c["n_pos"], c.get("n_neg", c["n_pos"]))
+            outcome = span_control_outcome(entry, min_per_class)
+            alone = (entry.get("spans") or {}).get("AUROC of span length alone")
+            parts.append(f"span control {outcome} (one-rule refit {c['auroc']:.2f} "
+                         f"{_auroc_ci_text(*c['auroc_ci'], cn)}"
+                         + (f", paired drop {span_drop_text(entry['drop'])}" if finite_drop(entry) else "")
+                         + (f"; span length alone {alone:.2f} under the same rule" if alone is not None else "")
+                         + ")")
+        elif supported:
+            parts.append("span control not run")
+        lfl = like_for_like(k, baselines, n_min, min_per_class)
+        if lfl:
+            parts.append(f"like for like (H-Neurons refit vs as many random neurons, one recipe): "
+                         f"{lfl['auroc']:.2f} {_auroc_ci_text(*lfl['ci'], n_min)} vs {lfl['random']:.2f}, "
+                         f"{lfl['verdict']}" + (" (narrowly)" if lfl["narrow"] else ""))
+            if credited and lfl["verdict"] != SUPPORTING[0]:
+                parts.append("so the credit rests on the probe-vs-random pair alone, which differs "
+                             "in recipe as well as in neurons")
+        if (notes or {}).get(k):
+            parts.append(notes[k])
+        out.append(f"{k}: {'credited' if credited else 'not credited'}: " + "; ".join(parts) + ".")
+    return out
+
+
+def _overall_paragraph(ours: dict[str, dict], baselines: pd.DataFrame, control: dict | None,
+                       spans: dict[str, dict], min_per_class: int, verdict: Callable[[str], str],
+                       probe_recipe: str | None) -> str:
+    """The paragraph of :func:`overall_reading`, before its per-dataset lines."""
 
     names = lambda ks: ", ".join(ks) if ks else "none"  # noqa: E731
     scored = [k for k, d in ours.items() if min(d["n_pos"], d.get("n_neg", d["n_pos"])) >= min_per_class]
@@ -1092,12 +1298,28 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
     verdicts = {k: verdict(k) for k in scored}
     both = [k for k in scored if verdicts[k] == "above chance, and above random neurons"]
     above = [k for k in scored if verdicts[k] == "above chance" or k in both]
+    marked = [k + (" narrowly" if _narrow(k, ours[k]["auroc_ci"][0], baselines) else "") for k in both]
     text = (f"Of the {noun(len(scored), 'dataset')} with at least {min_per_class} answers per class "
             f"({names(scored)}), the probe is above chance and above random neurons on "
-            f"{len(both)} ({names(both)}) under the default span rule.")
+            f"{len(both)} ({names(marked)}) under the default span rule.")
     if len(both) < len(above):
         alone = [k for k in above if k not in both]
         text += f" It is above chance with no random-neuron baseline to compare on {names(alone)}."
+    level = [k for k in scored if verdicts[k] == "above chance, but not distinguishable from random neurons"]
+    if level:
+        text += f" It is above chance but not distinguishable from random neurons on {names(level)}."
+    pairs = {k: p for k in scored if (p := like_for_like(
+        k, baselines, min(ours[k]["n_pos"], ours[k].get("n_neg", ours[k]["n_pos"])), min_per_class))}
+    if pairs:
+        text += (" That comparison differs in recipe as well as in neurons: the probe is "
+                 + (probe_recipe or "chapter 2's L1 fit")
+                 + ", the random classifiers L2 fits on standardised features. Like for like (the "
+                 "H-Neurons alone refit with the random classifiers' recipe, against as many random "
+                 "neurons), the refit is ")
+        groups: dict[str, list[str]] = {}
+        for k, p in pairs.items():
+            groups.setdefault(p["verdict"], []).append(k + (" narrowly" if p["narrow"] else ""))
+        text += "; ".join(f"{v} on {names(ks)}" for v, ks in groups.items()) + "."
     same = [k for k in scored if shared_span_rule(spans.get(k))]  # no gold alias in either class
     if same:
         def same_note(k: str) -> str:
@@ -1167,7 +1389,7 @@ def overall_reading(ours: dict[str, dict], baselines: pd.DataFrame, control: dic
                  "no finite interval).")
     if not kept:
         return text
-    held = "; ".join(k + note for k in kept if (note := survival_note(ctl[k])))
+    held = "; ".join(k + note for k in kept if (note := survival_note(ctl[k]) + _span_alone_note(ctl[k])))
     return text + (
         (" The detection survives the span control on every one of them" if len(kept) == len(confounded)
          else f" Only on {names(kept)} does the detection survive one span rule for both classes")
@@ -1246,7 +1468,8 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
         if why is None:
             notes.append(f"{k}: {v}, " + (
                 "credited (both classes share one span rule here)" if shared_span_rule(spans.get(k)) else
-                f"credited (the one-rule refit on these answers stays above chance{survival_note(ctl[k])})"
+                f"credited (the one-rule refit on these answers stays above chance{survival_note(ctl[k])}"
+                f"{_span_alone_note(ctl[k])})"
                 if span_control_outcome(ctl.get(k), min_per_class) == "survives" else
                 "unchecked (the one-rule refit on these answers cannot be read)"))
         else:

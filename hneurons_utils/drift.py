@@ -121,12 +121,15 @@ def _neuron_axis_reduced(kind: str, transposed: bool) -> int:
     return (1 if reduce_rows else 0) if transposed else (0 if reduce_rows else 1)
 
 
-def iter_layer_drift(base_folder: str | Path, tuned_folder: str | Path
+def iter_layer_drift(base_folder: str | Path, tuned_folder: str | Path, with_norms: bool = False
                      ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """``(layer, {"up", "down"[, "gate"]: drift [N]})`` one layer at a time, streamed from disk.
 
     Only one tensor of each model is in memory at any moment. Raises ``ValueError`` when the
     two checkpoints are not a matched pair (different layer count, FFN parts or shapes).
+    ``with_norms``: also ``"norm_up"``, ``"norm_down"``[, ``"norm_gate"``]: the L2 norm of each
+    neuron's weight slice in the *tuned* model (``||W_up[j, :]||``, ``||W_down[:, j]||``), read
+    in the same pass.
     """
     names, transposed = ffn_tensor_names(base_folder)
     tuned_names, tuned_transposed = ffn_tensor_names(tuned_folder)
@@ -150,6 +153,8 @@ def iter_layer_drift(base_folder: str | Path, tuned_folder: str | Path
                     raise ValueError(f"not a matched pair: layer {layer} {kind} weight is "
                                      f"{tuple(b.shape)} in {base_folder}, {tuple(t.shape)} in {tuned_folder}")
                 out[kind] = cosine_drift(b, t, _neuron_axis_reduced(kind, transposed))
+                if with_norms:
+                    out[f"norm_{kind}"] = t.double().norm(dim=_neuron_axis_reduced(kind, transposed)).numpy()
             del b_all, t_all, b, t
         yield layer, out
 
@@ -162,13 +167,37 @@ def parameter_drift(base_folder: str | Path, tuned_folder: str | Path,
     ``ValueError`` naming the count when some neuron has an all-zero weight slice in either
     model (its cosine, hence its drift, is undefined).
     """
+    return _drift_tables(base_folder, tuned_folder, log, with_norms=False)[0]
+
+
+def parameter_drift_with_norms(base_folder: str | Path, tuned_folder: str | Path,
+                               log: Callable[[str], None] | None = None
+                               ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """:func:`parameter_drift` and, from the same streamed pass, the tuned (instruct) model's
+    per-neuron weight norms ``{"up", "down"[, "gate"]: [layers, neurons]}`` (not in the paper):
+    ``1 - cos`` of a small update scales like ``||dw_perp||^2 / ||w||^2``, so a neuron with
+    large weights can rank as "changed less" for that reason alone (:func:`neuron_weight_norm`,
+    the ``norm`` of :func:`drift_tests`)."""
+    return _drift_tables(base_folder, tuned_folder, log, with_norms=True)
+
+
+def neuron_weight_norm(norms: dict[str, np.ndarray]) -> np.ndarray:
+    """One weight size per neuron ``[L, N]``: ``||W_up[j, :]|| * ||W_down[:, j]||`` (how strongly
+    the neuron reads and writes; the gate is left out, as in the paper's drift)."""
+    return np.asarray(norms["up"], dtype=np.float64) * np.asarray(norms["down"], dtype=np.float64)
+
+
+def _drift_tables(base_folder: str | Path, tuned_folder: str | Path,
+                  log: Callable[[str], None] | None, with_norms: bool
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     rows: dict[str, list[np.ndarray]] = {}
-    for layer, parts in iter_layer_drift(base_folder, tuned_folder):
+    for layer, parts in iter_layer_drift(base_folder, tuned_folder, with_norms):
         for kind, values in parts.items():
             rows.setdefault(kind, []).append(values)
         if log:
             log(f"drift: layer {layer + 1} done")
-    out = {k: np.stack(v) for k, v in rows.items()}
+    norms = {k[len("norm_"):]: np.stack(v) for k, v in rows.items() if k.startswith("norm_")}
+    out = {k: np.stack(v) for k, v in rows.items() if not k.startswith("norm_")}
     bad = {k: int(np.isnan(v).sum()) for k, v in out.items() if np.isnan(v).any()}
     if bad:
         where = {k: sorted({int(i) for i in np.argwhere(np.isnan(v))[:, 0]})[:5] for k, v in out.items() if k in bad}
@@ -178,7 +207,7 @@ def parameter_drift(base_folder: str | Path, tuned_folder: str | Path,
         raise ValueError(f"{base_folder} and {tuned_folder} have identical FFN weights (every "
                          "neuron's drift is 0): the base and the instruct model must differ "
                          "(is BASE_MODEL_ID the same as INSTRUCT_MODEL_ID?)")
-    return out
+    return out, norms
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
@@ -232,8 +261,53 @@ MIN_FOR_INTERVAL = 5  # fewer H-Neurons: their ranks are listed, with no bootstr
 MIN_FOR_HISTOGRAM = 10  # fewer: Figure 4b marks each rank instead of a density histogram
 
 
+NORM_WINDOW = 10  # norm-matched control: each H-Neuron's partner is drawn among this many neurons
+
+
+def norm_matched_sets(neurons: Any, norm: np.ndarray, n_sets: int, seed: int = 0,
+                      exclude: Any = None, window: int = NORM_WINDOW) -> np.ndarray:
+    """``n_sets`` random neuron sets matched to ``neurons`` by layer and weight norm, as flat
+    indices ``[n_sets, k]`` (not in the paper).
+
+    For each neuron of ``neurons`` (a ``NeuronSet``), its partner in every set is drawn from the
+    ``window`` neurons of the same layer whose ``norm`` (``[L, N]``, e.g.
+    :func:`neuron_weight_norm`) is closest to its own on a log scale, leaving out ``neurons``
+    themselves and every neuron of ``exclude`` (a ``NeuronSet`` or flat indices: e.g. all the
+    probe's non-zero weights); no neuron is drawn twice within one set.
+    """
+    positive_int(window, "window")
+    norm = np.asarray(norm, dtype=np.float64)
+    if norm.shape != (neurons.n_layers, neurons.n_neurons):
+        raise ValueError(f"norm is {norm.shape}, the neuron set {neurons.n_layers} x {neurons.n_neurons}")
+    if not (np.isfinite(norm).all() and (norm > 0).all()):
+        raise ValueError("weight norms must be finite and positive")
+    N = neurons.n_neurons
+    out_flat = set(np.asarray(getattr(exclude, "flat", exclude if exclude is not None else []), dtype=np.int64).tolist())
+    out_flat |= set(np.asarray(neurons.flat).tolist())
+    log = np.log(norm)
+    windows = []
+    for layer, j in zip(np.asarray(neurons.layers), np.asarray(neurons.neurons)):
+        free = np.setdiff1d(np.arange(N), [f - layer * N for f in out_flat if f // N == layer])
+        if len(free) < window:
+            raise ValueError(f"layer {layer}: only {len(free)} neurons outside the excluded ones "
+                             f"for a window of {window}")
+        near = free[np.argsort(np.abs(log[layer, free] - log[layer, j]), kind="stable")[:window]]
+        windows.append(layer * N + near)
+    rng = np.random.default_rng(seed)
+    sets = np.empty((n_sets, len(windows)), dtype=np.int64)
+    for s in range(n_sets):
+        taken: set[int] = set()
+        for i, w in enumerate(windows):
+            left = [int(v) for v in w if int(v) not in taken]
+            pick = left[rng.integers(len(left))] if left else int(w[rng.integers(len(w))])
+            sets[s, i] = pick
+            taken.add(pick)
+    return sets
+
+
 def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int = 0,
-                n_boot: int = 1000) -> dict:
+                n_boot: int = 1000, norm: np.ndarray | None = None, exclude: Any = None,
+                window: int = NORM_WINDOW) -> dict:
     """Did the H-Neurons change less than other neurons? (Section 4, Figure 4b.)
 
     ``score``: combined drift ``[L, N]``; ``neurons``: the H-Neurons (a ``NeuronSet``).
@@ -246,6 +320,13 @@ def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int
     the layer-matched draw separates "these neurons" from "these layers"), each with empirical
     one-sided p-values: ``p_value`` for "changed less" (random sets ranking at least as high),
     ``p_value_more`` for "changed more" (random sets ranking at least as low).
+
+    With ``norm`` (``[L, N]`` weight sizes, :func:`neuron_weight_norm`; not in the paper) two
+    keys more: ``norm_spearman`` (Spearman correlation of the drift score with the norm over all
+    neurons, and the H-Neurons' within-layer norm percentiles ``h_percentiles``) and
+    ``random_norm_matched`` (``n_random`` sets from :func:`norm_matched_sets`, same layer and
+    closest norm, leaving out ``exclude``; the same fields as ``random_layer_matched``). Its
+    random draws use their own generator, so the other numbers do not change with it.
     """
     from scipy.stats import mannwhitneyu, ttest_ind
 
@@ -280,7 +361,58 @@ def drift_tests(score: np.ndarray, neurons: Any, n_random: int = 1000, seed: int
                      "mean_rank_95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
                      "p_value": float((1 + (means >= out["mean_rank"]).sum()) / (n_random + 1)),
                      "p_value_more": float((1 + (means <= out["mean_rank"]).sum()) / (n_random + 1))}
+    if norm is not None:
+        out.update(_norm_tests(score, rank, neurons, norm, n_random, seed, exclude, window, out["mean_rank"]))
     return out
+
+
+def _norm_tests(score: np.ndarray, rank: np.ndarray, neurons: Any, norm: np.ndarray, n_random: int,
+                seed: int, exclude: Any, window: int, mean_rank: float) -> dict:
+    """:func:`drift_tests`' weight-norm keys (see there)."""
+    from scipy.stats import spearmanr
+
+    from .probe import size_percentiles
+
+    norm = np.asarray(norm, dtype=np.float64)
+    if norm.shape != np.shape(score):
+        raise ValueError(f"norm is {norm.shape}, the drift score {np.shape(score)}")
+    rho = spearmanr(np.asarray(score, dtype=np.float64).ravel(), norm.ravel())
+    sets = norm_matched_sets(neurons, norm, n_random, seed=int(seed) + 7_000_003, exclude=exclude,
+                             window=window)
+    means = rank[sets].mean(axis=1)
+    n_excl = len(set(np.asarray(getattr(exclude, "flat", exclude if exclude is not None else [])).tolist())
+                 | set(np.asarray(neurons.flat).tolist()))
+    return {"norm_spearman": {"rho": float(rho.statistic), "p_value": float(rho.pvalue),
+                              "n_neurons": int(norm.size),
+                              "h_percentiles": [float(v) for v in size_percentiles(neurons, norm)]},
+            "random_norm_matched": {
+                "mean_rank_mean": float(means.mean()),
+                "mean_rank_95": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
+                "p_value": float((1 + (means >= mean_rank).sum()) / (n_random + 1)),
+                "p_value_more": float((1 + (means <= mean_rank).sum()) / (n_random + 1)),
+                "window": int(window), "n_excluded": int(n_excl)}}
+
+
+def norm_reading(t: dict) -> str:
+    """:func:`drift_tests`' weight-norm keys in words: how drift tracks the weight norm, where
+    the H-Neurons' norms sit in their layers, and the mean rank against norm-matched random
+    sets beside the layer-matched ones. Empty without those keys."""
+    if "norm_spearman" not in t:
+        return ""
+    c, m, lay = t["norm_spearman"], t["random_norm_matched"], t["random_layer_matched"]
+    trend = ("larger-norm neurons changed less" if c["rho"] < 0 else
+             "larger-norm neurons changed more" if c["rho"] > 0 else "no trend")
+    pct = ", ".join(f"{v:.0f}" for v in sorted(c["h_percentiles"])[:10])
+    pct += ", ..." if len(c["h_percentiles"]) > 10 else ""
+    return (f"drift score vs weight norm (||W_up[j]|| x ||W_down[:, j]|| of the instruct model) over "
+            f"{c['n_neurons']:,} neurons: Spearman rho = {c['rho']:+.2f} ({trend}); the H-Neurons' "
+            f"norms sit at within-layer percentile(s) {pct}. Random sets matched by layer and norm "
+            f"(each partner among the {m['window']} neurons of its layer with the closest norm, "
+            f"leaving out the probe's {m['n_excluded']} neurons): 95% of their mean ranks in "
+            f"[{m['mean_rank_95'][0]:.2f}, {m['mean_rank_95'][1]:.2f}], p = "
+            f"{p_value(m['p_value'])} (changed less) / {p_value(m['p_value_more'])} (changed more); "
+            f"layer-matched only: [{lay['mean_rank_95'][0]:.2f}, {lay['mean_rank_95'][1]:.2f}], p = "
+            f"{p_value(lay['p_value'])} / {p_value(lay['p_value_more'])}")
 
 
 def drift_variants(raw: dict[str, np.ndarray]) -> dict[str, tuple[str, ...]]:
@@ -308,7 +440,11 @@ def tests_table(tests: dict[str, dict]) -> Any:
         "random sets (any layer): 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),
         "p vs random sets (any layer)": r3(t["random"]["p_value"]),
         "p vs layer-matched sets (less / more)":
-            f"{r3(t['random_layer_matched']['p_value'])} / {r3(t['random_layer_matched']['p_value_more'])}"}
+            f"{r3(t['random_layer_matched']['p_value'])} / {r3(t['random_layer_matched']['p_value_more'])}",
+        **({"p vs norm-matched sets (less / more)":
+            f"{r3(t['random_norm_matched']['p_value'])} / {r3(t['random_norm_matched']['p_value_more'])}",
+            "Spearman rho (drift, weight norm)": r3(t["norm_spearman"]["rho"])}
+           if "random_norm_matched" in t else {})}
         for name, t in tests.items()}).T
 
 
@@ -400,13 +536,44 @@ def _test(res: Any) -> dict:
 # ---------------------------------------------------------------- figure (Figure 4b)
 
 
-def paper_rank_lines(frame: Any) -> dict[str, float]:
-    """Label -> value of the average drift ranks the paper's text states (``paper.drift_frame()``)."""
-    lines = {f"{r.model} {'≈' if r.avg_rank_approx else '='}": float(r.avg_rank)
+THIS_PAIR = " (the pair run here)"  # appended to the paper's model that this run's pair is
+
+
+def paper_rank_lines(frame: Any, ours: str | None = None) -> dict[str, float]:
+    """Label -> value of the drift ranks the paper's text states (``paper.drift_frame()``): a
+    stated average ends in "≈" or "=", a lower bound in ">". ``ours``: the paper's name of the
+    pair this run uses (``origin.paper_pair_name``), marked in its label where it has a line."""
+    name = lambda m: m + THIS_PAIR if m == ours else m  # noqa: E731
+    lines = {f"{name(r.model)} {'≈' if r.avg_rank_approx else '='}": float(r.avg_rank)
              for r in frame.dropna(subset=["avg_rank"]).itertuples()}
     for value, g in frame.dropna(subset=["avg_rank_above"]).groupby("avg_rank_above"):
-        lines[f"{', '.join(g.model)} >"] = float(value)
+        lines[f"{', '.join(name(m) for m in g.model)} >"] = float(value)
     return lines
+
+
+def paper_pair_note(frame: Any, ours: str | None, offline: bool = False) -> str:
+    """What the paper's Figure 4b text says about the pair this run uses, in one sentence, and
+    how its lines are drawn (``frame``: ``paper.drift_frame()``; ``ours``: the paper's name of
+    this run's pair, or None where it is none of the paper's six)."""
+    styles = ("The grey lines are the paper's stated numbers: dashed, an average rank it states "
+              "for one model; dash-dotted, a lower bound it states for several models (not an "
+              "average).")
+    if ours is None:
+        who = ("the offline pair (Gemma-3-270M + our tuning run)" if offline else
+               "the pair run here")
+        return f"{styles} Neither is for this pair: {who} is not one of the paper's six."
+    row = frame[frame.model == ours]
+    if row.empty:
+        return f"{styles} The paper's table has no row for {ours}."
+    r = row.iloc[0]
+    if np.isfinite(r.avg_rank):
+        said = f"its text states an average rank of {'about ' if r.avg_rank_approx else ''}{r.avg_rank:g} (dashed)"
+    elif np.isfinite(r.avg_rank_above):
+        said = (f"its text states a mean rank above {r.avg_rank_above:g}"
+                + (f" (p {r.p_value})" if r.p_value else "") + ", a lower bound (dash-dotted)")
+    else:
+        said = "its text gives no drift number for this model (only the figure shows it), so no line is this pair's"
+    return f"{styles} This run's pair is the paper's {ours}: {said}."
 
 
 def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
@@ -438,8 +605,9 @@ def plot_rank_distribution(ax: Any, ranks: np.ndarray, mean_rank: float,
         ax.axvline(mean_rank, color="C0", lw=2, label=f"our mean {mean_rank:.3f}")
     ax.axvline(0.5, color="k", ls=":", lw=1, label="0.5 (mean rank of a random set)")
     for label, value in (paper or {}).items():  # a stated value dashed, a lower bound dash-dotted
-        ax.axvline(value, color="0.35", ls="-." if label.endswith(">") else "--", lw=1,
-                   label=f"paper: {label} {value:g}")
+        bound = label.endswith(">")
+        ax.axvline(value, color="0.35", ls="-." if bound else "--", lw=1,
+                   label=f"paper: {label} {value:g}" + (" (lower bound)" if bound else " (average)"))
     ax.set_xlabel("normalised drift rank (0 = changed most, 1 = changed least)")
     ax.set_xlim(0, 1)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # never over a bar

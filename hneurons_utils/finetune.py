@@ -163,6 +163,20 @@ def batch_schedule(n_examples: int, cfg: SFTConfig) -> np.ndarray:
     return order[:need].reshape(cfg.steps, cfg.batch_size)
 
 
+def exposure(n_examples: int, cfg: SFTConfig | dict) -> dict:
+    """How much of its ``n_examples`` chat examples a run with ``cfg`` (an :class:`SFTConfig` or
+    its ``as_dict()``, as :func:`sft_meta` stores it) saw, from its :func:`batch_schedule`:
+    ``presentations`` (steps x batch size), ``distinct`` examples seen at least once,
+    ``n_examples`` and ``epochs`` (presentations / n_examples)."""
+    if isinstance(cfg, dict):
+        from dataclasses import fields
+
+        cfg = SFTConfig(**{f.name: cfg[f.name] for f in fields(SFTConfig) if f.name in cfg})
+    order = batch_schedule(n_examples, cfg)
+    return {"presentations": int(order.size), "distinct": int(np.unique(order).size),
+            "n_examples": int(n_examples), "epochs": order.size / n_examples}
+
+
 def collate(examples: Sequence[SFTExample], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` ``[B, T]``."""
     t = max(len(e.input_ids) for e in examples)

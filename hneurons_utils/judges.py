@@ -426,6 +426,24 @@ ANSWER_LABEL_FIELDS = ("dataset", "qid", "split", "response", "label", "note")
 # answers; the other datasets' rows name the question by id and are resolved from the data
 # directory (:func:`resolve_answer_labels`): benchmark text is read, never copied.
 SELF_CONTAINED = ("nonexist",)
+# Every hand label in data/judge_labels was given to a reply of this model (the embedded default).
+LABELS_MODEL = "SmolLM2-135M-Instruct"
+
+
+def labels_model_note(model_id: str) -> str:
+    """A warning when ``model_id`` is not the model whose replies the hand labels read, else "".
+
+    The judges' measured precision is a property of the rules *on that model's replies*; on
+    another model's replies it may be higher or lower, so a chapter run on another model says so
+    wherever it reports that precision (and a label file of the new model's replies, in the same
+    format, is the remedy).
+    """
+    name = str(model_id).rstrip("/").split("/")[-1]
+    if name.lower().startswith(LABELS_MODEL.lower()):
+        return ""
+    return (f"Caution: the hand labels were given to replies of {LABELS_MODEL}, not of {name}: the "
+            f"precision shown is the rules' on that model's replies, and may differ on this model's. "
+            f"Label a sample of this model's replies (data/judge_labels, same format) to measure it.")
 
 
 def load_answer_labels(path: str | os.PathLike = ANSWER_LABELS_FILE,

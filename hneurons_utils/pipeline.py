@@ -365,7 +365,61 @@ def grid_reading(grid: Sequence[dict]) -> str:
         c = chosen[0]
         out += (f"; the criterion chose C = {c['C']:g} ({c['n_h_neurons']} H-Neurons, held-out "
                 f"accuracy {c['val_accuracy']:.2f})")
-    return out + "."
+    tie, edge = grid_tie_text(grid), grid_edge_warning(grid)
+    return out + "." + (f" {tie}" if tie else "") + (f" {edge}" if edge else "")
+
+
+def ratio_verdicts(h_per_mille: float, nonzero_per_mille: float, limit: float = 1.0) -> str:
+    """Both of our per-mille ratios against the paper's claim of fewer than ``limit`` per mille:
+    the H-Neurons (positive weights) and every neuron the probe reads (non-zero weights, closer
+    to Table 1's caption, "selected for classifiers")."""
+    verdict = lambda v: f"{'below' if v < limit else 'not below'} {limit:g} per mille"  # noqa: E731
+    return (f"against the paper's 'less than {limit:g} per mille': the H-Neurons alone, {h_per_mille:.3f} "
+            f"per mille, are {verdict(h_per_mille)}; every neuron the probe reads (non-zero weights, "
+            f"what Table 1's caption calls neurons 'selected for classifiers'), {nonzero_per_mille:.3f} "
+            f"per mille, {verdict(nonzero_per_mille)}.")
+
+
+def grid_tie_text(grid: Sequence[dict]) -> str:
+    """Which C values tied with the chosen one on the selection score (exactly, as
+    :func:`probe.select_C` compares them) and which tie-break decided: the higher held-out
+    AUROC, then fewer H-Neurons, then the order of the grid (the first listed wins). "" when
+    nothing tied (or the rows carry no ``score``)."""
+    chosen = next((r for r in grid if r.get("chosen")), None)
+    if chosen is None or chosen.get("score") is None:
+        return ""
+    tied = [r for r in grid if r is not chosen and r.get("score") == chosen["score"]]
+    if not tied:
+        return ""
+    auc = lambda r: float(np.nan_to_num(r.get("val_auroc", np.nan), nan=0.0))  # noqa: E731  as select_C
+    on_auc = [r for r in tied if auc(r) < auc(chosen)]
+    on_size = [r for r in tied if auc(r) == auc(chosen) and r["n_h_neurons"] > chosen["n_h_neurons"]]
+    on_order = [r for r in tied if r not in on_auc and r not in on_size]
+    cs = lambda rows: " and ".join(f"C = {r['C']:g}" for r in rows)  # noqa: E731
+    parts = []
+    if on_auc:
+        parts.append(f"the higher held-out AUROC decided against {cs(on_auc)} ({auc(chosen):.3f} against "
+                     + ", ".join(f"{auc(r):.3f}" for r in on_auc) + ")")
+    if on_size:
+        parts.append(f"with the AUROC tied too, fewer H-Neurons decided against {cs(on_size)} "
+                     f"({chosen['n_h_neurons']} against "
+                     + ", ".join(str(r["n_h_neurons"]) for r in on_size) + ")")
+    if on_order:
+        parts.append(f"{cs(on_order)} tied on every criterion, and the one listed first in the grid won")
+    return (f"C = {chosen['C']:g} tied on the selection score ({chosen['score']:.3f}) with {cs(tied)}: "
+            + "; ".join(parts) + ".")
+
+
+def grid_edge_warning(grid: Sequence[dict]) -> str:
+    """A warning when the chosen C is the smallest or largest value of the grid: the score may
+    rise further beyond it, so the grid should be extended. "" otherwise (or with one C)."""
+    g = sorted(grid, key=lambda r: r["C"])
+    c = next((r for r in g if r.get("chosen")), None)
+    if c is None or len(g) < 2 or c not in (g[0], g[-1]):
+        return ""
+    side, beyond = ("smallest", "smaller") if c is g[0] else ("largest", "larger")
+    return (f"Warning: the chosen C = {c['C']:g} is the {side} value of the grid, so a {beyond} C "
+            "might score higher: extend C_GRID to see.")
 
 
 def yield_counts(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequence[dict],
@@ -381,6 +435,7 @@ def yield_counts(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequen
     out["consistent_all_samples"] = {k: len(v) for k, v in consistency_split(sampled).items()}
     if greedy is not None:
         out["greedy_origin"] = greedy_origin(consistent, greedy)
+        out["sampled_by_greedy"] = _origin_counts([r["qid"] for r in sampled], greedy_labels(greedy))
     return out
 
 
@@ -415,22 +470,77 @@ def greedy_origin(consistent: dict[str, list[dict]], greedy: Sequence[dict] | No
             for name, cls in (("faithful", "correct"), ("hallucinated", "incorrect"))}
 
 
-def greedy_origin_text(origin: dict[str, dict[str, int]] | None) -> str:
-    """:func:`greedy_origin` in one sentence: how many of the hallucinated class's questions
-    the model answered correctly when greedy, a share the reader should weigh (the class then
-    mixes unknown facts with facts the model holds but loses when sampling). "" without
-    screening or without a hallucinated question."""
+def greedy_origin_text(origin: dict[str, dict[str, int]] | None,
+                       sampled_by_greedy: dict[str, int] | None = None,
+                       greedy_counts: dict[str, int] | None = None) -> str:
+    """:func:`greedy_origin` in words: how many of the hallucinated class's questions the model
+    answered correctly when greedy (the class then mixes unknown facts with facts the model
+    holds but loses when sampling). With ``sampled_by_greedy`` (questions sampled per greedy
+    label, :func:`yield_counts`) and ``greedy_counts`` (questions per greedy label), also the
+    rates *within* each group: the class's mix is set by the sampling budget (every
+    greedy-correct question is sampled, greedy-incorrect ones only until the classes match),
+    so only those rates describe the model. "" without screening or without a hallucinated
+    question."""
     h = (origin or {}).get("hallucinated") or {}
     n = sum(h.values())
     if not n:
         return ""
     k = h.get("correct", 0)
-    return (f"{k} of {n} questions of the hallucinated class ({100 * k / n:.0f}%) were answered "
-            "correctly greedily: " + ("none is a fact the model holds but loses when sampling."
-                                      if not k else
-                                      "the class mixes facts the model does not know with facts it "
-                                      "knows but loses at temperature 1.0" +
-                                      (", and here the second kind is the larger part." if 2 * k > n else ".")))
+    out = (f"{k} of {n} questions of the hallucinated class ({100 * k / n:.0f}%) were answered "
+           "correctly greedily: " + ("none is a fact the model holds but loses when sampling."
+                                     if not k else
+                                     "the class mixes facts the model does not know with facts it "
+                                     "knows but loses at temperature 1.0."))
+    if not sampled_by_greedy:
+        return out + (" How many of each kind it holds depends on which questions were sampled, "
+                      "not only on the model." if k else "")
+    faithful = (origin or {}).get("faithful") or {}
+    rates = []
+    for g in ("correct", "incorrect"):
+        m = sampled_by_greedy.get(g, 0)
+        if not m:
+            continue
+        of = (f"all {m}" if greedy_counts and greedy_counts.get(g) == m else
+              f"{m} of {greedy_counts[g]:,}" if greedy_counts and g in greedy_counts else str(m))
+        c, w = faithful.get(g, 0), h.get(g, 0)
+        rates.append(f"of the greedy-{g} questions ({of} sampled), {c} ({100 * c / m:.0f}%) are "
+                     f"consistently correct and {w} ({100 * w / m:.0f}%) consistently incorrect")
+    return (out + " Within each group: " + "; ".join(rates) + ". The class's mix of the two kinds "
+            "comes from the sampling budget (every greedy-correct question is sampled, greedy-incorrect "
+            "ones only until they match the faithful class), so read the rates within each group, "
+            "not the mix.")
+
+
+def hand_label_draw_text(rows: Sequence[dict], sampled: dict[str, int] | None = None) -> str:
+    """How the hand-labelled answers ``rows`` (``judges.load_answer_labels`` of one dataset) were
+    drawn, read from the rows themselves: how many answers and questions (a question labelled
+    more than once is named), and the mix of the rule's verdicts (``rule``, kept equal to
+    today's rule by a test) beside that of this run's samples (``sampled``: label counts, optional). A mix
+    far from the run's shows a draw made per rule label, not at random: precision per judge
+    label holds for it, recall and label shares do not carry over to the run's answers."""
+    if not rows:
+        return ""
+    by_q = Counter(r["qid"] for r in rows)
+    again = sorted(q for q, c in by_q.items() if c > 1)
+    rule = Counter(r.get("rule") for r in rows)
+    kinds = ("correct", "incorrect", "refusal")
+    text = (f"The {len(rows)} hand-labelled answers come from {noun(len(by_q), 'question')}"
+            + (f" ({', '.join(again)} more than once)" if again else " (one answer each)")
+            + f"; the rule calls {rule['correct']} of them correct, {rule['incorrect']} incorrect and "
+              f"{rule['refusal']} refusals (the file's `rule` field)")
+    total = sum((sampled or {}).get(k, 0) for k in kinds)
+    if not total:
+        return text + "."
+    pct = lambda n, d: f"{100 * n / d:.0f}%" if 100 * n / d >= 10 else f"{100 * n / d:.1f}%"  # noqa: E731
+    text += (" (" + "; ".join(f"{k}: {pct(rule[k], len(rows))} of them against {pct(sampled.get(k, 0), total)} "
+                              "of this run's samples" for k in kinds) + ")")
+    ratio = [(rule[k] / len(rows)) / max(sampled.get(k, 0) / total, 1e-9) for k in kinds]
+    if max(ratio) <= 2 and min(ratio) >= 0.5:
+        return text + ": about the mix of this run's samples."
+    return text + (". That mix is not the samples': the answers were drawn per rule label, not at "
+                   "random, so the precision of each judge label below holds for this draw, but "
+                   "the recall figures ('of the N so by hand it finds K') and the shares of the "
+                   "labels are the draw's, not those of this run's answers.")
 
 
 def split_greedy_origin(split: dict[str, list[Example]], greedy: Sequence[dict] | None
@@ -467,7 +577,89 @@ def span_length_check(probe: Probe, fs: FeatureSet, split: dict[str, list[Exampl
     X, y = answer_matrix(fs, held)
     n = fs.n_tokens[fs.index([e.key for e in held]), 0]
     return {"held_out": True, "hallucinated": int(y.sum()), "faithful": int((y == 0).sum()),
-            "span_length_auroc": auroc(y, n), "probe_auroc": auroc(y, probe.decision_function(X))}
+            "span_length_auroc": auroc(y, n), "probe_auroc": auroc(y, probe.decision_function(X)),
+            **_signs(probe)}
+
+
+def _signs(probe: Probe) -> dict:
+    """How many neurons the probe weighs positively (H-Neurons) and negatively."""
+    return {"n_h_neurons": int((probe.weights > 0).sum()), "n_negative": int((probe.weights < 0).sum())}
+
+
+def probe_name(n_h: int | None, n_neg: int | None) -> str:
+    """"the probe (37 H-Neurons + 31 negative-weight neurons)": a score of the whole probe is not
+    the H-Neurons' alone, so a reading that quotes it says what it reads. "the probe" when the
+    counts are unknown (None)."""
+    if n_h is None or n_neg is None:
+        return "the probe"
+    return f"the probe ({noun(n_h, 'H-Neuron')} + {noun(n_neg, 'negative-weight neuron')})"
+
+
+def probe_parts_check(probe: Probe, fs: FeatureSet, examples: Sequence[Example],
+                      held_out: bool = True) -> dict:
+    """The probe and its two parts as detectors of hallucinated vs faithful answers on
+    ``examples`` (answer-token features), by AUROC: the whole probe, its H-Neuron part alone
+    (score ``X[:, pos] @ w[pos]``) and its negative-weight part alone (``X[:, neg] @ w[neg]``;
+    :meth:`probe.Probe.part_scores`). An L1 probe on the 3-vs-1 labels can detect mostly through
+    neurons that fire *less* on hallucinated answers; this says how much of its detection the
+    H-Neurons carry. A part with no neuron has AUROC None; NaN when ``examples`` hold one class.
+    ``held_out``: whether ``examples`` are held-out responses (False: the training ones)."""
+    X, y = answer_matrix(fs, examples)
+    s = probe.part_scores(X)
+    sign = _signs(probe)
+    return {"held_out": bool(held_out), "hallucinated": int(y.sum()), "faithful": int((y == 0).sum()),
+            **sign, "probe_auroc": auroc(y, s["full"]),
+            "h_neurons_auroc": auroc(y, s["positive"]) if sign["n_h_neurons"] else None,
+            "negative_auroc": auroc(y, s["negative"]) if sign["n_negative"] else None}
+
+
+def probe_parts_reading(r: dict, margin: float = 0.02) -> str:
+    """:func:`probe_parts_check` in words: the whole probe's AUROC, each part's alone, and which
+    part carries more of the detection (by more than ``margin``)."""
+    where = (f"the {r['hallucinated']} hallucinated and {r['faithful']} faithful "
+             + ("held-out responses (which chose C, slightly in the probe's favour)" if r["held_out"]
+                else "training responses (no question was held out)"))
+    f = lambda v: "none (no such neuron)" if v is None else f"{v:.3f}"  # noqa: E731
+    p, h, n = r["probe_auroc"], r["h_neurons_auroc"], r["negative_auroc"]
+    if not np.isfinite(p):
+        return f"On {where}: one class only, so no AUROC of the probe or of its parts."
+    out = (f"On {where}, {probe_name(r['n_h_neurons'], r['n_negative'])} separates hallucinated "
+           f"from faithful answers with an AUROC of {p:.3f}; its H-Neuron part alone (the score "
+           f"summed over the H-Neurons only) reaches {f(h)}, its negative-weight part alone {f(n)}")
+    if h is None or n is None or not (np.isfinite(h) and np.isfinite(n)):
+        return out + "."
+    if n > h + margin:
+        return out + (": most of the probe's detection comes from its negative-weight neurons (they "
+                      "vote 'not a hallucinated answer span'), not from the H-Neurons, so a number "
+                      "quoted for the whole probe is not a number for the H-Neurons.")
+    if h > n + margin:
+        return out + ": the H-Neurons carry more of the probe's detection than its negative-weight neurons."
+    return out + f": the two parts detect about equally well (within {margin:g})."
+
+
+def single_vs_parts_reading(r: dict, names: Sequence[str], single: Sequence[float],
+                            margin: float = 0.02) -> str:
+    """The best single H-Neuron's AUROC (``single``: each H-Neuron's own AUROC, hallucinated vs
+    faithful answers, on the responses of :func:`probe_parts_check` ``r``; ``names`` beside it)
+    against the H-Neurons read together with the probe's weights (``r["h_neurons_auroc"]``), the
+    like-for-like comparison; the whole probe also reads the negative-weight neurons."""
+    a = np.asarray(single, dtype=float)
+    h = r.get("h_neurons_auroc")
+    if not a.size or np.isnan(a).all() or h is None or not np.isfinite(h):
+        return ""
+    i = int(np.nanargmax(a))
+    best, name = float(a[i]), names[i]
+    head = (f"The best single H-Neuron, {name}, reaches {best:.3f} on the same responses; the "
+            f"{noun(r['n_h_neurons'], 'H-Neuron')} read together (the probe's H-Neuron part) reach {h:.3f}")
+    if h > best + margin:
+        tail = ": together they detect better than any one of them alone"
+    elif best > h + margin:
+        tail = (f": one H-Neuron alone beats their weighted sum here (the best of {a.size} values on "
+                "the same few responses, so favoured by its selection)")
+    else:
+        tail = ": about the same"
+    return head + tail + (f"; the whole probe, with its {noun(r['n_negative'], 'negative-weight neuron')}, "
+                          f"reaches {r['probe_auroc']:.3f}." if r["n_negative"] else ".")
 
 
 def span_length_reading(r: dict, margin: float = 0.02) -> str:
@@ -479,8 +671,8 @@ def span_length_reading(r: dict, margin: float = 0.02) -> str:
     s, p = r["span_length_auroc"], r["probe_auroc"]
     head = (f"On the same {r['hallucinated']} hallucinated and {r['faithful']} faithful held-out "
             "responses, answer-span length alone (more answer tokens = 'hallucinated') reaches "
-            f"an AUROC of {s:.2f} and the probe {p:.2f} (these responses chose C, which favours "
-            "the probe slightly)")
+            f"an AUROC of {s:.2f} and {probe_name(r.get('n_h_neurons'), r.get('n_negative'))} "
+            f"{p:.2f} (these responses chose C, which favours the probe slightly)")
     if not (np.isfinite(s) and np.isfinite(p)):
         return head + ": the held-out responses hold one class only, so nothing is compared."
     if p > s + margin:
@@ -503,6 +695,81 @@ def known_correct(items: Sequence, greedy: Sequence[dict] | None, sampled: Seque
     else:
         ok = {r["qid"] for r in sampled if 2 * r["labels"].count("correct") > len(r["labels"])}
     return [it for it in items if it.qid in ok][:n]
+
+
+def known_correct_phrase(n: int, screened: bool) -> str:
+    """How :func:`known_correct` chose its ``n`` questions, as a noun phrase."""
+    return (f"{noun(n, 'question')} the model answered correctly in the greedy screen" if screened else
+            f"{noun(n, 'question')} whose sampled answers were mostly correct (no screening ran)")
+
+
+def suppression_term_notes(keep: Sequence, screened: bool, split: dict[str, list[Example]],
+                           answer_tokens: int, judge_name: str | None = None) -> str:
+    """How this chapter's suppression term of C selection differs from the paper's (Section
+    6.1.3: the model's TriviaQA accuracy with the H-Neurons suppressed), as Markdown bullets
+    generated from the run: which questions (``keep``, :func:`known_correct`; how many of them
+    are questions of the balanced ``split``), its starting point, its judge and its answer
+    length (``steering.SHORT_GREEDY`` against the chapter's ``answer_tokens``). "" without
+    ``keep`` (no suppression term). ``judge_name``: the judge of the chapter's labels (None:
+    the rule judge that ignores aliases the question itself contains)."""
+    from .steering import SHORT_GREEDY
+
+    if not keep:
+        return ""
+    qids = {e.meta.get("qid", e.key.rsplit("#", 1)[0]) for part in split.values() for e in part}
+    shared = sum(it.qid in qids for it in keep)
+    cap = SHORT_GREEDY.max_new_tokens
+    return "\n".join([
+        "Our term (2) is an analogue of the paper's, not the same measurement:",
+        f"- its questions are {known_correct_phrase(len(keep), screened)}, so with nothing "
+        "silenced it is close to 1.0 by construction (not exactly: the check decodes anew, in "
+        "other batches); the paper's term is the model's TriviaQA accuracy, on questions it may "
+        "or may not know;",
+        f"- {shared} of the {len(keep)} are questions of the balanced set the probe is trained and "
+        "validated on;",
+        "- answers are greedy, judged by the plain rule judge (alias match, `judges.rule_judge`: "
+        + ("unlike the chapter's labels, an alias the question itself contains counts"
+           if judge_name is None else f"the chapter's labels come from {judge_name}")
+        + f") and cut at {cap} new tokens "
+        f"(`steering.SHORT_GREEDY`)" + (f", while the chapter's answers may run to {answer_tokens};"
+                                        if answer_tokens != cap else ", as the chapter's answers are;"),
+        f"- with {noun(len(keep), 'question')}, one lost answer moves it by {1 / len(keep):.3f}."])
+
+
+def identification_caveats(split: dict[str, list[Example]], counts: dict, min_agreement: float,
+                           n_samples: int, keep: Sequence, screened: bool,
+                           judge_name: str | None = None) -> str:
+    """What the chapter's numbers can and cannot carry, as Markdown bullets generated from the
+    run: how many questions were held out per class (and what one of them weighs), the
+    suppression term's questions, whether the paper's all-agree consistency rule was loosened
+    (with how many faithful questions the strict rule keeps), and the judges (``judge_name``
+    None: the rule judge)."""
+    held = split.get("val") or []
+    q = {y: len({e.meta.get("qid", e.key.rsplit("#", 1)[0]) for e in held if e.label == y}) for y in (1, 0)}
+    r = {y: sum(e.label == y for e in held) for y in (1, 0)}
+    if held:
+        step = 1 / max(q[0] + q[1], 1)
+        first = (f"- the held-out set that chose $C$ holds {q[1]} hallucinated and {q[0]} faithful "
+                 f"questions ({r[1]} and {r[0]} responses; responses to one question are not "
+                 f"independent), so one question's responses move held-out accuracy by about {step:.3f}")
+        first += (": neighbouring $C$ values are within noise of each other, and the count of H-Neurons "
+                  "is an order of magnitude, not a measurement;" if step > 0.01 else ";")
+    else:
+        first = "- no question was held out: $C$ was chosen on the training answers themselves;"
+    sup = (f"- the suppression term is greedy accuracy on {known_correct_phrase(len(keep), screened)} "
+           "(its differences from the paper's term are listed under the C grid);" if keep else
+           "- no suppression term was measured: $C$ was chosen on held-out accuracy alone;")
+    strict = (counts.get("consistent_all_samples") or {}).get("correct")
+    if min_agreement < 1:
+        rule = (f"- the paper's consistency rule (all {n_samples} samples agree) is loosened to "
+                f"tau = {min_agreement:g}" + (f"; on these samples the strict rule keeps "
+                                               f"{noun(strict, 'faithful question')}" if strict is not None else "")
+                + ";")
+    else:
+        rule = f"- the paper's consistency rule is used (all {n_samples} samples agree);"
+    judged = ("correctness is judged by alias match (the rule judge), not by GPT-4o"
+              if judge_name is None else f"correctness is judged by {judge_name}")
+    return "\n".join([first, sup, rule, f"- answer tokens are found by rule rather than by GPT-4o, and {judged};"])
 
 
 def suppression_hook(m: LoadedModel, keep: Sequence, batch_size: int = 64, method: str = "weights"

@@ -153,21 +153,29 @@ def cett_histogram_figure(neuron_mean: np.ndarray, n_prompts: int) -> tuple[plt.
 
 
 def eq7_figure(eq7: Any) -> tuple[plt.Figure, dict]:
-    """Chapter 1: measured CETT(alpha) / CETT(1) against alpha per neuron, beside Eq. 7's
-    ratio = alpha, and the approximation error. ``eq7``: ``cett.eq7_ratios`` output."""
+    """Chapter 1: measured CETT(alpha) / CETT(1) (each a neuron's mean over the prompts' tokens)
+    against alpha per neuron, beside Eq. 7's ratio = alpha (left), and the relative error
+    (ratio - alpha) / alpha in percent for alpha > 0 (right), the quantity ``cett.eq7_reading``
+    prints. ``eq7``: ``cett.eq7_ratios`` output."""
     alphas = sorted(eq7.alpha.unique())
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     layer_then_index = lambda n: tuple(int(v) for v in n[1:].split("/"))  # noqa: E731  "L<l>/<j>"
     for name in sorted(eq7.neuron.unique(), key=layer_then_index):  # L2 before L10
         g = eq7[eq7.neuron == name]
         axes[0].plot(g.alpha, g.ratio, marker="o", ms=3, label=name)
-        axes[1].plot(g.alpha, g.error, marker="o", ms=3)
-    axes[0].plot(alphas, alphas, **PAPER_STYLE, label=r"Eq. 7: ratio = $\alpha$")
-    axes[0].set(xlabel=r"$\alpha$", ylabel=r"CETT($\alpha$) / CETT(1)", title="measured ratio")
+        pos = g[g.alpha > 0]  # relative error, as cett.eq7_reading prints it (alpha = 0 has none)
+        axes[1].plot(pos.alpha, 100 * pos.error / pos.alpha, marker="o", ms=3)
+    (ref,) = axes[0].plot(alphas, alphas, **PAPER_STYLE, label=r"Eq. 7: ratio = $\alpha$")
+    axes[0].set(xlabel=r"$\alpha$", ylabel=r"CETT($\alpha$) / CETT(1), token means",
+                title="measured ratio")
     axes[1].axhline(0, color="0.3")
-    axes[1].set(xlabel=r"$\alpha$", ylabel=r"ratio $-\ \alpha$", title="approximation error (absolute)")
-    # one legend for both panels (each neuron has the same colour in both), right of them: on no curve
-    legend_right(axes[1], *axes[0].get_legend_handles_labels(), fontsize=7)
+    axes[1].set(xlabel=r"$\alpha$", ylabel=r"(ratio $-\ \alpha$) / $\alpha$ (%)",
+                title=r"relative error (Eq. 7 predicts 0; $\alpha > 0$)")
+    # the Eq. 7 line's legend under the panel that draws it; the neurons' legend (same colour in
+    # both panels) right of both: neither on a curve
+    legend_below(axes[0], [ref], [ref.get_label()], pad=0.16)
+    handles, labels = axes[0].get_legend_handles_labels()
+    legend_right(axes[1], handles[:-1], labels[:-1], fontsize=7)
     return fig, {"rows": eq7.to_dict(orient="records")}
 
 
@@ -201,22 +209,26 @@ def consistency_figure(sampled: list[dict], greedy: list[dict] | None, n_samples
 
 
 def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:
-    """Chapter 2: held-out accuracy and AUROC against C (and accuracy with the candidate
-    H-Neurons silenced, where the grid measured it), the number of H-Neurons on a right axis,
-    and the chosen C dashed."""
+    """Chapter 2: held-out accuracy and AUROC against C (and, where the grid measured it, QA
+    accuracy with the candidate H-Neurons silenced and the selection score, held-out accuracy
+    plus that accuracy, on a 0-2 scale), the number of H-Neurons on a right axis, and the
+    chosen C dashed, with a legend entry."""
     C = [g["C"] for g in grid]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(C, [g["val_accuracy"] for g in grid], marker="o", label="held-out accuracy")
-    ax.plot(C, [g["val_auroc"] for g in grid], marker="s", label="held-out AUROC")
-    ax.set(xscale="log", xlabel="C (inverse L1 strength)", ylabel="accuracy / AUROC", ylim=(0, 1.05))
+    ax.plot(C, [g["val_accuracy"] for g in grid], marker="o", label="held-out accuracy (detection)")
+    ax.plot(C, [g["val_auroc"] for g in grid], marker="s", label="held-out AUROC (detection)")
+    ax.set(xscale="log", xlabel="C (inverse L1 strength)", ylabel="held-out accuracy / AUROC", ylim=(0, 1.05))
     if any(g.get("suppression") is not None for g in grid):
-        ax.plot(C, [np.nan if g.get("suppression") is None else g["suppression"] for g in grid], marker="v",
-                label="accuracy with H-Neurons silenced")
+        sup = [np.nan if g.get("suppression") is None else g["suppression"] for g in grid]
+        ax.plot(C, sup, marker="v", label="QA accuracy with H-Neurons silenced")
+        ax.plot(C, [g["val_accuracy"] + s for g, s in zip(grid, sup)], marker="D", color="k",
+                label="selection score (held-out accuracy + silenced QA accuracy)")
+        ax.set(ylim=(0, 2.05), ylabel="detection metrics, QA accuracy\nand their sum (score)")
+    ax.axvline(chosen_C, color="0.3", ls="--", label=f"chosen C = {chosen_C:g}")
     ax2 = ax.twinx()
     ax2.plot(C, [g["n_h_neurons"] for g in grid], color="C3", marker="^", label="H-Neurons")
     ax2.set(yscale="symlog", ylabel="H-Neurons (positive weights)")
     ax2.grid(False)  # one grid (the left axis) is enough
-    ax.axvline(chosen_C, color="0.3", ls="--")
     handles, labels = (a + b for a, b in zip(ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()))
     legend_below(ax, handles, labels, pad=0.18, ncol=2)  # below the axes: on no line
     return fig, {"grid": grid, "chosen_C": chosen_C}
@@ -360,40 +372,104 @@ def roc_figure(sets: dict[str, Any], probe_scores: dict[str, np.ndarray], rows: 
     return fig, drawn
 
 
-def table1_figure(ours: dict[str, dict], rows: list[dict], datasets: list[str]
-                  ) -> tuple[plt.Figure, dict]:
-    """Chapter 3: Table 1 as a figure. Per dataset, the paper's six models (grey; H-Neurons
-    and random), our probe's accuracy with its bootstrap interval (``ours``: dataset ->
-    ``stats.detection_metrics``) and our random-neuron classifiers (``rows``: each seed and
-    their mean), with our responses per class under each dataset's name."""
+PAPER_MARKERS = ("^", "v", "<", ">", "P", "*", "X", "h")  # one per model of the paper's Table 1
+
+
+def _table1_ours(ax: plt.Axes, ours: dict[str, dict], rows: list[dict], x: dict[str, int],
+                 metric: str, scale: float, probe_label: str) -> dict[str, str]:
+    """Our classifiers on one panel of :func:`table1_figure` (``metric``: "accuracy" or
+    "auroc"), each at its own offset: the probe with its interval (none drawn, and a note
+    written, where the interval is degenerate), random neurons of the probe's count (each seed
+    and their mean), the H-Neurons refit (with its interval where stored) and random neurons
+    of the H-Neurons' count (mean). Returns dataset -> the note of a degenerate interval."""
+    from .detection import degenerate_accuracy_note
+
+    notes = {}
+    for i, (k, d) in enumerate(ours.items()):
+        if k not in x or metric not in d:
+            continue
+        a, (lo, hi) = scale * d[metric], scale * np.asarray(d[f"{metric}_ci"], dtype=float)
+        note = degenerate_accuracy_note(d) if metric == "accuracy" else ""
+        err = None if note else [[a - lo], [hi - a]]
+        ax.errorbar(x[k] - 0.05, a, err, fmt="D", color="C3", capsize=3,
+                    label=None if i else f"ours, {probe_label} (95% CI)")
+        if note:
+            notes[k] = note
+            ax.annotate("probe: " + note.replace(": ", ":\n"), (x[k], 0.02), xycoords=("data", "axes fraction"),
+                        ha="center", va="bottom", fontsize=7, color="C3")  # at the foot: on no point
+    k_of = lambda kind: next((r.get("k") for r in rows if r["kind"].startswith(kind)), None)  # noqa: E731
+    count = lambda kind: f"{k_of(kind)} neurons, " if k_of(kind) is not None else ""  # noqa: E731
+    for prefix, off, colour, what in (("random_", 0.1, "C0", "random neurons"),
+                                      ("hsize_random_", 0.38, "C2", "random neurons")):
+        rand = [r for r in rows if r["kind"].startswith(prefix) and r["dataset"] in x and metric in r]
+        if not rand:
+            continue
+        if prefix == "random_":
+            ax.scatter([x[r["dataset"]] + off for r in rand], [scale * r[metric] for r in rand], color=colour,
+                       s=12, alpha=0.5, label=f"ours, {what} ({count(prefix)}L2, standardised), each seed")
+        sets = list(dict.fromkeys(r["dataset"] for r in rand))
+        mean = [scale * np.mean([r[metric] for r in rand if r["dataset"] == k]) for k in sets]
+        ax.scatter([x[k] + off for k in sets], mean, color=colour, marker="s", s=45,
+                   label=f"ours, {what} ({count(prefix)}L2, standardised), mean over seeds")
+    refit = [r for r in rows if r["kind"] == "h_neurons_refit" and r["dataset"] in x and metric in r]
+    for i, r in enumerate(refit):
+        a = scale * r[metric]
+        ci = r.get(f"{metric}_ci")
+        err = None if ci is None else [[a - scale * ci[0]], [scale * ci[1] - a]]
+        ax.errorbar(x[r["dataset"]] + 0.24, a, err, fmt="o", color="C1", capsize=3,
+                    label=None if i else f"ours, H-Neurons alone, refit ({count('h_neurons_refit')}L2, "
+                    "standardised; 95% CI where stored)")
+    return notes
+
+
+def table1_figure(ours: dict[str, dict], rows: list[dict], datasets: list[str], model: str = "",
+                  probe_label: str = "H-Neuron probe") -> tuple[plt.Figure, dict]:
+    """Chapter 3: Table 1 as a figure, for ``model``. Top, accuracy: the paper's models (one
+    marker each, named in the legend; H-Neurons filled, random hollow), our probe with its
+    bootstrap interval (``ours``: dataset -> ``stats.detection_metrics``; a degenerate interval
+    is not drawn but named), and our baselines (``rows``: ``detection.baseline_metrics``):
+    random neurons of the probe's count (each seed and their mean), the H-Neurons refit and
+    random neurons of the H-Neurons' count (the like-for-like pair), each labelled with its
+    neuron count and recipe (``probe_label`` names the probe's). Bottom, AUROC, the
+    threshold-free comparison, for ours only (the paper's Table 1 gives accuracy alone). Our
+    responses per class are under each dataset's name."""
     from .paper import table1_frame
     from .stats import MIN_PER_CLASS
 
     ref, x = table1_frame(), {k: i for i, k in enumerate(datasets)}
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for col, marker, name in (("h_neurons", "x", "H-Neurons"), ("random", "o", "random")):
-        ax.scatter(ref.dataset.map(x) - 0.15, ref[col], color="0.6", marker=marker, s=20,
-                   label=f"paper, {name} (6 models)")
-    for i, (k, d) in enumerate(ours.items()):
-        a, (lo, hi) = 100 * d["accuracy"], 100 * np.array(d["accuracy_ci"])
-        ax.errorbar(x[k] + 0.1, a, [[a - lo], [hi - a]], fmt="D", color="C3", capsize=3,
-                    label=None if i else "ours, H-Neuron probe (95% CI)")
-    rand = [r for r in rows if r["kind"].startswith("random")]  # one row per seed
-    if rand:
-        ax.scatter([x[r["dataset"]] + 0.25 for r in rand], [100 * r["accuracy"] for r in rand],
-                   color="C0", s=12, alpha=0.5, label="ours, random neurons (each seed)")
-        sets = list(dict.fromkeys(r["dataset"] for r in rand))
-        mean = [100 * np.mean([r["accuracy"] for r in rand if r["dataset"] == k]) for k in sets]
-        ax.scatter([x[k] + 0.25 for k in sets], mean, color="C0", marker="s", s=45,
-                   label="ours, random neurons (mean over seeds)")
-    ax.axhline(50, color="0.3", ls=":", lw=1)
+    ref = ref[ref.dataset.isin(x)]
+    has_auroc = any("auroc" in d for d in ours.values())
+    fig, axes = plt.subplots(2 if has_auroc else 1, 1, figsize=(10, 8.5 if has_auroc else 4.8),
+                             sharex=True, squeeze=False)
+    acc_ax = axes[0, 0]
+    models = list(dict.fromkeys(ref.model))
+    for j, name in enumerate(models):
+        g = ref[ref.model == name]
+        jit = 0.03 * (j - (len(models) - 1) / 2)
+        mk = PAPER_MARKERS[j % len(PAPER_MARKERS)]
+        acc_ax.scatter(g.dataset.map(x) - 0.38 + jit, g.h_neurons, color="0.35", marker=mk, s=28,
+                       label=f"paper, {name}")
+        acc_ax.scatter(g.dataset.map(x) - 0.22 + jit, g.random, facecolors="none", edgecolors="0.45",
+                       marker=mk, s=28)
+    acc_ax.scatter([], [], color="0.35", marker="o", s=28, label="paper: H-Neurons (filled, left)")
+    acc_ax.scatter([], [], facecolors="none", edgecolors="0.45", marker="o", s=28,
+                   label="paper: random (hollow, right)")
+    notes = _table1_ours(acc_ax, ours, rows, x, "accuracy", 100.0, probe_label)
+    acc_ax.axhline(50, color="0.3", ls=":", lw=1)
+    acc_ax.set(ylabel="detection accuracy (%)", ylim=(0, 105),
+               title="accuracy on balanced sets (chance = 50%), beside the paper's Table 1")
+    if has_auroc:
+        _table1_ours(axes[1, 0], ours, rows, x, "auroc", 1.0, probe_label)
+        axes[1, 0].axhline(0.5, color="0.3", ls=":", lw=1)
+        axes[1, 0].set(ylabel="AUROC", ylim=(0, 1.05),
+                       title="AUROC, the threshold-free comparison (ours only; the paper gives accuracy)")
     ticks = [f"{dataset_label(k)}\n(ours: none)" if k not in ours else
              f"{dataset_label(k)}\n(ours: {ours[k]['n_pos']} per class"
              + (",\ntoo few)" if ours[k]["n_pos"] < MIN_PER_CLASS else ")") for k in x]
-    ax.set(xticks=list(x.values()), xticklabels=ticks, ylabel="detection accuracy (%)", ylim=(0, 105),
-           title="Table 1: hallucination detection on balanced sets (chance = 50%)")
-    legend_right(ax)  # beside the axes: on no point
-    return fig, {"ours": ours, "baselines": rows}
+    axes[-1, 0].set(xticks=list(x.values()), xticklabels=ticks)
+    fig.suptitle(f"Table 1{': ' + model if model else ''}: hallucination detection")
+    legend_right(acc_ax)  # beside the axes: on no point
+    return fig, {"ours": ours, "baselines": rows, "model": model, "degenerate": notes}
 
 
 def recipe_figure(res: dict) -> tuple[plt.Figure, dict]:
@@ -406,7 +482,7 @@ def recipe_figure(res: dict) -> tuple[plt.Figure, dict]:
 
     names = list(res["datasets"])
     ref = res["reference"]
-    recipes = [("reference", f"reference ({recipe_name(ref)})")]
+    recipes = [("reference", f"reference refit ({recipe_name(ref)})")]  # a refit, not the chapter's probe
     recipes += [(k, v["alt"]) for k, v in res["variants"].items()]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True,
                                       gridspec_kw={"width_ratios": [3, 2]})

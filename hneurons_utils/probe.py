@@ -106,37 +106,72 @@ class NeuronSet:
                    int(d["n_neurons"]))
 
 
+def _flat_set(exclude: "NeuronSet | Sequence[int] | np.ndarray | None", n_layers: int,
+              n_neurons: int) -> np.ndarray:
+    """Layer-major flat indices of ``exclude`` (a NeuronSet or flat indices), checked."""
+    if exclude is None:
+        return np.array([], dtype=np.int64)
+    if isinstance(exclude, NeuronSet):
+        if (exclude.n_layers, exclude.n_neurons) != (n_layers, n_neurons):
+            raise ValueError(f"exclude is a {exclude.n_layers} x {exclude.n_neurons} neuron set, "
+                             f"the draw {n_layers} x {n_neurons}")
+        return np.asarray(exclude.flat, dtype=np.int64)
+    flat = _indices(exclude, "excluded neuron")
+    if flat.size and (flat.min() < 0 or flat.max() >= n_layers * n_neurons):
+        raise ValueError(f"excluded neuron index out of range [0, {n_layers * n_neurons})")
+    return flat
+
+
 def random_neuron_set(k: int, n_layers: int, n_neurons: int, seed: int,
-                      like: NeuronSet | None = None) -> NeuronSet:
+                      like: NeuronSet | None = None,
+                      exclude: "NeuronSet | Sequence[int] | np.ndarray | None" = None) -> NeuronSet:
     """``k`` distinct random neurons; with ``like``, as many per layer as ``like`` has.
 
     The layer-matched version is the behaviour chapter's negative control; the unmatched one
-    is Table 1's random-neuron baseline.
+    is Table 1's random-neuron baseline. ``exclude`` (a NeuronSet or flat indices): neurons
+    never drawn, e.g. every neuron the probe weighs, so a control cannot contain an H-Neuron.
+    Each draw is uniform over the neurons allowed: a first draw from all neurons keeps its
+    allowed picks and replaces the excluded ones from a second, independent stream, so a set
+    that drew no excluded neuron is the one drawn without ``exclude`` (same seed, same set).
     """
     rng = np.random.default_rng(seed)
+    banned = _flat_set(exclude, n_layers, n_neurons)
+    refill = np.random.default_rng([seed, 1])  # replacements only: other draws stay as they were
+
+    def draw(pool_size: int, count: int, offset: int) -> np.ndarray:
+        out = rng.choice(pool_size, size=count, replace=False)
+        bad = np.isin(out + offset, banned)
+        if bad.any():
+            allowed = np.setdiff1d(np.arange(pool_size), np.concatenate([out, banned - offset]))
+            if len(allowed) < bad.sum():
+                raise ValueError(f"cannot draw {count} neurons: too few left after excluding {banned.size}")
+            out = out.copy()
+            out[bad] = refill.choice(allowed, size=int(bad.sum()), replace=False)
+        return out
+
     if like is None:
         if k > n_layers * n_neurons:
             raise ValueError(f"cannot draw {k} neurons from {n_layers * n_neurons}")
-        return NeuronSet.from_flat(rng.choice(n_layers * n_neurons, size=k, replace=False),
-                                   n_layers, n_neurons)
+        return NeuronSet.from_flat(draw(n_layers * n_neurons, k, 0), n_layers, n_neurons)
     layers, neurons = [], []
     for layer, count in enumerate(like.layer_counts()):
         if count:
             layers.append(np.full(count, layer))
-            neurons.append(rng.choice(n_neurons, size=count, replace=False))
+            neurons.append(draw(n_neurons, count, layer * n_neurons))
     if not layers:
         return NeuronSet(np.array([], int), np.array([], int), n_layers, n_neurons)
     return NeuronSet(np.concatenate(layers), np.concatenate(neurons), n_layers, n_neurons)
 
 
-def size_matched_neuron_set(like: NeuronSet, size: np.ndarray, seed: int,
-                            window: int = 10) -> NeuronSet:
+def size_matched_neuron_set(like: NeuronSet, size: np.ndarray, seed: int, window: int = 10,
+                            exclude: "NeuronSet | Sequence[int] | np.ndarray | None" = None) -> NeuronSet:
     """The partners of :func:`size_matched_pairs` as a neuron set (see there)."""
-    pairs = size_matched_pairs(like, size, seed, window)
+    pairs = size_matched_pairs(like, size, seed, window, exclude)
     return NeuronSet.from_flat(pairs[:, 1], like.n_layers, like.n_neurons)
 
 
-def size_matched_pairs(like: NeuronSet, size: np.ndarray, seed: int, window: int = 10) -> np.ndarray:
+def size_matched_pairs(like: NeuronSet, size: np.ndarray, seed: int, window: int = 10,
+                       exclude: "NeuronSet | Sequence[int] | np.ndarray | None" = None) -> np.ndarray:
     """Random neurons matched to ``like`` by layer *and* by activation size (not in the paper).
 
     ``size``: ``[n_layers, n_neurons]``, a typical activation size per neuron (e.g. its mean
@@ -147,6 +182,8 @@ def size_matched_pairs(like: NeuronSet, size: np.ndarray, seed: int, window: int
     the residual stream more whatever they encode. This control separates the two. Returns
     ``[k, 2]`` flat indices: each neuron of ``like`` and its partner. A neuron at the very top
     of its layer can only get smaller partners (compare ``size`` at the two columns).
+    ``exclude`` (a NeuronSet or flat indices): neurons never drawn as partners, e.g. every
+    neuron the probe weighs, so no control holds a neuron of the probe.
     """
     size = np.asarray(size, dtype=np.float64)
     if size.shape != (like.n_layers, like.n_neurons):
@@ -155,9 +192,11 @@ def size_matched_pairs(like: NeuronSet, size: np.ndarray, seed: int, window: int
         raise ValueError("size holds NaN or infinite values")
     positive_int(window, "window")
     rng = np.random.default_rng(seed)
+    banned = _flat_set(exclude, like.n_layers, like.n_neurons)
     pairs = []
     for layer, idx in like.by_layer().items():
-        free = np.setdiff1d(np.arange(like.n_neurons), idx)
+        out = banned[(banned >= layer * like.n_neurons) & (banned < (layer + 1) * like.n_neurons)]
+        free = np.setdiff1d(np.arange(like.n_neurons), np.concatenate([idx, out - layer * like.n_neurons]))
         if len(free) < len(idx):
             raise ValueError(f"layer {layer}: {len(idx)} neurons to match but only {len(free)} others")
         for j in idx[np.argsort(-size[layer, idx], kind="stable")]:  # largest first: fewest peers
@@ -296,6 +335,25 @@ class Probe:
         _check_finite(used, "X (at the probe's neurons)")
         Z = (used - self.mean) / self.std
         return Z @ self.weights + self.intercept
+
+    def part_scores(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The decision function split by the sign of the weights, for full-width features
+        ``[n, n_layers * n_neurons]``: ``"positive"`` = ``Z[:, pos] @ w[pos]`` (the H-Neurons'
+        part), ``"negative"`` = ``Z[:, neg] @ w[neg]`` (the negative-weight neurons' part), and
+        ``"full"`` = their sum plus the intercept (:meth:`decision_function`). ``Z``: the
+        features at the probe's neurons, standardised as in the fit. A part with no neuron is
+        all zeros. Each part read as a detector on its own tells which neurons carry the
+        probe's detection (the whole probe's score is not the H-Neurons' alone)."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"expected features [n, {self.n_features}] ({self.n_layers} layers x "
+                             f"{self.n_neurons} neurons), got {X.shape}")
+        used = X[:, self.flat].astype(np.float64)
+        _check_finite(used, "X (at the probe's neurons)")
+        Z = (used - self.mean) / self.std
+        pos, neg = self.weights > 0, self.weights < 0
+        parts = {"positive": Z[:, pos] @ self.weights[pos], "negative": Z[:, neg] @ self.weights[neg]}
+        return {**parts, "full": parts["positive"] + parts["negative"] + self.intercept}
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """1 (hallucinated) where the logit is above 0; NaN rows are refused, as above."""

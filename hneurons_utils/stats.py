@@ -199,6 +199,21 @@ def wilson_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value of paired binary outcomes: ``b`` pairs where only the
+    first condition succeeds, ``c`` where only the second does (a binomial test of ``b`` in
+    ``b + c`` at one half; 1.0 when no pair differs)."""
+    from scipy.stats import binom
+
+    b, c = int(b), int(c)
+    if b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {b} and {c}")
+    n = b + c
+    if n == 0:
+        return 1.0
+    return float(min(1.0, 2 * binom.cdf(min(b, c), n, 0.5)))
+
+
 def mean_spread(values: np.ndarray) -> dict:
     """Mean, sample standard deviation, min and max of repeated runs (e.g. random seeds)."""
     v = np.asarray(values, dtype=np.float64).ravel()

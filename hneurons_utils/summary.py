@@ -127,6 +127,18 @@ _R_SLOPE = {"positive": "positive", "negative": "negative", "flat": "flat",
             "unclear": "not distinguishable from 0", "undetermined": "without an interval"}
 
 
+def min_scored(h: dict) -> int | None:
+    """The fewest items scored at any alpha of a slope row (its ``n_scored``: "n" or "lo-hi",
+    :func:`behaviour.slope_table`); None where the row does not say (an older result file)."""
+    v = h.get("n_scored")
+    if v is None or v == "" or (isinstance(v, float) and np.isnan(v)):
+        return None
+    try:
+        return int(str(v).split("-")[0])
+    except ValueError:
+        return None
+
+
 def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: float = 1e-9,
                   rates: Sequence[float] | None = None, random: dict | None = None) -> str:
     """What a benchmark's slopes support, worded from the signs of both slopes' intervals.
@@ -136,7 +148,8 @@ def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: f
     lies below (against the paper); else no difference is detectable. The sentence says what the
     H-Neuron slope does on its own (positive: compliance rises as they are amplified; negative:
     it falls) and, given ``random`` (the control's slope row), what the random neurons' does.
-    Under ``min_items`` items no verdict; interval ends within ``tol`` of 0 count as 0 (a flat
+    Under ``min_items`` items, or under ``min_items`` scored at some alpha, no verdict: one
+    point on a handful of items moves a slope as much as a full one. Interval ends within ``tol`` of 0 count as 0 (a flat
     curve's bootstrap gives rounding noise, not a direction). ``rates``: the H-Neurons'
     compliance rates over the alphas; all at 100% (or all at 0%) is named as a ceiling (floor),
     where no slope can show whatever the neurons do.
@@ -145,6 +158,10 @@ def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: f
         return "not measured"
     if h["n_items"] < min_items:
         return f"too few items to conclude (fewer than {min_items})"
+    scored = min_scored(h)
+    if scored is not None and scored < min_items:
+        return (f"too few scored items to conclude (as few as {scored} at one alpha, fewer than "
+                f"{min_items}; the others unreadable or, for sycophancy, not first answered right)")
     r = np.asarray(rates if rates is not None else [], dtype=float)
     if at_ceiling(r, tol):
         return ("at the ceiling: 100% comply at every alpha, alpha = 0 included, so the curve "
@@ -428,14 +445,18 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
     return rows + [_cost(folder)]
 
 
-COST_CLAIM = "silencing the H-Neurons alone is no cure: it costs answers the model knows"
+COST_CLAIM = ("C is chosen so that silencing the H-Neurons keeps TriviaQA performance (§6.1.3); "
+              "silencing alone is still no cure for hallucination (§5). Ours: how many known "
+              "answers silencing keeps, against silencing random neurons")
 COST_PAPER = ("no number: C is chosen to keep TriviaQA performance with the H-Neurons suppressed "
               "(§6.1.3); plain suppression 'proves insufficient' (§5)")
-COST_READINGS = {"more": "costs more known answers than silencing random neurons (Wilson intervals apart)",
-                 "less": "costs fewer known answers than silencing random neurons (Wilson intervals apart)",
-                 "not distinguishable": "not distinguishable from silencing random neurons (Wilson "
-                                        "intervals overlap)",
+COST_READINGS = {"more": "costs more known answers than silencing random neurons",
+                 "less": "costs fewer known answers than silencing random neurons",
+                 "not distinguishable": "not distinguishable from silencing random neurons",
                  "no random set": "no random set silenced to compare with"}
+# how the verdict was reached: paired over the questions, or (older result files) by intervals
+COST_HOW = {True: " (paired bootstrap over the questions)", False: " (Wilson intervals of each condition)"}
+COST_DIFFERS = ("more", "less", "not distinguishable")
 COST_SIZE_READINGS = {"more": "more too (not their size alone)",
                       "less": "fewer",
                       "not distinguishable": "not distinguishable (their size may explain the cost)"}
@@ -455,19 +476,21 @@ def _cost(folder: Path) -> dict:
     if d is None:
         return {**row, "ours": f"not measured ({path.name} absent)", "reading": "not run"}
     _need(d, path, "rows")
-    verdict = cost_verdict(d["rows"])
+    recs = d.get("questions") or None
+    verdict = cost_verdict(d["rows"], records=recs)
     if verdict is None:
         return {**row, "ours": "not measured (no question, or no H-Neuron to silence)", "reading": "not run"}
     unsteered, h, randoms = cost_parts(d["rows"])
     ours = f"H-Neurons silenced: {cost_accuracy(h)} known TriviaQA answers kept"
     if randoms:
         ours += "; as many random neurons: " + ", ".join(cost_accuracy(r) for r in randoms)
-    reading = COST_READINGS[verdict]
+    reading = COST_READINGS[verdict] + (COST_HOW[recs is not None] if verdict in COST_DIFFERS else "")
     sized = size_matched_rows(d["rows"])
     if sized:
         ours += ("; random neurons of their layers and CETT size: "
                  + ", ".join(cost_accuracy(r) for r in sized))
-        reading += "; against neurons of their size: " + COST_SIZE_READINGS[cost_verdict(d["rows"], sized=True)]
+        reading += "; against neurons of their size: " + COST_SIZE_READINGS[
+            cost_verdict(d["rows"], sized=True, records=recs)]
     if d.get("questions") and unsteered:
         c = loss_counts(d["questions"], unsteered["condition"], h["condition"])
         labels = _loss_labels(folder)
@@ -603,6 +626,11 @@ def origin_folder(output_dir: str | Path) -> Path | None:
     """The origin chapter's folder under ``output_dir`` (it is named by the instruct model,
     which the chapter chooses): the most recently written one, or None."""
     found = sorted(Path(output_dir).glob("*/origin/results.json"), key=lambda p: p.stat().st_mtime)
+    if len(found) > 1:
+        import warnings
+        warnings.warn(f"{len(found)} origin chapters' results under {output_dir} "
+                      f"({', '.join(p.parent.parent.name for p in found)}): reading the newest, "
+                      f"{found[-1].parent.parent.name}; set ORIGIN_DIR to choose", stacklevel=2)
     return found[-1].parent if found else None
 
 

@@ -17,11 +17,22 @@ import numpy as np
 from .drift import drift_direction, drift_verdict, mean_rank_text
 from .paper import dataset_label, load_reference
 from .stats import MIN_PER_CLASS
-from .wording import noun
+from .wording import noun, p_value
 
 REFIT = "H-Neurons refit (L2)"
 RANDOM = "random neurons (L2)"
-UNCHANGED = "H-Neuron probe (unchanged)"
+UNCHANGED = "H-Neuron probe (unchanged)"  # the row key in result files (chapter 6 reads them)
+SPAN_CLEAR = 75.0  # AUROC (%) of span length alone above which the classes clearly differ in length
+
+
+def probe_label(probe: Any) -> str:
+    """What the unchanged probe reads, for a legend: ``"instruct probe (1 H-Neuron + 3
+    negative-weight neurons)"``. Its score is the whole probe's, negative weights included
+    (``Probe.composition`` says which weight is largest), not the H-Neurons' alone."""
+    w = np.asarray(probe.weights)
+    pos, neg = int((w > 0).sum()), int((w < 0).sum())
+    parts = [noun(pos, "H-Neuron")] + ([noun(neg, "negative-weight neuron")] if neg else [])
+    return f"instruct probe ({' + '.join(parts)})"
 
 
 def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
@@ -33,8 +44,10 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
     Columns ``dataset, probe, n, auroc, lo, hi, sd, n_probes, interval, accuracy``. The
     H-Neuron refit is one classifier: a point estimate, ``lo``/``hi`` NaN (no bar); beside it
     ``same_size_lo``/``same_size_hi``/``same_size_n``, the lowest and highest AUROC and the
-    number of the random probes with as many neurons, and ``same_size_above``, how many of them
-    score above it. The random
+    number of the random probes with as many neurons, ``same_size_above``, how many of them
+    score above it, and ``same_size_below_chance``, how many score below 50. ``n_neurons``: the
+    neurons each classifier reads (the probe's non-zero weights; NaN where the baseline rows
+    lack ``k``); the random rows' ``n_below_chance``: how many of their seeds score below 50. The random
     neurons are ``n_probes`` classifiers: ``auroc`` their mean, ``sd`` their standard deviation
     over seeds (as chapter 3 reports them) and ``lo``/``hi`` the lowest and highest of their
     AUROCs: the spread of the seeds, not a confidence interval (mean -/+ sd could leave [0, 100]
@@ -50,7 +63,8 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
         rows.append({"dataset": name, "probe": UNCHANGED, "n": d["n"],
                      "auroc": 100 * d["auroc"], "lo": 100 * d["auroc_ci"][0],
                      "hi": 100 * d["auroc_ci"][1], "sd": float("nan"), "n_probes": 1,
-                     "interval": "bootstrap 95% CI over answers", "accuracy": 100 * d["accuracy"]})
+                     "interval": "bootstrap 95% CI over answers", "accuracy": 100 * d["accuracy"],
+                     "n_neurons": int(np.count_nonzero(probe.weights))})
     base = pd.DataFrame(baselines)
     if base.empty:  # no baseline to compare with: the unchanged probe's rows alone
         base = pd.DataFrame(columns=["dataset", "kind", "n", "auroc", "accuracy"])
@@ -68,7 +82,9 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
                          "same_size_hi": float(same.max()) if same.size else float("nan"),
                          "same_size_n": int(same.size),
                          # how many of them score above the refit (its rank among them)
-                         "same_size_above": int((same > 100 * float(refit.auroc.iloc[0])).sum())})
+                         "same_size_above": int((same > 100 * float(refit.auroc.iloc[0])).sum()),
+                         "same_size_below_chance": int((same < 50).sum()),
+                         "n_neurons": int(refit.k.iloc[0]) if "k" in refit else float("nan")})
         rnd = g[g.kind.str.startswith("random")]
         if len(rnd):
             auc = 100 * rnd.auroc.to_numpy(dtype=float)
@@ -77,7 +93,9 @@ def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],
                          "auroc": float(auc.mean()), "lo": float(auc.min()),
                          "hi": float(auc.max()), "sd": sd, "n_probes": len(auc),
                          "interval": f"mean, lowest-highest of {len(auc)} seeds",
-                         "accuracy": 100 * float(rnd.accuracy.mean())})
+                         "accuracy": 100 * float(rnd.accuracy.mean()),
+                         "n_below_chance": int((auc < 50).sum()),
+                         "n_neurons": int(rnd.k.iloc[0]) if "k" in rnd else float("nan")})
     return pd.DataFrame(rows)
 
 
@@ -151,7 +169,9 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
     own held-out responses), which ``refit_note`` needs before it reads a low base-model AUROC
     as a reversal between the models.
     Each reading has ``random_mean`` and ``random_sd`` (over seeds; NaN without random probes),
-    and ``refit_note`` (empty, or its base-model part ``refit_base`` and the rest ``refit_tail``).
+    ``refit_note`` (empty, or its base-model part ``refit_base`` and the rest ``refit_tail``)
+    and ``below_note`` (:func:`below_chance_note`: where most classifiers sit below 50;
+    ``below_base`` the same without its span-length part).
     """
     from .detection import auroc_verdict
 
@@ -185,7 +205,55 @@ def transfer_reading(table: Any, n_min: dict[str, int] | None = None,
                 if out[-1]["verdict"].startswith("above chance") else
                 "even a probe that cleared chance here would not be shown to read more than the span"))
             if np.isfinite(span) and span >= float(main.auroc) else "")
+        out[-1]["below_note"] = below_chance_note(r, span)
+        out[-1]["below_base"] = below_chance_note(r)  # the same without the span-length part
     return out
+
+
+def _count(row: Any, key: str) -> int:
+    v = row.get(key, float("nan")) if row is not None else float("nan")
+    return int(v) if v is not None and np.isfinite(v) else 0
+
+
+def below_chance_note(r: Any, span: float = float("nan")) -> str:
+    """A note where most of the classifiers trained on the instruct model score below 50 on one
+    dataset (``r``: that dataset's :func:`transfer_table` rows indexed by ``probe``) and the
+    random probes' mean does too: clearing that mean then adds nothing to clearing chance
+    (chapter 3's ``detection._below_chance_note``, in percent). ``span``: the AUROC (%) of span
+    length alone there; at ``SPAN_CLEAR`` or above, the classes differ clearly in answer length,
+    and the note says that a shared position below 50 may come from that difference, read by
+    classifiers trained on other answers, rather than from a reversed signal (not tested)."""
+    if RANDOM not in r.index or not float(r.loc[RANDOM].auroc) < 50:
+        return ""
+    rnd = r.loc[RANDOM]
+    fit = r.loc[REFIT] if REFIT in r.index else None
+    main = r.loc[UNCHANGED]
+    n_rnd, b_rnd = _count(rnd, "n_probes"), _count(rnd, "n_below_chance")
+    n_same, b_same = _count(fit, "same_size_n"), _count(fit, "same_size_below_chance")
+    refit = float(fit.auroc) if fit is not None else float("nan")
+    total = 1 + n_rnd + n_same + (fit is not None)
+    below = int(float(main.auroc) < 50) + b_rnd + b_same + int(refit < 50)
+    if not below > total / 2:
+        return ""
+    parts = [f"the random-neuron probes: {b_rnd} of {n_rnd}, from {float(rnd.lo):.1f} to {float(rnd.hi):.1f}"]
+    if fit is not None:
+        parts.append(f"the H-Neurons refit: {refit:.1f}")
+        if n_same:
+            parts.append(f"the same-size random probes: {b_same} of {n_same}")
+    parts.append(f"the unchanged probe: {float(main.auroc):.1f}")
+    text = (f"{below} of the {total} classifiers trained on the instruct model score below 50 here "
+            f"({'; '.join(parts)}), so clearing the random probes' mean ({float(rnd.auroc):.1f}) adds "
+            "nothing to clearing chance")
+    if np.isfinite(span) and span >= SPAN_CLEAR:
+        text += (f"; span length alone separates the classes here ({span:.1f}): features read over "
+                 "the answer span shift with its length whatever the neurons, so classifiers "
+                 "trained on the instruct model's answers may sit below 50 together because of "
+                 "that length difference rather than a signal that reverses between the models "
+                 "(a reading this run does not test)")
+    elif np.isfinite(span):
+        text += (f"; span length alone reaches only {span:.1f} here, so the answer-length "
+                 "difference does not obviously explain it")
+    return text
 
 
 def chance_rank(n_above: int, n_probes: int) -> tuple[int, int]:
@@ -277,6 +345,43 @@ def usable_questions(counts: dict[str, dict], data_dir: Any = None,
                 for k, c in counts.items() if k != "nonexist" and _too_few(c, min_per_class)}
     finally:
         logger.setLevel(level)
+
+
+def expected_unscored(counts: dict[str, dict], sizes: dict[str, int] | None = None,
+                      min_per_class: int = MIN_PER_CLASS) -> list[str]:
+    """One sentence per dataset with fewer than ``min_per_class`` answers in a class: at the
+    rate of that class over the *other* datasets (pooled, per question asked), how many such
+    answers its size was expected to give, so whether it was expected to be unscored at this
+    size, and how many questions that rate would need for ``min_per_class``. ``counts``:
+    ``{dataset: {"questions", "faithful", "hallucinated"}}`` (every dataset asked, scored or
+    not); ``sizes``: the questions requested (``N_EVAL_*``), named beside the asked ones.
+    :func:`unscored_reading` estimates the size from the dataset's own count instead."""
+    out = []
+    for name, c in counts.items():
+        if not _too_few(c, min_per_class):
+            continue
+        f, h = int(c.get("faithful", 0)), int(c.get("hallucinated", 0))
+        small = "faithful" if f <= h else "hallucinated"
+        others = [o for k, o in counts.items() if k != name and o.get("questions")]
+        asked = sum(int(o["questions"]) for o in others)
+        if not asked:
+            continue
+        rate = sum(int(o.get(small, 0)) for o in others) / asked
+        q = int(c.get("questions") or (sizes or {}).get(name) or f + h)
+        req = (sizes or {}).get(name)
+        size = f"{q} questions" + (f" ({int(req)} requested)" if req and int(req) != q else "")
+        if rate == 0:
+            out.append(f"{name}: the other datasets gave no {small} answer either, so no rate "
+                       "predicts how many questions would be needed.")
+            continue
+        expect, need = rate * q, int(np.ceil(min_per_class / rate))
+        verdict = ("so it was expected to be unscored, or too small to conclude from, at this size"
+                   if expect < min_per_class else "so this size was expected to suffice")
+        out.append(f"{name}: at the {small} rate of the other datasets ({100 * rate:.1f}% of "
+                   f"{asked:,} questions), {size} were expected to give about {expect:.1f} {small} "
+                   f"answers, {verdict} (it gave {min(f, h)}); about {need:,} questions would be "
+                   f"needed at that rate for {min_per_class} {small} answers.")
+    return out
 
 
 def unscored_reading(empty: dict[str, dict], sizes: dict[str, int] | None = None,
@@ -389,6 +494,8 @@ def _transfer_paragraph(readings: list[dict], empty: dict[str, dict], offline: b
                      f"({r['n_min']} answers in the smaller class) lies wholly below 50: it ranks the "
                      "base model's answers measurably the wrong way round, which is no transfer")
     parts += [f"on {r['dataset']}, {r['span_note']}" for r in shown if r.get("span_note")]
+    parts += [f"on {r['dataset']}, " + r["below_base" if r.get("span_note") else "below_note"]
+              for r in shown if r.get("below_note")]  # the span is named once per dataset
     noted = [r for r in shown if r.get("refit_note")]
     tails = {r.get("refit_tail") for r in noted}
     if len(tails) == 1 and None not in tails:  # the instruct side is the same for every dataset
@@ -493,10 +600,29 @@ def _drift_paragraph(t: dict | None, offline: bool, n_h_neurons: int,
                     "unstable": "does not reproduce as a whole."}[kind])
     elif t["n_h_neurons"] < 20:
         body += " Which neurons the L1 probe selects is itself uncertain at this sample size."
+    if "random_norm_matched" in t:  # drift rank may track weight size (not in the paper)
+        c, m, lay = t["norm_spearman"], t["random_norm_matched"], t["random_layer_matched"]
+        body += (f" Drift and weight size (||W_up[j]|| x ||W_down[:, j]||) have a Spearman "
+                 f"correlation of {c['rho']:+.2f} over all neurons ({'larger' if c['rho'] < 0 else 'smaller'} "
+                 "weights, less change); against random neurons of the same layer with the closest "
+                 f"weight norm, a mean rank as high as the H-Neurons' has p = {p_value(m['p_value'])} "
+                 f"and one as low p = {p_value(m['p_value_more'])} (layer-matched only: "
+                 f"{p_value(lay['p_value'])} and {p_value(lay['p_value_more'])}).")
     return head + body
 
 
 # ---------------------------------------------------------------- figure (Figure 4a)
+
+
+def pd_nan(rows: Any) -> list[float]:
+    """NaN per row: the stand-in for a column a table lacks."""
+    return [float("nan")] * len(rows)
+
+
+def _n_seeds(rows: Any) -> str:
+    """The random probes' seed count per dataset, in words ("5 seeds", "3-5 seeds")."""
+    n = sorted({int(v) for v in rows.get("n_probes", pd_nan(rows)) if np.isfinite(v)})
+    return noun(n[0], "seed") if len(n) == 1 else f"{n[0]}-{n[-1]} seeds" if n else "the seeds"
 
 
 def paper_transfer_marks(frame: Any, chance: float = 50.0, reference: dict | None = None
@@ -528,7 +654,8 @@ def paper_transfer_marks(frame: Any, chance: float = 50.0, reference: dict | Non
 
 
 def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]] | None = None,
-                  empty: dict[str, dict] | None = None, min_per_class: int = MIN_PER_CLASS) -> None:
+                  empty: dict[str, dict] | None = None, min_per_class: int = MIN_PER_CLASS,
+                  unchanged_label: str | None = None, order: list[str] | None = None) -> None:
     """Figure 4a: AUROC (%) on the base model per dataset and probe, with error bars: the
     unchanged probe's bootstrap 95% interval, the random probes' lowest to highest seed. The
     refit, a single classifier, has none of its own: beside it (not on it) a narrow grey,
@@ -540,11 +667,16 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
     ``empty``: datasets without a balanced set (``base_eval_sets``' counts), kept on the axis
     with their class counts instead of bars. A balanced set with fewer than ``min_per_class``
     answers per class (no verdict, as :func:`transfer_reading`) has faded, hatched bars and
-    says so under its name.
+    says so under its name; every scored dataset's tick gives its answers per class.
+    ``unchanged_label``: the unchanged probe's legend name (:func:`probe_label`, from what it
+    reads; default its table key); ``order``: the datasets' order on the axis (default the
+    paper's Figure 4a order from ``paper_reference.json``), others after them.
     """
+    if order is None:
+        order = load_reference()["figure4"]["backward_auroc"]["datasets"]
     probes = list(dict.fromkeys(table["probe"]))
-    scored = list(dict.fromkeys(table["dataset"]))
-    datasets = scored + [k for k in (empty or {}) if k not in scored]
+    present = list(dict.fromkeys(table["dataset"])) + [k for k in (empty or {}) if k not in set(table["dataset"])]
+    datasets = [k for k in order if k in present] + [k for k in present if k not in order]
     band = REFIT in probes and "same_size_lo" in table
     # one slot per probe, and a narrower one right after the refit for its yardstick band
     slots = [s for p in probes for s in ([(p, 1.0), ("band", 0.4)] if p == REFIT and band else [(p, 1.0)])]
@@ -558,9 +690,12 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         rows = table[table["probe"] == p].set_index("dataset").reindex(datasets)
         x = np.arange(len(datasets)) + offset[p]
         err = np.vstack([rows["auroc"] - rows["lo"], rows["hi"] - rows["auroc"]])
-        label = {REFIT: f"{p}, point estimate (no interval)",
-                 RANDOM: f"{p}, mean (bar: lowest-highest seed)",
-                 UNCHANGED: f"{p} (bar: 95% bootstrap CI)"}.get(p, p)
+        k_rnd = sorted({int(v) for v in rows.get("n_neurons", pd_nan(rows)) if np.isfinite(v)})
+        each = (f", {noun(k_rnd[0], 'neuron')} each" if len(k_rnd) == 1 else
+                f", {k_rnd[0]}-{k_rnd[-1]} neurons each" if k_rnd else "")
+        label = {REFIT: f"{p}{each.replace(' each', '')}, point estimate (no interval)",
+                 RANDOM: f"{p}{each}, mean of {_n_seeds(rows)} (bar: lowest-highest seed)",
+                 UNCHANGED: f"{unchanged_label or p} (bar: 95% bootstrap CI)"}.get(p, p)
         bars = ax.bar(x, rows["auroc"], width, label=label)
         # error bars where there is an interval (the refit is one classifier: none) and enough
         # answers (with too few, an interval would only span most of 0-100)
@@ -593,7 +728,9 @@ def plot_transfer(ax: Any, table: Any, paper_marks: dict[str, tuple[float, str]]
         ax.text(datasets.index(k), 52, f"no balanced set:\n{c['faithful']} faithful,\n"
                 f"{c['hallucinated']} hallucinated", ha="center", va="bottom", fontsize=8, color="0.3")
     ax.set_xticks(np.arange(len(datasets)), [f"{dataset_label(ds)}\n({few[ds]} per class:\ntoo few)"
-                                             if ds in few else dataset_label(ds) for ds in datasets])
+                                             if ds in few else f"{dataset_label(ds)}\n({per_class[ds]} per class)"
+                                             if ds in per_class.index else dataset_label(ds)
+                                             for ds in datasets])
     ax.set_xlim(-0.5, len(datasets) - 0.5)
     ax.set_ylabel("AUROC on the base model (%)")
     ax.set_ylim(0, 100)

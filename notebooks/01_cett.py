@@ -19,10 +19,12 @@
 #
 # **This chapter regenerates** the definition (Eq. 1-2) as code, checks the fast
 # implementation against the literal definition, shows how CETT is distributed over the layers
-# and neurons of the model on real TriviaQA prompts, and measures the paper's approximation
+# and neurons of the model on TriviaQA prompts (most of whose tokens are the chat template,
+# system prompt and instruction that every prompt shares; the share is printed below), and
+# measures the paper's approximation
 # (Eq. 7) that scaling a neuron's activation by $\alpha$ scales its CETT by about $\alpha$.
 #
-# **Inputs:** none (the model and a few TriviaQA questions).
+# **Inputs:** no earlier chapter's files (only the model and a few TriviaQA questions).
 
 # %% tags=["parameters"]
 PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
@@ -38,7 +40,7 @@ BATCH_SIZE = 16  # prompts per traced forward pass
 CHECK_NEURONS = 64  # neurons compared with the literal definition
 EQ7_ALPHAS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]  # activation scales for the Eq. 7 check
 EQ7_NEURONS_PER_LAYER = 2  # neurons scaled per checked layer
-EQ7_LAYERS = [2, 10, 18, 26]  # layers whose neurons are scaled (clipped to the model's depth)
+EQ7_LAYERS = [2, 10, 18, 26]  # layers whose neurons are scaled (clipped to the model's depth; fixed indices, so a deeper model, e.g. 80 layers, is checked in its first third only: give its own list)
 
 # %%
 import matplotlib.pyplot as plt
@@ -61,12 +63,17 @@ print(f"{m.adapter.n_layers} layers x {m.adapter.n_neurons} neurons = "
 # %% [markdown]
 # ## The definition
 #
-# In layer $l$ the FFN maps the residual stream $x_t$ to neuron activations $z_t$, and the
-# down-projection writes them back: for a gated MLP
+# In layer $l$ the FFN maps its input $x_t$ (the residual stream after the layer's
+# normalisation) to neuron activations $z_t$, and the down-projection writes them back: for a
+# gated MLP
 #
 # ```{math}
-# z_t = \sigma(W_\text{gate} x_t) \odot W_\text{up} x_t, \qquad h_t = W_\text{down} z_t .
+# z_t = \operatorname{act}(W_\text{gate} x_t) \odot W_\text{up} x_t, \qquad h_t = W_\text{down} z_t ,
 # ```
+#
+# with $\operatorname{act}$ the model's activation function (SiLU for Llama and SmolLM, GELU
+# for Gemma; the next chapter keeps $\sigma$ for the logistic function). A plain MLP (GPT-2,
+# OPT) has $z_t = \operatorname{act}(W_\text{in} x_t)$.
 #
 # Neuron $j$ alone would have written $z_{j,t} W_\text{down}[:, j]$. CETT compares the size of
 # that vector with the size of the whole output:
@@ -94,6 +101,10 @@ questions = data.load_qa("triviaqa", split="train", data_dir=DATA_DIR, limit=N_P
 chat = getattr(m.tokenizer, "chat_template", None) is not None  # a base model gets plain text
 prompts = [build_prompt(m.tokenizer, q.question) if chat else f"{q.question}\nAnswer:" for q in questions]
 print("prompt format:", "chat template" if chat else "plain 'question + \\nAnswer:' (no chat template)")
+share = cett.template_token_share(m.tokenizer, prompts, [q.question for q in questions])
+print(f"{100 * share:.0f}% of the prompts' tokens are not the question's own (template, system prompt, "
+      "instruction: the same in every prompt)" + (", so statistics over all prompt tokens are mostly "
+                                                  "theirs" if share > 0.5 else ""))
 
 # %%
 if m.remote:  # the literal check hooks local weights; tests/test_cett.py checks the same locally
@@ -196,6 +207,11 @@ if tail["n_silent"]:
 # We scale a few neurons in several layers at once (as the intervention does), rerun the
 # prompts, and compare the measured ratio $\mathrm{CETT}(\alpha)/\mathrm{CETT}(1)$ with $\alpha$.
 # Neurons are picked as each layer's highest-CETT neurons, where the approximation is weakest.
+# Each value in the table below is such a ratio of averages, not an average of ratios: the
+# neuron's CETT averaged over every real token of the first `BATCH_SIZE` prompts (each
+# prompt's token mean, then the mean over prompts), with its activations scaled by $\alpha$,
+# divided by the same average at $\alpha = 1$ (`cett.eq7_ratios`). Rows: neurons
+# (`L<layer>/<index>`); columns: $\alpha$.
 
 # %%
 layers = sorted({min(l, m.adapter.n_layers - 1) for l in EQ7_LAYERS})
@@ -203,9 +219,10 @@ chosen = {l: torch.from_numpy(np.argsort(neuron_mean[l])[::-1][:EQ7_NEURONS_PER_
           for l in layers}
 b = cett.encode(m, prompts[:BATCH_SIZE], add_special_tokens=False)
 eq7 = cett.eq7_ratios(m, b, chosen, EQ7_ALPHAS, norms=norms)  # one row per alpha and neuron
+print(f"CETT(alpha) / CETT(1), each a mean over the real tokens of {b['input_ids'].shape[0]} prompts")
 eq7.pivot(index="neuron", columns="alpha", values="ratio").loc[eq7.neuron.unique()].round(3)  # by layer
 
-# %% mystnb={"figure": {"caption": "Eq. 7 measured: CETT(alpha) / CETT(1) against alpha for each checked layer's highest-CETT neurons, scaled together (left; dashed: Eq. 7's ratio = alpha), and the approximation error ratio - alpha (right).", "name": "fig-eq7"}, "image": {"alt": "Measured CETT ratio against alpha for scaled neurons, and the approximation error"}}
+# %% mystnb={"figure": {"caption": "Eq. 7 measured: CETT(alpha) / CETT(1), each a mean over the prompts' real tokens, against alpha for each checked layer's highest-CETT neurons, scaled together (left; dashed: Eq. 7's ratio = alpha), and the relative error (ratio - alpha) / alpha in percent, for alpha > 0 (right; the quantity printed below the figure).", "name": "fig-eq7"}, "image": {"alt": "Measured CETT ratio against alpha for scaled neurons, and the approximation error"}}
 fig, numbers = plots.eq7_figure(eq7)
 plots.save_figure(fig, OUT, "eq7_scaling", numbers)
 plt.show()
@@ -219,9 +236,12 @@ print(cett.eq7_reading(eq7))
 # ratio overshoots $\alpha$ below 1 (the output shrinks) and falls short above 1 (it grows);
 # the printed signs show which way it goes on this model. Scaling an early layer also changes every
 # later layer's input, which moves the scaled neurons downstream. When the behaviour chapter
-# says "$\alpha = 3$", each H-Neuron's contribution vector $z_{j,t} W_\text{down}[:, j]$ is
-# exactly three times larger, but its CETT (that contribution relative to the block's output)
-# grows by less where the neuron's share of the output is large. The ratios above are for each
+# says "$\alpha = 3$", each H-Neuron's activation is multiplied by three where it is computed,
+# but that activation is computed on a residual stream the scaling of earlier layers has
+# already changed, so the contribution vector $z_{j,t} W_\text{down}[:, j]$ is three times what
+# it would have been on that perturbed input, not three times the unsteered one; and its CETT
+# (that contribution relative to the block's output) grows by less where the neuron's share of
+# the output is large. The ratios above are for each
 # layer's top-CETT neurons, the case where the approximation is weakest; a neuron with a
 # small CETT sits closer to $\alpha$ on its own, while scaling many at once (as chapter 4
 # scales every H-Neuron) adds their effects on $\lVert h_t \rVert$.
@@ -230,7 +250,8 @@ print(cett.eq7_reading(eq7))
 #
 # 1. Rerun this chapter with `-p MODEL_ID gpt2` (GPT-2 stores its down-projection as a
 #    transposed `Conv1D`; the adapter handles it; it has no chat template, so the prompts are
-#    plain text). Is CETT as concentrated?
+#    plain text). Its down-projection also adds a bias, so $h_t$, the output whose norm is
+#    CETT's denominator, includes that bias. Is CETT as concentrated?
 # 2. Change `EQ7_LAYERS` to a single early layer. How much do downstream neurons' CETT
 #    values move when only that layer is scaled?
 # 3. Prove the equality in the CETT definition and derive when Eq. 7's approximation error

@@ -37,7 +37,7 @@ REMOTE = False  # True: run the traces on NDIF through nnsight (remote execution
 DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging Face Hub
 OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<model>/<chapter>
 SEED = 0  # every random choice in the chapter
-N_SCREEN = 1300  # TriviaQA training questions considered (paper: all of them)
+N_SCREEN = 1300  # TriviaQA training questions considered (params/paper.yaml: 8,837, all of the local file; the Hub split is larger)
 SCREEN = True  # answer greedily first, sample only candidates (CPU budget; paper: no screening)
 N_SAMPLES = 10  # sampled answers per candidate question (paper: 10)
 MIN_AGREEMENT = 0.6  # share of the samples that must agree (paper: 1.0; see the filter below)
@@ -105,32 +105,37 @@ print(f"{MODEL_ID}: {m.adapter.total_neurons:,} FFN neurons ({m.adapter.n_layers
 # would take hours, and a small model answers few TriviaQA questions correctly (with
 # screening, its greedy accuracy is printed below), so most of that work would be thrown
 # away. With `SCREEN = True` every question is first answered greedily, and sampling then runs
-# in two stages (`pipeline.sample_consistency`): the 10 samples are drawn for *every* question
-# answered correctly; then questions answered incorrectly are sampled in rounds until they
-# alone give as many consistently incorrect questions (Step 2) as the first stage gave
-# consistently correct ones (at most `TRAIN_PER_CLASS`), or run out. Questions answered
+# in two stages (`pipeline.sample_consistency`): the `N_SAMPLES` samples are drawn for *every*
+# question answered correctly; then questions answered incorrectly are sampled in rounds until
+# they alone give as many consistently incorrect questions (Step 2) as the first stage gave
+# consistently correct ones (at most `TRAIN_PER_CLASS`), or run out. A round samples
+# $\lceil 1.5\,k \rceil$ new greedy-incorrect questions, $k$ being the consistently incorrect
+# ones still missing (`IdentifyConfig.pool_factor`): not every greedy-incorrect question turns
+# out consistently incorrect, so a round takes half as many again as it needs. Questions answered
 # greedily with a refusal are not sampled. The screen only chooses which questions are
 # sampled; a question's label comes from its samples alone, as in the paper, which looks at
 # no greedy answer. At temperature 1.0 a model can lose an answer it gives greedily, so a
 # greedy-correct question can end up consistently *incorrect* and join the hallucinated class
-# on top of the greedy-incorrect ones; Step 2 counts how often that happened (with a small
-# model, possibly most of the class). With
+# on top of the greedy-incorrect ones; Step 2 counts how often that happened, as a rate within
+# each group: how many of the class come from each group is set by this sampling budget (every
+# greedy-correct question, only as many greedy-incorrect ones as needed), not by the model. With
 # `SCREEN = False` every question is sampled, as in the paper. Collection is written to JSONL
 # question by question and resumes where it stopped.
 
 # %%
 items = data.load_qa("triviaqa", "train", DATA_DIR, limit=N_SCREEN, seed=SEED)
-REUSED = " (an earlier run's file was there: what matched these settings was reused)"
-reused = {k: (OUT / f"{f}.{ext}").exists() for k, f, ext in (
-    ("screen", "responses_triviaqa_greedy", "jsonl"), ("sampling", "responses_triviaqa", "jsonl"),
-    ("features", "features_triviaqa", "npz"))}
+files = {"screen": "responses_triviaqa_greedy.jsonl", "sampling": "responses_triviaqa.jsonl",
+         "features": "features_triviaqa.npz"}
+reused = {k: (OUT / f).exists() for k, f in files.items()}  # an earlier run's file: reused
+took = lambda k: (f"reused from {files[k]}, an earlier run's file ({timings[k + '_s']:.0f} s to read it "  # noqa: E731
+                  "and compute what it lacked)" if reused[k] else f"in {timings[k + '_s']:.0f} s")
 t0 = time.monotonic()
 greedy = pipeline.screen_greedy(m, items, OUT, cfg, judge=judge) if SCREEN else None
 timings = {"screen_s": time.monotonic() - t0}
 if greedy is not None:
     g = sampling.label_counts(greedy)
-    print(f"{len(greedy)} questions answered greedily in {timings['screen_s']:.0f} s"
-          f"{REUSED if reused['screen'] else ''}: {g}; greedy accuracy {g['correct'] / len(greedy):.1%}")
+    print(f"{len(greedy)} questions answered greedily, {took('screen')}: {g}; "
+          f"greedy accuracy {g['correct'] / len(greedy):.1%}")
 
 # %%
 t0 = time.monotonic()
@@ -138,8 +143,7 @@ sampled = pipeline.sample_consistency(m, items, greedy, OUT, cfg, judge=judge)
 timings["sampling_s"] = time.monotonic() - t0
 consistent = sampling.consistency_split(sampled, MIN_AGREEMENT)
 counts = pipeline.yield_counts(items, greedy, sampled, consistent)
-print(f"{counts['sampled']['samples']} answers sampled for {len(sampled)} questions "
-      f"in {timings['sampling_s']:.0f} s" + (REUSED if reused["sampling"] else ""))
+print(f"{counts['sampled']['samples']} answers sampled for {len(sampled)} questions, {took('sampling')}")
 
 # %% [markdown]
 # ## Step 2: the consistency filter
@@ -178,22 +182,26 @@ pd.DataFrame(pipeline.agreement_yields(sampled, [1.0, 0.9, 0.8, 0.7, 0.6])).set_
 # property of a small model, not of the method. The default profile therefore lowers the
 # threshold to `MIN_AGREEMENT` (a majority of the samples, the rule above) and uses only the
 # responses that carry the question's label; the `paper` profile keeps $\tau = 1$. A few kept
-# questions of each class, with the answer the model gave most often (the first sample where
-# all ten differ, as at temperature 1.0 they often do: the `given` column says how often it came,
-# `correct samples` how many of the ten the judge called correct):
+# questions of each class, with the response the features use (`pipeline.examples_of`): the
+# most frequent of the samples that carry the question's label (a correct one for a faithful
+# question, an incorrect one for a hallucinated question; the first such sample where all
+# differ, as at temperature 1.0 they often do). The `given` column says how often that
+# response came among the `N_SAMPLES` samples, `correct samples` how many of them the judge
+# called correct:
 
 # %%
-def show(recs, k=4):
+def show(recs, label, k=4):
     rows = []
     for r in recs[:k]:
-        rep = sampling.representative_response(r["responses"])
+        rep = pipeline.examples_of(r, label, 1, ("correct", "incorrect")[label])[0].response
         rows.append((r["question"][:70], rep[:70], f"{r['responses'].count(rep)}/{len(r['responses'])}",
                      f"{r['labels'].count('correct')}/{len(r['labels'])}"))
     return rows
 
 
-pd.DataFrame(show(consistent["correct"]) + show(consistent["incorrect"]),
-             columns=["question", "most frequent answer", "given", "correct samples"])
+pd.DataFrame(show(consistent["correct"], 0) + show(consistent["incorrect"], 1),
+             columns=["question", "response used (most frequent of the label's samples)", "given",
+                      "correct samples"])
 
 # %% [markdown]
 # **Where each class comes from.** The screen chose which questions were sampled; the labels
@@ -207,15 +215,17 @@ if origin is None:
 else:
     display(pd.DataFrame(origin).T.fillna(0).astype(int).add_prefix("greedy ")
             .rename_axis(f"kept at tau = {MIN_AGREEMENT}"))
-    print(pipeline.greedy_origin_text(origin))
+    print(pipeline.greedy_origin_text(origin, counts.get("sampled_by_greedy"), counts.get("greedy")))
 
 # %% [markdown]
 # **How far to trust the judge.** Every label above is the rule judge's, and the probe learns
 # whatever the labels say. To measure the judge, answers of the default model were read by hand
 # and labelled correct, incorrect or refusal against the gold aliases
 # (`data/judge_labels/answers.jsonl`; for TriviaQA, sampled answers of kept questions of one
-# default run, drawn at random, one per question, labelled after the rule was frozen; each row
-# says why). The chapter's judge re-labels those answers here, so a changed rule or
+# default run, labelled after the rule was frozen; each row says why). How they were drawn is
+# read from the file below: not at random, but per label the rule gave them, so the precision
+# of each judge label holds and the recall figures do not carry over to a run's answers. The
+# chapter's judge re-labels those answers here, so a changed rule or
 # `JUDGE = "llm"` is measured afresh. Precision of *incorrect* is the one that matters most:
 # of the answers the rule calls incorrect, the share that really is a hallucination. A small
 # model often replies with neither an answer nor a decline (it rambles around the question);
@@ -228,6 +238,10 @@ label_summary, label_differ, unavailable = judges.hand_label_check(  # questions
     ["triviaqa"], judge or sampling.echo_free_rule_judge, DATA_DIR)
 if unavailable:
     print(f"hand labels left out, their questions not readable: {unavailable}")
+print(pipeline.hand_label_draw_text([r for r in judges.load_answer_labels() if r["dataset"] == "triviaqa"],
+                                    counts["sampled"]))
+if judges.labels_model_note(MODEL_ID):
+    print(judges.labels_model_note(MODEL_ID))
 plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
 display(Markdown(judges.agreement_text(label_summary, "triviaqa",
                                        "the rule judge" if judge is None else f"the {JUDGE} judge")))
@@ -258,7 +272,10 @@ with pd.option_context("display.max_colwidth", None):  # each disagreement, with
 # gold alias where the response contains one, otherwise the content of the first sentence with
 # filler such as "The answer is" removed, and the whole response as a last resort. Without an
 # alias the rule can miss the stated answer (a sentence that restates the question before
-# giving it, for example); the marked responses below show what it found.
+# giving it, for example), and it can mark a fragment that states nothing: a word of a
+# restated question, or of a framing sentence such as "A user asks ...", in place of the
+# answer further on. The marked responses below show what it found, failures included; chapter
+# 3 measures how often the span rule decides a verdict.
 #
 # **A caveat this rule brings.** A correct answer contains a gold alias by definition, so the
 # faithful class gets alias spans (a name, often one or two tokens) while every hallucinated
@@ -307,8 +324,7 @@ fs = features.extract_features(m, examples, OUT / "features_triviaqa.npz", cfg.f
 timings["features_s"] = time.monotonic() - t0
 idx = fs.index([e.key for e in examples])
 print(f"{len(examples)} responses x 2 x {fs.answer.shape[1]} layers x {fs.answer.shape[2]} "
-      f"neurons in {timings['features_s']:.0f} s{REUSED if reused['features'] else ''}; mean answer "
-      f"tokens {fs.n_tokens[idx, 0].mean():.1f}")
+      f"neurons, {took('features')}; mean answer tokens {fs.n_tokens[idx, 0].mean():.1f}")
 diag = detection.span_diagnostic([e.label for e in examples], fs.n_tokens[idx, 0], fs.methods[idx])
 print("answer spans by class (the caveat above; training and held-out responses together; 'alias "
       "spans': the share of responses whose span is a gold alias; 'answer tokens': mean per response):",
@@ -330,22 +346,38 @@ print("answer spans by class (the caveat above; training and held-out responses 
 # `liblinear` solver) adds an intercept $b$, and liblinear penalises $|b|$ like a weight (it
 # fits $b$ as the weight of a constant feature), hence the $|b|$ above.
 #
-# The paper's labels ("3-vs-1") make hallucinated answer tokens the positive class and put
-# faithful answer tokens *and* the other tokens of every response in the negative class. The
+# Each training row $x_i$ is one response's CETT averaged over its answer tokens, or over its
+# other tokens (Step 4). The paper's labels ("3-vs-1") make the hallucinated answer-token rows
+# the positive class and put the faithful answer-token rows *and* the other-token rows of every
+# response in the negative class. The
 # labels aim at neurons that fire on false answers specifically, but a neuron can also earn a
 # positive weight by separating answer tokens from the rest of the response, whatever the
 # answer's truth; the single-neuron table below shows which of the two each H-Neuron does.
-# The H-Neurons are the neurons with $w_j > 0$.
+# The H-Neurons are the neurons with $w_j > 0$; the neurons with $w_j < 0$ vote "not a
+# hallucinated answer span" (under 3-vs-1: a faithful answer or any other token), and the
+# probe's score is both together (the reading after the $C$ grid measures how much each part
+# detects alone). The paper fits raw CETT (`STANDARDIZE = False`), so the one penalty
+# $\lVert w \rVert_1$ weighs neurons of very different scales alike: a neuron with large CETT
+# values needs a smaller weight for the same effect on the score, pays less penalty, and is
+# favoured by the L1 selection.
 #
 # **Choosing $C$.** The paper picks $C$ by grid search, maximising the sum of (1) accuracy on
 # held-out questions and (2) the model's TriviaQA accuracy when the selected H-Neurons are
 # suppressed ($\alpha = 0$, Section 6.1.3): a larger $C$ admits more neurons, which may detect
-# a little better but, silenced, damage the model's knowledge. We implement exactly that sum:
-# term (2) is the greedy accuracy, with the candidate probe's H-Neurons silenced, on
-# `SUPPRESSION_QUESTIONS` questions the model answered correctly in screening
-# (`steering.suppression_accuracy`); with `SUPPRESSION_QUESTIONS = 0` only term (1) is used.
-# Ties go to the higher held-out AUROC, then to fewer neurons. The next cell prints which
-# criterion ran.
+# a little better but, silenced, damage the model's knowledge. We compute an analogue of the
+# paper's sum: term (2) is the greedy accuracy, with the candidate probe's H-Neurons silenced,
+# on up to `SUPPRESSION_QUESTIONS` questions the model is known to answer correctly
+# (`pipeline.known_correct`, `steering.suppression_accuracy`); the next cell lists how it
+# differs from the paper's term, read from this run. With `SUPPRESSION_QUESTIONS = 0` only
+# term (1) is used. Ties go to the higher held-out AUROC, then to fewer neurons; the reading
+# after the table says whether a tie decided. The next cell prints which criterion ran.
+#
+# Term (1) is the probe's held-out accuracy at its own threshold (logit 0). Under 3-vs-1 the
+# probe is trained on about three label-0 rows to one label-1 row, so its threshold sits
+# where that mix puts it, not where the balanced held-out responses would: held-out accuracy
+# mixes how well the probe separates the classes (AUROC, threshold-free) with how well its
+# threshold suits them. A probe that keeps no neuron calls every response faithful and scores
+# about 0.5.
 
 # %%
 keep = pipeline.known_correct(items, greedy, sampled, SUPPRESSION_QUESTIONS)
@@ -357,6 +389,11 @@ t0 = time.monotonic()
 probe, grid = pipeline.fit_identification(m, fs, split, cfg, hook)
 timings["probe_s"] = time.monotonic() - t0
 print("C chosen by", "held-out accuracy + suppression accuracy" if hook else "held-out accuracy only")
+if hook:  # how term (2) differs from the paper's, read from this run
+    display(Markdown(pipeline.suppression_term_notes(keep, SCREEN, split, QA_MAX_NEW_TOKENS,
+                                                     None if judge is None else f"the {JUDGE} judge ({JUDGE_MODEL})")))
+if pipeline.grid_edge_warning(grid):
+    print(pipeline.grid_edge_warning(grid))
 print(f"train accuracy: on the probe's own {LABEL_SCHEME} training rows"
       + (" (answer and other-token rows, most of them label 0)" if LABEL_SCHEME == "3-vs-1" else "")
       + "; held-out accuracy and AUROC: on held-out responses, hallucinated vs faithful")
@@ -364,7 +401,7 @@ pd.DataFrame(grid).set_index("C").rename(columns={
     "train_accuracy": f"train accuracy ({LABEL_SCHEME} rows)", "val_accuracy": "held-out accuracy",
     "val_auroc": "held-out AUROC", "suppression": "accuracy, H-Neurons silenced"}).round(3)
 
-# %% mystnb={"figure": {"caption": "Choosing C: held-out accuracy and AUROC (and, when measured, accuracy with the candidate H-Neurons silenced) against C; right axis: the number of H-Neurons; dashed: the chosen C.", "name": "fig-c-grid"}, "image": {"alt": "Held-out accuracy and AUROC against C, with the number of H-Neurons"}}
+# %% mystnb={"figure": {"caption": "Choosing C: held-out detection (accuracy and AUROC, hallucinated vs faithful responses) and, when measured, QA accuracy with the candidate H-Neurons silenced and the selection score (held-out accuracy + silenced QA accuracy, on a 0-2 scale), against C; right axis: the number of H-Neurons; dashed: the chosen C. The left axis mixes detection metrics with QA accuracy and their sum.", "name": "fig-c-grid"}, "image": {"alt": "Held-out accuracy and AUROC against C, with the number of H-Neurons"}}
 fig, numbers = plots.c_grid_figure(grid, probe.C)
 plots.save_figure(fig, OUT, "c_grid", numbers)
 plt.show()
@@ -373,17 +410,20 @@ plt.show()
 res = pipeline.write_identification(OUT, probe, grid, counts, split, fs, timings, hook)
 h = probe.h_neurons()
 nonzero = probe.neurons(0)  # every neuron the probe reads: positive and negative weights
-ours = pd.DataFrame([{"model": f"ours ({MODEL_ID})", "H-Neurons": str(h.size),
-                      "ratio_permille": round(h.per_mille, 3),
-                      "non-zero weights, per mille": round(nonzero.per_mille, 3)}])
-ref = paper.table1_frame().drop_duplicates("model")[["model", "ratio_permille"]]
-ref = ref.assign(model="paper: " + ref.model, **{"H-Neurons": "not stated",
-                                                   "non-zero weights, per mille": "not stated"})
+POS, NZ, TAB1 = ("ours: H-Neurons (positive weights), per mille", "ours: non-zero weights, per mille",
+                 "paper, Table 1 'Ratio' (neurons 'selected for classifiers'), per mille")
+ours = pd.DataFrame([{"model": f"ours ({MODEL_ID})", "H-Neurons": str(h.size), POS: round(h.per_mille, 3),
+                      NZ: round(nonzero.per_mille, 3), TAB1: "-"}])
+ref = paper.table1_frame().drop_duplicates("model")[["model", "ratio_permille"]].rename(columns={"ratio_permille": TAB1})
+ref = ref.assign(model="paper: " + ref.model, **{"H-Neurons": "not stated", POS: "-", NZ: "-"})
+votes = ("not a hallucinated answer span: a faithful answer or any other token" if LABEL_SCHEME == "3-vs-1"
+         else "a faithful answer")
 print(f"{h.size} H-Neurons of {m.adapter.total_neurons:,} ({h.per_mille:.3f} per mille) at "
       f"C = {probe.C}; {probe.neurons(-1).size} more neurons have negative weights (they "
-      f"vote 'faithful'); counted with them, the probe reads {nonzero.size} neurons "
+      f"vote '{votes}'); counted with them, the probe reads {nonzero.size} neurons "
       f"({nonzero.per_mille:.3f} per mille); saved {OUT / 'probe.json'}")
-pd.concat([ours, ref], ignore_index=True)
+print(pipeline.ratio_verdicts(h.per_mille, nonzero.per_mille))
+pd.concat([ours, ref], ignore_index=True)[["model", "H-Neurons", POS, NZ, TAB1]]
 
 # %% mystnb={"figure": {"caption": "Where the H-Neurons sit: their number in each layer of the model.", "name": "fig-h-neurons-by-layer"}, "image": {"alt": "Where the H-Neurons sit"}}
 fig, numbers = plots.layer_counts_figure(h)
@@ -398,7 +438,10 @@ plt.show()
 # more of the model's TriviaQA accuracy as a larger $C$ admits more of them, so that their
 # sum peaks at a moderate $C$. The next cell reads what this run's grid actually shows, then
 # sets the probe beside span length alone on the same held-out responses (the caveat of
-# Step 3; `pipeline.span_length_check`), then prints the range of Table 1's ratio column with
+# Step 3; `pipeline.span_length_check`), then splits the probe's score into its H-Neuron part
+# and its negative-weight part and reads each alone as a detector on those responses
+# (`pipeline.probe_parts_check`: a number for the whole probe is not a number for the
+# H-Neurons), then prints the range of Table 1's ratio column with
 # the paper's models, and this model's size. The paper also claims "less than one per mille".
 # Compare our ratio with those, keeping in mind how many FFN neurons each model has: in a
 # small model one neuron is a larger share. Which neurons that ratio counts is not settled
@@ -411,30 +454,30 @@ print(pipeline.grid_reading(grid))
 span_check = pipeline.span_length_check(probe, fs, split)
 plots.write_results(OUT, "span_length_check", span_check)
 print(pipeline.span_length_reading(span_check))
+held = split["val"] or split["train"]  # no held-out question (tiny runs): the training set, as said
+parts = pipeline.probe_parts_check(probe, fs, held, held_out=bool(split["val"]))
+plots.write_results(OUT, "probe_parts", parts)
+print(pipeline.probe_parts_reading(parts))
 lo, hi = paper.ratio_range()
 n_params = sum(p.numel() for p in m.hf.parameters())  # shared (tied) tensors counted once
-print(f"paper, Table 1: H-Neuron ratios of {lo:g} to {hi:g} per mille over "
+print(f"paper, Table 1: 'Ratio' of {lo:g} to {hi:g} per mille over "
       f"{', '.join(paper.table1_frame().model.unique())}; {MODEL_ID}: {n_params / 1e6:,.0f}M "
       f"parameters, {m.adapter.total_neurons:,} FFN neurons, so one neuron is "
       f"{1000 / m.adapter.total_neurons:.3f} per mille; ours: {h.per_mille:.3f} per mille "
-      f"({h.size} H-Neurons)")
+      f"({h.size} H-Neurons), {nonzero.per_mille:.3f} per mille counting every non-zero weight")
 
 # %% [markdown]
-# What the numbers can and cannot carry:
-# - the held-out set is a handful of questions per class (`VAL_FRACTION` of the balanced
-#   set's questions, several responses each), so neighbouring $C$ values are within noise of each other and
-#   the count of H-Neurons is an order of magnitude, not a measurement;
-# - the suppression term is greedy accuracy on `SUPPRESSION_QUESTIONS` questions the model
-#   answered correctly when screened (some are training questions). It can fall below 100%
-#   even with nothing silenced, because that check decodes anew (other batches, so other
-#   padding; `steering.SHORT_GREEDY`'s length cap) and is judged by the plain rule judge
-#   (`steering.suppression_accuracy`);
-# - the model knows little trivia, so the default profile loosens the paper's all-10
-#   consistency rule to have a faithful class at all; answer tokens are found by rule rather
-#   than by GPT-4o, and correctness is judged by alias match;
-# - held-out scores are not yet evidence that these neurons *detect* hallucination. The next
-#   chapter tests the probe on unseen TriviaQA questions, NQ-Open, BioASQ and NonExist,
-#   against random neurons.
+# What the numbers can and cannot carry, read from this run (`pipeline.identification_caveats`):
+
+# %%
+display(Markdown(pipeline.identification_caveats(
+    split, counts, MIN_AGREEMENT, N_SAMPLES, keep, SCREEN,
+    None if judge is None else f"the {JUDGE} judge ({JUDGE_MODEL})")))
+
+# %% [markdown]
+# And in any run: held-out scores are not yet evidence that these neurons *detect*
+# hallucination. The next chapter tests the probe on unseen TriviaQA questions, NQ-Open,
+# BioASQ and NonExist, against random neurons.
 #
 # ## What single H-Neurons do
 #
@@ -447,13 +490,14 @@ print(f"paper, Table 1: H-Neuron ratios of {lo:g} to {hi:g} per mille over "
 # The AUROCs are given on the training responses the neurons were selected on and on the
 # held-out ones (which only chose $C$), the CETT means on the training responses (columns
 # tagged "train" and "held out"). The table lists the `SHOW_NEURONS` with the largest
-# weights; the reading above it covers them all. The held-out responses come from few
+# weights; the reading above it covers them all, and sets the best single H-Neuron beside the
+# H-Neurons read together (the probe's H-Neuron part above), the like-for-like comparison: the
+# whole probe also reads its negative-weight neurons. The held-out responses come from few
 # questions (printed below), and responses to one question are not independent, so a single
 # neuron's held-out AUROC is a rough reading, not a measurement.
 
 # %%
-held = split["val"] or split["train"]  # no held-out question (tiny runs): the training set, said below
-if h.size and len({e.label for e in held}) == 2:
+if h.size and len({e.label for e in held}) == 2:  # held: the responses of the probe's parts above
     t_train, t_held = neurons.neuron_table(probe, fs, split["train"]), neurons.neuron_table(probe, fs, held)
     summary = neurons.held_out_summary(probe, fs, held, held_out=bool(split["val"]))
     plots.write_results(OUT, "neuron_table", {"train": t_train.to_dict("records"),
@@ -462,19 +506,21 @@ if h.size and len({e.label for e in held}) == 2:
     print(f"held-out responses: {n_held['hallucinated']} hallucinated, {n_held['faithful']} faithful, "
           f"from {n_held['questions']} questions" + ("" if n_held["held_out"] else
                                                       " (no held-out question: these are the training responses)"))
-    print(neurons.neuron_reading(t_train, t_held, summary["probe_held_out_auroc"]))
+    print(neurons.neuron_reading(t_train, t_held))  # compared below with the H-Neurons' part, not the whole probe
+    print(pipeline.single_vs_parts_reading(parts, list(t_held["neuron"]), t_held["AUROC vs faithful"]))
     display(neurons.side_by_side(t_train, t_held, SHOW_NEURONS).round(3))
 else:
     t_train = None
     print("skipped: no H-Neuron, or the held-out responses hold only one class")
 
-# %% mystnb={"figure": {"caption": "Up to six H-Neurons, those with the largest weights: each one's answer-token CETT on hallucinated and faithful training answers, and its CETT averaged over all other tokens (the other-token rows, in the probe's negative class). Titles: weight and single-neuron AUROC vs faithful answers on the training responses.", "name": "fig-h-neuron-values"}, "image": {"alt": "Up to six H-Neurons with the largest weights"}}
+# %% mystnb={"figure": {"caption": "Up to six H-Neurons, those with the largest weights: each one's answer-token CETT on hallucinated and faithful training answers, and its CETT averaged over all other tokens (the other-token rows, in the probe's negative class; this box pools the responses of both classes). Titles: weight and the single neuron's AUROC, hallucinated vs faithful answers, on the training responses.", "name": "fig-h-neuron-values"}, "image": {"alt": "Up to six H-Neurons with the largest weights"}}
 if t_train is not None:
     rows = t_train.head(6).to_dict("records")  # largest weight first
     values = {r["neuron"]: neurons.neuron_values(probe, fs, split["train"], f)
               for r, f in zip(rows, neurons.top_h_neurons(probe, 6))}
     fig, numbers = plots.neuron_values_figure(values, {
-        r["neuron"]: f"{r['neuron']}\nw = {r['weight']:.2f}, train AUROC {r['AUROC vs faithful']:.2f}" for r in rows})
+        r["neuron"]: f"{r['neuron']}, w = {r['weight']:.2f}\nAUROC halluc. vs faithful\n(train) {r['AUROC vs faithful']:.2f}"
+        for r in rows})
     plots.save_figure(fig, OUT, "h_neuron_values", numbers)
     plt.show()
 
@@ -487,7 +533,11 @@ if t_train is not None:
 # reader's: for a wrong answer (no gold alias to find) it is the content the question does not
 # already hold, and an echo of the question in other words can pass for that content while
 # the answer itself is left out (chapter 3 measures how often the span rule decides a
-# verdict). The line under the figure names each panel's span, so it can be checked.
+# verdict). The line under the figure names each panel's span, so it can be checked, with the
+# share of its words the question holds (`answer_spans.echo_note`, flagged above one half).
+# That count misses a paraphrase ("starts with the letter M" for "beginning with 'M'"), so
+# read the span itself: where it restates the question rather than the false answer, the
+# hallucinated panel shows the neurons on an echo, not on a falsehood.
 
 # %% mystnb={"figure": {"caption": "CETT of the top three H-Neurons at each token of one hallucinated and one faithful held-out response (rows scaled by each neuron's maximum over both; red labels: answer tokens).", "name": "fig-h-neuron-tokens"}, "image": {"alt": "CETT of the top three H-Neurons at each token of one hallucinated and one faithful held-out response"}}
 pair = [next((e for e in held if e.label == lab), None) for lab in (1, 0)]
@@ -502,7 +552,8 @@ if t_train is not None and all(pair):
     plt.show()
     for e, v, what in zip(pair, views, ("hallucinated", "faithful")):
         span = "".join(v.token[v.answer]).strip()
-        print(f"{what}: answer tokens {span!r} of the response {e.response.strip()[:80]!r}")
+        print(f"{what}: answer tokens {span!r} of the response {e.response.strip()[:80]!r} "
+              f"({answer_spans.echo_note(span, e.question)})")
 else:
     print("skipped: no H-Neuron, or no held-out response of each class")
 

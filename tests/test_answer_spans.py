@@ -158,3 +158,14 @@ def test_marked_keeps_the_span_and_a_little_context():
     out = marked(r, sp, context=10)
     assert out == "…answer is [[Lyon]], a city. / …"
     assert marked("Lyon", locate_answer_span("Lyon", ["Lyon"])) == "[[Lyon]]"
+
+
+def test_echo_note_flags_a_span_made_of_the_question_s_words():
+    from hneurons_utils.answer_spans import echo_note
+
+    q = "Which planet is known as the Red Planet?"
+    assert echo_note("Mars", q) == "0% of its words are the question's"
+    flagged = echo_note("the Red Planet", q)
+    assert flagged.startswith("100% of its words are the question's: most of the span echoes the question")
+    # a paraphrase of the question escapes the word count: no flag (the docstring says so)
+    assert "echoes" not in echo_note("starts with the letter M", "What is another word for labyrinth beginning with 'M'?")

@@ -227,6 +227,12 @@ def test_side_by_side_shows_changed_items_first_and_checks_alphas():
     assert t["α = 3"].iloc[0].startswith("[complies]")
     with pytest.raises(ValueError, match=r"alpha\(s\) \[2.0\].*\[0.0, 3.0\]"):
         behaviour.side_by_side(_labelled(), "faitheval", alphas=(0.0, 2.0))
+    lab = _labelled()
+    r0 = lab[(lab.item_id == lab.item_id.iloc[0])].response.tolist()
+    hand = [{"response": r, "label": "comply"} for r in r0]  # by hand every reply of item 0 complies
+    th = behaviour.side_by_side(lab, "faitheval", n=2, hand=hand)
+    assert th["α = 0"].iloc[0].startswith("[does not comply; by hand: comply, the rule errs] reply 0")
+    assert th["α = 3"].iloc[0].startswith("[complies; by hand: comply]")
 
 
 def test_findings_table_puts_our_slopes_beside_each_finding():
@@ -261,7 +267,7 @@ def test_findings_table_marks_shape_claims_and_adds_notes():
     note = t["ours: note"].tolist()
     assert note[0].startswith("a claim about the curve's shape: not tested by a slope")
     assert "highest 75% at α = 1 [" in note[0] and "] (an interior α, above both ends; 25% at α = 0, 0% at α = 3)" in note[0]
-    assert "2 changes" not in note[0] and "1 change of direction over 3 α" in note[0]
+    assert "2 changes" not in note[0] and "1 change of direction over 3 α (point estimates)" in note[0]
     assert note[0].endswith("sycophancy: backs down")
     assert "jailbreak: 0 α, too few for a shape" in note[1]
     assert note[2] == "sycophancy: backs down"  # not a shape claim; the note for its sycophancy part
@@ -298,6 +304,17 @@ def test_reading_is_computed_from_the_results():
                   + [("falseqa", "h_neurons", a, f"i{i}", 1.0) for i in range(4) for a in (0.0, 3.0)])
     ceiling = behaviour.reading(behaviour.compliance_table(full, 50), behaviour.slope_table(full, 50))
     assert "Every point, α = 0 included, is at 100%" in ceiling and "already comply" not in ceiling
+    pattern = {0.0: (1, 1, 1, 1, 1, 0), 3.0: (0, 0, 0, 1, 0, 0)}  # random falls almost as the H-Neurons
+    same = _frame([r for r in rows if r[1] != "random-0"]
+                  + [("jailbreak", "random-0", a, f"i{i}", float(pattern[a][i])) for i in range(6)
+                     for a in (0.0, 3.0)])
+    s3 = behaviour.slope_table(same, 200)
+    t4 = behaviour.reading(behaviour.compliance_table(same, 200), s3)
+    d = s3.set_index("group").loc["diff"]
+    assert d.ci_lo < 0 <= d.ci_hi and "not distinguishable" in t4
+    assert (f"That interval is {d.ci_hi - d.ci_lo:.0f} pp/α wide: a true difference of less than about "
+            f"{max(abs(d.ci_lo), abs(d.ci_hi)):.0f} pp/α either way") in t4
+    assert "That interval is" not in text  # a difference was found: no such sentence
     notes = behaviour.judge_notes(pd.DataFrame([{"benchmark": "falseqa", "human_not_complies": 0,
                                                  "human_complies": 22, "n_frozen": 0,
                                                  "n_labelled": 24}]), "llm")
@@ -406,11 +423,18 @@ def test_reading_names_why_sycophancy_items_drop_out():
     for bench, why in [("sycophancy", "the others were not first answered correctly or are unreadable"),
                        (behaviour.SYC_REPLY, "the others were not first answered correctly (the same "
                                              "items at every α"),
-                       ("faitheval", "the others are unreadable to the judge, so")]:
+                       ("faitheval", "the others are unreadable to the judge, yet the slope weighs every α's rate alike")]:
         df = _frame(rows).assign(bench=bench)
         text = behaviour.reading(behaviour.compliance_table(df, 50), behaviour.slope_table(df, 50),
                                  benches=[bench])
         assert "between 3 (α = 3) and 4 (α = 0) of 4" in text and why in text, text
+        if bench == "faitheval":  # unreadable replies: the slope if they all complied or none did
+            assert "Unreadable H-Neuron replies, of 4 per α: 0 (α = 0), 0 (α = 1), 1 (α = 3)." in text
+            lo = np.polyfit([0, 1, 3], [0, 100, 75], 1)[0]
+            hi = np.polyfit([0, 1, 3], [0, 100, 100], 1)[0]
+            assert f"not complying they give a slope of {lo:+.1f}, counted as complying {hi:+.1f} pp/α." in text
+        else:  # sycophancy's unscored items are not unreadable replies: no bounds
+            assert "Unreadable H-Neuron replies" not in text
 
 
 def test_side_by_side_shows_line_breaks_as_slashes():
@@ -490,6 +514,8 @@ def test_shape_text_names_a_tied_maximum_and_no_interior_peak_at_an_end():
     assert tied.startswith("highest 67% at α = 2 [") and "] and α = 3 [" in tied
     assert "(tied with an end of the grid, so no interior peak; 50% at α = 0, 67% at α = 3)" in tied
     assert "an interior α" not in tied
+    assert tied.endswith("(point estimates; no step between neighbouring α moves more than 2 items' worth, "
+                         "so these turns are within what a few items' noise gives)")
     end = behaviour.shape_text(table([(0.0, 1), (1.0, 2), (2.0, 4)]), "jailbreak")
     assert "(an end of the grid;" in end
     plateau = behaviour.shape_text(table([(0.0, 1), (1.0, 4), (2.0, 4), (3.0, 2)]), "jailbreak")
@@ -535,6 +561,13 @@ def test_unsteered_designs_note_quotes_both_alpha1_values_and_shared_first_answe
     assert "TriviaQA, open-ended: 0 of 2 first answers identical" in note
     assert "TruthfulQA, multiple choice: 2 of 2 first answers identical" in note
     assert behaviour.unsteered_designs_note(t, df, [behaviour.SYC_BOTH]) == ""  # one design: nothing to compare
+    same = df.copy()  # keyed sampling: both designs' unsteered runs are one and the same
+    same["first"] = same["item_id"]
+    same.loc[same.bench == behaviour.SYC_REPLY, "complied"] = same.loc[same.bench == behaviour.SYC_BOTH,
+                                                                       "complied"].values
+    t2 = behaviour.compliance_table(same, 20)
+    note = behaviour.unsteered_designs_note(t2, same, [behaviour.SYC_BOTH, behaviour.SYC_REPLY])
+    assert "coincide by construction and measure no noise" in note and "A gap of that size" not in note
 
 
 def _overlap(a, b) -> bool:
@@ -802,6 +835,10 @@ def test_reading_sets_the_h_slope_against_single_random_sets():
     assert behaviour.set_range_text(6.0, row).endswith("(+6.0) lies above every single set's.")
     assert behaviour.set_range_text(-3.0, row).endswith("lies below every single set's.")
     assert behaviour.set_range_text(1.0, pd.Series({"set_min": np.nan, "set_max": np.nan})) == ""
+    three = pd.Series({"set_min": -2.0, "set_max": 4.0, "set_n": 3})
+    assert behaviour.set_range_text(6.0, three).endswith(
+        "lies above every single set's (were the H-Neurons one more random set, their slope would lie "
+        "above all 3 by chance one time in 4: weak evidence on its own).")
     rows = [("falseqa", "none", 1.0, i, 0.0) for i in "ab"]
     rows += [("falseqa", f"random-{s}", 3.0, i, float(s == 1)) for s in (0, 1) for i in "ab"]
     rows += [("falseqa", "h_neurons", 3.0, i, 1.0) for i in "ab"]
@@ -819,8 +856,11 @@ def test_panels_of_an_imprecise_rule_judge_carry_a_caveat():
         {"judge": "rule", "benchmark": "falseqa", "split": "test", "precision": 1.0},
         {"judge": "rule", "benchmark": "faitheval", "split": "test", "precision": float("nan")}])
     titles = behaviour.caveated_titles(agreement, "rule")
-    assert titles["jailbreak"].endswith("(rule judge's held-out precision 0.22: most of what it "
-                                        "counts, a reader would not)")
+    assert titles["jailbreak"].endswith("(rule judge's held-out precision 0.22 on hand-labelled "
+                                        "SmolLM2-135M-Instruct replies:\nmost of what it counts, a "
+                                        "reader would not)")
+    frozen = agreement.assign(n_frozen=[4, 0, 0, 0], n_used=[4, 3, 3, 3])
+    assert "replies, frozen verdicts:\n" in behaviour.caveated_titles(frozen, "rule")["jailbreak"]
     assert titles["falseqa"] == behaviour.PANEL_TITLES["falseqa"]
     assert titles["faitheval"] == behaviour.PANEL_TITLES["faitheval"]
     assert behaviour.caveated_titles(agreement, "llm") == behaviour.PANEL_TITLES
@@ -845,3 +885,40 @@ def test_control_comparison_reads_both_controls():
                            "neurons, and against neurons of their size the reading is: no evidence "
                            "of a difference (+1.0 pp/α [-3.0, +5.0]).")
     assert "On falseqa this run shows no evidence" in text
+
+
+def test_cost_paired_compares_the_same_questions_under_each_condition():
+    """The difference is the random sets' mean accuracy minus the H-Neurons', question by
+    question; each set's discordant questions and McNemar p are reported; the verdict follows
+    the paired interval, where overlapping Wilson intervals would have said nothing."""
+    from hneurons_utils.data import QAItem
+    from hneurons_utils.stats import wilson_ci
+
+    n = 40
+    items = [QAItem(f"q{i}", f"Which city is number {i}?", ["Paris"], "triviaqa") for i in range(n)]
+    h = ["Rome."] * 8 + ["Paris."] * 32  # loses 8
+    r0 = ["Paris."] * 40  # loses none
+    r1 = ["Lyon."] * 2 + ["Paris."] * 38  # loses 2 of the same questions
+    recs = behaviour.cost_records(items, {"unsteered (α=1)": ["Paris."] * n, "H-Neurons α=0": h,
+                                          "random-0 α=0": r0, "random-1 α=0": r1})
+    rows = [{"condition": k, "correct": c, "n": n, "accuracy": c / n, "ci (Wilson)": list(wilson_ci(c, n))}
+            for k, c in [("unsteered (α=1)", 40), ("H-Neurons α=0", 32), ("random-0 α=0", 40),
+                         ("random-1 α=0", 38)]]
+    p = behaviour.cost_paired(rows, recs)
+    assert p["n"] == n and p["diff_pp"] == pytest.approx(100 * (39 / 40 - 32 / 40))
+    assert p["per_set"]["random-0 α=0"] == {"set_only": 8, "h_only": 0, "p": pytest.approx(2 / 2 ** 8)}
+    assert p["per_set"]["random-1 α=0"]["set_only"] == 6 and p["per_set"]["random-1 α=0"]["h_only"] == 0
+    assert p["ci"][0] > 0
+    assert behaviour.cost_verdict(rows) == "not distinguishable"  # Wilson intervals of 32/40 and 38/40 overlap
+    assert behaviour.cost_verdict(rows, records=recs) == "more"
+    text = behaviour.cost_reading(rows, records=recs)
+    assert "question by question (the same 40)" in text and "The interval excludes 0" in text
+    assert behaviour.cost_paired(rows[:2], recs) is None  # no random set
+
+
+def test_size_against_reads_smaller_similar_and_larger_models():
+    assert behaviour.size_against(135_000_000, 4.0, "Gemma-3-4B") == (
+        "135M parameters, about 30 times fewer than the paper's smallest (Gemma-3-4B)")
+    assert behaviour.size_against(5_000_000_000, 4.0, "Gemma-3-4B").endswith("about as many as the paper's smallest (Gemma-3-4B)")
+    assert behaviour.size_against(70_000_000_000, 4.0, "Gemma-3-4B") == (
+        "70.0B parameters, about 18 times more than the paper's smallest (Gemma-3-4B)")

@@ -250,3 +250,15 @@ def test_eq7_ratios_refuses_repeated_alphas_and_no_neuron(tiny_model):
         cett.eq7_ratios(tiny_model, batch, {}, [0.5, 1.0])
     with pytest.raises(ValueError, match=r"neurons \['L1/3'\] twice"):
         cett.eq7_ratios(tiny_model, batch, {1: torch.tensor([3, 3])}, [0.5, 1.0])
+
+
+def test_template_token_share_counts_the_tokens_that_are_not_the_question():
+    from hneurons_utils.cett import template_token_share
+
+    words = lambda text, add_special_tokens=False: {"input_ids": text.split()}  # noqa: E731  one token a word
+    prompts = ["<sys> be brief </sys> <user> Who wrote Emma ? </user>", "<user> Capital of France ? </user>"]
+    questions = ["Who wrote Emma ?", "Capital of France ?"]
+    assert template_token_share(words, prompts, questions) == pytest.approx(1 - 8 / 16)
+    assert template_token_share(words, questions, questions) == 0.0
+    with pytest.raises(ValueError, match="as many questions as prompts"):
+        template_token_share(words, prompts, questions[:1])

@@ -458,3 +458,23 @@ def test_llm_compliance_judge_needs_its_key(monkeypatch):
     with pytest.raises(MissingAPIKeyError, match="NO_BEHAVIOUR_KEY"):
         compliance.make_labeler("llm", base_url="http://127.0.0.1:9/v1", model="m",
                                 api_key_env="NO_BEHAVIOUR_KEY")
+
+
+def test_known_triviaqa_without_screening_reads_the_samples(tmp_path):
+    """Chapter 02 with SCREEN=False writes no greedy file: a question is known when more than
+    half of its samples are correct and a correct one names an informative alias."""
+    recs = [{"qid": "t1", "question": "Capital of France?", "answers": ["Paris"],
+             "labels": ["correct", "correct", "incorrect"], "responses": ["Paris.", "Paris", "Lyon"]},
+            {"qid": "t2", "question": "Capital of Peru?", "answers": ["Lima"],
+             "labels": ["correct", "incorrect", "incorrect"], "responses": ["Lima", "Cusco", "Quito"]},
+            {"qid": "t3", "question": "Who was the first woman in space?",
+             "answers": ["Valentina Tereshkova", "First woman in space"], "labels": ["correct", "correct"],
+             "responses": ["The first woman in space.", "The first woman in space"]}]
+    sampled = tmp_path / "responses_triviaqa.jsonl"
+    sampled.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    greedy = tmp_path / "responses_triviaqa_greedy.jsonl"
+    known = compliance.known_triviaqa(greedy, sampled_path=sampled)
+    assert [k.qid for k in known] == ["t1"]
+    assert "without screening" in compliance.known_source(greedy)
+    with pytest.raises(FileNotFoundError, match="SCREEN=False"):
+        compliance.known_triviaqa(greedy, sampled_path=tmp_path / "nothing.jsonl")

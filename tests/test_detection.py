@@ -435,12 +435,15 @@ def test_recipe_control_fits_every_recipe_alike(chat_model, tmp_path):
     act = np.load(tmp_path / "features_ev_measure-activation.npz", allow_pickle=False)["answer"]
     assert not np.allclose(act.astype(np.float32).reshape(len(act), -1), es.X)  # other numbers
     text = recipe_reading(res)
-    assert text[0].startswith("ev: AUROC of the reference (CETT, 3-vs-1, unstandardised) ")
+    assert text[0].startswith("ev: AUROC of the reference refit (CETT, 3-vs-1, unstandardised) ")
     assert "; with raw activations " in text[0] and ", CETT minus raw activations " in text[0]
     assert "; with 1-vs-1 " in text[0] and ", 3-vs-1 minus 1-vs-1 " in text[0]
     assert "; with standardised " in text[0] and ", unstandardised minus standardised " in text[0]
     assert text[0].count("too few responses to compare") == 3  # a tiny set: no verdict
-    assert [t.split(":")[0] for t in text[1:]] == ["the reference", "raw activations", "1-vs-1", "standardised"]
+    assert [t.split(":")[0] for t in text[1:]] == ["the reference refit", "raw activations", "1-vs-1", "standardised"]
+    total = probe.n_layers * probe.n_neurons
+    assert res["total_neurons"] == total  # each refit's H-Neurons per mille of all neurons
+    assert f"H-Neurons {1000 * res['reference']['h_neurons'] / total:.1f} per mille of all {total:,} neurons" in text[1]
     only = recipe_control(chat_model, probe, split, {"ev": es}, EVAL, tmp_path / "id", tmp_path,
                           Cs=(0.1, 1e6), n_boot=20, variants=["scheme"])
     assert list(only["variants"]) == ["scheme"] and "measure" not in only["datasets"]["ev"]
@@ -478,7 +481,7 @@ def test_recipe_reading_counts_verdicts_and_warns_of_a_lone_difference():
         "only less reversed")
     assert recipe_verdict({**reversed_both, "default": 0.6}, "CETT", "raw activations").endswith("above 0)")
     text = recipe_reading(res)
-    assert text[0] == ("a: AUROC of the reference (CETT, 3-vs-1) 0.80 [0.70, 0.90]; with raw activations "
+    assert text[0] == ("a: AUROC of the reference refit (CETT, 3-vs-1) 0.80 [0.70, 0.90]; with raw activations "
                        "0.80 [0.70, 0.90], CETT minus raw activations +0.11 [+0.01, +0.20] on 20 + 20 "
                        "responses: CETT ahead (the interval lies above 0); with 1-vs-1 0.80 [0.70, 0.90], "
                        "3-vs-1 minus 1-vs-1 +0.00 [-0.10, +0.10] on 20 + 20 responses: no difference "
@@ -487,13 +490,19 @@ def test_recipe_reading_counts_verdicts_and_warns_of_a_lone_difference():
     assert text[4] == ("CETT vs raw activations, over the 3 sets with a verdict: CETT ahead on 1 (a), raw "
                        "activations ahead on 1 (c), no difference shown on 1.")  # two: no caution
     assert text[5] == "3-vs-1 vs 1-vs-1, over the 3 sets with a verdict: 3-vs-1 ahead on 0, 1-vs-1 ahead on 0, no difference shown on 3."
-    assert text[6] == ("the reference: C = 100 (held-out accuracy), 1 H-Neuron (2 non-zero weights), 1 of "
-                       "them among the chapter probe's 4 H-Neurons")
+    assert text[6] == ("the reference refit: C = 100 (held-out accuracy), 1 H-Neuron (2 non-zero weights), 1 of "
+                       "them among the chapter probe's 4 H-Neurons")  # no neuron total: no ratio
+    # with the total, each refit's ratio; above 1 per mille it is flagged as not sparse
+    sized = recipe_reading(res, total_neurons=4000)
+    assert sized[6].endswith("4 H-Neurons; H-Neurons 0.2 per mille of all 4,000 neurons")
+    assert sized[7].endswith("H-Neurons 3.0 per mille of all 4,000 neurons, above 1 per mille: not sparse "
+                             "like the chapter's probe (1.0 per mille) or the paper's H-Neurons (under 1 per mille)")
     lone = recipe_reading({**res, "datasets": {k: res["datasets"][k] for k in "abx"}})
     assert lone[3] == ("CETT vs raw activations, over the 2 sets with a verdict: CETT ahead on 1 (a), raw "
                        "activations ahead on 0, no difference shown on 1. With 2 intervals at 95%, at least "
-                       "one excludes 0 in about 10% of runs where the recipes do not differ at all, so one "
-                       "set ahead is weak evidence on its own.")
+                       "one excludes 0 in up to about 10% of runs where the recipes do not differ at all (if "
+                       "the intervals were independent; these are correlated, as every set is scored by the "
+                       "same two fits), so one set ahead is weak evidence on its own.")
 
 
 def test_overall_reading_follows_the_counts():
@@ -798,3 +807,115 @@ def test_narrow_margin_over_random_neurons_is_named():
     line = reading({"s": strong}, base, {})[0]
     assert "and above random neurons; random neurons 0.70 ± 0.05 (narrowly: " in line
     assert "(narrowly" not in reading({"s": strong}, base.assign(**{"random AUROC sd": 0.01}), {})[0]
+
+
+def _credit_fixture():
+    """Three scored sets (a: supported and credited; b: above chance but level with random
+    neurons; c: supported but failing the span control) and one too small (x)."""
+    def m(lo, hi, n=20):
+        return {"auroc": (lo + hi) / 2, "auroc_ci": [lo, hi], "n_pos": n, "n_neg": n, "accuracy": 0.6}
+
+    ours = {"a": m(0.62, 0.9), "b": m(0.55, 0.8), "c": m(0.75, 0.95), "x": m(0.9, 1.0, n=3)}
+    base = pd.DataFrame({"random AUROC": [0.6, 0.6, 0.6, 0.5], "random AUROC sd": [0.1, 0.1, 0.01, 0.1],
+                         "seeds": [5] * 4,
+                         "H-Neurons refit AUROC": [0.7, 0.6, 0.8, 0.9],
+                         "H-Neurons refit AUROC CI low": [0.45, 0.4, 0.7, 0.8],
+                         "H-Neurons refit AUROC CI high": [0.9, 0.8, 0.9, 1.0],
+                         "random (H-Neuron count) AUROC": [0.6, 0.6, 0.6, 0.5],
+                         "random (H-Neuron count) AUROC sd": [0.1, 0.1, 0.01, 0.1]}, index=list("abcx"))
+    diff = {"hallucinated: alias spans": 0.0, "faithful: alias spans": 1.0, "AUROC of span length alone": 0.9}
+    spans = {k: diff for k in ours}
+    ctl = {"datasets": {
+        "a": {"metrics": {"auroc": 0.7, "auroc_ci": [0.56, 0.84], "n_pos": 20, "n_neg": 20},
+              "spans": {"AUROC of span length alone": 0.64}},
+        "b": {"metrics": {"auroc": 0.5, "auroc_ci": [0.3, 0.7], "n_pos": 20, "n_neg": 20},
+              "drop": {"drop": 0.2, "drop_ci": [0.05, 0.35], "left_out": 0},
+              "spans": {"AUROC of span length alone": 0.51}},
+        "c": {"metrics": {"auroc": 0.5, "auroc_ci": [0.3, 0.7], "n_pos": 20, "n_neg": 20},
+              "drop": {"drop": 0.3, "drop_ci": [0.1, 0.5], "left_out": 0}}}}
+    return ours, base, spans, ctl
+
+
+def test_credit_lines_say_credited_or_not_and_why():
+    """One line per scored set: credited only where the probe clears random neurons and the
+    span control; the span length alone under the one rule beside the refit; the like-for-like
+    pair with its own verdict, and a credit resting on the mismatched pair alone said so; a
+    note (the judge's caution) appended; a set with too few answers left out."""
+    from hneurons_utils.detection import credit_lines
+
+    ours, base, spans, ctl = _credit_fixture()
+    lines = credit_lines(ours, base, ctl, spans, notes={"c": "judge caution: mostly non-answers"})
+    assert [ln.split(":")[0] for ln in lines] == ["a", "b", "c"]
+    a, b, c = lines
+    assert a.startswith("a: credited: the probe vs random neurons: above chance, and above random "
+                        "neurons (narrowly); span control survives (one-rule refit 0.70 [0.56, 0.84]; "
+                        "span length alone 0.64 under the same rule)")
+    assert ("like for like (H-Neurons refit vs as many random neurons, one recipe): 0.70 [0.45, 0.90] "
+            "vs 0.60, not distinguishable from chance; so the credit rests on the probe-vs-random pair "
+            "alone") in a
+    assert b.startswith("b: not credited: the probe vs random neurons: above chance, but not "
+                        "distinguishable from random neurons; span control fails (one-rule refit 0.50 "
+                        "[0.30, 0.70], paired drop +0.20 [+0.05, +0.35]; span length alone 0.51")
+    assert c.startswith("c: not credited: the probe vs random neurons: above chance, and above random "
+                        "neurons; span control fails") and "(narrowly)" not in c.split(";")[0]
+    assert "0.80 [0.70, 0.90] vs 0.60, above chance, and above random neurons" in c
+    assert "rests on the probe-vs-random pair" not in c  # not credited: nothing rests on it
+    assert c.endswith("; judge caution: mostly non-answers.")
+
+
+def test_overall_reading_names_the_level_sets_both_pairs_and_ends_with_credit_lines():
+    """The paragraph marks a narrow margin, names a set above chance but level with random
+    neurons, says the probe-vs-random pair differs in recipe and gives the like-for-like pair's
+    verdicts, prints span length alone beside a surviving refit, and ends with one line per set."""
+    from hneurons_utils.detection import overall_reading
+
+    ours, base, spans, ctl = _credit_fixture()
+    text = overall_reading(ours, base, ctl, spans, probe_recipe="an L1 fit reading 9 neurons")
+    assert "above random neurons on 2 (a narrowly, c) under the default span rule" in text
+    assert "It is above chance but not distinguishable from random neurons on b." in text
+    assert ("That comparison differs in recipe as well as in neurons: the probe is an L1 fit reading "
+            "9 neurons, the random classifiers L2 fits on standardised features.") in text
+    assert ("the refit is not distinguishable from chance on a, b; above chance, and above random "
+            "neurons on c.") in text
+    assert "(the refit stays above chance: a; span length alone 0.64 under the same rule)" in text
+    paragraph, lines = text.split("\n\nEach scored dataset, credited to the H-Neurons or not:\n")
+    assert [ln[:4] for ln in lines.split("\n")] == ["- a:", "- b:", "- c:"]
+
+
+def test_token_cap_and_faithful_class_readings():
+    """A response is counted as cut when its re-tokenised length reaches the cap; the note says
+    the label then depends on the cap. The NonExist class reading claims separation only with a
+    verdict above chance."""
+    from hneurons_utils.detection import at_token_cap, faithful_class_reading, token_cap_note
+
+    def tok(text, add_special_tokens=False):
+        return {"input_ids": text.split()}  # one token per word
+
+    cut = at_token_cap(tok, ["a b c", "a b", "a b c d"], 3)
+    assert cut.tolist() == [True, False, True]
+    note = token_cap_note(2, 3, 3, others=(5, 9))
+    assert note.startswith("2 of the 3 faithful (declining) responses end at the 3-token cap")
+    assert ", against 5 of 9 in the other class" in note and "depends on max_new_tokens" in note
+    assert token_cap_note(0, 3, 3).endswith("no token count).")
+    kinds = {"denies the entity": 1, "as an AI": 8, "other": 6}
+    text = faithful_class_reading(kinds, 15)
+    assert text.startswith("the faithful class is mostly declines that do not say the entity is "
+                           "invented (1 of 15 do)") and text.endswith("its NonExist verdict below.")
+    assert "so it is not shown to separate them" in faithful_class_reading(kinds, 15, "not distinguishable from chance")
+    assert "says it separates them" in faithful_class_reading(kinds, 15, "above chance")
+    assert faithful_class_reading({"denies the entity": 9}, 15).startswith("most of the faithful class says")
+
+
+def test_degenerate_accuracy_interval_is_named():
+    """A threshold that flags every response (or none) gives a zero-width accuracy interval on a
+    balanced set: the metrics table names it; an interval with a width gets no note."""
+    from hneurons_utils.detection import degenerate_accuracy_note, metrics_frame
+
+    d = {"n_pos": 15, "accuracy": 0.5, "accuracy_ci": [0.5, 0.5], "auroc": 0.36,
+         "auroc_ci": [0.15, 0.6], "flagged": 1.0}
+    assert degenerate_accuracy_note(d) == "the threshold flags every response: interval undefined"
+    assert degenerate_accuracy_note({**d, "flagged": 0.0}).startswith("the threshold flags no response")
+    ok = {**d, "accuracy": 0.7, "accuracy_ci": [0.6, 0.8], "flagged": 0.55}
+    assert degenerate_accuracy_note(ok) == ""
+    frame = metrics_frame({"n": d, "t": ok})
+    assert frame.loc["n", "note"].endswith("interval undefined") and frame.loc["t", "note"] == ""

@@ -300,6 +300,24 @@ def test_paper_rank_lines_come_from_the_reference_file():
     per_model = ref["drift"]["per_model"].values()
     assert set(lines.values()) == ({d["avg_rank"] for d in per_model if d.get("avg_rank")}
                                    | {d["avg_rank_above"] for d in per_model if d.get("avg_rank_above")})
+    assert not any(drift.THIS_PAIR in k for k in lines)
+    marked = drift.paper_rank_lines(paper.drift_frame(), ours="Gemma-3-4B")
+    (bound,) = [k for k in marked if drift.THIS_PAIR in k]
+    assert bound.endswith(">") and f"Gemma-3-4B{drift.THIS_PAIR}" in bound
+
+
+def test_paper_pair_note_says_what_the_paper_states_for_this_pair():
+    """A lower bound is called one (not an average), a model without a stated number says so,
+    and a pair outside the paper's six is named as such."""
+    from hneurons_utils import paper
+
+    frame = paper.drift_frame()
+    assert "lower bound" in drift.paper_pair_note(frame, "Gemma-3-4B") and "above 0.58" in \
+        drift.paper_pair_note(frame, "Gemma-3-4B")
+    assert "average rank of about 0.97 (dashed)" in drift.paper_pair_note(frame, "Mistral-Small-3.1-24B")
+    assert "gives no drift number" in drift.paper_pair_note(frame, "Mistral-7B-v0.3")
+    assert "offline pair" in drift.paper_pair_note(frame, None, offline=True)
+    assert "not one of the paper's six" in drift.paper_pair_note(frame, None)
 
 
 
@@ -315,7 +333,7 @@ def test_figure4b_shades_the_random_sets_range():
                                  random_band=(0.09, 0.88))
     labels = ax.get_legend_handles_labels()[1]
     assert "95% of layer-matched random sets' means [0.09, 0.88]" in labels
-    assert "paper: x > 0.58" in labels
+    assert "paper: x > 0.58 (lower bound)" in labels
     plt.close(fig)
 
 
@@ -375,3 +393,67 @@ def test_figure4b_marks_each_rank_when_there_are_few():
     drift.plot_rank_distribution(many, np.linspace(0.05, 0.95, drift.MIN_FOR_HISTOGRAM), 0.5)
     assert many.patches and many.get_ylabel() == "density"
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- weight norms (not in the paper)
+
+
+def test_drift_with_norms_reads_the_instruct_models_norms_in_the_same_pass(llama_pair):
+    """The norms are the tuned model's ||W_up[j, :]|| and ||W_down[:, j]||, per layer and
+    neuron, and the drift itself is the same as without them."""
+    base, tmp = llama_pair
+    with torch.no_grad():
+        base.model.layers[1].mlp.down_proj.weight[:, 5] *= 3.0  # a norm change, no rotation
+        base.model.layers[0].mlp.up_proj.weight[2] = _rotate(base.model.layers[0].mlp.up_proj.weight[2].clone(), 0.4)
+    _save(base, tmp / "tuned")
+    raw, norms = drift.parameter_drift_with_norms(tmp / "base", tmp / "tuned")
+    for k, v in drift.parameter_drift(tmp / "base", tmp / "tuned").items():
+        np.testing.assert_array_equal(raw[k], v)
+    assert set(norms) == {"up", "down", "gate"} and norms["up"].shape == (3, 16)
+    with torch.no_grad():
+        for i, layer in enumerate(base.model.layers):
+            np.testing.assert_allclose(norms["up"][i], layer.mlp.up_proj.weight.norm(dim=1).double(), rtol=1e-6)
+            np.testing.assert_allclose(norms["down"][i], layer.mlp.down_proj.weight.norm(dim=0).double(), rtol=1e-6)
+    np.testing.assert_allclose(drift.neuron_weight_norm(norms), norms["up"] * norms["down"])
+
+
+def test_norm_matched_sets_draw_the_closest_norms_of_the_same_layer():
+    """Partners come from the same layer, among the `window` closest norms (log scale), never an
+    excluded neuron (the probe's other weights) nor the neuron itself, never twice in a set."""
+    norm = np.tile(2.0 ** np.arange(12, dtype=float), (2, 1))  # neuron i of each layer: 2^i
+    h = NeuronSet(np.array([1, 1]), np.array([6, 7]), 2, 12)
+    exclude = NeuronSet.from_flat(np.array([12 + 5, 12 + 8]), 2, 12)  # layer 1, neurons 5 and 8
+    sets = drift.norm_matched_sets(h, norm, 300, seed=1, exclude=exclude, window=2)
+    assert sets.shape == (300, 2)
+    # with 5, 6, 7 and 8 left out, neuron 6's two closest free norms are 4 (a factor 4 away)
+    # and 3 (a factor 8, tied with 9: the lower index first); neuron 7's are 9 and 4
+    assert set(sets[:, 0] - 12) == {3, 4} and set(sets[:, 1] - 12) == {4, 9}
+    assert all(len(set(row)) == 2 for row in sets)  # 4 is never drawn twice in one set
+    assert not np.isin(sets, [12 + 5, 12 + 6, 12 + 7, 12 + 8]).any() and (sets >= 12).all()
+    with pytest.raises(ValueError, match="finite and positive"):
+        drift.norm_matched_sets(h, np.zeros((2, 12)), 5)
+
+
+def test_norm_matched_control_catches_drift_that_only_tracks_weight_norm():
+    """Drift built as 1 / norm^2 (the mechanical 1 - cos of an equal-size update): the largest-
+    norm neurons rank as 'changed least' against layer-matched sets, but not against sets of
+    the same norm, and Spearman's rho is -1. The layer-matched numbers do not move."""
+    rng = np.random.default_rng(0)
+    norm = rng.lognormal(0.0, 0.5, size=(4, 200))
+    score = np.exp(rng.normal(0.0, 0.05, size=norm.shape)) / norm ** 2  # drift tracks norm, plus noise
+    order = np.argsort(norm, axis=1)
+    big = order[:, 160:180:4]  # 5 neurons per layer at the 80-90th norm percentile (not the top)
+    h = NeuronSet(np.repeat(np.arange(4), 5), big.ravel(), 4, 200)
+    plain = drift.drift_tests(score, h, n_random=300, n_boot=100)
+    t = drift.drift_tests(score, h, n_random=300, n_boot=100, norm=norm, exclude=h)
+    for k in ("mean_rank", "mean_rank_ci", "random", "random_layer_matched", "t_test"):
+        assert t[k] == plain[k]
+    assert t["norm_spearman"]["rho"] < -0.95
+    assert t["random_layer_matched"]["p_value"] < 0.01  # a layer-matched "changed less" ...
+    assert 0.05 < t["random_norm_matched"]["p_value"] < 0.95  # ... that norm-matched sets explain
+    assert 75 < min(t["norm_spearman"]["h_percentiles"]) and max(t["norm_spearman"]["h_percentiles"]) < 95
+    text = drift.norm_reading(t)
+    assert "(larger-norm neurons changed less)" in text and "Random sets matched by layer and norm" in text
+    assert f"leaving out the probe's {h.size} neurons" in text
+    assert "p vs norm-matched sets (less / more)" in drift.tests_table({"x": t}).columns
+    assert drift.norm_reading(plain) == ""

@@ -72,6 +72,16 @@ def test_batch_schedule_is_seeded_epochs():
         ft.batch_schedule(3, cfg)
 
 
+def test_exposure_counts_what_the_run_saw():
+    """48 steps of 8 from 952 examples see 384 of them (0.4 epoch), not all 952; a run longer
+    than an epoch sees every example, some twice; the stored config dict works as well."""
+    part = ft.exposure(952, ft.SFTConfig(steps=48, batch_size=8))
+    assert part == {"presentations": 384, "distinct": 384, "n_examples": 952,
+                    "epochs": pytest.approx(384 / 952)}
+    long = ft.exposure(10, ft.SFTConfig(steps=5, batch_size=4).as_dict() | {"unknown": 1})
+    assert (long["presentations"], long["distinct"], long["epochs"]) == (20, 10, 2.0)
+
+
 def _examples(tok, n=12):
     return [ft.sft_example(tok, f"q{i}", f"w{i + 3} w{i + 20}", f"w{i + 40}", None) for i in range(n)]
 

@@ -395,3 +395,11 @@ def test_refusal_kind_tells_denial_from_boilerplate(response, kind):
     """NonExist's faithful class is read by what its refusals say: denying the entity, assistant
     boilerplate, or another decline."""
     assert judges.refusal_kind(response) == kind
+
+
+def test_labels_model_note_names_both_models():
+    from hneurons_utils.judges import labels_model_note
+    assert labels_model_note("SmolLM2-135M-Instruct") == ""
+    assert labels_model_note("HuggingFaceTB/SmolLM2-135M-Instruct") == ""
+    note = labels_model_note("meta-llama/Llama-3.1-8B-Instruct")
+    assert "Llama-3.1-8B-Instruct" in note and "SmolLM2-135M-Instruct" in note

@@ -63,21 +63,46 @@ def test_use_offline_pair_auto_keeps_a_reachable_hub_pair(online):
 
 
 def test_use_offline_pair_auto_falls_back_only_when_offline(online, monkeypatch):
-    """Connection failures and HF_HUB_OFFLINE give the offline pair, with the reason printed."""
+    """For the default pair, connection failures and HF_HUB_OFFLINE give the offline pair, with
+    the reason printed."""
     from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
+    base, inst = origin.HUB_PAIR
     for err in (_hub_error(LocalEntryNotFoundError, cause=ConnectionError("no route")),
                 OfflineModeIsEnabled("offline"), ConnectionError("refused"), TimeoutError()):
         def fail(mid, err=err):
             raise err
         monkeypatch.setattr(origin, "_hub_config", fail)
         said = []
-        assert origin.use_offline_pair("auto", "org/base", "org/inst", log=said.append) is True
+        assert origin.use_offline_pair("auto", base, inst, log=said.append) is True
         assert "offline" in said[0] and "cannot be reached" in said[0]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     said = []
-    assert origin.use_offline_pair("auto", "org/base", "org/inst", log=said.append) is True
+    assert origin.use_offline_pair("auto", base, inst, log=said.append) is True
     assert "HF_HUB_OFFLINE" in said[0]
+
+
+def test_use_offline_pair_auto_never_swaps_a_named_pair_for_the_offline_one(online, monkeypatch):
+    """A pair the user named (not the default) is never silently replaced by the Gemma twin:
+    offline, it raises naming both ids and the ways on, unless the local cache holds both."""
+    base, inst = origin.PAPER_PAIRS["Llama-3.1-8B"]
+
+    def fail(mid):
+        raise ConnectionError("refused")
+
+    monkeypatch.setattr(origin, "_hub_config", fail)
+    with pytest.raises(origin.PairUnavailableError) as err:
+        origin.use_offline_pair("auto", base, inst, log=None)
+    msg = str(err.value)
+    assert base in msg and inst in msg and "cannot be reached" in msg and "OFFLINE_PAIR = True" in msg
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(origin, "_in_hub_cache", lambda mid: mid == base)
+    with pytest.raises(origin.PairUnavailableError, match=f"{inst} is not in the local Hugging Face cache"):
+        origin.use_offline_pair("auto", base, inst, log=None)
+    monkeypatch.setattr(origin, "_in_hub_cache", lambda mid: True)  # both cached: the named pair
+    said = []
+    assert origin.use_offline_pair("auto", base, inst, log=said.append) is False
+    assert f"{base} / {inst}" in said[0] and "local Hugging Face cache" in said[0]
 
 
 def test_unreachable_hub_is_a_quick_connection_error_unless_cached(monkeypatch):
@@ -110,7 +135,7 @@ def test_unreachable_hub_is_a_quick_connection_error_unless_cached(monkeypatch):
         origin._hub_config("org/base")
     assert all(local for _, local in calls)  # never a network download
     said = []
-    assert origin.use_offline_pair("auto", "org/base", "org/inst", log=said.append) is True
+    assert origin.use_offline_pair("auto", *origin.HUB_PAIR, log=said.append) is True
     assert "cannot be reached" in said[0]
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")  # a direct check means nothing there
     assert origin._hub_reachable() is True
@@ -392,3 +417,41 @@ def test_compare_answers_has_one_row_per_question():
     df = origin.compare_answers(base, tuned, ["a b", "b"], max_new_tokens=3)
     assert list(df.columns) == ["question", "base, chat prompt", "tuned, chat prompt", "base, base prompt"]
     assert len(df) == 2
+
+
+def test_paper_pair_name_finds_the_papers_pairs_only():
+    """Each of the paper's pairs is named (hub ids in any case); the default pair is none."""
+    for name, (b, i) in origin.PAPER_PAIRS.items():
+        assert origin.paper_pair_name(b.upper(), i) == name
+    assert origin.paper_pair_name(*origin.HUB_PAIR) is None
+    assert origin.paper_pair_name(*origin.PAPER_PAIRS["Gemma-3-4B"][::-1]) is None
+
+
+def test_limits_text_is_written_for_the_pair_run():
+    """The offline pair's limits quote its tuning (steps, examples seen, epochs), the counts and
+    the parameter count; a hub pair within the paper's scale gets neither the tuning bullets nor
+    the small-scale caveat."""
+    counts = ({"answered": 1200, "correct": 48}, {"correct": 13})
+    sft = {"steps": 48, "batch_size": 8, "distinct": 384, "n_examples": 952, "epochs": 384 / 952}
+    off = origin.limits_text(True, 268_000_000, sft, *counts)
+    assert "48 optimiser steps of 8" in off and "384 of 952 examples seen, 0.40 epoch" in off
+    assert "48 of 1,200 screened" in off and "13 questions consistently" in off
+    assert "weak link" in off and "268M parameters against" in off and "any scale" not in off
+    hub = origin.limits_text(False, 8_030_000_000, None, {"answered": 1200, "correct": 600},
+                             {"correct": 400}, pair="b / i")
+    assert "vendor's release* (b / i)" in hub and "optimiser steps" not in hub
+    assert "weak link" not in hub and "8.0B parameters, within" in hub and "trivia answers*" not in hub
+
+
+def test_chapter2_overlap_reads_the_same_models_probe(tmp_path):
+    """Chapter 2's probe on the same model is compared neuron by neuron; no file, no note."""
+    import numpy as np
+
+    from hneurons_utils.probe import NeuronSet, Probe
+
+    Probe("m", 2, 8, np.array([1, 3, 9]), np.array([1.0, 2.0, -1.0]), 0.0, 1.0, np.zeros(3),
+          np.ones(3)).save(tmp_path / "probe.json")
+    h = NeuronSet.from_flat(np.array([3, 12]), 2, 8)
+    text = origin.chapter2_overlap(h, tmp_path / "probe.json")
+    assert "has 2 H-Neurons; 1 of this chapter's 2 are among them (Jaccard 0.33)" in text
+    assert origin.chapter2_overlap(h, tmp_path / "missing.json") == ""

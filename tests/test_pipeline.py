@@ -318,9 +318,11 @@ def test_span_length_check_compares_on_the_held_out_responses():
     # span length ranks perfectly, the probe half the pairs: the probe does not beat it
     r = span_length_check(*_span_case([5, 4, 1, 2], [1.0, 0.0, 1.0, 0.0], labels))
     assert r == {"held_out": True, "hallucinated": 2, "faithful": 2,
-                 "span_length_auroc": pytest.approx(1.0), "probe_auroc": pytest.approx(0.5)}
+                 "span_length_auroc": pytest.approx(1.0), "probe_auroc": pytest.approx(0.5),
+                 "n_h_neurons": 1, "n_negative": 0}
     text = span_length_reading(r)
-    assert "reaches an AUROC of 1.00 and the probe 0.50" in text and "does not beat" in text
+    assert "reaches an AUROC of 1.00 and the probe (1 H-Neuron + 0 negative-weight neurons) 0.50" in text
+    assert "does not beat" in text
     # the other way round: the probe beats span length
     r = span_length_check(*_span_case([1, 1, 1, 1], [3.0, 2.0, 1.0, 0.0], labels))
     assert r["span_length_auroc"] == pytest.approx(0.5) and r["probe_auroc"] == pytest.approx(1.0)
@@ -343,10 +345,20 @@ def test_greedy_origin_text_weighs_greedy_correct_questions_in_the_hallucinated_
     larger part where it is."""
     from hneurons_utils.pipeline import greedy_origin_text
 
-    text = greedy_origin_text({"faithful": {"correct": 20}, "hallucinated": {"correct": 48, "incorrect": 39}})
+    origin = {"faithful": {"correct": 26, "incorrect": 0}, "hallucinated": {"correct": 48, "incorrect": 39}}
+    text = greedy_origin_text(origin)
     assert text.startswith("48 of 87 questions of the hallucinated class (55%) were answered correctly greedily")
-    assert text.endswith("here the second kind is the larger part.")
-    assert greedy_origin_text({"hallucinated": {"correct": 1, "incorrect": 9}}).endswith("at temperature 1.0.")
+    assert "larger part" not in text and "depends on which questions were sampled" in text
+    # with the sampled counts: the rates within each group, and the mix put down to the budget
+    text = greedy_origin_text(origin, {"correct": 77, "incorrect": 39, "refusal": 0},
+                              {"correct": 77, "incorrect": 1211, "refusal": 12})
+    assert ("of the greedy-correct questions (all 77 sampled), 26 (34%) are consistently correct "
+            "and 48 (62%) consistently incorrect") in text
+    assert "of the greedy-incorrect questions (39 of 1,211 sampled), 0 (0%)" in text
+    assert "39 (100%) consistently incorrect" in text and "sampling budget" in text
+    assert "refusal questions" not in text  # no refusal was sampled
+    assert greedy_origin_text({"hallucinated": {"correct": 1, "incorrect": 9}}).endswith(
+        "not only on the model.")
     assert "none is a fact" in greedy_origin_text({"hallucinated": {"correct": 0, "incorrect": 9}})
     assert greedy_origin_text(None) == "" and greedy_origin_text({"hallucinated": {}}) == ""
 
@@ -374,3 +386,149 @@ def test_fit_identification_refuses_a_split_with_one_label(tiny_model, part):
         fit_identification(tiny_model, fs, one_label, IdentifyConfig(Cs=(1.0,)))
     with pytest.raises(EmptyBalancedSetError, match="'train' split has 0 faithful and 0"):
         fit_identification(tiny_model, fs, {"train": [], "val": []}, IdentifyConfig(Cs=(1.0,)))
+
+
+def test_yield_counts_counts_sampled_questions_by_greedy_label():
+    from hneurons_utils.pipeline import yield_counts
+
+    greedy = [{"qid": q, "labels": [lab]} for q, lab in (("a", "correct"), ("b", "incorrect"),
+                                                          ("c", "incorrect"), ("d", "refusal"))]
+    sampled = [{"qid": q, "responses": ["x"] * 2, "labels": ["correct"] * 2} for q in ("a", "b")]
+    counts = yield_counts(list("abcd"), greedy, sampled, {"correct": sampled, "incorrect": []})
+    assert counts["sampled_by_greedy"] == {"correct": 1, "incorrect": 1, "refusal": 0}
+    assert "sampled_by_greedy" not in yield_counts(list("ab"), None, sampled, {"correct": [], "incorrect": []})
+
+
+def _row(C, acc, auc, n, sup=None, chosen=False):
+    return {"C": C, "val_accuracy": acc, "val_auroc": auc, "n_h_neurons": n, "suppression": sup,
+            "score": acc + (sup or 0.0), "chosen": chosen}
+
+
+def test_grid_reading_names_a_tie_and_the_tie_break_that_decided():
+    """The grid's tie-break is select_C's (score, then held-out AUROC, then fewer H-Neurons, then
+    grid order); the reading names the tied C values and the criterion that decided each."""
+    from hneurons_utils.pipeline import grid_edge_warning, grid_reading, grid_tie_text
+
+    grid = [_row(1.0, 0.5, 0.8, 5, 1.0), _row(3.0, 0.9, 0.987, 27, 0.625),
+            _row(10.0, 0.9, 0.995, 37, 0.625, True), _row(30.0, 0.9, 1.0, 85, 0.4)]
+    text = grid_tie_text(grid)
+    assert text.startswith("C = 10 tied on the selection score (1.525) with C = 3")
+    assert "the higher held-out AUROC decided against C = 3 (0.995 against 0.987)" in text
+    assert text in grid_reading(grid)
+    # AUROC tied too: fewer H-Neurons decided
+    g2 = [_row(3.0, 0.9, 0.99, 27, 0.5), _row(10.0, 0.9, 0.99, 20, 0.5, True), _row(30.0, 0.1, 0.5, 90, 0.0)]
+    assert "fewer H-Neurons decided against C = 3 (20 against 27)" in grid_tie_text(g2)
+    # every criterion tied: grid order
+    g3 = [_row(3.0, 0.9, 0.99, 20, 0.5, True), _row(10.0, 0.9, 0.99, 20, 0.5), _row(30.0, 0.1, 0.5, 90, 0.0)]
+    assert "C = 10 tied on every criterion, and the one listed first in the grid won" in grid_tie_text(g3)
+    # no tie, no text; a choice at either end of the grid is warned about
+    assert grid_tie_text([_row(1.0, 0.5, 0.8, 5), _row(3.0, 0.9, 0.9, 8, chosen=True), _row(9.0, 0.6, 0.7, 9)]) == ""
+    assert grid_edge_warning([_row(1.0, 0.5, 0.8, 5), _row(3.0, 0.9, 0.9, 8, chosen=True), _row(9.0, 0.6, 0.7, 9)]) == ""
+    edge = [_row(1.0, 0.5, 0.8, 5), _row(3.0, 0.9, 0.9, 8, chosen=True)]
+    assert "is the largest value of the grid" in grid_edge_warning(edge)
+    assert "is the smallest value" in grid_edge_warning([_row(3.0, 0.9, 0.9, 8, chosen=True), _row(9.0, 0.6, 0.7, 9)])
+    assert "Warning" in grid_reading(edge)
+
+
+def _parts_case():
+    """Two neurons: H-Neuron 0 ranks the classes half right, negative-weight neuron 1 perfectly
+    (it fires less on hallucinated answers)."""
+    from hneurons_utils.features import Example, FeatureSet
+    from hneurons_utils.probe import Probe
+
+    labels = [1, 1, 0, 0]
+    ans = np.zeros((4, 1, 3), np.float16)
+    ans[:, 0, 0] = [1.0, 0.0, 1.0, 0.0]  # H-Neuron: AUROC 0.5
+    ans[:, 0, 1] = [0.0, 0.0, 1.0, 2.0]  # negative weight: low on hallucinated, AUROC 1 of its part
+    fs = FeatureSet(np.array([f"q{i}#0" for i in range(4)]), ans, np.zeros_like(ans),
+                    np.array(["alias"] * 4), np.ones((4, 2), int), {})
+    probe = Probe("tiny", 1, 3, np.array([0, 1]), np.array([2.0, -1.0]), 0.5, 1.0, np.zeros(2), np.ones(2))
+    return probe, fs, [Example(f"q{i}#0", "", "", [], "", y) for i, y in enumerate(labels)]
+
+
+def test_probe_parts_check_separates_the_h_neurons_from_the_negative_weights():
+    from hneurons_utils.pipeline import probe_parts_check, probe_parts_reading, single_vs_parts_reading
+
+    probe, fs, held = _parts_case()
+    r = probe_parts_check(probe, fs, held)
+    assert (r["n_h_neurons"], r["n_negative"], r["hallucinated"], r["faithful"]) == (1, 1, 2, 2)
+    assert r["h_neurons_auroc"] == pytest.approx(0.5) and r["negative_auroc"] == pytest.approx(1.0)
+    # full score 2 x0 - x1 + 0.5: [2.5, 0.5, 1.5, -1.5] ranks 3 of 4 pairs right
+    assert r["probe_auroc"] == pytest.approx(0.75)
+    text = probe_parts_reading(r)
+    assert "the probe (1 H-Neuron + 1 negative-weight neuron) separates" in text
+    assert "its H-Neuron part alone (the score summed over the H-Neurons only) reaches 0.500" in text
+    assert "most of the probe's detection comes from its negative-weight neurons" in text
+    flipped = dict(r, h_neurons_auroc=0.9, negative_auroc=0.6)
+    assert "the H-Neurons carry more" in probe_parts_reading(flipped)
+    # the best single H-Neuron is compared with the H-Neurons' part, not with the whole probe
+    line = single_vs_parts_reading(r, ["L0/0"], [0.5])
+    assert line.startswith("The best single H-Neuron, L0/0, reaches 0.500 on the same responses; "
+                           "the 1 H-Neuron read together (the probe's H-Neuron part) reach 0.500: about the same")
+    assert line.endswith("the whole probe, with its 1 negative-weight neuron, reaches 0.750.")
+    assert "together they detect better" in single_vs_parts_reading(dict(r, h_neurons_auroc=0.9), ["a", "b"], [0.6, 0.7])
+    assert single_vs_parts_reading(dict(r, h_neurons_auroc=None), ["a"], [0.6]) == ""
+    # a probe without negative weights: that part is None, no verdict
+    probe.weights[1] = 0.5
+    r = probe_parts_check(probe, fs, held)
+    assert r["negative_auroc"] is None and r["n_negative"] == 0
+    assert probe_parts_reading(r).endswith("its negative-weight part alone none (no such neuron).")
+    one = probe_parts_check(probe, fs, [e for e in held if e.label == 1])
+    assert np.isnan(one["probe_auroc"]) and "one class only" in probe_parts_reading(one)
+
+
+def test_suppression_notes_and_caveats_follow_the_run():
+    """The chapter's caveats come from the run: the held-out size, the suppression questions
+    (screened or not), the consistency rule and the judge."""
+    from types import SimpleNamespace
+
+    from hneurons_utils.features import Example
+    from hneurons_utils.pipeline import identification_caveats, suppression_term_notes
+
+    ex = lambda q, i, y: Example(f"{q}#{i}", "", "", [], "", y, {"qid": q})  # noqa: E731
+    split = {"train": [ex("a", 0, 1), ex("b", 0, 0)],
+             "val": [ex("c", 0, 1), ex("c", 1, 1), ex("d", 0, 0)]}
+    keep = [SimpleNamespace(qid=q) for q in ("a", "x", "y", "d")]
+    notes = suppression_term_notes(keep, True, split, 24)
+    assert "4 questions the model answered correctly in the greedy screen" in notes
+    assert "2 of the 4 are questions of the balanced set" in notes
+    assert "cut at 24 new tokens (`steering.SHORT_GREEDY`), as the chapter's answers are" in notes
+    notes = suppression_term_notes(keep, False, split, 50, "the llm judge")
+    assert "whose sampled answers were mostly correct (no screening ran)" in notes
+    assert "while the chapter's answers may run to 50" in notes and "the llm judge" in notes
+    assert suppression_term_notes([], True, split, 24) == ""
+    counts = {"consistent_all_samples": {"correct": 0, "incorrect": 9}}
+    text = identification_caveats(split, counts, 0.6, 10, keep, True)
+    assert "holds 1 hallucinated and 1 faithful questions (2 and 1 responses" in text
+    assert "within noise" in text and "loosened to tau = 0.6" in text
+    assert "the strict rule keeps 0 faithful questions" in text
+    assert "answered correctly in the greedy screen" in text
+    text = identification_caveats(split, counts, 1.0, 10, [], False, "the llm judge")
+    assert "the paper's consistency rule is used (all 10 samples agree)" in text
+    assert "held-out accuracy alone" in text and "judged by the llm judge" in text
+    assert "no question was held out" in identification_caveats({"train": split["train"], "val": []},
+                                                                 counts, 1.0, 10, [], False)
+
+
+def test_hand_label_draw_text_reads_the_draw_from_the_rows():
+    from hneurons_utils.pipeline import hand_label_draw_text
+
+    rows = [{"qid": q, "rule": r} for q, r in (("a", "correct"), ("b", "refusal"), ("b", "incorrect"),
+                                               ("c", "refusal"))]
+    text = hand_label_draw_text(rows, {"correct": 30, "incorrect": 69, "refusal": 1})
+    assert text.startswith("The 4 hand-labelled answers come from 3 questions (b more than once); "
+                           "the rule calls 1 of them correct, 1 incorrect and 2 refusals")
+    assert "refusal: 50% of them against 1.0% of this run's samples" in text
+    assert "drawn per rule label, not at random" in text and "recall" in text
+    same = hand_label_draw_text(rows, {"correct": 25, "incorrect": 25, "refusal": 50})
+    assert same.endswith("about the mix of this run's samples.")
+    assert hand_label_draw_text([]) == ""
+
+
+def test_ratio_verdicts_read_both_ratios_against_one_per_mille():
+    from hneurons_utils.pipeline import ratio_verdicts
+
+    text = ratio_verdicts(0.803, 1.476)
+    assert "the H-Neurons alone, 0.803 per mille, are below 1 per mille" in text
+    assert "'selected for classifiers'), 1.476 per mille, not below 1 per mille" in text
+    assert "1.000 per mille, not below" in ratio_verdicts(0.5, 1.0)

@@ -74,13 +74,18 @@ def test_eq7_figure_draws_every_neuron_and_the_identity():
                         "ratio": [0.0, 1.0, 1.9, 0.0, 1.0, 2.1]})
     eq7["error"] = eq7.ratio - eq7.alpha
     fig, n = plots.eq7_figure(eq7)
-    left = fig.axes[0]
+    left, right = fig.axes[:2]
     assert [line.get_label() for line in left.lines] == ["L0/1", "L1/2", r"Eq. 7: ratio = $\alpha$"]
     assert left.lines[-1].get_ydata().tolist() == [0.0, 1.0, 2.0]
     assert len(n["rows"]) == 6
-    # one legend for both panels, beside them, naming every neuron and Eq. 7
-    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
-    assert labels == ["L0/1", "L1/2", r"Eq. 7: ratio = $\alpha$"] and left.get_legend() is None
+    # the right panel draws the relative error in percent, as cett.eq7_reading prints it:
+    # (1.9 - 2) / 2 = -5% at alpha = 2, nothing at alpha = 0
+    first = right.lines[0]
+    assert first.get_xdata().tolist() == [1.0, 2.0]
+    assert first.get_ydata().tolist() == pytest.approx([0.0, -5.0])
+    # the Eq. 7 legend belongs to the panel that draws it; the neurons' legend names the neurons
+    assert [t.get_text() for t in left.get_legend().get_texts()] == [r"Eq. 7: ratio = $\alpha$"]
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["L0/1", "L1/2"]
     _assert_legends_clear(fig)
 
 
@@ -109,9 +114,17 @@ def test_c_grid_figure_draws_suppression_only_when_measured():
     grid = [{"C": c, "val_accuracy": 0.6, "val_auroc": 0.7, "n_h_neurons": k, "suppression": None}
             for c, k in ((1.0, 0), (10.0, 4))]
     fig, _ = plots.c_grid_figure(grid, 10.0)
-    assert len([ln for ln in fig.axes[0].lines if ln.get_label().startswith("accuracy with")]) == 0
+    assert len([ln for ln in fig.axes[0].lines if ln.get_label().startswith("QA accuracy with")]) == 0
+    assert not [ln for ln in fig.axes[0].lines if ln.get_label().startswith("selection score")]
     fig, n = plots.c_grid_figure([g | {"suppression": 0.5} for g in grid], 10.0)
-    assert len([ln for ln in fig.axes[0].lines if ln.get_label().startswith("accuracy with")]) == 1
+    assert len([ln for ln in fig.axes[0].lines if ln.get_label().startswith("QA accuracy with")]) == 1
+    # the selection score is drawn: held-out accuracy + silenced accuracy, 0.6 + 0.5
+    (score,) = [ln for ln in fig.axes[0].lines if ln.get_label().startswith("selection score")]
+    assert score.get_ydata().tolist() == pytest.approx([1.1, 1.1])
+    assert fig.axes[0].get_ylim()[1] > 2
+    # the chosen C has its own legend entry
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "chosen C = 10" in legend
     assert n["chosen_C"] == 10.0
     _assert_legends_clear(fig)
 
@@ -181,9 +194,38 @@ def test_table1_figure_marks_thin_and_missing_datasets():
     fig, n = plots.table1_figure(ours, rows, ["triviaqa", "nq_open", "bioasq"])
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert "too few" not in ticks[0] and "too few" in ticks[1] and "ours: none" in ticks[2]
-    mean = [c for c in fig.axes[0].collections if c.get_label() == "ours, random neurons (mean over seeds)"][0]
-    assert mean.get_offsets()[0].tolist() == pytest.approx([0.25, 60.0])
+    mean = [c for c in fig.axes[0].collections if c.get_label() == "ours, random neurons (L2, standardised), mean over seeds"][0]
+    assert mean.get_offsets()[0].tolist() == pytest.approx([0.1, 60.0])
     assert n["ours"] is ours and n["baselines"] is rows
+    assert len(fig.axes) == 1  # no AUROC in ours: no AUROC panel
+    _assert_legends_clear(fig)
+
+
+def test_table1_figure_names_model_counts_paper_models_and_degenerate_intervals():
+    """The title names the model; every row of ours says its neuron count and recipe; each of
+    the paper's models has its own legend entry; an AUROC panel is drawn from ours; a probe that
+    flags every response gets no accuracy bar but a note."""
+    ours = {"triviaqa": {"accuracy": 0.8, "accuracy_ci": [0.7, 0.9], "n_pos": 12, "auroc": 0.85,
+                         "auroc_ci": [0.7, 0.95], "flagged": 0.5},
+            "nonexist": {"accuracy": 0.5, "accuracy_ci": [0.5, 0.5], "n_pos": 12, "auroc": 0.4,
+                         "auroc_ci": [0.2, 0.6], "flagged": 1.0}}
+    rows = [{"dataset": k, "kind": kind, "k": kk, "accuracy": 0.6, "auroc": 0.6,
+             **({"auroc_ci": [0.5, 0.7]} if kind == "h_neurons_refit" else {})}
+            for k in ours for kind, kk in (("h_neurons_refit", 3), ("random_1", 7), ("hsize_random_1", 3))]
+    fig, n = plots.table1_figure(ours, rows, ["triviaqa", "nonexist"], model="tiny-model",
+                                 probe_label="H-Neuron probe (7 neurons read)")
+    assert fig._suptitle.get_text() == "Table 1: tiny-model: hallucination detection"
+    acc, auc = fig.axes
+    labels = [t.get_text() for t in acc.get_legend().get_texts()]
+    from hneurons_utils.paper import table1_frame
+    assert [f"paper, {m}" for m in dict.fromkeys(table1_frame().model)] == [t for t in labels if t.startswith("paper, ")]
+    assert "ours, random neurons (7 neurons, L2, standardised), mean over seeds" in labels
+    assert "ours, random neurons (3 neurons, L2, standardised), mean over seeds" in labels
+    assert "ours, H-Neurons alone, refit (3 neurons, L2, standardised; 95% CI where stored)" in labels
+    assert "ours, H-Neuron probe (7 neurons read) (95% CI)" in labels
+    assert n["degenerate"] == {"nonexist": "the threshold flags every response: interval undefined"}
+    assert any("interval undefined" in t.get_text() for t in acc.texts)
+    assert auc.get_ylabel() == "AUROC" and n["model"] == "tiny-model"
     _assert_legends_clear(fig)
 
 
@@ -245,7 +287,7 @@ def test_recipe_figure_draws_each_recipe_and_difference():
            "datasets": {"triviaqa": d(m), "mine": d(few)}}
     fig, drawn = plots.recipe_figure(res)
     left, right = fig.axes
-    assert list(drawn["auroc"]) == ["reference (CETT, 3-vs-1)", "raw activations", "1-vs-1"]
+    assert list(drawn["auroc"]) == ["reference refit (CETT, 3-vs-1)", "raw activations", "1-vs-1"]
     assert [t.get_text() for t in right.get_legend().get_texts()] == ["CETT minus raw activations",
                                                                       "3-vs-1 minus 1-vs-1"]
     labels = [t.get_text() for t in left.get_yticklabels()]

@@ -276,6 +276,41 @@ def test_size_matched_sets_match_layer_and_size_and_avoid_the_h_neurons():
     assert all(p // 200 == q // 200 for p, q in pairs)  # same layer
 
 
+def test_random_controls_never_draw_an_excluded_neuron():
+    """A control drawn with ``exclude`` holds none of those neurons, keeps the layer counts, is
+    the unexcluded draw whenever that draw held none of them, and is uniform over the rest (each
+    allowed neuron is picked about equally often)."""
+    h = NeuronSet(np.array([0, 0, 1, 2]), np.array([1, 2, 3, 4]), 3, 10)
+    probe_neurons = NeuronSet.from_flat(np.array([0, 1, 2, 5, 6, 13, 14, 24, 25]), 3, 10)
+    counts = np.zeros(30)
+    changed = 0
+    for seed in range(2000):
+        a = random_neuron_set(h.size, 3, 10, seed, like=h, exclude=probe_neurons)
+        b = random_neuron_set(h.size, 3, 10, seed, like=h)
+        assert not set(a.flat) & set(probe_neurons.flat)
+        assert list(a.layer_counts()) == list(h.layer_counts())
+        if not set(b.flat) & set(probe_neurons.flat):
+            assert list(a.flat) == list(b.flat)
+        else:
+            changed += 1
+        counts[a.flat] += 1
+    assert changed > 0
+    layer0 = counts[[3, 4, 7, 8, 9]]  # the layer-0 neurons allowed: 2 picks of 5 each time
+    assert np.all(np.abs(layer0 / 2000 - 2 / 5) < 0.05)
+    assert counts[probe_neurons.flat].sum() == 0
+    flat = random_neuron_set(5, 3, 10, 0, exclude=np.array([0, 1, 2]))
+    assert flat.size == 5 and not set(flat.flat) & {0, 1, 2}
+    with pytest.raises(ValueError, match="too few left"):
+        random_neuron_set(9, 1, 10, 0, like=NeuronSet.from_flat(np.arange(9), 1, 10),
+                          exclude=np.array([9, 8]))
+    with pytest.raises(ValueError, match="exclude is a"):
+        random_neuron_set(2, 3, 10, 0, like=h, exclude=NeuronSet.from_flat(np.array([1]), 2, 10))
+    rng = np.random.default_rng(0)
+    size = rng.random((3, 10))
+    pairs = size_matched_pairs(h, size, seed=0, window=3, exclude=probe_neurons)
+    assert not set(pairs[:, 1]) & set(probe_neurons.flat) and sorted(pairs[:, 0]) == sorted(h.flat)
+
+
 def test_labels_and_columns_outside_their_range_are_refused():
     """Labels other than 0/1 (0.7 was cast to 0, -1 read as a class), a label count that does
     not match X, and column indices outside X are errors, not a probe of something else."""
@@ -287,3 +322,19 @@ def test_labels_and_columns_outside_their_range_are_refused():
         fit_probe(X, y[:-1], 1.0, n_layers=L, n_neurons=N)
     with pytest.raises(ValueError, match="columns must lie in"):
         fit_probe(X, y, 1.0, n_layers=L, n_neurons=N, columns=np.array([0, X.shape[1]]))
+
+
+def test_part_scores_split_the_decision_function_by_weight_sign():
+    """positive + negative + intercept is the decision function; each part reads only its
+    neurons, standardised as in the fit; a part without neurons is zeros."""
+    probe = Probe("m", 1, 4, np.array([0, 2, 3]), np.array([2.0, -1.0, 0.5]), 0.25, 1.0,
+                  np.array([1.0, 0.0, 0.0]), np.array([2.0, 1.0, 1.0]), standardize=True)
+    X = np.array([[3.0, 9.0, 1.0, 2.0], [1.0, 9.0, 4.0, 0.0]])
+    s = probe.part_scores(X)
+    assert s["positive"] == pytest.approx([2.0 * (3 - 1) / 2 + 0.5 * 2, 0.0])
+    assert s["negative"] == pytest.approx([-1.0, -4.0])
+    assert s["full"] == pytest.approx(probe.decision_function(X))
+    only_pos = Probe("m", 1, 4, np.array([1]), np.array([1.0]), 0.0, 1.0, np.zeros(1), np.ones(1))
+    assert only_pos.part_scores(X)["negative"].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="expected features"):
+        probe.part_scores(X[:, :3])

@@ -205,3 +205,12 @@ def test_ordinals_take_their_english_suffix():
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 72, 97.4, 100, 111, 112)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "72nd", "97th", "100th",
         "111th", "112th"]
+
+
+def test_mcnemar_exact_is_the_two_sided_binomial_test_of_the_discordant_pairs():
+    from hneurons_utils.stats import mcnemar_exact
+    assert mcnemar_exact(11, 2) == pytest.approx(2 * (1 + 13 + 78) / 2 ** 13)
+    assert mcnemar_exact(2, 11) == mcnemar_exact(11, 2)
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(3, 3) == 1.0
+    with pytest.raises(ValueError, match="discordant"):
+        mcnemar_exact(-1, 2)

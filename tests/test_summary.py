@@ -538,32 +538,35 @@ def test_the_suppression_row_reads_chapter_4s_cost_answer_by_answer(results):
     claim = summary.COST_CLAIM[:30]
     assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).ours.startswith(
         "not measured (suppression_cost.json absent)")
-    items = [QAItem(f"q{i}", f"Which city is number {i}?", ["Paris"], "triviaqa") for i in range(3)]
-    recs = cost_records(items, {"unsteered (α=1)": ["Paris."] * 3,
-                                "H-Neurons α=0": ["Rome.", "Lyon.", "Paris."],
-                                "random-0 α=0": ["Paris."] * 3})
+    items = [QAItem(f"q{i}", f"Which city is number {i}?", ["Paris"], "triviaqa") for i in range(32)]
+    recs = cost_records(items, {"unsteered (α=1)": ["Paris."] * 32,
+                                "H-Neurons α=0": ["Rome."] * 17 + ["Paris."] * 15,
+                                "random-0 α=0": ["Lyon."] * 2 + ["Paris."] * 30})
     path = results / MODEL / "behaviour" / "suppression_cost.json"
     write(path, {"rows": [cost("unsteered (α=1)", 32), cost("H-Neurons α=0", 15), cost("random-0 α=0", 30)],
                  "questions": recs})
     r = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
     assert r.ours.startswith("H-Neurons silenced: 15 of 32 (47% [") and "as many random neurons: 30 of 32" in r.ours
-    assert "2 answers lost (2 name a wrong answer instead, 0 name none, 0 decline) (read by rule)" in r.ours
+    assert "17 answers lost (17 name a wrong answer instead, 0 name none, 0 decline) (read by rule)" in r.ours
     write(path.parent / "loss_labels.json", {"agree": 20, "n": 25})
     r2 = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
     assert ("0 decline) (read by rule, which reads 20 of 25 hand-labelled lost answers as the "
             "labeller did)") in r2.ours and "by hand" not in r2.ours
-    hand = {"lost": 2, "labelled": 2, "another answer": 0, "no answer": 2, "refusal": 0, "correct": 0, "unclear": 0}
+    hand = {"lost": 17, "labelled": 17, "another answer": 0, "no answer": 17, "refusal": 0, "correct": 0, "unclear": 0}
     write(path.parent / "loss_labels.json", {"agree": 20, "n": 25, "hand": {"H-Neurons α=0": hand}})
     r2 = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
-    assert ("; by hand (2 of 2 labelled): 0 name a wrong answer, 2 name none, 0 decline, 0 are right "
+    assert ("; by hand (17 of 17 labelled): 0 name a wrong answer, 17 name none, 0 decline, 0 are right "
             "after all, 0 unclear") in r2.ours
     assert r2.reading.endswith("; the lost answers mostly give no answer at all")  # the labels, not the rule
     write(path.parent / "loss_labels.json", {"agree": 20, "n": 25, "hand": {"H-Neurons α=0": {**hand, "labelled": 1}}})
     assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading.endswith(
         "mostly become wrong answers, not refusals")  # a partial labelling leaves the rule's reading
     (path.parent / "loss_labels.json").unlink()
-    assert r.reading == ("costs more known answers than silencing random neurons (Wilson intervals "
-                         "apart); the lost answers mostly become wrong answers, not refusals")
+    assert r.reading == ("costs more known answers than silencing random neurons (paired bootstrap "
+                         "over the questions); the lost answers mostly become wrong answers, not refusals")
+    write(path, {"rows": [cost("unsteered (α=1)", 32), cost("H-Neurons α=0", 15), cost("random-0 α=0", 30)]})
+    assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading == (
+        "costs more known answers than silencing random neurons (Wilson intervals of each condition)")
     write(path, {"rows": [cost("unsteered (α=1)", 32), cost("H-Neurons α=0", 28), cost("random-0 α=0", 30)]})
     r = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
     assert r.reading.startswith("not distinguishable") and "lost" not in r.ours
@@ -573,8 +576,8 @@ def test_the_suppression_row_reads_chapter_4s_cost_answer_by_answer(results):
     assert "as many random neurons: 30 of 32" in r.ours and "size-matched" not in r.ours.split(":")[0]
     assert "random neurons of their layers and CETT size: 17 of 32" in r.ours
     assert r.reading == ("costs more known answers than silencing random neurons (Wilson intervals "
-                         "apart); against neurons of their size: not distinguishable (their size may "
-                         "explain the cost)")
+                         "of each condition); against neurons of their size: not distinguishable (their "
+                         "size may explain the cost)")
     write(path, {"rows": []})
     assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading == "not run"
 
@@ -617,3 +620,25 @@ def test_a_figure3_row_adds_the_size_matched_control_when_chapter_4_ran_it(resul
     ours = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").ours
     assert ours == before + ("; H minus random neurons of their size +0.4 pp/α [-2.0, +3.0] "
                              "(no evidence of a difference)")
+
+
+def test_origin_folder_warns_when_several_pairs_ran(tmp_path):
+    import os
+    import warnings
+    assert summary.origin_folder(tmp_path) is None
+    for i, name in enumerate(["pair-a", "pair-b"]):
+        write(tmp_path / name / "origin" / "results.json", {})
+        os.utime(tmp_path / name / "origin" / "results.json", (1000 + i, 1000 + i))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        assert summary.origin_folder(tmp_path) == tmp_path / "pair-b" / "origin"
+    assert any("reading the newest, pair-b; set ORIGIN_DIR" in str(x.message) for x in w)
+
+
+def test_slope_verdict_needs_enough_scored_items_at_every_alpha():
+    h = {"slope_pp": 5.0, "ci_lo": 1.0, "ci_hi": 9.0, "n_items": 32, "n_scored": "6-32"}
+    diff = {"slope_pp": 5.0, "ci_lo": 1.0, "ci_hi": 9.0, "n_items": 32, "n_scored": "6-31"}
+    assert summary.slope_verdict(diff, h, 10).startswith("too few scored items to conclude (as few as 6")
+    assert not summary.slope_verdict(diff, {**h, "n_scored": "12-32"}, 10).startswith("too few")
+    assert not summary.slope_verdict(diff, {k: v for k, v in h.items() if k != "n_scored"}, 10).startswith("too few")
+    assert summary.min_scored({"n_scored": 24}) == 24 and summary.min_scored({"n_scored": "7-17"}) == 7

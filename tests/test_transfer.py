@@ -75,7 +75,7 @@ def test_plot_transfer_keeps_unscored_datasets_on_the_axis():
     fig, ax = plt.subplots()
     transfer.plot_transfer(ax, table, None, {"bioasq": {"faithful": 0, "hallucinated": 60}})
     assert [t.get_text() for t in ax.get_xticklabels()] == [
-        "TriviaQA", "NQ-Open\n(3 per class:\ntoo few)", "BioASQ"]
+        "TriviaQA\n(20 per class)", "NQ-Open\n(3 per class:\ntoo few)", "BioASQ"]
     assert any("0 faithful" in t.get_text() and "60 hallucinated" in t.get_text() for t in ax.texts)
     faded = [round(b.get_x() + b.get_width() / 2) for b in ax.patches if b.get_hatch() == "//"]
     assert sorted(faded) == [1, 1]  # both nq_open bars, no triviaqa bar
@@ -423,3 +423,72 @@ def test_discussion_quotes_the_probes_instruct_side_yardstick():
     assert "printed with the identification above" in transfer.discussion(chance, {}, {}, True, 2)[0]
     good = [dict(chance[0], lo=70.0, verdict="above chance, and above random neurons")]
     assert "not measured here" in transfer.discussion(good, {}, {}, True, 2)[0]
+
+
+def test_plot_transfer_follows_the_papers_order_and_names_what_each_probe_reads():
+    """Datasets stand in the paper's order (TriviaQA, NQ-Open, BioASQ) whatever the table's,
+    an unscored one keeps its slot; the unchanged probe is labelled by what it reads, the
+    random probes by their neuron and seed counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from hneurons_utils.probe import Probe
+
+    table = pd.DataFrame([{"dataset": ds, "probe": transfer.UNCHANGED, "auroc": 60.0, "lo": 50.0,
+                           "hi": 70.0, "n": 36, "n_neurons": 4} for ds in ("bioasq", "triviaqa")]
+                         + [{"dataset": ds, "probe": transfer.RANDOM, "auroc": 40.0, "lo": 30.0,
+                             "hi": 48.0, "n": 36, "n_probes": 5, "n_neurons": 4}
+                            for ds in ("bioasq", "triviaqa")])
+    probe = Probe("m", 2, 4, np.array([1, 2, 5, 6]), np.array([4.19, -11.29, -1.0, -0.5]), 0.0,
+                  1.0, np.zeros(4), np.ones(4))
+    label = transfer.probe_label(probe)
+    assert label == "instruct probe (1 H-Neuron + 3 negative-weight neurons)"
+    fig, ax = plt.subplots()
+    transfer.plot_transfer(ax, table, None, {"nq_open": {"faithful": 0, "hallucinated": 59}},
+                           unchanged_label=label)
+    assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == ["TriviaQA", "NQ-Open", "BioASQ"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"{label} (bar: 95% bootstrap CI)" in legend
+    assert f"{transfer.RANDOM}, 4 neurons each, mean of 5 seeds (bar: lowest-highest seed)" in legend
+    plt.close(fig)
+
+
+def _rows(unchanged, random_aucs, refit, same):
+    """transfer_table-like rows of one dataset, indexed by probe (AUROC in %)."""
+    rnd = np.array(random_aucs, dtype=float)
+    same = np.array(same, dtype=float)
+    return pd.DataFrame([
+        {"probe": transfer.UNCHANGED, "auroc": unchanged, "lo": unchanged - 20, "hi": unchanged + 20, "n": 22},
+        {"probe": transfer.REFIT, "auroc": refit, "lo": np.nan, "hi": np.nan, "n": 22,
+         "same_size_n": same.size, "same_size_below_chance": int((same < 50).sum())},
+        {"probe": transfer.RANDOM, "auroc": rnd.mean(), "lo": rnd.min(), "hi": rnd.max(), "n": 22,
+         "n_probes": rnd.size, "n_below_chance": int((rnd < 50).sum())}]).set_index("probe")
+
+
+def test_below_chance_note_fires_when_most_classifiers_sit_below_50():
+    """BioASQ of the default run: 7 of 12 classifiers below 50 and the random mean below it;
+    with span length far from 50 the note links the two, with span near 50 it says the span
+    does not explain it; where most classifiers are above 50, no note."""
+    r = _rows(50.4, [38.8, 29.8, 28.1, 47.9, 41.3], 33.9, [52.1, 74.8, 20.7, 54.5, 51.2])
+    note = transfer.below_chance_note(r, span=95.5)
+    assert note.startswith("7 of the 12 classifiers trained on the instruct model score below 50")
+    assert "random-neuron probes: 5 of 5, from 28.1 to 47.9" in note and "refit: 33.9" in note
+    assert "adds nothing to clearing chance" in note and "span length alone separates the classes here (95.5)" in note
+    assert "does not obviously explain" in transfer.below_chance_note(r, span=55.0)
+    assert "span" not in transfer.below_chance_note(r)
+    up = _rows(60.0, [38.0, 45.0, 52.0, 55.0, 40.0], 60.0, [55.0, 60.0, 62.0, 58.0, 40.0])
+    assert transfer.below_chance_note(up, span=95.5) == ""  # random mean 46, but 4 of 12 below
+
+
+def test_expected_unscored_uses_the_other_datasets_rate():
+    """NQ-Open of the default run: 29 faithful in 1,194 questions elsewhere predicts about 1.4
+    in 59, so NQ-Open was expected to go unscored; 412 questions would give 10 at that rate."""
+    counts = {"triviaqa": {"questions": 400, "faithful": 18, "hallucinated": 378},
+              "bioasq": {"questions": 794, "faithful": 11, "hallucinated": 783},
+              "nq_open": {"questions": 59, "faithful": 0, "hallucinated": 59}}
+    out = transfer.expected_unscored(counts, {"triviaqa": 400, "nq_open": 60, "bioasq": 800})
+    assert len(out) == 1 and out[0].startswith("nq_open: at the faithful rate of the other datasets (2.4%")
+    assert "59 questions (60 requested) were expected to give about 1.4 faithful" in out[0]
+    assert "expected to be unscored" in out[0] and "about 412 questions" in out[0]
+    assert transfer.expected_unscored({"a": {"questions": 10, "faithful": 20, "hallucinated": 30}}) == []
