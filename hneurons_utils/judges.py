@@ -592,7 +592,7 @@ def agreement_text(summary: Sequence[dict], dataset: str, judge_name: str = "the
     name = dataset_label(dataset)
     if not rows:
         return f"No hand labels of {name} answers ship with the book: {judge_name} is unchecked there."
-    lines = [f"Hand labels of {rows[0]['n_labelled']} {name} answers of the default model "
+    lines = [f"Hand labels of {rows[0]['n_labelled']} {name} answers of {LABELS_MODEL} "
              f"({rows[0]['n_unclear']} unclear by hand: no answer and no decline), against {judge_name}:"]
     for r in rows:
         agree, vague = r["both_yes"], r["judge_yes_unclear"]
@@ -610,7 +610,8 @@ def agreement_text(summary: Sequence[dict], dataset: str, judge_name: str = "the
         else:
             said = "the judge says so of none"
         lines.append(f"- *{LABEL_MEANS[r['label']]}*: {said}; of the {r['human_yes']} so by hand "
-                     f"it finds {agree}.")
+                     f"it finds {agree} (a recall within the labelled sample, whose mix of labels "
+                     "need not be the run's).")
     caution = label_check(summary, dataset)[1]
     return "\n".join(lines) + (f"\n\n**Caution:** {caution}." if caution else "")
 

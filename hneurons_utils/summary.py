@@ -244,6 +244,16 @@ def _identification(folder: Path) -> list[dict]:
         reading += {"unstable": "; the set itself does not reproduce under resampling",
                     "core": "; under resampling a core of the set reproduces, its edge does not",
                     }.get(stability_kind(st), "")
+    parts = read_results(folder / "probe_parts.json")  # optional: which part of the probe detects
+    if parts and parts.get("h_neurons_auroc") is not None and np.isfinite(parts.get("probe_auroc", np.nan)):
+        where = "held out" if parts.get("held_out") else "training responses"
+        ours += (f"; AUROC hallucinated vs faithful ({where}): whole probe {parts['probe_auroc']:.2f}, "
+                 f"its H-Neurons alone {parts['h_neurons_auroc']:.2f}"
+                 + (f", its negative-weight neurons alone {parts['negative_auroc']:.2f}"
+                    if parts.get("negative_auroc") is not None else ""))
+        if parts.get("negative_auroc") is not None and parts["negative_auroc"] > parts["h_neurons_auroc"] + 0.02:
+            reading += ("; most of the probe's detection comes from the neurons it weighs negatively, "
+                        "not from the H-Neurons")
     cell, warn = judges.label_check((read_results(folder / "answer_judge_agreement.json") or {}).get("rows", []),
                              "triviaqa")
     ours += f"; {cell}" if cell else ""

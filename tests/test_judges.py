@@ -325,7 +325,7 @@ def test_answer_label_agreement_counts_each_label():
     assert "1 is unclear (precision over the clear ones 1.00 [" in text
     assert "; 1 of all 2, 0.50, counting the unclear ones as not)" in text
     caution = judges.label_check(summary, "triviaqa")[1]  # the correct label's interval reaches under 0.5
-    assert caution and text.endswith("it finds 1.\n\n**Caution:** " + caution + ".")
+    assert caution and text.endswith("it finds 1 (a recall within the labelled sample, whose mix of labels need not be the run's).\n\n**Caution:** " + caution + ".")
 
 
 def test_hand_label_check_reads_only_the_asked_sets(tmp_path):

@@ -111,6 +111,14 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert "0.667 per mille counting the 21 negative weights too" in nz.ours
     assert nz.reading.startswith("within the paper's range; counting the non-zero weights, sparse (under "
                                  "1 per mille), but outside the paper's range")
+    write(results / MODEL / "identification" / "probe_parts.json",
+          {"held_out": True, "probe_auroc": 0.99, "h_neurons_auroc": 0.84, "negative_auroc": 0.95})
+    pp = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
+    assert ("AUROC hallucinated vs faithful (held out): whole probe 0.99, its H-Neurons alone 0.84, its "
+            "negative-weight neurons alone 0.95") in pp.ours
+    assert pp.reading.endswith("; most of the probe's detection comes from the neurons it weighs negatively, "
+                               "not from the H-Neurons")
+    (results / MODEL / "identification" / "probe_parts.json").unlink()
     tq = row(card, "Table 1 (§2)", "TriviaQA")
     # the one-rule refit is at chance, but the paired drop's interval includes 0: inconclusive
     assert tq.reading.startswith(
