@@ -23,7 +23,7 @@ import pandas as pd
 from .benchmarks import BENCHMARKS
 from .judges import LABELS_MODEL, WEAK_PRECISION_LO
 from .stats import item_bootstrap_means, wilson_ci
-from .wording import are, noun, ordinal, signed
+from .wording import are, noun, ordinal, param_count, signed
 
 
 # ---------------------------------------------------------------- compliance-rate arithmetic
@@ -354,7 +354,7 @@ def _drop_out(bench: str) -> str:
 
 def size_against(n_params: int, paper_b: float, paper_name: str) -> str:
     """Our model's parameter count beside the paper's smallest model's (``paper_b`` billion)."""
-    ours = f"{n_params / 1e9:.1f}B parameters" if n_params >= 1e9 else f"{n_params / 1e6:.0f}M parameters"
+    ours = f"{param_count(n_params)} parameters"
     ratio = paper_b * 1e9 / n_params
     if ratio >= 1.5:
         return f"{ours}, about {ratio:.0f} times fewer than the paper's smallest ({paper_name})"
@@ -1198,6 +1198,29 @@ def cost_paired_text(paired: dict) -> str:
             f"[{_ci_end(lo)}, {_ci_end(hi)}] (bootstrap over the questions); per set, {sets}")
 
 
+def _cost_comparison(rows: Sequence[dict], records: Sequence[dict] | None,
+                     sized: bool) -> tuple[str | None, dict | None]:
+    """:func:`cost_verdict` and the :func:`cost_paired` result it rests on (None where the
+    comparison falls back on Wilson intervals or there is nothing to compare)."""
+    _, h, randoms = cost_parts(rows)
+    if sized:
+        randoms = size_matched_rows(rows)
+    if h is None or not h["n"]:
+        return None, None
+    if not randoms:
+        return "no random set", None
+    paired = cost_paired(rows, records, sized) if records else None
+    if paired is not None:
+        lo, hi = paired["ci"]
+        return ("more" if lo > 0 else "less" if hi < 0 else "not distinguishable"), paired
+    hlo, hhi = h["ci (Wilson)"]
+    if all(hhi < r["ci (Wilson)"][0] for r in randoms):
+        return "more", None
+    if all(hlo > r["ci (Wilson)"][1] for r in randoms):
+        return "less", None
+    return "not distinguishable", None
+
+
 def cost_verdict(rows: Sequence[dict], sized: bool = False,
                  records: Sequence[dict] | None = None) -> str | None:
     """Silencing the H-Neurons against silencing the random sets: "more" (they cost more
@@ -1210,29 +1233,45 @@ def cost_verdict(rows: Sequence[dict], sized: bool = False,
     conservative rule since overlap does not show the costs equal.
     ``sized``: against the sets matched by layer and size (:func:`size_matched_rows`) instead
     of the layer-matched ones."""
-    _, h, randoms = cost_parts(rows)
-    if sized:
-        randoms = size_matched_rows(rows)
-    if h is None or not h["n"]:
-        return None
-    if not randoms:
-        return "no random set"
-    paired = cost_paired(rows, records, sized) if records else None
-    if paired is not None:
-        lo, hi = paired["ci"]
-        return "more" if lo > 0 else "less" if hi < 0 else "not distinguishable"
-    hlo, hhi = h["ci (Wilson)"]
-    if all(hhi < r["ci (Wilson)"][0] for r in randoms):
-        return "more"
-    if all(hlo > r["ci (Wilson)"][1] for r in randoms):
-        return "less"
-    return "not distinguishable"
+    return _cost_comparison(rows, records, sized)[0]
 
 
 def cost_accuracy(r: dict) -> str:
     """One cost row's correct answers with its accuracy and Wilson interval, in percent."""
     lo, hi = r["ci (Wilson)"]
     return f"{r['correct']} of {r['n']} ({100 * r['accuracy']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}])"
+
+
+# cost_reading's verdict sentences: against the layer-matched sets, then the size-matched ones;
+# each by Wilson intervals (an older result file) or paired over the questions
+_COST_LAYER = {
+    False: {"more": (" Its interval lies below every random set's: silencing these neurons costs more "
+                     "answers than silencing random ones of the same layers."),
+            "less": (" Its interval lies above every random set's: silencing them costs fewer answers "
+                     "than silencing random neurons."),
+            "not distinguishable": (" The intervals overlap with at least one random set's, so this run "
+                                    "does not show that silencing the H-Neurons costs more (or less) "
+                                    "than silencing random neurons.")},
+    True: {"more": " The interval excludes 0: silencing these neurons costs more answers than "
+                   "silencing random ones of the same layers.",
+           "less": " The interval excludes 0: silencing them costs fewer answers than silencing "
+                   "random neurons.",
+           "not distinguishable": " The interval contains 0, so this run does not show that silencing "
+                                  "the H-Neurons costs more (or less) than silencing random neurons."}}
+_COST_SIZE_MORE = ("the H-Neurons cost more answers than these too, so their cost is not their size "
+                   "alone: they take part in answering questions the model knows, not only in "
+                   "hallucinating (the paper's criterion for C aims to keep this cost small; chapter "
+                   "2 weighs it in choosing C).")
+_COST_SIZE = {
+    False: {"more": ": " + _COST_SIZE_MORE,
+            "less": ": the H-Neurons cost fewer answers than neurons of their size.",
+            "not distinguishable": (": the intervals overlap, so what silencing the H-Neurons costs "
+                                    "is not told apart from what silencing any neurons of their size "
+                                    "costs")},
+    True: {"more": ". The interval excludes 0: " + _COST_SIZE_MORE,
+           "less": ". The interval excludes 0: the H-Neurons cost fewer answers than neurons of their size.",
+           "not distinguishable": (". The interval contains 0, so what silencing the H-Neurons costs "
+                                   "is not told apart from what silencing neurons of their size costs")}}
 
 
 def cost_reading(rows: Sequence[dict], h_percentile: float | None = None,
@@ -1243,9 +1282,7 @@ def cost_reading(rows: Sequence[dict], h_percentile: float | None = None,
     questions' replies, are given); ``h_percentile``: the H-Neurons' median percentile of mean
     CETT in their layers, named beside the size-matched sets."""
     unsteered, h, randoms = cost_parts(rows)
-    verdict = cost_verdict(rows, records=records)
-    if records and verdict not in (None, "no random set"):
-        return _cost_reading_paired(rows, h_percentile, records, verdict)
+    verdict, paired = _cost_comparison(rows, records, False)
     if verdict is None:
         return "Not measured (no question, or no H-Neuron to silence)."
     text = f"Silencing the H-Neurons leaves {cost_accuracy(h)} correct"
@@ -1254,69 +1291,20 @@ def cost_reading(rows: Sequence[dict], h_percentile: float | None = None,
         return text + "; no random set was silenced to compare with."
     text += ("; silencing as many random neurons of the same layers leaves "
              + ", ".join(cost_accuracy(r) for r in randoms) + ".")
-    text += {
-        "more": (" Its interval lies below every random set's: silencing these neurons costs more "
-                 "answers than silencing random ones of the same layers."),
-        "less": (" Its interval lies above every random set's: silencing them costs fewer answers "
-                 "than silencing random neurons."),
-        "not distinguishable": (" The intervals overlap with at least one random set's, so this run "
-                                "does not show that silencing the H-Neurons costs more (or less) "
-                                "than silencing random neurons.")}[verdict]
+    text += (f" Compared {cost_paired_text(paired)}." if paired else "") + _COST_LAYER[paired is not None][verdict]
     sized = size_matched_rows(rows)
     if not sized:
         return text
-    sv = cost_verdict(rows, sized=True)
+    sv, sized_paired = _cost_comparison(rows, records, True)
     where = ("" if h_percentile is None else f" (the H-Neurons sit at a median {ordinal(h_percentile)} "
              "percentile of their layers' mean CETT)")
     text += (" Random neurons of the same layers *and* about the same CETT size" + where + " leave "
-             + ", ".join(cost_accuracy(r) for r in sized))
-    return text + {
-        "more": (": the H-Neurons cost more answers than these too, so their cost is not their "
-                 "size alone: they take part in answering questions the model knows, not only in "
-                 "hallucinating (the paper's criterion for C aims to keep this cost small; chapter "
-                 "2 weighs it in choosing C)."),
-        "less": ": the H-Neurons cost fewer answers than neurons of their size.",
-        "not distinguishable": (": the intervals overlap, so what silencing the H-Neurons costs "
-                                "is not told apart from what silencing any neurons of their size "
-                                "costs" + (" (the gap to typical random neurons may be their size)"
-                                           if verdict == "more" else "") + ".")}[sv]
-
-
-def _cost_reading_paired(rows: Sequence[dict], h_percentile: float | None, records: Sequence[dict],
-                         verdict: str) -> str:
-    """:func:`cost_reading` when the questions' replies allow the paired comparison."""
-    unsteered, h, randoms = cost_parts(rows)
-    text = f"Silencing the H-Neurons leaves {cost_accuracy(h)} correct"
-    text += f", against {cost_accuracy(unsteered)} unsteered" if unsteered else ""
-    text += ("; silencing as many random neurons of the same layers leaves "
-             + ", ".join(cost_accuracy(r) for r in randoms) + ". Compared "
-             + cost_paired_text(cost_paired(rows, records)) + ".")
-    text += {
-        "more": " The interval excludes 0: silencing these neurons costs more answers than "
-                "silencing random ones of the same layers.",
-        "less": " The interval excludes 0: silencing them costs fewer answers than silencing "
-                "random neurons.",
-        "not distinguishable": " The interval contains 0, so this run does not show that silencing "
-                               "the H-Neurons costs more (or less) than silencing random neurons."}[verdict]
-    sized = size_matched_rows(rows)
-    if not sized:
-        return text
-    sv = cost_verdict(rows, sized=True, records=records)
-    where = ("" if h_percentile is None else f" (the H-Neurons sit at a median {ordinal(h_percentile)} "
-             "percentile of their layers' mean CETT)")
-    text += (" Random neurons of the same layers *and* about the same CETT size" + where + " leave "
-             + ", ".join(cost_accuracy(r) for r in sized) + "; compared "
-             + cost_paired_text(cost_paired(rows, records, sized=True)))
-    return text + {
-        "more": (". The interval excludes 0: the H-Neurons cost more answers than these too, so "
-                 "their cost is not their size alone: they take part in answering questions the "
-                 "model knows, not only in hallucinating (the paper's criterion for C aims to keep "
-                 "this cost small; chapter 2 weighs it in choosing C)."),
-        "less": ". The interval excludes 0: the H-Neurons cost fewer answers than neurons of their size.",
-        "not distinguishable": (". The interval contains 0, so what silencing the H-Neurons costs "
-                                "is not told apart from what silencing neurons of their size costs"
-                                + (" (the gap to typical random neurons may be their size)"
-                                   if verdict == "more" else "") + ".")}[sv]
+             + ", ".join(cost_accuracy(r) for r in sized)
+             + (f"; compared {cost_paired_text(sized_paired)}" if sized_paired else ""))
+    text += _COST_SIZE[sized_paired is not None][sv]
+    if sv == "not distinguishable":
+        text += (" (the gap to typical random neurons may be their size)" if verdict == "more" else "") + "."
+    return text
 
 
 LOSS_KINDS = ("another answer", "no answer", "refusal")  # how an answer lost to silencing reads

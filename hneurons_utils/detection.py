@@ -1263,12 +1263,10 @@ def credit_lines(ours: dict[str, dict], baselines: pd.DataFrame, control: dict |
             c = entry["metrics"]
             cn = min(c["n_pos"], c.get("n_neg", c["n_pos"]))
             outcome = span_control_outcome(entry, min_per_class)
-            alone = (entry.get("spans") or {}).get("AUROC of span length alone")
             parts.append(f"span control {outcome} (one-rule refit {c['auroc']:.2f} "
                          f"{_auroc_ci_text(*c['auroc_ci'], cn)}"
                          + (f", paired drop {span_drop_text(entry['drop'])}" if finite_drop(entry) else "")
-                         + (f"; span length alone {alone:.2f} under the same rule" if alone is not None else "")
-                         + ")")
+                         + _span_alone_note(entry) + ")")
         elif supported:
             parts.append("span control not run")
         lfl = like_for_like(k, baselines, n_min, min_per_class)

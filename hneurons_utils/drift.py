@@ -264,6 +264,15 @@ MIN_FOR_HISTOGRAM = 10  # fewer: Figure 4b marks each rank instead of a density 
 NORM_WINDOW = 10  # norm-matched control: each H-Neuron's partner is drawn among this many neurons
 
 
+def _left_out(neurons: Any, exclude: Any) -> set[int]:
+    """Flat indices no norm-matched partner may be: ``neurons`` themselves and ``exclude`` (a
+    ``NeuronSet`` or flat indices, :func:`probe.flat_set`)."""
+    from .probe import flat_set
+
+    return (set(flat_set(exclude, neurons.n_layers, neurons.n_neurons).tolist())
+            | set(np.asarray(neurons.flat).tolist()))
+
+
 def norm_matched_sets(neurons: Any, norm: np.ndarray, n_sets: int, seed: int = 0,
                       exclude: Any = None, window: int = NORM_WINDOW) -> np.ndarray:
     """``n_sets`` random neuron sets matched to ``neurons`` by layer and weight norm, as flat
@@ -282,8 +291,7 @@ def norm_matched_sets(neurons: Any, norm: np.ndarray, n_sets: int, seed: int = 0
     if not (np.isfinite(norm).all() and (norm > 0).all()):
         raise ValueError("weight norms must be finite and positive")
     N = neurons.n_neurons
-    out_flat = set(np.asarray(getattr(exclude, "flat", exclude if exclude is not None else []), dtype=np.int64).tolist())
-    out_flat |= set(np.asarray(neurons.flat).tolist())
+    out_flat = _left_out(neurons, exclude)
     log = np.log(norm)
     windows = []
     for layer, j in zip(np.asarray(neurons.layers), np.asarray(neurons.neurons)):
@@ -380,8 +388,7 @@ def _norm_tests(score: np.ndarray, rank: np.ndarray, neurons: Any, norm: np.ndar
     sets = norm_matched_sets(neurons, norm, n_random, seed=int(seed) + 7_000_003, exclude=exclude,
                              window=window)
     means = rank[sets].mean(axis=1)
-    n_excl = len(set(np.asarray(getattr(exclude, "flat", exclude if exclude is not None else [])).tolist())
-                 | set(np.asarray(neurons.flat).tolist()))
+    n_excl = len(_left_out(neurons, exclude))
     return {"norm_spearman": {"rho": float(rho.statistic), "p_value": float(rho.pvalue),
                               "n_neurons": int(norm.size),
                               "h_percentiles": [float(v) for v in size_percentiles(neurons, norm)]},

@@ -114,7 +114,9 @@ def limits_text(offline: bool, n_params: int, sft: dict | None = None,
             "broad instruction tuning would. That makes a result in the paper's direction harder to "
             "get here, and a result against it hard to transfer to vendor alignment; neither is "
             "tested here.")
-    size = f"{n_params / 1e9:.1f}B" if n_params >= 1e9 else f"{n_params / 1e6:.0f}M"
+    from .wording import param_count
+
+    size = param_count(n_params)
     if n_params < 4e9:
         out.append(
             f"- *Scale*: {size} parameters against the paper's 4B to 70B. Whether H-Neurons form in "

@@ -543,6 +543,11 @@ def hand_label_draw_text(rows: Sequence[dict], sampled: dict[str, int] | None = 
                    "labels are the draw's, not those of this run's answers.")
 
 
+def question_of(e: Example) -> str:
+    """The question id of an example: its ``meta["qid"]``, else its key up to the sample index."""
+    return e.meta.get("qid", e.key.rsplit("#", 1)[0])
+
+
 def split_greedy_origin(split: dict[str, list[Example]], greedy: Sequence[dict] | None
                         ) -> dict[str, dict[str, dict[str, int]]] | None:
     """:func:`greedy_origin` for the balanced split of :func:`split_examples`: per part
@@ -554,7 +559,7 @@ def split_greedy_origin(split: dict[str, list[Example]], greedy: Sequence[dict] 
     lab = greedy_labels(greedy)
     out = {}
     for part, exs in split.items():
-        qids = {name: sorted({e.meta.get("qid", e.key.rsplit("#", 1)[0]) for e in exs if e.label == y})
+        qids = {name: sorted({question_of(e) for e in exs if e.label == y})
                 for name, y in (("hallucinated", 1), ("faithful", 0))}
         out[part] = {name: _origin_counts(q, lab) for name, q in qids.items()}
     return out
@@ -613,7 +618,17 @@ def probe_parts_check(probe: Probe, fs: FeatureSet, examples: Sequence[Example],
             "negative_auroc": auroc(y, s["negative"]) if sign["n_negative"] else None}
 
 
-def probe_parts_reading(r: dict, margin: float = 0.02) -> str:
+PARTS_MARGIN = 0.02  # AUROC by which one part of the probe must beat the other to "carry" its detection
+
+
+def negative_part_leads(r: dict, margin: float = PARTS_MARGIN) -> bool:
+    """Whether the probe's negative-weight part detects better than its H-Neurons (by more than
+    ``margin``), from :func:`probe_parts_check`'s ``r`` (False where a part is missing)."""
+    h, n = r.get("h_neurons_auroc"), r.get("negative_auroc")
+    return h is not None and n is not None and bool(np.isfinite(h) and np.isfinite(n)) and n > h + margin
+
+
+def probe_parts_reading(r: dict, margin: float = PARTS_MARGIN) -> str:
     """:func:`probe_parts_check` in words: the whole probe's AUROC, each part's alone, and which
     part carries more of the detection (by more than ``margin``)."""
     where = (f"the {r['hallucinated']} hallucinated and {r['faithful']} faithful "
@@ -628,7 +643,7 @@ def probe_parts_reading(r: dict, margin: float = 0.02) -> str:
            f"summed over the H-Neurons only) reaches {f(h)}, its negative-weight part alone {f(n)}")
     if h is None or n is None or not (np.isfinite(h) and np.isfinite(n)):
         return out + "."
-    if n > h + margin:
+    if negative_part_leads(r, margin):
         return out + (": most of the probe's detection comes from its negative-weight neurons (they "
                       "vote 'not a hallucinated answer span'), not from the H-Neurons, so a number "
                       "quoted for the whole probe is not a number for the H-Neurons.")
@@ -716,7 +731,7 @@ def suppression_term_notes(keep: Sequence, screened: bool, split: dict[str, list
 
     if not keep:
         return ""
-    qids = {e.meta.get("qid", e.key.rsplit("#", 1)[0]) for part in split.values() for e in part}
+    qids = {question_of(e) for part in split.values() for e in part}
     shared = sum(it.qid in qids for it in keep)
     cap = SHORT_GREEDY.max_new_tokens
     return "\n".join([
@@ -745,7 +760,7 @@ def identification_caveats(split: dict[str, list[Example]], counts: dict, min_ag
     (with how many faithful questions the strict rule keeps), and the judges (``judge_name``
     None: the rule judge)."""
     held = split.get("val") or []
-    q = {y: len({e.meta.get("qid", e.key.rsplit("#", 1)[0]) for e in held if e.label == y}) for y in (1, 0)}
+    q = {y: len({question_of(e) for e in held if e.label == y}) for y in (1, 0)}
     r = {y: sum(e.label == y for e in held) for y in (1, 0)}
     if held:
         step = 1 / max(q[0] + q[1], 1)

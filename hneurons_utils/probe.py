@@ -106,7 +106,7 @@ class NeuronSet:
                    int(d["n_neurons"]))
 
 
-def _flat_set(exclude: "NeuronSet | Sequence[int] | np.ndarray | None", n_layers: int,
+def flat_set(exclude: "NeuronSet | Sequence[int] | np.ndarray | None", n_layers: int,
               n_neurons: int) -> np.ndarray:
     """Layer-major flat indices of ``exclude`` (a NeuronSet or flat indices), checked."""
     if exclude is None:
@@ -135,7 +135,7 @@ def random_neuron_set(k: int, n_layers: int, n_neurons: int, seed: int,
     that drew no excluded neuron is the one drawn without ``exclude`` (same seed, same set).
     """
     rng = np.random.default_rng(seed)
-    banned = _flat_set(exclude, n_layers, n_neurons)
+    banned = flat_set(exclude, n_layers, n_neurons)
     refill = np.random.default_rng([seed, 1])  # replacements only: other draws stay as they were
 
     def draw(pool_size: int, count: int, offset: int) -> np.ndarray:
@@ -192,7 +192,7 @@ def size_matched_pairs(like: NeuronSet, size: np.ndarray, seed: int, window: int
         raise ValueError("size holds NaN or infinite values")
     positive_int(window, "window")
     rng = np.random.default_rng(seed)
-    banned = _flat_set(exclude, like.n_layers, like.n_neurons)
+    banned = flat_set(exclude, like.n_layers, like.n_neurons)
     pairs = []
     for layer, idx in like.by_layer().items():
         out = banned[(banned >= layer * like.n_neurons) & (banned < (layer + 1) * like.n_neurons)]
@@ -327,14 +327,18 @@ class Probe:
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Logit of "hallucinated" for full-width features ``[n, n_layers * n_neurons]``.
         Rows with a NaN or infinite value at the probe's neurons are refused (never a NaN score)."""
+        return self._standardised(X) @ self.weights + self.intercept
+
+    def _standardised(self, X: np.ndarray) -> np.ndarray:
+        """``Z``: full-width features ``X`` at the probe's neurons, standardised as in the fit;
+        a wrong width, or a NaN or infinite value there, is refused."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected features [n, {self.n_features}] ({self.n_layers} layers x "
                              f"{self.n_neurons} neurons), got {X.shape}")
         used = X[:, self.flat].astype(np.float64)
         _check_finite(used, "X (at the probe's neurons)")
-        Z = (used - self.mean) / self.std
-        return Z @ self.weights + self.intercept
+        return (used - self.mean) / self.std
 
     def part_scores(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """The decision function split by the sign of the weights, for full-width features
@@ -344,13 +348,7 @@ class Probe:
         features at the probe's neurons, standardised as in the fit. A part with no neuron is
         all zeros. Each part read as a detector on its own tells which neurons carry the
         probe's detection (the whole probe's score is not the H-Neurons' alone)."""
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"expected features [n, {self.n_features}] ({self.n_layers} layers x "
-                             f"{self.n_neurons} neurons), got {X.shape}")
-        used = X[:, self.flat].astype(np.float64)
-        _check_finite(used, "X (at the probe's neurons)")
-        Z = (used - self.mean) / self.std
+        Z = self._standardised(X)
         pos, neg = self.weights > 0, self.weights < 0
         parts = {"positive": Z[:, pos] @ self.weights[pos], "negative": Z[:, neg] @ self.weights[neg]}
         return {**parts, "full": parts["positive"] + parts["negative"] + self.intercept}

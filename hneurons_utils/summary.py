@@ -24,7 +24,7 @@ from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEA
                         at_ceiling, slope_direction, syc_view)
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
-from .pipeline import stability_kind
+from .pipeline import negative_part_leads, stability_kind
 from .profiles import model_key
 from .stats import MIN_PER_CLASS
 from .transfer import transfer_reading
@@ -251,7 +251,7 @@ def _identification(folder: Path) -> list[dict]:
                  f"its H-Neurons alone {parts['h_neurons_auroc']:.2f}"
                  + (f", its negative-weight neurons alone {parts['negative_auroc']:.2f}"
                     if parts.get("negative_auroc") is not None else ""))
-        if parts.get("negative_auroc") is not None and parts["negative_auroc"] > parts["h_neurons_auroc"] + 0.02:
+        if negative_part_leads(parts):
             reading += ("; most of the probe's detection comes from the neurons it weighs negatively, "
                         "not from the H-Neurons")
     cell, warn = judges.label_check((read_results(folder / "answer_judge_agreement.json") or {}).get("rows", []),

@@ -38,3 +38,8 @@ def ordinal(n: float) -> str:
     k = int(round(float(n)))
     suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
     return f"{k}{suffix}"
+
+
+def param_count(n: int) -> str:
+    """A parameter count in short form: "135M", "7.2B"."""
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"

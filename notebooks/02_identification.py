@@ -240,8 +240,8 @@ if unavailable:
     print(f"hand labels left out, their questions not readable: {unavailable}")
 print(pipeline.hand_label_draw_text([r for r in judges.load_answer_labels() if r["dataset"] == "triviaqa"],
                                     counts["sampled"]))
-if judges.labels_model_note(MODEL_ID):
-    print(judges.labels_model_note(MODEL_ID))
+if note := judges.labels_model_note(MODEL_ID):
+    print(note)
 plots.write_results(OUT, "answer_judge_agreement", {"judge": JUDGE, "rows": label_summary})
 display(Markdown(judges.agreement_text(label_summary, "triviaqa",
                                        "the rule judge" if judge is None else f"the {JUDGE} judge")))
@@ -392,8 +392,8 @@ print("C chosen by", "held-out accuracy + suppression accuracy" if hook else "he
 if hook:  # how term (2) differs from the paper's, read from this run
     display(Markdown(pipeline.suppression_term_notes(keep, SCREEN, split, QA_MAX_NEW_TOKENS,
                                                      None if judge is None else f"the {JUDGE} judge ({JUDGE_MODEL})")))
-if pipeline.grid_edge_warning(grid):
-    print(pipeline.grid_edge_warning(grid))
+if edge := pipeline.grid_edge_warning(grid):
+    print(edge)
 print(f"train accuracy: on the probe's own {LABEL_SCHEME} training rows"
       + (" (answer and other-token rows, most of them label 0)" if LABEL_SCHEME == "3-vs-1" else "")
       + "; held-out accuracy and AUROC: on held-out responses, hallucinated vs faithful")

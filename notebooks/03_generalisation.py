@@ -411,7 +411,7 @@ if PROBE_VARIANTS and sets:
     rctl = detection.recipe_control(m, probe, split, sets, ecfg, ID_DIR, OUT, idc["Cs"], n_boot=N_BOOT,
                                     variants=PROBE_VARIANTS)
     plots.write_results(OUT, "recipe_control", rctl)
-    print("\n".join(detection.recipe_reading(rctl, total_neurons=m.adapter.total_neurons)))
+    print("\n".join(detection.recipe_reading(rctl)))
     print(f"({time.monotonic() - t0:.0f} s)")
 else:
     rctl = None

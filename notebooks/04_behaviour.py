@@ -220,8 +220,8 @@ print(len(conditions), "conditions:", ", ".join(c.tag for c in conditions))
 tqa = data.load_truthfulqa(DATA_DIR)
 faith = benchmarks.faitheval_items(FAITHEVAL_SOURCE, tqa, N_FAITHEVAL, SEED, FAITHEVAL_OPTIONS,
                                    MC_FORMAT)
-known = compliance.known_triviaqa(IDENT / "responses_triviaqa_greedy.jsonl",
-                                   sampled_path=IDENT / "responses_triviaqa.jsonl")
+screened = IDENT / "responses_triviaqa_greedy.jsonl"  # chapter 2's screening (absent with SCREEN=False)
+known = compliance.known_triviaqa(screened, sampled_path=IDENT / "responses_triviaqa.jsonl")
 suites = {
     "falseqa": benchmarks.falseqa_items(data.load_falseqa("test", DATA_DIR), N_FALSEQA, SEED),
     "faitheval": faith,
@@ -234,7 +234,7 @@ suites = {
 }
 tokens = {"falseqa": TOKENS_FALSEQA, "faitheval": TOKENS_FAITHEVAL,
           "sycophancy": TOKENS_SYCOPHANCY, "jailbreak": TOKENS_JAILBREAK}
-print(f"{len(known)} TriviaQA questions known to the model ({compliance.known_source(IDENT / 'responses_triviaqa_greedy.jsonl')})")
+print(f"{len(known)} TriviaQA questions known to the model ({compliance.known_source(screened)})")
 benchmarks.check_suites(suites)  # an empty suite raises here, naming it, not vanishing from Figure 3
 pd.DataFrame([{"suite": k, "benchmark": v[0].bench, "items": len(v),
                "new tokens": tokens[v[0].bench]} for k, v in suites.items()])
@@ -587,8 +587,8 @@ jb.assign(opening=jb.response.map(behaviour.redact),
 
 # %%
 plots.write_results(OUT, "judge_agreement", {"rows": agreement.to_dict("records")})
-if judges.labels_model_note(MODEL_ID):
-    print(judges.labels_model_note(MODEL_ID))
+if note := judges.labels_model_note(MODEL_ID):
+    print(note)
 # a precision (recall) with nothing to divide by, the judge (the hand labels) calling no reply
 # compliant, prints as "n = 0" rather than NaN
 ci = lambda c: "n = 0" if c[0] != c[0] else f"[{c[0]:.2f}, {c[1]:.2f}]"  # noqa: E731

@@ -521,7 +521,7 @@ for name, t in tests.items():  # the verdict is the scorecard's (drift.drift_ver
           f"{wording.p_value(t['random_layer_matched']['p_value'])} (changed less), "
           f"{wording.p_value(t['random_layer_matched']['p_value_more'])} (changed more)"
           f"\n  -> {drift.drift_verdict(t)}"
-          + (f"\n  weight size: {drift.norm_reading(t)}" if drift.norm_reading(t) else ""))
+          + (f"\n  weight size: {size}" if (size := drift.norm_reading(t)) else ""))
 plots.write_results(OUT, "results", {"drift": tests, "timings_s": timings, "offline_pair": OFFLINE,
                                      "base": str(BASE_SRC), "instruct": str(INSTRUCT_SRC),
                                      "n_h_neurons": h.size, "per_mille": h.per_mille})

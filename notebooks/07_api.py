@@ -235,8 +235,7 @@ if not m.remote and h_set.size:
         with scaled_down_proj(m, control, 0.0):
             silenced_random = m.hf(**enc).logits[0, -1].log_softmax(-1)
         after = m.hf(**enc).logits[0, -1].log_softmax(-1)
-    kl = float((before.exp() * (before - silenced)).sum())
-    kl_random = float((before.exp() * (before - silenced_random)).sum())
+    kl, kl_random = (float((before.exp() * (before - s)).sum()) for s in (silenced, silenced_random))
     restored = all(torch.equal(w, m.adapter.down_weight(m.hf, l)) for w, l in zip(w_before, layers))
     print(f"KL(unsteered || H-Neurons silenced) of the next token: {kl:.4f} nats (as many random "
           f"neurons of the same layers silenced: {kl_random:.4f}, the scale to read it against); "
