@@ -416,23 +416,29 @@ def generate_base(m: Any, questions: list[str], cfg: Any, seed: int | None = Non
     return [rs[0] for rs in _generate_base_prompts(m, prompts, cfg, seed)]
 
 
-def _generate_base_prompts(m: Any, prompts: list[str], cfg: Any,
-                           seed: int | None = None) -> list[list[str]]:
+def _generate_base_prompts(m: Any, prompts: list[str], cfg: Any, seed: int | None = None,
+                           keys: Any = None) -> list[list[str]]:
     """:func:`generate_base` on ready-made prompts, shaped as ``sampling.generate_texts``
-    returns (one list of answers per prompt), so ``collect_responses`` can call it."""
+    returns (one list of answers per prompt), so ``collect_responses`` can call it; ``keys``
+    (one per prompt) sample each prompt from its own random numbers, as there."""
+    from dataclasses import replace
+
     from transformers import StoppingCriteriaList
+
+    from .sampling import keyed_generate_kwargs
 
     if cfg.num_return_sequences != 1:
         raise ValueError("generate_base draws one answer per question (num_return_sequences=1)")
+    if keys is not None and len(keys) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(keys)} sampling keys")
     if seed is not None:
         torch.manual_seed(seed)
     enc = on_device(m, encode(m, prompts, add_special_tokens=False))
     n = enc["input_ids"].shape[1]
-    kw = dict(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample,
-              pad_token_id=m.tokenizer.pad_token_id,
-              stopping_criteria=StoppingCriteriaList([FirstLineStop(m.tokenizer, n)]))
-    kw.update(dict(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p) if cfg.do_sample
-              else dict(temperature=None, top_k=None, top_p=None))
+    # the first line is cut by FirstLineStop (after text), not by generate's stop strings
+    kw = keyed_generate_kwargs(m, replace(cfg, stop_at_newline=False), keys)
+    kw.pop("num_return_sequences")
+    kw["stopping_criteria"] = StoppingCriteriaList([FirstLineStop(m.tokenizer, n)])
     with torch.no_grad():
         out = m.hf.generate(**enc, **kw)
     texts = m.tokenizer.batch_decode(out[:, n:], skip_special_tokens=True)

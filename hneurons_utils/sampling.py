@@ -109,8 +109,9 @@ def _generate_shared_prefill(m: LoadedModel, enc: dict, kw: dict) -> torch.Tenso
     pos = left_pad_positions(mask)
     prefix = m.hf(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
                   use_cache=True, logits_to_keep=1).past_key_values
-    if not hasattr(prefix, "batch_repeat_interleave"):  # a cache type that cannot be copied
-        return m.hf.generate(**enc, num_return_sequences=n, **kw)
+    if not hasattr(prefix, "batch_repeat_interleave"):  # a cache type that cannot be copied:
+        # the n copies made here, as generate would (keyed decoding is greedy in its eyes)
+        return m.hf.generate(**{k: v.repeat_interleave(n, 0) for k, v in enc.items()}, **kw)
     prefix.batch_repeat_interleave(n)
     return m.hf.generate(input_ids=ids.repeat_interleave(n, 0),
                          attention_mask=mask.repeat_interleave(n, 0),
@@ -221,23 +222,42 @@ def generate_traced(m: LoadedModel, enc: dict, kw: dict[str, Any],
     return out.cpu()
 
 
+def sample_keys(keys: Sequence[int], n: int) -> list[int]:
+    """One key per generated row from one key per prompt: sample ``j`` of prompt ``i`` gets
+    ``row_seed(keys[i], j)``, in ``generate``'s row order (prompt-major)."""
+    return [row_seed(int(k), j) for k in keys for j in range(n)]
+
+
 def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREEDY,
-                   seed: int | None = None) -> list[list[str]]:
+                   seed: int | None = None, keys: Sequence[int] | None = None
+                   ) -> list[list[str]]:
     """Generate for one batch of prompts; returns ``num_return_sequences`` answers per prompt.
 
     Prompts are left-padded so every row's continuation starts at the same position. Chat
-    prompts already carry their special tokens, so none are added.
+    prompts already carry their special tokens, so none are added. Under sampling, ``keys``
+    (one per prompt, :func:`row_seed`) give each prompt's samples their own random numbers
+    (:func:`sample_keys`, :class:`KeyedSampler`): what a prompt draws does not depend on the
+    other prompts of the batch. Without keys, or on a remote model, all rows share one stream
+    seeded ``seed``.
     """
     prompts = text_list(prompts, "prompts")
+    if keys is not None and len(keys) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(keys)} sampling keys")
     if seed is not None:
         torch.manual_seed(seed)
     enc = on_device(m, encode(m, prompts, add_special_tokens=False))
-    kw = generate_kwargs(m, cfg)
+    if keys is None or m.remote:
+        kw = generate_kwargs(m, cfg)
+    else:
+        kw = keyed_generate_kwargs(m, cfg, sample_keys(keys, cfg.num_return_sequences))
     with torch.no_grad():
         if m.remote:  # NDIF: the local copy has no weights, so generation runs in a trace there
             out = generate_traced(m, enc, kw)
         elif _can_share_prefill(m, cfg, enc):
             out = _generate_shared_prefill(m, enc, kw)
+        elif keys is not None and kw["num_return_sequences"] > 1:  # keyed decoding is greedy in
+            n = kw.pop("num_return_sequences")  # generate's eyes: the copies are made here
+            out = m.hf.generate(**{k: v.repeat_interleave(n, 0) for k, v in enc.items()}, **kw)
         else:
             out = m.hf.generate(**enc, **kw)
     texts = m.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -387,18 +407,22 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     paper's decoding settings. One record per question (``qid, dataset, question, answers,
     prompt, responses, labels, judge, settings``) is written after each batch of ``batch_size``
     questions, so an interrupted run resumes where it stopped: questions already in ``path``
-    are skipped, none is lost or written twice. Questions are batched by prompt length (a
-    stable sort over all ``items``), a batch with any missing question is generated whole and
-    only its missing records are written, so a resumed run draws the same samples as an
-    uninterrupted one. The draws depend on the batch composition: another ``batch_size`` (or
-    another ``items`` list) gives other, equally valid, samples for the questions still to do.
+    are skipped, none is lost or written twice. Each question's samples are drawn from its own
+    keys (``row_seed(seed, qid)``, :func:`sample_keys`, :class:`KeyedSampler`), so what a
+    question draws does not depend on the other questions, ``batch_size`` or the ``items``
+    list around it (up to float rounding in differently padded batches, which can move a
+    near-tie token). Questions are batched by prompt length (a stable sort over all ``items``),
+    and a batch with any missing question is generated whole and only its missing records are
+    written, so a resumed run repeats the uninterrupted one's batches exactly. A remote (NDIF)
+    model samples each batch from one stream seeded by the run seed and the batch's questions.
     ``judge(question, response, answers)`` returns "correct"/"incorrect"/"refusal" (default:
     :func:`echo_free_rule_judge`). ``on_batch(i, records)`` is called after batch ``i`` is
     written. Returns the records of ``items``, in their order.
 
     Another prompt format (the base model's in Figure 4a) plugs in through ``prompt_fn(tokenizer,
-    question) -> str`` and ``generate(m, prompts, cfg, seed) -> [[answer, ...], ...]`` (default
-    :func:`build_prompt` and :func:`generate_texts`); ``prompt_settings`` names that format in
+    question) -> str`` and ``generate(m, prompts, cfg, seed, keys) -> [[answer, ...], ...]`` (default
+    :func:`build_prompt` and :func:`generate_texts`; ``keys`` is one sampling key per prompt, or
+    None to sample from ``seed``'s stream); ``prompt_settings`` names that format in
     the settings key (default: the instruction), so files of two formats never mix. The key
     also holds the decoding settings, the model and ``seed``, and each record the chat
     template's id (:func:`template_id`): a file sampled otherwise is refused with an error,
@@ -414,16 +438,23 @@ def collect_responses(m: LoadedModel, items: Sequence, path: str | Path,
     positive_int(batch_size, "batch_size")
     path.parent.mkdir(parents=True, exist_ok=True)
     key = settings_hash({"gen": cfg.as_dict(), "model": m.name, "seed": seed,
+                         **({"draws": "per question"} if _keyed(m, cfg) else {}),
                          **(prompt_settings or {"instruction": INSTRUCTION})})
     with writer_lock(path):  # a second writer of this file fails instead of duplicating records
         return _collect(m, items, path, cfg, judge, batch_size, seed, on_batch, desc, prompt_fn,
                         generate, key)
 
 
+def _keyed(m: LoadedModel, cfg: GenConfig) -> bool:
+    """Whether collection draws each question's samples from its own keys: sampling on a local
+    model (a remote one samples from its batch's seeded stream, :func:`keyed_generate_kwargs`)."""
+    return cfg.do_sample and not getattr(m, "remote", False)
+
+
 def _collect(m, items, path, cfg, judge, batch_size, seed, on_batch, desc, prompt_fn, generate,
              key):
     """:func:`collect_responses`'s work, under its writer lock."""
-    jid, tid = judge_id(judge), template_id(m.tokenizer)
+    jid, tid, keyed = judge_id(judge), template_id(m.tokenizer), _keyed(m, cfg)
     done = _resume_records(path, key, items, judge, tid)
     prompt = {it.qid: prompt_fn(m.tokenizer, it.question) for it in items}
     order = sorted(items, key=lambda it: len(prompt[it.qid]))  # similar lengths share a batch
@@ -434,7 +465,8 @@ def _collect(m, items, path, cfg, judge, batch_size, seed, on_batch, desc, promp
         # a batch is always generated whole (its draws depend on all its rows) and only its
         # missing records are written: a resumed run writes what an uninterrupted one would
         prompts = [prompt[it.qid] for it in batch]
-        texts = generate(m, prompts, cfg, seed=_chunk_seed(seed, [it.qid for it in batch]))
+        texts = generate(m, prompts, cfg, seed=_chunk_seed(seed, [it.qid for it in batch]),
+                         keys=[row_seed(seed, it.qid) for it in batch] if keyed else None)
         recs = [{"qid": it.qid, "dataset": it.dataset, "question": it.question,
                  "answers": list(it.answers), "prompt": p, "responses": rs,
                  "labels": [judge(it.question, r, it.answers) for r in rs], "judge": jid,

@@ -306,7 +306,8 @@ def _spy_generate(m):
 
 
 def test_generate_base_returns_one_line_per_question():
-    """Base decoding gives one newline-free answer per question, reproducibly under a seed."""
+    """Base decoding gives one newline-free answer per question, reproducibly under a seed or,
+    per question, under its sampling key."""
     from hneurons_utils.models import wrap_model
     from hneurons_utils.sampling import GenConfig
 
@@ -316,6 +317,8 @@ def test_generate_base_returns_one_line_per_question():
     a = origin.generate_base(m, ["a b", "b"], cfg, seed=0)
     assert len(a) == 2 and all("\n" not in x for x in a)
     assert origin.generate_base(m, ["a b", "b"], cfg, seed=0) == a
+    keyed = origin._generate_base_prompts(m, ["a b", "b"], cfg, keys=[11, 12])
+    assert origin._generate_base_prompts(m, ["b"], cfg, seed=3, keys=[12]) == keyed[1:]
     with pytest.raises(ValueError, match="num_return_sequences"):
         origin.generate_base(m, ["a"], GenConfig(num_return_sequences=2))
 

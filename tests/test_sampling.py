@@ -69,6 +69,38 @@ def test_collect_regenerates_a_partly_written_batch_whole(tiny_model, tmp_path):
     assert by_qid(part) == by_qid(full)
 
 
+def test_collect_draws_depend_on_the_question_not_the_batch(tiny_model, tmp_path):
+    """Each question samples from its own keys: another batch size, or another list of
+    questions around it, gives it the same answers; another seed gives other ones."""
+    m = with_chat(tiny_model)
+    cfg = replace(TINY_GEN, num_return_sequences=3, max_new_tokens=4)
+
+    def answers(name, its, batch_size, seed=5):
+        recs = collect_responses(m, its, tmp_path / name, cfg, batch_size=batch_size, seed=seed)
+        return {r["qid"]: r["responses"] for r in recs}
+
+    ref = answers("a.jsonl", items(5), 5)
+    assert answers("b.jsonl", items(5), 1) == ref
+    assert answers("c.jsonl", items(5)[3:] + items(5)[1:2], 2) == {q: ref[q] for q in ("q1", "q3", "q4")}
+    assert answers("d.jsonl", items(5), 5, seed=6) != ref
+
+
+def test_generate_texts_keys_belong_to_their_prompt(tiny_model):
+    """With keys, a prompt's samples are the same alone or in a batch, and the n samples of
+    one prompt differ from each other; a wrong key count is named."""
+    import hneurons_utils.sampling as S
+
+    m = with_chat(tiny_model)
+    prompts = [S.build_prompt(m.tokenizer, q.question) for q in items(3)]
+    cfg = GenConfig(num_return_sequences=4, max_new_tokens=5, stop_at_newline=False)
+    keys = [S.row_seed("t", i) for i in range(3)]
+    both = generate_texts(m, prompts, cfg, seed=1, keys=keys)
+    assert generate_texts(m, prompts[2:], cfg, seed=2, keys=keys[2:]) == both[2:]
+    assert len(set(both[0])) > 1
+    with pytest.raises(ValueError, match="3 prompts but 2 sampling keys"):
+        generate_texts(m, prompts, cfg, keys=keys[:2])
+
+
 def test_collect_skips_done_questions(tiny_model, tmp_path):
     """A rerun generates nothing for questions already on disk and adds no duplicate line."""
     m = with_chat(tiny_model)
