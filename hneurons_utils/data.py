@@ -782,10 +782,14 @@ def fill_template(template: JailbreakTemplate | str, question: str) -> str:
 if __name__ == "__main__":  # python -m hneurons_utils.data [DATA_DIR]: where each benchmark file comes from
     import sys
 
+    usage = ("usage: python -m hneurons_utils.data [DATA_DIR]\n  where each benchmark file "
+             "the book reads comes from: DATA_DIR (default: $HNEURONS_DATA_DIR), the Hugging "
+             "Face Hub, or missing (then how to get it)")
+    if sys.argv[1:] in (["-h"], ["--help"]):
+        print(usage)
+        sys.exit(0)
     if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
-        sys.exit("usage: python -m hneurons_utils.data [DATA_DIR]\n  where each benchmark file "
-                 "the book reads comes from: DATA_DIR (default: $HNEURONS_DATA_DIR), the Hugging "
-                 "Face Hub, or missing (then how to get it)")
+        sys.exit(usage)
     try:
         print(check_sources(sys.argv[1] if len(sys.argv) > 1 else None))
     except FileNotFoundError as e:

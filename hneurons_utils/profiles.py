@@ -175,8 +175,12 @@ def run_dir(output_dir: str | os.PathLike, model_id: str, *parts: str) -> Path:
 
 
 if __name__ == "__main__":  # python -m hneurons_utils.profiles PROFILE NOTEBOOK.py [MINE.yaml] -> YAML
+    usage = "usage: python -m hneurons_utils.profiles PROFILE NOTEBOOK.py [OVERRIDES.yaml]"
+    if sys.argv[1:] in (["-h"], ["--help"]):
+        print(usage)
+        sys.exit(0)
     if len(sys.argv) not in (3, 4):
-        sys.exit("usage: python -m hneurons_utils.profiles PROFILE NOTEBOOK.py [OVERRIDES.yaml]")
+        sys.exit(usage)
     try:
         chosen = profile_for_notebook(*sys.argv[1:])
     except (FileNotFoundError, ValueError) as e:

@@ -392,8 +392,6 @@ print("C chosen by", "held-out accuracy + suppression accuracy" if hook else "he
 if hook:  # how term (2) differs from the paper's, read from this run
     display(Markdown(pipeline.suppression_term_notes(keep, SCREEN, split, QA_MAX_NEW_TOKENS,
                                                      None if judge is None else f"the {JUDGE} judge ({JUDGE_MODEL})")))
-if edge := pipeline.grid_edge_warning(grid):
-    print(edge)
 print(f"train accuracy: on the probe's own {LABEL_SCHEME} training rows"
       + (" (answer and other-token rows, most of them label 0)" if LABEL_SCHEME == "3-vs-1" else "")
       + "; held-out accuracy and AUROC: on held-out responses, hallucinated vs faithful")

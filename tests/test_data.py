@@ -381,3 +381,15 @@ def test_source_report_names_local_hub_and_missing_files(tmp_path, monkeypatch):
     assert "falseqa/test.csv: local" in check_sources(tmp_path)
     with pytest.raises(FileNotFoundError, match="none set: HNEURONS_DATA_DIR"):
         check_sources(None)
+
+
+@pytest.mark.parametrize("module", ["hneurons_utils.data", "hneurons_utils.profiles"])
+def test_command_line_help_and_misuse(module):
+    """``--help`` prints the usage and succeeds; an unknown option prints it and fails."""
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith(f"usage: python -m {module}")
+    bad = subprocess.run([sys.executable, "-m", module, "-x"], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith(f"usage: python -m {module}")
