@@ -10,8 +10,14 @@ from typing import Iterator
 
 try:
     import fcntl
-except ImportError:  # Windows: no advisory locks; see writer_lock
+except ImportError:  # Windows: a byte-range lock through msvcrt instead; see writer_lock
     fcntl = None
+try:
+    import msvcrt
+except ImportError:  # every system but Windows
+    msvcrt = None
+
+_WIN_LOCK_AT = 1 << 20  # the byte msvcrt locks: past the holder's id, which others must read
 
 
 class FileBusyError(RuntimeError):
@@ -42,6 +48,41 @@ def lock_path(path: str | Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
+def _lock(fd: int) -> bool:
+    """Take the exclusive writer lock on the open lock file ``fd`` without waiting; False if
+    another process holds it."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    os.lseek(fd, _WIN_LOCK_AT, os.SEEK_SET)  # msvcrt locks bytes from the file position
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    else:
+        os.lseek(fd, _WIN_LOCK_AT, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+
+def _holder(fd: int, pid: int | None = None) -> str:
+    """The process id written in the lock file (``pid`` given: write it there first)."""
+    if pid is not None:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, str(pid).encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 64).decode("ascii", "replace").strip()
+
+
 @contextlib.contextmanager
 def writer_lock(path: str | Path) -> Iterator[Path]:
     """Hold an exclusive lock on ``path``'s lock file while a run appends to ``path``.
@@ -50,32 +91,30 @@ def writer_lock(path: str | Path) -> Iterator[Path]:
     one OUTPUT_DIR) would both see a question as missing and both write it: resumption relies
     on being the only writer. The second run therefore fails at once with
     :class:`FileBusyError`, naming the file and the other run's process id, instead of
-    duplicating records. The lock is an advisory ``flock`` that the system releases when its
-    holder exits, even when killed, so a crashed run never leaves a stale lock behind (the
-    empty lock file stays and is reused). Where ``fcntl`` does not exist (Windows) nothing is
-    locked and the caller must not start two writers.
+    duplicating records. The lock is an advisory ``flock`` (on Windows, an ``msvcrt`` lock of
+    one byte of the lock file) that the system releases when its holder exits, even when
+    killed, so a crashed run never leaves a stale lock behind (the empty lock file stays and
+    is reused). A system with neither (no known one) locks nothing, and the caller must not
+    start two writers.
     """
     lp = lock_path(path)
     lp.parent.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
+    if fcntl is None and msvcrt is None:
         yield lp
         return
-    fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lp, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+        if not _lock(fd):
+            holder = _holder(fd) or "unknown"
             raise FileBusyError(
                 f"{path} is being written by another run (process {holder}); wait for it to "
                 "finish (it resumes from the same file) or give this run another OUTPUT_DIR"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _holder(fd, os.getpid())
         try:
             yield lp
         finally:
             os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            _unlock(fd)
     finally:
         os.close(fd)

@@ -1,6 +1,7 @@
 """Progress lines in executed notebooks (stderr is not a terminal there)."""
 
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,35 @@ def test_a_killed_writer_leaves_no_stale_lock(tmp_path):
     with writer_lock(path) as lp:  # free after the kill
         assert lp == lock_path(path) and lp.name == ".responses.jsonl.lock"
     assert not path.exists()  # locking never creates the result file itself
+
+
+def test_the_windows_lock_branch_with_msvcrt_simulated(tmp_path, monkeypatch):
+    """Where fcntl is missing (Windows) the writer lock goes through msvcrt's byte-range lock:
+    simulated here by a stand-in that records where it locks and refuses a second holder.
+    The logic is the same (a second writer is refused, naming the holder; the lock is free
+    after); that Windows itself honours msvcrt.locking is not tested on this machine."""
+    import fcntl
+    from types import SimpleNamespace
+
+    import hneurons_utils.files as F
+
+    where = []
+
+    def locking(fd, mode, n):
+        where.append((os.lseek(fd, 0, os.SEEK_CUR), n))
+        fcntl.flock(fd, fcntl.LOCK_UN if mode == 0 else fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    monkeypatch.setattr(F, "fcntl", None)
+    monkeypatch.setattr(F, "msvcrt", SimpleNamespace(LK_UNLCK=0, LK_NBLCK=2, locking=locking))
+    path = tmp_path / "r.jsonl"
+    with F.writer_lock(path) as lp:
+        assert lp.read_text() == str(os.getpid())
+        with pytest.raises(F.FileBusyError, match=f"process {os.getpid()}"):
+            with F.writer_lock(path):
+                pass
+    assert lp.read_text() == "" and set(where) == {(F._WIN_LOCK_AT, 1)}
+    with F.writer_lock(path):  # free again
+        pass
+    monkeypatch.setattr(F, "msvcrt", None)  # neither lock: nothing is locked, nothing fails
+    with F.writer_lock(path), F.writer_lock(path):
+        pass
