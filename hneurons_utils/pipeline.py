@@ -38,7 +38,7 @@ from .sampling import (GREEDY, PAPER_SAMPLING, EmptyBalancedSetError, GenConfig,
                        collect_responses, consistency_split, greedy_labels, label_counts, read_jsonl,
                        representative_response)
 from .stats import auroc
-from .wording import are, noun
+from .wording import are, noun, probe_name
 
 DEFAULT_CS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
@@ -589,15 +589,6 @@ def span_length_check(probe: Probe, fs: FeatureSet, split: dict[str, list[Exampl
 def _signs(probe: Probe) -> dict:
     """How many neurons the probe weighs positively (H-Neurons) and negatively."""
     return {"n_h_neurons": int((probe.weights > 0).sum()), "n_negative": int((probe.weights < 0).sum())}
-
-
-def probe_name(n_h: int | None, n_neg: int | None) -> str:
-    """"the probe (37 H-Neurons + 31 negative-weight neurons)": a score of the whole probe is not
-    the H-Neurons' alone, so a reading that quotes it says what it reads. "the probe" when the
-    counts are unknown (None)."""
-    if n_h is None or n_neg is None:
-        return "the probe"
-    return f"the probe ({noun(n_h, 'H-Neuron')} + {noun(n_neg, 'negative-weight neuron')})"
 
 
 def probe_parts_check(probe: Probe, fs: FeatureSet, examples: Sequence[Example],

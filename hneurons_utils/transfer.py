@@ -17,7 +17,7 @@ import numpy as np
 from .drift import drift_direction, drift_verdict, mean_rank_text
 from .paper import dataset_label, load_reference
 from .stats import MIN_PER_CLASS
-from .wording import noun, p_value
+from .wording import noun, p_value, probe_name
 
 REFIT = "H-Neurons refit (L2)"
 RANDOM = "random neurons (L2)"
@@ -30,9 +30,7 @@ def probe_label(probe: Any) -> str:
     negative-weight neurons)"``. Its score is the whole probe's, negative weights included
     (``Probe.composition`` says which weight is largest), not the H-Neurons' alone."""
     w = np.asarray(probe.weights)
-    pos, neg = int((w > 0).sum()), int((w < 0).sum())
-    parts = [noun(pos, "H-Neuron")] + ([noun(neg, "negative-weight neuron")] if neg else [])
-    return f"instruct probe ({' + '.join(parts)})"
+    return probe_name(int((w > 0).sum()), int((w < 0).sum()), "instruct probe")
 
 
 def transfer_table(probe: Any, sets: dict[str, Any], baselines: list[dict],

@@ -10,6 +10,17 @@ def noun(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
+def probe_name(n_h: int | None, n_neg: int | None, name: str = "the probe") -> str:
+    """"the probe (37 H-Neurons + 31 negative-weight neurons)": a score of the whole probe is not
+    the H-Neurons' alone, so a reading or a legend that quotes it says what it reads (the
+    negative part left out when there is none). ``name`` alone when the counts are unknown
+    (None)."""
+    if n_h is None or n_neg is None:
+        return name
+    parts = [noun(n_h, "H-Neuron")] + ([noun(n_neg, "negative-weight neuron")] if n_neg else [])
+    return f"{name} ({' + '.join(parts)})"
+
+
 def are(n: int) -> str:
     """The verb for ``n`` things: "is" for one, else "are"."""
     return "is" if n == 1 else "are"

@@ -321,7 +321,7 @@ def test_span_length_check_compares_on_the_held_out_responses():
                  "span_length_auroc": pytest.approx(1.0), "probe_auroc": pytest.approx(0.5),
                  "n_h_neurons": 1, "n_negative": 0}
     text = span_length_reading(r)
-    assert "reaches an AUROC of 1.00 and the probe (1 H-Neuron + 0 negative-weight neurons) 0.50" in text
+    assert "reaches an AUROC of 1.00 and the probe (1 H-Neuron) 0.50" in text
     assert "does not beat" in text
     # the other way round: the probe beats span length
     r = span_length_check(*_span_case([1, 1, 1, 1], [3.0, 2.0, 1.0, 0.0], labels))
