@@ -32,6 +32,7 @@ from .progress import progress
 
 from .answer_spans import AnswerSpan, locate_answer_span, span_stats, token_mask_from_span
 from .cett import MEASURES, cett_means, column_norms, left_pad_positions
+from .judges import check_aliases
 from .models import LoadedModel
 from .sampling import echo_free_aliases, settings_hash
 
@@ -81,10 +82,7 @@ class Example:
 
     def __post_init__(self) -> None:
         check_key(self.key)
-        if not isinstance(self.answers, (list, tuple)) or \
-                not all(isinstance(a, str) for a in self.answers):
-            raise TypeError(f"{self.key}: answers must be a list of alias strings ([] for none), "
-                            f"got {self.answers!r}: a bare string would be read letter by letter")
+        check_aliases(self.answers, f"{self.key}: ")
 
 
 def check_key(key) -> str:

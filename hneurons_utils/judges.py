@@ -21,7 +21,7 @@ import re
 import unicodedata
 import urllib.error
 import urllib.request
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 Label = Literal["correct", "incorrect", "refusal"]
 LABELS: tuple[str, ...] = ("correct", "incorrect", "refusal")
@@ -204,10 +204,18 @@ def is_refusal(response: str, entity_denial: bool = True, leading: bool = False)
     return bool(found)
 
 
+def check_aliases(answers: Any, where: str = "") -> None:
+    """Refuse gold answers that are not a list (or tuple) of alias strings, ``[]`` for a
+    NonExist question: a bare string would be read letter by letter (any "a" matching
+    "Paris") and None would read as "no answer exists". ``where`` prefixes the message."""
+    if not isinstance(answers, (list, tuple)) or not all(isinstance(a, str) for a in answers):
+        raise TypeError(f"{where}answers must be a list of alias strings ([] for NonExist), got "
+                        f"{answers!r}"[:200] + ": a bare string would be read letter by letter")
+
+
 def alias_token_lists(answers: Sequence[str]) -> list[list[str]]:
     """Normalised token lists of the gold aliases; raises if aliases exist but none survives."""
-    if isinstance(answers, str):
-        raise TypeError("answers must be a list of alias strings, not one string")
+    check_aliases(answers)
     lists = [[t for t, _, _ in normalized_tokens(a)] for a in answers]
     lists = [toks for toks in lists if toks]
     if answers and not lists:
@@ -259,10 +267,7 @@ def rule_judge(response: str, answers: Sequence[str]) -> Label:
     real attempt. Hedges before or around the answer ("I'm not sure, but I think it is
     Paris", "I don't know, maybe Canberra") stay refusals.
     """
-    if isinstance(answers, (str, bytes)) or answers is None \
-            or not all(isinstance(a, str) for a in answers):
-        raise TypeError(f"answers must be a list of alias strings ([] for NonExist), got "
-                        f"{answers!r}: a bare string would be read letter by letter")
+    check_aliases(answers)
     if not isinstance(response, str):
         raise TypeError(f"response must be a string, got {type(response).__name__}")
     if is_refusal(response, entity_denial=False, leading=True):
@@ -364,9 +369,7 @@ class LLMJudge:
         TypeError before any request is spent (a bare string would be sent letter by letter)."""
         if not isinstance(response, str):
             raise TypeError(f"response must be a string, got {type(response).__name__}")
-        if isinstance(answers, str) or not isinstance(answers, Sequence) or not all(
-                isinstance(a, str) for a in answers):
-            raise TypeError(f"answers must be a list of alias strings, got {answers!r}"[:200])
+        check_aliases(answers)
         if not response.strip():  # nothing to grade: no request spent
             return "refusal"
         gold = "; ".join(answers) if answers else "none: the entity asked about does not exist"
