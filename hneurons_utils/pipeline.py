@@ -32,7 +32,7 @@ import numpy as np
 from . import plots
 from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
 from .models import LoadedModel
-from .probe import Probe, fit_probe, select_C, training_rows
+from .probe import NeuronSet, Probe, chosen_row, fit_probe, select_C, training_rows
 from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, EmptyBalancedSetError, GenConfig, balanced_sample,
                        collect_responses, consistency_split, greedy_labels, label_counts, read_jsonl,
@@ -169,13 +169,15 @@ def examples_of(r: dict, label: int, k: int, judged: str | None = None) -> list[
 def identify(m: LoadedModel, train_items: Sequence, cfg: IdentifyConfig, out_dir: str | Path,
              suppression_score: Callable[[Probe], float] | None = None,
              judge: Callable | None = None, suppression_questions: int = 0,
-             suppression_method: str = "weights") -> IdentificationResult:
+             suppression_method: str = "weights", suppression_term: str = "triviaqa"
+             ) -> IdentificationResult:
     """Section 2 on one model: collect, filter, balance, featurise, fit; artefacts in ``out_dir``.
 
     ``suppression_score(probe)``, when given, is added to held-out accuracy when choosing C
     (the paper's criterion). Without it, ``suppression_questions > 0`` builds that score here
-    (:func:`suppression_hook`: accuracy on that many questions the model answered correctly,
-    with the candidate H-Neurons silenced); with neither, or no question known to be answered
+    (:func:`suppression_hook` with ``suppression_term``: by default the estimated TriviaQA
+    accuracy with the candidate H-Neurons silenced, from up to that many questions the model
+    answered correctly and as many it did not, :func:`suppression_set`); with neither, or no question known to be answered
     correctly, C is chosen on held-out accuracy alone (the grid rows' ``suppression`` is None,
     and ``results.json``'s ``c_criterion`` says so). ``judge``: ``(question, response, answers) -> label``, the rule
     judge by default. Each step resumes from its files, so a rerun after an interruption redoes
@@ -195,8 +197,9 @@ def identify(m: LoadedModel, train_items: Sequence, cfg: IdentifyConfig, out_dir
                           cfg.features)
     t["features_s"], t0 = time.monotonic() - t0, time.monotonic()
     if suppression_score is None and suppression_questions:
-        suppression_score = suppression_hook(m, known_correct(train_items, greedy, sampled, suppression_questions),
-                                             cfg.screen_batch, suppression_method)
+        suppression_score = suppression_hook(m, suppression_set(train_items, greedy, sampled,
+                                                                suppression_questions),
+                                             cfg.screen_batch, suppression_method, suppression_term)
     probe, grid = fit_identification(m, fs, split, cfg, suppression_score)
     t["probe_s"] = time.monotonic() - t0
     return write_identification(out_dir, probe, grid, counts, split, fs, t, suppression_score)
@@ -355,11 +358,17 @@ def grid_reading(grid: Sequence[dict]) -> str:
            f"{g[-1]['val_accuracy']:.2f} at C = {g[-1]['C']:g} (highest {best['val_accuracy']:.2f}, "
            f"first reached at C = {best['C']:g}, with {best['n_h_neurons']} H-Neurons)")
     if all(r.get("suppression") is not None for r in g):
-        low = min(g, key=lambda r: r["suppression"])
-        low_txt = ("" if low is g[-1] or low["suppression"] == g[-1]["suppression"] else
-                   f", lowest {low['suppression']:.2f} at C = {low['C']:g}")
-        out += (f"; accuracy with the H-Neurons silenced goes from {g[0]['suppression']:.2f} to "
-                f"{g[-1]['suppression']:.2f}{low_txt} as C admits up to {g[-1]['n_h_neurons']} of them")
+        est = all(r.get("unknown_right") is not None for r in g)
+        key = "known_kept" if all(r.get("known_kept") is not None for r in g) else "suppression"
+        low = min(g, key=lambda r: r[key])
+        low_txt = ("" if low is g[-1] or low[key] == g[-1][key] else
+                   f", lowest {low[key]:.2f} at C = {low['C']:g}")
+        out += (f"; the share of known answers kept with the H-Neurons silenced goes from "
+                f"{g[0][key]:.2f} to {g[-1][key]:.2f}{low_txt} as C admits up to "
+                f"{g[-1]['n_h_neurons']} of them")
+        if est:
+            out += (f" (the estimated TriviaQA accuracy, the score's term (2), from "
+                    f"{g[0]['suppression']:.3f} to {g[-1]['suppression']:.3f})")
     chosen = [r for r in g if r.get("chosen")]
     if chosen:
         c = chosen[0]
@@ -691,16 +700,43 @@ def span_length_reading(r: dict, margin: float = 0.02) -> str:
                    "alone.")
 
 
+@dataclass
+class SuppressionSet:
+    """The questions of C selection's term (2) (Section 6.1.3: the model's TriviaQA accuracy
+    with the candidate H-Neurons silenced), in two strata: up to ``n`` questions the model
+    answers correctly (``known``) and up to ``n`` it does not (``unknown``: wrong or refused),
+    each in ``items`` order, and ``share``, the fraction of the ``judged`` questions answered
+    correctly (the weight of the known stratum)."""
+
+    known: list
+    unknown: list
+    share: float
+    judged: int
+    screened: bool
+
+
+def suppression_set(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequence[dict],
+                    n: int) -> SuppressionSet:
+    """Split the judged questions into answered correctly or not: by the greedy screen when it
+    ran, otherwise by the samples (correct when more than half are). Up to ``n`` of each, in
+    ``items`` order (the loaders' seeded order, so a random draw within each stratum)."""
+    if greedy is not None:
+        right = {r["qid"]: r["labels"][0] == "correct" for r in greedy}
+    else:
+        right = {r["qid"]: 2 * r["labels"].count("correct") > len(r["labels"]) for r in sampled}
+    asked = [it for it in items if it.qid in right]
+    known = [it for it in asked if right[it.qid]]
+    unknown = [it for it in asked if not right[it.qid]]
+    return SuppressionSet(known[:n], unknown[:n], len(known) / len(asked) if asked else 0.0,
+                          len(asked), greedy is not None)
+
+
 def known_correct(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequence[dict],
                   n: int) -> list:
-    """Up to ``n`` questions the model answers correctly, for the suppression term of C
-    selection (Sec. 6.1.3): greedy-correct ones when screening ran, otherwise those whose
-    samples are mostly correct (more than half); in ``items`` order."""
-    if greedy is not None:
-        ok = {r["qid"] for r in greedy if r["labels"][0] == "correct"}
-    else:
-        ok = {r["qid"] for r in sampled if 2 * r["labels"].count("correct") > len(r["labels"])}
-    return [it for it in items if it.qid in ok][:n]
+    """Up to ``n`` questions the model answers correctly (:func:`suppression_set`'s known
+    stratum): greedy-correct ones when screening ran, otherwise those whose samples are mostly
+    correct (more than half); in ``items`` order."""
+    return suppression_set(items, greedy, sampled, n).known
 
 
 def known_correct_phrase(n: int, screened: bool) -> str:
@@ -709,41 +745,66 @@ def known_correct_phrase(n: int, screened: bool) -> str:
             f"{noun(n, 'question')} whose sampled answers were mostly correct (no screening ran)")
 
 
-def suppression_term_notes(keep: Sequence, screened: bool, split: dict[str, list[Example]],
-                           answer_tokens: int, judge_name: str | None = None) -> str:
-    """How this chapter's suppression term of C selection differs from the paper's (Section
-    6.1.3: the model's TriviaQA accuracy with the H-Neurons suppressed), as Markdown bullets
-    generated from the run: which questions (``keep``, :func:`known_correct`; how many of them
-    are questions of the balanced ``split``), its starting point, its judge and its answer
-    length (``steering.SHORT_GREEDY`` against the chapter's ``answer_tokens``). "" without
-    ``keep`` (no suppression term). ``judge_name``: the judge of the chapter's labels (None:
-    the rule judge that ignores aliases the question itself contains)."""
+def suppression_term_notes(qs: SuppressionSet | Sequence, screened: bool,
+                           split: dict[str, list[Example]], answer_tokens: int,
+                           judge_name: str | None = None) -> str:
+    """How this chapter's suppression term of C selection is measured, and how it differs from
+    the paper's (Section 6.1.3: the model's TriviaQA accuracy with the H-Neurons suppressed),
+    as Markdown bullets generated from the run: its strata (``qs``, :func:`suppression_set`;
+    a plain list: the known questions alone, the ``"known"`` term), how many of them are
+    questions of the balanced ``split``, its judge, its answer length
+    (``steering.SHORT_GREEDY`` against the chapter's
+    ``answer_tokens``) and what one answer weighs. "" without known questions (no term).
+    ``judge_name``: the judge of the chapter's labels (None: the rule judge that ignores
+    aliases the question itself contains)."""
     from .steering import SHORT_GREEDY
 
-    if not keep:
+    est = isinstance(qs, SuppressionSet)
+    known = qs.known if est else list(qs)
+    if not known:
         return ""
+    unknown = qs.unknown if est else []
     qids = {question_of(e) for part in split.values() for e in part}
-    shared = sum(it.qid in qids for it in keep)
+    shared = sum(it.qid in qids for it in [*known, *unknown])
     cap = SHORT_GREEDY.max_new_tokens
-    return "\n".join([
-        "Our term (2) is an analogue of the paper's, not the same measurement:",
-        f"- its questions are {known_correct_phrase(len(keep), screened)}, so with nothing "
-        "silenced it is close to 1.0 by construction (not exactly: the check decodes anew, in "
-        "other batches); the paper's term is the model's TriviaQA accuracy, on questions it may "
-        "or may not know;",
-        f"- {shared} of the {len(keep)} are questions of the balanced set the probe is trained and "
-        "validated on;",
+    if est:
+        first = [
+            "Our term (2) estimates the paper's quantity, the model's TriviaQA accuracy with the "
+            "H-Neurons silenced, from two strata of the "
+            + ("greedy screen" if screened else "sampled questions (no screening ran)") + ":",
+            f"- the screen's share of questions answered correctly, p = {qs.share:.3f} "
+            f"(of {qs.judged:,}), weighs the accuracy on {noun(len(known), 'known question')} "
+            f"(answered correctly) and 1 - p the accuracy on {noun(len(unknown), 'other question')} "
+            "(answered wrongly or refused), both with the candidate H-Neurons silenced; with "
+            f"nothing silenced it is about p, so on a model that knows {qs.share:.0%} of TriviaQA, "
+            "losing every known answer costs the score "
+            f"{qs.share:.3f}, and held-out accuracy decides most of the choice (as it would in the "
+            "paper's sum on such a model);",
+            "- it assumes the sampled strata stand for all TriviaQA questions, and the screen's "
+            "training questions for the test questions the paper would use;"]
+    else:
+        first = [
+            "Our term (2) is an analogue of the paper's, not the same measurement "
+            "(`SUPPRESSION_TERM = \"known\"`):",
+            f"- its questions are {known_correct_phrase(len(known), screened)}, so with nothing "
+            "silenced it is close to 1.0 by construction; the paper's term is the model's TriviaQA "
+            "accuracy, on questions it may or may not know, so this one weighs a lost answer "
+            "1/p times as much as the paper's would (p: the share of questions the model knows);"]
+    step = (qs.share / len(known)) if est else 1 / len(known)
+    return "\n".join(first + [
+        f"- {shared} of its {len(known) + len(unknown)} questions are questions of the balanced set "
+        "the probe is trained and validated on;",
         "- answers are greedy, judged by the plain rule judge (alias match, `judges.rule_judge`: "
         + ("unlike the chapter's labels, an alias the question itself contains counts"
            if judge_name is None else f"the chapter's labels come from {judge_name}")
         + f") and cut at {cap} new tokens "
         f"(`steering.SHORT_GREEDY`)" + (f", while the chapter's answers may run to {answer_tokens};"
                                         if answer_tokens != cap else ", as the chapter's answers are;"),
-        f"- with {noun(len(keep), 'question')}, one lost answer moves it by {1 / len(keep):.3f}."])
+        f"- one lost known answer moves the term by {step:.3f}."])
 
 
 def identification_caveats(split: dict[str, list[Example]], counts: dict, min_agreement: float,
-                           n_samples: int, keep: Sequence, screened: bool,
+                           n_samples: int, keep: SuppressionSet | Sequence, screened: bool,
                            judge_name: str | None = None) -> str:
     """What the chapter's numbers can and cannot carry, as Markdown bullets generated from the
     run: how many questions were held out per class (and what one of them weighs), the
@@ -762,9 +823,16 @@ def identification_caveats(split: dict[str, list[Example]], counts: dict, min_ag
                   "is an order of magnitude, not a measurement;" if step > 0.01 else ";")
     else:
         first = "- no question was held out: $C$ was chosen on the training answers themselves;"
-    sup = (f"- the suppression term is greedy accuracy on {known_correct_phrase(len(keep), screened)} "
-           "(its differences from the paper's term are listed under the C grid);" if keep else
-           "- no suppression term was measured: $C$ was chosen on held-out accuracy alone;")
+    known = keep.known if isinstance(keep, SuppressionSet) else keep
+    if isinstance(keep, SuppressionSet) and known:
+        sup = (f"- the suppression term estimates TriviaQA accuracy from "
+               f"{noun(len(known), 'known question')} and {noun(len(keep.unknown), 'other question')} "
+               "(how, and how it differs from the paper's, is listed under the C grid);")
+    elif known:
+        sup = (f"- the suppression term is greedy accuracy on {known_correct_phrase(len(known), screened)} "
+               "(its differences from the paper's term are listed under the C grid);")
+    else:
+        sup = "- no suppression term was measured: $C$ was chosen on held-out accuracy alone;"
     strict = (counts.get("consistent_all_samples") or {}).get("correct")
     if min_agreement < 1:
         rule = (f"- the paper's consistency rule (all {n_samples} samples agree) is loosened to "
@@ -778,28 +846,90 @@ def identification_caveats(split: dict[str, list[Example]], counts: dict, min_ag
     return "\n".join([first, sup, rule, f"- answer tokens are found by rule rather than by GPT-4o, and {judged};"])
 
 
-def suppression_hook(m: LoadedModel, keep: Sequence, batch_size: int = 64, method: str = "weights"
-                     ) -> Callable[[Probe], float] | None:
-    """The paper's second C-selection term (Sec. 6.1.3): ``probe -> accuracy`` on ``keep``
-    (questions the model answers correctly, :func:`known_correct`) with the probe's H-Neurons
-    silenced (``steering.suppression_accuracy``, greedy). None when ``keep`` is empty: the term
-    cannot be measured. ``method="nnsight"`` for a model on NDIF (a weight edit cannot reach it).
-    Probes that select the same H-Neurons (often several small C values) are scored once."""
-    if not keep:
+SUPPRESSION_TERMS = {
+    "triviaqa": "held-out accuracy + estimated TriviaQA accuracy with the H-Neurons silenced",
+    "known": "held-out accuracy + accuracy on known-correct questions with the H-Neurons silenced",
+}
+
+
+def suppression_hook(m: LoadedModel, questions: SuppressionSet | Sequence, batch_size: int = 64,
+                     method: str = "weights", term: str = "triviaqa"
+                     ) -> Callable[[Probe], dict] | None:
+    """The paper's second C-selection term (Sec. 6.1.3): ``probe -> {"score": ..., parts}``,
+    greedy QA accuracy with the probe's H-Neurons silenced (``steering.suppression_accuracy``).
+
+    ``term="triviaqa"`` (needs a :class:`SuppressionSet`) estimates the paper's quantity, the
+    model's TriviaQA accuracy with the neurons silenced, by strata: ``share x known_kept +
+    (1 - share) x unknown_right``, where ``known_kept`` is the accuracy on the known stratum
+    and ``unknown_right`` on the unknown one. Silencing mostly costs known answers, so the
+    known stratum gives the measurement its resolution, and weighing it by ``share`` keeps the
+    term on the paper's scale: for a model that answers 6 % of TriviaQA, losing every known
+    answer costs 0.06 of the score, not 1.0. ``term="known"`` scores ``known_kept`` alone (an
+    analogue on a 0-1 scale whatever the model knows; earlier versions of this book used it).
+    A plain list of questions is a known stratum alone (``term="known"``). None when there is
+    no known question: the term cannot be measured. ``method="nnsight"`` for a model on NDIF.
+    Probes that select the same H-Neurons (often several small C values) are scored once. The
+    hook's ``criterion`` names the selection rule (:data:`SUPPRESSION_TERMS`).
+    """
+    if term not in SUPPRESSION_TERMS:
+        raise ValueError(f"unknown suppression term {term!r}: choose one of {sorted(SUPPRESSION_TERMS)} "
+                         "(SUPPRESSION_TERM)")
+    if not isinstance(questions, SuppressionSet):
+        if not questions:
+            return None
+        if term != "known":
+            raise ValueError("the 'triviaqa' suppression term needs a SuppressionSet (pipeline."
+                             "suppression_set: both strata and the known share); a plain list "
+                             "of questions can only give term='known'")
+        questions = SuppressionSet(list(questions), [], 1.0, len(questions), False)
+    if not questions.known:
         return None
     from .steering import suppression_accuracy
 
-    seen: dict[tuple[int, ...], float] = {}  # C values that select the same neurons: one run
+    seen: dict[tuple[int, ...], dict] = {}  # C values that select the same neurons: one run
 
-    def score(p: Probe) -> float:
+    def accuracy(h: NeuronSet, items: Sequence) -> float:
+        return suppression_accuracy(m, h, items, alpha=0.0, batch_size=min(len(items), batch_size),
+                                    method=method)
+
+    def score(p: Probe) -> dict:
         h = p.h_neurons()
         key = tuple(int(i) for i in h.flat)
         if key not in seen:
-            seen[key] = suppression_accuracy(m, h, keep, alpha=0.0,
-                                             batch_size=min(len(keep), batch_size), method=method)
-        return seen[key]
+            parts = {"known_kept": accuracy(h, questions.known)}
+            if term == "triviaqa":
+                parts["unknown_right"] = accuracy(h, questions.unknown) if questions.unknown else 0.0
+                parts["score"] = (questions.share * parts["known_kept"]
+                                  + (1 - questions.share) * parts["unknown_right"])
+            else:
+                parts["score"] = parts["known_kept"]
+            seen[key] = parts
+        return dict(seen[key])
 
+    score.criterion = SUPPRESSION_TERMS[term]
     return score
+
+
+def criterion_choices(grid: Sequence[dict]) -> list[dict]:
+    """What each C-selection rule would choose on the same fits (:func:`probe.chosen_row`):
+    held-out accuracy alone, plus accuracy on the known questions (where the grid measured it),
+    plus the estimated TriviaQA accuracy (where measured); the rule that ran is marked."""
+    rules = [("held-out accuracy alone", lambda r: r["val_accuracy"])]
+    if all(r.get("known_kept") is not None for r in grid):
+        rules.append(("+ accuracy on the known questions, silenced",
+                      lambda r: r["val_accuracy"] + r["known_kept"]))
+    if all(r.get("unknown_right") is not None for r in grid):
+        rules.append(("+ estimated TriviaQA accuracy, silenced (the paper's term)",
+                      lambda r: r["val_accuracy"] + r["suppression"]))
+    ran = next(i for i, r in enumerate(grid) if r.get("chosen"))
+    out = []
+    for name, f in rules:
+        i = chosen_row(grid, f)
+        g = grid[i]
+        out.append({"rule": name, "C": g["C"], "H-Neurons": g["n_h_neurons"],
+                    "held-out accuracy": g["val_accuracy"], "held-out AUROC": g["val_auroc"],
+                    "the chapter's choice": i == ran})
+    return out
 
 
 def agreement_yields(sampled: Sequence[dict], thresholds: Sequence[float]) -> list[dict]:
@@ -830,8 +960,8 @@ def write_identification(out_dir: Path, probe: Probe, grid: list[dict], counts: 
         "n_nonzero": int(probe.flat.size), "per_mille": h.per_mille,
         "per_mille_nonzero": probe.neurons(0).per_mille,
         "layer_counts": h.layer_counts(), "timings_s": timings, "config": probe.config,
-        "c_criterion": ("held-out accuracy + suppression score" if suppression_score
-                        else "held-out accuracy")})
+        "c_criterion": (getattr(suppression_score, "criterion", "held-out accuracy + suppression score")
+                        if suppression_score else "held-out accuracy")})
     probe.save(out_dir / "probe.json")  # last: a probe on disk always has its split beside it
     return IdentificationResult(probe, grid, counts, keys, fs, timings, out_dir)
 

@@ -209,9 +209,10 @@ def consistency_figure(sampled: list[dict], greedy: list[dict] | None, n_samples
 
 
 def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:
-    """Chapter 2: held-out accuracy and AUROC against C (and, where the grid measured it, QA
-    accuracy with the candidate H-Neurons silenced and the selection score, held-out accuracy
-    plus that accuracy, on a 0-2 scale), the number of H-Neurons on a right axis, and the
+    """Chapter 2: held-out accuracy and AUROC against C (and, where the grid measured it, the
+    suppression term: the share of known answers kept and the estimated TriviaQA accuracy with
+    the candidate H-Neurons silenced, or the known-question accuracy alone, and the selection
+    score, held-out accuracy plus the term), the number of H-Neurons on a right axis, and the
     chosen C dashed, with a legend entry."""
     C = [g["C"] for g in grid]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -219,11 +220,19 @@ def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:
     ax.plot(C, [g["val_auroc"] for g in grid], marker="s", label="held-out AUROC (detection)")
     ax.set(xscale="log", xlabel="C (inverse L1 strength)", ylabel="held-out accuracy / AUROC", ylim=(0, 1.05))
     if any(g.get("suppression") is not None for g in grid):
-        sup = [np.nan if g.get("suppression") is None else g["suppression"] for g in grid]
-        ax.plot(C, sup, marker="v", label="QA accuracy with H-Neurons silenced")
-        ax.plot(C, [g["val_accuracy"] + s for g, s in zip(grid, sup)], marker="D", color="k",
-                label="selection score (held-out accuracy + silenced QA accuracy)")
-        ax.set(ylim=(0, 2.05), ylabel="detection metrics, QA accuracy\nand their sum (score)")
+        val = lambda k: [np.nan if g.get(k) is None else g[k] for g in grid]  # noqa: E731
+        sup = val("suppression")
+        estimated = any(g.get("unknown_right") is not None for g in grid)
+        if estimated:  # term (2) estimates TriviaQA accuracy; the known answers kept beside it
+            ax.plot(C, val("known_kept"), marker="v", label="known answers kept, H-Neurons silenced")
+            ax.plot(C, sup, marker="x", label="estimated TriviaQA accuracy, H-Neurons silenced (term 2)")
+        else:
+            ax.plot(C, sup, marker="v", label="QA accuracy with H-Neurons silenced")
+        score = [g["val_accuracy"] + s for g, s in zip(grid, sup)]
+        ax.plot(C, score, marker="D", color="k",
+                label="selection score (held-out accuracy + term 2)")
+        ax.set(ylim=(0, max(1.05, np.nanmax(score) + 0.05)),
+               ylabel="detection metrics, QA accuracy\nand their sum (score)")
     ax.axvline(chosen_C, color="0.3", ls="--", label=f"chosen C = {chosen_C:g}")
     ax2 = ax.twinx()
     ax2.plot(C, [g["n_h_neurons"] for g in grid], color="C3", marker="^", label="H-Neurons")

@@ -492,8 +492,9 @@ def select_C(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
 
     Score = held-out accuracy (``X_val``: answer-token features, ``y_val``: 1 = hallucinated)
     plus, when given, ``suppression_score(probe)`` (the paper adds the model's TriviaQA accuracy
-    with the probe's H-Neurons suppressed). Ties go to the higher held-out AUROC, then to the
-    sparser probe. Returns the chosen probe and one row per ``C``. ``fit_kw`` must give
+    with the probe's H-Neurons suppressed): a number, or a dict with the number as ``"score"``
+    and its parts, which join the row. Ties go to the higher held-out AUROC, then to the
+    sparser probe (:func:`chosen_row`). Returns the chosen probe and one row per ``C``. ``fit_kw`` must give
     ``n_layers`` and ``n_neurons`` (:func:`fit_probe`); NaN or infinite rows in ``X`` or
     ``X_val`` are refused.
     """
@@ -509,15 +510,29 @@ def select_C(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
         row = {"C": float(C), "n_nonzero": int(p.flat.size), "n_h_neurons": p.h_neurons().size,
                "per_mille": p.h_neurons().per_mille, "train_accuracy": accuracy(y, p.predict(X)),
                "val_accuracy": accuracy(y_val, (s > 0).astype(int)), "val_auroc": auroc(y_val, s)}
-        row["suppression"] = float(suppression_score(p)) if suppression_score else None
+        v = suppression_score(p) if suppression_score else None
+        if isinstance(v, dict):  # the term and its parts (pipeline.suppression_hook)
+            row.update({k: float(x) for k, x in v.items() if k != "score"})
+            v = v["score"]
+        row["suppression"] = None if v is None else float(v)
         row["score"] = row["val_accuracy"] + (row["suppression"] or 0.0)
         rows.append(row)
         probes.append(p)
-    key = [(r["score"], np.nan_to_num(r["val_auroc"], nan=0.0), -r["n_h_neurons"]) for r in rows]
-    best = max(range(len(rows)), key=lambda i: key[i])
+    best = chosen_row(rows)
     for i, r in enumerate(rows):
         r["chosen"] = i == best
     return probes[best], rows
+
+
+def chosen_row(rows: Sequence[dict], score: Callable[[dict], float] | None = None) -> int:
+    """The index of the grid row :func:`select_C` chooses: the highest ``score(row)`` (default:
+    the row's ``"score"``; rounded to 12 decimals, so sums equal on paper tie), then the higher
+    held-out AUROC, then fewer H-Neurons. Another ``score`` tells what another criterion would
+    have chosen on the same fits."""
+    score = score or (lambda r: r["score"])
+    key = [(round(score(r), 12), np.nan_to_num(r["val_auroc"], nan=0.0), -r["n_h_neurons"])
+           for r in rows]
+    return max(range(len(rows)), key=lambda i: key[i])
 
 
 def subset_probes(X: np.ndarray, y: np.ndarray, neuron_sets: Sequence[NeuronSet], C: float = 1.0,

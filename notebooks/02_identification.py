@@ -53,7 +53,8 @@ SPAN_RULE = "alias"  # answer tokens: "alias" (gold alias first) or "content" (o
 LABEL_SCHEME = "3-vs-1"  # the paper's labels; "1-vs-1": answer tokens only
 STANDARDIZE = False  # True: z-score each neuron before the L1 fit (paper: raw CETT)
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
-SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C score (paper)
+SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C score (paper): questions per stratum
+SUPPRESSION_TERM = "triviaqa"  # "triviaqa": estimated TriviaQA accuracy, silenced (the paper's term); "known": known questions only
 SHOW_NEURONS = 12  # H-Neurons listed one by one below (largest weight first)
 STABILITY_RESAMPLES = 20  # bootstrap refits of the probe to test the H-Neuron set (0: skip; not in the paper)
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
@@ -76,6 +77,8 @@ profiles.check_parameters("02_identification", globals())  # a list given as tex
 plots.setup_style()
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
 judge = judges.from_params(JUDGE, JUDGE_BASE_URL, JUDGE_MODEL, JUDGE_KEY_ENV)  # None: rule judge
+if SUPPRESSION_TERM not in pipeline.SUPPRESSION_TERMS:
+    raise ValueError(f"SUPPRESSION_TERM = {SUPPRESSION_TERM!r}: choose one of {sorted(pipeline.SUPPRESSION_TERMS)}")
 m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
 cfg = pipeline.IdentifyConfig(
     n_samples=N_SAMPLES, min_agreement=MIN_AGREEMENT, train_per_class=TRAIN_PER_CLASS,
@@ -364,13 +367,21 @@ print("answer spans by class (the caveat above; training and held-out responses 
 # **Choosing $C$.** The paper picks $C$ by grid search, maximising the sum of (1) accuracy on
 # held-out questions and (2) the model's TriviaQA accuracy when the selected H-Neurons are
 # suppressed ($\alpha = 0$, Section 6.1.3): a larger $C$ admits more neurons, which may detect
-# a little better but, silenced, damage the model's knowledge. We compute an analogue of the
-# paper's sum: term (2) is the greedy accuracy, with the candidate probe's H-Neurons silenced,
-# on up to `SUPPRESSION_QUESTIONS` questions the model is known to answer correctly
-# (`pipeline.known_correct`, `steering.suppression_accuracy`); the next cell lists how it
-# differs from the paper's term, read from this run. With `SUPPRESSION_QUESTIONS = 0` only
-# term (1) is used. Ties go to the higher held-out AUROC, then to fewer neurons; the reading
-# after the table says whether a tie decided. The next cell prints which criterion ran.
+# a little better but, silenced, damage the model's knowledge. We estimate the paper's term
+# (2) by strata (`pipeline.suppression_set`, `pipeline.suppression_hook`): the greedy
+# accuracy, with the candidate probe's H-Neurons silenced, on up to `SUPPRESSION_QUESTIONS`
+# questions the model answered correctly in the screen ("known") and as many it did not,
+# weighed by the share $p$ of screened questions it answered correctly:
+# $p \cdot \text{known kept} + (1 - p) \cdot \text{others now right}$. Silencing mostly
+# costs known answers, so the known stratum gives the measurement its resolution, and the
+# weight keeps the term on the paper's scale: a model that knows 6 % of TriviaQA can lose
+# at most about 0.06 of it. `SUPPRESSION_TERM = "known"` scores the known questions alone,
+# an analogue on a 0-1 scale that weighs a lost answer $1/p$ times as much as the paper's term
+# (earlier versions of this book used it; the table after the grid shows what it would
+# choose). The next cell lists how the term is measured and how it differs from the paper's,
+# read from this run. With `SUPPRESSION_QUESTIONS = 0` only term (1) is used. Ties go to the
+# higher held-out AUROC, then to fewer neurons; the reading after the table says whether a
+# tie decided. The next cell prints which criterion ran.
 #
 # Term (1) is the probe's held-out accuracy at its own threshold (logit 0). Under 3-vs-1 the
 # probe is trained on about three label-0 rows to one label-1 row, so its threshold sits
@@ -380,15 +391,16 @@ print("answer spans by class (the caveat above; training and held-out responses 
 # about 0.5.
 
 # %%
-keep = pipeline.known_correct(items, greedy, sampled, SUPPRESSION_QUESTIONS)
+strata = pipeline.suppression_set(items, greedy, sampled, SUPPRESSION_QUESTIONS)
+keep = strata if SUPPRESSION_TERM == "triviaqa" else strata.known  # "known": that stratum alone
 # a weight edit cannot reach a model on NDIF: silence through nnsight there
-hook = pipeline.suppression_hook(m, keep, SCREEN_BATCH, "nnsight" if REMOTE else "weights")
-if SUPPRESSION_QUESTIONS and not keep:
+hook = pipeline.suppression_hook(m, keep, SCREEN_BATCH, "nnsight" if REMOTE else "weights", SUPPRESSION_TERM)
+if SUPPRESSION_QUESTIONS and not strata.known:
     print("no question is known to be answered correctly: the suppression term cannot be measured")
 t0 = time.monotonic()
 probe, grid = pipeline.fit_identification(m, fs, split, cfg, hook)
 timings["probe_s"] = time.monotonic() - t0
-print("C chosen by", "held-out accuracy + suppression accuracy" if hook else "held-out accuracy only")
+print("C chosen by", hook.criterion if hook else "held-out accuracy only")
 if hook:  # how term (2) differs from the paper's, read from this run
     display(Markdown(pipeline.suppression_term_notes(keep, SCREEN, split, QA_MAX_NEW_TOKENS,
                                                      None if judge is None else f"the {JUDGE} judge ({JUDGE_MODEL})")))
@@ -397,9 +409,12 @@ print(f"train accuracy: on the probe's own {LABEL_SCHEME} training rows"
       + "; held-out accuracy and AUROC: on held-out responses, hallucinated vs faithful")
 pd.DataFrame(grid).set_index("C").rename(columns={
     "train_accuracy": f"train accuracy ({LABEL_SCHEME} rows)", "val_accuracy": "held-out accuracy",
-    "val_auroc": "held-out AUROC", "suppression": "accuracy, H-Neurons silenced"}).round(3)
+    "val_auroc": "held-out AUROC", "known_kept": "known answers kept, silenced",
+    "unknown_right": "other questions now right, silenced",
+    "suppression": "term (2): " + ("est. TriviaQA accuracy, silenced" if SUPPRESSION_TERM == "triviaqa"
+                                   else "known answers kept, silenced")}).round(3)
 
-# %% mystnb={"figure": {"caption": "Choosing C: held-out detection (accuracy and AUROC, hallucinated vs faithful responses) and, when measured, QA accuracy with the candidate H-Neurons silenced and the selection score (held-out accuracy + silenced QA accuracy, on a 0-2 scale), against C; right axis: the number of H-Neurons; dashed: the chosen C. The left axis mixes detection metrics with QA accuracy and their sum.", "name": "fig-c-grid"}, "image": {"alt": "Held-out accuracy and AUROC against C, with the number of H-Neurons"}}
+# %% mystnb={"figure": {"caption": "Choosing C: held-out detection (accuracy and AUROC, hallucinated vs faithful responses) and, when measured, the suppression term with the candidate H-Neurons silenced (the share of known answers kept, and the estimated TriviaQA accuracy that enters the score) and the selection score (held-out accuracy + the term), against C; right axis: the number of H-Neurons; dashed: the chosen C. The left axis mixes detection metrics with QA accuracy and their sum.", "name": "fig-c-grid"}, "image": {"alt": "Held-out accuracy and AUROC against C, with the number of H-Neurons"}}
 fig, numbers = plots.c_grid_figure(grid, probe.C)
 plots.save_figure(fig, OUT, "c_grid", numbers)
 plt.show()
@@ -449,6 +464,7 @@ plt.show()
 
 # %%
 print(pipeline.grid_reading(grid))
+display(pd.DataFrame(pipeline.criterion_choices(grid)).set_index("rule").round(3))  # each rule on the same fits
 span_check = pipeline.span_length_check(probe, fs, split)
 plots.write_results(OUT, "span_length_check", span_check)
 print(pipeline.span_length_reading(span_check))

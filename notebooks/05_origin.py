@@ -70,7 +70,8 @@ SAMPLE_BATCH = 8  # questions per sampling call (each with N_SAMPLES sequences)
 QA_MAX_NEW_TOKENS = 24  # answer length cap (answers also stop at their first newline)
 FEATURE_BATCH = 8  # responses per traced forward pass
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
-SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C score (paper; as in chapter 2)
+SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C score (paper; as in chapter 2): questions per stratum
+SUPPRESSION_TERM = "triviaqa"  # as in chapter 2: "triviaqa" (estimated TriviaQA accuracy, silenced) or "known"
 STABILITY_RESAMPLES = 20  # bootstrap refits of the twin's probe (0: skip; as in chapter 2)
 N_EVAL_TRIVIAQA = 400  # TriviaQA test questions answered once by the base model (few are answered right by the default offline pair: see the counts)
 N_EVAL_NQ = 60  # NQ-Open questions answered by the base model (kept small for the CPU budget; too few for a weak model: see the counts and the exercises)
@@ -105,6 +106,8 @@ from hneurons_utils import paper, pipeline, plots, profiles, sampling, transfer,
 from hneurons_utils.probe import NeuronSet
 
 profiles.check_parameters("05_origin", globals())  # a list given as text (papermill -p) stops here
+if SUPPRESSION_TERM not in pipeline.SUPPRESSION_TERMS:
+    raise ValueError(f"SUPPRESSION_TERM = {SUPPRESSION_TERM!r}: choose one of {sorted(pipeline.SUPPRESSION_TERMS)}")
 
 plots.setup_style()
 torch.manual_seed(SEED)
@@ -206,10 +209,11 @@ shown
 # Identification runs chapter 2's pipeline (`pipeline.identify`) on the instruct twin:
 # sampled answers judged by the rule judge, the consistency filter, CETT features on the
 # answer tokens and on the other tokens, and the L1-regularised probe of Eq. 4. $C$ is chosen
-# by the paper's criterion, as in chapter 2: held-out accuracy plus the twin's accuracy on
-# `SUPPRESSION_QUESTIONS` questions it answers correctly, with the candidate H-Neurons
-# silenced; the cell prints which criterion ran (without a known-correct question, held-out
-# accuracy alone). H-Neurons are the neurons with a positive weight. The settings are chapter
+# by the paper's criterion, as in chapter 2: held-out accuracy plus the twin's estimated
+# TriviaQA accuracy with the candidate H-Neurons silenced (from up to `SUPPRESSION_QUESTIONS`
+# questions it answered correctly in the screen and as many it did not, weighed by the share
+# it answered correctly); the cell prints which criterion ran (without a known-correct
+# question, held-out accuracy alone). H-Neurons are the neurons with a positive weight. The settings are chapter
 # 2's defaults (the same agreement filter and responses per question; the parameters cell
 # names each). Every step resumes from its files in `OUT/identification`.
 
@@ -223,7 +227,7 @@ t0 = time.monotonic()
 cached["identify_s"] = (OUT / "identification").is_dir() and any((OUT / "identification").iterdir())
 try:
     ident = pipeline.identify(m_inst, ident_items, id_cfg, OUT / "identification", judge=judge,
-                              suppression_questions=SUPPRESSION_QUESTIONS)
+                              suppression_questions=SUPPRESSION_QUESTIONS, suppression_term=SUPPRESSION_TERM)
     probe, h = ident.probe, ident.probe.h_neurons()
 except sampling.EmptyBalancedSetError as e:  # too weak a model or too few questions
     ident, probe, heldout = None, None, {}
@@ -251,10 +255,12 @@ if ident:
     else:
         print("no held-out responses (VAL_FRACTION = 0): C was chosen on the training answers")
     sup = [g["suppression"] for g in ident.grid if g["suppression"] is not None]
-    print("C chosen by", f"held-out accuracy + accuracy with the H-Neurons silenced (the share "
-          f"of up to {SUPPRESSION_QUESTIONS} known-correct questions still answered correctly with "
-          f"each C's H-Neurons silenced, across the C values of the grid: {min(sup):.2f} to "
-          f"{max(sup):.2f})" if sup else "held-out accuracy only")
+    kept = [g["known_kept"] for g in ident.grid if g.get("known_kept") is not None]
+    print("C chosen by", f"{pipeline.SUPPRESSION_TERMS[SUPPRESSION_TERM]} (term 2 across the C values "
+          f"of the grid: {min(sup):.3f} to {max(sup):.3f}; the share of up to {SUPPRESSION_QUESTIONS} "
+          f"known-correct questions still answered correctly: {min(kept):.2f} to {max(kept):.2f})"
+          if sup else "held-out accuracy only")
+    display(pd.DataFrame(pipeline.criterion_choices(ident.grid)).set_index("rule").round(3))
     display(pd.DataFrame({k: v for k, v in ident.counts.items() if k in ("greedy", "sampled", "consistent")}
                          ).astype("Int64").astype(object).fillna("-"))  # -: not a step of that stage
 

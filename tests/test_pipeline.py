@@ -74,30 +74,63 @@ def test_identify_end_to_end_and_rerun(chat_model, tmp_path, monkeypatch):
 
 def test_identify_builds_the_papers_suppression_term(chat_model, tmp_path, monkeypatch):
     """suppression_questions > 0: every C on the grid is scored with its H-Neurons silenced on
-    that many greedy-correct questions, once per distinct neuron set; with none known to be
-    correct there is no such term."""
+    that many greedy-correct and as many greedy-incorrect questions, once per distinct neuron
+    set, and the two accuracies are weighed by the screen's share of correct answers (an
+    estimate of TriviaQA accuracy, the paper's term); 'known' scores the known stratum alone;
+    with no question known to be correct there is no such term."""
     import hneurons_utils.steering as steering
 
     calls = []
 
     def fake(m, neurons, items, alpha=1.0, batch_size=16, method="weights", **k):
         calls.append(([it.qid for it in items], alpha, method))
-        return 0.25
+        return 0.75 if items[0].qid == "toy1" else 0.25  # known stratum 0.75, unknown 0.25
 
     monkeypatch.setattr(steering, "suppression_accuracy", fake)
     res = identify(chat_model, qa(16), CFG, tmp_path, judge=judge, suppression_questions=3)
-    assert [g["suppression"] for g in res.grid] == [0.25] * len(CFG.Cs)
-    assert all(g["score"] == pytest.approx(g["val_accuracy"] + 0.25) for g in res.grid)
-    assert calls[0] == (["toy1", "toy3", "toy5"], 0.0, "weights")  # greedy-correct, in order
+    share = 8 / 16  # the toy judge: every other question right in the greedy screen
+    for g in res.grid:
+        assert (g["known_kept"], g["unknown_right"]) == (0.75, 0.25)
+        assert g["suppression"] == pytest.approx(share * 0.75 + (1 - share) * 0.25)
+        assert g["score"] == pytest.approx(g["val_accuracy"] + g["suppression"])
+    assert calls[:2] == [(["toy1", "toy3", "toy5"], 0.0, "weights"),  # greedy-correct, in order
+                         (["toy0", "toy2", "toy4"], 0.0, "weights")]  # greedy-incorrect
     assert json.loads((tmp_path / "results.json").read_text())["c_criterion"] == \
-        "held-out accuracy + suppression score"
-    from hneurons_utils.pipeline import suppression_hook
+        "held-out accuracy + estimated TriviaQA accuracy with the H-Neurons silenced"
+    from hneurons_utils.pipeline import suppression_hook, suppression_set
 
     assert suppression_hook(chat_model, []) is None  # no known-correct question: no term
+    with pytest.raises(ValueError, match="needs a SuppressionSet"):
+        suppression_hook(chat_model, qa(2))
+    with pytest.raises(ValueError, match="unknown suppression term 'paper'.*SUPPRESSION_TERM"):
+        suppression_hook(chat_model, qa(2), term="paper")
     calls.clear()
-    hook = suppression_hook(chat_model, qa(2))
-    hook(res.probe), hook(res.probe)  # the same neuron set twice: one run
-    assert len(calls) == 1
+    hook = suppression_hook(chat_model, qa(2), term="known")
+    assert hook(res.probe) == hook(res.probe) == {"known_kept": 0.25, "score": 0.25}
+    assert len(calls) == 1  # the same neuron set twice: one run
+    qs = suppression_set(qa(6), [{"qid": f"toy{i}", "labels": ["correct" if i in (1, 4) else "incorrect"]}
+                                 for i in range(5)], [], 2)
+    assert ([it.qid for it in qs.known], [it.qid for it in qs.unknown], qs.share, qs.judged) == \
+        (["toy1", "toy4"], ["toy0", "toy2"], 2 / 5, 5)  # toy5 was not screened: in neither
+
+
+def test_criterion_choices_reads_each_rule_off_one_grid():
+    """Held-out accuracy alone picks the most accurate C; the known-question analogue can pick
+    an empty probe (nothing silenced costs nothing); the estimated TriviaQA term weighs the
+    cost by the share of known answers."""
+    from hneurons_utils.pipeline import criterion_choices
+
+    def row(C, acc, n_h, kept, chosen=False, share=0.06):
+        return {"C": C, "val_accuracy": acc, "val_auroc": acc, "n_h_neurons": n_h, "known_kept": kept,
+                "unknown_right": 0.0, "suppression": share * kept, "chosen": chosen}
+
+    grid = [row(0.3, 0.5, 0, 1.0), row(3, 0.78, 13, 0.62), row(300, 0.95, 247, 0.44, chosen=True)]
+    got = {c["rule"]: (c["C"], c["the chapter's choice"]) for c in criterion_choices(grid)}
+    assert got == {"held-out accuracy alone": (300, True),
+                   "+ accuracy on the known questions, silenced": (0.3, False),
+                   "+ estimated TriviaQA accuracy, silenced (the paper's term)": (300, True)}
+    bare = [{k: v for k, v in r.items() if k not in ("known_kept", "unknown_right")} for r in grid]
+    assert [c["rule"] for c in criterion_choices(bare)] == ["held-out accuracy alone"]
 
 
 def test_no_consistent_correct_question_is_a_clear_error(chat_model, tmp_path):
@@ -491,12 +524,23 @@ def test_suppression_notes_and_caveats_follow_the_run():
     keep = [SimpleNamespace(qid=q) for q in ("a", "x", "y", "d")]
     notes = suppression_term_notes(keep, True, split, 24)
     assert "4 questions the model answered correctly in the greedy screen" in notes
-    assert "2 of the 4 are questions of the balanced set" in notes
+    assert "2 of its 4 questions are questions of the balanced set" in notes
+    assert "weighs a lost answer 1/p times as much" in notes
     assert "cut at 24 new tokens (`steering.SHORT_GREEDY`), as the chapter's answers are" in notes
     notes = suppression_term_notes(keep, False, split, 50, "the llm judge")
     assert "whose sampled answers were mostly correct (no screening ran)" in notes
     assert "while the chapter's answers may run to 50" in notes and "the llm judge" in notes
     assert suppression_term_notes([], True, split, 24) == ""
+    from hneurons_utils.pipeline import SuppressionSet
+
+    qs = SuppressionSet(keep[:2], keep[2:] + [SimpleNamespace(qid="c")], 0.059, 1300, True)
+    notes = suppression_term_notes(qs, True, split, 24)
+    assert "from two strata of the greedy screen" in notes and "p = 0.059 (of 1,300)" in notes
+    assert "accuracy on 2 known questions" in notes and "accuracy on 3 other questions" in notes
+    assert "3 of its 5 questions are questions of the balanced set" in notes
+    assert "one lost known answer moves the term by 0.029" in notes
+    assert "estimates TriviaQA accuracy from 2 known questions and 3 other questions" in \
+        identification_caveats(split, {}, 1.0, 10, qs, True)
     counts = {"consistent_all_samples": {"correct": 0, "incorrect": 9}}
     text = identification_caveats(split, counts, 0.6, 10, keep, True)
     assert "holds 1 hallucinated and 1 faithful questions (2 and 1 responses" in text

@@ -121,11 +121,19 @@ def test_c_grid_figure_draws_suppression_only_when_measured():
     # the selection score is drawn: held-out accuracy + silenced accuracy, 0.6 + 0.5
     (score,) = [ln for ln in fig.axes[0].lines if ln.get_label().startswith("selection score")]
     assert score.get_ydata().tolist() == pytest.approx([1.1, 1.1])
-    assert fig.axes[0].get_ylim()[1] > 2
+    assert 1.1 < fig.axes[0].get_ylim()[1] < 1.2  # the axis reaches the score, no further
     # the chosen C has its own legend entry
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "chosen C = 10" in legend
     assert n["chosen_C"] == 10.0
+    _assert_legends_clear(fig)
+    # the estimated term: known answers kept and the estimate drawn, the score adds the estimate
+    est = [g | {"suppression": 0.03, "known_kept": 0.5, "unknown_right": 0.0} for g in grid]
+    fig, _ = plots.c_grid_figure(est, 10.0)
+    lines = {ln.get_label(): list(np.asarray(ln.get_ydata(), float)) for ln in fig.axes[0].lines}
+    assert lines["known answers kept, H-Neurons silenced"] == [0.5, 0.5]
+    assert lines["estimated TriviaQA accuracy, H-Neurons silenced (term 2)"] == [0.03, 0.03]
+    assert lines["selection score (held-out accuracy + term 2)"] == pytest.approx([0.63, 0.63])
     _assert_legends_clear(fig)
 
 
