@@ -776,7 +776,8 @@ def suppression_term_notes(qs: SuppressionSet | Sequence, screened: bool,
             f"(of {qs.judged:,}), weighs the accuracy on {noun(len(known), 'known question')} "
             f"(answered correctly) and 1 - p the accuracy on {noun(len(unknown), 'other question')} "
             "(answered wrongly or refused), both with the candidate H-Neurons silenced; with "
-            f"nothing silenced it is about p, so on a model that knows {qs.share:.0%} of TriviaQA, "
+            "nothing silenced it is about p (plus the few other questions the check's shorter, "
+            "plainly judged answers happen to get right), so on a model that knows {qs.share:.0%} of TriviaQA, "
             "losing every known answer costs the score "
             f"{qs.share:.3f}, and held-out accuracy decides most of the choice (as it would in the "
             "paper's sum on such a model);",
@@ -791,6 +792,13 @@ def suppression_term_notes(qs: SuppressionSet | Sequence, screened: bool,
             "accuracy, on questions it may or may not know, so this one weighs a lost answer "
             "1/p times as much as the paper's would (p: the share of questions the model knows);"]
     step = (qs.share / len(known)) if est else 1 / len(known)
+    last = f"- one lost known answer moves the term by {step:.3f}"
+    if est and unknown:
+        gain = (1 - qs.share) / len(unknown)
+        last += f", one other question answered right with the neurons silenced by {gain:.3f}"
+        if gain > step:
+            last += (": the larger step, so a question or two that silencing happens to get right "
+                     "can decide between C values of equal held-out accuracy")
     return "\n".join(first + [
         f"- {shared} of its {len(known) + len(unknown)} questions are questions of the balanced set "
         "the probe is trained and validated on;",
@@ -800,7 +808,7 @@ def suppression_term_notes(qs: SuppressionSet | Sequence, screened: bool,
         + f") and cut at {cap} new tokens "
         f"(`steering.SHORT_GREEDY`)" + (f", while the chapter's answers may run to {answer_tokens};"
                                         if answer_tokens != cap else ", as the chapter's answers are;"),
-        f"- one lost known answer moves the term by {step:.3f}."])
+        last + "."])
 
 
 def identification_caveats(split: dict[str, list[Example]], counts: dict, min_agreement: float,

@@ -538,7 +538,8 @@ def test_suppression_notes_and_caveats_follow_the_run():
     assert "from two strata of the greedy screen" in notes and "p = 0.059 (of 1,300)" in notes
     assert "accuracy on 2 known questions" in notes and "accuracy on 3 other questions" in notes
     assert "3 of its 5 questions are questions of the balanced set" in notes
-    assert "one lost known answer moves the term by 0.029" in notes
+    assert "one lost known answer moves the term by 0.029, one other question answered right " \
+        "with the neurons silenced by 0.314: the larger step" in notes
     assert "estimates TriviaQA accuracy from 2 known questions and 3 other questions" in \
         identification_caveats(split, {}, 1.0, 10, qs, True)
     counts = {"consistent_all_samples": {"correct": 0, "incorrect": 9}}
