@@ -621,3 +621,9 @@ print(pipeline.stability_reading(stability) if stability else
 #    and draw `neurons.token_view(m, example, neurons.top_h_neurons(probe, 3))` with
 #    `plots.token_heatmap`. Does the top H-Neuron fire on the false answer's tokens more than on
 #    the true one's, or on answer-like tokens either way?
+# 6. The table after the $C$ grid shows what three selection rules choose on the same fits.
+#    Rerun with `SUPPRESSION_TERM = "known"` (the cost of silencing measured on known
+#    questions alone, on a 0-1 scale) and with `SUPPRESSION_QUESTIONS = 0` (held-out accuracy
+#    alone). How many H-Neurons does each give, and which of chapter 3's and chapter 4's
+#    readings change with them? What does that say about the paper's "fewer than one neuron
+#    in a thousand" as a property of the model rather than of the rule?
