@@ -777,8 +777,8 @@ def suppression_term_notes(qs: SuppressionSet | Sequence, screened: bool,
             f"(answered correctly) and 1 - p the accuracy on {noun(len(unknown), 'other question')} "
             "(answered wrongly or refused), both with the candidate H-Neurons silenced; with "
             "nothing silenced it is about p (plus the few other questions the check's shorter, "
-            "plainly judged answers happen to get right), so on a model that knows {qs.share:.0%} of TriviaQA, "
-            "losing every known answer costs the score "
+            "plainly judged answers happen to get right), so on a model that knows "
+            f"{qs.share:.0%} of TriviaQA, losing every known answer costs the score "
             f"{qs.share:.3f}, and held-out accuracy decides most of the choice (as it would in the "
             "paper's sum on such a model);",
             "- it assumes the sampled strata stand for all TriviaQA questions, and the screen's "

@@ -537,6 +537,8 @@ def test_suppression_notes_and_caveats_follow_the_run():
     notes = suppression_term_notes(qs, True, split, 24)
     assert "from two strata of the greedy screen" in notes and "p = 0.059 (of 1,300)" in notes
     assert "accuracy on 2 known questions" in notes and "accuracy on 3 other questions" in notes
+    assert "on a model that knows 6% of TriviaQA, losing every known answer costs the score 0.059" in notes
+    assert "{" not in notes  # every number filled in
     assert "3 of its 5 questions are questions of the balanced set" in notes
     assert "one lost known answer moves the term by 0.029, one other question answered right " \
         "with the neurons silenced by 0.314: the larger step" in notes
