@@ -73,14 +73,17 @@ def _unlock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
-def _holder(fd: int, pid: int | None = None) -> str:
-    """The process id written in the lock file (``pid`` given: write it there first)."""
-    if pid is not None:
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, str(pid).encode())
+def _holder(fd: int) -> str:
+    """The process id written in the lock file by the run that holds it ("" if none)."""
     os.lseek(fd, 0, os.SEEK_SET)
     return os.read(fd, 64).decode("ascii", "replace").strip()
+
+
+def _name_holder(fd: int) -> None:
+    """Write this process's id into the lock file it now holds."""
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, str(os.getpid()).encode())
 
 
 @contextlib.contextmanager
@@ -110,7 +113,7 @@ def writer_lock(path: str | Path) -> Iterator[Path]:
                 f"{path} is being written by another run (process {holder}); wait for it to "
                 "finish (it resumes from the same file) or give this run another OUTPUT_DIR"
             ) from None
-        _holder(fd, os.getpid())
+        _name_holder(fd)
         try:
             yield lp
         finally:

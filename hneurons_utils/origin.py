@@ -425,12 +425,11 @@ def _generate_base_prompts(m: Any, prompts: list[str], cfg: Any, seed: int | Non
 
     from transformers import StoppingCriteriaList
 
-    from .sampling import keyed_generate_kwargs
+    from .sampling import check_keys, keyed_generate_kwargs
 
     if cfg.num_return_sequences != 1:
         raise ValueError("generate_base draws one answer per question (num_return_sequences=1)")
-    if keys is not None and len(keys) != len(prompts):
-        raise ValueError(f"{len(prompts)} prompts but {len(keys)} sampling keys")
+    check_keys(prompts, keys)
     if seed is not None:
         torch.manual_seed(seed)
     enc = on_device(m, encode(m, prompts, add_special_tokens=False))

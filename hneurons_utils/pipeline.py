@@ -363,7 +363,8 @@ def grid_reading(grid: Sequence[dict]) -> str:
         low = min(g, key=lambda r: r[key])
         low_txt = ("" if low is g[-1] or low[key] == g[-1][key] else
                    f", lowest {low[key]:.2f} at C = {low['C']:g}")
-        out += (f"; the share of known answers kept with the H-Neurons silenced goes from "
+        what = ("the share of known answers kept" if key == "known_kept" else "accuracy")
+        out += (f"; {what} with the H-Neurons silenced goes from "
                 f"{g[0][key]:.2f} to {g[-1][key]:.2f}{low_txt} as C admits up to "
                 f"{g[-1]['n_h_neurons']} of them")
         if est:

@@ -222,6 +222,12 @@ def generate_traced(m: LoadedModel, enc: dict, kw: dict[str, Any],
     return out.cpu()
 
 
+def check_keys(prompts: Sequence, keys: Sequence[int] | None) -> None:
+    """Refuse sampling keys that are not one per prompt (None: no keys, nothing to check)."""
+    if keys is not None and len(keys) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(keys)} sampling keys")
+
+
 def sample_keys(keys: Sequence[int], n: int) -> list[int]:
     """One key per generated row from one key per prompt: sample ``j`` of prompt ``i`` gets
     ``row_seed(keys[i], j)``, in ``generate``'s row order (prompt-major)."""
@@ -241,8 +247,7 @@ def generate_texts(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig = GREE
     seeded ``seed``.
     """
     prompts = text_list(prompts, "prompts")
-    if keys is not None and len(keys) != len(prompts):
-        raise ValueError(f"{len(prompts)} prompts but {len(keys)} sampling keys")
+    check_keys(prompts, keys)
     if seed is not None:
         torch.manual_seed(seed)
     enc = on_device(m, encode(m, prompts, add_special_tokens=False))

@@ -33,8 +33,8 @@ from .cett import encode, left_pad_positions, on_device
 from .checks import check_alpha, positive_int, text_list
 from .models import LoadedModel
 from .probe import NeuronSet
-from .sampling import (GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, generate_traced,
-                       keyed_generate_kwargs)
+from .sampling import (GREEDY, INSTRUCTION, GenConfig, _cut, build_prompt, check_keys,
+                       generate_traced, keyed_generate_kwargs)
 
 METHODS = ("weights", "nnsight", "hook")
 # Greedy short answers cut at the first newline, as in the identification chapter's screening.
@@ -208,8 +208,7 @@ def generate_rows(m: LoadedModel, prompts: Sequence[str], cfg: GenConfig,
     prompts = text_list(prompts, "prompts")
     if len(prompts) != len(rows):
         raise ValueError(f"{len(prompts)} prompts but {len(rows)} row interventions")
-    if keys is not None and len(keys) != len(prompts):
-        raise ValueError(f"{len(prompts)} prompts but {len(keys)} sampling keys")
+    check_keys(prompts, keys)
     if cfg.num_return_sequences != 1:
         raise ValueError("generate_rows makes one answer per row (num_return_sequences=1)")
     enc = on_device(m, encode(m, prompts, add_special_tokens=False))

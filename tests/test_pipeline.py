@@ -207,6 +207,13 @@ def test_grid_reading_states_the_trade_off_from_the_rows():
     assert text.startswith("held-out accuracy goes from 0.60 at C = 1 to 0.90 at C = 10")
     assert "first reached at C = 3, with 18 H-Neurons" in text
     assert "silenced goes from 1.00 to 0.50 as C admits up to 40" in text
+    assert "; accuracy with the H-Neurons silenced" in text  # a plain term: no strata to name
+    strata = [dict(r, known_kept=r["suppression"], unknown_right=0.0, suppression=0.06 * r["suppression"])
+              for r in grid]
+    text = grid_reading(strata)
+    assert "; the share of known answers kept with the H-Neurons silenced goes from 1.00 to 0.50" in text
+    assert "(the estimated TriviaQA accuracy, the score's term (2), from 0.060 to 0.030)" in text
+    text = grid_reading(grid)
     assert text.endswith("chose C = 3 (18 H-Neurons, held-out accuracy 0.90).")
     dip = grid + [{"C": 30.0, "val_accuracy": 0.9, "n_h_neurons": 60, "suppression": 0.6, "chosen": False}]
     dip[0] = dict(dip[0], suppression=0.1)  # the lowest sits inside the grid, not at its end
