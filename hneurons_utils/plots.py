@@ -225,7 +225,8 @@ def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:
         estimated = any(g.get("unknown_right") is not None for g in grid)
         if estimated:  # term (2) estimates TriviaQA accuracy; the known answers kept beside it
             ax.plot(C, val("known_kept"), marker="v", label="known answers kept, H-Neurons silenced")
-            ax.plot(C, sup, marker="x", label="estimated TriviaQA accuracy, H-Neurons silenced (term 2)")
+            ax.plot(C, sup, marker="x", color="C4",  # not C3: the H-Neurons' count is drawn in C3
+                    label="estimated TriviaQA accuracy, H-Neurons silenced (term 2)")
         else:
             ax.plot(C, sup, marker="v", label="QA accuracy with H-Neurons silenced")
         score = [g["val_accuracy"] + s for g, s in zip(grid, sup)]

@@ -134,6 +134,10 @@ def test_c_grid_figure_draws_suppression_only_when_measured():
     assert lines["known answers kept, H-Neurons silenced"] == [0.5, 0.5]
     assert lines["estimated TriviaQA accuracy, H-Neurons silenced (term 2)"] == [0.03, 0.03]
     assert lines["selection score (held-out accuracy + term 2)"] == pytest.approx([0.63, 0.63])
+    from matplotlib.colors import to_hex
+
+    colours = [to_hex(ln.get_color()) for ax in fig.axes for ln in ax.lines if not ln.get_label().startswith("chosen")]
+    assert len(set(colours)) == len(colours)  # no two curves share a colour
     _assert_legends_clear(fig)
 
 
