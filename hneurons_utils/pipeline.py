@@ -746,9 +746,26 @@ def known_correct_phrase(n: int, screened: bool) -> str:
             f"{noun(n, 'question')} whose sampled answers were mostly correct (no screening ran)")
 
 
+def term_questions(qs: "SuppressionSet | Sequence", term: str | None = None) -> "SuppressionSet | list":
+    """The questions a suppression term is measured on, one rule for the hook, its notes and
+    the caveats: ``term="triviaqa"`` needs a :class:`SuppressionSet` (both strata and the known
+    share); ``term="known"`` keeps its known stratum alone (a plain list); ``term=None`` reads
+    the term from the type (a set: ``"triviaqa"``, a list: ``"known"``)."""
+    if term is not None and term not in SUPPRESSION_TERMS:
+        raise ValueError(f"unknown suppression term {term!r}: choose one of {sorted(SUPPRESSION_TERMS)} "
+                         "(SUPPRESSION_TERM)")
+    if isinstance(qs, SuppressionSet):
+        return qs.known if term == "known" else qs
+    if term == "triviaqa" and qs:
+        raise ValueError("the 'triviaqa' suppression term needs a SuppressionSet (pipeline."
+                         "suppression_set: both strata and the known share); a plain list "
+                         "of questions can only give term='known'")
+    return list(qs)
+
+
 def suppression_term_notes(qs: SuppressionSet | Sequence, screened: bool,
                            split: dict[str, list[Example]], answer_tokens: int,
-                           judge_name: str | None = None) -> str:
+                           judge_name: str | None = None, term: str | None = None) -> str:
     """How this chapter's suppression term of C selection is measured, and how it differs from
     the paper's (Section 6.1.3: the model's TriviaQA accuracy with the H-Neurons suppressed),
     as Markdown bullets generated from the run: its strata (``qs``, :func:`suppression_set`;
@@ -757,9 +774,10 @@ def suppression_term_notes(qs: SuppressionSet | Sequence, screened: bool,
     (``steering.SHORT_GREEDY`` against the chapter's
     ``answer_tokens``) and what one answer weighs. "" without known questions (no term).
     ``judge_name``: the judge of the chapter's labels (None: the rule judge that ignores
-    aliases the question itself contains)."""
+    aliases the question itself contains); ``term``: as :func:`term_questions`."""
     from .steering import SHORT_GREEDY
 
+    qs = term_questions(qs, term)
     est = isinstance(qs, SuppressionSet)
     known = qs.known if est else list(qs)
     if not known:
@@ -814,12 +832,12 @@ def suppression_term_notes(qs: SuppressionSet | Sequence, screened: bool,
 
 def identification_caveats(split: dict[str, list[Example]], counts: dict, min_agreement: float,
                            n_samples: int, keep: SuppressionSet | Sequence, screened: bool,
-                           judge_name: str | None = None) -> str:
+                           judge_name: str | None = None, term: str | None = None) -> str:
     """What the chapter's numbers can and cannot carry, as Markdown bullets generated from the
     run: how many questions were held out per class (and what one of them weighs), the
-    suppression term's questions, whether the paper's all-agree consistency rule was loosened
-    (with how many faithful questions the strict rule keeps), and the judges (``judge_name``
-    None: the rule judge)."""
+    suppression term's questions (``keep`` and ``term``: as :func:`term_questions`), whether
+    the paper's all-agree consistency rule was loosened (with how many faithful questions the
+    strict rule keeps), and the judges (``judge_name`` None: the rule judge)."""
     held = split.get("val") or []
     q = {y: len({question_of(e) for e in held if e.label == y}) for y in (1, 0)}
     r = {y: sum(e.label == y for e in held) for y in (1, 0)}
@@ -832,6 +850,7 @@ def identification_caveats(split: dict[str, list[Example]], counts: dict, min_ag
                   "is an order of magnitude, not a measurement;" if step > 0.01 else ";")
     else:
         first = "- no question was held out: $C$ was chosen on the training answers themselves;"
+    keep = term_questions(keep, term)
     known = keep.known if isinstance(keep, SuppressionSet) else keep
     if isinstance(keep, SuppressionSet) and known:
         sup = (f"- the suppression term estimates TriviaQA accuracy from "
@@ -880,17 +899,11 @@ def suppression_hook(m: LoadedModel, questions: SuppressionSet | Sequence, batch
     Probes that select the same H-Neurons (often several small C values) are scored once. The
     hook's ``criterion`` names the selection rule (:data:`SUPPRESSION_TERMS`).
     """
-    if term not in SUPPRESSION_TERMS:
-        raise ValueError(f"unknown suppression term {term!r}: choose one of {sorted(SUPPRESSION_TERMS)} "
-                         "(SUPPRESSION_TERM)")
+    questions = term_questions(questions, term)
     if not isinstance(questions, SuppressionSet):
         if not questions:
             return None
-        if term != "known":
-            raise ValueError("the 'triviaqa' suppression term needs a SuppressionSet (pipeline."
-                             "suppression_set: both strata and the known share); a plain list "
-                             "of questions can only give term='known'")
-        questions = SuppressionSet(list(questions), [], 1.0, len(questions), False)
+        questions = SuppressionSet(questions, [], 1.0, len(questions), False)
     if not questions.known:
         return None
     from .steering import suppression_accuracy

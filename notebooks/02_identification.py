@@ -392,9 +392,8 @@ print("answer spans by class (the caveat above; training and held-out responses 
 
 # %%
 strata = pipeline.suppression_set(items, greedy, sampled, SUPPRESSION_QUESTIONS)
-keep = strata if SUPPRESSION_TERM == "triviaqa" else strata.known  # "known": that stratum alone
 # a weight edit cannot reach a model on NDIF: silence through nnsight there
-hook = pipeline.suppression_hook(m, keep, SCREEN_BATCH, "nnsight" if REMOTE else "weights", SUPPRESSION_TERM)
+hook = pipeline.suppression_hook(m, strata, SCREEN_BATCH, "nnsight" if REMOTE else "weights", SUPPRESSION_TERM)
 if SUPPRESSION_QUESTIONS and not strata.known:
     print("no question is known to be answered correctly: the suppression term cannot be measured")
 t0 = time.monotonic()
@@ -402,8 +401,9 @@ probe, grid = pipeline.fit_identification(m, fs, split, cfg, hook)
 timings["probe_s"] = time.monotonic() - t0
 print("C chosen by", hook.criterion if hook else "held-out accuracy only")
 if hook:  # how term (2) differs from the paper's, read from this run
-    display(Markdown(pipeline.suppression_term_notes(keep, SCREEN, split, QA_MAX_NEW_TOKENS,
-                                                     None if judge is None else f"the {JUDGE} judge ({JUDGE_MODEL})")))
+    display(Markdown(pipeline.suppression_term_notes(
+        strata, SCREEN, split, QA_MAX_NEW_TOKENS,
+        None if judge is None else f"the {JUDGE} judge ({JUDGE_MODEL})", SUPPRESSION_TERM)))
 print(f"train accuracy: on the probe's own {LABEL_SCHEME} training rows"
       + (" (answer and other-token rows, most of them label 0)" if LABEL_SCHEME == "3-vs-1" else "")
       + "; held-out accuracy and AUROC: on held-out responses, hallucinated vs faithful")
@@ -485,8 +485,8 @@ print(f"paper, Table 1: 'Ratio' of {lo:g} to {hi:g} per mille over "
 
 # %%
 display(Markdown(pipeline.identification_caveats(
-    split, counts, MIN_AGREEMENT, N_SAMPLES, keep, SCREEN,
-    None if judge is None else f"the {JUDGE} judge ({JUDGE_MODEL})")))
+    split, counts, MIN_AGREEMENT, N_SAMPLES, strata, SCREEN,
+    None if judge is None else f"the {JUDGE} judge ({JUDGE_MODEL})", SUPPRESSION_TERM)))
 
 # %% [markdown]
 # And in any run: held-out scores are not yet evidence that these neurons *detect*

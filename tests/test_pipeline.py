@@ -551,6 +551,16 @@ def test_suppression_notes_and_caveats_follow_the_run():
         "with the neurons silenced by 0.314: the larger step" in notes
     assert "estimates TriviaQA accuracy from 2 known questions and 3 other questions" in \
         identification_caveats(split, {}, 1.0, 10, qs, True)
+    # the "known" term of the same strata reads as the known stratum alone, in notes and caveats
+    known = suppression_term_notes(qs, True, split, 24, term="known")
+    assert known == suppression_term_notes(keep[:2], True, split, 24)
+    assert "2 questions the model answered correctly" in known and "strata" not in known
+    assert "greedy accuracy on 2 questions" in identification_caveats(split, {}, 1.0, 10, qs, True,
+                                                                      term="known")
+    with pytest.raises(ValueError, match="needs a SuppressionSet"):
+        suppression_term_notes(keep, True, split, 24, term="triviaqa")
+    with pytest.raises(ValueError, match="unknown suppression term 'paper'"):
+        identification_caveats(split, {}, 1.0, 10, qs, True, term="paper")
     counts = {"consistent_all_samples": {"correct": 0, "incorrect": 9}}
     text = identification_caveats(split, counts, 0.6, 10, keep, True)
     assert "holds 1 hallucinated and 1 faithful questions (2 and 1 responses" in text
