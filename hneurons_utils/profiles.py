@@ -174,6 +174,91 @@ def run_dir(output_dir: str | os.PathLike, model_id: str, *parts: str) -> Path:
     return path
 
 
+ENVIRONMENT_FILE = "environment.json"
+# The packages whose arithmetic or decisions reach the numbers (the rest only move files).
+ENVIRONMENT_PACKAGES = ("torch", "transformers", "nnsight", "scikit-learn", "numpy", "scipy")
+
+
+def _processor() -> str:
+    """The processor's model name (Linux: /proc/cpuinfo; elsewhere what ``platform`` says)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def environment(m: Any = None) -> dict:
+    """What a run's numbers were computed with, beyond its parameters: the package versions of
+    :data:`ENVIRONMENT_PACKAGES`, Python, the processor and the vector instructions torch's CPU
+    kernels use (``torch.backends.cpu.get_cpu_capability()``: kernels that add in another
+    order round differently, which can move a sampled near-tie token; ``bench/bench_numerics.py``
+    measures how often), torch's thread count, and, for a loaded model ``m``, where it runs
+    (device and dtype, or NDIF). Nothing that names the machine or the time: two runs in the
+    same environment give the same dict."""
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    versions = {}
+    for name in ENVIRONMENT_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    env = {"python": platform.python_version(), "packages": versions,
+           "os": f"{platform.system()} {platform.machine()}", "processor": _processor(),
+           "cpu_kernels": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads()}
+    if m is not None:
+        if getattr(m, "remote", False):
+            env["model_runs_on"] = "NDIF (remote)"
+        else:
+            p = next(m.hf.parameters())
+            where = str(p.device)
+            if p.device.type == "cuda":
+                where += f" ({torch.cuda.get_device_name(p.device)}, CUDA {torch.version.cuda})"
+            env["model_runs_on"] = f"{where}, {str(p.dtype).replace('torch.', '')}"
+    return env
+
+
+def record_environment(out_dir: str | os.PathLike, m: Any = None) -> list[dict]:
+    """Add this run's :func:`environment` to ``out_dir/environment.json`` unless it is there
+    already, and return the file's list: every environment that wrote results into the folder,
+    oldest first (a run resumed on another machine adds a second entry, so a folder whose
+    answers come from two environments says so). A file that is not such a list is an error."""
+    import json
+
+    path = Path(out_dir) / ENVIRONMENT_FILE
+    seen: list[dict] = []
+    if path.exists():
+        seen = json.loads(path.read_text())
+        if not isinstance(seen, list) or not all(isinstance(e, dict) for e in seen):
+            raise ValueError(f"{path}: expected a list of environments (JSON objects); move the "
+                             "file aside or delete it")
+    env = environment(m)
+    if env not in seen:
+        seen.append(env)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(seen, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    return seen
+
+
+def describe_environment(env: dict) -> str:
+    """One line for a reader: processor, torch's kernels and threads, torch, and the model's device."""
+    pk = env.get("packages", {})
+    out = (f"{env.get('processor', '?')} ({env.get('cpu_kernels', '?')} kernels, "
+           f"{env.get('torch_threads', '?')} thread{'s' if env.get('torch_threads') != 1 else ''}), "
+           f"torch {pk.get('torch')}, transformers {pk.get('transformers')}, Python {env.get('python')}")
+    return out + (f"; model on {env['model_runs_on']}" if env.get("model_runs_on") else "")
+
+
 if __name__ == "__main__":  # python -m hneurons_utils.profiles PROFILE NOTEBOOK.py [MINE.yaml] -> YAML
     usage = "usage: python -m hneurons_utils.profiles PROFILE NOTEBOOK.py [OVERRIDES.yaml]"
     if sys.argv[1:] in (["-h"], ["--help"]):

@@ -724,6 +724,44 @@ def scale_note(output_dir: str | Path, model_id: str, origin_dir: str | Path | N
     return out
 
 
+def environment_note(output_dir: str | Path, model_id: str, origin_dir: str | Path | None = None) -> str:
+    """The scorecard's note on what this build computed with (:func:`profiles.record_environment`
+    files of chapters 1-5): one line when every chapter ran in one environment, otherwise each
+    chapter's, with a warning where a folder's results come from more than one."""
+
+    from .profiles import ENVIRONMENT_FILE, describe_environment
+
+    folders = {c: _chapter_dir(output_dir, model_id, c)
+               for c in ("cett", "identification", "generalisation", "behaviour")}
+    folder = Path(origin_dir) if origin_dir else origin_folder(output_dir)
+    if folder is not None:
+        folders["origin"] = folder
+    envs = {}
+    for chapter, d in folders.items():
+        path = d / ENVIRONMENT_FILE
+        if path.exists():
+            envs[chapter] = json.loads(path.read_text())
+    if not envs:
+        return ("**Environment.** No chapter recorded its environment (`environment.json`: results "
+                "written by an earlier version of the book).")
+    why = (" A run in the same environment gives the same sampled answers byte for byte; another "
+           "processor (its vector kernels round sums differently), another thread count or a GPU "
+           "can change a sampled near-tie token, and with it a label, the consistent questions and "
+           "the probe's $C$: `bench/bench_numerics.py` measures how often on your machine.")
+    distinct = {json.dumps(e, sort_keys=True) for lst in envs.values() for e in lst}
+    missing = [c for c in folders if c not in envs]
+    tail = (f" ({', '.join(missing)}: no record.)" if missing else "")
+    if len(distinct) == 1:
+        return ("**Environment.** Every chapter of this build that recorded one ran on "
+                f"{describe_environment(next(iter(envs.values()))[0])}." + why + tail)
+    lines = ["**Environment.** The chapters of this build ran in more than one environment, so "
+             "their numbers need not match a build made in one:" + why]
+    for chapter, lst in envs.items():
+        lines.append(f"- {chapter}: " + "; then ".join(describe_environment(e) for e in lst)
+                     + (" (**resumed in another environment**: its results mix both)" if len(lst) > 1 else ""))
+    return "\n".join(lines) + ("\n" + tail.strip() if tail else "")
+
+
 # The checks the scorecard adds to the paper's claims, one sentence each; the page counts them.
 CHECKS = [
     "A Table 1 row's numbers are the whole probe's, which reads its H-Neurons and its "

@@ -56,6 +56,7 @@ plots.setup_style()
 torch.manual_seed(SEED)
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "cett")
 m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
+profiles.record_environment(OUT, m)  # what the numbers were computed with (environment.json)
 print(m.adapter)
 print(f"{m.adapter.n_layers} layers x {m.adapter.n_neurons} neurons = "
       f"{m.adapter.total_neurons:,} FFN neurons")

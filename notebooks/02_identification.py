@@ -80,6 +80,7 @@ judge = judges.from_params(JUDGE, JUDGE_BASE_URL, JUDGE_MODEL, JUDGE_KEY_ENV)  #
 if SUPPRESSION_TERM not in pipeline.SUPPRESSION_TERMS:
     raise ValueError(f"SUPPRESSION_TERM = {SUPPRESSION_TERM!r}: choose one of {sorted(pipeline.SUPPRESSION_TERMS)}")
 m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
+profiles.record_environment(OUT, m)  # what the numbers were computed with (environment.json)
 cfg = pipeline.IdentifyConfig(
     n_samples=N_SAMPLES, min_agreement=MIN_AGREEMENT, train_per_class=TRAIN_PER_CLASS,
     val_fraction=VAL_FRACTION, responses_per_question=RESPONSES_PER_QUESTION, screen=SCREEN,

@@ -76,6 +76,7 @@ ID_DIR = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "generalisation")
 judge = judges.from_params(JUDGE, JUDGE_BASE_URL, JUDGE_MODEL, JUDGE_KEY_ENV)  # None: rule judge
 m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
+profiles.record_environment(OUT, m)  # what the numbers were computed with (environment.json)
 probe, split, train_fs = pipeline.load_identification(ID_DIR, m.name)  # refused if another model's
 h = probe.h_neurons()
 if PROFILE == "smoke":

@@ -93,6 +93,7 @@ torch.manual_seed(SEED)
 OUT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "behaviour")
 IDENT = profiles.run_dir(OUTPUT_DIR, MODEL_ID, "identification")
 m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
+profiles.record_environment(OUT, m)  # what the numbers were computed with (environment.json)
 probe = Probe.load(IDENT / "probe.json", m.name)  # written by chapter 02; raises "run chapter 02" if absent
 h_set = probe.h_neurons()
 timings = {}

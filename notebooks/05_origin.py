@@ -193,6 +193,7 @@ if OFFLINE:
 # %%
 m_inst = models.load_model(str(INSTRUCT_SRC), dtype=DTYPE, device=DEVICE)
 m_base = models.load_model(str(BASE_SRC), dtype=DTYPE, device=DEVICE)
+profiles.record_environment(OUT, m_inst)  # what the numbers were computed with (environment.json)
 if (m_base.adapter.n_layers, m_base.adapter.n_neurons) != (m_inst.adapter.n_layers, m_inst.adapter.n_neurons):
     raise ValueError(f"{BASE_SRC} and {INSTRUCT_SRC} have different FFN shapes: not a matched pair")
 n_all = sum(p.numel() for p in m_inst.hf.parameters())  # tied weights counted once

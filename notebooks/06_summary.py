@@ -74,11 +74,13 @@ display(HTML(summary.scorecard_html(card)))  # an HTML table (renders in the boo
 # %% [markdown]
 # ## How to read it
 #
-# The first point is this build's own: the models it ran and how many answers per class its
-# detection verdicts rest on, read from the same result files.
+# The first two points are this build's own: the models it ran and how many answers per class
+# its detection verdicts rest on, and the environment its chapters computed in, read from the
+# same result files.
 
 # %%
 display(Markdown(summary.scale_note(OUTPUT_DIR, MODEL_ID, ORIGIN_DIR)))
+display(Markdown(summary.environment_note(OUTPUT_DIR, MODEL_ID, ORIGIN_DIR)))  # what it computed with
 
 # %% [markdown]
 # - **Each row has its chapter.** "Result" names the paper's table or figure and its section;

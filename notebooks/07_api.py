@@ -72,6 +72,7 @@ if PROFILE == "smoke":
 
 # %%
 m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
+profiles.record_environment(OUT, m)  # what the numbers were computed with (environment.json)
 print(m.adapter)
 
 # %% [markdown]

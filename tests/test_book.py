@@ -105,6 +105,20 @@ def test_pages_load_nothing_from_the_internet(smoke_book):
 
 
 @pytest.mark.slow
+def test_chapters_record_their_environment_and_the_scorecard_reads_it(smoke_book):
+    """Chapters 1-5 and the package tour write environment.json beside their results, and the
+    scorecard page states the environment the build ran in (one, in one smoke build)."""
+    for chapter in ("cett", "identification", "generalisation", "behaviour", "api", "origin"):
+        found = list(REPO_ROOT.glob(f"results/smoke/*/{chapter}/environment.json"))
+        assert found, chapter
+        assert all(len(json.loads(f.read_text())) >= 1 for f in found)
+    nb = json.loads((smoke_book / "06_summary.ipynb").read_text())
+    text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in nb["cells"]
+                   for o in c.get("outputs", []))
+    assert "**Environment.** Every chapter of this build that recorded one ran on" in text, text[-2000:]
+
+
+@pytest.mark.slow
 def test_results_files_named_in_the_prose_are_written(smoke_book):
     """Every results file the pages and chapters name (``identification/probe.json``,
     ``generalisation/*.json``: paths relative to a chapter's output folder) is one the smoke

@@ -148,3 +148,29 @@ def test_sources_hold_no_control_characters():
     bad = {p.name: sorted({hex(ord(c)) for c in p.read_text() if ord(c) < 32 and c not in "\n\t"})
            for p in paths}
     assert not {k: v for k, v in bad.items() if v}
+
+
+def test_record_environment_lists_each_environment_once(tmp_path, tiny_model, monkeypatch):
+    """environment.json holds every environment that wrote into a folder, once each, oldest
+    first; a resumed run elsewhere adds one; a file that is no such list is refused."""
+    import json
+
+    import torch
+
+    env = profiles.environment(tiny_model)
+    assert torch.__version__.startswith(env["packages"]["torch"])  # "2.13.0" of "2.13.0+cpu"
+    assert env["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()
+    assert env["model_runs_on"] == "cpu, float32" and env["torch_threads"] == torch.get_num_threads()
+    assert profiles.environment(tiny_model) == env  # nothing that changes between two calls
+    assert "model_runs_on" not in profiles.environment()
+    assert profiles.record_environment(tmp_path, tiny_model) == [env]
+    assert profiles.record_environment(tmp_path, tiny_model) == [env]  # the same run again: no entry
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "OTHER")
+    both = profiles.record_environment(tmp_path, tiny_model)
+    assert [e["cpu_kernels"] for e in both] == [env["cpu_kernels"], "OTHER"]
+    assert json.loads((tmp_path / "environment.json").read_text()) == both
+    line = profiles.describe_environment(both[1])
+    assert "(OTHER kernels" in line and f"torch {env['packages']['torch']}" in line and "model on cpu, float32" in line
+    (tmp_path / "environment.json").write_text('{"processor": "x"}')
+    with pytest.raises(ValueError, match="expected a list of environments"):
+        profiles.record_environment(tmp_path)

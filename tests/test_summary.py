@@ -650,3 +650,29 @@ def test_slope_verdict_needs_enough_scored_items_at_every_alpha():
     assert not summary.slope_verdict(diff, {**h, "n_scored": "12-32"}, 10).startswith("too few")
     assert not summary.slope_verdict(diff, {k: v for k, v in h.items() if k != "n_scored"}, 10).startswith("too few")
     assert summary.min_scored({"n_scored": 24}) == 24 and summary.min_scored({"n_scored": "7-17"}) == 7
+
+
+def test_environment_note_names_one_environment_or_each_chapters(tmp_path):
+    """The scorecard says what the build computed with: one line when every chapter's
+    environment.json holds the same one, each chapter's when they differ, and a warning where a
+    folder was resumed in another environment."""
+    from hneurons_utils.profiles import ENVIRONMENT_FILE
+
+    out = tmp_path / "results"
+    assert "No chapter recorded its environment" in summary.environment_note(out, MODEL)
+    env = {"processor": "CPU A", "cpu_kernels": "AVX2", "torch_threads": 1, "python": "3.11.7",
+           "packages": {"torch": "2.13.0", "transformers": "5.23.0"}, "model_runs_on": "cpu, float32"}
+    for chapter in ("identification", "generalisation"):
+        write(out / "tiny-model" / chapter / ENVIRONMENT_FILE, [env])
+    note = summary.environment_note(out, MODEL)
+    assert note.startswith("**Environment.** Every chapter of this build that recorded one ran on CPU A "
+                           "(AVX2 kernels, 1 thread), torch 2.13.0, transformers 5.23.0, Python 3.11.7; "
+                           "model on cpu, float32.")
+    assert "bench/bench_numerics.py" in note and "(cett, behaviour: no record.)" in note
+    other = {**env, "cpu_kernels": "AVX512", "processor": "CPU B"}
+    write(out / "tiny-model" / "behaviour" / ENVIRONMENT_FILE, [env, other])
+    note = summary.environment_note(out, MODEL)
+    assert "ran in more than one environment" in note
+    assert "- behaviour: CPU A (AVX2 kernels, 1 thread)" in note and "; then CPU B (AVX512 kernels" in note
+    assert "**resumed in another environment**" in note and note.count("resumed in another") == 1
+    assert note.endswith("(cett: no record.)")
