@@ -1,4 +1,4 @@
-"""How much the CPU's arithmetic moves sampled answers (why two machines give other numbers).
+"""How much the CPU's arithmetic moves sampled answers (one way two machines can differ).
 
 The book's sampled answers are seeded per question, so one machine reproduces them byte for
 byte. Another machine need not: torch picks its CPU kernels by the vector instructions the
@@ -12,13 +12,16 @@ This script measures that on this machine. It samples the paper's 10 answers (T 
 top_k 50, top_p 0.9, keyed per question as in chapter 2) and one greedy answer for the first
 ``--questions`` TriviaQA questions under each kernel setting, each in a fresh process (the
 setting must be made before torch starts): ``native`` (what this processor gets), ``avx2`` and
-``default`` (no vector kernels), through ``ATEN_CPU_CAPABILITY``, and the native kernels with
-two threads. It prints, against ``native``, the largest logit difference on the first prompt,
+``default`` (no vector kernels) for torch's own kernels, through ``ATEN_CPU_CAPABILITY``; the
+native kernels with two threads (``2-threads``); and ``mkl-compatible``, the portable code path
+of the matrix products (MKL, torch's BLAS on x86, picks its path by processor too; ``MKL_CBWR``).
+It prints, against ``native``, the largest logit difference on the first prompt,
 how many sampled answers and questions differ, how many answer labels (rule judge) change, and
 how many greedy answers differ. A setting the processor lacks is reported by torch as a
 fallback (the capability column says what ran).
 
     OMP_NUM_THREADS=1 python bench/bench_numerics.py [--model ID] [--questions 16]
+        [--settings native,default,...]
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import sys
 import tempfile
 
 SETTINGS = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
-            "default": {"ATEN_CPU_CAPABILITY": "default"}, "native, 2 threads": {"OMP_NUM_THREADS": "2"}}
+            "default": {"ATEN_CPU_CAPABILITY": "default"}, "2-threads": {"OMP_NUM_THREADS": "2"},
+            "mkl-compatible": {"MKL_CBWR": "COMPATIBLE"}}
 
 
 def run_one(model: str, n: int, seed: int, out: str) -> None:
@@ -69,10 +73,16 @@ def main() -> None:
     ap.add_argument("--model", default="SmolLM2-135M-Instruct")
     ap.add_argument("--questions", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--settings", default=",".join(SETTINGS),
+                    help=f"comma-separated, 'native' first; known: {', '.join(SETTINGS)}")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.questions < 1:
         ap.error("--questions must be at least 1")
+    chosen = [x.strip() for x in a.settings.split(",") if x.strip()]
+    unknown = [x for x in chosen if x not in SETTINGS]
+    if unknown or not chosen or chosen[0] != "native":
+        ap.error(f"--settings: unknown {unknown} or 'native' not first; known: {', '.join(SETTINGS)}")
     if a.child:
         return run_one(a.model, a.questions, a.seed, a.child)
 
@@ -80,7 +90,8 @@ def main() -> None:
 
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, env in SETTINGS.items():
+        for name in chosen:
+            env = SETTINGS[name]
             out = os.path.join(tmp, "run.json")
             child_env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
             subprocess.run([sys.executable, __file__, "--model", a.model, "--questions", str(a.questions),
