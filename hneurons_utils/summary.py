@@ -744,10 +744,11 @@ def environment_note(output_dir: str | Path, model_id: str, origin_dir: str | Pa
     if not envs:
         return ("**Environment.** No chapter recorded its environment (`environment.json`: results "
                 "written by an earlier version of the book).")
-    why = (" A run in the same environment gives the same sampled answers byte for byte; another "
-           "processor (its vector kernels round sums differently), another thread count or a GPU "
-           "can change a sampled near-tie token, and with it a label, the consistent questions and "
-           "the probe's $C$: `bench/bench_numerics.py` measures how often on your machine.")
+    why = (" A run in the same environment gives the same sampled answers byte for byte; in "
+           "another (another processor, whose kernels round sums differently, another thread count, "
+           "a GPU) a sampled token at a near-tie can change, rarely, and with it a label, the "
+           "consistent questions and the probe's $C$: `bench/bench_numerics.py` measures how often "
+           "on your machine.")
     distinct = {json.dumps(e, sort_keys=True) for lst in envs.values() for e in lst}
     missing = [c for c in folders if c not in envs]
     tail = (f" ({', '.join(missing)}: no record.)" if missing else "")
