@@ -779,7 +779,7 @@ def suppression_term_notes(qs: SuppressionSet | Sequence, screened: bool,
 
     qs = term_questions(qs, term)
     est = isinstance(qs, SuppressionSet)
-    known = qs.known if est else list(qs)
+    known = qs.known if est else qs  # term_questions gives a list
     if not known:
         return ""
     unknown = qs.unknown if est else []

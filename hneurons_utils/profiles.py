@@ -243,10 +243,10 @@ def record_environment(out_dir: str | os.PathLike, m: Any = None) -> list[dict]:
                              "file aside or delete it")
     env = environment(m)
     if env not in seen:
+        from .files import write_text_atomic
+
         seen.append(env)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(seen, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(seen, indent=2, sort_keys=True) + "\n")
     return seen
 
 
