@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from .sampling import (GREEDY, PAPER_SAMPLING, EmptyBalancedSetError, GenConfig,
                        representative_response)
 from .stats import auroc
 from .wording import are, noun, probe_name
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_CS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
@@ -271,6 +274,110 @@ def selection_stability(fs: FeatureSet, examples: Sequence[Example], probe: Prob
             "frequency": [counts.get(int(j), 0) / n_resamples for j in h],
             "sizes": sizes, "jaccard": jaccard,
             "others_half": sum(1 for j, c in counts.items() if j not in hset and c >= n_resamples / 2)}
+
+
+def float16_nudge(X: np.ndarray, share: float, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """``X`` (float16-representable values, as stored features are) with a random ``share`` of
+    its entries moved one float16 step up or down (zeros only up: CETT is never negative); and
+    how many entries moved. What another machine's arithmetic does to stored features: a
+    feature that differs by a tiny amount is stored identically unless it sits by the edge
+    between two float16 values, and then it is stored one step away."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must lie in [0, 1], got {share}")
+    x16 = np.asarray(X).astype(np.float16)
+    if not np.array_equal(x16.astype(np.float32), np.asarray(X, dtype=np.float32)):
+        raise ValueError("X holds values float16 cannot store exactly: pass stored features "
+                         "(float16), not recomputed ones")
+    moved = rng.random(x16.shape) < share
+    up = (rng.random(x16.shape) < 0.5) | (x16 <= 0)
+    toward = np.where(up, np.float16(np.inf), np.float16(-np.inf)).astype(np.float16)
+    out = np.where(moved, np.nextafter(x16, toward), x16)
+    return out.astype(np.float32), int(moved.sum())
+
+
+def rounding_stability(fs: FeatureSet, examples: Sequence[Example], probe: Probe,
+                       shares: Sequence[float] = (1e-4, 1e-3, 1e-2), draws: int = 5,
+                       seed: int = 0) -> dict:
+    """How much the H-Neuron set depends on the last bit of its stored features (an extension:
+    one way two machines' builds of the same answers can differ).
+
+    The probe is refitted, with its C and recipe, on its own training rows (``examples``) with
+    a ``share`` of the feature entries moved one float16 step (:func:`float16_nudge`), ``draws``
+    times per share; share 0 (the rows as stored) is refitted once, a check that the fit itself
+    is deterministic. Returns ``h_neurons`` (the probe's set's size) and ``rows``: per refit the
+    ``share``, ``draw``, ``moved`` entries, ``size`` of its H-Neuron set and ``jaccard`` overlap
+    with the probe's set."""
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
+    if not shares or any(not 0 < s <= 1 for s in shares):
+        raise ValueError(f"shares must be one or more numbers in (0, 1], got {list(shares)}")
+    X, y = scheme_rows(fs, list(examples), probe.label_scheme)
+    h = probe.h_neurons().flat
+    rows = []
+    todo = [(0.0, 0)] + [(float(s), d) for s in shares for d in range(draws)]
+    for share, d in progress(todo, "rounding", "refits"):
+        Xs, moved = (X, 0) if share == 0 else float16_nudge(X, share, np.random.default_rng([seed, d, int(share * 1e9)]))
+        fit = fit_probe(Xs, y, probe.C, penalty=probe.config.get("penalty", "l1"),
+                        standardize=probe.standardize, seed=probe.config.get("seed", seed),
+                        n_layers=probe.n_layers, n_neurons=probe.n_neurons).h_neurons().flat
+        union = np.union1d(fit, h).size
+        rows.append({"share": share, "draw": d, "moved": moved, "size": int(fit.size),
+                     "jaccard": float(np.intersect1d(fit, h).size / union) if union else 1.0})
+    return {"h_neurons": int(h.size), "entries": int(X.size), "draws": draws, "rows": rows}
+
+
+def rounding_table(r: dict) -> "pd.DataFrame":
+    """:func:`rounding_stability` per share: refits, mean entries moved, how many refits gave
+    another set, the lowest Jaccard overlap with the probe's set, and the set sizes."""
+    import pandas as pd
+
+    rows = pd.DataFrame(r["rows"])
+    return rows.groupby("share").agg(
+        refits=("draw", "size"), entries_moved=("moved", "mean"),
+        sets_changed=("jaccard", lambda j: int((j < 1).sum())), jaccard_min=("jaccard", "min"),
+        size_min=("size", "min"), size_max=("size", "max")).round(2)
+
+
+def rounding_cell(r: dict) -> str:
+    """:func:`rounding_stability` in one clause (the scorecard's): per share, how many refits
+    gave another set."""
+    rs = [x for x in r["rows"] if x["share"] > 0]
+    shares = sorted({x["share"] for x in rs})
+    counts = [f"{sum(x['jaccard'] < 1 for x in rs if x['share'] == s)}/{sum(x['share'] == s for x in rs)}"
+              for s in shares]
+    return (f"refitted with one float16 step on {', '.join(f'{100 * s:g}%' for s in shares)} of the "
+            f"stored features: {', '.join(counts)} refits give another set")
+
+
+def rounding_changes(r: dict | None) -> bool:
+    """Whether any nudged refit of :func:`rounding_stability` gave another H-Neuron set."""
+    return bool(r) and any(x["jaccard"] < 1 for x in r.get("rows", []) if x["share"] > 0)
+
+
+def rounding_reading(r: dict) -> str:
+    """A reading of :func:`rounding_stability`, every clause chosen by its numbers."""
+    rows = r["rows"]
+    base = [x for x in rows if x["share"] == 0]
+    text = ""
+    if base and base[0]["jaccard"] < 1:
+        text += (f"Refitted on the stored rows unchanged, the probe already gives another set "
+                 f"(Jaccard {base[0]['jaccard']:.2f}): the fit itself is not deterministic here. ")
+    parts = []
+    for share in sorted({x["share"] for x in rows if x["share"] > 0}):
+        rs = [x for x in rows if x["share"] == share]
+        changed = [x for x in rs if x["jaccard"] < 1]
+        parts.append(f"with {100 * share:g}% of the entries moved, {len(changed)} of {len(rs)} refits "
+                     f"give another set" + (f" (Jaccard {min(x['jaccard'] for x in changed):.2f}-"
+                                            f"{max(x['jaccard'] for x in changed):.2f} with the "
+                                            f"probe's)" if changed else ""))
+    text += ("One float16 step on a random share of the training features (the last bit of what "
+             "is stored): " + "; ".join(parts) + ". ")
+    if rounding_changes(r):
+        return text + ("So which neurons pass the L1 threshold can turn on rounding: two machines "
+                       "whose arithmetic differs in the last digits can report different sets "
+                       "from the same answers, and a set's members are evidence only as far as "
+                       "they come back here and under resampling above.")
+    return text + "No refit moved the set: it does not turn on the last bit of its features."
 
 
 STABILITY_MIN_RESAMPLES = 10  # fewer refits: no verdict on the set's stability

@@ -24,7 +24,7 @@ from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEA
                         at_ceiling, slope_direction, syc_view)
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
-from .pipeline import negative_part_leads, stability_kind
+from .pipeline import negative_part_leads, rounding_cell, rounding_changes, stability_kind
 from .profiles import model_key
 from .stats import MIN_PER_CLASS
 from .transfer import transfer_reading
@@ -244,6 +244,11 @@ def _identification(folder: Path) -> list[dict]:
         reading += {"unstable": "; the set itself does not reproduce under resampling",
                     "core": "; under resampling a core of the set reproduces, its edge does not",
                     }.get(stability_kind(st), "")
+    ro = read_results(folder / "rounding.json")  # optional: chapter 2's rounding check
+    if ro and ro.get("rows") and any(x["share"] > 0 for x in ro["rows"]):
+        ours += f"; {rounding_cell(ro)}"
+        if rounding_changes(ro):
+            reading += "; which neurons pass the L1 threshold turns on the last bit of the stored features"
     parts = read_results(folder / "probe_parts.json")  # optional: which part of the probe detects
     if parts and parts.get("h_neurons_auroc") is not None and np.isfinite(parts.get("probe_auroc", np.nan)):
         where = "held out" if parts.get("held_out") else "training responses"
@@ -765,6 +770,12 @@ def environment_note(output_dir: str | Path, model_id: str, origin_dir: str | Pa
 
 # The checks the scorecard adds to the paper's claims, one sentence each; the page counts them.
 CHECKS = [
+    "The H-Neuron row gives chapter 2's tests of the set itself (not in the paper): the probe "
+    "refit on bootstrap resamples of its training questions, with the mean overlap (Jaccard) of "
+    "their sets with this one; refit with one float16 step on a share of its stored features "
+    "(the last bit another machine's arithmetic can change), with how many refits give another "
+    "set; and how well its H-Neurons alone, and its negative-weight neurons alone, tell the "
+    "held-out classes apart.",
     "A Table 1 row's numbers are the whole probe's, which reads its H-Neurons and its "
     "negative-weight neurons (the row counts both); the H-Neurons alone, refit and set against as "
     "many random neurons, follow.",

@@ -57,6 +57,8 @@ SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C 
 SUPPRESSION_TERM = "triviaqa"  # "triviaqa": estimated TriviaQA accuracy, silenced (the paper's term); "known": known questions only
 SHOW_NEURONS = 12  # H-Neurons listed one by one below (largest weight first)
 STABILITY_RESAMPLES = 20  # bootstrap refits of the probe to test the H-Neuron set (0: skip; not in the paper)
+ROUNDING_SHARES = [0.0001, 0.001, 0.01]  # shares of the stored features moved one float16 step before a refit
+ROUNDING_DRAWS = 5  # refits per share (0: skip; not in the paper)
 JUDGE = "rule"  # "rule": alias match + refusal phrases (offline); "llm": OpenAI-compatible endpoint
 JUDGE_BASE_URL = "https://api.openai.com/v1"  # used when JUDGE is "llm"
 JUDGE_MODEL = "gpt-4o"  # the paper's judge
@@ -600,6 +602,29 @@ if stability:
 # %%
 print(pipeline.stability_reading(stability) if stability else
       "not measured (no H-Neuron, or STABILITY_RESAMPLES = 0)")
+
+# %% [markdown]
+# ### Does it turn on rounding?
+#
+# Resampling asks what other *answers* would give. A smaller question: what does the last bit
+# of the *same* features do? Features are stored as float16; another processor, thread count
+# or BLAS adds in another order and computes CETT values that differ in the sixth or seventh
+# digit, and a value that sits by the edge between two float16 numbers is then stored one
+# step away (`bench/bench_numerics.py` measures how many do on your machine). So we refit
+# the probe, same $C$, same rows, with a random share `ROUNDING_SHARES` of the feature entries
+# moved one float16 step up or down, `ROUNDING_DRAWS` times per share
+# (`pipeline.rounding_stability`), and once unchanged, which must give the probe's own set.
+
+# %%
+t0 = time.monotonic()
+rounding = pipeline.rounding_stability(fs, split["train"], probe, ROUNDING_SHARES, ROUNDING_DRAWS, SEED) \
+    if h.size and ROUNDING_DRAWS else None
+timings["rounding_s"] = time.monotonic() - t0
+if rounding:
+    plots.write_results(OUT, "rounding", rounding)
+    display(pipeline.rounding_table(rounding))
+print(pipeline.rounding_reading(rounding) if rounding else
+      "not measured (no H-Neuron, or ROUNDING_DRAWS = 0)")
 
 # %% [markdown]
 # ## Exercises

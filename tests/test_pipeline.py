@@ -236,6 +236,62 @@ def _planted_features(n_q: int = 16, L: int = 2, N: int = 8, seed: int = 0):
     return fs, ex
 
 
+def test_float16_nudge_moves_the_chosen_share_by_one_step():
+    """Moved entries are exactly one float16 step away (zeros only upwards), the rest are
+    untouched, the count is returned; recomputed (non-float16) values and bad shares are refused."""
+    from hneurons_utils.pipeline import float16_nudge
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((40, 50)) * 0.5).astype(np.float16).astype(np.float32)
+    X[:, 0] = 0.0
+    out, moved = float16_nudge(X, 0.3, np.random.default_rng(1))
+    changed = out != X
+    assert changed.sum() == moved and 0.2 * X.size < moved < 0.4 * X.size
+    x16, o16 = X.astype(np.float16), out.astype(np.float16)
+    up, down = np.nextafter(x16, np.float16(np.inf)), np.nextafter(x16, np.float16(-np.inf))
+    assert np.all((o16 == up) | (o16 == down) | ~changed)
+    assert np.all(out[:, 0] >= 0) and np.all(out[changed[:, 0], 0] > 0)
+    assert np.array_equal(out, out.astype(np.float16).astype(np.float32))  # still storable
+    assert float16_nudge(X, 0.0, rng)[1] == 0 and np.array_equal(float16_nudge(X, 0.0, rng)[0], X)
+    assert float16_nudge(X, 1.0, rng)[1] == X.size
+    with pytest.raises(ValueError, match="float16 cannot store"):
+        float16_nudge(X + 1e-6, 0.1, rng)
+    with pytest.raises(ValueError, match=r"share must lie in \[0, 1\]"):
+        float16_nudge(X, 1.5, rng)
+
+
+def test_rounding_stability_keeps_a_planted_neuron_and_reads_the_refits():
+    """The unchanged refit gives the probe's own set; every nudged refit is recorded, seeded; the
+    reading and the table follow the rows (changed sets are named as such); bad settings are refused."""
+    from hneurons_utils.pipeline import rounding_reading, rounding_stability, rounding_table, scheme_rows
+    from hneurons_utils.probe import fit_probe
+
+    fs, ex = _planted_features()
+    X, y = scheme_rows(fs, ex, "3-vs-1")
+    probe = fit_probe(X, y, C=1.0, n_layers=2, n_neurons=8)
+    r = rounding_stability(fs, ex, probe, shares=[0.01, 0.5], draws=3, seed=2)
+    assert r["h_neurons"] == probe.h_neurons().flat.size and r["entries"] == X.size
+    assert [x["share"] for x in r["rows"]] == [0.0] + [0.01] * 3 + [0.5] * 3
+    assert r["rows"][0] == {"share": 0.0, "draw": 0, "moved": 0, "size": r["h_neurons"], "jaccard": 1.0}
+    assert all(x["moved"] > 0 for x in r["rows"][1:])
+    assert rounding_stability(fs, ex, probe, shares=[0.01, 0.5], draws=3, seed=2) == r
+    table = rounding_table(r)
+    assert list(table.index) == [0.0, 0.01, 0.5] and list(table.refits) == [1, 3, 3]
+    stable = dict(r, rows=[dict(x, jaccard=1.0) for x in r["rows"]])
+    assert "with 1% of the entries moved, 0 of 3 refits give another set" in rounding_reading(stable)
+    assert rounding_reading(stable).endswith("does not turn on the last bit of its features.")
+    moved = dict(r, rows=[dict(x, jaccard=0.6 if x["draw"] == 1 and x["share"] else 1.0) for x in r["rows"]])
+    text = rounding_reading(moved)
+    assert "with 50% of the entries moved, 1 of 3 refits give another set (Jaccard 0.60-0.60" in text
+    assert "can turn on rounding" in text and "not deterministic" not in text
+    assert "not deterministic" in rounding_reading(dict(r, rows=[dict(r["rows"][0], jaccard=0.9)]))
+    with pytest.raises(ValueError, match="at least 1"):
+        rounding_stability(fs, ex, probe, draws=0)
+    for bad in ([], [0.0], [1.5]):
+        with pytest.raises(ValueError, match=r"shares must be one or more numbers in \(0, 1\]"):
+            rounding_stability(fs, ex, probe, shares=bad)
+
+
 def test_selection_stability_finds_a_planted_neuron_every_time():
     """Every resample selects the planted neuron; the outputs have the documented shapes and
     ranges, and the same seed gives the same resamples."""

@@ -104,6 +104,19 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     ex = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
     assert "10 resamples" in ex.ours and "(Jaccard) 0.30" in ex.ours
     assert ex.reading == "within the paper's range; the set itself does not reproduce under resampling"
+    rows = [{"share": 0.0, "draw": 0, "moved": 0, "size": 9, "jaccard": 1.0}] + [
+        {"share": sh, "draw": d, "moved": 5, "size": 9, "jaccard": 0.5 if (sh, d) == (0.01, 1) else 1.0}
+        for sh in (0.001, 0.01) for d in range(3)]
+    write(results / MODEL / "identification" / "rounding.json", {"h_neurons": 9, "rows": rows})
+    ro = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
+    assert ("refitted with one float16 step on 0.1%, 1% of the stored features: 0/3, 1/3 refits give "
+            "another set") in ro.ours
+    assert ro.reading.endswith("; which neurons pass the L1 threshold turns on the last bit of the stored features")
+    write(results / MODEL / "identification" / "rounding.json",
+          {"h_neurons": 9, "rows": [dict(x, jaccard=1.0) for x in rows]})
+    ro = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
+    assert "0/3, 0/3 refits give another set" in ro.ours and "last bit" not in ro.reading
+    (results / MODEL / "identification" / "rounding.json").unlink()
     # the paper's Section 2 counts every non-zero weight: that ratio is given too, and read
     write(results / MODEL / "identification" / "results.json",
           {"n_h_neurons": 9, "per_mille": 0.2, "C": 3.0, "n_nonzero": 30, "per_mille_nonzero": 0.667})
