@@ -32,7 +32,8 @@ import numpy as np
 from . import plots
 from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
 from .models import LoadedModel
-from .probe import NeuronSet, Probe, chosen_row, fit_probe, select_C, training_rows
+from .probe import (DEFAULT_TOL, SKLEARN_TOL, NeuronSet, Probe, chosen_row, eq4_objective, fit_probe,
+                    select_C, training_rows)
 from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, EmptyBalancedSetError, GenConfig, balanced_sample,
                        collect_responses, consistency_split, greedy_labels, label_counts, read_jsonl,
@@ -64,6 +65,7 @@ class IdentifyConfig:
     label_scheme: str = "3-vs-1"
     penalty: str = "l1"
     standardize: bool = False  # the paper fits raw CETT means
+    tol: float = DEFAULT_TOL  # the solver's stopping tolerance (scikit-learn's default)
     Cs: tuple = DEFAULT_CS
     features: FeatureConfig = field(default_factory=FeatureConfig)
     seed: int = 0
@@ -229,9 +231,15 @@ def fit_identification(m: LoadedModel, fs: FeatureSet, split: dict[str, list[Exa
     X, y = scheme_rows(fs, split["train"], cfg.label_scheme)
     Xv, yv = answer_matrix(fs, split["val"] or split["train"])  # no held-out question: training
     return select_C(X, y, Xv, yv, cfg.Cs, suppression_score, penalty=cfg.penalty,
-                    standardize=cfg.standardize, seed=cfg.seed, n_layers=m.adapter.n_layers,
+                    standardize=cfg.standardize, seed=cfg.seed, tol=cfg.tol, n_layers=m.adapter.n_layers,
                     n_neurons=m.adapter.n_neurons, model_id=m.name,
                     label_scheme=cfg.label_scheme, config=_jsonable_cfg(cfg))
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Overlap of two neuron sets (flat indices): shared over all; 1 when both are empty."""
+    union = np.union1d(a, b).size
+    return float(np.intersect1d(a, b).size / union) if union else 1.0
 
 
 def selection_stability(fs: FeatureSet, examples: Sequence[Example], probe: Probe,
@@ -257,22 +265,22 @@ def selection_stability(fs: FeatureSet, examples: Sequence[Example], probe: Prob
     if not groups[0] or not groups[1]:
         raise ValueError("selection_stability needs training questions of both labels")
     rng, h = np.random.default_rng(seed), probe.h_neurons().flat
-    counts, sizes, jaccard = {}, [], []
+    counts, sizes, overlaps = {}, [], []
     for _ in progress(range(n_resamples), "stability", "resamples"):
         qs = [q for lab in (0, 1) for q in rng.choice(groups[lab], len(groups[lab]))]
         X, y = scheme_rows(fs, [e for q in qs for e in by_q[q]], probe.label_scheme)
         fit = fit_probe(X, y, probe.C, penalty=probe.config.get("penalty", "l1"),
-                        standardize=probe.standardize, seed=seed, n_layers=probe.n_layers,
+                        standardize=probe.standardize, seed=seed, tol=probe.config.get("tol", DEFAULT_TOL),
+                        n_layers=probe.n_layers,
                         n_neurons=probe.n_neurons).h_neurons().flat
         for j in fit:
             counts[int(j)] = counts.get(int(j), 0) + 1
         sizes.append(int(fit.size))
-        union = np.union1d(fit, h).size
-        jaccard.append(float(np.intersect1d(fit, h).size / union) if union else 1.0)
+        overlaps.append(jaccard(fit, h))
     hset = set(h.tolist())
     return {"n_resamples": n_resamples, "h_neurons": h.tolist(),
             "frequency": [counts.get(int(j), 0) / n_resamples for j in h],
-            "sizes": sizes, "jaccard": jaccard,
+            "sizes": sizes, "jaccard": overlaps,
             "others_half": sum(1 for j, c in counts.items() if j not in hset and c >= n_resamples / 2)}
 
 
@@ -319,10 +327,10 @@ def rounding_stability(fs: FeatureSet, examples: Sequence[Example], probe: Probe
         Xs, moved = (X, 0) if share == 0 else float16_nudge(X, share, np.random.default_rng([seed, d, int(share * 1e9)]))
         fit = fit_probe(Xs, y, probe.C, penalty=probe.config.get("penalty", "l1"),
                         standardize=probe.standardize, seed=probe.config.get("seed", seed),
+                        tol=probe.config.get("tol", DEFAULT_TOL),
                         n_layers=probe.n_layers, n_neurons=probe.n_neurons).h_neurons().flat
-        union = np.union1d(fit, h).size
         rows.append({"share": share, "draw": d, "moved": moved, "size": int(fit.size),
-                     "jaccard": float(np.intersect1d(fit, h).size / union) if union else 1.0})
+                     "jaccard": jaccard(fit, h)})
     return {"h_neurons": int(h.size), "entries": int(X.size), "draws": draws, "rows": rows}
 
 
@@ -378,6 +386,101 @@ def rounding_reading(r: dict) -> str:
                        "from the same answers, and a set's members are evidence only as far as "
                        "they come back here and under resampling above.")
     return text + "No refit moved the set: it does not turn on the last bit of its features."
+
+
+def tolerance_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Probe,
+                    other_tol: float = SKLEARN_TOL) -> dict:
+    """Does the solver's stopping tolerance change the probe? It is refitted with the same C and
+    rows at ``other_tol`` (default: scikit-learn's, which the paper may well have used: it
+    names no solver setting). Returns, for the probe and the refit (``probe``, ``refit``):
+    Eq. 4's ``objective`` on the training rows (:func:`eq4_objective`; the lower is nearer the
+    minimum), the solver's ``tol`` and ``n_iter``, ``n_h_neurons``, ``per_mille``,
+    ``n_nonzero`` and held-out ``val_auroc`` and ``val_accuracy`` (on the training answers when
+    nothing is held out: ``held_out`` False); and ``jaccard``, the overlap of their H-Neuron
+    sets."""
+    from .stats import accuracy
+
+    if not (isinstance(other_tol, (int, float)) and np.isfinite(other_tol) and other_tol > 0):
+        raise ValueError(f"other_tol must be a positive number, got {other_tol!r}")
+    X, y = scheme_rows(fs, split["train"], probe.label_scheme)
+    refit = fit_probe(X, y, probe.C, penalty=probe.config.get("penalty", "l1"),
+                      standardize=probe.standardize, seed=probe.config.get("seed", 0),
+                      n_layers=probe.n_layers, n_neurons=probe.n_neurons, model_id=probe.model_id,
+                      label_scheme=probe.label_scheme, tol=other_tol)
+    Xv, yv = answer_matrix(fs, split.get("val") or split["train"])
+
+    def describe(p: Probe) -> dict:
+        h, s = p.h_neurons(), p.decision_function(Xv)
+        return {"objective": eq4_objective(p, X, y), "tol": p.config.get("tol", DEFAULT_TOL),
+                "n_iter": p.config.get("n_iter"), "n_h_neurons": int(h.size), "per_mille": h.per_mille,
+                "n_nonzero": int(p.flat.size), "val_auroc": auroc(yv, s),
+                "val_accuracy": accuracy(yv, (s > 0).astype(int))}
+
+    return {"C": probe.C, "held_out": bool(split.get("val")), "n_rows": int(len(y)),
+            "max_iter": refit.config.get("max_iter"), "probe": describe(probe), "refit": describe(refit),
+            "jaccard": jaccard(probe.h_neurons().flat, refit.h_neurons().flat)}
+
+
+OBJECTIVE_GAP = 0.001  # relative objective gap under which two fits are both at the minimum
+
+
+def objective_gap(r: dict) -> float:
+    """How far above the refit's objective the probe's is, relative to the refit's (negative:
+    the probe's is the lower, nearer the minimum)."""
+    return (r["probe"]["objective"] - r["refit"]["objective"]) / abs(r["refit"]["objective"])
+
+
+def probe_short_of_minimum(r: dict | None) -> bool:
+    """Whether :func:`tolerance_check` found a fit nearer Eq. 4's minimum than the probe."""
+    return bool(r) and objective_gap(r) > OBJECTIVE_GAP
+
+
+def tolerance_cell(r: dict) -> str:
+    """:func:`tolerance_check` in one clause (the scorecard's)."""
+    p, q, gap = r["probe"], r["refit"], objective_gap(r)
+    lo, hi = sorted((p["objective"], q["objective"]))
+    rel = 100 * (hi - lo) / abs(lo)
+    where = (f"the same objective (within {100 * OBJECTIVE_GAP:g}%)" if abs(gap) <= OBJECTIVE_GAP else
+             f"Eq. 4's objective {rel:.0f}% above the probe's" if gap < 0 else
+             f"the probe's objective {rel:.0f}% above the refit's")
+    return (f"refit at solver tolerance {q['tol']:g} (the probe: {p['tol']:g}): "
+            f"{q['n_h_neurons']} H-Neurons ({q['per_mille']:.2f} per mille), {where}")
+
+
+def tolerance_reading(r: dict) -> str:
+    """A reading of :func:`tolerance_check`, every clause chosen by its numbers."""
+    p, q, gap = r["probe"], r["refit"], objective_gap(r)
+    where = "held-out" if r["held_out"] else "training-answer"
+    fits = {"probe": f"the probe (tolerance {p['tol']:g})", "refit": f"the refit (tolerance {q['tol']:g})"}
+    capped = [k for k, f in (("probe", p), ("refit", q))
+              if f.get("n_iter") and r.get("max_iter") and f["n_iter"] >= r["max_iter"]]
+    text = (f"At the same C = {r['C']:g}, Eq. 4's objective is {p['objective']:.4g} for {fits['probe']} "
+            f"and {q['objective']:.4g} for {fits['refit']}"
+            + (f" ({' and '.join(fits[k] for k in capped)} stopped at the solver's cap of "
+               f"{r['max_iter']} iterations)" if capped else "") + ". ")
+    if abs(gap) <= OBJECTIVE_GAP:
+        text += f"Both are at the minimum to within {100 * OBJECTIVE_GAP:g}%"
+        text += (", with the same H-Neurons. " if r["jaccard"] == 1 else
+                 f", yet their H-Neuron sets differ (Jaccard {r['jaccard']:.2f}): the minimum is "
+                 "flat, and which neurons it keeps is not pinned down by these rows. ")
+    else:
+        hi, lo = ("probe", "refit") if gap > 0 else ("refit", "probe")
+        rel = (r[hi]["objective"] - r[lo]["objective"]) / abs(r[lo]["objective"])  # as tolerance_cell
+        text += (f"{fits[hi][0].upper() + fits[hi][1:]} stops {100 * rel:.0f}% above "
+                 f"{fits[lo]}: it is where the solver stopped, not Eq. 4's minimiser. ")
+    text += (f"The probe has {p['n_h_neurons']} H-Neurons ({p['per_mille']:.2f} per mille; "
+             f"{p['n_nonzero']} non-zero weights), the refit {q['n_h_neurons']} ({q['per_mille']:.2f} "
+             f"per mille; {q['n_nonzero']}), overlap (Jaccard) {r['jaccard']:.2f}; {where} AUROC "
+             f"{p['val_auroc']:.2f} against {q['val_auroc']:.2f}.")
+    if gap > OBJECTIVE_GAP:
+        text += (" The chapters after this one use the probe as fitted; set `PROBE_TOL` to the "
+                 "refit's tolerance to use the fit nearer the minimum throughout.")
+    elif gap < -OBJECTIVE_GAP and q["n_nonzero"] > p["n_nonzero"]:
+        text += (f" An L1 fit stopped early keeps weights the minimiser would set to zero, so its "
+                 f"count of H-Neurons measures the solver as much as the model; at the minimum, "
+                 f"an L1 logistic regression on {r['n_rows']} rows need not keep more than "
+                 f"{r['n_rows']} non-zero weights.")
+    return text
 
 
 STABILITY_MIN_RESAMPLES = 10  # fewer refits: no verdict on the set's stability

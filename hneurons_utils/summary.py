@@ -24,7 +24,8 @@ from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEA
                         at_ceiling, slope_direction, syc_view)
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
-from .pipeline import negative_part_leads, rounding_cell, rounding_changes, stability_kind
+from .pipeline import (OBJECTIVE_GAP, negative_part_leads, objective_gap, probe_short_of_minimum, rounding_cell,
+                       rounding_changes, stability_kind, tolerance_cell)
 from .profiles import model_key
 from .stats import MIN_PER_CLASS
 from .transfer import transfer_reading
@@ -249,6 +250,16 @@ def _identification(folder: Path) -> list[dict]:
         ours += f"; {rounding_cell(ro)}"
         if rounding_changes(ro):
             reading += "; which neurons pass the L1 threshold turns on the last bit of the stored features"
+    tl = read_results(folder / "tolerance.json")  # optional: chapter 2's solver-tolerance check
+    if tl and tl.get("probe") and tl.get("refit"):
+        ours += f"; {tolerance_cell(tl)}"
+        if probe_short_of_minimum(tl):
+            reading += ("; the probe is not Eq. 4's minimiser (a refit at another solver tolerance "
+                        "is lower), so its count measures the solver as well as the model")
+        elif objective_gap(tl) < -OBJECTIVE_GAP:
+            q = tl["refit"]
+            reading += (f"; a solver stopped early (tolerance {q['tol']:g}) would report "
+                        f"{q['n_h_neurons']} H-Neurons: {paper.sparsity_reading(q['n_h_neurons'], q['per_mille'])}")
     parts = read_results(folder / "probe_parts.json")  # optional: which part of the probe detects
     if parts and parts.get("h_neurons_auroc") is not None and np.isfinite(parts.get("probe_auroc", np.nan)):
         where = "held out" if parts.get("held_out") else "training responses"
@@ -774,8 +785,10 @@ CHECKS = [
     "refit on bootstrap resamples of its training questions, with the mean overlap (Jaccard) of "
     "their sets with this one; refit with one float16 step on a share of its stored features "
     "(the last bit another machine's arithmetic can change), with how many refits give another "
-    "set; and how well its H-Neurons alone, and its negative-weight neurons alone, tell the "
-    "held-out classes apart.",
+    "set; refit at another solver tolerance (scikit-learn's default), with its count and Eq. 4's "
+    "objective against the probe's (a fit whose objective is higher stopped short of the "
+    "minimum); and how well its H-Neurons alone, and its negative-weight neurons alone, tell "
+    "the held-out classes apart.",
     "A Table 1 row's numbers are the whole probe's, which reads its H-Neurons and its "
     "negative-weight neurons (the row counts both); the H-Neurons alone, refit and set against as "
     "many random neurons, follow.",

@@ -292,6 +292,48 @@ def test_rounding_stability_keeps_a_planted_neuron_and_reads_the_refits():
             rounding_stability(fs, ex, probe, shares=bad)
 
 
+def test_tolerance_check_compares_the_probe_with_a_refit_and_reads_it():
+    """The refit uses the other tolerance with the probe's C and rows; the objectives, counts and
+    overlap are recorded; the reading names the fit nearer the minimum, or says both are at it."""
+    from hneurons_utils.pipeline import (objective_gap, probe_short_of_minimum, scheme_rows, tolerance_cell,
+                                         tolerance_check, tolerance_reading)
+    from hneurons_utils.probe import eq4_objective, fit_probe
+
+    fs, ex = _planted_features()
+    split = {"train": ex[:24], "val": ex[24:]}
+    X, y = scheme_rows(fs, split["train"], "3-vs-1")
+    probe = fit_probe(X, y, C=1.0, n_layers=2, n_neurons=8)
+    r = tolerance_check(fs, split, probe, 1e-4)
+    assert r["probe"]["tol"] == 1e-8 and r["refit"]["tol"] == 1e-4 and r["held_out"] and r["n_rows"] == len(y)
+    assert r["probe"]["objective"] == pytest.approx(eq4_objective(probe, X, y))
+    assert r["probe"]["n_h_neurons"] == probe.h_neurons().size and 0 <= r["jaccard"] <= 1
+    assert tolerance_check(fs, {"train": ex, "val": []}, probe, 1e-4)["held_out"] is False
+    fake = {"C": 1.0, "held_out": True, "n_rows": 240, "max_iter": 2000, "jaccard": 0.11,
+            "probe": {"objective": 600.0, "tol": 1e-8, "n_iter": 36, "n_h_neurons": 19, "per_mille": 0.41,
+                      "n_nonzero": 44, "val_auroc": 0.925, "val_accuracy": 0.8},
+            "refit": {"objective": 793.0, "tol": 1e-4, "n_iter": 7, "n_h_neurons": 146, "per_mille": 3.17,
+                      "n_nonzero": 302, "val_auroc": 0.958, "val_accuracy": 0.9}}
+    text = tolerance_reading(fake)
+    assert "The refit (tolerance 0.0001) stops 32% above the probe (tolerance 1e-08)" in text
+    assert "need not keep more than 240 non-zero weights" in text and "set `PROBE_TOL`" not in text
+    assert objective_gap(fake) < 0 and not probe_short_of_minimum(fake)
+    assert tolerance_cell(fake) == ("refit at solver tolerance 0.0001 (the probe: 1e-08): 146 H-Neurons "
+                                    "(3.17 per mille), Eq. 4's objective 32% above the probe's")
+    swapped = dict(fake, probe=fake["refit"], refit=fake["probe"])
+    assert probe_short_of_minimum(swapped) and "set `PROBE_TOL`" in tolerance_reading(swapped)
+    assert "The probe (tolerance 0.0001) stops 32% above" in tolerance_reading(swapped)
+    assert tolerance_cell(swapped).endswith("the probe's objective 32% above the refit's")
+    same = dict(fake, refit=dict(fake["refit"], objective=600.3), jaccard=1.0)
+    assert "Both are at the minimum to within 0.1%, with the same H-Neurons." in tolerance_reading(same)
+    assert "the same objective (within 0.1%)" in tolerance_cell(same)
+    flat = dict(same, jaccard=0.5)
+    assert "yet their H-Neuron sets differ (Jaccard 0.50)" in tolerance_reading(flat)
+    capped = dict(fake, refit=dict(fake["refit"], n_iter=2000))
+    assert "(the refit (tolerance 0.0001) stopped at the solver's cap of 2000 iterations)" in tolerance_reading(capped)
+    with pytest.raises(ValueError, match="other_tol must be a positive number"):
+        tolerance_check(fs, split, probe, 0)
+
+
 def test_selection_stability_finds_a_planted_neuron_every_time():
     """Every resample selects the planted neuron; the outputs have the documented shapes and
     ranges, and the same seed gives the same resamples."""

@@ -54,9 +54,37 @@ def test_fit_finds_the_signal_and_matches_sklearn(standardize):
     p = fit_probe(X, y, C, standardize=standardize, n_layers=L, n_neurons=N)
     assert {7, 45} <= set(p.h_neurons().flat.tolist())
     Z = (X - X.mean(0)) / X.std(0) if standardize else X
-    ref = LogisticRegression(l1_ratio=1.0, C=C, solver="liblinear", max_iter=2000,
+    ref = LogisticRegression(l1_ratio=1.0, C=C, solver="liblinear", max_iter=2000, tol=1e-8,
                              random_state=0).fit(Z, y)
     np.testing.assert_allclose(p.decision_function(X), ref.decision_function(Z), rtol=1e-9, atol=1e-9)
+    assert p.config["tol"] == 1e-8 and 0 < p.config["n_iter"] <= p.config["max_iter"] == 2000
+
+
+def test_tolerance_is_recorded_and_a_tight_fit_is_nearer_the_minimum():
+    """Eq. 4's objective is computed as liblinear fits it (intercept penalised); with far more
+    neurons than rows, scikit-learn's default tolerance stops above the tight fit's objective and
+    keeps more weights; a bad tolerance is refused."""
+    from hneurons_utils.probe import DEFAULT_TOL, SKLEARN_TOL, eq4_objective
+
+    rng = np.random.default_rng(3)
+    n, Lw, Nw = 80, 20, 100
+    y = np.repeat([0, 1], n // 2)
+    X = rng.random((n, Lw * Nw)) * 0.3
+    X[:, :40] += 0.15 * y[:, None] * rng.random((n, 40))  # many weak, correlated signals
+    loose = fit_probe(X, y, 300.0, n_layers=Lw, n_neurons=Nw, tol=SKLEARN_TOL)
+    tight = fit_probe(X, y, 300.0, n_layers=Lw, n_neurons=Nw)
+    assert tight.config["tol"] == DEFAULT_TOL and loose.config["tol"] == SKLEARN_TOL
+    z = tight.decision_function(X)
+    manual = (np.abs(tight.weights).sum() + abs(tight.intercept)
+              + 300.0 * np.log1p(np.exp(-(2 * y - 1) * z)).sum())
+    assert eq4_objective(tight, X, y) == pytest.approx(manual, rel=1e-9)
+    assert eq4_objective(tight, X, y) < 0.99 * eq4_objective(loose, X, y)
+    assert loose.flat.size > tight.flat.size
+    for bad in (0, -1e-4, float("nan"), "1e-4"):
+        with pytest.raises(ValueError, match="tol must be a positive number"):
+            fit_probe(X, y, 1.0, n_layers=Lw, n_neurons=Nw, tol=bad)
+    with pytest.raises(ValueError, match="3 labels for 80 rows"):
+        eq4_objective(tight, X, y[:3])
 
 
 def test_h_neurons_are_the_positive_weights():

@@ -117,6 +117,21 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     ro = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
     assert "0/3, 0/3 refits give another set" in ro.ours and "last bit" not in ro.reading
     (results / MODEL / "identification" / "rounding.json").unlink()
+    side = {"objective": 600.0, "tol": 1e-8, "n_iter": 36, "n_h_neurons": 9, "per_mille": 0.2,
+            "n_nonzero": 20, "val_auroc": 0.9, "val_accuracy": 0.8}
+    loose = dict(side, objective=800.0, tol=1e-4, n_h_neurons=150, per_mille=3.3, n_nonzero=300)
+    tol = {"C": 3.0, "held_out": True, "n_rows": 200, "max_iter": 2000, "jaccard": 0.1, "probe": side, "refit": loose}
+    write(results / MODEL / "identification" / "tolerance.json", tol)
+    tr = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
+    assert ("refit at solver tolerance 0.0001 (the probe: 1e-08): 150 H-Neurons (3.30 per mille), Eq. 4's "
+            "objective 33% above the probe's") in tr.ours
+    assert tr.reading.endswith("; a solver stopped early (tolerance 0.0001) would report 150 H-Neurons: not "
+                               "sparse: more than 1 per mille")
+    write(results / MODEL / "identification" / "tolerance.json", dict(tol, probe=loose, refit=side))
+    tr = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
+    assert tr.reading.endswith("; the probe is not Eq. 4's minimiser (a refit at another solver tolerance is "
+                               "lower), so its count measures the solver as well as the model")
+    (results / MODEL / "identification" / "tolerance.json").unlink()
     # the paper's Section 2 counts every non-zero weight: that ratio is given too, and read
     write(results / MODEL / "identification" / "results.json",
           {"n_h_neurons": 9, "per_mille": 0.2, "C": 3.0, "n_nonzero": 30, "per_mille_nonzero": 0.667})
