@@ -374,10 +374,10 @@ def rounding_reading(r: dict) -> str:
     for share in sorted({x["share"] for x in rows if x["share"] > 0}):
         rs = [x for x in rows if x["share"] == share]
         changed = [x for x in rs if x["jaccard"] < 1]
+        jac = sorted({f"{x['jaccard']:.2f}" for x in changed}, key=float)
+        span = "-".join(dict.fromkeys(jac[:1] + jac[-1:]))  # "0.60", or "0.50-0.70"
         parts.append(f"with {100 * share:g}% of the entries moved, {len(changed)} of {len(rs)} refits "
-                     f"give another set" + (f" (Jaccard {min(x['jaccard'] for x in changed):.2f}-"
-                                            f"{max(x['jaccard'] for x in changed):.2f} with the "
-                                            f"probe's)" if changed else ""))
+                     f"give another set" + (f" (Jaccard {span} with the probe's)" if changed else ""))
     text += ("One float16 step on a random share of the training features (the last bit of what "
              "is stored): " + "; ".join(parts) + ". ")
     if rounding_changes(r):
