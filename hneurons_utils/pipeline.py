@@ -435,6 +435,15 @@ def probe_short_of_minimum(r: dict | None) -> bool:
     return bool(r) and objective_gap(r) > OBJECTIVE_GAP
 
 
+def tolerance_table(r: dict) -> "pd.DataFrame":
+    """:func:`tolerance_check`'s two fits side by side (tolerances written out, not rounded away)."""
+    import pandas as pd
+
+    cols = ["tol", "objective", "n_iter", "n_h_neurons", "per_mille", "n_nonzero", "val_auroc", "val_accuracy"]
+    df = pd.DataFrame([r["probe"], r["refit"]], index=["the probe", "refit"])[cols]
+    return df.round(4).assign(tol=[f"{t:g}" for t in df.tol])
+
+
 def tolerance_cell(r: dict) -> str:
     """:func:`tolerance_check` in one clause (the scorecard's)."""
     p, q, gap = r["probe"], r["refit"], objective_gap(r)
@@ -477,9 +486,9 @@ def tolerance_reading(r: dict) -> str:
                  "refit's tolerance to use the fit nearer the minimum throughout.")
     elif gap < -OBJECTIVE_GAP and q["n_nonzero"] > p["n_nonzero"]:
         text += (f" An L1 fit stopped early keeps weights the minimiser would set to zero, so its "
-                 f"count of H-Neurons measures the solver as much as the model; at the minimum, "
-                 f"an L1 logistic regression on {r['n_rows']} rows need not keep more than "
-                 f"{r['n_rows']} non-zero weights.")
+                 f"count of H-Neurons measures the solver as much as the model (Eq. 4 on "
+                 f"{r['n_rows']} rows has a minimiser with no more than about {r['n_rows']} non-zero "
+                 f"weights, however many neurons there are).")
     return text
 
 

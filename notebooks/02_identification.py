@@ -649,8 +649,7 @@ tolerance = pipeline.tolerance_check(fs, split, probe, CHECK_TOL) if CHECK_TOL e
 timings["tolerance_s"] = time.monotonic() - t0
 if tolerance:
     plots.write_results(OUT, "tolerance", tolerance)
-    display(pd.DataFrame({f"the probe (PROBE_TOL = {PROBE_TOL:g})": tolerance["probe"],
-                          f"refit (CHECK_TOL = {CHECK_TOL:g})": tolerance["refit"]}).T.round(4))
+    display(pipeline.tolerance_table(tolerance))
 print(pipeline.tolerance_reading(tolerance) if tolerance else "not measured (CHECK_TOL = 0)")
 
 # %% [markdown]

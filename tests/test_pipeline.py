@@ -298,7 +298,7 @@ def test_tolerance_check_compares_the_probe_with_a_refit_and_reads_it():
     """The refit uses the other tolerance with the probe's C and rows; the objectives, counts and
     overlap are recorded; the reading names the fit nearer the minimum, or says both are at it."""
     from hneurons_utils.pipeline import (objective_gap, probe_short_of_minimum, scheme_rows, tolerance_cell,
-                                         tolerance_check, tolerance_reading)
+                                         tolerance_check, tolerance_reading, tolerance_table)
     from hneurons_utils.probe import eq4_objective, fit_probe
 
     fs, ex = _planted_features()
@@ -317,7 +317,10 @@ def test_tolerance_check_compares_the_probe_with_a_refit_and_reads_it():
                       "n_nonzero": 302, "val_auroc": 0.958, "val_accuracy": 0.9}}
     text = tolerance_reading(fake)
     assert "The refit (tolerance 0.0001) stops 32% above the probe (tolerance 1e-08)" in text
-    assert "need not keep more than 240 non-zero weights" in text and "set `PROBE_TOL`" not in text
+    assert "a minimiser with no more than about 240 non-zero weights" in text and "set `PROBE_TOL`" not in text
+    table = tolerance_table(fake)
+    assert list(table.index) == ["the probe", "refit"] and list(table.tol) == ["1e-08", "0.0001"]
+    assert list(table.n_h_neurons) == [19, 146]
     assert objective_gap(fake) < 0 and not probe_short_of_minimum(fake)
     assert tolerance_cell(fake) == ("refit at solver tolerance 0.0001 (the probe: 1e-08): 146 H-Neurons "
                                     "(3.17 per mille), Eq. 4's objective 32% above the probe's")
