@@ -96,6 +96,10 @@ m = models.load_model(MODEL_ID, dtype=DTYPE, device=DEVICE, remote=REMOTE)
 profiles.record_environment(OUT, m)  # what the numbers were computed with (environment.json)
 probe = Probe.load(IDENT / "probe.json", m.name)  # written by chapter 02; raises "run chapter 02" if absent
 h_set = probe.h_neurons()
+if not h_set.size:  # nothing to scale: every curve would be the unsteered model's
+    raise ValueError(f"chapter 2's probe ({IDENT / 'probe.json'}, C = {probe.C:g}) has no H-Neuron "
+                     "(no positive weight), so there is nothing to scale: rerun chapter 2 with larger "
+                     "values in C_GRID, or more training questions (N_SCREEN), until it keeps some")
 timings = {}
 reply_seed = SEED if REPLY_SEED is None else REPLY_SEED  # keys of the sampled replies (sweep.sampling_keys)
 print(f"{h_set.size} H-Neurons ({h_set.per_mille:.3f} per mille of {m.adapter.total_neurons:,}), "
