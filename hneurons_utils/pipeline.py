@@ -391,8 +391,8 @@ def rounding_reading(r: dict) -> str:
 def tolerance_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Probe,
                     other_tol: float = SKLEARN_TOL) -> dict:
     """Does the solver's stopping tolerance change the probe? It is refitted with the same C and
-    rows at ``other_tol`` (default: scikit-learn's, which the paper may well have used: it
-    names no solver setting). Returns, for the probe and the refit (``probe``, ``refit``):
+    rows at ``other_tol`` (default: scikit-learn's, which a reproduction gets unless it sets one;
+    we found none stated in the paper). Returns, for the probe and the refit (``probe``, ``refit``):
     Eq. 4's ``objective`` on the training rows (:func:`eq4_objective`; the lower is nearer the
     minimum), the solver's ``tol`` and ``n_iter``, ``n_h_neurons``, ``per_mille``,
     ``n_nonzero`` and held-out ``val_auroc`` and ``val_accuracy`` (on the training answers when

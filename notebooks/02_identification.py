@@ -634,8 +634,8 @@ print(pipeline.rounding_reading(rounding) if rounding else
 # %% [markdown]
 # ### Does the solver's tolerance matter?
 #
-# A solver stops when its progress falls under a tolerance. The paper names no solver
-# setting; scikit-learn's default is 1e-4. With tens of thousands of neurons and a few hundred
+# A solver stops when its progress falls under a tolerance. We found none stated in the
+# paper; scikit-learn's default is 1e-4. With tens of thousands of neurons and a few hundred
 # rows, liblinear's coordinate descent can stop there far from Eq. 4's minimum, with non-zero
 # weights the minimiser would not keep, and then the count of H-Neurons measures the solver as
 # much as the model. This chapter fits to `PROBE_TOL` (1e-8 by default); here the probe is
