@@ -20,7 +20,7 @@ from .features import FeatureConfig, FeatureSet, extract_features
 from .models import LoadedModel
 from .pipeline import (EvalConfig, EvalSet, eval_label, examples_of, probe_training_rows,
                        rebuild_examples, sampling_cfg, scheme_rows, span_counts)
-from .probe import DEFAULT_TOL, NeuronSet, Probe
+from .probe import NeuronSet, Probe, refit_kw
 from .sampling import balanced_sample, collect_responses, label_counts, read_jsonl
 from .stats import MIN_PER_CLASS, auroc, detection_metrics, mean_spread, paired_bootstrap_ci
 from .wording import noun, signed
@@ -226,10 +226,7 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     fs = extract_features(m, train, id_dir / f"features_triviaqa_span-{rule}.npz", fcfg,
                           desc=f"features training ({rule} spans)")
     X, y = scheme_rows(fs, train, probe.label_scheme)
-    refit = fit_probe(X, y, probe.C, penalty=probe.config.get("penalty", "l1"),
-                      standardize=probe.standardize, seed=probe.config.get("seed", 0),
-                      n_layers=probe.n_layers, n_neurons=probe.n_neurons, model_id=probe.model_id,
-                      label_scheme=probe.label_scheme, tol=probe.config.get("tol", DEFAULT_TOL))
+    refit = fit_probe(X, y, probe.C, **refit_kw(probe))
     h0, h1 = set(probe.h_neurons().flat.tolist()), set(refit.h_neurons().flat.tolist())
 
     def score(group: dict[str, EvalSet]) -> dict[str, dict]:
@@ -330,11 +327,8 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
         fs = features_cache[fcfg]
         X, y = scheme_rows(fs, train, scheme)
         Xv, yv = answer_matrix(fs, val)
-        fit, grid = select_C(X, y, Xv, yv, Cs, penalty=probe.config.get("penalty", "l1"),
-                             standardize=standardize, seed=probe.config.get("seed", 0),
-                             tol=probe.config.get("tol", DEFAULT_TOL),
-                             n_layers=probe.n_layers, n_neurons=probe.n_neurons,
-                             model_id=probe.model_id, label_scheme=scheme)
+        fit, grid = select_C(X, y, Xv, yv, Cs,
+                             **refit_kw(probe, standardize=standardize, label_scheme=scheme))
         del X, y, Xv, yv  # at 7B+ one recipe's rows are gigabytes: never hold two recipes' at once
         h = set(fit.h_neurons().flat.tolist())
         fits[name] = (fit, fcfg)

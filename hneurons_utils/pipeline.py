@@ -33,7 +33,7 @@ from . import plots
 from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
 from .models import LoadedModel
 from .probe import (DEFAULT_TOL, SKLEARN_TOL, NeuronSet, Probe, chosen_row, eq4_objective, fit_probe,
-                    select_C, training_rows)
+                    refit_kw, select_C, training_rows)
 from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, EmptyBalancedSetError, GenConfig, balanced_sample,
                        collect_responses, consistency_split, greedy_labels, label_counts, read_jsonl,
@@ -65,7 +65,7 @@ class IdentifyConfig:
     label_scheme: str = "3-vs-1"
     penalty: str = "l1"
     standardize: bool = False  # the paper fits raw CETT means
-    tol: float = DEFAULT_TOL  # the solver's stopping tolerance (scikit-learn's default)
+    tol: float = DEFAULT_TOL  # the solver's stopping tolerance (tight: Eq. 4's minimum; scikit-learn's default is SKLEARN_TOL)
     Cs: tuple = DEFAULT_CS
     features: FeatureConfig = field(default_factory=FeatureConfig)
     seed: int = 0
@@ -269,10 +269,7 @@ def selection_stability(fs: FeatureSet, examples: Sequence[Example], probe: Prob
     for _ in progress(range(n_resamples), "stability", "resamples"):
         qs = [q for lab in (0, 1) for q in rng.choice(groups[lab], len(groups[lab]))]
         X, y = scheme_rows(fs, [e for q in qs for e in by_q[q]], probe.label_scheme)
-        fit = fit_probe(X, y, probe.C, penalty=probe.config.get("penalty", "l1"),
-                        standardize=probe.standardize, seed=seed, tol=probe.config.get("tol", DEFAULT_TOL),
-                        n_layers=probe.n_layers,
-                        n_neurons=probe.n_neurons).h_neurons().flat
+        fit = fit_probe(X, y, probe.C, **refit_kw(probe, seed=seed)).h_neurons().flat
         for j in fit:
             counts[int(j)] = counts.get(int(j), 0) + 1
         sizes.append(int(fit.size))
@@ -325,10 +322,7 @@ def rounding_stability(fs: FeatureSet, examples: Sequence[Example], probe: Probe
     todo = [(0.0, 0)] + [(float(s), d) for s in shares for d in range(draws)]
     for share, d in progress(todo, "rounding", "refits"):
         Xs, moved = (X, 0) if share == 0 else float16_nudge(X, share, np.random.default_rng([seed, d, int(share * 1e9)]))
-        fit = fit_probe(Xs, y, probe.C, penalty=probe.config.get("penalty", "l1"),
-                        standardize=probe.standardize, seed=probe.config.get("seed", seed),
-                        tol=probe.config.get("tol", DEFAULT_TOL),
-                        n_layers=probe.n_layers, n_neurons=probe.n_neurons).h_neurons().flat
+        fit = fit_probe(Xs, y, probe.C, **refit_kw(probe, seed=probe.config.get("seed", seed))).h_neurons().flat
         rows.append({"share": share, "draw": d, "moved": moved, "size": int(fit.size),
                      "jaccard": jaccard(fit, h)})
     return {"h_neurons": int(h.size), "entries": int(X.size), "draws": draws, "rows": rows}
@@ -403,10 +397,7 @@ def tolerance_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Prob
     if not (isinstance(other_tol, (int, float)) and np.isfinite(other_tol) and other_tol > 0):
         raise ValueError(f"other_tol must be a positive number, got {other_tol!r}")
     X, y = scheme_rows(fs, split["train"], probe.label_scheme)
-    refit = fit_probe(X, y, probe.C, penalty=probe.config.get("penalty", "l1"),
-                      standardize=probe.standardize, seed=probe.config.get("seed", 0),
-                      n_layers=probe.n_layers, n_neurons=probe.n_neurons, model_id=probe.model_id,
-                      label_scheme=probe.label_scheme, tol=other_tol)
+    refit = fit_probe(X, y, probe.C, **refit_kw(probe, tol=other_tol))
     Xv, yv = answer_matrix(fs, split.get("val") or split["train"])
 
     def describe(p: Probe) -> dict:
@@ -430,6 +421,13 @@ def objective_gap(r: dict) -> float:
     return (r["probe"]["objective"] - r["refit"]["objective"]) / abs(r["refit"]["objective"])
 
 
+def _higher_fit(r: dict) -> tuple[str, str, float]:
+    """Which of :func:`tolerance_check`'s two fits has the higher objective (``"probe"`` or
+    ``"refit"``), which the lower, and the higher's excess relative to the lower's."""
+    hi, lo = ("probe", "refit") if objective_gap(r) > 0 else ("refit", "probe")
+    return hi, lo, (r[hi]["objective"] - r[lo]["objective"]) / abs(r[lo]["objective"])
+
+
 def probe_short_of_minimum(r: dict | None) -> bool:
     """Whether :func:`tolerance_check` found a fit nearer Eq. 4's minimum than the probe."""
     return bool(r) and objective_gap(r) > OBJECTIVE_GAP
@@ -447,8 +445,7 @@ def tolerance_table(r: dict) -> "pd.DataFrame":
 def tolerance_cell(r: dict) -> str:
     """:func:`tolerance_check` in one clause (the scorecard's)."""
     p, q, gap = r["probe"], r["refit"], objective_gap(r)
-    lo, hi = sorted((p["objective"], q["objective"]))
-    rel = 100 * (hi - lo) / abs(lo)
+    rel = 100 * _higher_fit(r)[2]
     where = (f"the same objective (within {100 * OBJECTIVE_GAP:g}%)" if abs(gap) <= OBJECTIVE_GAP else
              f"Eq. 4's objective {rel:.0f}% above the probe's" if gap < 0 else
              f"the probe's objective {rel:.0f}% above the refit's")
@@ -473,8 +470,7 @@ def tolerance_reading(r: dict) -> str:
                  f", yet their H-Neuron sets differ (Jaccard {r['jaccard']:.2f}): the minimum is "
                  "flat, and which neurons it keeps is not pinned down by these rows. ")
     else:
-        hi, lo = ("probe", "refit") if gap > 0 else ("refit", "probe")
-        rel = (r[hi]["objective"] - r[lo]["objective"]) / abs(r[lo]["objective"])  # as tolerance_cell
+        hi, lo, rel = _higher_fit(r)
         text += (f"{fits[hi][0].upper() + fits[hi][1:]} stops {100 * rel:.0f}% above "
                  f"{fits[lo]}: it is where the solver stopped, not Eq. 4's minimiser. ")
     text += (f"The probe has {p['n_h_neurons']} H-Neurons ({p['per_mille']:.2f} per mille; "

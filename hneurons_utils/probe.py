@@ -496,6 +496,16 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
                       n_iter=int(np.max(clf.n_iter_)), max_iter=MAX_ITER))
 
 
+def refit_kw(probe: Probe, **overrides) -> dict:
+    """The keyword arguments of :func:`fit_probe` (and :func:`select_C`) that refit ``probe``'s
+    recipe on other rows: its penalty, standardisation, solver seed and tolerance, the model's
+    shape, id and label scheme; ``overrides`` replace any of them."""
+    return {"penalty": probe.config.get("penalty", "l1"), "standardize": probe.standardize,
+            "seed": probe.config.get("seed", 0), "tol": probe.config.get("tol", DEFAULT_TOL),
+            "n_layers": probe.n_layers, "n_neurons": probe.n_neurons, "model_id": probe.model_id,
+            "label_scheme": probe.label_scheme, **overrides}
+
+
 def eq4_objective(probe: Probe, X: np.ndarray, y: np.ndarray) -> float:
     """Eq. 4 as :func:`fit_probe` fits it (liblinear penalises the intercept like a weight), at
     ``probe``'s weights on its training rows ``X, y``: ``|w|_1 + |b| + C * sum of log-losses``

@@ -87,6 +87,21 @@ def test_tolerance_is_recorded_and_a_tight_fit_is_nearer_the_minimum():
         eq4_objective(tight, X, y[:3])
 
 
+def test_refit_kw_repeats_the_probes_recipe():
+    """Refitting with refit_kw on the probe's own rows gives the probe back (recipe, tolerance and
+    metadata); an override replaces one setting only."""
+    from hneurons_utils.probe import refit_kw
+
+    X, y = toy()
+    p = fit_probe(X, y, 10.0, standardize=True, seed=3, tol=1e-6, n_layers=L, n_neurons=N,
+                  model_id="m", label_scheme="1-vs-1")
+    again = fit_probe(X, y, p.C, **refit_kw(p))
+    assert again.to_dict() == p.to_dict()
+    kw = refit_kw(p, tol=1e-4)
+    assert kw["tol"] == 1e-4 and kw["seed"] == 3 and kw["standardize"] is True
+    assert kw["label_scheme"] == "1-vs-1" and kw["model_id"] == "m" and (kw["n_layers"], kw["n_neurons"]) == (L, N)
+
+
 def test_h_neurons_are_the_positive_weights():
     """H-Neurons = positive weights only; per mille counts them against all neurons."""
     p = Probe("m", L, N, np.array([3, 25, 41]), np.array([0.5, -0.2, 1.5]), 0.0, 1.0,
