@@ -66,6 +66,7 @@ class IdentifyConfig:
     penalty: str = "l1"
     standardize: bool = False  # the paper fits raw CETT means
     tol: float = DEFAULT_TOL  # the solver's stopping tolerance (tight: Eq. 4's minimum; scikit-learn's default is SKLEARN_TOL)
+    solve: str = "full"  # "working-set": the same minimiser without copying every column (the paper's scale)
     Cs: tuple = DEFAULT_CS
     features: FeatureConfig = field(default_factory=FeatureConfig)
     seed: int = 0
@@ -231,7 +232,8 @@ def fit_identification(m: LoadedModel, fs: FeatureSet, split: dict[str, list[Exa
     X, y = scheme_rows(fs, split["train"], cfg.label_scheme)
     Xv, yv = answer_matrix(fs, split["val"] or split["train"])  # no held-out question: training
     return select_C(X, y, Xv, yv, cfg.Cs, suppression_score, penalty=cfg.penalty,
-                    standardize=cfg.standardize, seed=cfg.seed, tol=cfg.tol, n_layers=m.adapter.n_layers,
+                    standardize=cfg.standardize, seed=cfg.seed, tol=cfg.tol, solve=cfg.solve,
+                    n_layers=m.adapter.n_layers,
                     n_neurons=m.adapter.n_neurons, model_id=m.name,
                     label_scheme=cfg.label_scheme, config=_jsonable_cfg(cfg))
 
@@ -392,17 +394,25 @@ def tolerance_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Prob
     ``n_nonzero`` and held-out ``val_auroc`` and ``val_accuracy`` (on the training answers when
     nothing is held out: ``held_out`` False); and ``jaccard``, the overlap of their H-Neuron
     sets."""
-    from .stats import accuracy
-
     if not (isinstance(other_tol, (int, float)) and np.isfinite(other_tol) and other_tol > 0):
         raise ValueError(f"other_tol must be a positive number, got {other_tol!r}")
     X, y = scheme_rows(fs, split["train"], probe.label_scheme)
     refit = fit_probe(X, y, probe.C, **refit_kw(probe, tol=other_tol))
+    return _two_fits(fs, split, probe, refit, X, y)
+
+
+def _two_fits(fs: FeatureSet, split: dict[str, list[Example]], probe: Probe, refit: Probe,
+              X: np.ndarray, y: np.ndarray) -> dict:
+    """:func:`tolerance_check`'s and :func:`solve_check`'s comparison of ``probe`` with ``refit``
+    (both fitted on the training rows ``X, y``)."""
+    from .stats import accuracy
+
     Xv, yv = answer_matrix(fs, split.get("val") or split["train"])
 
     def describe(p: Probe) -> dict:
         h, s = p.h_neurons(), p.decision_function(Xv)
         return {"objective": eq4_objective(p, X, y), "tol": p.config.get("tol", DEFAULT_TOL),
+                "solve": p.config.get("solve", "full"),
                 "n_iter": p.config.get("n_iter"), "n_h_neurons": int(h.size), "per_mille": h.per_mille,
                 "n_nonzero": int(p.flat.size), "val_auroc": auroc(yv, s),
                 "val_accuracy": accuracy(yv, (s > 0).astype(int))}
@@ -410,6 +420,59 @@ def tolerance_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Prob
     return {"C": probe.C, "held_out": bool(split.get("val")), "n_rows": int(len(y)),
             "max_iter": refit.config.get("max_iter"), "probe": describe(probe), "refit": describe(refit),
             "jaccard": jaccard(probe.h_neurons().flat, refit.h_neurons().flat)}
+
+
+def solve_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Probe) -> dict:
+    """Does the route to Eq. 4's minimum change the probe? The probe is refitted, same C, rows and
+    tolerance, the other way (:data:`probe.SOLVES`): all columns at once (``"full"``) or a
+    working set grown until every column left out meets the minimum's condition
+    (``"working-set"``, what the paper's scale needs). Returns :func:`tolerance_check`'s
+    comparison plus the refit's seconds (``refit_s``), its working set (``ws_rounds``,
+    ``ws_size``, ``n_neurons``) and the largest weight difference relative to the largest weight
+    (``max_weight_diff``); or, when a full fit would not fit in this machine's memory,
+    ``{"skipped": why}``."""
+    other = "full" if probe.config.get("solve", "full") == "working-set" else "working-set"
+    X, y = scheme_rows(fs, split["train"], probe.label_scheme)
+    t0 = time.monotonic()
+    try:
+        refit = fit_probe(X, y, probe.C, **refit_kw(probe, solve=other))
+    except MemoryError as e:  # the full route at a scale it cannot hold
+        return {"skipped": str(e)}
+    r = _two_fits(fs, split, probe, refit, X, y)
+    ws = refit if other == "working-set" else probe
+    a, b = (np.zeros(probe.n_layers * probe.n_neurons) for _ in range(2))
+    a[probe.flat], b[refit.flat] = probe.weights, refit.weights
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0)) or 1.0
+    return dict(r, refit_s=time.monotonic() - t0, ws_rounds=ws.config.get("ws_rounds"),
+                ws_size=ws.config.get("ws_size"), n_neurons=probe.n_layers * probe.n_neurons,
+                max_weight_diff=float(np.abs(a - b).max(initial=0.0) / scale))
+
+
+def solve_reading(r: dict) -> str:
+    """A reading of :func:`solve_check`, every clause chosen by its numbers."""
+    if "skipped" in r:
+        return f"Not compared: {r['skipped']}."
+    p, q, gap = r["probe"], r["refit"], objective_gap(r)
+    ws = "the probe" if p["solve"] == "working-set" else "the refit"
+    text = (f"At the same C = {r['C']:g} and tolerance {p['tol']:g}, the probe ({p['solve']}) has Eq. 4's "
+            f"objective {p['objective']:.6g}, the refit ({q['solve']}) {q['objective']:.6g}; "
+            f"{ws}'s working set grew to {r['ws_size']:,} of {r['n_neurons']:,} neurons in "
+            f"{noun(r['ws_rounds'], 'round')}. ")
+    if abs(gap) <= OBJECTIVE_GAP and r["jaccard"] == 1:
+        return text + (f"Both routes reach the same minimiser: the same {noun(p['n_h_neurons'], 'H-Neuron')}, "
+                       f"weights within {100 * r['max_weight_diff']:.2g}% of the largest. At a scale "
+                       "where the full fit does not fit in memory, `PROBE_SOLVE = \"working-set\"` "
+                       "fits this probe.")
+    if abs(gap) <= OBJECTIVE_GAP:
+        return text + (f"The objectives agree to within {100 * OBJECTIVE_GAP:g}%, but the H-Neuron sets "
+                       f"differ ({p['n_h_neurons']} and {q['n_h_neurons']}, Jaccard {r['jaccard']:.2f}): "
+                       "the minimum is flat there, and neurons at its edge come and go with the "
+                       "solver's path.")
+    hi, lo, rel = _higher_fit(r)
+    return text + (f"The {r[hi]['solve']} fit stops {100 * rel:.2g}% above the {r[lo]['solve']} fit, "
+                   f"nearer the minimum ({p['n_h_neurons']} and {q['n_h_neurons']} H-Neurons, Jaccard "
+                   f"{r['jaccard']:.2f}): set `PROBE_SOLVE` to the {r[lo]['solve']} route, or tighten "
+                   "`PROBE_TOL`.")
 
 
 OBJECTIVE_GAP = 0.001  # relative objective gap under which two fits are both at the minimum
@@ -433,13 +496,14 @@ def probe_short_of_minimum(r: dict | None) -> bool:
     return bool(r) and objective_gap(r) > OBJECTIVE_GAP
 
 
-def tolerance_table(r: dict) -> "pd.DataFrame":
-    """:func:`tolerance_check`'s two fits side by side (tolerances written out, not rounded away)."""
+def tolerance_table(r: dict, by: str = "tol") -> "pd.DataFrame":
+    """:func:`tolerance_check`'s two fits side by side (tolerances written out, not rounded away);
+    ``by="solve"``: :func:`solve_check`'s, with the route in the first column."""
     import pandas as pd
 
-    cols = ["tol", "objective", "n_iter", "n_h_neurons", "per_mille", "n_nonzero", "val_auroc", "val_accuracy"]
+    cols = [by, "objective", "n_iter", "n_h_neurons", "per_mille", "n_nonzero", "val_auroc", "val_accuracy"]
     df = pd.DataFrame([r["probe"], r["refit"]], index=["the probe", "refit"])[cols]
-    return df.round(4).assign(tol=[f"{t:g}" for t in df.tol])
+    return df.round(4).assign(**({"tol": [f"{t:g}" for t in df.tol]} if by == "tol" else {}))
 
 
 def tolerance_cell(r: dict) -> str:

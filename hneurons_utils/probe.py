@@ -26,6 +26,9 @@ from .wording import noun
 DEFAULT_TOL = 1e-8  # the solver's stopping tolerance: tight enough to reach Eq. 4's minimum here
 SKLEARN_TOL = 1e-4  # scikit-learn's default tolerance, which stops short of it (chapter 2)
 MAX_ITER = 2000  # the solver's iteration cap
+SOLVES = ("full", "working-set")  # how fit_probe reaches Eq. 4's minimum (fit_probe's docstring)
+WS_START = 1000  # the working set's first size: the columns with the largest gradient at w = 0
+FULL_BYTES_PER_VALUE = 48  # a full liblinear L1 fit, measured by bench/bench_probe.py (float32 features)
 
 
 def _indices(values: Sequence, what: str) -> np.ndarray:
@@ -37,12 +40,22 @@ def _indices(values: Sequence, what: str) -> np.ndarray:
     return a.astype(np.int64)
 
 
-def _check_finite(X: np.ndarray, what: str) -> None:
-    """Raise if ``X`` ``[n, features]`` holds NaN or infinite values, with the number of such
-    rows: a NaN score would silently count as class 0 and a NaN row would corrupt a fit."""
-    bad = ~np.isfinite(X).reshape(len(X), -1).all(axis=1)
+_FINITE_VALUES = 2 ** 22  # values _check_finite reads at a time
+
+
+def _check_finite(X: np.ndarray, what: str, cols: np.ndarray | None = None) -> None:
+    """Raise if ``X`` ``[n, features]`` (its columns ``cols``, when given) holds NaN or infinite
+    values, with the number of such rows: a NaN score would silently count as class 0 and a NaN
+    row would corrupt a fit. Read a block of rows at a time, so a wide ``X`` is never copied."""
+    n = len(X)
+    width = int(np.prod(np.shape(X)[1:], dtype=np.int64)) if cols is None else len(cols)
+    step = max(1, _FINITE_VALUES // max(1, width))
+    bad = np.zeros(n, dtype=bool)
+    for a in range(0, n, step):
+        block = X[a:a + step] if cols is None else X[a:a + step][:, cols]
+        bad[a:a + step] = ~np.isfinite(block).reshape(len(block), -1).all(axis=1)
     if bad.any():
-        raise ValueError(f"{what} holds NaN or infinite values in {int(bad.sum())} of {len(X)} "
+        raise ValueError(f"{what} holds NaN or infinite values in {int(bad.sum())} of {n} "
                          f"rows (first: row {int(np.flatnonzero(bad)[0])}); a response with no "
                          "answer token has NaN features: drop those rows first (training_rows "
                          "does)")
@@ -436,11 +449,103 @@ def _penalty_kw(penalty: str) -> dict:
     return {"penalty": penalty}
 
 
+def _available_bytes() -> int | None:
+    """Memory the operating system can still hand out (``MemAvailable``), or None off Linux."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def fit_memory_bytes(n_rows: int, n_columns: int, solve: str = "full") -> int:
+    """About how many bytes :func:`fit_probe` allocates beyond ``X`` itself for ``n_rows`` rows
+    and ``n_columns`` neurons. A full fit copies every value three times (float64 for
+    scikit-learn, then liblinear's own row and column copies, 16 bytes a value each):
+    :data:`FULL_BYTES_PER_VALUE`, as ``bench/bench_probe.py`` measures it. A working-set fit
+    holds one float64 block of columns, its working set (allowed to grow to four times its
+    first size) and a few numbers per neuron."""
+    if solve == "full":
+        return int(n_rows) * int(n_columns) * FULL_BYTES_PER_VALUE
+    return int(n_rows) * (_BLOCK + 4 * max(WS_START, 2 * int(n_rows))) * 8 + 3 * int(n_columns) * 8
+
+
+_BLOCK = 4096  # columns read at a time by the working-set fit's gradient pass
+
+
+def _liblinear(Xc: np.ndarray, y: np.ndarray, C: float, penalty: str, seed: int, tol: float):
+    """scikit-learn's liblinear logistic regression on the float64 matrix ``Xc``: (weights,
+    intercept, iterations)."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=C, solver="liblinear", max_iter=MAX_ITER, random_state=seed,
+                             tol=float(tol), **_penalty_kw(penalty))
+    clf.fit(Xc, y)
+    return clf.coef_[0], float(clf.intercept_[0]), int(np.max(clf.n_iter_))
+
+
+def _column_stats(X: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of ``X[:, cols]``, a block of columns at a time."""
+    mean, std = np.empty(cols.size), np.empty(cols.size)
+    for a in range(0, cols.size, _BLOCK):
+        block = X[:, cols[a:a + _BLOCK]].astype(np.float64)
+        mean[a:a + _BLOCK], std[a:a + _BLOCK] = block.mean(0), block.std(0)
+    return mean, std
+
+
+def _loss_gradient(X: np.ndarray, cols: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                   r: np.ndarray, C: float) -> np.ndarray:
+    """``C * sum_i r_i x'_ij`` for every column ``j`` of ``X[:, cols]`` (``x'`` centred by
+    ``mean``, scaled by ``std``): the gradient of Eq. 4's loss term when ``r`` is the residual
+    ``s_i (sigmoid(s_i m_i) - 1)``, read a block of columns at a time."""
+    g = np.empty(cols.size)
+    for a in range(0, cols.size, _BLOCK):
+        block = X[:, cols[a:a + _BLOCK]].astype(np.float64)
+        g[a:a + _BLOCK] = (r @ block - mean[a:a + _BLOCK] * r.sum()) / std[a:a + _BLOCK]
+    return C * g
+
+
+def _working_set(X: np.ndarray, y: np.ndarray, cols: np.ndarray, mean: np.ndarray,
+                 std: np.ndarray, C: float, seed: int, tol: float
+                 ) -> tuple[np.ndarray, float, int, dict]:
+    """Eq. 4's L1 minimiser over ``X[:, cols]`` without copying ``X``: liblinear on a working set
+    of columns, grown until every column left out meets the minimum's condition.
+
+    At the minimum of ``|w|_1 + |b| + C * loss``, a neuron whose loss gradient ``|g_j|`` is at
+    most 1 has weight 0 (and one with a non-zero weight has ``|g_j| = 1``). So: fit on the
+    :data:`WS_START` columns with the largest ``|g_j|`` at ``w = 0``; compute ``g`` over every
+    column at that fit; add every column left out with ``|g_j| > 1``; refit; stop when there is
+    none. The fit then meets the full problem's optimality conditions: it is the minimiser a fit
+    on all columns reaches, without the full fit's three copies of every value."""
+    s = 2.0 * y - 1.0
+    g = _loss_gradient(X, cols, mean, std, -0.5 * s, C)  # at w = 0, b = 0
+    work = np.sort(np.argsort(-np.abs(g), kind="stable")[:max(WS_START, 2 * len(y))])
+    rounds = 0
+    while True:
+        rounds += 1
+        Xw = (X[:, cols[work]].astype(np.float64) - mean[work]) / std[work]
+        w, b, n_iter = _liblinear(Xw, y, C, "l1", seed, tol)
+        m = Xw @ w + b
+        g = _loss_gradient(X, cols, mean, std, s * (0.5 * (1.0 + np.tanh(0.5 * s * m)) - 1.0), C)
+        out = np.ones(cols.size, dtype=bool)
+        out[work] = False
+        add = np.flatnonzero(out & (np.abs(g) > 1.0))
+        if not add.size:
+            break
+        work = np.union1d(work, add)
+    full = np.zeros(cols.size)
+    full[work] = w
+    return full, b, n_iter, {"ws_rounds": rounds, "ws_size": int(work.size)}
+
+
 def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
               standardize: bool = False, solver: str = "liblinear", seed: int = 0,
               columns: np.ndarray | None = None, n_layers: int = 0, n_neurons: int = 0,
               model_id: str = "", label_scheme: str = "3-vs-1", config: dict | None = None,
-              tol: float = DEFAULT_TOL) -> Probe:
+              tol: float = DEFAULT_TOL, solve: str = "full") -> Probe:
     """Fit the logistic regression of Eq. 4 on ``X`` ``[n, features]`` and return a :class:`Probe`.
 
     ``penalty="l1"`` gives the paper's sparse probe (``C`` = 1/lambda). ``standardize=False``
@@ -453,9 +558,14 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
     than rows, liblinear at scikit-learn's default (:data:`SKLEARN_TOL`) stops well short of
     Eq. 4's minimum, with many more non-zero weights than the minimiser has
     (:func:`eq4_objective` measures the gap; chapter 2 shows it).
-    """
-    from sklearn.linear_model import LogisticRegression
 
+    ``solve``: ``"full"`` hands every column to liblinear, which copies each value three times
+    (:func:`fit_memory_bytes`: 4,000 rows of a 7B model's 458,752 neurons need about 80 GiB; a
+    full fit that would not fit in this machine's free memory is refused with that figure).
+    ``"working-set"`` (L1 only) reaches the same minimiser reading ``X`` a block of columns at
+    a time (:func:`_working_set`): what the paper's scale needs; the config records its rounds
+    and final set size.
+    """
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be a matrix [n, features], got shape {X.shape}")
@@ -476,32 +586,56 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
     cols = np.arange(X.shape[1]) if columns is None else np.asarray(columns, dtype=np.int64)
     if cols.size and (cols.min() < 0 or cols.max() >= X.shape[1]):
         raise ValueError(f"columns must lie in [0, {X.shape[1]}), got {cols.min()} to {cols.max()}")
-    Xc = X[:, cols].astype(np.float64)
-    _check_finite(Xc, "X")
-    mean = Xc.mean(0) if standardize else np.zeros(cols.size)
-    std = Xc.std(0) if standardize else np.ones(cols.size)
-    std[std == 0] = 1.0
     if penalty not in ("l1", "l2"):
         raise ValueError(f"penalty must be 'l1' or 'l2', got {penalty!r}")
     if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive number, got {tol!r}")
-    clf = LogisticRegression(C=C, solver=solver, max_iter=MAX_ITER, random_state=seed, tol=float(tol),
-                             **_penalty_kw(penalty))
-    clf.fit((Xc - mean) / std, y)
-    w = clf.coef_[0]
+    if solve not in SOLVES:
+        raise ValueError(f"solve must be one of {SOLVES}, got {solve!r}")
+    if solver != "liblinear":
+        raise ValueError(f"only scikit-learn's liblinear solver fits Eq. 4 here (it penalises the "
+                         f"intercept, as eq4_objective assumes), got solver={solver!r}")
+    if solve == "working-set" and penalty != "l1":
+        raise ValueError("solve='working-set' needs penalty='l1': an L2 fit gives every neuron a "
+                         "weight, so no column can be left out")
+    _check_finite(X, "X", cols)
+    extra = {"ws_rounds": 0, "ws_size": int(cols.size)} if solve == "working-set" else {}
+    if solve == "working-set" and cols.size > max(WS_START, 2 * len(y)):
+        mean, std = _column_stats(X, cols) if standardize else (np.zeros(cols.size), np.ones(cols.size))
+        std[std == 0] = 1.0
+        w, b, n_iter, extra = _working_set(X, y, cols, mean, std, C, seed, tol)
+    else:
+        need, free = fit_memory_bytes(len(X), cols.size), _available_bytes()
+        if free is not None and need > free:
+            raise MemoryError(
+                f"a full fit of the probe on {len(X)} rows x {cols.size} neurons needs about "
+                f"{need / 2 ** 30:.1f} GiB beyond the features, and this machine has "
+                f"{free / 2 ** 30:.1f} GiB free: fit with solve='working-set' (PROBE_SOLVE: "
+                "working-set), which reaches the same minimiser a block of columns at a time")
+        Xc = X.astype(np.float64) if columns is None else X[:, cols].astype(np.float64)
+        if standardize:
+            mean, std = Xc.mean(0), Xc.std(0)
+            std[std == 0] = 1.0
+            Xc -= mean
+            Xc /= std
+        else:
+            mean, std = np.zeros(cols.size), np.ones(cols.size)
+        w, b, n_iter = _liblinear(Xc, y, C, penalty, seed, tol)
+        del Xc
     nz = np.flatnonzero(w)
-    return Probe(model_id, n_layers, n_neurons, cols[nz], w[nz], float(clf.intercept_[0]), C,
+    return Probe(model_id, n_layers, n_neurons, cols[nz], w[nz], b, C,
                  mean[nz], std[nz], standardize, label_scheme,
                  dict(config or {}, penalty=penalty, solver=solver, seed=seed, tol=float(tol),
-                      n_iter=int(np.max(clf.n_iter_)), max_iter=MAX_ITER))
+                      n_iter=n_iter, max_iter=MAX_ITER, solve=solve, **extra))
 
 
 def refit_kw(probe: Probe, **overrides) -> dict:
     """The keyword arguments of :func:`fit_probe` (and :func:`select_C`) that refit ``probe``'s
-    recipe on other rows: its penalty, standardisation, solver seed and tolerance, the model's
+    recipe on other rows: its penalty, standardisation, solver seed, tolerance and route, the model's
     shape, id and label scheme; ``overrides`` replace any of them."""
     return {"penalty": probe.config.get("penalty", "l1"), "standardize": probe.standardize,
             "seed": probe.config.get("seed", 0), "tol": probe.config.get("tol", DEFAULT_TOL),
+            "solve": probe.config.get("solve", "full"),
             "n_layers": probe.n_layers, "n_neurons": probe.n_neurons, "model_id": probe.model_id,
             "label_scheme": probe.label_scheme, **overrides}
 

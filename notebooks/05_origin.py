@@ -71,6 +71,7 @@ QA_MAX_NEW_TOKENS = 24  # answer length cap (answers also stop at their first ne
 FEATURE_BATCH = 8  # responses per traced forward pass
 C_GRID = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]  # inverse L1 strengths searched
 PROBE_TOL = 1e-8  # the L1 solver's stopping tolerance (as chapter 2; scikit-learn's default 1e-4 stops short)
+PROBE_SOLVE = "full"  # as chapter 2: "working-set" reaches the same minimiser in far less memory
 SUPPRESSION_QUESTIONS = 32  # >0: add accuracy with H-Neurons silenced to the C score (paper; as in chapter 2): questions per stratum
 SUPPRESSION_TERM = "triviaqa"  # as in chapter 2: "triviaqa" (estimated TriviaQA accuracy, silenced) or "known"
 STABILITY_RESAMPLES = 20  # bootstrap refits of the twin's probe (0: skip; as in chapter 2)
@@ -224,7 +225,7 @@ id_cfg = pipeline.IdentifyConfig(
     n_samples=N_SAMPLES, min_agreement=MIN_AGREEMENT, train_per_class=TRAIN_PER_CLASS,
     val_fraction=VAL_FRACTION, responses_per_question=RESPONSES_PER_QUESTION, screen=SCREEN,
     screen_batch=SCREEN_BATCH, gen_batch=SAMPLE_BATCH, max_new_tokens=QA_MAX_NEW_TOKENS,
-    Cs=tuple(C_GRID), tol=PROBE_TOL, seed=SEED, features=features.FeatureConfig(batch_size=FEATURE_BATCH))
+    Cs=tuple(C_GRID), tol=PROBE_TOL, solve=PROBE_SOLVE, seed=SEED, features=features.FeatureConfig(batch_size=FEATURE_BATCH))
 t0 = time.monotonic()
 cached["identify_s"] = (OUT / "identification").is_dir() and any((OUT / "identification").iterdir())
 try:

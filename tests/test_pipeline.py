@@ -339,6 +339,39 @@ def test_tolerance_check_compares_the_probe_with_a_refit_and_reads_it():
         tolerance_check(fs, split, probe, 0)
 
 
+def test_solve_check_refits_by_the_other_route_and_reads_it(monkeypatch):
+    """A full-fit probe is refitted by the working set (which really runs: the model is wider
+    than its first set) and the other way round; both reach the same minimiser, and the reading
+    says so; a full refit that cannot fit in memory is skipped with the reason; the readings of
+    a flat minimum and of a fit stopped short name what they show."""
+    from hneurons_utils import probe as P
+    from hneurons_utils.pipeline import scheme_rows, solve_check, solve_reading, tolerance_table
+
+    monkeypatch.setattr(P, "WS_START", 5)
+    fs, ex = _planted_features(L=4, N=50)
+    split = {"train": ex[:24], "val": ex[24:]}
+    X, y = scheme_rows(fs, split["train"], "3-vs-1")
+    assert X.shape[1] > 2 * len(y)
+    for first in ("full", "working-set"):
+        probe = P.fit_probe(X, y, C=10.0, n_layers=4, n_neurons=50, solve=first)
+        r = solve_check(fs, split, probe)
+        assert r["probe"]["solve"] == first and r["refit"]["solve"] != first
+        assert r["ws_rounds"] >= 1 and 2 * len(y) <= r["ws_size"] < 200 and r["n_neurons"] == 200
+        assert r["jaccard"] == 1.0 and r["max_weight_diff"] < 1e-3 and r["refit_s"] >= 0
+        assert r["probe"]["objective"] == pytest.approx(r["refit"]["objective"], rel=1e-6)
+        text = solve_reading(r)
+        assert f"the probe ({first})" in text and "Both routes reach the same minimiser" in text
+        assert list(tolerance_table(r, by="solve").solve) == [first, r["refit"]["solve"]]
+    monkeypatch.setattr(P, "_available_bytes", lambda: 10)
+    skipped = solve_check(fs, split, probe)  # a working-set probe; the full refit cannot fit
+    assert set(skipped) == {"skipped"} and "PROBE_SOLVE" in skipped["skipped"]
+    assert solve_reading(skipped).startswith("Not compared: a full fit of the probe on 48 rows x 200 neurons")
+    flat = dict(r, jaccard=0.5)
+    assert "the H-Neuron sets differ" in solve_reading(flat) and "minimum is flat" in solve_reading(flat)
+    short = dict(r, refit=dict(r["refit"], objective=1.2 * r["probe"]["objective"]))
+    assert f"The {r['refit']['solve']} fit stops 20% above the {first} fit" in solve_reading(short)
+
+
 def test_selection_stability_finds_a_planted_neuron_every_time():
     """Every resample selects the planted neuron; the outputs have the documented shapes and
     ranges, and the same seed gives the same resamples."""

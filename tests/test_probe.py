@@ -87,6 +87,83 @@ def test_tolerance_is_recorded_and_a_tight_fit_is_nearer_the_minimum():
         eq4_objective(tight, X, y[:3])
 
 
+def _wide(n: int = 60, seed: int = 5, k: int = 1600) -> tuple[np.ndarray, np.ndarray]:
+    """Far more neurons than rows (k x 1 model), weak correlated signals: an L1 problem whose
+    minimiser keeps some dozens of neurons."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], n // 2)
+    X = rng.gamma(2.0, 0.05, size=(n, k)).astype(np.float32)
+    X[:, :30] += (0.08 * y[:, None] * rng.random((n, 30))).astype(np.float32)
+    return X, y
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_working_set_reaches_the_full_fits_minimum(standardize, monkeypatch):
+    """The working-set route gives the full fit's minimiser (objective, H-Neurons, weights), also
+    when it starts from a working set far too small and must add the neurons that break the
+    minimum's condition over several rounds; at its answer no neuron left at zero has a loss
+    gradient above 1."""
+    from hneurons_utils import probe as P
+
+    X, y = _wide()
+    kw = dict(n_layers=1600, n_neurons=1, standardize=standardize)
+    full = fit_probe(X, y, 30.0, **kw)
+    assert full.config["solve"] == "full" and "ws_rounds" not in full.config
+    for start in (P.WS_START, 3):
+        monkeypatch.setattr(P, "WS_START", start)
+        monkeypatch.setattr(P, "_BLOCK", 256)  # the gradient read in several blocks
+        ws = fit_probe(X, y, 30.0, solve="working-set", **kw)
+        assert ws.config["solve"] == "working-set" and ws.config["ws_size"] < X.shape[1]
+        assert ws.config["ws_rounds"] >= (2 if start == 3 else 1)  # start 3: 2 x 60 rows first
+        o_full, o_ws = P.eq4_objective(full, X, y), P.eq4_objective(ws, X, y)
+        assert o_ws == pytest.approx(o_full, rel=1e-6)
+        assert ws.h_neurons().flat.tolist() == full.h_neurons().flat.tolist() and ws.h_neurons().size > 3
+        wf, ww = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+        wf[full.flat], ww[ws.flat] = full.weights, ws.weights
+        np.testing.assert_allclose(ww, wf, atol=1e-3 * np.abs(wf).max())
+        Z = (X - X.mean(0)) / X.std(0) if standardize else X.astype(np.float64)
+        s = 2.0 * y - 1
+        r = s * (1 / (1 + np.exp(-s * ws.decision_function(X))) - 1)
+        g = 30.0 * (r @ Z)
+        assert np.abs(g[ww == 0]).max() <= 1 + 1e-6
+
+
+def test_a_full_fit_that_cannot_fit_in_memory_is_refused_naming_the_working_set(monkeypatch):
+    """With less free memory than a full fit's copies need, the full route stops before copying,
+    with both figures and the way out; the working set fits the same rows; bad routes are refused."""
+    from hneurons_utils import probe as P
+
+    X, y = _wide()
+    need = P.fit_memory_bytes(*X.shape)
+    assert need == X.shape[0] * X.shape[1] * P.FULL_BYTES_PER_VALUE
+    assert P.fit_memory_bytes(4000, 458752) / 2 ** 30 > 60  # a 7B model's paper-scale fit
+    monkeypatch.setattr(P, "_available_bytes", lambda: need - 1)
+    with pytest.raises(MemoryError, match=r"needs about 0.0 GiB .* solve='working-set' \(PROBE_SOLVE"):
+        fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1)
+    assert fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1, solve="working-set").h_neurons().size
+    monkeypatch.setattr(P, "_available_bytes", lambda: None)  # not Linux: no figure, no refusal
+    assert fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1).config["solve"] == "full"
+    with pytest.raises(ValueError, match=r"solve must be one of \('full', 'working-set'\), got 'fast'"):
+        fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1, solve="fast")
+    with pytest.raises(ValueError, match="solve='working-set' needs penalty='l1'"):
+        fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1, solve="working-set", penalty="l2")
+    with pytest.raises(ValueError, match="only scikit-learn's liblinear .* got solver='saga'"):
+        fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1, solver="saga")
+
+
+def test_a_nan_is_found_and_placed_block_by_block(monkeypatch):
+    """The finite check reads a few rows at a time and still names the first bad row and counts
+    every bad row of the whole matrix (and only in the columns fitted)."""
+    from hneurons_utils import probe as P
+
+    monkeypatch.setattr(P, "_FINITE_VALUES", 100)  # 1600 columns: one row per block
+    X, y = _wide()
+    X[[17, 40], 5] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinite values in 2 of 60 rows \(first: row 17\)"):
+        fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1, solve="working-set")
+    assert fit_probe(X, y, 1.0, n_layers=1600, n_neurons=1, columns=np.arange(6, 40)).flat.size >= 0
+
+
 def test_refit_kw_repeats_the_probes_recipe():
     """Refitting with refit_kw on the probe's own rows gives the probe back (recipe, tolerance and
     metadata); an override replaces one setting only."""
@@ -98,7 +175,8 @@ def test_refit_kw_repeats_the_probes_recipe():
     again = fit_probe(X, y, p.C, **refit_kw(p))
     assert again.to_dict() == p.to_dict()
     kw = refit_kw(p, tol=1e-4)
-    assert kw["tol"] == 1e-4 and kw["seed"] == 3 and kw["standardize"] is True
+    assert kw["tol"] == 1e-4 and kw["seed"] == 3 and kw["standardize"] is True and kw["solve"] == "full"
+    assert refit_kw(fit_probe(X, y, 10.0, n_layers=L, n_neurons=N, solve="working-set"))["solve"] == "working-set"
     assert kw["label_scheme"] == "1-vs-1" and kw["model_id"] == "m" and (kw["n_layers"], kw["n_neurons"]) == (L, N)
 
 
