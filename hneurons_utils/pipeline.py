@@ -448,6 +448,22 @@ def solve_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Probe) -
                 max_weight_diff=float(np.abs(a - b).max(initial=0.0) / scale))
 
 
+def solve_agrees(r: dict) -> bool:
+    """Whether :func:`solve_check`'s two routes reached the same minimiser: Eq. 4's objective
+    within :data:`OBJECTIVE_GAP` and the same H-Neurons."""
+    return abs(objective_gap(r)) <= OBJECTIVE_GAP and r["jaccard"] == 1
+
+
+def solve_cell(r: dict) -> str:
+    """:func:`solve_check` in one clause (the scorecard's)."""
+    q = r["refit"]
+    if solve_agrees(r):
+        return f"the {q['solve']} route to Eq. 4's minimum gives the same set"
+    rel = 100 * _higher_fit(r)[2]
+    return (f"refit by the {q['solve']} route: {noun(q['n_h_neurons'], 'H-Neuron')}, overlap (Jaccard) "
+            f"{r['jaccard']:.2f}, objectives {rel:.2g}% apart")
+
+
 def solve_reading(r: dict) -> str:
     """A reading of :func:`solve_check`, every clause chosen by its numbers."""
     if "skipped" in r:
@@ -458,7 +474,7 @@ def solve_reading(r: dict) -> str:
             f"objective {p['objective']:.6g}, the refit ({q['solve']}) {q['objective']:.6g}; "
             f"{ws}'s working set grew to {r['ws_size']:,} of {r['n_neurons']:,} neurons in "
             f"{noun(r['ws_rounds'], 'round')}. ")
-    if abs(gap) <= OBJECTIVE_GAP and r["jaccard"] == 1:
+    if solve_agrees(r):
         return text + (f"Both routes reach the same minimiser: the same {noun(p['n_h_neurons'], 'H-Neuron')}, "
                        f"weights within {100 * r['max_weight_diff']:.2g}% of the largest. At a scale "
                        "where the full fit does not fit in memory, `PROBE_SOLVE = \"working-set\"` "

@@ -28,7 +28,7 @@ SKLEARN_TOL = 1e-4  # scikit-learn's default tolerance, which stops short of it 
 MAX_ITER = 2000  # the solver's iteration cap
 SOLVES = ("full", "working-set")  # how fit_probe reaches Eq. 4's minimum (fit_probe's docstring)
 WS_START = 1000  # the working set's first size: the columns with the largest gradient at w = 0
-FULL_BYTES_PER_VALUE = 48  # a full liblinear L1 fit, measured by bench/bench_probe.py (float32 features)
+FULL_BYTES_PER_VALUE = 44  # a full liblinear L1 fit: 40-42 measured by bench/bench_probe.py, and a margin
 
 
 def _indices(values: Sequence, what: str) -> np.ndarray:
@@ -466,14 +466,26 @@ def fit_memory_bytes(n_rows: int, n_columns: int, solve: str = "full") -> int:
     and ``n_columns`` neurons. A full fit copies every value three times (float64 for
     scikit-learn, then liblinear's own row and column copies, 16 bytes a value each):
     :data:`FULL_BYTES_PER_VALUE`, as ``bench/bench_probe.py`` measures it. A working-set fit
-    holds one float64 block of columns, its working set (allowed to grow to four times its
-    first size) and a few numbers per neuron."""
+    holds one float64 block of columns, a full fit of its working set (allowed for at twice
+    its first size) and a few numbers per neuron."""
     if solve == "full":
         return int(n_rows) * int(n_columns) * FULL_BYTES_PER_VALUE
-    return int(n_rows) * (_BLOCK + 4 * max(WS_START, 2 * int(n_rows))) * 8 + 3 * int(n_columns) * 8
+    start = min(int(n_columns), max(WS_START, 2 * int(n_rows)))
+    return int(n_rows) * (_BLOCK * 8 + 2 * start * FULL_BYTES_PER_VALUE) + 3 * int(n_columns) * 8
 
 
 _BLOCK = 4096  # columns read at a time by the working-set fit's gradient pass
+
+
+def _refuse_if_short(n_rows: int, n_columns: int, way_out: str) -> None:
+    """Raise :class:`MemoryError` before a liblinear fit of ``n_rows`` x ``n_columns`` that would
+    not fit in this machine's free memory (:func:`fit_memory_bytes`), naming ``way_out``."""
+    need, free = fit_memory_bytes(n_rows, n_columns), _available_bytes()
+    if free is not None and need > free:
+        raise MemoryError(
+            f"a full fit of the probe on {n_rows} rows x {n_columns} neurons needs about "
+            f"{need / 2 ** 30:.1f} GiB beyond the features, and this machine has "
+            f"{free / 2 ** 30:.1f} GiB free: {way_out}")
 
 
 def _liblinear(Xc: np.ndarray, y: np.ndarray, C: float, penalty: str, seed: int, tol: float):
@@ -487,11 +499,20 @@ def _liblinear(Xc: np.ndarray, y: np.ndarray, C: float, penalty: str, seed: int,
     return clf.coef_[0], float(clf.intercept_[0]), int(np.max(clf.n_iter_))
 
 
+def _block(X: np.ndarray, cols: np.ndarray, a: int) -> np.ndarray:
+    """``X[:, cols[a:a + _BLOCK]]`` as float64; a run of consecutive columns is read as a slice
+    (one copy, not a gather and a copy)."""
+    c = cols[a:a + _BLOCK]
+    if c.size and np.all(np.diff(c) == 1):
+        return X[:, c[0]:c[-1] + 1].astype(np.float64)
+    return X[:, c].astype(np.float64)
+
+
 def _column_stats(X: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of ``X[:, cols]``, a block of columns at a time."""
     mean, std = np.empty(cols.size), np.empty(cols.size)
     for a in range(0, cols.size, _BLOCK):
-        block = X[:, cols[a:a + _BLOCK]].astype(np.float64)
+        block = _block(X, cols, a)
         mean[a:a + _BLOCK], std[a:a + _BLOCK] = block.mean(0), block.std(0)
     return mean, std
 
@@ -503,7 +524,7 @@ def _loss_gradient(X: np.ndarray, cols: np.ndarray, mean: np.ndarray, std: np.nd
     ``s_i (sigmoid(s_i m_i) - 1)``, read a block of columns at a time."""
     g = np.empty(cols.size)
     for a in range(0, cols.size, _BLOCK):
-        block = X[:, cols[a:a + _BLOCK]].astype(np.float64)
+        block = _block(X, cols, a)
         g[a:a + _BLOCK] = (r @ block - mean[a:a + _BLOCK] * r.sum()) / std[a:a + _BLOCK]
     return C * g
 
@@ -526,6 +547,8 @@ def _working_set(X: np.ndarray, y: np.ndarray, cols: np.ndarray, mean: np.ndarra
     rounds = 0
     while True:
         rounds += 1
+        _refuse_if_short(len(y), work.size, f"the working set has grown to {work.size} neurons in "
+                         f"{rounds - 1} rounds: use fewer training rows or a machine with more memory")
         Xw = (X[:, cols[work]].astype(np.float64) - mean[work]) / std[work]
         w, b, n_iter = _liblinear(Xw, y, C, "l1", seed, tol)
         m = Xw @ w + b
@@ -560,7 +583,7 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
     (:func:`eq4_objective` measures the gap; chapter 2 shows it).
 
     ``solve``: ``"full"`` hands every column to liblinear, which copies each value three times
-    (:func:`fit_memory_bytes`: 4,000 rows of a 7B model's 458,752 neurons need about 80 GiB; a
+    (:func:`fit_memory_bytes`: 4,000 rows of a 7B model's 458,752 neurons need about 70 GiB; a
     full fit that would not fit in this machine's free memory is refused with that figure).
     ``"working-set"`` (L1 only) reaches the same minimiser reading ``X`` a block of columns at
     a time (:func:`_working_set`): what the paper's scale needs; the config records its rounds
@@ -605,13 +628,9 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
         std[std == 0] = 1.0
         w, b, n_iter, extra = _working_set(X, y, cols, mean, std, C, seed, tol)
     else:
-        need, free = fit_memory_bytes(len(X), cols.size), _available_bytes()
-        if free is not None and need > free:
-            raise MemoryError(
-                f"a full fit of the probe on {len(X)} rows x {cols.size} neurons needs about "
-                f"{need / 2 ** 30:.1f} GiB beyond the features, and this machine has "
-                f"{free / 2 ** 30:.1f} GiB free: fit with solve='working-set' (PROBE_SOLVE: "
-                "working-set), which reaches the same minimiser a block of columns at a time")
+        _refuse_if_short(len(X), cols.size,
+                         "fit with solve='working-set' (PROBE_SOLVE: working-set), which reaches the "
+                         "same minimiser a block of columns at a time")
         Xc = X.astype(np.float64) if columns is None else X[:, cols].astype(np.float64)
         if standardize:
             mean, std = Xc.mean(0), Xc.std(0)

@@ -25,7 +25,7 @@ from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEA
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
 from .pipeline import (OBJECTIVE_GAP, negative_part_leads, objective_gap, probe_short_of_minimum, rounding_cell,
-                       rounding_changes, stability_kind, tolerance_cell)
+                       rounding_changes, solve_agrees, solve_cell, stability_kind, tolerance_cell)
 from .profiles import model_key
 from .stats import MIN_PER_CLASS
 from .transfer import transfer_reading
@@ -260,6 +260,11 @@ def _identification(folder: Path) -> list[dict]:
             q = tl["refit"]
             reading += (f"; a solver stopped early (tolerance {q['tol']:g}) would report "
                         f"{q['n_h_neurons']} H-Neurons: {paper.sparsity_reading(q['n_h_neurons'], q['per_mille'])}")
+    sv = read_results(folder / "solve.json")  # optional: chapter 2's check of the route to the minimum
+    if sv and sv.get("probe") and sv.get("refit"):
+        ours += f"; {solve_cell(sv)}"
+        if not solve_agrees(sv):
+            reading += "; the two routes to Eq. 4's minimum give different sets"
     parts = read_results(folder / "probe_parts.json")  # optional: which part of the probe detects
     if parts and parts.get("h_neurons_auroc") is not None and np.isfinite(parts.get("probe_auroc", np.nan)):
         where = "held out" if parts.get("held_out") else "training responses"
@@ -787,7 +792,8 @@ CHECKS = [
     "(the last bit another machine's arithmetic can change), with how many refits give another "
     "set; refit at another solver tolerance (scikit-learn's default), with its count and Eq. 4's "
     "objective against the probe's (a fit whose objective is higher stopped short of the "
-    "minimum); and how well its H-Neurons alone, and its negative-weight neurons alone, tell "
+    "minimum); refit by the other route to that minimum (all neurons at once, or the working "
+    "set the paper's scale needs), saying whether it gives the same set; and how well its H-Neurons alone, and its negative-weight neurons alone, tell "
     "the held-out classes apart.",
     "A Table 1 row's numbers are the whole probe's, which reads its H-Neurons and its "
     "negative-weight neurons (the row counts both); the H-Neurons alone, refit and set against as "

@@ -658,7 +658,7 @@ print(pipeline.tolerance_reading(tolerance) if tolerance else "not measured (CHE
 # ### Does the route to the minimum matter?
 #
 # Handed every neuron at once (`PROBE_SOLVE = "full"`), liblinear copies each feature value
-# three times: about 48 bytes a value, some 80 GiB for 4,000 rows of a 7B model's 458,752
+# three times: about 40 bytes a value, some 70 GiB for 4,000 rows of a 7B model's 458,752
 # neurons, far more for a 70B model. Eq. 4's minimum can be reached without that copy. Written
 # as liblinear minimises it, $\|w\|_1 + |b| + C \sum_i \ell_i(w, b)$, at its minimum a neuron
 # whose gradient $g_j$ of the loss term $C \sum_i \ell_i$ is at most 1 in size has weight 0.

@@ -126,6 +126,12 @@ def test_working_set_reaches_the_full_fits_minimum(standardize, monkeypatch):
         r = s * (1 / (1 + np.exp(-s * ws.decision_function(X))) - 1)
         g = 30.0 * (r @ Z)
         assert np.abs(g[ww == 0]).max() <= 1 + 1e-6
+    monkeypatch.setattr(P, "_BLOCK", 4)  # blocks like [0, 2, 1, 3]: their ends look like a run, they are not one
+    cols = np.arange(1600).reshape(-1, 4)[:, [0, 2, 1, 3]].ravel()[:1300]
+    some = fit_probe(X, y, 30.0, columns=cols, **kw)
+    ws = fit_probe(X, y, 30.0, columns=cols, solve="working-set", **kw)
+    assert sorted(ws.h_neurons().flat.tolist()) == sorted(some.h_neurons().flat.tolist())
+    assert P.eq4_objective(ws, X, y) == pytest.approx(P.eq4_objective(some, X, y), rel=1e-6)
 
 
 def test_a_full_fit_that_cannot_fit_in_memory_is_refused_naming_the_working_set(monkeypatch):
@@ -141,6 +147,9 @@ def test_a_full_fit_that_cannot_fit_in_memory_is_refused_naming_the_working_set(
     with pytest.raises(MemoryError, match=r"needs about 0.0 GiB .* solve='working-set' \(PROBE_SOLVE"):
         fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1)
     assert fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1, solve="working-set").h_neurons().size
+    monkeypatch.setattr(P, "_available_bytes", lambda: 10)  # not even the working set fits
+    with pytest.raises(MemoryError, match=r"60 rows x 1000 neurons .* the working set has grown to 1000 neurons in 0 rounds"):
+        fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1, solve="working-set")
     monkeypatch.setattr(P, "_available_bytes", lambda: None)  # not Linux: no figure, no refusal
     assert fit_probe(X, y, 30.0, n_layers=1600, n_neurons=1).config["solve"] == "full"
     with pytest.raises(ValueError, match=r"solve must be one of \('full', 'working-set'\), got 'fast'"):

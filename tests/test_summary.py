@@ -132,6 +132,21 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert tr.reading.endswith("; the probe is not Eq. 4's minimiser (a refit at another solver tolerance is "
                                "lower), so its count measures the solver as well as the model")
     (results / MODEL / "identification" / "tolerance.json").unlink()
+    ws = dict(side, solve="working-set", objective=600.0001)
+    sv = {"C": 3.0, "held_out": True, "n_rows": 200, "max_iter": 2000, "jaccard": 1.0,
+          "probe": dict(side, solve="full"), "refit": ws, "ws_rounds": 3, "ws_size": 1040, "n_neurons": 45000}
+    write(results / MODEL / "identification" / "solve.json", sv)
+    sr = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
+    assert "; the working-set route to Eq. 4's minimum gives the same set" in sr.ours
+    assert "routes" not in sr.reading
+    write(results / MODEL / "identification" / "solve.json",
+          dict(sv, jaccard=0.5, refit=dict(ws, n_h_neurons=12, objective=612.0)))
+    sr = row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse")
+    assert "refit by the working-set route: 12 H-Neurons, overlap (Jaccard) 0.50, objectives 2% apart" in sr.ours
+    assert sr.reading.endswith("; the two routes to Eq. 4's minimum give different sets")
+    write(results / MODEL / "identification" / "solve.json", {"skipped": "no memory"})
+    assert "route" not in row(summary.scorecard(results, MODEL), "H-Neurons (§2)", "sparse").ours
+    (results / MODEL / "identification" / "solve.json").unlink()
     # the paper's Section 2 counts every non-zero weight: that ratio is given too, and read
     write(results / MODEL / "identification" / "results.json",
           {"n_h_neurons": 9, "per_mille": 0.2, "C": 3.0, "n_nonzero": 30, "per_mille_nonzero": 0.667})
