@@ -667,9 +667,10 @@ print(pipeline.tolerance_reading(tolerance) if tolerance else "not measured (CHE
 # features a block of columns at a time), adds every neuron left out that breaks the
 # condition, and refits, until none does: then the fit meets the full problem's optimality
 # conditions. Here the probe is refitted by the route it was not fitted by, same $C$, rows and
-# tolerance (`pipeline.solve_check`). The paper profile fits by the working set; this check
-# is what says the two give the same probe (at a scale where the full fit does not fit in
-# memory, it is skipped, saying why).
+# tolerance (`pipeline.solve_check`). The paper profile fits by the working set and switches
+# this check off (`CHECK_SOLVE`: its full refit needs the memory the working set saves); run
+# at the default scale, it is what says the two routes give the same probe. Where a full refit
+# would not fit in free memory, it is skipped, saying why.
 
 # %%
 t0 = time.monotonic()
