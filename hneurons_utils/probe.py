@@ -621,7 +621,7 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
     if solve == "working-set" and penalty != "l1":
         raise ValueError("solve='working-set' needs penalty='l1': an L2 fit gives every neuron a "
                          "weight, so no column can be left out")
-    _check_finite(X, "X", cols)
+    _check_finite(X, "X", None if columns is None else cols)
     extra = {"ws_rounds": 0, "ws_size": int(cols.size)} if solve == "working-set" else {}
     if solve == "working-set" and cols.size > max(WS_START, 2 * len(y)):
         mean, std = _column_stats(X, cols) if standardize else (np.zeros(cols.size), np.ones(cols.size))

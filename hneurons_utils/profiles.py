@@ -227,6 +227,24 @@ def environment(m: Any = None) -> dict:
     return env
 
 
+def read_environments(path: str | os.PathLike) -> list[dict]:
+    """The environments an ``environment.json`` lists (none when the file does not exist); a
+    file that is not valid JSON, or not a list of JSON objects, is an error naming it."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        seen = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); move the file aside or delete it") from e
+    if not isinstance(seen, list) or not all(isinstance(e, dict) for e in seen):
+        raise ValueError(f"{path}: expected a list of environments (JSON objects); move the "
+                         "file aside or delete it")
+    return seen
+
+
 def record_environment(out_dir: str | os.PathLike, m: Any = None) -> list[dict]:
     """Add this run's :func:`environment` to ``out_dir/environment.json`` unless it is there
     already, and return the file's list: every environment that wrote results into the folder,
@@ -235,12 +253,7 @@ def record_environment(out_dir: str | os.PathLike, m: Any = None) -> list[dict]:
     import json
 
     path = Path(out_dir) / ENVIRONMENT_FILE
-    seen: list[dict] = []
-    if path.exists():
-        seen = json.loads(path.read_text())
-        if not isinstance(seen, list) or not all(isinstance(e, dict) for e in seen):
-            raise ValueError(f"{path}: expected a list of environments (JSON objects); move the "
-                             "file aside or delete it")
+    seen = read_environments(path)
     env = environment(m)
     if env not in seen:
         from .files import write_text_atomic

@@ -750,7 +750,7 @@ def environment_note(output_dir: str | Path, model_id: str, origin_dir: str | Pa
     files of chapters 1-5): one line when every chapter ran in one environment, otherwise each
     chapter's, with a warning where a folder's results come from more than one."""
 
-    from .profiles import ENVIRONMENT_FILE, describe_environment
+    from .profiles import ENVIRONMENT_FILE, describe_environment, read_environments
 
     folders = {c: _chapter_dir(output_dir, model_id, c)
                for c in ("cett", "identification", "generalisation", "behaviour")}
@@ -759,9 +759,8 @@ def environment_note(output_dir: str | Path, model_id: str, origin_dir: str | Pa
         folders["origin"] = folder
     envs = {}
     for chapter, d in folders.items():
-        path = d / ENVIRONMENT_FILE
-        if path.exists():
-            envs[chapter] = json.loads(path.read_text())
+        if (d / ENVIRONMENT_FILE).exists():
+            envs[chapter] = read_environments(d / ENVIRONMENT_FILE)
     if not envs:
         return ("**Environment.** No chapter recorded its environment (`environment.json`: results "
                 "written by an earlier version of the book).")

@@ -174,3 +174,6 @@ def test_record_environment_lists_each_environment_once(tmp_path, tiny_model, mo
     (tmp_path / "environment.json").write_text('{"processor": "x"}')
     with pytest.raises(ValueError, match="expected a list of environments"):
         profiles.record_environment(tmp_path)
+    (tmp_path / "environment.json").write_text('[{"processor": "x"}')  # cut off mid-write
+    with pytest.raises(ValueError, match=r"environment.json: not valid JSON \(.*\); move the file aside"):
+        profiles.record_environment(tmp_path)

@@ -719,3 +719,9 @@ def test_environment_note_names_one_environment_or_each_chapters(tmp_path):
     assert "- behaviour: CPU A (AVX2 kernels, 1 thread)" in note and "; then CPU B (AVX512 kernels" in note
     assert "**resumed in another environment**" in note and note.count("resumed in another") == 1
     assert note.endswith("(cett: no record.)")
+    (out / "tiny-model" / "behaviour" / ENVIRONMENT_FILE).write_text('{"processor": "CPU A"}')
+    with pytest.raises(ValueError, match=r"behaviour/environment.json: expected a list of environments"):
+        summary.environment_note(out, MODEL)
+    (out / "tiny-model" / "behaviour" / ENVIRONMENT_FILE).write_text("[")
+    with pytest.raises(ValueError, match=r"behaviour/environment.json: not valid JSON"):
+        summary.environment_note(out, MODEL)
