@@ -27,7 +27,7 @@ DEFAULT_TOL = 1e-8  # the solver's stopping tolerance: tight enough to reach Eq.
 SKLEARN_TOL = 1e-4  # scikit-learn's default tolerance, which stops short of it (chapter 2)
 MAX_ITER = 2000  # the solver's iteration cap
 SOLVES = ("full", "working-set")  # how fit_probe reaches Eq. 4's minimum (fit_probe's docstring)
-WS_START = 1000  # the working set's first size: the columns with the largest gradient at w = 0
+WS_START = 1000  # the working set starts with this many neurons (or twice the rows, if more): the largest gradients at w = 0
 FULL_BYTES_PER_VALUE = 44  # a full liblinear L1 fit: 40-42 measured by bench/bench_probe.py, and a margin
 
 
@@ -535,12 +535,13 @@ def _working_set(X: np.ndarray, y: np.ndarray, cols: np.ndarray, mean: np.ndarra
     """Eq. 4's L1 minimiser over ``X[:, cols]`` without copying ``X``: liblinear on a working set
     of columns, grown until every column left out meets the minimum's condition.
 
-    At the minimum of ``|w|_1 + |b| + C * loss``, a neuron whose loss gradient ``|g_j|`` is at
-    most 1 has weight 0 (and one with a non-zero weight has ``|g_j| = 1``). So: fit on the
-    :data:`WS_START` columns with the largest ``|g_j|`` at ``w = 0``; compute ``g`` over every
-    column at that fit; add every column left out with ``|g_j| > 1``; refit; stop when there is
-    none. The fit then meets the full problem's optimality conditions: it is the minimiser a fit
-    on all columns reaches, without the full fit's three copies of every value."""
+    At the minimum of ``|w|_1 + |b| + C * loss`` every neuron with a weight has a loss gradient
+    ``g_j = -sign(w_j)`` and every weightless one ``|g_j| <= 1``. So: fit on the
+    :data:`WS_START` columns (or twice as many as rows) with the largest ``|g_j|`` at ``w = 0``;
+    compute ``g`` over every column at that fit; add every column left out with ``|g_j| > 1``;
+    refit; stop when there is none. The fit then meets the full problem's optimality conditions
+    (the columns inside to liblinear's tolerance, those outside exactly): it is the minimiser a
+    fit on all columns reaches, without the full fit's three copies of every value."""
     s = 2.0 * y - 1.0
     g = _loss_gradient(X, cols, mean, std, -0.5 * s, C)  # at w = 0, b = 0
     work = np.sort(np.argsort(-np.abs(g), kind="stable")[:max(WS_START, 2 * len(y))])
