@@ -660,9 +660,10 @@ print(pipeline.tolerance_reading(tolerance) if tolerance else "not measured (CHE
 # Handed every neuron at once (`PROBE_SOLVE = "full"`), liblinear copies each feature value
 # three times: about 40 bytes a value, some 70 GiB for 4,000 rows of a 7B model's 458,752
 # neurons, far more for a 70B model. Eq. 4's minimum can be reached without that copy. Written
-# as liblinear minimises it, $\|w\|_1 + |b| + C \sum_i \ell_i(w, b)$, at its minimum a neuron
-# whose gradient $g_j$ of the loss term $C \sum_i \ell_i$ is at most 1 in size has weight 0.
-# So the working-set route fits the columns with the
+# as liblinear minimises it, $\|w\|_1 + |b| + C \sum_i \ell_i(w, b)$: at its minimum, with
+# $g_j$ the gradient of the loss term $C \sum_i \ell_i$ in neuron $j$'s weight, every neuron
+# with a weight has $|g_j| = 1$ and every weightless one $|g_j| \le 1$. So the working-set
+# route fits the columns with the
 # largest $|g_j|$ at $w = 0$, computes every neuron's $g_j$ at that fit (reading the
 # features a block of columns at a time), adds every neuron left out that breaks the
 # condition, and refits, until none does: then the fit meets the full problem's optimality
