@@ -539,8 +539,9 @@ def _working_set(X: np.ndarray, y: np.ndarray, cols: np.ndarray, mean: np.ndarra
     At the minimum of ``|w|_1 + |b| + C * loss`` every neuron with a weight has a loss gradient
     ``g_j = -sign(w_j)`` and every weightless one ``|g_j| <= 1``. So: fit on the
     :data:`WS_START` columns (or twice as many as rows) with the largest ``|g_j|`` at ``w = 0``;
-    compute ``g`` over every column at that fit; add every column left out with ``|g_j| > 1``;
-    refit; stop when there is none. The fit then meets the full problem's optimality conditions
+    compute ``g`` over every column at that fit; add every column left out with ``|g_j| > 1``
+    (and, to save rounds, those nearest to it, ``|g_j| >`` :data:`WS_NEAR`); refit; stop when no
+    column left out has ``|g_j| > 1``. The fit then meets the full problem's optimality conditions
     (the columns inside to liblinear's tolerance, those outside exactly): it is the minimiser a
     fit on all columns reaches, without the full fit's three copies of every value."""
     s = 2.0 * y - 1.0
