@@ -467,12 +467,12 @@ def fit_memory_bytes(n_rows: int, n_columns: int, solve: str = "full") -> int:
     and ``n_columns`` neurons. A full fit copies every value three times (float64 for
     scikit-learn, then liblinear's own row and column copies, 16 bytes a value each):
     :data:`FULL_BYTES_PER_VALUE`, as ``bench/bench_probe.py`` measures it. A working-set fit
-    holds one float64 block of columns, a full fit of its working set (allowed for at twice
-    its first size) and a few numbers per neuron."""
+    holds a float64 block of columns and its product, a full fit of its working set (allowed
+    for at twice its first size: one round's growth) and a few numbers per neuron."""
     if solve == "full":
         return int(n_rows) * int(n_columns) * FULL_BYTES_PER_VALUE
     start = min(int(n_columns), max(WS_START, 2 * int(n_rows)))
-    return int(n_rows) * (_BLOCK * 8 + 2 * start * FULL_BYTES_PER_VALUE) + 3 * int(n_columns) * 8
+    return int(n_rows) * (2 * _BLOCK * 8 + 2 * start * FULL_BYTES_PER_VALUE) + 3 * int(n_columns) * 8
 
 
 _BLOCK = 4096  # columns read at a time by the working-set fit's gradient pass
@@ -553,7 +553,9 @@ def _working_set(X: np.ndarray, y: np.ndarray, cols: np.ndarray, mean: np.ndarra
         rounds += 1
         _refuse_if_short(len(y), work.size, f"the working set has grown to {work.size} neurons in "
                          f"{rounds - 1} rounds: use fewer training rows or a machine with more memory")
-        Xw = (X[:, cols[work]].astype(np.float64) - mean[work]) / std[work]
+        Xw = X[:, cols[work]].astype(np.float64)
+        Xw -= mean[work]
+        Xw /= std[work]
         w, b, n_iter = _liblinear(Xw, y, C, "l1", seed, tol)
         m = Xw @ w + b
         g = _loss_gradient(X, cols, mean, std, s * (0.5 * (1.0 + np.tanh(0.5 * s * m)) - 1.0), C)
