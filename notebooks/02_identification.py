@@ -717,8 +717,8 @@ print(pipeline.solve_reading(solve) if solve else "not measured (CHECK_SOLVE = F
 #    a thousand" before comparing it with your own count?
 # 8. The working-set route stops when no neuron left at weight 0 has $|g_j| > 1$. Compute
 #    $g_j$ yourself for the probe (with `STANDARDIZE = False`): with
-#    `X, y = pipeline.scheme_rows(fs, split["train"], probe.label_scheme)`, $s = 2y - 1$,
-#    $m$ = `probe.decision_function(X)`, $g = C \, X^\top [s \, (\sigma(s m) - 1)]$. Every H-Neuron
+#    `X, y = pipeline.scheme_rows(fs, split["train"], LABEL_SCHEME)`, $s = 2y - 1$ and
+#    $m$ the probe's decision function on `X`, $g = C \, X^\top [s \, (\sigma(s m) - 1)]$. Every H-Neuron
 #    should sit at $g_j = -1$ (why the sign?). Which neurons without a weight come closest to
 #    $|g_j| = 1$, and are they among those the resampling table above selects now and then?
 #    What does a crowd of neurons just under the threshold say about how stable any one set
