@@ -32,20 +32,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHILD = r"""
-import json, resource, sys, time
-import numpy as np
-import sklearn.linear_model  # imported before the baseline: its own memory is not the fit's
-from hneurons_utils import probe as P
-spec = json.loads(sys.argv[1])
-if spec["source"] == "chapter":
-    from hneurons_utils import features as F, pipeline as PL
-    d = spec["dir"]
-    saved = P.Probe.load(d + "/probe.json")
-    X, y = PL.probe_training_rows(saved, F.load_features(d + "/features_triviaqa.npz"),
-                                  json.load(open(d + "/split.json")))
-    kw, C = P.refit_kw(saved, tol=spec["tol"]), saved.C
-else:
+def rows_of(spec: dict) -> tuple:
+    """The rows, labels, C and fit settings that ``spec`` names: chapter 2's own, or random."""
+    import numpy as np
+
+    from hneurons_utils import probe as P
+
+    if spec["source"] == "chapter":
+        from hneurons_utils import features as F, pipeline as PL
+
+        d = Path(spec["dir"])
+        saved = P.Probe.load(d / "probe.json")
+        X, y = PL.probe_training_rows(saved, F.load_features(d / "features_triviaqa.npz"),
+                                      json.loads((d / "split.json").read_text()))
+        return X, y, saved.C, P.refit_kw(saved, tol=spec["tol"])
     rng = np.random.default_rng(0)
     n, k = spec["rows"], spec["width"]
     y = np.repeat([0, 1], n // 2)
@@ -53,38 +53,56 @@ else:
     for a in range(0, n, 16):  # a few rows at a time: no float64 copy of the whole matrix
         X[a:a + 16] = rng.standard_gamma(2.0, size=(min(16, n - a), k), dtype=np.float32) * 0.01
     X[:, :200] += (0.01 * y[:, None] * rng.random((n, 200))).astype(np.float32)
-    kw = dict(n_layers=k, n_neurons=1, tol=spec["tol"])
-    C = spec["C"]
-import os, threading
-page = os.sysconf("SC_PAGE_SIZE")
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * page
-peak, done = [0], threading.Event()
-def poll():  # the fit's own peak, even under a higher peak from loading the rows
-    while not done.is_set():
-        peak[0] = max(peak[0], rss())
-        time.sleep(0.002)
-base, before_max = rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-watcher = threading.Thread(target=poll, daemon=True)
-watcher.start()
-t0 = time.perf_counter()
-p = P.fit_probe(X, y, C, **dict(kw, solve=spec["solve"]))
-seconds = time.perf_counter() - t0
-done.set()
-watcher.join()
-after_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-extra = max(peak[0], after_max if after_max > before_max else 0) - base
-print(json.dumps({"rows": int(X.shape[0]), "width": int(X.shape[1]), "C": float(C), "seconds": seconds,
-                  "extra_bytes": extra, "objective": P.eq4_objective(p, X, y),
-                  "h": int(p.h_neurons().size), "nonzero": int(p.flat.size),
-                  "rounds": p.config.get("ws_rounds"), "ws_size": p.config.get("ws_size")}))
-"""
+    return X, y, spec["C"], {"n_layers": k, "n_neurons": 1, "tol": spec["tol"]}
+
+
+def child(spec: dict) -> None:
+    """Fit once as ``spec`` says and print one JSON line: seconds, the fit's extra resident
+    memory (polled every 2 ms, since loading the rows may have peaked higher), its result."""
+    import importlib
+    import os
+    import resource
+    import threading
+    import time
+
+    from hneurons_utils import probe as P
+
+    importlib.import_module("sklearn.linear_model")  # before the baseline: its memory is not the fit's
+
+    X, y, C, kw = rows_of(spec)
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * page
+
+    peak, done = [0], threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.002)
+
+    base, before_max = rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    t0 = time.perf_counter()
+    p = P.fit_probe(X, y, C, **dict(kw, solve=spec["solve"]))
+    seconds = time.perf_counter() - t0
+    done.set()
+    watcher.join()
+    after_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    extra = max(peak[0], after_max if after_max > before_max else 0) - base
+    print(json.dumps({"rows": int(X.shape[0]), "width": int(X.shape[1]), "C": float(C), "seconds": seconds,
+                      "extra_bytes": extra, "objective": P.eq4_objective(p, X, y),
+                      "h": int(p.h_neurons().size), "nonzero": int(p.flat.size),
+                      "rounds": p.config.get("ws_rounds"), "ws_size": p.config.get("ws_size")}))
 
 
 def run(spec: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], cwd=ROOT, capture_output=True,
-                         text=True)
+    """:func:`child` in a fresh process (its memory figure is its own): its result, or its error."""
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], cwd=ROOT,
+                         capture_output=True, text=True)
     if out.returncode:
         return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -111,7 +129,10 @@ def main() -> None:
     ap.add_argument("--C", type=float, default=30.0)
     ap.add_argument("--results", default=str(ROOT / "results" / "default"))
     ap.add_argument("--model", default="SmolLM2-135M-Instruct")
+    ap.add_argument("--child", help=argparse.SUPPRESS)  # one fit, in a fresh process (run)
     args = ap.parse_args()
+    if args.child:
+        return child(json.loads(args.child))
     print(f"{'rows':<26} {'route':<12} {'rows x neurons':>17} {'fit':>10} {'extra memory':>13} "
           f"{'':>13}  (tolerance {args.tol:g})")
     d = Path(args.results) / model_key(args.model) / "identification"
