@@ -29,6 +29,7 @@ MAX_ITER = 2000  # the solver's iteration cap
 SOLVES = ("full", "working-set")  # how fit_probe reaches Eq. 4's minimum (fit_probe's docstring)
 WS_NEAR = 0.7  # a round also adds neurons this near the L1 threshold (|g_j| > WS_NEAR), saving rounds
 WS_START = 1000  # the working set starts with this many neurons (or twice the rows, if more): the largest gradients at w = 0
+_BLOCK = 4096  # columns read at a time by the working-set fit's gradient pass
 FULL_BYTES_PER_VALUE = 44  # a full liblinear L1 fit: 40-42 measured by bench/bench_probe.py, and a margin
 
 
@@ -462,6 +463,12 @@ def _available_bytes() -> int | None:
     return None
 
 
+def _ws_start(n_rows: int) -> int:
+    """How many neurons the working set starts with (and may add in a round): :data:`WS_START`,
+    or twice the rows where that is more."""
+    return max(WS_START, 2 * int(n_rows))
+
+
 def fit_memory_bytes(n_rows: int, n_columns: int, solve: str = "full") -> int:
     """About how many bytes :func:`fit_probe` allocates beyond ``X`` itself for ``n_rows`` rows
     and ``n_columns`` neurons. A full fit copies every value three times (float64 for
@@ -471,11 +478,8 @@ def fit_memory_bytes(n_rows: int, n_columns: int, solve: str = "full") -> int:
     for at twice its first size: one round's growth) and a few numbers per neuron."""
     if solve == "full":
         return int(n_rows) * int(n_columns) * FULL_BYTES_PER_VALUE
-    start = min(int(n_columns), max(WS_START, 2 * int(n_rows)))
+    start = min(int(n_columns), _ws_start(n_rows))
     return int(n_rows) * (2 * _BLOCK * 8 + 2 * start * FULL_BYTES_PER_VALUE) + 3 * int(n_columns) * 8
-
-
-_BLOCK = 4096  # columns read at a time by the working-set fit's gradient pass
 
 
 def _refuse_if_short(n_rows: int, n_columns: int, way_out: str) -> None:
@@ -546,7 +550,7 @@ def _working_set(X: np.ndarray, y: np.ndarray, cols: np.ndarray, mean: np.ndarra
     fit on all columns reaches, without the full fit's three copies of every value."""
     s = 2.0 * y - 1.0
     g = _loss_gradient(X, cols, mean, std, -0.5 * s, C)  # at w = 0, b = 0
-    start = max(WS_START, 2 * len(y))
+    start = _ws_start(len(y))
     work = np.sort(np.argsort(-np.abs(g), kind="stable")[:start])
     rounds = 0
     while True:
@@ -634,7 +638,7 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
                          "weight, so no column can be left out")
     _check_finite(X, "X", None if columns is None else cols)
     extra = {"ws_rounds": 0, "ws_size": int(cols.size)} if solve == "working-set" else {}
-    if solve == "working-set" and cols.size > max(WS_START, 2 * len(y)):
+    if solve == "working-set" and cols.size > _ws_start(len(y)):
         mean, std = _column_stats(X, cols) if standardize else (np.zeros(cols.size), np.ones(cols.size))
         std[std == 0] = 1.0
         w, b, n_iter, extra = _working_set(X, y, cols, mean, std, C, seed, tol)
