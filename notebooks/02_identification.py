@@ -666,7 +666,8 @@ print(pipeline.tolerance_reading(tolerance) if tolerance else "not measured (CHE
 # route fits the columns with the
 # largest $|g_j|$ at $w = 0$, computes every neuron's $g_j$ at that fit (reading the
 # features a block of columns at a time), adds every neuron left out that breaks the
-# condition, and refits, until none does: then the fit meets the full problem's optimality
+# condition (and, to save a round, those nearest to breaking it), and refits, until none
+# does: then the fit meets the full problem's optimality
 # conditions. Here the probe is refitted by the route it was not fitted by, same $C$, rows and
 # tolerance (`pipeline.solve_check`). The paper profile fits by the working set and switches
 # this check off (`CHECK_SOLVE`: its full refit needs the memory the working set saves); run
