@@ -14,7 +14,8 @@ resident memory, polled every 2 ms, over the memory it held just before the fit;
    default model's 30 x 1536 and a 7B model's 32 x 14336 neurons);
 
 and prints each fit's seconds, extra memory, bytes per feature value, Eq. 4's objective and
-H-Neurons, then the estimate at the paper's scale (4,000 rows: 1,000 questions per class, two
+H-Neurons, and the seconds ``probe.rows_key`` takes to digest the same rows (what a
+``probe.FitCache`` adds to a fit, and all a rerun pays for a stored one), then the estimate at the paper's scale (4,000 rows: 1,000 questions per class, two
 rows per response) for 7B, 8B and 70B widths.
 
     OMP_NUM_THREADS=1 python bench/bench_probe.py [--rows 400] [--widths 46080,458752]
@@ -93,10 +94,14 @@ def child(spec: dict) -> None:
     watcher.join()
     after_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     extra = max(peak[0], after_max if after_max > before_max else 0) - base
+    t0 = time.perf_counter()
+    P.rows_key(X, y)
+    digest = time.perf_counter() - t0
     print(json.dumps({"rows": int(X.shape[0]), "width": int(X.shape[1]), "C": float(C), "seconds": seconds,
                       "extra_bytes": extra, "objective": P.eq4_objective(p, X, y),
                       "h": int(p.h_neurons().size), "nonzero": int(p.flat.size),
-                      "rounds": p.config.get("ws_rounds"), "ws_size": p.config.get("ws_size")}))
+                      "rounds": p.config.get("ws_rounds"), "ws_size": p.config.get("ws_size"),
+                      "digest_seconds": digest}))
 
 
 def run(spec: dict) -> dict:
@@ -115,7 +120,7 @@ def line(name: str, solve: str, r: dict) -> str:
     ws = f"  {r['rounds']} rounds, {r['ws_size']:,} columns" if r.get("rounds") else ""
     return (f"{name:<26} {solve:<12} {r['rows']:>5} x {r['width']:>9,} {r['seconds']:>8.1f} s "
             f"{r['extra_bytes'] / 2 ** 20:>9.0f} MiB {per:>6.1f} B/value  objective {r['objective']:.7g}  "
-            f"{r['h']} H-Neurons ({r['nonzero']} non-zero){ws}")
+            f"{r['h']} H-Neurons ({r['nonzero']} non-zero){ws}; rows digested in {r['digest_seconds']:.2f} s")
 
 
 def main() -> None:

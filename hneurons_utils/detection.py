@@ -205,7 +205,7 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     content rule's span (see :func:`span_diagnostic`). Here the identification training
     responses and each evaluation set are re-featurised with ``FeatureConfig.span_rule=rule``
     (cached as ``features_<name>_span-<rule>.npz``), a probe is refit with the original's C,
-    label scheme and standardisation, and scored. Per dataset: ``metrics`` (AUROC, accuracy
+    label scheme and standardisation (kept in ``id_dir/fits``, :class:`probe.FitCache`), and scored. Per dataset: ``metrics`` (AUROC, accuracy
     with intervals), ``spans`` (the diagnostic under ``rule``), and the refit probe's H-Neurons
     with their overlap with the original's; the per-response ``keys``, ``y``, ``scores`` (the
     refit probe's logits) and ``answer_tokens`` under ``rule`` (for ROC curves), the original
@@ -218,7 +218,7 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     """
     from dataclasses import replace
 
-    from .probe import fit_probe
+    from .probe import FitCache
 
     id_dir, out_dir = Path(id_dir), Path(out_dir)
     fcfg = replace(cfg.features, span_rule=rule)
@@ -226,7 +226,7 @@ def span_rule_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str,
     fs = extract_features(m, train, id_dir / f"features_triviaqa_span-{rule}.npz", fcfg,
                           desc=f"features training ({rule} spans)")
     X, y = scheme_rows(fs, train, probe.label_scheme)
-    refit = fit_probe(X, y, probe.C, **refit_kw(probe))
+    refit = FitCache(id_dir / "fits").fit(X, y, probe.C, **refit_kw(probe))
     h0, h1 = set(probe.h_neurons().flat.tolist()), set(refit.h_neurons().flat.tolist())
 
     def score(group: dict[str, EvalSet]) -> dict[str, dict]:
@@ -287,7 +287,8 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
     training responses with ``C`` chosen on ``Cs`` by held-out accuracy alone (chapter 2's
     probe also weighs a suppression run; leaving it out for all favours none), then scored on
     each balanced evaluation set. Activation features are cached beside the CETT ones
-    (``features_triviaqa_measure-activation.npz``, ``features_<name>_measure-activation.npz``).
+    (``features_triviaqa_measure-activation.npz``, ``features_<name>_measure-activation.npz``),
+    and the fits in ``id_dir/fits`` (:class:`probe.FitCache`): a rerun refits nothing it has.
 
     Returns ``reference`` and per variant (``variants``) the fit: ``C``, ``grid``
     (:func:`probe.select_C`'s rows), H-Neuron count, overlap with the chapter probe's, and for
@@ -298,7 +299,7 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
     from dataclasses import replace
 
     from .pipeline import answer_matrix
-    from .probe import select_C
+    from .probe import FitCache, select_C
 
     spec = recipe_variants(probe)
     unknown = [v for v in variants if v not in spec]
@@ -327,7 +328,7 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
         fs = features_cache[fcfg]
         X, y = scheme_rows(fs, train, scheme)
         Xv, yv = answer_matrix(fs, val)
-        fit, grid = select_C(X, y, Xv, yv, Cs,
+        fit, grid = select_C(X, y, Xv, yv, Cs, fits=FitCache(id_dir / "fits"),
                              **refit_kw(probe, standardize=standardize, label_scheme=scheme))
         del X, y, Xv, yv  # at 7B+ one recipe's rows are gigabytes: never hold two recipes' at once
         h = set(fit.h_neurons().flat.tolist())

@@ -18,6 +18,7 @@ mostly wrong joins the hallucinated class (:func:`greedy_origin` counts how many
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -31,9 +32,10 @@ import numpy as np
 
 from . import plots
 from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
+from .files import write_text_atomic
 from .models import LoadedModel
-from .probe import (DEFAULT_TOL, SKLEARN_TOL, NeuronSet, Probe, chosen_row, eq4_objective, fit_probe,
-                    refit_kw, select_C, training_rows)
+from .probe import (DEFAULT_TOL, SKLEARN_TOL, FitCache, NeuronSet, Probe, chosen_row, eq4_objective,
+                    fit_with, refit_kw, select_C, training_rows)
 from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, EmptyBalancedSetError, GenConfig, balanced_sample,
                        collect_responses, consistency_split, greedy_labels, label_counts, read_jsonl,
@@ -186,8 +188,9 @@ def identify(m: LoadedModel, train_items: Sequence, cfg: IdentifyConfig, out_dir
     answered correctly and as many it did not, :func:`suppression_set`); with neither, or no question known to be answered
     correctly, C is chosen on held-out accuracy alone (the grid rows' ``suppression`` is None,
     and ``results.json``'s ``c_criterion`` says so). ``judge``: ``(question, response, answers) -> label``, the rule
-    judge by default. Each step resumes from its files, so a rerun after an interruption redoes
-    only what is missing.
+    judge by default. Each step resumes from its files (the probe fits from ``out_dir/fits``,
+    :class:`probe.FitCache`; the suppression scores from ``out_dir/suppression``), so a rerun
+    after an interruption redoes only what is missing.
     """
     out_dir, t = Path(out_dir), {}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -205,16 +208,18 @@ def identify(m: LoadedModel, train_items: Sequence, cfg: IdentifyConfig, out_dir
     if suppression_score is None and suppression_questions:
         suppression_score = suppression_hook(m, suppression_set(train_items, greedy, sampled,
                                                                 suppression_questions),
-                                             cfg.screen_batch, suppression_method, suppression_term)
-    probe, grid = fit_identification(m, fs, split, cfg, suppression_score)
+                                             cfg.screen_batch, suppression_method, suppression_term,
+                                             store=out_dir / "suppression")
+    probe, grid = fit_identification(m, fs, split, cfg, suppression_score, FitCache(out_dir / "fits"))
     t["probe_s"] = time.monotonic() - t0
     return write_identification(out_dir, probe, grid, counts, split, fs, t, suppression_score)
 
 
 def fit_identification(m: LoadedModel, fs: FeatureSet, split: dict[str, list[Example]],
-                       cfg: IdentifyConfig, suppression_score: Callable | None = None
-                       ) -> tuple[Probe, list[dict]]:
-    """The probe of Eq. 4 with C chosen on the held-out questions (Section 6.1.3).
+                       cfg: IdentifyConfig, suppression_score: Callable | None = None,
+                       fits: FitCache | None = None) -> tuple[Probe, list[dict]]:
+    """The probe of Eq. 4 with C chosen on the held-out questions (Section 6.1.3); ``fits``: a
+    :class:`probe.FitCache` to reuse and keep the grid's fits.
 
     Both splits need faithful and hallucinated answers: with one label only, the 3-vs-1 rows
     would still hold both classes (answer tokens against the other tokens) and a probe would
@@ -231,7 +236,7 @@ def fit_identification(m: LoadedModel, fs: FeatureSet, split: dict[str, list[Exa
                 "with a smaller VAL_FRACTION)")
     X, y = scheme_rows(fs, split["train"], cfg.label_scheme)
     Xv, yv = answer_matrix(fs, split["val"] or split["train"])  # no held-out question: training
-    return select_C(X, y, Xv, yv, cfg.Cs, suppression_score, penalty=cfg.penalty,
+    return select_C(X, y, Xv, yv, cfg.Cs, suppression_score, fits, penalty=cfg.penalty,
                     standardize=cfg.standardize, seed=cfg.seed, tol=cfg.tol, solve=cfg.solve,
                     n_layers=m.adapter.n_layers,
                     n_neurons=m.adapter.n_neurons, model_id=m.name,
@@ -245,7 +250,7 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def selection_stability(fs: FeatureSet, examples: Sequence[Example], probe: Probe,
-                        n_resamples: int = 20, seed: int = 0) -> dict:
+                        n_resamples: int = 20, seed: int = 0, fits: FitCache | None = None) -> dict:
     """How reproducible the H-Neuron set is: the probe refitted on bootstrap resamples of its
     training questions (an extension; the paper reports one fit).
 
@@ -256,7 +261,9 @@ def selection_stability(fs: FeatureSet, examples: Sequence[Example], probe: Prob
     Returns ``h_neurons`` (the probe's, flat indices), ``frequency`` (share of resamples that
     give each of them a positive weight), ``sizes`` (H-Neurons per resample), ``jaccard``
     (overlap of each resample's set with the probe's) and ``others_half`` (neurons outside the
-    probe's set that at least half of the resamples select).
+    probe's set that at least half of the resamples select). ``fits``: a
+    :class:`probe.FitCache`, so that a rerun refits only the resamples not yet fitted (the
+    resamples are drawn again from ``seed``, the same ones).
     """
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
@@ -271,7 +278,7 @@ def selection_stability(fs: FeatureSet, examples: Sequence[Example], probe: Prob
     for _ in progress(range(n_resamples), "stability", "resamples"):
         qs = [q for lab in (0, 1) for q in rng.choice(groups[lab], len(groups[lab]))]
         X, y = scheme_rows(fs, [e for q in qs for e in by_q[q]], probe.label_scheme)
-        fit = fit_probe(X, y, probe.C, **refit_kw(probe, seed=seed)).h_neurons().flat
+        fit = fit_with(fits, X, y, probe.C, **refit_kw(probe, seed=seed)).h_neurons().flat
         for j in fit:
             counts[int(j)] = counts.get(int(j), 0) + 1
         sizes.append(int(fit.size))
@@ -304,7 +311,7 @@ def float16_nudge(X: np.ndarray, share: float, rng: np.random.Generator) -> tupl
 
 def rounding_stability(fs: FeatureSet, examples: Sequence[Example], probe: Probe,
                        shares: Sequence[float] = (1e-4, 1e-3, 1e-2), draws: int = 5,
-                       seed: int = 0) -> dict:
+                       seed: int = 0, fits: FitCache | None = None) -> dict:
     """How much the H-Neuron set depends on the last bit of its stored features (an extension:
     one way two machines' builds of the same answers can differ).
 
@@ -313,7 +320,9 @@ def rounding_stability(fs: FeatureSet, examples: Sequence[Example], probe: Probe
     times per share; share 0 (the rows as stored) is refitted once, a check that the fit itself
     is deterministic. Returns ``h_neurons`` (the probe's set's size) and ``rows``: per refit the
     ``share``, ``draw``, ``moved`` entries, ``size`` of its H-Neuron set and ``jaccard`` overlap
-    with the probe's set."""
+    with the probe's set. ``fits``: a :class:`probe.FitCache` (each draw is seeded, so a rerun
+    reads the refits it already made); the refit of the rows as stored never comes from it,
+    since its key is the probe's own fit's and the check is that fitting again gives the same."""
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
     if not shares or any(not 0 < s <= 1 for s in shares):
@@ -324,7 +333,8 @@ def rounding_stability(fs: FeatureSet, examples: Sequence[Example], probe: Probe
     todo = [(0.0, 0)] + [(float(s), d) for s in shares for d in range(draws)]
     for share, d in progress(todo, "rounding", "refits"):
         Xs, moved = (X, 0) if share == 0 else float16_nudge(X, share, np.random.default_rng([seed, d, int(share * 1e9)]))
-        fit = fit_probe(Xs, y, probe.C, **refit_kw(probe, seed=probe.config.get("seed", seed))).h_neurons().flat
+        fit = fit_with(None if share == 0 else fits, Xs, y, probe.C,
+                       **refit_kw(probe, seed=probe.config.get("seed", seed))).h_neurons().flat
         rows.append({"share": share, "draw": d, "moved": moved, "size": int(fit.size),
                      "jaccard": jaccard(fit, h)})
     return {"h_neurons": int(h.size), "entries": int(X.size), "draws": draws, "rows": rows}
@@ -385,7 +395,7 @@ def rounding_reading(r: dict) -> str:
 
 
 def tolerance_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Probe,
-                    other_tol: float = SKLEARN_TOL) -> dict:
+                    other_tol: float = SKLEARN_TOL, fits: FitCache | None = None) -> dict:
     """Does the solver's stopping tolerance change the probe? It is refitted with the same C and
     rows at ``other_tol`` (default: scikit-learn's, which a reproduction gets unless it sets one;
     we found none stated in the paper). Returns, for the probe and the refit (``probe``, ``refit``):
@@ -393,11 +403,11 @@ def tolerance_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Prob
     minimum), the solver's ``tol`` and ``n_iter``, ``n_h_neurons``, ``per_mille``,
     ``n_nonzero`` and held-out ``val_auroc`` and ``val_accuracy`` (on the training answers when
     nothing is held out: ``held_out`` False); and ``jaccard``, the overlap of their H-Neuron
-    sets."""
+    sets. ``fits``: a :class:`probe.FitCache` for the refit."""
     if not (isinstance(other_tol, (int, float)) and np.isfinite(other_tol) and other_tol > 0):
         raise ValueError(f"other_tol must be a positive number, got {other_tol!r}")
     X, y = scheme_rows(fs, split["train"], probe.label_scheme)
-    refit = fit_probe(X, y, probe.C, **refit_kw(probe, tol=other_tol))
+    refit = fit_with(fits, X, y, probe.C, **refit_kw(probe, tol=other_tol))
     return _two_fits(fs, split, probe, refit, X, y)
 
 
@@ -422,20 +432,21 @@ def _two_fits(fs: FeatureSet, split: dict[str, list[Example]], probe: Probe, ref
             "jaccard": jaccard(probe.h_neurons().flat, refit.h_neurons().flat)}
 
 
-def solve_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Probe) -> dict:
+def solve_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Probe,
+                fits: FitCache | None = None) -> dict:
     """Does the route to Eq. 4's minimum change the probe? The probe is refitted, same C, rows and
     tolerance, the other way (:data:`probe.SOLVES`): all columns at once (``"full"``) or a
     working set grown until every column left out meets the minimum's condition
     (``"working-set"``, what the paper's scale needs). Returns :func:`tolerance_check`'s
-    comparison plus the refit's seconds (``refit_s``), its working set (``ws_rounds``,
+    comparison plus the refit's seconds (``refit_s``: the fit's own, also when ``fits``, a
+    :class:`probe.FitCache`, reads it from an earlier run), its working set (``ws_rounds``,
     ``ws_size``, ``n_neurons``) and the largest weight difference relative to the largest weight
     (``max_weight_diff``); or, when a full fit would not fit in this machine's memory,
     ``{"skipped": why}``."""
     other = "full" if probe.config.get("solve", "full") == "working-set" else "working-set"
     X, y = scheme_rows(fs, split["train"], probe.label_scheme)
-    t0 = time.monotonic()
     try:
-        refit = fit_probe(X, y, probe.C, **refit_kw(probe, solve=other))
+        refit = fit_with(fits, X, y, probe.C, **refit_kw(probe, solve=other))
     except MemoryError as e:  # the full route at a scale it cannot hold
         return {"skipped": str(e)}
     r = _two_fits(fs, split, probe, refit, X, y)
@@ -443,7 +454,7 @@ def solve_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Probe) -
     a, b = (np.zeros(probe.n_layers * probe.n_neurons) for _ in range(2))
     a[probe.flat], b[refit.flat] = probe.weights, refit.weights
     scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0)) or 1.0
-    return dict(r, refit_s=time.monotonic() - t0, ws_rounds=ws.config.get("ws_rounds"),
+    return dict(r, refit_s=refit.config["fit_s"], ws_rounds=ws.config.get("ws_rounds"),
                 ws_size=ws.config.get("ws_size"), n_neurons=probe.n_layers * probe.n_neurons,
                 max_weight_diff=float(np.abs(a - b).max(initial=0.0) / scale))
 
@@ -1176,8 +1187,8 @@ SUPPRESSION_TERMS = {
 
 
 def suppression_hook(m: LoadedModel, questions: SuppressionSet | Sequence, batch_size: int = 64,
-                     method: str = "weights", term: str = "triviaqa"
-                     ) -> Callable[[Probe], dict] | None:
+                     method: str = "weights", term: str = "triviaqa",
+                     store: str | Path | None = None) -> Callable[[Probe], dict] | None:
     """The paper's second C-selection term (Sec. 6.1.3): ``probe -> {"score": ..., parts}``,
     greedy QA accuracy with the probe's H-Neurons silenced (``steering.suppression_accuracy``).
 
@@ -1192,7 +1203,9 @@ def suppression_hook(m: LoadedModel, questions: SuppressionSet | Sequence, batch
     A plain list of questions is a known stratum alone (``term="known"``). None when there is
     no known question: the term cannot be measured. ``method="nnsight"`` for a model on NDIF.
     Probes that select the same H-Neurons (often several small C values) are scored once. The
-    hook's ``criterion`` names the selection rule (:data:`SUPPRESSION_TERMS`).
+    hook's ``criterion`` names the selection rule (:data:`SUPPRESSION_TERMS`). ``store``: a
+    folder where each score is written as soon as it is measured (:func:`suppression_store`),
+    so that a rerun after an interruption measures only the neuron sets not yet scored.
     """
     questions = term_questions(questions, term)
     if not isinstance(questions, SuppressionSet):
@@ -1203,7 +1216,10 @@ def suppression_hook(m: LoadedModel, questions: SuppressionSet | Sequence, batch
         return None
     from .steering import suppression_accuracy
 
-    seen: dict[tuple[int, ...], dict] = {}  # C values that select the same neurons: one run
+    seen: dict[str, dict] = {}  # C values that select the same neurons: one run
+    path = None if store is None else suppression_store(m, questions, batch_size, method, term, store)
+    if path is not None and path.exists():
+        seen.update(_read_scores(path))
 
     def accuracy(h: NeuronSet, items: Sequence) -> float:
         return suppression_accuracy(m, h, items, alpha=0.0, batch_size=min(len(items), batch_size),
@@ -1211,7 +1227,7 @@ def suppression_hook(m: LoadedModel, questions: SuppressionSet | Sequence, batch
 
     def score(p: Probe) -> dict:
         h = p.h_neurons()
-        key = tuple(int(i) for i in h.flat)
+        key = hashlib.blake2b(np.asarray(h.flat, dtype=np.int64).tobytes(), digest_size=16).hexdigest()
         if key not in seen:
             parts = {"known_kept": accuracy(h, questions.known)}
             if term == "triviaqa":
@@ -1221,10 +1237,48 @@ def suppression_hook(m: LoadedModel, questions: SuppressionSet | Sequence, batch
             else:
                 parts["score"] = parts["known_kept"]
             seen[key] = parts
+            if path is not None:
+                write_text_atomic(path, json.dumps({"format": SCORES_FORMAT, "scores": seen}, indent=1))
         return dict(seen[key])
 
     score.criterion = SUPPRESSION_TERMS[term]
     return score
+
+
+SCORES_FORMAT = "hneurons-suppression-scores/1"
+SUPPRESSION_VERSION = 1  # part of a stored score's file name: raise it when a change alters the scores
+
+
+def suppression_store(m: LoadedModel, questions: SuppressionSet, batch_size: int, method: str,
+                      term: str, folder: str | Path) -> Path:
+    """The file in ``folder`` that keeps :func:`suppression_hook`'s scores for this model (its
+    name, shape and weights' type), these questions (ids, texts, gold answers, strata and the
+    known stratum's weight), batch size, method, term, the rule judge's version and
+    :data:`SUPPRESSION_VERSION`: any change gives another file, never a stale score."""
+    from .judges import RULE_JUDGE_VERSION
+
+    spec = {"model": m.name, "n_layers": m.adapter.n_layers, "n_neurons": m.adapter.n_neurons,
+            "dtype": str(next(m.hf.parameters()).dtype), "batch_size": batch_size,
+            "method": method, "term": term, "share": questions.share, "judge": RULE_JUDGE_VERSION,
+            "version": SUPPRESSION_VERSION,
+            **{part: [[it.qid, it.question, list(it.answers)] for it in getattr(questions, part)]
+               for part in ("known", "unknown")}}
+    digest = hashlib.blake2b(json.dumps(spec, sort_keys=True).encode(), digest_size=16).hexdigest()
+    return Path(folder) / f"scores_{digest}.json"
+
+
+def _read_scores(path: Path) -> dict[str, dict]:
+    """The scores kept at ``path`` by :func:`suppression_hook`; a damaged file is reported and
+    its scores measured again."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if d.get("format") != SCORES_FORMAT or not all(
+                isinstance(v, dict) and isinstance(v.get("score"), float) for v in d["scores"].values()):
+            raise ValueError(f"not a file of {SCORES_FORMAT}")
+        return d["scores"]
+    except (ValueError, KeyError, AttributeError, TypeError, UnicodeDecodeError) as e:
+        print(f"the stored suppression scores {path} are damaged ({e}): measuring them again")
+        return {}
 
 
 def criterion_choices(grid: Sequence[dict]) -> list[dict]:

@@ -12,7 +12,9 @@ and the H-Neurons are the neurons it gives a positive weight. :class:`Probe` is 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -637,6 +639,7 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
         raise ValueError("solve='working-set' needs penalty='l1': an L2 fit gives every neuron a "
                          "weight, so no column can be left out")
     _check_finite(X, "X", None if columns is None else cols)
+    t0 = time.monotonic()
     extra = {"ws_rounds": 0, "ws_size": int(cols.size)} if solve == "working-set" else {}
     if solve == "working-set" and cols.size > _ws_start(len(y)):
         mean, std = _column_stats(X, cols) if standardize else (np.zeros(cols.size), np.ones(cols.size))
@@ -660,7 +663,93 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
     return Probe(model_id, n_layers, n_neurons, cols[nz], w[nz], b, C,
                  mean[nz], std[nz], standardize, label_scheme,
                  dict(config or {}, penalty=penalty, solver=solver, seed=seed, tol=float(tol),
-                      n_iter=n_iter, max_iter=MAX_ITER, solve=solve, **extra))
+                      n_iter=n_iter, max_iter=MAX_ITER, solve=solve, **extra,
+                      fit_s=round(time.monotonic() - t0, 3)))
+
+
+FIT_INFO = ("penalty", "solver", "seed", "tol", "n_iter", "max_iter", "solve", "ws_rounds", "ws_size",
+            "fit_s")  # what fit_probe adds to a probe's config: the fit's own record
+FIT_CACHE_VERSION = 1  # part of a stored fit's key: raise it when a change to fit_probe changes its fits
+_HASH_BYTES = 1 << 26  # bytes of X hashed at a time by rows_key
+
+
+def rows_key(X: np.ndarray, y: np.ndarray) -> str:
+    """A digest of training rows ``X, y``: their shapes, types and every byte (``X`` read a block
+    of rows at a time, so a memory-mapped matrix is not loaded whole)."""
+    X, y = np.asarray(X), np.asarray(y)
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr((X.shape, X.dtype.str, y.shape, y.dtype.str)).encode())
+    step = max(1, _HASH_BYTES // max(1, X.itemsize * (X.shape[1] if X.ndim > 1 else 1)))
+    for a in range(0, len(X), step):
+        h.update(np.ascontiguousarray(X[a:a + step]).data)
+    h.update(np.ascontiguousarray(y).data)
+    return h.hexdigest()
+
+
+class FitCache:
+    """Fitted probes kept on disk, so that a long run resumes after an interruption without
+    fitting again what it fitted before: chapter 2's C grid and its checks are some 25 fits,
+    minutes each at the paper's scale (``bench/bench_probe.py``).
+
+    :meth:`fit` is :func:`fit_probe` that first looks for ``<folder>/<key>.json``. The key is a
+    digest of everything that decides the fit's weights: the training rows (:func:`rows_key`:
+    every byte), ``C`` and every other argument of :func:`fit_probe` but ``config`` (which it
+    only records), scikit-learn's version and this module's solver constants. A stored fit is
+    returned exactly as it was fitted (JSON keeps float64 values exactly), with the ``config``
+    of the call that asks for it and its own record of the fit (:data:`FIT_INFO`, its seconds
+    ``fit_s`` included). A damaged file is reported and fitted again. ``hits`` and ``misses``
+    count the fits reused and the fits computed."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.hits = self.misses = 0
+
+    def key(self, X: np.ndarray, y: np.ndarray, C: float, rows: str | None = None, **kw) -> str:
+        """The name a fit of ``X, y`` at ``C`` with :func:`fit_probe`'s ``kw`` is stored under;
+        ``rows``: :func:`rows_key` of ``X, y`` when already computed (a C grid hashes its rows once)."""
+        import inspect
+
+        import sklearn
+
+        call = inspect.signature(fit_probe).bind(X, y, C, **kw)
+        call.apply_defaults()  # an argument left out and the same one given by its default: one key
+        kw = {k: v for k, v in call.arguments.items() if k not in ("X", "y", "C", "config", "columns")}
+        cols = call.arguments["columns"]
+        spec = {"rows": rows or rows_key(X, y), "C": float(C), "kw": kw,
+                "columns": None if cols is None else hashlib.blake2b(
+                    np.asarray(cols, dtype=np.int64).tobytes(), digest_size=20).hexdigest(),
+                "sklearn": sklearn.__version__, "version": FIT_CACHE_VERSION,
+                "constants": [MAX_ITER, WS_START, WS_NEAR, _BLOCK]}
+        text = json.dumps(spec, sort_keys=True, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+        return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+    def fit(self, X: np.ndarray, y: np.ndarray, C: float, rows: str | None = None, **kw) -> Probe:
+        """:func:`fit_probe` ``(X, y, C, **kw)``, or the same fit read from the folder."""
+        path = self.folder / f"{self.key(X, y, C, rows, **kw)}.json"
+        if path.exists():
+            try:
+                stored = Probe.load(path)
+            except (ValueError, TypeError) as e:
+                print(f"the stored fit {path} is damaged ({e}): fitting it again")
+            else:
+                self.hits += 1
+                record = {k: v for k, v in stored.config.items() if k in FIT_INFO}
+                stored.config = dict(kw.get("config") or {}, **record)
+                return stored
+        p = fit_probe(X, y, C, **kw)
+        p.save(path)
+        self.misses += 1
+        return p
+
+    def summary(self) -> str:
+        """How many fits were reused and computed, in words."""
+        return (f"{noun(self.hits, 'probe fit')} read from {self.folder} (an earlier run's), "
+                f"{self.misses} computed")
+
+
+def fit_with(fits: FitCache | None, X: np.ndarray, y: np.ndarray, C: float, **kw) -> Probe:
+    """:func:`fit_probe`, through ``fits`` (:class:`FitCache`) when one is given."""
+    return fits.fit(X, y, C, **kw) if fits is not None else fit_probe(X, y, C, **kw)
 
 
 def refit_kw(probe: Probe, **overrides) -> dict:
@@ -694,7 +783,7 @@ def eq4_objective(probe: Probe, X: np.ndarray, y: np.ndarray) -> float:
 
 def select_C(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
              Cs: Sequence[float], suppression_score: Callable[[Probe], float] | None = None,
-             **fit_kw) -> tuple[Probe, list[dict]]:
+             fits: FitCache | None = None, **fit_kw) -> tuple[Probe, list[dict]]:
     """Grid search over ``C`` (Section 6.1.3): fit on ``X, y``, score on held-out answers.
 
     Score = held-out accuracy (``X_val``: answer-token features, ``y_val``: 1 = hallucinated)
@@ -703,7 +792,8 @@ def select_C(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
     and its parts, which join the row. Ties go to the higher held-out AUROC, then to the
     sparser probe (:func:`chosen_row`). Returns the chosen probe and one row per ``C``. ``fit_kw`` must give
     ``n_layers`` and ``n_neurons`` (:func:`fit_probe`); NaN or infinite rows in ``X`` or
-    ``X_val`` are refused.
+    ``X_val`` are refused. ``fits``: a :class:`FitCache`, so that a rerun after an interruption
+    refits only the values of ``C`` not yet fitted.
     """
     from .stats import accuracy, auroc
 
@@ -711,8 +801,9 @@ def select_C(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
         raise ValueError("the C grid is empty")
     _check_finite(np.asarray(X_val), "X_val")  # X is checked by fit_probe
     rows, probes = [], []
+    data = rows_key(X, y) if fits is not None else None  # hashed once for the whole grid
     for C in progress(list(Cs), "C grid", "C values"):
-        p = fit_probe(X, y, C, **fit_kw)
+        p = fits.fit(X, y, C, rows=data, **fit_kw) if fits is not None else fit_probe(X, y, C, **fit_kw)
         s = p.decision_function(X_val)
         row = {"C": float(C), "n_nonzero": int(p.flat.size), "n_h_neurons": p.h_neurons().size,
                "per_mille": p.h_neurons().per_mille, "train_accuracy": accuracy(y, p.predict(X)),

@@ -77,6 +77,7 @@ from IPython.display import Markdown, display
 
 from hneurons_utils import answer_spans, data, detection, features, judges, models, paper, pipeline
 from hneurons_utils import neurons, plots, profiles, sampling
+from hneurons_utils.probe import FitCache
 
 profiles.check_parameters("02_identification", globals())  # a list given as text (papermill -p) stops here
 
@@ -130,7 +131,10 @@ print(f"{MODEL_ID}: {m.adapter.total_neurons:,} FFN neurons ({m.adapter.n_layers
 # each group: how many of the class come from each group is set by this sampling budget (every
 # greedy-correct question, only as many greedy-incorrect ones as needed), not by the model. With
 # `SCREEN = False` every question is sampled, as in the paper. Collection is written to JSONL
-# question by question and resumes where it stopped.
+# question by question and resumes where it stopped; so do the later steps (features, each
+# probe fit in `fits/`, each suppression score in `suppression/`): a rerun after an
+# interruption redoes only what is missing, and a rerun of a finished chapter recomputes nothing
+# it has.
 
 # %%
 items = data.load_qa("triviaqa", "train", DATA_DIR, limit=N_SCREEN, seed=SEED)
@@ -403,12 +407,15 @@ print("answer spans by class (the caveat above; training and held-out responses 
 # %%
 strata = pipeline.suppression_set(items, greedy, sampled, SUPPRESSION_QUESTIONS)
 # a weight edit cannot reach a model on NDIF: silence through nnsight there
-hook = pipeline.suppression_hook(m, strata, SCREEN_BATCH, "nnsight" if REMOTE else "weights", SUPPRESSION_TERM)
+hook = pipeline.suppression_hook(m, strata, SCREEN_BATCH, "nnsight" if REMOTE else "weights", SUPPRESSION_TERM,
+                                store=OUT / "suppression")  # each score kept as it is measured
+fits = FitCache(OUT / "fits")  # each fit kept: a rerun refits nothing it has (probe.FitCache)
 if SUPPRESSION_QUESTIONS and not strata.known:
     print("no question is known to be answered correctly: the suppression term cannot be measured")
 t0 = time.monotonic()
-probe, grid = pipeline.fit_identification(m, fs, split, cfg, hook)
+probe, grid = pipeline.fit_identification(m, fs, split, cfg, hook, fits)
 timings["probe_s"] = time.monotonic() - t0
+print(f"C grid: {fits.summary()}")
 print("C chosen by", hook.criterion if hook else "held-out accuracy only")
 if hook:  # how term (2) differs from the paper's, read from this run
     display(Markdown(pipeline.suppression_term_notes(
@@ -594,7 +601,7 @@ else:
 
 # %%
 t0 = time.monotonic()
-stability = pipeline.selection_stability(fs, split["train"], probe, STABILITY_RESAMPLES, SEED) \
+stability = pipeline.selection_stability(fs, split["train"], probe, STABILITY_RESAMPLES, SEED, fits) \
     if h.size and STABILITY_RESAMPLES else None
 timings["stability_s"] = time.monotonic() - t0
 if stability:
@@ -624,7 +631,7 @@ print(pipeline.stability_reading(stability) if stability else
 
 # %%
 t0 = time.monotonic()
-rounding = pipeline.rounding_stability(fs, split["train"], probe, ROUNDING_SHARES, ROUNDING_DRAWS, SEED) \
+rounding = pipeline.rounding_stability(fs, split["train"], probe, ROUNDING_SHARES, ROUNDING_DRAWS, SEED, fits) \
     if h.size and ROUNDING_DRAWS else None
 timings["rounding_s"] = time.monotonic() - t0
 if rounding:
@@ -647,7 +654,7 @@ print(pipeline.rounding_reading(rounding) if rounding else
 
 # %%
 t0 = time.monotonic()
-tolerance = pipeline.tolerance_check(fs, split, probe, CHECK_TOL) if CHECK_TOL else None
+tolerance = pipeline.tolerance_check(fs, split, probe, CHECK_TOL, fits) if CHECK_TOL else None
 timings["tolerance_s"] = time.monotonic() - t0
 if tolerance:
     plots.write_results(OUT, "tolerance", tolerance)
@@ -676,13 +683,14 @@ print(pipeline.tolerance_reading(tolerance) if tolerance else "not measured (CHE
 
 # %%
 t0 = time.monotonic()
-solve = pipeline.solve_check(fs, split, probe) if CHECK_SOLVE else None
+solve = pipeline.solve_check(fs, split, probe, fits) if CHECK_SOLVE else None
 timings["solve_s"] = time.monotonic() - t0
 if solve:
     plots.write_results(OUT, "solve", solve)
     if "skipped" not in solve:
         display(pipeline.tolerance_table(solve, by="solve"))
 print(pipeline.solve_reading(solve) if solve else "not measured (CHECK_SOLVE = False)")
+print(f"all fits of this chapter: {fits.summary()}")
 
 # %% [markdown]
 # ## Exercises

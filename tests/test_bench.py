@@ -26,4 +26,5 @@ def test_bench_probe_times_both_routes_and_they_agree(tmp_path):
         r"random CETT-like rows\s+(full|working-set)\s+40 x\s+3,000 .* objective (\S+ +\d+ H-Neurons)", text)}
     assert set(rows) == {"full", "working-set"} and rows["full"] == rows["working-set"], text
     assert re.search(r"working-set .* \d+ rounds, [\d,]+ columns", text)
+    assert len(re.findall(r"H-Neurons .*; rows digested in \d+\.\d\d s", text)) == 2, text
     assert re.search(r"7B/8B \(32 x 14,336\)\s+full\s+7\d\.\d GiB", text)

@@ -68,8 +68,11 @@ def test_identify_end_to_end_and_rerun(chat_model, tmp_path, monkeypatch):
     assert results["c_criterion"] == "held-out accuracy"
 
     monkeypatch.setattr(S, "generate_texts", lambda *a, **k: pytest.fail("regenerated"))
+    import hneurons_utils.probe as P
+
+    monkeypatch.setattr(P, "_liblinear", lambda *a, **k: pytest.fail("refitted"))  # fits/ has them
     again = identify(chat_model, qa(16), CFG, tmp_path, judge=judge)
-    assert np.array_equal(again.probe.weights, res.probe.weights)
+    assert np.array_equal(again.probe.weights, res.probe.weights) and again.grid == res.grid
 
 
 def test_identify_builds_the_papers_suppression_term(chat_model, tmp_path, monkeypatch):
@@ -97,6 +100,9 @@ def test_identify_builds_the_papers_suppression_term(chat_model, tmp_path, monke
                          (["toy0", "toy2", "toy4"], 0.0, "weights")]  # greedy-incorrect
     assert json.loads((tmp_path / "results.json").read_text())["c_criterion"] == \
         "held-out accuracy + estimated TriviaQA accuracy with the H-Neurons silenced"
+    n = len(calls)
+    again = identify(chat_model, qa(16), CFG, tmp_path, judge=judge, suppression_questions=3)
+    assert len(calls) == n and again.grid == res.grid  # every score read from suppression/
     from hneurons_utils.pipeline import suppression_hook, suppression_set
 
     assert suppression_hook(chat_model, []) is None  # no known-correct question: no term
@@ -112,6 +118,40 @@ def test_identify_builds_the_papers_suppression_term(chat_model, tmp_path, monke
                                  for i in range(5)], [], 2)
     assert ([it.qid for it in qs.known], [it.qid for it in qs.unknown], qs.share, qs.judged) == \
         (["toy1", "toy4"], ["toy0", "toy2"], 2 / 5, 5)  # toy5 was not screened: in neither
+
+
+def test_suppression_scores_are_kept_per_model_questions_and_method(chat_model, tmp_path, monkeypatch, capsys):
+    """Each score is written as it is measured and read back by a later hook of the same model,
+    questions, batch, method and term; any of those changed is another file; a damaged file is
+    reported and measured again."""
+    import hneurons_utils.steering as steering
+    from hneurons_utils.pipeline import suppression_hook, suppression_set, suppression_store
+    from hneurons_utils.probe import Probe
+
+    calls = []
+    monkeypatch.setattr(steering, "suppression_accuracy",
+                        lambda m, neurons, items, **k: calls.append(neurons.flat.tolist()) or 0.5)
+    qs = suppression_set(qa(6), [{"qid": f"toy{i}", "labels": ["correct" if i % 2 else "incorrect"]}
+                                 for i in range(6)], [], 2)
+    shape = chat_model.adapter.n_layers, chat_model.adapter.n_neurons
+    probes = [Probe(chat_model.name, *shape, np.array(f), np.ones(len(f)), 0.0, 1.0, np.zeros(len(f)),
+                    np.ones(len(f))) for f in ([1, 5], [2])]
+    first = suppression_hook(chat_model, qs, 4, store=tmp_path)
+    scores = [first(p) for p in probes]
+    assert len(calls) == 4  # two neuron sets, two strata each
+    again = suppression_hook(chat_model, qs, 4, store=tmp_path)
+    assert [again(p) for p in probes] == scores and len(calls) == 4
+    path = suppression_store(chat_model, qs, 4, "weights", "triviaqa", tmp_path)
+    assert path.exists() and len(list(tmp_path.iterdir())) == 1
+    others = {suppression_store(chat_model, qs, 8, "weights", "triviaqa", tmp_path),
+              suppression_store(chat_model, qs, 4, "nnsight", "triviaqa", tmp_path),
+              suppression_store(chat_model, qs, 4, "weights", "known", tmp_path),
+              suppression_store(chat_model, suppression_set(qa(6), [{"qid": "toy1", "labels": ["correct"]}], [], 2),
+                                4, "weights", "triviaqa", tmp_path)}
+    assert len(others) == 4 and path not in others
+    path.write_text('{"format": "hneurons-suppression-scores/1", "scores": {"x": {"score": "high"}}}')
+    assert suppression_hook(chat_model, qs, 4, store=tmp_path)(probes[1]) == scores[1]
+    assert len(calls) == 6 and "are damaged" in capsys.readouterr().out
 
 
 def test_criterion_choices_reads_each_rule_off_one_grid():
@@ -292,6 +332,33 @@ def test_rounding_stability_keeps_a_planted_neuron_and_reads_the_refits():
     for bad in ([], [0.0], [1.5]):
         with pytest.raises(ValueError, match=r"shares must be one or more numbers in \(0, 1\]"):
             rounding_stability(fs, ex, probe, shares=bad)
+
+
+def test_checks_rerun_from_their_stored_fits_but_the_determinism_refit_fits_again(tmp_path, monkeypatch):
+    """With a FitCache the resamples, nudged refits, tolerance and route refits of a rerun are
+    read, not fitted, and give the same results; the refit of the rows as stored is fitted every
+    time, since a stored fit would be the probe's own and the check could not fail."""
+    import hneurons_utils.probe as P
+    from hneurons_utils.pipeline import (rounding_stability, scheme_rows, selection_stability, solve_check,
+                                         tolerance_check)
+
+    fs, ex = _planted_features()
+    X, y = scheme_rows(fs, ex, "3-vs-1")
+    fits = P.FitCache(tmp_path)
+    probe = fits.fit(X, y, 1.0, n_layers=2, n_neurons=8)
+    split = {"train": ex, "val": []}
+
+    def run():
+        return (rounding_stability(fs, ex, probe, shares=[0.01], draws=2, seed=2, fits=fits),
+                selection_stability(fs, ex, probe, 3, seed=1, fits=fits),
+                tolerance_check(fs, split, probe, fits=fits), solve_check(fs, split, probe, fits=fits))
+
+    first = run()
+    calls, real = [], P._liblinear
+    monkeypatch.setattr(P, "_liblinear", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    assert run() == first
+    assert len(calls) == 1 and fits.hits == 2 + 3 + 1 + 1  # all but the rows as stored, fitted again
+    assert first[3]["refit_s"] >= 0
 
 
 def test_tolerance_check_compares_the_probe_with_a_refit_and_reads_it():

@@ -284,6 +284,96 @@ def test_select_C_by_held_out_accuracy_and_hook():
     assert p2.C == 0.01 and grid2[0]["suppression"] == 5.0
 
 
+def _count_fits(monkeypatch) -> list:
+    """Every liblinear fit from here on, counted (a fit read from a FitCache makes none)."""
+    from hneurons_utils import probe as P
+
+    calls, real = [], P._liblinear
+    monkeypatch.setattr(P, "_liblinear", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    return calls
+
+
+def test_fit_cache_returns_the_stored_fit_exactly_and_refits_what_differs(tmp_path, monkeypatch):
+    """A second identical fit is read, not fitted, and is the first bit for bit with the asking
+    call's config; a default given explicitly is the same fit; another C, tolerance, route,
+    column set, label or a single feature value is another fit."""
+    from hneurons_utils.probe import DEFAULT_TOL, FitCache
+
+    X, y = toy(seed=3)
+    kw = dict(n_layers=L, n_neurons=N)
+    fits, calls = FitCache(tmp_path / "fits"), _count_fits(monkeypatch)
+    first = fits.fit(X, y, 30.0, config={"run": 1}, **kw)
+    again = fits.fit(X, y, 30.0, config={"run": 2}, tol=DEFAULT_TOL, solve="full", **kw)
+    assert (fits.hits, fits.misses, len(calls)) == (1, 1, 1)
+    for name in ("flat", "weights", "mean", "std"):
+        assert np.array_equal(getattr(first, name), getattr(again, name))
+    assert again.intercept == first.intercept and again.C == first.C
+    assert again.config == dict(first.config, run=2) and again.config["fit_s"] == first.config["fit_s"]
+    X2 = X.copy()
+    X2[5, 7] = np.nextafter(X2[5, 7], 1.0)  # one value, one step
+    y2 = y.copy()
+    y2[0] = 1 - y2[0]
+    for other in ((X, y, 10.0, {}), (X, y, 30.0, {"tol": 1e-4}), (X, y, 30.0, {"solve": "working-set"}),
+                  (X, y, 30.0, {"columns": np.arange(0, 60, 2)}), (X2, y, 30.0, {}), (X, y2, 30.0, {})):
+        fits.fit(other[0], other[1], other[2], **other[3], **kw)
+    assert (fits.hits, fits.misses, len(calls)) == (1, 7, 7)
+    assert len(list((tmp_path / "fits").glob("*.json"))) == 7
+    assert "1 probe fit read from" in fits.summary() and fits.summary().endswith("7 computed")
+
+
+def test_fit_cache_refits_a_damaged_file_and_says_so(tmp_path, monkeypatch, capsys):
+    from hneurons_utils.probe import FitCache
+
+    X, y = toy(seed=4)
+    fits = FitCache(tmp_path)
+    p = fits.fit(X, y, 30.0, n_layers=L, n_neurons=N)
+    (path,) = tmp_path.glob("*.json")
+    path.write_text('{"format": "hneurons-probe/1", "flat": [1')  # a write cut short by hand
+    calls = _count_fits(monkeypatch)
+    q = fits.fit(X, y, 30.0, n_layers=L, n_neurons=N)
+    assert len(calls) == 1 and "is damaged" in capsys.readouterr().out
+    assert np.array_equal(q.weights, p.weights)
+    assert FitCache(tmp_path).fit(X, y, 30.0, n_layers=L, n_neurons=N).config == p.config | {"fit_s": q.config["fit_s"]}
+
+
+def test_rows_key_reads_every_byte_a_block_at_a_time(monkeypatch):
+    from hneurons_utils import probe as P
+
+    X, y = toy(seed=5)
+    whole = P.rows_key(X, y)
+    monkeypatch.setattr(P, "_HASH_BYTES", 100)  # a block of one row
+    assert P.rows_key(X, y) == whole == P.rows_key(X.copy(), y.copy())
+    assert P.rows_key(X.astype(np.float32), y) != whole  # same values, another type
+    X2 = X.copy()
+    X2[-1, -1] += 1e-12
+    assert P.rows_key(X2, y) != whole and P.rows_key(X, y[::-1]) != whole
+
+
+def test_select_C_resumes_an_interrupted_grid_with_the_same_result(tmp_path, monkeypatch):
+    """An interruption after two of four C values: the rerun fits the other two only, and gives
+    the grid and probe an uninterrupted run without a cache gives."""
+    from hneurons_utils.probe import FitCache
+
+    X, y = toy(seed=1)
+    Xv, yv = toy(seed=2)
+    Cs = [0.01, 1.0, 30.0, 300.0]
+    plain, plain_grid = select_C(X, y, Xv, yv, Cs, n_layers=L, n_neurons=N)
+
+    def stop_at_third(p):
+        if p.C == 30.0:
+            raise KeyboardInterrupt
+        return 0.0
+
+    with pytest.raises(KeyboardInterrupt):
+        select_C(X, y, Xv, yv, Cs, stop_at_third, FitCache(tmp_path), n_layers=L, n_neurons=N)
+    calls = _count_fits(monkeypatch)
+    fits = FitCache(tmp_path)
+    p, grid = select_C(X, y, Xv, yv, Cs, None, fits, n_layers=L, n_neurons=N)
+    assert calls == [300.0] and (fits.hits, fits.misses) == (3, 1)  # 30 was fitted before the stop
+    assert grid == plain_grid
+    assert p.C == plain.C and np.array_equal(p.weights, plain.weights)
+
+
 def test_subset_probes_use_only_their_neurons():
     """A baseline classifier reads only the neurons it was given (random or H-Neurons)."""
     X, y = toy()
