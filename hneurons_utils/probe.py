@@ -743,6 +743,8 @@ class FitCache:
 
     def summary(self) -> str:
         """How many fits were reused and computed, in words."""
+        if not self.hits:
+            return f"{noun(self.misses, 'probe fit')} computed (kept in {self.folder})"
         return (f"{noun(self.hits, 'probe fit')} read from {self.folder} (an earlier run's), "
                 f"{self.misses} computed")
 

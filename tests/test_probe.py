@@ -303,6 +303,7 @@ def test_fit_cache_returns_the_stored_fit_exactly_and_refits_what_differs(tmp_pa
     kw = dict(n_layers=L, n_neurons=N)
     fits, calls = FitCache(tmp_path / "fits"), _count_fits(monkeypatch)
     first = fits.fit(X, y, 30.0, config={"run": 1}, **kw)
+    assert fits.summary() == f"1 probe fit computed (kept in {tmp_path / 'fits'})"
     again = fits.fit(X, y, 30.0, config={"run": 2}, tol=DEFAULT_TOL, solve="full", **kw)
     assert (fits.hits, fits.misses, len(calls)) == (1, 1, 1)
     for name in ("flat", "weights", "mean", "std"):
