@@ -12,6 +12,7 @@ and the H-Neurons are the neurons it gives a positive weight. :class:`Probe` is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -669,8 +670,31 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
 
 FIT_INFO = ("penalty", "solver", "seed", "tol", "n_iter", "max_iter", "solve", "ws_rounds", "ws_size",
             "fit_s")  # what fit_probe adds to a probe's config: the fit's own record
-FIT_CACHE_VERSION = 1  # part of a stored fit's key: raise it when a change to fit_probe changes its fits
+FIT_CACHE_VERSION = 1  # part of a stored fit's key, beside the fitting code's own text (fit_code)
 _HASH_BYTES = 1 << 26  # bytes of X hashed at a time by rows_key
+
+
+# the code that computes a fit, as defined here (bound now: a function patched later, in a test
+# say, does not change what fit_code reads)
+_FIT_CODE_OF = (fit_probe, _working_set, _liblinear, _loss_gradient, _column_stats, _block, _penalty_kw,
+                _ws_start, _check_finite)
+
+
+@functools.lru_cache(maxsize=1)
+def fit_code() -> str:
+    """A digest of the code that computes a fit (:func:`fit_probe` and the functions it calls):
+    part of a stored fit's key, so that a fit stored before any change to that code is never
+    read back as if the changed code had made it."""
+    import inspect
+    import marshal
+
+    h = hashlib.blake2b(digest_size=16)
+    for fn in _FIT_CODE_OF:
+        try:
+            h.update(inspect.getsource(fn).encode())
+        except (OSError, TypeError):  # no source shipped: the compiled code stands in for it
+            h.update(marshal.dumps(fn.__code__))
+    return h.hexdigest()
 
 
 def rows_key(X: np.ndarray, y: np.ndarray) -> str:
@@ -694,7 +718,8 @@ class FitCache:
     :meth:`fit` is :func:`fit_probe` that first looks for ``<folder>/<key>.json``. The key is a
     digest of everything that decides the fit's weights: the training rows (:func:`rows_key`:
     every byte), ``C`` and every other argument of :func:`fit_probe` but ``config`` (which it
-    only records), scikit-learn's version and this module's solver constants. A stored fit is
+    only records), scikit-learn's version, this module's solver constants and the fitting
+    code itself (:func:`fit_code`). A stored fit is
     returned exactly as it was fitted (JSON keeps float64 values exactly), with the ``config``
     of the call that asks for it and its own record of the fit (:data:`FIT_INFO`, its seconds
     ``fit_s`` included). A damaged file is reported and fitted again. ``hits`` and ``misses``
@@ -718,7 +743,7 @@ class FitCache:
         spec = {"rows": rows or rows_key(X, y), "C": float(C), "kw": kw,
                 "columns": None if cols is None else hashlib.blake2b(
                     np.asarray(cols, dtype=np.int64).tobytes(), digest_size=20).hexdigest(),
-                "sklearn": sklearn.__version__, "version": FIT_CACHE_VERSION,
+                "sklearn": sklearn.__version__, "version": FIT_CACHE_VERSION, "code": fit_code(),
                 "constants": [MAX_ITER, WS_START, WS_NEAR, _BLOCK]}
         text = json.dumps(spec, sort_keys=True, default=lambda v: v.item() if hasattr(v, "item") else str(v))
         return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()

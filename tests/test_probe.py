@@ -320,6 +320,11 @@ def test_fit_cache_returns_the_stored_fit_exactly_and_refits_what_differs(tmp_pa
     assert (fits.hits, fits.misses, len(calls)) == (1, 7, 7)
     assert len(list((tmp_path / "fits").glob("*.json"))) == 7
     assert "1 probe fit read from" in fits.summary() and fits.summary().endswith("7 computed")
+    from hneurons_utils import probe as P
+
+    monkeypatch.setattr(P, "fit_code", lambda: "the fitting code, changed")
+    fits.fit(X, y, 30.0, **kw)  # stored by other code: fitted again, never read back
+    assert (fits.hits, fits.misses) == (1, 8)
 
 
 def test_fit_cache_refits_a_damaged_file_and_says_so(tmp_path, monkeypatch, capsys):
