@@ -17,6 +17,15 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def positive_number(value: Any, name: str) -> float:
+    """``value`` as a float if it is a finite number > 0 (a bool is not), else a ValueError
+    naming ``name`` (a solver tolerance of 0, NaN or text would never stop, or never start)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
 def check_alpha(alpha: Any) -> float:
     """``alpha`` as a float, or a ValueError: a NaN or infinite factor would fill the logits
     (and every later layer's CETT) with NaN, and generate would return empty answers that read

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from . import plots
+from .checks import positive_number
 from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
 from .files import write_text_atomic
 from .models import LoadedModel
@@ -404,8 +405,7 @@ def tolerance_check(fs: FeatureSet, split: dict[str, list[Example]], probe: Prob
     ``n_nonzero`` and held-out ``val_auroc`` and ``val_accuracy`` (on the training answers when
     nothing is held out: ``held_out`` False); and ``jaccard``, the overlap of their H-Neuron
     sets. ``fits``: a :class:`probe.FitCache` for the refit."""
-    if not (isinstance(other_tol, (int, float)) and np.isfinite(other_tol) and other_tol > 0):
-        raise ValueError(f"other_tol must be a positive number, got {other_tol!r}")
+    positive_number(other_tol, "other_tol")  # before the rows are built
     X, y = scheme_rows(fs, split["train"], probe.label_scheme)
     refit = fit_with(fits, X, y, probe.C, **refit_kw(probe, tol=other_tol))
     return _two_fits(fs, split, probe, refit, X, y)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from .checks import positive_int
+from .checks import positive_int, positive_number
 from .files import write_text_atomic
 from .progress import progress
 from .wording import noun
@@ -629,8 +629,7 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float, penalty: str = "l1",
         raise ValueError(f"columns must lie in [0, {X.shape[1]}), got {cols.min()} to {cols.max()}")
     if penalty not in ("l1", "l2"):
         raise ValueError(f"penalty must be 'l1' or 'l2', got {penalty!r}")
-    if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    positive_number(tol, "tol")
     if solve not in SOLVES:
         raise ValueError(f"solve must be one of {SOLVES}, got {solve!r}")
     if solver != "liblinear":

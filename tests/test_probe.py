@@ -80,7 +80,7 @@ def test_tolerance_is_recorded_and_a_tight_fit_is_nearer_the_minimum():
     assert eq4_objective(tight, X, y) == pytest.approx(manual, rel=1e-9)
     assert eq4_objective(tight, X, y) < 0.99 * eq4_objective(loose, X, y)
     assert loose.flat.size > tight.flat.size
-    for bad in (0, -1e-4, float("nan"), "1e-4"):
+    for bad in (0, -1e-4, float("nan"), float("inf"), "1e-4", True):
         with pytest.raises(ValueError, match="tol must be a positive number"):
             fit_probe(X, y, 1.0, n_layers=Lw, n_neurons=Nw, tol=bad)
     with pytest.raises(ValueError, match="3 labels for 80 rows"):
