@@ -315,7 +315,7 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
     res: dict = {"probe_h_neurons": len(h0), "variants": {}, "datasets": {},
                  "total_neurons": int(probe.n_layers * probe.n_neurons)}
     features_cache: dict = {}
-    fits = {}
+    fits, stored = {}, FitCache(id_dir / "fits")
     for name in ("reference", *variants):
         v = spec.get(name, {})
         fcfg = replace(cfg.features, **v.get("features", {}))
@@ -328,7 +328,7 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
         fs = features_cache[fcfg]
         X, y = scheme_rows(fs, train, scheme)
         Xv, yv = answer_matrix(fs, val)
-        fit, grid = select_C(X, y, Xv, yv, Cs, fits=FitCache(id_dir / "fits"),
+        fit, grid = select_C(X, y, Xv, yv, Cs, fits=stored,
                              **refit_kw(probe, standardize=standardize, label_scheme=scheme))
         del X, y, Xv, yv  # at 7B+ one recipe's rows are gigabytes: never hold two recipes' at once
         h = set(fit.h_neurons().flat.tolist())

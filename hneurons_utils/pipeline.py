@@ -40,7 +40,7 @@ from .probe import (DEFAULT_TOL, SKLEARN_TOL, FitCache, NeuronSet, Probe, chosen
 from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, EmptyBalancedSetError, GenConfig, balanced_sample,
                        collect_responses, consistency_split, greedy_labels, label_counts, read_jsonl,
-                       representative_response)
+                       representative_response, settings_hash)
 from .stats import auroc
 from .wording import are, noun, probe_name
 
@@ -1263,8 +1263,7 @@ def suppression_store(m: LoadedModel, questions: SuppressionSet, batch_size: int
             "version": SUPPRESSION_VERSION,
             **{part: [[it.qid, it.question, list(it.answers)] for it in getattr(questions, part)]
                for part in ("known", "unknown")}}
-    digest = hashlib.blake2b(json.dumps(spec, sort_keys=True).encode(), digest_size=16).hexdigest()
-    return Path(folder) / f"scores_{digest}.json"
+    return Path(folder) / f"scores_{settings_hash(spec)}.json"
 
 
 def _read_scores(path: Path) -> dict[str, dict]:
