@@ -34,7 +34,8 @@ from .answer_spans import AnswerSpan, locate_answer_span, span_stats, token_mask
 from .cett import MEASURES, cett_means, column_norms, left_pad_positions
 from .judges import check_aliases
 from .models import LoadedModel
-from .sampling import echo_free_aliases, settings_hash
+from .files import settings_hash
+from .sampling import echo_free_aliases
 
 OTHER_TOKENS = ("all", "output")
 # "alias": the gold alias where the response holds one, else the content rule (answer_spans);
@@ -143,8 +144,7 @@ FEATURE_TEXT = {"cett": "mean CETT (Eq. 2) over answer / other tokens",
 
 def feature_settings(m: LoadedModel, cfg: FeatureConfig) -> dict:
     """What the cached features depend on (their cache key)."""
-    return {"model": m.name, "n_layers": m.adapter.n_layers, "n_neurons": m.adapter.n_neurons,
-            "other_tokens": cfg.other_tokens, "dtype": str(next(m.hf.parameters()).dtype),
+    return {**m.identity(), "other_tokens": cfg.other_tokens,
             "feature": FEATURE_TEXT[cfg.measure], "version": FEATURE_VERSION,
             **({"span_rule": cfg.span_rule} if cfg.span_rule != "alias" else {}),  # old keys stay valid
             **({"measure": cfg.measure} if cfg.measure != "cett" else {})}

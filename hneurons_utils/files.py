@@ -1,12 +1,16 @@
-"""Writing result files so that an interruption never leaves a half-written one behind."""
+"""Writing result files so that an interruption never leaves a half-written one behind, and
+naming them: the digests that key every stored artefact (settings, code)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from types import ModuleType
+from typing import Any, Callable, Iterable, Iterator
 
 try:
     import fcntl
@@ -18,6 +22,38 @@ except ImportError:  # every system but Windows
     msvcrt = None
 
 _WIN_LOCK_AT = 1 << 20  # the byte msvcrt locks: past the holder's id, which others must read
+
+
+def settings_hash(settings: Any, n: int = 16) -> str:
+    """A short, stable hash of JSON-able settings (keys sorted; a value JSON cannot write is
+    written as its ``str``): ``n`` hex digits of SHA-256, the key of an artefact."""
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:n]
+
+
+def code_digest(functions: Iterable[Callable | ModuleType]) -> str:
+    """A digest of the source text of ``functions`` (or modules; their compiled code where no
+    source is shipped): part of the key of an artefact those functions compute, so that one stored before
+    a change to that code is never read back as if the changed code had made it."""
+    h = hashlib.blake2b(digest_size=16)
+    for fn in functions:
+        h.update(_code_bytes(fn))
+    return h.hexdigest()
+
+
+def _code_bytes(obj: Any) -> bytes:
+    """The source of a function or module; without source, the compiled code (of a module: of
+    each function defined in it, by name)."""
+    import inspect
+    import marshal
+
+    try:
+        return inspect.getsource(obj).encode()
+    except (OSError, TypeError):
+        if inspect.ismodule(obj):
+            return b"".join(_code_bytes(v) for _, v in sorted(vars(obj).items())
+                            if inspect.isfunction(v) and v.__module__ == obj.__name__)
+        return marshal.dumps(obj.__code__)
 
 
 class FileBusyError(RuntimeError):

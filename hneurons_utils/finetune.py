@@ -16,7 +16,6 @@ as safetensors, step count as JSON; never pickle).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -28,6 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from .files import settings_hash
 from .judges import normalize_answer
 from .sampling import INSTRUCTION, build_prompt
 
@@ -325,8 +325,7 @@ def sft_key(base_id: str, cfg: SFTConfig, qids: Sequence[str],
                 "instruction": instruction, "template": CHAT_TEMPLATE}
     if torch.device(device).type != "cpu":
         settings["device"] = torch.device(device).type
-    blob = json.dumps(settings, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return settings_hash(settings, 12)
 
 
 def sft_meta(folder: str | Path) -> dict:

@@ -275,6 +275,12 @@ class LoadedModel:
     adapter: FFNAdapter
     remote: bool = False
 
+    def identity(self) -> dict:
+        """What names this model in the keys of its stored artefacts (features, suppression
+        scores): its name, FFN shape and the weights' type."""
+        return {"model": self.name, "n_layers": self.adapter.n_layers,
+                "n_neurons": self.adapter.n_neurons, "dtype": str(next(self.hf.parameters()).dtype)}
+
     @property
     def device(self) -> torch.device:
         """Where inputs go: the weights' device, or the CPU for a remote model (NDIF), whose

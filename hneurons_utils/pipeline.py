@@ -18,6 +18,7 @@ mostly wrong joins the hallucinated class (:func:`greedy_origin` counts how many
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -33,14 +34,14 @@ import numpy as np
 from . import plots
 from .checks import positive_number
 from .features import Example, FeatureConfig, FeatureSet, extract_features, load_features
-from .files import write_text_atomic
+from .files import code_digest, settings_hash, write_text_atomic
 from .models import LoadedModel
 from .probe import (DEFAULT_TOL, SKLEARN_TOL, FitCache, NeuronSet, Probe, chosen_row, eq4_objective,
                     fit_with, refit_kw, select_C, training_rows)
 from .progress import progress
 from .sampling import (GREEDY, PAPER_SAMPLING, EmptyBalancedSetError, GenConfig, balanced_sample,
                        collect_responses, consistency_split, greedy_labels, label_counts, read_jsonl,
-                       representative_response, settings_hash)
+                       representative_response)
 from .stats import auroc
 from .wording import are, noun, probe_name
 
@@ -1246,21 +1247,34 @@ def suppression_hook(m: LoadedModel, questions: SuppressionSet | Sequence, batch
 
 
 SCORES_FORMAT = "hneurons-suppression-scores/1"
-SUPPRESSION_VERSION = 1  # part of a stored score's file name: raise it when a change alters the scores
+SUPPRESSION_VERSION = 1  # part of a stored score's file name, beside suppression_code()
+
+
+@functools.lru_cache(maxsize=1)
+def suppression_code() -> str:
+    """A digest of the code that measures a suppression score (:func:`files.code_digest`): the
+    whole ``steering`` module, the prompt, generation and cutting of ``sampling``, the batch
+    encoding and this module's scoring; the rule judge has its own version. Part of a stored
+    score's file name, so a change to that code measures the scores again."""
+    from . import cett, sampling, steering
+
+    return code_digest([steering, sampling.build_prompt, sampling._cut, sampling.generate_kwargs,
+                        sampling.keyed_generate_kwargs, sampling.generate_traced, cett.encode,
+                        cett.on_device, cett.left_pad_positions, term_questions, suppression_hook])
 
 
 def suppression_store(m: LoadedModel, questions: SuppressionSet, batch_size: int, method: str,
                       term: str, folder: str | Path) -> Path:
     """The file in ``folder`` that keeps :func:`suppression_hook`'s scores for this model (its
     name, shape and weights' type), these questions (ids, texts, gold answers, strata and the
-    known stratum's weight), batch size, method, term, the rule judge's version and
-    :data:`SUPPRESSION_VERSION`: any change gives another file, never a stale score."""
+    known stratum's weight), batch size, method, term, the rule judge's version,
+    :data:`SUPPRESSION_VERSION` and the measuring code (:func:`suppression_code`): any change
+    gives another file, never a stale score."""
     from .judges import RULE_JUDGE_VERSION
 
-    spec = {"model": m.name, "n_layers": m.adapter.n_layers, "n_neurons": m.adapter.n_neurons,
-            "dtype": str(next(m.hf.parameters()).dtype), "batch_size": batch_size,
+    spec = {**m.identity(), "batch_size": batch_size,
             "method": method, "term": term, "share": questions.share, "judge": RULE_JUDGE_VERSION,
-            "version": SUPPRESSION_VERSION,
+            "version": SUPPRESSION_VERSION, "code": suppression_code(),
             **{part: [[it.qid, it.question, list(it.answers)] for it in getattr(questions, part)]
                for part in ("known", "unknown")}}
     return Path(folder) / f"scores_{settings_hash(spec)}.json"

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 from .checks import positive_int, positive_number
-from .files import write_text_atomic
+from .files import code_digest, settings_hash, write_text_atomic
 from .progress import progress
 from .wording import noun
 
@@ -681,19 +681,9 @@ _FIT_CODE_OF = (fit_probe, _working_set, _liblinear, _loss_gradient, _column_sta
 
 @functools.lru_cache(maxsize=1)
 def fit_code() -> str:
-    """A digest of the code that computes a fit (:func:`fit_probe` and the functions it calls):
-    part of a stored fit's key, so that a fit stored before any change to that code is never
-    read back as if the changed code had made it."""
-    import inspect
-    import marshal
-
-    h = hashlib.blake2b(digest_size=16)
-    for fn in _FIT_CODE_OF:
-        try:
-            h.update(inspect.getsource(fn).encode())
-        except (OSError, TypeError):  # no source shipped: the compiled code stands in for it
-            h.update(marshal.dumps(fn.__code__))
-    return h.hexdigest()
+    """A digest of the code that computes a fit (:func:`fit_probe` and the functions it calls,
+    :func:`files.code_digest`): part of a stored fit's key."""
+    return code_digest(_FIT_CODE_OF)
 
 
 def rows_key(X: np.ndarray, y: np.ndarray) -> str:
@@ -744,8 +734,7 @@ class FitCache:
                     np.asarray(cols, dtype=np.int64).tobytes(), digest_size=20).hexdigest(),
                 "sklearn": sklearn.__version__, "version": FIT_CACHE_VERSION, "code": fit_code(),
                 "constants": [MAX_ITER, WS_START, WS_NEAR, _BLOCK]}
-        text = json.dumps(spec, sort_keys=True, default=lambda v: v.item() if hasattr(v, "item") else str(v))
-        return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+        return settings_hash(spec, 40)
 
     def fit(self, X: np.ndarray, y: np.ndarray, C: float, rows: str | None = None, **kw) -> Probe:
         """:func:`fit_probe` ``(X, y, C, **kw)``, or the same fit read from the folder."""

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from .judges import RULE_JUDGE_VERSION, aliases_outside
 from .checks import positive_int, text_list
-from .files import write_text_atomic, writer_lock
+from .files import settings_hash, write_text_atomic, writer_lock
 from .progress import progress
 
 from .cett import encode, left_pad_positions, on_device
@@ -278,12 +278,6 @@ PAPER_SAMPLING = GenConfig(num_return_sequences=10)  # 10 samples, T=1.0, top_k 
 
 class EmptyBalancedSetError(ValueError):
     """A class of a balanced set has no example, so no balanced set can be built."""
-
-
-def settings_hash(settings: dict) -> str:
-    """A short, stable hash of a JSON-able settings dict (keys sorted): the key of an artefact."""
-    blob = json.dumps(settings, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def template_id(tokenizer: Any) -> str:

@@ -12,8 +12,6 @@ afterwards (:mod:`hneurons_utils.compliance`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ import pandas as pd
 
 from .benchmarks import CHALLENGE, BenchItem, chat_prompt
 from .checks import check_alpha, positive_int
-from .files import writer_lock
+from .files import settings_hash, writer_lock
 from .models import LoadedModel
 from .probe import NeuronSet
 from .progress import progress
@@ -100,9 +98,7 @@ def _first_repeat(values: Iterable[Any]) -> Any:
 
 def settings_key(*parts: Any) -> str:
     """A short stable hash of the settings a result file depends on (changes -> new file)."""
-    blob = json.dumps([p.to_dict() if isinstance(p, NeuronSet) else p for p in parts],
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+    return settings_hash([p.to_dict() if isinstance(p, NeuronSet) else p for p in parts], 10)
 
 
 def _record_meta(item: BenchItem) -> dict:

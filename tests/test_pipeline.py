@@ -122,8 +122,8 @@ def test_identify_builds_the_papers_suppression_term(chat_model, tmp_path, monke
 
 def test_suppression_scores_are_kept_per_model_questions_and_method(chat_model, tmp_path, monkeypatch, capsys):
     """Each score is written as it is measured and read back by a later hook of the same model,
-    questions, batch, method and term; any of those changed is another file; a damaged file is
-    reported and measured again."""
+    questions, batch, method and term; any of those changed, or the measuring code, is another
+    file; a damaged file is reported and measured again."""
     import hneurons_utils.steering as steering
     from hneurons_utils.pipeline import suppression_hook, suppression_set, suppression_store
     from hneurons_utils.probe import Probe
@@ -152,6 +152,12 @@ def test_suppression_scores_are_kept_per_model_questions_and_method(chat_model, 
     path.write_text('{"format": "hneurons-suppression-scores/1", "scores": {"x": {"score": "high"}}}')
     assert suppression_hook(chat_model, qs, 4, store=tmp_path)(probes[1]) == scores[1]
     assert len(calls) == 6 and "are damaged" in capsys.readouterr().out
+    import hneurons_utils.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "suppression_code", lambda: "the measuring code, changed")
+    assert suppression_store(chat_model, qs, 4, "weights", "triviaqa", tmp_path) not in others | {path}
+    suppression_hook(chat_model, qs, 4, store=tmp_path)(probes[1])  # stored by other code: measured again
+    assert len(calls) == 8
 
 
 def test_criterion_choices_reads_each_rule_off_one_grid():
