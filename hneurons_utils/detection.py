@@ -559,15 +559,20 @@ def span_credit(verdict: str, spans: dict | None, control: dict | None,
     :func:`span_control_outcome` that withholds it ("fails", "inconclusive", "unpaired" or
     "not run").
 
-    Credit is withheld only where the two classes got their answer spans from different rules
-    (``spans``: :func:`span_diagnostic` of the same set; :func:`shared_span_rule` exempts
-    NonExist's shared rule), and kept where the one-rule refit stays above chance, or cannot
-    be read ("undetermined": too few responses, as the default verdict then is too).
+    Where the two classes got their answer spans from different rules (``spans``:
+    :func:`span_diagnostic` of the same set), credit is kept only where the one-rule refit
+    stays above chance, or cannot be read ("undetermined": too few responses, as the default
+    verdict then is too). Where they share one rule in this set (:func:`shared_span_rule`:
+    NonExist, where no answer holds a gold alias) the evaluation spans cannot tell the classes
+    apart, but the probe was still trained on spans that differ by class: a refit that was run
+    and falls to chance ("fails", "inconclusive", "unpaired") withholds the credit there too;
+    without one ("not run") the shared rule keeps it.
     """
-    if verdict.split(";")[0] not in SUPPORTING or shared_span_rule(spans):
+    if verdict.split(";")[0] not in SUPPORTING:
         return None
     outcome = span_control_outcome(control, min_per_class)
-    return outcome if outcome in ("fails", "inconclusive", "unpaired", "not run") else None
+    withheld = ("fails", "inconclusive", "unpaired") + (() if shared_span_rule(spans) else ("not run",))
+    return outcome if outcome in withheld else None
 
 
 def span_credit_text(outcome: str, control: dict | None = None, scale: float = 1.0,
@@ -1254,8 +1259,9 @@ def credit_lines(ours: dict[str, dict], baselines: pd.DataFrame, control: dict |
         parts = [f"the probe vs random neurons: {v}{narrow}"]
         entry = ctl.get(k)
         if shared_span_rule(spans.get(k)):
-            parts.append("both classes share one span rule in this set")
-        elif entry and "metrics" in entry:
+            parts.append("both classes share one span rule in this set"
+                         + (", but the probe's training spans differ by class" if entry and "metrics" in entry else ""))
+        if entry and "metrics" in entry:
             c = entry["metrics"]
             cn = min(c["n_pos"], c.get("n_neg", c["n_pos"]))
             outcome = span_control_outcome(entry, min_per_class)
@@ -1263,7 +1269,7 @@ def credit_lines(ours: dict[str, dict], baselines: pd.DataFrame, control: dict |
                          f"{_auroc_ci_text(*c['auroc_ci'], cn)}"
                          + (f", paired drop {span_drop_text(entry['drop'])}" if finite_drop(entry) else "")
                          + _span_alone_note(entry) + ")")
-        elif supported:
+        elif supported and not shared_span_rule(spans.get(k)):
             parts.append("span control not run")
         lfl = like_for_like(k, baselines, n_min, min_per_class)
         if lfl:
@@ -1332,6 +1338,8 @@ def _overall_paragraph(ours: dict[str, dict], baselines: pd.DataFrame, control: 
                 if cv.startswith(readable) and verdicts[k].startswith(readable) and \
                         cv.split(",")[0] != verdicts[k].split(",")[0]:
                     note += " and changes the verdict"
+            if span_credit(verdicts[k], spans.get(k), entry, min_per_class):
+                note += ", so the detection there cannot be credited to the H-Neurons"
             return note
         text += (f" On {names(same)} no answer contains a gold alias, so both classes share one "
                  "span rule in the evaluation set: its spans cannot tell the classes apart there, but "
@@ -1430,10 +1438,11 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
                    balanced: dict[str, bool | None] | None = None) -> str:
     """The larger sets of :func:`full_eval_set` (``ours_all``: dataset -> metrics) in one
     paragraph, with the same span-credit rule as the balanced sets (:func:`span_credit`): a
-    verdict that supports the claim keeps its credit only where both classes share one span
-    rule (``spans``: :func:`span_diagnostic` of these sets) or the one-rule refit scored on
-    these same sets (``control["all_answers"]``, :func:`span_rule_control`'s ``also``) stays
-    above chance; where that control was not run, the credit is withheld and the reason given.
+    verdict that supports the claim keeps its credit where the one-rule refit scored on these
+    same sets (``control["all_answers"]``, :func:`span_rule_control`'s ``also``) stays above
+    chance, or where both classes share one span rule (``spans``: :func:`span_diagnostic` of
+    these sets) and that refit does not fall to chance; otherwise the credit is withheld and
+    the reason given.
     ``counts``: each set's counts, for the cap (:func:`capped_label`). ``balanced``: the
     balanced sets' :func:`credit_map`; where it and these sets disagree on a dataset, the
     paragraph says so: the larger set keeps the balanced set's smaller class and adds answers
@@ -1459,13 +1468,18 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
             continue
         why = span_credit(v, spans.get(k), ctl.get(k), min_per_class)
         mine[k] = why is None
+        shared = shared_span_rule(spans.get(k))
+        survives = span_control_outcome(ctl.get(k), min_per_class) == "survives"
+        refit = (f"the one-rule refit on these answers stays above chance{survival_note(ctl[k])}"
+                 f"{_span_alone_note(ctl[k])}" if survives else "")
         if why is None:
             notes.append(f"{k}: {v}, " + (
-                "credited (both classes share one span rule here)" if shared_span_rule(spans.get(k)) else
-                f"credited (the one-rule refit on these answers stays above chance{survival_note(ctl[k])}"
-                f"{_span_alone_note(ctl[k])})"
-                if span_control_outcome(ctl.get(k), min_per_class) == "survives" else
+                "credited (both classes share one span rule here" + (f"; {refit}" if survives else "") + ")"
+                if shared else f"credited ({refit})" if survives else
                 "unchecked (the one-rule refit on these answers cannot be read)"))
+        elif shared:
+            notes.append(f"{k}: {v}, with one span rule for both classes here, but the probe was "
+                         f"trained on spans that differ by class and is {span_credit_text(why, ctl.get(k))}")
         else:
             notes.append(f"{k}: {v} under the default rule, but {span_credit_text(why, ctl.get(k))}")
     text = f"{head}, each dataset's verdict with its span check: " + "; ".join(notes) + "."

@@ -28,17 +28,29 @@ LABELS: tuple[str, ...] = ("correct", "incorrect", "refusal")
 ARTICLES = frozenset({"a", "an", "the"})
 
 
+# A mark between two digits that belongs to the number: a thousands comma is dropped
+# ("30,000" -> 30000), a decimal point kept ("3.14159"), so neither is split into numbers that
+# a gold alias "30" or "3" would match as a whole token.
+_NUMBER_MARKS = {",": "", ".": "."}
+
+
 def normalized_tokens(text: str, drop_articles: bool = True) -> list[tuple[str, int, int]]:
     """Tokens of ``text`` after TriviaQA-style normalisation, each with its char span in ``text``.
 
     Every character is NFKD-decomposed, combining marks are dropped (accents), letters are
     lowercased, punctuation/symbols/whitespace separate tokens (TriviaQA's ``handle_punc``
-    replaces punctuation by a space), and the articles a/an/the are dropped. The offsets
-    ``(start, end)`` index the original string, so a match can be mapped back (answer spans).
+    replaces punctuation by a space), and the articles a/an/the are dropped. A number is one
+    token: a comma or point between two digits does not split it (:data:`_NUMBER_MARKS`; the
+    one departure from ``handle_punc``, which would let the gold answer "30" match "30,000").
+    The offsets ``(start, end)`` index the original string, so a match can be mapped back
+    (answer spans).
     """
     tokens: list[tuple[str, int, int]] = []
     buf, start, end = [], -1, -1
     for i, ch in enumerate(text):
+        if ch in _NUMBER_MARKS and buf and buf[-1].isdigit() and text[i + 1:i + 2].isdigit():
+            buf += _NUMBER_MARKS[ch]  # inside a number: "30,000" is 30000, not 30 and 000
+            continue
         pieces = [c for c in unicodedata.normalize("NFKD", ch).lower()
                   if unicodedata.category(c)[0] != "M"]
         for c in pieces:
@@ -92,7 +104,8 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
     r"\bno (?:reliable |available |specific )?(?:information|records?|data) (?:about|on|available|regarding)\b",
     r"\b(?:not|isn't|is not) aware of\b", r"\bunknown to me\b",
     r"\bunable to (?:find|locate|verify|determine|answer)\b",
-    r"\b(?:could not|couldn't|can't|cannot) find\b",
+    # "cannot find" said by the speaker or opening a sentence, not "you cannot find another"
+    r"(?:\b(?:i|we)\s+|^|[.!?]\s+)(?:could not|couldn't|can't|cannot) find\b",
     r"\bas (?:an?|your) (?:[\w-]+ )?(?:ai|chatbot|assistant|virtual assistant|language model)\b",
 )
 # Denying that the asked-about entity exists: the faithful answer on NonExist, but words such
@@ -105,8 +118,11 @@ ENTITY_DENIAL_PATTERNS: tuple[str, ...] = (
     r"\b(?:fictitious|made[- ]up(?![- ]of\b)|non-?existent|not a real)\b",
     # "fictional" followed by a source or an attribute is no denial: "X is a fictional town
     # in the Marvel Universe", "a fictional character created by ..." invent a story about X
+    # and "a fictional" at the very end of a reply cut at its token cap lost its noun ("a
+    # classic example of a fictional"): no denial either
     r"\bfictional\b(?![ ,]*(?:\w+ ){0,2}(?:in|from|by|of|on|at|set|created|written|featured"
-    r"|invented|called|named|appearing|based|who|that|which|where)\b)",
+    r"|invented|called|named|appearing|based|who|that|which|where)\b)(?<!\ba fictional(?=\W*$))"
+    r"(?<!\ban fictional(?=\W*$))",
 )
 _REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
 _DENIAL_RE = re.compile("|".join(f"(?:{p})" for p in ENTITY_DENIAL_PATTERNS), re.IGNORECASE)
@@ -247,7 +263,10 @@ def contains_alias(response: str, answers: Sequence[str]) -> bool:
 #    followed by a source ("a fictional town in ..."); questions that contain all their gold answers are left out by the loaders.
 # 4: a refusal or denial phrase counts only before any answer (leading_refusal): "X is the
 #    Stolstad River. I'm not able to give" is an answer; "Paris. I'm not sure though" too.
-RULE_JUDGE_VERSION = 4
+# 5: a number is one token: "30,000" and "3.14159" no longer contain the gold answers "30" and "3";
+#    "cannot find" needs the speaker or a sentence start ("you cannot find another" is none); a
+#    reply cut right after "a fictional" denies nothing.
+RULE_JUDGE_VERSION = 5
 
 
 def rule_judge(response: str, answers: Sequence[str]) -> Label:

@@ -677,6 +677,11 @@ def test_capped_sets_are_labelled_and_read_with_the_span_rule():
     assert ("a: above chance, and above random neurons under the default rule, but not credited to "
             "the H-Neurons: span control not run on these answers") in none
     assert "c: above chance, and above random neurons, credited (both classes share one span rule here)" in none
+    fell = {"datasets": {}, "all_answers": {"c": {"metrics": {"auroc": 0.42, "auroc_ci": [0.32, 0.52], "n_pos": 300, "n_neg": 20},
+                                                  "drop": {"drop": 0.21, "drop_ci": [0.04, 0.37], "left_out": 0}}}}
+    assert ("c: above chance, and above random neurons, with one span rule for both classes here, but the "
+            "probe was trained on spans that differ by class and is not credited to the H-Neurons: span "
+            "control fails") in capped_reading(ours, base, fell, spans, cnt)
     assert "d: not distinguishable from chance" in none and "e:" not in none  # e: too few faithful
     ctl = {"datasets": {}, "all_answers": {
         "a": {"metrics": {"auroc": 0.7, "auroc_ci": [0.56, 0.8], "n_pos": 300, "n_neg": 20}},
@@ -722,6 +727,12 @@ def test_credit_map_marks_credited_withheld_and_unsupported():
                  "drop": {"drop": 0.3, "drop_ci": [0.1, 0.5], "left_out": 0}}}
     got = credit_map(ours, base, ctl, {"a": diff, "b": diff, "c": diff, "d": same})
     assert got == {"a": True, "b": False, "c": None, "d": True}
+    # a shared rule in evaluation keeps the credit only while no refit falls to chance: the
+    # probe was still trained on spans that differ by class
+    ctl["d"] = ctl["b"]
+    assert credit_map(ours, base, ctl, {"a": diff, "b": diff, "c": diff, "d": same})["d"] is False
+    ctl["d"] = ctl["a"]
+    assert credit_map(ours, base, ctl, {"a": diff, "b": diff, "c": diff, "d": same})["d"] is True
 
 
 def test_a_reversed_refit_still_fails_the_span_control():

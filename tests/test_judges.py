@@ -21,10 +21,28 @@ def test_normalize_answer_squad_style():
     assert normalize_answer("Theatre") == "theatre"  # an article only as a whole word
 
 
+def test_a_number_is_one_token_so_a_shorter_gold_number_is_not_inside_it():
+    """A comma or point between digits stays in the number (a thousands comma dropped): the gold
+    answer "30" is not in "30,000", nor "3" in "3.14159"; a full stop after a number still ends it."""
+    assert normalize_answer("over 30,000 of them") == "over 30000 of them"
+    assert normalize_answer("pi is 3.14159.") == "pi is 3.14159"
+    assert rule_judge("It tracks over 30,000 stocks", ["30", "thirty"]) == "incorrect"
+    assert rule_judge("approximately 3.14159", ["3", "three"]) == "incorrect"
+    assert rule_judge("He was born in 1934.", ["1934"]) == "correct"
+    assert rule_judge("3, 4 and 5", ["4"]) == "correct"  # a comma and a space: a list, not a number
+    assert rule_judge("About 1,000 men", ["1000"]) == rule_judge("About 1000 men", ["1,000"]) == "correct"
+    assert rule_judge("It is 2.5 million", ["2.5 million"]) == "correct"
+    from hneurons_utils.answer_spans import locate_answer_span
+
+    span = locate_answer_span("There were 30,000 soldiers.", ["30,000"])
+    assert "There were 30,000 soldiers."[span.start:span.end] == "30,000"
+
+
 @pytest.mark.parametrize("text", [
     "I don't know.", "I’m not sure.", "I cannot answer that question.", "I'm sorry, but I can't help.",
     "There is no such medicine.", "The town of Brelvanitz does not exist.", "I am not aware of any such company.",
     "I have no information about that species.", "That appears to be a fictional person.", "", "   ",
+    "Cannot find any record of it.", "I could not find that town.",
 ])
 def test_refusals_detected(text):
     """Common refusal and abstention phrasings (and empty answers) count as refusals, also
@@ -35,6 +53,8 @@ def test_refusals_detected(text):
 @pytest.mark.parametrize("text", [
     "Canberra", "I cannot stress enough that Paris is the capital.", "The answer is Au.",
     "Sorry Seems to Be the Hardest Word", "Knowledge is power", "It exists in Norway.",
+    "It is very large and you cannot find another one like it",  # "cannot find": not the speaker
+    "The novel by Marina Warner is a classic example of a fictional",  # cut: "a fictional ..." lost its noun
 ])
 def test_answers_not_mistaken_for_refusals(text):
     """Real answers, including ones holding 'I cannot' or 'sorry', are not refusals."""

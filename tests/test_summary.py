@@ -202,12 +202,20 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     assert nq.reading == ("above chance, but not distinguishable from random neurons; one span rule: "
                           "not distinguishable from chance; the H-Neurons alone (refit, default span "
                           "rule): no interval stored for the refit (rerun chapter 3)")
-    # nor does one where both classes already share a span rule (no gold alias: NonExist)
+    # where both classes already share a span rule (no gold alias: NonExist) the evaluation
+    # spans cannot confound, but the probe's training spans still differed by class: a refit
+    # that falls to chance withholds the credit there too, as in chapter 3 ...
     t1["ours"]["nq_open"] = metric(0.8, 0.7, 0.9, 20)  # above chance and random neurons
     t1["spans"] = {"nq_open": {"hallucinated: alias spans": 0.0, "faithful: alias spans": 0.0}}
     write(results / MODEL / "generalisation" / "table1.json", t1)
     nq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NQ-Open")
-    assert nq.reading.startswith("above chance, and above random neurons; one span rule: not")
+    assert nq.reading.startswith("not credited to the H-Neurons: span control without a paired drop")
+    assert "Under the default rule: above chance, and above random neurons" in nq.reading
+    # ... and without a refit the shared rule keeps it
+    write(results / MODEL / "generalisation" / "span_control.json",
+          {"rule": "content", "datasets": {"triviaqa": {"metrics": metric(0.62, 0.45, 0.8, 30)}}})
+    nq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NQ-Open")
+    assert nq.reading.startswith("above chance, and above random neurons")
     tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
     assert ("; up to 200 per class: above chance, but not distinguishable from random neurons;" in tq2.reading
             and "Under the default rule: above chance, and above random neurons" in tq2.reading)  # balanced: 0.6
