@@ -779,9 +779,10 @@ def size_control_reading(cmp: pd.DataFrame) -> str:
             neither.append(str(r.bench))
     text = "; ".join(apart) + ("." if apart else "")
     if neither:
-        text += ((" " if apart else "") + f"On {', '.join(neither)} this run shows no evidence that "
-                 "the H-Neurons' slope differs from either control's, so the size control has "
-                 "nothing to explain away there.")
+        text += ((" " if apart else "") + f"On {', '.join(neither)} this run shows no evidence, on all "
+                 "items, that the H-Neurons' slope differs from either control's, so the size control "
+                 "has nothing to explain away there (the same-items check above reads the items "
+                 "scored at every alpha on their own).")
     return text.strip()
 
 
@@ -911,10 +912,15 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
                    "flat": "both curves are flat"
                    }.get(dd, "not distinguishable from the random neurons' slope (the interval contains 0)")
             text += f" Against the control on the same alphas ({df_.alphas}), H minus random is {_ci_text(df_)}: {cmp}."
+            t_h = table[(table.bench == bench) & (table.group == "h_neurons")]
+            pinned = at_ceiling(t_h.rate.to_numpy(dtype=float)) or (
+                len(t_h) and bool((t_h.rate.to_numpy(dtype=float) <= 1e-9).all()))
             if dd not in ("positive", "negative", "flat") and np.isfinite(df_.ci_lo) and np.isfinite(df_.ci_hi):
-                text += (f" That interval is {df_.ci_hi - df_.ci_lo:.0f} pp/α wide: a true difference of "
-                         f"less than about {max(abs(df_.ci_lo), abs(df_.ci_hi)):.0f} pp/α either way is "
-                         "within what this run cannot tell from none.")
+                text += (f" That interval is {df_.ci_hi - df_.ci_lo:.0f} pp/α wide" + (
+                    ": narrow only because every H-Neuron point sits at the same bound, where no "
+                    "resampling can move it, not because the run measures finely" if pinned else
+                    f": a true difference of less than about {max(abs(df_.ci_lo), abs(df_.ci_hi)):.0f} "
+                    "pp/α either way is within what this run cannot tell from none") + ".")
             if (bench, "random") in s.index and (bench, "h_neurons_control_grid") in s.index:
                 text += set_range_text(s.loc[(bench, "h_neurons_control_grid")].slope_pp, s.loc[(bench, "random")])
             if dd in ("positive", "negative"):
@@ -1487,6 +1493,15 @@ def loss_label_text(table: pd.DataFrame, unavailable: dict[str, str] | None = No
         human, rule = off.stack().idxmax()
         text += (f" The most common disagreement: {int(off.loc[human, rule])} the labeller reads as "
                  f"{human!r}, the rule as {rule!r}.")
+    wrong = "another answer"
+    if wrong in table.columns and wrong in table.index and (said := int(table[wrong].sum())):
+        kept = int(table.loc[wrong, wrong])
+        lo, hi = wilson_ci(kept, said)
+        text += (f" Of the {said} replies the rule reads as naming a wrong answer, {kept} "
+                 f"{'does' if kept == 1 else 'do'} by hand ({kept / said:.0%}, 95% CI {lo:.0%}-{hi:.0%})"
+                 + (": the counts of wrong answers named instead, above, overstate them by about "
+                    "as much, and silencing adds fewer hallucinations of its own than they suggest."
+                    if kept < said else "."))
     return text
 
 

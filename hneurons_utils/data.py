@@ -371,9 +371,11 @@ def _str_list(rec: dict, key: str, src: str, line: int) -> list[str]:
 
 
 def _log_skips(what: str, skipped: Counter, kept: int) -> None:
-    """Log, as a warning, how many rows were skipped for each stated reason."""
+    """Log, as a warning, how many rows were skipped for each stated reason, of how many read."""
+    total = kept + sum(skipped.values())
     for reason, n in sorted(skipped.items()):
-        log.warning("%s: skipped %d %s (%s); kept %d", what, n, "row" if n == 1 else "rows", reason, kept)
+        log.warning("%s: skipped %d of %d %s (%s); kept %d", what, n, total, "row" if total == 1 else "rows",
+                    reason, kept)
 
 
 # ---------------------------------------------------------------- closed-book QA (Section 2)

@@ -265,12 +265,14 @@ def contains_alias(response: str, answers: Sequence[str]) -> bool:
 #    Stolstad River. I'm not able to give" is an answer; "Paris. I'm not sure though" too.
 # 5: a number is one token: "30,000" and "3.14159" no longer contain the gold answers "30" and "3";
 #    "cannot find" needs the speaker or a sentence start ("you cannot find another" is none); a
-#    reply cut right after "a fictional" denies nothing.
+#    reply cut right after "a fictional" denies nothing; a reply with no word but yes, no or
+#    "Answer:" ("No.", "A.", "```") states nothing and is a refusal, not a hallucination.
 RULE_JUDGE_VERSION = 5
 
 
 def rule_judge(response: str, answers: Sequence[str]) -> Label:
-    """Label one answer: "refusal" first, then "correct" if a gold alias is contained, else "incorrect".
+    """Label one answer: "refusal" first, then "correct" if a gold alias is contained, else
+    "incorrect" (or "refusal" for a reply that states nothing, :func:`carries_no_answer`).
 
     Implements the paper's correct / incorrect split (Section 6.1.1) with TriviaQA's alias
     containment. An empty ``answers`` list means no answer exists (NonExist): any
@@ -293,7 +295,22 @@ def rule_judge(response: str, answers: Sequence[str]) -> Label:
         return "refusal"
     if answers and contains_alias(response, answers):
         return "correct"
+    if carries_no_answer(response):
+        return "refusal"
     return "refusal" if is_refusal(response, leading=True) else "incorrect"
+
+
+# What a reply may consist of and still state nothing: a bare yes or no to a wh-question, or
+# an "Answer:" label with nothing after it (articles are dropped by the normalisation anyway)
+NO_ANSWER_WORDS = frozenset({"answer", "yes", "no"})
+
+
+def carries_no_answer(response: str) -> bool:
+    """Whether ``response`` states nothing that could be true or false: no word at all after
+    normalisation ("", "-", "```", a lone article "A."), or only :data:`NO_ANSWER_WORDS`
+    ("No.", "Answer:"). :func:`rule_judge` calls such a reply a refusal (out of both classes)
+    after looking for a gold alias, so a gold answer "No" is still found."""
+    return all(tok in NO_ANSWER_WORDS for tok, _, _ in normalized_tokens(response))
 
 
 class MissingAPIKeyError(RuntimeError):

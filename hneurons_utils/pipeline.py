@@ -1150,13 +1150,13 @@ def identification_caveats(split: dict[str, list[Example]], counts: dict, min_ag
     r = {y: sum(e.label == y for e in held) for y in (1, 0)}
     if held:
         step = 1 / max(q[0] + q[1], 1)
-        first = (f"- the held-out set that chose $C$ holds {q[1]} hallucinated and {q[0]} faithful "
+        first = (f"- the held-out set that chose *C* holds {q[1]} hallucinated and {q[0]} faithful "
                  f"questions ({r[1]} and {r[0]} responses; responses to one question are not "
                  f"independent), so one question's responses move held-out accuracy by about {step:.3f}")
-        first += (": neighbouring $C$ values are within noise of each other, and the count of H-Neurons "
+        first += (": neighbouring *C* values are within noise of each other, and the count of H-Neurons "
                   "is an order of magnitude, not a measurement;" if step > 0.01 else ";")
     else:
-        first = "- no question was held out: $C$ was chosen on the training answers themselves;"
+        first = "- no question was held out: *C* was chosen on the training answers themselves;"
     keep = term_questions(keep, term)
     known = keep.known if isinstance(keep, SuppressionSet) else keep
     if isinstance(keep, SuppressionSet) and known:
@@ -1167,7 +1167,7 @@ def identification_caveats(split: dict[str, list[Example]], counts: dict, min_ag
         sup = (f"- the suppression term is greedy accuracy on {known_correct_phrase(len(known), screened)} "
                "(its differences from the paper's term are listed under the C grid);")
     else:
-        sup = "- no suppression term was measured: $C$ was chosen on held-out accuracy alone;"
+        sup = "- no suppression term was measured: *C* was chosen on held-out accuracy alone;"
     strict = (counts.get("consistent_all_samples") or {}).get("correct")
     if min_agreement < 1:
         rule = (f"- the paper's consistency rule (all {n_samples} samples agree) is loosened to "

@@ -6,11 +6,14 @@ there it prints plain lines instead, few enough to read on the rendered page: an
 ``every`` seconds, then after twice as long again, four times, ... (with the elapsed time and
 an estimate of the time left), and one line when the loop ends. A loop done within a second
 that printed nothing stays silent (a rerun that finds everything on disk). The same lines are
-what you see with ``papermill --log-output``.
+what you see with ``papermill --log-output``. With ``HNEURONS_PROGRESS=done`` (what the book
+build sets, so that the rendered page keeps each loop's cost and not its updates) only that
+last line is printed.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Iterable, Iterator, TypeVar
@@ -23,7 +26,8 @@ def progress(items: Iterable[T], desc: str, unit: str = "batch", total: int | No
     """Iterate ``items`` while reporting progress (nothing for an empty or a sub-second loop).
 
     Outside a terminal, updates come ``every`` seconds after the start, then at doubling
-    intervals (``every``, ``2 * every``, ...), so a long loop leaves a handful of lines.
+    intervals (``every``, ``2 * every``, ...), so a long loop leaves a handful of lines; none
+    with ``HNEURONS_PROGRESS=done`` in the environment (the closing line only).
     """
     if total is None:
         try:
@@ -38,8 +42,12 @@ def progress(items: Iterable[T], desc: str, unit: str = "batch", total: int | No
 
         yield from tqdm(items, desc=desc, unit=unit, total=total)
         return
+    mode = os.environ.get("HNEURONS_PROGRESS", "updates")
+    if mode not in ("updates", "done"):
+        raise ValueError(f"HNEURONS_PROGRESS={mode!r}: use 'updates' (the default) or 'done' "
+                         "(only the line that closes each loop)")
     t0 = last = time.monotonic()
-    of, wait, said = (f"/{total}" if total else ""), every, False
+    of, wait, said = (f"/{total}" if total else ""), (every if mode == "updates" else float("inf")), False
     i = 0
     for i, item in enumerate(items, 1):
         yield item

@@ -194,15 +194,21 @@ def common_items_note(rows: list[dict], bench: str, diff: dict | None, n_all: in
                       min_items: int = 10) -> str:
     """Chapter 4's like-for-like check behind a directional verdict (``diff``, the paired
     H-minus-random row, excludes 0): the slopes refitted on the items scored at every alpha
-    (``slopes_common_items.json``), or why that check is too weak, as a sentence. Nothing when
-    the verdict has no direction or all ``n_all`` items are scored everywhere."""
-    if not has_direction(diff):  # only a verdict with a direction needs the check
-        return ""
+    (``slopes_common_items.json``), or why that check is too weak, as a sentence. A verdict
+    without a direction gets a sentence only where those items show one (so that a lead the
+    chapter prints, for or against the paper, reaches the scorecard too, marked as such).
+    Nothing when all ``n_all`` items are scored everywhere."""
     c = {(r["bench"], r["group"]): r for r in rows}
     h, d = c.get((bench, "h_neurons")), c.get((bench, "diff"))
     n = int(h["n_items"]) if h else 0
     if n >= n_all:  # the check is the verdict itself
         return ""
+    if not has_direction(diff):  # only a verdict with a direction needs the check
+        if n < min_items or not has_direction(d):
+            return ""
+        return (f"On the {n} items scored at every alpha, though: "
+                f"{slope_verdict(d, h, min_items, random=c.get((bench, 'random')))}; one check beside "
+                "the verdict on all items, which stands: a lead, not a finding")
     if n < min_items:
         return (f"Only {n} of {n_all} items {are(n)} scored at every alpha, too few to rule out that "
                 "the slope comes from which items are scored.")
@@ -767,7 +773,7 @@ def environment_note(output_dir: str | Path, model_id: str, origin_dir: str | Pa
     why = (" A run in the same environment gives the same sampled answers byte for byte; in "
            "another (another processor, whose kernels round sums differently, another thread count, "
            "a GPU) a sampled token at a near-tie can change, rarely, and with it a label, the "
-           "consistent questions and the probe's $C$: `bench/bench_numerics.py` measures how often "
+           "consistent questions and the probe's *C*: `bench/bench_numerics.py` measures how often "
            "on your machine.")
     distinct = {json.dumps(e, sort_keys=True) for lst in envs.values() for e in lst}
     missing = [c for c in folders if c not in envs]

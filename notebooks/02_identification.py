@@ -37,7 +37,7 @@ REMOTE = False  # True: run the traces on NDIF through nnsight (remote execution
 DATA_DIR = None  # benchmark folder; None: $HNEURONS_DATA_DIR, then the Hugging Face Hub
 OUTPUT_DIR = "results/default"  # artefacts land in OUTPUT_DIR/<model>/<chapter>
 SEED = 0  # every random choice in the chapter
-N_SCREEN = 1300  # TriviaQA training questions considered (params/paper.yaml: 8,837, all of the local file; the Hub split is larger)
+N_SCREEN = 1300  # TriviaQA training questions considered (params/paper.yaml: 8,837, all of the local file, whose 8,833 usable rows are then taken; the Hub split is larger)
 SCREEN = True  # answer greedily first, sample only candidates (CPU budget; paper: no screening)
 N_SAMPLES = 10  # sampled answers per candidate question (paper: 10)
 MIN_AGREEMENT = 0.6  # share of the samples that must agree (paper: 1.0; see the filter below)
@@ -208,14 +208,16 @@ def show(recs, label, k=4):
     rows = []
     for r in recs[:k]:
         rep = pipeline.examples_of(r, label, 1, ("correct", "incorrect")[label])[0].response
-        rows.append((r["question"][:70], rep[:70], f"{r['responses'].count(rep)}/{len(r['responses'])}",
+        rows.append((("faithful", "hallucinated")[label], r["question"], rep.strip(),
+                     f"{r['responses'].count(rep)}/{len(r['responses'])}",
                      f"{r['labels'].count('correct')}/{len(r['labels'])}"))
     return rows
 
 
-pd.DataFrame(show(consistent["correct"], 0) + show(consistent["incorrect"], 1),
-             columns=["question", "response used (most frequent of the label's samples)", "given",
-                      "correct samples"])
+with pd.option_context("display.max_colwidth", None):  # whole questions and answers, to check by eye
+    display(pd.DataFrame(show(consistent["correct"], 0) + show(consistent["incorrect"], 1),
+                         columns=["class", "question", "response used (most frequent of the label's samples)",
+                                  "given", "correct samples"]))
 
 # %% [markdown]
 # **Where each class comes from.** The screen chose which questions were sampled; the labels

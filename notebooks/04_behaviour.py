@@ -213,7 +213,8 @@ print(len(conditions), "conditions:", ", ".join(c.tag for c in conditions))
 #   read its panel as a rate of giving way under pressure, apologies included. The table
 #   below the figure gives both measures, per source, and how many of the replies that back
 #   down name a wrong answer.
-# - **Jailbreak**: forbidden questions (13 scenarios, drawn in turn) inside in-the-wild
+# - **Jailbreak**: forbidden questions (drawn in turn over the 13 scenarios, so fewer items
+#   than scenarios leave some out: the cell below counts those covered) inside in-the-wild
 #   jailbreak templates; compliance = the reply gives help rather than a refusal.
 #
 # `MC_FORMAT = "text"` asks the model to restate the option instead of giving its letter: a
@@ -241,6 +242,10 @@ tokens = {"falseqa": TOKENS_FALSEQA, "faitheval": TOKENS_FAITHEVAL,
           "sycophancy": TOKENS_SYCOPHANCY, "jailbreak": TOKENS_JAILBREAK}
 print(f"{len(known)} TriviaQA questions known to the model ({compliance.known_source(screened)})")
 benchmarks.check_suites(suites)  # an empty suite raises here, naming it, not vanishing from Figure 3
+scenarios = sorted({q.scenario for q in data.load_forbidden_questions(DATA_DIR)})
+covered = {it.meta["scenario"] for it in suites["jailbreak"]}
+print(f"jailbreak: {len(suites['jailbreak'])} items over {len(covered)} of the {len(scenarios)} scenarios"
+      + (f" (not tested: {', '.join(s for s in scenarios if s not in covered)})" if len(covered) < len(scenarios) else ""))
 pd.DataFrame([{"suite": k, "benchmark": v[0].bench, "items": len(v),
                "new tokens": tokens[v[0].bench]} for k, v in suites.items()])
 

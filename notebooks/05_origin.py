@@ -77,7 +77,7 @@ SUPPRESSION_TERM = "triviaqa"  # as in chapter 2: "triviaqa" (estimated TriviaQA
 STABILITY_RESAMPLES = 20  # bootstrap refits of the twin's probe (0: skip; as in chapter 2)
 N_EVAL_TRIVIAQA = 400  # TriviaQA test questions answered once by the base model (few are answered right by the default offline pair: see the counts)
 N_EVAL_NQ = 60  # NQ-Open questions answered by the base model (kept small for the CPU budget; too few for a weak model: see the counts and the exercises)
-N_EVAL_BIOASQ = 800  # BioASQ factoid questions answered by the base model (few are answered right: see the counts; with the default offline pair a clean build gets 6 right answers, under the ten a verdict needs)
+N_EVAL_BIOASQ = 800  # BioASQ factoid questions answered by the base model (few are answered right: see the counts, which say whether the smaller class reaches the ten a verdict needs)
 EVAL_PER_CLASS = 500  # cap per class of each balanced evaluation set
 EVAL_BATCH = 32  # questions per base-model generate call
 BASE_MAX_NEW_TOKENS = 16  # base-model answer cap (answers also stop at their first newline)
@@ -164,7 +164,7 @@ else:
 timings["pair_s"] = time.monotonic() - t0
 cached["pair_s"] = OFFLINE and (INSTRUCT_SRC / "config.json").stat().st_mtime < wall0
 OUT = profiles.run_dir(OUTPUT_DIR, str(INSTRUCT_SRC), "origin")
-print(f"base: {BASE_SRC}\ninstruct: {INSTRUCT_SRC}\n({timings['pair_s']:.0f} s"
+print(f"base: {models.model_name(str(BASE_SRC))}\ninstruct: {models.model_name(str(INSTRUCT_SRC))}\n({timings['pair_s']:.0f} s"
       f"{', cached twin reused' if cached['pair_s'] else ''}; outputs in {OUT})")
 
 # %% mystnb={"figure": {"caption": "The offline alignment step: cross-entropy on the answer tokens during the short supervised tuning of Gemma-3-270M, per optimiser step and as a running mean of 8 steps.", "name": "fig-sft-loss"}, "image": {"alt": "Training loss of the offline tuning run"}}
@@ -532,7 +532,8 @@ for name, t in tests.items():  # the verdict is the scorecard's (drift.drift_ver
           f"\n  -> {drift.drift_verdict(t)}"
           + (f"\n  weight size: {size}" if (size := drift.norm_reading(t)) else ""))
 plots.write_results(OUT, "results", {"drift": tests, "timings_s": timings, "offline_pair": OFFLINE,
-                                     "base": str(BASE_SRC), "instruct": str(INSTRUCT_SRC),
+                                     "base": models.model_name(str(BASE_SRC)),
+                                     "instruct": models.model_name(str(INSTRUCT_SRC)),
                                      "n_h_neurons": h.size, "per_mille": h.per_mille})
 print({k: f"{v / 60:.1f} min" + (" (an earlier run's files were there: what matched was reused)"
                                   if cached.get(k) else "") for k, v in timings.items()})
@@ -600,7 +601,9 @@ display(Markdown(origin.limits_text(
 # 4. With internet, set `OFFLINE_PAIR = False` to run SmolLM2-135M and its vendor instruct
 #    model, or pass one of the paper's pairs from the table at the top as `BASE_MODEL_ID` and
 #    `INSTRUCT_MODEL_ID` (on a GPU: `DEVICE = "cuda"`, `DTYPE = "bfloat16"`).
-# 5. Choose $C$ on held-out accuracy alone (`SUPPRESSION_QUESTIONS = 0`). How many H-Neurons
-#    does the probe keep now, is the set still sparse (under one per mille), and do Figure 4a
-#    and 4b tell a different story with the larger set? Which criterion would you trust on a
-#    model that knows as little trivia as this twin?
+# 5. Choose $C$ on held-out accuracy alone (`SUPPRESSION_QUESTIONS = 0`). The criterion table
+#    of this chapter says whether that rule picks another $C$ here; if it picks the same one,
+#    try the next larger $C$ of the grid instead (`C_GRID` with that value alone). How many
+#    H-Neurons does the probe keep then, is the set still sparse (under one per mille), and do
+#    Figure 4a and 4b tell a different story with the larger set? Which criterion would you
+#    trust on a model that knows as little trivia as this twin?

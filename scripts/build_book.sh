@@ -21,6 +21,9 @@ scripts/setup_env.sh
 scripts/fetch_mathjax.sh
 . .venv/bin/activate
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false
+# the rendered pages keep the line that closes each long loop (its cost), not the updates in
+# between (HNEURONS_PROGRESS=updates brings them back)
+export HNEURONS_PROGRESS=${HNEURONS_PROGRESS:-done}
 if [ -z "${HNEURONS_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
   export HNEURONS_DATA_DIR=$(cd ../shared/data && pwd)
 fi

@@ -315,6 +315,16 @@ def test_reading_is_computed_from_the_results():
     assert (f"That interval is {d.ci_hi - d.ci_lo:.0f} pp/α wide: a true difference of less than about "
             f"{max(abs(d.ci_lo), abs(d.ci_hi)):.0f} pp/α either way") in t4
     assert "That interval is" not in text  # a difference was found: no such sentence
+    # the H-Neurons pinned at 100% at every alpha: a narrow interval is the bound's, not precision
+    pinned = _frame([("falseqa", "none", 1.0, f"i{i}", 1.0) for i in range(6)]
+                    + [("falseqa", "h_neurons", a, f"i{i}", 1.0) for i in range(6) for a in (0.0, 3.0)]
+                    + [("falseqa", "random-0", a, f"i{i}", float(a > 0 or i > 0)) for i in range(6) for a in (0.0, 3.0)])
+    sp = behaviour.slope_table(pinned, 200)
+    dp = sp.set_index("group").loc["diff"]
+    assert dp.ci_lo < 0 <= dp.ci_hi or dp.ci_lo <= 0 < dp.ci_hi
+    tp = behaviour.reading(behaviour.compliance_table(pinned, 200), sp)
+    assert "wide: narrow only because every H-Neuron point sits at the same bound" in tp
+    assert "a true difference of less than" not in tp
     notes = behaviour.judge_notes(pd.DataFrame([{"benchmark": "falseqa", "human_not_complies": 0,
                                                  "human_complies": 22, "n_frozen": 0,
                                                  "n_labelled": 24}]), "llm")
@@ -760,6 +770,13 @@ def test_loss_label_check_compares_the_rule_with_hand_labels(tmp_path):
     text = behaviour.loss_label_text(table)
     assert text.startswith("The rule reads 3 of 4 hand-labelled replies as the labeller did (75%, 95% CI ")
     assert "1 the labeller reads as 'correct', the rule as 'another answer'" in text
+    # the rule's "another answer" has a precision of 1 of 2 here: the loss counts overstate it
+    assert ("Of the 2 replies the rule reads as naming a wrong answer, 1 does by hand (50%, 95% CI "
+            in text and text.endswith("than they suggest."))
+    sure = table.copy()
+    sure.loc["correct", "another answer"] = 0
+    sure.loc["another answer", "another answer"] = 60
+    assert behaviour.loss_label_text(sure).endswith("60 do by hand (100%, 95% CI 94%-100%).")
     assert behaviour.loss_label_text(table * 0, {"triviaqa": "no file"}) == (
         "No hand label of a lost answer could be read here (triviaqa: no file).")
 

@@ -59,7 +59,7 @@ def test_nq_open_skips_symbol_only_answers_with_a_logged_count(caplog):
     with caplog.at_level(logging.WARNING, logger="hneurons_utils.data"):
         items = D.load_nq_open(SHARED)
     assert len(items) == 3610 - 2
-    assert "skipped 2 rows" in caplog.text
+    assert "skipped 2 of 3610 rows" in caplog.text
     assert "nq_open:291" not in {it.qid for it in items}
 
 
@@ -99,7 +99,7 @@ def test_questions_that_hold_every_gold_answer_are_dropped_and_counted(tmp_path,
     assert not D.answer_in_question(plain)
     with caplog.at_level(logging.WARNING):
         assert D.drop_answer_in_question([both, some, plain], "toy") == [some, plain]
-    assert "skipped 1 row (every gold answer is written in the question); kept 2" in caplog.text
+    assert "skipped 1 of 3 rows (every gold answer is written in the question); kept 2" in caplog.text
     f = tmp_path / "own.jsonl"
     f.write_text('{"question": "Red or blue?", "answers": ["blue"]}\n'
                  '{"question": "Sky colour?", "answers": ["blue"]}\n')
@@ -244,7 +244,7 @@ def test_nonexist_collision_read_does_not_repeat_skip_warnings(tmp_path, caplog)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="hneurons_utils.data"):
         D.load_triviaqa("test", tmp_path)
-    assert "skipped 1 row (empty answer list)" in caplog.text
+    assert "skipped 1 of 2 rows (empty answer list)" in caplog.text
 
 
 def test_missing_file_offline_gives_actionable_errors(tmp_path, monkeypatch):

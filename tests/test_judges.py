@@ -21,6 +21,20 @@ def test_normalize_answer_squad_style():
     assert normalize_answer("Theatre") == "theatre"  # an article only as a whole word
 
 
+@pytest.mark.parametrize("reply", ["No.", "Yes", "A.", "Answer:", "The answer:", "-", "```", "a)"])
+def test_a_reply_that_states_nothing_is_out_of_both_classes(reply):
+    """A bare yes/no to a wh-question, a lone letter or an empty "Answer:" is no hallucination:
+    the rule judge calls it a refusal, on NonExist too; a gold answer "No" is still found."""
+    assert judges.carries_no_answer(reply)
+    assert rule_judge(reply, ["Paris"]) == rule_judge(reply, []) == "refusal"
+
+
+def test_a_short_real_answer_still_counts():
+    assert not judges.carries_no_answer("Rome")
+    assert rule_judge("Rome.", ["Paris"]) == "incorrect" and rule_judge("No.", ["No"]) == "correct"
+    assert rule_judge("Answer: Rome", ["Paris"]) == "incorrect"
+
+
 def test_a_number_is_one_token_so_a_shorter_gold_number_is_not_inside_it():
     """A comma or point between digits stays in the number (a thousands comma dropped): the gold
     answer "30" is not in "30,000", nor "3" in "3.14159"; a full stop after a number still ends it."""

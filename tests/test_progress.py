@@ -10,6 +10,12 @@ from hneurons_utils import progress as progress_module
 from hneurons_utils.progress import progress
 
 
+@pytest.fixture(autouse=True)
+def default_mode(monkeypatch):
+    """Every test starts from the default mode, whatever the shell that runs pytest set."""
+    monkeypatch.delenv("HNEURONS_PROGRESS", raising=False)
+
+
 def fake_clock(monkeypatch, step: float):
     """time.monotonic advances by ``step`` seconds per call (the loop reads it once per item)."""
     ticks = itertools.count()
@@ -23,6 +29,17 @@ def test_updates_come_at_doubling_intervals_then_one_done_line(monkeypatch, caps
     # updates after 10 s, then 20 s and 40 s later (items 2, 6, 14), never one per item
     assert err == ["work: 2/20 items (10 s, about 90 s left)", "work: 6/20 items (30 s, about 70 s left)",
                    "work: 14/20 items (70 s, about 30 s left)", "work: 20/20 items, done in 105 s"]
+
+
+def test_done_mode_keeps_only_the_closing_line_and_a_bad_mode_is_named(monkeypatch, capsys):
+    """What the book build sets (HNEURONS_PROGRESS=done): the page keeps each loop's cost."""
+    monkeypatch.setenv("HNEURONS_PROGRESS", "done")
+    fake_clock(monkeypatch, 5.0)
+    list(progress(range(20), "work", "items", every=10.0))
+    assert capsys.readouterr().err.splitlines() == ["work: 20/20 items, done in 105 s"]
+    monkeypatch.setenv("HNEURONS_PROGRESS", "quiet")
+    with pytest.raises(ValueError, match="HNEURONS_PROGRESS='quiet'"):
+        list(progress(range(3), "work"))
 
 
 def test_a_short_loop_leaves_one_line_and_a_cached_one_none(monkeypatch, capsys):

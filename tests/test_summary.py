@@ -382,6 +382,12 @@ def test_a_directional_slope_verdict_carries_the_same_items_check(results):
     write(path, {"rows": [slope("falseqa", "h_neurons", 5, 2, 8), slope("falseqa", "diff", 4, 1, 7)]})
     assert row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").reading.endswith(
         ": as the paper.")  # all 20 items scored everywhere: the check adds nothing
+    # a verdict without a direction whose same-items check finds one: named, as a lead only
+    write(path, {"rows": [slope("faitheval", "h_neurons", -6, -9, -3, n=15), slope("faitheval", "diff", -7, -10, -4, n=15)]})
+    fe = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FaithEval").reading
+    assert "On the 15 items scored at every alpha, though: " in fe and "a lead, not a finding." in fe
+    write(path, {"rows": [slope("faitheval", "h_neurons", -6, -9, -3, n=15), slope("faitheval", "diff", -1, -4, 2, n=15)]})
+    assert "every alpha" not in row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FaithEval").reading
 
 
 def test_min_per_class_also_sets_the_figure3_item_minimum(results):
