@@ -546,9 +546,17 @@ def survival_note(control: dict) -> str:
 def _span_alone_note(control: dict) -> str:
     """"; span length alone 0.64 under the same rule": what answer-span length alone reaches
     on the one-rule sets of a :func:`span_rule_control` entry ("" where not stored). The credit
-    rule asks the refit to clear chance, not span length, so the two are shown side by side."""
+    rule asks the refit to clear chance, not span length, so the two are shown side by side,
+    and where span length alone reaches the refit's AUROC the note says so."""
     alone = (control.get("spans") or {}).get("AUROC of span length alone")
-    return "" if alone is None else f"; span length alone {alone:.2f} under the same rule"
+    if alone is None:
+        return ""
+    refit = (control.get("metrics") or {}).get("auroc")
+    level = (refit is not None and np.isfinite(refit) and alone >= refit
+             and alone > 0.5)  # the lengths still differ by class, as much as the refit detects
+    return (f"; span length alone {alone:.2f} under the same rule"
+            + (", at least the refit's AUROC: the one rule removes the difference in span rules, "
+               "not in span lengths, which alone detect as well here" if level else ""))
 
 
 def span_credit(verdict: str, spans: dict | None, control: dict | None,

@@ -304,7 +304,8 @@ def stability_figure(stability: dict, n_neurons: int) -> tuple[plt.Figure, dict]
     names = [neuron_name(j, n_neurons) for j in stability["h_neurons"]]
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.bar([names[i] for i in order], freq[order], color="C3")
-    ax.axhline(0.5, color="0.3", ls="--", lw=1)
+    ax.axhline(0.5, color="0.3", ls="--", lw=1, label="half of the resamples")
+    legend_right(ax)
     ax.set(ylim=(0, 1.05), ylabel="share of resamples selecting it", xlabel="H-Neuron (layer/neuron)",
            title=f"Selection frequency over {stability['n_resamples']} resamples")
     ax.tick_params(axis="x", labelrotation=90, labelsize=8)

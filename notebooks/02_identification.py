@@ -546,6 +546,12 @@ else:
     t_train = None
     print("skipped: no H-Neuron, or the held-out responses hold only one class")
 
+# %% [markdown]
+# The figure below shows the H-Neurons with the largest weights on the *training* responses,
+# the ones the probe saw when it chose them (the readings above are on held-out responses):
+# how far apart the two classes' answer-token CETT lies for each neuron, and where the
+# other-token rows, which the probe also puts in its negative class, sit beside them.
+
 # %% mystnb={"figure": {"caption": "Up to six H-Neurons, those with the largest weights: each one's answer-token CETT on hallucinated and faithful training answers, and its CETT averaged over all other tokens (the other-token rows, in the probe's negative class; this box pools the responses of both classes). Titles: weight and the single neuron's AUROC, hallucinated vs faithful answers, on the training responses.", "name": "fig-h-neuron-values"}, "image": {"alt": "Up to six H-Neurons with the largest weights"}}
 if t_train is not None:
     rows = t_train.head(6).to_dict("records")  # largest weight first

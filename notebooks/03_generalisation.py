@@ -153,8 +153,12 @@ pd.DataFrame(spans).T.round(2)
 # here are the responses of that class in the balanced set (the first 30, with the count), for
 # you to check (an apology *for* something followed by an answer, and "a fictional town in
 # ..." with an invented source, are not refusals to the rule; a bare "I'm sorry" and "as an
-# AI" are). Each answer was cut at the identification run's token cap, so a decline that was
-# about to go on to an answer still counts as a decline: the cell counts how many were cut.
+# AI" are). The converse holds too: a reply that opens by declining and then invents anyway
+# ("I can't provide a list without explanation. The X shrew is a large mammal of ...") is a
+# decline to the rule, which reads the opening phrase, so this class can hold fabrications:
+# read the list for them. Each answer was cut at the identification run's token cap, so a
+# decline that was about to go on to an answer still counts as a decline: the cell counts how
+# many were cut.
 
 # %%
 nonexist_kinds = None

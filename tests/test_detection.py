@@ -869,6 +869,9 @@ def test_credit_lines_say_credited_or_not_and_why():
                         "[0.30, 0.70], paired drop +0.20 [+0.05, +0.35]; span length alone 0.51")
     assert c.startswith("c: not credited: the probe vs random neurons: above chance, and above random "
                         "neurons; span control fails") and "(narrowly)" not in c.split(";")[0]
+    # span length alone as high as the refit: the one rule left the lengths apart, and it says so
+    assert "span length alone 0.51 under the same rule, at least the refit's AUROC: the one rule" in b
+    assert "at least the refit's AUROC" not in a  # 0.64 under a refit of 0.70
     assert "0.80 [0.70, 0.90] vs 0.60, above chance, and above random neurons" in c
     assert "rests on the probe-vs-random pair" not in c  # not credited: nothing rests on it
     assert c.endswith("; judge caution: mostly non-answers.")

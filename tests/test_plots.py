@@ -248,6 +248,8 @@ def test_stability_figure_orders_by_frequency():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["L2/1", "L0/2", "L1/1"]
     assert [p.get_height() for p in ax.patches] == [0.9, 0.5, 0.2]
     assert n == stab
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["half of the resamples"]
+    _assert_legends_clear(fig)
 
 
 def test_sft_loss_running_mean_and_json_safe_numbers(tmp_path):
