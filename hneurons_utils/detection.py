@@ -1289,7 +1289,7 @@ def credit_lines(ours: dict[str, dict], baselines: pd.DataFrame, control: dict |
                              "in recipe as well as in neurons")
         if (notes or {}).get(k):
             parts.append(notes[k])
-        out.append(f"{k}: {'credited' if credited else 'not credited'}: " + "; ".join(parts) + ".")
+        out.append(f"{k}: {'credited' if credited else 'not credited'}: " + "; ".join(parts).rstrip(".") + ".")
     return out
 
 

@@ -546,7 +546,20 @@ def _cost(folder: Path) -> dict:
                                                        "no answer": "give no answer at all",
                                                        "refusal": "become refusals"}[most]
                         if 2 * c[most] > c["lost"] else "; the lost answers are of mixed kinds")
+            said, kept = _rule_wrong_answers(labels.get("table"))
+            if most == "another answer" and said and kept < said and 2 * c[most] > c["lost"]:
+                reading += (f" (by rule, which names a wrong answer where a reader sees one in {kept} of "
+                            f"its {said} hand-labelled cases: an upper bound)")
     return {**row, "ours": ours, "reading": reading}
+
+
+def _rule_wrong_answers(table: dict | None) -> tuple[int, int]:
+    """Of the hand-labelled lost answers the rule reads as "another answer" (``table``: chapter
+    4's ``loss_labels.json`` table, rule label -> hand label -> count), how many there are and
+    how many the labeller read so too: ``(said, kept)``, ``(0, 0)`` without a table."""
+    col = (table or {}).get("another answer") or {}
+    said = int(sum(v for v in col.values() if v == v))
+    return said, int(col.get("another answer", 0) or 0)
 
 
 def _loss_labels(folder: Path) -> dict:

@@ -626,6 +626,12 @@ def test_the_suppression_row_reads_chapter_4s_cost_answer_by_answer(results):
     write(path.parent / "loss_labels.json", {"agree": 20, "n": 25, "hand": {"H-Neurons α=0": {**hand, "labelled": 1}}})
     assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading.endswith(
         "mostly become wrong answers, not refusals")  # a partial labelling leaves the rule's reading
+    table = {"another answer": {"another answer": 26, "correct": 1, "no answer": 16, "refusal": 0}}
+    write(path.parent / "loss_labels.json", {"agree": 20, "n": 25, "table": table,
+                                             "hand": {"H-Neurons α=0": {**hand, "labelled": 1}}})
+    assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading.endswith(
+        "mostly become wrong answers, not refusals (by rule, which names a wrong answer where a reader "
+        "sees one in 26 of its 43 hand-labelled cases: an upper bound)")  # the rule's precision on them
     (path.parent / "loss_labels.json").unlink()
     assert r.reading == ("costs more known answers than silencing random neurons (paired bootstrap "
                          "over the questions); the lost answers mostly become wrong answers, not refusals")
