@@ -142,6 +142,12 @@ def at_ceiling(rates: Sequence[float], tol: float = 1e-9) -> bool:
     return bool(r.size) and bool(np.all(r >= 1 - tol))
 
 
+def at_floor(rates: Sequence[float], tol: float = 1e-9) -> bool:
+    """Every compliance rate of a curve at 0% (:func:`at_ceiling`'s other bound)."""
+    r = np.asarray(rates, dtype=float)
+    return bool(r.size) and bool(np.all(r <= tol))
+
+
 def _slopes(alphas: np.ndarray, rates: np.ndarray) -> np.ndarray:
     """Least-squares slope of each row of ``rates`` [R, A] on ``alphas`` [A], skipping NaNs."""
     out = np.full(rates.shape[0], np.nan)
@@ -827,7 +833,7 @@ def ceiling_text(t: pd.DataFrame, ceiling: float = 0.9) -> str:
     if at_ceiling(r):
         return (" Every point, α = 0 included, is at 100%: amplification has no room and "
                 "suppression did not lower the rate either.")
-    if len(r) and bottom == len(r):
+    if at_floor(r):
         return (" Every point is at 0%: suppression has no room and amplification did not raise "
                 "the rate either.")
     if len(at1) and at1.iloc[0] >= ceiling:
@@ -895,6 +901,7 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
     lines = []
     for bench in [b for b in benches if (b, "h_neurons") in s.index]:
         h = s.loc[(bench, "h_neurons")]
+        t = table[(table.bench == bench) & (table.group == "h_neurons")].sort_values("alpha")
         d = slope_direction(h.ci_lo, h.ci_hi)
         paper_cmp = {"positive": "the paper's direction",
                      "negative": "the opposite of the paper's positive slope",
@@ -912,10 +919,8 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
                    "flat": "both curves are flat"
                    }.get(dd, "not distinguishable from the random neurons' slope (the interval contains 0)")
             text += f" Against the control on the same alphas ({df_.alphas}), H minus random is {_ci_text(df_)}: {cmp}."
-            t_h = table[(table.bench == bench) & (table.group == "h_neurons")]
-            pinned = at_ceiling(t_h.rate.to_numpy(dtype=float)) or (
-                len(t_h) and bool((t_h.rate.to_numpy(dtype=float) <= 1e-9).all()))
             if dd not in ("positive", "negative", "flat") and np.isfinite(df_.ci_lo) and np.isfinite(df_.ci_hi):
+                pinned = at_ceiling(t.rate) or at_floor(t.rate)  # every H-Neuron point at one bound
                 text += (f" That interval is {df_.ci_hi - df_.ci_lo:.0f} pp/α wide" + (
                     ": narrow only because every H-Neuron point sits at the same bound, where no "
                     "resampling can move it, not because the run measures finely" if pinned else
@@ -925,7 +930,6 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
                 text += set_range_text(s.loc[(bench, "h_neurons_control_grid")].slope_pp, s.loc[(bench, "random")])
             if dd in ("positive", "negative"):
                 text += scored_gap_text(table, bench, df_.alphas)
-        t = table[(table.bench == bench) & (table.group == "h_neurons")].sort_values("alpha")
         text += ceiling_text(t, ceiling)
         if len(t) and t.n_scored.nunique() > 1:
             lo_, hi_ = t.loc[t.n_scored.idxmin()], t.loc[t.n_scored.idxmax()]
@@ -1476,6 +1480,16 @@ def loss_label_counts(table: pd.DataFrame) -> tuple[int, int]:
     return int(sum(table.loc[k, k] for k in table.index)), int(table.to_numpy().sum())
 
 
+def wrong_answer_precision(table: pd.DataFrame) -> tuple[int, int]:
+    """Of the hand-labelled lost answers the rule reads as "another answer" (``table``:
+    :func:`loss_label_check`'s, hand label x rule label), how many there are and how many the
+    labeller read so too: ``(said, kept)``, ``(0, 0)`` where the table has no such cell."""
+    wrong = "another answer"
+    if wrong not in table.columns or wrong not in table.index:
+        return 0, 0
+    return int(table[wrong].sum()), int(table.loc[wrong, wrong])
+
+
 def loss_label_text(table: pd.DataFrame, unavailable: dict[str, str] | None = None) -> str:
     """:func:`loss_label_check` in words: how many hand-labelled lost answers the rule reads as
     the labeller did (with a Wilson interval), and which confusion is most common."""
@@ -1493,9 +1507,8 @@ def loss_label_text(table: pd.DataFrame, unavailable: dict[str, str] | None = No
         human, rule = off.stack().idxmax()
         text += (f" The most common disagreement: {int(off.loc[human, rule])} the labeller reads as "
                  f"{human!r}, the rule as {rule!r}.")
-    wrong = "another answer"
-    if wrong in table.columns and wrong in table.index and (said := int(table[wrong].sum())):
-        kept = int(table.loc[wrong, wrong])
+    said, kept = wrong_answer_precision(table)
+    if said:
         lo, hi = wilson_ci(kept, said)
         text += (f" Of the {said} replies the rule reads as naming a wrong answer, {kept} "
                  f"{'does' if kept == 1 else 'do'} by hand ({kept / said:.0%}, 95% CI {lo:.0%}-{hi:.0%})"

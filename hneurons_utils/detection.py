@@ -1265,8 +1265,8 @@ def credit_lines(ours: dict[str, dict], baselines: pd.DataFrame, control: dict |
         credited = supported and why is None
         narrow = " (narrowly)" if v == SUPPORTING[0] and _narrow(k, d["auroc_ci"][0], baselines) else ""
         parts = [f"the probe vs random neurons: {v}{narrow}"]
-        entry = ctl.get(k)
-        if shared_span_rule(spans.get(k)):
+        entry, shared = ctl.get(k), shared_span_rule(spans.get(k))
+        if shared:
             parts.append("both classes share one span rule in this set"
                          + (", but the probe's training spans differ by class" if entry and "metrics" in entry else ""))
         if entry and "metrics" in entry:
@@ -1277,7 +1277,7 @@ def credit_lines(ours: dict[str, dict], baselines: pd.DataFrame, control: dict |
                          f"{_auroc_ci_text(*c['auroc_ci'], cn)}"
                          + (f", paired drop {span_drop_text(entry['drop'])}" if finite_drop(entry) else "")
                          + _span_alone_note(entry) + ")")
-        elif supported and not shared_span_rule(spans.get(k)):
+        elif supported and not shared:
             parts.append("span control not run")
         lfl = like_for_like(k, baselines, n_min, min_per_class)
         if lfl:

@@ -21,7 +21,7 @@ from .detection import (SHARED_ANSWERS, SUPPORTING, auroc_verdict, baseline_summ
                         metrics_verdict, narrowly, random_auroc, recipe_verdict, screen_verdict,
                         span_credit, span_credit_text, span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
-                        at_ceiling, slope_direction, syc_view)
+                        at_ceiling, at_floor, slope_direction, syc_view)
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
 from .pipeline import (OBJECTIVE_GAP, negative_part_leads, objective_gap, probe_short_of_minimum, rounding_cell,
@@ -167,7 +167,7 @@ def slope_verdict(diff: dict | None, h: dict | None, min_items: int = 10, tol: f
     if at_ceiling(r, tol):
         return ("at the ceiling: 100% comply at every alpha, alpha = 0 included, so the curve "
                 "cannot rise and suppression did not lower it either (neither confirms nor refutes)")
-    if r.size and np.all(r <= tol):
+    if at_floor(r, tol):
         return "at the floor: 0% comply at every alpha (neither confirms nor refutes)"
     if diff is None or np.isnan(diff["ci_lo"]) or np.isnan(diff["ci_hi"]):
         return "no random-neuron control to compare with"
@@ -504,7 +504,7 @@ def _cost(folder: Path) -> dict:
     questions the model knows with the H-Neurons or each random set silenced, the comparison of
     :func:`behaviour.cost_verdict`, and what the H-Neurons' lost answers became."""
     from .behaviour import (LOSS_KINDS, cost_accuracy, cost_parts, cost_verdict, hand_loss_phrase,
-                            loss_counts, loss_phrase, size_matched_rows)
+                            loss_counts, loss_phrase, size_matched_rows, wrong_answer_precision)
 
     row = {**_where("behaviour", "Suppression (§5, §6.1.3)"), "claim": COST_CLAIM,
            "paper (Gao et al. 2025)": COST_PAPER}
@@ -546,20 +546,12 @@ def _cost(folder: Path) -> dict:
                                                        "no answer": "give no answer at all",
                                                        "refusal": "become refusals"}[most]
                         if 2 * c[most] > c["lost"] else "; the lost answers are of mixed kinds")
-            said, kept = _rule_wrong_answers(labels.get("table"))
+            said, kept = (wrong_answer_precision(pd.DataFrame(labels["table"]).fillna(0))
+                          if labels.get("table") else (0, 0))
             if most == "another answer" and said and kept < said and 2 * c[most] > c["lost"]:
                 reading += (f" (by rule, which names a wrong answer where a reader sees one in {kept} of "
                             f"its {said} hand-labelled cases: an upper bound)")
     return {**row, "ours": ours, "reading": reading}
-
-
-def _rule_wrong_answers(table: dict | None) -> tuple[int, int]:
-    """Of the hand-labelled lost answers the rule reads as "another answer" (``table``: chapter
-    4's ``loss_labels.json`` table, rule label -> hand label -> count), how many there are and
-    how many the labeller read so too: ``(said, kept)``, ``(0, 0)`` without a table."""
-    col = (table or {}).get("another answer") or {}
-    said = int(sum(v for v in col.values() if v == v))
-    return said, int(col.get("another answer", 0) or 0)
 
 
 def _loss_labels(folder: Path) -> dict:

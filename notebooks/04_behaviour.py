@@ -228,13 +228,14 @@ faith = benchmarks.faitheval_items(FAITHEVAL_SOURCE, tqa, N_FAITHEVAL, SEED, FAI
                                    MC_FORMAT)
 screened = IDENT / "responses_triviaqa_greedy.jsonl"  # chapter 2's screening (absent with SCREEN=False)
 known = compliance.known_triviaqa(screened, sampled_path=IDENT / "responses_triviaqa.jsonl")
+forbidden = data.load_forbidden_questions(DATA_DIR)
 suites = {
     "falseqa": benchmarks.falseqa_items(data.load_falseqa("test", DATA_DIR), N_FALSEQA, SEED),
     "faitheval": faith,
     "triviaqa": benchmarks.sycophancy_triviaqa_items(known[:N_SYC_TRIVIAQA]),
     "truthfulqa-mc": benchmarks.sycophancy_truthfulqa_items(tqa, N_SYC_TRUTHFULQA, SEED + 1,
                                                             SYC_OPTIONS, MC_FORMAT),
-    "jailbreak": benchmarks.jailbreak_items(data.load_forbidden_questions(DATA_DIR),
+    "jailbreak": benchmarks.jailbreak_items(forbidden,
                                             data.load_jailbreak_templates(DATA_DIR), N_JAILBREAK,
                                             SEED, JAILBREAK_MAX_TEMPLATE_CHARS),
 }
@@ -242,7 +243,7 @@ tokens = {"falseqa": TOKENS_FALSEQA, "faitheval": TOKENS_FAITHEVAL,
           "sycophancy": TOKENS_SYCOPHANCY, "jailbreak": TOKENS_JAILBREAK}
 print(f"{len(known)} TriviaQA questions known to the model ({compliance.known_source(screened)})")
 benchmarks.check_suites(suites)  # an empty suite raises here, naming it, not vanishing from Figure 3
-scenarios = sorted({q.scenario for q in data.load_forbidden_questions(DATA_DIR)})
+scenarios = sorted({q.scenario for q in forbidden})
 covered = {it.meta["scenario"] for it in suites["jailbreak"]}
 print(f"jailbreak: {len(suites['jailbreak'])} items over {len(covered)} of the {len(scenarios)} scenarios"
       + (f" (not tested: {', '.join(s for s in scenarios if s not in covered)})" if len(covered) < len(scenarios) else ""))
