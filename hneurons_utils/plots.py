@@ -194,8 +194,9 @@ def consistency_figure(sampled: list[dict], greedy: list[dict] | None, n_samples
     k = agreement_threshold(n_samples, min_agreement)
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.arange(n_samples + 2) - 0.5
-    for name in sorted(per_q):
-        ax.hist(per_q[name], bins=bins, alpha=0.7, label=f"greedy {name} ({len(per_q[name])})")
+    names = sorted(per_q)  # side by side within each bin: no bar hides another
+    ax.hist([per_q[n] for n in names], bins=bins, rwidth=0.9,
+            label=[f"greedy {n} ({len(per_q[n])})" for n in names])
     ax.axvline(k - 0.5, color="0.15", ls="--", label=f"faithful: c \u2265 {k}")
     ax.axvline(n_samples - k + 0.5, color="0.15", ls=":", lw=2,
                label=f"hallucinated: w \u2265 {k} (c \u2264 {n_samples - k} without refusals)")
@@ -229,6 +230,14 @@ def c_grid_figure(grid: list[dict], chosen_C: float) -> tuple[plt.Figure, dict]:
                     label="estimated TriviaQA accuracy, H-Neurons silenced (term 2)")
         else:
             ax.plot(C, sup, marker="v", label="QA accuracy with H-Neurons silenced")
+        empty = [g for g in grid if g["n_h_neurons"] == 0 and g.get("suppression") is not None]
+        if empty:  # the kept answers' 1.0 there is no finding: those probes silence nothing
+            at = max(empty, key=lambda g: g["C"])
+            y = at["known_kept"] if estimated and at.get("known_kept") is not None else at["suppression"]
+            where = ", ".join(f"{g['C']:g}" for g in sorted(empty, key=lambda g: g["C"]))
+            ax.annotate(f"C = {where}: no H-Neuron,\nnothing silenced", xy=(at["C"], y),
+                        xytext=(14, -30), textcoords="offset points", fontsize=7,
+                        arrowprops={"arrowstyle": "-", "lw": 0.6, "color": "0.3"})
         score = [g["val_accuracy"] + s for g, s in zip(grid, sup)]
         ax.plot(C, score, marker="D", color="k",
                 label="selection score (held-out accuracy + term 2)")

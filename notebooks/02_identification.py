@@ -437,7 +437,7 @@ pd.DataFrame(grid).set_index("C").rename(columns={
     "suppression": "term (2): " + ("est. TriviaQA accuracy, silenced" if SUPPRESSION_TERM == "triviaqa"
                                    else "known answers kept, silenced")}).round(3)
 
-# %% mystnb={"figure": {"caption": "Choosing C: held-out detection (accuracy and AUROC, hallucinated vs faithful responses) and, when measured, the suppression term with the candidate H-Neurons silenced (the share of known answers kept, and the estimated TriviaQA accuracy that enters the score) and the selection score (held-out accuracy + the term), against C; right axis: the number of H-Neurons; dashed: the chosen C. The left axis mixes detection metrics with QA accuracy and their sum.", "name": "fig-c-grid"}, "image": {"alt": "Held-out accuracy and AUROC against C, with the number of H-Neurons"}}
+# %% mystnb={"figure": {"caption": "Choosing C: held-out detection (accuracy and AUROC, hallucinated vs faithful responses) and, when measured, the suppression term with the candidate H-Neurons silenced (the share of known answers kept, and the estimated TriviaQA accuracy that enters the score) and the selection score (held-out accuracy + the term), against C; right axis: the number of H-Neurons; dashed: the chosen C. The left axis mixes detection metrics with QA accuracy and their sum. A C whose probe has no H-Neuron silences nothing, so its kept answers are 1.0 by construction (marked where it happens).", "name": "fig-c-grid"}, "image": {"alt": "Held-out accuracy and AUROC against C, with the number of H-Neurons"}}
 fig, numbers = plots.c_grid_figure(grid, probe.C)
 plots.save_figure(fig, OUT, "c_grid", numbers)
 plt.show()

@@ -103,6 +103,12 @@ def test_consistency_figure_groups_by_greedy_label():
     assert (n["faithful_min_correct"], n["hallucinated_min_incorrect"],
             n["hallucinated_max_correct_without_refusals"]) == (6, 6, 4)
     _assert_legends_clear(fig)  # the rule lines run the axes' full height: a legend inside hides them
+    # two groups in one bin stand side by side there: no two bars overlap, so none hides another
+    both = sampled + [{"qid": "d", "labels": ["correct"] * 9 + ["incorrect"]}]
+    fig2, _ = plots.consistency_figure(both, greedy + [{"qid": "d", "labels": ["incorrect"]}], 10, 0.6)
+    bars = [(p.get_x(), p.get_x() + p.get_width()) for p in fig2.axes[0].patches if p.get_height() > 0]
+    assert len(bars) == 4
+    assert all(a[1] <= b[0] + 1e-9 or b[1] <= a[0] + 1e-9 for i, a in enumerate(bars) for b in bars[i + 1:])
     _, n = plots.consistency_figure(sampled, greedy, n_samples=25, min_agreement=0.56)
     assert n["faithful_min_correct"] == 14  # 0.56 * 25 is 14.000000000000002 in floating point
     fig, n = plots.consistency_figure(sampled, None, n_samples=10, min_agreement=1.0)  # the paper's
@@ -127,6 +133,11 @@ def test_c_grid_figure_draws_suppression_only_when_measured():
     assert "chosen C = 10" in legend
     assert n["chosen_C"] == 10.0
     _assert_legends_clear(fig)
+    # a C whose probe has no H-Neuron silences nothing: its point says so, once
+    notes = [t.get_text() for t in fig.axes[0].texts]
+    assert notes == ["C = 1: no H-Neuron,\nnothing silenced"]
+    fig, _ = plots.c_grid_figure([g | {"suppression": 0.5, "n_h_neurons": 3} for g in grid], 10.0)
+    assert not fig.axes[0].texts
     # the estimated term: known answers kept and the estimate drawn, the score adds the estimate
     est = [g | {"suppression": 0.03, "known_kept": 0.5, "unknown_right": 0.0} for g in grid]
     fig, _ = plots.c_grid_figure(est, 10.0)
