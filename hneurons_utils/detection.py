@@ -272,7 +272,7 @@ def recipe_control(m: LoadedModel, probe: Probe, split: dict, sets: dict[str, Ev
                    cfg: EvalConfig, id_dir: str | Path, out_dir: str | Path,
                    Cs: Sequence[float], n_boot: int = 1000,
                    variants: Sequence[str] = ("measure", "scheme", "standardize")) -> dict:
-    """Design choices of the probe tested like for like (none of these tests is in the paper).
+    """Design choices of the probe tested by recipe refits (none of these tests is in the paper).
 
     ``"measure"``: is CETT needed? CETT scales each activation by ``||W_down[:, j]|| /
     ||h_t||``; a probe on the mean raw activations ``|z|`` (``FeatureConfig.measure=
@@ -865,7 +865,8 @@ def screen_reading(frame: pd.DataFrame, overlap: dict, min_per_class: int = MIN_
     the probe's own 95% AUROC interval on that set (a rough guide to the noise, not a test).
     """
     ranks = np.asarray(overlap["h_screen_ranks"])
-    out = [f"{overlap['h_in_screen']} of the {overlap['h_neurons']} H-Neurons are among the "
+    out = [f"{overlap['h_in_screen']} of the {overlap['h_neurons']} H-Neurons "
+           f"{'is' if overlap['h_in_screen'] == 1 else 'are'} among the "
            f"{overlap['h_neurons']} individually best neurons; their ranks by single-neuron AUROC "
            f"run from {ranks.min():,} to {ranks.max():,} of {overlap['neurons']:,} (median {np.median(ranks):,.0f})."]
     tally = {"H-Neurons ahead": [], "screened ahead": [], "within the noise guide": []}  # others added as met
@@ -1111,7 +1112,7 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, total_neur
         for col, what in (("h_neurons", "H-Neurons"), ("random", "random")):
             rows[f"paper: {model}, {what}"] = {**g[col].to_dict(),
                                                "ratio (per mille)": g.ratio_permille.iloc[0]}
-    rows[f"{label}, H-Neuron probe (L1, as identified)"] = {**{k: 100 * d["accuracy"] for k, d in ours.items()},
+    rows[probe_row(label)] = {**{k: 100 * d["accuracy"] for k, d in ours.items()},
                                         "ratio (per mille)": ratio(n_used), "neurons read": n_used}
     if len(baselines):
         k_random = baselines["random neurons"].iloc[0]
@@ -1126,6 +1127,33 @@ def table1_comparison(ours: dict[str, dict], baselines: pd.DataFrame, total_neur
             rows[f"{label}, random, as many as H-Neurons (L2, standardised)"] = {
                 **(100 * small).to_dict(), "ratio (per mille)": ratio(n_h), "neurons read": n_h}
     return pd.DataFrame(rows).T.reindex(columns=[*datasets, "ratio (per mille)", "neurons read"])
+
+
+def probe_row(label: str) -> str:
+    """The row of :func:`table1_comparison` that holds our probe, as identified."""
+    return f"{label}, H-Neuron probe (L1, as identified)"
+
+
+def table1_shown(table: pd.DataFrame, ours: dict[str, dict], label: str) -> tuple[pd.DataFrame, str]:
+    """:func:`table1_comparison` as the chapter shows it: accuracies to one decimal, ratios to
+    three, counts whole, a blank where the paper states nothing, and our probe's accuracy
+    marked ``*`` where it carries no information (:func:`degenerate_accuracy_note`: a
+    threshold that flags every response, or none, is right on exactly half of a balanced
+    set). Returns the frame and the footnote for the marks ("" with none)."""
+    datasets = [c for c in table.columns if c not in ("ratio (per mille)", "neurons read")]
+    shown = table.round(1).assign(**{"ratio (per mille)": table["ratio (per mille)"].round(3),
+                                      "neurons read": table["neurons read"].astype("Int64")})
+    shown = shown.astype(object).where(table.notna().to_numpy(), "")
+    row = probe_row(label)
+    marks = {k: degenerate_accuracy_note(ours[k]) for k in datasets
+             if k in ours and ours[k].get("flagged") in (0.0, 1.0) and degenerate_accuracy_note(ours[k])}
+    for k in marks:
+        shown.loc[row, k] = f"{table.loc[row, k]:.1f}*"
+    shown = shown.rename(columns={k: f"{k} (accuracy, %)" for k in datasets})
+    foot = ("* our probe's accuracy carries no information here: " + "; ".join(
+        f"{k}, {note.split(':')[0]}, so it is right on exactly half of a balanced set whatever "
+        "its ranking (read the AUROC)" for k, note in marks.items()) + ".") if marks else ""
+    return shown, foot
 
 
 BELOW_CHANCE = "below chance, the ranking reversed"
@@ -1272,7 +1300,9 @@ def credit_lines(ours: dict[str, dict], baselines: pd.DataFrame, control: dict |
         if entry and "metrics" in entry:
             c = entry["metrics"]
             cn = min(c["n_pos"], c.get("n_neg", c["n_pos"]))
-            outcome = span_control_outcome(entry, min_per_class)
+            # with no detection under the default rule, the control has nothing to test
+            outcome = (span_control_outcome(entry, min_per_class) if v.startswith("above chance")
+                       else "has nothing to test (no detection under the default rule)")
             parts.append(f"span control {outcome} (one-rule refit {c['auroc']:.2f} "
                          f"{_auroc_ci_text(*c['auroc_ci'], cn)}"
                          + (f", paired drop {span_drop_text(entry['drop'])}" if finite_drop(entry) else "")
@@ -1476,20 +1506,21 @@ def capped_reading(ours_all: dict[str, dict], base_all: pd.DataFrame, control: d
             continue
         why = span_credit(v, spans.get(k), ctl.get(k), min_per_class)
         mine[k] = why is None
+        shown = v + (" (narrowly)" if v == SUPPORTING[0] and _narrow(k, ours_all[k]["auroc_ci"][0], base_all) else "")
         shared = shared_span_rule(spans.get(k))
         survives = span_control_outcome(ctl.get(k), min_per_class) == "survives"
         refit = (f"the one-rule refit on these answers stays above chance{survival_note(ctl[k])}"
                  f"{_span_alone_note(ctl[k])}" if survives else "")
         if why is None:
-            notes.append(f"{k}: {v}, " + (
+            notes.append(f"{k}: {shown}, " + (
                 "credited (both classes share one span rule here" + (f"; {refit}" if survives else "") + ")"
                 if shared else f"credited ({refit})" if survives else
                 "unchecked (the one-rule refit on these answers cannot be read)"))
         elif shared:
-            notes.append(f"{k}: {v}, with one span rule for both classes here, but the probe was "
+            notes.append(f"{k}: {shown}, with one span rule for both classes here, but the probe was "
                          f"trained on spans that differ by class and is {span_credit_text(why, ctl.get(k))}")
         else:
-            notes.append(f"{k}: {v} under the default rule, but {span_credit_text(why, ctl.get(k))}")
+            notes.append(f"{k}: {shown} under the default rule, but {span_credit_text(why, ctl.get(k))}")
     text = f"{head}, each dataset's verdict with its span check: " + "; ".join(notes) + "."
     differ = [k for k in scored if balanced and k in balanced and bool(balanced[k]) != bool(mine[k])]
     if differ:

@@ -493,7 +493,7 @@ def table1_figure(ours: dict[str, dict], rows: list[dict], datasets: list[str], 
 
 
 def recipe_figure(res: dict) -> tuple[plt.Figure, dict]:
-    """Chapter 3's like-for-like refits (``detection.recipe_control``): left, each recipe's
+    """Chapter 3's recipe refits (``detection.recipe_control``): left, each recipe's
     AUROC with its bootstrap interval per dataset (chance dotted); right, each variant's paired
     difference from the reference (reference minus variant) with its interval, 0 dotted. A
     dataset under ``stats.MIN_PER_CLASS`` responses per class is marked "too few"."""

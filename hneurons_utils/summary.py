@@ -397,10 +397,10 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                          f"{100 * r['screen (H count)']:.1f} (H-Neurons refit {100 * r['H-Neurons refit']:.1f})")
                 sv = screen_verdict(r, min_per_class)
                 parts.append("against the individually best: " + (sv or f"too few (under {min_per_class} per class)"))
-            ref_fit = recipes.get("reference") or {}  # the like-for-like reference is a refit of its own
+            ref_fit = recipes.get("reference") or {}  # the recipe refits' reference is a refit of its own
             ref_size = (f"; the reference refit: C = {ref_fit['C']:g}, {ref_fit['h_neurons']} H-Neurons, "
                         "not this probe" if {"C", "h_neurons"} <= set(ref_fit) else "")
-            for name, v in recipes.get("variants", {}).items():  # like-for-like refits (chapter 3)
+            for name, v in recipes.get("variants", {}).items():  # recipe refits (chapter 3)
                 r = recipes["datasets"].get(k, {})
                 if name not in r:
                     continue
@@ -820,7 +820,7 @@ CHECKS = [
     "It gives, too, chapter 3's stronger baseline (not in the paper): the H-Neurons refit against "
     "as many neurons picked one by one for their own AUROC; \"screened ahead\" means a simple "
     "screen finds neurons at least as telling.",
-    "And it gives chapter 3's like-for-like refits (not in the paper): the same probe on raw "
+    "And it gives chapter 3's recipe refits (not in the paper): the same probe on raw "
     "activations |z| instead of CETT, with the other label scheme, and with its features "
     "standardised (or not), each against the probe's "
     "own recipe with C chosen by held-out accuracy alone for both, with the paired AUROC "
@@ -843,7 +843,7 @@ _COUNT = {1: "One", 2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Se
 
 def checks_note(checks: Sequence[str] = CHECKS) -> str:
     """The scorecard page's paragraph on the checks that ride along, its count computed (of
-    kinds: one paragraph may hold several checks of one kind, e.g. three like-for-like refits)."""
+    kinds: one paragraph may hold several checks of one kind, e.g. three recipe refits)."""
     n = len(checks)
     head = (f"{_COUNT.get(n, str(n))} kinds of check ride along, each set out below." if n != 1
             else "One kind of check rides along.")

@@ -85,7 +85,7 @@ print(m.adapter)
 # token of one prompt. The neurons with the largest raw activations $|z_{j,t}|$ need not be
 # those with the largest CETT: the column norm can reorder them (`measure="activation"` in
 # `cett.cett_means` and `features.FeatureConfig` gives mean $|z|$ instead, the baseline of
-# chapter 3's like-for-like refits).
+# chapter 3's recipe refits).
 
 # %%
 prompt = sampling.build_prompt(m.tokenizer, "What is the capital of Australia?")

@@ -120,6 +120,21 @@ def test_random_baselines_and_table(chat_model, tmp_path):
     assert table.loc["paper: Mistral-7B-v0.3, H-Neurons", "triviaqa"] == 78.4
     assert table.loc["paper: Mistral-7B-v0.3, random", "ratio (per mille)"] == 0.35
     assert sum(i.startswith("paper: ") for i in table.index) == 12
+    # as shown: no mark while the threshold splits the set; a probe that flags every response
+    # has its 50.0 marked, with the footnote saying why, and blanks where the paper is silent
+    from hneurons_utils.detection import table1_shown
+
+    shown, foot = table1_shown(table, ours, "ours (tiny, n=3)")
+    assert shown.loc[probe_row, "triviaqa (accuracy, %)"] == 75.0 and foot == ""
+    assert shown.loc[probe_row, "nq_open (accuracy, %)"] == ""
+    flat = {"triviaqa": ours["triviaqa"] | {"accuracy": 0.5, "accuracy_ci": [0.5, 0.5], "flagged": 1.0}}
+    shown, foot = table1_shown(table1_comparison(flat, summary, total, "ours (tiny, n=3)", ["triviaqa"]),
+                               flat, "ours (tiny, n=3)")
+    assert shown.loc[probe_row, "triviaqa (accuracy, %)"] == "50.0*"
+    assert foot.startswith("* our probe's accuracy carries no information here: triviaqa, the "
+                           "threshold flags every response, so it is right on exactly half")
+    perfect = {"triviaqa": flat["triviaqa"] | {"accuracy": 1.0, "accuracy_ci": [1.0, 1.0], "flagged": 0.5}}
+    assert table1_shown(table1_comparison(perfect, summary, total, "x", ["triviaqa"]), perfect, "x")[1] == ""
     # with keep_scores each row carries its decision values, in the set's order, for ROC curves
     scored = baseline_metrics(probe, fs, split, {"triviaqa": es}, seeds=[1, 2], keep_scores=True)
     assert "scores" not in rows[0] and len(scored[1]["scores"]) == len(es.y)
@@ -697,6 +712,10 @@ def test_capped_sets_are_labelled_and_read_with_the_span_rule():
     ctl["all_answers"]["a"]["drop"]["drop_ci"] = [-0.05, 0.29]
     assert "stays above chance, paired drop +0.15 [-0.05, +0.29], which includes 0)" in \
         capped_reading(ours, base, ctl, spans, cnt)
+    # a margin over the random mean under its standard error is called narrow, as on the balanced sets
+    sd = base.assign(**{"random AUROC sd": 0.3, "seeds": 5})
+    assert "a: above chance, and above random neurons (narrowly), credited (" in capped_reading(ours, sd, ctl, spans, cnt)
+    assert "(narrowly)" not in text
     del ctl["all_answers"]["a"]["drop"]
     assert "b: above chance, and above random neurons under the default rule, but not credited to the H-Neurons: span control fails" in text
     assert capped_reading({"e": ours["e"]}, base, None, spans).endswith("no verdict.")
@@ -875,6 +894,11 @@ def test_credit_lines_say_credited_or_not_and_why():
     assert "0.80 [0.70, 0.90] vs 0.60, above chance, and above random neurons" in c
     assert "rests on the probe-vs-random pair" not in c  # not credited: nothing rests on it
     assert c.endswith("; judge caution: mostly non-answers.")
+    # a probe at chance under the default rule leaves the span control nothing to test
+    (d,) = credit_lines({"d": ours["b"] | {"auroc_ci": [0.4, 0.7]}}, base.rename(index={"b": "d"}),
+                        {"datasets": {"d": ctl["datasets"]["b"]}}, {"d": spans["b"]})
+    assert ("span control has nothing to test (no detection under the default rule) "
+            "(one-rule refit 0.50") in d and "span control fails" not in d
 
 
 def test_overall_reading_names_the_level_sets_both_pairs_and_ends_with_credit_lines():

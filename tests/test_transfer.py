@@ -239,7 +239,18 @@ def test_discussion_follows_the_results():
     within = _drift_result(0.21, 0.18, 0.24, 0.9, 0.86, k=2)
     within["random_layer_matched"]["p_value_more"] = 0.14
     few = transfer.discussion(chance, {}, {"up + down (paper)": within}, True, 2)
-    assert "no evidence either way" in few[1] and "wanders by chance" in few[1]
+    assert "no evidence either way" in few[1] and "the verdict's yardstick is random sets drawn from the H-Neurons' own layers." in few[1]
+    # with every yardstick stored: each named with its mean, and what the any-layer sets add
+    within["random_layer_matched"]["mean_rank_mean"] = 0.41
+    within["random"] = {"mean_rank_mean": 0.5, "p_value_more": 0.01}
+    within["random_layer_matched"]["p_value"] = 0.86
+    within["random_norm_matched"] = {"mean_rank_mean": 0.34, "p_value": 0.9, "p_value_more": 0.08}
+    within["norm_spearman"] = {"rho": -0.89}
+    few = transfer.discussion(chance, {}, {"up + down (paper)": within}, True, 2)
+    assert ("random sets drawn from the H-Neurons' own layers, which average 0.41. Against sets "
+            "drawn from any layer the mean is rarer (1% of draws), so part of the gap from 0.5 "
+            "comes with the layers these neurons sit in") in few[1]
+    assert "with the closest weight norm (mean rank 0.34), a mean rank as high" in few[1]
     assert "This is the opposite of the paper's finding" not in few[1]
     neither = transfer.discussion(good, {}, {"up + down (paper)": _drift_result(0.52, 0.4, 0.6, 0.3)}, False, 30)
     assert "no evidence either way" in neither[1]
