@@ -433,8 +433,8 @@ def drift_variants(raw: dict[str, np.ndarray]) -> dict[str, tuple[str, ...]]:
 
 def tests_table(tests: dict[str, dict]) -> Any:
     """One row per drift variant of :func:`drift_tests`: mean rank with its interval, the
-    one-sided t-test and Mann-Whitney p-values, and the random-set comparisons (the
-    layer-matched sets in both directions), rounded to three decimals for reading."""
+    one-sided t-test and Mann-Whitney p-values (the paper's direction: changed less), and the
+    random-set comparisons in both directions, rounded to three decimals for reading."""
     import pandas as pd
 
     r3 = lambda v: round(float(v), 3)  # noqa: E731  (a table to read, not to compute with)
@@ -443,9 +443,10 @@ def tests_table(tests: dict[str, dict]) -> Any:
         "95% CI": (np.round(t["mean_rank_ci"], 3) if t.get("mean_rank_ci") is not None else
                    f"none ({noun(t['n_h_neurons'], 'neuron')})"),
         "t-test p (H-Neurons changed less)": r3(t["t_test"]["p_value"]),
-        "Mann-Whitney p": r3(t["mann_whitney"]["p_value"]),
+        "Mann-Whitney p (changed less)": r3(t["mann_whitney"]["p_value"]),
         "random sets (any layer): 2.5-97.5% of their mean ranks": np.round(t["random"]["mean_rank_95"], 3),
-        "p vs random sets (any layer)": r3(t["random"]["p_value"]),
+        "p vs random sets, any layer (less / more)":
+            f"{r3(t['random']['p_value'])} / {r3(t['random'].get('p_value_more', np.nan))}",
         "p vs layer-matched sets (less / more)":
             f"{r3(t['random_layer_matched']['p_value'])} / {r3(t['random_layer_matched']['p_value_more'])}",
         **({"p vs norm-matched sets (less / more)":
@@ -563,8 +564,8 @@ def paper_pair_note(frame: Any, ours: str | None, offline: bool = False) -> str:
     how its lines are drawn (``frame``: ``paper.drift_frame()``; ``ours``: the paper's name of
     this run's pair, or None where it is none of the paper's six)."""
     styles = ("The grey lines are the paper's stated numbers: dashed, an average rank it states "
-              "for one model; dash-dotted, a lower bound it states for several models (not an "
-              "average).")
+              "for one model; dash-dotted, a lower bound it states on several models' average ranks (a bound, not "
+              "an average itself).")
     if ours is None:
         who = ("the offline pair (Gemma-3-270M + our tuning run)" if offline else
                "the pair run here")

@@ -63,15 +63,27 @@ def paper_pair_name(base_model_id: str, instruct_model_id: str) -> str | None:
     return next((k for k, (b, i) in PAPER_PAIRS.items() if (b.lower(), i.lower()) == key), None)
 
 
+def _agreement_words(min_agreement: float | None, all_samples: dict | None) -> str:
+    """How the faithful training questions were answered, by the filter's share."""
+    if min_agreement is None or min_agreement >= 1.0:
+        return "correctly in every one of their samples"
+    strict = (all_samples or {}).get("correct")
+    return (f"correctly in at least {min_agreement:.0%} of their samples"
+            + (f" ({int(strict):,} in all of them, the paper's rule)" if strict is not None else ""))
+
+
 def limits_text(offline: bool, n_params: int, sft: dict | None = None,
                 greedy: dict | None = None, consistent: dict | None = None,
-                pair: str | None = None) -> str:
+                pair: str | None = None, min_agreement: float | None = None,
+                all_samples: dict | None = None) -> str:
     """The chapter's "limits of this pair" bullets (Markdown), written for the pair this run used.
 
     ``n_params``: the instruct model's parameter count; ``sft``: for the offline pair, its tuning
     (``steps``, ``batch_size`` and :func:`finetune.exposure`'s ``distinct``, ``n_examples``,
     ``epochs``); ``greedy`` / ``consistent``: the identification's counts (``answered``,
-    ``correct``), which say how small the faithful class is; ``pair``: the pair's ids, in words.
+    ``correct``), which say how small the faithful class is; ``pair``: the pair's ids, in words;
+    ``min_agreement``: the consistency filter's share (None or 1.0: all samples, the paper's),
+    with ``all_samples`` (the counts under the paper's rule) beside it when it is lower.
     """
     out = []
     if offline:
@@ -99,8 +111,8 @@ def limits_text(offline: bool, n_params: int, sft: dict | None = None,
         head = ("*The probe is the weak link at this scale.*" if k < 100 else
                 "*The probe's training set.*")
         text = (f"- {head} The instruct model answered {c:,} of {a:,} screened TriviaQA questions "
-                f"correctly (greedy), and {k:,} questions consistently correctly across their "
-                "samples: the faithful side of the probe's training questions (the paper: up to "
+                f"correctly (greedy), and {k:,} questions {_agreement_words(min_agreement, all_samples)}: "
+                "the faithful side of the probe's training questions (the paper: up to "
                 "1,000 per class); the counts table of Figure 4a says how many faithful answers the "
                 "base model gave.")
         if k < 100:

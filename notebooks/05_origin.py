@@ -186,11 +186,12 @@ if OFFLINE:
 
 # %% [markdown]
 # **Before and after.** Greedy answers to a few evaluation questions, both models given the
-# instruct model's chat prompt: the first two columns show whether the base model follows that
-# format and whether the instruct model answers briefly and ends its turn (the end-of-turn
-# marker is not shown; for the offline pair, the format our tuning taught). The last column is
-# the base model with the paper's base-model prompt, `question + "\nAnswer:"`, cut at the first
-# newline: that is how the base model is queried below.
+# instruct model's chat prompt: the two answer columns after the question show whether the base
+# model follows that format and whether the instruct model answers briefly and ends its turn
+# (the end-of-turn marker is not shown; for the offline pair, the format our tuning taught). The
+# fourth column is the base model with the paper's base-model prompt, `question + "\nAnswer:"`,
+# cut at the first newline: that is how the base model is queried below. The last column gives
+# one gold alias.
 
 # %%
 m_inst = models.load_model(str(INSTRUCT_SRC), dtype=DTYPE, device=DEVICE)
@@ -263,7 +264,10 @@ if ident:
           f"of the grid: {min(sup):.3f} to {max(sup):.3f}; the share of up to {SUPPRESSION_QUESTIONS} "
           f"known-correct questions still answered correctly: {min(kept):.2f} to {max(kept):.2f})"
           if sup else "held-out accuracy only")
-    display(pd.DataFrame(pipeline.criterion_choices(ident.grid)).set_index("rule").round(3))
+    choices = pd.DataFrame(pipeline.criterion_choices(ident.grid)).set_index("rule")
+    pct = {c: f"{c} (%)" for c in ("held-out accuracy", "held-out AUROC") if c in choices}
+    choices[list(pct)] = 100 * choices[list(pct)]  # percent, as everywhere in this chapter
+    display(choices.rename(columns=pct).round(1))
     display(pd.DataFrame({k: v for k, v in ident.counts.items() if k in ("greedy", "sampled", "consistent")}
                          ).astype("Int64").astype(object).fillna("-"))  # -: not a step of that stage
 
@@ -380,8 +384,8 @@ ref.dropna(subset=["auroc_above"]).query("auroc_above > 50")  # the paper's stat
 # "accuracy exceeding" the bound in the last table. That sentence says accuracy but sits in the
 # discussion of the AUROC panel, so the figure draws it as an AUROC bound and its legend quotes
 # the paper's wording. The cell below reads our numbers against chance and against the random
-# neurons: an interval entirely above 50 means the H-Neurons' signal is present in the base
-# model; an interval above the random probes' mean AUROC (the level chapter 3 uses) is
+# neurons: an interval entirely above 50 means the probe's signal (its H-Neurons and the
+# negative-weight neurons it also reads) is present in the base model; an interval above the random probes' mean AUROC (the level chapter 3 uses) is
 # consistent with a signal specific to these neurons (a weak test, as chapter 3 says: clearing
 # the random *mean* is weaker than non-overlapping intervals, and where the random probes sit
 # below 50 it adds nothing to clearing chance). Under ten answers per class no verdict is given. Datasets
@@ -487,7 +491,7 @@ tests = {name: drift.drift_tests(drift.drift_score(raw, parts), h, DRIFT_N_RANDO
          for name, parts in drift.drift_variants(raw).items()} if h.size else {}
 drift.tests_table(tests)
 
-# %% mystnb={"figure": {"caption": "Figure 4b regenerated: the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least), as a histogram or, for fewer than 10 neurons, one mark per neuron; a random set of neurons would spread uniformly (density 1); solid: our mean rank; shaded: where 95% of the mean ranks of layer-matched random sets of as many neurons fall; grey dashed: the one average rank the paper's text states (Mistral-Small-3.1-24B); grey dash-dotted: the lower bound it states for four models (not an average); the legend marks the paper's model this run's pair is, if any.", "name": "fig-figure4b"}, "image": {"alt": "The H-Neurons' normalised drift ranks from base to instruct, with their mean and the paper's"}}
+# %% mystnb={"figure": {"caption": "Figure 4b regenerated: the H-Neurons' normalised drift ranks from base to instruct (0 = changed most, 1 = changed least), as a histogram or, for fewer than 10 neurons, one mark per neuron; a random set of neurons would spread uniformly (density 1); solid: our mean rank; shaded: where 95% of the mean ranks of layer-matched random sets of as many neurons fall; grey dashed: the one average rank the paper's text states (Mistral-Small-3.1-24B); grey dash-dotted: the lower bound it states on four models' average ranks (a bound, not an average itself); the legend marks the paper's model this run's pair is, if any.", "name": "fig-figure4b"}, "image": {"alt": "The H-Neurons' normalised drift ranks from base to instruct, with their mean and the paper's"}}
 fig, ax = plt.subplots(figsize=(8, 4.5))
 ref_drift = paper.drift_frame()
 PAPER_NAME = None if OFFLINE else origin.paper_pair_name(BASE_MODEL_ID, INSTRUCT_MODEL_ID)
@@ -510,8 +514,8 @@ ref_drift  # the paper's stated drift numbers
 # %% [markdown]
 # The grey lines are the only drift numbers the paper's text states: Mistral-Small-3.1-24B's
 # average rank, about 0.97 (dashed), and a lower bound for Gemma-3-4B, Gemma-3-27B,
-# Llama-3.1-8B and Llama-3.3-70B, a mean rank above 0.58 with $p < 0.001$ (dash-dotted; a bound,
-# not an average). For Mistral-7B-v0.3 the text gives no number. The cell above says which line,
+# Llama-3.1-8B and Llama-3.3-70B, a mean rank above 0.58 with $p < 0.001$ (dash-dotted; a bound
+# on their average ranks, not an average itself). For Mistral-7B-v0.3 the text gives no number. The cell above says which line,
 # if any, is this run's pair. The cell below reads ours, with the weight-size check beside the
 # layer-matched sets.
 
@@ -579,7 +583,8 @@ display(Markdown("\n\n".join(transfer.discussion(readings, empty, tests, OFFLINE
 sft = ({k: meta["config"][k] for k in ("steps", "batch_size")} | seen) if OFFLINE else None
 display(Markdown(origin.limits_text(
     OFFLINE, n_all, sft, ident.counts.get("greedy") if ident else None,
-    ident.counts.get("consistent") if ident else None, pair=f"{BASE_SRC} / {INSTRUCT_SRC}")))
+    ident.counts.get("consistent") if ident else None, pair=f"{BASE_SRC} / {INSTRUCT_SRC}",
+    min_agreement=MIN_AGREEMENT, all_samples=ident.counts.get("consistent_all_samples") if ident else None)))
 
 # %% [markdown]
 # **What does not transfer.** The chapter does not test RLHF or preference tuning, safety

@@ -173,8 +173,12 @@ def test_drift_variants_and_table_follow_the_tests():
     assert list(table.index) == list(variants)
     for n, t in tests.items():
         assert table.loc[n, "mean rank"] == pytest.approx(t["mean_rank"], abs=5e-4)
-        assert table.loc[n, "Mann-Whitney p"] == pytest.approx(t["mann_whitney"]["p_value"], abs=5e-4)
+        assert table.loc[n, "Mann-Whitney p (changed less)"] == pytest.approx(t["mann_whitney"]["p_value"], abs=5e-4)
         assert table.loc[n, "p vs layer-matched sets (less / more)"].count(" / ") == 1
+        # every random-set p-value is shown with the direction it tests, both tails
+        less, more = table.loc[n, "p vs random sets, any layer (less / more)"].split(" / ")
+        assert (float(less), float(more)) == pytest.approx(
+            (t["random"]["p_value"], t["random"]["p_value_more"]), abs=5e-4)
 
 
 def test_drift_tests_reject_neurons_of_another_model():

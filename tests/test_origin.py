@@ -438,7 +438,10 @@ def test_limits_text_is_written_for_the_pair_run():
     sft = {"steps": 48, "batch_size": 8, "distinct": 384, "n_examples": 952, "epochs": 384 / 952}
     off = origin.limits_text(True, 268_000_000, sft, *counts)
     assert "48 optimiser steps of 8" in off and "384 of 952 examples seen, 0.40 epoch" in off
-    assert "48 of 1,200 screened" in off and "13 questions consistently" in off
+    assert "48 of 1,200 screened" in off and "13 questions correctly in every one of their samples" in off
+    # a looser filter says so, with the count under the paper's rule beside it
+    loose = origin.limits_text(True, 268_000_000, sft, *counts, min_agreement=0.6, all_samples={"correct": 2})
+    assert "13 questions correctly in at least 60% of their samples (2 in all of them, the paper's rule)" in loose
     assert "weak link" in off and "268M parameters against" in off and "any scale" not in off
     hub = origin.limits_text(False, 8_030_000_000, None, {"answered": 1200, "correct": 600},
                              {"correct": 400}, pair="b / i")
