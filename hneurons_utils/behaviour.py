@@ -270,6 +270,12 @@ def common_items(df: pd.DataFrame) -> pd.DataFrame:
     return df[pd.MultiIndex.from_frame(df[["bench", "item_id"]]).isin(keep)]
 
 
+def _direction_words(d: str) -> str:
+    """A :func:`slope_direction` label as the reader meets it ("unclear": the interval holds 0)."""
+    return {"unclear": "interval contains 0", "positive": "positive, interval above 0",
+            "negative": "negative, interval below 0"}.get(d, d)
+
+
 def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: int = 10,
                          benches: Sequence[str] = BENCHMARKS) -> str:
     """Markdown bullets: does each benchmark's H-minus-random reading survive on common items?
@@ -286,13 +292,18 @@ def common_items_reading(slopes: pd.DataFrame, common: pd.DataFrame, min_items: 
         n = int(c.loc[(bench, "diff")].n_items) if (bench, "diff") in c.index else 0
         if n < min_items:
             lines.append(f"- **{bench}**: only {n} of {n_all} items {are(n)} scored at every point, too "
-                         f"few (under {min_items}) for this check; the all-items reading ({d_all}) "
-                         "may come from which items are scored.")
+                         f"few (under {min_items}) for this check; the all-items reading "
+                         f"({_direction_words(d_all)}) may come from which items are scored.")
             continue
         r = c.loc[(bench, "diff")]
         d_com = slope_direction(r.ci_lo, r.ci_hi)
         verdict = ("the same reading" if d_com == d_all else
-                   f"the reading changes ({d_all} on all items, {d_com} here)")
+                   f"the reading changes ({_direction_words(d_all)} on all items, "
+                   f"{_direction_words(d_com)} here)")
+        p_all, p_com = float(s.loc[(bench, "diff")].slope_pp), float(r.slope_pp)
+        if d_com == d_all and np.sign(p_all) * np.sign(p_com) < 0:
+            verdict += (f", though the point estimate changes sign ({p_all:+.1f} on all items, "
+                        f"{p_com:+.1f} here)")
         lines.append(f"- **{bench}**: {n} of {n_all} items {are(n)} scored at every point; H minus "
                      f"random on them is {_ci_text(r)}: {verdict}.")
     return "\n".join(lines)
@@ -634,15 +645,26 @@ def shape_text(table: pd.DataFrame, bench: str, group: str = "h_neurons", tol: f
     else:
         where = ("tied, all interior α, above both ends" if len(tops) > 1
                  else "an interior α, above both ends")
+        n_top = float(tops.n_scored.min())
+        near = [e for e, rate, n_e in ((t.alpha.iloc[0], r[0], t.n_scored.iloc[0]),
+                                       (t.alpha.iloc[-1], r[-1], t.n_scored.iloc[-1]))
+                if (r.max() - rate) * min(n_top, float(n_e)) < 1 - tol]
+        if near:  # less than one item above an end: no peak the items can show
+            where += (f", but less than one item above α = {near[0]:g}, so no clear "
+                      "interior peak")
     steps = np.sign(np.diff(r)[np.abs(np.diff(r)) > tol])
     turns = int(np.sum(steps[1:] != steps[:-1]))
     n = t.n_scored.to_numpy(float)
     items = np.abs(np.diff(r)) * np.minimum(n[:-1], n[1:])  # about how many items each step moves
-    small = (f"; no step between neighbouring α moves more than {max(1, int(np.round(items.max())))} "
-             "items' worth, so these turns are within what a few items' noise gives"
+    k = max(1, int(np.round(items.max())))
+    small = (f"; no step between neighbouring α moves more than {k} item{'' if k == 1 else 's'}"
+             f"{chr(39) + 's' if k == 1 else chr(39)} worth, so these turns are within what a few "
+             "items' noise gives"
              if turns and np.round(items.max()) <= 2 else "")
-    return (f"highest {100 * r.max():.0f}% at {at} ({where}; {100 * r[0]:.0f}% at "
-            f"α = {t.alpha.iloc[0]:g}, {100 * r[-1]:.0f}% at α = {t.alpha.iloc[-1]:g}), "
+    shown = (r.max(), r[0], r[-1])  # one decimal where two different rates would print alike
+    d = 1 if len({round(100 * x) for x in shown}) < len({round(100 * x, 6) for x in shown}) else 0
+    return (f"highest {100 * r.max():.{d}f}% at {at} ({where}; {100 * r[0]:.{d}f}% at "
+            f"α = {t.alpha.iloc[0]:g}, {100 * r[-1]:.{d}f}% at α = {t.alpha.iloc[-1]:g}), "
             f"{noun(turns, 'change')} of direction over {len(t)} α (point estimates{small})")
 
 
@@ -765,10 +787,16 @@ def _diff_verdict(d: pd.Series) -> str:
             else "no evidence of a difference")
 
 
-def size_control_reading(cmp: pd.DataFrame) -> str:
+def size_control_reading(cmp: pd.DataFrame, size_slopes: pd.DataFrame | None = None,
+                         size_table: pd.DataFrame | None = None) -> str:
     """The comparison of :func:`control_comparison` in words: for each benchmark where the
     H-Neurons stand apart from the layer-matched control, whether they also stand apart from
-    neurons of their size; and how many benchmarks show no difference from either."""
+    neurons of their size; and how many benchmarks show no difference from either.
+
+    With the size-matched sweep's ``size_slopes`` (:func:`slope_table`) and ``size_table``
+    (:func:`compliance_table`), a difference from the size-matched sets says what carries it
+    (:func:`carried_by`), where the single sets' slopes sit (:func:`set_range_text`) and
+    whether the two sides were scored on unequal numbers of items (:func:`scored_gap_text`)."""
     apart, neither = [], []
     for _, r in cmp.iterrows():
         lay, size = r["H minus layer-matched: verdict"], r["H minus size-matched: verdict"]
@@ -776,20 +804,53 @@ def size_control_reading(cmp: pd.DataFrame) -> str:
             apart.append(f"{r.bench}: the H-Neurons' slope lies {lay.split()[-1]} that of "
                          "layer-matched random neurons, and against neurons of their size "
                          + ("the same holds" if size == lay else
-                            f"the reading is: {size}") + f" ({r['H minus size-matched']})")
+                            f"the reading is: {size}") + f" ({r['H minus size-matched']}).")
         elif size.startswith("H-Neurons"):
-            apart.append(f"{r.bench}: no evidence against layer-matched random neurons, but the "
-                         f"H-Neurons' slope lies {size.split()[-1]} that of neurons of their size "
-                         f"({r['H minus size-matched']})")
+            apart.append(f"{r.bench}: no evidence of a difference from layer-matched random "
+                         f"neurons, but the H-Neurons' slope lies {size.split()[-1]} that of "
+                         f"neurons of their size ({r['H minus size-matched']})"
+                         + size_caveats(r.bench, size_slopes, size_table))
         else:
             neither.append(str(r.bench))
-    text = "; ".join(apart) + ("." if apart else "")
+    text = " ".join(apart)
     if neither:
         text += ((" " if apart else "") + f"On {', '.join(neither)} this run shows no evidence, on all "
                  "items, that the H-Neurons' slope differs from either control's, so the size control "
                  "has nothing to explain away there (the same-items check above reads the items "
                  "scored at every alpha on their own).")
     return text.strip()
+
+
+def size_caveats(bench: str, slopes: pd.DataFrame | None, table: pd.DataFrame | None = None) -> str:
+    """What qualifies an H-minus-size-matched difference on ``bench``, to follow a clause: which
+    side carries it (:func:`carried_by`), then sentences on the single sets' range and an
+    unequal count of scored items; the text ends with a full stop ("." alone without the
+    frames). ``slopes``: the size-matched sweep's :func:`slope_table` (records or frame);
+    ``table``: its :func:`compliance_table`."""
+    if slopes is None:
+        return "."
+    slopes = pd.DataFrame(slopes)
+    s = slopes[slopes.bench == bench].set_index("group")
+    if not {"h_neurons_control_grid", "random", "diff"} <= set(s.index):
+        return "."
+    h, rnd = s.loc["h_neurons_control_grid"], s.loc["random"]
+    text = carried_by(h, rnd) + "." + set_range_text(h.slope_pp, rnd)
+    if table is not None:
+        text += scored_gap_text(pd.DataFrame(table), bench, s.loc["diff"].alphas)
+    return text
+
+
+def carried_by(h: pd.Series, rnd: pd.Series) -> str:
+    """"; carried by the random sets' ..." where the H-Neurons' own slope interval holds 0 and
+    the random sets' does not: the difference is the control moving, not the H-Neurons."""
+    if slope_direction(h.ci_lo, h.ci_hi) in ("positive", "negative"):
+        return ""
+    d = slope_direction(rnd.ci_lo, rnd.ci_hi)
+    if d not in ("positive", "negative"):
+        return ""
+    return (f"; the H-Neurons' own slope there, {_ci_text(h)}, is not distinguishable from 0, "
+            f"so the difference is carried by the size-matched sets' {'fall' if d == 'negative' else 'rise'} "
+            f"({_ci_text(rnd)}), not by the H-Neurons moving compliance")
 
 
 def _main_labels(agreement: pd.DataFrame) -> pd.DataFrame:
@@ -815,7 +876,8 @@ def precision_text(agreement: pd.DataFrame, bench: str, split: str = "test") -> 
         return None
     r = a.iloc[0]
     lo, hi = r.precision_ci
-    frozen = f"; {r.n_frozen} of {r.n_labelled} verdicts frozen at labelling time" if r.n_frozen else ""
+    frozen = (f"; {r.n_frozen} of {r.n_labelled} verdicts frozen at labelling time: the judge's "
+              "verdict stored with the hand label, not judged again" if r.n_frozen else "")
     return (f"{r.precision:.2f} [{lo:.2f}, {hi:.2f}] on the {split} labels (of the "
             f"{r.judge_complies} replies it calls compliant, {r.both_comply} "
             f"are compliant by hand{frozen})")
@@ -921,11 +983,11 @@ def reading(table: pd.DataFrame, slopes: pd.DataFrame, agreement: pd.DataFrame |
             text += f" Against the control on the same alphas ({df_.alphas}), H minus random is {_ci_text(df_)}: {cmp}."
             if dd not in ("positive", "negative", "flat") and np.isfinite(df_.ci_lo) and np.isfinite(df_.ci_hi):
                 pinned = at_ceiling(t.rate) or at_floor(t.rate)  # every H-Neuron point at one bound
-                text += (f" That interval is {df_.ci_hi - df_.ci_lo:.0f} pp/α wide" + (
+                text += (f" That interval is {df_.ci_hi - df_.ci_lo:.1f} pp/α wide" + (
                     ": narrow only because every H-Neuron point sits at the same bound, where no "
                     "resampling can move it, not because the run measures finely" if pinned else
-                    f": a true difference of less than about {max(abs(df_.ci_lo), abs(df_.ci_hi)):.0f} "
-                    "pp/α either way is within what this run cannot tell from none") + ".")
+                    f": any true difference from {df_.ci_lo:+.1f} to {df_.ci_hi:+.1f} pp/α is one "
+                    "this run cannot tell from none") + ".")
             if (bench, "random") in s.index and (bench, "h_neurons_control_grid") in s.index:
                 text += set_range_text(s.loc[(bench, "h_neurons_control_grid")].slope_pp, s.loc[(bench, "random")])
             if dd in ("positive", "negative"):
@@ -1268,10 +1330,12 @@ _COST_LAYER = {
                    "random neurons.",
            "not distinguishable": " The interval contains 0, so this run does not show that silencing "
                                   "the H-Neurons costs more (or less) than silencing random neurons."}}
-_COST_SIZE_MORE = ("the H-Neurons cost more answers than these too, so their cost is not their size "
-                   "alone: they take part in answering questions the model knows, not only in "
-                   "hallucinating (the paper's criterion for C aims to keep this cost small; chapter "
-                   "2 weighs it in choosing C).")
+_COST_SIZE_MORE = ("the H-Neurons cost more answers than these sets too, on average (the interval "
+                   "resamples questions, not random sets), so in this run their cost is not their "
+                   "size alone: silencing them may disturb answering questions the model knows, not "
+                   "only hallucinating; the lost replies below show whether what goes is the answer "
+                   "or the text around it (the paper's criterion for C aims to keep this cost "
+                   "small; chapter 2 weighs it in choosing C).")
 _COST_SIZE = {
     False: {"more": ": " + _COST_SIZE_MORE,
             "less": ": the H-Neurons cost fewer answers than neurons of their size.",
@@ -1312,6 +1376,14 @@ def cost_reading(rows: Sequence[dict], h_percentile: float | None = None,
              + ", ".join(cost_accuracy(r) for r in sized)
              + (f"; compared {cost_paired_text(sized_paired)}" if sized_paired else ""))
     text += _COST_SIZE[sized_paired is not None][sv]
+    if sv == "more" and sized_paired:
+        ps = [v["p"] for v in sized_paired["per_set"].values()]
+        k = sum(p < 0.05 for p in ps)
+        if len(ps) > 1 and k < len(ps):
+            who = f"none of the {len(ps)} sets differs" if k == 0 else \
+                f"only {k} of the {len(ps)} sets {'differs' if k == 1 else 'differ'}"
+            text += (f" On its own, {who} from the H-Neurons (McNemar p < 0.05): the average "
+                     "carries the difference, and another draw of sets could move it.")
     if sv == "not distinguishable":
         text += (" (the gap to typical random neurons may be their size)" if verdict == "more" else "") + "."
     return text

@@ -21,7 +21,7 @@ from .detection import (SHARED_ANSWERS, SUPPORTING, auroc_verdict, baseline_summ
                         metrics_verdict, narrowly, random_auroc, recipe_verdict, screen_verdict,
                         span_credit, span_credit_text, span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
-                        at_ceiling, at_floor, slope_direction, syc_view)
+                        at_ceiling, at_floor, carried_by, slope_direction, syc_view)
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
 from .pipeline import (OBJECTIVE_GAP, negative_part_leads, objective_gap, probe_short_of_minimum, rounding_cell,
@@ -448,7 +448,9 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
     labels = (read_results(folder / "judge_agreement.json") or {}).get("rows", [])
     common = read_results(folder / "slopes_common_items.json")
     reply = read_results(folder / "sycophancy_reply_only.json")
-    sized = {r["bench"]: r for r in (read_results(folder / "size_control.json") or {}).get("comparison", [])}
+    size_d = read_results(folder / "size_control.json") or {}
+    sized = {r["bench"]: r for r in size_d.get("comparison", [])}
+    size_slopes = {(r["bench"], r["group"]): pd.Series(r) for r in size_d.get("slopes", [])}
     judge = d.get("judge", "rule")
     rows = []
     for bench in BENCHMARKS:
@@ -467,6 +469,10 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
             if bench in sized:  # chapter 4's size-matched control (not in the paper)
                 ours += (f"; H minus random neurons of their size {sized[bench]['H minus size-matched']}"
                          f" ({sized[bench]['H minus size-matched: verdict']})")
+                if sized[bench]["H minus size-matched: verdict"].startswith("H-Neurons") and all(
+                        (bench, g) in size_slopes for g in ("h_neurons_control_grid", "random")):
+                    ours += carried_by(size_slopes[(bench, "h_neurons_control_grid")],
+                                       size_slopes[(bench, "random")])
         lead = BACKS_LEAD if bench == "sycophancy" and h is not None else ""
         reading = _behaviour_reading(h, diff, rates, common, labels, bench, judge, min_items, rnd, lead)
         if bench == "sycophancy" and h is not None:

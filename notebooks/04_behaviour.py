@@ -477,7 +477,8 @@ if control_cmp is not None:
     plt.show()
 
 # %% tags=["remove-input"]
-Markdown(behaviour.size_control_reading(control_cmp) if control_cmp is not None else "Not run.")
+Markdown(behaviour.size_control_reading(control_cmp, size_slopes, size_table) if control_cmp is not None
+         else "Not run.")
 
 # %% [markdown]
 # ### Sycophancy with only the reply steered

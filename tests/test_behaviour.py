@@ -149,6 +149,16 @@ def test_common_items_removes_a_slope_made_by_which_items_are_scored():
     text = behaviour.common_items_reading(full_t, same_t, min_items=5)
     assert "5 of 10 items are scored at every point" in text and "the reading changes" in text
     assert "too few" in behaviour.common_items_reading(full_t, same_t, min_items=6)
+    # the same verdict with the point estimate's sign flipped says so; the direction is in words
+    flip_all = pd.DataFrame([{"bench": "faitheval", "group": "diff", "slope_pp": 0.7, "ci_lo": -6.8,
+                              "ci_hi": 9.2, "n_items": 32}])
+    flip_com = flip_all.assign(slope_pp=-7.7, ci_lo=-15.5, ci_hi=0.2, n_items=18)
+    assert behaviour.common_items_reading(flip_all, flip_com, benches=["faitheval"]) == (
+        "- **faitheval**: 18 of 32 items are scored at every point; H minus random on them is "
+        "-7.7 pp/α [-15.5, +0.2]: the same reading, though the point estimate changes sign "
+        "(+0.7 on all items, -7.7 here).")
+    few = behaviour.common_items_reading(flip_all, flip_com, min_items=20, benches=["faitheval"])
+    assert "the all-items reading (interval contains 0)" in few and "unclear" not in few
     # chapter 4's sycophancy designs are benches of their own, read when named
     named = {t_: t.assign(bench=t.bench.replace("sycophancy", behaviour.SYC_REPLY)) for t_, t in
              (("full", full_t), ("same", same_t))}
@@ -312,8 +322,9 @@ def test_reading_is_computed_from_the_results():
     t4 = behaviour.reading(behaviour.compliance_table(same, 200), s3)
     d = s3.set_index("group").loc["diff"]
     assert d.ci_lo < 0 <= d.ci_hi and "not distinguishable" in t4
-    assert (f"That interval is {d.ci_hi - d.ci_lo:.0f} pp/α wide: a true difference of less than about "
-            f"{max(abs(d.ci_lo), abs(d.ci_hi)):.0f} pp/α either way") in t4
+    # both ends named: an interval need not be symmetric about 0
+    assert (f"That interval is {d.ci_hi - d.ci_lo:.1f} pp/α wide: any true difference from "
+            f"{d.ci_lo:+.1f} to {d.ci_hi:+.1f} pp/α is one this run cannot tell from none") in t4
     assert "That interval is" not in text  # a difference was found: no such sentence
     # the H-Neurons pinned at 100% at every alpha: a narrow interval is the bound's, not precision
     pinned = _frame([("falseqa", "none", 1.0, f"i{i}", 1.0) for i in range(6)]
@@ -530,6 +541,16 @@ def test_shape_text_names_a_tied_maximum_and_no_interior_peak_at_an_end():
     assert "(an end of the grid;" in end
     plateau = behaviour.shape_text(table([(0.0, 1), (1.0, 4), (2.0, 4), (3.0, 2)]), "jailbreak")
     assert "(tied, all interior α, above both ends;" in plateau
+    # a top less than one item above an end (12 of 13 against 11 of 12) is no interior peak,
+    # and rates that differ are printed so that they differ
+    rows = ([("jailbreak", "h_neurons", 0.0, f"i{i}", float(i < 6)) for i in range(11)]
+            + [("jailbreak", "h_neurons", 0.5, f"i{i}", float(i < 12)) for i in range(13)]
+            + [("jailbreak", "h_neurons", 3.0, f"i{i}", float(i < 11)) for i in range(12)])
+    close = behaviour.shape_text(behaviour.compliance_table(_frame(rows), 20), "jailbreak")
+    assert close.startswith("highest 92.3% at α = 0.5 [")
+    assert ("(an interior α, above both ends, but less than one item above α = 3, so no clear "
+            "interior peak; 54.5% at α = 0, 91.7% at α = 3)") in close
+    assert "less than one item" not in plateau  # 4 of 6 against 2 of 6: two items apart
 
 
 def test_findings_table_quotes_the_paper_not_the_books_remark():
@@ -683,13 +704,13 @@ def test_cost_reading_weighs_the_size_matched_control_apart():
     assert behaviour.cost_verdict(similar) == "more"
     assert behaviour.cost_verdict(similar, sized=True) == "not distinguishable"
     text = behaviour.cost_reading(similar)
-    assert "random ones of the same layers." in text and "take part in answering" not in text
+    assert "random ones of the same layers." in text and "not their size alone" not in text
     assert "leave 14 of 32" in text and "the gap to typical random neurons may be their size" in text
     assert "median 97th percentile" in behaviour.cost_reading(similar, 97.4)
     assert "percentile" not in text  # not claimed unless measured
     apart = base + [row("size-matched-0 α=0", 30)]
     assert behaviour.cost_verdict(apart, sized=True) == "more"
-    assert "not their size alone: they take part in answering" in behaviour.cost_reading(apart)
+    assert "so in this run their cost is not their size alone" in behaviour.cost_reading(apart)
     assert "size" not in behaviour.cost_reading(base)  # no size-matched set: no such sentence
 
 
@@ -902,6 +923,30 @@ def test_control_comparison_reads_both_controls():
                            "neurons, and against neurons of their size the reading is: no evidence "
                            "of a difference (+1.0 pp/α [-3.0, +5.0]).")
     assert "On falseqa this run shows no evidence" in text
+    # a difference from the size-matched sets alone, carried by the control falling while the
+    # H-Neurons' own slope holds 0, with the single sets' range and unequal scored items
+    def srows(bench):
+        return [{"bench": bench, "group": "h_neurons_control_grid", "slope_pp": 11.0, "ci_lo": -0.2,
+                 "ci_hi": 22.0, "alphas": "0, 3"},
+                {"bench": bench, "group": "random", "slope_pp": -8.5, "ci_lo": -16.8, "ci_hi": -1.2,
+                 "set_min": -16.8, "set_max": -2.9, "alphas": "0, 3"},
+                {"bench": bench, "group": "diff", "slope_pp": 19.5, "ci_lo": 4.8, "ci_hi": 34.0, "alphas": "0, 3"}]
+
+    layer2 = pd.DataFrame(rows("sycophancy", (2.0, -1.0, 5.0)))
+    size2 = pd.DataFrame(srows("sycophancy"))
+    table = pd.DataFrame([{"bench": "sycophancy", "group": g, "alpha": a, "n_scored": n}
+                          for g, a, n in (("h_neurons", 0.0, 11), ("random", 0.0, 24),
+                                          ("h_neurons", 3.0, 20), ("random", 3.0, 22))])
+    cmp2 = behaviour.control_comparison(layer2, size2)
+    plain = behaviour.size_control_reading(cmp2)
+    assert plain.startswith("sycophancy: no evidence of a difference from layer-matched random neurons, "
+                            "but the H-Neurons' slope lies above that of neurons of their size")
+    assert "carried by" not in plain  # without the slope frames, nothing more is claimed
+    full = behaviour.size_control_reading(cmp2, size2, table)
+    assert ("; the H-Neurons' own slope there, +11.0 pp/α [-0.2, +22.0], is not distinguishable from 0, "
+            "so the difference is carried by the size-matched sets' fall (-8.5 pp/α [-16.8, -1.2])") in full
+    assert "above every single set's" in full and "11 against 24 at α = 0" in full
+    assert full.count("..") == 0 and full.endswith(".")
 
 
 def test_cost_paired_compares_the_same_questions_under_each_condition():
@@ -930,6 +975,16 @@ def test_cost_paired_compares_the_same_questions_under_each_condition():
     assert behaviour.cost_verdict(rows, records=recs) == "more"
     text = behaviour.cost_reading(rows, records=recs)
     assert "question by question (the same 40)" in text and "The interval excludes 0" in text
+    # against size-matched sets, a mean difference that not every set shows on its own says so
+    r2 = ["Rome."] * 5 + ["Paris."] * 35  # loses 5 of the H-Neurons' 8: McNemar p = 0.25
+    sized = rows + [{"condition": c, "correct": k, "n": n, "accuracy": k / n, "ci (Wilson)": list(wilson_ci(k, n))}
+                    for c, k in (("size-matched-0 α=0", 40), ("size-matched-1 α=0", 35))]
+    srecs = behaviour.cost_records(items, {"unsteered (α=1)": ["Paris."] * n, "H-Neurons α=0": h,
+                                           "random-0 α=0": r0, "random-1 α=0": r1,
+                                           "size-matched-0 α=0": r0, "size-matched-1 α=0": r2})
+    stext = behaviour.cost_reading(sized, records=srecs)
+    assert "so in this run their cost is not their size alone" in stext
+    assert "On its own, only 1 of the 2 sets differs from the H-Neurons (McNemar p < 0.05)" in stext
     assert behaviour.cost_paired(rows[:2], recs) is None  # no random set
 
 

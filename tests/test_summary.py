@@ -691,6 +691,17 @@ def test_a_figure3_row_adds_the_size_matched_control_when_chapter_4_ran_it(resul
     ours = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").ours
     assert ours == before + ("; H minus random neurons of their size +0.4 pp/α [-2.0, +3.0] "
                              "(no evidence of a difference)")
+    # a difference the size-matched sets' own fall carries, the H-Neurons' slope holding 0, says so
+    write(results / MODEL / "behaviour" / "size_control.json", {
+        "comparison": [{"bench": "falseqa", "H minus size-matched": "+9.0 pp/α [+2.0, +16.0]",
+                        "H minus size-matched: verdict": "H-Neurons' slope above"}],
+        "slopes": [slope("falseqa", "h_neurons_control_grid", 1.0, -2.0, 4.0),
+                   slope("falseqa", "random", -8.0, -14.0, -2.0)]})
+    ours = row(summary.scorecard(results, MODEL), "Figure 3 (§3)", "FalseQA").ours
+    assert ours.endswith("(H-Neurons' slope above); the H-Neurons' own slope there, +1.0 pp/α [-2.0, "
+                         "+4.0], is not distinguishable from 0, so the difference is carried by the "
+                         "size-matched sets' fall (-8.0 pp/α [-14.0, -2.0]), not by the H-Neurons "
+                         "moving compliance")
 
 
 def test_origin_folder_warns_when_several_pairs_ran(tmp_path):
