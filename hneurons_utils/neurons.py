@@ -192,9 +192,15 @@ def neuron_reading(train: pd.DataFrame, held: pd.DataFrame, probe_auroc: float |
     out.append(f"the H-Neuron with the largest weight, {top['neuron']}, reaches "
                f"{top['AUROC vs faithful']:{fmt}} against faithful answers and "
                f"{top['AUROC 3-vs-1']:.2f} on the probe's contrast, held out")
-    more = int((held["AUROC 3-vs-1"] > held["AUROC vs faithful"]).sum())
+    three = held["AUROC 3-vs-1"]
+    more = int(((three > held["AUROC vs faithful"]) & (three > 0.5)).sum())
+    neither = int(((three > held["AUROC vs faithful"]) & (three <= 0.5)).sum())
     out.append(f"on the held-out responses, {more} of {n} separate the probe's own contrast "
-               "(hallucinated answer tokens against faithful answers and all other tokens) better "
-               "than hallucinated from faithful answers" + (": for those, part of what they carry is 'this is an "
-                                     "answer token', which the 3-vs-1 labels reward" if more else ""))
+               "(hallucinated answer tokens against faithful answers and all other tokens) above "
+               "chance and better than hallucinated from faithful answers"
+               + (": for those, part of what they carry is 'this is an answer token', which the "
+                  "3-vs-1 labels reward" if more else "")
+               + (f" ({neither} more score{'s' if neither == 1 else ''} higher on that contrast "
+                  f"but not above 0.5, so separate{'s' if neither == 1 else ''} neither)"
+                  if neither else ""))
     return "; ".join(out) + "."

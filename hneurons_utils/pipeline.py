@@ -483,12 +483,16 @@ def solve_reading(r: dict) -> str:
     p, q, gap = r["probe"], r["refit"], objective_gap(r)
     ws = "the probe" if p["solve"] == "working-set" else "the refit"
     text = (f"At the same C = {r['C']:g} and tolerance {p['tol']:g}, the probe ({p['solve']}) has Eq. 4's "
-            f"objective {p['objective']:.6g}, the refit ({q['solve']}) {q['objective']:.6g}; "
+            f"objective (times C, as liblinear scales it) {p['objective']:.6g}, the refit ({q['solve']}) {q['objective']:.6g}; "
             f"{ws}'s working set grew to {r['ws_size']:,} of {r['n_neurons']:,} neurons in "
             f"{noun(r['ws_rounds'], 'round')}. ")
     if solve_agrees(r):
-        return text + (f"Both routes reach the same minimiser: the same {noun(p['n_h_neurons'], 'H-Neuron')}, "
-                       f"weights within {100 * r['max_weight_diff']:.2g}% of the largest. At a scale "
+        same = ("" if p.get("n_nonzero") is None or p.get("n_nonzero") == q.get("n_nonzero") else
+                f" (non-zero weights {p['n_nonzero']} and {q['n_nonzero']}: a negative weight at the "
+                "edge of the minimum comes and goes)")
+        return text + (f"Both routes reach the same {'minimum' if same else 'minimiser'}: the same "
+                       f"{noun(p['n_h_neurons'], 'H-Neuron')}"
+                       f"{same}, weights within {100 * r['max_weight_diff']:.2g}% of the largest. At a scale "
                        "where the full fit does not fit in memory, `PROBE_SOLVE = \"working-set\"` "
                        "fits this probe.")
     if abs(gap) <= OBJECTIVE_GAP:
@@ -552,7 +556,8 @@ def tolerance_reading(r: dict) -> str:
     fits = {"probe": f"the probe (tolerance {p['tol']:g})", "refit": f"the refit (tolerance {q['tol']:g})"}
     capped = [k for k, f in (("probe", p), ("refit", q))
               if f.get("n_iter") and r.get("max_iter") and f["n_iter"] >= r["max_iter"]]
-    text = (f"At the same C = {r['C']:g}, Eq. 4's objective is {p['objective']:.4g} for {fits['probe']} "
+    text = (f"At the same C = {r['C']:g}, Eq. 4's objective (times C, as liblinear scales it) is "
+            f"{p['objective']:.4g} for {fits['probe']} "
             f"and {q['objective']:.4g} for {fits['refit']}"
             + (f" ({' and '.join(fits[k] for k in capped)} stopped at the solver's cap of "
                f"{r['max_iter']} iterations)" if capped else "") + ". ")
@@ -568,7 +573,10 @@ def tolerance_reading(r: dict) -> str:
     text += (f"The probe has {p['n_h_neurons']} H-Neurons ({p['per_mille']:.2f} per mille; "
              f"{p['n_nonzero']} non-zero weights), the refit {q['n_h_neurons']} ({q['per_mille']:.2f} "
              f"per mille; {q['n_nonzero']}), overlap (Jaccard) {r['jaccard']:.2f}; {where} AUROC "
-             f"{p['val_auroc']:.2f} against {q['val_auroc']:.2f}.")
+             f"{p['val_auroc']:.2f} against {q['val_auroc']:.2f}"
+             + (f", {where} accuracy {p['val_accuracy']:.3f} against {q['val_accuracy']:.3f} (the C "
+                "criterion's term (1))" if p.get("val_accuracy") is not None and q.get("val_accuracy") is not None
+                else "") + ".")
     if gap > OBJECTIVE_GAP:
         text += (" The chapters after this one use the probe as fitted; set `PROBE_TOL` to the "
                  "refit's tolerance to use the fit nearer the minimum throughout.")
@@ -683,7 +691,40 @@ def grid_reading(grid: Sequence[dict]) -> str:
         out += (f"; the criterion chose C = {c['C']:g} ({c['n_h_neurons']} H-Neurons, held-out "
                 f"accuracy {c['val_accuracy']:.2f})")
     tie, edge = grid_tie_text(grid), grid_edge_warning(grid)
-    return out + "." + (f" {tie}" if tie else "") + (f" {edge}" if edge else "")
+    margin = grid_margin_text(grid)
+    return (out + "." + (f" {margin}" if margin else "") + (f" {tie}" if tie else "")
+            + (f" {edge}" if edge else ""))
+
+
+def grid_margin_text(grid: Sequence[dict], close: float = 0.01) -> str:
+    """Where the chosen C's selection score beats the runner-up's by less than ``close``: the
+    margin, and which term decided it (a chosen C with the lower held-out accuracy won on the
+    suppression term alone); "" where no score was measured or the margin is wider."""
+    scored = [r for r in grid if r.get("score") is not None]
+    chosen = [r for r in scored if r.get("chosen")]
+    rest = [r for r in scored if not r.get("chosen") and r["score"] < chosen[0]["score"]] if chosen else []
+    if not rest:
+        return ""
+    c, r = chosen[0], max(rest, key=lambda x: (x["score"], -x["C"]))
+    margin = c["score"] - r["score"]
+    if margin >= close:
+        return ""
+    text = (f"The choice is close: C = {c['C']:g} scores {c['score']:.4f} against {r['score']:.4f} "
+            f"at C = {r['C']:g}, a margin of {margin:.4f}")
+    acc_c, acc_r = c["val_accuracy"], r["val_accuracy"]
+    term_c, term_r = c["score"] - acc_c, r["score"] - acc_r
+    if acc_c < acc_r:
+        text += (f"; C = {c['C']:g} has the lower held-out accuracy ({acc_c:.3f} against {acc_r:.3f}) "
+                 f"and wins on the suppression term alone ({term_c:.3f} against {term_r:.3f}"
+                 + (f"; other questions answered right with the neurons silenced: "
+                    f"{c['unknown_right']:.3f} against {r['unknown_right']:.3f}"
+                    if c.get("unknown_right") is not None and r.get("unknown_right") is not None
+                    and c["unknown_right"] != r["unknown_right"] else "")
+                 + "), so a question or two of that term decided it")
+    elif acc_c > acc_r and term_c < term_r:
+        text += (f"; C = {c['C']:g} wins on held-out accuracy ({acc_c:.3f} against {acc_r:.3f}) "
+                 f"while its suppression term is lower ({term_c:.3f} against {term_r:.3f})")
+    return text + ": another draw of questions could reverse it."
 
 
 def ratio_verdicts(h_per_mille: float, nonzero_per_mille: float, limit: float = 1.0) -> str:
@@ -1123,8 +1164,11 @@ def suppression_term_notes(qs: SuppressionSet | Sequence, screened: bool,
         gain = (1 - qs.share) / len(unknown)
         last += f", one other question answered right with the neurons silenced by {gain:.3f}"
         if gain > step:
+            n_val = len(split.get("val", ()))
             last += (": the larger step, so a question or two that silencing happens to get right "
-                     "can decide between C values of equal held-out accuracy")
+                     "can decide between C values of equal held-out accuracy"
+                     + (f", and even outweigh a held-out response (one moves term (1) by 1/{n_val} "
+                        f"= {1 / n_val:.3f})" if n_val and gain > 1 / n_val else ""))
     return "\n".join(first + [
         f"- {shared} of its {len(known) + len(unknown)} questions are questions of the balanced set "
         "the probe is trained and validated on;",

@@ -69,6 +69,7 @@ JUDGE_MODEL = "gpt-4o"  # the paper's judge
 JUDGE_KEY_ENV = "OPENAI_API_KEY"  # environment variable holding the key (never a parameter)
 
 # %%
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -196,10 +197,11 @@ pd.DataFrame(pipeline.agreement_yields(sampled, [1.0, 0.9, 0.8, 0.7, 0.6])).set_
 # property of a small model, not of the method. The default profile therefore lowers the
 # threshold to `MIN_AGREEMENT` (a majority of the samples, the rule above) and uses only the
 # responses that carry the question's label; the `paper` profile keeps $\tau = 1$. A few kept
-# questions of each class, with the response the features use (`pipeline.examples_of`): the
-# most frequent of the samples that carry the question's label (a correct one for a faithful
-# question, an incorrect one for a hallucinated question; the first such sample where all
-# differ, as at temperature 1.0 they often do). The `given` column says how often that
+# questions of each class, with the first of the up to `RESPONSES_PER_QUESTION` distinct
+# responses the features use (`pipeline.examples_of`): the most frequent of the samples that
+# carry the question's label (a correct one for a faithful question, an incorrect one for a
+# hallucinated question; the first such sample where all differ, as at temperature 1.0 they
+# often do). The `given` column says how often that
 # response came among the `N_SAMPLES` samples, `correct samples` how many of them the judge
 # called correct:
 
@@ -435,7 +437,8 @@ pd.DataFrame(grid).set_index("C").rename(columns={
     "val_auroc": "held-out AUROC", "known_kept": "known answers kept, silenced",
     "unknown_right": "other questions now right, silenced",
     "suppression": "term (2): " + ("est. TriviaQA accuracy, silenced" if SUPPRESSION_TERM == "triviaqa"
-                                   else "known answers kept, silenced")}).round(3)
+                                   else "known answers kept, silenced")}).round(3).assign(
+    **({"score": [round(g["score"], 4) for g in grid]} if all(g.get("score") is not None for g in grid) else {}))
 
 # %% mystnb={"figure": {"caption": "Choosing C: held-out detection (accuracy and AUROC, hallucinated vs faithful responses) and, when measured, the suppression term with the candidate H-Neurons silenced (the share of known answers kept, and the estimated TriviaQA accuracy that enters the score) and the selection score (held-out accuracy + the term), against C; right axis: the number of H-Neurons; dashed: the chosen C. The left axis mixes detection metrics with QA accuracy and their sum. A C whose probe has no H-Neuron silences nothing, so its kept answers are 1.0 by construction (marked where it happens).", "name": "fig-c-grid"}, "image": {"alt": "Held-out accuracy and AUROC against C, with the number of H-Neurons"}}
 fig, numbers = plots.c_grid_figure(grid, probe.C)
@@ -588,7 +591,8 @@ if t_train is not None and all(pair):
     top3 = neurons.top_h_neurons(probe, 3)
     views = [neurons.token_view(m, e, top3, span_rule=SPAN_RULE) for e in pair]
     fig, numbers = plots.token_pair_figure(
-        views, [f"{what}: {e.question[:90]}" for e, what in zip(pair, ("hallucinated", "faithful"))],
+        views, [f"{what}: {textwrap.shorten(e.question, 90, placeholder=' ...')}"  # whole words
+                for e, what in zip(pair, ("hallucinated", "faithful"))],
         [neurons.neuron_name(f, probe.n_neurons) for f in top3],
         about=[{"key": e.key, "label": e.label} for e in pair])
     plots.save_figure(fig, OUT, "h_neuron_tokens", numbers)
@@ -596,7 +600,7 @@ if t_train is not None and all(pair):
     for e, v, what in zip(pair, views, ("hallucinated", "faithful")):
         span = "".join(v.token[v.answer]).strip()
         print(f"{what}: answer tokens {span!r} of the response {e.response.strip()[:80]!r} "
-              f"({answer_spans.echo_note(span, e.question)})")
+              f"({answer_spans.echo_note(span, e.question)}), to the question {e.question!r}")
 else:
     print("skipped: no H-Neuron, or no held-out response of each class")
 
@@ -661,7 +665,8 @@ print(pipeline.rounding_reading(rounding) if rounding else
 # weights the minimiser would not keep, and then the count of H-Neurons measures the solver as
 # much as the model. This chapter fits to `PROBE_TOL` (1e-8 by default); here the probe is
 # refitted, same $C$ and rows, at `CHECK_TOL` (scikit-learn's default), and the two fits
-# compared by Eq. 4's objective (`probe.eq4_objective`: the lower is nearer the minimum), their
+# compared by Eq. 4's objective (`probe.eq4_objective`, in liblinear's scaling: $C$ times the
+# expression above, so its printed values are $C$ times larger; the lower is nearer the minimum), their
 # H-Neurons and their held-out detection (`pipeline.tolerance_check`).
 
 # %%

@@ -94,6 +94,12 @@ def test_neuron_reading_counts_and_compares():
     assert "above every single H-Neuron (the best, a, reaches 0.75)" in text
     assert "largest weight, a, reaches 0.75 against faithful answers and 0.90" in text
     assert "on the held-out responses, 1 of 3 separate the probe's own contrast" in text
+    assert "not above 0.5" not in text
+    # a neuron higher on the 3-vs-1 contrast but at or below 0.5 there separates neither
+    low = neurons.neuron_reading(train, table([0.75, 0.2, 0.6], [0.9, 0.4, 0.5]))
+    assert "1 of 3 separate the probe's own contrast (hallucinated answer tokens against faithful " \
+        "answers and all other tokens) above chance" in low
+    assert "(1 more scores higher on that contrast but not above 0.5, so separates neither)" in low
     below = neurons.neuron_reading(train, held, probe_auroc=0.62)  # a single neuron does better
     assert "below the best single H-Neuron, a, at 0.75" in below and "above every" not in below
     assert "about what the best single H-Neuron, a, reaches (0.75)" in neurons.neuron_reading(

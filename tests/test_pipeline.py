@@ -266,6 +266,32 @@ def test_grid_reading_states_the_trade_off_from_the_rows():
     assert "silenced goes from 1.00 to 0.60, lowest 0.10 at C = 10 as C admits up to 60" in grid_reading(dip)
     no_sup = [dict(r, suppression=None) for r in grid]
     assert "silenced" not in grid_reading(no_sup)
+    assert "The choice is close" not in text  # no score stored: no margin to read
+
+
+def test_grid_margin_names_a_close_choice_and_what_decided_it():
+    """A chosen C ahead of the runner-up by less than 0.01 is called close, with the margin;
+    where it has the lower held-out accuracy, the suppression term is named as what decided."""
+    from hneurons_utils.pipeline import grid_margin_text, grid_reading
+
+    def r(C, acc, term, chosen=False, unknown=None):
+        return {"C": C, "val_accuracy": acc, "n_h_neurons": 5, "suppression": term, "score": acc + term,
+                "chosen": chosen, "known_kept": 0.5, "unknown_right": unknown}
+
+    grid = [r(30.0, 0.875, 0.0895, unknown=0.0625), r(100.0, 0.875, 0.0895, unknown=0.0625),
+            r(1000.0, 0.85, 0.1154, True, unknown=0.09375), r(1.0, 0.55, 0.085, unknown=0.03125)]
+    text = grid_margin_text(grid)
+    assert text == ("The choice is close: C = 1000 scores 0.9654 against 0.9645 at C = 30, a margin "
+                    "of 0.0009; C = 1000 has the lower held-out accuracy (0.850 against 0.875) and "
+                    "wins on the suppression term alone (0.115 against 0.090; other questions answered "
+                    "right with the neurons silenced: 0.094 against 0.062), so a question or two of "
+                    "that term decided it: another draw of questions could reverse it.")
+    assert text in grid_reading(grid)
+    assert grid_margin_text([r(30.0, 0.8, 0.09), r(1000.0, 0.9, 0.09, True)]) == ""  # 0.1 apart
+    assert grid_margin_text([r(30.0, 0.85, 0.1), r(1000.0, 0.86, 0.095, True)]).endswith(
+        "wins on held-out accuracy (0.860 against 0.850) while its suppression term is lower "
+        "(0.095 against 0.100): another draw of questions could reverse it.")
+    assert grid_margin_text([r(30.0, 0.85, 0.1, True)]) == ""  # nothing to compare with
 
 
 def _planted_features(n_q: int = 16, L: int = 2, N: int = 8, seed: int = 0):
@@ -391,6 +417,10 @@ def test_tolerance_check_compares_the_probe_with_a_refit_and_reads_it():
     text = tolerance_reading(fake)
     assert "The refit (tolerance 0.0001) stops 32% above the probe (tolerance 1e-08)" in text
     assert "a minimiser with no more than about 240 non-zero weights" in text and "set `PROBE_TOL`" not in text
+    assert text.startswith("At the same C = 1, Eq. 4's objective (times C, as liblinear scales it) is 600")
+    # held-out accuracy (the C criterion's term) beside the AUROC: two fits can differ in one only
+    assert ("held-out AUROC 0.93 against 0.96, held-out accuracy 0.800 against 0.900 (the C "
+            "criterion's term (1))") in text
     table = tolerance_table(fake)
     assert list(table.index) == ["the probe", "refit"] and list(table.tol) == ["1e-08", "0.0001"]
     assert list(table.n_h_neurons) == [19, 146]
@@ -439,6 +469,10 @@ def test_solve_check_refits_by_the_other_route_and_reads_it(monkeypatch):
     skipped = solve_check(fs, split, probe)  # a working-set probe; the full refit cannot fit
     assert set(skipped) == {"skipped"} and "PROBE_SOLVE" in skipped["skipped"]
     assert solve_reading(skipped).startswith("Not compared: a full fit of the probe on 48 rows x 200 neurons")
+    # one negative weight more on one route: the same H-Neurons, and the reading says the supports differ
+    edge = dict(r, probe=dict(r["probe"], n_nonzero=50), refit=dict(r["refit"], n_nonzero=49))
+    assert ("Both routes reach the same minimum: the same " in solve_reading(edge)
+            and "(non-zero weights 50 and 49: a negative weight at the edge" in solve_reading(edge))
     flat = dict(r, jaccard=0.5)
     assert "the H-Neuron sets differ" in solve_reading(flat) and "minimum is flat" in solve_reading(flat)
     short = dict(r, refit=dict(r["refit"], objective=1.2 * r["probe"]["objective"]))
@@ -758,6 +792,10 @@ def test_suppression_notes_and_caveats_follow_the_run():
     assert "3 of its 5 questions are questions of the balanced set" in notes
     assert "one lost known answer moves the term by 0.029, one other question answered right " \
         "with the neurons silenced by 0.314: the larger step" in notes
+    assert "outweigh" not in notes  # 1/3 held-out responses: a larger step than 0.314
+    wide = dict(split, val=split["val"] + [ex("e", 0, 0)])
+    assert ("can decide between C values of equal held-out accuracy, and even outweigh a held-out "
+            "response (one moves term (1) by 1/4 = 0.250)") in suppression_term_notes(qs, True, wide, 24)
     assert "estimates TriviaQA accuracy from 2 known questions and 3 other questions" in \
         identification_caveats(split, {}, 1.0, 10, qs, True)
     # the "known" term of the same strata reads as the known stratum alone, in notes and caveats
