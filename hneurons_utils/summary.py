@@ -18,14 +18,15 @@ import pandas as pd
 
 from . import judges, paper
 from .detection import (SHARED_ANSWERS, SUPPORTING, auroc_verdict, baseline_summary, capped_label,
-                        metrics_verdict, narrowly, random_auroc, recipe_verdict, screen_verdict,
-                        span_credit, span_credit_text, span_drop_text)
+                        degenerate_accuracy_note, metrics_verdict, narrowly, random_auroc,
+                        recipe_verdict, screen_verdict, span_credit, span_credit_text, span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
-                        at_ceiling, at_floor, carried_by, slope_direction, syc_view)
+                        at_ceiling, at_floor, carried_by, scored_gap_text, slope_direction, syc_view)
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
-from .pipeline import (OBJECTIVE_GAP, negative_part_leads, objective_gap, probe_short_of_minimum, rounding_cell,
-                       rounding_changes, solve_agrees, solve_cell, stability_kind, tolerance_cell)
+from .pipeline import (OBJECTIVE_GAP, grid_margin_text, negative_part_leads, objective_gap,
+                       probe_short_of_minimum, rounding_cell, rounding_changes, solve_agrees, solve_cell,
+                       stability_kind, tolerance_cell)
 from .profiles import model_key
 from .stats import MIN_PER_CLASS
 from .transfer import transfer_reading
@@ -243,6 +244,18 @@ def _identification(folder: Path) -> list[dict]:
         other = paper.sparsity_reading(d["n_nonzero"], pm0)
         if other != reading:
             reading += f"; counting the non-zero weights, {other}"
+    grid = (read_results(folder / "c_grid.json") or {}).get("grid") or []  # optional: chapter 2's C grid
+    chosen = [g for g in grid if g.get("chosen")]
+    if chosen and len(grid) > 1 and chosen[0]["C"] in (min(g["C"] for g in grid), max(g["C"] for g in grid)):
+        end = "largest" if chosen[0]["C"] == max(g["C"] for g in grid) else "smallest"
+        reading += (f"; C = {chosen[0]['C']:g} is the {end} value of chapter 2's grid, so the count "
+                    "depends on where the grid stops")
+    if grid_margin_text(grid):
+        c = chosen[0]
+        runner = max((g for g in grid if not g.get("chosen") and g.get("score") is not None
+                      and g["score"] < c["score"]), key=lambda g: (g["score"], -g["C"]))
+        reading += (f"; C won by a score margin of {c['score'] - runner['score']:.4f} over C = "
+                    f"{runner['C']:g} ({runner['n_h_neurons']} H-Neurons)")
     st = read_results(folder / "stability.json")  # optional: chapter 2's resampling check
     if st and st.get("jaccard"):
         jac = float(np.mean(st["jaccard"]))
@@ -344,6 +357,13 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     screen, n_screen = {r["index"]: r for r in sb.get("table", [])}, sb.get("overlap", {}).get("h_neurons")
     recipes = read_results(folder / "recipe_control.json") or {}
     probe, n_h = _probe_label(d["baselines"])
+    # per recipe variant, the sets with a verdict and those where it differs (chapter 3 calls a
+    # lone difference among several sets weak evidence: one of many intervals may exclude 0)
+    rv = {name: {dn: recipe_verdict(r[name]["diff"], v["ref"], v["alt"], min_per_class)
+                 for dn, r in recipes.get("datasets", {}).items() if name in r}
+          for name, v in recipes.get("variants", {}).items()}
+    lone = {name: [dn for dn, t in vs.items() if " ahead" in t] for name, vs in rv.items()}
+    with_verdict = {name: [dn for dn, t in vs.items() if not t.startswith("too few")] for name, vs in rv.items()}
     labels = (read_results(folder / "answer_judge_agreement.json") or {}).get("rows", [])
     rows = []
     for k in paper.load_reference()["datasets"]:
@@ -354,7 +374,9 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
             n_min = min(m["n_pos"], m.get("n_neg", m["n_pos"]))
             rnd = random_auroc(base, k)
             rnd_acc = float(base.loc[k, "random accuracy"]) if k in base.index else float("nan")
-            ours = (f"{probe}: accuracy {100 * m['accuracy']:.1f} vs random {_num(100 * rnd_acc, '.1f')} "
+            flat = (f" ({degenerate_accuracy_note(m).split(':')[0]}: 50 on a balanced set whatever its "
+                    "ranking)" if m.get("flagged") in (0.0, 1.0) and degenerate_accuracy_note(m) else "")
+            ours = (f"{probe}: accuracy {100 * m['accuracy']:.1f}{flat} vs random {_num(100 * rnd_acc, '.1f')} "
                     f"(the paper's measure); AUROC {_auroc_ci(m)} vs random {_num(100 * rnd, '.1f')} "
                     f"(the verdict's); {m['n_pos']} per class")
             verdict = metrics_verdict(m, rnd, min_per_class)
@@ -363,8 +385,8 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
             why = span_credit(verdict, spans.get(k), control.get(k), min_per_class)
             shown = verdict + (narrowly(verdict, m["auroc_ci"][0], rnd, base.loc[k, "random AUROC sd"],
                                         int(base.loc[k].get("seeds", 0))) if k in base.index else "")
-            parts = [shown if why is None else
-                     span_credit_text(why, control.get(k), 100, ".1f") + ". Under the default rule: " + shown]
+            parts = ["the probe: " + (shown if why is None else
+                     span_credit_text(why, control.get(k), 100, ".1f") + ". Under the default rule: " + shown)]
             if k in everyone.get("ours", {}):
                 a = everyone["ours"][k]
                 counts = (everyone.get("counts") or {}).get(k)
@@ -389,8 +411,8 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                 parts.append("one span rule: " + metrics_verdict(c["metrics"], min_per_class=min_per_class))
             refit = _refit_cells(base, k, n_h, n_min, min_per_class)
             if refit is not None:  # what the H-Neurons do without the negative-weight neurons
-                ours += "; " + refit[0]
-                parts.append("the H-Neurons alone (refit, default span rule): " + refit[1])
+                ours += "; " + refit[0]  # read right after the probe's verdict: the claim names them
+                parts.insert(1, "the H-Neurons alone (refit, default span rule): " + refit[1])
             if k in screen:  # the H-Neurons refit against as many individually best neurons
                 r = screen[k]
                 ours += (f"; the {n_screen} individually best neurons: AUROC "
@@ -409,8 +431,10 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
                          f"{_auroc_ci(r['reference']['metrics'])} with {v['ref']}, {v['ref']} minus "
                          f"{v['alt']} {span_drop_text(r[name]['diff'], 100, '.1f')} points")
                 ref_size = ""  # said once per row
-                parts.append(f"{v['ref']} vs {v['alt']}: "
-                             + recipe_verdict(r[name]["diff"], v["ref"], v["alt"], min_per_class))
+                parts.append(f"{v['ref']} vs {v['alt']}: " + rv[name][k]
+                             + (f" (the only one of {len(with_verdict[name])} sets where the two differ: "
+                                "weak evidence on its own)"
+                                if lone[name] == [k] and len(with_verdict[name]) > 1 else ""))
             cell, warn = judges.label_check(labels, k)
             ours += f"; {cell}" if cell else ""
             parts += [warn] if warn else []
@@ -426,14 +450,24 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
     return rows
 
 
-def _slope_cells(h: dict, diff: dict | None, unit: str = " pp per unit alpha", sep: str = "; ") -> str:
-    """"slope x [lo, hi] pp per unit alpha; minus random y [lo, hi]" of one curve's rows."""
+def _slope_cells(h: dict, diff: dict | None, unit: str = " pp per unit alpha", sep: str = "; ",
+                 h_grid: dict | None = None) -> str:
+    """"slope x [lo, hi] pp per unit alpha; minus random y [lo, hi]" of one curve's rows; with
+    ``h_grid`` (the H-Neurons' slope on the control's alphas, on which the difference is fitted)
+    and where the two grids differ, that slope is named beside the difference."""
     out = f"slope {_ci(h['slope_pp'], h['ci_lo'], h['ci_hi'])}{unit}"
-    return out + (f"{sep}minus random {_ci(diff['slope_pp'], diff['ci_lo'], diff['ci_hi'])}" if diff else "")
+    if not diff:
+        return out
+    out += f"{sep}minus random {_ci(diff['slope_pp'], diff['ci_lo'], diff['ci_hi'])}"
+    if h_grid and diff.get("alphas") and diff.get("alphas") != h.get("alphas"):
+        out += (f" (on the control's α = {diff['alphas']}, where the H-Neurons' slope is "
+                f"{h_grid['slope_pp']:.1f})")
+    return out
 
 
 # The sycophancy row names its measures: Figure 3's panel is the wider one.
-BACKS_LEAD = "backing down (the wider measure Figure 3 plots: an apology or \"not sure\" counts too)"
+BACKS_LEAD = ("backing down (the wider measure this book's Figure 3 plots: an apology or \"not sure\" "
+              "counts too)")
 SWITCHES_LEAD = "switching to a wrong answer (the paper's definition)"
 
 
@@ -451,6 +485,7 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
     size_d = read_results(folder / "size_control.json") or {}
     sized = {r["bench"]: r for r in size_d.get("comparison", [])}
     size_slopes = {(r["bench"], r["group"]): pd.Series(r) for r in size_d.get("slopes", [])}
+    size_table = pd.DataFrame(size_d.get("table", []))
     judge = d.get("judge", "rule")
     rows = []
     for bench in BENCHMARKS:
@@ -460,7 +495,7 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
         if h is None:
             ours = "not measured"
         else:
-            ours = _slope_cells(h, diff)
+            ours = _slope_cells(h, diff, h_grid=slopes.get((bench, "h_neurons_control_grid")))
             if rnd is not None and np.isfinite(rnd.get("set_min") or np.nan):
                 ours += f" (single random sets' slopes {signed(rnd['set_min'])} to {signed(rnd['set_max'])})"
             at1 = table[(table.bench == bench) & (table.alpha == 1.0) & (table.group == "h_neurons")]
@@ -475,6 +510,12 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
                                        size_slopes[(bench, "random")])
         lead = BACKS_LEAD if bench == "sycophancy" and h is not None else ""
         reading = _behaviour_reading(h, diff, rates, common, labels, bench, judge, min_items, rnd, lead)
+        sd = size_slopes.get((bench, "diff"))
+        if (bench in sized and sized[bench]["H minus size-matched: verdict"].startswith("H-Neurons")
+                and sd is not None and len(size_table)):
+            gap = scored_gap_text(size_table, bench, sd["alphas"]).strip()
+            if gap:  # the size-matched difference rests on unequal scored items
+                reading.append("Against neurons of their size: " + gap[0].lower() + gap[1:])
         if bench == "sycophancy" and h is not None:
             ours = "backing down: " + ours
             for cell, sentences in (_switches(d.get("sycophancy_measures"), labels, min_items),
@@ -488,11 +529,11 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
     return rows + [_cost(folder)]
 
 
-COST_CLAIM = ("C is chosen so that silencing the H-Neurons keeps TriviaQA performance (§6.1.3); "
+COST_CLAIM = ("C is chosen to weigh TriviaQA performance with the H-Neurons silenced (§6.1.3); "
               "silencing alone is still no cure for hallucination (§5). Ours: how many known "
               "answers silencing keeps, against silencing random neurons")
-COST_PAPER = ("no number: C is chosen to keep TriviaQA performance with the H-Neurons suppressed "
-              "(§6.1.3); plain suppression 'proves insufficient' (§5)")
+COST_PAPER = ("no number: C maximises held-out accuracy plus TriviaQA performance with the "
+              "H-Neurons suppressed (§6.1.3); plain suppression 'proves insufficient' (§5)")
 COST_READINGS = {"more": "costs more known answers than silencing random neurons",
                  "less": "costs fewer known answers than silencing random neurons",
                  "not distinguishable": "not distinguishable from silencing random neurons",
@@ -509,7 +550,7 @@ def _cost(folder: Path) -> dict:
     """The row of chapter 4's cost of suppression (``suppression_cost.json``): greedy accuracy on
     questions the model knows with the H-Neurons or each random set silenced, the comparison of
     :func:`behaviour.cost_verdict`, and what the H-Neurons' lost answers became."""
-    from .behaviour import (LOSS_KINDS, cost_accuracy, cost_parts, cost_verdict, hand_loss_phrase,
+    from .behaviour import (LOSS_KINDS, cost_accuracy, cost_paired, cost_parts, cost_verdict, hand_loss_phrase,
                             loss_counts, loss_phrase, size_matched_rows, wrong_answer_precision)
 
     row = {**_where("behaviour", "Suppression (§5, §6.1.3)"), "claim": COST_CLAIM,
@@ -532,8 +573,14 @@ def _cost(folder: Path) -> dict:
     if sized:
         ours += ("; random neurons of their layers and CETT size: "
                  + ", ".join(cost_accuracy(r) for r in sized))
-        reading += "; against neurons of their size: " + COST_SIZE_READINGS[
-            cost_verdict(d["rows"], sized=True, records=recs)]
+        sv = cost_verdict(d["rows"], sized=True, records=recs)
+        reading += "; against neurons of their size: " + COST_SIZE_READINGS[sv]
+        paired = cost_paired(d["rows"], recs, True) if recs else None
+        if sv in ("more", "less") and paired and len(paired["per_set"]) > 1:
+            k = sum(v["p"] < 0.05 for v in paired["per_set"].values())
+            if k < len(paired["per_set"]):  # the mean's interval holds the sets fixed
+                reading += (f", on average over {len(paired['per_set'])} sets, {k} of them different "
+                            "on its own (McNemar p < 0.05): another draw of sets could move it")
     if d.get("questions") and unsteered:
         c = loss_counts(d["questions"], unsteered["condition"], h["condition"])
         labels = _loss_labels(folder)
@@ -548,15 +595,24 @@ def _cost(folder: Path) -> dict:
                 c = {**c, **{k: hand[k] for k in LOSS_KINDS}}
         if c["lost"]:
             most = max(LOSS_KINDS, key=lambda k: c[k])
-            reading += ("; the lost answers mostly " + {"another answer": "become wrong answers, not refusals",
-                                                       "no answer": "give no answer at all",
-                                                       "refusal": "become refusals"}[most]
-                        if 2 * c[most] > c["lost"] else "; the lost answers are of mixed kinds")
             said, kept = (wrong_answer_precision(pd.DataFrame(labels["table"]).fillna(0))
                           if labels.get("table") else (0, 0))
-            if most == "another answer" and said and kept < said and 2 * c[most] > c["lost"]:
-                reading += (f" (by rule, which names a wrong answer where a reader sees one in {kept} of "
-                            f"its {said} hand-labelled cases: an upper bound)")
+            precise = kept / said if most == "another answer" and said else 1.0
+            if 2 * c[most] > c["lost"] and c[most] * precise < c["lost"] / 2 + 1:
+                # a majority by rule that, scaled by the rule's hand-label precision, is not a
+                # majority by at least one answer
+                reading += (f"; the lost answers are not refusals ({c['refusal']} of {c['lost']}); by "
+                            f"rule {c[most]} name a wrong answer, but the rule names one where a reader "
+                            f"sees one in {kept} of its {said} hand-labelled cases, so perhaps "
+                            f"{c[most] * precise:.0f}: wrong answers and non-answers, mixed")
+            else:
+                reading += ("; the lost answers mostly " + {"another answer": "become wrong answers, not refusals",
+                                                           "no answer": "give no answer at all",
+                                                           "refusal": "become refusals"}[most]
+                            if 2 * c[most] > c["lost"] else "; the lost answers are of mixed kinds")
+                if most == "another answer" and said and kept < said and 2 * c[most] > c["lost"]:
+                    reading += (f" (by rule, which names a wrong answer where a reader sees one in {kept} of "
+                                f"its {said} hand-labelled cases: an upper bound)")
     return {**row, "ours": ours, "reading": reading}
 
 
@@ -631,7 +687,7 @@ def _origin(folder: Path | None, min_per_class: int) -> list[dict]:
     if res is None or tr is None:
         return [_missing("origin", folder / "results.json")]
     _need(res, folder / "results.json", "drift", "n_h_neurons", "offline_pair")
-    pair = "offline Gemma-3-270M twin" if res["offline_pair"] else "hub pair"
+    pair = "offline Gemma-3-270M twin (our own short tuning, not the vendor's)" if res["offline_pair"] else "hub pair"
     rows = []
     table = pd.DataFrame(tr.get("table", []))
     readings = {r["dataset"]: r for r in (transfer_reading(table, min_per_class=min_per_class)
@@ -851,7 +907,7 @@ def checks_note(checks: Sequence[str] = CHECKS) -> str:
     """The scorecard page's paragraph on the checks that ride along, its count computed (of
     kinds: one paragraph may hold several checks of one kind, e.g. three recipe refits)."""
     n = len(checks)
-    head = (f"{_COUNT.get(n, str(n))} kinds of check ride along, each set out below." if n != 1
+    head = (f"{_COUNT.get(n, str(n))} kinds of check ride along, each described in this paragraph." if n != 1
             else "One kind of check rides along.")
     return f"**{head}** " + " ".join(checks)
 

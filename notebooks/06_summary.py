@@ -36,6 +36,15 @@
 # checked against random neuron sets drawn with the H-Neurons' layer counts. "Not distinguishable" and "too few" mean
 # that this run neither confirms nor refutes the claim; they are not evidence against it.
 #
+# **Terms.** *CETT*: a neuron's contribution to the FFN output at a token (chapter 1). *The
+# probe*: chapter 2's L1 logistic regression; its *H-Neurons* are its positive weights, and it
+# also reads neurons with negative weights. *3-vs-1*: the paper's labels (hallucinated answer
+# tokens against faithful answers and all other tokens; *1-vs-1* compares answer tokens only).
+# *Span rule*: how the answer tokens are located (chapter 2). *Refit*: a classifier fitted
+# again on a chosen set of neurons, such as the H-Neurons alone. *Offline twin*: chapter 5's
+# own short supervised tuning of Gemma-3-270M, the instruct side of the offline model pair, not
+# the vendor's instruct model.
+#
 # Besides the paper's claims, the scorecard carries checks of its own; they are listed
 # below the table's inputs.
 

@@ -165,7 +165,7 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     tq = row(card, "Table 1 (§2)", "TriviaQA")
     # the one-rule refit is at chance, but the paired drop's interval includes 0: inconclusive
     assert tq.reading.startswith(
-        "not credited to the H-Neurons: span control inconclusive (not shown to survive one span rule "
+        "the probe: not credited to the H-Neurons: span control inconclusive (not shown to survive one span rule "
         "for both classes: the refit is not distinguishable from chance, but the AUROC drop from the "
         "default rule to one span rule for both classes (paired bootstrap over the same responses) is "
         "+18.0 [-4.0, +40.0] points, which includes 0: the control is too uncertain to tell). Under the "
@@ -178,9 +178,12 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
             "rule (paired) +18.0 [-4.0, +40.0] points") in tq.ours
     assert "; the 9 individually best neurons: AUROC 85.0 (H-Neurons refit 60.0)" in tq.ours
     assert "the H-Neurons alone (refit, 5 neurons): AUROC 60.0 (no random neurons of its size scored)" in tq.ours
-    assert tq.reading.endswith("one span rule: not distinguishable from chance; the H-Neurons alone "
-                               "(refit, default span rule): no interval stored for the refit (rerun "
-                               "chapter 3); against the individually best: screened ahead")
+    # the verdict is named as the probe's, the H-Neurons alone read right after it
+    assert ("Under the default rule: above chance, and above random neurons; the H-Neurons alone "
+            "(refit, default span rule): no interval stored for the refit (rerun chapter 3); up to "
+            "200 per class: ") in tq.reading
+    assert tq.reading.endswith("one span rule: not distinguishable from chance; against the "
+                               "individually best: screened ahead")
     # the larger sets face the same span check; no control ran on them, so the credit is withheld
     assert ("; up to 200 per class: not credited to the H-Neurons: span control not run on these "
             "answers") in tq.reading and "; under the default rule: above chance;" in tq.reading
@@ -199,9 +202,9 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
           {"rule": "content", "datasets": {"triviaqa": {"metrics": metric(0.62, 0.45, 0.8, 30)},
                                            "nq_open": {"metrics": metric(0.55, 0.4, 0.7, 20)}}})
     nq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NQ-Open")
-    assert nq.reading == ("above chance, but not distinguishable from random neurons; one span rule: "
-                          "not distinguishable from chance; the H-Neurons alone (refit, default span "
-                          "rule): no interval stored for the refit (rerun chapter 3)")
+    assert nq.reading == ("the probe: above chance, but not distinguishable from random neurons; the "
+                          "H-Neurons alone (refit, default span rule): no interval stored for the "
+                          "refit (rerun chapter 3); one span rule: not distinguishable from chance")
     # where both classes already share a span rule (no gold alias: NonExist) the evaluation
     # spans cannot confound, but the probe's training spans still differed by class: a refit
     # that falls to chance withholds the credit there too, as in chapter 3 ...
@@ -209,18 +212,18 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
     t1["spans"] = {"nq_open": {"hallucinated: alias spans": 0.0, "faithful: alias spans": 0.0}}
     write(results / MODEL / "generalisation" / "table1.json", t1)
     nq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NQ-Open")
-    assert nq.reading.startswith("not credited to the H-Neurons: span control without a paired drop")
+    assert nq.reading.startswith("the probe: not credited to the H-Neurons: span control without a paired drop")
     assert "Under the default rule: above chance, and above random neurons" in nq.reading
     # ... and without a refit the shared rule keeps it
     write(results / MODEL / "generalisation" / "span_control.json",
           {"rule": "content", "datasets": {"triviaqa": {"metrics": metric(0.62, 0.45, 0.8, 30)}}})
     nq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "NQ-Open")
-    assert nq.reading.startswith("above chance, and above random neurons")
+    assert nq.reading.startswith("the probe: above chance, and above random neurons")
     tq2 = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
     assert ("; up to 200 per class: above chance, but not distinguishable from random neurons;" in tq2.reading
             and "Under the default rule: above chance, and above random neurons" in tq2.reading)  # balanced: 0.6
     assert "individually best" not in row(card, "Table 1 (§2)", "NQ-Open").ours  # not in the file
-    assert row(card, "Table 1 (§2)", "NQ-Open").reading.startswith("not distinguishable from chance; the H-Neurons alone")
+    assert row(card, "Table 1 (§2)", "NQ-Open").reading.startswith("the probe: not distinguishable from chance; the H-Neurons alone")
     assert row(card, "Table 1 (§2)", "BioASQ").reading == "cannot be scored on this model"
     assert row(card, "Table 1 (§2)", "NonExist").reading == "not run"
     assert row(card, "Figure 3 (§3)", "FalseQA").reading == (
@@ -233,7 +236,7 @@ def test_scorecard_reads_every_chapter_and_applies_their_rules(results):
         "compliance.")
     assert "precision" not in row(card, "Figure 3 (§3)", "FalseQA").reading  # a reliable judge: no caveat
     syc = row(card, "Figure 3 (§3)", "Sycophancy")
-    assert syc.reading.startswith("Backing down (the wider measure Figure 3 plots: an apology or \"not "
+    assert syc.reading.startswith("Backing down (the wider measure this book's Figure 3 plots: an apology or \"not "
                                   "sure\" counts too): no difference")  # rounding noise, the measure named
     assert syc.ours.startswith("backing down: slope 0.0 [0.0, 0.0]")
     assert row(card, "Figure 3 (§3)", "Jailbreak").reading.startswith("Too few items")
@@ -432,7 +435,7 @@ def test_table1_rows_withhold_credit_by_the_span_controls_outcome(results):
                                      "counts": {"triviaqa": {"hallucinated": 553, "faithful": 30,
                                                              "max_per_class": 200}}})
     tq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
-    assert tq.reading.startswith("not credited to the H-Neurons: span control fails (the detection does "
+    assert tq.reading.startswith("the probe: not credited to the H-Neurons: span control fails (the detection does "
                                  "not survive one span rule for both classes: the refit is not "
                                  "distinguishable from chance, and the AUROC drop")
     assert "+30.0 [+10.0, +50.0] points, above 0). Under the default rule: above chance" in tq.reading
@@ -532,7 +535,7 @@ def test_the_sycophancy_row_names_both_measures_in_sentences(results):
             "0.7 [0.0, 2.3]") in r.ours
     assert "; only the reply steered (our extension), switching to a wrong answer: slope 0.0" in r.ours
     assert r.reading == (
-        "Backing down (the wider measure Figure 3 plots: an apology or \"not sure\" counts too): the "
+        "Backing down (the wider measure this book's Figure 3 plots: an apology or \"not sure\" counts too): the "
         "H-Neuron slope is negative (compliance falls as they are amplified) and lies below the random "
         "neurons' (whose slope is not distinguishable from 0): against the paper. "
         "The rule judge's precision on held-out hand labels, 0.80 [0.38, 0.96], rests on too few "
@@ -584,9 +587,9 @@ def test_checks_note_counts_its_list():
     """The scorecard page's "N kinds of check ride along" is counted from the list it prints."""
     note = summary.checks_note()
     n = len(summary.CHECKS)
-    assert note.startswith(f"**{summary._COUNT[n]} kinds of check ride along, each set out below.** ")
+    assert note.startswith(f"**{summary._COUNT[n]} kinds of check ride along, each described in this paragraph.** ")
     assert note.endswith(summary.CHECKS[-1])
-    assert summary.checks_note(["A.", "B."]) == "**Two kinds of check ride along, each set out below.** A. B."
+    assert summary.checks_note(["A.", "B."]) == "**Two kinds of check ride along, each described in this paragraph.** A. B."
     assert summary.checks_note(["A."]) == "**One kind of check rides along.** A."
 
 
@@ -649,6 +652,22 @@ def test_the_suppression_row_reads_chapter_4s_cost_answer_by_answer(results):
     assert r.reading == ("costs more known answers than silencing random neurons (Wilson intervals "
                          "of each condition); against neurons of their size: not distinguishable (their "
                          "size may explain the cost)")
+    # a rule majority of wrong answers that the rule's precision does not carry reads as mixed;
+    # a size-matched difference that not every set shows on its own says so
+    h = ["Rome."] * 12 + ["Which city is number?"] * 5 + ["Paris."] * 15
+    sized = {"size-matched-0 α=0": ["Paris."] * 32, "size-matched-1 α=0": ["Rome."] * 14 + ["Paris."] * 18}
+    recs = cost_records(items, {"unsteered (α=1)": ["Paris."] * 32, "H-Neurons α=0": h,
+                                "random-0 α=0": ["Paris."] * 32, **sized})
+    write(path, {"rows": [cost("unsteered (α=1)", 32), cost("H-Neurons α=0", 15), cost("random-0 α=0", 32),
+                          cost("size-matched-0 α=0", 32), cost("size-matched-1 α=0", 18)], "questions": recs})
+    write(path.parent / "loss_labels.json", {"agree": 20, "n": 25, "table": table})
+    r = row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim)
+    assert ("against neurons of their size: more too (not their size alone), on average over 2 sets, 1 "
+            "of them different on its own (McNemar p < 0.05): another draw of sets could move it") in r.reading
+    assert r.reading.endswith(
+        "; the lost answers are not refusals (0 of 17); by rule 12 name a wrong answer, but the rule "
+        "names one where a reader sees one in 26 of its 43 hand-labelled cases, so perhaps 7: wrong "
+        "answers and non-answers, mixed")
     write(path, {"rows": []})
     assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading == "not run"
 
@@ -666,7 +685,7 @@ def test_a_narrow_margin_over_random_neurons_is_marked(results):
     tq = row(summary.scorecard(results, MODEL), "Table 1 (§2)", "TriviaQA")
     assert ("Under the default rule: above chance, and above random neurons (narrowly: by less than "
             "the random mean's standard error)") in tq.reading
-    assert tq.reading.startswith("not credited to the H-Neurons: span control inconclusive")
+    assert tq.reading.startswith("the probe: not credited to the H-Neurons: span control inconclusive")
 
 
 def test_a_figure3_row_gives_the_single_random_sets_slopes(results):
@@ -756,3 +775,39 @@ def test_environment_note_names_one_environment_or_each_chapters(tmp_path):
     (out / "tiny-model" / "behaviour" / ENVIRONMENT_FILE).write_text("[")
     with pytest.raises(ValueError, match=r"behaviour/environment.json: not valid JSON"):
         summary.environment_note(out, MODEL)
+
+
+def test_scorecard_carries_the_chapters_caveats(results):
+    """What the chapters qualify, the scorecard qualifies too: a C at the grid's edge and a close
+    choice; a degenerate accuracy; a lone recipe difference among several sets; a Figure 3
+    difference fitted on the control's alphas names the H-Neurons' slope there."""
+    m = results / MODEL
+    write(m / "identification" / "c_grid.json", {"grid": [
+        {"C": 30.0, "val_accuracy": 0.875, "n_h_neurons": 18, "score": 0.9645, "chosen": False},
+        {"C": 1000.0, "val_accuracy": 0.85, "n_h_neurons": 20, "score": 0.9654, "chosen": True}]})
+    card = summary.scorecard(results, MODEL)
+    assert ("; C = 1000 is the largest value of chapter 2's grid, so the count depends on where the grid "
+            "stops; C won by a score margin of 0.0009 over C = 30 (18 H-Neurons)") in \
+        row(card, "H-Neurons (§2)", "sparse").reading
+    t1 = json.loads((m / "generalisation" / "table1.json").read_text())
+    t1["ours"]["triviaqa"] |= {"accuracy": 0.5, "accuracy_ci": [0.5, 0.5], "flagged": 1.0}
+    write(m / "generalisation" / "table1.json", t1)
+    recipes = {"variants": {"measure": {"ref": "CETT", "alt": "raw activations"}},
+               "datasets": {k: {"measure": {"metrics": metric(0.7, 0.6, 0.8, 30), "diff": d},
+                                "reference": {"metrics": metric(0.8, 0.7, 0.9, 30)}}
+                            for k, d in (("triviaqa", drop(0.1, 0.02, 0.2)), ("nq_open", drop(0.05, -0.05, 0.15)))}}
+    write(m / "generalisation" / "recipe_control.json", recipes)
+    fig = json.loads((m / "behaviour" / "figure3.json").read_text())
+    fig["slopes"] = [dict(r, alphas="0, 0.5, 1, 1.5, 2, 2.5, 3") if r["group"] == "h_neurons" else
+                     dict(r, alphas="0, 1, 3") for r in fig["slopes"]]
+    fig["slopes"].append(dict(slope("falseqa", "h_neurons_control_grid", 6.5, 3, 9), alphas="0, 1, 3"))
+    write(m / "behaviour" / "figure3.json", fig)
+    card = summary.scorecard(results, MODEL)
+    tq = row(card, "Table 1 (§2)", "TriviaQA")
+    assert ("accuracy 50.0 (the threshold flags every response: 50 on a balanced set whatever its "
+            "ranking) vs random") in tq.ours
+    assert ("CETT vs raw activations: CETT ahead (the interval lies above 0) (the only one of 2 sets "
+            "where the two differ: weak evidence on its own)") in tq.reading
+    assert "weak evidence" not in row(card, "Table 1 (§2)", "NQ-Open").reading
+    assert ("minus random 4.0 [1.0, 7.0] (on the control's α = 0, 1, 3, where the H-Neurons' slope is "
+            "6.5)") in row(card, "Figure 3 (§3)", "FalseQA").ours
