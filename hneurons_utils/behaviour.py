@@ -657,9 +657,9 @@ def shape_text(table: pd.DataFrame, bench: str, group: str = "h_neurons", tol: f
     n = t.n_scored.to_numpy(float)
     items = np.abs(np.diff(r)) * np.minimum(n[:-1], n[1:])  # about how many items each step moves
     k = max(1, int(np.round(items.max())))
-    small = (f"; no step between neighbouring α moves more than {k} item{'' if k == 1 else 's'}"
-             f"{chr(39) + 's' if k == 1 else chr(39)} worth, so these turns are within what a few "
-             "items' noise gives"
+    worth = "1 item's" if k == 1 else f"{k} items'"
+    small = (f"; no step between neighbouring α moves more than {worth} worth, so these turns are "
+             "within what a few items' noise gives"
              if turns and np.round(items.max()) <= 2 else "")
     shown = (r.max(), r[0], r[-1])  # one decimal where two different rates would print alike
     d = 1 if len({round(100 * x) for x in shown}) < len({round(100 * x, 6) for x in shown}) else 0
@@ -1270,7 +1270,7 @@ def cost_paired_text(paired: dict) -> str:
             f"[{_ci_end(lo)}, {_ci_end(hi)}] (bootstrap over the questions); per set, {sets}")
 
 
-def _cost_comparison(rows: Sequence[dict], records: Sequence[dict] | None,
+def cost_comparison(rows: Sequence[dict], records: Sequence[dict] | None,
                      sized: bool) -> tuple[str | None, dict | None]:
     """:func:`cost_verdict` and the :func:`cost_paired` result it rests on (None where the
     comparison falls back on Wilson intervals or there is nothing to compare)."""
@@ -1293,6 +1293,13 @@ def _cost_comparison(rows: Sequence[dict], records: Sequence[dict] | None,
     return "not distinguishable", None
 
 
+def sets_differing(paired: dict, alpha: float = 0.05) -> tuple[int, int]:
+    """``(k, n)``: how many of :func:`cost_paired`'s ``n`` random sets differ from the H-Neurons
+    on their own (exact McNemar p under ``alpha``); the interval of the mean holds them fixed."""
+    ps = [v["p"] for v in paired["per_set"].values()]
+    return sum(p < alpha for p in ps), len(ps)
+
+
 def cost_verdict(rows: Sequence[dict], sized: bool = False,
                  records: Sequence[dict] | None = None) -> str | None:
     """Silencing the H-Neurons against silencing the random sets: "more" (they cost more
@@ -1305,7 +1312,7 @@ def cost_verdict(rows: Sequence[dict], sized: bool = False,
     conservative rule since overlap does not show the costs equal.
     ``sized``: against the sets matched by layer and size (:func:`size_matched_rows`) instead
     of the layer-matched ones."""
-    return _cost_comparison(rows, records, sized)[0]
+    return cost_comparison(rows, records, sized)[0]
 
 
 def cost_accuracy(r: dict) -> str:
@@ -1356,7 +1363,7 @@ def cost_reading(rows: Sequence[dict], h_percentile: float | None = None,
     questions' replies, are given); ``h_percentile``: the H-Neurons' median percentile of mean
     CETT in their layers, named beside the size-matched sets."""
     unsteered, h, randoms = cost_parts(rows)
-    verdict, paired = _cost_comparison(rows, records, False)
+    verdict, paired = cost_comparison(rows, records, False)
     if verdict is None:
         return "Not measured (no question, or no H-Neuron to silence)."
     text = f"Silencing the H-Neurons leaves {cost_accuracy(h)} correct"
@@ -1369,7 +1376,7 @@ def cost_reading(rows: Sequence[dict], h_percentile: float | None = None,
     sized = size_matched_rows(rows)
     if not sized:
         return text
-    sv, sized_paired = _cost_comparison(rows, records, True)
+    sv, sized_paired = cost_comparison(rows, records, True)
     where = ("" if h_percentile is None else f" (the H-Neurons sit at a median {ordinal(h_percentile)} "
              "percentile of their layers' mean CETT)")
     text += (" Random neurons of the same layers *and* about the same CETT size" + where + " leave "
@@ -1377,11 +1384,10 @@ def cost_reading(rows: Sequence[dict], h_percentile: float | None = None,
              + (f"; compared {cost_paired_text(sized_paired)}" if sized_paired else ""))
     text += _COST_SIZE[sized_paired is not None][sv]
     if sv == "more" and sized_paired:
-        ps = [v["p"] for v in sized_paired["per_set"].values()]
-        k = sum(p < 0.05 for p in ps)
-        if len(ps) > 1 and k < len(ps):
-            who = f"none of the {len(ps)} sets differs" if k == 0 else \
-                f"only {k} of the {len(ps)} sets {'differs' if k == 1 else 'differ'}"
+        k, n = sets_differing(sized_paired)
+        if n > 1 and k < n:
+            who = f"none of the {n} sets differs" if k == 0 else \
+                f"only {k} of the {n} sets {'differs' if k == 1 else 'differ'}"
             text += (f" On its own, {who} from the H-Neurons (McNemar p < 0.05): the average "
                      "carries the difference, and another draw of sets could move it.")
     if sv == "not distinguishable":

@@ -978,6 +978,14 @@ def degenerate_accuracy_note(d: dict) -> str:
     return "every resample gives the same accuracy: interval undefined"
 
 
+def flat_threshold(d: dict) -> str:
+    """"the threshold flags every response" (or "no response") where a classifier's threshold
+    put a balanced set wholly on one side, so its accuracy is 50% whatever its ranking; ""
+    otherwise (:func:`degenerate_accuracy_note`'s first two cases, whose head it returns)."""
+    note = degenerate_accuracy_note(d) if d.get("flagged") in (0.0, 1.0) else ""
+    return note.split(":")[0]
+
+
 def metrics_frame(ours: dict[str, dict]) -> pd.DataFrame:
     """Our probe's Table 1 cells: n per class, accuracy and AUROC with their 95% intervals, and
     a note where the accuracy interval is degenerate (:func:`degenerate_accuracy_note`)."""
@@ -1145,14 +1153,13 @@ def table1_shown(table: pd.DataFrame, ours: dict[str, dict], label: str) -> tupl
                                       "neurons read": table["neurons read"].astype("Int64")})
     shown = shown.astype(object).where(table.notna().to_numpy(), "")
     row = probe_row(label)
-    marks = {k: degenerate_accuracy_note(ours[k]) for k in datasets
-             if k in ours and ours[k].get("flagged") in (0.0, 1.0) and degenerate_accuracy_note(ours[k])}
+    marks = {k: flat for k in datasets if k in ours and (flat := flat_threshold(ours[k]))}
     for k in marks:
         shown.loc[row, k] = f"{table.loc[row, k]:.1f}*"
     shown = shown.rename(columns={k: f"{k} (accuracy, %)" for k in datasets})
     foot = ("* our probe's accuracy carries no information here: " + "; ".join(
-        f"{k}, {note.split(':')[0]}, so it is right on exactly half of a balanced set whatever "
-        "its ranking (read the AUROC)" for k, note in marks.items()) + ".") if marks else ""
+        f"{k}, {flat}, so it is right on exactly half of a balanced set whatever its ranking "
+        "(read the AUROC)" for k, flat in marks.items()) + ".") if marks else ""
     return shown, foot
 
 

@@ -696,19 +696,28 @@ def grid_reading(grid: Sequence[dict]) -> str:
             + (f" {edge}" if edge else ""))
 
 
-def grid_margin_text(grid: Sequence[dict], close: float = 0.01) -> str:
-    """Where the chosen C's selection score beats the runner-up's by less than ``close``: the
-    margin, and which term decided it (a chosen C with the lower held-out accuracy won on the
-    suppression term alone); "" where no score was measured or the margin is wider."""
+def grid_runner_up(grid: Sequence[dict], close: float = 0.01) -> tuple[dict, dict] | None:
+    """``(chosen, runner-up)`` of a C grid whose chosen row's selection score beats the best
+    lower-scoring row (the smaller C on a tie) by less than ``close``; None where no score was
+    measured or the margin is wider."""
     scored = [r for r in grid if r.get("score") is not None]
     chosen = [r for r in scored if r.get("chosen")]
     rest = [r for r in scored if not r.get("chosen") and r["score"] < chosen[0]["score"]] if chosen else []
     if not rest:
-        return ""
+        return None
     c, r = chosen[0], max(rest, key=lambda x: (x["score"], -x["C"]))
-    margin = c["score"] - r["score"]
-    if margin >= close:
+    return (c, r) if c["score"] - r["score"] < close else None
+
+
+def grid_margin_text(grid: Sequence[dict], close: float = 0.01) -> str:
+    """Where the chosen C's selection score beats the runner-up's by less than ``close``
+    (:func:`grid_runner_up`): the margin, and which term decided it (a chosen C with the lower
+    held-out accuracy won on the suppression term alone); "" otherwise."""
+    pair = grid_runner_up(grid, close)
+    if pair is None:
         return ""
+    c, r = pair
+    margin = c["score"] - r["score"]
     text = (f"The choice is close: C = {c['C']:g} scores {c['score']:.4f} against {r['score']:.4f} "
             f"at C = {r['C']:g}, a margin of {margin:.4f}")
     acc_c, acc_r = c["val_accuracy"], r["val_accuracy"]
@@ -771,13 +780,23 @@ def grid_tie_text(grid: Sequence[dict]) -> str:
 def grid_edge_warning(grid: Sequence[dict]) -> str:
     """A warning when the chosen C is the smallest or largest value of the grid: the score may
     rise further beyond it, so the grid should be extended. "" otherwise (or with one C)."""
+    side = grid_edge(grid)
+    if side is None:
+        return ""
+    c = next(r for r in grid if r.get("chosen"))
+    beyond = "smaller" if side == "smallest" else "larger"
+    return (f"Warning: the chosen C = {c['C']:g} is the {side} value of the grid, so a {beyond} C "
+            "might score higher: extend C_GRID to see.")
+
+
+def grid_edge(grid: Sequence[dict]) -> str | None:
+    """"smallest" or "largest" where the chosen C is that end of a grid of two or more values,
+    else None."""
     g = sorted(grid, key=lambda r: r["C"])
     c = next((r for r in g if r.get("chosen")), None)
     if c is None or len(g) < 2 or c not in (g[0], g[-1]):
-        return ""
-    side, beyond = ("smallest", "smaller") if c is g[0] else ("largest", "larger")
-    return (f"Warning: the chosen C = {c['C']:g} is the {side} value of the grid, so a {beyond} C "
-            "might score higher: extend C_GRID to see.")
+        return None
+    return "smallest" if c is g[0] else "largest"
 
 
 def yield_counts(items: Sequence, greedy: Sequence[dict] | None, sampled: Sequence[dict],

@@ -18,13 +18,13 @@ import pandas as pd
 
 from . import judges, paper
 from .detection import (SHARED_ANSWERS, SUPPORTING, auroc_verdict, baseline_summary, capped_label,
-                        degenerate_accuracy_note, metrics_verdict, narrowly, random_auroc,
+                        flat_threshold, metrics_verdict, narrowly, random_auroc,
                         recipe_verdict, screen_verdict, span_credit, span_credit_text, span_drop_text)
 from .behaviour import (BENCH_TITLES, SWITCH_JUDGE, SYC_REPLY, SYC_SWITCHES, WEAK_PRECISION_LO,
                         at_ceiling, at_floor, carried_by, scored_gap_text, slope_direction, syc_view)
 from .benchmarks import BENCHMARKS
 from .drift import drift_verdict, mean_rank_text
-from .pipeline import (OBJECTIVE_GAP, grid_margin_text, negative_part_leads, objective_gap,
+from .pipeline import (OBJECTIVE_GAP, grid_edge, grid_runner_up, negative_part_leads, objective_gap,
                        probe_short_of_minimum, rounding_cell, rounding_changes, solve_agrees, solve_cell,
                        stability_kind, tolerance_cell)
 from .profiles import model_key
@@ -245,15 +245,14 @@ def _identification(folder: Path) -> list[dict]:
         if other != reading:
             reading += f"; counting the non-zero weights, {other}"
     grid = (read_results(folder / "c_grid.json") or {}).get("grid") or []  # optional: chapter 2's C grid
-    chosen = [g for g in grid if g.get("chosen")]
-    if chosen and len(grid) > 1 and chosen[0]["C"] in (min(g["C"] for g in grid), max(g["C"] for g in grid)):
-        end = "largest" if chosen[0]["C"] == max(g["C"] for g in grid) else "smallest"
-        reading += (f"; C = {chosen[0]['C']:g} is the {end} value of chapter 2's grid, so the count "
+    end = grid_edge(grid)
+    if end:
+        chosen = next(g for g in grid if g.get("chosen"))
+        reading += (f"; C = {chosen['C']:g} is the {end} value of chapter 2's grid, so the count "
                     "depends on where the grid stops")
-    if grid_margin_text(grid):
-        c = chosen[0]
-        runner = max((g for g in grid if not g.get("chosen") and g.get("score") is not None
-                      and g["score"] < c["score"]), key=lambda g: (g["score"], -g["C"]))
+    close = grid_runner_up(grid)
+    if close:
+        c, runner = close
         reading += (f"; C won by a score margin of {c['score'] - runner['score']:.4f} over C = "
                     f"{runner['C']:g} ({runner['n_h_neurons']} H-Neurons)")
     st = read_results(folder / "stability.json")  # optional: chapter 2's resampling check
@@ -374,8 +373,8 @@ def _generalisation(folder: Path, min_per_class: int) -> list[dict]:
             n_min = min(m["n_pos"], m.get("n_neg", m["n_pos"]))
             rnd = random_auroc(base, k)
             rnd_acc = float(base.loc[k, "random accuracy"]) if k in base.index else float("nan")
-            flat = (f" ({degenerate_accuracy_note(m).split(':')[0]}: 50 on a balanced set whatever its "
-                    "ranking)" if m.get("flagged") in (0.0, 1.0) and degenerate_accuracy_note(m) else "")
+            flat = (f" ({flat_threshold(m)}: 50 on a balanced set whatever its ranking)"
+                    if flat_threshold(m) else "")
             ours = (f"{probe}: accuracy {100 * m['accuracy']:.1f}{flat} vs random {_num(100 * rnd_acc, '.1f')} "
                     f"(the paper's measure); AUROC {_auroc_ci(m)} vs random {_num(100 * rnd, '.1f')} "
                     f"(the verdict's); {m['n_pos']} per class")
@@ -490,6 +489,8 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
     rows = []
     for bench in BENCHMARKS:
         h, diff, rnd = (slopes.get((bench, g)) for g in ("h_neurons", "diff", "random"))
+        # the H-Neurons' slope apart from the size-matched sets' (a difference to qualify)
+        size_apart = bench in sized and sized[bench]["H minus size-matched: verdict"].startswith("H-Neurons")
         rates = table[(table.bench == bench) & (table.group == "h_neurons")].rate.dropna() \
             if len(table) else []
         if h is None:
@@ -504,15 +505,13 @@ def _behaviour(folder: Path, min_items: int) -> list[dict]:
             if bench in sized:  # chapter 4's size-matched control (not in the paper)
                 ours += (f"; H minus random neurons of their size {sized[bench]['H minus size-matched']}"
                          f" ({sized[bench]['H minus size-matched: verdict']})")
-                if sized[bench]["H minus size-matched: verdict"].startswith("H-Neurons") and all(
-                        (bench, g) in size_slopes for g in ("h_neurons_control_grid", "random")):
+                if size_apart and all((bench, g) in size_slopes for g in ("h_neurons_control_grid", "random")):
                     ours += carried_by(size_slopes[(bench, "h_neurons_control_grid")],
                                        size_slopes[(bench, "random")])
         lead = BACKS_LEAD if bench == "sycophancy" and h is not None else ""
         reading = _behaviour_reading(h, diff, rates, common, labels, bench, judge, min_items, rnd, lead)
         sd = size_slopes.get((bench, "diff"))
-        if (bench in sized and sized[bench]["H minus size-matched: verdict"].startswith("H-Neurons")
-                and sd is not None and len(size_table)):
+        if size_apart and sd is not None and len(size_table):
             gap = scored_gap_text(size_table, bench, sd["alphas"]).strip()
             if gap:  # the size-matched difference rests on unequal scored items
                 reading.append("Against neurons of their size: " + gap[0].lower() + gap[1:])
@@ -550,8 +549,9 @@ def _cost(folder: Path) -> dict:
     """The row of chapter 4's cost of suppression (``suppression_cost.json``): greedy accuracy on
     questions the model knows with the H-Neurons or each random set silenced, the comparison of
     :func:`behaviour.cost_verdict`, and what the H-Neurons' lost answers became."""
-    from .behaviour import (LOSS_KINDS, cost_accuracy, cost_paired, cost_parts, cost_verdict, hand_loss_phrase,
-                            loss_counts, loss_phrase, size_matched_rows, wrong_answer_precision)
+    from .behaviour import (LOSS_KINDS, cost_accuracy, cost_comparison, cost_parts, cost_verdict,
+                            hand_loss_phrase, loss_counts, loss_phrase, sets_differing,
+                            size_matched_rows, wrong_answer_precision)
 
     row = {**_where("behaviour", "Suppression (§5, §6.1.3)"), "claim": COST_CLAIM,
            "paper (Gao et al. 2025)": COST_PAPER}
@@ -573,14 +573,12 @@ def _cost(folder: Path) -> dict:
     if sized:
         ours += ("; random neurons of their layers and CETT size: "
                  + ", ".join(cost_accuracy(r) for r in sized))
-        sv = cost_verdict(d["rows"], sized=True, records=recs)
+        sv, paired = cost_comparison(d["rows"], recs, True)
         reading += "; against neurons of their size: " + COST_SIZE_READINGS[sv]
-        paired = cost_paired(d["rows"], recs, True) if recs else None
-        if sv in ("more", "less") and paired and len(paired["per_set"]) > 1:
-            k = sum(v["p"] < 0.05 for v in paired["per_set"].values())
-            if k < len(paired["per_set"]):  # the mean's interval holds the sets fixed
-                reading += (f", on average over {len(paired['per_set'])} sets, {k} of them different "
-                            "on its own (McNemar p < 0.05): another draw of sets could move it")
+        k, n = sets_differing(paired) if sv in ("more", "less") and paired else (0, 0)
+        if n > 1 and k < n:  # the mean's interval holds the sets fixed
+            reading += (f", on average over {n} sets, {k} of them different on its own (McNemar "
+                        "p < 0.05): another draw of sets could move it")
     if d.get("questions") and unsteered:
         c = loss_counts(d["questions"], unsteered["condition"], h["condition"])
         labels = _loss_labels(folder)
@@ -597,20 +595,21 @@ def _cost(folder: Path) -> dict:
             most = max(LOSS_KINDS, key=lambda k: c[k])
             said, kept = (wrong_answer_precision(pd.DataFrame(labels["table"]).fillna(0))
                           if labels.get("table") else (0, 0))
-            precise = kept / said if most == "another answer" and said else 1.0
-            if 2 * c[most] > c["lost"] and c[most] * precise < c["lost"] / 2 + 1:
+            imprecise = most == "another answer" and said and kept < said  # the rule over-reads
+            if 2 * c[most] <= c["lost"]:
+                reading += "; the lost answers are of mixed kinds"
+            elif imprecise and c[most] * kept / said < c["lost"] / 2 + 1:
                 # a majority by rule that, scaled by the rule's hand-label precision, is not a
                 # majority by at least one answer
                 reading += (f"; the lost answers are not refusals ({c['refusal']} of {c['lost']}); by "
                             f"rule {c[most]} name a wrong answer, but the rule names one where a reader "
                             f"sees one in {kept} of its {said} hand-labelled cases, so perhaps "
-                            f"{c[most] * precise:.0f}: wrong answers and non-answers, mixed")
+                            f"{c[most] * kept / said:.0f}: wrong answers and non-answers, mixed")
             else:
-                reading += ("; the lost answers mostly " + {"another answer": "become wrong answers, not refusals",
-                                                           "no answer": "give no answer at all",
-                                                           "refusal": "become refusals"}[most]
-                            if 2 * c[most] > c["lost"] else "; the lost answers are of mixed kinds")
-                if most == "another answer" and said and kept < said and 2 * c[most] > c["lost"]:
+                reading += "; the lost answers mostly " + {"another answer": "become wrong answers, not refusals",
+                                                          "no answer": "give no answer at all",
+                                                          "refusal": "become refusals"}[most]
+                if imprecise:
                     reading += (f" (by rule, which names a wrong answer where a reader sees one in {kept} of "
                                 f"its {said} hand-labelled cases: an upper bound)")
     return {**row, "ours": ours, "reading": reading}

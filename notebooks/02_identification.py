@@ -421,8 +421,8 @@ probe, grid = pipeline.fit_identification(m, fs, split, cfg, hook, fits)
 timings["probe_s"] = time.monotonic() - t0
 print(f"C grid: {fits.summary()}")
 print("C chosen by", hook.criterion if hook else "held-out accuracy only")
-if len(C_GRID) > 1 and probe.C in (min(C_GRID), max(C_GRID)):  # the criterion may prefer a C past the grid
-    print(f"C = {probe.C:g} is the {'largest' if probe.C == max(C_GRID) else 'smallest'} value of the grid: "
+if edge := pipeline.grid_edge(grid):  # the criterion may prefer a C past the grid
+    print(f"C = {probe.C:g} is the {edge} value of the grid: "
           "the criterion's best may lie beyond it (widen C_GRID to see), and the rows below show by "
           "how much it beat its neighbours")
 if hook:  # how term (2) differs from the paper's, read from this run

@@ -668,6 +668,15 @@ def test_the_suppression_row_reads_chapter_4s_cost_answer_by_answer(results):
         "; the lost answers are not refusals (0 of 17); by rule 12 name a wrong answer, but the rule "
         "names one where a reader sees one in 26 of its 43 hand-labelled cases, so perhaps 7: wrong "
         "answers and non-answers, mixed")
+    # a bare majority by rule with no hand labels to scale it stays the rule's reading
+    (path.parent / "loss_labels.json").unlink()
+    h = ["Rome."] * 9 + ["Which city is number?"] * 8 + ["Paris."] * 15
+    recs = cost_records(items, {"unsteered (α=1)": ["Paris."] * 32, "H-Neurons α=0": h,
+                                "random-0 α=0": ["Paris."] * 32})
+    write(path, {"rows": [cost("unsteered (α=1)", 32), cost("H-Neurons α=0", 15), cost("random-0 α=0", 32)],
+                 "questions": recs})
+    assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading.endswith(
+        "; the lost answers mostly become wrong answers, not refusals")
     write(path, {"rows": []})
     assert row(summary.scorecard(results, MODEL), "Suppression (§5, §6.1.3)", claim).reading == "not run"
 
